@@ -1,0 +1,118 @@
+//! The catalog: what the bundle holds (tables, columns, keys, row counts, fingerprints, and
+//! which parts belong to which table). Encrypted in `catalog.fe`, because table and column
+//! names are data too.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::manifest::Manifest;
+use crate::error::Finding;
+use crate::types::TableDef;
+
+/// Where the data came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceInfo {
+    /// `sqlite`, `postgres`, `mysql`.
+    pub engine: String,
+    /// The database (file name for SQLite), without credentials.
+    pub database: String,
+    /// How the tables were read consistently (snapshot id or "single transaction").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+}
+
+/// One part of one table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartInfo {
+    pub path: String,
+    /// Position of the part within its table, from 0.
+    pub index: u32,
+    pub rows: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogTable {
+    pub table: TableDef,
+    pub rows: u64,
+    /// Order-independent content fingerprint (see `compare`).
+    pub fingerprint: String,
+    pub parts: Vec<PartInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    pub bundle_id: String,
+    pub source: SourceInfo,
+    pub created_at: String,
+    pub tables: Vec<CatalogTable>,
+}
+
+impl Catalog {
+    pub fn parse(bytes: &[u8]) -> Result<Catalog, String> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(&mut de).map_err(|e| format!("{}: {}", e.path(), e.inner()))
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("catalog serialises")
+    }
+
+    /// The table and part record of every part path.
+    pub fn part_index(&self) -> HashMap<&str, (&CatalogTable, &PartInfo)> {
+        self.tables
+            .iter()
+            .flat_map(|t| t.parts.iter().map(move |p| (p.path.as_str(), (t, p))))
+            .collect()
+    }
+
+    /// Checks the catalog against the manifest it came with: same bundle, every part listed
+    /// exactly once, part indexes unique per table, row counts add up.
+    pub fn check_against(&self, manifest: &Manifest) -> Vec<Finding> {
+        let file = manifest.catalog.path.clone();
+        let mut out = Vec::new();
+        let mut bad = |m: String| out.push(Finding { file: file.clone(), message: m });
+        if self.bundle_id != manifest.bundle_id {
+            bad(format!("belongs to bundle {}, not {}", self.bundle_id, manifest.bundle_id));
+        }
+        let listed: HashSet<&str> = manifest.parts.iter().map(|p| p.path.as_str()).collect();
+        let mut seen = HashSet::new();
+        let mut names = HashSet::new();
+        for t in &self.tables {
+            let q = t.table.qualified();
+            if !names.insert(q.clone()) {
+                bad(format!("table {q} appears twice"));
+            }
+            if t.table.columns.is_empty() {
+                bad(format!("table {q} has no columns"));
+            }
+            let mut idx = HashSet::new();
+            let mut sum = 0u64;
+            for p in &t.parts {
+                if !listed.contains(p.path.as_str()) {
+                    bad(format!("table {q} part {} is not in the manifest", p.path));
+                }
+                if !seen.insert(p.path.as_str()) {
+                    bad(format!("part {} is claimed twice", p.path));
+                }
+                if !idx.insert(p.index) {
+                    bad(format!("table {q} has two parts with index {}", p.index));
+                }
+                sum = sum.saturating_add(p.rows);
+            }
+            if sum != t.rows {
+                bad(format!("table {q}: parts hold {sum} rows but the table says {}", t.rows));
+            }
+        }
+        for p in &manifest.parts {
+            if !seen.contains(p.path.as_str()) {
+                bad(format!("part {} of the manifest belongs to no table", p.path));
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,259 @@
+//! Turning a bundle location into a bundle ferry may use, in the order of RELIABILITY.md:
+//! capped manifest read, strict parse, file set (regular files, sizes), key slots and
+//! manifest MAC, then a full pass (SHA-256, authenticated decryption, catalog, Parquet
+//! footers and row counts). Only a [`Checked`] bundle can feed a loader.
+
+use std::collections::{HashMap, HashSet};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::catalog::Catalog;
+use super::layout::{self, CATALOG_CAP, MAC_CAP, MANIFEST_CAP};
+use super::manifest::{FileEntry, Manifest};
+use crate::crypto::envelope::{DataKey, file_context};
+use crate::crypto::keys::Keys;
+use crate::error::Finding;
+use crate::parts::{PartReader, scan_file};
+use crate::storage::{EntryKind, Store};
+use crate::{Error, Result};
+
+/// A bundle whose manifest parsed and whose file set matches it (sizes, regular files).
+pub struct OpenBundle {
+    pub store: Store,
+    pub manifest: Manifest,
+    pub manifest_bytes: Bytes,
+    /// SHA-256 of manifest.json: which content a bundle id stands for (ledger).
+    pub manifest_sha256: String,
+    /// Files the manifest does not list (never read).
+    pub extra_files: Vec<String>,
+}
+
+/// Files a bundle has besides those the manifest lists.
+fn known_extra(path: &str) -> bool {
+    path == layout::MANIFEST || path == layout::MANIFEST_MAC || path == layout::SHA256SUMS
+}
+
+impl OpenBundle {
+    /// Steps 1, 3, 4 and 5: everything a courier can check without reading data.
+    pub fn open(url: &str, strict: bool) -> Result<OpenBundle> {
+        let store = Store::open(url, false)?;
+        let manifest_bytes = match store.stat(layout::MANIFEST)? {
+            None => {
+                return Err(Error::invalid(
+                    url,
+                    layout::MANIFEST,
+                    "missing: incomplete bundle (the export did not finish?), or not a bundle directory",
+                ));
+            }
+            Some(_) => store.read_capped(layout::MANIFEST, MANIFEST_CAP)?,
+        };
+        let manifest = Manifest::parse(&manifest_bytes)
+            .map_err(|findings| Error::InvalidBundle { bundle: url.to_string(), findings })?;
+        let manifest_sha256 = hex::encode(Sha256::digest(&manifest_bytes));
+        let mut findings = Vec::new();
+        let entries: HashMap<String, _> = store.entries()?.into_iter().map(|e| (e.path.clone(), e)).collect();
+        let listed: HashSet<&str> = manifest.files().map(|f| f.path.as_str()).collect();
+        for f in manifest.files() {
+            match entries.get(&f.path) {
+                None => findings.push(Finding { file: f.path.clone(), message: "missing".into() }),
+                Some(e) if e.kind != EntryKind::File => findings.push(Finding {
+                    file: f.path.clone(),
+                    message: format!("is a {:?}, not a regular file: refused, never opened", e.kind).to_lowercase(),
+                }),
+                Some(e) if e.size != f.size => findings.push(Finding {
+                    file: f.path.clone(),
+                    message: format!(
+                        "size {}, manifest says {} ({})",
+                        e.size,
+                        f.size,
+                        if e.size < f.size { "truncated? copy it again" } else { "data appended?" }
+                    ),
+                }),
+                Some(_) => {}
+            }
+        }
+        if manifest.encrypted() {
+            match entries.get(layout::MANIFEST_MAC) {
+                None => findings.push(Finding {
+                    file: layout::MANIFEST_MAC.into(),
+                    message: "missing: an encrypted bundle must carry its manifest MAC (policy: MAC required)".into(),
+                }),
+                Some(e) if e.kind != EntryKind::File => findings.push(Finding {
+                    file: layout::MANIFEST_MAC.into(),
+                    message: "not a regular file: refused".into(),
+                }),
+                _ => {}
+            }
+        }
+        let mut extra: Vec<String> = entries
+            .keys()
+            .filter(|p| !listed.contains(p.as_str()) && !known_extra(p))
+            .cloned()
+            .collect();
+        extra.sort();
+        if strict && !extra.is_empty() {
+            for p in &extra {
+                findings.push(Finding { file: p.clone(), message: "not listed in the manifest (--strict)".into() });
+            }
+        }
+        if !findings.is_empty() {
+            return Err(Error::InvalidBundle { bundle: url.to_string(), findings });
+        }
+        Ok(OpenBundle { store, manifest, manifest_bytes, manifest_sha256, extra_files: extra })
+    }
+
+    pub fn url(&self) -> &str {
+        self.store.url()
+    }
+
+    /// Warnings to show the user (files never read).
+    pub fn warnings(&self) -> Vec<String> {
+        if self.extra_files.is_empty() {
+            return vec![];
+        }
+        vec![format!(
+            "{} file(s) in the bundle are not in its manifest and were not read: {}",
+            self.extra_files.len(),
+            self.extra_files.join(", ")
+        )]
+    }
+
+    /// Step 6: opens a key slot and checks the manifest MAC. Plain bundles need no key.
+    pub fn unlock(&self, keys: &Keys) -> Result<Unlocked> {
+        if !self.manifest.encrypted() {
+            return Ok(Unlocked { file_key: None });
+        }
+        let id = &self.manifest.bundle_id;
+        let bdk = DataKey::unwrap(id, &self.manifest.encryption.key_slots, keys)?;
+        let mac = self.store.read_capped(layout::MANIFEST_MAC, MAC_CAP)?;
+        let mac = std::str::from_utf8(&mac).unwrap_or("");
+        if !bdk.verify_manifest_mac(id, &self.manifest_bytes, mac) {
+            return Err(Error::invalid(
+                self.url(),
+                layout::MANIFEST,
+                "manifest modified after export (MAC mismatch); the key is right, the manifest is not: \
+                 copy the bundle again from the source",
+            ));
+        }
+        Ok(Unlocked { file_key: Some(bdk.file_key(id)) })
+    }
+
+    /// SHA-256 (and, unlocked, full authenticated decryption) of every listed file,
+    /// collecting every failure. `progress` is told the stored bytes of each file done.
+    pub fn scan_all(&self, unlocked: Option<&Unlocked>, progress: &dyn Fn(&FileEntry)) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for f in self.manifest.files() {
+            let key = unlocked.and_then(|u| u.seal_for(&self.manifest.bundle_id, f));
+            if let Err(e) = scan_file(&self.store, self.url(), f, key, &mut std::io::sink()) {
+                out.extend(findings_of(e));
+            }
+            progress(f);
+        }
+        out
+    }
+
+    /// Decrypts and parses the catalog and checks it against the manifest.
+    pub fn read_catalog(&self, unlocked: &Unlocked) -> Result<Catalog> {
+        let f = &self.manifest.catalog;
+        if f.size > CATALOG_CAP {
+            return Err(Error::invalid(self.url(), &f.path, format!("{} bytes, more than the catalog limit", f.size)));
+        }
+        let mut plain = Zeroizing::new(Vec::new());
+        let key = unlocked.seal_for(&self.manifest.bundle_id, f);
+        scan_file(&self.store, self.url(), f, key, &mut *plain)?;
+        let catalog = Catalog::parse(&plain)
+            .map_err(|m| Error::invalid(self.url(), &f.path, format!("malformed catalog: {m}")))?;
+        let problems = catalog.check_against(&self.manifest);
+        if !problems.is_empty() {
+            return Err(Error::InvalidBundle { bundle: self.url().to_string(), findings: problems });
+        }
+        Ok(catalog)
+    }
+
+    /// Step 8 in full: every file hashed and authenticated, the catalog read, and every
+    /// part's Parquet footer opened with its row count compared to the catalog.
+    pub fn check(self, keys: &Keys, progress: &dyn Fn(&FileEntry)) -> Result<Checked> {
+        let unlocked = self.unlock(keys)?;
+        let findings = self.scan_all(Some(&unlocked), progress);
+        if !findings.is_empty() {
+            return Err(Error::InvalidBundle { bundle: self.url().to_string(), findings });
+        }
+        let catalog = self.read_catalog(&unlocked)?;
+        let checked = Checked { bundle: self, catalog, unlocked };
+        let mut findings = Vec::new();
+        for (t, p) in checked.catalog.tables.iter().flat_map(|t| t.parts.iter().map(move |p| (t, p))) {
+            match checked.part_rows(&p.path) {
+                Ok(rows) if rows == p.rows => {}
+                Ok(rows) => findings.push(Finding {
+                    file: p.path.clone(),
+                    message: format!("table {} part {}: Parquet holds {rows} rows, catalog says {}", t.table.qualified(), p.index, p.rows),
+                }),
+                Err(e) => findings.extend(findings_of(e)),
+            }
+        }
+        if !findings.is_empty() {
+            return Err(Error::InvalidBundle { bundle: checked.bundle.url().to_string(), findings });
+        }
+        Ok(checked)
+    }
+}
+
+/// The findings an error stands for (bundle errors carry several).
+pub fn findings_of(e: Error) -> Vec<Finding> {
+    match e {
+        Error::InvalidBundle { findings, .. } => findings,
+        other => vec![Finding { file: String::new(), message: other.to_string() }],
+    }
+}
+
+/// The file key, once a slot has opened and the MAC checked out.
+pub struct Unlocked {
+    file_key: Option<Zeroizing<[u8; 32]>>,
+}
+
+impl Unlocked {
+    /// The key and context to decrypt `f` with; `None` for a plain bundle.
+    pub fn seal_for(&self, bundle_id: &str, f: &FileEntry) -> Option<(&[u8; 32], Vec<u8>)> {
+        let kind = if f.path.starts_with("data/") { "part" } else { "catalog" };
+        self.file_key.as_ref().map(|k| (&**k, file_context(bundle_id, kind, &f.path)))
+    }
+}
+
+/// A bundle that passed every check; the only thing loaders and `decrypt` accept.
+pub struct Checked {
+    pub bundle: OpenBundle,
+    pub catalog: Catalog,
+    unlocked: Unlocked,
+}
+
+impl Checked {
+    fn entry(&self, path: &str) -> Result<&FileEntry> {
+        self.bundle
+            .manifest
+            .parts
+            .iter()
+            .find(|p| p.path == path)
+            .ok_or_else(|| Error::invalid(self.bundle.url(), path, "not in the manifest"))
+    }
+
+    /// A reader of one part's plaintext (authenticated chunk by chunk).
+    pub fn part_reader(&self, path: &str) -> Result<std::sync::Arc<PartReader>> {
+        let entry = self.entry(path)?;
+        let key = self.unlocked.seal_for(&self.bundle.manifest.bundle_id, entry);
+        PartReader::open(&self.bundle.store, self.bundle.url(), entry, key)
+    }
+
+    fn part_rows(&self, path: &str) -> Result<u64> {
+        let r = self.part_reader(path)?;
+        Ok(r.batches(self.bundle.url(), 1024)?.0)
+    }
+
+    /// Decrypts one part to `out` as the plain Parquet file it is.
+    pub fn write_plain_part(&self, path: &str, out: &mut dyn std::io::Write) -> Result<()> {
+        let entry = self.entry(path)?;
+        let key = self.unlocked.seal_for(&self.bundle.manifest.bundle_id, entry);
+        scan_file(&self.bundle.store, self.bundle.url(), entry, key, out)
+    }
+}

@@ -1,0 +1,228 @@
+//! `ferry compare`: row counts and order-independent content fingerprints per table, read
+//! through the same readers as export, so two databases of different engines compare by
+//! their canonical values. The fingerprint of a table is the wrapping sum of a hash of
+//! each row's canonical encoding: independent of row order, sensitive to every value and
+//! to duplicated rows.
+
+use std::time::Instant;
+
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::{
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    Time64MicrosecondType, TimeUnit, TimestampMicrosecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
+use arrow::record_batch::RecordBatch;
+use sha2::{Digest, Sha256};
+
+use crate::report::{Progress, RunReport};
+use crate::source::{self, BatchLimits, Selection};
+use crate::types::text;
+use crate::{Error, Result};
+
+/// A table's content fingerprint under construction.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    sum: u128,
+    pub rows: u64,
+}
+
+type Encoder<'a> = Box<dyn Fn(usize, &mut Vec<u8>) + 'a>;
+
+fn normalise_decimal(s: &str) -> String {
+    let s = s.trim();
+    if s.contains(['e', 'E']) {
+        return s.to_string();
+    }
+    let (neg, body) = match s.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let (i, f) = body.split_once('.').unwrap_or((body, ""));
+    let i = i.trim_start_matches('0');
+    let f = f.trim_end_matches('0');
+    let i = if i.is_empty() { "0" } else { i };
+    let core = if f.is_empty() { i.to_string() } else { format!("{i}.{f}") };
+    if neg && core != "0" { format!("-{core}") } else { core }
+}
+
+fn encoder<'a>(a: &'a ArrayRef) -> Result<Encoder<'a>> {
+    macro_rules! int {
+        ($t:ty) => {{
+            let x = a.as_primitive::<$t>();
+            Box::new(move |i, o: &mut Vec<u8>| {
+                o.push(b'I');
+                o.extend_from_slice(&i128::from(x.value(i)).to_le_bytes());
+            })
+        }};
+    }
+    let f: Encoder<'a> = match a.data_type() {
+        DataType::Boolean => {
+            let x = a.as_boolean();
+            Box::new(move |i, o| o.extend_from_slice(&[b'B', u8::from(x.value(i))]))
+        }
+        DataType::Int8 => int!(Int8Type),
+        DataType::Int16 => int!(Int16Type),
+        DataType::Int32 => int!(Int32Type),
+        DataType::Int64 => int!(Int64Type),
+        DataType::UInt8 => int!(UInt8Type),
+        DataType::UInt16 => int!(UInt16Type),
+        DataType::UInt32 => int!(UInt32Type),
+        DataType::UInt64 => int!(UInt64Type),
+        DataType::Float32 | DataType::Float64 => {
+            let get: Box<dyn Fn(usize) -> f64 + 'a> = if a.data_type() == &DataType::Float32 {
+                let x = a.as_primitive::<Float32Type>();
+                Box::new(move |i| f64::from(x.value(i)))
+            } else {
+                let x = a.as_primitive::<Float64Type>();
+                Box::new(move |i| x.value(i))
+            };
+            Box::new(move |i, o| {
+                let v = get(i);
+                let bits = if v.is_nan() { f64::NAN.to_bits() } else { v.to_bits() };
+                o.push(b'F');
+                o.extend_from_slice(&bits.to_le_bytes());
+            })
+        }
+        DataType::Decimal128(_, s) => {
+            let x = a.as_primitive::<Decimal128Type>();
+            let s = *s;
+            Box::new(move |i, o| {
+                o.push(b'D');
+                o.extend_from_slice(normalise_decimal(&text::format_decimal(x.value(i), s)).as_bytes());
+                o.push(0);
+            })
+        }
+        DataType::Utf8 => {
+            let x = a.as_string::<i32>();
+            Box::new(move |i, o| {
+                let v = x.value(i);
+                o.push(b'S');
+                o.extend_from_slice(&(v.len() as u64).to_le_bytes());
+                o.extend_from_slice(v.as_bytes());
+            })
+        }
+        DataType::Binary => {
+            let x = a.as_binary::<i32>();
+            Box::new(move |i, o| {
+                let v = x.value(i);
+                o.push(b'X');
+                o.extend_from_slice(&(v.len() as u64).to_le_bytes());
+                o.extend_from_slice(v);
+            })
+        }
+        DataType::FixedSizeBinary(_) => {
+            let x = a.as_fixed_size_binary();
+            Box::new(move |i, o| {
+                o.push(b'U');
+                o.extend_from_slice(x.value(i));
+            })
+        }
+        DataType::Date32 => {
+            let x = a.as_primitive::<Date32Type>();
+            Box::new(move |i, o| {
+                o.push(b'd');
+                o.extend_from_slice(&x.value(i).to_le_bytes());
+            })
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            let x = a.as_primitive::<TimestampMicrosecondType>();
+            Box::new(move |i, o| {
+                o.push(b'T');
+                o.extend_from_slice(&x.value(i).to_le_bytes());
+            })
+        }
+        DataType::Time64(TimeUnit::Microsecond) => {
+            let x = a.as_primitive::<Time64MicrosecondType>();
+            Box::new(move |i, o| {
+                o.push(b't');
+                o.extend_from_slice(&x.value(i).to_le_bytes());
+            })
+        }
+        other => return Err(Error::Data(format!("cannot fingerprint a {other} column yet"))),
+    };
+    Ok(Box::new(move |i, o| if a.is_null(i) { o.push(b'N') } else { f(i, o) }))
+}
+
+impl Fingerprint {
+    /// Adds every row of a batch.
+    pub fn add(&mut self, batch: &RecordBatch) -> Result<()> {
+        let encoders = batch.columns().iter().map(encoder).collect::<Result<Vec<_>>>()?;
+        let mut buf = Vec::with_capacity(256);
+        for row in 0..batch.num_rows() {
+            buf.clear();
+            for e in &encoders {
+                e(row, &mut buf);
+            }
+            let h = Sha256::digest(&buf);
+            let mut first = [0u8; 16];
+            first.copy_from_slice(&h[..16]);
+            self.sum = self.sum.wrapping_add(u128::from_le_bytes(first));
+        }
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    pub fn hex(&self) -> String {
+        format!("{:032x}", self.sum)
+    }
+}
+
+/// What `compare` found for one table.
+#[derive(Debug, Clone)]
+pub struct TableComparison {
+    pub table: String,
+    pub a: Option<Fingerprint>,
+    pub b: Option<Fingerprint>,
+}
+
+fn fingerprint_all(src: &mut dyn source::Source, sel: &Selection) -> Result<Vec<(String, Fingerprint)>> {
+    src.begin_snapshot()?;
+    let mut out = Vec::new();
+    for t in src.tables(sel)? {
+        let mut fp = Fingerprint::default();
+        src.read(&t, None, BatchLimits::default(), &mut |b| fp.add(&b))?;
+        out.push((t.qualified(), fp));
+    }
+    Ok(out)
+}
+
+/// Compares the selected tables of two databases. Exit status 0 when all are equal, 1 otherwise.
+pub fn compare(a_url: &str, b_url: &str, tables: &[String], progress: &Progress) -> Result<RunReport> {
+    let started = Instant::now();
+    let sel = Selection { tables: tables.to_vec(), exclude: vec![] };
+    let mut a = source::open(a_url)?;
+    let mut b = source::open(b_url)?;
+    progress.line(&format!("fingerprinting {a_url}"));
+    let fa = fingerprint_all(a.as_mut(), &sel)?;
+    progress.line(&format!("fingerprinting {b_url}"));
+    let fb = fingerprint_all(b.as_mut(), &sel)?;
+    let mut names: Vec<String> = fa.iter().chain(fb.iter()).map(|(n, _)| n.clone()).collect();
+    names.sort();
+    names.dedup();
+    let mut report = RunReport::new("compare");
+    let mut differ = 0;
+    for n in &names {
+        let x = fa.iter().find(|(m, _)| m == n).map(|p| p.1);
+        let y = fb.iter().find(|(m, _)| m == n).map(|p| p.1);
+        let status = match (x, y) {
+            (Some(x), Some(y)) if x == y => format!("equal ({})", x.hex()),
+            (Some(x), Some(y)) => format!("different: {} rows {} vs {} rows {}", x.rows, x.hex(), y.rows, y.hex()),
+            (Some(_), None) => format!("missing in {b_url}"),
+            (None, _) => format!("missing in {a_url}"),
+        };
+        if !status.starts_with("equal") {
+            differ += 1;
+        }
+        let rows = x.or(y).map_or(0, |f| f.rows);
+        report.add_table(n, rows, 0, 0, started.elapsed(), &status);
+    }
+    report.close(started.elapsed());
+    if differ > 0 {
+        report.status = "different".into();
+        report.exit_code = crate::error::exit::FAILURE;
+        report.message = format!("{differ} of {} tables differ", names.len());
+    } else {
+        report.message = format!("all {} tables are equal", names.len());
+    }
+    Ok(report)
+}

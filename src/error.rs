@@ -1,0 +1,101 @@
+//! The one error type the pipelines return, and its mapping to exit codes (after sysexits).
+//!
+//! Each variant carries what an operator needs to act: the file, table, column, row or key id.
+
+use std::fmt;
+
+/// Exit codes of the command-line contract (DESIGN.md).
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FAILURE: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const INVALID: i32 = 65;
+    pub const TEMPORARY: i32 = 75;
+    pub const KEY: i32 = 77;
+}
+
+/// One problem found while checking a bundle; a check collects all of them, then fails once.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    /// The bundle-relative file (or `manifest.json`), when one applies.
+    pub file: String,
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.file.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.file, self.message)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The bundle is corrupt, tampered, truncated, incomplete or of an unsupported version.
+    #[error("bundle {bundle} is invalid:\n{}", list(.findings))]
+    InvalidBundle { bundle: String, findings: Vec<Finding> },
+
+    /// No key given, a wrong key or passphrase, a damaged key file.
+    #[error("{0}")]
+    Key(String),
+
+    /// Safe to re-run: connection lost, lock held elsewhere, a transient storage failure.
+    #[error("{0}")]
+    Temporary(String),
+
+    /// The command line asks for something that cannot be done as asked.
+    #[error("{0}")]
+    Usage(String),
+
+    /// A value or schema that ferry cannot carry faithfully (at export or at the target).
+    #[error("{0}")]
+    Data(String),
+
+    /// A database error outside a data conversion.
+    #[error("{0}")]
+    Database(String),
+
+    #[error("{0}")]
+    Storage(String),
+
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+
+    #[error("{0}")]
+    Other(String),
+}
+
+fn list(findings: &[Finding]) -> String {
+    findings.iter().map(|f| format!("  - {f}")).collect::<Vec<_>>().join("\n")
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::InvalidBundle { .. } | Error::Data(_) => exit::INVALID,
+            Error::Key(_) => exit::KEY,
+            Error::Temporary(_) => exit::TEMPORARY,
+            Error::Usage(_) => exit::USAGE,
+            Error::Database(_) | Error::Storage(_) | Error::Io { .. } | Error::Other(_) => {
+                exit::FAILURE
+            }
+        }
+    }
+
+    /// A bundle error about one file.
+    pub fn invalid(bundle: impl Into<String>, file: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidBundle {
+            bundle: bundle.into(),
+            findings: vec![Finding { file: file.into(), message: message.into() }],
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { context: context.into(), source }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,239 @@
+//! `ferry export`: source tables -> Arrow batches -> Parquet parts -> encryptor -> store,
+//! then the catalog, SHA256SUMS, the manifest (created, never overwritten) and its MAC.
+//! Written once against the `Source` trait; engines plug in below it.
+//!
+//! Each table is read on its own thread and handed over through a bounded channel, so
+//! reading overlaps Parquet encoding, zstd and encryption; memory is bounded by
+//! `CHANNEL_BATCHES` batches plus one row group per open part.
+
+use std::sync::mpsc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::bundle::catalog::{Catalog, CatalogTable, PartInfo};
+use crate::bundle::layout;
+use crate::bundle::manifest::{self, Encryption, FileEntry, Manifest};
+use crate::compare::Fingerprint;
+use crate::crypto::envelope::{DataKey, file_context};
+use crate::crypto::keys::Keys;
+use crate::parts::{PartWriter, Seal, write_small, writer_properties};
+use crate::report::{Progress, RunReport};
+use crate::source::{self, BatchLimits, Selection};
+use crate::storage::Store;
+use crate::{Error, Result};
+
+/// Batches in flight between a reader and the writer.
+const CHANNEL_BATCHES: usize = 4;
+
+/// Everything `ferry export` was asked to do, validated.
+pub struct ExportPlan {
+    pub source_url: String,
+    pub bundle_url: String,
+    pub keys: Keys,
+    pub encrypt: bool,
+    pub selection: Selection,
+    /// `TABLE:PREDICATE` filters, by table name.
+    pub filters: Vec<(String, String)>,
+    pub batch: BatchLimits,
+    pub row_group_rows: usize,
+    pub max_part_bytes: u64,
+    pub source_id: Option<String>,
+    pub sequence: Option<u64>,
+    pub dry_run: bool,
+}
+
+impl ExportPlan {
+    pub fn new(source_url: &str, bundle_url: &str) -> Self {
+        ExportPlan {
+            source_url: source_url.into(),
+            bundle_url: bundle_url.into(),
+            keys: Keys::default(),
+            encrypt: true,
+            selection: Selection::default(),
+            filters: vec![],
+            batch: BatchLimits::default(),
+            row_group_rows: 1024 * 1024,
+            max_part_bytes: 1 << 30,
+            source_id: None,
+            sequence: None,
+            dry_run: false,
+        }
+    }
+}
+
+pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
+    let started = Instant::now();
+    if plan.encrypt && plan.keys.is_empty() {
+        return Err(Error::Key(
+            "no key given: pass --key-file PATH (or set FERRY_KEY_FILE) or --passphrase-env VAR; \
+             or --no-encrypt to write plain Parquet"
+                .into(),
+        ));
+    }
+    let mut src = source::open(&plan.source_url)?;
+    src.begin_snapshot()?;
+    let tables = src.tables(&plan.selection)?;
+    let unmatched = plan.selection.unmatched(&tables);
+    if !unmatched.is_empty() {
+        return Err(Error::Usage(format!("--table {}: no such table in {}", unmatched.join(", "), plan.source_url)));
+    }
+    for (t, _) in &plan.filters {
+        if !tables.iter().any(|d| d.name == *t || d.qualified() == *t) {
+            return Err(Error::Usage(format!("--where {t}:…: no such table among those exported")));
+        }
+    }
+    let mut report = RunReport::new("export");
+    report.bundle = Some(plan.bundle_url.clone());
+    if plan.dry_run {
+        for t in &tables {
+            let filter = filter_for(plan, t);
+            let rows = src.count_rows(t, filter)?.unwrap_or(0);
+            report.add_table(&t.qualified(), rows, 0, 0, std::time::Duration::ZERO, "would export");
+        }
+        report.status = "dry run".into();
+        report.message = format!("dry run: {} tables would be exported to {}; nothing written", tables.len(), plan.bundle_url);
+        report.close(started.elapsed());
+        return Ok(report);
+    }
+
+    let store = Store::open(&plan.bundle_url, true)?;
+    if store.stat(layout::MANIFEST)?.is_some() {
+        return Err(Error::Usage(format!(
+            "{}: a bundle is already there (manifest.json exists); ferry never overwrites a bundle",
+            plan.bundle_url
+        )));
+    }
+    let bundle_id = layout::new_bundle_id();
+    report.bundle_id = Some(bundle_id.clone());
+    let bdk = plan.encrypt.then(DataKey::generate);
+    let slots = match &bdk {
+        Some(k) => k.wrap(&bundle_id, &plan.keys)?,
+        None => vec![],
+    };
+    let file_key = bdk.as_ref().map(|k| k.file_key(&bundle_id));
+    let seal = |kind: &str, path: &str| file_key.as_ref().map(|k| Seal { key: k, context: file_context(&bundle_id, kind, path) });
+
+    let mut parts: Vec<FileEntry> = Vec::new();
+    let mut catalog_tables = Vec::new();
+    for t in &tables {
+        let t_start = Instant::now();
+        let filter = filter_for(plan, t);
+        let total = src.count_rows(t, filter)?;
+        let bar = progress.bar(&t.qualified(), total, false);
+        let schema = t.arrow_schema(src.info().engine.as_str());
+        let (tx, rx) = mpsc::sync_channel(CHANNEL_BATCHES);
+        let limits = plan.batch;
+        let mut fp = Fingerprint::default();
+        let mut infos: Vec<PartInfo> = Vec::new();
+        let mut bytes = 0u64;
+        let src_ref = &mut src;
+        let written: Result<()> = std::thread::scope(|s| {
+            let reader = s.spawn(move || {
+                src_ref.read(t, filter, limits, &mut |b| {
+                    tx.send(b).map_err(|_| Error::Other("export writer stopped".into()))
+                })
+            });
+            let mut current: Option<PartWriter> = None;
+            let mut write_all = || -> Result<()> {
+                for batch in rx.iter() {
+                    fp.add(&batch)?;
+                    if current.is_none() {
+                        let path = layout::new_part_path(plan.encrypt);
+                        current = Some(PartWriter::create(&store, &path, schema.clone(), writer_properties(plan.row_group_rows), seal("part", &path))?);
+                    }
+                    let w = current.as_mut().expect("just made");
+                    w.write(&batch)?;
+                    bar.inc(batch.num_rows() as u64);
+                    if w.size_estimate() >= plan.max_part_bytes {
+                        let (entry, rows) = current.take().expect("open part").finish()?;
+                        bytes += entry.size;
+                        infos.push(PartInfo { path: entry.path.clone(), index: u32::try_from(infos.len()).unwrap_or(u32::MAX), rows });
+                        parts.push(entry);
+                    }
+                }
+                Ok(())
+            };
+            let res = write_all();
+            drop(rx);
+            let read = reader.join().map_err(|_| Error::Other(format!("reader of {} crashed", t.qualified())))?;
+            // A reader error explains a writer that stopped early; report it first.
+            read?;
+            res?;
+            // Every table has at least one part, so an empty table still round-trips.
+            let last = match current.take() {
+                Some(w) => Some(w),
+                None if infos.is_empty() => {
+                    let path = layout::new_part_path(plan.encrypt);
+                    Some(PartWriter::create(&store, &path, schema.clone(), writer_properties(plan.row_group_rows), seal("part", &path))?)
+                }
+                None => None,
+            };
+            if let Some(w) = last {
+                let (entry, rows) = w.finish()?;
+                bytes += entry.size;
+                infos.push(PartInfo { path: entry.path.clone(), index: u32::try_from(infos.len()).unwrap_or(u32::MAX), rows });
+                parts.push(entry);
+            }
+            Ok(())
+        });
+        written?;
+        bar.finish_and_clear();
+        let rows = fp.rows;
+        progress.line(&format!("exported {}: {rows} rows, {} parts, {}", t.qualified(), infos.len(), crate::report::human_bytes(bytes)));
+        report.add_table(&t.qualified(), rows, bytes, infos.len() as u64, t_start.elapsed(), "exported");
+        catalog_tables.push(CatalogTable { table: t.clone(), rows, fingerprint: fp.hex(), parts: infos });
+    }
+
+    let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let catalog = Catalog { bundle_id: bundle_id.clone(), source: src.info(), created_at: created_at.clone(), tables: catalog_tables };
+    let catalog_path = if plan.encrypt { layout::CATALOG_ENCRYPTED } else { layout::CATALOG_PLAIN };
+    let catalog_entry = write_small(&store, catalog_path, &catalog.to_json(), seal("catalog", catalog_path))?;
+
+    let mut sums = String::new();
+    for f in std::iter::once(&catalog_entry).chain(parts.iter()) {
+        sums.push_str(&format!("{}  {}\n", f.sha256, f.path));
+    }
+    store.put(layout::SHA256SUMS, Bytes::from(sums))?;
+
+    let manifest = Manifest {
+        format: manifest::FORMAT.into(),
+        format_version: manifest::FORMAT_VERSION.into(),
+        bundle_id: bundle_id.clone(),
+        source_id: plan.source_id.clone().unwrap_or_else(|| src.source_id()),
+        sequence: plan.sequence.unwrap_or_else(|| u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or(0)),
+        created_at,
+        tool_version: crate::TOOL_VERSION.into(),
+        encryption: Encryption {
+            scheme: if plan.encrypt { manifest::SCHEME_ENCRYPTED } else { manifest::SCHEME_NONE }.into(),
+            key_slots: slots,
+        },
+        catalog: catalog_entry,
+        parts,
+        extensions: Default::default(),
+    };
+    let manifest_bytes = manifest.to_json();
+    store.put_new(layout::MANIFEST, Bytes::from(manifest_bytes.clone()))?;
+    if let Some(k) = &bdk {
+        store.put(layout::MANIFEST_MAC, Bytes::from(format!("{}\n", k.manifest_mac(&bundle_id, &manifest_bytes))))?;
+    }
+    report.close(started.elapsed());
+    report.message = format!(
+        "bundle {bundle_id} written to {} ({}{})",
+        plan.bundle_url,
+        if plan.encrypt { "encrypted" } else { "NOT encrypted: plain Parquet" },
+        if plan.encrypt {
+            format!(", opens with {}", manifest.encryption.key_slots.iter().map(|s| s.key_id().to_string()).collect::<Vec<_>>().join(", "))
+        } else {
+            String::new()
+        }
+    );
+    if !plan.encrypt {
+        report.warnings.push("--no-encrypt: the bundle's data is readable by anyone who holds it".into());
+    }
+    Ok(report)
+}
+
+fn filter_for<'a>(plan: &'a ExportPlan, t: &crate::types::TableDef) -> Option<&'a str> {
+    plan.filters.iter().find(|(n, _)| *n == t.name || *n == t.qualified()).map(|(_, p)| p.as_str())
+}

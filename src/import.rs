@@ -1,0 +1,277 @@
+//! `ferry import`: a bundle is opened and fully verified (RELIABILITY.md's order) before a
+//! single row is written; then each part is loaded in its own transaction together with
+//! its ledger row, so a crash or kill at any point leaves whole parts only and a re-run
+//! resumes. Written once against the `Target` trait.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use crate::bundle::check::OpenBundle;
+use crate::bundle::{CatalogTable, Checked};
+use crate::crypto::keys::Keys;
+use crate::error::exit;
+use crate::report::{Progress, RunReport};
+use crate::target::{self, LedgerEntry, LoadOutcome, Target};
+use crate::{Error, Result};
+
+/// Import modes of the contract. This build implements `create` and `append`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Create the tables; refuse a table that exists and holds rows (unless this bundle put them there).
+    Create,
+    /// Add the rows to existing tables (created when missing).
+    Append,
+    /// Atomically replace the tables' rows (not in this build).
+    Replace,
+    /// Insert or update by primary key (not in this build).
+    Upsert,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Create => "create",
+            Mode::Append => "append",
+            Mode::Replace => "replace",
+            Mode::Upsert => "upsert",
+        }
+    }
+}
+
+pub struct ImportPlan {
+    pub bundle_url: String,
+    pub target_url: String,
+    pub keys: Keys,
+    pub mode: Mode,
+    pub tables: Vec<String>,
+    pub exclude: Vec<String>,
+    /// `SRC=DST` table renames.
+    pub renames: Vec<(String, String)>,
+    pub strict: bool,
+    pub dry_run: bool,
+    pub batch_rows: usize,
+}
+
+impl ImportPlan {
+    pub fn new(bundle_url: &str, target_url: &str) -> Self {
+        ImportPlan {
+            bundle_url: bundle_url.into(),
+            target_url: target_url.into(),
+            keys: Keys::default(),
+            mode: Mode::Create,
+            tables: vec![],
+            exclude: vec![],
+            renames: vec![],
+            strict: false,
+            dry_run: false,
+            batch_rows: 65_536,
+        }
+    }
+
+    fn wants(&self, t: &CatalogTable) -> bool {
+        let q = t.table.qualified();
+        let hit = |n: &String| *n == t.table.name || *n == q;
+        (self.tables.is_empty() || self.tables.iter().any(hit)) && !self.exclude.iter().any(hit)
+    }
+
+    fn target_name(&self, t: &CatalogTable) -> String {
+        let q = t.table.qualified();
+        self.renames
+            .iter()
+            .find(|(s, _)| *s == t.table.name || *s == q)
+            .map(|(_, d)| d.clone())
+            .unwrap_or_else(|| t.table.name.clone())
+    }
+}
+
+/// What a failed import leaves behind, for the summary.
+fn state_message(committed: usize, total: usize) -> String {
+    format!(
+        "nothing from the failed part was committed; {committed}/{total} parts of this bundle are committed \
+         (ledger); re-run the same command to resume"
+    )
+}
+
+pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
+    let started = Instant::now();
+    if matches!(plan.mode, Mode::Replace | Mode::Upsert) {
+        return Err(Error::Usage(format!("--mode {} is not implemented in this build yet (create and append are)", plan.mode.as_str())));
+    }
+    // 1-5: manifest and file set, before touching the target.
+    let bundle = OpenBundle::open(&plan.bundle_url, plan.strict)?;
+    let mut report = RunReport::new("import");
+    report.bundle = Some(plan.bundle_url.clone());
+    report.bundle_id = Some(bundle.manifest.bundle_id.clone());
+    report.warnings.extend(bundle.warnings());
+    // The target must be reachable before the expensive verification.
+    let mut target = target::open(&plan.target_url)?;
+    // 6: keys and MAC (cheap), then the ledger: a finished bundle is a no-op.
+    bundle.unlock(&plan.keys)?;
+    let id = bundle.manifest.bundle_id.clone();
+    let ledger = target.ledger_state(&id)?;
+    if ledger.manifest_sha256.iter().any(|m| *m != bundle.manifest_sha256) {
+        return Err(Error::invalid(
+            &plan.bundle_url,
+            "manifest.json",
+            format!("bundle id {id} was imported here before with different content: bundle id reused or bundle tampered with"),
+        ));
+    }
+    // 8: the full pass.
+    let total_bytes: u64 = bundle.manifest.files().map(|f| f.size).sum();
+    let bar = progress.bar("verifying", Some(total_bytes), true);
+    let checked = bundle.check(&plan.keys, &|f| bar.inc(f.size))?;
+    bar.finish_and_clear();
+    progress.line(&format!("verified bundle {id}: {} files, {}", checked.bundle.manifest.parts.len() + 1, crate::report::human_bytes(total_bytes)));
+
+    let selected: Vec<&CatalogTable> = checked.catalog.tables.iter().filter(|t| plan.wants(t)).collect();
+    for n in plan.tables.iter().chain(plan.exclude.iter()).chain(plan.renames.iter().map(|(s, _)| s)) {
+        if !checked.catalog.tables.iter().any(|t| t.table.name == *n || t.table.qualified() == *n) {
+            return Err(Error::Usage(format!("{n}: the bundle has no such table")));
+        }
+    }
+    let done: HashSet<&str> = ledger.parts.iter().map(|(p, _)| p.as_str()).collect();
+    let wanted_parts: Vec<&str> = selected.iter().flat_map(|t| t.parts.iter().map(|p| p.path.as_str())).collect();
+    if !wanted_parts.is_empty() && wanted_parts.iter().all(|p| done.contains(p)) {
+        report.status = "nothing to do".into();
+        report.message = format!(
+            "bundle {id} already imported into {} (first part loaded {}); nothing to do",
+            plan.target_url,
+            ledger.first_loaded_at.as_deref().unwrap_or("earlier")
+        );
+        report.close(started.elapsed());
+        return Ok(report);
+    }
+
+    // Pre-flight: every target name distinct, and in create mode no foreign rows in the way.
+    let mut seen_names = HashSet::new();
+    for t in &selected {
+        let name = plan.target_name(t);
+        if !seen_names.insert(name.to_lowercase()) {
+            return Err(Error::Data(format!("two bundle tables would load into one target table {name:?} (names differ only by case?)")));
+        }
+        let resuming = t.parts.iter().any(|p| done.contains(p.path.as_str()));
+        if plan.mode == Mode::Create && !resuming {
+            if let Some(n) = target.table_rows(&name)? {
+                if n > 0 {
+                    return Err(Error::Data(format!(
+                        "table {name} already exists in {} and holds {n} rows; --mode create loads only into new or empty \
+                         tables (use --mode append to add rows, or --rename {}=NEW)",
+                        plan.target_url, t.table.name
+                    )));
+                }
+            }
+        }
+    }
+    if plan.dry_run {
+        for t in &selected {
+            let todo = t.parts.iter().filter(|p| !done.contains(p.path.as_str())).count();
+            report.add_table(&plan.target_name(t), t.rows, 0, todo as u64, std::time::Duration::ZERO, "would load");
+        }
+        report.status = "dry run".into();
+        report.message = format!("dry run: bundle {id} verified; {} tables would be loaded; nothing written", selected.len());
+        report.close(started.elapsed());
+        return Ok(report);
+    }
+
+    let run_id = crate::bundle::layout::new_bundle_id();
+    let total_parts = checked.bundle.manifest.parts.len();
+    let mut committed = ledger.parts.len();
+    report.errors.parts_total = wanted_parts.len() as u64;
+    let same_engine = checked.catalog.source.engine == target.engine();
+    for t in selected {
+        let name = plan.target_name(t);
+        let t_start = Instant::now();
+        let bar = progress.bar(&name, Some(t.rows), false);
+        target.create_table(&name, &t.table, same_engine)?;
+        let (mut rows, mut bytes, mut loaded_parts, mut skipped) = (0u64, 0u64, 0u64, 0u64);
+        for p in &t.parts {
+            if done.contains(p.path.as_str()) {
+                skipped += 1;
+                bar.inc(p.rows);
+                continue;
+            }
+            let entry = LedgerEntry {
+                bundle_id: id.clone(),
+                part_path: p.path.clone(),
+                manifest_sha256: checked.bundle.manifest_sha256.clone(),
+                cipher_sha256: checked.bundle.manifest.parts.iter().find(|e| e.path == p.path).map(|e| e.sha256.clone()).unwrap_or_default(),
+                source_id: checked.bundle.manifest.source_id.clone(),
+                sequence: checked.bundle.manifest.sequence,
+                target_table: name.clone(),
+                rows: p.rows,
+                mode: plan.mode.as_str().into(),
+                run_id: run_id.clone(),
+            };
+            match load_one(&checked, target.as_mut(), &name, t, p, &entry, plan.batch_rows, &bar) {
+                Ok(LoadOutcome::Loaded(n)) => {
+                    rows += n;
+                    loaded_parts += 1;
+                    committed += 1;
+                    bytes += checked.bundle.manifest.parts.iter().find(|e| e.path == p.path).map_or(0, |e| e.size);
+                }
+                Ok(LoadOutcome::AlreadyLoaded) => skipped += 1,
+                Err(e) => {
+                    bar.abandon();
+                    report.errors.parts_failed += 1;
+                    return Err(with_state(e, committed, total_parts));
+                }
+            }
+        }
+        target.finish_table(&name, &t.table)?;
+        bar.finish_and_clear();
+        let status = if loaded_parts == 0 && skipped > 0 { "skipped (already imported)" } else { "loaded" };
+        progress.line(&format!("loaded {name}: {rows} rows from {loaded_parts} parts{}", if skipped > 0 { format!(" ({skipped} already imported)") } else { String::new() }));
+        report.add_table(&name, rows, bytes, loaded_parts, t_start.elapsed(), status);
+    }
+    report.close(started.elapsed());
+    report.message = format!("bundle {id} imported into {}", plan.target_url);
+    report.exit_code = exit::OK;
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn load_one(
+    checked: &Checked,
+    target: &mut dyn Target,
+    name: &str,
+    t: &CatalogTable,
+    p: &crate::bundle::PartInfo,
+    entry: &LedgerEntry,
+    batch_rows: usize,
+    bar: &indicatif::ProgressBar,
+) -> Result<LoadOutcome> {
+    let bundle_url = checked.bundle.url().to_string();
+    let reader = checked.part_reader(&p.path)?;
+    let (_, batches) = reader.batches(&bundle_url, batch_rows)?;
+    let mut counted = batches.inspect(|b| {
+        if let Ok(b) = b {
+            bar.inc(b.num_rows() as u64);
+        }
+    });
+    let mut before_commit = |rows: u64| -> Result<()> {
+        // Never commit before the whole part, up to its final chunk, has authenticated.
+        reader.authenticate_rest(&bundle_url)?;
+        if rows != p.rows {
+            return Err(Error::invalid(&bundle_url, &p.path, format!("table {}: {rows} rows decoded, catalog says {}", t.table.qualified(), p.rows)));
+        }
+        Ok(())
+    };
+    target.load_part(name, &t.table, entry, &mut counted, &mut before_commit)
+}
+
+/// Adds the target's state to a load failure's message.
+fn with_state(e: Error, committed: usize, total: usize) -> Error {
+    let state = state_message(committed, total);
+    match e {
+        Error::InvalidBundle { bundle, mut findings } => {
+            if let Some(f) = findings.last_mut() {
+                f.message = format!("{}; {state}", f.message);
+            }
+            Error::InvalidBundle { bundle, findings }
+        }
+        Error::Data(m) => Error::Data(format!("{m}; {state}")),
+        Error::Temporary(m) => Error::Temporary(format!("{m}; {state}")),
+        Error::Database(m) => Error::Database(format!("{m}; {state}")),
+        other => other,
+    }
+}

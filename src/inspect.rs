@@ -1,0 +1,103 @@
+//! `ferry inspect`: what a bundle holds. Without a key, the manifest's public facts (files,
+//! sizes, key ids, source id and sequence); with a key, the catalog: tables, columns, types,
+//! rows and lineage.
+
+use serde::Serialize;
+
+use crate::bundle::Catalog;
+use crate::bundle::check::OpenBundle;
+use crate::crypto::keys::Keys;
+use crate::report::human_bytes;
+use crate::Result;
+
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    pub bundle: String,
+    pub bundle_id: String,
+    pub format_version: String,
+    pub created_at: String,
+    pub tool_version: String,
+    pub source_id: String,
+    pub sequence: u64,
+    pub encrypted: bool,
+    pub key_ids: Vec<String>,
+    pub files: Vec<crate::bundle::FileEntry>,
+    pub total_bytes: u64,
+    pub unlisted_files: Vec<String>,
+    /// Present when a key opened the catalog (or the bundle is not encrypted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<Catalog>,
+}
+
+pub fn inspect(url: &str, keys: &Keys) -> Result<Inspection> {
+    let b = OpenBundle::open(url, false)?;
+    let m = &b.manifest;
+    let catalog = if keys.is_empty() && m.encrypted() {
+        None
+    } else {
+        Some(b.read_catalog(&b.unlock(keys)?)?)
+    };
+    Ok(Inspection {
+        bundle: url.to_string(),
+        bundle_id: m.bundle_id.clone(),
+        format_version: m.format_version.clone(),
+        created_at: m.created_at.clone(),
+        tool_version: m.tool_version.clone(),
+        source_id: m.source_id.clone(),
+        sequence: m.sequence,
+        encrypted: m.encrypted(),
+        key_ids: m.encryption.key_slots.iter().map(|s| s.key_id().to_string()).collect(),
+        files: m.files().cloned().collect(),
+        total_bytes: m.files().map(|f| f.size).sum(),
+        unlisted_files: b.extra_files.clone(),
+        catalog,
+    })
+}
+
+impl Inspection {
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        o.push_str(&format!("bundle      {}\n", self.bundle));
+        o.push_str(&format!("id          {}\n", self.bundle_id));
+        o.push_str(&format!("format      ferry-bundle {}\n", self.format_version));
+        o.push_str(&format!("created     {} by {}\n", self.created_at, self.tool_version));
+        o.push_str(&format!("source      {} (sequence {})\n", self.source_id, self.sequence));
+        o.push_str(&format!(
+            "encryption  {}\n",
+            if self.encrypted { format!("cobblestone-256; opens with {}", self.key_ids.join(", ")) } else { "none (plain Parquet)".into() }
+        ));
+        o.push_str(&format!("files       {} files, {}\n", self.files.len(), human_bytes(self.total_bytes)));
+        for f in &self.files {
+            o.push_str(&format!("  {:<48} {:>12}  sha256 {}\n", f.path, f.size, &f.sha256[..16]));
+        }
+        for f in &self.unlisted_files {
+            o.push_str(&format!("  warning: {f} is not in the manifest (never read)\n"));
+        }
+        match &self.catalog {
+            None => o.push_str("tables      (encrypted: pass --key-file or --passphrase-env to list tables and columns)\n"),
+            Some(c) => {
+                o.push_str(&format!(
+                    "lineage     {} database {}{}\n",
+                    c.source.engine,
+                    c.source.database,
+                    c.source.snapshot.as_ref().map(|s| format!(", snapshot: {s}")).unwrap_or_default()
+                ));
+                for t in &c.tables {
+                    o.push_str(&format!("table {} — {} rows in {} parts\n", t.table.qualified(), t.rows, t.parts.len()));
+                    for col in &t.table.columns {
+                        let pk = if t.table.primary_key.contains(&col.name) { " primary key" } else { "" };
+                        o.push_str(&format!(
+                            "  {:<24} {:<16} {}{}{}\n",
+                            col.name,
+                            col.ty.describe(),
+                            if col.source_type.is_empty() { "(no declared type)".into() } else { col.source_type.clone() },
+                            if col.nullable { "" } else { " not null" },
+                            pk
+                        ));
+                    }
+                }
+            }
+        }
+        o
+    }
+}

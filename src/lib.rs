@@ -1,0 +1,26 @@
+//! ferry: move relational data between databases through encrypted, portable Parquet bundles.
+//!
+//! Data flows one way: a [`source::Source`] yields Arrow batches, [`export`] writes them as
+//! Parquet parts through the [`crypto`] layer into a [`storage::Store`], and [`import`] reads
+//! a verified [`bundle`] back into a [`target::Target`]. Each module owns one step.
+
+pub mod bundle;
+pub mod compare;
+pub mod crypto;
+pub mod decrypt;
+pub mod error;
+pub mod export;
+pub mod import;
+pub mod inspect;
+pub mod parts;
+pub mod report;
+pub mod source;
+pub mod storage;
+pub mod target;
+pub mod types;
+pub mod verify;
+
+pub use error::{Error, Result};
+
+/// The tool version written into manifests and ledgers.
+pub const TOOL_VERSION: &str = concat!("ferry ", env!("CARGO_PKG_VERSION"));

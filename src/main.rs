@@ -1,0 +1,371 @@
+//! The `ferry` command line: clap types turned into plans, plans handed to the library,
+//! errors turned into exit codes (DESIGN.md). No logic lives here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use ferry::crypto::keys::{KeyFileKey, Keys, Passphrase};
+use ferry::error::{Error, exit};
+use ferry::export::ExportPlan;
+use ferry::import::{ImportPlan, Mode};
+use ferry::report::{Progress, RunReport};
+use ferry::source::{BatchLimits, Selection};
+
+#[derive(Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Move relational data between databases through encrypted, portable Parquet bundles",
+    long_about = "ferry exports tables from a database into a bundle (encrypted, zstd-compressed Parquet parts \
+                  with an authenticated manifest) on disk, and imports a verified bundle into another database, \
+                  exactly once.\n\nExit codes: 0 success (also: already imported), 1 failure, 2 usage, \
+                  65 invalid bundle or data, 75 temporary (safe to re-run), 77 key problem."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options shared by every command that prints a summary.
+#[derive(Args, Clone)]
+struct OutputArgs {
+    /// Print the summary as one JSON document on stdout (progress stays on stderr).
+    #[arg(long, global = true)]
+    json: bool,
+    /// No progress output on stderr.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+}
+
+/// How to open an encrypted bundle (or encrypt a new one).
+#[derive(Args, Clone, Default)]
+struct KeyArgs {
+    /// Key file made by `ferry keygen` (repeatable; export wraps the data key for each).
+    #[arg(long = "key-file", value_name = "PATH", env = "FERRY_KEY_FILE")]
+    key_files: Vec<PathBuf>,
+    /// Name of an environment variable holding a passphrase (never the passphrase itself).
+    #[arg(long = "passphrase-env", value_name = "VAR")]
+    passphrase_env: Vec<String>,
+}
+
+impl KeyArgs {
+    fn load(&self) -> Result<(Keys, Vec<String>), Error> {
+        let mut keys = Keys::default();
+        let mut warnings = Vec::new();
+        for p in &self.key_files {
+            let (k, w) = KeyFileKey::load(p)?;
+            keys.key_files.push(k);
+            warnings.extend(w);
+        }
+        for v in &self.passphrase_env {
+            keys.passphrases.push(Passphrase::from_env(v)?);
+        }
+        Ok((keys, warnings))
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Export tables from a database into a new bundle.
+    Export {
+        /// Source database: sqlite://PATH (postgres:// and mysql:// in later versions).
+        source: String,
+        /// Where the bundle goes: a new directory (or file://PATH).
+        bundle: String,
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// Write plain Parquet without encryption (the manifest says so).
+        #[arg(long)]
+        no_encrypt: bool,
+        /// Export only this table (repeatable; `table` or `schema.table`).
+        #[arg(long = "table", value_name = "NAME")]
+        tables: Vec<String>,
+        /// Leave this table out (repeatable).
+        #[arg(long, value_name = "NAME")]
+        exclude: Vec<String>,
+        /// Export only the rows of TABLE matching PREDICATE, as `TABLE:PREDICATE` (repeatable).
+        #[arg(long = "where", value_name = "TABLE:PREDICATE")]
+        wheres: Vec<String>,
+        /// Rows per Arrow batch: memory per batch in flight (4 batches at most are in flight).
+        #[arg(long, default_value_t = 65_536)]
+        batch_rows: usize,
+        /// Rows per Parquet row group (also capped at ~128 MiB): larger groups compress better and cost more memory.
+        #[arg(long, default_value_t = 1_048_576)]
+        row_group_rows: usize,
+        /// Start a new part when one reaches this size (e.g. 512MiB, 1GiB; always under 4 GiB for FAT32).
+        #[arg(long, default_value = "1GiB", value_parser = parse_size)]
+        max_part_size: u64,
+        /// Source id recorded in the manifest (default: derived from the source).
+        #[arg(long)]
+        source_id: Option<String>,
+        /// Per-source sequence number (default: the time in microseconds).
+        #[arg(long)]
+        sequence: Option<u64>,
+        /// List what would be exported, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Verify a bundle and load it into a database, exactly once.
+    Import {
+        /// The bundle: a directory (or file://PATH).
+        bundle: String,
+        /// Target database: sqlite://PATH (created when missing).
+        target: String,
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// create (default): new or empty tables only; append: add rows. replace/upsert: later versions.
+        #[arg(long, value_enum, default_value_t = Mode::Create)]
+        mode: Mode,
+        /// Load only this table of the bundle (repeatable).
+        #[arg(long = "table", value_name = "NAME")]
+        tables: Vec<String>,
+        /// Do not load this table (repeatable).
+        #[arg(long, value_name = "NAME")]
+        exclude: Vec<String>,
+        /// Load table SRC into table DST (repeatable), as `SRC=DST`.
+        #[arg(long, value_name = "SRC=DST")]
+        rename: Vec<String>,
+        /// Target schema (PostgreSQL targets).
+        #[arg(long)]
+        target_schema: Option<String>,
+        /// Files in the bundle that the manifest does not list are an error, not a warning.
+        #[arg(long)]
+        strict: bool,
+        /// Verify everything and print the plan; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Check a bundle: without a key sizes and SHA-256 of every file; with a key also decrypt and decode every part.
+    Verify {
+        bundle: String,
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// Files the manifest does not list are an error, not a warning.
+        #[arg(long)]
+        strict: bool,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Show a bundle's files and sizes; with a key also its tables, columns, rows and lineage.
+    Inspect {
+        bundle: String,
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Compare two databases table by table: row counts and content fingerprints.
+    Compare {
+        a: String,
+        b: String,
+        /// Compare only this table (repeatable).
+        #[arg(long = "table", value_name = "NAME")]
+        tables: Vec<String>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Write a verified bundle's data as plain Parquet files into DIR.
+    Decrypt {
+        bundle: String,
+        dir: PathBuf,
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Make a new 256-bit key file (mode 0600) and print its key id.
+    Keygen {
+        key_file: PathBuf,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+}
+
+/// `512MiB`, `1GiB`, `1000000` (bytes).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("{s:?}: expected a size like 512MiB or 1GiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        other => return Err(format!("{other:?}: unknown size unit (use KiB, MiB, GiB)")),
+    };
+    let v = n.checked_mul(mult).ok_or("size too large")?;
+    if v < (1 << 20) {
+        return Err("a part must be allowed at least 1MiB".into());
+    }
+    if v >= (4u64 << 30) {
+        return Err("parts must stay under 4GiB (FAT32 media)".into());
+    }
+    Ok(v)
+}
+
+fn split_pair<'a>(s: &'a str, sep: char, what: &str) -> Result<(String, String), Error> {
+    s.split_once(sep)
+        .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+        .map(|(a, b): (&'a str, &'a str)| (a.to_string(), b.to_string()))
+        .ok_or_else(|| Error::Usage(format!("{what} {s:?}: expected the form A{sep}B")))
+}
+
+fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
+    let progress = if out.quiet { Progress::hidden() } else { Progress::new(false) };
+    match cmd {
+        Command::Export {
+            source, bundle, keys, no_encrypt, tables, exclude, wheres, batch_rows, row_group_rows,
+            max_part_size, source_id, sequence, dry_run, ..
+        } => {
+            let (keys, warnings) = if no_encrypt { (Keys::default(), vec![]) } else { keys.load()? };
+            let mut plan = ExportPlan::new(&source, &bundle);
+            plan.keys = keys;
+            plan.encrypt = !no_encrypt;
+            plan.selection = Selection { tables, exclude };
+            plan.filters = wheres.iter().map(|w| split_pair(w, ':', "--where")).collect::<Result<_, _>>()?;
+            plan.batch = BatchLimits { rows: batch_rows.max(1), ..BatchLimits::default() };
+            plan.row_group_rows = row_group_rows.max(1);
+            plan.max_part_bytes = max_part_size;
+            plan.source_id = source_id;
+            plan.sequence = sequence;
+            plan.dry_run = dry_run;
+            let mut r = ferry::export::export(&plan, &progress)?;
+            r.warnings.extend(warnings);
+            Ok(r)
+        }
+        Command::Import { bundle, target, keys, mode, tables, exclude, rename, target_schema, strict, dry_run, .. } => {
+            if target_schema.is_some() && target.starts_with("sqlite:") {
+                return Err(Error::Usage("--target-schema applies to PostgreSQL targets; SQLite has no schemas".into()));
+            }
+            let (keys, warnings) = keys.load()?;
+            let mut plan = ImportPlan::new(&bundle, &target);
+            plan.keys = keys;
+            plan.mode = mode;
+            plan.tables = tables;
+            plan.exclude = exclude;
+            plan.renames = rename.iter().map(|r| split_pair(r, '=', "--rename")).collect::<Result<_, _>>()?;
+            plan.strict = strict;
+            plan.dry_run = dry_run;
+            let mut r = ferry::import::import(&plan, &progress)?;
+            r.warnings.extend(warnings);
+            Ok(r)
+        }
+        Command::Verify { bundle, keys, strict, .. } => {
+            let (keys, warnings) = keys.load()?;
+            let mut r = ferry::verify::verify(&bundle, &keys, strict, &progress)?;
+            r.warnings.extend(warnings);
+            Ok(r)
+        }
+        Command::Compare { a, b, tables, .. } => ferry::compare::compare(&a, &b, &tables, &progress),
+        Command::Decrypt { bundle, dir, keys, .. } => {
+            let (keys, warnings) = keys.load()?;
+            let mut r = ferry::decrypt::decrypt(&bundle, &dir, &keys, &progress)?;
+            r.warnings.extend(warnings);
+            Ok(r)
+        }
+        Command::Inspect { .. } | Command::Keygen { .. } => unreachable!("handled in main"),
+    }
+}
+
+fn out_of(cmd: &Command) -> OutputArgs {
+    match cmd {
+        Command::Export { out, .. }
+        | Command::Import { out, .. }
+        | Command::Verify { out, .. }
+        | Command::Inspect { out, .. }
+        | Command::Compare { out, .. }
+        | Command::Decrypt { out, .. }
+        | Command::Keygen { out, .. } => out.clone(),
+    }
+}
+
+fn name_of(cmd: &Command) -> &'static str {
+    match cmd {
+        Command::Export { .. } => "export",
+        Command::Import { .. } => "import",
+        Command::Verify { .. } => "verify",
+        Command::Inspect { .. } => "inspect",
+        Command::Compare { .. } => "compare",
+        Command::Decrypt { .. } => "decrypt",
+        Command::Keygen { .. } => "keygen",
+    }
+}
+
+fn fail(command: &str, e: &Error, json: bool) -> ExitCode {
+    let code = e.exit_code();
+    eprintln!("ferry {command}: error: {e}");
+    if json {
+        let mut r = RunReport::new(command);
+        r.status = "failed".into();
+        r.exit_code = code;
+        r.message = e.to_string();
+        if let Error::InvalidBundle { findings, .. } = e {
+            r.findings = findings.clone();
+        }
+        println!("{}", r.to_json());
+    }
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("FERRY_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let out = out_of(&cli.command);
+    let name = name_of(&cli.command);
+    match cli.command {
+        Command::Keygen { key_file, .. } => match KeyFileKey::generate(&key_file) {
+            Ok(k) => {
+                if out.json {
+                    println!("{}", serde_json::json!({ "key_file": key_file, "key_id": k.id() }));
+                } else {
+                    println!("{}", k.id());
+                    if !out.quiet {
+                        eprintln!("wrote {} (mode 0600); keep it secret and keep a copy: without it the bundles cannot be read", key_file.display());
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(name, &e, out.json),
+        },
+        Command::Inspect { bundle, keys, .. } => {
+            let res = keys.load().and_then(|(k, _)| ferry::inspect::inspect(&bundle, &k));
+            match res {
+                Ok(i) => {
+                    if out.json {
+                        println!("{}", serde_json::to_string_pretty(&i).expect("serialises"));
+                    } else {
+                        print!("{}", i.render());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(name, &e, out.json),
+            }
+        }
+        cmd => match run(cmd, &out) {
+            Ok(r) => {
+                if out.json {
+                    println!("{}", r.to_json());
+                } else {
+                    print!("{}", r.render());
+                }
+                ExitCode::from(u8::try_from(r.exit_code).unwrap_or(1))
+            }
+            Err(e) => fail(name, &e, out.json),
+        },
+    }
+}
+
+#[allow(dead_code)]
+const _: i32 = exit::OK;

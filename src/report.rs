@@ -1,0 +1,227 @@
+//! What a run tells the operator: progress on stderr while it works (bars on a terminal,
+//! one quiet line per table otherwise) and a closing summary with the three numbers of
+//! DESIGN.md: data volume, speed and error rate; `--json` prints the summary as JSON.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+/// One table's line in the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableReport {
+    pub table: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub parts: u64,
+    pub seconds: f64,
+    pub rows_per_s: f64,
+    /// `exported`, `loaded`, `skipped (already imported)`, `verified`, `equal`, `different`, `failed`.
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    pub rows: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub rows_per_s: f64,
+    pub mb_per_s: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Errors {
+    pub rows_rejected: u64,
+    pub parts_failed: u64,
+    pub parts_total: u64,
+    /// Rejected rows and failed parts over the data volume: E = F / D.
+    pub error_rate: f64,
+}
+
+/// The closing summary of a command (schema: `schemas/report.v1.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub command: String,
+    /// `ok`, `nothing to do`, `failed`, `different`.
+    pub status: String,
+    pub exit_code: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle_id: Option<String>,
+    pub tables: Vec<TableReport>,
+    pub totals: Totals,
+    pub errors: Errors,
+    pub warnings: Vec<String>,
+    /// One sentence for a person: what happened and, on failure, what state the target is in.
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<crate::error::Finding>,
+}
+
+impl RunReport {
+    pub fn new(command: &str) -> Self {
+        RunReport {
+            command: command.into(),
+            status: "ok".into(),
+            exit_code: 0,
+            bundle: None,
+            bundle_id: None,
+            tables: vec![],
+            totals: Totals::default(),
+            errors: Errors::default(),
+            warnings: vec![],
+            message: String::new(),
+            findings: vec![],
+        }
+    }
+
+    pub fn add_table(&mut self, table: &str, rows: u64, bytes: u64, parts: u64, elapsed: Duration, status: &str) {
+        let seconds = elapsed.as_secs_f64();
+        self.tables.push(TableReport {
+            table: table.into(),
+            rows,
+            bytes,
+            parts,
+            seconds,
+            rows_per_s: rate(rows as f64, seconds),
+            status: status.into(),
+        });
+    }
+
+    /// Fills the totals from the tables and the run's wall time.
+    pub fn close(&mut self, elapsed: Duration) {
+        let rows: u64 = self.tables.iter().map(|t| t.rows).sum();
+        let bytes: u64 = self.tables.iter().map(|t| t.bytes).sum();
+        let seconds = elapsed.as_secs_f64();
+        self.totals = Totals {
+            rows,
+            bytes,
+            seconds,
+            rows_per_s: rate(rows as f64, seconds),
+            mb_per_s: rate(bytes as f64 / 1e6, seconds),
+        };
+        let failed = self.errors.rows_rejected + self.errors.parts_failed;
+        let volume = rows.max(1) + self.errors.parts_total;
+        self.errors.error_rate = if failed == 0 { 0.0 } else { failed as f64 / volume as f64 };
+    }
+
+    /// The human summary table.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if !self.tables.is_empty() {
+            let w = self.tables.iter().map(|t| t.table.chars().count()).max().unwrap_or(5).clamp(5, 60);
+            out.push_str(&format!(
+                "{:<w$}  {:>12}  {:>10}  {:>5}  {:>8}  {:>12}  {}\n",
+                "table", "rows", "bytes", "parts", "seconds", "rows/s", "status"
+            ));
+            for t in &self.tables {
+                out.push_str(&format!(
+                    "{:<w$}  {:>12}  {:>10}  {:>5}  {:>8.2}  {:>12.0}  {}\n",
+                    t.table,
+                    t.rows,
+                    human_bytes(t.bytes),
+                    t.parts,
+                    t.seconds,
+                    t.rows_per_s,
+                    t.status
+                ));
+            }
+        }
+        let t = &self.totals;
+        out.push_str(&format!(
+            "{}: {} — {} rows, {} in {:.2} s ({:.0} rows/s, {:.1} MB/s); errors: {} rows rejected, {} of {} parts failed (error rate {:.4})\n",
+            self.command,
+            self.status,
+            t.rows,
+            human_bytes(t.bytes),
+            t.seconds,
+            t.rows_per_s,
+            t.mb_per_s,
+            self.errors.rows_rejected,
+            self.errors.parts_failed,
+            self.errors.parts_total,
+            self.errors.error_rate
+        ));
+        for w in &self.warnings {
+            out.push_str(&format!("warning: {w}\n"));
+        }
+        if !self.message.is_empty() {
+            out.push_str(&self.message);
+            out.push('\n');
+        }
+        out
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("report serialises")
+    }
+}
+
+fn rate(n: f64, seconds: f64) -> f64 {
+    if seconds > 0.0 { n / seconds } else { 0.0 }
+}
+
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{b} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+/// Progress on stderr: bars when stderr is a terminal, a line per finished step otherwise,
+/// nothing when quiet.
+#[derive(Clone)]
+pub struct Progress {
+    multi: Option<MultiProgress>,
+    quiet: bool,
+    started: Instant,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Self {
+        let multi = (!quiet && std::io::stderr().is_terminal())
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Progress { multi, quiet, started: Instant::now() }
+    }
+
+    pub fn hidden() -> Self {
+        Progress { multi: None, quiet: true, started: Instant::now() }
+    }
+
+    /// A bar counting `unit` ("rows", "bytes") toward `total` when known.
+    pub fn bar(&self, label: &str, total: Option<u64>, bytes: bool) -> ProgressBar {
+        let Some(m) = &self.multi else { return ProgressBar::hidden() };
+        let pb = match total {
+            Some(t) => ProgressBar::new(t),
+            None => ProgressBar::new_spinner(),
+        };
+        let tmpl = match (total.is_some(), bytes) {
+            (true, true) => "{prefix:<24!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            (true, false) => "{prefix:<24!} [{bar:30}] {human_pos}/{human_len} rows {per_sec} eta {eta}",
+            (false, true) => "{prefix:<24!} {spinner} {bytes} {bytes_per_sec}",
+            (false, false) => "{prefix:<24!} {spinner} {human_pos} rows {per_sec}",
+        };
+        pb.set_style(ProgressStyle::with_template(tmpl).expect("valid template").progress_chars("=> "));
+        pb.set_prefix(label.to_string());
+        m.add(pb)
+    }
+
+    /// A line for logs when there are no bars.
+    pub fn line(&self, msg: &str) {
+        if self.quiet {
+            return;
+        }
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(msg);
+            }
+            None => eprintln!("[{:>7.1}s] {msg}", self.started.elapsed().as_secs_f64()),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! Readers: one per engine, each turning a database's tables into the canonical Arrow
+//! batches of `types`. A reader knows its engine and nothing of bundles or encryption.
+
+pub mod sqlite;
+
+use arrow::record_batch::RecordBatch;
+
+use crate::bundle::catalog::SourceInfo;
+use crate::types::TableDef;
+use crate::{Error, Result};
+
+/// Which tables to read: `--table` (empty = all user tables) and `--exclude`.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub tables: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+impl Selection {
+    /// Whether `t` is selected; names match `schema.table` or `table`, exactly.
+    pub fn wants(&self, t: &TableDef) -> bool {
+        let hit = |n: &String| *n == t.name || *n == t.qualified();
+        (self.tables.is_empty() || self.tables.iter().any(hit)) && !self.exclude.iter().any(hit)
+    }
+
+    /// Names given with `--table` that matched nothing: a typo must not export less silently.
+    pub fn unmatched<'a>(&'a self, found: &[TableDef]) -> Vec<&'a str> {
+        self.tables
+            .iter()
+            .filter(|n| !found.iter().any(|t| **n == t.name || **n == t.qualified()))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// How big a batch may grow before it is handed on: the memory bound of a reader.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    pub rows: usize,
+    pub bytes: usize,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        BatchLimits { rows: 65_536, bytes: 16 * 1024 * 1024 }
+    }
+}
+
+/// A database that tables are read from.
+pub trait Source: Send {
+    fn info(&self) -> SourceInfo;
+
+    /// A stable id of this source for the manifest (per-source sequence numbers).
+    fn source_id(&self) -> String;
+
+    /// The selected tables with their columns mapped to canonical types. A column ferry
+    /// cannot carry is an error here, naming table, column and type, before any data moves.
+    fn tables(&mut self, selection: &Selection) -> Result<Vec<TableDef>>;
+
+    /// Starts the consistent read: every later `read` sees the same instant.
+    fn begin_snapshot(&mut self) -> Result<()>;
+
+    /// Rows the table holds (for progress), when cheap to know.
+    fn count_rows(&mut self, table: &TableDef, filter: Option<&str>) -> Result<Option<u64>>;
+
+    /// Streams a table as batches into `sink`; returns the row count.
+    fn read(
+        &mut self,
+        table: &TableDef,
+        filter: Option<&str>,
+        limits: BatchLimits,
+        sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<u64>;
+}
+
+/// Opens a source database by URL.
+pub fn open(url: &str) -> Result<Box<dyn Source>> {
+    if url.starts_with("sqlite:") {
+        return Ok(Box::new(sqlite::SqliteSource::open(url)?));
+    }
+    let scheme = url.split(':').next().unwrap_or(url);
+    match scheme {
+        "postgres" | "postgresql" | "mysql" | "mariadb" => Err(Error::Usage(format!(
+            "{scheme}:// sources are not supported by this build of ferry yet (sqlite:// is)"
+        ))),
+        _ => Err(Error::Usage(format!(
+            "{url}: not a database URL ferry knows (sqlite://PATH, postgres://…, mysql://…)"
+        ))),
+    }
+}

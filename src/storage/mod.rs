@@ -1,0 +1,368 @@
+//! Where bundles live: a bundle URL (local path, `file://`, later `s3://…`) opened as an
+//! `object_store` store rooted at the bundle. The storage layer moves bytes only: it never
+//! sees plaintext or keys, and it knows nothing of the manifest.
+//!
+//! The pipelines are synchronous code on worker threads; this module bridges to
+//! `object_store`'s async API through one shared runtime ([`runtime`]).
+
+use std::io::{Read, Write};
+use std::ops::Range;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use crate::{Error, Result};
+
+/// The runtime that drives async I/O for the synchronous pipelines. Never call into it from
+/// inside an async task.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("ferry-io")
+            .enable_all()
+            .build()
+            .expect("cannot start the I/O runtime")
+    })
+}
+
+/// What a listing found at a path: only regular files are ever opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Symlink,
+    Directory,
+    /// FIFO, socket, device.
+    Special,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Bundle-relative path with `/` separators.
+    pub path: String,
+    pub size: u64,
+    pub kind: EntryKind,
+}
+
+/// Upload buffer of an [`ObjectWriter`]: the memory one open file costs.
+const UPLOAD_CHUNK: usize = 8 * 1024 * 1024;
+
+/// A bundle location.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+    /// The bundle directory, for stores on the local file system.
+    local_root: Option<PathBuf>,
+    url: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Store({})", self.url)
+    }
+}
+
+impl Store {
+    /// Opens a bundle URL. `create` makes a missing local directory (export); otherwise a
+    /// missing bundle is an error that says so.
+    pub fn open(url: &str, create: bool) -> Result<Store> {
+        let local = if let Some(rest) = url.strip_prefix("file://") {
+            PathBuf::from(rest)
+        } else if let Some((scheme, _)) = url.split_once("://") {
+            return Err(Error::Usage(format!(
+                "bundle URL {url}: the {scheme}:// scheme is not supported by this build of ferry \
+                 (local paths and file:// are)"
+            )));
+        } else {
+            PathBuf::from(url)
+        };
+        if create {
+            std::fs::create_dir_all(&local)
+                .map_err(|e| Error::io(format!("cannot create bundle directory {}", local.display()), e))?;
+        } else {
+            match std::fs::metadata(&local) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(Error::invalid(url, "", "not a directory: a bundle is a directory")),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::invalid(url, "", "no bundle here (the directory does not exist)"));
+                }
+                Err(e) => return Err(Error::io(format!("cannot open bundle {url}"), e)),
+            }
+        }
+        let root = std::fs::canonicalize(&local)
+            .map_err(|e| Error::io(format!("cannot open bundle directory {}", local.display()), e))?;
+        let fs = LocalFileSystem::new_with_prefix(&root)
+            .map_err(|e| Error::Storage(format!("cannot open bundle directory {}: {e}", root.display())))?;
+        Ok(Store { inner: Arc::new(fs), local_root: Some(root), url: url.to_string() })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn location(rel: &str) -> Result<Path> {
+        Path::parse(rel).map_err(|e| Error::Other(format!("invalid object path {rel:?}: {e}")))
+    }
+
+    fn storage_err(&self, what: &str, rel: &str, e: object_store::Error) -> Error {
+        match e {
+            object_store::Error::NotFound { .. } => {
+                Error::invalid(&self.url, rel, format!("missing ({what})"))
+            }
+            other => Error::Storage(format!("{}: {what} {rel}: {other}", self.url)),
+        }
+    }
+
+    /// Every object under the bundle, with its kind. On a local disk the walk does not
+    /// follow symlinks, so a link is reported as a link and never opened.
+    pub fn entries(&self) -> Result<Vec<Entry>> {
+        if let Some(root) = &self.local_root {
+            let mut out = Vec::new();
+            walk(root, root, &mut out, 0)?;
+            out.sort_by(|a, b| a.path.cmp(&b.path));
+            return Ok(out);
+        }
+        let metas: Vec<_> = runtime().block_on(async {
+            self.inner.list(None).collect::<Vec<_>>().await
+        });
+        let mut out = Vec::new();
+        for m in metas {
+            let m = m.map_err(|e| Error::Storage(format!("{}: cannot list: {e}", self.url)))?;
+            out.push(Entry { path: m.location.to_string(), size: m.size, kind: EntryKind::File });
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// The entry at a bundle-relative path, without following links; `None` when absent.
+    pub fn stat(&self, rel: &str) -> Result<Option<Entry>> {
+        if let Some(root) = &self.local_root {
+            let p = root.join(rel);
+            return match std::fs::symlink_metadata(&p) {
+                Ok(m) => Ok(Some(Entry { path: rel.to_string(), size: m.len(), kind: kind_of(&m) })),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(Error::io(format!("{}: cannot stat {rel}", self.url), e)),
+            };
+        }
+        match runtime().block_on(self.inner.head(&Self::location(rel)?)) {
+            Ok(m) => Ok(Some(Entry { path: rel.to_string(), size: m.size, kind: EntryKind::File })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.storage_err("stat", rel, e)),
+        }
+    }
+
+    /// Reads a whole small file, refusing it before reading when it exceeds `cap` bytes.
+    pub fn read_capped(&self, rel: &str, cap: u64) -> Result<Bytes> {
+        let entry = self
+            .stat(rel)?
+            .ok_or_else(|| Error::invalid(&self.url, rel, "missing"))?;
+        if entry.kind != EntryKind::File {
+            return Err(Error::invalid(&self.url, rel, "not a regular file (symlink, directory or device): refused"));
+        }
+        if entry.size > cap {
+            return Err(Error::invalid(
+                &self.url,
+                rel,
+                format!("{} bytes, more than the {cap}-byte limit for this file", entry.size),
+            ));
+        }
+        let mut out = Vec::with_capacity(usize::try_from(entry.size).unwrap_or(0));
+        self.reader(rel)?
+            .take(cap + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| Error::io(format!("{}: reading {rel}", self.url), e))?;
+        if out.len() as u64 > cap {
+            return Err(Error::invalid(&self.url, rel, format!("grew past the {cap}-byte limit while read")));
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// A sequential reader over a file's stored bytes.
+    pub fn reader(&self, rel: &str) -> Result<ObjectReader> {
+        let loc = Self::location(rel)?;
+        let res = runtime()
+            .block_on(self.inner.get(&loc))
+            .map_err(|e| self.storage_err("read", rel, e))?;
+        Ok(ObjectReader { stream: Some(res.into_stream()), current: Bytes::new() })
+    }
+
+    /// Reads a byte range of a file's stored bytes.
+    pub fn read_range(&self, rel: &str, range: Range<u64>) -> Result<Bytes> {
+        let loc = Self::location(rel)?;
+        runtime()
+            .block_on(self.inner.get_range(&loc, range))
+            .map_err(|e| self.storage_err("read", rel, e))
+    }
+
+    /// A streaming writer for a new file; nothing is visible at `rel` until
+    /// [`ObjectWriter::finish`], and a writer dropped unfinished leaves nothing behind.
+    pub fn writer(&self, rel: &str) -> Result<ObjectWriter> {
+        let loc = Self::location(rel)?;
+        let upload = runtime()
+            .block_on(self.inner.put_multipart(&loc))
+            .map_err(|e| self.storage_err("create", rel, e))?;
+        Ok(ObjectWriter {
+            upload: Some(upload),
+            buf: Vec::with_capacity(UPLOAD_CHUNK),
+            written: 0,
+            path: rel.to_string(),
+        })
+    }
+
+    /// Writes a whole file atomically (replaces what is there).
+    pub fn put(&self, rel: &str, bytes: Bytes) -> Result<()> {
+        let loc = Self::location(rel)?;
+        runtime()
+            .block_on(self.inner.put(&loc, PutPayload::from(bytes)))
+            .map(|_| ())
+            .map_err(|e| self.storage_err("write", rel, e))
+    }
+
+    /// Writes a whole file only if nothing exists at `rel`: how the manifest is published,
+    /// so an existing bundle is never overwritten and two exports cannot both complete.
+    pub fn put_new(&self, rel: &str, bytes: Bytes) -> Result<()> {
+        let loc = Self::location(rel)?;
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match runtime().block_on(self.inner.put_opts(&loc, PutPayload::from(bytes), opts)) {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. }) => Err(Error::Usage(format!(
+                "{}: {rel} already exists: a bundle is already there, and ferry never overwrites one; \
+                 choose a new bundle location",
+                self.url
+            ))),
+            Err(e) => Err(self.storage_err("write", rel, e)),
+        }
+    }
+
+    pub fn delete(&self, rel: &str) -> Result<()> {
+        let loc = Self::location(rel)?;
+        match runtime().block_on(self.inner.delete(&loc)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.storage_err("delete", rel, e)),
+        }
+    }
+}
+
+fn kind_of(m: &std::fs::Metadata) -> EntryKind {
+    let t = m.file_type();
+    if t.is_symlink() {
+        EntryKind::Symlink
+    } else if t.is_dir() {
+        EntryKind::Directory
+    } else if t.is_file() {
+        EntryKind::File
+    } else {
+        EntryKind::Special
+    }
+}
+
+fn walk(root: &FsPath, dir: &FsPath, out: &mut Vec<Entry>, depth: usize) -> Result<()> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+    for item in rd {
+        let item = item.map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+        let path = item.path();
+        let meta = std::fs::symlink_metadata(&path)
+            .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?;
+        let rel = path
+            .strip_prefix(root)
+            .map(|p| p.to_string_lossy().replace('\\', "/"))
+            .unwrap_or_else(|_| path.to_string_lossy().into_owned());
+        let kind = kind_of(&meta);
+        // Only the bundle's own `data/` directory is descended into; any other directory is
+        // reported as an unexpected entry, never walked (no unbounded recursion).
+        if kind == EntryKind::Directory && depth == 0 && rel == "data" {
+            walk(root, &path, out, depth + 1)?;
+        } else {
+            out.push(Entry { path: rel, size: meta.len(), kind });
+        }
+    }
+    Ok(())
+}
+
+/// Sequential reads over an object's byte stream.
+pub struct ObjectReader {
+    stream: Option<BoxStream<'static, object_store::Result<Bytes>>>,
+    current: Bytes,
+}
+
+impl Read for ObjectReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            let Some(stream) = self.stream.as_mut() else { return Ok(0) };
+            match runtime().block_on(stream.next()) {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => {
+                    self.stream = None;
+                    return Ok(0);
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// A file being written: buffered parts of a multipart upload (a staged file on local disk).
+pub struct ObjectWriter {
+    upload: Option<Box<dyn MultipartUpload>>,
+    buf: Vec<u8>,
+    written: u64,
+    path: String,
+}
+
+impl ObjectWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(UPLOAD_CHUNK));
+        let upload = self.upload.as_mut().ok_or_else(|| std::io::Error::other("upload already finished"))?;
+        let fut = upload.put_part(PutPayload::from(data));
+        runtime().block_on(fut).map_err(std::io::Error::other)
+    }
+
+    /// Completes the upload: the file appears whole at its path. Returns the bytes written.
+    pub fn finish(mut self) -> Result<u64> {
+        self.send().map_err(|e| Error::io(format!("writing {}", self.path), e))?;
+        let mut upload = self.upload.take().expect("finish called once");
+        runtime()
+            .block_on(upload.complete())
+            .map_err(|e| Error::Storage(format!("cannot complete {}: {e}", self.path)))?;
+        Ok(self.written)
+    }
+}
+
+impl Write for ObjectWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let room = UPLOAD_CHUNK - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        self.written += n as u64;
+        if self.buf.len() >= UPLOAD_CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ObjectWriter {
+    fn drop(&mut self) {
+        if let Some(mut upload) = self.upload.take() {
+            // Unfinished: abort so no partial object is left behind to look complete.
+            let _ = runtime().block_on(upload.abort());
+        }
+    }
+}

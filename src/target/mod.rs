@@ -1,0 +1,82 @@
+//! Loaders: one per engine, each taking canonical Arrow batches into a database, one part
+//! per transaction together with its ledger row, so every part loads exactly once.
+
+pub mod sqlite;
+
+use arrow::record_batch::RecordBatch;
+
+use crate::types::TableDef;
+use crate::{Error, Result};
+
+/// The ledger row written in the same transaction as a part's rows.
+#[derive(Debug, Clone)]
+pub struct LedgerEntry {
+    pub bundle_id: String,
+    pub part_path: String,
+    pub manifest_sha256: String,
+    pub cipher_sha256: String,
+    pub source_id: String,
+    pub sequence: u64,
+    pub target_table: String,
+    pub rows: u64,
+    pub mode: String,
+    pub run_id: String,
+}
+
+/// What the ledger knows of one bundle at this target.
+#[derive(Debug, Clone, Default)]
+pub struct LedgerState {
+    /// Parts already committed, with the table they went to.
+    pub parts: Vec<(String, String)>,
+    /// Manifest hashes recorded under this bundle id (more than one means tampering or reuse).
+    pub manifest_sha256: Vec<String>,
+    /// When the first part was loaded, for "already imported" messages.
+    pub first_loaded_at: Option<String>,
+}
+
+/// How a part load ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadOutcome {
+    Loaded(u64),
+    /// The ledger already had it (another run committed it meanwhile).
+    AlreadyLoaded,
+}
+
+/// A database that bundles are loaded into.
+pub trait Target: Send {
+    fn engine(&self) -> &'static str;
+
+    /// The ledger's record of a bundle (empty when no ledger exists yet).
+    fn ledger_state(&mut self, bundle_id: &str) -> Result<LedgerState>;
+
+    /// Rows in a table, `None` when it does not exist.
+    fn table_rows(&mut self, name: &str) -> Result<Option<u64>>;
+
+    /// Creates the table (and the ledger) when missing. `same_engine` recreates declared types.
+    fn create_table(&mut self, name: &str, table: &TableDef, same_engine: bool) -> Result<()>;
+
+    /// Loads one part in one transaction with its ledger row. `before_commit` runs last, after
+    /// every row is in: it authenticates the rest of the part, and its error rolls back.
+    fn load_part(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        ledger: &LedgerEntry,
+        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+        before_commit: &mut dyn FnMut(u64) -> Result<()>,
+    ) -> Result<LoadOutcome>;
+
+    /// After all parts of a table are in: secondary indexes.
+    fn finish_table(&mut self, name: &str, table: &TableDef) -> Result<()>;
+}
+
+/// Opens a target database by URL (SQLite creates the file when missing).
+pub fn open(url: &str) -> Result<Box<dyn Target>> {
+    if url.starts_with("sqlite:") {
+        return Ok(Box::new(sqlite::SqliteTarget::open(url)?));
+    }
+    let scheme = url.split(':').next().unwrap_or(url);
+    Err(Error::Usage(format!(
+        "{scheme}: targets other than sqlite:// are not supported by this build of ferry yet"
+    )))
+}

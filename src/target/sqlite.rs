@@ -1,0 +1,398 @@
+//! SQLite loader: tables created from the catalog (the declared types themselves when the
+//! bundle came from SQLite), rows inserted through one reused prepared statement, each
+//! part in one `BEGIN IMMEDIATE` transaction with its ledger row.
+
+use std::sync::LazyLock;
+
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::{
+    Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Time64MicrosecondType,
+    TimestampMicrosecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
+use arrow::record_batch::RecordBatch;
+use regex::Regex;
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{LedgerEntry, LedgerState, LoadOutcome, Target};
+use crate::source::sqlite::{db_err, path_of, quote};
+use crate::types::{ColumnType, TableDef, text};
+use crate::{Error, Result};
+
+pub const LEDGER: &str = "_ferry_ledger";
+
+pub struct SqliteTarget {
+    conn: Connection,
+}
+
+/// Declared types ferry will write into DDL: a type name with an optional (p[,s]).
+static DECLARED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[A-Za-z][A-Za-z0-9_ ]{0,60}(\(\s*[+-]?[0-9]{1,5}\s*(,\s*[+-]?[0-9]{1,5}\s*)?\))?$").expect("regex")
+});
+/// Constant defaults: numbers, string literals, NULL, TRUE/FALSE, CURRENT_*.
+static CONSTANT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^([+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?|'([^']|'')*'|NULL|TRUE|FALSE|CURRENT_TIMESTAMP|CURRENT_DATE|CURRENT_TIME|X'[0-9A-Fa-f]*')$")
+        .expect("regex")
+});
+
+/// The SQLite type a canonical type becomes on a cross-engine import.
+pub fn sqlite_type(ty: &ColumnType) -> String {
+    match ty {
+        ColumnType::Boolean => "BOOLEAN".into(),
+        ColumnType::Int16 | ColumnType::Int32 | ColumnType::Int64 | ColumnType::UInt8 | ColumnType::UInt16 | ColumnType::UInt32 | ColumnType::UInt64 => {
+            "INTEGER".into()
+        }
+        ColumnType::Float32 | ColumnType::Float64 => "REAL".into(),
+        ColumnType::Decimal128 { precision, scale } | ColumnType::Decimal256 { precision, scale } => {
+            format!("DECIMAL({precision},{scale})")
+        }
+        ColumnType::NumericText => "NUMERIC".into(),
+        ColumnType::Utf8 | ColumnType::Uuid => "TEXT".into(),
+        ColumnType::Json => "JSON".into(),
+        ColumnType::Binary => "BLOB".into(),
+        ColumnType::Date32 => "DATE".into(),
+        ColumnType::Timestamp { utc: false } => "DATETIME".into(),
+        ColumnType::Timestamp { utc: true } => "TIMESTAMPTZ".into(),
+        ColumnType::Time64 => "TIME".into(),
+    }
+}
+
+impl SqliteTarget {
+    pub fn open(url: &str) -> Result<Self> {
+        let path = path_of(url)?;
+        let conn = Connection::open(&path).map_err(|e| db_err(&format!("cannot open or create {path}"), e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| db_err("busy_timeout", e))?;
+        // Fail now, before any verification work, if the file is not a writable database.
+        conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+            .map_err(|e| db_err(&format!("{path} is not a writable SQLite database"), e))?;
+        Ok(SqliteTarget { conn })
+    }
+
+    fn ensure_ledger(&self) -> Result<()> {
+        self.conn
+            .execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS {LEDGER} (
+                    bundle_id TEXT NOT NULL,
+                    part_path TEXT NOT NULL,
+                    manifest_sha256 TEXT NOT NULL,
+                    cipher_sha256 TEXT NOT NULL,
+                    source_id TEXT NOT NULL,
+                    sequence INTEGER NOT NULL,
+                    target_table TEXT NOT NULL,
+                    rows_loaded INTEGER NOT NULL,
+                    mode TEXT NOT NULL,
+                    run_id TEXT NOT NULL,
+                    tool_version TEXT NOT NULL,
+                    loaded_at TEXT NOT NULL,
+                    PRIMARY KEY (bundle_id, part_path)
+                )"
+            ))
+            .map_err(|e| db_err("creating the ledger", e))
+    }
+
+    fn ledger_exists(&self) -> Result<bool> {
+        self.conn
+            .query_row("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1", [LEDGER], |_| Ok(()))
+            .optional()
+            .map(|o| o.is_some())
+            .map_err(|e| db_err("reading the ledger", e))
+    }
+
+    fn insert_rows(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+        part: &str,
+    ) -> Result<u64> {
+        let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
+        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!("INSERT INTO {} ({}) VALUES ({})", quote(name), cols.join(", "), marks.join(", "));
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| db_err(&format!("preparing insert into {name}"), e))?;
+        let mut done = 0u64;
+        for batch in batches {
+            let batch = batch?;
+            if batch.num_columns() != table.columns.len() {
+                return Err(Error::invalid("", part, format!("table {name}: part has {} columns, catalog {}", batch.num_columns(), table.columns.len())));
+            }
+            let binders = table
+                .columns
+                .iter()
+                .zip(batch.columns())
+                .map(|(c, a)| {
+                    if a.data_type() != &c.ty.arrow() {
+                        return Err(Error::invalid("", part, format!(
+                            "table {name}, column {}: part holds {}, catalog says {}", c.name, a.data_type(), c.ty.describe()
+                        )));
+                    }
+                    binder(a, &c.ty)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            for row in 0..batch.num_rows() {
+                let at = done + row as u64 + 1;
+                for (i, b) in binders.iter().enumerate() {
+                    let v = b(row).map_err(|why| {
+                        Error::Data(format!(
+                            "table {name:?}, column {:?}, row {at} of part {part}: {why}; nothing from this part was committed",
+                            table.columns[i].name
+                        ))
+                    })?;
+                    stmt.raw_bind_parameter(i + 1, v).map_err(|e| db_err("binding a value", e))?;
+                }
+                stmt.raw_execute().map_err(|e| match e {
+                    rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                        Error::Data(format!("table {name:?}, row {at} of part {part}: the target refused the row: {e}; nothing from this part was committed"))
+                    }
+                    other => db_err(&format!("inserting into {name}, row {at} of part {part}"), other),
+                })?;
+            }
+            done += batch.num_rows() as u64;
+        }
+        Ok(done)
+    }
+}
+
+type Binder<'a> = Box<dyn Fn(usize) -> std::result::Result<ToSqlOutput<'a>, String> + 'a>;
+
+fn int(v: i64) -> ToSqlOutput<'static> {
+    ToSqlOutput::Owned(Value::Integer(v))
+}
+
+/// One conversion per column, chosen once per batch from the column's type.
+fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
+    macro_rules! ints {
+        ($t:ty) => {{
+            let x = a.as_primitive::<$t>();
+            Box::new(move |i| Ok(int(i64::from(x.value(i)))))
+        }};
+    }
+    let f: Binder<'a> = match ty {
+        ColumnType::Boolean => {
+            let x = a.as_boolean();
+            Box::new(move |i| Ok(int(i64::from(x.value(i)))))
+        }
+        ColumnType::Int16 => ints!(Int16Type),
+        ColumnType::Int32 => ints!(Int32Type),
+        ColumnType::Int64 => ints!(Int64Type),
+        ColumnType::UInt8 => ints!(UInt8Type),
+        ColumnType::UInt16 => ints!(UInt16Type),
+        ColumnType::UInt32 => ints!(UInt32Type),
+        ColumnType::UInt64 => {
+            let x = a.as_primitive::<UInt64Type>();
+            Box::new(move |i| {
+                i64::try_from(x.value(i)).map(int).map_err(|_| format!("{} is above SQLite's largest integer", x.value(i)))
+            })
+        }
+        ColumnType::Float32 | ColumnType::Float64 => {
+            let get: Box<dyn Fn(usize) -> f64 + 'a> = if matches!(ty, ColumnType::Float32) {
+                let x = a.as_primitive::<Float32Type>();
+                Box::new(move |i| f64::from(x.value(i)))
+            } else {
+                let x = a.as_primitive::<Float64Type>();
+                Box::new(move |i| x.value(i))
+            };
+            Box::new(move |i| {
+                let v = get(i);
+                if v.is_nan() { Err("NaN cannot be stored in SQLite (it would become NULL)".into()) } else { Ok(ToSqlOutput::Owned(Value::Real(v))) }
+            })
+        }
+        ColumnType::Decimal128 { scale, .. } => {
+            let x = a.as_primitive::<Decimal128Type>();
+            let s = *scale;
+            // NUMERIC affinity turns the exact text into the INTEGER or REAL SQLite had.
+            Box::new(move |i| Ok(ToSqlOutput::Owned(Value::Text(text::format_decimal(x.value(i), s)))))
+        }
+        ColumnType::NumericText | ColumnType::Utf8 | ColumnType::Json => {
+            let x = a.as_string::<i32>();
+            Box::new(move |i| Ok(ToSqlOutput::Borrowed(ValueRef::Text(x.value(i).as_bytes()))))
+        }
+        ColumnType::Binary => {
+            let x = a.as_binary::<i32>();
+            Box::new(move |i| Ok(ToSqlOutput::Borrowed(ValueRef::Blob(x.value(i)))))
+        }
+        ColumnType::Uuid => {
+            let x = a.as_fixed_size_binary();
+            Box::new(move |i| {
+                let u = uuid::Uuid::from_slice(x.value(i)).map_err(|e| e.to_string())?;
+                Ok(ToSqlOutput::Owned(Value::Text(u.hyphenated().to_string())))
+            })
+        }
+        ColumnType::Date32 => {
+            let x = a.as_primitive::<Date32Type>();
+            Box::new(move |i| Ok(ToSqlOutput::Owned(Value::Text(text::format_date(x.value(i))))))
+        }
+        ColumnType::Timestamp { utc } => {
+            let x = a.as_primitive::<TimestampMicrosecondType>();
+            let suffix = if *utc { "+00:00" } else { "" };
+            Box::new(move |i| Ok(ToSqlOutput::Owned(Value::Text(format!("{}{suffix}", text::format_timestamp(x.value(i)))))))
+        }
+        ColumnType::Time64 => {
+            let x = a.as_primitive::<Time64MicrosecondType>();
+            Box::new(move |i| {
+                let us = x.value(i);
+                let t = chrono::NaiveTime::from_num_seconds_from_midnight_opt(
+                    u32::try_from(us / 1_000_000).map_err(|_| "time out of range".to_string())?,
+                    u32::try_from((us % 1_000_000) * 1000).map_err(|_| "time out of range".to_string())?,
+                )
+                .ok_or("time out of range")?;
+                Ok(ToSqlOutput::Owned(Value::Text(t.format("%H:%M:%S%.f").to_string())))
+            })
+        }
+        ColumnType::Decimal256 { .. } => {
+            return Err(Error::Data("decimal columns wider than 38 digits cannot be loaded into SQLite yet".into()));
+        }
+    };
+    Ok(Box::new(move |i| if a.is_null(i) { Ok(ToSqlOutput::Owned(Value::Null)) } else { f(i) }))
+}
+
+impl Target for SqliteTarget {
+    fn engine(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn ledger_state(&mut self, bundle_id: &str) -> Result<LedgerState> {
+        if !self.ledger_exists()? {
+            return Ok(LedgerState::default());
+        }
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT part_path, target_table, manifest_sha256, loaded_at FROM {LEDGER} WHERE bundle_id = ?1 ORDER BY loaded_at"))
+            .map_err(|e| db_err("reading the ledger", e))?;
+        let rows: Vec<(String, String, String, String)> = stmt
+            .query_map([bundle_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .and_then(|r| r.collect())
+            .map_err(|e| db_err("reading the ledger", e))?;
+        let mut state = LedgerState::default();
+        for (p, t, m, at) in rows {
+            state.parts.push((p, t));
+            if !state.manifest_sha256.contains(&m) {
+                state.manifest_sha256.push(m);
+            }
+            state.first_loaded_at.get_or_insert(at);
+        }
+        Ok(state)
+    }
+
+    fn table_rows(&mut self, name: &str) -> Result<Option<u64>> {
+        let exists = self
+            .conn
+            .query_row("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1", [name], |_| Ok(()))
+            .optional()
+            .map_err(|e| db_err("looking up a table", e))?
+            .is_some();
+        if !exists {
+            return Ok(None);
+        }
+        let n: i64 = self
+            .conn
+            .query_row(&format!("SELECT count(*) FROM {}", quote(name)), [], |r| r.get(0))
+            .map_err(|e| db_err(&format!("counting {name}"), e))?;
+        Ok(u64::try_from(n).ok())
+    }
+
+    fn create_table(&mut self, name: &str, table: &TableDef, same_engine: bool) -> Result<()> {
+        self.ensure_ledger()?;
+        let mut defs = Vec::new();
+        for c in &table.columns {
+            let ty = if same_engine {
+                if !c.source_type.is_empty() && !DECLARED.is_match(&c.source_type) {
+                    return Err(Error::Data(format!("table {name}, column {}: declared type {:?} is not one ferry will put into DDL", c.name, c.source_type)));
+                }
+                c.source_type.clone()
+            } else {
+                sqlite_type(&c.ty)
+            };
+            let mut d = if ty.is_empty() { quote(&c.name) } else { format!("{} {ty}", quote(&c.name)) };
+            if !c.nullable {
+                d.push_str(" NOT NULL");
+            }
+            if let Some(def) = c.default.as_deref().filter(|_| same_engine) {
+                if CONSTANT.is_match(def.trim()) {
+                    d.push_str(&format!(" DEFAULT {}", def.trim()));
+                }
+            }
+            defs.push(d);
+        }
+        if !table.primary_key.is_empty() {
+            let pk: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
+            defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
+        }
+        let sql = format!("CREATE TABLE IF NOT EXISTS {} (\n  {}\n)", quote(name), defs.join(",\n  "));
+        self.conn.execute(&sql, []).map_err(|e| db_err(&format!("creating table {name}"), e))?;
+        Ok(())
+    }
+
+    fn load_part(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        ledger: &LedgerEntry,
+        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+        before_commit: &mut dyn FnMut(u64) -> Result<()>,
+    ) -> Result<LoadOutcome> {
+        self.ensure_ledger()?;
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| db_err("starting a transaction", e))?;
+        let result = (|| -> Result<LoadOutcome> {
+            let had = self
+                .conn
+                .query_row(
+                    &format!("SELECT 1 FROM {LEDGER} WHERE bundle_id = ?1 AND part_path = ?2"),
+                    [&ledger.bundle_id, &ledger.part_path],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(|e| db_err("reading the ledger", e))?;
+            if had.is_some() {
+                return Ok(LoadOutcome::AlreadyLoaded);
+            }
+            let rows = self.insert_rows(name, table, batches, &ledger.part_path)?;
+            before_commit(rows)?;
+            self.conn
+                .execute(
+                    &format!("INSERT INTO {LEDGER} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+                    params![
+                        ledger.bundle_id,
+                        ledger.part_path,
+                        ledger.manifest_sha256,
+                        ledger.cipher_sha256,
+                        ledger.source_id,
+                        i64::try_from(ledger.sequence).unwrap_or(i64::MAX),
+                        ledger.target_table,
+                        i64::try_from(rows).unwrap_or(i64::MAX),
+                        ledger.mode,
+                        ledger.run_id,
+                        crate::TOOL_VERSION,
+                        chrono::Utc::now().to_rfc3339(),
+                    ],
+                )
+                .map_err(|e| db_err("writing the ledger", e))?;
+            Ok(LoadOutcome::Loaded(rows))
+        })();
+        match result {
+            Ok(LoadOutcome::Loaded(n)) => {
+                self.conn.execute_batch("COMMIT").map_err(|e| db_err("committing a part", e))?;
+                Ok(LoadOutcome::Loaded(n))
+            }
+            other => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                other
+            }
+        }
+    }
+
+    fn finish_table(&mut self, name: &str, table: &TableDef) -> Result<()> {
+        for idx in &table.indexes {
+            let iname = if name == table.name { idx.name.clone() } else { format!("{name}_{}", idx.name) };
+            let cols: Vec<String> = idx.columns.iter().map(|c| quote(c)).collect();
+            let sql = format!(
+                "CREATE {}INDEX IF NOT EXISTS {} ON {} ({})",
+                if idx.unique { "UNIQUE " } else { "" },
+                quote(&iname),
+                quote(name),
+                cols.join(", ")
+            );
+            self.conn.execute(&sql, []).map_err(|e| db_err(&format!("creating index {iname} on {name}"), e))?;
+        }
+        Ok(())
+    }
+}

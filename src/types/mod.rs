@@ -1,0 +1,197 @@
+//! The canonical type table (DESIGN.md "Types"): every column travels as one of these
+//! Arrow types. Readers map their engine's types onto it, loaders map back from it.
+//! This module knows no engine: engine-specific names live in `source` and `target`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use serde::{Deserialize, Serialize};
+
+pub mod text;
+
+/// Arrow field metadata keys ferry writes into every part's embedded schema.
+pub const META_SOURCE_TYPE: &str = "ferry.source_type";
+pub const META_ENGINE: &str = "ferry.engine";
+pub const META_LOGICAL: &str = "ferry.logical";
+/// Arrow's canonical extension-type key.
+pub const META_EXTENSION: &str = "ARROW:extension:name";
+
+/// A column's canonical type, as recorded in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ColumnType {
+    Boolean,
+    Int16,
+    Int32,
+    Int64,
+    UInt8,
+    UInt16,
+    UInt32,
+    UInt64,
+    Float32,
+    Float64,
+    Decimal128 { precision: u8, scale: i8 },
+    Decimal256 { precision: u8, scale: i8 },
+    /// An exact decimal of unconstrained precision carried as its canonical text.
+    NumericText,
+    Utf8,
+    Binary,
+    Date32,
+    /// Microseconds; `utc` for zone-aware timestamps.
+    Timestamp { utc: bool },
+    Time64,
+    Uuid,
+    Json,
+}
+
+impl ColumnType {
+    pub fn arrow(&self) -> DataType {
+        match self {
+            ColumnType::Boolean => DataType::Boolean,
+            ColumnType::Int16 => DataType::Int16,
+            ColumnType::Int32 => DataType::Int32,
+            ColumnType::Int64 => DataType::Int64,
+            ColumnType::UInt8 => DataType::UInt8,
+            ColumnType::UInt16 => DataType::UInt16,
+            ColumnType::UInt32 => DataType::UInt32,
+            ColumnType::UInt64 => DataType::UInt64,
+            ColumnType::Float32 => DataType::Float32,
+            ColumnType::Float64 => DataType::Float64,
+            ColumnType::Decimal128 { precision, scale } => DataType::Decimal128(*precision, *scale),
+            ColumnType::Decimal256 { precision, scale } => DataType::Decimal256(*precision, *scale),
+            ColumnType::NumericText | ColumnType::Utf8 | ColumnType::Json => DataType::Utf8,
+            ColumnType::Binary => DataType::Binary,
+            ColumnType::Date32 => DataType::Date32,
+            ColumnType::Timestamp { utc } => {
+                DataType::Timestamp(TimeUnit::Microsecond, utc.then(|| Arc::from("UTC")))
+            }
+            ColumnType::Time64 => DataType::Time64(TimeUnit::Microsecond),
+            ColumnType::Uuid => DataType::FixedSizeBinary(16),
+        }
+    }
+
+    /// A short name for messages: `decimal(12,2)`, `timestamp`, `text`.
+    pub fn describe(&self) -> String {
+        match self {
+            ColumnType::Decimal128 { precision, scale } | ColumnType::Decimal256 { precision, scale } => {
+                format!("decimal({precision},{scale})")
+            }
+            ColumnType::NumericText => "numeric".into(),
+            ColumnType::Timestamp { utc: true } => "timestamptz".into(),
+            ColumnType::Timestamp { utc: false } => "timestamp".into(),
+            other => format!("{other:?}").to_lowercase(),
+        }
+    }
+}
+
+/// One column of a table, as the catalog records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Column {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: ColumnType,
+    pub nullable: bool,
+    /// The source engine's own spelling of the type (`VARCHAR(40)`, `numeric(12,2)`), used
+    /// to recreate it exactly on a same-engine import.
+    pub source_type: String,
+    /// A constant default in the source engine's SQL, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+}
+
+/// An index to recreate after the data is in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Index {
+    pub name: String,
+    pub unique: bool,
+    pub columns: Vec<String>,
+}
+
+/// The shape of one table: what the catalog records and what a loader recreates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableDef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    pub name: String,
+    pub columns: Vec<Column>,
+    #[serde(default)]
+    pub primary_key: Vec<String>,
+    #[serde(default)]
+    pub indexes: Vec<Index>,
+}
+
+impl TableDef {
+    /// `schema.name` or `name`, for messages and selection.
+    pub fn qualified(&self) -> String {
+        match &self.schema {
+            Some(s) => format!("{s}.{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    /// The Arrow schema of this table's parts, with the source types in field metadata.
+    pub fn arrow_schema(&self, engine: &str) -> SchemaRef {
+        let fields: Vec<Field> = self
+            .columns
+            .iter()
+            .map(|c| {
+                let mut meta = HashMap::from([
+                    (META_SOURCE_TYPE.to_string(), c.source_type.clone()),
+                    (META_ENGINE.to_string(), engine.to_string()),
+                ]);
+                match c.ty {
+                    ColumnType::Uuid => {
+                        meta.insert(META_EXTENSION.into(), "arrow.uuid".into());
+                    }
+                    ColumnType::Json => {
+                        meta.insert(META_EXTENSION.into(), "arrow.json".into());
+                    }
+                    ColumnType::NumericText => {
+                        meta.insert(META_LOGICAL.into(), "numeric".into());
+                    }
+                    _ => {}
+                }
+                Field::new(&c.name, c.ty.arrow(), c.nullable).with_metadata(meta)
+            })
+            .collect();
+        Arc::new(Schema::new(fields))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_types_serialise_with_a_kind_tag() {
+        let t = ColumnType::Decimal128 { precision: 12, scale: 2 };
+        let s = serde_json::to_string(&t).unwrap();
+        assert_eq!(s, r#"{"kind":"decimal128","precision":12,"scale":2}"#);
+        assert_eq!(serde_json::from_str::<ColumnType>(&s).unwrap(), t);
+        assert!(serde_json::from_str::<ColumnType>(r#"{"kind":"nope"}"#).is_err());
+    }
+
+    #[test]
+    fn schema_carries_source_types() {
+        let t = TableDef {
+            schema: None,
+            name: "t".into(),
+            columns: vec![Column {
+                name: "a".into(),
+                ty: ColumnType::Utf8,
+                nullable: true,
+                source_type: "VARCHAR(40)".into(),
+                default: None,
+            }],
+            primary_key: vec![],
+            indexes: vec![],
+        };
+        let s = t.arrow_schema("sqlite");
+        assert_eq!(s.field(0).metadata()[META_SOURCE_TYPE], "VARCHAR(40)");
+        assert_eq!(s.field(0).data_type(), &DataType::Utf8);
+    }
+}

@@ -1,0 +1,193 @@
+//! Exact text forms of canonical values, for engines (SQLite) that store them as text:
+//! decimals, dates and timestamps. Parsing is strict: a text that does not denote exactly
+//! one value of the type is an error, never a guess.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Timelike};
+
+const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+
+/// Parses a decimal literal (`-12.5`, `3`, `1.5e3`) into the unscaled integer of a
+/// `decimal(precision, scale)`. Fails when digits would be lost or the precision exceeded.
+pub fn parse_decimal(text: &str, precision: u8, scale: i8) -> Result<i128, String> {
+    let t = text.trim();
+    let (neg, body) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (mantissa, exp) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], body[i + 1..].parse::<i32>().map_err(|_| format!("{text:?} is not a number"))?),
+        None => (body, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if (int_part.is_empty() && frac_part.is_empty())
+        || !int_part.bytes().all(|b| b.is_ascii_digit())
+        || !frac_part.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(format!("{text:?} is not a number"));
+    }
+    let digits = format!("{int_part}{frac_part}");
+    let digits = digits.trim_start_matches('0');
+    // value = digits * 10^(exp - frac_len); unscaled = value * 10^scale
+    let frac_len = i32::try_from(frac_part.len()).map_err(|_| format!("{text:?} is too long"))?;
+    let shift = exp - frac_len + i32::from(scale);
+    let mut digits = digits.to_string();
+    if shift < 0 {
+        let cut = usize::try_from(-shift).unwrap_or(usize::MAX);
+        if cut >= digits.len() {
+            if digits.bytes().any(|b| b != b'0') {
+                return Err(format!("{text} has more than {scale} decimal places"));
+            }
+            digits.clear();
+        } else {
+            let (keep, dropped) = digits.split_at(digits.len() - cut);
+            if dropped.bytes().any(|b| b != b'0') {
+                return Err(format!("{text} has more than {scale} decimal places"));
+            }
+            digits = keep.to_string();
+        }
+    } else {
+        let pad = usize::try_from(shift).unwrap_or(usize::MAX);
+        if digits.len().saturating_add(pad) > usize::from(precision) && !digits.is_empty() {
+            return Err(format!("{text} does not fit decimal({precision},{scale})"));
+        }
+        if !digits.is_empty() {
+            digits.extend(std::iter::repeat_n('0', pad));
+        }
+    }
+    let digits = digits.trim_start_matches('0');
+    if digits.len() > usize::from(precision) {
+        return Err(format!("{text} does not fit decimal({precision},{scale})"));
+    }
+    let v: i128 = if digits.is_empty() { 0 } else { digits.parse().map_err(|_| format!("{text} is out of range"))? };
+    Ok(if neg { -v } else { v })
+}
+
+/// The text of an unscaled decimal: `format_decimal(1250, 2)` is `12.50`.
+pub fn format_decimal(unscaled: i128, scale: i8) -> String {
+    let neg = unscaled < 0;
+    let digits = unscaled.unsigned_abs().to_string();
+    let s = if scale <= 0 {
+        let zeros = usize::try_from(-i32::from(scale)).unwrap_or(0);
+        if digits == "0" { digits } else { format!("{digits}{}", "0".repeat(zeros)) }
+    } else {
+        let scale = usize::try_from(scale).unwrap_or(0);
+        let padded = format!("{digits:0>width$}", width = scale + 1);
+        let (i, f) = padded.split_at(padded.len() - scale);
+        format!("{i}.{f}")
+    };
+    if neg { format!("-{s}") } else { s }
+}
+
+/// Whether `text` is a plain decimal number (what an exact numeric column may hold).
+pub fn is_decimal_literal(text: &str) -> bool {
+    parse_decimal(text, u8::MAX, 0).is_ok() || {
+        let t = text.trim();
+        let t = t.strip_prefix(['-', '+']).unwrap_or(t);
+        let (m, e) = match t.find(['e', 'E']) {
+            Some(i) => (&t[..i], Some(&t[i + 1..])),
+            None => (t, None),
+        };
+        let (a, b) = m.split_once('.').unwrap_or((m, ""));
+        !(a.is_empty() && b.is_empty())
+            && a.bytes().all(|c| c.is_ascii_digit())
+            && b.bytes().all(|c| c.is_ascii_digit())
+            && e.is_none_or(|e| {
+                let e = e.strip_prefix(['-', '+']).unwrap_or(e);
+                !e.is_empty() && e.bytes().all(|c| c.is_ascii_digit())
+            })
+    }
+}
+
+/// Shortest text that reads back as exactly this double.
+pub fn format_f64(v: f64) -> String {
+    format!("{v}")
+}
+
+/// `YYYY-MM-DD` to days since 1970-01-01.
+pub fn parse_date(text: &str) -> Result<i32, String> {
+    let d = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| format!("{text:?} is not a date (YYYY-MM-DD)"))?;
+    if text.len() != 10 {
+        return Err(format!("{text:?} is not a date (YYYY-MM-DD)"));
+    }
+    i32::try_from(d.signed_duration_since(EPOCH).num_days()).map_err(|_| format!("{text:?} is out of range"))
+}
+
+pub fn format_date(days: i32) -> String {
+    EPOCH
+        .checked_add_signed(chrono::Duration::days(i64::from(days)))
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| format!("(day {days})"))
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.f…]` (or with `T`) to microseconds since the epoch.
+pub fn parse_timestamp(text: &str) -> Result<i64, String> {
+    let bad = || format!("{text:?} is not a timestamp (YYYY-MM-DD HH:MM:SS[.ffffff])");
+    let normal = text.replacen('T', " ", 1);
+    let dt = NaiveDateTime::parse_from_str(&normal, "%Y-%m-%d %H:%M:%S%.f").map_err(|_| bad())?;
+    if dt.nanosecond() % 1000 != 0 {
+        return Err(format!("{text:?} has sub-microsecond digits, which ferry cannot carry exactly"));
+    }
+    Ok(dt.and_utc().timestamp_micros())
+}
+
+/// Microseconds since the epoch as `YYYY-MM-DD HH:MM:SS`, with `.fff` or `.ffffff` when needed.
+pub fn format_timestamp(micros: i64) -> String {
+    let Some(dt) = DateTime::from_timestamp_micros(micros) else { return format!("(timestamp {micros})") };
+    let frac = micros.rem_euclid(1_000_000);
+    let base = dt.format("%Y-%m-%d %H:%M:%S").to_string();
+    if frac == 0 {
+        base
+    } else if frac % 1000 == 0 {
+        format!("{base}.{:03}", frac / 1000)
+    } else {
+        format!("{base}.{frac:06}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_are_exact_or_refused() {
+        assert_eq!(parse_decimal("12.5", 10, 2), Ok(1250));
+        assert_eq!(parse_decimal("-0.01", 10, 2), Ok(-1));
+        assert_eq!(parse_decimal("3", 10, 2), Ok(300));
+        assert_eq!(parse_decimal("1.5e3", 10, 2), Ok(150_000));
+        assert_eq!(parse_decimal("12.500", 10, 2), Ok(1250));
+        assert_eq!(parse_decimal("0", 1, 0), Ok(0));
+        assert!(parse_decimal("12.345", 10, 2).is_err());
+        assert!(parse_decimal("123456789", 5, 2).is_err());
+        assert!(parse_decimal("abc", 10, 2).is_err());
+        assert!(parse_decimal("", 10, 2).is_err());
+        assert!(parse_decimal("1e", 10, 2).is_err());
+        assert_eq!(format_decimal(1250, 2), "12.50");
+        assert_eq!(format_decimal(-1, 2), "-0.01");
+        assert_eq!(format_decimal(7, 0), "7");
+        for v in [0i128, 1, -1, 99_999, -123_456_789] {
+            assert_eq!(parse_decimal(&format_decimal(v, 3), 38, 3), Ok(v));
+        }
+        assert!(is_decimal_literal("1e-7") && is_decimal_literal("-12.5") && !is_decimal_literal("1.2.3"));
+    }
+
+    #[test]
+    fn dates_and_timestamps_round_trip() {
+        assert_eq!(parse_date("1970-01-02"), Ok(1));
+        assert_eq!(format_date(parse_date("0001-01-01").unwrap()), "0001-01-01");
+        assert!(parse_date("2024-02-30").is_err());
+        assert!(parse_date("2024-1-5").is_err());
+        for t in ["2024-01-01 10:00:00", "1969-12-31 23:59:59.999", "2024-06-30 12:34:56.123456"] {
+            assert_eq!(format_timestamp(parse_timestamp(t).unwrap()), t);
+        }
+        assert_eq!(parse_timestamp("2024-01-01T10:00:00"), parse_timestamp("2024-01-01 10:00:00"));
+        assert!(parse_timestamp("yesterday").is_err());
+    }
+
+    #[test]
+    fn floats_print_shortest_exact() {
+        for v in [0.1, 1e-7, 1e300, -2.5, 0.30000000000000004, f64::MIN_POSITIVE] {
+            assert_eq!(format_f64(v).parse::<f64>().unwrap().to_bits(), v.to_bits());
+        }
+    }
+}
