@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use ferry::crypto::keys::{KeyFileKey, Keys, Passphrase};
-use ferry::error::{Error, exit};
+use ferry::error::Error;
 use ferry::export::ExportPlan;
 use ferry::import::{ImportPlan, Mode};
 use ferry::report::{Progress, RunReport};
@@ -23,6 +23,8 @@ use ferry::source::{BatchLimits, Selection};
                   65 invalid bundle or data, 75 temporary (safe to re-run), 77 key problem."
 )]
 struct Cli {
+    #[command(flatten)]
+    out: OutputArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -105,8 +107,6 @@ enum Command {
         /// List what would be exported, write nothing.
         #[arg(long)]
         dry_run: bool,
-        #[command(flatten)]
-        out: OutputArgs,
     },
     /// Verify a bundle and load it into a database, exactly once.
     Import {
@@ -137,8 +137,6 @@ enum Command {
         /// Verify everything and print the plan; write nothing.
         #[arg(long)]
         dry_run: bool,
-        #[command(flatten)]
-        out: OutputArgs,
     },
     /// Check a bundle: without a key sizes and SHA-256 of every file; with a key also decrypt and decode every part.
     Verify {
@@ -148,16 +146,12 @@ enum Command {
         /// Files the manifest does not list are an error, not a warning.
         #[arg(long)]
         strict: bool,
-        #[command(flatten)]
-        out: OutputArgs,
     },
     /// Show a bundle's files and sizes; with a key also its tables, columns, rows and lineage.
     Inspect {
         bundle: String,
         #[command(flatten)]
         keys: KeyArgs,
-        #[command(flatten)]
-        out: OutputArgs,
     },
     /// Compare two databases table by table: row counts and content fingerprints.
     Compare {
@@ -166,8 +160,6 @@ enum Command {
         /// Compare only this table (repeatable).
         #[arg(long = "table", value_name = "NAME")]
         tables: Vec<String>,
-        #[command(flatten)]
-        out: OutputArgs,
     },
     /// Write a verified bundle's data as plain Parquet files into DIR.
     Decrypt {
@@ -175,14 +167,10 @@ enum Command {
         dir: PathBuf,
         #[command(flatten)]
         keys: KeyArgs,
-        #[command(flatten)]
-        out: OutputArgs,
     },
     /// Make a new 256-bit key file (mode 0600) and print its key id.
     Keygen {
         key_file: PathBuf,
-        #[command(flatten)]
-        out: OutputArgs,
     },
 }
 
@@ -276,18 +264,6 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
     }
 }
 
-fn out_of(cmd: &Command) -> OutputArgs {
-    match cmd {
-        Command::Export { out, .. }
-        | Command::Import { out, .. }
-        | Command::Verify { out, .. }
-        | Command::Inspect { out, .. }
-        | Command::Compare { out, .. }
-        | Command::Decrypt { out, .. }
-        | Command::Keygen { out, .. } => out.clone(),
-    }
-}
-
 fn name_of(cmd: &Command) -> &'static str {
     match cmd {
         Command::Export { .. } => "export",
@@ -322,7 +298,7 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("FERRY_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    let out = out_of(&cli.command);
+    let out = cli.out.clone();
     let name = name_of(&cli.command);
     match cli.command {
         Command::Keygen { key_file, .. } => match KeyFileKey::generate(&key_file) {
@@ -367,5 +343,3 @@ fn main() -> ExitCode {
     }
 }
 
-#[allow(dead_code)]
-const _: i32 = exit::OK;

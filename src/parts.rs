@@ -431,6 +431,7 @@ pub fn scan_file(
                 if n == 0 {
                     break;
                 }
+                plain.write_all(&buf[..n]).map_err(|e| Error::io(format!("writing {}", entry.path), e))?;
             }
         }
     }
