@@ -49,6 +49,8 @@ pub struct ImportPlan {
     pub renames: Vec<(String, String)>,
     pub strict: bool,
     pub dry_run: bool,
+    /// Load a bundle older (by sequence) than one already imported from its source.
+    pub allow_replay: bool,
     pub batch_rows: usize,
 }
 
@@ -64,6 +66,7 @@ impl ImportPlan {
             renames: vec![],
             strict: false,
             dry_run: false,
+            allow_replay: false,
             batch_rows: 65_536,
         }
     }
@@ -115,6 +118,21 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
             "manifest.json",
             format!("bundle id {id} was imported here before with different content: bundle id reused or bundle tampered with"),
         ));
+    }
+    // Replay: an older bundle from the same source is refused unless asked for.
+    let seq = bundle.manifest.sequence;
+    if let Some((last, last_bundle)) = target.last_sequence(&bundle.manifest.source_id)? {
+        if seq < last && last_bundle != id && !plan.allow_replay {
+            return Err(Error::invalid(
+                &plan.bundle_url,
+                "manifest.json",
+                format!(
+                    "bundle sequence {seq} < last imported {last} from source {} (bundle {last_bundle}): an older \
+                     bundle replayed, or a rollback? Pass --allow-replay to load it anyway",
+                    bundle.manifest.source_id
+                ),
+            ));
+        }
     }
     // 8: the full pass.
     let total_bytes: u64 = bundle.manifest.files().map(|f| f.size).sum();
@@ -182,7 +200,6 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
         let name = plan.target_name(t);
         let t_start = Instant::now();
         let bar = progress.bar(&name, Some(t.rows), false);
-        target.create_table(&name, &t.table, same_engine)?;
         let (mut rows, mut bytes, mut loaded_parts, mut skipped) = (0u64, 0u64, 0u64, 0u64);
         for p in &t.parts {
             if done.contains(p.path.as_str()) {
@@ -202,7 +219,7 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
                 mode: plan.mode.as_str().into(),
                 run_id: run_id.clone(),
             };
-            match load_one(&checked, target.as_mut(), &name, t, p, &entry, plan.batch_rows, &bar) {
+            match load_one(&checked, target.as_mut(), &name, t, p, same_engine, &entry, plan.batch_rows, &bar) {
                 Ok(LoadOutcome::Loaded(n)) => {
                     rows += n;
                     loaded_parts += 1;
@@ -236,13 +253,14 @@ fn load_one(
     name: &str,
     t: &CatalogTable,
     p: &crate::bundle::PartInfo,
+    same_engine: bool,
     entry: &LedgerEntry,
     batch_rows: usize,
     bar: &indicatif::ProgressBar,
 ) -> Result<LoadOutcome> {
     let bundle_url = checked.bundle.url().to_string();
     let reader = checked.part_reader(&p.path)?;
-    let (_, batches) = reader.batches(&bundle_url, batch_rows)?;
+    let (_, batches) = reader.batches(&bundle_url, &format!("table {} part {}", t.table.qualified(), p.index), batch_rows)?;
     let mut counted = batches.inspect(|b| {
         if let Ok(b) = b {
             bar.inc(b.num_rows() as u64);
@@ -256,7 +274,7 @@ fn load_one(
         }
         Ok(())
     };
-    target.load_part(name, &t.table, entry, &mut counted, &mut before_commit)
+    target.load_part(name, &t.table, same_engine, entry, &mut counted, &mut before_commit)
 }
 
 /// Adds the target's state to a load failure's message.

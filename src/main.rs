@@ -137,6 +137,9 @@ enum Command {
         /// Verify everything and print the plan; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Load a bundle even if a newer one (higher sequence) from the same source was imported already.
+        #[arg(long)]
+        allow_replay: bool,
     },
     /// Check a bundle: without a key sizes and SHA-256 of every file; with a key also decrypt and decode every part.
     Verify {
@@ -230,7 +233,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             r.warnings.extend(warnings);
             Ok(r)
         }
-        Command::Import { bundle, target, keys, mode, tables, exclude, rename, target_schema, strict, dry_run, .. } => {
+        Command::Import { bundle, target, keys, mode, tables, exclude, rename, target_schema, strict, dry_run, allow_replay } => {
             if target_schema.is_some() && target.starts_with("sqlite:") {
                 return Err(Error::Usage("--target-schema applies to PostgreSQL targets; SQLite has no schemas".into()));
             }
@@ -243,6 +246,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             plan.renames = rename.iter().map(|r| split_pair(r, '=', "--rename")).collect::<Result<_, _>>()?;
             plan.strict = strict;
             plan.dry_run = dry_run;
+            plan.allow_replay = allow_replay;
             let mut r = ferry::import::import(&plan, &progress)?;
             r.warnings.extend(warnings);
             Ok(r)

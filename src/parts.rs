@@ -282,8 +282,8 @@ impl PartReader {
 
     /// Opens the part's Parquet data: footer checked against limits first, decoding guarded
     /// against panics in the Parquet crate. Returns the footer's row count and the batches.
-    pub fn batches(self: &Arc<Self>, bundle: &str, batch_rows: usize) -> Result<(u64, PartBatches)> {
-        let invalid = |m: String| Error::invalid(bundle, &self.path, m);
+    pub fn batches(self: &Arc<Self>, bundle: &str, label: &str, batch_rows: usize) -> Result<(u64, PartBatches)> {
+        let invalid = |m: String| Error::invalid(bundle, &self.path, format!("{label}: {m}"));
         let len = self.plain_len();
         if len < 12 {
             return Err(invalid(format!("{len} bytes of data: too short to be Parquet")));
@@ -304,7 +304,7 @@ impl PartReader {
         }))
         .map_err(|_| invalid("the Parquet decoder crashed on this part's footer (malformed Parquet)".into()))?
         .map_err(|e| invalid(format!("malformed Parquet: {e}")))?;
-        Ok((built.0, PartBatches { inner: built.1, path: self.path.clone(), bundle: bundle.to_string(), done: false }))
+        Ok((built.0, PartBatches { inner: built.1, path: self.path.clone(), bundle: bundle.to_string(), label: label.to_string(), rows: 0, done: false }))
     }
 }
 
@@ -313,6 +313,10 @@ pub struct PartBatches {
     inner: ParquetRecordBatchReader,
     path: String,
     bundle: String,
+    /// `table T part N`, for messages.
+    label: String,
+    /// Rows decoded so far, to say where decoding failed.
+    rows: u64,
     done: bool,
 }
 
@@ -324,14 +328,19 @@ impl Iterator for PartBatches {
         }
         match catch_unwind(AssertUnwindSafe(|| self.inner.next())) {
             Ok(None) => None,
-            Ok(Some(Ok(b))) => Some(Ok(b)),
+            Ok(Some(Ok(b))) => {
+                self.rows += b.num_rows() as u64;
+                Some(Ok(b))
+            }
             Ok(Some(Err(e))) => {
                 self.done = true;
-                Some(Err(Error::invalid(&self.bundle, &self.path, format!("cannot decode Parquet data: {e}"))))
+                let m = format!("{} after row {}: cannot decode the Parquet data ({e}); the part is malformed", self.label, self.rows);
+                Some(Err(Error::invalid(&self.bundle, &self.path, m)))
             }
             Err(_) => {
                 self.done = true;
-                Some(Err(Error::invalid(&self.bundle, &self.path, "the Parquet decoder crashed on this part (malformed data)")))
+                let m = format!("{} after row {}: the Parquet decoder crashed on this part (malformed data)", self.label, self.rows);
+                Some(Err(Error::invalid(&self.bundle, &self.path, m)))
             }
         }
     }
@@ -394,16 +403,22 @@ pub fn scan_file(
         inner: R,
         sha: Sha256,
         len: u64,
+        /// The first bytes, to name a file that is not ours (plain Parquet) when it fails.
+        head: Vec<u8>,
     }
     impl<R: Read> Read for HashRead<R> {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
             let n = self.inner.read(buf)?;
             self.sha.update(&buf[..n]);
             self.len += n as u64;
+            if self.head.len() < 4 {
+                let take = (4 - self.head.len()).min(n);
+                self.head.extend_from_slice(&buf[..take]);
+            }
             Ok(n)
         }
     }
-    let mut src = HashRead { inner: store.reader(&entry.path)?, sha: Sha256::new(), len: 0 };
+    let mut src = HashRead { inner: store.reader(&entry.path)?, sha: Sha256::new(), len: 0, head: Vec::new() };
     let mut crypto_err = None;
     match key {
         Some((k, ctx)) => {
@@ -448,6 +463,9 @@ pub fn scan_file(
         )));
     }
     if let Some(m) = crypto_err {
+        if src.head == b"PAR1" {
+            return Err(invalid("is not a ferry encrypted file (starts with PAR1: unencrypted Parquet?)".into()));
+        }
         return Err(invalid(m));
     }
     Ok(())

@@ -33,8 +33,9 @@ pub fn verify(url: &str, keys: &Keys, strict: bool, progress: &Progress) -> Resu
             let (mut rows, mut bytes) = (0u64, 0u64);
             for p in &t.parts {
                 bytes += checked.bundle.manifest.parts.iter().find(|e| e.path == p.path).map_or(0, |e| e.size);
+                let label = format!("table {} part {}", t.table.qualified(), p.index);
                 let decoded = checked.part_reader(&p.path).and_then(|r| {
-                    let (_, batches) = r.batches(url, 65_536)?;
+                    let (_, batches) = r.batches(url, &label, 65_536)?;
                     let mut n = 0u64;
                     for b in batches {
                         n += b?.num_rows() as u64;

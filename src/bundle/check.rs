@@ -60,7 +60,7 @@ impl OpenBundle {
                 None => findings.push(Finding { file: f.path.clone(), message: "missing".into() }),
                 Some(e) if e.kind != EntryKind::File => findings.push(Finding {
                     file: f.path.clone(),
-                    message: format!("is a {:?}, not a regular file: refused, never opened", e.kind).to_lowercase(),
+                    message: format!("is {}, not a regular file: refused, never opened", e.kind.describe()),
                 }),
                 Some(e) if e.size != f.size => findings.push(Finding {
                     file: f.path.clone(),
@@ -184,7 +184,7 @@ impl OpenBundle {
         let checked = Checked { bundle: self, catalog, unlocked };
         let mut findings = Vec::new();
         for (t, p) in checked.catalog.tables.iter().flat_map(|t| t.parts.iter().map(move |p| (t, p))) {
-            match checked.part_rows(&p.path) {
+            match checked.part_rows(&p.path, &format!("table {} part {}", t.table.qualified(), p.index)) {
                 Ok(rows) if rows == p.rows => {}
                 Ok(rows) => findings.push(Finding {
                     file: p.path.clone(),
@@ -245,9 +245,9 @@ impl Checked {
         PartReader::open(&self.bundle.store, self.bundle.url(), entry, key)
     }
 
-    fn part_rows(&self, path: &str) -> Result<u64> {
+    fn part_rows(&self, path: &str, label: &str) -> Result<u64> {
         let r = self.part_reader(path)?;
-        Ok(r.batches(self.bundle.url(), 1024)?.0)
+        Ok(r.batches(self.bundle.url(), label, 1024)?.0)
     }
 
     /// Decrypts one part to `out` as the plain Parquet file it is.

@@ -115,7 +115,10 @@ impl Manifest {
         // Strict typed parse: duplicate keys and unknown fields are errors here.
         let mut de = serde_json::Deserializer::from_str(text);
         let manifest: Manifest = serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| f(format!("{}: {}", e.path(), e.inner())))?;
+            .map_err(|e| {
+                let path = e.path().to_string();
+                if path == "." { f(e.inner().to_string()) } else { f(format!("{path}: {}", e.inner())) }
+            })?;
         let problems = manifest.validate();
         if problems.is_empty() { Ok(manifest) } else { Err(problems) }
     }

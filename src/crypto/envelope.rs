@@ -75,6 +75,12 @@ impl KeySlot {
 /// The bundle data key.
 pub struct DataKey(Zeroizing<[u8; 32]>);
 
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(…)")
+    }
+}
+
 impl DataKey {
     pub fn generate() -> Self {
         let mut k = Zeroizing::new([0u8; 32]);
@@ -165,8 +171,9 @@ impl DataKey {
                     match open(k.bytes(), nonce, wrapped, &aad(bundle_id, "key-file", key_id)) {
                         Some(bdk) => return Ok(DataKey(bdk)),
                         None => failures.push(format!(
-                            "{} has the id of key {} but failed its integrity check (slot damaged)",
+                            "{} matches key {} (from {}) but failed its integrity check: the slot is damaged",
                             s.describe(i),
+                            k.id(),
                             k.origin
                         )),
                     }
@@ -185,7 +192,7 @@ impl DataKey {
                     match open(&kek, nonce, wrapped, &aad(bundle_id, "passphrase", key_id)) {
                         Some(bdk) => return Ok(DataKey(bdk)),
                         None => failures.push(format!(
-                            "the passphrase did not open {} (wrong passphrase or corrupted slot)",
+                            "the passphrase did not open {}: wrong passphrase, or a corrupted slot",
                             s.describe(i)
                         )),
                     }
@@ -195,7 +202,7 @@ impl DataKey {
                 failures.push("a passphrase was given but the bundle has no passphrase slot".into());
             }
         }
-        Err(Error::Key(format!("{}; the bundle accepts {accepts}", failures.join("; "))))
+        Err(Error::Key(format!("{}. The bundle accepts: {accepts}", failures.join("; "))))
     }
 }
 
@@ -218,7 +225,7 @@ pub fn check_kdf(kdf: &Argon2Params) -> std::result::Result<(), String> {
     }
     if kdf.m_kib > ARGON2_MAX_M_KIB || kdf.m_kib < ARGON2_MIN_M_KIB || kdf.t > ARGON2_MAX_T || kdf.t == 0 || kdf.p == 0 || kdf.p > ARGON2_MAX_P {
         return Err(format!(
-            "key slot KDF parameters exceed limits (m={} KiB, t={}, p={}; allowed m ≤ 4 GiB, t ≤ {ARGON2_MAX_T}, p ≤ {ARGON2_MAX_P})",
+            "key slot KDF parameters exceed limits (m_kib={}, t={}, p={}; allowed: m_kib from {ARGON2_MIN_M_KIB} to {ARGON2_MAX_M_KIB} (4 GiB), t from 1 to {ARGON2_MAX_T}, p from 1 to {ARGON2_MAX_P})",
             kdf.m_kib, kdf.t, kdf.p
         ));
     }
@@ -269,7 +276,7 @@ pub fn file_context(bundle_id: &str, kind: &str, rel_path: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::keys::KeyFileKey;
+    use crate::crypto::keys::{KeyFileKey, key_id};
 
     fn keys_with_file(k: [u8; 32]) -> Keys {
         Keys { key_files: vec![KeyFileKey::from_bytes(k, "test")], passphrases: vec![] }

@@ -79,8 +79,8 @@ impl KeyFileKey {
         })?;
         if hrp.as_str().to_ascii_lowercase() != HRP {
             return Err(Error::Key(format!(
-                "key file {origin}: this is a {:?} key, not a ferry key (FERRYKEY1…)",
-                hrp.as_str()
+                "key file {origin}: this key has the prefix {:?}, so it is not a ferry key (FERRYKEY1…)",
+                hrp.as_str().to_ascii_lowercase()
             )));
         }
         let data = Zeroizing::new(data);

@@ -43,6 +43,18 @@ pub enum EntryKind {
     Special,
 }
 
+impl EntryKind {
+    /// For messages: "a symlink", "a directory", "a FIFO, socket or device".
+    pub fn describe(self) -> &'static str {
+        match self {
+            EntryKind::File => "a regular file",
+            EntryKind::Symlink => "a symlink",
+            EntryKind::Directory => "a directory",
+            EntryKind::Special => "a FIFO, socket or device",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Bundle-relative path with `/` separators.

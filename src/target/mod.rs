@@ -52,19 +52,23 @@ pub trait Target: Send {
     /// Rows in a table, `None` when it does not exist.
     fn table_rows(&mut self, name: &str) -> Result<Option<u64>>;
 
-    /// Creates the table (and the ledger) when missing. `same_engine` recreates declared types.
-    fn create_table(&mut self, name: &str, table: &TableDef, same_engine: bool) -> Result<()>;
-
-    /// Loads one part in one transaction with its ledger row. `before_commit` runs last, after
-    /// every row is in: it authenticates the rest of the part, and its error rolls back.
+    /// Loads one part in one transaction with its ledger row; the ledger and the table are
+    /// created inside that transaction when missing (`same_engine` recreates declared
+    /// types), so a failed first part leaves nothing behind. `before_commit` runs last,
+    /// after every row is in: it authenticates the rest of the part, and its error rolls back.
+    #[allow(clippy::too_many_arguments)]
     fn load_part(
         &mut self,
         name: &str,
         table: &TableDef,
+        same_engine: bool,
         ledger: &LedgerEntry,
         batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
         before_commit: &mut dyn FnMut(u64) -> Result<()>,
     ) -> Result<LoadOutcome>;
+
+    /// The highest sequence imported from `source_id`, and the bundle that carried it.
+    fn last_sequence(&mut self, source_id: &str) -> Result<Option<(u64, String)>>;
 
     /// After all parts of a table are in: secondary indexes.
     fn finish_table(&mut self, name: &str, table: &TableDef) -> Result<()>;

@@ -98,6 +98,37 @@ impl SqliteTarget {
             .map_err(|e| db_err("reading the ledger", e))
     }
 
+    fn create_table(&mut self, name: &str, table: &TableDef, same_engine: bool) -> Result<()> {
+        let mut defs = Vec::new();
+        for c in &table.columns {
+            let ty = if same_engine {
+                if !c.source_type.is_empty() && !DECLARED.is_match(&c.source_type) {
+                    return Err(Error::Data(format!("table {name}, column {}: declared type {:?} is not one ferry will put into DDL", c.name, c.source_type)));
+                }
+                c.source_type.clone()
+            } else {
+                sqlite_type(&c.ty)
+            };
+            let mut d = if ty.is_empty() { quote(&c.name) } else { format!("{} {ty}", quote(&c.name)) };
+            if !c.nullable {
+                d.push_str(" NOT NULL");
+            }
+            if let Some(def) = c.default.as_deref().filter(|_| same_engine) {
+                if CONSTANT.is_match(def.trim()) {
+                    d.push_str(&format!(" DEFAULT {}", def.trim()));
+                }
+            }
+            defs.push(d);
+        }
+        if !table.primary_key.is_empty() {
+            let pk: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
+            defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
+        }
+        let sql = format!("CREATE TABLE IF NOT EXISTS {} (\n  {}\n)", quote(name), defs.join(",\n  "));
+        self.conn.execute(&sql, []).map_err(|e| db_err(&format!("creating table {name}"), e))?;
+        Ok(())
+    }
+
     fn insert_rows(
         &mut self,
         name: &str,
@@ -290,49 +321,20 @@ impl Target for SqliteTarget {
         Ok(u64::try_from(n).ok())
     }
 
-    fn create_table(&mut self, name: &str, table: &TableDef, same_engine: bool) -> Result<()> {
-        self.ensure_ledger()?;
-        let mut defs = Vec::new();
-        for c in &table.columns {
-            let ty = if same_engine {
-                if !c.source_type.is_empty() && !DECLARED.is_match(&c.source_type) {
-                    return Err(Error::Data(format!("table {name}, column {}: declared type {:?} is not one ferry will put into DDL", c.name, c.source_type)));
-                }
-                c.source_type.clone()
-            } else {
-                sqlite_type(&c.ty)
-            };
-            let mut d = if ty.is_empty() { quote(&c.name) } else { format!("{} {ty}", quote(&c.name)) };
-            if !c.nullable {
-                d.push_str(" NOT NULL");
-            }
-            if let Some(def) = c.default.as_deref().filter(|_| same_engine) {
-                if CONSTANT.is_match(def.trim()) {
-                    d.push_str(&format!(" DEFAULT {}", def.trim()));
-                }
-            }
-            defs.push(d);
-        }
-        if !table.primary_key.is_empty() {
-            let pk: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
-            defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
-        }
-        let sql = format!("CREATE TABLE IF NOT EXISTS {} (\n  {}\n)", quote(name), defs.join(",\n  "));
-        self.conn.execute(&sql, []).map_err(|e| db_err(&format!("creating table {name}"), e))?;
-        Ok(())
-    }
-
     fn load_part(
         &mut self,
         name: &str,
         table: &TableDef,
+        same_engine: bool,
         ledger: &LedgerEntry,
         batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
         before_commit: &mut dyn FnMut(u64) -> Result<()>,
     ) -> Result<LoadOutcome> {
-        self.ensure_ledger()?;
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| db_err("starting a transaction", e))?;
         let result = (|| -> Result<LoadOutcome> {
+            // DDL is transactional in SQLite: a part that fails leaves no table behind.
+            self.ensure_ledger()?;
+            self.create_table(name, table, same_engine)?;
             let had = self
                 .conn
                 .query_row(
@@ -378,6 +380,20 @@ impl Target for SqliteTarget {
                 other
             }
         }
+    }
+
+    fn last_sequence(&mut self, source_id: &str) -> Result<Option<(u64, String)>> {
+        if !self.ledger_exists()? {
+            return Ok(None);
+        }
+        self.conn
+            .query_row(
+                &format!("SELECT sequence, bundle_id FROM {LEDGER} WHERE source_id = ?1 ORDER BY sequence DESC LIMIT 1"),
+                [source_id],
+                |r| Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get::<_, String>(1)?)),
+            )
+            .optional()
+            .map_err(|e| db_err("reading the ledger", e))
     }
 
     fn finish_table(&mut self, name: &str, table: &TableDef) -> Result<()> {
