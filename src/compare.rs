@@ -8,8 +8,9 @@ use std::time::Instant;
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
-    Time64MicrosecondType, TimeUnit, TimestampMicrosecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
+    Int64Type, Time64MicrosecondType, TimeUnit, TimestampMicrosecondType, UInt8Type, UInt16Type,
+    UInt32Type, UInt64Type,
 };
 use arrow::record_batch::RecordBatch;
 use sha2::{Digest, Sha256};
@@ -41,8 +42,16 @@ fn normalise_decimal(s: &str) -> String {
     let i = i.trim_start_matches('0');
     let f = f.trim_end_matches('0');
     let i = if i.is_empty() { "0" } else { i };
-    let core = if f.is_empty() { i.to_string() } else { format!("{i}.{f}") };
-    if neg && core != "0" { format!("-{core}") } else { core }
+    let core = if f.is_empty() {
+        i.to_string()
+    } else {
+        format!("{i}.{f}")
+    };
+    if neg && core != "0" {
+        format!("-{core}")
+    } else {
+        core
+    }
 }
 
 fn encoder<'a>(a: &'a ArrayRef) -> Result<Encoder<'a>> {
@@ -78,7 +87,11 @@ fn encoder<'a>(a: &'a ArrayRef) -> Result<Encoder<'a>> {
             };
             Box::new(move |i, o| {
                 let v = get(i);
-                let bits = if v.is_nan() { f64::NAN.to_bits() } else { v.to_bits() };
+                let bits = if v.is_nan() {
+                    f64::NAN.to_bits()
+                } else {
+                    v.to_bits()
+                };
                 o.push(b'F');
                 o.extend_from_slice(&bits.to_le_bytes());
             })
@@ -88,7 +101,9 @@ fn encoder<'a>(a: &'a ArrayRef) -> Result<Encoder<'a>> {
             let s = *s;
             Box::new(move |i, o| {
                 o.push(b'D');
-                o.extend_from_slice(normalise_decimal(&text::format_decimal(x.value(i), s)).as_bytes());
+                o.extend_from_slice(
+                    normalise_decimal(&text::format_decimal(x.value(i), s)).as_bytes(),
+                );
                 o.push(0);
             })
         }
@@ -138,15 +153,25 @@ fn encoder<'a>(a: &'a ArrayRef) -> Result<Encoder<'a>> {
                 o.extend_from_slice(&x.value(i).to_le_bytes());
             })
         }
-        other => return Err(Error::Data(format!("cannot fingerprint a {other} column yet"))),
+        other => {
+            return Err(Error::Data(format!(
+                "cannot fingerprint a {other} column yet"
+            )));
+        }
     };
-    Ok(Box::new(move |i, o| if a.is_null(i) { o.push(b'N') } else { f(i, o) }))
+    Ok(Box::new(
+        move |i, o| if a.is_null(i) { o.push(b'N') } else { f(i, o) },
+    ))
 }
 
 impl Fingerprint {
     /// Adds every row of a batch.
     pub fn add(&mut self, batch: &RecordBatch) -> Result<()> {
-        let encoders = batch.columns().iter().map(encoder).collect::<Result<Vec<_>>>()?;
+        let encoders = batch
+            .columns()
+            .iter()
+            .map(encoder)
+            .collect::<Result<Vec<_>>>()?;
         let mut buf = Vec::with_capacity(256);
         for row in 0..batch.num_rows() {
             buf.clear();
@@ -175,7 +200,10 @@ pub struct TableComparison {
     pub b: Option<Fingerprint>,
 }
 
-fn fingerprint_all(src: &mut dyn source::Source, sel: &Selection) -> Result<Vec<(String, Fingerprint)>> {
+fn fingerprint_all(
+    src: &mut dyn source::Source,
+    sel: &Selection,
+) -> Result<Vec<(String, Fingerprint)>> {
     src.begin_snapshot()?;
     let mut out = Vec::new();
     for t in src.tables(sel)? {
@@ -187,9 +215,17 @@ fn fingerprint_all(src: &mut dyn source::Source, sel: &Selection) -> Result<Vec<
 }
 
 /// Compares the selected tables of two databases. Exit status 0 when all are equal, 1 otherwise.
-pub fn compare(a_url: &str, b_url: &str, tables: &[String], progress: &Progress) -> Result<RunReport> {
+pub fn compare(
+    a_url: &str,
+    b_url: &str,
+    tables: &[String],
+    progress: &Progress,
+) -> Result<RunReport> {
     let started = Instant::now();
-    let sel = Selection { tables: tables.to_vec(), exclude: vec![] };
+    let sel = Selection {
+        tables: tables.to_vec(),
+        exclude: vec![],
+    };
     let mut a = source::open(a_url)?;
     let mut b = source::open(b_url)?;
     progress.line(&format!("fingerprinting {a_url}"));
@@ -206,7 +242,13 @@ pub fn compare(a_url: &str, b_url: &str, tables: &[String], progress: &Progress)
         let y = fb.iter().find(|(m, _)| m == n).map(|p| p.1);
         let status = match (x, y) {
             (Some(x), Some(y)) if x == y => format!("equal ({})", x.hex()),
-            (Some(x), Some(y)) => format!("different: {} rows {} vs {} rows {}", x.rows, x.hex(), y.rows, y.hex()),
+            (Some(x), Some(y)) => format!(
+                "different: {} rows {} vs {} rows {}",
+                x.rows,
+                x.hex(),
+                y.rows,
+                y.hex()
+            ),
             (Some(_), None) => format!("missing in {b_url}"),
             (None, _) => format!("missing in {a_url}"),
         };

@@ -36,7 +36,10 @@ impl fmt::Display for Finding {
 pub enum Error {
     /// The bundle is corrupt, tampered, truncated, incomplete or of an unsupported version.
     #[error("bundle {bundle} is invalid:\n{}", list(.findings))]
-    InvalidBundle { bundle: String, findings: Vec<Finding> },
+    InvalidBundle {
+        bundle: String,
+        findings: Vec<Finding>,
+    },
 
     /// No key given, a wrong key or passphrase, a damaged key file.
     #[error("{0}")]
@@ -62,14 +65,21 @@ pub enum Error {
     Storage(String),
 
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 
     #[error("{0}")]
     Other(String),
 }
 
 fn list(findings: &[Finding]) -> String {
-    findings.iter().map(|f| format!("  - {f}")).collect::<Vec<_>>().join("\n")
+    findings
+        .iter()
+        .map(|f| format!("  - {f}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl Error {
@@ -86,15 +96,25 @@ impl Error {
     }
 
     /// A bundle error about one file.
-    pub fn invalid(bundle: impl Into<String>, file: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn invalid(
+        bundle: impl Into<String>,
+        file: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Error::InvalidBundle {
             bundle: bundle.into(),
-            findings: vec![Finding { file: file.into(), message: message.into() }],
+            findings: vec![Finding {
+                file: file.into(),
+                message: message.into(),
+            }],
         }
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 

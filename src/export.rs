@@ -76,11 +76,17 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     let tables = src.tables(&plan.selection)?;
     let unmatched = plan.selection.unmatched(&tables);
     if !unmatched.is_empty() {
-        return Err(Error::Usage(format!("--table {}: no such table in {}", unmatched.join(", "), plan.source_url)));
+        return Err(Error::Usage(format!(
+            "--table {}: no such table in {}",
+            unmatched.join(", "),
+            plan.source_url
+        )));
     }
     for (t, _) in &plan.filters {
         if !tables.iter().any(|d| d.name == *t || d.qualified() == *t) {
-            return Err(Error::Usage(format!("--where {t}:…: no such table among those exported")));
+            return Err(Error::Usage(format!(
+                "--where {t}:…: no such table among those exported"
+            )));
         }
     }
     let mut report = RunReport::new("export");
@@ -89,10 +95,21 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
         for t in &tables {
             let filter = filter_for(plan, t);
             let rows = src.count_rows(t, filter)?.unwrap_or(0);
-            report.add_table(&t.qualified(), rows, 0, 0, std::time::Duration::ZERO, "would export");
+            report.add_table(
+                &t.qualified(),
+                rows,
+                0,
+                0,
+                std::time::Duration::ZERO,
+                "would export",
+            );
         }
         report.status = "dry run".into();
-        report.message = format!("dry run: {} tables would be exported to {}; nothing written", tables.len(), plan.bundle_url);
+        report.message = format!(
+            "dry run: {} tables would be exported to {}; nothing written",
+            tables.len(),
+            plan.bundle_url
+        );
         report.close(started.elapsed());
         return Ok(report);
     }
@@ -112,7 +129,12 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
         None => vec![],
     };
     let file_key = bdk.as_ref().map(|k| k.file_key(&bundle_id));
-    let seal = |kind: &str, path: &str| file_key.as_ref().map(|k| Seal { key: k, context: file_context(&bundle_id, kind, path) });
+    let seal = |kind: &str, path: &str| {
+        file_key.as_ref().map(|k| Seal {
+            key: k,
+            context: file_context(&bundle_id, kind, path),
+        })
+    };
 
     let mut parts: Vec<FileEntry> = Vec::new();
     let mut catalog_tables = Vec::new();
@@ -131,7 +153,8 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
         let written: Result<()> = std::thread::scope(|s| {
             let reader = s.spawn(move || {
                 src_ref.read(t, filter, limits, &mut |b| {
-                    tx.send(b).map_err(|_| Error::Other("export writer stopped".into()))
+                    tx.send(b)
+                        .map_err(|_| Error::Other("export writer stopped".into()))
                 })
             });
             let mut current: Option<PartWriter> = None;
@@ -140,7 +163,13 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
                     fp.add(&batch)?;
                     if current.is_none() {
                         let path = layout::new_part_path(plan.encrypt);
-                        current = Some(PartWriter::create(&store, &path, schema.clone(), writer_properties(plan.row_group_rows), seal("part", &path))?);
+                        current = Some(PartWriter::create(
+                            &store,
+                            &path,
+                            schema.clone(),
+                            writer_properties(plan.row_group_rows),
+                            seal("part", &path),
+                        )?);
                     }
                     let w = current.as_mut().expect("just made");
                     w.write(&batch)?;
@@ -148,7 +177,11 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
                     if w.size_estimate() >= plan.max_part_bytes {
                         let (entry, rows) = current.take().expect("open part").finish()?;
                         bytes += entry.size;
-                        infos.push(PartInfo { path: entry.path.clone(), index: u32::try_from(infos.len()).unwrap_or(u32::MAX), rows });
+                        infos.push(PartInfo {
+                            path: entry.path.clone(),
+                            index: u32::try_from(infos.len()).unwrap_or(u32::MAX),
+                            rows,
+                        });
                         parts.push(entry);
                     }
                 }
@@ -156,7 +189,9 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
             };
             let res = write_all();
             drop(rx);
-            let read = reader.join().map_err(|_| Error::Other(format!("reader of {} crashed", t.qualified())))?;
+            let read = reader
+                .join()
+                .map_err(|_| Error::Other(format!("reader of {} crashed", t.qualified())))?;
             // A reader error explains a writer that stopped early; report it first.
             read?;
             res?;
@@ -165,14 +200,24 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
                 Some(w) => Some(w),
                 None if infos.is_empty() => {
                     let path = layout::new_part_path(plan.encrypt);
-                    Some(PartWriter::create(&store, &path, schema.clone(), writer_properties(plan.row_group_rows), seal("part", &path))?)
+                    Some(PartWriter::create(
+                        &store,
+                        &path,
+                        schema.clone(),
+                        writer_properties(plan.row_group_rows),
+                        seal("part", &path),
+                    )?)
                 }
                 None => None,
             };
             if let Some(w) = last {
                 let (entry, rows) = w.finish()?;
                 bytes += entry.size;
-                infos.push(PartInfo { path: entry.path.clone(), index: u32::try_from(infos.len()).unwrap_or(u32::MAX), rows });
+                infos.push(PartInfo {
+                    path: entry.path.clone(),
+                    index: u32::try_from(infos.len()).unwrap_or(u32::MAX),
+                    rows,
+                });
                 parts.push(entry);
             }
             Ok(())
@@ -180,15 +225,46 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
         written?;
         bar.finish_and_clear();
         let rows = fp.rows;
-        progress.line(&format!("exported {}: {rows} rows, {} parts, {}", t.qualified(), infos.len(), crate::report::human_bytes(bytes)));
-        report.add_table(&t.qualified(), rows, bytes, infos.len() as u64, t_start.elapsed(), "exported");
-        catalog_tables.push(CatalogTable { table: t.clone(), rows, fingerprint: fp.hex(), parts: infos });
+        progress.line(&format!(
+            "exported {}: {rows} rows, {} parts, {}",
+            t.qualified(),
+            infos.len(),
+            crate::report::human_bytes(bytes)
+        ));
+        report.add_table(
+            &t.qualified(),
+            rows,
+            bytes,
+            infos.len() as u64,
+            t_start.elapsed(),
+            "exported",
+        );
+        catalog_tables.push(CatalogTable {
+            table: t.clone(),
+            rows,
+            fingerprint: fp.hex(),
+            parts: infos,
+        });
     }
 
     let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let catalog = Catalog { bundle_id: bundle_id.clone(), source: src.info(), created_at: created_at.clone(), tables: catalog_tables };
-    let catalog_path = if plan.encrypt { layout::CATALOG_ENCRYPTED } else { layout::CATALOG_PLAIN };
-    let catalog_entry = write_small(&store, catalog_path, &catalog.to_json(), seal("catalog", catalog_path))?;
+    let catalog = Catalog {
+        bundle_id: bundle_id.clone(),
+        source: src.info(),
+        created_at: created_at.clone(),
+        tables: catalog_tables,
+    };
+    let catalog_path = if plan.encrypt {
+        layout::CATALOG_ENCRYPTED
+    } else {
+        layout::CATALOG_PLAIN
+    };
+    let catalog_entry = write_small(
+        &store,
+        catalog_path,
+        &catalog.to_json(),
+        seal("catalog", catalog_path),
+    )?;
 
     let mut sums = String::new();
     for f in std::iter::once(&catalog_entry).chain(parts.iter()) {
@@ -201,11 +277,18 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
         format_version: manifest::FORMAT_VERSION.into(),
         bundle_id: bundle_id.clone(),
         source_id: plan.source_id.clone().unwrap_or_else(|| src.source_id()),
-        sequence: plan.sequence.unwrap_or_else(|| u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or(0)),
+        sequence: plan
+            .sequence
+            .unwrap_or_else(|| u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or(0)),
         created_at,
         tool_version: crate::TOOL_VERSION.into(),
         encryption: Encryption {
-            scheme: if plan.encrypt { manifest::SCHEME_ENCRYPTED } else { manifest::SCHEME_NONE }.into(),
+            scheme: if plan.encrypt {
+                manifest::SCHEME_ENCRYPTED
+            } else {
+                manifest::SCHEME_NONE
+            }
+            .into(),
             key_slots: slots,
         },
         catalog: catalog_entry,
@@ -215,25 +298,46 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     let manifest_bytes = manifest.to_json();
     store.put_new(layout::MANIFEST, Bytes::from(manifest_bytes.clone()))?;
     if let Some(k) = &bdk {
-        store.put(layout::MANIFEST_MAC, Bytes::from(format!("{}\n", k.manifest_mac(&bundle_id, &manifest_bytes))))?;
+        store.put(
+            layout::MANIFEST_MAC,
+            Bytes::from(format!("{}\n", k.manifest_mac(&bundle_id, &manifest_bytes))),
+        )?;
     }
     report.close(started.elapsed());
     report.message = format!(
         "bundle {bundle_id} written to {} ({}{})",
         plan.bundle_url,
-        if plan.encrypt { "encrypted" } else { "NOT encrypted: plain Parquet" },
         if plan.encrypt {
-            format!(", opens with {}", manifest.encryption.key_slots.iter().map(|s| s.key_id().to_string()).collect::<Vec<_>>().join(", "))
+            "encrypted"
+        } else {
+            "NOT encrypted: plain Parquet"
+        },
+        if plan.encrypt {
+            format!(
+                ", opens with {}",
+                manifest
+                    .encryption
+                    .key_slots
+                    .iter()
+                    .map(|s| s.key_id().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         } else {
             String::new()
         }
     );
     if !plan.encrypt {
-        report.warnings.push("--no-encrypt: the bundle's data is readable by anyone who holds it".into());
+        report
+            .warnings
+            .push("--no-encrypt: the bundle's data is readable by anyone who holds it".into());
     }
     Ok(report)
 }
 
 fn filter_for<'a>(plan: &'a ExportPlan, t: &crate::types::TableDef) -> Option<&'a str> {
-    plan.filters.iter().find(|(n, _)| *n == t.name || *n == t.qualified()).map(|(_, p)| p.as_str())
+    plan.filters
+        .iter()
+        .find(|(n, _)| *n == t.name || *n == t.qualified())
+        .map(|(_, p)| p.as_str())
 }

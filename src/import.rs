@@ -98,7 +98,10 @@ fn state_message(committed: usize, total: usize) -> String {
 pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     let started = Instant::now();
     if matches!(plan.mode, Mode::Replace | Mode::Upsert) {
-        return Err(Error::Usage(format!("--mode {} is not implemented in this build yet (create and append are)", plan.mode.as_str())));
+        return Err(Error::Usage(format!(
+            "--mode {} is not implemented in this build yet (create and append are)",
+            plan.mode.as_str()
+        )));
     }
     // 1-5: manifest and file set, before touching the target.
     let bundle = OpenBundle::open(&plan.bundle_url, plan.strict)?;
@@ -112,11 +115,17 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     bundle.unlock(&plan.keys)?;
     let id = bundle.manifest.bundle_id.clone();
     let ledger = target.ledger_state(&id)?;
-    if ledger.manifest_sha256.iter().any(|m| *m != bundle.manifest_sha256) {
+    if ledger
+        .manifest_sha256
+        .iter()
+        .any(|m| *m != bundle.manifest_sha256)
+    {
         return Err(Error::invalid(
             &plan.bundle_url,
             "manifest.json",
-            format!("bundle id {id} was imported here before with different content: bundle id reused or bundle tampered with"),
+            format!(
+                "bundle id {id} was imported here before with different content: bundle id reused or bundle tampered with"
+            ),
         ));
     }
     // Replay: an older bundle from the same source is refused unless asked for.
@@ -139,16 +148,38 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     let bar = progress.bar("verifying", Some(total_bytes), true);
     let checked = bundle.check(&plan.keys, &|f| bar.inc(f.size))?;
     bar.finish_and_clear();
-    progress.line(&format!("verified bundle {id}: {} files, {}", checked.bundle.manifest.parts.len() + 1, crate::report::human_bytes(total_bytes)));
+    progress.line(&format!(
+        "verified bundle {id}: {} files, {}",
+        checked.bundle.manifest.parts.len() + 1,
+        crate::report::human_bytes(total_bytes)
+    ));
 
-    let selected: Vec<&CatalogTable> = checked.catalog.tables.iter().filter(|t| plan.wants(t)).collect();
-    for n in plan.tables.iter().chain(plan.exclude.iter()).chain(plan.renames.iter().map(|(s, _)| s)) {
-        if !checked.catalog.tables.iter().any(|t| t.table.name == *n || t.table.qualified() == *n) {
+    let selected: Vec<&CatalogTable> = checked
+        .catalog
+        .tables
+        .iter()
+        .filter(|t| plan.wants(t))
+        .collect();
+    for n in plan
+        .tables
+        .iter()
+        .chain(plan.exclude.iter())
+        .chain(plan.renames.iter().map(|(s, _)| s))
+    {
+        if !checked
+            .catalog
+            .tables
+            .iter()
+            .any(|t| t.table.name == *n || t.table.qualified() == *n)
+        {
             return Err(Error::Usage(format!("{n}: the bundle has no such table")));
         }
     }
     let done: HashSet<&str> = ledger.parts.iter().map(|(p, _)| p.as_str()).collect();
-    let wanted_parts: Vec<&str> = selected.iter().flat_map(|t| t.parts.iter().map(|p| p.path.as_str())).collect();
+    let wanted_parts: Vec<&str> = selected
+        .iter()
+        .flat_map(|t| t.parts.iter().map(|p| p.path.as_str()))
+        .collect();
     if !wanted_parts.is_empty() && wanted_parts.iter().all(|p| done.contains(p)) {
         report.status = "nothing to do".into();
         report.message = format!(
@@ -165,7 +196,9 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     for t in &selected {
         let name = plan.target_name(t);
         if !seen_names.insert(name.to_lowercase()) {
-            return Err(Error::Data(format!("two bundle tables would load into one target table {name:?} (names differ only by case?)")));
+            return Err(Error::Data(format!(
+                "two bundle tables would load into one target table {name:?} (names differ only by case?)"
+            )));
         }
         let resuming = t.parts.iter().any(|p| done.contains(p.path.as_str()));
         if plan.mode == Mode::Create && !resuming {
@@ -182,11 +215,25 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     }
     if plan.dry_run {
         for t in &selected {
-            let todo = t.parts.iter().filter(|p| !done.contains(p.path.as_str())).count();
-            report.add_table(&plan.target_name(t), t.rows, 0, todo as u64, std::time::Duration::ZERO, "would load");
+            let todo = t
+                .parts
+                .iter()
+                .filter(|p| !done.contains(p.path.as_str()))
+                .count();
+            report.add_table(
+                &plan.target_name(t),
+                t.rows,
+                0,
+                todo as u64,
+                std::time::Duration::ZERO,
+                "would load",
+            );
         }
         report.status = "dry run".into();
-        report.message = format!("dry run: bundle {id} verified; {} tables would be loaded; nothing written", selected.len());
+        report.message = format!(
+            "dry run: bundle {id} verified; {} tables would be loaded; nothing written",
+            selected.len()
+        );
         report.close(started.elapsed());
         return Ok(report);
     }
@@ -211,7 +258,14 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
                 bundle_id: id.clone(),
                 part_path: p.path.clone(),
                 manifest_sha256: checked.bundle.manifest_sha256.clone(),
-                cipher_sha256: checked.bundle.manifest.parts.iter().find(|e| e.path == p.path).map(|e| e.sha256.clone()).unwrap_or_default(),
+                cipher_sha256: checked
+                    .bundle
+                    .manifest
+                    .parts
+                    .iter()
+                    .find(|e| e.path == p.path)
+                    .map(|e| e.sha256.clone())
+                    .unwrap_or_default(),
                 source_id: checked.bundle.manifest.source_id.clone(),
                 sequence: checked.bundle.manifest.sequence,
                 target_table: name.clone(),
@@ -219,12 +273,28 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
                 mode: plan.mode.as_str().into(),
                 run_id: run_id.clone(),
             };
-            match load_one(&checked, target.as_mut(), &name, t, p, same_engine, &entry, plan.batch_rows, &bar) {
+            match load_one(
+                &checked,
+                target.as_mut(),
+                &name,
+                t,
+                p,
+                same_engine,
+                &entry,
+                plan.batch_rows,
+                &bar,
+            ) {
                 Ok(LoadOutcome::Loaded(n)) => {
                     rows += n;
                     loaded_parts += 1;
                     committed += 1;
-                    bytes += checked.bundle.manifest.parts.iter().find(|e| e.path == p.path).map_or(0, |e| e.size);
+                    bytes += checked
+                        .bundle
+                        .manifest
+                        .parts
+                        .iter()
+                        .find(|e| e.path == p.path)
+                        .map_or(0, |e| e.size);
                 }
                 Ok(LoadOutcome::AlreadyLoaded) => skipped += 1,
                 Err(e) => {
@@ -236,8 +306,19 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
         }
         target.finish_table(&name, &t.table)?;
         bar.finish_and_clear();
-        let status = if loaded_parts == 0 && skipped > 0 { "skipped (already imported)" } else { "loaded" };
-        progress.line(&format!("loaded {name}: {rows} rows from {loaded_parts} parts{}", if skipped > 0 { format!(" ({skipped} already imported)") } else { String::new() }));
+        let status = if loaded_parts == 0 && skipped > 0 {
+            "skipped (already imported)"
+        } else {
+            "loaded"
+        };
+        progress.line(&format!(
+            "loaded {name}: {rows} rows from {loaded_parts} parts{}",
+            if skipped > 0 {
+                format!(" ({skipped} already imported)")
+            } else {
+                String::new()
+            }
+        ));
         report.add_table(&name, rows, bytes, loaded_parts, t_start.elapsed(), status);
     }
     report.close(started.elapsed());
@@ -260,7 +341,11 @@ fn load_one(
 ) -> Result<LoadOutcome> {
     let bundle_url = checked.bundle.url().to_string();
     let reader = checked.part_reader(&p.path)?;
-    let (_, batches) = reader.batches(&bundle_url, &format!("table {} part {}", t.table.qualified(), p.index), batch_rows)?;
+    let (_, batches) = reader.batches(
+        &bundle_url,
+        &format!("table {} part {}", t.table.qualified(), p.index),
+        batch_rows,
+    )?;
     let mut counted = batches.inspect(|b| {
         if let Ok(b) = b {
             bar.inc(b.num_rows() as u64);
@@ -270,18 +355,36 @@ fn load_one(
         // Never commit before the whole part, up to its final chunk, has authenticated.
         reader.authenticate_rest(&bundle_url)?;
         if rows != p.rows {
-            return Err(Error::invalid(&bundle_url, &p.path, format!("table {}: {rows} rows decoded, catalog says {}", t.table.qualified(), p.rows)));
+            return Err(Error::invalid(
+                &bundle_url,
+                &p.path,
+                format!(
+                    "table {}: {rows} rows decoded, catalog says {}",
+                    t.table.qualified(),
+                    p.rows
+                ),
+            ));
         }
         Ok(())
     };
-    target.load_part(name, &t.table, same_engine, entry, &mut counted, &mut before_commit)
+    target.load_part(
+        name,
+        &t.table,
+        same_engine,
+        entry,
+        &mut counted,
+        &mut before_commit,
+    )
 }
 
 /// Adds the target's state to a load failure's message.
 fn with_state(e: Error, committed: usize, total: usize) -> Error {
     let state = state_message(committed, total);
     match e {
-        Error::InvalidBundle { bundle, mut findings } => {
+        Error::InvalidBundle {
+            bundle,
+            mut findings,
+        } => {
             if let Some(f) = findings.last_mut() {
                 f.message = format!("{}; {state}", f.message);
             }

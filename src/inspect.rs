@@ -4,11 +4,11 @@
 
 use serde::Serialize;
 
+use crate::Result;
 use crate::bundle::Catalog;
 use crate::bundle::check::OpenBundle;
 use crate::crypto::keys::Keys;
 use crate::report::human_bytes;
-use crate::Result;
 
 #[derive(Debug, Serialize)]
 pub struct Inspection {
@@ -46,7 +46,12 @@ pub fn inspect(url: &str, keys: &Keys) -> Result<Inspection> {
         source_id: m.source_id.clone(),
         sequence: m.sequence,
         encrypted: m.encrypted(),
-        key_ids: m.encryption.key_slots.iter().map(|s| s.key_id().to_string()).collect(),
+        key_ids: m
+            .encryption
+            .key_slots
+            .iter()
+            .map(|s| s.key_id().to_string())
+            .collect(),
         files: m.files().cloned().collect(),
         total_bytes: m.files().map(|f| f.size).sum(),
         unlisted_files: b.extra_files.clone(),
@@ -59,19 +64,43 @@ impl Inspection {
         let mut o = String::new();
         o.push_str(&format!("bundle      {}\n", self.bundle));
         o.push_str(&format!("id          {}\n", self.bundle_id));
-        o.push_str(&format!("format      ferry-bundle {}\n", self.format_version));
-        o.push_str(&format!("created     {} by {}\n", self.created_at, self.tool_version));
-        o.push_str(&format!("source      {} (sequence {})\n", self.source_id, self.sequence));
+        o.push_str(&format!(
+            "format      ferry-bundle {}\n",
+            self.format_version
+        ));
+        o.push_str(&format!(
+            "created     {} by {}\n",
+            self.created_at, self.tool_version
+        ));
+        o.push_str(&format!(
+            "source      {} (sequence {})\n",
+            self.source_id, self.sequence
+        ));
         o.push_str(&format!(
             "encryption  {}\n",
-            if self.encrypted { format!("cobblestone-256; opens with {}", self.key_ids.join(", ")) } else { "none (plain Parquet)".into() }
+            if self.encrypted {
+                format!("cobblestone-256; opens with {}", self.key_ids.join(", "))
+            } else {
+                "none (plain Parquet)".into()
+            }
         ));
-        o.push_str(&format!("files       {} files, {}\n", self.files.len(), human_bytes(self.total_bytes)));
+        o.push_str(&format!(
+            "files       {} files, {}\n",
+            self.files.len(),
+            human_bytes(self.total_bytes)
+        ));
         for f in &self.files {
-            o.push_str(&format!("  {:<48} {:>12}  sha256 {}\n", f.path, f.size, &f.sha256[..16]));
+            o.push_str(&format!(
+                "  {:<48} {:>12}  sha256 {}\n",
+                f.path,
+                f.size,
+                &f.sha256[..16]
+            ));
         }
         for f in &self.unlisted_files {
-            o.push_str(&format!("  warning: {f} is not in the manifest (never read)\n"));
+            o.push_str(&format!(
+                "  warning: {f} is not in the manifest (never read)\n"
+            ));
         }
         match &self.catalog {
             None => o.push_str("tables      (encrypted: pass --key-file or --passphrase-env to list tables and columns)\n"),

@@ -172,9 +172,7 @@ enum Command {
         keys: KeyArgs,
     },
     /// Make a new 256-bit key file (mode 0600) and print its key id.
-    Keygen {
-        key_file: PathBuf,
-    },
+    Keygen { key_file: PathBuf },
 }
 
 /// `512MiB`, `1GiB`, `1000000` (bytes).
@@ -182,7 +180,9 @@ fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("{s:?}: expected a size like 512MiB or 1GiB"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a size like 512MiB or 1GiB"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1000,
@@ -211,19 +211,45 @@ fn split_pair<'a>(s: &'a str, sep: char, what: &str) -> Result<(String, String),
 }
 
 fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
-    let progress = if out.quiet { Progress::hidden() } else { Progress::new(false) };
+    let progress = if out.quiet {
+        Progress::hidden()
+    } else {
+        Progress::new(false)
+    };
     match cmd {
         Command::Export {
-            source, bundle, keys, no_encrypt, tables, exclude, wheres, batch_rows, row_group_rows,
-            max_part_size, source_id, sequence, dry_run, ..
+            source,
+            bundle,
+            keys,
+            no_encrypt,
+            tables,
+            exclude,
+            wheres,
+            batch_rows,
+            row_group_rows,
+            max_part_size,
+            source_id,
+            sequence,
+            dry_run,
+            ..
         } => {
-            let (keys, warnings) = if no_encrypt { (Keys::default(), vec![]) } else { keys.load()? };
+            let (keys, warnings) = if no_encrypt {
+                (Keys::default(), vec![])
+            } else {
+                keys.load()?
+            };
             let mut plan = ExportPlan::new(&source, &bundle);
             plan.keys = keys;
             plan.encrypt = !no_encrypt;
             plan.selection = Selection { tables, exclude };
-            plan.filters = wheres.iter().map(|w| split_pair(w, ':', "--where")).collect::<Result<_, _>>()?;
-            plan.batch = BatchLimits { rows: batch_rows.max(1), ..BatchLimits::default() };
+            plan.filters = wheres
+                .iter()
+                .map(|w| split_pair(w, ':', "--where"))
+                .collect::<Result<_, _>>()?;
+            plan.batch = BatchLimits {
+                rows: batch_rows.max(1),
+                ..BatchLimits::default()
+            };
             plan.row_group_rows = row_group_rows.max(1);
             plan.max_part_bytes = max_part_size;
             plan.source_id = source_id;
@@ -233,9 +259,23 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             r.warnings.extend(warnings);
             Ok(r)
         }
-        Command::Import { bundle, target, keys, mode, tables, exclude, rename, target_schema, strict, dry_run, allow_replay } => {
+        Command::Import {
+            bundle,
+            target,
+            keys,
+            mode,
+            tables,
+            exclude,
+            rename,
+            target_schema,
+            strict,
+            dry_run,
+            allow_replay,
+        } => {
             if target_schema.is_some() && target.starts_with("sqlite:") {
-                return Err(Error::Usage("--target-schema applies to PostgreSQL targets; SQLite has no schemas".into()));
+                return Err(Error::Usage(
+                    "--target-schema applies to PostgreSQL targets; SQLite has no schemas".into(),
+                ));
             }
             let (keys, warnings) = keys.load()?;
             let mut plan = ImportPlan::new(&bundle, &target);
@@ -243,7 +283,10 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             plan.mode = mode;
             plan.tables = tables;
             plan.exclude = exclude;
-            plan.renames = rename.iter().map(|r| split_pair(r, '=', "--rename")).collect::<Result<_, _>>()?;
+            plan.renames = rename
+                .iter()
+                .map(|r| split_pair(r, '=', "--rename"))
+                .collect::<Result<_, _>>()?;
             plan.strict = strict;
             plan.dry_run = dry_run;
             plan.allow_replay = allow_replay;
@@ -251,14 +294,23 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             r.warnings.extend(warnings);
             Ok(r)
         }
-        Command::Verify { bundle, keys, strict, .. } => {
+        Command::Verify {
+            bundle,
+            keys,
+            strict,
+            ..
+        } => {
             let (keys, warnings) = keys.load()?;
             let mut r = ferry::verify::verify(&bundle, &keys, strict, &progress)?;
             r.warnings.extend(warnings);
             Ok(r)
         }
-        Command::Compare { a, b, tables, .. } => ferry::compare::compare(&a, &b, &tables, &progress),
-        Command::Decrypt { bundle, dir, keys, .. } => {
+        Command::Compare { a, b, tables, .. } => {
+            ferry::compare::compare(&a, &b, &tables, &progress)
+        }
+        Command::Decrypt {
+            bundle, dir, keys, ..
+        } => {
             let (keys, warnings) = keys.load()?;
             let mut r = ferry::decrypt::decrypt(&bundle, &dir, &keys, &progress)?;
             r.warnings.extend(warnings);
@@ -308,11 +360,17 @@ fn main() -> ExitCode {
         Command::Keygen { key_file, .. } => match KeyFileKey::generate(&key_file) {
             Ok(k) => {
                 if out.json {
-                    println!("{}", serde_json::json!({ "key_file": key_file, "key_id": k.id() }));
+                    println!(
+                        "{}",
+                        serde_json::json!({ "key_file": key_file, "key_id": k.id() })
+                    );
                 } else {
                     println!("{}", k.id());
                     if !out.quiet {
-                        eprintln!("wrote {} (mode 0600); keep it secret and keep a copy: without it the bundles cannot be read", key_file.display());
+                        eprintln!(
+                            "wrote {} (mode 0600); keep it secret and keep a copy: without it the bundles cannot be read",
+                            key_file.display()
+                        );
                     }
                 }
                 ExitCode::SUCCESS
@@ -320,7 +378,9 @@ fn main() -> ExitCode {
             Err(e) => fail(name, &e, out.json),
         },
         Command::Inspect { bundle, keys, .. } => {
-            let res = keys.load().and_then(|(k, _)| ferry::inspect::inspect(&bundle, &k));
+            let res = keys
+                .load()
+                .and_then(|(k, _)| ferry::inspect::inspect(&bundle, &k));
             match res {
                 Ok(i) => {
                     if out.json {
@@ -346,4 +406,3 @@ fn main() -> ExitCode {
         },
     }
 }
-

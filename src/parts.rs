@@ -26,7 +26,9 @@ use crate::{Error, Result};
 /// statistics on, row groups of at most ~1M rows or ~128 MiB.
 pub fn writer_properties(row_group_rows: usize) -> WriterProperties {
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("valid level"),
+        ))
         .set_dictionary_enabled(true)
         .set_max_row_group_row_count(Some(row_group_rows))
         .set_max_row_group_bytes(Some(128 * 1024 * 1024))
@@ -82,10 +84,15 @@ impl Write for Sink {
 
 impl Sink {
     fn create(store: &Store, path: &str, seal: Option<Seal<'_>>) -> Result<Sink> {
-        let tally = Tally { inner: store.writer(path)?, sha: Sha256::new(), len: 0 };
+        let tally = Tally {
+            inner: store.writer(path)?,
+            sha: Sha256::new(),
+            len: 0,
+        };
         Ok(match seal {
             Some(s) => Sink::Sealed(
-                Encryptor::new(s.key, &s.context, tally).map_err(|e| Error::Other(format!("{path}: {e}")))?,
+                Encryptor::new(s.key, &s.context, tally)
+                    .map_err(|e| Error::Other(format!("{path}: {e}")))?,
             ),
             None => Sink::Plain(tally),
         })
@@ -94,20 +101,32 @@ impl Sink {
     /// Ends the file (final chunk), completes the upload, returns its manifest entry.
     fn finish(self, path: &str) -> Result<FileEntry> {
         let tally = match self {
-            Sink::Sealed(e) => e.finish().map_err(|e| Error::Other(format!("{path}: {e}")))?,
+            Sink::Sealed(e) => e
+                .finish()
+                .map_err(|e| Error::Other(format!("{path}: {e}")))?,
             Sink::Plain(t) => t,
         };
         let sha256 = hex::encode(tally.sha.finalize());
         let size = tally.len;
         tally.inner.finish()?;
-        Ok(FileEntry { path: path.to_string(), size, sha256 })
+        Ok(FileEntry {
+            path: path.to_string(),
+            size,
+            sha256,
+        })
     }
 }
 
 /// Writes a small whole file (the catalog) sealed or plain.
-pub fn write_small(store: &Store, path: &str, bytes: &[u8], seal: Option<Seal<'_>>) -> Result<FileEntry> {
+pub fn write_small(
+    store: &Store,
+    path: &str,
+    bytes: &[u8],
+    seal: Option<Seal<'_>>,
+) -> Result<FileEntry> {
     let mut sink = Sink::create(store, path, seal)?;
-    sink.write_all(bytes).map_err(|e| Error::io(format!("writing {path}"), e))?;
+    sink.write_all(bytes)
+        .map_err(|e| Error::io(format!("writing {path}"), e))?;
     sink.finish(path)
 }
 
@@ -119,11 +138,21 @@ pub struct PartWriter {
 }
 
 impl PartWriter {
-    pub fn create(store: &Store, path: &str, schema: SchemaRef, props: WriterProperties, seal: Option<Seal<'_>>) -> Result<Self> {
+    pub fn create(
+        store: &Store,
+        path: &str,
+        schema: SchemaRef,
+        props: WriterProperties,
+        seal: Option<Seal<'_>>,
+    ) -> Result<Self> {
         let sink = Sink::create(store, path, seal)?;
         let writer = ArrowWriter::try_new(sink, schema, Some(props))
             .map_err(|e| Error::Other(format!("{path}: cannot start Parquet writer: {e}")))?;
-        Ok(PartWriter { writer, path: path.to_string(), rows: 0 })
+        Ok(PartWriter {
+            writer,
+            path: path.to_string(),
+            rows: 0,
+        })
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
@@ -186,19 +215,33 @@ const MAX_FOOTER: u64 = 64 * 1024 * 1024;
 const AUTH_RUN: u64 = 64;
 
 impl PartReader {
-    pub fn open(store: &Store, bundle: &str, entry: &FileEntry, key: Option<(&[u8; 32], Vec<u8>)>) -> Result<Arc<Self>> {
+    pub fn open(
+        store: &Store,
+        bundle: &str,
+        entry: &FileEntry,
+        key: Option<(&[u8; 32], Vec<u8>)>,
+    ) -> Result<Arc<Self>> {
         let invalid = |m: String| Error::invalid(bundle, &entry.path, m);
         let opened = match key {
             None => None,
             Some((k, ctx)) => {
                 if entry.size < HEADER_LEN as u64 {
-                    return Err(invalid(format!("{} bytes: too short to be a ferry encrypted file", entry.size)));
+                    return Err(invalid(format!(
+                        "{} bytes: too short to be a ferry encrypted file",
+                        entry.size
+                    )));
                 }
                 let header = store.read_range(&entry.path, 0..HEADER_LEN as u64)?;
                 if header.starts_with(b"PAR1") {
-                    return Err(invalid("is not a ferry encrypted file (starts with PAR1: unencrypted Parquet?)".into()));
+                    return Err(invalid(
+                        "is not a ferry encrypted file (starts with PAR1: unencrypted Parquet?)"
+                            .into(),
+                    ));
                 }
-                Some(Opened::open(k, &ctx, &header, entry.size).map_err(|e| invalid(explain_crypto(&e)))?)
+                Some(
+                    Opened::open(k, &ctx, &header, entry.size)
+                        .map_err(|e| invalid(explain_crypto(&e)))?,
+                )
             }
         };
         let chunks = opened.as_ref().map_or(0, Opened::chunk_count);
@@ -212,23 +255,40 @@ impl PartReader {
     }
 
     fn plain_len(&self) -> u64 {
-        self.opened.as_ref().map_or(self.stored_len, Opened::plaintext_len)
+        self.opened
+            .as_ref()
+            .map_or(self.stored_len, Opened::plaintext_len)
     }
 
     /// Decrypts chunks `first..=last` with one storage read.
-    fn chunks(&self, o: &Opened, first: u64, last: u64) -> std::result::Result<Vec<u8>, std::io::Error> {
+    fn chunks(
+        &self,
+        o: &Opened,
+        first: u64,
+        last: u64,
+    ) -> std::result::Result<Vec<u8>, std::io::Error> {
         let (start, _) = o.chunk_range(first);
         let (lstart, llen) = o.chunk_range(last);
         let end = lstart + llen as u64;
-        let cipher = self.store.read_range(&self.path, start..end).map_err(std::io::Error::other)?;
-        let mut out = Vec::with_capacity(usize::try_from((last - first + 1) * CHUNK_SIZE as u64).unwrap_or(0));
+        let cipher = self
+            .store
+            .read_range(&self.path, start..end)
+            .map_err(std::io::Error::other)?;
+        let mut out = Vec::with_capacity(
+            usize::try_from((last - first + 1) * CHUNK_SIZE as u64).unwrap_or(0),
+        );
         let mut off = 0usize;
         for i in first..=last {
             let (_, len) = o.chunk_range(i);
             let piece = cipher.get(off..off + len).ok_or_else(|| {
-                std::io::Error::other(format!("{}: short read from storage (file changed while read?)", self.path))
+                std::io::Error::other(format!(
+                    "{}: short read from storage (file changed while read?)",
+                    self.path
+                ))
             })?;
-            let plain = o.decrypt_chunk(i, piece).map_err(|e| std::io::Error::other(explain_crypto(&e)))?;
+            let plain = o
+                .decrypt_chunk(i, piece)
+                .map_err(|e| std::io::Error::other(explain_crypto(&e)))?;
             out.extend_from_slice(&plain);
             off += len;
             if let Ok(mut seen) = self.seen.lock() {
@@ -242,14 +302,20 @@ impl PartReader {
 
     fn range(&self, start: u64, len: usize) -> std::result::Result<Bytes, std::io::Error> {
         let Some(o) = &self.opened else {
-            return self.store.read_range(&self.path, start..start + len as u64).map_err(std::io::Error::other);
+            return self
+                .store
+                .read_range(&self.path, start..start + len as u64)
+                .map_err(std::io::Error::other);
         };
         if len == 0 {
             return Ok(Bytes::new());
         }
         let end = start + len as u64;
         if end > o.plaintext_len() {
-            return Err(std::io::Error::other(format!("{}: read past the end of the part", self.path)));
+            return Err(std::io::Error::other(format!(
+                "{}: read past the end of the part",
+                self.path
+            )));
         }
         let chunk = CHUNK_SIZE as u64;
         let (first, last) = (start / chunk, (end - 1) / chunk);
@@ -263,8 +329,15 @@ impl PartReader {
     pub fn authenticate_rest(&self, bundle: &str) -> Result<()> {
         let Some(o) = &self.opened else { return Ok(()) };
         let todo: Vec<u64> = {
-            let seen = self.seen.lock().map_err(|_| Error::Other("part reader lock poisoned".into()))?;
-            seen.iter().enumerate().filter(|(_, s)| !**s).map(|(i, _)| i as u64).collect()
+            let seen = self
+                .seen
+                .lock()
+                .map_err(|_| Error::Other("part reader lock poisoned".into()))?;
+            seen.iter()
+                .enumerate()
+                .filter(|(_, s)| !**s)
+                .map(|(i, _)| i as u64)
+                .collect()
         };
         let mut i = 0;
         while i < todo.len() {
@@ -274,7 +347,8 @@ impl PartReader {
                 i += 1;
                 last = todo[i];
             }
-            self.chunks(o, first, last).map_err(|e| Error::invalid(bundle, &self.path, e.to_string()))?;
+            self.chunks(o, first, last)
+                .map_err(|e| Error::invalid(bundle, &self.path, e.to_string()))?;
             i += 1;
         }
         Ok(())
@@ -282,19 +356,30 @@ impl PartReader {
 
     /// Opens the part's Parquet data: footer checked against limits first, decoding guarded
     /// against panics in the Parquet crate. Returns the footer's row count and the batches.
-    pub fn batches(self: &Arc<Self>, bundle: &str, label: &str, batch_rows: usize) -> Result<(u64, PartBatches)> {
+    pub fn batches(
+        self: &Arc<Self>,
+        bundle: &str,
+        label: &str,
+        batch_rows: usize,
+    ) -> Result<(u64, PartBatches)> {
         let invalid = |m: String| Error::invalid(bundle, &self.path, format!("{label}: {m}"));
         let len = self.plain_len();
         if len < 12 {
-            return Err(invalid(format!("{len} bytes of data: too short to be Parquet")));
+            return Err(invalid(format!(
+                "{len} bytes of data: too short to be Parquet"
+            )));
         }
         let tail = self.range(len - 8, 8).map_err(|e| invalid(e.to_string()))?;
         if &tail[4..] != b"PAR1" {
-            return Err(invalid("the decrypted data is not a Parquet file (no PAR1 footer)".into()));
+            return Err(invalid(
+                "the decrypted data is not a Parquet file (no PAR1 footer)".into(),
+            ));
         }
         let footer = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
         if footer > MAX_FOOTER || footer + 8 > len {
-            return Err(invalid(format!("Parquet footer of {footer} bytes is larger than allowed or than the file")));
+            return Err(invalid(format!(
+                "Parquet footer of {footer} bytes is larger than allowed or than the file"
+            )));
         }
         let src = PartSource(self.clone());
         let built = catch_unwind(AssertUnwindSafe(|| {
@@ -302,9 +387,21 @@ impl PartReader {
             let rows = u64::try_from(b.metadata().file_metadata().num_rows()).unwrap_or(u64::MAX);
             Ok::<_, parquet::errors::ParquetError>((rows, b.with_batch_size(batch_rows).build()?))
         }))
-        .map_err(|_| invalid("the Parquet decoder crashed on this part's footer (malformed Parquet)".into()))?
+        .map_err(|_| {
+            invalid("the Parquet decoder crashed on this part's footer (malformed Parquet)".into())
+        })?
         .map_err(|e| invalid(format!("malformed Parquet: {e}")))?;
-        Ok((built.0, PartBatches { inner: built.1, path: self.path.clone(), bundle: bundle.to_string(), label: label.to_string(), rows: 0, done: false }))
+        Ok((
+            built.0,
+            PartBatches {
+                inner: built.1,
+                path: self.path.clone(),
+                bundle: bundle.to_string(),
+                label: label.to_string(),
+                rows: 0,
+                done: false,
+            },
+        ))
     }
 }
 
@@ -334,12 +431,18 @@ impl Iterator for PartBatches {
             }
             Ok(Some(Err(e))) => {
                 self.done = true;
-                let m = format!("{} after row {}: cannot decode the Parquet data ({e}); the part is malformed", self.label, self.rows);
+                let m = format!(
+                    "{} after row {}: cannot decode the Parquet data ({e}); the part is malformed",
+                    self.label, self.rows
+                );
                 Some(Err(Error::invalid(&self.bundle, &self.path, m)))
             }
             Err(_) => {
                 self.done = true;
-                let m = format!("{} after row {}: the Parquet decoder crashed on this part (malformed data)", self.label, self.rows);
+                let m = format!(
+                    "{} after row {}: the Parquet decoder crashed on this part (malformed data)",
+                    self.label, self.rows
+                );
                 Some(Err(Error::invalid(&self.bundle, &self.path, m)))
             }
         }
@@ -358,10 +461,16 @@ impl Length for PartSource {
 impl ChunkReader for PartSource {
     type T = PartRead;
     fn get_read(&self, start: u64) -> parquet::errors::Result<PartRead> {
-        Ok(PartRead { part: self.0.clone(), pos: start, buf: Bytes::new() })
+        Ok(PartRead {
+            part: self.0.clone(),
+            pos: start,
+            buf: Bytes::new(),
+        })
     }
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
-        self.0.range(start, length).map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        self.0
+            .range(start, length)
+            .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
     }
 }
 
@@ -418,20 +527,27 @@ pub fn scan_file(
             Ok(n)
         }
     }
-    let mut src = HashRead { inner: store.reader(&entry.path)?, sha: Sha256::new(), len: 0, head: Vec::new() };
+    let mut src = HashRead {
+        inner: store.reader(&entry.path)?,
+        sha: Sha256::new(),
+        len: 0,
+        head: Vec::new(),
+    };
     let mut crypto_err = None;
     match key {
         Some((k, ctx)) => {
-            let res = cobblestone::Decryptor::new(k, &ctx, &mut src).map_err(std::io::Error::from).and_then(|mut d| {
-                let mut buf = Zeroizing::new(vec![0u8; 256 * 1024]);
-                loop {
-                    let n = d.read(&mut buf)?;
-                    if n == 0 {
-                        break Ok(());
+            let res = cobblestone::Decryptor::new(k, &ctx, &mut src)
+                .map_err(std::io::Error::from)
+                .and_then(|mut d| {
+                    let mut buf = Zeroizing::new(vec![0u8; 256 * 1024]);
+                    loop {
+                        let n = d.read(&mut buf)?;
+                        if n == 0 {
+                            break Ok(());
+                        }
+                        plain.write_all(&buf[..n])?;
                     }
-                    plain.write_all(&buf[..n])?;
-                }
-            });
+                });
             if let Err(e) = res {
                 crypto_err = Some(match cobblestone::unwrap_io(&e) {
                     Some(ce) => explain_crypto(ce),
@@ -442,19 +558,27 @@ pub fn scan_file(
         None => {
             let mut buf = vec![0u8; 256 * 1024];
             loop {
-                let n = src.read(&mut buf).map_err(|e| Error::io(format!("reading {}", entry.path), e))?;
+                let n = src
+                    .read(&mut buf)
+                    .map_err(|e| Error::io(format!("reading {}", entry.path), e))?;
                 if n == 0 {
                     break;
                 }
-                plain.write_all(&buf[..n]).map_err(|e| Error::io(format!("writing {}", entry.path), e))?;
+                plain
+                    .write_all(&buf[..n])
+                    .map_err(|e| Error::io(format!("writing {}", entry.path), e))?;
             }
         }
     }
     // Drain what the decryptor did not read, so the hash covers the whole stored file.
-    std::io::copy(&mut src, &mut std::io::sink()).map_err(|e| Error::io(format!("reading {}", entry.path), e))?;
+    std::io::copy(&mut src, &mut std::io::sink())
+        .map_err(|e| Error::io(format!("reading {}", entry.path), e))?;
     let digest = hex::encode(src.sha.clone().finalize());
     if src.len != entry.size {
-        return Err(invalid(format!("size {}, manifest says {} (changed while read?)", src.len, entry.size)));
+        return Err(invalid(format!(
+            "size {}, manifest says {} (changed while read?)",
+            src.len, entry.size
+        )));
     }
     if digest != entry.sha256 {
         return Err(invalid(format!(
@@ -464,7 +588,9 @@ pub fn scan_file(
     }
     if let Some(m) = crypto_err {
         if src.head == b"PAR1" {
-            return Err(invalid("is not a ferry encrypted file (starts with PAR1: unencrypted Parquet?)".into()));
+            return Err(invalid(
+                "is not a ferry encrypted file (starts with PAR1: unencrypted Parquet?)".into(),
+            ));
         }
         return Err(invalid(m));
     }

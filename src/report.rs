@@ -77,7 +77,15 @@ impl RunReport {
         }
     }
 
-    pub fn add_table(&mut self, table: &str, rows: u64, bytes: u64, parts: u64, elapsed: Duration, status: &str) {
+    pub fn add_table(
+        &mut self,
+        table: &str,
+        rows: u64,
+        bytes: u64,
+        parts: u64,
+        elapsed: Duration,
+        status: &str,
+    ) {
         let seconds = elapsed.as_secs_f64();
         self.tables.push(TableReport {
             table: table.into(),
@@ -104,14 +112,24 @@ impl RunReport {
         };
         let failed = self.errors.rows_rejected + self.errors.parts_failed;
         let volume = rows.max(1) + self.errors.parts_total;
-        self.errors.error_rate = if failed == 0 { 0.0 } else { failed as f64 / volume as f64 };
+        self.errors.error_rate = if failed == 0 {
+            0.0
+        } else {
+            failed as f64 / volume as f64
+        };
     }
 
     /// The human summary table.
     pub fn render(&self) -> String {
         let mut out = String::new();
         if !self.tables.is_empty() {
-            let w = self.tables.iter().map(|t| t.table.chars().count()).max().unwrap_or(5).clamp(5, 60);
+            let w = self
+                .tables
+                .iter()
+                .map(|t| t.table.chars().count())
+                .max()
+                .unwrap_or(5)
+                .clamp(5, 60);
             out.push_str(&format!(
                 "{:<w$}  {:>12}  {:>10}  {:>5}  {:>8}  {:>12}  {}\n",
                 "table", "rows", "bytes", "parts", "seconds", "rows/s", "status"
@@ -171,7 +189,11 @@ pub fn human_bytes(b: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{b} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 /// Progress on stderr: bars when stderr is a terminal, a line per finished step otherwise,
@@ -187,27 +209,45 @@ impl Progress {
     pub fn new(quiet: bool) -> Self {
         let multi = (!quiet && std::io::stderr().is_terminal())
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
-        Progress { multi, quiet, started: Instant::now() }
+        Progress {
+            multi,
+            quiet,
+            started: Instant::now(),
+        }
     }
 
     pub fn hidden() -> Self {
-        Progress { multi: None, quiet: true, started: Instant::now() }
+        Progress {
+            multi: None,
+            quiet: true,
+            started: Instant::now(),
+        }
     }
 
     /// A bar counting `unit` ("rows", "bytes") toward `total` when known.
     pub fn bar(&self, label: &str, total: Option<u64>, bytes: bool) -> ProgressBar {
-        let Some(m) = &self.multi else { return ProgressBar::hidden() };
+        let Some(m) = &self.multi else {
+            return ProgressBar::hidden();
+        };
         let pb = match total {
             Some(t) => ProgressBar::new(t),
             None => ProgressBar::new_spinner(),
         };
         let tmpl = match (total.is_some(), bytes) {
-            (true, true) => "{prefix:<24!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            (true, false) => "{prefix:<24!} [{bar:30}] {human_pos}/{human_len} rows {per_sec} eta {eta}",
+            (true, true) => {
+                "{prefix:<24!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+            }
+            (true, false) => {
+                "{prefix:<24!} [{bar:30}] {human_pos}/{human_len} rows {per_sec} eta {eta}"
+            }
             (false, true) => "{prefix:<24!} {spinner} {bytes} {bytes_per_sec}",
             (false, false) => "{prefix:<24!} {spinner} {human_pos} rows {per_sec}",
         };
-        pb.set_style(ProgressStyle::with_template(tmpl).expect("valid template").progress_chars("=> "));
+        pb.set_style(
+            ProgressStyle::with_template(tmpl)
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
         pb.set_prefix(label.to_string());
         m.add(pb)
     }

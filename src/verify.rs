@@ -22,7 +22,11 @@ pub fn verify(url: &str, keys: &Keys, strict: bool, progress: &Progress) -> Resu
     let files = bundle.manifest.parts.len() + 1;
     let bar = progress.bar("verifying", Some(total), true);
     let keyless = keys.is_empty() && bundle.manifest.encrypted();
-    let unlocked = if keyless { None } else { Some(bundle.unlock(keys)?) };
+    let unlocked = if keyless {
+        None
+    } else {
+        Some(bundle.unlock(keys)?)
+    };
     let mut findings: Vec<Finding> = bundle.scan_all(unlocked.as_ref(), &|f| bar.inc(f.size));
     bar.finish_and_clear();
     if let Some(u) = unlocked.as_ref().filter(|_| findings.is_empty()) {
@@ -32,7 +36,13 @@ pub fn verify(url: &str, keys: &Keys, strict: bool, progress: &Progress) -> Resu
         for t in &catalog.tables {
             let (mut rows, mut bytes) = (0u64, 0u64);
             for p in &t.parts {
-                bytes += checked.bundle.manifest.parts.iter().find(|e| e.path == p.path).map_or(0, |e| e.size);
+                bytes += checked
+                    .bundle
+                    .manifest
+                    .parts
+                    .iter()
+                    .find(|e| e.path == p.path)
+                    .map_or(0, |e| e.size);
                 let label = format!("table {} part {}", t.table.qualified(), p.index);
                 let decoded = checked.part_reader(&p.path).and_then(|r| {
                     let (_, batches) = r.batches(url, &label, 65_536)?;
@@ -46,12 +56,24 @@ pub fn verify(url: &str, keys: &Keys, strict: bool, progress: &Progress) -> Resu
                     Ok(n) if n == p.rows => rows += n,
                     Ok(n) => findings.push(Finding {
                         file: p.path.clone(),
-                        message: format!("table {} part {}: decoded {n} rows, catalog says {}", t.table.qualified(), p.index, p.rows),
+                        message: format!(
+                            "table {} part {}: decoded {n} rows, catalog says {}",
+                            t.table.qualified(),
+                            p.index,
+                            p.rows
+                        ),
                     }),
                     Err(e) => findings.extend(findings_of(e)),
                 }
             }
-            report.add_table(&t.table.qualified(), rows, bytes, t.parts.len() as u64, t0.elapsed(), "verified");
+            report.add_table(
+                &t.table.qualified(),
+                rows,
+                bytes,
+                t.parts.len() as u64,
+                t0.elapsed(),
+                "verified",
+            );
         }
         report.message = format!(
             "bundle {} is intact: {files} files match the manifest, the key opens it, every part decrypts, decodes and has its row count",
@@ -59,13 +81,19 @@ pub fn verify(url: &str, keys: &Keys, strict: bool, progress: &Progress) -> Resu
         );
         report.errors.parts_total = checked.bundle.manifest.parts.len() as u64;
         if !findings.is_empty() {
-            return Err(Error::InvalidBundle { bundle: url.to_string(), findings });
+            return Err(Error::InvalidBundle {
+                bundle: url.to_string(),
+                findings,
+            });
         }
         report.close(started.elapsed());
         return Ok(report);
     }
     if !findings.is_empty() {
-        return Err(Error::InvalidBundle { bundle: url.to_string(), findings });
+        return Err(Error::InvalidBundle {
+            bundle: url.to_string(),
+            findings,
+        });
     }
     report.errors.parts_total = bundle.manifest.parts.len() as u64;
     report.close(started.elapsed());
@@ -77,7 +105,10 @@ pub fn verify(url: &str, keys: &Keys, strict: bool, progress: &Progress) -> Resu
             bundle.manifest.bundle_id
         )
     } else {
-        format!("bundle {} (not encrypted): {files} files present with the declared sizes and SHA-256", bundle.manifest.bundle_id)
+        format!(
+            "bundle {} (not encrypted): {files} files present with the declared sizes and SHA-256",
+            bundle.manifest.bundle_id
+        )
     };
     Ok(report)
 }

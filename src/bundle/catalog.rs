@@ -55,7 +55,8 @@ pub struct Catalog {
 impl Catalog {
     pub fn parse(bytes: &[u8]) -> Result<Catalog, String> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
-        serde_path_to_error::deserialize(&mut de).map_err(|e| format!("{}: {}", e.path(), e.inner()))
+        serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| format!("{}: {}", e.path(), e.inner()))
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -75,9 +76,17 @@ impl Catalog {
     pub fn check_against(&self, manifest: &Manifest) -> Vec<Finding> {
         let file = manifest.catalog.path.clone();
         let mut out = Vec::new();
-        let mut bad = |m: String| out.push(Finding { file: file.clone(), message: m });
+        let mut bad = |m: String| {
+            out.push(Finding {
+                file: file.clone(),
+                message: m,
+            })
+        };
         if self.bundle_id != manifest.bundle_id {
-            bad(format!("belongs to bundle {}, not {}", self.bundle_id, manifest.bundle_id));
+            bad(format!(
+                "belongs to bundle {}, not {}",
+                self.bundle_id, manifest.bundle_id
+            ));
         }
         let listed: HashSet<&str> = manifest.parts.iter().map(|p| p.path.as_str()).collect();
         let mut seen = HashSet::new();
@@ -105,12 +114,18 @@ impl Catalog {
                 sum = sum.saturating_add(p.rows);
             }
             if sum != t.rows {
-                bad(format!("table {q}: parts hold {sum} rows but the table says {}", t.rows));
+                bad(format!(
+                    "table {q}: parts hold {sum} rows but the table says {}",
+                    t.rows
+                ));
             }
         }
         for p in &manifest.parts {
             if !seen.contains(p.path.as_str()) {
-                bad(format!("part {} of the manifest belongs to no table", p.path));
+                bad(format!(
+                    "part {} of the manifest belongs to no table",
+                    p.path
+                ));
             }
         }
         out

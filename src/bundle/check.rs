@@ -49,18 +49,31 @@ impl OpenBundle {
             }
             Some(_) => store.read_capped(layout::MANIFEST, MANIFEST_CAP)?,
         };
-        let manifest = Manifest::parse(&manifest_bytes)
-            .map_err(|findings| Error::InvalidBundle { bundle: url.to_string(), findings })?;
+        let manifest =
+            Manifest::parse(&manifest_bytes).map_err(|findings| Error::InvalidBundle {
+                bundle: url.to_string(),
+                findings,
+            })?;
         let manifest_sha256 = hex::encode(Sha256::digest(&manifest_bytes));
         let mut findings = Vec::new();
-        let entries: HashMap<String, _> = store.entries()?.into_iter().map(|e| (e.path.clone(), e)).collect();
+        let entries: HashMap<String, _> = store
+            .entries()?
+            .into_iter()
+            .map(|e| (e.path.clone(), e))
+            .collect();
         let listed: HashSet<&str> = manifest.files().map(|f| f.path.as_str()).collect();
         for f in manifest.files() {
             match entries.get(&f.path) {
-                None => findings.push(Finding { file: f.path.clone(), message: "missing".into() }),
+                None => findings.push(Finding {
+                    file: f.path.clone(),
+                    message: "missing".into(),
+                }),
                 Some(e) if e.kind != EntryKind::File => findings.push(Finding {
                     file: f.path.clone(),
-                    message: format!("is {}, not a regular file: refused, never opened", e.kind.describe()),
+                    message: format!(
+                        "is {}, not a regular file: refused, never opened",
+                        e.kind.describe()
+                    ),
                 }),
                 Some(e) if e.size != f.size => findings.push(Finding {
                     file: f.path.clone(),
@@ -68,7 +81,11 @@ impl OpenBundle {
                         "size {}, manifest says {} ({})",
                         e.size,
                         f.size,
-                        if e.size < f.size { "truncated? copy it again" } else { "data appended?" }
+                        if e.size < f.size {
+                            "truncated? copy it again"
+                        } else {
+                            "data appended?"
+                        }
                     ),
                 }),
                 Some(_) => {}
@@ -95,13 +112,25 @@ impl OpenBundle {
         extra.sort();
         if strict && !extra.is_empty() {
             for p in &extra {
-                findings.push(Finding { file: p.clone(), message: "not listed in the manifest (--strict)".into() });
+                findings.push(Finding {
+                    file: p.clone(),
+                    message: "not listed in the manifest (--strict)".into(),
+                });
             }
         }
         if !findings.is_empty() {
-            return Err(Error::InvalidBundle { bundle: url.to_string(), findings });
+            return Err(Error::InvalidBundle {
+                bundle: url.to_string(),
+                findings,
+            });
         }
-        Ok(OpenBundle { store, manifest, manifest_bytes, manifest_sha256, extra_files: extra })
+        Ok(OpenBundle {
+            store,
+            manifest,
+            manifest_bytes,
+            manifest_sha256,
+            extra_files: extra,
+        })
     }
 
     pub fn url(&self) -> &str {
@@ -137,12 +166,18 @@ impl OpenBundle {
                  copy the bundle again from the source",
             ));
         }
-        Ok(Unlocked { file_key: Some(bdk.file_key(id)) })
+        Ok(Unlocked {
+            file_key: Some(bdk.file_key(id)),
+        })
     }
 
     /// SHA-256 (and, unlocked, full authenticated decryption) of every listed file,
     /// collecting every failure. `progress` is told the stored bytes of each file done.
-    pub fn scan_all(&self, unlocked: Option<&Unlocked>, progress: &dyn Fn(&FileEntry)) -> Vec<Finding> {
+    pub fn scan_all(
+        &self,
+        unlocked: Option<&Unlocked>,
+        progress: &dyn Fn(&FileEntry),
+    ) -> Vec<Finding> {
         let mut out = Vec::new();
         for f in self.manifest.files() {
             let key = unlocked.and_then(|u| u.seal_for(&self.manifest.bundle_id, f));
@@ -158,7 +193,11 @@ impl OpenBundle {
     pub fn read_catalog(&self, unlocked: &Unlocked) -> Result<Catalog> {
         let f = &self.manifest.catalog;
         if f.size > CATALOG_CAP {
-            return Err(Error::invalid(self.url(), &f.path, format!("{} bytes, more than the catalog limit", f.size)));
+            return Err(Error::invalid(
+                self.url(),
+                &f.path,
+                format!("{} bytes, more than the catalog limit", f.size),
+            ));
         }
         let mut plain = Zeroizing::new(Vec::new());
         let key = unlocked.seal_for(&self.manifest.bundle_id, f);
@@ -167,7 +206,10 @@ impl OpenBundle {
             .map_err(|m| Error::invalid(self.url(), &f.path, format!("malformed catalog: {m}")))?;
         let problems = catalog.check_against(&self.manifest);
         if !problems.is_empty() {
-            return Err(Error::InvalidBundle { bundle: self.url().to_string(), findings: problems });
+            return Err(Error::InvalidBundle {
+                bundle: self.url().to_string(),
+                findings: problems,
+            });
         }
         Ok(catalog)
     }
@@ -178,23 +220,46 @@ impl OpenBundle {
         let unlocked = self.unlock(keys)?;
         let findings = self.scan_all(Some(&unlocked), progress);
         if !findings.is_empty() {
-            return Err(Error::InvalidBundle { bundle: self.url().to_string(), findings });
+            return Err(Error::InvalidBundle {
+                bundle: self.url().to_string(),
+                findings,
+            });
         }
         let catalog = self.read_catalog(&unlocked)?;
-        let checked = Checked { bundle: self, catalog, unlocked };
+        let checked = Checked {
+            bundle: self,
+            catalog,
+            unlocked,
+        };
         let mut findings = Vec::new();
-        for (t, p) in checked.catalog.tables.iter().flat_map(|t| t.parts.iter().map(move |p| (t, p))) {
-            match checked.part_rows(&p.path, &format!("table {} part {}", t.table.qualified(), p.index)) {
+        for (t, p) in checked
+            .catalog
+            .tables
+            .iter()
+            .flat_map(|t| t.parts.iter().map(move |p| (t, p)))
+        {
+            match checked.part_rows(
+                &p.path,
+                &format!("table {} part {}", t.table.qualified(), p.index),
+            ) {
                 Ok(rows) if rows == p.rows => {}
                 Ok(rows) => findings.push(Finding {
                     file: p.path.clone(),
-                    message: format!("table {} part {}: Parquet holds {rows} rows, catalog says {}", t.table.qualified(), p.index, p.rows),
+                    message: format!(
+                        "table {} part {}: Parquet holds {rows} rows, catalog says {}",
+                        t.table.qualified(),
+                        p.index,
+                        p.rows
+                    ),
                 }),
                 Err(e) => findings.extend(findings_of(e)),
             }
         }
         if !findings.is_empty() {
-            return Err(Error::InvalidBundle { bundle: checked.bundle.url().to_string(), findings });
+            return Err(Error::InvalidBundle {
+                bundle: checked.bundle.url().to_string(),
+                findings,
+            });
         }
         Ok(checked)
     }
@@ -204,7 +269,10 @@ impl OpenBundle {
 pub fn findings_of(e: Error) -> Vec<Finding> {
     match e {
         Error::InvalidBundle { findings, .. } => findings,
-        other => vec![Finding { file: String::new(), message: other.to_string() }],
+        other => vec![Finding {
+            file: String::new(),
+            message: other.to_string(),
+        }],
     }
 }
 
@@ -216,8 +284,14 @@ pub struct Unlocked {
 impl Unlocked {
     /// The key and context to decrypt `f` with; `None` for a plain bundle.
     pub fn seal_for(&self, bundle_id: &str, f: &FileEntry) -> Option<(&[u8; 32], Vec<u8>)> {
-        let kind = if f.path.starts_with("data/") { "part" } else { "catalog" };
-        self.file_key.as_ref().map(|k| (&**k, file_context(bundle_id, kind, &f.path)))
+        let kind = if f.path.starts_with("data/") {
+            "part"
+        } else {
+            "catalog"
+        };
+        self.file_key
+            .as_ref()
+            .map(|k| (&**k, file_context(bundle_id, kind, &f.path)))
     }
 }
 
@@ -241,7 +315,9 @@ impl Checked {
     /// A reader of one part's plaintext (authenticated chunk by chunk).
     pub fn part_reader(&self, path: &str) -> Result<std::sync::Arc<PartReader>> {
         let entry = self.entry(path)?;
-        let key = self.unlocked.seal_for(&self.bundle.manifest.bundle_id, entry);
+        let key = self
+            .unlocked
+            .seal_for(&self.bundle.manifest.bundle_id, entry);
         PartReader::open(&self.bundle.store, self.bundle.url(), entry, key)
     }
 
@@ -253,7 +329,9 @@ impl Checked {
     /// Decrypts one part to `out` as the plain Parquet file it is.
     pub fn write_plain_part(&self, path: &str, out: &mut dyn std::io::Write) -> Result<()> {
         let entry = self.entry(path)?;
-        let key = self.unlocked.seal_for(&self.bundle.manifest.bundle_id, entry);
+        let key = self
+            .unlocked
+            .seal_for(&self.bundle.manifest.bundle_id, entry);
         scan_file(&self.bundle.store, self.bundle.url(), entry, key, out)
     }
 }

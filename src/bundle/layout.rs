@@ -32,7 +32,11 @@ pub fn is_part_path(path: &str) -> bool {
 pub fn new_part_path(encrypted: bool) -> String {
     let mut id = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut id);
-    format!("data/{}.{}", hex::encode(id), if encrypted { "fe" } else { "parquet" })
+    format!(
+        "data/{}.{}",
+        hex::encode(id),
+        if encrypted { "fe" } else { "parquet" }
+    )
 }
 
 /// A new 128-bit bundle id, lowercase hex.

@@ -77,14 +77,24 @@ impl Manifest {
     /// Parses and validates manifest bytes (already size-capped by the caller).
     /// Every problem found is returned, each with a JSON path.
     pub fn parse(bytes: &[u8]) -> Result<Manifest, Vec<Finding>> {
-        let f = |m: String| vec![Finding { file: layout::MANIFEST.into(), message: m }];
+        let f = |m: String| {
+            vec![Finding {
+                file: layout::MANIFEST.into(),
+                message: m,
+            }]
+        };
         let text = std::str::from_utf8(bytes).map_err(|e| f(format!("not UTF-8 text ({e})")))?;
         if text.starts_with('\u{feff}') {
-            return Err(f("starts with a byte-order mark; a manifest is plain UTF-8 JSON".into()));
+            return Err(f(
+                "starts with a byte-order mark; a manifest is plain UTF-8 JSON".into(),
+            ));
         }
         // serde_json's recursion limit (128) bounds nesting; trailing data is an error.
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| f(format!("not valid JSON: {e} (the file is damaged or not a ferry manifest)")))?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            f(format!(
+                "not valid JSON: {e} (the file is damaged or not a ferry manifest)"
+            ))
+        })?;
         // The version decides how to read the rest, so it is checked first, by itself.
         if let Some(v) = value.get("format_version").and_then(|v| v.as_str()) {
             let major = v.split('.').next().and_then(|m| m.parse::<u64>().ok());
@@ -98,8 +108,14 @@ impl Manifest {
                 _ => {}
             }
         }
-        if value.get("format").and_then(|v| v.as_str()).is_some_and(|s| s != FORMAT) {
-            return Err(f("not a ferry bundle manifest (format is not \"ferry-bundle\")".into()));
+        if value
+            .get("format")
+            .and_then(|v| v.as_str())
+            .is_some_and(|s| s != FORMAT)
+        {
+            return Err(f(
+                "not a ferry bundle manifest (format is not \"ferry-bundle\")".into(),
+            ));
         }
         let schema_errors: Vec<Finding> = SCHEMA
             .iter_errors(&value)
@@ -114,19 +130,31 @@ impl Manifest {
         }
         // Strict typed parse: duplicate keys and unknown fields are errors here.
         let mut de = serde_json::Deserializer::from_str(text);
-        let manifest: Manifest = serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                if path == "." { f(e.inner().to_string()) } else { f(format!("{path}: {}", e.inner())) }
-            })?;
+        let manifest: Manifest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            if path == "." {
+                f(e.inner().to_string())
+            } else {
+                f(format!("{path}: {}", e.inner()))
+            }
+        })?;
         let problems = manifest.validate();
-        if problems.is_empty() { Ok(manifest) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(manifest)
+        } else {
+            Err(problems)
+        }
     }
 
     /// Checks what the schema cannot: consistency between fields, uniqueness, caps.
     fn validate(&self) -> Vec<Finding> {
         let mut out = Vec::new();
-        let mut bad = |m: String| out.push(Finding { file: layout::MANIFEST.into(), message: m });
+        let mut bad = |m: String| {
+            out.push(Finding {
+                file: layout::MANIFEST.into(),
+                message: m,
+            })
+        };
         let enc = self.encrypted();
         if enc && self.encryption.key_slots.is_empty() {
             bad("encryption.key_slots: an encrypted bundle needs at least one key slot".into());
@@ -134,28 +162,51 @@ impl Manifest {
         if !enc && !self.encryption.key_slots.is_empty() {
             bad("encryption.key_slots: an unencrypted bundle has no key slots".into());
         }
-        let want_catalog = if enc { layout::CATALOG_ENCRYPTED } else { layout::CATALOG_PLAIN };
+        let want_catalog = if enc {
+            layout::CATALOG_ENCRYPTED
+        } else {
+            layout::CATALOG_PLAIN
+        };
         if self.catalog.path != want_catalog {
-            bad(format!("catalog.path: {:?} but this bundle's catalog must be {want_catalog}", self.catalog.path));
+            bad(format!(
+                "catalog.path: {:?} but this bundle's catalog must be {want_catalog}",
+                self.catalog.path
+            ));
         }
         if self.parts.len() > MAX_PARTS {
-            bad(format!("parts: {} entries, more than the limit of {MAX_PARTS}", self.parts.len()));
+            bad(format!(
+                "parts: {} entries, more than the limit of {MAX_PARTS}",
+                self.parts.len()
+            ));
         }
         let ext = if enc { ".fe" } else { ".parquet" };
         let mut seen = HashSet::new();
         for (i, p) in self.parts.iter().enumerate() {
             if !layout::is_part_path(&p.path) || !p.path.ends_with(ext) {
-                bad(format!("parts[{i}].path: {:?} is not a part name of this bundle (data/<32 hex>{ext})", p.path));
+                bad(format!(
+                    "parts[{i}].path: {:?} is not a part name of this bundle (data/<32 hex>{ext})",
+                    p.path
+                ));
             }
             if !seen.insert(p.path.as_str()) {
                 bad(format!("parts[{i}].path: {} is listed twice", p.path));
             }
         }
         for (name, file) in self.files().enumerate().map(|(i, f)| {
-            (if i == 0 { "catalog".to_string() } else { format!("parts[{}]", i - 1) }, f)
+            (
+                if i == 0 {
+                    "catalog".to_string()
+                } else {
+                    format!("parts[{}]", i - 1)
+                },
+                f,
+            )
         }) {
             if file.size > MAX_FILE_SIZE {
-                bad(format!("{name}.size: {} is larger than any file ferry writes", file.size));
+                bad(format!(
+                    "{name}.size: {} is larger than any file ferry writes",
+                    file.size
+                ));
             }
         }
         for (i, s) in self.encryption.key_slots.iter().enumerate() {
@@ -168,7 +219,10 @@ impl Manifest {
         let mut ids = HashSet::new();
         for (i, s) in self.encryption.key_slots.iter().enumerate() {
             if !ids.insert(s.key_id()) {
-                bad(format!("encryption.key_slots[{i}].key_id: {} appears twice", s.key_id()));
+                bad(format!(
+                    "encryption.key_slots[{i}].key_id: {} appears twice",
+                    s.key_id()
+                ));
             }
         }
         out
@@ -207,8 +261,15 @@ mod tests {
             sequence: 7,
             created_at: "2026-11-25T12:00:00Z".into(),
             tool_version: crate::TOOL_VERSION.into(),
-            encryption: Encryption { scheme: SCHEME_NONE.into(), key_slots: vec![] },
-            catalog: FileEntry { path: "catalog.json".into(), size: 10, sha256: "ab".repeat(32) },
+            encryption: Encryption {
+                scheme: SCHEME_NONE.into(),
+                key_slots: vec![],
+            },
+            catalog: FileEntry {
+                path: "catalog.json".into(),
+                size: 10,
+                sha256: "ab".repeat(32),
+            },
             parts: vec![FileEntry {
                 path: "data/0123456789abcdef0123456789abcdef.parquet".into(),
                 size: 100,
@@ -263,7 +324,9 @@ mod tests {
 
     #[test]
     fn future_major_version_is_named() {
-        let text = String::from_utf8(sample().to_json()).unwrap().replace("\"1.0\"", "\"2.0\"");
+        let text = String::from_utf8(sample().to_json())
+            .unwrap()
+            .replace("\"1.0\"", "\"2.0\"");
         let e = errors_of(&text);
         assert!(e.contains("bundle format 2.0 requires ferry ≥ 2.0"), "{e}");
     }

@@ -67,7 +67,9 @@ impl KeySlot {
     fn describe(&self, index: usize) -> String {
         match self {
             KeySlot::KeyFile { key_id, .. } => format!("slot #{} (key file {key_id})", index + 1),
-            KeySlot::Passphrase { key_id, .. } => format!("slot #{} (passphrase {key_id})", index + 1),
+            KeySlot::Passphrase { key_id, .. } => {
+                format!("slot #{} (passphrase {key_id})", index + 1)
+            }
         }
     }
 }
@@ -96,7 +98,8 @@ impl DataKey {
     fn derive(&self, bundle_id: &str, info: &[u8]) -> Zeroizing<[u8; 32]> {
         let hk = hkdf::Hkdf::<Sha256>::new(Some(bundle_id.as_bytes()), &self.0[..]);
         let mut out = Zeroizing::new([0u8; 32]);
-        hk.expand(info, &mut out[..]).expect("32 bytes is a valid HKDF-SHA256 length");
+        hk.expand(info, &mut out[..])
+            .expect("32 bytes is a valid HKDF-SHA256 length");
         out
     }
 
@@ -111,15 +114,19 @@ impl DataKey {
 
     /// HMAC-SHA256 over the exact bytes of manifest.json, hex.
     pub fn manifest_mac(&self, bundle_id: &str, manifest: &[u8]) -> String {
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.mac_key(bundle_id)[..]).expect("any key length");
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.mac_key(bundle_id)[..])
+            .expect("any key length");
         m.update(manifest);
         hex::encode(m.finalize().into_bytes())
     }
 
     /// Checks a manifest MAC in constant time.
     pub fn verify_manifest_mac(&self, bundle_id: &str, manifest: &[u8], mac_hex: &str) -> bool {
-        let Ok(tag) = hex::decode(mac_hex.trim()) else { return false };
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.mac_key(bundle_id)[..]).expect("any key length");
+        let Ok(tag) = hex::decode(mac_hex.trim()) else {
+            return false;
+        };
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.mac_key(bundle_id)[..])
+            .expect("any key length");
         m.update(manifest);
         m.verify_slice(&tag).is_ok()
     }
@@ -129,7 +136,11 @@ impl DataKey {
         let mut slots = Vec::new();
         for k in &keys.key_files {
             let (nonce, wrapped) = seal(k.bytes(), &self.0, &aad(bundle_id, "key-file", k.id()))?;
-            slots.push(KeySlot::KeyFile { key_id: k.id().to_string(), nonce, wrapped });
+            slots.push(KeySlot::KeyFile {
+                key_id: k.id().to_string(),
+                nonce,
+                wrapped,
+            });
         }
         for p in &keys.passphrases {
             let mut salt = [0u8; 16];
@@ -144,14 +155,23 @@ impl DataKey {
             let key_id = passphrase_slot_id(&kdf.salt);
             let kek = argon2_kek(p, &kdf)?;
             let (nonce, wrapped) = seal(&kek, &self.0, &aad(bundle_id, "passphrase", &key_id))?;
-            slots.push(KeySlot::Passphrase { key_id, kdf, nonce, wrapped });
+            slots.push(KeySlot::Passphrase {
+                key_id,
+                kdf,
+                nonce,
+                wrapped,
+            });
         }
         Ok(slots)
     }
 
     /// Opens the first slot one of the given keys fits. Errors name the key ids involved.
     pub fn unwrap(bundle_id: &str, slots: &[KeySlot], keys: &Keys) -> Result<DataKey> {
-        let accepts: Vec<String> = slots.iter().enumerate().map(|(i, s)| s.describe(i)).collect();
+        let accepts: Vec<String> = slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.describe(i))
+            .collect();
         let accepts = accepts.join(", ");
         if keys.is_empty() {
             return Err(Error::Key(format!(
@@ -163,7 +183,12 @@ impl DataKey {
         for k in &keys.key_files {
             let mut matched = false;
             for (i, s) in slots.iter().enumerate() {
-                if let KeySlot::KeyFile { key_id, nonce, wrapped } = s {
+                if let KeySlot::KeyFile {
+                    key_id,
+                    nonce,
+                    wrapped,
+                } = s
+                {
                     if key_id != k.id() {
                         continue;
                     }
@@ -180,13 +205,23 @@ impl DataKey {
                 }
             }
             if !matched {
-                failures.push(format!("no key slot opens with key {} ({})", k.id(), k.origin));
+                failures.push(format!(
+                    "no key slot opens with key {} ({})",
+                    k.id(),
+                    k.origin
+                ));
             }
         }
         for p in &keys.passphrases {
             let mut any = false;
             for (i, s) in slots.iter().enumerate() {
-                if let KeySlot::Passphrase { key_id, kdf, nonce, wrapped } = s {
+                if let KeySlot::Passphrase {
+                    key_id,
+                    kdf,
+                    nonce,
+                    wrapped,
+                } = s
+                {
                     any = true;
                     let kek = argon2_kek(p, kdf)?;
                     match open(&kek, nonce, wrapped, &aad(bundle_id, "passphrase", key_id)) {
@@ -199,10 +234,14 @@ impl DataKey {
                 }
             }
             if !any {
-                failures.push("a passphrase was given but the bundle has no passphrase slot".into());
+                failures
+                    .push("a passphrase was given but the bundle has no passphrase slot".into());
             }
         }
-        Err(Error::Key(format!("{}. The bundle accepts: {accepts}", failures.join("; "))))
+        Err(Error::Key(format!(
+            "{}. The bundle accepts: {accepts}",
+            failures.join("; ")
+        )))
     }
 }
 
@@ -221,9 +260,18 @@ fn aad(bundle_id: &str, kind: &str, key_id: &str) -> Vec<u8> {
 /// Checks a slot's Argon2 parameters against the caps before any work is done.
 pub fn check_kdf(kdf: &Argon2Params) -> std::result::Result<(), String> {
     if kdf.algorithm != "argon2id" {
-        return Err(format!("key slot KDF {:?} is not supported (argon2id is)", kdf.algorithm));
+        return Err(format!(
+            "key slot KDF {:?} is not supported (argon2id is)",
+            kdf.algorithm
+        ));
     }
-    if kdf.m_kib > ARGON2_MAX_M_KIB || kdf.m_kib < ARGON2_MIN_M_KIB || kdf.t > ARGON2_MAX_T || kdf.t == 0 || kdf.p == 0 || kdf.p > ARGON2_MAX_P {
+    if kdf.m_kib > ARGON2_MAX_M_KIB
+        || kdf.m_kib < ARGON2_MIN_M_KIB
+        || kdf.t > ARGON2_MAX_T
+        || kdf.t == 0
+        || kdf.p == 0
+        || kdf.p > ARGON2_MAX_P
+    {
         return Err(format!(
             "key slot KDF parameters exceed limits (m_kib={}, t={}, p={}; allowed: m_kib from {ARGON2_MIN_M_KIB} to {ARGON2_MAX_M_KIB} (4 GiB), t from 1 to {ARGON2_MAX_T}, p from 1 to {ARGON2_MAX_P})",
             kdf.m_kib, kdf.t, kdf.p
@@ -257,11 +305,20 @@ fn seal(kek: &[u8; 32], bdk: &[u8; 32], aad: &[u8]) -> Result<(String, String)> 
     Ok((hex::encode(nonce), hex::encode(ct)))
 }
 
-fn open(kek: &[u8; 32], nonce_hex: &str, wrapped_hex: &str, aad: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
+fn open(
+    kek: &[u8; 32],
+    nonce_hex: &str,
+    wrapped_hex: &str,
+    aad: &[u8],
+) -> Option<Zeroizing<[u8; 32]>> {
     let nonce = hex::decode(nonce_hex).ok().filter(|n| n.len() == 12)?;
     let ct = hex::decode(wrapped_hex).ok().filter(|c| c.len() == 48)?;
     let cipher = Aes256Gcm::new_from_slice(kek).ok()?;
-    let pt = Zeroizing::new(cipher.decrypt(Nonce::from_slice(&nonce), Payload { msg: &ct, aad }).ok()?);
+    let pt = Zeroizing::new(
+        cipher
+            .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ct, aad })
+            .ok()?,
+    );
     let mut out = Zeroizing::new([0u8; 32]);
     out.copy_from_slice(&pt);
     Some(out)
@@ -279,7 +336,10 @@ mod tests {
     use crate::crypto::keys::{KeyFileKey, key_id};
 
     fn keys_with_file(k: [u8; 32]) -> Keys {
-        Keys { key_files: vec![KeyFileKey::from_bytes(k, "test")], passphrases: vec![] }
+        Keys {
+            key_files: vec![KeyFileKey::from_bytes(k, "test")],
+            passphrases: vec![],
+        }
     }
 
     #[test]
@@ -292,13 +352,24 @@ mod tests {
         // another bundle id: the AAD differs, the slot does not open
         assert!(DataKey::unwrap("b2", &slots, &keys).is_err());
         // wrong key: named by id
-        let e = DataKey::unwrap("b1", &slots, &keys_with_file([2; 32])).unwrap_err().to_string();
-        assert!(e.contains(&key_id(&[2; 32])) && e.contains(&key_id(&[1; 32])), "{e}");
+        let e = DataKey::unwrap("b1", &slots, &keys_with_file([2; 32]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&key_id(&[2; 32])) && e.contains(&key_id(&[1; 32])),
+            "{e}"
+        );
     }
 
     #[test]
     fn hostile_kdf_parameters_are_refused_before_work() {
-        let mut kdf = Argon2Params { algorithm: "argon2id".into(), m_kib: u32::MAX, t: 3, p: 4, salt: "00".repeat(16) };
+        let mut kdf = Argon2Params {
+            algorithm: "argon2id".into(),
+            m_kib: u32::MAX,
+            t: 3,
+            p: 4,
+            salt: "00".repeat(16),
+        };
         assert!(check_kdf(&kdf).unwrap_err().contains("exceed limits"));
         kdf.m_kib = 65536;
         kdf.t = 1_000_000_000;

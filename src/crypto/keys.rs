@@ -44,7 +44,11 @@ pub fn key_id(key: &[u8; 32]) -> String {
 impl KeyFileKey {
     pub fn from_bytes(key: [u8; 32], origin: impl Into<String>) -> Self {
         let id = key_id(&key);
-        KeyFileKey { key: Zeroizing::new(key), id, origin: origin.into() }
+        KeyFileKey {
+            key: Zeroizing::new(key),
+            id,
+            origin: origin.into(),
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -71,11 +75,21 @@ impl KeyFileKey {
             .collect();
         let line = match lines.as_slice() {
             [one] => *one,
-            [] => return Err(Error::Key(format!("key file {origin}: no key in it (expected a FERRYKEY1… line)"))),
-            _ => return Err(Error::Key(format!("key file {origin}: more than one key line; a key file holds one key"))),
+            [] => {
+                return Err(Error::Key(format!(
+                    "key file {origin}: no key in it (expected a FERRYKEY1… line)"
+                )));
+            }
+            _ => {
+                return Err(Error::Key(format!(
+                    "key file {origin}: more than one key line; a key file holds one key"
+                )));
+            }
         };
         let (hrp, data) = bech32::decode(line).map_err(|e| {
-            Error::Key(format!("key file {origin}: not a valid ferry key ({e}); was it copied whole?"))
+            Error::Key(format!(
+                "key file {origin}: not a valid ferry key ({e}); was it copied whole?"
+            ))
         })?;
         if hrp.as_str().to_ascii_lowercase() != HRP {
             return Err(Error::Key(format!(
@@ -85,7 +99,10 @@ impl KeyFileKey {
         }
         let data = Zeroizing::new(data);
         let key: [u8; 32] = data.as_slice().try_into().map_err(|_| {
-            Error::Key(format!("key file {origin}: key is {} bytes, a ferry key is 32", data.len()))
+            Error::Key(format!(
+                "key file {origin}: key is {} bytes, a ferry key is 32",
+                data.len()
+            ))
         })?;
         Ok(KeyFileKey::from_bytes(key, origin))
     }
@@ -96,10 +113,14 @@ impl KeyFileKey {
         let meta = std::fs::metadata(path)
             .map_err(|e| Error::Key(format!("cannot read key file {origin}: {e}")))?;
         if meta.len() > KEY_FILE_CAP {
-            return Err(Error::Key(format!("key file {origin}: {} bytes, too large to be a key file", meta.len())));
+            return Err(Error::Key(format!(
+                "key file {origin}: {} bytes, too large to be a key file",
+                meta.len()
+            )));
         }
         let text = Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|e| Error::Key(format!("cannot read key file {origin}: {e}")))?,
+            std::fs::read_to_string(path)
+                .map_err(|e| Error::Key(format!("cannot read key file {origin}: {e}")))?,
         );
         let key = Self::parse(&text, &origin)?;
         let mut warnings = Vec::new();
@@ -131,7 +152,10 @@ impl KeyFileKey {
         }
         let mut f = opts.open(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::Usage(format!("{} already exists; ferry keygen never overwrites a key", path.display()))
+                Error::Usage(format!(
+                    "{} already exists; ferry keygen never overwrites a key",
+                    path.display()
+                ))
             } else {
                 Error::io(format!("cannot create key file {}", path.display()), e)
             }
@@ -213,7 +237,12 @@ mod tests {
         assert!(e.contains("31 bytes"), "{e}");
         // wrong hrp
         let other = bech32::encode::<Bech32>(Hrp::parse("age").unwrap(), &[1u8; 32]).unwrap();
-        assert!(KeyFileKey::parse(&other, "t").unwrap_err().to_string().contains("not a ferry key"));
+        assert!(
+            KeyFileKey::parse(&other, "t")
+                .unwrap_err()
+                .to_string()
+                .contains("not a ferry key")
+        );
         // CRLF line endings are fine
         assert!(KeyFileKey::parse(&format!("{}\r\n", enc.as_str()), "t").is_ok());
     }

@@ -42,7 +42,10 @@ pub struct BatchLimits {
 
 impl Default for BatchLimits {
     fn default() -> Self {
-        BatchLimits { rows: 65_536, bytes: 16 * 1024 * 1024 }
+        BatchLimits {
+            rows: 65_536,
+            bytes: 16 * 1024 * 1024,
+        }
     }
 }
 

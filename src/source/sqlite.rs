@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder,
-    Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder,
+    Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::record_batch::RecordBatch;
 use rusqlite::types::ValueRef;
@@ -40,9 +40,14 @@ pub fn quote(name: &str) -> String {
 pub(crate) fn db_err(what: &str, e: rusqlite::Error) -> Error {
     match &e {
         rusqlite::Error::SqliteFailure(f, _)
-            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
         {
-            Error::Temporary(format!("{what}: the database is locked by another process ({e}); try again"))
+            Error::Temporary(format!(
+                "{what}: the database is locked by another process ({e}); try again"
+            ))
         }
         _ => Error::Database(format!("{what}: {e}")),
     }
@@ -60,10 +65,18 @@ impl SqliteSource {
         if !std::path::Path::new(&path).is_file() {
             return Err(Error::Usage(format!("{url}: no SQLite database at {path}")));
         }
-        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(|e| db_err(&format!("cannot open {path}"), e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| db_err("busy_timeout", e))?;
-        Ok(SqliteSource { conn, path, in_snapshot: false })
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| db_err(&format!("cannot open {path}"), e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| db_err("busy_timeout", e))?;
+        Ok(SqliteSource {
+            conn,
+            path,
+            in_snapshot: false,
+        })
     }
 
     fn table_def(&self, name: &str) -> Result<TableDef> {
@@ -86,15 +99,24 @@ impl SqliteSource {
             })
             .map_err(|e| db_err(&format!("reading columns of {name}"), e))?;
         for row in rows {
-            let (cname, decl, notnull, default, pk_pos) = row.map_err(|e| db_err("table_info", e))?;
+            let (cname, decl, notnull, default, pk_pos) =
+                row.map_err(|e| db_err("table_info", e))?;
             let ty = map_declared_type(&decl);
             if pk_pos > 0 {
                 pk.push((pk_pos, cname.clone()));
             }
-            cols.push(Column { name: cname, ty, nullable: !notnull, source_type: decl, default });
+            cols.push(Column {
+                name: cname,
+                ty,
+                nullable: !notnull,
+                source_type: decl,
+                default,
+            });
         }
         if cols.is_empty() {
-            return Err(Error::Data(format!("table {name} has no columns ferry can read")));
+            return Err(Error::Data(format!(
+                "table {name} has no columns ferry can read"
+            )));
         }
         pk.sort();
         let mut indexes = Vec::new();
@@ -103,7 +125,14 @@ impl SqliteSource {
             .prepare(&format!("PRAGMA index_list({q})"))
             .map_err(|e| db_err("index_list", e))?;
         let list: Vec<(String, bool, String, bool)> = stmt
-            .query_map([], |r| Ok((r.get(1)?, r.get::<_, i64>(2)? != 0, r.get(3)?, r.get::<_, i64>(4)? != 0)))
+            .query_map([], |r| {
+                Ok((
+                    r.get(1)?,
+                    r.get::<_, i64>(2)? != 0,
+                    r.get(3)?,
+                    r.get::<_, i64>(4)? != 0,
+                ))
+            })
             .and_then(|rows| rows.collect())
             .map_err(|e| db_err("index_list", e))?;
         for (iname, unique, origin, partial) in list {
@@ -121,10 +150,32 @@ impl SqliteSource {
             if icols.iter().any(Option::is_none) {
                 continue; // expression index: not carried
             }
-            let name = if origin == "u" { format!("{name}_{}_key", icols.iter().flatten().cloned().collect::<Vec<_>>().join("_")) } else { iname };
-            indexes.push(Index { name, unique, columns: icols.into_iter().flatten().collect() });
+            let name = if origin == "u" {
+                format!(
+                    "{name}_{}_key",
+                    icols
+                        .iter()
+                        .flatten()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("_")
+                )
+            } else {
+                iname
+            };
+            indexes.push(Index {
+                name,
+                unique,
+                columns: icols.into_iter().flatten().collect(),
+            });
         }
-        Ok(TableDef { schema: None, name: name.to_string(), columns: cols, primary_key: pk.into_iter().map(|p| p.1).collect(), indexes })
+        Ok(TableDef {
+            schema: None,
+            name: name.to_string(),
+            columns: cols,
+            primary_key: pk.into_iter().map(|p| p.1).collect(),
+            indexes,
+        })
     }
 }
 
@@ -155,7 +206,10 @@ pub fn map_declared_type(decl: &str) -> ColumnType {
     if base == "DECIMAL" || base == "NUMERIC" {
         if let Some((p, s)) = precision_scale(&u) {
             if (1..=38).contains(&p) && s <= p {
-                return ColumnType::Decimal128 { precision: p, scale: i8::try_from(s).unwrap_or(0) };
+                return ColumnType::Decimal128 {
+                    precision: p,
+                    scale: i8::try_from(s).unwrap_or(0),
+                };
             }
         }
     }
@@ -190,7 +244,7 @@ fn kind(v: &ValueRef<'_>) -> &'static str {
     }
 }
 
-fn utf8<'a>(b: &'a [u8]) -> std::result::Result<&'a str, String> {
+fn utf8(b: &[u8]) -> std::result::Result<&str, String> {
     std::str::from_utf8(b).map_err(|e| format!("text is not valid UTF-8 ({e})"))
 }
 
@@ -214,65 +268,133 @@ macro_rules! reader {
 }
 
 reader!(IntReader, Int64Builder, |b, v| match v {
-    ValueRef::Integer(i) => { b.append_value(i); Ok(8) }
+    ValueRef::Integer(i) => {
+        b.append_value(i);
+        Ok(8)
+    }
     other => Err(format!("a {} value in an INTEGER column", kind(&other))),
 });
 
 reader!(RealReader, Float64Builder, |b, v| match v {
-    ValueRef::Real(f) => { b.append_value(f); Ok(8) }
+    ValueRef::Real(f) => {
+        b.append_value(f);
+        Ok(8)
+    }
     ValueRef::Integer(i) => {
         // exact only within ±2^53
         #[allow(clippy::cast_precision_loss)]
         let f = i as f64;
-        if i.unsigned_abs() <= (1u64 << 53) { b.append_value(f); Ok(8) } else { Err(format!("integer {i} cannot be held exactly by a REAL column")) }
+        if i.unsigned_abs() <= (1u64 << 53) {
+            b.append_value(f);
+            Ok(8)
+        } else {
+            Err(format!(
+                "integer {i} cannot be held exactly by a REAL column"
+            ))
+        }
     }
     other => Err(format!("a {} value in a REAL column", kind(&other))),
 });
 
 reader!(BoolReader, BooleanBuilder, |b, v| match v {
-    ValueRef::Integer(0) => { b.append_value(false); Ok(1) }
-    ValueRef::Integer(1) => { b.append_value(true); Ok(1) }
-    ValueRef::Integer(i) => Err(format!("integer {i} in a BOOLEAN column (only 0 and 1 are booleans)")),
+    ValueRef::Integer(0) => {
+        b.append_value(false);
+        Ok(1)
+    }
+    ValueRef::Integer(1) => {
+        b.append_value(true);
+        Ok(1)
+    }
+    ValueRef::Integer(i) => Err(format!(
+        "integer {i} in a BOOLEAN column (only 0 and 1 are booleans)"
+    )),
     other => Err(format!("a {} value in a BOOLEAN column", kind(&other))),
 });
 
 reader!(TextReader, StringBuilder, |b, v| match v {
-    ValueRef::Text(t) => { let s = utf8(t)?; b.append_value(s); Ok(s.len()) }
+    ValueRef::Text(t) => {
+        let s = utf8(t)?;
+        b.append_value(s);
+        Ok(s.len())
+    }
     other => Err(format!("a {} value in a TEXT column", kind(&other))),
 });
 
 reader!(JsonReader, StringBuilder, |b, v| match v {
-    ValueRef::Text(t) => { let s = utf8(t)?; b.append_value(s); Ok(s.len()) }
+    ValueRef::Text(t) => {
+        let s = utf8(t)?;
+        b.append_value(s);
+        Ok(s.len())
+    }
     // JSON has NUMERIC affinity: a document that is a bare number is stored as one.
-    ValueRef::Integer(i) => { b.append_value(i.to_string()); Ok(8) }
-    ValueRef::Real(f) if f.is_finite() => { b.append_value(text::format_f64(f)); Ok(8) }
+    ValueRef::Integer(i) => {
+        b.append_value(i.to_string());
+        Ok(8)
+    }
+    ValueRef::Real(f) if f.is_finite() => {
+        b.append_value(text::format_f64(f));
+        Ok(8)
+    }
     other => Err(format!("a {} value in a JSON column", kind(&other))),
 });
 
 reader!(BlobReader, BinaryBuilder, |b, v| match v {
-    ValueRef::Blob(x) => { b.append_value(x); Ok(x.len()) }
-    other => Err(format!("a {} value in a BLOB column (declare the column's type to carry it)", kind(&other))),
+    ValueRef::Blob(x) => {
+        b.append_value(x);
+        Ok(x.len())
+    }
+    other => Err(format!(
+        "a {} value in a BLOB column (declare the column's type to carry it)",
+        kind(&other)
+    )),
 });
 
 reader!(NumericTextReader, StringBuilder, |b, v| match v {
-    ValueRef::Integer(i) => { b.append_value(i.to_string()); Ok(8) }
-    ValueRef::Real(f) if f.is_finite() => { b.append_value(text::format_f64(f)); Ok(8) }
+    ValueRef::Integer(i) => {
+        b.append_value(i.to_string());
+        Ok(8)
+    }
+    ValueRef::Real(f) if f.is_finite() => {
+        b.append_value(text::format_f64(f));
+        Ok(8)
+    }
     ValueRef::Text(t) => {
         let s = utf8(t)?;
-        if text::is_decimal_literal(s) { b.append_value(s); Ok(s.len()) } else { Err(format!("text {s:?} in a NUMERIC column is not a number")) }
+        if text::is_decimal_literal(s) {
+            b.append_value(s);
+            Ok(s.len())
+        } else {
+            Err(format!("text {s:?} in a NUMERIC column is not a number"))
+        }
     }
     other => Err(format!("a {} value in a NUMERIC column", kind(&other))),
 });
 
 reader!(DateReader, Date32Builder, |b, v| match v {
-    ValueRef::Text(t) => { b.append_value(text::parse_date(utf8(t)?)?); Ok(4) }
-    other => Err(format!("a {} value in a DATE column (ferry reads dates written as YYYY-MM-DD text)", kind(&other))),
+    ValueRef::Text(t) => {
+        b.append_value(text::parse_date(utf8(t)?)?);
+        Ok(4)
+    }
+    other => Err(format!(
+        "a {} value in a DATE column (ferry reads dates written as YYYY-MM-DD text)",
+        kind(&other)
+    )),
 });
 
-reader!(TimestampReader, TimestampMicrosecondBuilder, |b, v| match v {
-    ValueRef::Text(t) => { b.append_value(text::parse_timestamp(utf8(t)?)?); Ok(8) }
-    other => Err(format!("a {} value in a DATETIME column (ferry reads YYYY-MM-DD HH:MM:SS text)", kind(&other))),
-});
+reader!(
+    TimestampReader,
+    TimestampMicrosecondBuilder,
+    |b, v| match v {
+        ValueRef::Text(t) => {
+            b.append_value(text::parse_timestamp(utf8(t)?)?);
+            Ok(8)
+        }
+        other => Err(format!(
+            "a {} value in a DATETIME column (ferry reads YYYY-MM-DD HH:MM:SS text)",
+            kind(&other)
+        )),
+    }
+);
 
 struct DecimalReader(Decimal128Builder, u8, i8);
 impl ColumnReader for DecimalReader {
@@ -286,14 +408,24 @@ impl ColumnReader for DecimalReader {
             ValueRef::Integer(i) => text::parse_decimal(&i.to_string(), p, s)?,
             ValueRef::Real(f) if f.is_finite() => text::parse_decimal(&text::format_f64(f), p, s)?,
             ValueRef::Text(t) => text::parse_decimal(utf8(t)?, p, s)?,
-            other => return Err(format!("a {} value in a DECIMAL({p},{s}) column", kind(&other))),
+            other => {
+                return Err(format!(
+                    "a {} value in a DECIMAL({p},{s}) column",
+                    kind(&other)
+                ));
+            }
         };
         self.0.append_value(unscaled);
         Ok(16)
     }
     fn finish(&mut self) -> ArrayRef {
         let (p, s) = (self.1, self.2);
-        Arc::new(self.0.finish().with_precision_and_scale(p, s).expect("checked precision"))
+        Arc::new(
+            self.0
+                .finish()
+                .with_precision_and_scale(p, s)
+                .expect("checked precision"),
+        )
     }
 }
 
@@ -307,11 +439,20 @@ fn column_reader(ty: &ColumnType, cap: usize) -> Result<Box<dyn ColumnReader>> {
         ColumnType::Binary => Box::new(BlobReader(BinaryBuilder::new())),
         ColumnType::NumericText => Box::new(NumericTextReader(StringBuilder::new())),
         ColumnType::Date32 => Box::new(DateReader(Date32Builder::with_capacity(cap))),
-        ColumnType::Timestamp { utc: false } => Box::new(TimestampReader(TimestampMicrosecondBuilder::with_capacity(cap))),
-        ColumnType::Decimal128 { precision, scale } => {
-            Box::new(DecimalReader(Decimal128Builder::with_capacity(cap), *precision, *scale))
+        ColumnType::Timestamp { utc: false } => Box::new(TimestampReader(
+            TimestampMicrosecondBuilder::with_capacity(cap),
+        )),
+        ColumnType::Decimal128 { precision, scale } => Box::new(DecimalReader(
+            Decimal128Builder::with_capacity(cap),
+            *precision,
+            *scale,
+        )),
+        other => {
+            return Err(Error::Data(format!(
+                "the SQLite reader cannot produce {}",
+                other.describe()
+            )));
         }
-        other => return Err(Error::Data(format!("the SQLite reader cannot produce {}", other.describe()))),
     })
 }
 
@@ -321,11 +462,17 @@ impl Source for SqliteSource {
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_else(|| self.path.clone());
-        SourceInfo { engine: "sqlite".into(), database: file, snapshot: Some("one read transaction".into()) }
+        SourceInfo {
+            engine: "sqlite".into(),
+            database: file,
+            snapshot: Some("one read transaction".into()),
+        }
     }
 
     fn source_id(&self) -> String {
-        let canon = std::fs::canonicalize(&self.path).map(|p| p.display().to_string()).unwrap_or_else(|_| self.path.clone());
+        let canon = std::fs::canonicalize(&self.path)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| self.path.clone());
         let h = Sha256::digest(canon.as_bytes());
         format!("sqlite-{}", &hex::encode(h)[..16])
     }
@@ -339,11 +486,19 @@ impl Source for SqliteSource {
                      AND name NOT LIKE '\\_ferry\\_%' ESCAPE '\\' AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name",
                 )
                 .map_err(|e| db_err("listing tables", e))?;
-            stmt.query_map([], |r| r.get(0)).and_then(|r| r.collect()).map_err(|e| db_err("listing tables", e))?
+            stmt.query_map([], |r| r.get(0))
+                .and_then(|r| r.collect())
+                .map_err(|e| db_err("listing tables", e))?
         };
         let mut out = Vec::new();
         for n in names {
-            let probe = TableDef { schema: None, name: n.clone(), columns: vec![], primary_key: vec![], indexes: vec![] };
+            let probe = TableDef {
+                schema: None,
+                name: n.clone(),
+                columns: vec![],
+                primary_key: vec![],
+                indexes: vec![],
+            };
             if selection.wants(&probe) {
                 out.push(self.table_def(&n)?);
             }
@@ -354,15 +509,24 @@ impl Source for SqliteSource {
     fn begin_snapshot(&mut self) -> Result<()> {
         if !self.in_snapshot {
             // A deferred transaction takes its snapshot at the first read and keeps it.
-            self.conn.execute_batch("BEGIN; SELECT count(*) FROM sqlite_master;").map_err(|e| db_err("BEGIN", e))?;
+            self.conn
+                .execute_batch("BEGIN; SELECT count(*) FROM sqlite_master;")
+                .map_err(|e| db_err("BEGIN", e))?;
             self.in_snapshot = true;
         }
         Ok(())
     }
 
     fn count_rows(&mut self, table: &TableDef, filter: Option<&str>) -> Result<Option<u64>> {
-        let sql = format!("SELECT count(*) FROM {}{}", quote(&table.name), where_clause(filter));
-        let n: i64 = self.conn.query_row(&sql, [], |r| r.get(0)).map_err(|e| db_err(&format!("counting {}", table.name), e))?;
+        let sql = format!(
+            "SELECT count(*) FROM {}{}",
+            quote(&table.name),
+            where_clause(filter)
+        );
+        let n: i64 = self
+            .conn
+            .query_row(&sql, [], |r| r.get(0))
+            .map_err(|e| db_err(&format!("counting {}", table.name), e))?;
         Ok(u64::try_from(n).ok())
     }
 
@@ -375,25 +539,48 @@ impl Source for SqliteSource {
     ) -> Result<u64> {
         let schema = table.arrow_schema("sqlite");
         let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
-        let sql = format!("SELECT {} FROM {}{}", cols.join(", "), quote(&table.name), where_clause(filter));
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| db_err(&format!("reading {}", table.name), e))?;
-        let make = |cap| table.columns.iter().map(|c| column_reader(&c.ty, cap)).collect::<Result<Vec<_>>>();
+        let sql = format!(
+            "SELECT {} FROM {}{}",
+            cols.join(", "),
+            quote(&table.name),
+            where_clause(filter)
+        );
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .map_err(|e| db_err(&format!("reading {}", table.name), e))?;
+        let make = |cap| {
+            table
+                .columns
+                .iter()
+                .map(|c| column_reader(&c.ty, cap))
+                .collect::<Result<Vec<_>>>()
+        };
         let mut readers = make(limits.rows)?;
-        let mut rows = stmt.query([]).map_err(|e| db_err(&format!("reading {}", table.name), e))?;
+        let mut rows = stmt
+            .query([])
+            .map_err(|e| db_err(&format!("reading {}", table.name), e))?;
         let (mut n, mut in_batch, mut bytes) = (0u64, 0usize, 0usize);
-        let flush = |readers: &mut Vec<Box<dyn ColumnReader>>, sink: &mut dyn FnMut(RecordBatch) -> Result<()>| {
+        let flush = |readers: &mut Vec<Box<dyn ColumnReader>>,
+                     sink: &mut dyn FnMut(RecordBatch) -> Result<()>| {
             let arrays: Vec<ArrayRef> = readers.iter_mut().map(|r| r.finish()).collect();
             let batch = RecordBatch::try_new(schema.clone(), arrays)
                 .map_err(|e| Error::Data(format!("table {}: {e}", table.name)))?;
             sink(batch)
         };
-        while let Some(row) = rows.next().map_err(|e| db_err(&format!("reading {}", table.name), e))? {
+        while let Some(row) = rows
+            .next()
+            .map_err(|e| db_err(&format!("reading {}", table.name), e))?
+        {
             n += 1;
             for (i, r) in readers.iter_mut().enumerate() {
                 let v = row.get_ref(i).map_err(|e| db_err("reading a value", e))?;
                 let col = &table.columns[i];
                 if matches!(v, ValueRef::Null) && !col.nullable {
-                    return Err(Error::Data(format!("table {:?}, column {:?}, row {n}: NULL in a NOT NULL column", table.name, col.name)));
+                    return Err(Error::Data(format!(
+                        "table {:?}, column {:?}, row {n}: NULL in a NOT NULL column",
+                        table.name, col.name
+                    )));
                 }
                 bytes += r.push(v).map_err(|why| {
                     Error::Data(format!(
@@ -436,8 +623,17 @@ mod tests {
         assert_eq!(map_declared_type("DOUBLE PRECISION"), ColumnType::Float64);
         assert_eq!(map_declared_type("BOOLEAN"), ColumnType::Boolean);
         assert_eq!(map_declared_type("DATE"), ColumnType::Date32);
-        assert_eq!(map_declared_type("DATETIME"), ColumnType::Timestamp { utc: false });
-        assert_eq!(map_declared_type("DECIMAL(12,2)"), ColumnType::Decimal128 { precision: 12, scale: 2 });
+        assert_eq!(
+            map_declared_type("DATETIME"),
+            ColumnType::Timestamp { utc: false }
+        );
+        assert_eq!(
+            map_declared_type("DECIMAL(12,2)"),
+            ColumnType::Decimal128 {
+                precision: 12,
+                scale: 2
+            }
+        );
         assert_eq!(map_declared_type("NUMERIC"), ColumnType::NumericText);
         assert_eq!(map_declared_type("numeric(50,2)"), ColumnType::NumericText);
         assert_eq!(path_of("sqlite:///tmp/x.db").unwrap(), "/tmp/x.db");

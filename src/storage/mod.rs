@@ -96,23 +96,49 @@ impl Store {
             PathBuf::from(url)
         };
         if create {
-            std::fs::create_dir_all(&local)
-                .map_err(|e| Error::io(format!("cannot create bundle directory {}", local.display()), e))?;
+            std::fs::create_dir_all(&local).map_err(|e| {
+                Error::io(
+                    format!("cannot create bundle directory {}", local.display()),
+                    e,
+                )
+            })?;
         } else {
             match std::fs::metadata(&local) {
                 Ok(m) if m.is_dir() => {}
-                Ok(_) => return Err(Error::invalid(url, "", "not a directory: a bundle is a directory")),
+                Ok(_) => {
+                    return Err(Error::invalid(
+                        url,
+                        "",
+                        "not a directory: a bundle is a directory",
+                    ));
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(Error::invalid(url, "", "no bundle here (the directory does not exist)"));
+                    return Err(Error::invalid(
+                        url,
+                        "",
+                        "no bundle here (the directory does not exist)",
+                    ));
                 }
                 Err(e) => return Err(Error::io(format!("cannot open bundle {url}"), e)),
             }
         }
-        let root = std::fs::canonicalize(&local)
-            .map_err(|e| Error::io(format!("cannot open bundle directory {}", local.display()), e))?;
-        let fs = LocalFileSystem::new_with_prefix(&root)
-            .map_err(|e| Error::Storage(format!("cannot open bundle directory {}: {e}", root.display())))?;
-        Ok(Store { inner: Arc::new(fs), local_root: Some(root), url: url.to_string() })
+        let root = std::fs::canonicalize(&local).map_err(|e| {
+            Error::io(
+                format!("cannot open bundle directory {}", local.display()),
+                e,
+            )
+        })?;
+        let fs = LocalFileSystem::new_with_prefix(&root).map_err(|e| {
+            Error::Storage(format!(
+                "cannot open bundle directory {}: {e}",
+                root.display()
+            ))
+        })?;
+        Ok(Store {
+            inner: Arc::new(fs),
+            local_root: Some(root),
+            url: url.to_string(),
+        })
     }
 
     pub fn url(&self) -> &str {
@@ -141,13 +167,16 @@ impl Store {
             out.sort_by(|a, b| a.path.cmp(&b.path));
             return Ok(out);
         }
-        let metas: Vec<_> = runtime().block_on(async {
-            self.inner.list(None).collect::<Vec<_>>().await
-        });
+        let metas: Vec<_> =
+            runtime().block_on(async { self.inner.list(None).collect::<Vec<_>>().await });
         let mut out = Vec::new();
         for m in metas {
             let m = m.map_err(|e| Error::Storage(format!("{}: cannot list: {e}", self.url)))?;
-            out.push(Entry { path: m.location.to_string(), size: m.size, kind: EntryKind::File });
+            out.push(Entry {
+                path: m.location.to_string(),
+                size: m.size,
+                kind: EntryKind::File,
+            });
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
@@ -158,13 +187,21 @@ impl Store {
         if let Some(root) = &self.local_root {
             let p = root.join(rel);
             return match std::fs::symlink_metadata(&p) {
-                Ok(m) => Ok(Some(Entry { path: rel.to_string(), size: m.len(), kind: kind_of(&m) })),
+                Ok(m) => Ok(Some(Entry {
+                    path: rel.to_string(),
+                    size: m.len(),
+                    kind: kind_of(&m),
+                })),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(Error::io(format!("{}: cannot stat {rel}", self.url), e)),
             };
         }
         match runtime().block_on(self.inner.head(&Self::location(rel)?)) {
-            Ok(m) => Ok(Some(Entry { path: rel.to_string(), size: m.size, kind: EntryKind::File })),
+            Ok(m) => Ok(Some(Entry {
+                path: rel.to_string(),
+                size: m.size,
+                kind: EntryKind::File,
+            })),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.storage_err("stat", rel, e)),
         }
@@ -176,13 +213,20 @@ impl Store {
             .stat(rel)?
             .ok_or_else(|| Error::invalid(&self.url, rel, "missing"))?;
         if entry.kind != EntryKind::File {
-            return Err(Error::invalid(&self.url, rel, "not a regular file (symlink, directory or device): refused"));
+            return Err(Error::invalid(
+                &self.url,
+                rel,
+                "not a regular file (symlink, directory or device): refused",
+            ));
         }
         if entry.size > cap {
             return Err(Error::invalid(
                 &self.url,
                 rel,
-                format!("{} bytes, more than the {cap}-byte limit for this file", entry.size),
+                format!(
+                    "{} bytes, more than the {cap}-byte limit for this file",
+                    entry.size
+                ),
             ));
         }
         let mut out = Vec::with_capacity(usize::try_from(entry.size).unwrap_or(0));
@@ -191,7 +235,11 @@ impl Store {
             .read_to_end(&mut out)
             .map_err(|e| Error::io(format!("{}: reading {rel}", self.url), e))?;
         if out.len() as u64 > cap {
-            return Err(Error::invalid(&self.url, rel, format!("grew past the {cap}-byte limit while read")));
+            return Err(Error::invalid(
+                &self.url,
+                rel,
+                format!("grew past the {cap}-byte limit while read"),
+            ));
         }
         Ok(Bytes::from(out))
     }
@@ -202,7 +250,10 @@ impl Store {
         let res = runtime()
             .block_on(self.inner.get(&loc))
             .map_err(|e| self.storage_err("read", rel, e))?;
-        Ok(ObjectReader { stream: Some(res.into_stream()), current: Bytes::new() })
+        Ok(ObjectReader {
+            stream: Some(res.into_stream()),
+            current: Bytes::new(),
+        })
     }
 
     /// Reads a byte range of a file's stored bytes.
@@ -241,7 +292,10 @@ impl Store {
     /// so an existing bundle is never overwritten and two exports cannot both complete.
     pub fn put_new(&self, rel: &str, bytes: Bytes) -> Result<()> {
         let loc = Self::location(rel)?;
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
         match runtime().block_on(self.inner.put_opts(&loc, PutPayload::from(bytes), opts)) {
             Ok(_) => Ok(()),
             Err(object_store::Error::AlreadyExists { .. }) => Err(Error::Usage(format!(
@@ -276,7 +330,8 @@ fn kind_of(m: &std::fs::Metadata) -> EntryKind {
 }
 
 fn walk(root: &FsPath, dir: &FsPath, out: &mut Vec<Entry>, depth: usize) -> Result<()> {
-    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
     for item in rd {
         let item = item.map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
         let path = item.path();
@@ -292,7 +347,11 @@ fn walk(root: &FsPath, dir: &FsPath, out: &mut Vec<Entry>, depth: usize) -> Resu
         if kind == EntryKind::Directory && depth == 0 && rel == "data" {
             walk(root, &path, out, depth + 1)?;
         } else {
-            out.push(Entry { path: rel, size: meta.len(), kind });
+            out.push(Entry {
+                path: rel,
+                size: meta.len(),
+                kind,
+            });
         }
     }
     Ok(())
@@ -307,7 +366,9 @@ pub struct ObjectReader {
 impl Read for ObjectReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.current.is_empty() {
-            let Some(stream) = self.stream.as_mut() else { return Ok(0) };
+            let Some(stream) = self.stream.as_mut() else {
+                return Ok(0);
+            };
             match runtime().block_on(stream.next()) {
                 Some(Ok(b)) => self.current = b,
                 Some(Err(e)) => return Err(std::io::Error::other(e)),
@@ -337,14 +398,18 @@ impl ObjectWriter {
             return Ok(());
         }
         let data = std::mem::replace(&mut self.buf, Vec::with_capacity(UPLOAD_CHUNK));
-        let upload = self.upload.as_mut().ok_or_else(|| std::io::Error::other("upload already finished"))?;
+        let upload = self
+            .upload
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("upload already finished"))?;
         let fut = upload.put_part(PutPayload::from(data));
         runtime().block_on(fut).map_err(std::io::Error::other)
     }
 
     /// Completes the upload: the file appears whole at its path. Returns the bytes written.
     pub fn finish(mut self) -> Result<u64> {
-        self.send().map_err(|e| Error::io(format!("writing {}", self.path), e))?;
+        self.send()
+            .map_err(|e| Error::io(format!("writing {}", self.path), e))?;
         let mut upload = self.upload.take().expect("finish called once");
         runtime()
             .block_on(upload.complete())

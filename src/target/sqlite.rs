@@ -6,8 +6,8 @@ use std::sync::LazyLock;
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{
-    Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Time64MicrosecondType,
-    TimestampMicrosecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+    Time64MicrosecondType, TimestampMicrosecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow::record_batch::RecordBatch;
 use regex::Regex;
@@ -27,7 +27,10 @@ pub struct SqliteTarget {
 
 /// Declared types ferry will write into DDL: a type name with an optional (p[,s]).
 static DECLARED: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[A-Za-z][A-Za-z0-9_ ]{0,60}(\(\s*[+-]?[0-9]{1,5}\s*(,\s*[+-]?[0-9]{1,5}\s*)?\))?$").expect("regex")
+    Regex::new(
+        r"^[A-Za-z][A-Za-z0-9_ ]{0,60}(\(\s*[+-]?[0-9]{1,5}\s*(,\s*[+-]?[0-9]{1,5}\s*)?\))?$",
+    )
+    .expect("regex")
 });
 /// Constant defaults: numbers, string literals, NULL, TRUE/FALSE, CURRENT_*.
 static CONSTANT: LazyLock<Regex> = LazyLock::new(|| {
@@ -39,11 +42,16 @@ static CONSTANT: LazyLock<Regex> = LazyLock::new(|| {
 pub fn sqlite_type(ty: &ColumnType) -> String {
     match ty {
         ColumnType::Boolean => "BOOLEAN".into(),
-        ColumnType::Int16 | ColumnType::Int32 | ColumnType::Int64 | ColumnType::UInt8 | ColumnType::UInt16 | ColumnType::UInt32 | ColumnType::UInt64 => {
-            "INTEGER".into()
-        }
+        ColumnType::Int16
+        | ColumnType::Int32
+        | ColumnType::Int64
+        | ColumnType::UInt8
+        | ColumnType::UInt16
+        | ColumnType::UInt32
+        | ColumnType::UInt64 => "INTEGER".into(),
         ColumnType::Float32 | ColumnType::Float64 => "REAL".into(),
-        ColumnType::Decimal128 { precision, scale } | ColumnType::Decimal256 { precision, scale } => {
+        ColumnType::Decimal128 { precision, scale }
+        | ColumnType::Decimal256 { precision, scale } => {
             format!("DECIMAL({precision},{scale})")
         }
         ColumnType::NumericText => "NUMERIC".into(),
@@ -60,8 +68,10 @@ pub fn sqlite_type(ty: &ColumnType) -> String {
 impl SqliteTarget {
     pub fn open(url: &str) -> Result<Self> {
         let path = path_of(url)?;
-        let conn = Connection::open(&path).map_err(|e| db_err(&format!("cannot open or create {path}"), e))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| db_err("busy_timeout", e))?;
+        let conn = Connection::open(&path)
+            .map_err(|e| db_err(&format!("cannot open or create {path}"), e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| db_err("busy_timeout", e))?;
         // Fail now, before any verification work, if the file is not a writable database.
         conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
             .map_err(|e| db_err(&format!("{path} is not a writable SQLite database"), e))?;
@@ -92,7 +102,11 @@ impl SqliteTarget {
 
     fn ledger_exists(&self) -> Result<bool> {
         self.conn
-            .query_row("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1", [LEDGER], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1",
+                [LEDGER],
+                |_| Ok(()),
+            )
             .optional()
             .map(|o| o.is_some())
             .map_err(|e| db_err("reading the ledger", e))
@@ -103,13 +117,20 @@ impl SqliteTarget {
         for c in &table.columns {
             let ty = if same_engine {
                 if !c.source_type.is_empty() && !DECLARED.is_match(&c.source_type) {
-                    return Err(Error::Data(format!("table {name}, column {}: declared type {:?} is not one ferry will put into DDL", c.name, c.source_type)));
+                    return Err(Error::Data(format!(
+                        "table {name}, column {}: declared type {:?} is not one ferry will put into DDL",
+                        c.name, c.source_type
+                    )));
                 }
                 c.source_type.clone()
             } else {
                 sqlite_type(&c.ty)
             };
-            let mut d = if ty.is_empty() { quote(&c.name) } else { format!("{} {ty}", quote(&c.name)) };
+            let mut d = if ty.is_empty() {
+                quote(&c.name)
+            } else {
+                format!("{} {ty}", quote(&c.name))
+            };
             if !c.nullable {
                 d.push_str(" NOT NULL");
             }
@@ -124,8 +145,14 @@ impl SqliteTarget {
             let pk: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
             defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
         }
-        let sql = format!("CREATE TABLE IF NOT EXISTS {} (\n  {}\n)", quote(name), defs.join(",\n  "));
-        self.conn.execute(&sql, []).map_err(|e| db_err(&format!("creating table {name}"), e))?;
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n  {}\n)",
+            quote(name),
+            defs.join(",\n  ")
+        );
+        self.conn
+            .execute(&sql, [])
+            .map_err(|e| db_err(&format!("creating table {name}"), e))?;
         Ok(())
     }
 
@@ -138,13 +165,29 @@ impl SqliteTarget {
     ) -> Result<u64> {
         let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
         let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-        let sql = format!("INSERT INTO {} ({}) VALUES ({})", quote(name), cols.join(", "), marks.join(", "));
-        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| db_err(&format!("preparing insert into {name}"), e))?;
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            quote(name),
+            cols.join(", "),
+            marks.join(", ")
+        );
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sql)
+            .map_err(|e| db_err(&format!("preparing insert into {name}"), e))?;
         let mut done = 0u64;
         for batch in batches {
             let batch = batch?;
             if batch.num_columns() != table.columns.len() {
-                return Err(Error::invalid("", part, format!("table {name}: part has {} columns, catalog {}", batch.num_columns(), table.columns.len())));
+                return Err(Error::invalid(
+                    "",
+                    part,
+                    format!(
+                        "table {name}: part has {} columns, catalog {}",
+                        batch.num_columns(),
+                        table.columns.len()
+                    ),
+                ));
             }
             let binders = table
                 .columns
@@ -152,9 +195,16 @@ impl SqliteTarget {
                 .zip(batch.columns())
                 .map(|(c, a)| {
                     if a.data_type() != &c.ty.arrow() {
-                        return Err(Error::invalid("", part, format!(
-                            "table {name}, column {}: part holds {}, catalog says {}", c.name, a.data_type(), c.ty.describe()
-                        )));
+                        return Err(Error::invalid(
+                            "",
+                            part,
+                            format!(
+                                "table {name}, column {}: part holds {}, catalog says {}",
+                                c.name,
+                                a.data_type(),
+                                c.ty.describe()
+                            ),
+                        ));
                     }
                     binder(a, &c.ty)
                 })
@@ -168,7 +218,8 @@ impl SqliteTarget {
                             table.columns[i].name
                         ))
                     })?;
-                    stmt.raw_bind_parameter(i + 1, v).map_err(|e| db_err("binding a value", e))?;
+                    stmt.raw_bind_parameter(i + 1, v)
+                        .map_err(|e| db_err("binding a value", e))?;
                 }
                 stmt.raw_execute().map_err(|e| match e {
                     rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
@@ -211,7 +262,9 @@ fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
         ColumnType::UInt64 => {
             let x = a.as_primitive::<UInt64Type>();
             Box::new(move |i| {
-                i64::try_from(x.value(i)).map(int).map_err(|_| format!("{} is above SQLite's largest integer", x.value(i)))
+                i64::try_from(x.value(i))
+                    .map(int)
+                    .map_err(|_| format!("{} is above SQLite's largest integer", x.value(i)))
             })
         }
         ColumnType::Float32 | ColumnType::Float64 => {
@@ -224,14 +277,23 @@ fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
             };
             Box::new(move |i| {
                 let v = get(i);
-                if v.is_nan() { Err("NaN cannot be stored in SQLite (it would become NULL)".into()) } else { Ok(ToSqlOutput::Owned(Value::Real(v))) }
+                if v.is_nan() {
+                    Err("NaN cannot be stored in SQLite (it would become NULL)".into())
+                } else {
+                    Ok(ToSqlOutput::Owned(Value::Real(v)))
+                }
             })
         }
         ColumnType::Decimal128 { scale, .. } => {
             let x = a.as_primitive::<Decimal128Type>();
             let s = *scale;
             // NUMERIC affinity turns the exact text into the INTEGER or REAL SQLite had.
-            Box::new(move |i| Ok(ToSqlOutput::Owned(Value::Text(text::format_decimal(x.value(i), s)))))
+            Box::new(move |i| {
+                Ok(ToSqlOutput::Owned(Value::Text(text::format_decimal(
+                    x.value(i),
+                    s,
+                ))))
+            })
         }
         ColumnType::NumericText | ColumnType::Utf8 | ColumnType::Json => {
             let x = a.as_string::<i32>();
@@ -250,12 +312,21 @@ fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
         }
         ColumnType::Date32 => {
             let x = a.as_primitive::<Date32Type>();
-            Box::new(move |i| Ok(ToSqlOutput::Owned(Value::Text(text::format_date(x.value(i))))))
+            Box::new(move |i| {
+                Ok(ToSqlOutput::Owned(Value::Text(text::format_date(
+                    x.value(i),
+                ))))
+            })
         }
         ColumnType::Timestamp { utc } => {
             let x = a.as_primitive::<TimestampMicrosecondType>();
             let suffix = if *utc { "+00:00" } else { "" };
-            Box::new(move |i| Ok(ToSqlOutput::Owned(Value::Text(format!("{}{suffix}", text::format_timestamp(x.value(i)))))))
+            Box::new(move |i| {
+                Ok(ToSqlOutput::Owned(Value::Text(format!(
+                    "{}{suffix}",
+                    text::format_timestamp(x.value(i))
+                ))))
+            })
         }
         ColumnType::Time64 => {
             let x = a.as_primitive::<Time64MicrosecondType>();
@@ -263,17 +334,28 @@ fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
                 let us = x.value(i);
                 let t = chrono::NaiveTime::from_num_seconds_from_midnight_opt(
                     u32::try_from(us / 1_000_000).map_err(|_| "time out of range".to_string())?,
-                    u32::try_from((us % 1_000_000) * 1000).map_err(|_| "time out of range".to_string())?,
+                    u32::try_from((us % 1_000_000) * 1000)
+                        .map_err(|_| "time out of range".to_string())?,
                 )
                 .ok_or("time out of range")?;
-                Ok(ToSqlOutput::Owned(Value::Text(t.format("%H:%M:%S%.f").to_string())))
+                Ok(ToSqlOutput::Owned(Value::Text(
+                    t.format("%H:%M:%S%.f").to_string(),
+                )))
             })
         }
         ColumnType::Decimal256 { .. } => {
-            return Err(Error::Data("decimal columns wider than 38 digits cannot be loaded into SQLite yet".into()));
+            return Err(Error::Data(
+                "decimal columns wider than 38 digits cannot be loaded into SQLite yet".into(),
+            ));
         }
     };
-    Ok(Box::new(move |i| if a.is_null(i) { Ok(ToSqlOutput::Owned(Value::Null)) } else { f(i) }))
+    Ok(Box::new(move |i| {
+        if a.is_null(i) {
+            Ok(ToSqlOutput::Owned(Value::Null))
+        } else {
+            f(i)
+        }
+    }))
 }
 
 impl Target for SqliteTarget {
@@ -290,7 +372,9 @@ impl Target for SqliteTarget {
             .prepare(&format!("SELECT part_path, target_table, manifest_sha256, loaded_at FROM {LEDGER} WHERE bundle_id = ?1 ORDER BY loaded_at"))
             .map_err(|e| db_err("reading the ledger", e))?;
         let rows: Vec<(String, String, String, String)> = stmt
-            .query_map([bundle_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .query_map([bundle_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
             .and_then(|r| r.collect())
             .map_err(|e| db_err("reading the ledger", e))?;
         let mut state = LedgerState::default();
@@ -307,7 +391,11 @@ impl Target for SqliteTarget {
     fn table_rows(&mut self, name: &str) -> Result<Option<u64>> {
         let exists = self
             .conn
-            .query_row("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1", [name], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1",
+                [name],
+                |_| Ok(()),
+            )
             .optional()
             .map_err(|e| db_err("looking up a table", e))?
             .is_some();
@@ -316,7 +404,9 @@ impl Target for SqliteTarget {
         }
         let n: i64 = self
             .conn
-            .query_row(&format!("SELECT count(*) FROM {}", quote(name)), [], |r| r.get(0))
+            .query_row(&format!("SELECT count(*) FROM {}", quote(name)), [], |r| {
+                r.get(0)
+            })
             .map_err(|e| db_err(&format!("counting {name}"), e))?;
         Ok(u64::try_from(n).ok())
     }
@@ -330,7 +420,9 @@ impl Target for SqliteTarget {
         batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
         before_commit: &mut dyn FnMut(u64) -> Result<()>,
     ) -> Result<LoadOutcome> {
-        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| db_err("starting a transaction", e))?;
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| db_err("starting a transaction", e))?;
         let result = (|| -> Result<LoadOutcome> {
             // DDL is transactional in SQLite: a part that fails leaves no table behind.
             self.ensure_ledger()?;
@@ -372,7 +464,9 @@ impl Target for SqliteTarget {
         })();
         match result {
             Ok(LoadOutcome::Loaded(n)) => {
-                self.conn.execute_batch("COMMIT").map_err(|e| db_err("committing a part", e))?;
+                self.conn
+                    .execute_batch("COMMIT")
+                    .map_err(|e| db_err("committing a part", e))?;
                 Ok(LoadOutcome::Loaded(n))
             }
             other => {
@@ -398,7 +492,11 @@ impl Target for SqliteTarget {
 
     fn finish_table(&mut self, name: &str, table: &TableDef) -> Result<()> {
         for idx in &table.indexes {
-            let iname = if name == table.name { idx.name.clone() } else { format!("{name}_{}", idx.name) };
+            let iname = if name == table.name {
+                idx.name.clone()
+            } else {
+                format!("{name}_{}", idx.name)
+            };
             let cols: Vec<String> = idx.columns.iter().map(|c| quote(c)).collect();
             let sql = format!(
                 "CREATE {}INDEX IF NOT EXISTS {} ON {} ({})",
@@ -407,7 +505,9 @@ impl Target for SqliteTarget {
                 quote(name),
                 cols.join(", ")
             );
-            self.conn.execute(&sql, []).map_err(|e| db_err(&format!("creating index {iname} on {name}"), e))?;
+            self.conn
+                .execute(&sql, [])
+                .map_err(|e| db_err(&format!("creating index {iname} on {name}"), e))?;
         }
         Ok(())
     }

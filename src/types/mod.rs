@@ -31,15 +31,23 @@ pub enum ColumnType {
     UInt64,
     Float32,
     Float64,
-    Decimal128 { precision: u8, scale: i8 },
-    Decimal256 { precision: u8, scale: i8 },
+    Decimal128 {
+        precision: u8,
+        scale: i8,
+    },
+    Decimal256 {
+        precision: u8,
+        scale: i8,
+    },
     /// An exact decimal of unconstrained precision carried as its canonical text.
     NumericText,
     Utf8,
     Binary,
     Date32,
     /// Microseconds; `utc` for zone-aware timestamps.
-    Timestamp { utc: bool },
+    Timestamp {
+        utc: bool,
+    },
     Time64,
     Uuid,
     Json,
@@ -74,7 +82,8 @@ impl ColumnType {
     /// A short name for messages: `decimal(12,2)`, `timestamp`, `text`.
     pub fn describe(&self) -> String {
         match self {
-            ColumnType::Decimal128 { precision, scale } | ColumnType::Decimal256 { precision, scale } => {
+            ColumnType::Decimal128 { precision, scale }
+            | ColumnType::Decimal256 { precision, scale } => {
                 format!("decimal({precision},{scale})")
             }
             ColumnType::NumericText => "numeric".into(),
@@ -168,7 +177,10 @@ mod tests {
 
     #[test]
     fn catalog_types_serialise_with_a_kind_tag() {
-        let t = ColumnType::Decimal128 { precision: 12, scale: 2 };
+        let t = ColumnType::Decimal128 {
+            precision: 12,
+            scale: 2,
+        };
         let s = serde_json::to_string(&t).unwrap();
         assert_eq!(s, r#"{"kind":"decimal128","precision":12,"scale":2}"#);
         assert_eq!(serde_json::from_str::<ColumnType>(&s).unwrap(), t);

@@ -16,7 +16,12 @@ pub fn parse_decimal(text: &str, precision: u8, scale: i8) -> Result<i128, Strin
         _ => (false, t),
     };
     let (mantissa, exp) = match body.find(['e', 'E']) {
-        Some(i) => (&body[..i], body[i + 1..].parse::<i32>().map_err(|_| format!("{text:?} is not a number"))?),
+        Some(i) => (
+            &body[..i],
+            body[i + 1..]
+                .parse::<i32>()
+                .map_err(|_| format!("{text:?} is not a number"))?,
+        ),
         None => (body, 0),
     };
     let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
@@ -59,7 +64,13 @@ pub fn parse_decimal(text: &str, precision: u8, scale: i8) -> Result<i128, Strin
     if digits.len() > usize::from(precision) {
         return Err(format!("{text} does not fit decimal({precision},{scale})"));
     }
-    let v: i128 = if digits.is_empty() { 0 } else { digits.parse().map_err(|_| format!("{text} is out of range"))? };
+    let v: i128 = if digits.is_empty() {
+        0
+    } else {
+        digits
+            .parse()
+            .map_err(|_| format!("{text} is out of range"))?
+    };
     Ok(if neg { -v } else { v })
 }
 
@@ -69,7 +80,11 @@ pub fn format_decimal(unscaled: i128, scale: i8) -> String {
     let digits = unscaled.unsigned_abs().to_string();
     let s = if scale <= 0 {
         let zeros = usize::try_from(-i32::from(scale)).unwrap_or(0);
-        if digits == "0" { digits } else { format!("{digits}{}", "0".repeat(zeros)) }
+        if digits == "0" {
+            digits
+        } else {
+            format!("{digits}{}", "0".repeat(zeros))
+        }
     } else {
         let scale = usize::try_from(scale).unwrap_or(0);
         let padded = format!("{digits:0>width$}", width = scale + 1);
@@ -106,11 +121,13 @@ pub fn format_f64(v: f64) -> String {
 
 /// `YYYY-MM-DD` to days since 1970-01-01.
 pub fn parse_date(text: &str) -> Result<i32, String> {
-    let d = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| format!("{text:?} is not a date (YYYY-MM-DD)"))?;
+    let d = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| format!("{text:?} is not a date (YYYY-MM-DD)"))?;
     if text.len() != 10 {
         return Err(format!("{text:?} is not a date (YYYY-MM-DD)"));
     }
-    i32::try_from(d.signed_duration_since(EPOCH).num_days()).map_err(|_| format!("{text:?} is out of range"))
+    i32::try_from(d.signed_duration_since(EPOCH).num_days())
+        .map_err(|_| format!("{text:?} is out of range"))
 }
 
 pub fn format_date(days: i32) -> String {
@@ -126,14 +143,18 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
     let normal = text.replacen('T', " ", 1);
     let dt = NaiveDateTime::parse_from_str(&normal, "%Y-%m-%d %H:%M:%S%.f").map_err(|_| bad())?;
     if dt.nanosecond() % 1000 != 0 {
-        return Err(format!("{text:?} has sub-microsecond digits, which ferry cannot carry exactly"));
+        return Err(format!(
+            "{text:?} has sub-microsecond digits, which ferry cannot carry exactly"
+        ));
     }
     Ok(dt.and_utc().timestamp_micros())
 }
 
 /// Microseconds since the epoch as `YYYY-MM-DD HH:MM:SS`, with `.fff` or `.ffffff` when needed.
 pub fn format_timestamp(micros: i64) -> String {
-    let Some(dt) = DateTime::from_timestamp_micros(micros) else { return format!("(timestamp {micros})") };
+    let Some(dt) = DateTime::from_timestamp_micros(micros) else {
+        return format!("(timestamp {micros})");
+    };
     let frac = micros.rem_euclid(1_000_000);
     let base = dt.format("%Y-%m-%d %H:%M:%S").to_string();
     if frac == 0 {
@@ -168,7 +189,11 @@ mod tests {
         for v in [0i128, 1, -1, 99_999, -123_456_789] {
             assert_eq!(parse_decimal(&format_decimal(v, 3), 38, 3), Ok(v));
         }
-        assert!(is_decimal_literal("1e-7") && is_decimal_literal("-12.5") && !is_decimal_literal("1.2.3"));
+        assert!(
+            is_decimal_literal("1e-7")
+                && is_decimal_literal("-12.5")
+                && !is_decimal_literal("1.2.3")
+        );
     }
 
     #[test]
@@ -177,16 +202,30 @@ mod tests {
         assert_eq!(format_date(parse_date("0001-01-01").unwrap()), "0001-01-01");
         assert!(parse_date("2024-02-30").is_err());
         assert!(parse_date("2024-1-5").is_err());
-        for t in ["2024-01-01 10:00:00", "1969-12-31 23:59:59.999", "2024-06-30 12:34:56.123456"] {
+        for t in [
+            "2024-01-01 10:00:00",
+            "1969-12-31 23:59:59.999",
+            "2024-06-30 12:34:56.123456",
+        ] {
             assert_eq!(format_timestamp(parse_timestamp(t).unwrap()), t);
         }
-        assert_eq!(parse_timestamp("2024-01-01T10:00:00"), parse_timestamp("2024-01-01 10:00:00"));
+        assert_eq!(
+            parse_timestamp("2024-01-01T10:00:00"),
+            parse_timestamp("2024-01-01 10:00:00")
+        );
         assert!(parse_timestamp("yesterday").is_err());
     }
 
     #[test]
     fn floats_print_shortest_exact() {
-        for v in [0.1, 1e-7, 1e300, -2.5, 0.30000000000000004, f64::MIN_POSITIVE] {
+        for v in [
+            0.1,
+            1e-7,
+            1e300,
+            -2.5,
+            0.30000000000000004,
+            f64::MIN_POSITIVE,
+        ] {
             assert_eq!(format_f64(v).parse::<f64>().unwrap().to_bits(), v.to_bits());
         }
     }

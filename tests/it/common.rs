@@ -33,14 +33,26 @@ impl Fixture {
     /// Exports the source to `name` with the fixture's key; returns the bundle path.
     pub fn export(&self, name: &str) -> PathBuf {
         let b = self.path(name);
-        ferry().args(["export", &self.src_url(), b.to_str().unwrap(), "--key-file", self.key.to_str().unwrap()]).assert().success();
+        ferry()
+            .args([
+                "export",
+                &self.src_url(),
+                b.to_str().unwrap(),
+                "--key-file",
+                self.key.to_str().unwrap(),
+            ])
+            .assert()
+            .success();
         b
     }
 
     /// A new key file next to the fixture.
     pub fn other_key(&self, name: &str) -> PathBuf {
         let k = self.path(name);
-        ferry().args(["keygen", k.to_str().unwrap()]).assert().success();
+        ferry()
+            .args(["keygen", k.to_str().unwrap()])
+            .assert()
+            .success();
         k
     }
 }
@@ -50,7 +62,10 @@ impl Fixture {
 pub fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = dir.path().join("k.key");
-    ferry().args(["keygen", key.to_str().unwrap()]).assert().success();
+    ferry()
+        .args(["keygen", key.to_str().unwrap()])
+        .assert()
+        .success();
     let src = dir.path().join("src.db");
     let c = Connection::open(&src).unwrap();
     c.execute_batch(
@@ -60,13 +75,22 @@ pub fn fixture() -> Fixture {
     .unwrap();
     {
         let tx = c.unchecked_transaction().unwrap();
-        let mut st = tx.prepare("INSERT INTO items VALUES (?1, ?2, ?3, ?4)").unwrap();
+        let mut st = tx
+            .prepare("INSERT INTO items VALUES (?1, ?2, ?3, ?4)")
+            .unwrap();
         for i in 0..3000i64 {
             let blob: Vec<u8> = (0..(i % 97)).map(|b| (b * 31 + i) as u8).collect();
-            st.execute(rusqlite::params![i, format!("item {i} {}", "x".repeat((i % 13) as usize)), (i as f64) / 4.0, blob]).unwrap();
+            st.execute(rusqlite::params![
+                i,
+                format!("item {i} {}", "x".repeat((i % 13) as usize)),
+                (i as f64) / 4.0,
+                blob
+            ])
+            .unwrap();
         }
         drop(st);
-        tx.execute("INSERT INTO notes VALUES (1, 'hello'), (2, NULL)", []).unwrap();
+        tx.execute("INSERT INTO notes VALUES (1, 'hello'), (2, NULL)", [])
+            .unwrap();
         tx.commit().unwrap();
     }
     Fixture { dir, key, src }
@@ -121,7 +145,8 @@ pub fn ledger_rows(db: &Path) -> i64 {
         return 0;
     }
     let c = Connection::open(db).unwrap();
-    c.query_row("SELECT count(*) FROM _ferry_ledger", [], |r| r.get(0)).unwrap_or(0)
+    c.query_row("SELECT count(*) FROM _ferry_ledger", [], |r| r.get(0))
+        .unwrap_or(0)
 }
 
 /// Names of user tables in a SQLite database (0 tables when the file does not exist).
@@ -140,7 +165,10 @@ pub fn user_tables(db: &Path) -> Vec<String> {
 
 /// Paths of a bundle's part files, sorted.
 pub fn parts(bundle: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(bundle.join("data")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(bundle.join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     v.sort();
     v
 }

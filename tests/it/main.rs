@@ -1,6 +1,13 @@
 //! One integration-test binary (as ripgrep does): every module runs the real `ferry`
 //! binary or the library against real files.
 
+// Fixtures build data from loop counters; the numeric-cast lints guard product code.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
+
 mod common;
 mod reliability;
 mod roundtrip;
