@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
+    DataType, Date32Type, Decimal128Type, Decimal256Type, IntervalMonthDayNanoType, IntervalUnit, i256, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
     Int64Type, Time64MicrosecondType, TimeUnit, TimestampMicrosecondType, UInt8Type, UInt16Type,
     UInt32Type, UInt64Type,
 };
@@ -52,6 +52,24 @@ fn normalise_decimal(s: &str) -> String {
     } else {
         core
     }
+}
+
+/// The exact text of a 256-bit decimal.
+fn decimal256_text(v: i256, scale: i8) -> String {
+    let digits = v.to_string();
+    let (neg, digits) = match digits.strip_prefix('-') {
+        Some(d) => (true, d.to_string()),
+        None => (false, digits),
+    };
+    let s = usize::try_from(scale).unwrap_or(0);
+    let body = if s == 0 {
+        digits
+    } else {
+        let padded = format!("{digits:0>width$}", width = s + 1);
+        let (a, b) = padded.split_at(padded.len() - s);
+        format!("{a}.{b}")
+    };
+    if neg { format!("-{body}") } else { body }
 }
 
 fn encoder<'a>(a: &'a ArrayRef) -> Result<Encoder<'a>> {
@@ -151,6 +169,37 @@ fn encoder<'a>(a: &'a ArrayRef) -> Result<Encoder<'a>> {
             Box::new(move |i, o| {
                 o.push(b't');
                 o.extend_from_slice(&x.value(i).to_le_bytes());
+            })
+        }
+        DataType::Interval(IntervalUnit::MonthDayNano) => {
+            let x = a.as_primitive::<IntervalMonthDayNanoType>();
+            Box::new(move |i, o| {
+                let v = x.value(i);
+                o.push(b'V');
+                o.extend_from_slice(&v.months.to_le_bytes());
+                o.extend_from_slice(&v.days.to_le_bytes());
+                o.extend_from_slice(&v.nanoseconds.to_le_bytes());
+            })
+        }
+        DataType::Decimal256(_, s) => {
+            let x = a.as_primitive::<Decimal256Type>();
+            let s = *s;
+            Box::new(move |i, o| {
+                o.push(b'D');
+                o.extend_from_slice(normalise_decimal(&decimal256_text(x.value(i), s)).as_bytes());
+                o.push(0);
+            })
+        }
+        DataType::List(_) => {
+            let x = a.as_list::<i32>();
+            let inner = encoder(x.values())?;
+            Box::new(move |i, o| {
+                let (start, end) = (x.value_offsets()[i], x.value_offsets()[i + 1]);
+                o.push(b'L');
+                o.extend_from_slice(&(end - start).to_le_bytes());
+                for j in start..end {
+                    inner(usize::try_from(j).unwrap_or(0), o);
+                }
             })
         }
         other => {

@@ -51,6 +51,8 @@ pub struct ImportPlan {
     pub dry_run: bool,
     /// Load a bundle older (by sequence) than one already imported from its source.
     pub allow_replay: bool,
+    /// PostgreSQL schema to load into (default `public`).
+    pub target_schema: Option<String>,
     pub batch_rows: usize,
 }
 
@@ -67,6 +69,7 @@ impl ImportPlan {
             strict: false,
             dry_run: false,
             allow_replay: false,
+            target_schema: None,
             batch_rows: 65_536,
         }
     }
@@ -110,7 +113,7 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     report.bundle_id = Some(bundle.manifest.bundle_id.clone());
     report.warnings.extend(bundle.warnings());
     // The target must be reachable before the expensive verification.
-    let mut target = target::open(&plan.target_url)?;
+    let mut target = target::open(&plan.target_url, plan.target_schema.as_deref())?;
     // 6: keys and MAC (cheap), then the ledger: a finished bundle is a no-op.
     bundle.unlock(&plan.keys)?;
     let id = bundle.manifest.bundle_id.clone();
@@ -202,7 +205,7 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
         }
         let resuming = t.parts.iter().any(|p| done.contains(p.path.as_str()));
         if plan.mode == Mode::Create && !resuming {
-            if let Some(n) = target.table_rows(&name)? {
+            if let Some(n) = target.table_rows(&name, &t.table)? {
                 if n > 0 {
                     return Err(Error::Data(format!(
                         "table {name} already exists in {} and holds {n} rows; --mode create loads only into new or empty \
@@ -321,6 +324,14 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
         ));
         report.add_table(&name, rows, bytes, loaded_parts, t_start.elapsed(), status);
     }
+    let loaded: Vec<(String, &crate::types::TableDef)> = checked
+        .catalog
+        .tables
+        .iter()
+        .filter(|t| plan.wants(t))
+        .map(|t| (plan.target_name(t), &t.table))
+        .collect();
+    report.warnings.extend(target.finish_all(&loaded)?);
     report.close(started.elapsed());
     report.message = format!("bundle {id} imported into {}", plan.target_url);
     report.exit_code = exit::OK;

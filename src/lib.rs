@@ -13,6 +13,7 @@ pub mod export;
 pub mod import;
 pub mod inspect;
 pub mod parts;
+pub mod pgcopy;
 pub mod report;
 pub mod source;
 pub mod storage;

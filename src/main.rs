@@ -272,7 +272,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             dry_run,
             allow_replay,
         } => {
-            if target_schema.is_some() && target.starts_with("sqlite:") {
+            if target_schema.is_some() && !target.starts_with("postgres") {
                 return Err(Error::Usage(
                     "--target-schema applies to PostgreSQL targets; SQLite has no schemas".into(),
                 ));
@@ -290,6 +290,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             plan.strict = strict;
             plan.dry_run = dry_run;
             plan.allow_replay = allow_replay;
+            plan.target_schema = target_schema;
             let mut r = ferry::import::import(&plan, &progress)?;
             r.warnings.extend(warnings);
             Ok(r)

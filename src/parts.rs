@@ -6,7 +6,11 @@ use std::io::{Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, ArrayRef, AsArray, Int32Array, Int64Array, IntervalMonthDayNanoArray, StructArray};
+use arrow::datatypes::{
+    DataType, Field, Fields, Int32Type, Int64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit, Schema,
+    SchemaRef,
+};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
@@ -34,6 +38,97 @@ pub fn writer_properties(row_group_rows: usize) -> WriterProperties {
         .set_max_row_group_bytes(Some(128 * 1024 * 1024))
         .set_created_by(crate::TOOL_VERSION.to_string())
         .build()
+}
+
+/// Parquet cannot hold Arrow's Interval(MonthDayNano); a part stores such a column as a
+/// struct of its three fields (exact, and readable by any Parquet reader), marked in the
+/// field metadata so reading restores the canonical type.
+const INTERVAL_MARK: &str = "interval";
+
+fn interval_struct_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("months", DataType::Int32, false),
+        Field::new("days", DataType::Int32, false),
+        Field::new("nanoseconds", DataType::Int64, false),
+    ])
+}
+
+/// The schema a part is written with: the canonical schema with intervals as structs.
+pub fn storage_schema(schema: &SchemaRef) -> SchemaRef {
+    if !schema.fields().iter().any(|f| matches!(f.data_type(), DataType::Interval(_))) {
+        return schema.clone();
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Interval(IntervalUnit::MonthDayNano) => {
+                let mut meta = f.metadata().clone();
+                meta.insert(crate::types::META_LOGICAL.to_string(), INTERVAL_MARK.to_string());
+                Field::new(f.name(), DataType::Struct(interval_struct_fields()), f.is_nullable()).with_metadata(meta)
+            }
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+fn to_storage(batch: &RecordBatch, storage: &SchemaRef) -> Result<RecordBatch> {
+    if Arc::ptr_eq(&batch.schema(), storage) || batch.schema().as_ref() == storage.as_ref() {
+        return Ok(batch.clone());
+    }
+    let cols: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Interval(IntervalUnit::MonthDayNano) => {
+                let x = c.as_primitive::<IntervalMonthDayNanoType>();
+                let months = Int32Array::from_iter_values(x.values().iter().map(|v| v.months));
+                let days = Int32Array::from_iter_values(x.values().iter().map(|v| v.days));
+                let nanos = Int64Array::from_iter_values(x.values().iter().map(|v| v.nanoseconds));
+                let children: Vec<ArrayRef> = vec![Arc::new(months), Arc::new(days), Arc::new(nanos)];
+                Arc::new(StructArray::new(interval_struct_fields(), children, x.nulls().cloned())) as ArrayRef
+            }
+            _ => c.clone(),
+        })
+        .collect();
+    RecordBatch::try_new(storage.clone(), cols).map_err(|e| Error::Other(format!("preparing a part: {e}")))
+}
+
+/// Restores canonical types in a batch read from a part.
+pub fn from_storage(batch: RecordBatch) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    let marked = |f: &Field| f.metadata().get(crate::types::META_LOGICAL).is_some_and(|v| v == INTERVAL_MARK);
+    if !schema.fields().iter().any(|f| marked(f)) {
+        return Ok(batch);
+    }
+    let mut fields = Vec::new();
+    let mut cols: Vec<ArrayRef> = Vec::new();
+    for (f, c) in schema.fields().iter().zip(batch.columns()) {
+        if marked(f) {
+            let s = c.as_struct_opt().ok_or_else(|| Error::Data(format!("column {}: interval part is not a struct", f.name())))?;
+            let (m, d, n) = (
+                s.column(0).as_primitive_opt::<Int32Type>(),
+                s.column(1).as_primitive_opt::<Int32Type>(),
+                s.column(2).as_primitive_opt::<Int64Type>(),
+            );
+            let (Some(m), Some(d), Some(n)) = (m, d, n) else {
+                return Err(Error::Data(format!("column {}: malformed interval struct", f.name())));
+            };
+            let values: Vec<IntervalMonthDayNano> =
+                (0..s.len()).map(|i| IntervalMonthDayNano::new(m.value(i), d.value(i), n.value(i))).collect();
+            let arr = IntervalMonthDayNanoArray::new(values.into(), s.nulls().cloned());
+            let mut meta = f.metadata().clone();
+            meta.remove(crate::types::META_LOGICAL);
+            fields.push(Field::new(f.name(), DataType::Interval(IntervalUnit::MonthDayNano), f.is_nullable()).with_metadata(meta));
+            cols.push(Arc::new(arr));
+        } else {
+            fields.push(f.as_ref().clone());
+            cols.push(c.clone());
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())), cols)
+        .map_err(|e| Error::Data(format!("restoring intervals: {e}")))
 }
 
 /// The key and context a file is sealed with.
@@ -135,6 +230,7 @@ pub struct PartWriter {
     writer: ArrowWriter<Sink>,
     path: String,
     rows: u64,
+    storage: SchemaRef,
 }
 
 impl PartWriter {
@@ -146,18 +242,21 @@ impl PartWriter {
         seal: Option<Seal<'_>>,
     ) -> Result<Self> {
         let sink = Sink::create(store, path, seal)?;
-        let writer = ArrowWriter::try_new(sink, schema, Some(props))
+        let storage = storage_schema(&schema);
+        let writer = ArrowWriter::try_new(sink, storage.clone(), Some(props))
             .map_err(|e| Error::Other(format!("{path}: cannot start Parquet writer: {e}")))?;
         Ok(PartWriter {
             writer,
             path: path.to_string(),
             rows: 0,
+            storage,
         })
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let stored = to_storage(batch, &self.storage)?;
         self.writer
-            .write(batch)
+            .write(&stored)
             .map_err(|e| Error::Other(format!("{}: Parquet write failed: {e}", self.path)))?;
         self.rows += batch.num_rows() as u64;
         Ok(())
@@ -427,7 +526,7 @@ impl Iterator for PartBatches {
             Ok(None) => None,
             Ok(Some(Ok(b))) => {
                 self.rows += b.num_rows() as u64;
-                Some(Ok(b))
+                Some(from_storage(b))
             }
             Ok(Some(Err(e))) => {
                 self.done = true;

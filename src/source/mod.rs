@@ -1,6 +1,7 @@
 //! Readers: one per engine, each turning a database's tables into the canonical Arrow
 //! batches of `types`. A reader knows its engine and nothing of bundles or encryption.
 
+pub mod postgres;
 pub mod sqlite;
 
 use arrow::record_batch::RecordBatch;
@@ -81,9 +82,12 @@ pub fn open(url: &str) -> Result<Box<dyn Source>> {
     if url.starts_with("sqlite:") {
         return Ok(Box::new(sqlite::SqliteSource::open(url)?));
     }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Box::new(postgres::PgSource::open(url)?));
+    }
     let scheme = url.split(':').next().unwrap_or(url);
     match scheme {
-        "postgres" | "postgresql" | "mysql" | "mariadb" => Err(Error::Usage(format!(
+        "mysql" | "mariadb" => Err(Error::Usage(format!(
             "{scheme}:// sources are not supported by this build of ferry yet (sqlite:// is)"
         ))),
         _ => Err(Error::Usage(format!(

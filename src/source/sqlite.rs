@@ -111,6 +111,8 @@ impl SqliteSource {
                 nullable: !notnull,
                 source_type: decl,
                 default,
+                enum_type: None,
+                as_text: false,
             });
         }
         if cols.is_empty() {
@@ -175,6 +177,7 @@ impl SqliteSource {
             columns: cols,
             primary_key: pk.into_iter().map(|p| p.1).collect(),
             indexes,
+            foreign_keys: vec![],
         })
     }
 }
@@ -498,6 +501,7 @@ impl Source for SqliteSource {
                 columns: vec![],
                 primary_key: vec![],
                 indexes: vec![],
+                foreign_keys: vec![],
             };
             if selection.wants(&probe) {
                 out.push(self.table_def(&n)?);

@@ -1,6 +1,7 @@
 //! Loaders: one per engine, each taking canonical Arrow batches into a database, one part
 //! per transaction together with its ledger row, so every part loads exactly once.
 
+pub mod postgres;
 pub mod sqlite;
 
 use arrow::record_batch::RecordBatch;
@@ -50,7 +51,7 @@ pub trait Target: Send {
     fn ledger_state(&mut self, bundle_id: &str) -> Result<LedgerState>;
 
     /// Rows in a table, `None` when it does not exist.
-    fn table_rows(&mut self, name: &str) -> Result<Option<u64>>;
+    fn table_rows(&mut self, name: &str, table: &TableDef) -> Result<Option<u64>>;
 
     /// Loads one part in one transaction with its ledger row; the ledger and the table are
     /// created inside that transaction when missing (`same_engine` recreates declared
@@ -70,14 +71,25 @@ pub trait Target: Send {
     /// The highest sequence imported from `source_id`, and the bundle that carried it.
     fn last_sequence(&mut self, source_id: &str) -> Result<Option<(u64, String)>>;
 
-    /// After all parts of a table are in: secondary indexes.
+    /// After all parts of a table are in: primary key (where not created with the table),
+    /// unique and secondary indexes.
     fn finish_table(&mut self, name: &str, table: &TableDef) -> Result<()>;
+
+    /// After every table: foreign keys whose referenced tables were imported too. Returns
+    /// notes on what was not added.
+    fn finish_all(&mut self, _tables: &[(String, &TableDef)]) -> Result<Vec<String>> {
+        Ok(vec![])
+    }
 }
 
-/// Opens a target database by URL (SQLite creates the file when missing).
-pub fn open(url: &str) -> Result<Box<dyn Target>> {
+/// Opens a target database by URL (SQLite creates the file when missing). `schema` is
+/// PostgreSQL's target schema (default `public`).
+pub fn open(url: &str, schema: Option<&str>) -> Result<Box<dyn Target>> {
     if url.starts_with("sqlite:") {
         return Ok(Box::new(sqlite::SqliteTarget::open(url)?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Box::new(postgres::PgTarget::open(url, schema)?));
     }
     let scheme = url.split(':').next().unwrap_or(url);
     Err(Error::Usage(format!(

@@ -62,6 +62,7 @@ pub fn sqlite_type(ty: &ColumnType) -> String {
         ColumnType::Timestamp { utc: false } => "DATETIME".into(),
         ColumnType::Timestamp { utc: true } => "TIMESTAMPTZ".into(),
         ColumnType::Time64 => "TIME".into(),
+        ColumnType::Interval | ColumnType::List { .. } => "TEXT".into(),
     }
 }
 
@@ -343,6 +344,12 @@ fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
                 )))
             })
         }
+        ColumnType::Interval | ColumnType::List { .. } => {
+            return Err(Error::Data(format!(
+                "{} columns cannot be loaded into SQLite yet (leave the table out with --exclude)",
+                ty.describe()
+            )));
+        }
         ColumnType::Decimal256 { .. } => {
             return Err(Error::Data(
                 "decimal columns wider than 38 digits cannot be loaded into SQLite yet".into(),
@@ -388,7 +395,7 @@ impl Target for SqliteTarget {
         Ok(state)
     }
 
-    fn table_rows(&mut self, name: &str) -> Result<Option<u64>> {
+    fn table_rows(&mut self, name: &str, _table: &TableDef) -> Result<Option<u64>> {
         let exists = self
             .conn
             .query_row(

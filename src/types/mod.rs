@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, IntervalUnit, Schema, SchemaRef, TimeUnit};
 use serde::{Deserialize, Serialize};
 
 pub mod text;
@@ -49,8 +49,12 @@ pub enum ColumnType {
         utc: bool,
     },
     Time64,
+    /// Months, days and microseconds (PostgreSQL interval).
+    Interval,
     Uuid,
     Json,
+    /// A one-dimensional array of the element type; elements may be NULL.
+    List { element: Box<ColumnType> },
 }
 
 impl ColumnType {
@@ -75,7 +79,9 @@ impl ColumnType {
                 DataType::Timestamp(TimeUnit::Microsecond, utc.then(|| Arc::from("UTC")))
             }
             ColumnType::Time64 => DataType::Time64(TimeUnit::Microsecond),
+            ColumnType::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
             ColumnType::Uuid => DataType::FixedSizeBinary(16),
+            ColumnType::List { element } => DataType::List(Arc::new(Field::new("item", element.arrow(), true))),
         }
     }
 
@@ -89,6 +95,7 @@ impl ColumnType {
             ColumnType::NumericText => "numeric".into(),
             ColumnType::Timestamp { utc: true } => "timestamptz".into(),
             ColumnType::Timestamp { utc: false } => "timestamp".into(),
+            ColumnType::List { element } => format!("{}[]", element.describe()),
             other => format!("{other:?}").to_lowercase(),
         }
     }
@@ -108,6 +115,35 @@ pub struct Column {
     /// A constant default in the source engine's SQL, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<String>,
+    /// For an enum column (or an array of one): the type to create first on a
+    /// same-engine import.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enum_type: Option<EnumType>,
+    /// The value travels as the type's text form and is restored through the type's own
+    /// input function (types without a canonical Arrow type, e.g. inet, tsvector).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub as_text: bool,
+}
+
+/// A user-defined enum type: qualified name as the engine prints it, and its labels in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnumType {
+    pub schema: String,
+    pub name: String,
+    pub labels: Vec<String>,
+}
+
+/// A foreign key, added last when every referenced table is in the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForeignKey {
+    pub name: String,
+    pub columns: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ref_schema: Option<String>,
+    pub ref_table: String,
+    pub ref_columns: Vec<String>,
 }
 
 /// An index to recreate after the data is in.
@@ -131,6 +167,8 @@ pub struct TableDef {
     pub primary_key: Vec<String>,
     #[serde(default)]
     pub indexes: Vec<Index>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_keys: Vec<ForeignKey>,
 }
 
 impl TableDef {
@@ -198,9 +236,12 @@ mod tests {
                 nullable: true,
                 source_type: "VARCHAR(40)".into(),
                 default: None,
+                enum_type: None,
+                as_text: false,
             }],
             primary_key: vec![],
             indexes: vec![],
+            foreign_keys: vec![],
         };
         let s = t.arrow_schema("sqlite");
         assert_eq!(s.field(0).metadata()[META_SOURCE_TYPE], "VARCHAR(40)");

@@ -9,6 +9,7 @@
 )]
 
 mod common;
+mod postgres;
 mod reliability;
 mod roundtrip;
 mod wycheproof;

@@ -1,0 +1,798 @@
+//! Binary COPY bytes -> Arrow builders.
+//!
+//! The stream is split into units (the header, one tuple, the trailer). A unit is first
+//! *scanned* — its field lengths hopped over, nothing decoded — and decoded only once it is
+//! complete, so a tuple split across `feed` calls never leaves a builder half-appended. Whole
+//! units are decoded straight from the caller's slice; only a split unit's bytes are copied,
+//! and its scan resumes where it stopped, so a huge value arriving in small chunks costs no
+//! rescans. Nothing is allocated from a length the stream declares: a hostile length only
+//! makes the decoder wait for bytes that never come, and `finish` reports the truncation.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, ArrowPrimitiveType, BooleanBuilder, FixedSizeBinaryBuilder, GenericBinaryBuilder,
+    GenericListArray, GenericStringBuilder, OffsetSizeTrait, PrimitiveBuilder,
+};
+use arrow::array::builder::NullBufferBuilder;
+use arrow::buffer::{OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::{
+    DataType, Date32Type, Decimal128Type, Decimal256Type, FieldRef, Float32Type, Float64Type,
+    Int16Type, Int32Type, Int64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit,
+    SchemaRef, Time64MicrosecondType, TimeUnit, TimestampMicrosecondType, i256,
+};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+
+use super::numeric::NumericView;
+use super::{CodecError, EPOCH_DAYS, EPOCH_MICROS, HEADER_LEN, SIGNATURE, Wire};
+use crate::types::ColumnType;
+
+/// One column's conversion strategy: PostgreSQL binary values in, one Arrow array out.
+trait ColumnDecoder: Send {
+    /// Appends one non-NULL value given its bytes (without the length word).
+    fn append(&mut self, value: &[u8]) -> Result<(), String>;
+    fn append_null(&mut self);
+    /// The values appended since the last call, as one array; the builder starts empty again.
+    fn finish(&mut self) -> ArrayRef;
+}
+
+struct Slot {
+    decoder: Box<dyn ColumnDecoder>,
+    nullable: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Header,
+    Tuples,
+    Done,
+}
+
+/// How far the scan of the unit at the front of `pending` got: fields `0..field` are
+/// complete and field `field`'s length word starts at `offset`.
+#[derive(Debug, Clone, Copy)]
+struct ScanPos {
+    field: usize,
+    offset: usize,
+}
+
+const TUPLE_START: ScanPos = ScanPos {
+    field: 0,
+    offset: 2,
+};
+
+enum Extent {
+    /// The unit is complete and this long.
+    Complete(usize),
+    /// At least this many bytes are needed before more can be said.
+    Need(usize),
+}
+
+/// Streams binary COPY bytes (arbitrary chunk boundaries) into Arrow builders.
+pub struct CopyDecoder {
+    schema: SchemaRef,
+    slots: Vec<Slot>,
+    phase: Phase,
+    /// A unit split across `feed` calls, from its first byte.
+    pending: Vec<u8>,
+    scan: ScanPos,
+    rows: u64,
+    batch_rows: usize,
+    batch_bytes: usize,
+    /// Set by the first error: builders may hold half a row, so nothing more is decoded.
+    failed: Option<String>,
+}
+
+impl std::fmt::Debug for CopyDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CopyDecoder")
+            .field("columns", &self.slots.len())
+            .field("phase", &self.phase)
+            .field("rows", &self.rows)
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CopyDecoder {
+    /// `columns[i]` = (wire format, canonical type) of field i of `schema`. The strategy is
+    /// chosen from the wire format and the Arrow type of the schema's field (for arrays a
+    /// `List<Field("item", elem, true)>`), which is what the builders produce.
+    pub fn new(columns: Vec<(Wire, ColumnType)>, schema: SchemaRef) -> Result<Self, CodecError> {
+        if columns.len() != schema.fields().len() {
+            return Err(CodecError::stream(
+                0,
+                format!(
+                    "{} column formats for a schema of {} fields",
+                    columns.len(),
+                    schema.fields().len()
+                ),
+            ));
+        }
+        if i16::try_from(columns.len()).is_err() {
+            return Err(CodecError::stream(0, "binary COPY carries at most 32767 columns"));
+        }
+        let slots = columns
+            .iter()
+            .zip(schema.fields())
+            .enumerate()
+            .map(|(i, ((wire, _), field))| {
+                Ok(Slot {
+                    decoder: column_decoder(wire, field.data_type())
+                        .map_err(|m| CodecError::at(0, i, m))?,
+                    nullable: field.is_nullable(),
+                })
+            })
+            .collect::<Result<_, CodecError>>()?;
+        Ok(CopyDecoder {
+            schema,
+            slots,
+            phase: Phase::Header,
+            pending: Vec::new(),
+            scan: TUPLE_START,
+            rows: 0,
+            batch_rows: 0,
+            batch_bytes: 0,
+            failed: None,
+        })
+    }
+
+    /// Decodes every complete tuple in `pending` + `data`; keeps the incomplete tail.
+    pub fn feed(&mut self, data: &[u8]) -> Result<(), CodecError> {
+        self.check_failed()?;
+        let r = self.feed_inner(data);
+        if let Err(e) = &r {
+            self.failed = Some(e.to_string());
+        }
+        r
+    }
+
+    /// Rows in the builders, not yet taken.
+    pub fn buffered_rows(&self) -> usize {
+        self.batch_rows
+    }
+
+    /// Approximate bytes held by the builders: the wire size of the buffered rows.
+    pub fn buffered_bytes(&self) -> usize {
+        self.batch_bytes
+    }
+
+    /// The buffered rows as one batch, or `None` when there are none.
+    pub fn take_batch(&mut self) -> Result<Option<RecordBatch>, CodecError> {
+        self.check_failed()?;
+        if self.batch_rows == 0 {
+            return Ok(None);
+        }
+        let columns: Vec<ArrayRef> = self.slots.iter_mut().map(|s| s.decoder.finish()).collect();
+        let options = RecordBatchOptions::new().with_row_count(Some(self.batch_rows));
+        let batch = RecordBatch::try_new_with_options(self.schema.clone(), columns, &options)
+            .map_err(|e| CodecError::stream(self.rows, format!("cannot assemble a batch: {e}")))?;
+        self.batch_rows = 0;
+        self.batch_bytes = 0;
+        Ok(Some(batch))
+    }
+
+    /// Tuples decoded so far (taken or not).
+    pub fn rows_decoded(&self) -> u64 {
+        self.rows
+    }
+
+    /// End of stream: the trailer must have been seen, with no bytes left over.
+    pub fn finish(&mut self) -> Result<(), CodecError> {
+        self.check_failed()?;
+        match self.phase {
+            Phase::Done => Ok(()),
+            Phase::Header if self.pending.is_empty() => Err(CodecError::stream(
+                0,
+                "the COPY stream is empty: no binary COPY header arrived",
+            )),
+            Phase::Header => Err(CodecError::stream(
+                0,
+                format!(
+                    "the COPY stream ended inside its header ({} bytes)",
+                    self.pending.len()
+                ),
+            )),
+            Phase::Tuples => Err(CodecError::stream(
+                self.rows + 1,
+                format!(
+                    "the COPY stream ended without its trailer after {} rows ({} bytes of an incomplete row): it is truncated",
+                    self.rows,
+                    self.pending.len()
+                ),
+            )),
+        }
+    }
+
+    fn check_failed(&self) -> Result<(), CodecError> {
+        match &self.failed {
+            Some(m) => Err(CodecError::stream(
+                self.rows + 1,
+                format!("the decoder stopped at an earlier error: {m}"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn feed_inner(&mut self, mut data: &[u8]) -> Result<(), CodecError> {
+        if !self.pending.is_empty() {
+            // Complete the split unit with just the bytes it needs, then go on from `data`.
+            let mut pending = std::mem::take(&mut self.pending);
+            loop {
+                let mut scan = self.scan;
+                let extent = self.scan_unit(&pending, &mut scan);
+                self.scan = scan;
+                match extent? {
+                    Extent::Need(n) => {
+                        let take = n.saturating_sub(pending.len()).min(data.len());
+                        pending.extend_from_slice(&data[..take]);
+                        data = &data[take..];
+                        if pending.len() < n {
+                            self.pending = pending;
+                            return Ok(());
+                        }
+                    }
+                    Extent::Complete(len) => {
+                        self.consume_unit(&pending[..len])?;
+                        pending.clear();
+                        self.pending = pending; // keeps the allocation
+                        break;
+                    }
+                }
+            }
+        }
+        let mut pos = 0;
+        while pos < data.len() {
+            let unit = &data[pos..];
+            let mut scan = TUPLE_START;
+            match self.scan_unit(unit, &mut scan)? {
+                Extent::Complete(len) => {
+                    self.consume_unit(&unit[..len])?;
+                    pos += len;
+                }
+                Extent::Need(_) => {
+                    self.scan = scan;
+                    self.pending.extend_from_slice(unit);
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How long the unit at the start of `buf` is, resuming a tuple scan from `scan`.
+    fn scan_unit(&self, buf: &[u8], scan: &mut ScanPos) -> Result<Extent, CodecError> {
+        match self.phase {
+            Phase::Header => scan_header(buf),
+            Phase::Tuples => self.scan_tuple(buf, scan),
+            Phase::Done => Err(CodecError::stream(
+                self.rows,
+                format!("{} bytes follow the COPY trailer", buf.len()),
+            )),
+        }
+    }
+
+    fn scan_tuple(&self, buf: &[u8], scan: &mut ScanPos) -> Result<Extent, CodecError> {
+        let Some(&[a, b]) = buf.get(..2).and_then(|s| <&[u8; 2]>::try_from(s).ok()) else {
+            return Ok(Extent::Need(2));
+        };
+        let count = i16::from_be_bytes([a, b]);
+        if count == -1 {
+            return Ok(Extent::Complete(2));
+        }
+        let ncols = self.slots.len();
+        if usize::try_from(count).ok() != Some(ncols) {
+            return Err(CodecError::stream(
+                self.rows + 1,
+                format!("the row has {count} fields where {ncols} were expected"),
+            ));
+        }
+        let mut pos = scan.offset;
+        for field in scan.field..ncols {
+            let Some(len) = read_i32(buf, pos) else {
+                *scan = ScanPos { field, offset: pos };
+                return Ok(Extent::Need(pos + 4));
+            };
+            let end = match len {
+                -1 => pos + 4,
+                0.. => pos + 4 + usize::try_from(len).unwrap_or(0),
+                _ => {
+                    return Err(CodecError::at(
+                        self.rows + 1,
+                        field,
+                        format!("invalid field length {len}"),
+                    ));
+                }
+            };
+            if end > buf.len() {
+                *scan = ScanPos { field, offset: pos };
+                return Ok(Extent::Need(end));
+            }
+            pos = end;
+        }
+        Ok(Extent::Complete(pos))
+    }
+
+    /// Decodes one complete unit.
+    fn consume_unit(&mut self, unit: &[u8]) -> Result<(), CodecError> {
+        self.scan = TUPLE_START;
+        match self.phase {
+            Phase::Header => {
+                self.phase = Phase::Tuples;
+                Ok(())
+            }
+            Phase::Tuples if unit == [0xff, 0xff] => {
+                self.phase = Phase::Done;
+                Ok(())
+            }
+            Phase::Tuples => self.decode_tuple(unit),
+            Phase::Done => Err(CodecError::stream(self.rows, "data after the COPY trailer")),
+        }
+    }
+
+    /// Appends one complete, scanned tuple to the builders.
+    fn decode_tuple(&mut self, tuple: &[u8]) -> Result<(), CodecError> {
+        let row = self.rows + 1;
+        let mut pos = 2;
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let len = read_i32(tuple, pos).ok_or_else(|| CodecError::at(row, i, "truncated row"))?;
+            pos += 4;
+            if len < 0 {
+                if !slot.nullable {
+                    return Err(CodecError::at(row, i, "NULL in a column declared NOT NULL"));
+                }
+                slot.decoder.append_null();
+            } else {
+                let end = pos + usize::try_from(len).unwrap_or(0);
+                let value = tuple
+                    .get(pos..end)
+                    .ok_or_else(|| CodecError::at(row, i, "truncated row"))?;
+                slot.decoder
+                    .append(value)
+                    .map_err(|m| CodecError::at(row, i, m))?;
+                pos = end;
+            }
+        }
+        self.rows = row;
+        self.batch_rows += 1;
+        self.batch_bytes += tuple.len();
+        Ok(())
+    }
+}
+
+fn scan_header(buf: &[u8]) -> Result<Extent, CodecError> {
+    let n = buf.len().min(SIGNATURE.len());
+    if buf[..n] != SIGNATURE[..n] {
+        return Err(CodecError::stream(
+            0,
+            "not a binary COPY stream: the PGCOPY signature is missing",
+        ));
+    }
+    if buf.len() < HEADER_LEN {
+        return Ok(Extent::Need(HEADER_LEN));
+    }
+    let flags = read_i32(buf, 11).unwrap_or(0);
+    if flags & (1 << 16) != 0 {
+        return Err(CodecError::stream(0, "the COPY stream carries OIDs, which ferry does not read"));
+    }
+    if flags & !0xffff & !(1 << 16) != 0 {
+        return Err(CodecError::stream(
+            0,
+            format!("the COPY stream has unknown critical flags 0x{flags:08x}"),
+        ));
+    }
+    let ext = read_i32(buf, 15).unwrap_or(0);
+    let ext = usize::try_from(ext).map_err(|_| {
+        CodecError::stream(0, format!("invalid COPY header extension length {ext}"))
+    })?;
+    let total = HEADER_LEN + ext;
+    Ok(if buf.len() < total {
+        Extent::Need(total)
+    } else {
+        Extent::Complete(total)
+    })
+}
+
+fn read_i32(buf: &[u8], pos: usize) -> Option<i32> {
+    let b: [u8; 4] = buf.get(pos..pos.checked_add(4)?)?.try_into().ok()?;
+    Some(i32::from_be_bytes(b))
+}
+
+/// Picks the strategy for one column, or says why there is none.
+fn column_decoder(wire: &Wire, dt: &DataType) -> Result<Box<dyn ColumnDecoder>, String> {
+    let unsupported = || format!("cannot decode PostgreSQL {wire:?} into Arrow {dt}");
+    Ok(match (wire, dt) {
+        (Wire::Bool, DataType::Boolean) => Box::new(BoolDecoder(BooleanBuilder::new())),
+        (Wire::Int2, DataType::Int16) => fixed::<Int16Type, 2>(dt, |b| Ok(i16::from_be_bytes(b))),
+        (Wire::Int2, DataType::Int32) => {
+            fixed::<Int32Type, 2>(dt, |b| Ok(i32::from(i16::from_be_bytes(b))))
+        }
+        (Wire::Int2, DataType::Int64) => {
+            fixed::<Int64Type, 2>(dt, |b| Ok(i64::from(i16::from_be_bytes(b))))
+        }
+        (Wire::Int4, DataType::Int32) => fixed::<Int32Type, 4>(dt, |b| Ok(i32::from_be_bytes(b))),
+        (Wire::Int4, DataType::Int64) => {
+            fixed::<Int64Type, 4>(dt, |b| Ok(i64::from(i32::from_be_bytes(b))))
+        }
+        (Wire::Int8, DataType::Int64) => fixed::<Int64Type, 8>(dt, |b| Ok(i64::from_be_bytes(b))),
+        (Wire::Float4, DataType::Float32) => {
+            fixed::<Float32Type, 4>(dt, |b| Ok(f32::from_be_bytes(b)))
+        }
+        (Wire::Float4, DataType::Float64) => {
+            fixed::<Float64Type, 4>(dt, |b| Ok(f64::from(f32::from_be_bytes(b))))
+        }
+        (Wire::Float8, DataType::Float64) => {
+            fixed::<Float64Type, 8>(dt, |b| Ok(f64::from_be_bytes(b)))
+        }
+        (Wire::Numeric, DataType::Decimal128(p, s)) => {
+            let (p, s) = (*p, *s);
+            Box::new(DecimalDecoder {
+                builder: PrimitiveBuilder::<Decimal128Type>::new().with_data_type(dt.clone()),
+                convert: move |v: &[u8]| NumericView::parse(v)?.to_decimal::<i128>(p, s),
+            })
+        }
+        (Wire::Numeric, DataType::Decimal256(p, s)) => {
+            let (p, s) = (*p, *s);
+            Box::new(DecimalDecoder {
+                builder: PrimitiveBuilder::<Decimal256Type>::new().with_data_type(dt.clone()),
+                convert: move |v: &[u8]| NumericView::parse(v)?.to_decimal::<i256>(p, s),
+            })
+        }
+        (Wire::Numeric, DataType::Utf8) => Box::new(NumericTextDecoder::<i32>::default()),
+        (Wire::Numeric, DataType::LargeUtf8) => Box::new(NumericTextDecoder::<i64>::default()),
+        (Wire::Text, DataType::Utf8) => Box::new(TextDecoder::<i32>::new(false)),
+        (Wire::Text, DataType::LargeUtf8) => Box::new(TextDecoder::<i64>::new(false)),
+        (Wire::Jsonb, DataType::Utf8) => Box::new(TextDecoder::<i32>::new(true)),
+        (Wire::Jsonb, DataType::LargeUtf8) => Box::new(TextDecoder::<i64>::new(true)),
+        (Wire::Bytea, DataType::Binary) => Box::new(BinaryDecoder::<i32>::default()),
+        (Wire::Bytea, DataType::LargeBinary) => Box::new(BinaryDecoder::<i64>::default()),
+        (Wire::Date, DataType::Date32) => fixed::<Date32Type, 4>(dt, |b| date(i32::from_be_bytes(b))),
+        (Wire::Timestamp | Wire::Timestamptz, DataType::Timestamp(TimeUnit::Microsecond, _)) => {
+            fixed::<TimestampMicrosecondType, 8>(dt, |b| timestamp(i64::from_be_bytes(b)))
+        }
+        (Wire::Time, DataType::Time64(TimeUnit::Microsecond)) => {
+            fixed::<Time64MicrosecondType, 8>(dt, |b| Ok(i64::from_be_bytes(b)))
+        }
+        (Wire::Interval, DataType::Interval(IntervalUnit::MonthDayNano)) => {
+            fixed::<IntervalMonthDayNanoType, 16>(dt, interval)
+        }
+        (Wire::Uuid, DataType::FixedSizeBinary(16)) => {
+            Box::new(UuidDecoder(FixedSizeBinaryBuilder::new(16)))
+        }
+        (Wire::Array { elem, .. }, DataType::List(field)) => list::<i32>(elem, field)?,
+        (Wire::Array { elem, .. }, DataType::LargeList(field)) => list::<i64>(elem, field)?,
+        _ => return Err(unsupported()),
+    })
+}
+
+fn list<O: OffsetSizeTrait>(elem: &Wire, field: &FieldRef) -> Result<Box<dyn ColumnDecoder>, String> {
+    if matches!(elem, Wire::Array { .. }) {
+        return Err("arrays of arrays do not exist in PostgreSQL (use a multi-dimensional array type)".into());
+    }
+    Ok(Box::new(ListDecoder::<O> {
+        elem: column_decoder(elem, field.data_type())?,
+        field: field.clone(),
+        offsets: vec![O::zero()],
+        nulls: NullBufferBuilder::new(0),
+        elem_nullable: field.is_nullable(),
+    }))
+}
+
+/// Days since 2000-01-01 to days since 1970-01-01, keeping ±infinity.
+fn date(d: i32) -> Result<i32, String> {
+    match d {
+        i32::MAX | i32::MIN => Ok(d),
+        _ => d
+            .checked_add(EPOCH_DAYS)
+            .filter(|v| *v != i32::MAX)
+            .ok_or_else(|| format!("date (day {d} after 2000-01-01) is out of Arrow's range")),
+    }
+}
+
+/// µs since 2000-01-01 to µs since 1970-01-01, keeping ±infinity.
+fn timestamp(t: i64) -> Result<i64, String> {
+    match t {
+        i64::MAX | i64::MIN => Ok(t),
+        _ => t
+            .checked_add(EPOCH_MICROS)
+            .filter(|v| *v != i64::MAX)
+            .ok_or_else(|| format!("timestamp ({t} µs after 2000-01-01) is out of Arrow's range")),
+    }
+}
+
+fn interval(b: [u8; 16]) -> Result<IntervalMonthDayNano, String> {
+    let [t0, t1, t2, t3, t4, t5, t6, t7, d0, d1, d2, d3, m0, m1, m2, m3] = b;
+    let micros = i64::from_be_bytes([t0, t1, t2, t3, t4, t5, t6, t7]);
+    let days = i32::from_be_bytes([d0, d1, d2, d3]);
+    let months = i32::from_be_bytes([m0, m1, m2, m3]);
+    // PostgreSQL 17's infinite intervals set every field to its extreme.
+    if (micros, days, months) == (i64::MAX, i32::MAX, i32::MAX)
+        || (micros, days, months) == (i64::MIN, i32::MIN, i32::MIN)
+    {
+        return Ok(IntervalMonthDayNano::new(months, days, micros));
+    }
+    let nanos = micros.checked_mul(1000).ok_or_else(|| {
+        format!("interval time part of {micros} µs does not fit Arrow's nanoseconds")
+    })?;
+    Ok(IntervalMonthDayNano::new(months, days, nanos))
+}
+
+/// A fixed-width value converted by `convert` (chosen once, inlined per value).
+struct FixedDecoder<T: ArrowPrimitiveType, const N: usize, F> {
+    builder: PrimitiveBuilder<T>,
+    convert: F,
+}
+
+fn fixed<T, const N: usize>(
+    dt: &DataType,
+    convert: impl Fn([u8; N]) -> Result<T::Native, String> + Send + 'static,
+) -> Box<dyn ColumnDecoder>
+where
+    T: ArrowPrimitiveType,
+{
+    Box::new(FixedDecoder::<T, N, _> {
+        builder: PrimitiveBuilder::<T>::new().with_data_type(dt.clone()),
+        convert,
+    })
+}
+
+impl<T, const N: usize, F> ColumnDecoder for FixedDecoder<T, N, F>
+where
+    T: ArrowPrimitiveType,
+    F: Fn([u8; N]) -> Result<T::Native, String> + Send,
+{
+    #[inline]
+    fn append(&mut self, value: &[u8]) -> Result<(), String> {
+        let b: [u8; N] = value
+            .try_into()
+            .map_err(|_| format!("expected a {N}-byte value, got {} bytes", value.len()))?;
+        self.builder.append_value((self.convert)(b)?);
+        Ok(())
+    }
+    fn append_null(&mut self) {
+        self.builder.append_null();
+    }
+    fn finish(&mut self) -> ArrayRef {
+        Arc::new(self.builder.finish())
+    }
+}
+
+struct BoolDecoder(BooleanBuilder);
+
+impl ColumnDecoder for BoolDecoder {
+    fn append(&mut self, value: &[u8]) -> Result<(), String> {
+        match value {
+            // boolrecv: any nonzero byte is true.
+            [b] => {
+                self.0.append_value(*b != 0);
+                Ok(())
+            }
+            _ => Err(format!("expected a 1-byte bool, got {} bytes", value.len())),
+        }
+    }
+    fn append_null(&mut self) {
+        self.0.append_null();
+    }
+    fn finish(&mut self) -> ArrayRef {
+        Arc::new(self.0.finish())
+    }
+}
+
+struct DecimalDecoder<T: ArrowPrimitiveType, F> {
+    builder: PrimitiveBuilder<T>,
+    convert: F,
+}
+
+impl<T, F> ColumnDecoder for DecimalDecoder<T, F>
+where
+    T: ArrowPrimitiveType,
+    F: Fn(&[u8]) -> Result<T::Native, String> + Send,
+{
+    fn append(&mut self, value: &[u8]) -> Result<(), String> {
+        self.builder.append_value((self.convert)(value)?);
+        Ok(())
+    }
+    fn append_null(&mut self) {
+        self.builder.append_null();
+    }
+    fn finish(&mut self) -> ArrayRef {
+        Arc::new(self.builder.finish())
+    }
+}
+
+/// Fails instead of letting a builder's i32 offsets overflow (which would panic).
+fn check_room<O: OffsetSizeTrait>(held: usize, adding: usize) -> Result<(), String> {
+    match held.checked_add(adding).and_then(O::from_usize) {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "one batch would hold more than {} bytes in this column; take batches more often",
+            O::MAX_OFFSET
+        )),
+    }
+}
+
+/// text-like values (and jsonb, after its version byte) as UTF-8 strings.
+struct TextDecoder<O: OffsetSizeTrait> {
+    builder: GenericStringBuilder<O>,
+    jsonb: bool,
+}
+
+impl<O: OffsetSizeTrait> TextDecoder<O> {
+    fn new(jsonb: bool) -> Self {
+        TextDecoder {
+            builder: GenericStringBuilder::new(),
+            jsonb,
+        }
+    }
+}
+
+impl<O: OffsetSizeTrait> ColumnDecoder for TextDecoder<O> {
+    fn append(&mut self, value: &[u8]) -> Result<(), String> {
+        let value = if self.jsonb {
+            match value.split_first() {
+                Some((1, rest)) => rest,
+                Some((v, _)) => return Err(format!("unsupported jsonb version {v}")),
+                None => return Err("empty jsonb value".into()),
+            }
+        } else {
+            value
+        };
+        let s = std::str::from_utf8(value).map_err(|e| {
+            format!("text is not valid UTF-8 ({e}); is client_encoding UTF8?")
+        })?;
+        check_room::<O>(self.builder.values_slice().len(), s.len())?;
+        self.builder.append_value(s);
+        Ok(())
+    }
+    fn append_null(&mut self) {
+        self.builder.append_null();
+    }
+    fn finish(&mut self) -> ArrayRef {
+        Arc::new(self.builder.finish())
+    }
+}
+
+#[derive(Default)]
+struct BinaryDecoder<O: OffsetSizeTrait>(GenericBinaryBuilder<O>);
+
+impl<O: OffsetSizeTrait> ColumnDecoder for BinaryDecoder<O> {
+    fn append(&mut self, value: &[u8]) -> Result<(), String> {
+        check_room::<O>(self.0.values_slice().len(), value.len())?;
+        self.0.append_value(value);
+        Ok(())
+    }
+    fn append_null(&mut self) {
+        self.0.append_null();
+    }
+    fn finish(&mut self) -> ArrayRef {
+        Arc::new(self.0.finish())
+    }
+}
+
+#[derive(Default)]
+struct NumericTextDecoder<O: OffsetSizeTrait> {
+    builder: GenericStringBuilder<O>,
+    scratch: String,
+}
+
+impl<O: OffsetSizeTrait> ColumnDecoder for NumericTextDecoder<O> {
+    fn append(&mut self, value: &[u8]) -> Result<(), String> {
+        self.scratch.clear();
+        NumericView::parse(value)?.write_text(&mut self.scratch)?;
+        check_room::<O>(self.builder.values_slice().len(), self.scratch.len())?;
+        self.builder.append_value(&self.scratch);
+        Ok(())
+    }
+    fn append_null(&mut self) {
+        self.builder.append_null();
+    }
+    fn finish(&mut self) -> ArrayRef {
+        Arc::new(self.builder.finish())
+    }
+}
+
+struct UuidDecoder(FixedSizeBinaryBuilder);
+
+impl ColumnDecoder for UuidDecoder {
+    fn append(&mut self, value: &[u8]) -> Result<(), String> {
+        if value.len() != 16 {
+            return Err(format!("expected a 16-byte uuid, got {} bytes", value.len()));
+        }
+        self.0.append_value(value).map_err(|e| e.to_string())
+    }
+    fn append_null(&mut self) {
+        self.0.append_null();
+    }
+    fn finish(&mut self) -> ArrayRef {
+        Arc::new(self.0.finish())
+    }
+}
+
+/// A one-dimensional array (`array_send`): i32 ndim, i32 has-nulls flag, u32 element OID,
+/// per dimension i32 length and i32 lower bound, then the elements as in a tuple.
+struct ListDecoder<O: OffsetSizeTrait> {
+    elem: Box<dyn ColumnDecoder>,
+    field: FieldRef,
+    offsets: Vec<O>,
+    nulls: NullBufferBuilder,
+    elem_nullable: bool,
+}
+
+impl<O: OffsetSizeTrait> ColumnDecoder for ListDecoder<O> {
+    fn append(&mut self, value: &[u8]) -> Result<(), String> {
+        let word = |pos: usize| read_i32(value, pos).ok_or("array value is truncated");
+        let ndim = word(0)?;
+        let _has_nulls = word(4)?;
+        let _elem_oid = word(8)?;
+        let (count, mut pos) = match ndim {
+            0 => (0, 12),
+            1 => {
+                let len = word(12)?;
+                let lower = word(16)?;
+                if lower != 1 {
+                    return Err(format!(
+                        "array with lower bound {lower} cannot be carried as a list (its bounds would be lost); cast the column to text"
+                    ));
+                }
+                let len = usize::try_from(len).map_err(|_| format!("invalid array length {len}"))?;
+                (len, 20)
+            }
+            _ => {
+                return Err(format!(
+                    "{ndim}-dimensional array cannot be carried as a list; cast the column to text"
+                ));
+            }
+        };
+        let last = *self.offsets.last().unwrap_or(&O::zero());
+        for i in 0..count {
+            let len = word(pos)?;
+            pos += 4;
+            if len < 0 {
+                if len != -1 {
+                    return Err(format!("array element {} has invalid length {len}", i + 1));
+                }
+                if !self.elem_nullable {
+                    return Err(format!("array element {} is NULL", i + 1));
+                }
+                self.elem.append_null();
+            } else {
+                let end = pos + usize::try_from(len).unwrap_or(0);
+                let v = value.get(pos..end).ok_or("array value is truncated")?;
+                self.elem
+                    .append(v)
+                    .map_err(|m| format!("array element {}: {m}", i + 1))?;
+                pos = end;
+            }
+        }
+        if pos != value.len() {
+            return Err(format!(
+                "array value has {} bytes after its elements",
+                value.len() - pos
+            ));
+        }
+        let next = last
+            .as_usize()
+            .checked_add(count)
+            .and_then(O::from_usize)
+            .ok_or("one batch would hold too many array elements; take batches more often")?;
+        self.offsets.push(next);
+        self.nulls.append_non_null();
+        Ok(())
+    }
+    fn append_null(&mut self) {
+        let last = *self.offsets.last().unwrap_or(&O::zero());
+        self.offsets.push(last);
+        self.nulls.append_null();
+    }
+    fn finish(&mut self) -> ArrayRef {
+        let values = self.elem.finish();
+        let offsets = std::mem::replace(&mut self.offsets, vec![O::zero()]);
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+        Arc::new(GenericListArray::<O>::new(
+            self.field.clone(),
+            offsets,
+            values,
+            self.nulls.finish(),
+        ))
+    }
+}

@@ -1,0 +1,487 @@
+//! PostgreSQL loader: `COPY … FROM STDIN (FORMAT binary)` encoded from Arrow batches, one
+//! part per transaction with its ledger row (serialised per part by an advisory lock).
+//! Tables are created inside the first part's transaction; primary keys, unique and
+//! secondary indexes after the data, foreign keys last.
+
+use std::sync::LazyLock;
+
+use arrow::record_batch::RecordBatch;
+use regex::Regex;
+use sqlx::{AssertSqlSafe, Row};
+use sqlx::postgres::PgConnection;
+
+use super::{LedgerEntry, LedgerState, LoadOutcome, Target};
+use crate::pgcopy::{CopyEncoder, Wire};
+use crate::source::postgres::{PgColumn, columns_of, connect, map_column, pg_err, qualified, quote};
+use crate::storage::runtime;
+use crate::types::{ColumnType, TableDef};
+use crate::{Error, Result};
+
+pub const LEDGER: &str = "_ferry_ledger";
+
+/// Bytes of COPY data sent to the server at a time.
+const SEND_CHUNK: usize = 1 << 20;
+
+/// A type as `format_type` prints it: names, quotes, dots, spaces, (p,s) and [].
+static FORMAT_TYPE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"^[A-Za-z0-9_ ."(),\[\]]{1,200}$"#).expect("regex"));
+
+/// The PostgreSQL type a canonical type becomes on a cross-engine import.
+pub fn pg_type(ty: &ColumnType) -> String {
+    match ty {
+        ColumnType::Boolean => "boolean".into(),
+        ColumnType::Int16 | ColumnType::UInt8 => "smallint".into(),
+        ColumnType::Int32 | ColumnType::UInt16 => "integer".into(),
+        ColumnType::Int64 | ColumnType::UInt32 => "bigint".into(),
+        ColumnType::UInt64 => "numeric(20,0)".into(),
+        ColumnType::Float32 => "real".into(),
+        ColumnType::Float64 => "double precision".into(),
+        ColumnType::Decimal128 { precision, scale } | ColumnType::Decimal256 { precision, scale } => {
+            format!("numeric({precision},{scale})")
+        }
+        ColumnType::NumericText => "numeric".into(),
+        ColumnType::Utf8 => "text".into(),
+        ColumnType::Json => "jsonb".into(),
+        ColumnType::Binary => "bytea".into(),
+        ColumnType::Date32 => "date".into(),
+        ColumnType::Timestamp { utc: false } => "timestamp".into(),
+        ColumnType::Timestamp { utc: true } => "timestamptz".into(),
+        ColumnType::Time64 => "time".into(),
+        ColumnType::Interval => "interval".into(),
+        ColumnType::Uuid => "uuid".into(),
+        ColumnType::List { element } => format!("{}[]", pg_type(element)),
+    }
+}
+
+pub struct PgTarget {
+    conn: PgConnection,
+    /// `--target-schema`: every table (and the ledger) goes there instead of its own schema.
+    schema_override: Option<String>,
+}
+
+impl PgTarget {
+    pub fn open(url: &str, schema: Option<&str>) -> Result<Self> {
+        let mut conn = connect(url)?;
+        let (in_recovery, read_only): (bool, String) = runtime()
+            .block_on(sqlx::query_as("SELECT pg_is_in_recovery(), current_setting('transaction_read_only')").fetch_one(&mut conn))
+            .map_err(|e| pg_err("checking the target", e))?;
+        if in_recovery || read_only == "on" {
+            return Err(Error::Database(format!(
+                "{} is read-only (a replica, or default_transaction_read_only): import needs a writable primary",
+                crate::source::postgres::redact(url)
+            )));
+        }
+        Ok(PgTarget { conn, schema_override: schema.map(str::to_string) })
+    }
+
+    fn exec(&mut self, sql: &str) -> Result<()> {
+        runtime().block_on(sqlx::raw_sql(AssertSqlSafe(sql.to_string())).execute(&mut self.conn)).map(|_| ()).map_err(|e| pg_err(&first_line(sql), e))
+    }
+
+    fn ledger(&self) -> String {
+        qualified(Some(self.ledger_schema()), LEDGER)
+    }
+
+    fn ledger_schema(&self) -> &str {
+        self.schema_override.as_deref().unwrap_or("public")
+    }
+
+    /// The schema a bundle table goes to: `--target-schema`, else its own, else public.
+    fn schema_for<'a>(&'a self, t: &'a TableDef) -> &'a str {
+        self.schema_override.as_deref().or(t.schema.as_deref()).unwrap_or("public")
+    }
+
+    fn table(&self, name: &str, t: &TableDef) -> String {
+        qualified(Some(self.schema_for(t)), name)
+    }
+
+    fn ensure_ledger(&mut self) -> Result<()> {
+        let sql = format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema};
+             CREATE TABLE IF NOT EXISTS {ledger} (
+                bundle_id char(32) NOT NULL,
+                part_path varchar(80) NOT NULL,
+                manifest_sha256 char(64) NOT NULL,
+                cipher_sha256 char(64) NOT NULL,
+                source_id varchar(200) NOT NULL,
+                sequence bigint NOT NULL,
+                target_table varchar(512) NOT NULL,
+                rows_loaded bigint NOT NULL,
+                mode varchar(16) NOT NULL,
+                run_id char(32) NOT NULL,
+                tool_version varchar(32) NOT NULL,
+                loaded_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (bundle_id, part_path))",
+            schema = quote(self.ledger_schema()),
+            ledger = self.ledger()
+        );
+        self.exec(&sql)
+    }
+
+    fn exists(&mut self, q: &str) -> Result<bool> {
+        let r: Option<String> = runtime()
+            .block_on(sqlx::query_scalar("SELECT to_regclass($1)::text").bind(q).fetch_one(&mut self.conn))
+            .map_err(|e| pg_err("looking up a table", e))?;
+        Ok(r.is_some())
+    }
+
+    /// Creates the enum types a same-engine table needs (in their original schema).
+    fn ensure_enums(&mut self, table: &TableDef) -> Result<()> {
+        for c in &table.columns {
+            let Some(e) = &c.enum_type else { continue };
+            let exists: bool = runtime()
+                .block_on(
+                    sqlx::query_scalar(
+                        "SELECT EXISTS (SELECT 1 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+                         WHERE n.nspname = $1 AND t.typname = $2)",
+                    )
+                    .bind(&e.schema)
+                    .bind(&e.name)
+                    .fetch_one(&mut self.conn),
+                )
+                .map_err(|er| pg_err("looking up an enum type", er))?;
+            if !exists {
+                let labels: Vec<String> = e.labels.iter().map(|l| format!("'{}'", l.replace('\'', "''"))).collect();
+                let sql = format!(
+                    "CREATE SCHEMA IF NOT EXISTS {}; CREATE TYPE {} AS ENUM ({})",
+                    quote(&e.schema),
+                    qualified(Some(&e.schema), &e.name),
+                    labels.join(", ")
+                );
+                self.exec(&sql)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn create_table(&mut self, name: &str, table: &TableDef, same_engine: bool) -> Result<()> {
+        let q = self.table(name, table);
+        if self.exists(&q)? {
+            return Ok(());
+        }
+        if same_engine {
+            self.ensure_enums(table)?;
+        }
+        let mut defs = Vec::new();
+        for c in &table.columns {
+            let ty = if same_engine {
+                if !FORMAT_TYPE.is_match(&c.source_type) || c.source_type.contains("--") {
+                    return Err(Error::Data(format!("table {name}, column {}: type {:?} is not one ferry will put into DDL", c.name, c.source_type)));
+                }
+                c.source_type.clone()
+            } else {
+                pg_type(&c.ty)
+            };
+            let mut d = format!("{} {ty}", quote(&c.name));
+            if !c.nullable {
+                d.push_str(" NOT NULL");
+            }
+            if let Some(def) = c.default.as_deref().filter(|_| same_engine).and_then(crate::source::postgres::constant_default) {
+                d.push_str(&format!(" DEFAULT {def}"));
+            }
+            defs.push(d);
+        }
+        let sql = format!("CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {q} (\n  {}\n)", quote(self.schema_for(table)), defs.join(",\n  "));
+        self.exec(&sql)
+    }
+
+    fn oid(&mut self, q: &str) -> Result<u32> {
+        let oid: i64 = runtime()
+            .block_on(sqlx::query_scalar("SELECT $1::regclass::oid::int8").bind(q).fetch_one(&mut self.conn))
+            .map_err(|e| pg_err(&format!("looking up {q}"), e))?;
+        u32::try_from(oid).map_err(|_| Error::Database(format!("odd OID for {q}")))
+    }
+
+    /// Copies one part's batches in; returns the row count the server reports.
+    fn copy_in(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+        part: &str,
+    ) -> Result<u64> {
+        let q = self.table(name, table);
+        let oid = self.oid(&q)?;
+        let target_cols: Vec<PgColumn> = columns_of(&mut self.conn, oid)?;
+        let mut wires = Vec::new();
+        let mut as_text = Vec::new();
+        for c in &table.columns {
+            let tc = target_cols.iter().find(|t| t.name == c.name).ok_or_else(|| {
+                Error::Data(format!("table {q} has no column {:?}, which the bundle carries", c.name))
+            })?;
+            let (w, ty, text) = map_column(tc);
+            let elem_or_self = match ty {
+                ColumnType::List { element } => *element,
+                t => t,
+            };
+            as_text.push(text || c.as_text);
+            wires.push(if text || c.as_text { (Wire::Text, ColumnType::Utf8) } else { (w, elem_or_self) });
+        }
+        let staged = as_text.iter().any(|t| *t);
+        let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
+        // Text-carried columns go through a temporary table and the types' input functions.
+        let copy_target = if staged {
+            let stage = quote(&format!("_ferry_stage_{}", &crate::bundle::layout::new_bundle_id()[..12]));
+            let sel: Vec<String> = table
+                .columns
+                .iter()
+                .zip(&as_text)
+                .map(|(c, t)| if *t { format!("{}::text AS {}", quote(&c.name), quote(&c.name)) } else { quote(&c.name) })
+                .collect();
+            self.exec(&format!("CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {} FROM {q} WITH NO DATA", sel.join(", ")))?;
+            stage
+        } else {
+            q.clone()
+        };
+        let data_err = |e: crate::pgcopy::CodecError| {
+            let col = e.column.and_then(|i| table.columns.get(i)).map(|c| format!(", column {:?}", c.name)).unwrap_or_default();
+            Error::Data(format!("table {q}{col}, row {} of part {part}: {}; nothing from this part was committed", e.row, e.message))
+        };
+        let mut enc = CopyEncoder::new(wires).map_err(data_err)?;
+        let sql = format!("COPY {copy_target} ({}) FROM STDIN (FORMAT binary)", cols.join(", "));
+        // Batches are pulled outside the runtime (reading a part does its own blocking I/O);
+        // only the sends are driven by it.
+        let rt = runtime();
+        let mut copy = rt.block_on(self.conn.copy_in_raw(&sql)).map_err(|e| pg_err(&format!("COPY {q} FROM STDIN"), e))?;
+        let mut buf = Vec::with_capacity(SEND_CHUNK + SEND_CHUNK / 4);
+        CopyEncoder::header(&mut buf);
+        let mut row = 0u64;
+        let mut failure = None;
+        for batch in &mut *batches {
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            if let Err(e) = enc.encode(&batch, row, &mut buf) {
+                failure = Some(data_err(e));
+                break;
+            }
+            row += batch.num_rows() as u64;
+            if buf.len() >= SEND_CHUNK {
+                if let Err(e) = rt.block_on(copy.send(std::mem::take(&mut buf))) {
+                    failure = Some(pg_err(&format!("COPY into {q}"), e));
+                    break;
+                }
+                buf.reserve(SEND_CHUNK + SEND_CHUNK / 4);
+            }
+        }
+        if let Some(e) = failure {
+            let _ = rt.block_on(copy.abort("ferry: the part failed before all its rows were sent"));
+            return Err(e);
+        }
+        CopyEncoder::trailer(&mut buf);
+        rt.block_on(copy.send(buf)).map_err(|e| pg_err(&format!("COPY into {q}"), e))?;
+        let rows = rt.block_on(copy.finish()).map_err(|e| pg_err(&format!("COPY into {q}, part {part}"), e))?;
+        if staged {
+            let sel: Vec<String> = table
+                .columns
+                .iter()
+                .zip(&as_text)
+                .map(|(c, t)| {
+                    let tc = target_cols.iter().find(|x| x.name == c.name).map(|x| x.format_type.clone()).unwrap_or_default();
+                    if *t { format!("{}::{tc}", quote(&c.name)) } else { quote(&c.name) }
+                })
+                .collect();
+            self.exec(&format!("INSERT INTO {q} ({}) SELECT {} FROM {copy_target}", cols.join(", "), sel.join(", ")))?;
+        }
+        Ok(rows)
+    }
+}
+
+fn first_line(sql: &str) -> String {
+    sql.lines().next().unwrap_or(sql).chars().take(120).collect()
+}
+
+impl Target for PgTarget {
+    fn engine(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn ledger_state(&mut self, bundle_id: &str) -> Result<LedgerState> {
+        let l = self.ledger();
+        if !self.exists(&l)? {
+            return Ok(LedgerState::default());
+        }
+        let rows = runtime()
+            .block_on(
+                sqlx::query(AssertSqlSafe(format!(
+                    "SELECT part_path::text, target_table::text, manifest_sha256::text, loaded_at::text FROM {l} \
+                     WHERE bundle_id = $1 ORDER BY loaded_at"
+                )))
+                .bind(bundle_id)
+                .fetch_all(&mut self.conn),
+            )
+            .map_err(|e| pg_err("reading the ledger", e))?;
+        let mut state = LedgerState::default();
+        for r in rows {
+            let (p, t, m, at): (String, String, String, String) = (
+                r.try_get(0).map_err(|e| pg_err("reading the ledger", e))?,
+                r.try_get(1).map_err(|e| pg_err("reading the ledger", e))?,
+                r.try_get(2).map_err(|e| pg_err("reading the ledger", e))?,
+                r.try_get(3).map_err(|e| pg_err("reading the ledger", e))?,
+            );
+            state.parts.push((p, t));
+            if !state.manifest_sha256.contains(&m) {
+                state.manifest_sha256.push(m);
+            }
+            state.first_loaded_at.get_or_insert(at);
+        }
+        Ok(state)
+    }
+
+    fn table_rows(&mut self, name: &str, table: &TableDef) -> Result<Option<u64>> {
+        let q = self.table(name, table);
+        if !self.exists(&q)? {
+            return Ok(None);
+        }
+        let n: i64 = runtime()
+            .block_on(sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {q}"))).fetch_one(&mut self.conn))
+            .map_err(|e| pg_err(&format!("counting {q}"), e))?;
+        Ok(u64::try_from(n).ok())
+    }
+
+    fn load_part(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        same_engine: bool,
+        ledger: &LedgerEntry,
+        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+        before_commit: &mut dyn FnMut(u64) -> Result<()>,
+    ) -> Result<LoadOutcome> {
+        self.exec("BEGIN")?;
+        let result = (|| -> Result<LoadOutcome> {
+            // One loader per part at a time; the ledger's primary key is the last defence.
+            runtime()
+                .block_on(
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                        .bind(format!("ferry:{}:{}", ledger.bundle_id, ledger.part_path))
+                        .execute(&mut self.conn),
+                )
+                .map_err(|e| pg_err("taking the part lock", e))?;
+            self.ensure_ledger()?;
+            let l = self.ledger();
+            let had: Option<i32> = runtime()
+                .block_on(
+                    sqlx::query_scalar(AssertSqlSafe(format!("SELECT 1 FROM {l} WHERE bundle_id = $1 AND part_path = $2")))
+                        .bind(&ledger.bundle_id)
+                        .bind(&ledger.part_path)
+                        .fetch_optional(&mut self.conn),
+                )
+                .map_err(|e| pg_err("reading the ledger", e))?;
+            if had.is_some() {
+                return Ok(LoadOutcome::AlreadyLoaded);
+            }
+            self.create_table(name, table, same_engine)?;
+            let rows = self.copy_in(name, table, batches, &ledger.part_path)?;
+            before_commit(rows)?;
+            runtime()
+                .block_on(
+                    sqlx::query(AssertSqlSafe(format!(
+                        "INSERT INTO {l} (bundle_id, part_path, manifest_sha256, cipher_sha256, source_id, sequence, \
+                         target_table, rows_loaded, mode, run_id, tool_version) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
+                    )))
+                    .bind(&ledger.bundle_id)
+                    .bind(&ledger.part_path)
+                    .bind(&ledger.manifest_sha256)
+                    .bind(&ledger.cipher_sha256)
+                    .bind(&ledger.source_id)
+                    .bind(i64::try_from(ledger.sequence).unwrap_or(i64::MAX))
+                    .bind(&ledger.target_table)
+                    .bind(i64::try_from(rows).unwrap_or(i64::MAX))
+                    .bind(&ledger.mode)
+                    .bind(&ledger.run_id)
+                    .bind(crate::TOOL_VERSION)
+                    .execute(&mut self.conn),
+                )
+                .map_err(|e| pg_err("writing the ledger", e))?;
+            Ok(LoadOutcome::Loaded(rows))
+        })();
+        match result {
+            Ok(LoadOutcome::Loaded(n)) => {
+                self.exec("COMMIT")?;
+                Ok(LoadOutcome::Loaded(n))
+            }
+            other => {
+                let _ = self.exec("ROLLBACK");
+                other
+            }
+        }
+    }
+
+    fn last_sequence(&mut self, source_id: &str) -> Result<Option<(u64, String)>> {
+        let l = self.ledger();
+        if !self.exists(&l)? {
+            return Ok(None);
+        }
+        let row: Option<(i64, String)> = runtime()
+            .block_on(
+                sqlx::query_as(AssertSqlSafe(format!("SELECT sequence, bundle_id::text FROM {l} WHERE source_id = $1 ORDER BY sequence DESC LIMIT 1")))
+                    .bind(source_id)
+                    .fetch_optional(&mut self.conn),
+            )
+            .map_err(|e| pg_err("reading the ledger", e))?;
+        Ok(row.map(|(s, b)| (u64::try_from(s).unwrap_or(0), b)))
+    }
+
+    fn finish_table(&mut self, name: &str, table: &TableDef) -> Result<()> {
+        let q = self.table(name, table);
+        if !table.primary_key.is_empty() {
+            let has_pk: bool = runtime()
+                .block_on(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = $1::regclass AND indisprimary)").bind(&q).fetch_one(&mut self.conn))
+                .map_err(|e| pg_err("looking up the primary key", e))?;
+            if !has_pk {
+                let cols: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
+                self.exec(&format!("ALTER TABLE {q} ADD PRIMARY KEY ({})", cols.join(", ")))?;
+            }
+        }
+        for idx in &table.indexes {
+            let iname = if name == table.name { idx.name.clone() } else { format!("{name}_{}", idx.name) };
+            let cols: Vec<String> = idx.columns.iter().map(|c| quote(c)).collect();
+            self.exec(&format!(
+                "CREATE {}INDEX IF NOT EXISTS {} ON {q} ({})",
+                if idx.unique { "UNIQUE " } else { "" },
+                quote(&iname),
+                cols.join(", ")
+            ))?;
+        }
+        Ok(())
+    }
+
+    fn finish_all(&mut self, tables: &[(String, &TableDef)]) -> Result<Vec<String>> {
+        let mut notes = Vec::new();
+        for (name, t) in tables {
+            let q = self.table(name, t);
+            for fk in &t.foreign_keys {
+                let Some((ref_name, ref_def)) = tables.iter().find(|(_, d)| d.name == fk.ref_table && d.schema == fk.ref_schema) else {
+                    notes.push(format!("foreign key {} of {name} not added: {} is not in this import", fk.name, fk.ref_table));
+                    continue;
+                };
+                let exists: bool = runtime()
+                    .block_on(
+                        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2)")
+                            .bind(&q)
+                            .bind(&fk.name)
+                            .fetch_one(&mut self.conn),
+                    )
+                    .map_err(|e| pg_err("looking up a foreign key", e))?;
+                if exists {
+                    continue;
+                }
+                let cols: Vec<String> = fk.columns.iter().map(|c| quote(c)).collect();
+                let refs: Vec<String> = fk.ref_columns.iter().map(|c| quote(c)).collect();
+                self.exec(&format!(
+                    "ALTER TABLE {q} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({})",
+                    quote(&fk.name),
+                    cols.join(", "),
+                    self.table(ref_name, ref_def),
+                    refs.join(", ")
+                ))?;
+            }
+        }
+        Ok(notes)
+    }
+}
