@@ -133,8 +133,8 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     }
     // Replay: an older bundle from the same source is refused unless asked for.
     let seq = bundle.manifest.sequence;
-    if let Some((last, last_bundle)) = target.last_sequence(&bundle.manifest.source_id)? {
-        if seq < last && last_bundle != id && !plan.allow_replay {
+    if let Some((last, last_bundle)) = target.last_sequence(&bundle.manifest.source_id)?
+        && seq < last && last_bundle != id && !plan.allow_replay {
             return Err(Error::invalid(
                 &plan.bundle_url,
                 "manifest.json",
@@ -145,7 +145,6 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
                 ),
             ));
         }
-    }
     // 8: the full pass.
     let total_bytes: u64 = bundle.manifest.files().map(|f| f.size).sum();
     let bar = progress.bar("verifying", Some(total_bytes), true);
@@ -204,17 +203,15 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
             )));
         }
         let resuming = t.parts.iter().any(|p| done.contains(p.path.as_str()));
-        if plan.mode == Mode::Create && !resuming {
-            if let Some(n) = target.table_rows(&name, &t.table)? {
-                if n > 0 {
+        if plan.mode == Mode::Create && !resuming
+            && let Some(n) = target.table_rows(&name, &t.table)?
+                && n > 0 {
                     return Err(Error::Data(format!(
                         "table {name} already exists in {} and holds {n} rows; --mode create loads only into new or empty \
                          tables (use --mode append to add rows, or --rename {}=NEW)",
                         plan.target_url, t.table.name
                     )));
                 }
-            }
-        }
     }
     if plan.dry_run {
         for t in &selected {

@@ -390,11 +390,10 @@ impl PartReader {
                 .map_err(|e| std::io::Error::other(explain_crypto(&e)))?;
             out.extend_from_slice(&plain);
             off += len;
-            if let Ok(mut seen) = self.seen.lock() {
-                if let Some(s) = usize::try_from(i).ok().and_then(|i| seen.get_mut(i)) {
+            if let Ok(mut seen) = self.seen.lock()
+                && let Some(s) = usize::try_from(i).ok().and_then(|i| seen.get_mut(i)) {
                     *s = true;
                 }
-            }
         }
         Ok(out)
     }

@@ -446,7 +446,7 @@ impl Source for PgSource {
             .block_on(sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = $1::regclass").bind(&q).fetch_one(&mut self.conn))
             .map_err(|e| pg_err("estimating rows", e))?;
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        Ok((n >= 0.0).then(|| n as u64))
+        Ok((n >= 0.0).then_some(n as u64))
     }
 
     fn read(
@@ -475,11 +475,10 @@ impl Source for PgSource {
         while let Some(chunk) = rt.block_on(stream.next()) {
             let chunk = chunk.map_err(|e| pg_err(&format!("reading {q}"), e))?;
             dec.feed(&chunk).map_err(data_err)?;
-            if dec.buffered_rows() >= limits.rows || dec.buffered_bytes() >= limits.bytes {
-                if let Some(b) = dec.take_batch().map_err(data_err)? {
+            if (dec.buffered_rows() >= limits.rows || dec.buffered_bytes() >= limits.bytes)
+                && let Some(b) = dec.take_batch().map_err(data_err)? {
                     sink(b)?;
                 }
-            }
         }
         drop(stream);
         dec.finish().map_err(data_err)?;

@@ -135,11 +135,10 @@ impl SqliteTarget {
             if !c.nullable {
                 d.push_str(" NOT NULL");
             }
-            if let Some(def) = c.default.as_deref().filter(|_| same_engine) {
-                if CONSTANT.is_match(def.trim()) {
+            if let Some(def) = c.default.as_deref().filter(|_| same_engine)
+                && CONSTANT.is_match(def.trim()) {
                     d.push_str(&format!(" DEFAULT {}", def.trim()));
                 }
-            }
             defs.push(d);
         }
         if !table.primary_key.is_empty() {
