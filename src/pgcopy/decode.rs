@@ -10,11 +10,11 @@
 
 use std::sync::Arc;
 
+use arrow::array::builder::NullBufferBuilder;
 use arrow::array::{
     ArrayRef, ArrowPrimitiveType, BooleanBuilder, FixedSizeBinaryBuilder, GenericBinaryBuilder,
     GenericListArray, GenericStringBuilder, OffsetSizeTrait, PrimitiveBuilder,
 };
-use arrow::array::builder::NullBufferBuilder;
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, Decimal256Type, FieldRef, Float32Type, Float64Type,
@@ -110,7 +110,10 @@ impl CopyDecoder {
             ));
         }
         if i16::try_from(columns.len()).is_err() {
-            return Err(CodecError::stream(0, "binary COPY carries at most 32767 columns"));
+            return Err(CodecError::stream(
+                0,
+                "binary COPY carries at most 32767 columns",
+            ));
         }
         let slots = columns
             .iter()
@@ -335,7 +338,8 @@ impl CopyDecoder {
         let row = self.rows + 1;
         let mut pos = 2;
         for (i, slot) in self.slots.iter_mut().enumerate() {
-            let len = read_i32(tuple, pos).ok_or_else(|| CodecError::at(row, i, "truncated row"))?;
+            let len =
+                read_i32(tuple, pos).ok_or_else(|| CodecError::at(row, i, "truncated row"))?;
             pos += 4;
             if len < 0 {
                 if !slot.nullable {
@@ -373,7 +377,10 @@ fn scan_header(buf: &[u8]) -> Result<Extent, CodecError> {
     }
     let flags = read_i32(buf, 11).unwrap_or(0);
     if flags & (1 << 16) != 0 {
-        return Err(CodecError::stream(0, "the COPY stream carries OIDs, which ferry does not read"));
+        return Err(CodecError::stream(
+            0,
+            "the COPY stream carries OIDs, which ferry does not read",
+        ));
     }
     if flags & !0xffff & !(1 << 16) != 0 {
         return Err(CodecError::stream(
@@ -446,7 +453,9 @@ fn column_decoder(wire: &Wire, dt: &DataType) -> Result<Box<dyn ColumnDecoder>, 
         (Wire::Jsonb, DataType::LargeUtf8) => Box::new(TextDecoder::<i64>::new(true)),
         (Wire::Bytea, DataType::Binary) => Box::new(BinaryDecoder::<i32>::default()),
         (Wire::Bytea, DataType::LargeBinary) => Box::new(BinaryDecoder::<i64>::default()),
-        (Wire::Date, DataType::Date32) => fixed::<Date32Type, 4>(dt, |b| date(i32::from_be_bytes(b))),
+        (Wire::Date, DataType::Date32) => {
+            fixed::<Date32Type, 4>(dt, |b| date(i32::from_be_bytes(b)))
+        }
         (Wire::Timestamp | Wire::Timestamptz, DataType::Timestamp(TimeUnit::Microsecond, _)) => {
             fixed::<TimestampMicrosecondType, 8>(dt, |b| timestamp(i64::from_be_bytes(b)))
         }
@@ -465,9 +474,15 @@ fn column_decoder(wire: &Wire, dt: &DataType) -> Result<Box<dyn ColumnDecoder>, 
     })
 }
 
-fn list<O: OffsetSizeTrait>(elem: &Wire, field: &FieldRef) -> Result<Box<dyn ColumnDecoder>, String> {
+fn list<O: OffsetSizeTrait>(
+    elem: &Wire,
+    field: &FieldRef,
+) -> Result<Box<dyn ColumnDecoder>, String> {
     if matches!(elem, Wire::Array { .. }) {
-        return Err("arrays of arrays do not exist in PostgreSQL (use a multi-dimensional array type)".into());
+        return Err(
+            "arrays of arrays do not exist in PostgreSQL (use a multi-dimensional array type)"
+                .into(),
+        );
     }
     Ok(Box::new(ListDecoder::<O> {
         elem: column_decoder(elem, field.data_type())?,
@@ -501,7 +516,24 @@ fn timestamp(t: i64) -> Result<i64, String> {
 }
 
 fn interval(b: [u8; 16]) -> Result<IntervalMonthDayNano, String> {
-    let [t0, t1, t2, t3, t4, t5, t6, t7, d0, d1, d2, d3, m0, m1, m2, m3] = b;
+    let [
+        t0,
+        t1,
+        t2,
+        t3,
+        t4,
+        t5,
+        t6,
+        t7,
+        d0,
+        d1,
+        d2,
+        d3,
+        m0,
+        m1,
+        m2,
+        m3,
+    ] = b;
     let micros = i64::from_be_bytes([t0, t1, t2, t3, t4, t5, t6, t7]);
     let days = i32::from_be_bytes([d0, d1, d2, d3]);
     let months = i32::from_be_bytes([m0, m1, m2, m3]);
@@ -637,9 +669,8 @@ impl<O: OffsetSizeTrait> ColumnDecoder for TextDecoder<O> {
         } else {
             value
         };
-        let s = std::str::from_utf8(value).map_err(|e| {
-            format!("text is not valid UTF-8 ({e}); is client_encoding UTF8?")
-        })?;
+        let s = std::str::from_utf8(value)
+            .map_err(|e| format!("text is not valid UTF-8 ({e}); is client_encoding UTF8?"))?;
         check_room::<O>(self.builder.values_slice().len(), s.len())?;
         self.builder.append_value(s);
         Ok(())
@@ -696,7 +727,10 @@ struct UuidDecoder(FixedSizeBinaryBuilder);
 impl ColumnDecoder for UuidDecoder {
     fn append(&mut self, value: &[u8]) -> Result<(), String> {
         if value.len() != 16 {
-            return Err(format!("expected a 16-byte uuid, got {} bytes", value.len()));
+            return Err(format!(
+                "expected a 16-byte uuid, got {} bytes",
+                value.len()
+            ));
         }
         self.0.append_value(value).map_err(|e| e.to_string())
     }
@@ -734,7 +768,8 @@ impl<O: OffsetSizeTrait> ColumnDecoder for ListDecoder<O> {
                         "array with lower bound {lower} cannot be carried as a list (its bounds would be lost); cast the column to text"
                     ));
                 }
-                let len = usize::try_from(len).map_err(|_| format!("invalid array length {len}"))?;
+                let len =
+                    usize::try_from(len).map_err(|_| format!("invalid array length {len}"))?;
                 (len, 20)
             }
             _ => {

@@ -134,7 +134,10 @@ fn length(n: usize) -> Result<[u8; 4], String> {
         .ok_or_else(|| format!("value of {n} bytes is larger than PostgreSQL's 1 GiB field limit"))
 }
 
-fn column_encoder<'a>(wire: &Wire, array: &'a dyn Array) -> Result<Box<dyn ColumnEncoder + 'a>, String> {
+fn column_encoder<'a>(
+    wire: &Wire,
+    array: &'a dyn Array,
+) -> Result<Box<dyn ColumnEncoder + 'a>, String> {
     let dt = array.data_type();
     let unsupported = || format!("cannot encode Arrow {dt} as PostgreSQL {wire:?}");
     Ok(match (wire, dt) {
@@ -208,12 +211,30 @@ fn column_encoder<'a>(wire: &Wire, array: &'a dyn Array) -> Result<Box<dyn Colum
         (Wire::Numeric, DataType::UInt32) => int_numeric::<UInt32Type>(array),
         (Wire::Numeric, DataType::UInt64) => int_numeric::<UInt64Type>(array),
 
-        (Wire::Text, DataType::Utf8) => Box::new(TextEncoder { values: array.as_string::<i32>(), prefix: &[] }),
-        (Wire::Text, DataType::LargeUtf8) => Box::new(TextEncoder { values: array.as_string::<i64>(), prefix: &[] }),
-        (Wire::Text, DataType::Utf8View) => Box::new(TextEncoder { values: array.as_string_view(), prefix: &[] }),
-        (Wire::Jsonb, DataType::Utf8) => Box::new(TextEncoder { values: array.as_string::<i32>(), prefix: &[1] }),
-        (Wire::Jsonb, DataType::LargeUtf8) => Box::new(TextEncoder { values: array.as_string::<i64>(), prefix: &[1] }),
-        (Wire::Jsonb, DataType::Utf8View) => Box::new(TextEncoder { values: array.as_string_view(), prefix: &[1] }),
+        (Wire::Text, DataType::Utf8) => Box::new(TextEncoder {
+            values: array.as_string::<i32>(),
+            prefix: &[],
+        }),
+        (Wire::Text, DataType::LargeUtf8) => Box::new(TextEncoder {
+            values: array.as_string::<i64>(),
+            prefix: &[],
+        }),
+        (Wire::Text, DataType::Utf8View) => Box::new(TextEncoder {
+            values: array.as_string_view(),
+            prefix: &[],
+        }),
+        (Wire::Jsonb, DataType::Utf8) => Box::new(TextEncoder {
+            values: array.as_string::<i32>(),
+            prefix: &[1],
+        }),
+        (Wire::Jsonb, DataType::LargeUtf8) => Box::new(TextEncoder {
+            values: array.as_string::<i64>(),
+            prefix: &[1],
+        }),
+        (Wire::Jsonb, DataType::Utf8View) => Box::new(TextEncoder {
+            values: array.as_string_view(),
+            prefix: &[1],
+        }),
 
         (Wire::Bytea, DataType::Binary) => Box::new(BinaryEncoder(array.as_binary::<i32>())),
         (Wire::Bytea, DataType::LargeBinary) => Box::new(BinaryEncoder(array.as_binary::<i64>())),
@@ -222,13 +243,23 @@ fn column_encoder<'a>(wire: &Wire, array: &'a dyn Array) -> Result<Box<dyn Colum
             Box::new(BinaryEncoder(array.as_fixed_size_binary()))
         }
 
-        (Wire::Date, DataType::Date32) => fixed::<Date32Type, 4>(array, |d| date(d).map(i32::to_be_bytes)),
+        (Wire::Date, DataType::Date32) => {
+            fixed::<Date32Type, 4>(array, |d| date(d).map(i32::to_be_bytes))
+        }
 
         (Wire::Timestamp | Wire::Timestamptz, DataType::Timestamp(unit, _)) => match unit {
-            TimeUnit::Second => fixed::<TimestampSecondType, 8>(array, |v| timestamp(v, 1_000_000, 1)),
-            TimeUnit::Millisecond => fixed::<TimestampMillisecondType, 8>(array, |v| timestamp(v, 1000, 1)),
-            TimeUnit::Microsecond => fixed::<TimestampMicrosecondType, 8>(array, |v| timestamp(v, 1, 1)),
-            TimeUnit::Nanosecond => fixed::<TimestampNanosecondType, 8>(array, |v| timestamp(v, 1, 1000)),
+            TimeUnit::Second => {
+                fixed::<TimestampSecondType, 8>(array, |v| timestamp(v, 1_000_000, 1))
+            }
+            TimeUnit::Millisecond => {
+                fixed::<TimestampMillisecondType, 8>(array, |v| timestamp(v, 1000, 1))
+            }
+            TimeUnit::Microsecond => {
+                fixed::<TimestampMicrosecondType, 8>(array, |v| timestamp(v, 1, 1))
+            }
+            TimeUnit::Nanosecond => {
+                fixed::<TimestampNanosecondType, 8>(array, |v| timestamp(v, 1, 1000))
+            }
         },
 
         (Wire::Time, DataType::Time64(TimeUnit::Microsecond)) => {
@@ -245,22 +276,36 @@ fn column_encoder<'a>(wire: &Wire, array: &'a dyn Array) -> Result<Box<dyn Colum
         }
 
         (Wire::Interval, DataType::Interval(IntervalUnit::MonthDayNano)) => {
-            fixed::<IntervalMonthDayNanoType, 16>(array, |v| interval_mdn(v.months, v.days, v.nanoseconds))
+            fixed::<IntervalMonthDayNanoType, 16>(array, |v| {
+                interval_mdn(v.months, v.days, v.nanoseconds)
+            })
         }
         (Wire::Interval, DataType::Interval(IntervalUnit::YearMonth)) => {
             fixed::<IntervalYearMonthType, 16>(array, |m| Ok(interval(m, 0, 0)))
         }
         (Wire::Interval, DataType::Interval(IntervalUnit::DayTime)) => {
-            fixed::<IntervalDayTimeType, 16>(array, |v| Ok(interval(0, v.days, i64::from(v.milliseconds) * 1000)))
+            fixed::<IntervalDayTimeType, 16>(array, |v| {
+                Ok(interval(0, v.days, i64::from(v.milliseconds) * 1000))
+            })
         }
         (Wire::Interval, DataType::Duration(unit)) => match unit {
-            TimeUnit::Second => fixed::<DurationSecondType, 16>(array, |v| duration(v, 1_000_000, 1)),
-            TimeUnit::Millisecond => fixed::<DurationMillisecondType, 16>(array, |v| duration(v, 1000, 1)),
-            TimeUnit::Microsecond => fixed::<DurationMicrosecondType, 16>(array, |v| duration(v, 1, 1)),
-            TimeUnit::Nanosecond => fixed::<DurationNanosecondType, 16>(array, |v| duration(v, 1, 1000)),
+            TimeUnit::Second => {
+                fixed::<DurationSecondType, 16>(array, |v| duration(v, 1_000_000, 1))
+            }
+            TimeUnit::Millisecond => {
+                fixed::<DurationMillisecondType, 16>(array, |v| duration(v, 1000, 1))
+            }
+            TimeUnit::Microsecond => {
+                fixed::<DurationMicrosecondType, 16>(array, |v| duration(v, 1, 1))
+            }
+            TimeUnit::Nanosecond => {
+                fixed::<DurationNanosecondType, 16>(array, |v| duration(v, 1, 1000))
+            }
         },
 
-        (Wire::Uuid, DataType::FixedSizeBinary(16)) => Box::new(UuidEncoder(array.as_fixed_size_binary())),
+        (Wire::Uuid, DataType::FixedSizeBinary(16)) => {
+            Box::new(UuidEncoder(array.as_fixed_size_binary()))
+        }
         (Wire::Uuid, DataType::Utf8) => Box::new(UuidTextEncoder(array.as_string::<i32>())),
         (Wire::Uuid, DataType::LargeUtf8) => Box::new(UuidTextEncoder(array.as_string::<i64>())),
 
@@ -281,7 +326,12 @@ fn date(d: i32) -> Result<i32, String> {
         _ => d
             .checked_sub(EPOCH_DAYS)
             .filter(|v| (PG_MIN_DATE..PG_END_DATE).contains(v))
-            .ok_or_else(|| format!("date {} is outside PostgreSQL's date range", crate::types::text::format_date(d))),
+            .ok_or_else(|| {
+                format!(
+                    "date {} is outside PostgreSQL's date range",
+                    crate::types::text::format_date(d)
+                )
+            }),
     }
 }
 
@@ -293,7 +343,12 @@ fn timestamp(v: i64, mul: i64, div: i64) -> Result<[u8; 8], String> {
             let us = to_micros(v, mul, div)?;
             us.checked_sub(EPOCH_MICROS)
                 .filter(|t| (PG_MIN_TIMESTAMP..PG_END_TIMESTAMP).contains(t))
-                .ok_or_else(|| format!("timestamp {} is outside PostgreSQL's range", crate::types::text::format_timestamp(us)))?
+                .ok_or_else(|| {
+                    format!(
+                        "timestamp {} is outside PostgreSQL's range",
+                        crate::types::text::format_timestamp(us)
+                    )
+                })?
         }
     };
     Ok(t.to_be_bytes())
@@ -301,7 +356,9 @@ fn timestamp(v: i64, mul: i64, div: i64) -> Result<[u8; 8], String> {
 
 fn to_micros(v: i64, mul: i64, div: i64) -> Result<i64, String> {
     if v % div != 0 {
-        return Err(format!("{v} ns is not a whole number of microseconds, which PostgreSQL keeps"));
+        return Err(format!(
+            "{v} ns is not a whole number of microseconds, which PostgreSQL keeps"
+        ));
     }
     (v / div)
         .checked_mul(mul)
@@ -311,7 +368,9 @@ fn to_micros(v: i64, mul: i64, div: i64) -> Result<i64, String> {
 fn time(v: i64, mul: i64, div: i64) -> Result<[u8; 8], String> {
     let us = to_micros(v, mul, div)?;
     if !(0..=MICROS_PER_DAY).contains(&us) {
-        return Err(format!("time of {us} µs since midnight is outside 00:00:00..24:00:00"));
+        return Err(format!(
+            "time of {us} µs since midnight is outside 00:00:00..24:00:00"
+        ));
     }
     Ok(us.to_be_bytes())
 }
@@ -568,7 +627,10 @@ fn list<'a, O: OffsetSizeTrait>(
 
 impl<O: OffsetSizeTrait> ColumnEncoder for ListEncoder<'_, O> {
     fn encode(&mut self, row: usize, out: &mut Vec<u8>) -> Result<(), String> {
-        let (from, to) = (self.offsets[row].as_usize(), self.offsets[row + 1].as_usize());
+        let (from, to) = (
+            self.offsets[row].as_usize(),
+            self.offsets[row + 1].as_usize(),
+        );
         let at = out.len();
         out.extend_from_slice(&[0; 4]); // the length, patched below
         if from == to {
@@ -579,7 +641,8 @@ impl<O: OffsetSizeTrait> ColumnEncoder for ListEncoder<'_, O> {
             let has_nulls = self
                 .elem_nulls
                 .is_some_and(|n| (from..to).any(|i| n.is_null(i)));
-            let count = i32::try_from(to - from).map_err(|_| "array has too many elements".to_string())?;
+            let count =
+                i32::try_from(to - from).map_err(|_| "array has too many elements".to_string())?;
             out.extend_from_slice(&1i32.to_be_bytes());
             out.extend_from_slice(&i32::from(has_nulls).to_be_bytes());
             out.extend_from_slice(&self.elem_oid);

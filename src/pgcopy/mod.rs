@@ -25,7 +25,6 @@
 //! - arrays must be one-dimensional with lower bound 1 (or empty); anything else is an error
 //!   naming the row, since a List cannot carry the bounds (cast such a column to text).
 
-
 mod decode;
 mod encode;
 mod numeric;
@@ -71,7 +70,10 @@ pub enum Wire {
     /// One-dimensional array (ndim 0 or 1, NULL elements allowed) <-> List<elem>;
     /// multi-dimensional arrays are an error naming the row. `elem_oid` is written by the
     /// encoder (array_recv checks it against the column's element type).
-    Array { elem: Box<Wire>, elem_oid: u32 },
+    Array {
+        elem: Box<Wire>,
+        elem_oid: u32,
+    },
 }
 
 /// Where and why a value could not be converted; the caller adds table and column names.

@@ -32,10 +32,12 @@ pub(super) struct NumericView<'a> {
 
 impl<'a> NumericView<'a> {
     pub(super) fn parse(b: &'a [u8]) -> Result<Self, String> {
-        let header: [u8; 8] = b
-            .get(..8)
-            .and_then(|h| h.try_into().ok())
-            .ok_or_else(|| format!("numeric value of {} bytes is shorter than its header", b.len()))?;
+        let header: [u8; 8] = b.get(..8).and_then(|h| h.try_into().ok()).ok_or_else(|| {
+            format!(
+                "numeric value of {} bytes is shorter than its header",
+                b.len()
+            )
+        })?;
         let ndigits = i16::from_be_bytes([header[0], header[1]]);
         let weight = i16::from_be_bytes([header[2], header[3]]);
         let sign = u16::from_be_bytes([header[4], header[5]]);
@@ -50,10 +52,14 @@ impl<'a> NumericView<'a> {
             ));
         }
         if !matches!(sign, POS | NEG | NAN | PINF | NINF) {
-            return Err(format!("numeric value has an invalid sign word 0x{sign:04x}"));
+            return Err(format!(
+                "numeric value has an invalid sign word 0x{sign:04x}"
+            ));
         }
         if u32::from(dscale) > DSCALE_MAX {
-            return Err(format!("numeric value has an invalid display scale {dscale}"));
+            return Err(format!(
+                "numeric value has an invalid display scale {dscale}"
+            ));
         }
         if digits
             .chunks_exact(2)
@@ -166,7 +172,8 @@ impl<'a> NumericView<'a> {
 
     /// The unscaled integer of this value in a `decimal(precision, scale)`; exact or an error.
     pub(super) fn to_decimal<T: DecimalInt>(&self, precision: u8, scale: i8) -> Result<T, String> {
-        let cannot = |what: &str| format!("numeric {what} cannot be stored in decimal({precision},{scale})");
+        let cannot =
+            |what: &str| format!("numeric {what} cannot be stored in decimal({precision},{scale})");
         match self.sign {
             NAN => return Err(cannot("NaN")),
             PINF => return Err(cannot("Infinity")),
@@ -183,12 +190,18 @@ impl<'a> NumericView<'a> {
         let e = 4 * (i32::from(self.weight) - last) + i32::from(scale);
         let mut v = T::ZERO;
         let nbase = T::from_u16(NBASE);
-        let fold = |v: T, i: usize| v.checked_mul(nbase)?.checked_add(T::from_u16(self.digit(i)));
+        let fold = |v: T, i: usize| {
+            v.checked_mul(nbase)?
+                .checked_add(T::from_u16(self.digit(i)))
+        };
         if e >= 0 {
             for i in 0..nd {
                 v = fold(v, i).ok_or_else(too_long)?;
             }
-            let p = u32::try_from(e).ok().and_then(T::pow10).ok_or_else(too_long)?;
+            let p = u32::try_from(e)
+                .ok()
+                .and_then(T::pow10)
+                .ok_or_else(too_long)?;
             v = v.checked_mul(p).ok_or_else(too_long)?;
         } else {
             // The last digit loses `cut` decimal places, which must all be zeros.
@@ -280,7 +293,9 @@ impl DecimalInt for i128 {
         self < o
     }
     fn pow10(n: u32) -> Option<Self> {
-        usize::try_from(n).ok().and_then(|n| POW10_I128.get(n).copied())
+        usize::try_from(n)
+            .ok()
+            .and_then(|n| POW10_I128.get(n).copied())
     }
 }
 
@@ -317,7 +332,12 @@ pub(super) struct NumericWriter {
 
 impl NumericWriter {
     /// `unscaled * 10^-scale`, with dscale `max(scale, 0)` as PostgreSQL gives a numeric(p,s).
-    pub(super) fn decimal128(&mut self, unscaled: i128, scale: i8, out: &mut Vec<u8>) -> Result<(), String> {
+    pub(super) fn decimal128(
+        &mut self,
+        unscaled: i128,
+        scale: i8,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
         let u = unscaled.unsigned_abs();
         self.groups.clear();
         let chunk = u128::from(CHUNK);
@@ -331,7 +351,12 @@ impl NumericWriter {
         self.finish(unscaled < 0, -i32::from(scale), out)
     }
 
-    pub(super) fn decimal256(&mut self, unscaled: i256, scale: i8, out: &mut Vec<u8>) -> Result<(), String> {
+    pub(super) fn decimal256(
+        &mut self,
+        unscaled: i256,
+        scale: i8,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
         let mut u = unscaled
             .checked_abs()
             .ok_or_else(|| "decimal value is out of range".to_string())?;
@@ -438,7 +463,9 @@ impl NumericWriter {
         let dscale = u16::try_from(dscale)
             .ok()
             .filter(|&d| u32::from(d) <= DSCALE_MAX)
-            .ok_or_else(|| format!("numeric has {dscale} decimal places; PostgreSQL allows {DSCALE_MAX}"))?;
+            .ok_or_else(|| {
+                format!("numeric has {dscale} decimal places; PostgreSQL allows {DSCALE_MAX}")
+            })?;
         let Some(hi) = self.groups.iter().rposition(|&g| g != 0) else {
             out.extend_from_slice(&8i32.to_be_bytes());
             out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);

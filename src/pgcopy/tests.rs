@@ -18,8 +18,7 @@ use arrow::record_batch::RecordBatch;
 use super::*;
 use crate::types::ColumnType;
 
-/// The canonical type a caller would pass with `dt` (ColumnType has no interval or list;
-/// the codecs choose their strategy from the Arrow type, so any stand-in does).
+/// The canonical type a caller passes with `dt` (for a list, its element's).
 fn canonical(dt: &DataType) -> ColumnType {
     match dt {
         DataType::Boolean => ColumnType::Boolean,
@@ -41,6 +40,7 @@ fn canonical(dt: &DataType) -> ColumnType {
         DataType::Timestamp(_, tz) => ColumnType::Timestamp { utc: tz.is_some() },
         DataType::Time64(_) => ColumnType::Time64,
         DataType::FixedSizeBinary(16) => ColumnType::Uuid,
+        DataType::Interval(_) => ColumnType::Interval,
         DataType::List(f) => canonical(f.data_type()),
         _ => ColumnType::Utf8,
     }
@@ -93,7 +93,11 @@ fn round_trip(wire: Wire, array: ArrayRef) -> Vec<u8> {
     let (wires, batch) = one_column(wire, array);
     let bytes = encode_stream(&wires, &batch);
     let whole = decode_stream(&wires, batch.schema(), &bytes, usize::MAX).unwrap();
-    assert_eq!(whole.column(0).as_ref(), batch.column(0).as_ref(), "{wires:?}");
+    assert_eq!(
+        whole.column(0).as_ref(),
+        batch.column(0).as_ref(),
+        "{wires:?}"
+    );
     let bytewise = decode_stream(&wires, batch.schema(), &bytes, 1).unwrap();
     assert_eq!(bytewise, whole);
     assert_eq!(encode_stream(&wires, &whole), bytes);
@@ -114,15 +118,30 @@ fn scalars_round_trip() {
     );
     round_trip(
         Wire::Int2,
-        Arc::new(Int16Array::from(vec![Some(i16::MIN), None, Some(0), Some(i16::MAX)])),
+        Arc::new(Int16Array::from(vec![
+            Some(i16::MIN),
+            None,
+            Some(0),
+            Some(i16::MAX),
+        ])),
     );
     round_trip(
         Wire::Int4,
-        Arc::new(Int32Array::from(vec![Some(i32::MIN), None, Some(-1), Some(i32::MAX)])),
+        Arc::new(Int32Array::from(vec![
+            Some(i32::MIN),
+            None,
+            Some(-1),
+            Some(i32::MAX),
+        ])),
     );
     round_trip(
         Wire::Int8,
-        Arc::new(Int64Array::from(vec![Some(i64::MIN), None, Some(1), Some(i64::MAX)])),
+        Arc::new(Int64Array::from(vec![
+            Some(i64::MIN),
+            None,
+            Some(1),
+            Some(i64::MAX),
+        ])),
     );
     round_trip(Wire::Int8, Arc::new(Int64Array::from(Vec::<i64>::new())));
 }
@@ -143,7 +162,15 @@ fn floats_round_trip_bit_exact() {
     ];
     let (wires, batch) = one_column(Wire::Float4, Arc::new(Float32Array::from(f4.to_vec())));
     let back = decode_stream(&wires, batch.schema(), &encode_stream(&wires, &batch), 3).unwrap();
-    let back: Vec<u32> = back.column(0).as_any().downcast_ref::<Float32Array>().unwrap().values().iter().map(|v| v.to_bits()).collect();
+    let back: Vec<u32> = back
+        .column(0)
+        .as_any()
+        .downcast_ref::<Float32Array>()
+        .unwrap()
+        .values()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
     assert_eq!(back, f4.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
 
     let f8 = [
@@ -161,7 +188,11 @@ fn floats_round_trip_bit_exact() {
     with_null.push(None);
     let (wires, batch) = one_column(Wire::Float8, Arc::new(Float64Array::from(with_null)));
     let back = decode_stream(&wires, batch.schema(), &encode_stream(&wires, &batch), 5).unwrap();
-    let back = back.column(0).as_any().downcast_ref::<Float64Array>().unwrap();
+    let back = back
+        .column(0)
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap();
     assert!(back.is_null(f8.len()));
     for (i, v) in f8.iter().enumerate() {
         assert_eq!(back.value(i).to_bits(), v.to_bits());
@@ -186,10 +217,15 @@ fn numeric_text_round_trips_canonical_text() {
         Some("10000"),
         Some("-10000.0001"),
         Some("0.1"),
-        Some("123456789012345678901234567890123456789012345678901234567890.123456789012345678901234567890"),
+        Some(
+            "123456789012345678901234567890123456789012345678901234567890.123456789012345678901234567890",
+        ),
     ];
     round_trip(Wire::Numeric, Arc::new(StringArray::from(texts.to_vec())));
-    round_trip(Wire::Numeric, Arc::new(LargeStringArray::from(texts.to_vec())));
+    round_trip(
+        Wire::Numeric,
+        Arc::new(LargeStringArray::from(texts.to_vec())),
+    );
 }
 
 /// The bytes PostgreSQL 15's numeric_send gives for these values.
@@ -215,10 +251,21 @@ fn numeric_bytes_match_numeric_send() {
         assert_eq!(hex::encode(first_value(&bytes)), hex, "{text}");
     }
     // Exponents and signs are read as numeric_in reads them, then printed canonically.
-    for (input, canonical) in [("1.5e3", "1500"), ("+2.50E-1", "0.250"), ("-0.00", "0.00"), (" 7 ", "7"), ("inf", "Infinity")] {
+    for (input, canonical) in [
+        ("1.5e3", "1500"),
+        ("+2.50E-1", "0.250"),
+        ("-0.00", "0.00"),
+        (" 7 ", "7"),
+        ("inf", "Infinity"),
+    ] {
         let (wires, batch) = one_column(Wire::Numeric, Arc::new(StringArray::from(vec![input])));
-        let back = decode_stream(&wires, batch.schema(), &encode_stream(&wires, &batch), 64).unwrap();
-        let back = back.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        let back =
+            decode_stream(&wires, batch.schema(), &encode_stream(&wires, &batch), 64).unwrap();
+        let back = back
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
         assert_eq!(back.value(0), canonical, "{input}");
     }
 }
@@ -268,20 +315,28 @@ fn decimals_round_trip() {
 #[test]
 fn decimal_decoding_is_exact_or_an_error() {
     let decode_into = |text: &str, dt: DataType| {
-        let (wires, batch) = one_column(Wire::Numeric, Arc::new(StringArray::from(vec!["0", text])));
+        let (wires, batch) =
+            one_column(Wire::Numeric, Arc::new(StringArray::from(vec!["0", text])));
         let bytes = encode_stream(&wires, &batch);
         let schema = Arc::new(Schema::new(vec![Field::new("c", dt, true)]));
         decode_stream(&wires, schema, &bytes, 7)
     };
     let ok = |text: &str, p: u8, s: i8| -> i128 {
         let b = decode_into(text, DataType::Decimal128(p, s)).unwrap();
-        b.column(0).as_any().downcast_ref::<Decimal128Array>().unwrap().value(1)
+        b.column(0)
+            .as_any()
+            .downcast_ref::<Decimal128Array>()
+            .unwrap()
+            .value(1)
     };
     assert_eq!(ok("1.500", 10, 2), 150);
     assert_eq!(ok("-0.01", 10, 2), -1);
     assert_eq!(ok("12300", 5, -2), 123);
     assert_eq!(ok("0.0000", 1, 0), 0);
-    assert_eq!(ok("99999999999999999999999999999999999999", 38, 0), 10i128.pow(38) - 1);
+    assert_eq!(
+        ok("99999999999999999999999999999999999999", 38, 0),
+        10i128.pow(38) - 1
+    );
     for (text, p, s) in [
         ("1.234", 10, 2),
         ("NaN", 10, 2),
@@ -304,22 +359,55 @@ fn decimal_decoding_is_exact_or_an_error() {
 #[test]
 fn text_bytea_uuid_round_trip() {
     let planes: String = [
-        '\u{1}', 'é', '€', '\u{FFFD}', '𝄞', '𠀀', '\u{3134A}', '\u{E0001}', '\u{F0000}', '\u{10FFFF}',
+        '\u{1}',
+        'é',
+        '€',
+        '\u{FFFD}',
+        '𝄞',
+        '𠀀',
+        '\u{3134A}',
+        '\u{E0001}',
+        '\u{F0000}',
+        '\u{10FFFF}',
     ]
     .iter()
     .collect();
-    let texts = vec![Some(planes.as_str()), Some(""), None, Some("ab   "), Some("x\ty\nz\\")];
+    let texts = vec![
+        Some(planes.as_str()),
+        Some(""),
+        None,
+        Some("ab   "),
+        Some("x\ty\nz\\"),
+    ];
     round_trip(Wire::Text, Arc::new(StringArray::from(texts.clone())));
     round_trip(Wire::Text, Arc::new(LargeStringArray::from(texts.clone())));
-    round_trip(Wire::Jsonb, Arc::new(StringArray::from(vec![Some(r#"{"a": [1, 2], "b": 1}"#), None, Some("[]")])));
+    round_trip(
+        Wire::Jsonb,
+        Arc::new(StringArray::from(vec![
+            Some(r#"{"a": [1, 2], "b": 1}"#),
+            None,
+            Some("[]"),
+        ])),
+    );
     let bytes = round_trip(Wire::Jsonb, Arc::new(StringArray::from(vec!["{}"])));
     assert_eq!(first_value(&bytes), b"\x01{}");
     round_trip(
         Wire::Bytea,
-        Arc::new(BinaryArray::from(vec![Some(&[0u8, 0, 255, 0][..]), Some(&[][..]), None, Some(&[0u8][..])])),
+        Arc::new(BinaryArray::from(vec![
+            Some(&[0u8, 0, 255, 0][..]),
+            Some(&[][..]),
+            None,
+            Some(&[0u8][..]),
+        ])),
     );
     let u = FixedSizeBinaryArray::try_from_sparse_iter_with_size(
-        vec![Some([0u8; 16]), None, Some([0xff; 16]), Some(*uuid::Uuid::new_v4().as_bytes())].into_iter(),
+        vec![
+            Some([0u8; 16]),
+            None,
+            Some([0xff; 16]),
+            Some(*uuid::Uuid::new_v4().as_bytes()),
+        ]
+        .into_iter(),
         16,
     )
     .unwrap();
@@ -330,11 +418,11 @@ fn text_bytea_uuid_round_trip() {
 fn temporal_round_trip() {
     let days = vec![
         Some(0),
-        Some(-719_162),    // 0001-01-01
-        Some(-2_440_588),  // 4714-11-24 BC, Julian day 0, PostgreSQL's first date
+        Some(-719_162),      // 0001-01-01
+        Some(-2_440_588),    // 4714-11-24 BC, Julian day 0, PostgreSQL's first date
         Some(2_145_042_905), // 5874897-12-31, its last
-        Some(i32::MAX),    // infinity
-        Some(i32::MIN),    // -infinity
+        Some(i32::MAX),      // infinity
+        Some(i32::MIN),      // -infinity
         None,
     ];
     let bytes = round_trip(Wire::Date, Arc::new(Date32Array::from(days)));
@@ -349,14 +437,22 @@ fn temporal_round_trip() {
         Some(i64::MIN),
         None,
     ];
-    round_trip(Wire::Timestamp, Arc::new(TimestampMicrosecondArray::from(micros.clone())));
+    round_trip(
+        Wire::Timestamp,
+        Arc::new(TimestampMicrosecondArray::from(micros.clone())),
+    );
     round_trip(
         Wire::Timestamptz,
         Arc::new(TimestampMicrosecondArray::from(micros).with_timezone("UTC")),
     );
     round_trip(
         Wire::Time,
-        Arc::new(Time64MicrosecondArray::from(vec![Some(0), None, Some(43_200_500_000), Some(86_400_000_000)])),
+        Arc::new(Time64MicrosecondArray::from(vec![
+            Some(0),
+            None,
+            Some(43_200_500_000),
+            Some(86_400_000_000),
+        ])),
     );
     round_trip(
         Wire::Interval,
@@ -428,22 +524,42 @@ fn encoder_accepts_cross_engine_types() {
     let check = |wire: Wire, input: ArrayRef, expect: ArrayRef| {
         let (wires, batch) = one_column(wire, input);
         let bytes = encode_stream(&wires, &batch);
-        let schema = Arc::new(Schema::new(vec![Field::new("c", expect.data_type().clone(), true)]));
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "c",
+            expect.data_type().clone(),
+            true,
+        )]));
         let back = decode_stream(&wires, schema, &bytes, 9).unwrap();
         assert_eq!(back.column(0).as_ref(), expect.as_ref());
     };
-    check(Wire::Int8, Arc::new(Int32Array::from(vec![Some(-5), None])), Arc::new(Int64Array::from(vec![Some(-5), None])));
+    check(
+        Wire::Int8,
+        Arc::new(Int32Array::from(vec![Some(-5), None])),
+        Arc::new(Int64Array::from(vec![Some(-5), None])),
+    );
     check(
         Wire::Int8,
         Arc::new(UInt64Array::from(vec![0, i64::MAX.unsigned_abs()])),
         Arc::new(Int64Array::from(vec![0, i64::MAX])),
     );
-    check(Wire::Int4, Arc::new(Int64Array::from(vec![7, -7])), Arc::new(Int32Array::from(vec![7, -7])));
-    check(Wire::Int4, Arc::new(Int16Array::from(vec![7, -7])), Arc::new(Int32Array::from(vec![7, -7])));
+    check(
+        Wire::Int4,
+        Arc::new(Int64Array::from(vec![7, -7])),
+        Arc::new(Int32Array::from(vec![7, -7])),
+    );
+    check(
+        Wire::Int4,
+        Arc::new(Int16Array::from(vec![7, -7])),
+        Arc::new(Int32Array::from(vec![7, -7])),
+    );
     check(
         Wire::Numeric,
         Arc::new(Int64Array::from(vec![i64::MIN, 0, 10_000])),
-        Arc::new(StringArray::from(vec!["-9223372036854775808", "0", "10000"])),
+        Arc::new(StringArray::from(vec![
+            "-9223372036854775808",
+            "0",
+            "10000",
+        ])),
     );
     check(
         Wire::Numeric,
@@ -452,13 +568,21 @@ fn encoder_accepts_cross_engine_types() {
     );
     check(
         Wire::Numeric,
-        Arc::new(Decimal128Array::from(vec![1500, -1]).with_precision_and_scale(10, 3).unwrap()),
+        Arc::new(
+            Decimal128Array::from(vec![1500, -1])
+                .with_precision_and_scale(10, 3)
+                .unwrap(),
+        ),
         Arc::new(StringArray::from(vec!["1.500", "-0.001"])),
     );
     check(
         Wire::Numeric,
         Arc::new(StringArray::from(vec!["12.30", "-0.5"])),
-        Arc::new(Decimal128Array::from(vec![1230, -50]).with_precision_and_scale(12, 2).unwrap()),
+        Arc::new(
+            Decimal128Array::from(vec![1230, -50])
+                .with_precision_and_scale(12, 2)
+                .unwrap(),
+        ),
     );
     check(
         Wire::Timestamptz,
@@ -467,15 +591,26 @@ fn encoder_accepts_cross_engine_types() {
     );
     check(
         Wire::Uuid,
-        Arc::new(StringArray::from(vec!["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"])),
+        Arc::new(StringArray::from(vec![
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        ])),
         Arc::new(
             FixedSizeBinaryArray::try_from_iter(
-                vec![uuid::Uuid::parse_str("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11").unwrap().into_bytes()].into_iter(),
+                vec![
+                    uuid::Uuid::parse_str("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+                        .unwrap()
+                        .into_bytes(),
+                ]
+                .into_iter(),
             )
             .unwrap(),
         ),
     );
-    check(Wire::Float8, Arc::new(Float32Array::from(vec![0.1f32])), Arc::new(Float64Array::from(vec![f64::from(0.1f32)])));
+    check(
+        Wire::Float8,
+        Arc::new(Float32Array::from(vec![0.1f32])),
+        Arc::new(Float64Array::from(vec![f64::from(0.1f32)])),
+    );
 }
 
 #[test]
@@ -489,19 +624,56 @@ fn encoder_refuses_what_postgresql_cannot_take() {
         assert_eq!((e.row, e.column), (100 + bad_index, Some(0)), "{e}");
         assert!(e.message.contains(needle), "{e} lacks {needle:?}");
     };
-    refuse(Wire::Text, Arc::new(StringArray::from(vec!["ok", "a\0b"])), 1, "NUL");
-    refuse(Wire::Jsonb, Arc::new(StringArray::from(vec!["\"\0\""])), 0, "NUL");
-    refuse(Wire::Int8, Arc::new(UInt64Array::from(vec![1, u64::MAX])), 1, "out of range");
-    refuse(Wire::Int4, Arc::new(Int64Array::from(vec![1, 2, i64::from(i32::MAX) + 1])), 2, "int4");
-    refuse(Wire::Int2, Arc::new(Int32Array::from(vec![40_000])), 0, "int2");
+    refuse(
+        Wire::Text,
+        Arc::new(StringArray::from(vec!["ok", "a\0b"])),
+        1,
+        "NUL",
+    );
+    refuse(
+        Wire::Jsonb,
+        Arc::new(StringArray::from(vec!["\"\0\""])),
+        0,
+        "NUL",
+    );
+    refuse(
+        Wire::Int8,
+        Arc::new(UInt64Array::from(vec![1, u64::MAX])),
+        1,
+        "out of range",
+    );
+    refuse(
+        Wire::Int4,
+        Arc::new(Int64Array::from(vec![1, 2, i64::from(i32::MAX) + 1])),
+        2,
+        "int4",
+    );
+    refuse(
+        Wire::Int2,
+        Arc::new(Int32Array::from(vec![40_000])),
+        0,
+        "int2",
+    );
     refuse(
         Wire::Interval,
-        Arc::new(IntervalMonthDayNanoArray::from(vec![IntervalMonthDayNano::new(0, 0, 1500)])),
+        Arc::new(IntervalMonthDayNanoArray::from(vec![
+            IntervalMonthDayNano::new(0, 0, 1500),
+        ])),
         0,
         "microseconds",
     );
-    refuse(Wire::Date, Arc::new(Date32Array::from(vec![0, -2_440_589])), 1, "range");
-    refuse(Wire::Date, Arc::new(Date32Array::from(vec![2_145_042_906])), 0, "range");
+    refuse(
+        Wire::Date,
+        Arc::new(Date32Array::from(vec![0, -2_440_589])),
+        1,
+        "range",
+    );
+    refuse(
+        Wire::Date,
+        Arc::new(Date32Array::from(vec![2_145_042_906])),
+        0,
+        "range",
+    );
     refuse(
         Wire::Timestamp,
         Arc::new(TimestampNanosecondArray::from(vec![1500])),
@@ -510,15 +682,42 @@ fn encoder_refuses_what_postgresql_cannot_take() {
     );
     refuse(
         Wire::Timestamp,
-        Arc::new(TimestampMicrosecondArray::from(vec![-210_866_803_200_000_001])),
+        Arc::new(TimestampMicrosecondArray::from(vec![
+            -210_866_803_200_000_001,
+        ])),
         0,
         "range",
     );
-    refuse(Wire::Time, Arc::new(Time64MicrosecondArray::from(vec![86_400_000_001])), 0, "24:00:00");
-    refuse(Wire::Numeric, Arc::new(StringArray::from(vec!["1", "12abc"])), 1, "not a number");
-    refuse(Wire::Numeric, Arc::new(StringArray::from(vec!["1e99999"])), 0, "exponent");
-    refuse(Wire::Uuid, Arc::new(StringArray::from(vec!["nope"])), 0, "uuid");
-    refuse(Wire::Bool, Arc::new(Int32Array::from(vec![1])), 0, "cannot encode");
+    refuse(
+        Wire::Time,
+        Arc::new(Time64MicrosecondArray::from(vec![86_400_000_001])),
+        0,
+        "24:00:00",
+    );
+    refuse(
+        Wire::Numeric,
+        Arc::new(StringArray::from(vec!["1", "12abc"])),
+        1,
+        "not a number",
+    );
+    refuse(
+        Wire::Numeric,
+        Arc::new(StringArray::from(vec!["1e99999"])),
+        0,
+        "exponent",
+    );
+    refuse(
+        Wire::Uuid,
+        Arc::new(StringArray::from(vec!["nope"])),
+        0,
+        "uuid",
+    );
+    refuse(
+        Wire::Bool,
+        Arc::new(Int32Array::from(vec![1])),
+        0,
+        "cannot encode",
+    );
     let mut b = ListBuilder::new(StringBuilder::new());
     b.append_value([Some("fine")]);
     b.append_value([Some("x"), Some("\0")]);
@@ -536,7 +735,10 @@ fn encoder_refuses_what_postgresql_cannot_take() {
 // ---- the stream PostgreSQL made (tests/data/pgcopy/all_wires.*) ----
 
 fn fixture() -> Vec<u8> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/pgcopy/all_wires.copy");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/pgcopy/all_wires.copy"
+    );
     std::fs::read(path).expect("tests/data/pgcopy/all_wires.copy")
 }
 
@@ -573,7 +775,11 @@ fn fixture_layout() -> (Vec<Wire>, SchemaRef) {
         ("ts", Wire::Timestamp, us(None)),
         ("tz", Wire::Timestamptz, us(Some("UTC"))),
         ("tm", Wire::Time, DataType::Time64(TimeUnit::Microsecond)),
-        ("iv", Wire::Interval, DataType::Interval(IntervalUnit::MonthDayNano)),
+        (
+            "iv",
+            Wire::Interval,
+            DataType::Interval(IntervalUnit::MonthDayNano),
+        ),
         ("u", Wire::Uuid, DataType::FixedSizeBinary(16)),
     ];
     let mut wires = Vec::new();
@@ -602,29 +808,80 @@ fn postgresql_stream_decodes_to_the_expected_values() {
     let col = |name: &str| batch.column_by_name(name).unwrap().as_ref();
     let same = |name: &str, expect: &dyn Array| assert_eq!(col(name), expect, "column {name}");
 
-    same("b", &BooleanArray::from(vec![Some(true), Some(false), Some(true), Some(false), None]));
-    same("i2", &Int16Array::from(vec![Some(1), Some(i16::MIN), Some(i16::MAX), Some(0), None]));
-    same("i4", &Int32Array::from(vec![Some(2), Some(i32::MIN), Some(i32::MAX), Some(0), None]));
-    same("i8", &Int64Array::from(vec![Some(3), Some(i64::MIN), Some(i64::MAX), Some(0), None]));
+    same(
+        "b",
+        &BooleanArray::from(vec![Some(true), Some(false), Some(true), Some(false), None]),
+    );
+    same(
+        "i2",
+        &Int16Array::from(vec![Some(1), Some(i16::MIN), Some(i16::MAX), Some(0), None]),
+    );
+    same(
+        "i4",
+        &Int32Array::from(vec![Some(2), Some(i32::MIN), Some(i32::MAX), Some(0), None]),
+    );
+    same(
+        "i8",
+        &Int64Array::from(vec![Some(3), Some(i64::MIN), Some(i64::MAX), Some(0), None]),
+    );
     let f4 = col("f4").as_any().downcast_ref::<Float32Array>().unwrap();
     let f4: Vec<Option<u32>> = f4.iter().map(|v| v.map(f32::to_bits)).collect();
-    assert_eq!(f4, vec![Some(1.5f32.to_bits()), Some(f32::NEG_INFINITY.to_bits()), Some(0x7fc0_0000), Some((-0.0f32).to_bits()), None]);
+    assert_eq!(
+        f4,
+        vec![
+            Some(1.5f32.to_bits()),
+            Some(f32::NEG_INFINITY.to_bits()),
+            Some(0x7fc0_0000),
+            Some((-0.0f32).to_bits()),
+            None
+        ]
+    );
     let f8 = col("f8").as_any().downcast_ref::<Float64Array>().unwrap();
     let f8: Vec<Option<u64>> = f8.iter().map(|v| v.map(f64::to_bits)).collect();
-    assert_eq!(f8, vec![Some(2.25f64.to_bits()), Some((-0.0f64).to_bits()), Some(f64::INFINITY.to_bits()), Some(0x7ff8_0000_0000_0000), None]);
-    same("n", &StringArray::from(vec![Some("1.500"), Some("NaN"), Some("Infinity"), Some("-Infinity"), None]));
+    assert_eq!(
+        f8,
+        vec![
+            Some(2.25f64.to_bits()),
+            Some((-0.0f64).to_bits()),
+            Some(f64::INFINITY.to_bits()),
+            Some(0x7ff8_0000_0000_0000),
+            None
+        ]
+    );
+    same(
+        "n",
+        &StringArray::from(vec![
+            Some("1.500"),
+            Some("NaN"),
+            Some("Infinity"),
+            Some("-Infinity"),
+            None,
+        ]),
+    );
     same(
         "n12",
-        &Decimal128Array::from(vec![Some(1230), Some(-999_999_999_999), Some(0), Some(-1), None])
-            .with_precision_and_scale(12, 2)
-            .unwrap(),
+        &Decimal128Array::from(vec![
+            Some(1230),
+            Some(-999_999_999_999),
+            Some(0),
+            Some(-1),
+            None,
+        ])
+        .with_precision_and_scale(12, 2)
+        .unwrap(),
     );
     let p38 = 10i128.pow(38) - 1;
     same(
         "n38",
-        &Decimal128Array::from(vec![Some(10_000_000_000), Some(-p38), Some(p38), Some(-1), None])
-            .with_precision_and_scale(38, 10)
-            .unwrap(),
+        &Decimal128Array::from(vec![
+            Some(10_000_000_000),
+            Some(-p38),
+            Some(p38),
+            Some(-1),
+            None,
+        ])
+        .with_precision_and_scale(38, 10)
+        .unwrap(),
     );
     let p60 = i256::from_string(&"9".repeat(60)).unwrap();
     same(
@@ -649,8 +906,20 @@ fn postgresql_stream_decodes_to_the_expected_values() {
             None,
         ]),
     );
-    same("bp", &StringArray::from(vec![Some("ab   "), Some("     "), Some("abcde"), Some("  x  "), None]));
-    same("vc", &StringArray::from(vec![Some("vc"), Some(""), Some("x   "), Some("ü"), None]));
+    same(
+        "bp",
+        &StringArray::from(vec![
+            Some("ab   "),
+            Some("     "),
+            Some("abcde"),
+            Some("  x  "),
+            None,
+        ]),
+    );
+    same(
+        "vc",
+        &StringArray::from(vec![Some("vc"), Some(""), Some("x   "), Some("ü"), None]),
+    );
     same(
         "jb",
         &StringArray::from(vec![
@@ -681,7 +950,16 @@ fn postgresql_stream_decodes_to_the_expected_values() {
             None,
         ]),
     );
-    same("d", &Date32Array::from(vec![Some(19_782), Some(-2_440_588), Some(i32::MAX), Some(-719_162), None]));
+    same(
+        "d",
+        &Date32Array::from(vec![
+            Some(19_782),
+            Some(-2_440_588),
+            Some(i32::MAX),
+            Some(-719_162),
+            None,
+        ]),
+    );
     same(
         "ts",
         &TimestampMicrosecondArray::from(vec![
@@ -705,7 +983,13 @@ fn postgresql_stream_decodes_to_the_expected_values() {
     );
     same(
         "tm",
-        &Time64MicrosecondArray::from(vec![Some(86_399_999_999), Some(0), Some(86_400_000_000), Some(43_200_500_000), None]),
+        &Time64MicrosecondArray::from(vec![
+            Some(86_399_999_999),
+            Some(0),
+            Some(86_400_000_000),
+            Some(43_200_500_000),
+            None,
+        ]),
     );
     same(
         "iv",
@@ -717,7 +1001,9 @@ fn postgresql_stream_decodes_to_the_expected_values() {
             None,
         ]),
     );
-    let a0 = uuid::Uuid::parse_str("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11").unwrap().into_bytes();
+    let a0 = uuid::Uuid::parse_str("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+        .unwrap()
+        .into_bytes();
     same(
         "u",
         &FixedSizeBinaryArray::try_from_sparse_iter_with_size(
@@ -807,7 +1093,10 @@ fn every_truncation_is_an_error() {
     let bytes = fixture();
     for len in 0..bytes.len() {
         let e = decode_fixture(&bytes[..len], 1 + len % 17).unwrap_err();
-        assert!(e.message.contains("ended") || e.message.contains("empty"), "{len}: {e}");
+        assert!(
+            e.message.contains("ended") || e.message.contains("empty"),
+            "{len}: {e}"
+        );
     }
     let e = decode_fixture(&bytes[..bytes.len() - 2], 4096).unwrap_err();
     assert!(e.message.contains("without its trailer"), "{e}");
@@ -819,7 +1108,12 @@ fn bad_headers_are_errors() {
     let bytes = fixture();
     let mut bad = bytes.clone();
     bad[0] = b'p';
-    assert!(decode_fixture(&bad, 1).unwrap_err().message.contains("signature"));
+    assert!(
+        decode_fixture(&bad, 1)
+            .unwrap_err()
+            .message
+            .contains("signature")
+    );
     // Detected before the whole signature arrives.
     let (wires, schema) = fixture_layout();
     let mut dec = CopyDecoder::new(columns(&wires, &schema), schema).unwrap();
@@ -828,10 +1122,20 @@ fn bad_headers_are_errors() {
     assert!(dec.take_batch().is_err());
     let mut oids = bytes.clone();
     oids[12] = 1; // flag bit 16
-    assert!(decode_fixture(&oids, 64).unwrap_err().message.contains("OIDs"));
+    assert!(
+        decode_fixture(&oids, 64)
+            .unwrap_err()
+            .message
+            .contains("OIDs")
+    );
     let mut critical = bytes.clone();
     critical[11] = 0x80;
-    assert!(decode_fixture(&critical, 64).unwrap_err().message.contains("critical"));
+    assert!(
+        decode_fixture(&critical, 64)
+            .unwrap_err()
+            .message
+            .contains("critical")
+    );
     let mut ext = bytes.clone();
     ext[15..19].copy_from_slice(&(-5i32).to_be_bytes());
     assert!(decode_fixture(&ext, 64).is_err());
@@ -840,7 +1144,10 @@ fn bad_headers_are_errors() {
     with_ext.extend_from_slice(&3i32.to_be_bytes());
     with_ext.extend_from_slice(b"abc");
     with_ext.extend_from_slice(&bytes[19..]);
-    assert_eq!(decode_fixture(&with_ext, 2).unwrap(), decode_fixture(&bytes, 999).unwrap());
+    assert_eq!(
+        decode_fixture(&with_ext, 2).unwrap(),
+        decode_fixture(&bytes, 999).unwrap()
+    );
 }
 
 #[test]
@@ -877,8 +1184,18 @@ fn wrong_field_count_and_trailing_garbage_are_errors() {
     assert!(e.message.contains("24 fields where 25"), "{e}");
     let mut extra = bytes.clone();
     extra.push(0);
-    assert!(decode_fixture(&extra, 64).unwrap_err().message.contains("trailer"));
-    assert!(decode_fixture(&extra, 1).unwrap_err().message.contains("trailer"));
+    assert!(
+        decode_fixture(&extra, 64)
+            .unwrap_err()
+            .message
+            .contains("trailer")
+    );
+    assert!(
+        decode_fixture(&extra, 1)
+            .unwrap_err()
+            .message
+            .contains("trailer")
+    );
 }
 
 #[test]
@@ -900,28 +1217,81 @@ fn values_that_break_their_format_are_errors() {
     };
     let hex = |h: &str| hex::decode(h).unwrap();
     assert!(one(Wire::Int4, DataType::Int32, &[0, 0, 1]).is_err());
-    assert!(one(Wire::Text, DataType::Utf8, &[0xff, 0xfe]).unwrap_err().message.contains("UTF-8"));
+    assert!(
+        one(Wire::Text, DataType::Utf8, &[0xff, 0xfe])
+            .unwrap_err()
+            .message
+            .contains("UTF-8")
+    );
     assert!(one(Wire::Jsonb, DataType::Utf8, b"\x02{}").is_err());
     assert!(one(Wire::Jsonb, DataType::Utf8, b"").is_err());
     assert!(one(Wire::Uuid, DataType::FixedSizeBinary(16), &[0; 15]).is_err());
     assert!(one(Wire::Numeric, DataType::Utf8, &hex("0001000000000000270f")).is_ok());
-    assert!(one(Wire::Numeric, DataType::Utf8, &hex("00010000000000002710")).is_err(), "digit 10000");
-    assert!(one(Wire::Numeric, DataType::Utf8, &hex("0002000000000000")).is_err(), "missing digits");
-    assert!(one(Wire::Numeric, DataType::Utf8, &hex("0000000012340000")).is_err(), "bad sign");
-    assert!(one(Wire::Numeric, DataType::Utf8, &hex("0001ffff000000000001")).is_err(), "digits beyond dscale");
+    assert!(
+        one(Wire::Numeric, DataType::Utf8, &hex("00010000000000002710")).is_err(),
+        "digit 10000"
+    );
+    assert!(
+        one(Wire::Numeric, DataType::Utf8, &hex("0002000000000000")).is_err(),
+        "missing digits"
+    );
+    assert!(
+        one(Wire::Numeric, DataType::Utf8, &hex("0000000012340000")).is_err(),
+        "bad sign"
+    );
+    assert!(
+        one(Wire::Numeric, DataType::Utf8, &hex("0001ffff000000000001")).is_err(),
+        "digits beyond dscale"
+    );
     assert!(one(Wire::Numeric, DataType::Utf8, &hex("ffff000000000000")).is_err());
-    let e = one(arr(), int4_list.clone(), &hex("000000020000000000000017000000010000000100000001000000010000000400000007")).unwrap_err();
+    let e = one(
+        arr(),
+        int4_list.clone(),
+        &hex("000000020000000000000017000000010000000100000001000000010000000400000007"),
+    )
+    .unwrap_err();
     assert!(e.message.contains("2-dimensional"), "{e}");
-    let e = one(arr(), int4_list.clone(), &hex("00000001000000000000001700000001000000000000000400000007")).unwrap_err();
+    let e = one(
+        arr(),
+        int4_list.clone(),
+        &hex("00000001000000000000001700000001000000000000000400000007"),
+    )
+    .unwrap_err();
     assert!(e.message.contains("lower bound 0"), "{e}");
-    let e = one(arr(), int4_list.clone(), &hex("0000000100000000000000177fffffff00000001")).unwrap_err();
+    let e = one(
+        arr(),
+        int4_list.clone(),
+        &hex("0000000100000000000000177fffffff00000001"),
+    )
+    .unwrap_err();
     assert!(e.message.contains("truncated"), "{e}");
-    assert!(one(arr(), int4_list.clone(), &hex("00000001000000000000001700000001000000010000000400000007ff")).is_err());
-    assert!(one(arr(), int4_list, &hex("000000010000000000000017000000010000000100000002ffff")).is_err());
+    assert!(
+        one(
+            arr(),
+            int4_list.clone(),
+            &hex("00000001000000000000001700000001000000010000000400000007ff")
+        )
+        .is_err()
+    );
+    assert!(
+        one(
+            arr(),
+            int4_list,
+            &hex("000000010000000000000017000000010000000100000002ffff")
+        )
+        .is_err()
+    );
     // Timestamps that Arrow cannot hold without colliding with the infinity sentinels.
     let ts = DataType::Timestamp(TimeUnit::Microsecond, None);
     assert!(one(Wire::Timestamp, ts.clone(), &(i64::MAX - 1).to_be_bytes()).is_err());
-    assert!(one(Wire::Timestamp, ts, &(i64::MAX - EPOCH_MICROS).to_be_bytes()).is_err());
+    assert!(
+        one(
+            Wire::Timestamp,
+            ts,
+            &(i64::MAX - EPOCH_MICROS).to_be_bytes()
+        )
+        .is_err()
+    );
     // NULL into a NOT NULL field.
     let mut s = Vec::new();
     CopyEncoder::header(&mut s);
@@ -982,17 +1352,33 @@ fn unsupported_pairs_are_refused_up_front() {
 fn throughput() {
     use std::time::Instant;
     const ROWS: usize = 1_000_000;
-    let ids: Int64Array = (0..ROWS).map(|i| i64::try_from(i).unwrap() * 7919).collect();
-    let qty: Int32Array = (0..ROWS).map(|i| i32::try_from(i % 1000).unwrap() - 500).collect();
-    let price = Decimal128Array::from_iter_values((0..ROWS).map(|i| i128::try_from(i).unwrap() * 12_345 % 100_000_000))
-        .with_precision_and_scale(12, 2)
-        .unwrap();
-    let names: StringArray = (0..ROWS).map(|i| Some(format!("customer name {i}"))).collect();
-    let ts = TimestampMicrosecondArray::from_iter_values((0..ROWS).map(|i| 1_700_000_000_000_000 + i64::try_from(i).unwrap() * 1_000_003))
-        .with_timezone("UTC");
-    let flag: BooleanArray = (0..ROWS).map(|i| if i % 10 == 0 { None } else { Some(i % 3 == 0) }).collect();
-    let score: Float64Array = (0..ROWS).map(|i| Some(f64::from(u32::try_from(i).unwrap()) / 3.0)).collect();
-    let day: Date32Array = (0..ROWS).map(|i| Some(i32::try_from(i % 20_000).unwrap())).collect();
+    let ids: Int64Array = (0..ROWS)
+        .map(|i| i64::try_from(i).unwrap() * 7919)
+        .collect();
+    let qty: Int32Array = (0..ROWS)
+        .map(|i| i32::try_from(i % 1000).unwrap() - 500)
+        .collect();
+    let price = Decimal128Array::from_iter_values(
+        (0..ROWS).map(|i| i128::try_from(i).unwrap() * 12_345 % 100_000_000),
+    )
+    .with_precision_and_scale(12, 2)
+    .unwrap();
+    let names: StringArray = (0..ROWS)
+        .map(|i| Some(format!("customer name {i}")))
+        .collect();
+    let ts = TimestampMicrosecondArray::from_iter_values(
+        (0..ROWS).map(|i| 1_700_000_000_000_000 + i64::try_from(i).unwrap() * 1_000_003),
+    )
+    .with_timezone("UTC");
+    let flag: BooleanArray = (0..ROWS)
+        .map(|i| if i % 10 == 0 { None } else { Some(i % 3 == 0) })
+        .collect();
+    let score: Float64Array = (0..ROWS)
+        .map(|i| Some(f64::from(u32::try_from(i).unwrap()) / 3.0))
+        .collect();
+    let day: Date32Array = (0..ROWS)
+        .map(|i| Some(i32::try_from(i % 20_000).unwrap()))
+        .collect();
     let arrays: Vec<ArrayRef> = vec![
         Arc::new(ids),
         Arc::new(qty),
@@ -1031,7 +1417,8 @@ fn throughput() {
         CopyEncoder::header(&mut bytes);
         for off in (0..ROWS).step_by(65_536) {
             let part = batch.slice(off, 65_536.min(ROWS - off));
-            enc.encode(&part, u64::try_from(off).unwrap() + 1, &mut bytes).unwrap();
+            enc.encode(&part, u64::try_from(off).unwrap() + 1, &mut bytes)
+                .unwrap();
         }
         CopyEncoder::trailer(&mut bytes);
         best_enc = best_enc.min(t.elapsed().as_secs_f64());
@@ -1060,4 +1447,124 @@ fn throughput() {
         mb / best_dec,
         best_dec
     );
+}
+
+/// Writes encoder output for a by-hand `\copy … FROM … (FORMAT binary)` check against a real
+/// server (see tests/data/pgcopy/README.md). Run with
+/// `FERRY_PGCOPY_SAMPLES=/tmp/x cargo test --lib pgcopy::tests::write_copy_from_samples -- --ignored`.
+#[test]
+#[ignore = "writes files for a manual check against PostgreSQL"]
+fn write_copy_from_samples() {
+    use arrow::array::{DurationMillisecondArray, Int8Array, Time32SecondArray, UInt8Array};
+    let dir = std::path::PathBuf::from(
+        std::env::var("FERRY_PGCOPY_SAMPLES").expect("FERRY_PGCOPY_SAMPLES"),
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    let (wires, schema) = fixture_layout();
+    let batch = decode_stream(&wires, schema, &fixture(), 4096).unwrap();
+    std::fs::write(dir.join("all_wires.copy"), encode_stream(&wires, &batch)).unwrap();
+
+    let mut tl = ListBuilder::new(StringBuilder::new());
+    tl.append_value([Some("a"), None]);
+    tl.append_value(Vec::<Option<&str>>::new());
+    tl.append_null();
+    let cross: Vec<(Wire, ArrayRef)> = vec![
+        (
+            Wire::Int8,
+            Arc::new(Int32Array::from(vec![Some(-5), None, Some(i32::MAX)])),
+        ),
+        (
+            Wire::Int8,
+            Arc::new(UInt64Array::from(vec![0, 1, i64::MAX.unsigned_abs()])),
+        ),
+        (
+            Wire::Int4,
+            Arc::new(Int64Array::from(vec![1, -1, i64::from(i32::MIN)])),
+        ),
+        (Wire::Int2, Arc::new(UInt8Array::from(vec![0, 255, 7]))),
+        (Wire::Int2, Arc::new(Int8Array::from(vec![-128, 127, 0]))),
+        (
+            Wire::Numeric,
+            Arc::new(
+                Decimal128Array::from(vec![1500, -1, 0])
+                    .with_precision_and_scale(10, 3)
+                    .unwrap(),
+            ),
+        ),
+        (
+            Wire::Numeric,
+            Arc::new(Int64Array::from(vec![i64::MIN, 0, 10_000])),
+        ),
+        (
+            Wire::Numeric,
+            Arc::new(StringArray::from(vec!["1.5e3", "-Infinity", "+2.50E-1"])),
+        ),
+        (
+            Wire::Numeric,
+            Arc::new(
+                Decimal128Array::from(vec![12300, -5, 0])
+                    .with_precision_and_scale(5, -2)
+                    .unwrap(),
+            ),
+        ),
+        (
+            Wire::Timestamptz,
+            Arc::new(
+                TimestampNanosecondArray::from(vec![1_000, -2_000, 1_719_743_696_123_456_000])
+                    .with_timezone("Europe/Paris"),
+            ),
+        ),
+        (
+            Wire::Uuid,
+            Arc::new(StringArray::from(vec![
+                "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+                "A0EEBC999C0B4EF8BB6D6BB9BD380A11",
+                "00000000-0000-0000-0000-000000000000",
+            ])),
+        ),
+        (
+            Wire::Interval,
+            Arc::new(DurationMillisecondArray::from(vec![1, -86_400_001, 0])),
+        ),
+        (
+            Wire::Float8,
+            Arc::new(Float32Array::from(vec![0.1, f32::NAN, -0.0])),
+        ),
+        (
+            Wire::Time,
+            Arc::new(Time32SecondArray::from(vec![0, 86_399, 86_400])),
+        ),
+        (
+            Wire::Bytea,
+            Arc::new(
+                FixedSizeBinaryArray::try_from_iter(
+                    vec![[0u8, 1, 2], [255, 0, 255], [0, 0, 0]].into_iter(),
+                )
+                .unwrap(),
+            ),
+        ),
+        (
+            Wire::Text,
+            Arc::new(LargeStringArray::from(vec!["large", "", "ü"])),
+        ),
+        (
+            Wire::Array {
+                elem: Box::new(Wire::Text),
+                elem_oid: 25,
+            },
+            Arc::new(tl.finish()),
+        ),
+    ];
+    let fields: Vec<Field> = cross
+        .iter()
+        .enumerate()
+        .map(|(i, (_, a))| Field::new(format!("c{i}"), a.data_type().clone(), true))
+        .collect();
+    let wires: Vec<Wire> = cross.iter().map(|(w, _)| w.clone()).collect();
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        cross.into_iter().map(|(_, a)| a).collect(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("cross.copy"), encode_stream(&wires, &batch)).unwrap();
 }

@@ -255,7 +255,7 @@ impl PgTarget {
                     break;
                 }
             };
-            if let Err(e) = enc.encode(&batch, row, &mut buf) {
+            if let Err(e) = enc.encode(&batch, row + 1, &mut buf) {
                 failure = Some(data_err(e));
                 break;
             }
