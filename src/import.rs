@@ -51,8 +51,10 @@ pub struct ImportPlan {
     pub dry_run: bool,
     /// Load a bundle older (by sequence) than one already imported from its source.
     pub allow_replay: bool,
-    /// PostgreSQL schema to load into (default `public`).
+    /// PostgreSQL schema to load into (default: each table's own schema).
     pub target_schema: Option<String>,
+    /// Load columns that travel as text (types with no portable form) into another engine as text.
+    pub as_text: bool,
     pub batch_rows: usize,
 }
 
@@ -70,6 +72,7 @@ impl ImportPlan {
             dry_run: false,
             allow_replay: false,
             target_schema: None,
+            as_text: false,
             batch_rows: 65_536,
         }
     }
@@ -193,6 +196,24 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
         return Ok(report);
     }
 
+    // Pre-flight: a column carried as its source type's text form only loads into the same
+    // engine, unless the operator asks for text (`--as-text`).
+    let same_engine = checked.catalog.source.engine == target.engine();
+    if !same_engine && !plan.as_text {
+        let refused: Vec<String> = selected
+            .iter()
+            .flat_map(|t| t.table.columns.iter().filter(|c| c.as_text).map(move |c| format!("{}.{} ({})", t.table.qualified(), c.name, c.source_type)))
+            .collect();
+        if !refused.is_empty() {
+            return Err(Error::Data(format!(
+                "these {} columns have no portable type and cannot go into {}: {}; load them as text with --as-text, \
+                 or leave their tables out with --exclude",
+                checked.catalog.source.engine,
+                target.engine(),
+                refused.join(", ")
+            )));
+        }
+    }
     // Pre-flight: every target name distinct, and in create mode no foreign rows in the way.
     let mut seen_names = HashSet::new();
     for t in &selected {
@@ -242,7 +263,6 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     let total_parts = checked.bundle.manifest.parts.len();
     let mut committed = ledger.parts.len();
     report.errors.parts_total = wanted_parts.len() as u64;
-    let same_engine = checked.catalog.source.engine == target.engine();
     for t in selected {
         let name = plan.target_name(t);
         let t_start = Instant::now();

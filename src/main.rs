@@ -128,7 +128,7 @@ enum Command {
         /// Load table SRC into table DST (repeatable), as `SRC=DST`.
         #[arg(long, value_name = "SRC=DST")]
         rename: Vec<String>,
-        /// Target schema (PostgreSQL targets).
+        /// PostgreSQL schema to load every table into (default: each table's own schema, else public).
         #[arg(long)]
         target_schema: Option<String>,
         /// Files in the bundle that the manifest does not list are an error, not a warning.
@@ -140,6 +140,9 @@ enum Command {
         /// Load a bundle even if a newer one (higher sequence) from the same source was imported already.
         #[arg(long)]
         allow_replay: bool,
+        /// Into another engine, load columns of types with no portable form (inet, tsvector, …) as text.
+        #[arg(long)]
+        as_text: bool,
     },
     /// Check a bundle: without a key sizes and SHA-256 of every file; with a key also decrypt and decode every part.
     Verify {
@@ -271,6 +274,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             strict,
             dry_run,
             allow_replay,
+            as_text,
         } => {
             if target_schema.is_some() && !target.starts_with("postgres") {
                 return Err(Error::Usage(
@@ -291,6 +295,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             plan.dry_run = dry_run;
             plan.allow_replay = allow_replay;
             plan.target_schema = target_schema;
+            plan.as_text = as_text;
             let mut r = ferry::import::import(&plan, &progress)?;
             r.warnings.extend(warnings);
             Ok(r)

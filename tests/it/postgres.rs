@@ -210,3 +210,27 @@ fn postgres_to_sqlite_to_postgres_keeps_portable_values() {
     assert_eq!(psql(&src.url, q), psql(&dst.url, q));
     ferry().args(["compare", &src.url, &dst.url]).assert().success();
 }
+
+#[test]
+fn a_type_without_portable_form_is_refused_cross_engine_by_name_unless_as_text() {
+    let Some(src) = TempDb::new("astext") else { return };
+    psql(&src.url, "CREATE TABLE hosts (id int PRIMARY KEY, addr inet, tags tsvector); INSERT INTO hosts VALUES (1, '10.1.2.3/16', 'a b'), (2, NULL, NULL);");
+    let fx = fixture();
+    let b = fx.path("b");
+    ferry().args(["export", &src.url, b.to_str().unwrap()]).args(key_args(&fx)).assert().success();
+    let lite = fx.path("hosts.db");
+    let lite_url = format!("sqlite://{}", lite.display());
+    ferry()
+        .args(["import", b.to_str().unwrap(), &lite_url])
+        .args(key_args(&fx))
+        .assert()
+        .code(65)
+        .stderr(predicates::str::contains("public.hosts.addr (inet)").and(predicates::str::contains("--as-text")));
+    assert_eq!(crate::common::user_tables(&lite), Vec::<String>::new());
+    ferry().args(["import", b.to_str().unwrap(), &lite_url, "--as-text"]).args(key_args(&fx)).assert().success();
+    let c = rusqlite::Connection::open(&lite).unwrap();
+    let addr: String = c.query_row("SELECT addr FROM hosts WHERE id = 1", [], |r| r.get(0)).unwrap();
+    assert_eq!(addr, "10.1.2.3/16");
+}
+
+use predicates::prelude::PredicateBooleanExt;
