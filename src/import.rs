@@ -137,17 +137,20 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     // Replay: an older bundle from the same source is refused unless asked for.
     let seq = bundle.manifest.sequence;
     if let Some((last, last_bundle)) = target.last_sequence(&bundle.manifest.source_id)?
-        && seq < last && last_bundle != id && !plan.allow_replay {
-            return Err(Error::invalid(
-                &plan.bundle_url,
-                "manifest.json",
-                format!(
-                    "bundle sequence {seq} < last imported {last} from source {} (bundle {last_bundle}): an older \
+        && seq < last
+        && last_bundle != id
+        && !plan.allow_replay
+    {
+        return Err(Error::invalid(
+            &plan.bundle_url,
+            "manifest.json",
+            format!(
+                "bundle sequence {seq} < last imported {last} from source {} (bundle {last_bundle}): an older \
                      bundle replayed, or a rollback? Pass --allow-replay to load it anyway",
-                    bundle.manifest.source_id
-                ),
-            ));
-        }
+                bundle.manifest.source_id
+            ),
+        ));
+    }
     // 8: the full pass.
     let total_bytes: u64 = bundle.manifest.files().map(|f| f.size).sum();
     let bar = progress.bar("verifying", Some(total_bytes), true);
@@ -200,10 +203,15 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     // engine, unless the operator asks for text (`--as-text`).
     let same_engine = checked.catalog.source.engine == target.engine();
     if !same_engine && !plan.as_text {
-        let refused: Vec<String> = selected
-            .iter()
-            .flat_map(|t| t.table.columns.iter().filter(|c| c.as_text).map(move |c| format!("{}.{} ({})", t.table.qualified(), c.name, c.source_type)))
-            .collect();
+        let refused: Vec<String> =
+            selected
+                .iter()
+                .flat_map(|t| {
+                    t.table.columns.iter().filter(|c| c.as_text).map(move |c| {
+                        format!("{}.{} ({})", t.table.qualified(), c.name, c.source_type)
+                    })
+                })
+                .collect();
         if !refused.is_empty() {
             return Err(Error::Data(format!(
                 "these {} columns have no portable type and cannot go into {}: {}; load them as text with --as-text, \
@@ -213,6 +221,30 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
                 refused.join(", ")
             )));
         }
+    }
+    let unloadable: Vec<String> = selected
+        .iter()
+        .flat_map(|t| {
+            let target = &target;
+            t.table.columns.iter().filter_map(move |c| {
+                target.refuses(&c.ty).map(|why| {
+                    format!(
+                        "{}.{} ({} from {}): {why}",
+                        t.table.qualified(),
+                        c.name,
+                        c.ty.describe(),
+                        c.source_type
+                    )
+                })
+            })
+        })
+        .collect();
+    if !unloadable.is_empty() {
+        return Err(Error::Data(format!(
+            "{} cannot take these columns: {}; leave their tables out with --exclude",
+            target.engine(),
+            unloadable.join("; ")
+        )));
     }
     // Pre-flight: every target name distinct, and in create mode no foreign rows in the way.
     let mut seen_names = HashSet::new();
@@ -224,15 +256,17 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
             )));
         }
         let resuming = t.parts.iter().any(|p| done.contains(p.path.as_str()));
-        if plan.mode == Mode::Create && !resuming
+        if plan.mode == Mode::Create
+            && !resuming
             && let Some(n) = target.table_rows(&name, &t.table)?
-                && n > 0 {
-                    return Err(Error::Data(format!(
-                        "table {name} already exists in {} and holds {n} rows; --mode create loads only into new or empty \
+            && n > 0
+        {
+            return Err(Error::Data(format!(
+                "table {name} already exists in {} and holds {n} rows; --mode create loads only into new or empty \
                          tables (use --mode append to add rows, or --rename {}=NEW)",
-                        plan.target_url, t.table.name
-                    )));
-                }
+                plan.target_url, t.table.name
+            )));
+        }
     }
     if plan.dry_run {
         for t in &selected {

@@ -6,10 +6,12 @@ use std::io::{Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{Array, ArrayRef, AsArray, Int32Array, Int64Array, IntervalMonthDayNanoArray, StructArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray, Int32Array, Int64Array, IntervalMonthDayNanoArray, StructArray,
+};
 use arrow::datatypes::{
-    DataType, Field, Fields, Int32Type, Int64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit, Schema,
-    SchemaRef,
+    DataType, Field, Fields, Int32Type, Int64Type, IntervalMonthDayNano, IntervalMonthDayNanoType,
+    IntervalUnit, Schema, SchemaRef,
 };
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
@@ -55,7 +57,11 @@ fn interval_struct_fields() -> Fields {
 
 /// The schema a part is written with: the canonical schema with intervals as structs.
 pub fn storage_schema(schema: &SchemaRef) -> SchemaRef {
-    if !schema.fields().iter().any(|f| matches!(f.data_type(), DataType::Interval(_))) {
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Interval(_)))
+    {
         return schema.clone();
     }
     let fields: Vec<Field> = schema
@@ -64,8 +70,16 @@ pub fn storage_schema(schema: &SchemaRef) -> SchemaRef {
         .map(|f| match f.data_type() {
             DataType::Interval(IntervalUnit::MonthDayNano) => {
                 let mut meta = f.metadata().clone();
-                meta.insert(crate::types::META_LOGICAL.to_string(), INTERVAL_MARK.to_string());
-                Field::new(f.name(), DataType::Struct(interval_struct_fields()), f.is_nullable()).with_metadata(meta)
+                meta.insert(
+                    crate::types::META_LOGICAL.to_string(),
+                    INTERVAL_MARK.to_string(),
+                );
+                Field::new(
+                    f.name(),
+                    DataType::Struct(interval_struct_fields()),
+                    f.is_nullable(),
+                )
+                .with_metadata(meta)
             }
             _ => f.as_ref().clone(),
         })
@@ -86,19 +100,29 @@ fn to_storage(batch: &RecordBatch, storage: &SchemaRef) -> Result<RecordBatch> {
                 let months = Int32Array::from_iter_values(x.values().iter().map(|v| v.months));
                 let days = Int32Array::from_iter_values(x.values().iter().map(|v| v.days));
                 let nanos = Int64Array::from_iter_values(x.values().iter().map(|v| v.nanoseconds));
-                let children: Vec<ArrayRef> = vec![Arc::new(months), Arc::new(days), Arc::new(nanos)];
-                Arc::new(StructArray::new(interval_struct_fields(), children, x.nulls().cloned())) as ArrayRef
+                let children: Vec<ArrayRef> =
+                    vec![Arc::new(months), Arc::new(days), Arc::new(nanos)];
+                Arc::new(StructArray::new(
+                    interval_struct_fields(),
+                    children,
+                    x.nulls().cloned(),
+                )) as ArrayRef
             }
             _ => c.clone(),
         })
         .collect();
-    RecordBatch::try_new(storage.clone(), cols).map_err(|e| Error::Other(format!("preparing a part: {e}")))
+    RecordBatch::try_new(storage.clone(), cols)
+        .map_err(|e| Error::Other(format!("preparing a part: {e}")))
 }
 
 /// Restores canonical types in a batch read from a part.
 pub fn from_storage(batch: RecordBatch) -> Result<RecordBatch> {
     let schema = batch.schema();
-    let marked = |f: &Field| f.metadata().get(crate::types::META_LOGICAL).is_some_and(|v| v == INTERVAL_MARK);
+    let marked = |f: &Field| {
+        f.metadata()
+            .get(crate::types::META_LOGICAL)
+            .is_some_and(|v| v == INTERVAL_MARK)
+    };
     if !schema.fields().iter().any(|f| marked(f)) {
         return Ok(batch);
     }
@@ -106,29 +130,48 @@ pub fn from_storage(batch: RecordBatch) -> Result<RecordBatch> {
     let mut cols: Vec<ArrayRef> = Vec::new();
     for (f, c) in schema.fields().iter().zip(batch.columns()) {
         if marked(f) {
-            let s = c.as_struct_opt().ok_or_else(|| Error::Data(format!("column {}: interval part is not a struct", f.name())))?;
+            let s = c.as_struct_opt().ok_or_else(|| {
+                Error::Data(format!(
+                    "column {}: interval part is not a struct",
+                    f.name()
+                ))
+            })?;
             let (m, d, n) = (
                 s.column(0).as_primitive_opt::<Int32Type>(),
                 s.column(1).as_primitive_opt::<Int32Type>(),
                 s.column(2).as_primitive_opt::<Int64Type>(),
             );
             let (Some(m), Some(d), Some(n)) = (m, d, n) else {
-                return Err(Error::Data(format!("column {}: malformed interval struct", f.name())));
+                return Err(Error::Data(format!(
+                    "column {}: malformed interval struct",
+                    f.name()
+                )));
             };
-            let values: Vec<IntervalMonthDayNano> =
-                (0..s.len()).map(|i| IntervalMonthDayNano::new(m.value(i), d.value(i), n.value(i))).collect();
+            let values: Vec<IntervalMonthDayNano> = (0..s.len())
+                .map(|i| IntervalMonthDayNano::new(m.value(i), d.value(i), n.value(i)))
+                .collect();
             let arr = IntervalMonthDayNanoArray::new(values.into(), s.nulls().cloned());
             let mut meta = f.metadata().clone();
             meta.remove(crate::types::META_LOGICAL);
-            fields.push(Field::new(f.name(), DataType::Interval(IntervalUnit::MonthDayNano), f.is_nullable()).with_metadata(meta));
+            fields.push(
+                Field::new(
+                    f.name(),
+                    DataType::Interval(IntervalUnit::MonthDayNano),
+                    f.is_nullable(),
+                )
+                .with_metadata(meta),
+            );
             cols.push(Arc::new(arr));
         } else {
             fields.push(f.as_ref().clone());
             cols.push(c.clone());
         }
     }
-    RecordBatch::try_new(Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())), cols)
-        .map_err(|e| Error::Data(format!("restoring intervals: {e}")))
+    RecordBatch::try_new(
+        Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone())),
+        cols,
+    )
+    .map_err(|e| Error::Data(format!("restoring intervals: {e}")))
 }
 
 /// The key and context a file is sealed with.
@@ -391,9 +434,10 @@ impl PartReader {
             out.extend_from_slice(&plain);
             off += len;
             if let Ok(mut seen) = self.seen.lock()
-                && let Some(s) = usize::try_from(i).ok().and_then(|i| seen.get_mut(i)) {
-                    *s = true;
-                }
+                && let Some(s) = usize::try_from(i).ok().and_then(|i| seen.get_mut(i))
+            {
+                *s = true;
+            }
         }
         Ok(out)
     }

@@ -211,9 +211,10 @@ impl Manifest {
         }
         for (i, s) in self.encryption.key_slots.iter().enumerate() {
             if let KeySlot::Passphrase { kdf, .. } = s
-                && let Err(e) = check_kdf(kdf) {
-                    bad(format!("encryption.key_slots[{i}].kdf: {e}"));
-                }
+                && let Err(e) = check_kdf(kdf)
+            {
+                bad(format!("encryption.key_slots[{i}].kdf: {e}"));
+            }
         }
         let mut ids = HashSet::new();
         for (i, s) in self.encryption.key_slots.iter().enumerate() {

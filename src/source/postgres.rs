@@ -34,10 +34,21 @@ pub fn qualified(schema: Option<&str>, name: &str) -> String {
 /// A database error, as temporary (exit 75) when the connection itself failed.
 pub fn pg_err(what: &str, e: sqlx::Error) -> Error {
     match &e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
-            Error::Temporary(format!("{what}: connection to PostgreSQL lost ({e}); safe to re-run"))
-        }
-        sqlx::Error::Database(d) if d.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08") || c == "40001" || c == "40P01" || c == "55P03") => {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => Error::Temporary(format!(
+            "{what}: connection to PostgreSQL lost ({e}); safe to re-run"
+        )),
+        sqlx::Error::Database(d)
+            if d.code().is_some_and(|c| {
+                c.starts_with("57P")
+                    || c.starts_with("08")
+                    || c == "40001"
+                    || c == "40P01"
+                    || c == "55P03"
+            }) =>
+        {
             Error::Temporary(format!("{what}: {e} (temporary; safe to re-run)"))
         }
         _ => Error::Database(format!("{what}: {e}")),
@@ -46,12 +57,14 @@ pub fn pg_err(what: &str, e: sqlx::Error) -> Error {
 
 /// Connects, mapping an unreachable server to a temporary failure.
 pub fn connect(url: &str) -> Result<PgConnection> {
-    runtime().block_on(PgConnection::connect(url)).map_err(|e| match e {
-        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-            Error::Temporary(format!("cannot reach PostgreSQL at {}: {e}", redact(url)))
-        }
-        other => Error::Database(format!("cannot connect to {}: {other}", redact(url))),
-    })
+    runtime()
+        .block_on(PgConnection::connect(url))
+        .map_err(|e| match e {
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                Error::Temporary(format!("cannot reach PostgreSQL at {}: {e}", redact(url)))
+            }
+            other => Error::Database(format!("cannot connect to {}: {other}", redact(url))),
+        })
 }
 
 /// The URL without its password, for messages and the catalog.
@@ -121,8 +134,14 @@ fn numeric_type(typmod: i32) -> ColumnType {
     let p = (t >> 16) & 0xffff;
     let s = ((t & 0x7ff) ^ 1024) - 1024;
     match (u8::try_from(p), i8::try_from(s)) {
-        (Ok(p), Ok(s)) if p <= 38 && s >= 0 => ColumnType::Decimal128 { precision: p, scale: s },
-        (Ok(p), Ok(s)) if p <= 76 && s >= 0 => ColumnType::Decimal256 { precision: p, scale: s },
+        (Ok(p), Ok(s)) if p <= 38 && s >= 0 => ColumnType::Decimal128 {
+            precision: p,
+            scale: s,
+        },
+        (Ok(p), Ok(s)) if p <= 76 && s >= 0 => ColumnType::Decimal256 {
+            precision: p,
+            scale: s,
+        },
         _ => ColumnType::NumericText,
     }
 }
@@ -133,8 +152,13 @@ pub fn map_column(c: &PgColumn) -> (Wire, ColumnType, bool) {
     if let Some((ename, etype, eoid)) = &c.elem {
         if let Some((w, t)) = base_wire(ename, etype, c.typmod) {
             return (
-                Wire::Array { elem: Box::new(w), elem_oid: *eoid },
-                ColumnType::List { element: Box::new(t) },
+                Wire::Array {
+                    elem: Box::new(w),
+                    elem_oid: *eoid,
+                },
+                ColumnType::List {
+                    element: Box::new(t),
+                },
                 false,
             );
         }
@@ -169,12 +193,18 @@ pub fn columns_of(conn: &mut PgConnection, oid: u32) -> Result<Vec<PgColumn>> {
         .map_err(|e| pg_err("reading columns", e))?;
     rows.iter()
         .map(|r| {
-            let elem_name: Option<String> = r.try_get(7).map_err(|e| pg_err("reading columns", e))?;
+            let elem_name: Option<String> =
+                r.try_get(7).map_err(|e| pg_err("reading columns", e))?;
             let elem = match elem_name {
                 Some(n) => Some((
                     n,
-                    r.try_get::<String, _>(8).map_err(|e| pg_err("reading columns", e))?,
-                    u32::try_from(r.try_get::<i64, _>(9).map_err(|e| pg_err("reading columns", e))?).unwrap_or(0),
+                    r.try_get::<String, _>(8)
+                        .map_err(|e| pg_err("reading columns", e))?,
+                    u32::try_from(
+                        r.try_get::<i64, _>(9)
+                            .map_err(|e| pg_err("reading columns", e))?,
+                    )
+                    .unwrap_or(0),
                 )),
                 None => None,
             };
@@ -200,7 +230,9 @@ static CONSTANT_DEFAULT: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 pub fn constant_default(d: &str) -> Option<String> {
-    CONSTANT_DEFAULT.is_match(d.trim()).then(|| d.trim().to_string())
+    CONSTANT_DEFAULT
+        .is_match(d.trim())
+        .then(|| d.trim().to_string())
 }
 
 pub struct PgSource {
@@ -216,7 +248,12 @@ impl PgSource {
         let database: String = runtime()
             .block_on(sqlx::query_scalar("SELECT current_database()::text").fetch_one(&mut conn))
             .map_err(|e| pg_err("current_database", e))?;
-        Ok(PgSource { conn, url: url.to_string(), database, snapshot: None })
+        Ok(PgSource {
+            conn,
+            url: url.to_string(),
+            database,
+            snapshot: None,
+        })
     }
 
     fn exec(&mut self, sql: &str) -> Result<()> {
@@ -239,13 +276,19 @@ impl PgSource {
                 .fetch_all(&mut self.conn),
             )
             .map_err(|e| pg_err("reading enum labels", e))?;
-        Ok(EnumType { schema: schema.to_string(), name: name.to_string(), labels })
+        Ok(EnumType {
+            schema: schema.to_string(),
+            name: name.to_string(),
+            labels,
+        })
     }
 
     fn table_def(&mut self, oid: u32, schema: &str, name: &str) -> Result<TableDef> {
         let cols = columns_of(&mut self.conn, oid)?;
         if cols.is_empty() {
-            return Err(Error::Data(format!("table {schema}.{name} has no columns: ferry does not export zero-column tables")));
+            return Err(Error::Data(format!(
+                "table {schema}.{name} has no columns: ferry does not export zero-column tables"
+            )));
         }
         let mut columns = Vec::new();
         for c in &cols {
@@ -253,7 +296,11 @@ impl PgSource {
             let enum_type = if c.typtype == "e" {
                 Some(self.enum_type(&c.type_schema, &c.typname)?)
             } else if let (Some((en, et, _)), Some(es)) = (&c.elem, &c.elem_schema) {
-                if et == "e" { Some(self.enum_type(es, en)?) } else { None }
+                if et == "e" {
+                    Some(self.enum_type(es, en)?)
+                } else {
+                    None
+                }
             } else {
                 None
             };
@@ -303,7 +350,8 @@ impl PgSource {
             if expr.unwrap_or(false) {
                 continue; // expression or partial index: not carried yet
             }
-            let cols: Option<Vec<String>> = r.try_get(2).map_err(|e| pg_err("reading indexes", e))?;
+            let cols: Option<Vec<String>> =
+                r.try_get(2).map_err(|e| pg_err("reading indexes", e))?;
             indexes.push(Index {
                 name: r.try_get(0).map_err(|e| pg_err("reading indexes", e))?,
                 unique: r.try_get(1).map_err(|e| pg_err("reading indexes", e))?,
@@ -329,14 +377,34 @@ impl PgSource {
         let mut foreign_keys = Vec::new();
         for r in fk_rows {
             foreign_keys.push(ForeignKey {
-                name: r.try_get(0).map_err(|e| pg_err("reading foreign keys", e))?,
-                ref_schema: Some(r.try_get(1).map_err(|e| pg_err("reading foreign keys", e))?),
-                ref_table: r.try_get(2).map_err(|e| pg_err("reading foreign keys", e))?,
-                columns: r.try_get::<Option<Vec<String>>, _>(3).map_err(|e| pg_err("reading foreign keys", e))?.unwrap_or_default(),
-                ref_columns: r.try_get::<Option<Vec<String>>, _>(4).map_err(|e| pg_err("reading foreign keys", e))?.unwrap_or_default(),
+                name: r
+                    .try_get(0)
+                    .map_err(|e| pg_err("reading foreign keys", e))?,
+                ref_schema: Some(
+                    r.try_get(1)
+                        .map_err(|e| pg_err("reading foreign keys", e))?,
+                ),
+                ref_table: r
+                    .try_get(2)
+                    .map_err(|e| pg_err("reading foreign keys", e))?,
+                columns: r
+                    .try_get::<Option<Vec<String>>, _>(3)
+                    .map_err(|e| pg_err("reading foreign keys", e))?
+                    .unwrap_or_default(),
+                ref_columns: r
+                    .try_get::<Option<Vec<String>>, _>(4)
+                    .map_err(|e| pg_err("reading foreign keys", e))?
+                    .unwrap_or_default(),
             });
         }
-        Ok(TableDef { schema: Some(schema.to_string()), name: name.to_string(), columns, primary_key: pk, indexes, foreign_keys })
+        Ok(TableDef {
+            schema: Some(schema.to_string()),
+            name: name.to_string(),
+            columns,
+            primary_key: pk,
+            indexes,
+            foreign_keys,
+        })
     }
 
     /// The SELECT list: text-carried columns cast to their text form.
@@ -344,7 +412,13 @@ impl PgSource {
         table
             .columns
             .iter()
-            .map(|c| if c.as_text { format!("{}::text", quote(&c.name)) } else { quote(&c.name) })
+            .map(|c| {
+                if c.as_text {
+                    format!("{}::text", quote(&c.name))
+                } else {
+                    quote(&c.name)
+                }
+            })
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -370,7 +444,11 @@ impl PgSource {
     fn oid_of(&mut self, table: &TableDef) -> Result<u32> {
         let q = qualified(table.schema.as_deref(), &table.name);
         let oid: i64 = runtime()
-            .block_on(sqlx::query_scalar("SELECT $1::regclass::oid::int8").bind(&q).fetch_one(&mut self.conn))
+            .block_on(
+                sqlx::query_scalar("SELECT $1::regclass::oid::int8")
+                    .bind(&q)
+                    .fetch_one(&mut self.conn),
+            )
             .map_err(|e| pg_err(&format!("looking up {q}"), e))?;
         u32::try_from(oid).map_err(|_| Error::Database(format!("odd OID for {q}")))
     }
@@ -378,12 +456,19 @@ impl PgSource {
 
 impl Source for PgSource {
     fn info(&self) -> SourceInfo {
-        SourceInfo { engine: "postgres".into(), database: self.database.clone(), snapshot: self.snapshot.clone() }
+        SourceInfo {
+            engine: "postgres".into(),
+            database: self.database.clone(),
+            snapshot: self.snapshot.clone(),
+        }
     }
 
     fn source_id(&self) -> String {
         let u = url::Url::parse(&self.url).ok();
-        let host = u.as_ref().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
+        let host = u
+            .as_ref()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default();
         let port = u.as_ref().and_then(url::Url::port).unwrap_or(5432);
         let h = Sha256::digest(format!("{host}:{port}/{}", self.database).as_bytes());
         format!("postgres-{}", &hex::encode(h)[..16])
@@ -432,9 +517,13 @@ impl Source for PgSource {
         if self.snapshot.is_none() {
             self.exec("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
             let snap: String = runtime()
-                .block_on(sqlx::query_scalar("SELECT pg_export_snapshot()").fetch_one(&mut self.conn))
+                .block_on(
+                    sqlx::query_scalar("SELECT pg_export_snapshot()").fetch_one(&mut self.conn),
+                )
                 .map_err(|e| pg_err("pg_export_snapshot", e))?;
-            self.snapshot = Some(format!("repeatable read, read only; exported snapshot {snap}"));
+            self.snapshot = Some(format!(
+                "repeatable read, read only; exported snapshot {snap}"
+            ));
         }
         Ok(())
     }
@@ -443,7 +532,11 @@ impl Source for PgSource {
         // The planner's estimate: progress only, never a full scan.
         let q = qualified(table.schema.as_deref(), &table.name);
         let n: f32 = runtime()
-            .block_on(sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = $1::regclass").bind(&q).fetch_one(&mut self.conn))
+            .block_on(
+                sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = $1::regclass")
+                    .bind(&q)
+                    .fetch_one(&mut self.conn),
+            )
             .map_err(|e| pg_err("estimating rows", e))?;
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         Ok((n >= 0.0).then_some(n as u64))
@@ -465,20 +558,27 @@ impl Source for PgSource {
             filter.map(|f| format!(" WHERE ({f})")).unwrap_or_default()
         );
         let data_err = |e: crate::pgcopy::CodecError| {
-            let col = e.column.and_then(|i| table.columns.get(i)).map(|c| format!(", column {:?} ({})", c.name, c.source_type)).unwrap_or_default();
+            let col = e
+                .column
+                .and_then(|i| table.columns.get(i))
+                .map(|c| format!(", column {:?} ({})", c.name, c.source_type))
+                .unwrap_or_default();
             Error::Data(format!("table {q}{col}, row {}: {}", e.row, e.message))
         };
         let mut dec = CopyDecoder::new(wires, schema).map_err(data_err)?;
         let rt = runtime();
-        let mut stream = rt.block_on(self.conn.copy_out_raw(&sql)).map_err(|e| pg_err(&format!("COPY {q} TO STDOUT"), e))?;
+        let mut stream = rt
+            .block_on(self.conn.copy_out_raw(&sql))
+            .map_err(|e| pg_err(&format!("COPY {q} TO STDOUT"), e))?;
         // The stream is polled by the runtime; batches go to the sink outside it.
         while let Some(chunk) = rt.block_on(stream.next()) {
             let chunk = chunk.map_err(|e| pg_err(&format!("reading {q}"), e))?;
             dec.feed(&chunk).map_err(data_err)?;
             if (dec.buffered_rows() >= limits.rows || dec.buffered_bytes() >= limits.bytes)
-                && let Some(b) = dec.take_batch().map_err(data_err)? {
-                    sink(b)?;
-                }
+                && let Some(b) = dec.take_batch().map_err(data_err)?
+            {
+                sink(b)?;
+            }
         }
         drop(stream);
         dec.finish().map_err(data_err)?;

@@ -208,12 +208,14 @@ pub fn map_declared_type(decl: &str) -> ColumnType {
     }
     if (base == "DECIMAL" || base == "NUMERIC")
         && let Some((p, s)) = precision_scale(&u)
-            && (1..=38).contains(&p) && s <= p {
-                return ColumnType::Decimal128 {
-                    precision: p,
-                    scale: i8::try_from(s).unwrap_or(0),
-                };
-            }
+        && (1..=38).contains(&p)
+        && s <= p
+    {
+        return ColumnType::Decimal128 {
+            precision: p,
+            scale: i8::try_from(s).unwrap_or(0),
+        };
+    }
     ColumnType::NumericText
 }
 

@@ -6,7 +6,7 @@ pub mod sqlite;
 
 use arrow::record_batch::RecordBatch;
 
-use crate::types::TableDef;
+use crate::types::{ColumnType, TableDef};
 use crate::{Error, Result};
 
 /// The ledger row written in the same transaction as a part's rows.
@@ -46,6 +46,12 @@ pub enum LoadOutcome {
 /// A database that bundles are loaded into.
 pub trait Target: Send {
     fn engine(&self) -> &'static str;
+
+    /// Why a column of this canonical type cannot be loaded here, if it cannot (checked in
+    /// pre-flight, before anything is written).
+    fn refuses(&self, _ty: &ColumnType) -> Option<&'static str> {
+        None
+    }
 
     /// The ledger's record of a bundle (empty when no ledger exists yet).
     fn ledger_state(&mut self, bundle_id: &str) -> Result<LedgerState>;

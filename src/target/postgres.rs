@@ -7,12 +7,14 @@ use std::sync::LazyLock;
 
 use arrow::record_batch::RecordBatch;
 use regex::Regex;
-use sqlx::{AssertSqlSafe, Row};
 use sqlx::postgres::PgConnection;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::{LedgerEntry, LedgerState, LoadOutcome, Target};
 use crate::pgcopy::{CopyEncoder, Wire};
-use crate::source::postgres::{PgColumn, columns_of, connect, map_column, pg_err, qualified, quote};
+use crate::source::postgres::{
+    PgColumn, columns_of, connect, map_column, pg_err, qualified, quote,
+};
 use crate::storage::runtime;
 use crate::types::{ColumnType, TableDef};
 use crate::{Error, Result};
@@ -36,7 +38,8 @@ pub fn pg_type(ty: &ColumnType) -> String {
         ColumnType::UInt64 => "numeric(20,0)".into(),
         ColumnType::Float32 => "real".into(),
         ColumnType::Float64 => "double precision".into(),
-        ColumnType::Decimal128 { precision, scale } | ColumnType::Decimal256 { precision, scale } => {
+        ColumnType::Decimal128 { precision, scale }
+        | ColumnType::Decimal256 { precision, scale } => {
             format!("numeric({precision},{scale})")
         }
         ColumnType::NumericText => "numeric".into(),
@@ -63,7 +66,12 @@ impl PgTarget {
     pub fn open(url: &str, schema: Option<&str>) -> Result<Self> {
         let mut conn = connect(url)?;
         let (in_recovery, read_only): (bool, String) = runtime()
-            .block_on(sqlx::query_as("SELECT pg_is_in_recovery(), current_setting('transaction_read_only')").fetch_one(&mut conn))
+            .block_on(
+                sqlx::query_as(
+                    "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')",
+                )
+                .fetch_one(&mut conn),
+            )
             .map_err(|e| pg_err("checking the target", e))?;
         if in_recovery || read_only == "on" {
             return Err(Error::Database(format!(
@@ -71,11 +79,17 @@ impl PgTarget {
                 crate::source::postgres::redact(url)
             )));
         }
-        Ok(PgTarget { conn, schema_override: schema.map(str::to_string) })
+        Ok(PgTarget {
+            conn,
+            schema_override: schema.map(str::to_string),
+        })
     }
 
     fn exec(&mut self, sql: &str) -> Result<()> {
-        runtime().block_on(sqlx::raw_sql(AssertSqlSafe(sql.to_string())).execute(&mut self.conn)).map(|_| ()).map_err(|e| pg_err(&first_line(sql), e))
+        runtime()
+            .block_on(sqlx::raw_sql(AssertSqlSafe(sql.to_string())).execute(&mut self.conn))
+            .map(|_| ())
+            .map_err(|e| pg_err(&first_line(sql), e))
     }
 
     fn ledger(&self) -> String {
@@ -88,7 +102,10 @@ impl PgTarget {
 
     /// The schema a bundle table goes to: `--target-schema`, else its own, else public.
     fn schema_for<'a>(&'a self, t: &'a TableDef) -> &'a str {
-        self.schema_override.as_deref().or(t.schema.as_deref()).unwrap_or("public")
+        self.schema_override
+            .as_deref()
+            .or(t.schema.as_deref())
+            .unwrap_or("public")
     }
 
     fn table(&self, name: &str, t: &TableDef) -> String {
@@ -120,7 +137,11 @@ impl PgTarget {
 
     fn exists(&mut self, q: &str) -> Result<bool> {
         let r: Option<String> = runtime()
-            .block_on(sqlx::query_scalar("SELECT to_regclass($1)::text").bind(q).fetch_one(&mut self.conn))
+            .block_on(
+                sqlx::query_scalar("SELECT to_regclass($1)::text")
+                    .bind(q)
+                    .fetch_one(&mut self.conn),
+            )
             .map_err(|e| pg_err("looking up a table", e))?;
         Ok(r.is_some())
     }
@@ -141,7 +162,11 @@ impl PgTarget {
                 )
                 .map_err(|er| pg_err("looking up an enum type", er))?;
             if !exists {
-                let labels: Vec<String> = e.labels.iter().map(|l| format!("'{}'", l.replace('\'', "''"))).collect();
+                let labels: Vec<String> = e
+                    .labels
+                    .iter()
+                    .map(|l| format!("'{}'", l.replace('\'', "''")))
+                    .collect();
                 let sql = format!(
                     "CREATE SCHEMA IF NOT EXISTS {}; CREATE TYPE {} AS ENUM ({})",
                     quote(&e.schema),
@@ -166,7 +191,10 @@ impl PgTarget {
         for c in &table.columns {
             let ty = if same_engine {
                 if !FORMAT_TYPE.is_match(&c.source_type) || c.source_type.contains("--") {
-                    return Err(Error::Data(format!("table {name}, column {}: type {:?} is not one ferry will put into DDL", c.name, c.source_type)));
+                    return Err(Error::Data(format!(
+                        "table {name}, column {}: type {:?} is not one ferry will put into DDL",
+                        c.name, c.source_type
+                    )));
                 }
                 c.source_type.clone()
             } else {
@@ -176,18 +204,31 @@ impl PgTarget {
             if !c.nullable {
                 d.push_str(" NOT NULL");
             }
-            if let Some(def) = c.default.as_deref().filter(|_| same_engine).and_then(crate::source::postgres::constant_default) {
+            if let Some(def) = c
+                .default
+                .as_deref()
+                .filter(|_| same_engine)
+                .and_then(crate::source::postgres::constant_default)
+            {
                 d.push_str(&format!(" DEFAULT {def}"));
             }
             defs.push(d);
         }
-        let sql = format!("CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {q} (\n  {}\n)", quote(self.schema_for(table)), defs.join(",\n  "));
+        let sql = format!(
+            "CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {q} (\n  {}\n)",
+            quote(self.schema_for(table)),
+            defs.join(",\n  ")
+        );
         self.exec(&sql)
     }
 
     fn oid(&mut self, q: &str) -> Result<u32> {
         let oid: i64 = runtime()
-            .block_on(sqlx::query_scalar("SELECT $1::regclass::oid::int8").bind(q).fetch_one(&mut self.conn))
+            .block_on(
+                sqlx::query_scalar("SELECT $1::regclass::oid::int8")
+                    .bind(q)
+                    .fetch_one(&mut self.conn),
+            )
             .map_err(|e| pg_err(&format!("looking up {q}"), e))?;
         u32::try_from(oid).map_err(|_| Error::Database(format!("odd OID for {q}")))
     }
@@ -206,43 +247,77 @@ impl PgTarget {
         let mut wires = Vec::new();
         let mut as_text = Vec::new();
         for c in &table.columns {
-            let tc = target_cols.iter().find(|t| t.name == c.name).ok_or_else(|| {
-                Error::Data(format!("table {q} has no column {:?}, which the bundle carries", c.name))
-            })?;
+            let tc = target_cols
+                .iter()
+                .find(|t| t.name == c.name)
+                .ok_or_else(|| {
+                    Error::Data(format!(
+                        "table {q} has no column {:?}, which the bundle carries",
+                        c.name
+                    ))
+                })?;
             let (w, ty, text) = map_column(tc);
             let elem_or_self = match ty {
                 ColumnType::List { element } => *element,
                 t => t,
             };
             as_text.push(text || c.as_text);
-            wires.push(if text || c.as_text { (Wire::Text, ColumnType::Utf8) } else { (w, elem_or_self) });
+            wires.push(if text || c.as_text {
+                (Wire::Text, ColumnType::Utf8)
+            } else {
+                (w, elem_or_self)
+            });
         }
         let staged = as_text.iter().any(|t| *t);
         let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
         // Text-carried columns go through a temporary table and the types' input functions.
         let copy_target = if staged {
-            let stage = quote(&format!("_ferry_stage_{}", &crate::bundle::layout::new_bundle_id()[..12]));
+            let stage = quote(&format!(
+                "_ferry_stage_{}",
+                &crate::bundle::layout::new_bundle_id()[..12]
+            ));
             let sel: Vec<String> = table
                 .columns
                 .iter()
                 .zip(&as_text)
-                .map(|(c, t)| if *t { format!("{}::text AS {}", quote(&c.name), quote(&c.name)) } else { quote(&c.name) })
+                .map(|(c, t)| {
+                    if *t {
+                        format!("{}::text AS {}", quote(&c.name), quote(&c.name))
+                    } else {
+                        quote(&c.name)
+                    }
+                })
                 .collect();
-            self.exec(&format!("CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {} FROM {q} WITH NO DATA", sel.join(", ")))?;
+            self.exec(&format!(
+                "CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {} FROM {q} WITH NO DATA",
+                sel.join(", ")
+            ))?;
             stage
         } else {
             q.clone()
         };
         let data_err = |e: crate::pgcopy::CodecError| {
-            let col = e.column.and_then(|i| table.columns.get(i)).map(|c| format!(", column {:?}", c.name)).unwrap_or_default();
-            Error::Data(format!("table {q}{col}, row {} of part {part}: {}; nothing from this part was committed", e.row, e.message))
+            let col = e
+                .column
+                .and_then(|i| table.columns.get(i))
+                .map(|c| format!(", column {:?}", c.name))
+                .unwrap_or_default();
+            Error::Data(format!(
+                "table {q}{col}, row {} of part {part}: {}; nothing from this part was committed",
+                e.row, e.message
+            ))
         };
         let mut enc = CopyEncoder::new(wires).map_err(data_err)?;
-        let sql = format!("COPY {copy_target} ({}) FROM STDIN (FORMAT binary)", cols.join(", "));
+        let sql = format!(
+            "COPY {copy_target} ({}) FROM STDIN (FORMAT binary)",
+            cols.join(", ")
+        );
         // Batches are pulled outside the runtime (reading a part does its own blocking I/O);
         // only the sends are driven by it.
         let rt = runtime();
-        let mut copy = rt.block_on(self.conn.copy_in_raw(&sql)).map_err(|e| pg_err(&format!("COPY {q} FROM STDIN"), e))?;
+        let mut copy = rt
+            .block_on(self.conn.copy_in_raw(&sql))
+            .map_err(|e| pg_err(&format!("COPY {q} FROM STDIN"), e))?;
         let mut buf = Vec::with_capacity(SEND_CHUNK + SEND_CHUNK / 4);
         CopyEncoder::header(&mut buf);
         let mut row = 0u64;
@@ -273,26 +348,46 @@ impl PgTarget {
             return Err(e);
         }
         CopyEncoder::trailer(&mut buf);
-        rt.block_on(copy.send(buf)).map_err(|e| pg_err(&format!("COPY into {q}"), e))?;
-        let rows = rt.block_on(copy.finish()).map_err(|e| pg_err(&format!("COPY into {q}, part {part}"), e))?;
+        rt.block_on(copy.send(buf))
+            .map_err(|e| pg_err(&format!("COPY into {q}"), e))?;
+        let rows = rt
+            .block_on(copy.finish())
+            .map_err(|e| pg_err(&format!("COPY into {q}, part {part}"), e))?;
         if staged {
             let sel: Vec<String> = table
                 .columns
                 .iter()
                 .zip(&as_text)
                 .map(|(c, t)| {
-                    let tc = target_cols.iter().find(|x| x.name == c.name).map(|x| x.format_type.clone()).unwrap_or_default();
-                    if *t { format!("{}::{tc}", quote(&c.name)) } else { quote(&c.name) }
+                    let tc = target_cols
+                        .iter()
+                        .find(|x| x.name == c.name)
+                        .map(|x| x.format_type.clone())
+                        .unwrap_or_default();
+                    if *t {
+                        format!("{}::{tc}", quote(&c.name))
+                    } else {
+                        quote(&c.name)
+                    }
                 })
                 .collect();
-            self.exec(&format!("INSERT INTO {q} ({}) SELECT {} FROM {copy_target}", cols.join(", "), sel.join(", ")))?;
+            self.exec(&format!(
+                "INSERT INTO {q} ({}) SELECT {} FROM {copy_target}",
+                cols.join(", "),
+                sel.join(", ")
+            ))?;
         }
         Ok(rows)
     }
 }
 
 fn first_line(sql: &str) -> String {
-    sql.lines().next().unwrap_or(sql).chars().take(120).collect()
+    sql.lines()
+        .next()
+        .unwrap_or(sql)
+        .chars()
+        .take(120)
+        .collect()
 }
 
 impl Target for PgTarget {
@@ -338,7 +433,10 @@ impl Target for PgTarget {
             return Ok(None);
         }
         let n: i64 = runtime()
-            .block_on(sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {q}"))).fetch_one(&mut self.conn))
+            .block_on(
+                sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {q}")))
+                    .fetch_one(&mut self.conn),
+            )
             .map_err(|e| pg_err(&format!("counting {q}"), e))?;
         Ok(u64::try_from(n).ok())
     }
@@ -366,10 +464,12 @@ impl Target for PgTarget {
             let l = self.ledger();
             let had: Option<i32> = runtime()
                 .block_on(
-                    sqlx::query_scalar(AssertSqlSafe(format!("SELECT 1 FROM {l} WHERE bundle_id = $1 AND part_path = $2")))
-                        .bind(&ledger.bundle_id)
-                        .bind(&ledger.part_path)
-                        .fetch_optional(&mut self.conn),
+                    sqlx::query_scalar(AssertSqlSafe(format!(
+                        "SELECT 1 FROM {l} WHERE bundle_id = $1 AND part_path = $2"
+                    )))
+                    .bind(&ledger.bundle_id)
+                    .bind(&ledger.part_path)
+                    .fetch_optional(&mut self.conn),
                 )
                 .map_err(|e| pg_err("reading the ledger", e))?;
             if had.is_some() {
@@ -435,11 +535,18 @@ impl Target for PgTarget {
                 .map_err(|e| pg_err("looking up the primary key", e))?;
             if !has_pk {
                 let cols: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
-                self.exec(&format!("ALTER TABLE {q} ADD PRIMARY KEY ({})", cols.join(", ")))?;
+                self.exec(&format!(
+                    "ALTER TABLE {q} ADD PRIMARY KEY ({})",
+                    cols.join(", ")
+                ))?;
             }
         }
         for idx in &table.indexes {
-            let iname = if name == table.name { idx.name.clone() } else { format!("{name}_{}", idx.name) };
+            let iname = if name == table.name {
+                idx.name.clone()
+            } else {
+                format!("{name}_{}", idx.name)
+            };
             let cols: Vec<String> = idx.columns.iter().map(|c| quote(c)).collect();
             self.exec(&format!(
                 "CREATE {}INDEX IF NOT EXISTS {} ON {q} ({})",
@@ -456,8 +563,14 @@ impl Target for PgTarget {
         for (name, t) in tables {
             let q = self.table(name, t);
             for fk in &t.foreign_keys {
-                let Some((ref_name, ref_def)) = tables.iter().find(|(_, d)| d.name == fk.ref_table && d.schema == fk.ref_schema) else {
-                    notes.push(format!("foreign key {} of {name} not added: {} is not in this import", fk.name, fk.ref_table));
+                let Some((ref_name, ref_def)) = tables
+                    .iter()
+                    .find(|(_, d)| d.name == fk.ref_table && d.schema == fk.ref_schema)
+                else {
+                    notes.push(format!(
+                        "foreign key {} of {name} not added: {} is not in this import",
+                        fk.name, fk.ref_table
+                    ));
                     continue;
                 };
                 let exists: bool = runtime()

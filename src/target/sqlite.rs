@@ -136,9 +136,10 @@ impl SqliteTarget {
                 d.push_str(" NOT NULL");
             }
             if let Some(def) = c.default.as_deref().filter(|_| same_engine)
-                && CONSTANT.is_match(def.trim()) {
-                    d.push_str(&format!(" DEFAULT {}", def.trim()));
-                }
+                && CONSTANT.is_match(def.trim())
+            {
+                d.push_str(&format!(" DEFAULT {}", def.trim()));
+            }
             defs.push(d);
         }
         if !table.primary_key.is_empty() {
@@ -367,6 +368,19 @@ fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
 impl Target for SqliteTarget {
     fn engine(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn refuses(&self, ty: &ColumnType) -> Option<&'static str> {
+        match ty {
+            ColumnType::Interval => {
+                Some("SQLite has no interval type and ferry has no exact text form for it yet")
+            }
+            ColumnType::List { .. } => Some("SQLite has no array type"),
+            ColumnType::Decimal256 { .. } => {
+                Some("decimals wider than 38 digits are not loaded into SQLite yet")
+            }
+            _ => None,
+        }
     }
 
     fn ledger_state(&mut self, bundle_id: &str) -> Result<LedgerState> {

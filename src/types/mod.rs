@@ -54,7 +54,9 @@ pub enum ColumnType {
     Uuid,
     Json,
     /// A one-dimensional array of the element type; elements may be NULL.
-    List { element: Box<ColumnType> },
+    List {
+        element: Box<ColumnType>,
+    },
 }
 
 impl ColumnType {
@@ -81,7 +83,9 @@ impl ColumnType {
             ColumnType::Time64 => DataType::Time64(TimeUnit::Microsecond),
             ColumnType::Interval => DataType::Interval(IntervalUnit::MonthDayNano),
             ColumnType::Uuid => DataType::FixedSizeBinary(16),
-            ColumnType::List { element } => DataType::List(Arc::new(Field::new("item", element.arrow(), true))),
+            ColumnType::List { element } => {
+                DataType::List(Arc::new(Field::new("item", element.arrow(), true)))
+            }
         }
     }
 

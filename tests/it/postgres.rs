@@ -7,7 +7,8 @@ use std::process::Command as Proc;
 use crate::common::{ferry, fixture};
 
 fn admin_url() -> String {
-    std::env::var("FERRY_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("FERRY_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// The URL of database `db` on the test server.
@@ -20,11 +21,29 @@ fn url_of(db: &str) -> String {
 /// Runs SQL with psql (ON_ERROR_STOP) and returns its unaligned output.
 pub fn psql(url: &str, sql: &str) -> String {
     let out = Proc::new("psql")
-        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ])
         .output()
         .expect("psql runs");
-    assert!(out.status.success(), "psql failed: {}\n{sql}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim_end().to_string()
+    assert!(
+        out.status.success(),
+        "psql failed: {}\n{sql}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim_end()
+        .to_string()
 }
 
 /// A database that exists for one test.
@@ -36,24 +55,44 @@ pub struct TempDb {
 impl TempDb {
     /// None (skipped, loudly) when no server answers and CI is not set.
     pub fn new(tag: &str) -> Option<TempDb> {
-        let ok = Proc::new("psql").args(["-X", "-q", "-d", &admin_url(), "-c", "SELECT 1"]).output().map(|o| o.status.success()).unwrap_or(false);
+        let ok = Proc::new("psql")
+            .args(["-X", "-q", "-d", &admin_url(), "-c", "SELECT 1"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
         if !ok {
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 panic!("PostgreSQL at {} is unreachable and CI=true", admin_url());
             }
-            eprintln!("SKIPPED: PostgreSQL at {} is unreachable (set FERRY_TEST_PG_URL)", admin_url());
+            eprintln!(
+                "SKIPPED: PostgreSQL at {} is unreachable (set FERRY_TEST_PG_URL)",
+                admin_url()
+            );
             return None;
         }
-        let name = format!("ferry_{tag}_{}", &ferry::bundle::layout::new_bundle_id()[..10]);
+        let name = format!(
+            "ferry_{tag}_{}",
+            &ferry::bundle::layout::new_bundle_id()[..10]
+        );
         psql(&admin_url(), &format!("CREATE DATABASE {name}"));
-        Some(TempDb { url: url_of(&name), name })
+        Some(TempDb {
+            url: url_of(&name),
+            name,
+        })
     }
 }
 
 impl Drop for TempDb {
     fn drop(&mut self) {
         let _ = Proc::new("psql")
-            .args(["-X", "-q", "-d", &admin_url(), "-c", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)])
+            .args([
+                "-X",
+                "-q",
+                "-d",
+                &admin_url(),
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
             .output();
     }
 }
@@ -126,37 +165,79 @@ fn key_args(fx: &crate::common::Fixture) -> Vec<String> {
 
 #[test]
 fn postgres_round_trip_is_exact_for_every_type_and_keeps_constraints() {
-    let Some(src) = TempDb::new("src") else { return };
-    let Some(dst) = TempDb::new("dst") else { return };
+    let Some(src) = TempDb::new("src") else {
+        return;
+    };
+    let Some(dst) = TempDb::new("dst") else {
+        return;
+    };
     psql(&src.url, FIXTURE);
     let fx = fixture();
     let b = fx.path("b");
-    ferry().args(["export", &src.url, b.to_str().unwrap()]).args(key_args(&fx)).assert().success();
-    ferry().args(["import", b.to_str().unwrap(), &dst.url]).args(key_args(&fx)).assert().success();
+    ferry()
+        .args(["export", &src.url, b.to_str().unwrap()])
+        .args(key_args(&fx))
+        .assert()
+        .success();
+    ferry()
+        .args(["import", b.to_str().unwrap(), &dst.url])
+        .args(key_args(&fx))
+        .assert()
+        .success();
     let (a, z) = (fingerprint(&src.url), fingerprint(&dst.url));
     assert_eq!(a, z);
     assert_eq!(a.len(), 6);
     // keys, indexes, foreign keys, defaults
-    let idx = psql(&dst.url, "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE schemaname IN ('Sales', 'public') AND tablename <> '_ferry_ledger'");
-    assert!(idx.contains("order_items_vc") && idx.contains("order_items_dt"), "{idx}");
-    let pk = psql(&dst.url, "SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND conrelid IN ('\"Sales\".\"Order Items\"'::regclass, 'public.\"user\"'::regclass)");
+    let idx = psql(
+        &dst.url,
+        "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes WHERE schemaname IN ('Sales', 'public') AND tablename <> '_ferry_ledger'",
+    );
+    assert!(
+        idx.contains("order_items_vc") && idx.contains("order_items_dt"),
+        "{idx}"
+    );
+    let pk = psql(
+        &dst.url,
+        "SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND conrelid IN ('\"Sales\".\"Order Items\"'::regclass, 'public.\"user\"'::regclass)",
+    );
     assert_eq!(pk, "2");
-    let fk = psql(&dst.url, "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = 'public.\"user\"'::regclass");
+    let fk = psql(
+        &dst.url,
+        "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = 'public.\"user\"'::regclass",
+    );
     assert_eq!(fk, "1");
-    let def = psql(&dst.url, "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = '\"Sales\".\"Order Items\"'::regclass ORDER BY adnum");
+    let def = psql(
+        &dst.url,
+        "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = '\"Sales\".\"Order Items\"'::regclass ORDER BY adnum",
+    );
     assert_eq!(def, "7\n'none'::character varying");
-    let unique = psql(&dst.url, "SELECT indisunique FROM pg_index WHERE indexrelid = '\"Sales\".order_items_vc'::regclass");
+    let unique = psql(
+        &dst.url,
+        "SELECT indisunique FROM pg_index WHERE indexrelid = '\"Sales\".order_items_vc'::regclass",
+    );
     assert_eq!(unique, "t");
     // compare agrees
-    ferry().args(["compare", &src.url, &dst.url]).assert().success();
+    ferry()
+        .args(["compare", &src.url, &dst.url])
+        .assert()
+        .success();
     // and a second import is a no-op
-    ferry().args(["import", b.to_str().unwrap(), &dst.url]).args(key_args(&fx)).assert().success().stdout(predicates::str::contains("already imported"));
+    ferry()
+        .args(["import", b.to_str().unwrap(), &dst.url])
+        .args(key_args(&fx))
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("already imported"));
 }
 
 #[test]
 fn export_is_one_consistent_snapshot_under_concurrent_writes() {
-    let Some(src) = TempDb::new("snap") else { return };
-    let Some(dst) = TempDb::new("snapdst") else { return };
+    let Some(src) = TempDb::new("snap") else {
+        return;
+    };
+    let Some(dst) = TempDb::new("snapdst") else {
+        return;
+    };
     psql(
         &src.url,
         "CREATE TABLE a (id int PRIMARY KEY, v bigint NOT NULL, pad text);
@@ -175,9 +256,22 @@ fn export_is_one_consistent_snapshot_under_concurrent_writes() {
     std::thread::sleep(std::time::Duration::from_millis(150));
     let fx = fixture();
     let bundle = fx.path("b");
-    ferry().args(["export", &src.url, bundle.to_str().unwrap(), "--no-encrypt", "--batch-rows", "1000"]).assert().success();
+    ferry()
+        .args([
+            "export",
+            &src.url,
+            bundle.to_str().unwrap(),
+            "--no-encrypt",
+            "--batch-rows",
+            "1000",
+        ])
+        .assert()
+        .success();
     writer.join().unwrap();
-    ferry().args(["import", bundle.to_str().unwrap(), &dst.url]).assert().success();
+    ferry()
+        .args(["import", bundle.to_str().unwrap(), &dst.url])
+        .assert()
+        .success();
     let sa = psql(&dst.url, "SELECT sum(v) FROM a WHERE id <= 1000");
     let sb = psql(&dst.url, "SELECT sum(v) FROM b");
     assert_eq!(sa, sb, "tables from two different instants");
@@ -187,8 +281,12 @@ fn export_is_one_consistent_snapshot_under_concurrent_writes() {
 
 #[test]
 fn postgres_to_sqlite_to_postgres_keeps_portable_values() {
-    let Some(src) = TempDb::new("p2s") else { return };
-    let Some(dst) = TempDb::new("s2p") else { return };
+    let Some(src) = TempDb::new("p2s") else {
+        return;
+    };
+    let Some(dst) = TempDb::new("s2p") else {
+        return;
+    };
     psql(
         &src.url,
         "CREATE TABLE portable (id bigint PRIMARY KEY, i integer, n numeric(12,2), f double precision, t text,
@@ -202,22 +300,58 @@ fn postgres_to_sqlite_to_postgres_keeps_portable_values() {
     let b1 = fx.path("b1");
     let lite = fx.path("mid.db");
     let b2 = fx.path("b2");
-    ferry().args(["export", &src.url, b1.to_str().unwrap()]).args(key_args(&fx)).assert().success();
-    ferry().args(["import", b1.to_str().unwrap(), &format!("sqlite://{}", lite.display())]).args(key_args(&fx)).assert().success();
-    ferry().args(["export", &format!("sqlite://{}", lite.display()), b2.to_str().unwrap()]).args(key_args(&fx)).assert().success();
-    ferry().args(["import", b2.to_str().unwrap(), &dst.url]).args(key_args(&fx)).assert().success();
+    ferry()
+        .args(["export", &src.url, b1.to_str().unwrap()])
+        .args(key_args(&fx))
+        .assert()
+        .success();
+    ferry()
+        .args([
+            "import",
+            b1.to_str().unwrap(),
+            &format!("sqlite://{}", lite.display()),
+        ])
+        .args(key_args(&fx))
+        .assert()
+        .success();
+    ferry()
+        .args([
+            "export",
+            &format!("sqlite://{}", lite.display()),
+            b2.to_str().unwrap(),
+        ])
+        .args(key_args(&fx))
+        .assert()
+        .success();
+    ferry()
+        .args(["import", b2.to_str().unwrap(), &dst.url])
+        .args(key_args(&fx))
+        .assert()
+        .success();
     let q = "SELECT id, i, n, f, t, b, ok, d, ts, j FROM portable ORDER BY id";
     assert_eq!(psql(&src.url, q), psql(&dst.url, q));
-    ferry().args(["compare", &src.url, &dst.url]).assert().success();
+    ferry()
+        .args(["compare", &src.url, &dst.url])
+        .assert()
+        .success();
 }
 
 #[test]
 fn a_type_without_portable_form_is_refused_cross_engine_by_name_unless_as_text() {
-    let Some(src) = TempDb::new("astext") else { return };
-    psql(&src.url, "CREATE TABLE hosts (id int PRIMARY KEY, addr inet, tags tsvector); INSERT INTO hosts VALUES (1, '10.1.2.3/16', 'a b'), (2, NULL, NULL);");
+    let Some(src) = TempDb::new("astext") else {
+        return;
+    };
+    psql(
+        &src.url,
+        "CREATE TABLE hosts (id int PRIMARY KEY, addr inet, tags tsvector); INSERT INTO hosts VALUES (1, '10.1.2.3/16', 'a b'), (2, NULL, NULL);",
+    );
     let fx = fixture();
     let b = fx.path("b");
-    ferry().args(["export", &src.url, b.to_str().unwrap()]).args(key_args(&fx)).assert().success();
+    ferry()
+        .args(["export", &src.url, b.to_str().unwrap()])
+        .args(key_args(&fx))
+        .assert()
+        .success();
     let lite = fx.path("hosts.db");
     let lite_url = format!("sqlite://{}", lite.display());
     ferry()
@@ -225,12 +359,55 @@ fn a_type_without_portable_form_is_refused_cross_engine_by_name_unless_as_text()
         .args(key_args(&fx))
         .assert()
         .code(65)
-        .stderr(predicates::str::contains("public.hosts.addr (inet)").and(predicates::str::contains("--as-text")));
+        .stderr(
+            predicates::str::contains("public.hosts.addr (inet)")
+                .and(predicates::str::contains("--as-text")),
+        );
     assert_eq!(crate::common::user_tables(&lite), Vec::<String>::new());
-    ferry().args(["import", b.to_str().unwrap(), &lite_url, "--as-text"]).args(key_args(&fx)).assert().success();
+    ferry()
+        .args(["import", b.to_str().unwrap(), &lite_url, "--as-text"])
+        .args(key_args(&fx))
+        .assert()
+        .success();
     let c = rusqlite::Connection::open(&lite).unwrap();
-    let addr: String = c.query_row("SELECT addr FROM hosts WHERE id = 1", [], |r| r.get(0)).unwrap();
+    let addr: String = c
+        .query_row("SELECT addr FROM hosts WHERE id = 1", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(addr, "10.1.2.3/16");
 }
 
 use predicates::prelude::PredicateBooleanExt;
+
+#[test]
+fn columns_sqlite_cannot_take_are_refused_before_any_write() {
+    let Some(src) = TempDb::new("refuse") else {
+        return;
+    };
+    psql(
+        &src.url,
+        "CREATE TABLE plan (id int, every interval, tags int[]); INSERT INTO plan VALUES (1, '1 day', '{1,2}');",
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    ferry()
+        .args(["export", &src.url, b.to_str().unwrap()])
+        .args(key_args(&fx))
+        .assert()
+        .success();
+    let lite = fx.path("plan.db");
+    ferry()
+        .args([
+            "import",
+            b.to_str().unwrap(),
+            &format!("sqlite://{}", lite.display()),
+        ])
+        .args(key_args(&fx))
+        .assert()
+        .code(65)
+        .stderr(
+            predicates::str::contains("public.plan.every (interval from interval)")
+                .and(predicates::str::contains("public.plan.tags")),
+        );
+    assert_eq!(crate::common::user_tables(&lite), Vec::<String>::new());
+    assert_eq!(crate::common::ledger_rows(&lite), 0);
+}
