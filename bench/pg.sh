@@ -106,7 +106,8 @@ build_ferry() {
     || die "cargo build failed"
   FERRY=$CARGO_TARGET_DIR/release/ferry
   [[ -x $FERRY ]] || die "$FERRY not found after the build"
-  "$FERRY" keygen "$WORK/bench.key" >/dev/null || die "ferry keygen failed"
+  "$FERRY" keygen "$WORK/bench.key" >"$WORK/keygen.log" 2>&1 \
+    || { cat "$WORK/keygen.log" >&2; die "ferry keygen failed"; }
 }
 
 # Loads the benchmark table unless it already holds ROWS rows.

@@ -41,6 +41,8 @@ pub struct ExportPlan {
     pub source_id: Option<String>,
     pub sequence: Option<u64>,
     pub dry_run: bool,
+    /// Tables exported at once, each on its own connection sharing one snapshot.
+    pub jobs: usize,
 }
 
 impl ExportPlan {
@@ -58,6 +60,7 @@ impl ExportPlan {
             source_id: None,
             sequence: None,
             dry_run: false,
+            jobs: 1,
         }
     }
 }
@@ -136,115 +139,82 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
         })
     };
 
+    // Tables are handed out from one queue to `jobs` workers; each worker has its own
+    // connection reading the same snapshot (engines that cannot share one run one worker).
+    let ctx = TableCtx {
+        plan,
+        store: &store,
+        file_key: file_key.as_ref().map(|k| &**k),
+        bundle_id: &bundle_id,
+        progress,
+    };
+    let mut sources = vec![src];
+    while sources.len() < plan.jobs.max(1).min(tables.len().max(1)) {
+        match sources[0].worker()? {
+            Some(w) => sources.push(w),
+            None => break,
+        }
+    }
+    let queue =
+        std::sync::Mutex::new((0..tables.len()).collect::<std::collections::VecDeque<usize>>());
+    let done = std::sync::Mutex::new(Vec::<(usize, Exported)>::new());
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| -> Result<()> {
+        let handles: Vec<_> = sources
+            .iter_mut()
+            .map(|src| {
+                let (queue, done, failed, tables, ctx) = (&queue, &done, &failed, &tables, &ctx);
+                s.spawn(move || -> Result<()> {
+                    loop {
+                        if failed.load(std::sync::atomic::Ordering::Relaxed) {
+                            return Ok(());
+                        }
+                        let Some(i) = queue
+                            .lock()
+                            .map_err(|_| Error::Other("export queue poisoned".into()))?
+                            .pop_front()
+                        else {
+                            return Ok(());
+                        };
+                        match export_table(src.as_mut(), &tables[i], ctx) {
+                            Ok(e) => done
+                                .lock()
+                                .map_err(|_| Error::Other("export results poisoned".into()))?
+                                .push((i, e)),
+                            Err(e) => {
+                                failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                                return Err(e);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join()
+                .map_err(|_| Error::Other("an export worker crashed".into()))??;
+        }
+        Ok(())
+    })?;
+    let src = sources.swap_remove(0);
+    drop(sources);
+    let mut exported = done
+        .into_inner()
+        .map_err(|_| Error::Other("export results poisoned".into()))?;
+    exported.sort_by_key(|(i, _)| *i);
     let mut parts: Vec<FileEntry> = Vec::new();
     let mut catalog_tables = Vec::new();
-    for t in &tables {
-        let t_start = Instant::now();
-        let filter = filter_for(plan, t);
-        let total = src.count_rows(t, filter)?;
-        let bar = progress.bar(&t.qualified(), total, false);
-        let schema = t.arrow_schema(src.info().engine.as_str());
-        let (tx, rx) = mpsc::sync_channel(CHANNEL_BATCHES);
-        let limits = plan.batch;
-        let mut fp = Fingerprint::default();
-        let mut infos: Vec<PartInfo> = Vec::new();
-        let mut bytes = 0u64;
-        let src_ref = &mut src;
-        let written: Result<()> = std::thread::scope(|s| {
-            let reader = s.spawn(move || {
-                src_ref.read(t, filter, limits, &mut |b| {
-                    tx.send(b)
-                        .map_err(|_| Error::Other("export writer stopped".into()))
-                })
-            });
-            let mut current: Option<PartWriter> = None;
-            let mut write_all = || -> Result<()> {
-                for batch in rx.iter() {
-                    fp.add(&batch)?;
-                    if current.is_none() {
-                        let path = layout::new_part_path(plan.encrypt);
-                        current = Some(PartWriter::create(
-                            &store,
-                            &path,
-                            schema.clone(),
-                            writer_properties(plan.row_group_rows),
-                            seal("part", &path),
-                        )?);
-                    }
-                    let w = current.as_mut().expect("just made");
-                    w.write(&batch)?;
-                    bar.inc(batch.num_rows() as u64);
-                    if w.size_estimate() >= plan.max_part_bytes {
-                        let (entry, rows) = current.take().expect("open part").finish()?;
-                        bytes += entry.size;
-                        infos.push(PartInfo {
-                            path: entry.path.clone(),
-                            index: u32::try_from(infos.len()).unwrap_or(u32::MAX),
-                            rows,
-                        });
-                        parts.push(entry);
-                    }
-                }
-                Ok(())
-            };
-            let res = write_all();
-            drop(rx);
-            let read = reader
-                .join()
-                .map_err(|_| Error::Other(format!("reader of {} crashed", t.qualified())))?;
-            // A reader error explains a writer that stopped early; report it first.
-            read?;
-            res?;
-            // Every table has at least one part, so an empty table still round-trips.
-            let last = match current.take() {
-                Some(w) => Some(w),
-                None if infos.is_empty() => {
-                    let path = layout::new_part_path(plan.encrypt);
-                    Some(PartWriter::create(
-                        &store,
-                        &path,
-                        schema.clone(),
-                        writer_properties(plan.row_group_rows),
-                        seal("part", &path),
-                    )?)
-                }
-                None => None,
-            };
-            if let Some(w) = last {
-                let (entry, rows) = w.finish()?;
-                bytes += entry.size;
-                infos.push(PartInfo {
-                    path: entry.path.clone(),
-                    index: u32::try_from(infos.len()).unwrap_or(u32::MAX),
-                    rows,
-                });
-                parts.push(entry);
-            }
-            Ok(())
-        });
-        written?;
-        bar.finish_and_clear();
-        let rows = fp.rows;
-        progress.line(&format!(
-            "exported {}: {rows} rows, {} parts, {}",
-            t.qualified(),
-            infos.len(),
-            crate::report::human_bytes(bytes)
-        ));
+    for (_, e) in exported {
         report.add_table(
-            &t.qualified(),
-            rows,
-            bytes,
-            infos.len() as u64,
-            t_start.elapsed(),
+            &e.table.table.qualified(),
+            e.table.rows,
+            e.bytes,
+            e.table.parts.len() as u64,
+            e.elapsed,
             "exported",
         );
-        catalog_tables.push(CatalogTable {
-            table: t.clone(),
-            rows,
-            fingerprint: fp.hex(),
-            parts: infos,
-        });
+        parts.extend(e.parts);
+        catalog_tables.push(e.table);
     }
 
     let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -333,6 +303,142 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
             .push("--no-encrypt: the bundle's data is readable by anyone who holds it".into());
     }
     Ok(report)
+}
+
+/// What one worker needs to export a table.
+struct TableCtx<'a> {
+    plan: &'a ExportPlan,
+    store: &'a Store,
+    file_key: Option<&'a [u8; 32]>,
+    bundle_id: &'a str,
+    progress: &'a Progress,
+}
+
+/// One exported table: its catalog entry, its parts' manifest entries and figures.
+struct Exported {
+    table: CatalogTable,
+    parts: Vec<FileEntry>,
+    bytes: u64,
+    elapsed: std::time::Duration,
+}
+
+/// Reads one table on its own thread and writes its parts on this one.
+fn export_table(
+    src: &mut dyn source::Source,
+    t: &crate::types::TableDef,
+    ctx: &TableCtx<'_>,
+) -> Result<Exported> {
+    let plan = ctx.plan;
+    let store = ctx.store;
+    let seal = |kind: &str, path: &str| {
+        ctx.file_key.map(|k| Seal {
+            key: k,
+            context: file_context(ctx.bundle_id, kind, path),
+        })
+    };
+    let mut parts: Vec<FileEntry> = Vec::new();
+    let t_start = Instant::now();
+    let filter = filter_for(plan, t);
+    let total = src.count_rows(t, filter)?;
+    let bar = ctx.progress.bar(&t.qualified(), total, false);
+    let schema = t.arrow_schema(src.info().engine.as_str());
+    let (tx, rx) = mpsc::sync_channel(CHANNEL_BATCHES);
+    let limits = plan.batch;
+    let mut fp = Fingerprint::default();
+    let mut infos: Vec<PartInfo> = Vec::new();
+    let mut bytes = 0u64;
+    let written: Result<()> = std::thread::scope(|s| {
+        let reader = s.spawn(move || {
+            src.read(t, filter, limits, &mut |b| {
+                tx.send(b)
+                    .map_err(|_| Error::Other("export writer stopped".into()))
+            })
+        });
+        let mut current: Option<PartWriter> = None;
+        let mut write_all = || -> Result<()> {
+            for batch in rx.iter() {
+                fp.add(&batch)?;
+                if current.is_none() {
+                    let path = layout::new_part_path(plan.encrypt);
+                    current = Some(PartWriter::create(
+                        &store,
+                        &path,
+                        schema.clone(),
+                        writer_properties(plan.row_group_rows),
+                        seal("part", &path),
+                    )?);
+                }
+                let w = current.as_mut().expect("just made");
+                w.write(&batch)?;
+                bar.inc(batch.num_rows() as u64);
+                if w.size_estimate() >= plan.max_part_bytes {
+                    let (entry, rows) = current.take().expect("open part").finish()?;
+                    bytes += entry.size;
+                    infos.push(PartInfo {
+                        path: entry.path.clone(),
+                        index: u32::try_from(infos.len()).unwrap_or(u32::MAX),
+                        rows,
+                    });
+                    parts.push(entry);
+                }
+            }
+            Ok(())
+        };
+        let res = write_all();
+        drop(rx);
+        let read = reader
+            .join()
+            .map_err(|_| Error::Other(format!("reader of {} crashed", t.qualified())))?;
+        // A reader error explains a writer that stopped early; report it first.
+        read?;
+        res?;
+        // Every table has at least one part, so an empty table still round-trips.
+        let last = match current.take() {
+            Some(w) => Some(w),
+            None if infos.is_empty() => {
+                let path = layout::new_part_path(plan.encrypt);
+                Some(PartWriter::create(
+                    &store,
+                    &path,
+                    schema.clone(),
+                    writer_properties(plan.row_group_rows),
+                    seal("part", &path),
+                )?)
+            }
+            None => None,
+        };
+        if let Some(w) = last {
+            let (entry, rows) = w.finish()?;
+            bytes += entry.size;
+            infos.push(PartInfo {
+                path: entry.path.clone(),
+                index: u32::try_from(infos.len()).unwrap_or(u32::MAX),
+                rows,
+            });
+            parts.push(entry);
+        }
+        Ok(())
+    });
+    written?;
+    bar.finish_and_clear();
+    let rows = fp.rows;
+    ctx.progress.line(&format!(
+        "exported {}: {rows} rows, {} parts, {}",
+        t.qualified(),
+        infos.len(),
+        crate::report::human_bytes(bytes)
+    ));
+    Ok(Exported {
+        table: CatalogTable {
+            table: t.clone(),
+            rows,
+            fingerprint: fp.hex(),
+            parts: infos,
+        },
+        parts,
+        bytes,
+        elapsed: t_start.elapsed(),
+    })
 }
 
 fn filter_for<'a>(plan: &'a ExportPlan, t: &crate::types::TableDef) -> Option<&'a str> {

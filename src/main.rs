@@ -107,6 +107,10 @@ enum Command {
         /// List what would be exported, write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Export this many tables at once, each on its own connection sharing one snapshot
+        /// (PostgreSQL; SQLite uses one).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
     },
     /// Verify a bundle and load it into a database, exactly once.
     Import {
@@ -234,7 +238,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             source_id,
             sequence,
             dry_run,
-            ..
+            jobs,
         } => {
             let (keys, warnings) = if no_encrypt {
                 (Keys::default(), vec![])
@@ -255,6 +259,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             };
             plan.row_group_rows = row_group_rows.max(1);
             plan.max_part_bytes = max_part_size;
+            plan.jobs = jobs.max(1);
             plan.source_id = source_id;
             plan.sequence = sequence;
             plan.dry_run = dry_run;

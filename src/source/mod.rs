@@ -64,6 +64,12 @@ pub trait Source: Send {
     /// Starts the consistent read: every later `read` sees the same instant.
     fn begin_snapshot(&mut self) -> Result<()>;
 
+    /// Another connection reading the same snapshot, for parallel export (`--jobs`);
+    /// `None` when the engine cannot share one.
+    fn worker(&mut self) -> Result<Option<Box<dyn Source>>> {
+        Ok(None)
+    }
+
     /// Rows the table holds (for progress), when cheap to know.
     fn count_rows(&mut self, table: &TableDef, filter: Option<&str>) -> Result<Option<u64>>;
 

@@ -240,6 +240,8 @@ pub struct PgSource {
     url: String,
     database: String,
     snapshot: Option<String>,
+    /// The exported snapshot id workers attach to.
+    snapshot_id: Option<String>,
 }
 
 impl PgSource {
@@ -253,6 +255,7 @@ impl PgSource {
             url: url.to_string(),
             database,
             snapshot: None,
+            snapshot_id: None,
         })
     }
 
@@ -524,8 +527,24 @@ impl Source for PgSource {
             self.snapshot = Some(format!(
                 "repeatable read, read only; exported snapshot {snap}"
             ));
+            self.snapshot_id = Some(snap);
         }
         Ok(())
+    }
+
+    fn worker(&mut self) -> Result<Option<Box<dyn Source>>> {
+        let Some(id) = self.snapshot_id.clone() else {
+            return Ok(None);
+        };
+        let mut w = PgSource::open(&self.url)?;
+        // The exporting transaction stays open on `self`, so the snapshot stays importable.
+        w.exec(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+            id.replace('\'', "''")
+        ))?;
+        w.snapshot = self.snapshot.clone();
+        w.snapshot_id = Some(id);
+        Ok(Some(Box::new(w)))
     }
 
     fn count_rows(&mut self, table: &TableDef, _filter: Option<&str>) -> Result<Option<u64>> {

@@ -264,6 +264,8 @@ fn export_is_one_consistent_snapshot_under_concurrent_writes() {
             "--no-encrypt",
             "--batch-rows",
             "1000",
+            "--jobs",
+            "2",
         ])
         .assert()
         .success();
