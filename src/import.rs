@@ -3,7 +3,9 @@
 //! its ledger row, so a crash or kill at any point leaves whole parts only and a re-run
 //! resumes. Written once against the `Target` trait.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::bundle::check::OpenBundle;
@@ -55,6 +57,8 @@ pub struct ImportPlan {
     pub target_schema: Option<String>,
     /// Load columns that travel as text (types with no portable form) into another engine as text.
     pub as_text: bool,
+    /// Tables loaded at once, each on its own connection.
+    pub jobs: usize,
     pub batch_rows: usize,
 }
 
@@ -73,6 +77,7 @@ impl ImportPlan {
             allow_replay: false,
             target_schema: None,
             as_text: false,
+            jobs: 1,
             batch_rows: 65_536,
         }
     }
@@ -295,86 +300,93 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
 
     let run_id = crate::bundle::layout::new_bundle_id();
     let total_parts = checked.bundle.manifest.parts.len();
-    let mut committed = ledger.parts.len();
     report.errors.parts_total = wanted_parts.len() as u64;
-    for t in selected {
-        let name = plan.target_name(t);
-        let t_start = Instant::now();
-        let bar = progress.bar(&name, Some(t.rows), false);
-        let (mut rows, mut bytes, mut loaded_parts, mut skipped) = (0u64, 0u64, 0u64, 0u64);
-        for p in &t.parts {
-            if done.contains(p.path.as_str()) {
-                skipped += 1;
-                bar.inc(p.rows);
-                continue;
-            }
-            let entry = LedgerEntry {
-                bundle_id: id.clone(),
-                part_path: p.path.clone(),
-                manifest_sha256: checked.bundle.manifest_sha256.clone(),
-                cipher_sha256: checked
-                    .bundle
-                    .manifest
-                    .parts
-                    .iter()
-                    .find(|e| e.path == p.path)
-                    .map(|e| e.sha256.clone())
-                    .unwrap_or_default(),
-                source_id: checked.bundle.manifest.source_id.clone(),
-                sequence: checked.bundle.manifest.sequence,
-                target_table: name.clone(),
-                rows: p.rows,
-                mode: plan.mode.as_str().into(),
-                run_id: run_id.clone(),
-            };
-            match load_one(
-                &checked,
-                target.as_mut(),
-                &name,
-                t,
-                p,
-                same_engine,
-                &entry,
-                plan.batch_rows,
-                &bar,
-            ) {
-                Ok(LoadOutcome::Loaded(n)) => {
-                    rows += n;
-                    loaded_parts += 1;
-                    committed += 1;
-                    bytes += checked
-                        .bundle
-                        .manifest
-                        .parts
-                        .iter()
-                        .find(|e| e.path == p.path)
-                        .map_or(0, |e| e.size);
-                }
-                Ok(LoadOutcome::AlreadyLoaded) => skipped += 1,
-                Err(e) => {
-                    bar.abandon();
-                    report.errors.parts_failed += 1;
-                    return Err(with_state(e, committed, total_parts));
-                }
-            }
+    let ctx = LoadCtx {
+        plan,
+        checked: &checked,
+        done: &done,
+        same_engine,
+        run_id: &run_id,
+        progress,
+        committed: AtomicUsize::new(ledger.parts.len()),
+        failed: AtomicBool::new(false),
+    };
+    let plan_tables: Vec<(String, &crate::types::TableDef)> = selected
+        .iter()
+        .map(|t| (plan.target_name(t), &t.table))
+        .collect();
+    target.prepare(&plan_tables, same_engine)?;
+    // Tables go to `jobs` workers, each with its own connection (SQLite: one writer).
+    let mut targets = vec![target];
+    while targets.len() < plan.jobs.max(1).min(selected.len().max(1)) {
+        match targets[0].worker()? {
+            Some(w) => targets.push(w),
+            None => break,
         }
-        target.finish_table(&name, &t.table)?;
-        bar.finish_and_clear();
-        let status = if loaded_parts == 0 && skipped > 0 {
-            "skipped (already imported)"
-        } else {
-            "loaded"
-        };
-        progress.line(&format!(
-            "loaded {name}: {rows} rows from {loaded_parts} parts{}",
-            if skipped > 0 {
-                format!(" ({skipped} already imported)")
-            } else {
-                String::new()
-            }
-        ));
-        report.add_table(&name, rows, bytes, loaded_parts, t_start.elapsed(), status);
     }
+    let queue = Mutex::new(
+        selected
+            .iter()
+            .copied()
+            .enumerate()
+            .collect::<VecDeque<_>>(),
+    );
+    let results = Mutex::new(Vec::new());
+    let worker_errors: Vec<Error> = std::thread::scope(|s| {
+        let handles: Vec<_> = targets
+            .iter_mut()
+            .map(|target| {
+                let (queue, results, ctx) = (&queue, &results, &ctx);
+                s.spawn(move || -> Result<()> {
+                    loop {
+                        if ctx.failed.load(Ordering::Relaxed) {
+                            return Ok(());
+                        }
+                        let next = queue
+                            .lock()
+                            .map_err(|_| Error::Other("import queue poisoned".into()))?
+                            .pop_front();
+                        let Some((i, t)) = next else { return Ok(()) };
+                        match import_table(ctx, target.as_mut(), t) {
+                            Ok(r) => results
+                                .lock()
+                                .map_err(|_| Error::Other("import results poisoned".into()))?
+                                .push((i, r)),
+                            Err(e) => {
+                                ctx.failed.store(true, Ordering::Relaxed);
+                                return Err(e);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| match h.join() {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(_) => Some(Error::Other("an import worker crashed".into())),
+            })
+            .collect()
+    });
+    let mut results = results
+        .into_inner()
+        .map_err(|_| Error::Other("import results poisoned".into()))?;
+    results.sort_by_key(|(i, _)| *i);
+    for (_, r) in results {
+        report.add_table(&r.name, r.rows, r.bytes, r.parts, r.elapsed, r.status);
+    }
+    if let Some(e) = worker_errors.into_iter().next() {
+        report.errors.parts_failed += 1;
+        return Err(with_state(
+            e,
+            ctx.committed.load(Ordering::Relaxed),
+            total_parts,
+        ));
+    }
+    let mut target = targets.swap_remove(0);
+    drop(targets);
     let loaded: Vec<(String, &crate::types::TableDef)> = checked
         .catalog
         .tables
@@ -387,6 +399,110 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     report.message = format!("bundle {id} imported into {}", plan.target_url);
     report.exit_code = exit::OK;
     Ok(report)
+}
+
+/// What every import worker shares.
+struct LoadCtx<'a> {
+    plan: &'a ImportPlan,
+    checked: &'a Checked,
+    done: &'a HashSet<&'a str>,
+    same_engine: bool,
+    run_id: &'a str,
+    progress: &'a Progress,
+    /// Parts of this bundle committed at the target (ledger), for failure messages.
+    committed: AtomicUsize,
+    /// Set by the first failing worker; the others stop before their next table.
+    failed: AtomicBool,
+}
+
+/// One table's figures for the summary.
+struct Loaded {
+    name: String,
+    rows: u64,
+    bytes: u64,
+    parts: u64,
+    elapsed: std::time::Duration,
+    status: &'static str,
+}
+
+/// Loads every part of one table not yet in the ledger, then its keys and indexes.
+fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, t: &CatalogTable) -> Result<Loaded> {
+    let (plan, checked) = (ctx.plan, ctx.checked);
+    let name = plan.target_name(t);
+    let t_start = Instant::now();
+    let bar = ctx.progress.bar(&name, Some(t.rows), false);
+    let (mut rows, mut bytes, mut loaded_parts, mut skipped) = (0u64, 0u64, 0u64, 0u64);
+    for p in &t.parts {
+        if ctx.done.contains(p.path.as_str()) {
+            skipped += 1;
+            bar.inc(p.rows);
+            continue;
+        }
+        let stored = checked
+            .bundle
+            .manifest
+            .parts
+            .iter()
+            .find(|e| e.path == p.path);
+        let entry = LedgerEntry {
+            bundle_id: checked.bundle.manifest.bundle_id.clone(),
+            part_path: p.path.clone(),
+            manifest_sha256: checked.bundle.manifest_sha256.clone(),
+            cipher_sha256: stored.map(|e| e.sha256.clone()).unwrap_or_default(),
+            source_id: checked.bundle.manifest.source_id.clone(),
+            sequence: checked.bundle.manifest.sequence,
+            target_table: name.clone(),
+            rows: p.rows,
+            mode: plan.mode.as_str().into(),
+            run_id: ctx.run_id.to_string(),
+        };
+        match load_one(
+            checked,
+            target,
+            &name,
+            t,
+            p,
+            ctx.same_engine,
+            &entry,
+            plan.batch_rows,
+            &bar,
+        ) {
+            Ok(LoadOutcome::Loaded(n)) => {
+                rows += n;
+                loaded_parts += 1;
+                ctx.committed.fetch_add(1, Ordering::Relaxed);
+                bytes += stored.map_or(0, |e| e.size);
+            }
+            Ok(LoadOutcome::AlreadyLoaded) => skipped += 1,
+            Err(e) => {
+                bar.abandon();
+                return Err(e);
+            }
+        }
+    }
+    target.finish_table(&name, &t.table)?;
+    bar.finish_and_clear();
+    let status = if loaded_parts == 0 && skipped > 0 {
+        "skipped (already imported)"
+    } else {
+        "loaded"
+    };
+    ctx.progress.line(&format!(
+        "loaded {name}: {rows} rows from {loaded_parts} parts{}",
+        if skipped > 0 {
+            format!(" ({skipped} already imported)")
+        } else {
+            String::new()
+        }
+    ));
+    Ok(Loaded {
+        name,
+        rows,
+        bytes,
+        parts: loaded_parts,
+        elapsed: t_start.elapsed(),
+        status,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -147,6 +147,9 @@ enum Command {
         /// Into another engine, load columns of types with no portable form (inet, tsvector, …) as text.
         #[arg(long)]
         as_text: bool,
+        /// Load this many tables at once, each on its own connection (PostgreSQL; SQLite uses one).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
     },
     /// Check a bundle: without a key sizes and SHA-256 of every file; with a key also decrypt and decode every part.
     Verify {
@@ -280,6 +283,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             dry_run,
             allow_replay,
             as_text,
+            jobs,
         } => {
             if target_schema.is_some() && !target.starts_with("postgres") {
                 return Err(Error::Usage(
@@ -301,6 +305,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             plan.allow_replay = allow_replay;
             plan.target_schema = target_schema;
             plan.as_text = as_text;
+            plan.jobs = jobs.max(1);
             let mut r = ferry::import::import(&plan, &progress)?;
             r.warnings.extend(warnings);
             Ok(r)

@@ -53,6 +53,18 @@ pub trait Target: Send {
         None
     }
 
+    /// Once, after verification and before any part: what parallel loaders must not race to
+    /// create (the ledger, schemas, enum types).
+    fn prepare(&mut self, _tables: &[(String, &TableDef)], _same_engine: bool) -> Result<()> {
+        Ok(())
+    }
+
+    /// Another connection to the same target, for parallel import (`--jobs`); `None`
+    /// when the engine has a single writer.
+    fn worker(&self) -> Result<Option<Box<dyn Target>>> {
+        Ok(None)
+    }
+
     /// The ledger's record of a bundle (empty when no ledger exists yet).
     fn ledger_state(&mut self, bundle_id: &str) -> Result<LedgerState>;
 

@@ -58,6 +58,7 @@ pub fn pg_type(ty: &ColumnType) -> String {
 
 pub struct PgTarget {
     conn: PgConnection,
+    url: String,
     /// `--target-schema`: every table (and the ledger) goes there instead of its own schema.
     schema_override: Option<String>,
 }
@@ -81,6 +82,7 @@ impl PgTarget {
         }
         Ok(PgTarget {
             conn,
+            url: url.to_string(),
             schema_override: schema.map(str::to_string),
         })
     }
@@ -393,6 +395,32 @@ fn first_line(sql: &str) -> String {
 impl Target for PgTarget {
     fn engine(&self) -> &'static str {
         "postgres"
+    }
+
+    fn prepare(&mut self, tables: &[(String, &TableDef)], same_engine: bool) -> Result<()> {
+        self.ensure_ledger()?;
+        let mut schemas: Vec<String> = tables
+            .iter()
+            .map(|(_, t)| self.schema_for(t).to_string())
+            .collect();
+        schemas.sort();
+        schemas.dedup();
+        for s in schemas {
+            self.exec(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(&s)))?;
+        }
+        if same_engine {
+            for (_, t) in tables {
+                self.ensure_enums(t)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn worker(&self) -> Result<Option<Box<dyn Target>>> {
+        Ok(Some(Box::new(PgTarget::open(
+            &self.url,
+            self.schema_override.as_deref(),
+        )?)))
     }
 
     fn ledger_state(&mut self, bundle_id: &str) -> Result<LedgerState> {

@@ -180,7 +180,7 @@ fn postgres_round_trip_is_exact_for_every_type_and_keeps_constraints() {
         .assert()
         .success();
     ferry()
-        .args(["import", b.to_str().unwrap(), &dst.url])
+        .args(["import", b.to_str().unwrap(), &dst.url, "--jobs", "3"])
         .args(key_args(&fx))
         .assert()
         .success();
