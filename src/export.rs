@@ -144,7 +144,7 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     let ctx = TableCtx {
         plan,
         store: &store,
-        file_key: file_key.as_ref().map(|k| &**k),
+        file_key: file_key.as_deref(),
         bundle_id: &bundle_id,
         progress,
     };
@@ -361,7 +361,7 @@ fn export_table(
                 if current.is_none() {
                     let path = layout::new_part_path(plan.encrypt);
                     current = Some(PartWriter::create(
-                        &store,
+                        store,
                         &path,
                         schema.clone(),
                         writer_properties(plan.row_group_rows),
@@ -398,7 +398,7 @@ fn export_table(
             None if infos.is_empty() => {
                 let path = layout::new_part_path(plan.encrypt);
                 Some(PartWriter::create(
-                    &store,
+                    store,
                     &path,
                     schema.clone(),
                     writer_properties(plan.row_group_rows),
