@@ -233,6 +233,12 @@ impl Fingerprint {
         Ok(())
     }
 
+    /// Adds another slice of the same table.
+    pub fn merge(&mut self, other: &Fingerprint) {
+        self.sum = self.sum.wrapping_add(other.sum);
+        self.rows += other.rows;
+    }
+
     pub fn hex(&self) -> String {
         format!("{:032x}", self.sum)
     }

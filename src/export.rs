@@ -43,6 +43,8 @@ pub struct ExportPlan {
     pub dry_run: bool,
     /// Tables exported at once, each on its own connection sharing one snapshot.
     pub jobs: usize,
+    /// With several jobs, tables at least this large are read as several ranges at once.
+    pub split_min_bytes: u64,
 }
 
 impl ExportPlan {
@@ -61,6 +63,7 @@ impl ExportPlan {
             sequence: None,
             dry_run: false,
             jobs: 1,
+            split_min_bytes: 64 << 20,
         }
     }
 }
@@ -149,15 +152,29 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
         progress,
     };
     let mut sources = vec![src];
-    while sources.len() < plan.jobs.max(1).min(tables.len().max(1)) {
+    while sources.len() < plan.jobs.max(1) {
         match sources[0].worker()? {
             Some(w) => sources.push(w),
             None => break,
         }
     }
-    let queue =
-        std::sync::Mutex::new((0..tables.len()).collect::<std::collections::VecDeque<usize>>());
-    let done = std::sync::Mutex::new(Vec::<(usize, Exported)>::new());
+    // Work items: (table, slice, range predicate). A large table is read as several ranges
+    // of the same snapshot when there are several workers, so both the server and ferry use
+    // every core; small tables are one slice.
+    let mut work = std::collections::VecDeque::new();
+    let workers = sources.len();
+    for (ti, t) in tables.iter().enumerate() {
+        let slices = if workers > 1 {
+            sources[0].split(t, workers, plan.split_min_bytes)?
+        } else {
+            vec![None]
+        };
+        for (si, pred) in slices.into_iter().enumerate() {
+            work.push_back((ti, si, pred));
+        }
+    }
+    let queue = std::sync::Mutex::new(work);
+    let done = std::sync::Mutex::new(Vec::<(usize, usize, Exported)>::new());
     let failed = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| -> Result<()> {
         let handles: Vec<_> = sources
@@ -169,18 +186,19 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
                         if failed.load(std::sync::atomic::Ordering::Relaxed) {
                             return Ok(());
                         }
-                        let Some(i) = queue
+                        let Some((ti, si, pred)) = queue
                             .lock()
                             .map_err(|_| Error::Other("export queue poisoned".into()))?
                             .pop_front()
                         else {
                             return Ok(());
                         };
-                        match export_table(src.as_mut(), &tables[i], ctx) {
+                        match export_table(src.as_mut(), &tables[ti], pred.as_deref(), si == 0, ctx)
+                        {
                             Ok(e) => done
                                 .lock()
                                 .map_err(|_| Error::Other("export results poisoned".into()))?
-                                .push((i, e)),
+                                .push((ti, si, e)),
                             Err(e) => {
                                 failed.store(true, std::sync::atomic::Ordering::Relaxed);
                                 return Err(e);
@@ -201,20 +219,44 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     let mut exported = done
         .into_inner()
         .map_err(|_| Error::Other("export results poisoned".into()))?;
-    exported.sort_by_key(|(i, _)| *i);
+    exported.sort_by_key(|(ti, si, _)| (*ti, *si));
     let mut parts: Vec<FileEntry> = Vec::new();
-    let mut catalog_tables = Vec::new();
-    for (_, e) in exported {
+    let mut catalog_tables: Vec<CatalogTable> = Vec::new();
+    let mut i = 0;
+    while i < exported.len() {
+        // Slices of one table become one catalog entry: parts in slice order, row counts
+        // and fingerprints added (the fingerprint is a sum, so slices combine exactly).
+        let ti = exported[i].0;
+        let (mut fp, mut bytes, mut elapsed) =
+            (Fingerprint::default(), 0u64, std::time::Duration::ZERO);
+        let mut infos: Vec<PartInfo> = Vec::new();
+        while i < exported.len() && exported[i].0 == ti {
+            let e = &mut exported[i].2;
+            fp.merge(&e.fingerprint);
+            bytes += e.bytes;
+            elapsed = elapsed.max(e.elapsed);
+            for mut p in std::mem::take(&mut e.infos) {
+                p.index = u32::try_from(infos.len()).unwrap_or(u32::MAX);
+                infos.push(p);
+            }
+            parts.append(&mut e.parts);
+            i += 1;
+        }
+        let t = &tables[ti];
         report.add_table(
-            &e.table.table.qualified(),
-            e.table.rows,
-            e.bytes,
-            e.table.parts.len() as u64,
-            e.elapsed,
+            &t.qualified(),
+            fp.rows,
+            bytes,
+            infos.len() as u64,
+            elapsed,
             "exported",
         );
-        parts.extend(e.parts);
-        catalog_tables.push(e.table);
+        catalog_tables.push(CatalogTable {
+            table: t.clone(),
+            rows: fp.rows,
+            fingerprint: fp.hex(),
+            parts: infos,
+        });
     }
 
     let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -314,10 +356,11 @@ struct TableCtx<'a> {
     progress: &'a Progress,
 }
 
-/// One exported table: its catalog entry, its parts' manifest entries and figures.
+/// One exported table slice: its parts (catalog and manifest entries) and figures.
 struct Exported {
-    table: CatalogTable,
+    infos: Vec<PartInfo>,
     parts: Vec<FileEntry>,
+    fingerprint: Fingerprint,
     bytes: u64,
     elapsed: std::time::Duration,
 }
@@ -326,6 +369,8 @@ struct Exported {
 fn export_table(
     src: &mut dyn source::Source,
     t: &crate::types::TableDef,
+    range: Option<&str>,
+    first_slice: bool,
     ctx: &TableCtx<'_>,
 ) -> Result<Exported> {
     let plan = ctx.plan;
@@ -338,8 +383,18 @@ fn export_table(
     };
     let mut parts: Vec<FileEntry> = Vec::new();
     let t_start = Instant::now();
-    let filter = filter_for(plan, t);
-    let total = src.count_rows(t, filter)?;
+    let combined = match (filter_for(plan, t), range) {
+        (Some(f), Some(r)) => Some(format!("({f}) AND {r}")),
+        (Some(f), None) => Some(f.to_string()),
+        (None, Some(r)) => Some(r.to_string()),
+        (None, None) => None,
+    };
+    let filter = combined.as_deref();
+    let total = if range.is_some() {
+        None
+    } else {
+        src.count_rows(t, filter)?
+    };
     let bar = ctx.progress.bar(&t.qualified(), total, false);
     let schema = t.arrow_schema(src.info().engine.as_str());
     let (tx, rx) = mpsc::sync_channel(CHANNEL_BATCHES);
@@ -395,7 +450,7 @@ fn export_table(
         // Every table has at least one part, so an empty table still round-trips.
         let last = match current.take() {
             Some(w) => Some(w),
-            None if infos.is_empty() => {
+            None if infos.is_empty() && first_slice => {
                 let path = layout::new_part_path(plan.encrypt);
                 Some(PartWriter::create(
                     store,
@@ -423,19 +478,16 @@ fn export_table(
     bar.finish_and_clear();
     let rows = fp.rows;
     ctx.progress.line(&format!(
-        "exported {}: {rows} rows, {} parts, {}",
+        "exported {}{}: {rows} rows, {} parts, {}",
         t.qualified(),
+        if range.is_some() { " (one range)" } else { "" },
         infos.len(),
         crate::report::human_bytes(bytes)
     ));
     Ok(Exported {
-        table: CatalogTable {
-            table: t.clone(),
-            rows,
-            fingerprint: fp.hex(),
-            parts: infos,
-        },
+        infos,
         parts,
+        fingerprint: fp,
         bytes,
         elapsed: t_start.elapsed(),
     })

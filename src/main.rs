@@ -111,6 +111,9 @@ enum Command {
         /// (PostgreSQL; SQLite uses one).
         #[arg(long, default_value_t = 1)]
         jobs: usize,
+        /// With --jobs above 1, tables at least this large are read as several ranges at once.
+        #[arg(long, default_value = "64MiB", value_parser = parse_split_size)]
+        split_min_size: u64,
     },
     /// Verify a bundle and load it into a database, exactly once.
     Import {
@@ -185,8 +188,25 @@ enum Command {
     Keygen { key_file: PathBuf },
 }
 
-/// `512MiB`, `1GiB`, `1000000` (bytes).
+/// A size with units, any value.
+fn parse_split_size(s: &str) -> Result<u64, String> {
+    parse_bytes(s)
+}
+
+/// A part size: `512MiB`, `1GiB`; at least 1 MiB and under 4 GiB (FAT32).
 fn parse_size(s: &str) -> Result<u64, String> {
+    let v = parse_bytes(s)?;
+    if v < (1 << 20) {
+        return Err("a part must be allowed at least 1MiB".into());
+    }
+    if v >= (4u64 << 30) {
+        return Err("parts must stay under 4GiB (FAT32 media)".into());
+    }
+    Ok(v)
+}
+
+/// `512MiB`, `1GiB`, `1000000` (bytes).
+fn parse_bytes(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
@@ -203,14 +223,8 @@ fn parse_size(s: &str) -> Result<u64, String> {
         "gib" => 1 << 30,
         other => return Err(format!("{other:?}: unknown size unit (use KiB, MiB, GiB)")),
     };
-    let v = n.checked_mul(mult).ok_or("size too large")?;
-    if v < (1 << 20) {
-        return Err("a part must be allowed at least 1MiB".into());
-    }
-    if v >= (4u64 << 30) {
-        return Err("parts must stay under 4GiB (FAT32 media)".into());
-    }
-    Ok(v)
+    n.checked_mul(mult)
+        .ok_or_else(|| "size too large".to_string())
 }
 
 fn split_pair<'a>(s: &'a str, sep: char, what: &str) -> Result<(String, String), Error> {
@@ -242,6 +256,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             sequence,
             dry_run,
             jobs,
+            split_min_size,
         } => {
             let (keys, warnings) = if no_encrypt {
                 (Keys::default(), vec![])
@@ -263,6 +278,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             plan.row_group_rows = row_group_rows.max(1);
             plan.max_part_bytes = max_part_size;
             plan.jobs = jobs.max(1);
+            plan.split_min_bytes = split_min_size;
             plan.source_id = source_id;
             plan.sequence = sequence;
             plan.dry_run = dry_run;

@@ -64,6 +64,17 @@ pub trait Source: Send {
     /// Starts the consistent read: every later `read` sees the same instant.
     fn begin_snapshot(&mut self) -> Result<()>;
 
+    /// Splits a table of at least `min_bytes` into up to `n` disjoint row ranges (SQL
+    /// predicates) that together hold every row once, for reading it on several connections.
+    fn split(
+        &mut self,
+        _table: &TableDef,
+        _n: usize,
+        _min_bytes: u64,
+    ) -> Result<Vec<Option<String>>> {
+        Ok(vec![None])
+    }
+
     /// Another connection reading the same snapshot, for parallel export (`--jobs`);
     /// `None` when the engine cannot share one.
     fn worker(&mut self) -> Result<Option<Box<dyn Source>>> {

@@ -532,6 +532,37 @@ impl Source for PgSource {
         Ok(())
     }
 
+    fn split(&mut self, table: &TableDef, n: usize, min_bytes: u64) -> Result<Vec<Option<String>>> {
+        // Page ranges of the heap (TID range scans, PostgreSQL 14+): disjoint, and the last
+        // range is open so pages added since the size was read are still covered.
+        let q = qualified(table.schema.as_deref(), &table.name);
+        let pages: i64 = runtime()
+            .block_on(
+                sqlx::query_scalar("SELECT (pg_relation_size($1::regclass) / current_setting('block_size')::int)::int8")
+                    .bind(&q)
+                    .fetch_one(&mut self.conn),
+            )
+            .map_err(|e| pg_err("sizing a table", e))?;
+        let n = i64::try_from(n).unwrap_or(1);
+        if n < 2 || pages.saturating_mul(8192) < i64::try_from(min_bytes).unwrap_or(i64::MAX) {
+            return Ok(vec![None]);
+        }
+        let bound = |k: i64| pages * k / n;
+        Ok((0..n)
+            .map(|k| {
+                Some(match k {
+                    0 => format!("ctid < '({},0)'::tid", bound(1)),
+                    k if k == n - 1 => format!("ctid >= '({},0)'::tid", bound(k)),
+                    k => format!(
+                        "ctid >= '({},0)'::tid AND ctid < '({},0)'::tid",
+                        bound(k),
+                        bound(k + 1)
+                    ),
+                })
+            })
+            .collect())
+    }
+
     fn worker(&mut self) -> Result<Option<Box<dyn Source>>> {
         let Some(id) = self.snapshot_id.clone() else {
             return Ok(None);
