@@ -17,6 +17,10 @@ CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 SKIP_FERRY=${SKIP_FERRY:-0}
 SKIP_DUCKDB=${SKIP_DUCKDB:-0}
 KEEP_WORK=${KEEP_WORK:-0}
+FERRY_BIN=${FERRY_BIN:-}
+# Extra arguments for ferry (split on spaces), e.g. FERRY_EXPORT_ARGS="--jobs 2".
+read -r -a FERRY_EXPORT_ARGS <<<"${FERRY_EXPORT_ARGS:-}"
+read -r -a FERRY_IMPORT_ARGS <<<"${FERRY_IMPORT_ARGS:-}"
 DUCKDB_VERSION=1.4.4
 # No NOTICEs ("does not exist, skipping") from DROP ... IF EXISTS.
 export PGOPTIONS="${PGOPTIONS:+$PGOPTIONS }-c client_min_messages=warning"
@@ -101,11 +105,17 @@ check_tools() {
 
 build_ferry() {
   if [[ $SKIP_FERRY == 1 ]]; then log "SKIP_FERRY=1: ferry is not measured"; return; fi
-  log "building ferry (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
-  (cd "$ROOT" && CARGO_TARGET_DIR=$CARGO_TARGET_DIR cargo build --release --quiet --bin ferry) \
-    || die "cargo build failed"
-  FERRY=$CARGO_TARGET_DIR/release/ferry
-  [[ -x $FERRY ]] || die "$FERRY not found after the build"
+  if [[ -n $FERRY_BIN ]]; then
+    FERRY=$FERRY_BIN
+    [[ -x $FERRY ]] || die "FERRY_BIN=$FERRY_BIN is not an executable"
+    log "using $FERRY (FERRY_BIN; not building)"
+  else
+    log "building ferry (release, CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+    (cd "$ROOT" && CARGO_TARGET_DIR=$CARGO_TARGET_DIR cargo build --release --quiet --bin ferry) \
+      || die "cargo build failed"
+    FERRY=$CARGO_TARGET_DIR/release/ferry
+    [[ -x $FERRY ]] || die "$FERRY not found after the build"
+  fi
   "$FERRY" keygen "$WORK/bench.key" >"$WORK/keygen.log" 2>&1 \
     || { cat "$WORK/keygen.log" >&2; die "ferry keygen failed"; }
 }
@@ -231,7 +241,8 @@ run_round() {
   log "round $r/$ROUNDS: export"
   if [[ $SKIP_FERRY != 1 ]] && ! failed ferry_export; then
     measure "$r" export ferry_export "$d/bundle" -- \
-      "$FERRY" export "$src" "$d/bundle" --key-file "$WORK/bench.key" --table "$TABLE" --quiet || true
+      "$FERRY" export "$src" "$d/bundle" --key-file "$WORK/bench.key" --table "$TABLE" --quiet \
+      ${FERRY_EXPORT_ARGS[@]+"${FERRY_EXPORT_ARGS[@]}"} || true
   fi
   if [[ $DUCKDB_OK == 1 ]] && ! failed duckdb; then
     measure "$r" export duckdb "$d/events.parquet" -- \
@@ -256,6 +267,7 @@ run_round() {
     fresh_db "$DB_FERRY"
     measure "$r" import ferry_import - -- \
       "$FERRY" import "$d/bundle" "$(url_for "$DB_FERRY")" --key-file "$WORK/bench.key" --quiet \
+      ${FERRY_IMPORT_ARGS[@]+"${FERRY_IMPORT_ARGS[@]}"} \
       && check_import "$DB_FERRY" "ferry import" || true
     admin_sql "DROP DATABASE IF EXISTS \"$DB_FERRY\" WITH (FORCE)"
   fi
@@ -291,10 +303,15 @@ write_meta() {
   local ferry_version=- ferry_rev=-
   if [[ -n $FERRY ]]; then
     ferry_version=$("$FERRY" --version 2>/dev/null || echo -)
-    ferry_rev=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo -)
+    if [[ -n $FERRY_BIN ]]; then
+      ferry_rev="prebuilt: $FERRY_BIN"
+    else
+      ferry_rev=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo -)
+    fi
   fi
   ROWS=$ROWS ROUNDS=$ROUNDS SOURCE_BYTES=$SOURCE_BYTES DUCKDB_WHY=$DUCKDB_WHY \
   FERRY_VERSION=$ferry_version FERRY_REV=$ferry_rev FAILED="${FAILED[*]-}" \
+  FERRY_XE="${FERRY_EXPORT_ARGS[*]-}" FERRY_XI="${FERRY_IMPORT_ARGS[*]-}" \
   PG_VERSION=$(admin_sql "SHOW server_version") CPUS=$(nproc) \
   LOAD_START=$LOAD_START LOAD_END=$LOAD_END \
   DUCKDB_VERSION=$([[ $DUCKDB_OK == 1 ]] && echo "$DUCKDB_VERSION" || echo -) \
@@ -314,7 +331,12 @@ meta = {
         "loadavg_end": e["LOAD_END"],
     },
     "postgresql": e["PG_VERSION"],
-    "ferry": {"version": e["FERRY_VERSION"], "git": e["FERRY_REV"]},
+    "ferry": {
+        "version": e["FERRY_VERSION"],
+        "git": e["FERRY_REV"],
+        "export_args": e["FERRY_XE"].split(),
+        "import_args": e["FERRY_XI"].split(),
+    },
     "duckdb": e["DUCKDB_VERSION"],
     "duckdb_skipped_because": e["DUCKDB_WHY"] or None,
     "failed": sorted(set(e["FAILED"].split())),

@@ -16,7 +16,6 @@ use arrow::record_batch::RecordBatch;
 
 use crate::report::{Progress, RunReport};
 use crate::source::{self, BatchLimits, Selection};
-use crate::types::text;
 use crate::{Error, Result};
 
 /// A table's content fingerprint under construction.
@@ -116,12 +115,20 @@ fn encoder<'a>(a: &'a ArrayRef) -> Result<Encoder<'a>> {
         DataType::Decimal128(_, s) => {
             let x = a.as_primitive::<Decimal128Type>();
             let s = *s;
+            // Normalised without text: trailing zeros of the fraction dropped, so 12.50 as
+            // decimal(12,2) and 12.5 as decimal(10,1) fingerprint alike.
             Box::new(move |i, o| {
+                let (mut v, mut scale) = (x.value(i), i32::from(s));
+                while scale > 0 && v % 10 == 0 {
+                    v /= 10;
+                    scale -= 1;
+                }
+                if v == 0 {
+                    scale = 0;
+                }
                 o.push(b'D');
-                o.extend_from_slice(
-                    normalise_decimal(&text::format_decimal(x.value(i), s)).as_bytes(),
-                );
-                o.push(0);
+                o.extend_from_slice(&scale.to_le_bytes());
+                o.extend_from_slice(&v.to_le_bytes());
             })
         }
         DataType::Utf8 => {
@@ -184,9 +191,22 @@ fn encoder<'a>(a: &'a ArrayRef) -> Result<Encoder<'a>> {
             let x = a.as_primitive::<Decimal256Type>();
             let s = *s;
             Box::new(move |i, o| {
-                o.push(b'D');
-                o.extend_from_slice(normalise_decimal(&decimal256_text(x.value(i), s)).as_bytes());
-                o.push(0);
+                let text = normalise_decimal(&decimal256_text(x.value(i), s));
+                // The same encoding as Decimal128 when the value fits 128 bits.
+                let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+                let scale = i32::try_from(frac.len()).unwrap_or(i32::MAX);
+                match format!("{int}{frac}").parse::<i128>() {
+                    Ok(v) => {
+                        o.push(b'D');
+                        o.extend_from_slice(&scale.to_le_bytes());
+                        o.extend_from_slice(&v.to_le_bytes());
+                    }
+                    Err(_) => {
+                        o.push(b'W');
+                        o.extend_from_slice(text.as_bytes());
+                        o.push(0);
+                    }
+                }
             })
         }
         DataType::List(_) => {

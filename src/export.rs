@@ -146,6 +146,7 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     // connection reading the same snapshot (engines that cannot share one run one worker).
     let ctx = TableCtx {
         plan,
+        row_group_bytes: (128usize << 20) / plan.jobs.max(1),
         store: &store,
         file_key: file_key.as_deref(),
         bundle_id: &bundle_id,
@@ -350,6 +351,8 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
 /// What one worker needs to export a table.
 struct TableCtx<'a> {
     plan: &'a ExportPlan,
+    /// Row-group byte cap per worker: the 128 MiB budget shared by all jobs.
+    row_group_bytes: usize,
     store: &'a Store,
     file_key: Option<&'a [u8; 32]>,
     bundle_id: &'a str,
@@ -419,7 +422,7 @@ fn export_table(
                         store,
                         &path,
                         schema.clone(),
-                        writer_properties(plan.row_group_rows),
+                        writer_properties(plan.row_group_rows, ctx.row_group_bytes),
                         seal("part", &path),
                     )?);
                 }
@@ -456,7 +459,7 @@ fn export_table(
                     store,
                     &path,
                     schema.clone(),
-                    writer_properties(plan.row_group_rows),
+                    writer_properties(plan.row_group_rows, ctx.row_group_bytes),
                     seal("part", &path),
                 )?)
             }

@@ -29,15 +29,16 @@ use crate::storage::{ObjectWriter, Store};
 use crate::{Error, Result};
 
 /// Parquet writer settings of DESIGN.md: zstd level 3 inside pages, dictionaries and
-/// statistics on, row groups of at most ~1M rows or ~128 MiB.
-pub fn writer_properties(row_group_rows: usize) -> WriterProperties {
+/// statistics on, row groups of at most `row_group_rows` rows or `row_group_bytes` bytes
+/// (the writer buffers one row group: this is its memory bound).
+pub fn writer_properties(row_group_rows: usize, row_group_bytes: usize) -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).expect("valid level"),
         ))
         .set_dictionary_enabled(true)
         .set_max_row_group_row_count(Some(row_group_rows))
-        .set_max_row_group_bytes(Some(128 * 1024 * 1024))
+        .set_max_row_group_bytes(Some(row_group_bytes))
         .set_created_by(crate::TOOL_VERSION.to_string())
         .build()
 }
