@@ -405,6 +405,16 @@ fn export_table(
     let mut fp = Fingerprint::default();
     let mut infos: Vec<PartInfo> = Vec::new();
     let mut bytes = 0u64;
+    let new_part = || {
+        let path = layout::new_part_path(plan.encrypt);
+        PartWriter::create(
+            store,
+            &path,
+            schema.clone(),
+            writer_properties(plan.row_group_rows, ctx.row_group_bytes),
+            seal("part", &path),
+        )
+    };
     let written: Result<()> = std::thread::scope(|s| {
         let reader = s.spawn(move || {
             src.read(t, filter, limits, &mut |b| {
@@ -417,27 +427,14 @@ fn export_table(
             for batch in rx.iter() {
                 fp.add(&batch)?;
                 if current.is_none() {
-                    let path = layout::new_part_path(plan.encrypt);
-                    current = Some(PartWriter::create(
-                        store,
-                        &path,
-                        schema.clone(),
-                        writer_properties(plan.row_group_rows, ctx.row_group_bytes),
-                        seal("part", &path),
-                    )?);
+                    current = Some(new_part()?);
                 }
                 let w = current.as_mut().expect("just made");
                 w.write(&batch)?;
                 bar.inc(batch.num_rows() as u64);
                 if w.size_estimate() >= plan.max_part_bytes {
-                    let (entry, rows) = current.take().expect("open part").finish()?;
-                    bytes += entry.size;
-                    infos.push(PartInfo {
-                        path: entry.path.clone(),
-                        index: u32::try_from(infos.len()).unwrap_or(u32::MAX),
-                        rows,
-                    });
-                    parts.push(entry);
+                    let full = current.take().expect("open part");
+                    bytes += close_part(full, &mut infos, &mut parts)?;
                 }
             }
             Ok(())
@@ -453,27 +450,11 @@ fn export_table(
         // Every table has at least one part, so an empty table still round-trips.
         let last = match current.take() {
             Some(w) => Some(w),
-            None if infos.is_empty() && first_slice => {
-                let path = layout::new_part_path(plan.encrypt);
-                Some(PartWriter::create(
-                    store,
-                    &path,
-                    schema.clone(),
-                    writer_properties(plan.row_group_rows, ctx.row_group_bytes),
-                    seal("part", &path),
-                )?)
-            }
+            None if infos.is_empty() && first_slice => Some(new_part()?),
             None => None,
         };
         if let Some(w) = last {
-            let (entry, rows) = w.finish()?;
-            bytes += entry.size;
-            infos.push(PartInfo {
-                path: entry.path.clone(),
-                index: u32::try_from(infos.len()).unwrap_or(u32::MAX),
-                rows,
-            });
-            parts.push(entry);
+            bytes += close_part(w, &mut infos, &mut parts)?;
         }
         Ok(())
     });
@@ -494,6 +475,19 @@ fn export_table(
         bytes,
         elapsed: t_start.elapsed(),
     })
+}
+
+/// Closes a part and records it in the table's part list; returns its stored size.
+fn close_part(w: PartWriter, infos: &mut Vec<PartInfo>, parts: &mut Vec<FileEntry>) -> Result<u64> {
+    let (entry, rows) = w.finish()?;
+    let size = entry.size;
+    infos.push(PartInfo {
+        path: entry.path.clone(),
+        index: u32::try_from(infos.len()).unwrap_or(u32::MAX),
+        rows,
+    });
+    parts.push(entry);
+    Ok(size)
 }
 
 fn filter_for<'a>(plan: &'a ExportPlan, t: &crate::types::TableDef) -> Option<&'a str> {
