@@ -86,7 +86,7 @@ cleanup() {
 check_tools() {
   local t
   for t in psql pg_dump pg_restore python3 cargo; do
-    [[ $t == cargo && $SKIP_FERRY == 1 ]] && continue
+    [[ $t == cargo && ($SKIP_FERRY == 1 || -n $FERRY_BIN) ]] && continue
     command -v "$t" >/dev/null || die "$t not found"
   done
   if [[ ! -x /usr/bin/time ]]; then
@@ -132,7 +132,7 @@ load_source() {
   if [[ $have == "$ROWS" ]]; then
     log "$BENCH_DB.$TABLE already has $ROWS rows: not reloading"
   else
-    log "loading $ROWS rows into $BENCH_DB.$TABLE (had $have; 5M rows take a few minutes)"
+    log "loading $ROWS rows into $BENCH_DB.$TABLE (had $have; 5M rows take a minute or two)"
     sed "s/5000000::bigint/${ROWS}::bigint/" "$SQL_FILE" \
       | psql -X -q -v ON_ERROR_STOP=1 -d "$(url_for "$BENCH_DB")" -o /dev/null \
       || die "loading $SQL_FILE failed"
@@ -158,7 +158,7 @@ setup_duckdb() {
       || { DUCKDB_WHY="pip install duckdb==$DUCKDB_VERSION duckdb-ext-postgres failed"; return; }
   fi
   PY=$venv/bin/python
-  local site loc rel
+  local loc rel
   loc=$("$venv/bin/pip" show duckdb-ext-postgres 2>/dev/null | sed -n 's/^Location: //p')
   rel=$("$venv/bin/pip" show -f duckdb-ext-postgres 2>/dev/null | sed -n 's/^ *\(.*postgres_scanner\.duckdb_extension\)$/\1/p' | head -n1)
   if [[ -z $loc || -z $rel || ! -f $loc/$rel ]]; then
@@ -233,59 +233,83 @@ create_copy_table() {
     | psql -X -q -v ON_ERROR_STOP=1 -d "$(url_for "$1")" -o /dev/null
 }
 
+# One function per tool and phase; $r is the round, $d its scratch directory, $src the
+# source URL (set by run_round).
+export_ferry() {
+  [[ $SKIP_FERRY != 1 ]] && ! failed ferry_export || return 0
+  measure "$r" export ferry_export "$d/bundle" -- \
+    "$FERRY" export "$src" "$d/bundle" --key-file "$WORK/bench.key" --table "$TABLE" --quiet \
+    ${FERRY_EXPORT_ARGS[@]+"${FERRY_EXPORT_ARGS[@]}"} || true
+}
+export_duckdb() {
+  [[ $DUCKDB_OK == 1 ]] && ! failed duckdb || return 0
+  measure "$r" export duckdb "$d/events.parquet" -- \
+    "$PY" "$BENCH_DIR/duckdb_export.py" export "$EXT" "$src" "public.$TABLE" "$d/events.parquet" || true
+}
+export_pg_dump() {
+  ! failed pg_dump || return 0
+  measure "$r" export pg_dump "$d/events.dump" -- \
+    pg_dump -Fc -t "$TABLE" -f "$d/events.dump" -d "$src" || true
+}
+export_copy_file() {
+  ! failed copy_out_file || return 0
+  measure "$r" export copy_out_file "$d/events.bin" -- \
+    psql -X -q -v ON_ERROR_STOP=1 -d "$src" -c "\\copy $TABLE TO '$d/events.bin' (FORMAT binary)" || true
+}
+export_copy_null() {
+  ! failed copy_out_null || return 0
+  measure "$r" export copy_out_null - -- \
+    sh -c 'exec psql -X -q -v ON_ERROR_STOP=1 -d "$1" -c "\\copy $2 TO STDOUT (FORMAT binary)" >/dev/null' \
+    sh "$src" "$TABLE" || true
+}
+import_ferry() {
+  [[ $SKIP_FERRY != 1 && -d $d/bundle ]] && ! failed ferry_export && ! failed ferry_import || return 0
+  fresh_db "$DB_FERRY"
+  measure "$r" import ferry_import - -- \
+    "$FERRY" import "$d/bundle" "$(url_for "$DB_FERRY")" --key-file "$WORK/bench.key" --quiet \
+    ${FERRY_IMPORT_ARGS[@]+"${FERRY_IMPORT_ARGS[@]}"} \
+    && check_import "$DB_FERRY" "ferry import" || true
+  admin_sql "DROP DATABASE IF EXISTS \"$DB_FERRY\" WITH (FORCE)"
+}
+import_copy() {
+  [[ -f $d/events.bin ]] && ! failed copy_in || return 0
+  fresh_db "$DB_COPY"
+  create_copy_table "$DB_COPY"
+  measure "$r" import copy_in - -- \
+    psql -X -q -v ON_ERROR_STOP=1 -d "$(url_for "$DB_COPY")" -c "\\copy $TABLE FROM '$d/events.bin' (FORMAT binary)" \
+    && check_import "$DB_COPY" "psql \\copy" || true
+  admin_sql "DROP DATABASE IF EXISTS \"$DB_COPY\" WITH (FORCE)"
+}
+import_pg_restore() {
+  [[ -f $d/events.dump ]] && ! failed pg_restore || return 0
+  fresh_db "$DB_RESTORE"
+  measure "$r" import pg_restore - -- \
+    pg_restore --exit-on-error -d "$(url_for "$DB_RESTORE")" "$d/events.dump" \
+    && check_import "$DB_RESTORE" "pg_restore" || true
+  admin_sql "DROP DATABASE IF EXISTS \"$DB_RESTORE\" WITH (FORCE)"
+}
+
+EXPORTS=(export_ferry export_duckdb export_pg_dump export_copy_file export_copy_null)
+IMPORTS=(import_ferry import_copy import_pg_restore)
+
+# run_rotated R STEP...: runs the steps starting at the (R-1)th, wrapping around, so that
+# no tool always goes first (the first import of a run, for one, also pays for new WAL files).
+run_rotated() {
+  local k=$1 n i
+  shift
+  n=$#
+  local steps=("$@")
+  for ((i = 0; i < n; i++)); do "${steps[(i + k - 1) % n]}"; done
+}
+
 run_round() {
-  local r=$1 d=$WORK/round$1
-  local src
+  local r=$1 d=$WORK/round$1 src
   src=$(url_for "$BENCH_DB")
   mkdir -p "$d"
   log "round $r/$ROUNDS: export"
-  if [[ $SKIP_FERRY != 1 ]] && ! failed ferry_export; then
-    measure "$r" export ferry_export "$d/bundle" -- \
-      "$FERRY" export "$src" "$d/bundle" --key-file "$WORK/bench.key" --table "$TABLE" --quiet \
-      ${FERRY_EXPORT_ARGS[@]+"${FERRY_EXPORT_ARGS[@]}"} || true
-  fi
-  if [[ $DUCKDB_OK == 1 ]] && ! failed duckdb; then
-    measure "$r" export duckdb "$d/events.parquet" -- \
-      "$PY" "$BENCH_DIR/duckdb_export.py" export "$EXT" "$src" "public.$TABLE" "$d/events.parquet" || true
-  fi
-  if ! failed pg_dump; then
-    measure "$r" export pg_dump "$d/events.dump" -- \
-      pg_dump -Fc -t "$TABLE" -f "$d/events.dump" -d "$src" || true
-  fi
-  if ! failed copy_out_file; then
-    measure "$r" export copy_out_file "$d/events.bin" -- \
-      psql -X -q -v ON_ERROR_STOP=1 -d "$src" -c "\\copy $TABLE TO '$d/events.bin' (FORMAT binary)" || true
-  fi
-  if ! failed copy_out_null; then
-    measure "$r" export copy_out_null - -- \
-      sh -c 'exec psql -X -q -v ON_ERROR_STOP=1 -d "$1" -c "\\copy $2 TO STDOUT (FORMAT binary)" >/dev/null' \
-      sh "$src" "$TABLE" || true
-  fi
-
+  run_rotated "$r" "${EXPORTS[@]}"
   log "round $r/$ROUNDS: import"
-  if [[ $SKIP_FERRY != 1 && -d $d/bundle ]] && ! failed ferry_export && ! failed ferry_import; then
-    fresh_db "$DB_FERRY"
-    measure "$r" import ferry_import - -- \
-      "$FERRY" import "$d/bundle" "$(url_for "$DB_FERRY")" --key-file "$WORK/bench.key" --quiet \
-      ${FERRY_IMPORT_ARGS[@]+"${FERRY_IMPORT_ARGS[@]}"} \
-      && check_import "$DB_FERRY" "ferry import" || true
-    admin_sql "DROP DATABASE IF EXISTS \"$DB_FERRY\" WITH (FORCE)"
-  fi
-  if [[ -f $d/events.bin ]] && ! failed copy_in; then
-    fresh_db "$DB_COPY"
-    create_copy_table "$DB_COPY"
-    measure "$r" import copy_in - -- \
-      psql -X -q -v ON_ERROR_STOP=1 -d "$(url_for "$DB_COPY")" -c "\\copy $TABLE FROM '$d/events.bin' (FORMAT binary)" \
-      && check_import "$DB_COPY" "psql \\copy" || true
-    admin_sql "DROP DATABASE IF EXISTS \"$DB_COPY\" WITH (FORCE)"
-  fi
-  if [[ -f $d/events.dump ]] && ! failed pg_restore; then
-    fresh_db "$DB_RESTORE"
-    measure "$r" import pg_restore - -- \
-      pg_restore --exit-on-error -d "$(url_for "$DB_RESTORE")" "$d/events.dump" \
-      && check_import "$DB_RESTORE" "pg_restore" || true
-    admin_sql "DROP DATABASE IF EXISTS \"$DB_RESTORE\" WITH (FORCE)"
-  fi
+  run_rotated "$r" "${IMPORTS[@]}"
   # Keep the last round's files for a look when KEEP_WORK=1.
   [[ $KEEP_WORK == 1 && $r == "$ROUNDS" ]] || rm -rf -- "$d"
 }

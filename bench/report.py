@@ -77,7 +77,14 @@ def summarize(rows):
     return out
 
 
-def ratios(summary):
+def per_round(rows, num, den):
+    """num/den time ratio within each round both ran in: the noise a median hides."""
+    by = {(r["round"], r["tool"]): r["seconds"] for r in rows}
+    rounds = sorted({r["round"] for r in rows})
+    return [by[k, num] / by[k, den] for k in rounds if (k, num) in by and by.get((k, den))]
+
+
+def ratios(summary, rows):
     res = []
     for name, kind, num, den, target in RATIOS:
         value = None
@@ -88,7 +95,16 @@ def ratios(summary):
                 a, b = summary[num]["output_bytes"], summary[den]["output_bytes"]
             if a is not None and b:
                 value = a / b
-        res.append({"name": name, "value": value, "target": target, "met": verdict(value, target)})
+        rounds = per_round(rows, num, den) if kind == "time" else []
+        res.append(
+            {
+                "name": name,
+                "value": value,
+                "per_round": rounds,
+                "target": target,
+                "met": verdict(value, target),
+            }
+        )
     ferry = [summary[t]["peak_rss_mib"] for t in ("ferry_export", "ferry_import") if t in summary]
     value = max(ferry) if ferry else None
     res.append(
@@ -121,7 +137,7 @@ def main(argv):
     with open(meta_path) as f:
         meta = json.load(f)
     summary = summarize(rows)
-    rat = ratios(summary)
+    rat = ratios(summary, rows)
 
     print()
     print(
@@ -145,14 +161,17 @@ def main(argv):
                 f" {s['peak_rss_mib']:>13.1f} {fmt(size, '.1f'):>10}"
             )
     print()
-    print(f"{'ratio':<46} {'value':>8} {'target':>8}  ")
-    print("-" * 72)
+    header = f"{'ratio (of medians)':<46} {'value':>8} {'per round':>13} {'target':>8}"
+    print(header)
+    print("-" * (len(header) + 8))
     for r in rat:
         is_rss = r["name"].startswith("ferry peak RSS")
         val = fmt(r["value"], ".1f" if is_rss else ".3f")
+        pr = r.get("per_round") or []
+        spread = f"{min(pr):.2f}-{max(pr):.2f}" if pr else ""
         tgt = "-" if r["target"] is None else ("<= %g" % r["target"])
         met = {True: "ok", False: "MISSED", None: ""}[r["met"]]
-        print(f"{r['name']:<46} {val:>8} {tgt:>8}  {met}")
+        print(f"{r['name']:<46} {val:>8} {spread:>13} {tgt:>8}  {met}")
 
     doc = {**meta, "summary": summary, "ratios": rat, "measurements": rows}
     with open(out_path, "w") as f:
