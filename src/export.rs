@@ -24,7 +24,7 @@ use crate::storage::Store;
 use crate::{Error, Result};
 
 /// Batches in flight between a reader and the writer.
-const CHANNEL_BATCHES: usize = 4;
+const CHANNEL_BATCHES: usize = 2;
 
 /// Everything `ferry export` was asked to do, validated.
 pub struct ExportPlan {
@@ -411,7 +411,7 @@ fn export_table(
             store,
             &path,
             schema.clone(),
-            writer_properties(plan.row_group_rows, ctx.row_group_bytes),
+            writer_properties(&schema, plan.row_group_rows, ctx.row_group_bytes),
             seal("part", &path),
         )
     };

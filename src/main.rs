@@ -89,7 +89,7 @@ enum Command {
         /// Export only the rows of TABLE matching PREDICATE, as `TABLE:PREDICATE` (repeatable).
         #[arg(long = "where", value_name = "TABLE:PREDICATE")]
         wheres: Vec<String>,
-        /// Rows per Arrow batch: memory per batch in flight (4 batches at most are in flight).
+        /// Rows per Arrow batch: memory per batch in flight (two batches at most wait between reader and writer).
         #[arg(long, default_value_t = 65_536)]
         batch_rows: usize,
         /// Rows per Parquet row group (also capped at ~128 MiB): larger groups compress better and cost more memory.

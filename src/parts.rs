@@ -20,6 +20,7 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{ChunkReader, Length};
+use parquet::schema::types::ColumnPath;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -30,17 +31,37 @@ use crate::{Error, Result};
 
 /// Parquet writer settings of DESIGN.md: zstd level 3 inside pages, dictionaries and
 /// statistics on, row groups of at most `row_group_rows` rows or `row_group_bytes` bytes
-/// (the writer buffers one row group: this is its memory bound).
-pub fn writer_properties(row_group_rows: usize, row_group_bytes: usize) -> WriterProperties {
-    WriterProperties::builder()
+/// (the writer buffers one row group: this is its memory bound). Dictionaries are left off
+/// for columns whose values are nearly always distinct (floats, timestamps, UUIDs,
+/// decimals): the encoder would build one per row group only to fall back to plain.
+pub fn writer_properties(
+    schema: &SchemaRef,
+    row_group_rows: usize,
+    row_group_bytes: usize,
+) -> WriterProperties {
+    let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).expect("valid level"),
         ))
         .set_dictionary_enabled(true)
         .set_max_row_group_row_count(Some(row_group_rows))
         .set_max_row_group_bytes(Some(row_group_bytes))
-        .set_created_by(crate::TOOL_VERSION.to_string())
-        .build()
+        .set_created_by(crate::TOOL_VERSION.to_string());
+    for f in schema.fields() {
+        let distinct = matches!(
+            f.data_type(),
+            DataType::Float32
+                | DataType::Float64
+                | DataType::Timestamp(_, _)
+                | DataType::FixedSizeBinary(_)
+                | DataType::Decimal128(_, _)
+                | DataType::Decimal256(_, _)
+        );
+        if distinct {
+            b = b.set_column_dictionary_enabled(ColumnPath::from(f.name().as_str()), false);
+        }
+    }
+    b.build()
 }
 
 /// Parquet cannot hold Arrow's Interval(MonthDayNano); a part stores such a column as a
