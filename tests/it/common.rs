@@ -79,7 +79,16 @@ pub fn fixture() -> Fixture {
             .prepare("INSERT INTO items VALUES (?1, ?2, ?3, ?4)")
             .unwrap();
         for i in 0..3000i64 {
-            let blob: Vec<u8> = (0..(i % 97)).map(|b| (b * 31 + i) as u8).collect();
+            // Pseudo-random bytes (xorshift): incompressible, so the part spans several chunks.
+            let mut x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let blob: Vec<u8> = (0..(i % 97))
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
             st.execute(rusqlite::params![
                 i,
                 format!("item {i} {}", "x".repeat((i % 13) as usize)),
