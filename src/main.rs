@@ -89,12 +89,16 @@ enum Command {
         /// Export only the rows of TABLE matching PREDICATE, as `TABLE:PREDICATE` (repeatable).
         #[arg(long = "where", value_name = "TABLE:PREDICATE")]
         wheres: Vec<String>,
-        /// Rows per Arrow batch: memory per batch in flight (two batches at most wait between reader and writer).
-        #[arg(long, default_value_t = 65_536)]
-        batch_rows: usize,
-        /// Rows per Parquet row group (also capped at ~128 MiB): larger groups compress better and cost more memory.
-        #[arg(long, default_value_t = 1_048_576)]
-        row_group_rows: usize,
+        /// Rows per Arrow batch: memory per batch in flight (two batches at most wait between
+        /// reader and writer). Default 65536, divided by --jobs so parallel exports keep the
+        /// same memory budget.
+        #[arg(long)]
+        batch_rows: Option<usize>,
+        /// Rows per Parquet row group (also capped at ~128 MiB): larger groups compress better
+        /// and cost more memory. Default 1048576; with --jobs N, 3/8 of that per job, which
+        /// keeps a parallel export near the single-stream memory budget.
+        #[arg(long)]
+        row_group_rows: Option<usize>,
         /// Start a new part when one reaches this size (e.g. 512MiB, 1GiB; always under 4 GiB for FAT32).
         #[arg(long, default_value = "1GiB", value_parser = parse_size)]
         max_part_size: u64,
@@ -272,10 +276,17 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
                 .map(|w| split_pair(w, ':', "--where"))
                 .collect::<Result<_, _>>()?;
             plan.batch = BatchLimits {
-                rows: batch_rows.max(1),
+                rows: batch_rows.unwrap_or(65_536 / jobs.clamp(1, 8)).max(1),
                 ..BatchLimits::default()
             };
-            plan.row_group_rows = row_group_rows.max(1);
+            let jobs = jobs.max(1);
+            plan.row_group_rows = row_group_rows
+                .unwrap_or(if jobs > 1 {
+                    1_048_576 * 3 / (8 * jobs)
+                } else {
+                    1_048_576
+                })
+                .max(1);
             plan.max_part_bytes = max_part_size;
             plan.jobs = jobs.max(1);
             plan.split_min_bytes = split_min_size;
