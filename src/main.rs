@@ -71,7 +71,7 @@ impl KeyArgs {
 enum Command {
     /// Export tables from a database into a new bundle.
     Export {
-        /// Source database: sqlite://PATH (postgres:// and mysql:// in later versions).
+        /// Source database: sqlite://PATH or postgres://user:pw@host:port/db (mysql:// in a later version).
         source: String,
         /// Where the bundle goes: a new directory (or file://PATH).
         bundle: String,
@@ -111,8 +111,8 @@ enum Command {
         /// List what would be exported, write nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Export this many tables at once, each on its own connection sharing one snapshot
-        /// (PostgreSQL; SQLite uses one).
+        /// Connections reading at once, all on one snapshot: tables in parallel, and tables over
+        /// --split-min-size as parallel ranges (PostgreSQL; SQLite uses one).
         #[arg(long, default_value_t = 1)]
         jobs: usize,
         /// With --jobs above 1, tables at least this large are read as several ranges at once.
@@ -123,7 +123,7 @@ enum Command {
     Import {
         /// The bundle: a directory (or file://PATH).
         bundle: String,
-        /// Target database: sqlite://PATH (created when missing).
+        /// Target database: sqlite://PATH (created when missing) or postgres://user:pw@host:port/db.
         target: String,
         #[command(flatten)]
         keys: KeyArgs,

@@ -229,19 +229,20 @@ impl Progress {
         let Some(m) = &self.multi else {
             return ProgressBar::hidden();
         };
-        let pb = match total {
-            Some(t) => ProgressBar::new(t),
-            None => ProgressBar::new_spinner(),
-        };
+        // Made hidden and only then added, so it never draws outside the MultiProgress.
+        let pb = ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden());
+        if total.is_none() {
+            pb.enable_steady_tick(std::time::Duration::from_millis(200));
+        }
         let tmpl = match (total.is_some(), bytes) {
             (true, true) => {
                 "{prefix:<24!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
             }
             (true, false) => {
-                "{prefix:<24!} [{bar:30}] {human_pos}/{human_len} rows {per_sec} eta {eta}"
+                "{prefix:<24!} [{bar:30}] {human_pos}/{human_len} rows, {elapsed} elapsed, eta {eta}"
             }
             (false, true) => "{prefix:<24!} {spinner} {bytes} {bytes_per_sec}",
-            (false, false) => "{prefix:<24!} {spinner} {human_pos} rows {per_sec}",
+            (false, false) => "{prefix:<24!} {spinner} {human_pos} rows, {elapsed} elapsed",
         };
         pb.set_style(
             ProgressStyle::with_template(tmpl)

@@ -108,7 +108,7 @@ pub fn open(url: &str) -> Result<Box<dyn Source>> {
             "{scheme}:// sources are not supported by this build of ferry yet (sqlite:// is)"
         ))),
         _ => Err(Error::Usage(format!(
-            "{url}: not a database URL ferry knows (sqlite://PATH, postgres://…, mysql://…)"
+            "{url}: not a database URL ferry knows (sqlite://PATH, postgres://user@host:port/db)"
         ))),
     }
 }

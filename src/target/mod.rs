@@ -111,6 +111,6 @@ pub fn open(url: &str, schema: Option<&str>) -> Result<Box<dyn Target>> {
     }
     let scheme = url.split(':').next().unwrap_or(url);
     Err(Error::Usage(format!(
-        "{scheme}: targets other than sqlite:// are not supported by this build of ferry yet"
+        "{scheme}: targets other than sqlite:// and postgres:// are not supported by this build of ferry yet"
     )))
 }
