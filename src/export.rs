@@ -97,6 +97,7 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     }
     let mut report = RunReport::new("export");
     report.bundle = Some(plan.bundle_url.clone());
+    report.warnings.extend(src.not_carried(&tables)?);
     if plan.dry_run {
         for t in &tables {
             let filter = filter_for(plan, t);

@@ -61,6 +61,11 @@ pub trait Source: Send {
     /// cannot carry is an error here, naming table, column and type, before any data moves.
     fn tables(&mut self, selection: &Selection) -> Result<Vec<TableDef>>;
 
+    /// What the selected tables have that ferry does not carry (triggers, …), for the summary.
+    fn not_carried(&mut self, _tables: &[TableDef]) -> Result<Vec<String>> {
+        Ok(vec![])
+    }
+
     /// Starts the consistent read: every later `read` sees the same instant.
     fn begin_snapshot(&mut self) -> Result<()>;
 

@@ -15,7 +15,7 @@ use super::{BatchLimits, Selection, Source};
 use crate::bundle::catalog::SourceInfo;
 use crate::pgcopy::{CopyDecoder, Wire};
 use crate::storage::runtime;
-use crate::types::{Column, ColumnType, EnumType, ForeignKey, Index, TableDef};
+use crate::types::{Column, ColumnType, DomainType, EnumType, ForeignKey, Index, TableDef};
 use crate::{Error, Result};
 
 /// `"name"` with embedded quotes doubled.
@@ -266,6 +266,32 @@ impl PgSource {
             .map_err(|e| pg_err(sql, e))
     }
 
+    fn domain_type(&mut self, schema: &str, name: &str) -> Result<DomainType> {
+        let row = runtime()
+            .block_on(
+                sqlx::query(
+                    "SELECT format_type(t.typbasetype, t.typtypmod), t.typnotnull, t.typdefault, \
+                            coalesce((SELECT array_agg(pg_get_constraintdef(c.oid) ORDER BY c.conname) \
+                                      FROM pg_constraint c WHERE c.contypid = t.oid), '{}'::text[]) \
+                     FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+                     WHERE n.nspname = $1 AND t.typname = $2",
+                )
+                .bind(schema)
+                .bind(name)
+                .fetch_one(&mut self.conn),
+            )
+            .map_err(|e| pg_err("reading a domain", e))?;
+        let get = |e| pg_err("reading a domain", e);
+        Ok(DomainType {
+            schema: schema.to_string(),
+            name: name.to_string(),
+            base: row.try_get(0).map_err(get)?,
+            not_null: row.try_get(1).map_err(get)?,
+            default: row.try_get(2).map_err(get)?,
+            checks: row.try_get(3).map_err(get)?,
+        })
+    }
+
     fn enum_type(&mut self, schema: &str, name: &str) -> Result<EnumType> {
         let labels: Vec<String> = runtime()
             .block_on(
@@ -307,6 +333,11 @@ impl PgSource {
             } else {
                 None
             };
+            let domain_type = if c.typtype == "d" {
+                Some(self.domain_type(&c.type_schema, &c.typname)?)
+            } else {
+                None
+            };
             columns.push(Column {
                 name: c.name.clone(),
                 ty,
@@ -314,6 +345,7 @@ impl PgSource {
                 source_type: c.format_type.clone(),
                 default: c.default.as_deref().and_then(constant_default),
                 enum_type,
+                domain_type,
                 as_text,
             });
         }
@@ -511,6 +543,28 @@ impl Source for PgSource {
                     || selection.tables.iter().any(|t| *t == probe.qualified()));
             if wanted {
                 out.push(self.table_def(u32::try_from(oid).unwrap_or(0), &schema, &name)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn not_carried(&mut self, tables: &[TableDef]) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for t in tables {
+            let q = qualified(t.schema.as_deref(), &t.name);
+            let names: Vec<String> = runtime()
+                .block_on(
+                    sqlx::query_scalar("SELECT tgname::text FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal ORDER BY 1")
+                        .bind(&q)
+                        .fetch_all(&mut self.conn),
+                )
+                .map_err(|e| pg_err("listing triggers", e))?;
+            if !names.is_empty() {
+                out.push(format!(
+                    "triggers on {} are not carried: {}",
+                    t.qualified(),
+                    names.join(", ")
+                ));
             }
         }
         Ok(out)

@@ -112,6 +112,7 @@ impl SqliteSource {
                 source_type: decl,
                 default,
                 enum_type: None,
+                domain_type: None,
                 as_text: false,
             });
         }

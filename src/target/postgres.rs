@@ -148,6 +148,57 @@ impl PgTarget {
         Ok(r.is_some())
     }
 
+    fn type_exists(&mut self, schema: &str, name: &str) -> Result<bool> {
+        runtime()
+            .block_on(
+                sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+                     WHERE n.nspname = $1 AND t.typname = $2)",
+                )
+                .bind(schema)
+                .bind(name)
+                .fetch_one(&mut self.conn),
+            )
+            .map_err(|e| pg_err("looking up a type", e))
+    }
+
+    /// Creates the domains a same-engine table needs (in their original schema).
+    fn ensure_domains(&mut self, table: &TableDef) -> Result<()> {
+        for c in &table.columns {
+            let Some(d) = &c.domain_type else { continue };
+            if self.type_exists(&d.schema, &d.name)? {
+                continue;
+            }
+            let unsafe_sql = |x: &str| x.contains(';') || x.contains("--") || x.contains("/*");
+            if !FORMAT_TYPE.is_match(&d.base)
+                || d.checks.iter().any(|x| unsafe_sql(x))
+                || d.default.as_deref().is_some_and(unsafe_sql)
+            {
+                return Err(Error::Data(format!(
+                    "domain {}.{}: its definition is not one ferry will put into DDL",
+                    d.schema, d.name
+                )));
+            }
+            let mut sql = format!(
+                "CREATE SCHEMA IF NOT EXISTS {}; CREATE DOMAIN {} AS {}",
+                quote(&d.schema),
+                qualified(Some(&d.schema), &d.name),
+                d.base
+            );
+            if let Some(def) = &d.default {
+                sql.push_str(&format!(" DEFAULT {def}"));
+            }
+            if d.not_null {
+                sql.push_str(" NOT NULL");
+            }
+            for chk in &d.checks {
+                sql.push_str(&format!(" {chk}"));
+            }
+            self.exec(&sql)?;
+        }
+        Ok(())
+    }
+
     /// Creates the enum types a same-engine table needs (in their original schema).
     fn ensure_enums(&mut self, table: &TableDef) -> Result<()> {
         for c in &table.columns {
@@ -188,6 +239,7 @@ impl PgTarget {
         }
         if same_engine {
             self.ensure_enums(table)?;
+            self.ensure_domains(table)?;
         }
         let mut defs = Vec::new();
         for c in &table.columns {
@@ -411,6 +463,7 @@ impl Target for PgTarget {
         if same_engine {
             for (_, t) in tables {
                 self.ensure_enums(t)?;
+                self.ensure_domains(t)?;
             }
         }
         Ok(())

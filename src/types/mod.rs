@@ -123,6 +123,9 @@ pub struct Column {
     /// same-engine import.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enum_type: Option<EnumType>,
+    /// For a domain column: the domain to create first on a same-engine import.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_type: Option<DomainType>,
     /// The value travels as the type's text form and is restored through the type's own
     /// input function (types without a canonical Arrow type, e.g. inet, tsvector).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -136,6 +139,21 @@ pub struct EnumType {
     pub schema: String,
     pub name: String,
     pub labels: Vec<String>,
+}
+
+/// A user-defined domain: its base type as the engine prints it, NOT NULL, default and
+/// CHECK constraints (engine SQL, used only on a same-engine import).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainType {
+    pub schema: String,
+    pub name: String,
+    pub base: String,
+    pub not_null: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<String>,
 }
 
 /// A foreign key, added last when every referenced table is in the bundle.
@@ -241,6 +259,7 @@ mod tests {
                 source_type: "VARCHAR(40)".into(),
                 default: None,
                 enum_type: None,
+                domain_type: None,
                 as_text: false,
             }],
             primary_key: vec![],

@@ -477,3 +477,57 @@ fn one_table_read_as_parallel_ranges_round_trips_exactly() {
         .success()
         .stdout(predicates::str::contains(fp));
 }
+
+#[test]
+fn domains_are_recreated_and_triggers_are_reported_as_not_carried() {
+    let Some(src) = TempDb::new("dom") else {
+        return;
+    };
+    let Some(dst) = TempDb::new("domdst") else {
+        return;
+    };
+    psql(
+        &src.url,
+        "CREATE DOMAIN positive_qty AS integer NOT NULL DEFAULT 1 CHECK (VALUE > 0);
+         CREATE DOMAIN us_zip AS text CHECK (VALUE ~ '^[0-9]{5}$');
+         CREATE TABLE orders (id int PRIMARY KEY, qty positive_qty, zip us_zip);
+         INSERT INTO orders VALUES (1, 3, '12345'), (2, 1, NULL);
+         CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+         CREATE TRIGGER orders_touch BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION touch();",
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    let out = ferry()
+        .args(["export", &src.url, b.to_str().unwrap(), "--json"])
+        .args(key_args(&fx))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert!(j["warnings"].to_string().contains("orders_touch"), "{j}");
+    ferry()
+        .args(["import", b.to_str().unwrap(), &dst.url])
+        .args(key_args(&fx))
+        .assert()
+        .success();
+    assert_eq!(fingerprint(&src.url), fingerprint(&dst.url));
+    let dom = "SELECT string_agg(t.typname || ' ' || format_type(t.typbasetype, t.typtypmod) || ' ' || t.typnotnull || ' ' || coalesce(t.typdefault, '-') || ' ' || \
+               coalesce((SELECT string_agg(pg_get_constraintdef(c.oid), ',') FROM pg_constraint c WHERE c.contypid = t.oid), '-'), '; ' ORDER BY t.typname) \
+               FROM pg_type t WHERE t.typtype = 'd' AND t.typnamespace = 'public'::regnamespace";
+    assert_eq!(psql(&src.url, dom), psql(&dst.url, dom));
+    // the domain's check still guards the copy
+    let bad = Proc::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-d",
+            &dst.url,
+            "-c",
+            "INSERT INTO orders VALUES (3, 0, NULL)",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}
