@@ -15,7 +15,9 @@ use super::{BatchLimits, Selection, Source};
 use crate::bundle::catalog::SourceInfo;
 use crate::pgcopy::{CopyDecoder, Wire};
 use crate::storage::runtime;
-use crate::types::{Column, ColumnType, DomainType, EnumType, ForeignKey, Index, TableDef};
+use crate::types::{
+    Column, ColumnType, DomainType, EnumType, ForeignKey, Index, Partition, Partitioning, TableDef,
+};
 use crate::{Error, Result};
 
 /// `"name"` with embedded quotes doubled.
@@ -432,6 +434,7 @@ impl PgSource {
                     .unwrap_or_default(),
             });
         }
+        let partitioning = self.partitioning(oid)?;
         Ok(TableDef {
             schema: Some(schema.to_string()),
             name: name.to_string(),
@@ -439,7 +442,45 @@ impl PgSource {
             primary_key: pk,
             indexes,
             foreign_keys,
+            partitioning,
         })
+    }
+
+    /// The partition key and partitions of a partitioned table (one level: a partition that
+    /// is itself partitioned comes back as a plain partition).
+    fn partitioning(&mut self, oid: u32) -> Result<Option<Partitioning>> {
+        let key: Option<String> = runtime()
+            .block_on(
+                sqlx::query_scalar("SELECT pg_get_partkeydef($1::int8::oid)")
+                    .bind(i64::from(oid))
+                    .fetch_one(&mut self.conn),
+            )
+            .map_err(|e| pg_err("reading the partition key", e))?;
+        let Some(key) = key else { return Ok(None) };
+        let rows = runtime()
+            .block_on(
+                sqlx::query(
+                    "SELECT n.nspname::text, c.relname::text, pg_get_expr(c.relpartbound, c.oid) \
+                     FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE i.inhparent = $1::int8::oid ORDER BY n.nspname, c.relname",
+                )
+                .bind(i64::from(oid))
+                .fetch_all(&mut self.conn),
+            )
+            .map_err(|e| pg_err("reading partitions", e))?;
+        let get = |e| pg_err("reading partitions", e);
+        let partitions = rows
+            .iter()
+            .map(|r| {
+                Ok(Partition {
+                    schema: r.try_get(0).map_err(get)?,
+                    name: r.try_get(1).map_err(get)?,
+                    bound: r.try_get(2).map_err(get)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(Partitioning { key, partitions }))
     }
 
     /// The SELECT list: text-carried columns cast to their text form.
@@ -535,6 +576,7 @@ impl Source for PgSource {
                 primary_key: vec![],
                 indexes: vec![],
                 foreign_keys: vec![],
+                partitioning: None,
             };
             // `--table t` means public.t when no schema is given.
             let wanted = selection.wants(&probe)

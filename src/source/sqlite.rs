@@ -179,6 +179,7 @@ impl SqliteSource {
             primary_key: pk.into_iter().map(|p| p.1).collect(),
             indexes,
             foreign_keys: vec![],
+            partitioning: None,
         })
     }
 }
@@ -503,6 +504,7 @@ impl Source for SqliteSource {
                 primary_key: vec![],
                 indexes: vec![],
                 foreign_keys: vec![],
+                partitioning: None,
             };
             if selection.wants(&probe) {
                 out.push(self.table_def(&n)?);

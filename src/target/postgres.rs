@@ -268,11 +268,33 @@ impl PgTarget {
             }
             defs.push(d);
         }
-        let sql = format!(
-            "CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {q} (\n  {}\n)",
+        let unsafe_sql = |x: &str| x.contains(';') || x.contains("--") || x.contains("/*");
+        let parts = table.partitioning.as_ref().filter(|_| same_engine);
+        if let Some(p) = parts
+            && (unsafe_sql(&p.key) || p.partitions.iter().any(|x| unsafe_sql(&x.bound)))
+        {
+            return Err(Error::Data(format!(
+                "table {name}: its partitioning is not something ferry will put into DDL"
+            )));
+        }
+        let mut sql = format!(
+            "CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {q} (\n  {}\n){}",
             quote(self.schema_for(table)),
-            defs.join(",\n  ")
+            defs.join(",\n  "),
+            parts
+                .map(|p| format!(" PARTITION BY {}", p.key))
+                .unwrap_or_default()
         );
+        // Partitions keep their names and schemas (or go to --target-schema with the table).
+        for p in parts.map(|p| p.partitions.as_slice()).unwrap_or_default() {
+            let schema = self.schema_override.as_deref().unwrap_or(&p.schema);
+            sql.push_str(&format!(
+                "; CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {} PARTITION OF {q} {}",
+                quote(schema),
+                qualified(Some(schema), &p.name),
+                p.bound
+            ));
+        }
         self.exec(&sql)
     }
 

@@ -191,6 +191,28 @@ pub struct TableDef {
     pub indexes: Vec<Index>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub foreign_keys: Vec<ForeignKey>,
+    /// A partitioned table (PostgreSQL): recreated with its partitions on a same-engine
+    /// import; its rows are read once, through the parent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitioning: Option<Partitioning>,
+}
+
+/// How a table is partitioned: the key as the engine prints it, and its partitions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Partitioning {
+    /// `RANGE (day)`, `LIST (region)`, `HASH (id)`.
+    pub key: String,
+    pub partitions: Vec<Partition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Partition {
+    pub schema: String,
+    pub name: String,
+    /// `FOR VALUES FROM (…) TO (…)`, `DEFAULT`, …
+    pub bound: String,
 }
 
 impl TableDef {
@@ -265,6 +287,7 @@ mod tests {
             primary_key: vec![],
             indexes: vec![],
             foreign_keys: vec![],
+            partitioning: None,
         };
         let s = t.arrow_schema("sqlite");
         assert_eq!(s.field(0).metadata()[META_SOURCE_TYPE], "VARCHAR(40)");

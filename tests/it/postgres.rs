@@ -531,3 +531,72 @@ fn domains_are_recreated_and_triggers_are_reported_as_not_carried() {
         .unwrap();
     assert!(!bad.status.success());
 }
+
+#[test]
+fn partitioned_tables_are_read_once_and_recreated_with_their_partitions() {
+    let Some(src) = TempDb::new("part") else {
+        return;
+    };
+    let Some(dst) = TempDb::new("partdst") else {
+        return;
+    };
+    psql(
+        &src.url,
+        "CREATE TABLE measures (id bigint, day date NOT NULL, v double precision, PRIMARY KEY (id, day)) PARTITION BY RANGE (day);
+         CREATE TABLE measures_2023 PARTITION OF measures FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
+         CREATE TABLE measures_2024 PARTITION OF measures FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+         CREATE TABLE measures_rest PARTITION OF measures DEFAULT;
+         INSERT INTO measures SELECT g, date '2023-06-01' + (g % 900), g * 0.5 FROM generate_series(1, 3000) g;",
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    let out = ferry()
+        .args(["export", &src.url, b.to_str().unwrap(), "--json"])
+        .args(key_args(&fx))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let tables = j["tables"].as_array().unwrap();
+    assert_eq!(
+        tables.len(),
+        1,
+        "rows are read once, through the parent: {j}"
+    );
+    assert_eq!(tables[0]["rows"], 3000);
+    ferry()
+        .args(["import", b.to_str().unwrap(), &dst.url])
+        .args(key_args(&fx))
+        .assert()
+        .success();
+    assert_eq!(fingerprint(&src.url), fingerprint(&dst.url));
+    let layout = "SELECT string_agg(c.relname || ' ' || pg_get_expr(c.relpartbound, c.oid), '; ' ORDER BY c.relname) \
+                  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'measures'::regclass";
+    assert_eq!(psql(&src.url, layout), psql(&dst.url, layout));
+    assert_eq!(
+        psql(&dst.url, "SELECT pg_get_partkeydef('measures'::regclass)"),
+        "RANGE (day)"
+    );
+    assert_eq!(
+        psql(&dst.url, "SELECT count(*) FROM measures_2024"),
+        psql(&src.url, "SELECT count(*) FROM measures_2024")
+    );
+    // into SQLite the parent is one plain table
+    let lite = fx.path("m.db");
+    ferry()
+        .args([
+            "import",
+            b.to_str().unwrap(),
+            &format!("sqlite://{}", lite.display()),
+        ])
+        .args(key_args(&fx))
+        .assert()
+        .success();
+    let c = rusqlite::Connection::open(&lite).unwrap();
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM measures", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 3000);
+}
