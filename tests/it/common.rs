@@ -46,6 +46,37 @@ impl Fixture {
         b
     }
 
+    /// `ferry export SOURCE BUNDLE --key-file K EXTRA…`, asserted to succeed.
+    pub fn export_to(&self, source: &str, bundle: &Path, extra: &[&str]) {
+        ferry()
+            .args([
+                "export",
+                source,
+                bundle.to_str().unwrap(),
+                "--key-file",
+                self.key.to_str().unwrap(),
+            ])
+            .args(extra)
+            .assert()
+            .success();
+    }
+
+    /// `ferry import BUNDLE TARGET --key-file K EXTRA…`, asserted to succeed; returns stdout.
+    pub fn import_to(&self, bundle: &Path, target: &str, extra: &[&str]) -> String {
+        let out = ferry()
+            .args([
+                "import",
+                bundle.to_str().unwrap(),
+                target,
+                "--key-file",
+                self.key.to_str().unwrap(),
+            ])
+            .args(extra)
+            .assert()
+            .success();
+        String::from_utf8_lossy(&out.get_output().stdout).into_owned()
+    }
+
     /// A new key file next to the fixture.
     pub fn other_key(&self, name: &str) -> PathBuf {
         let k = self.path(name);

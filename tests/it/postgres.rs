@@ -174,16 +174,8 @@ fn postgres_round_trip_is_exact_for_every_type_and_keeps_constraints() {
     psql(&src.url, FIXTURE);
     let fx = fixture();
     let b = fx.path("b");
-    ferry()
-        .args(["export", &src.url, b.to_str().unwrap()])
-        .args(key_args(&fx))
-        .assert()
-        .success();
-    ferry()
-        .args(["import", b.to_str().unwrap(), &dst.url, "--jobs", "3"])
-        .args(key_args(&fx))
-        .assert()
-        .success();
+    fx.export_to(&src.url, &b, &[]);
+    fx.import_to(&b, &dst.url, &["--jobs", "3"]);
     let (a, z) = (fingerprint(&src.url), fingerprint(&dst.url));
     assert_eq!(a, z);
     assert_eq!(a.len(), 6);
@@ -304,11 +296,7 @@ fn postgres_to_sqlite_to_postgres_keeps_portable_values() {
     let b1 = fx.path("b1");
     let lite = fx.path("mid.db");
     let b2 = fx.path("b2");
-    ferry()
-        .args(["export", &src.url, b1.to_str().unwrap()])
-        .args(key_args(&fx))
-        .assert()
-        .success();
+    fx.export_to(&src.url, &b1, &[]);
     ferry()
         .args([
             "import",
@@ -327,11 +315,7 @@ fn postgres_to_sqlite_to_postgres_keeps_portable_values() {
         .args(key_args(&fx))
         .assert()
         .success();
-    ferry()
-        .args(["import", b2.to_str().unwrap(), &dst.url])
-        .args(key_args(&fx))
-        .assert()
-        .success();
+    fx.import_to(&b2, &dst.url, &[]);
     let q = "SELECT id, i, n, f, t, b, ok, d, ts, j FROM portable ORDER BY id";
     assert_eq!(psql(&src.url, q), psql(&dst.url, q));
     ferry()
@@ -351,11 +335,7 @@ fn a_type_without_portable_form_is_refused_cross_engine_by_name_unless_as_text()
     );
     let fx = fixture();
     let b = fx.path("b");
-    ferry()
-        .args(["export", &src.url, b.to_str().unwrap()])
-        .args(key_args(&fx))
-        .assert()
-        .success();
+    fx.export_to(&src.url, &b, &[]);
     let lite = fx.path("hosts.db");
     let lite_url = format!("sqlite://{}", lite.display());
     ferry()
@@ -368,11 +348,7 @@ fn a_type_without_portable_form_is_refused_cross_engine_by_name_unless_as_text()
                 .and(predicates::str::contains("--as-text")),
         );
     assert_eq!(crate::common::user_tables(&lite), Vec::<String>::new());
-    ferry()
-        .args(["import", b.to_str().unwrap(), &lite_url, "--as-text"])
-        .args(key_args(&fx))
-        .assert()
-        .success();
+    fx.import_to(&b, &lite_url, &["--as-text"]);
     let c = rusqlite::Connection::open(&lite).unwrap();
     let addr: String = c
         .query_row("SELECT addr FROM hosts WHERE id = 1", [], |r| r.get(0))
@@ -393,11 +369,7 @@ fn columns_sqlite_cannot_take_are_refused_before_any_write() {
     );
     let fx = fixture();
     let b = fx.path("b");
-    ferry()
-        .args(["export", &src.url, b.to_str().unwrap()])
-        .args(key_args(&fx))
-        .assert()
-        .success();
+    fx.export_to(&src.url, &b, &[]);
     let lite = fx.path("plan.db");
     ferry()
         .args([
@@ -451,11 +423,7 @@ fn one_table_read_as_parallel_ranges_round_trips_exactly() {
         3,
         "three ranges, three parts"
     );
-    ferry()
-        .args(["import", b.to_str().unwrap(), &dst.url])
-        .args(key_args(&fx))
-        .assert()
-        .success();
+    fx.import_to(&b, &dst.url, &[]);
     assert_eq!(fingerprint(&src.url), fingerprint(&dst.url));
     // the catalog's fingerprint (summed over ranges) equals a fresh one of the source
     let out = ferry()
@@ -507,11 +475,7 @@ fn domains_are_recreated_and_triggers_are_reported_as_not_carried() {
         .clone();
     let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert!(j["warnings"].to_string().contains("orders_touch"), "{j}");
-    ferry()
-        .args(["import", b.to_str().unwrap(), &dst.url])
-        .args(key_args(&fx))
-        .assert()
-        .success();
+    fx.import_to(&b, &dst.url, &[]);
     assert_eq!(fingerprint(&src.url), fingerprint(&dst.url));
     let dom = "SELECT string_agg(t.typname || ' ' || format_type(t.typbasetype, t.typtypmod) || ' ' || t.typnotnull || ' ' || coalesce(t.typdefault, '-') || ' ' || \
                coalesce((SELECT string_agg(pg_get_constraintdef(c.oid), ',') FROM pg_constraint c WHERE c.contypid = t.oid), '-'), '; ' ORDER BY t.typname) \
@@ -566,11 +530,7 @@ fn partitioned_tables_are_read_once_and_recreated_with_their_partitions() {
         "rows are read once, through the parent: {j}"
     );
     assert_eq!(tables[0]["rows"], 3000);
-    ferry()
-        .args(["import", b.to_str().unwrap(), &dst.url])
-        .args(key_args(&fx))
-        .assert()
-        .success();
+    fx.import_to(&b, &dst.url, &[]);
     assert_eq!(fingerprint(&src.url), fingerprint(&dst.url));
     let layout = "SELECT string_agg(c.relname || ' ' || pg_get_expr(c.relpartbound, c.oid), '; ' ORDER BY c.relname) \
                   FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'measures'::regclass";
