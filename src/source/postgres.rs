@@ -96,6 +96,8 @@ pub struct PgColumn {
     pub elem: Option<(String, String, u32)>,
     pub type_schema: String,
     pub elem_schema: Option<String>,
+    /// Declared array dimensions (`int[][]` is 2).
+    pub ndims: i32,
 }
 
 fn base_wire(typname: &str, typtype: &str, typmod: i32) -> Option<(Wire, ColumnType)> {
@@ -151,6 +153,11 @@ fn numeric_type(typmod: i32) -> ColumnType {
 /// The wire format and canonical type of a column; `as_text` when it travels as its text
 /// form (a type with no canonical Arrow type, restored through its input function).
 pub fn map_column(c: &PgColumn) -> (Wire, ColumnType, bool) {
+    // A declared multi-dimensional array has no List form: it travels as text, known at
+    // export start rather than failing at its first row.
+    if c.elem.is_some() && c.ndims > 1 {
+        return (Wire::Text, ColumnType::Utf8, true);
+    }
     if let Some((ename, etype, eoid)) = &c.elem {
         if let Some((w, t)) = base_wire(ename, etype, c.typmod) {
             return (
@@ -179,7 +186,8 @@ pub fn columns_of(conn: &mut PgConnection, oid: u32) -> Result<Vec<PgColumn>> {
             sqlx::query(
                 "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), t.typname::text, t.typtype::text, \
                         a.atttypmod, a.attnotnull, pg_get_expr(d.adbin, d.adrelid), \
-                        e.typname::text, e.typtype::text, e.oid::int8, tn.nspname::text, en.nspname::text \
+                        e.typname::text, e.typtype::text, e.oid::int8, tn.nspname::text, en.nspname::text, \
+                        a.attndims::int4 \
                  FROM pg_attribute a \
                  JOIN pg_type t ON t.oid = a.atttypid \
                  JOIN pg_namespace tn ON tn.oid = t.typnamespace \
@@ -221,6 +229,7 @@ pub fn columns_of(conn: &mut PgConnection, oid: u32) -> Result<Vec<PgColumn>> {
                 elem,
                 type_schema: r.try_get(10).map_err(|e| pg_err("reading columns", e))?,
                 elem_schema: r.try_get(11).map_err(|e| pg_err("reading columns", e))?,
+                ndims: r.try_get(12).map_err(|e| pg_err("reading columns", e))?,
             })
         })
         .collect()

@@ -560,3 +560,37 @@ fn partitioned_tables_are_read_once_and_recreated_with_their_partitions() {
         .unwrap();
     assert_eq!(n, 3000);
 }
+
+#[test]
+fn multi_dimensional_arrays_travel_as_text_and_come_back_exactly() {
+    let Some(src) = TempDb::new("mdim") else {
+        return;
+    };
+    let Some(dst) = TempDb::new("mdimdst") else {
+        return;
+    };
+    psql(
+        &src.url,
+        "CREATE TABLE grid (id int PRIMARY KEY, cells int[][], tags text[]);
+         INSERT INTO grid VALUES (1, '{{1,2},{3,4}}', '{a,b}'), (2, '{}', NULL), (3, NULL, '{\"x y\",NULL}');",
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(&src.url, &b, &[]);
+    fx.import_to(&b, &dst.url, &[]);
+    let q = "SELECT id, cells, tags FROM grid ORDER BY id";
+    assert_eq!(psql(&src.url, q), psql(&dst.url, q));
+    // carried as text: the catalog says so
+    let out = ferry()
+        .args(["inspect", b.to_str().unwrap(), "--json"])
+        .args(key_args(&fx))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let cols = &j["catalog"]["tables"][0]["table"]["columns"];
+    assert_eq!(cols[1]["as_text"], true, "{cols}");
+    assert_eq!(cols[2]["type"]["kind"], "list", "{cols}");
+}
