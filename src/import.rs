@@ -122,6 +122,8 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     report.warnings.extend(bundle.warnings());
     // The target must be reachable before the expensive verification.
     let mut target = target::open(&plan.target_url, plan.target_schema.as_deref())?;
+    // One import of this bundle into this target at a time (exit 75 for the second).
+    target.lock_run(&bundle.manifest.bundle_id)?;
     // 6: keys and MAC (cheap), then the ledger: a finished bundle is a no-op.
     bundle.unlock(&plan.keys)?;
     let id = bundle.manifest.bundle_id.clone();

@@ -59,6 +59,12 @@ pub trait Target: Send {
         Ok(())
     }
 
+    /// Takes the run-level lock: one import of a bundle into this target at a time. A
+    /// second import gets a temporary failure (exit 75) naming who holds it.
+    fn lock_run(&mut self, _bundle_id: &str) -> Result<()> {
+        Ok(())
+    }
+
     /// Another connection to the same target, for parallel import (`--jobs`); `None`
     /// when the engine has a single writer.
     fn worker(&self) -> Result<Option<Box<dyn Target>>> {

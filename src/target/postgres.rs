@@ -471,6 +471,42 @@ impl Target for PgTarget {
         "postgres"
     }
 
+    fn lock_run(&mut self, bundle_id: &str) -> Result<()> {
+        // Session-level: held until this connection closes (the process ends).
+        let key = format!("ferry-run:{bundle_id}");
+        let got: bool = runtime()
+            .block_on(
+                sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                    .bind(&key)
+                    .fetch_one(&mut self.conn),
+            )
+            .map_err(|e| pg_err("taking the import lock", e))?;
+        if got {
+            return Ok(());
+        }
+        let holder: Option<(i32, String, String)> = runtime()
+            .block_on(
+                sqlx::query_as(
+                    "SELECT a.pid, coalesce(host(a.client_addr), 'local socket'), a.backend_start::text \
+                     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+                       AND ((l.classid::int8 << 32) | l.objid::int8) = hashtextextended($1, 0) LIMIT 1",
+                )
+                .bind(&key)
+                .fetch_optional(&mut self.conn),
+            )
+            .map_err(|e| pg_err("finding the import lock holder", e))?;
+        let who = holder
+            .map(|(pid, host, since)| {
+                format!(" (server pid {pid}, client {host}, connected since {since})")
+            })
+            .unwrap_or_default();
+        Err(Error::Temporary(format!(
+            "another import of bundle {bundle_id} into this database is running{who}; \
+             nothing was written: run again when it has finished"
+        )))
+    }
+
     fn prepare(&mut self, tables: &[(String, &TableDef)], same_engine: bool) -> Result<()> {
         self.ensure_ledger()?;
         let mut schemas: Vec<String> = tables

@@ -594,3 +594,57 @@ fn multi_dimensional_arrays_travel_as_text_and_come_back_exactly() {
     assert_eq!(cols[1]["as_text"], true, "{cols}");
     assert_eq!(cols[2]["type"]["kind"], "list", "{cols}");
 }
+
+#[test]
+fn a_second_import_of_the_same_bundle_while_one_runs_exits_75_and_writes_nothing() {
+    let Some(src) = TempDb::new("lock") else {
+        return;
+    };
+    let Some(dst) = TempDb::new("lockdst") else {
+        return;
+    };
+    psql(
+        &src.url,
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 100);",
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(&src.url, &b, &[]);
+    let id = crate::common::manifest(&b)["bundle_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Another importer holds the run lock of this bundle at the target.
+    let mut holder = Proc::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-d",
+            &dst.url,
+            "-c",
+            &format!("SELECT pg_advisory_lock(hashtextextended('ferry-run:{id}', 0)), pg_sleep(8)"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    ferry()
+        .args(["import", b.to_str().unwrap(), &dst.url])
+        .args(key_args(&fx))
+        .assert()
+        .code(75)
+        .stderr(
+            predicates::str::contains("another import of bundle")
+                .and(predicates::str::contains("server pid")),
+        );
+    assert_eq!(
+        psql(
+            &dst.url,
+            "SELECT count(*) FROM pg_class WHERE relname IN ('t', '_ferry_ledger')"
+        ),
+        "0"
+    );
+    holder.wait().unwrap();
+    fx.import_to(&b, &dst.url, &[]);
+    assert_eq!(psql(&dst.url, "SELECT count(*) FROM t"), "100");
+}
