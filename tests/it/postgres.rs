@@ -648,3 +648,88 @@ fn a_second_import_of_the_same_bundle_while_one_runs_exits_75_and_writes_nothing
     fx.import_to(&b, &dst.url, &[]);
     assert_eq!(psql(&dst.url, "SELECT count(*) FROM t"), "100");
 }
+
+#[test]
+fn connection_killed_mid_part_exits_75_rolls_back_and_a_rerun_completes() {
+    let Some(src) = TempDb::new("kill") else {
+        return;
+    };
+    let Some(dst) = TempDb::new("killdst") else {
+        return;
+    };
+    psql(
+        &src.url,
+        "CREATE TABLE big (id int PRIMARY KEY, pad text); INSERT INTO big SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 400000) g;",
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(
+        &src.url,
+        &b,
+        &["--max-part-size", "1MiB", "--row-group-rows", "50000"],
+    );
+    let parts = crate::common::manifest(&b)["parts"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(parts >= 3, "{parts} parts");
+    let import = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .args([
+            "--quiet",
+            "import",
+            b.to_str().unwrap(),
+            &dst.url,
+            "--key-file",
+            fx.key.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until a COPY into the target is running, then kill that backend.
+    let mut killed = false;
+    for _ in 0..400 {
+        let n = psql(
+            &admin_url(),
+            &format!(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'COPY%' AND state = 'active'",
+                dst.name
+            ),
+        );
+        if n != "0" {
+            killed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = import.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !killed {
+        eprintln!("the import finished before a COPY could be caught; nothing to check");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(err.contains("re-run") && !err.contains("panicked"), "{err}");
+    let committed: i64 = psql(&dst.url, "SELECT count(*) FROM _ferry_ledger")
+        .parse()
+        .unwrap_or(0);
+    assert!((committed as usize) < parts);
+    // Only whole parts are in: rows equal the sum of the committed parts' rows (killed in
+    // the first part, even the table went with its transaction).
+    let exists = psql(&dst.url, "SELECT to_regclass('big') IS NOT NULL") == "t";
+    let rows_in = if exists {
+        psql(&dst.url, "SELECT count(*) FROM big")
+    } else {
+        "0".to_string()
+    };
+    let ledger_rows = psql(
+        &dst.url,
+        "SELECT coalesce(sum(rows_loaded), 0) FROM _ferry_ledger",
+    );
+    assert_eq!(rows_in, ledger_rows);
+    fx.import_to(&b, &dst.url, &[]);
+    assert_eq!(
+        psql(&dst.url, "SELECT count(*), count(DISTINCT id) FROM big"),
+        "400000|400000"
+    );
+}
