@@ -125,7 +125,7 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     // One import of this bundle into this target at a time (exit 75 for the second).
     target.lock_run(&bundle.manifest.bundle_id)?;
     // 6: keys and MAC (cheap), then the ledger: a finished bundle is a no-op.
-    bundle.unlock(&plan.keys)?;
+    let unlocked = bundle.unlock(&plan.keys)?;
     let id = bundle.manifest.bundle_id.clone();
     let ledger = target.ledger_state(&id)?;
     if ledger
@@ -161,7 +161,7 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     // 8: the full pass.
     let total_bytes: u64 = bundle.manifest.files().map(|f| f.size).sum();
     let bar = progress.bar("verifying", Some(total_bytes), true);
-    let checked = bundle.check(&plan.keys, &|f| bar.inc(f.size))?;
+    let checked = bundle.check_unlocked(unlocked, &|f| bar.inc(f.size))?;
     bar.finish_and_clear();
     progress.line(&format!(
         "verified bundle {id}: {} files, {}",

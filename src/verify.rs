@@ -29,11 +29,10 @@ pub fn verify(url: &str, keys: &Keys, strict: bool, progress: &Progress) -> Resu
     };
     let mut findings: Vec<Finding> = bundle.scan_all(unlocked.as_ref(), &|f| bar.inc(f.size));
     bar.finish_and_clear();
-    if let Some(u) = unlocked.as_ref().filter(|_| findings.is_empty()) {
-        let catalog = bundle.read_catalog(u)?;
+    if let Some(u) = unlocked.filter(|_| findings.is_empty()) {
         let t0 = Instant::now();
-        let checked = bundle.check(keys, &|_| {})?;
-        for t in &catalog.tables {
+        let checked = bundle.checked_after_scan(u)?;
+        for t in &checked.catalog.tables {
             let (mut rows, mut bytes) = (0u64, 0u64);
             for p in &t.parts {
                 bytes += checked

@@ -218,6 +218,15 @@ impl OpenBundle {
     /// part's Parquet footer opened with its row count compared to the catalog.
     pub fn check(self, keys: &Keys, progress: &dyn Fn(&FileEntry)) -> Result<Checked> {
         let unlocked = self.unlock(keys)?;
+        self.check_unlocked(unlocked, progress)
+    }
+
+    /// [`OpenBundle::check`] with the slots already opened (no second key derivation).
+    pub fn check_unlocked(
+        self,
+        unlocked: Unlocked,
+        progress: &dyn Fn(&FileEntry),
+    ) -> Result<Checked> {
         let findings = self.scan_all(Some(&unlocked), progress);
         if !findings.is_empty() {
             return Err(Error::InvalidBundle {
@@ -225,6 +234,12 @@ impl OpenBundle {
                 findings,
             });
         }
+        self.checked_after_scan(unlocked)
+    }
+
+    /// The rest of the check once [`OpenBundle::scan_all`] found every file clean: the
+    /// catalog, and every part's footer and row count.
+    pub fn checked_after_scan(self, unlocked: Unlocked) -> Result<Checked> {
         let catalog = self.read_catalog(&unlocked)?;
         let checked = Checked {
             bundle: self,
