@@ -275,13 +275,14 @@ pub struct TableComparison {
 fn fingerprint_all(
     src: &mut dyn source::Source,
     sel: &Selection,
-) -> Result<Vec<(String, Fingerprint)>> {
+) -> Result<Vec<(String, Fingerprint, std::time::Duration)>> {
     src.begin_snapshot()?;
     let mut out = Vec::new();
     for t in src.tables(sel)? {
+        let t0 = Instant::now();
         let mut fp = Fingerprint::default();
         src.read(&t, None, BatchLimits::default(), &mut |b| fp.add(&b))?;
-        out.push((t.qualified(), fp));
+        out.push((t.qualified(), fp, t0.elapsed()));
     }
     Ok(out)
 }
@@ -304,14 +305,20 @@ pub fn compare(
     let fa = fingerprint_all(a.as_mut(), &sel)?;
     progress.line(&format!("fingerprinting {b_url}"));
     let fb = fingerprint_all(b.as_mut(), &sel)?;
-    let mut names: Vec<String> = fa.iter().chain(fb.iter()).map(|(n, _)| n.clone()).collect();
+    let mut names: Vec<String> = fa
+        .iter()
+        .chain(fb.iter())
+        .map(|(n, _, _)| n.clone())
+        .collect();
     names.sort();
     names.dedup();
     let mut report = RunReport::new("compare");
     let mut differ = 0;
     for n in &names {
-        let x = fa.iter().find(|(m, _)| m == n).map(|p| p.1);
-        let y = fb.iter().find(|(m, _)| m == n).map(|p| p.1);
+        let (fx, fy) = (fa.iter().find(|p| p.0 == *n), fb.iter().find(|p| p.0 == *n));
+        let (x, y) = (fx.map(|p| p.1), fy.map(|p| p.1));
+        // Time spent reading this table on both sides.
+        let seconds = fx.map(|p| p.2).unwrap_or_default() + fy.map(|p| p.2).unwrap_or_default();
         let status = match (x, y) {
             (Some(x), Some(y)) if x == y => format!("equal ({})", x.hex()),
             (Some(x), Some(y)) => format!(
@@ -328,7 +335,7 @@ pub fn compare(
             differ += 1;
         }
         let rows = x.or(y).map_or(0, |f| f.rows);
-        report.add_table(n, rows, 0, 0, started.elapsed(), &status);
+        report.add_table(n, rows, 0, 0, seconds, &status);
     }
     report.close(started.elapsed());
     if differ > 0 {

@@ -428,7 +428,7 @@ impl PgTarget {
             .map_err(|e| pg_err(&format!("COPY into {q}"), e))?;
         let rows = rt
             .block_on(copy.finish())
-            .map_err(|e| pg_err(&format!("COPY into {q}, part {part}"), e))?;
+            .map_err(|e| rejected(&q, part, e))?;
         if staged {
             let sel: Vec<String> = table
                 .columns
@@ -455,6 +455,24 @@ impl PgTarget {
         }
         Ok(rows)
     }
+}
+
+/// A load error: a row the server refused (data exception, constraint) is a data error
+/// naming the table, the part and the server's own line and column; anything else is
+/// a database error (temporary when the connection went away).
+fn rejected(q: &str, part: &str, e: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(d) = &e
+        && let Some(pg) = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        && (pg.code().starts_with("22") || pg.code().starts_with("23"))
+    {
+        return Error::Data(format!(
+            "table {q}, part {part}: the target refused a row: {}{}{}; nothing from this part was committed",
+            pg.message(),
+            pg.detail().map(|d| format!(" ({d})")).unwrap_or_default(),
+            pg.r#where().map(|w| format!(" [{w}]")).unwrap_or_default(),
+        ));
+    }
+    pg_err(&format!("COPY into {q}, part {part}"), e)
 }
 
 fn first_line(sql: &str) -> String {

@@ -733,3 +733,38 @@ fn connection_killed_mid_part_exits_75_rolls_back_and_a_rerun_completes() {
         "400000|400000"
     );
 }
+
+#[test]
+fn a_row_the_target_refuses_fails_its_part_naming_table_and_key_and_commits_nothing() {
+    let Some(src) = TempDb::new("dup") else {
+        return;
+    };
+    let Some(dst) = TempDb::new("dupdst") else {
+        return;
+    };
+    psql(
+        &src.url,
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 50) g;",
+    );
+    psql(
+        &dst.url,
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (42, 'mine');",
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(&src.url, &b, &[]);
+    ferry()
+        .args(["import", b.to_str().unwrap(), &dst.url, "--mode", "append"])
+        .args(key_args(&fx))
+        .assert()
+        .code(65)
+        .stderr(
+            predicates::str::contains("table \"public\".\"t\"")
+                .and(predicates::str::contains("(id)=(42)"))
+                .and(predicates::str::contains(
+                    "nothing from this part was committed",
+                )),
+        );
+    assert_eq!(psql(&dst.url, "SELECT count(*), min(v) FROM t"), "1|mine");
+    assert_eq!(psql(&dst.url, "SELECT count(*) FROM _ferry_ledger"), "0");
+}
