@@ -239,10 +239,10 @@ impl Progress {
                 "{prefix:<24!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
             }
             (true, false) => {
-                "{prefix:<24!} [{bar:30}] {human_pos}/{human_len} rows, {elapsed} elapsed, eta {eta}"
+                "{prefix:<24!} [{bar:30}] {human_pos}/{human_len} rows {msg}, {elapsed} elapsed, eta {eta}"
             }
             (false, true) => "{prefix:<24!} {spinner} {bytes} {bytes_per_sec}",
-            (false, false) => "{prefix:<24!} {spinner} {human_pos} rows, {elapsed} elapsed",
+            (false, false) => "{prefix:<24!} {spinner} {human_pos} rows {msg}, {elapsed} elapsed",
         };
         pb.set_style(
             ProgressStyle::with_template(tmpl)

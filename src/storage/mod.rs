@@ -15,9 +15,11 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 
 use crate::{Error, Result};
+
+pub mod remote;
 
 /// The runtime that drives async I/O for the synchronous pipelines. Never call into it from
 /// inside an async task.
@@ -82,16 +84,14 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens a bundle URL. `create` makes a missing local directory (export); otherwise a
-    /// missing bundle is an error that says so.
+    /// Opens a bundle URL: a local path, `file://PATH`, or an object-store URL (`s3://`,
+    /// `gs://`, `az://`; see [`remote`]). `create` makes a missing local directory (export);
+    /// otherwise a missing bundle is an error that says so.
     pub fn open(url: &str, create: bool) -> Result<Store> {
         let local = if let Some(rest) = url.strip_prefix("file://") {
             PathBuf::from(rest)
-        } else if let Some((scheme, _)) = url.split_once("://") {
-            return Err(Error::Usage(format!(
-                "bundle URL {url}: the {scheme}:// scheme is not supported by this build of ferry \
-                 (local paths and file:// are)"
-            )));
+        } else if url.contains("://") {
+            return Self::open_remote(url, create);
         } else {
             PathBuf::from(url)
         };
@@ -141,6 +141,34 @@ impl Store {
         })
     }
 
+    fn open_remote(url: &str, create: bool) -> Result<Store> {
+        let inner = remote::open(url)?;
+        let store = Store {
+            inner,
+            local_root: None,
+            url: url.to_string(),
+        };
+        if !create {
+            // One listing call: an empty prefix is "no bundle here", not a list of missing files.
+            let top = runtime()
+                .block_on(store.inner.list_with_delimiter(None))
+                .map_err(|e| store.storage_err("list", "", e))?;
+            if top.objects.is_empty() && top.common_prefixes.is_empty() {
+                return Err(Error::invalid(
+                    url,
+                    "",
+                    "no bundle here (nothing is stored under this prefix)",
+                ));
+            }
+        }
+        Ok(store)
+    }
+
+    /// Whether the bundle lives on the local file system.
+    pub fn is_local(&self) -> bool {
+        self.local_root.is_some()
+    }
+
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -154,7 +182,20 @@ impl Store {
             object_store::Error::NotFound { .. } => {
                 Error::invalid(&self.url, rel, format!("missing ({what})"))
             }
-            other => Error::Storage(format!("{}: {what} {rel}: {other}", self.url)),
+            denied @ (object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. }) => Error::Storage(format!(
+                "{}: cannot {what} {rel}: {denied}; check the store's credentials in the environment",
+                self.url
+            )),
+            // The client gave up after retrying 5xx, throttling or connection errors: the
+            // store may answer later, and a re-run resumes.
+            other if other.to_string().contains(" retries, max_retries") => {
+                Error::Temporary(format!(
+                    "{}: cannot {what} {rel}: {other}; try again when the store answers",
+                    self.url
+                ))
+            }
+            other => Error::Storage(format!("{}: cannot {what} {rel}: {other}", self.url)),
         }
     }
 
@@ -272,8 +313,7 @@ impl Store {
             .block_on(self.inner.put_multipart(&loc))
             .map_err(|e| self.storage_err("create", rel, e))?;
         Ok(ObjectWriter {
-            upload: Some(upload),
-            buf: Vec::with_capacity(UPLOAD_CHUNK),
+            upload: Some(WriteMultipart::new_with_chunk_size(upload, UPLOAD_CHUNK)),
             written: 0,
             path: rel.to_string(),
         })
@@ -384,50 +424,48 @@ impl Read for ObjectReader {
     }
 }
 
-/// A file being written: buffered parts of a multipart upload (a staged file on local disk).
+/// A file being written: a multipart upload fed in [`UPLOAD_CHUNK`] pieces, with at most
+/// [`UPLOADS_IN_FLIGHT`] pieces uploading while the next one fills, so encoding and upload
+/// overlap and memory stays bounded whatever the file's size.
 pub struct ObjectWriter {
-    upload: Option<Box<dyn MultipartUpload>>,
-    buf: Vec<u8>,
+    upload: Option<WriteMultipart>,
     written: u64,
     path: String,
 }
 
-impl ObjectWriter {
-    fn send(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(UPLOAD_CHUNK));
-        let upload = self
-            .upload
-            .as_mut()
-            .ok_or_else(|| std::io::Error::other("upload already finished"))?;
-        let fut = upload.put_part(PutPayload::from(data));
-        runtime().block_on(fut).map_err(std::io::Error::other)
-    }
+/// Pieces of one file uploading at once (each [`UPLOAD_CHUNK`] bytes of memory).
+const UPLOADS_IN_FLIGHT: usize = 2;
 
+impl ObjectWriter {
     /// Completes the upload: the file appears whole at its path. Returns the bytes written.
     pub fn finish(mut self) -> Result<u64> {
-        self.send()
-            .map_err(|e| Error::io(format!("writing {}", self.path), e))?;
-        let mut upload = self.upload.take().expect("finish called once");
+        let upload = self.upload.take().expect("finish called once");
         runtime()
-            .block_on(upload.complete())
+            .block_on(upload.finish())
             .map_err(|e| Error::Storage(format!("cannot complete {}: {e}", self.path)))?;
         Ok(self.written)
+    }
+
+    /// Bytes handed to the writer so far.
+    pub fn written(&self) -> u64 {
+        self.written
     }
 }
 
 impl Write for ObjectWriter {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let room = UPLOAD_CHUNK - self.buf.len();
-        let n = data.len().min(room);
-        self.buf.extend_from_slice(&data[..n]);
-        self.written += n as u64;
-        if self.buf.len() >= UPLOAD_CHUNK {
-            self.send()?;
-        }
-        Ok(n)
+        let upload = self
+            .upload
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("upload already finished"))?;
+        // Backpressure: wait (and surface a failed piece) before buffering more.
+        runtime()
+            .block_on(upload.wait_for_capacity(UPLOADS_IN_FLIGHT))
+            .map_err(std::io::Error::other)?;
+        let _ctx = runtime().enter();
+        upload.write(data);
+        self.written += data.len() as u64;
+        Ok(data.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -437,7 +475,7 @@ impl Write for ObjectWriter {
 
 impl Drop for ObjectWriter {
     fn drop(&mut self) {
-        if let Some(mut upload) = self.upload.take() {
+        if let Some(upload) = self.upload.take() {
             // Unfinished: abort so no partial object is left behind to look complete.
             let _ = runtime().block_on(upload.abort());
         }

@@ -12,4 +12,5 @@ mod common;
 mod postgres;
 mod reliability;
 mod roundtrip;
+mod s3;
 mod wycheproof;

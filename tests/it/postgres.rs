@@ -97,7 +97,7 @@ impl Drop for TempDb {
     }
 }
 
-const FIXTURE: &str = r#"
+pub const FIXTURE: &str = r#"
 CREATE SCHEMA "Sales";
 CREATE TYPE "Sales".mood AS ENUM ('sad', 'ok', 'happy', 'it''s');
 CREATE TABLE "Sales"."Order Items" (
@@ -141,7 +141,7 @@ INSERT INTO public."user" VALUES (1, 'from', 1), (2, NULL, NULL), (3, '', 2);
 "#;
 
 /// `md5` of every row's text form per table, and every column's format_type.
-fn fingerprint(url: &str) -> Vec<String> {
+pub fn fingerprint(url: &str) -> Vec<String> {
     let tables = psql(
         url,
         "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
