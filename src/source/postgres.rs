@@ -59,8 +59,12 @@ pub fn pg_err(what: &str, e: sqlx::Error) -> Error {
 
 /// Connects, mapping an unreachable server to a temporary failure.
 pub fn connect(url: &str) -> Result<PgConnection> {
-    runtime()
-        .block_on(PgConnection::connect(url))
+    connect_on(runtime(), url)
+}
+
+/// Connects on a given runtime: the connection must then always be driven by that runtime.
+pub fn connect_on(rt: &tokio::runtime::Runtime, url: &str) -> Result<PgConnection> {
+    rt.block_on(PgConnection::connect(url))
         .map_err(|e| match e {
             sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
                 Error::Temporary(format!("cannot reach PostgreSQL at {}: {e}", redact(url)))
@@ -181,7 +185,16 @@ pub fn map_column(c: &PgColumn) -> (Wire, ColumnType, bool) {
 
 /// Column facts of a table (by OID), in column order.
 pub fn columns_of(conn: &mut PgConnection, oid: u32) -> Result<Vec<PgColumn>> {
-    let rows = runtime()
+    columns_of_on(runtime(), conn, oid)
+}
+
+/// [`columns_of`] for a connection driven by `rt`.
+pub fn columns_of_on(
+    rt: &tokio::runtime::Runtime,
+    conn: &mut PgConnection,
+    oid: u32,
+) -> Result<Vec<PgColumn>> {
+    let rows = rt
         .block_on(
             sqlx::query(
                 "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), t.typname::text, t.typtype::text, \
@@ -248,6 +261,9 @@ pub fn constant_default(d: &str) -> Option<String> {
 
 pub struct PgSource {
     conn: PgConnection,
+    /// Drives `conn` only: a reader's socket is read on the reader's own thread, with no
+    /// hand-off to the shared runtime's workers for every message.
+    rt: tokio::runtime::Runtime,
     url: String,
     database: String,
     snapshot: Option<String>,
@@ -257,12 +273,17 @@ pub struct PgSource {
 
 impl PgSource {
     pub fn open(url: &str) -> Result<Self> {
-        let mut conn = connect(url)?;
-        let database: String = runtime()
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("cannot start a reader runtime", e))?;
+        let mut conn = connect_on(&rt, url)?;
+        let database: String = rt
             .block_on(sqlx::query_scalar("SELECT current_database()::text").fetch_one(&mut conn))
             .map_err(|e| pg_err("current_database", e))?;
         Ok(PgSource {
             conn,
+            rt,
             url: url.to_string(),
             database,
             snapshot: None,
@@ -271,14 +292,14 @@ impl PgSource {
     }
 
     fn exec(&mut self, sql: &str) -> Result<()> {
-        runtime()
+        self.rt
             .block_on(sqlx::raw_sql(AssertSqlSafe(sql.to_string())).execute(&mut self.conn))
             .map(|_| ())
             .map_err(|e| pg_err(sql, e))
     }
 
     fn domain_type(&mut self, schema: &str, name: &str) -> Result<DomainType> {
-        let row = runtime()
+        let row = self.rt
             .block_on(
                 sqlx::query(
                     "SELECT format_type(t.typbasetype, t.typtypmod), t.typnotnull, t.typdefault, \
@@ -304,7 +325,7 @@ impl PgSource {
     }
 
     fn enum_type(&mut self, schema: &str, name: &str) -> Result<EnumType> {
-        let labels: Vec<String> = runtime()
+        let labels: Vec<String> = self.rt
             .block_on(
                 sqlx::query_scalar(
                     "SELECT e.enumlabel::text FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid \
@@ -324,7 +345,7 @@ impl PgSource {
     }
 
     fn table_def(&mut self, oid: u32, schema: &str, name: &str) -> Result<TableDef> {
-        let cols = columns_of(&mut self.conn, oid)?;
+        let cols = columns_of_on(&self.rt, &mut self.conn, oid)?;
         if cols.is_empty() {
             return Err(Error::Data(format!(
                 "table {schema}.{name} has no columns: ferry does not export zero-column tables"
@@ -360,7 +381,7 @@ impl PgSource {
                 as_text,
             });
         }
-        let rt = runtime();
+        let rt = &self.rt;
         let pk: Vec<String> = rt
             .block_on(
                 sqlx::query_scalar(
@@ -458,7 +479,8 @@ impl PgSource {
     /// The partition key and partitions of a partitioned table (one level: a partition that
     /// is itself partitioned comes back as a plain partition).
     fn partitioning(&mut self, oid: u32) -> Result<Option<Partitioning>> {
-        let key: Option<String> = runtime()
+        let key: Option<String> = self
+            .rt
             .block_on(
                 sqlx::query_scalar("SELECT pg_get_partkeydef($1::int8::oid)")
                     .bind(i64::from(oid))
@@ -466,7 +488,8 @@ impl PgSource {
             )
             .map_err(|e| pg_err("reading the partition key", e))?;
         let Some(key) = key else { return Ok(None) };
-        let rows = runtime()
+        let rows = self
+            .rt
             .block_on(
                 sqlx::query(
                     "SELECT n.nspname::text, c.relname::text, pg_get_expr(c.relpartbound, c.oid) \
@@ -511,7 +534,7 @@ impl PgSource {
     /// Wire formats of a table's columns, as the codec wants them (arrays by element type).
     fn wires(&mut self, table: &TableDef) -> Result<Vec<(Wire, ColumnType)>> {
         let oid = self.oid_of(table)?;
-        let cols = columns_of(&mut self.conn, oid)?;
+        let cols = columns_of_on(&self.rt, &mut self.conn, oid)?;
         Ok(table
             .columns
             .iter()
@@ -528,7 +551,8 @@ impl PgSource {
 
     fn oid_of(&mut self, table: &TableDef) -> Result<u32> {
         let q = qualified(table.schema.as_deref(), &table.name);
-        let oid: i64 = runtime()
+        let oid: i64 = self
+            .rt
             .block_on(
                 sqlx::query_scalar("SELECT $1::regclass::oid::int8")
                     .bind(&q)
@@ -560,7 +584,7 @@ impl Source for PgSource {
     }
 
     fn tables(&mut self, selection: &Selection) -> Result<Vec<TableDef>> {
-        let rows = runtime()
+        let rows = self.rt
             .block_on(
                 sqlx::query(
                     "SELECT c.oid::int8, n.nspname::text, c.relname::text FROM pg_class c \
@@ -603,7 +627,7 @@ impl Source for PgSource {
         let mut out = Vec::new();
         for t in tables {
             let q = qualified(t.schema.as_deref(), &t.name);
-            let names: Vec<String> = runtime()
+            let names: Vec<String> = self.rt
                 .block_on(
                     sqlx::query_scalar("SELECT tgname::text FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal ORDER BY 1")
                         .bind(&q)
@@ -624,7 +648,8 @@ impl Source for PgSource {
     fn begin_snapshot(&mut self) -> Result<()> {
         if self.snapshot.is_none() {
             self.exec("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
-            let snap: String = runtime()
+            let snap: String = self
+                .rt
                 .block_on(
                     sqlx::query_scalar("SELECT pg_export_snapshot()").fetch_one(&mut self.conn),
                 )
@@ -641,7 +666,7 @@ impl Source for PgSource {
         // Page ranges of the heap (TID range scans, PostgreSQL 14+): disjoint, and the last
         // range is open so pages added since the size was read are still covered.
         let q = qualified(table.schema.as_deref(), &table.name);
-        let pages: i64 = runtime()
+        let pages: i64 = self.rt
             .block_on(
                 sqlx::query_scalar("SELECT (pg_relation_size($1::regclass) / current_setting('block_size')::int)::int8")
                     .bind(&q)
@@ -686,7 +711,8 @@ impl Source for PgSource {
     fn count_rows(&mut self, table: &TableDef, _filter: Option<&str>) -> Result<Option<u64>> {
         // The planner's estimate: progress only, never a full scan.
         let q = qualified(table.schema.as_deref(), &table.name);
-        let n: f32 = runtime()
+        let n: f32 = self
+            .rt
             .block_on(
                 sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = $1::regclass")
                     .bind(&q)
@@ -721,21 +747,27 @@ impl Source for PgSource {
             Error::Data(format!("table {q}{col}, row {}: {}", e.row, e.message))
         };
         let mut dec = CopyDecoder::new(wires, schema).map_err(data_err)?;
-        let rt = runtime();
-        let mut stream = rt
-            .block_on(self.conn.copy_out_raw(&sql))
-            .map_err(|e| pg_err(&format!("COPY {q} TO STDOUT"), e))?;
-        // The stream is polled by the runtime; batches go to the sink outside it.
-        while let Some(chunk) = rt.block_on(stream.next()) {
-            let chunk = chunk.map_err(|e| pg_err(&format!("reading {q}"), e))?;
-            dec.feed(&chunk).map_err(data_err)?;
-            if (dec.buffered_rows() >= limits.rows || dec.buffered_bytes() >= limits.bytes)
-                && let Some(b) = dec.take_batch().map_err(data_err)?
-            {
-                sink(b)?;
+        let conn = &mut self.conn;
+        // One `block_on` for the whole stream: PostgreSQL sends a message per row, and
+        // entering the runtime per message cost more than decoding it. The sink may block
+        // (backpressure); this thread is not one of the runtime's workers, so that only
+        // pauses this read.
+        self.rt.block_on(async {
+            let mut stream = conn
+                .copy_out_raw(&sql)
+                .await
+                .map_err(|e| pg_err(&format!("COPY {q} TO STDOUT"), e))?;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| pg_err(&format!("reading {q}"), e))?;
+                dec.feed(&chunk).map_err(data_err)?;
+                if (dec.buffered_rows() >= limits.rows || dec.buffered_bytes() >= limits.bytes)
+                    && let Some(b) = dec.take_batch().map_err(data_err)?
+                {
+                    sink(b)?;
+                }
             }
-        }
-        drop(stream);
+            Ok::<(), Error>(())
+        })?;
         dec.finish().map_err(data_err)?;
         if let Some(b) = dec.take_batch().map_err(data_err)? {
             sink(b)?;
