@@ -26,6 +26,10 @@ use crate::{Error, Result};
 /// Batches in flight between a reader and the writer.
 const CHANNEL_BATCHES: usize = 2;
 
+/// Encoded bytes of open row groups, shared by all jobs: a part buffers its row group until
+/// it is complete, so this is most of an export's memory when rows are wide.
+const ROW_GROUP_BUDGET: usize = 64 << 20;
+
 /// Everything `ferry export` was asked to do, validated.
 pub struct ExportPlan {
     pub source_url: String,
@@ -45,6 +49,8 @@ pub struct ExportPlan {
     pub jobs: usize,
     /// With several jobs, tables at least this large are read as several ranges at once.
     pub split_min_bytes: u64,
+    /// Reader options (MySQL zero dates).
+    pub source_options: source::SourceOptions,
 }
 
 impl ExportPlan {
@@ -64,6 +70,7 @@ impl ExportPlan {
             dry_run: false,
             jobs: 1,
             split_min_bytes: 64 << 20,
+            source_options: source::SourceOptions::default(),
         }
     }
 }
@@ -77,7 +84,7 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
                 .into(),
         ));
     }
-    let mut src = source::open(&plan.source_url)?;
+    let mut src = source::open_with(&plan.source_url, plan.source_options)?;
     src.begin_snapshot()?;
     let tables = src.tables(&plan.selection)?;
     let unmatched = plan.selection.unmatched(&tables);
@@ -147,7 +154,7 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     // connection reading the same snapshot (engines that cannot share one run one worker).
     let ctx = TableCtx {
         plan,
-        row_group_bytes: (128usize << 20) / plan.jobs.max(1),
+        row_group_bytes: ROW_GROUP_BUDGET / plan.jobs.max(1),
         store: &store,
         file_key: file_key.as_deref(),
         bundle_id: &bundle_id,
@@ -352,7 +359,7 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
 /// What one worker needs to export a table.
 struct TableCtx<'a> {
     plan: &'a ExportPlan,
-    /// Row-group byte cap per worker: the 128 MiB budget shared by all jobs.
+    /// Row-group byte cap per worker: [`ROW_GROUP_BUDGET`] shared by all jobs.
     row_group_bytes: usize,
     store: &'a Store,
     file_key: Option<&'a [u8; 32]>,
@@ -433,6 +440,10 @@ fn export_table(
                 let w = current.as_mut().expect("just made");
                 w.write(&batch)?;
                 bar.inc(batch.num_rows() as u64);
+                bar.set_message(format!(
+                    "({} written)",
+                    crate::report::human_bytes(bytes + w.size_estimate())
+                ));
                 if w.size_estimate() >= plan.max_part_bytes {
                     let full = current.take().expect("open part");
                     bytes += close_part(full, &mut infos, &mut parts)?;

@@ -10,7 +10,7 @@ use ferry::error::Error;
 use ferry::export::ExportPlan;
 use ferry::import::{ImportPlan, Mode};
 use ferry::report::{Progress, RunReport};
-use ferry::source::{BatchLimits, Selection};
+use ferry::source::{BatchLimits, Selection, SourceOptions, ZeroDates};
 
 #[derive(Parser)]
 #[command(
@@ -71,9 +71,11 @@ impl KeyArgs {
 enum Command {
     /// Export tables from a database into a new bundle.
     Export {
-        /// Source database: sqlite://PATH or postgres://user:pw@host:port/db (mysql:// in a later version).
+        /// Source database: sqlite://PATH, postgres://user:pw@host:port/db or
+        /// mysql://user:pw@host:port/db (MySQL and MariaDB; mariadb:// too).
         source: String,
-        /// Where the bundle goes: a new directory (or file://PATH).
+        /// Where the bundle goes: a new directory, file://PATH, or s3://bucket/prefix (also
+        /// gs://, az://; credentials from the AWS_*, GOOGLE_*, AZURE_* environment).
         bundle: String,
         #[command(flatten)]
         keys: KeyArgs,
@@ -118,12 +120,17 @@ enum Command {
         /// With --jobs above 1, tables at least this large are read as several ranges at once.
         #[arg(long, default_value = "64MiB", value_parser = parse_split_size)]
         split_min_size: u64,
+        /// MySQL/MariaDB zero dates (0000-00-00, or a zero month or day): `error` (default)
+        /// names table, column and row; `null` exports them as NULL.
+        #[arg(long, value_enum, default_value_t = ZeroDates::Error)]
+        zero_dates: ZeroDates,
     },
     /// Verify a bundle and load it into a database, exactly once.
     Import {
-        /// The bundle: a directory (or file://PATH).
+        /// The bundle: a directory, file://PATH, or s3://bucket/prefix (gs://, az://).
         bundle: String,
-        /// Target database: sqlite://PATH (created when missing) or postgres://user:pw@host:port/db.
+        /// Target database: sqlite://PATH (created when missing), postgres://user:pw@host:port/db or
+        /// mysql://user:pw@host:port/db (MySQL and MariaDB; mariadb:// too).
         target: String,
         #[command(flatten)]
         keys: KeyArgs,
@@ -160,6 +167,7 @@ enum Command {
     },
     /// Check a bundle: without a key sizes and SHA-256 of every file; with a key also decrypt and decode every part.
     Verify {
+        /// The bundle: a directory, file://PATH, or s3://bucket/prefix (gs://, az://).
         bundle: String,
         #[command(flatten)]
         keys: KeyArgs,
@@ -169,6 +177,7 @@ enum Command {
     },
     /// Show a bundle's files and sizes; with a key also its tables, columns, rows and lineage.
     Inspect {
+        /// The bundle: a directory, file://PATH, or s3://bucket/prefix (gs://, az://).
         bundle: String,
         #[command(flatten)]
         keys: KeyArgs,
@@ -183,6 +192,7 @@ enum Command {
     },
     /// Write a verified bundle's data as plain Parquet files into DIR.
     Decrypt {
+        /// The bundle: a directory, file://PATH, or s3://bucket/prefix (gs://, az://).
         bundle: String,
         dir: PathBuf,
         #[command(flatten)]
@@ -261,6 +271,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             dry_run,
             jobs,
             split_min_size,
+            zero_dates,
         } => {
             let (keys, warnings) = if no_encrypt {
                 (Keys::default(), vec![])
@@ -290,6 +301,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             plan.max_part_bytes = max_part_size;
             plan.jobs = jobs.max(1);
             plan.split_min_bytes = split_min_size;
+            plan.source_options = SourceOptions { zero_dates };
             plan.source_id = source_id;
             plan.sequence = sequence;
             plan.dry_run = dry_run;

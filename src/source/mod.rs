@@ -1,6 +1,7 @@
 //! Readers: one per engine, each turning a database's tables into the canonical Arrow
 //! batches of `types`. A reader knows its engine and nothing of bundles or encryption.
 
+pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
 
@@ -32,6 +33,21 @@ impl Selection {
             .map(String::as_str)
             .collect()
     }
+}
+
+/// What a MySQL/MariaDB zero date (`0000-00-00`, or a zero month or day) becomes at
+/// export: an error naming table, column and row (default), or NULL (`--zero-dates null`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ZeroDates {
+    #[default]
+    Error,
+    Null,
+}
+
+/// Reader options that come from the command line rather than the URL.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SourceOptions {
+    pub zero_dates: ZeroDates,
 }
 
 /// How big a batch may grow before it is handed on: the memory bound of a reader.
@@ -101,19 +117,22 @@ pub trait Source: Send {
 
 /// Opens a source database by URL.
 pub fn open(url: &str) -> Result<Box<dyn Source>> {
+    open_with(url, SourceOptions::default())
+}
+
+/// Opens a source database by URL, with reader options.
+pub fn open_with(url: &str, options: SourceOptions) -> Result<Box<dyn Source>> {
     if url.starts_with("sqlite:") {
         return Ok(Box::new(sqlite::SqliteSource::open(url)?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Box::new(postgres::PgSource::open(url)?));
     }
-    let scheme = url.split(':').next().unwrap_or(url);
-    match scheme {
-        "mysql" | "mariadb" => Err(Error::Usage(format!(
-            "{scheme}:// sources are not supported by this build of ferry yet (sqlite:// is)"
-        ))),
-        _ => Err(Error::Usage(format!(
-            "{url}: not a database URL ferry knows (sqlite://PATH, postgres://user@host:port/db)"
-        ))),
+    if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        return Ok(Box::new(mysql::MySource::open(url, options.zero_dates)?));
     }
+    Err(Error::Usage(format!(
+        "{url}: not a database URL ferry knows (sqlite://PATH, postgres://user@host:port/db, \
+         mysql://user@host:port/db)"
+    )))
 }

@@ -1,6 +1,7 @@
 //! Loaders: one per engine, each taking canonical Arrow batches into a database, one part
 //! per transaction together with its ledger row, so every part loads exactly once.
 
+pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
 
@@ -115,8 +116,11 @@ pub fn open(url: &str, schema: Option<&str>) -> Result<Box<dyn Target>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Box::new(postgres::PgTarget::open(url, schema)?));
     }
+    if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        return Ok(Box::new(mysql::MyTarget::open(url)?));
+    }
     let scheme = url.split(':').next().unwrap_or(url);
     Err(Error::Usage(format!(
-        "{scheme}: targets other than sqlite:// and postgres:// are not supported by this build of ferry yet"
+        "{scheme}: not a target ferry knows (sqlite://PATH, postgres://…, mysql://…)"
     )))
 }

@@ -9,6 +9,8 @@
 )]
 
 mod common;
+mod matrix;
+mod mysql;
 mod postgres;
 mod reliability;
 mod roundtrip;

@@ -1,0 +1,1022 @@
+//! MySQL/MariaDB loader: batched multi-row prepared INSERTs (sized below
+//! `max_allowed_packet` and the 65535-placeholder limit), one transaction per part with its
+//! ledger row. Same-engine imports recreate the exact column types (`COLUMN_TYPE`, ENUM/SET
+//! members, character set and collation); secondary and unique indexes come after the data,
+//! foreign keys last.
+//!
+//! Two deliberate differences from the PostgreSQL loader, both forced by the engine:
+//! - MySQL commits implicitly around DDL, so the ledger and the table are created just
+//!   before the part's transaction, not inside it; a failed first part can leave an empty
+//!   table behind (which `--mode create` accepts on a re-run).
+//! - The primary key is created with the table: InnoDB stores a table as its primary key
+//!   (clustered index), so adding it afterwards rewrites the whole table once more, and
+//!   rows arrive mostly in key order anyway.
+
+use std::sync::LazyLock;
+
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::{
+    Date32Type, Decimal128Type, Decimal256Type, Float32Type, Float64Type, Int16Type, Int32Type,
+    Int64Type, Time64MicrosecondType, TimestampMicrosecondType, UInt8Type, UInt16Type, UInt32Type,
+    UInt64Type,
+};
+use arrow::record_batch::RecordBatch;
+use regex::Regex;
+use sha2::{Digest, Sha256};
+use sqlx::mysql::{MySqlArguments, MySqlConnection};
+use sqlx::{Arguments, AssertSqlSafe};
+
+use super::{LedgerEntry, LedgerState, LoadOutcome, Target};
+use crate::source::mysql::{
+    connect, exec, is_temporary, literal, my_err, query_texts, quote, redact, server_version,
+};
+use crate::storage::runtime;
+use crate::types::{Column, ColumnType, TableDef, text};
+use crate::{Error, Result};
+
+pub const LEDGER: &str = "_ferry_ledger";
+
+/// MySQL's limit on placeholders in one prepared statement.
+const MAX_PLACEHOLDERS: usize = 65_535;
+/// Upper bound of one INSERT's parameter bytes (also kept under max_allowed_packet / 2).
+const MAX_STATEMENT_BYTES: usize = 4 << 20;
+
+/// A `COLUMN_TYPE` ferry will put into DDL: a type name, optional numeric arguments and
+/// attributes. ENUM and SET are rebuilt from their labels instead.
+static COLUMN_TYPE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[a-z][a-z0-9 ]{0,40}(\([0-9]{1,5}(,[0-9]{1,3})?\))?( unsigned)?( zerofill)?$")
+        .expect("regex")
+});
+/// The character set and collation suffix of a catalog source type.
+static CHARSET: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(.*?) CHARACTER SET ([A-Za-z0-9_]{1,64}) COLLATE ([A-Za-z0-9_]{1,64})$")
+        .expect("regex")
+});
+/// Declared text lengths of other engines' types: `character varying(40)`, `varchar(40)`.
+static TEXT_LENGTH: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^(character varying|varchar|nvarchar|character|char|nchar)\s*\(\s*([0-9]{1,6})\s*\)",
+    )
+    .expect("regex")
+});
+/// Defaults ferry recreates: numbers and quoted strings without backslashes.
+static CONSTANT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(-?[0-9]+(\.[0-9]+)?|'([^'\\]|'')*')$").expect("regex"));
+
+/// What the server can take, decided once per connection.
+#[derive(Debug, Clone)]
+struct Flavour {
+    /// MariaDB 10.7+ has a UUID type.
+    uuid_type: bool,
+    /// A binary, NO PAD collation: text compares and indexes as it does elsewhere ('a' and
+    /// 'a ' stay distinct in a unique index).
+    text_collation: &'static str,
+}
+
+fn flavour(mariadb: bool, version: &str) -> Flavour {
+    let mut nums = version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
+    Flavour {
+        uuid_type: mariadb && (major, minor) >= (10, 7),
+        text_collation: if mariadb {
+            "utf8mb4_nopad_bin"
+        } else if major >= 8 {
+            "utf8mb4_0900_bin"
+        } else {
+            "utf8mb4_bin"
+        },
+    }
+}
+
+/// The MySQL type a canonical type becomes on a cross-engine import. `key` columns (in the
+/// primary key or an index) get bounded types, since MySQL cannot index LONGTEXT/LONGBLOB.
+fn mysql_type(c: &Column, key: bool, f: &Flavour) -> String {
+    let text = |n: &str| format!("{n} CHARACTER SET utf8mb4 COLLATE {}", f.text_collation);
+    match &c.ty {
+        ColumnType::Boolean => "tinyint(1)".into(),
+        ColumnType::Int16 => "smallint".into(),
+        ColumnType::Int32 => "int".into(),
+        ColumnType::Int64 => "bigint".into(),
+        ColumnType::UInt8 => "tinyint unsigned".into(),
+        ColumnType::UInt16 => "smallint unsigned".into(),
+        ColumnType::UInt32 => "int unsigned".into(),
+        ColumnType::UInt64 => "bigint unsigned".into(),
+        ColumnType::Float32 => "float".into(),
+        ColumnType::Float64 => "double".into(),
+        ColumnType::Decimal128 { precision, scale }
+        | ColumnType::Decimal256 { precision, scale } => format!("decimal({precision},{scale})"),
+        ColumnType::NumericText => "decimal(65,30)".into(),
+        ColumnType::Utf8 => {
+            // A declared length travels (as VARCHAR: MySQL's CHAR drops trailing spaces).
+            let declared = TEXT_LENGTH
+                .captures(&c.source_type)
+                .and_then(|m| m[2].parse::<u32>().ok())
+                .filter(|n| (1..=16_383).contains(n));
+            match declared {
+                Some(n) if !key || n <= 768 => text(&format!("varchar({n})")),
+                _ if key => text("varchar(768)"),
+                _ => text("longtext"),
+            }
+        }
+        ColumnType::Json => "json".into(),
+        ColumnType::Binary if key => "varbinary(3072)".into(),
+        ColumnType::Binary => "longblob".into(),
+        ColumnType::Date32 => "date".into(),
+        ColumnType::Timestamp { utc: false } => "datetime(6)".into(),
+        ColumnType::Timestamp { utc: true } => "timestamp(6)".into(),
+        ColumnType::Time64 => "time(6)".into(),
+        ColumnType::Uuid if f.uuid_type => "uuid".into(),
+        ColumnType::Uuid => "char(36) CHARACTER SET ascii COLLATE ascii_bin".into(),
+        // Refused in pre-flight (`refuses`).
+        ColumnType::Interval | ColumnType::List { .. } => "longtext".into(),
+    }
+}
+
+/// The column type a same-engine import recreates, from the catalog: ENUM/SET rebuilt from
+/// their labels, anything else checked against a strict shape before it goes into DDL.
+fn declared_type(table: &str, c: &Column) -> Result<String> {
+    let (base, charset) = match CHARSET.captures(&c.source_type) {
+        Some(m) => (
+            m[1].to_string(),
+            format!(" CHARACTER SET {} COLLATE {}", &m[2], &m[3]),
+        ),
+        None => (c.source_type.clone(), String::new()),
+    };
+    if let Some(e) = &c.enum_type
+        && (e.name == "enum" || e.name == "set")
+    {
+        let labels: Vec<String> = e.labels.iter().map(|l| literal(l)).collect();
+        return Ok(format!("{}({}){charset}", e.name, labels.join(",")));
+    }
+    if !COLUMN_TYPE.is_match(&base) {
+        return Err(Error::Data(format!(
+            "table {table}, column {}: type {:?} is not one ferry will put into DDL",
+            c.name, c.source_type
+        )));
+    }
+    Ok(format!("{base}{charset}"))
+}
+
+pub struct MyTarget {
+    conn: MySqlConnection,
+    url: String,
+    database: String,
+    flavour: Flavour,
+    /// Parameter bytes one INSERT may carry.
+    statement_bytes: usize,
+}
+
+impl MyTarget {
+    pub fn open(url: &str) -> Result<Self> {
+        let (mut conn, database) = connect(url)?;
+        let (mariadb, version) = server_version(&mut conn)?;
+        // Strict: a value the column cannot hold is an error, never a silent truncation.
+        // NO_BACKSLASH_ESCAPES: ferry's literals double quotes and nothing else.
+        exec(
+            &mut conn,
+            "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO,\
+             NO_BACKSLASH_ESCAPES,ERROR_FOR_DIVISION_BY_ZERO', time_zone = '+00:00', foreign_key_checks = 0",
+        )?;
+        // TIMESTAMP columns get no implicit default or ON UPDATE (a variable older servers
+        // may not let a session set; their default is the same on MariaDB 10.10+).
+        let _ = exec(&mut conn, "SET SESSION explicit_defaults_for_timestamp = 1");
+        let rows = query_texts(
+            &mut conn,
+            "checking the target",
+            "SELECT CAST(@@read_only AS CHAR), CAST(@@max_allowed_packet AS CHAR)",
+            &[],
+        )?;
+        let row = rows.into_iter().next().unwrap_or_default();
+        if row.first().cloned().flatten().as_deref() == Some("1") {
+            return Err(Error::Database(format!(
+                "{} is read-only (a replica, or read_only is set): import needs a writable server",
+                redact(url)
+            )));
+        }
+        let packet: usize = row
+            .get(1)
+            .cloned()
+            .flatten()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(4 << 20);
+        Ok(MyTarget {
+            conn,
+            url: url.to_string(),
+            database,
+            flavour: flavour(mariadb, &version),
+            statement_bytes: (packet / 2).clamp(64 << 10, MAX_STATEMENT_BYTES),
+        })
+    }
+
+    fn exec(&mut self, sql: &str) -> Result<()> {
+        exec(&mut self.conn, sql)
+    }
+
+    fn texts(&mut self, what: &str, sql: &str, binds: &[&str]) -> Result<Vec<Vec<Option<String>>>> {
+        query_texts(&mut self.conn, what, sql, binds)
+    }
+
+    fn exists(&mut self, table: &str) -> Result<bool> {
+        let db = self.database.clone();
+        Ok(!self
+            .texts(
+                "looking up a table",
+                "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                &[&db, table],
+            )?
+            .is_empty())
+    }
+
+    fn ensure_ledger(&mut self) -> Result<()> {
+        self.exec(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (
+                bundle_id char(32) NOT NULL,
+                part_path varchar(80) NOT NULL,
+                manifest_sha256 char(64) NOT NULL,
+                cipher_sha256 char(64) NOT NULL,
+                source_id varchar(200) NOT NULL,
+                sequence bigint NOT NULL,
+                target_table varchar(512) CHARACTER SET utf8mb4 NOT NULL,
+                rows_loaded bigint NOT NULL,
+                mode varchar(16) NOT NULL,
+                run_id char(32) NOT NULL,
+                tool_version varchar(32) NOT NULL,
+                loaded_at timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+                PRIMARY KEY (bundle_id, part_path)
+             ) ENGINE=InnoDB DEFAULT CHARSET=ascii",
+            quote(LEDGER)
+        ))
+    }
+
+    fn create_table(&mut self, name: &str, table: &TableDef, same_engine: bool) -> Result<()> {
+        if self.exists(name)? {
+            return Ok(());
+        }
+        let keys: Vec<&String> = table
+            .primary_key
+            .iter()
+            .chain(table.indexes.iter().flat_map(|i| i.columns.iter()))
+            .collect();
+        let mut defs = Vec::new();
+        for c in &table.columns {
+            let ty = if same_engine {
+                declared_type(name, c)?
+            } else {
+                mysql_type(c, keys.contains(&&c.name), &self.flavour)
+            };
+            let mut d = format!("{} {ty}", quote(&c.name));
+            d.push_str(if c.nullable { " NULL" } else { " NOT NULL" });
+            if let Some(def) = c.default.as_deref().filter(|_| same_engine)
+                && CONSTANT.is_match(def)
+            {
+                d.push_str(&format!(" DEFAULT {def}"));
+            }
+            defs.push(d);
+        }
+        if !table.primary_key.is_empty() {
+            let pk: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
+            defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
+        }
+        self.exec(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n  {}\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+            quote(name),
+            defs.join(",\n  ")
+        ))
+    }
+
+    /// Sends one part's rows as multi-row INSERTs; returns the row count.
+    fn insert_rows(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+        part: &str,
+    ) -> Result<u64> {
+        let ncols = table.columns.len().max(1);
+        let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
+        let head = format!("INSERT INTO {} ({}) VALUES ", quote(name), cols.join(", "));
+        let tuple = format!("({})", vec!["?"; ncols].join(","));
+        let max_rows = (MAX_PLACEHOLDERS / ncols).max(1);
+        let mut args = MySqlArguments::default();
+        let (mut in_stmt, mut bytes, mut done, mut first) = (0usize, 0usize, 0u64, 1u64);
+        for batch in batches {
+            let batch = batch?;
+            if batch.num_columns() != table.columns.len() {
+                return Err(Error::invalid(
+                    "",
+                    part,
+                    format!(
+                        "table {name}: part has {} columns, catalog {}",
+                        batch.num_columns(),
+                        table.columns.len()
+                    ),
+                ));
+            }
+            let binders = table
+                .columns
+                .iter()
+                .zip(batch.columns())
+                .map(|(c, a)| {
+                    if a.data_type() != &c.ty.arrow() {
+                        return Err(Error::invalid(
+                            "",
+                            part,
+                            format!(
+                                "table {name}, column {}: part holds {}, catalog says {}",
+                                c.name,
+                                a.data_type(),
+                                c.ty.describe()
+                            ),
+                        ));
+                    }
+                    binder(a, &c.ty)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            for row in 0..batch.num_rows() {
+                let at = done + 1;
+                for (i, b) in binders.iter().enumerate() {
+                    bytes += b(row, &mut args).map_err(|why| {
+                        Error::Data(format!(
+                            "table {name}, column {:?}, row {at} of part {part}: {why}; nothing from this part was committed",
+                            table.columns[i].name
+                        ))
+                    })?;
+                }
+                in_stmt += 1;
+                done += 1;
+                if in_stmt >= max_rows || bytes >= self.statement_bytes {
+                    let sql = statement(&head, &tuple, in_stmt);
+                    self.send(sql, std::mem::take(&mut args), name, part, first)?;
+                    first = done + 1;
+                    (in_stmt, bytes) = (0, 0);
+                }
+            }
+        }
+        if in_stmt > 0 {
+            let sql = statement(&head, &tuple, in_stmt);
+            self.send(sql, args, name, part, first)?;
+        }
+        Ok(done)
+    }
+
+    /// Executes one INSERT; a row the server refuses is a data error naming the table, the
+    /// row (from the server's "at row N") and the server's message.
+    fn send(
+        &mut self,
+        sql: String,
+        args: MySqlArguments,
+        name: &str,
+        part: &str,
+        first_row: u64,
+    ) -> Result<()> {
+        runtime()
+            .block_on(sqlx::query_with(AssertSqlSafe(sql), args).execute(&mut self.conn))
+            .map(|_| ())
+            .map_err(|e| refused(name, part, first_row, e))
+    }
+}
+
+fn statement(head: &str, tuple: &str, rows: usize) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * (tuple.len() + 1));
+    sql.push_str(head);
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(tuple);
+    }
+    sql
+}
+
+/// A load error: a server-side refusal is a data error (exit 65) naming table, row and the
+/// server's message; a lost connection is temporary (exit 75).
+fn refused(name: &str, part: &str, first_row: u64, e: sqlx::Error) -> Error {
+    if is_temporary(&e) {
+        return my_err(&format!("loading {name}, part {part}"), e);
+    }
+    if let sqlx::Error::Database(d) = &e {
+        let msg = d.message().to_string();
+        let row = msg
+            .rsplit_once(" at row ")
+            .and_then(|(_, n)| n.trim().parse::<u64>().ok())
+            .map(|n| format!(", row {}", first_row + n - 1))
+            .unwrap_or_else(|| format!(", rows from {first_row}"));
+        return Error::Data(format!(
+            "table {name}{row} of part {part}: the target refused a row: {msg}; nothing from this part was committed"
+        ));
+    }
+    Error::Database(format!("loading {name}, part {part}: {e}"))
+}
+
+type Binder<'a> =
+    Box<dyn Fn(usize, &mut MySqlArguments) -> std::result::Result<usize, String> + 'a>;
+
+fn add<'t, T>(args: &mut MySqlArguments, v: T) -> std::result::Result<(), String>
+where
+    T: sqlx::Encode<'t, sqlx::MySql> + sqlx::Type<sqlx::MySql>,
+{
+    args.add(v).map_err(|e| e.to_string())
+}
+
+/// Decimal text with at most 35 integer and 30 fraction digits (DECIMAL(65,30)); trailing
+/// fraction zeros do not count.
+fn fits_decimal_65_30(s: &str) -> bool {
+    let body = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    !(int.is_empty() && frac.is_empty())
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+        && int.trim_start_matches('0').len() <= 35
+        && frac.trim_end_matches('0').len() <= 30
+}
+
+fn decimal256_text(v: arrow::datatypes::i256, scale: i8) -> String {
+    let digits = v.to_string();
+    let (neg, digits) = match digits.strip_prefix('-') {
+        Some(d) => (true, d.to_string()),
+        None => (false, digits),
+    };
+    let s = usize::try_from(scale).unwrap_or(0);
+    let body = if s == 0 {
+        digits
+    } else {
+        let padded = format!("{digits:0>width$}", width = s + 1);
+        let (a, b) = padded.split_at(padded.len() - s);
+        format!("{a}.{b}")
+    };
+    if neg { format!("-{body}") } else { body }
+}
+
+/// `[-]HHH:MM:SS.ffffff` of a signed microsecond count (MySQL TIME spans ±838 hours).
+fn format_time(us: i64) -> String {
+    let sign = if us < 0 { "-" } else { "" };
+    let u = us.unsigned_abs();
+    let (secs, frac) = (u / 1_000_000, u % 1_000_000);
+    format!(
+        "{sign}{:02}:{:02}:{:02}.{frac:06}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
+/// One conversion per column, chosen once per batch from the column's type.
+fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
+    macro_rules! native {
+        ($t:ty, $size:expr) => {{
+            let x = a.as_primitive::<$t>();
+            Box::new(move |i, args: &mut MySqlArguments| {
+                add(args, x.value(i))?;
+                Ok($size)
+            })
+        }};
+    }
+    let f: Binder<'a> = match ty {
+        ColumnType::Boolean => {
+            let x = a.as_boolean();
+            Box::new(move |i, args| {
+                add(args, x.value(i))?;
+                Ok(1)
+            })
+        }
+        ColumnType::Int16 => native!(Int16Type, 2),
+        ColumnType::Int32 => native!(Int32Type, 4),
+        ColumnType::Int64 => native!(Int64Type, 8),
+        ColumnType::UInt8 => native!(UInt8Type, 1),
+        ColumnType::UInt16 => native!(UInt16Type, 2),
+        ColumnType::UInt32 => native!(UInt32Type, 4),
+        ColumnType::UInt64 => native!(UInt64Type, 8),
+        ColumnType::Float32 => {
+            let x = a.as_primitive::<Float32Type>();
+            Box::new(move |i, args| {
+                let v = x.value(i);
+                if !v.is_finite() {
+                    return Err(format!(
+                        "{v} cannot be stored in MySQL (no NaN or infinity)"
+                    ));
+                }
+                add(args, v)?;
+                Ok(4)
+            })
+        }
+        ColumnType::Float64 => {
+            let x = a.as_primitive::<Float64Type>();
+            Box::new(move |i, args| {
+                let v = x.value(i);
+                if !v.is_finite() {
+                    return Err(format!(
+                        "{v} cannot be stored in MySQL (no NaN or infinity)"
+                    ));
+                }
+                add(args, v)?;
+                Ok(8)
+            })
+        }
+        ColumnType::Decimal128 { scale, .. } => {
+            let x = a.as_primitive::<Decimal128Type>();
+            let s = *scale;
+            Box::new(move |i, args| {
+                let t = text::format_decimal(x.value(i), s);
+                let n = t.len();
+                add(args, t)?;
+                Ok(n)
+            })
+        }
+        ColumnType::Decimal256 { scale, .. } => {
+            let x = a.as_primitive::<Decimal256Type>();
+            let s = *scale;
+            Box::new(move |i, args| {
+                let t = decimal256_text(x.value(i), s);
+                let n = t.len();
+                add(args, t)?;
+                Ok(n)
+            })
+        }
+        ColumnType::NumericText => {
+            let x = a.as_string::<i32>();
+            Box::new(move |i, args| {
+                let v = x.value(i);
+                if !fits_decimal_65_30(v) {
+                    return Err(format!(
+                        "{v} does not fit MySQL's DECIMAL(65,30) (at most 35 digits before the point and 30 after, no NaN)"
+                    ));
+                }
+                add(args, v)?;
+                Ok(v.len())
+            })
+        }
+        ColumnType::Utf8 | ColumnType::Json => {
+            let x = a.as_string::<i32>();
+            Box::new(move |i, args| {
+                let v = x.value(i);
+                add(args, v)?;
+                Ok(v.len())
+            })
+        }
+        ColumnType::Binary => {
+            let x = a.as_binary::<i32>();
+            Box::new(move |i, args| {
+                let v = x.value(i);
+                add(args, v)?;
+                Ok(v.len())
+            })
+        }
+        ColumnType::Uuid => {
+            let x = a.as_fixed_size_binary();
+            Box::new(move |i, args| {
+                let u = uuid::Uuid::from_slice(x.value(i)).map_err(|e| e.to_string())?;
+                add(args, u.hyphenated().to_string())?;
+                Ok(36)
+            })
+        }
+        ColumnType::Date32 => {
+            let x = a.as_primitive::<Date32Type>();
+            Box::new(move |i, args| {
+                let d = x.value(i);
+                let t = text::format_date(d);
+                // PostgreSQL's ±infinity and years outside 1..9999 have no MySQL form.
+                if d == i32::MAX || d == i32::MIN || t.len() != 10 || t.starts_with("0000") {
+                    return Err(format!(
+                        "date {t} is outside MySQL's DATE range (0001-01-01..9999-12-31)"
+                    ));
+                }
+                add(args, t)?;
+                Ok(10)
+            })
+        }
+        ColumnType::Timestamp { .. } => {
+            let x = a.as_primitive::<TimestampMicrosecondType>();
+            Box::new(move |i, args| {
+                let v = x.value(i);
+                let t = text::format_timestamp(v);
+                if v == i64::MAX
+                    || v == i64::MIN
+                    || t.starts_with('(')
+                    || t.starts_with('-')
+                    || t.as_bytes().get(4) != Some(&b'-')
+                    || t.starts_with("0000")
+                {
+                    return Err(format!(
+                        "timestamp {t} is outside MySQL's range (years 0001..9999)"
+                    ));
+                }
+                let n = t.len();
+                add(args, t)?;
+                Ok(n)
+            })
+        }
+        ColumnType::Time64 => {
+            let x = a.as_primitive::<Time64MicrosecondType>();
+            Box::new(move |i, args| {
+                let v = x.value(i);
+                if v.unsigned_abs() >= 839 * 3_600_000_000 {
+                    return Err(format!(
+                        "time {} is outside MySQL's TIME range (±838:59:59.999999)",
+                        format_time(v)
+                    ));
+                }
+                add(args, format_time(v))?;
+                Ok(16)
+            })
+        }
+        ColumnType::Interval | ColumnType::List { .. } => {
+            return Err(Error::Data(format!(
+                "{} columns cannot be loaded into MySQL (leave the table out with --exclude)",
+                ty.describe()
+            )));
+        }
+    };
+    Ok(Box::new(move |i, args| {
+        if a.is_null(i) {
+            add(args, Option::<&str>::None)?;
+            Ok(1)
+        } else {
+            f(i, args)
+        }
+    }))
+}
+
+impl Target for MyTarget {
+    fn engine(&self) -> &'static str {
+        "mysql"
+    }
+
+    fn refuses(&self, ty: &ColumnType) -> Option<&'static str> {
+        match ty {
+            ColumnType::Interval => Some("MySQL has no interval type"),
+            ColumnType::List { .. } => Some("MySQL has no array type"),
+            ColumnType::Decimal128 { precision, scale }
+            | ColumnType::Decimal256 { precision, scale }
+                if *precision > 65 || *scale > 30 =>
+            {
+                Some("MySQL's DECIMAL holds at most 65 digits, at most 30 after the point")
+            }
+            _ => None,
+        }
+    }
+
+    fn prepare(&mut self, _tables: &[(String, &TableDef)], _same_engine: bool) -> Result<()> {
+        self.ensure_ledger()
+    }
+
+    fn lock_run(&mut self, bundle_id: &str) -> Result<()> {
+        // Session-level: held until this connection closes (the process ends). Lock names are
+        // server-wide, so the database is part of the name (hashed: names are ≤ 64 chars).
+        let key = run_lock_name(bundle_id, &self.database);
+        let got = self.texts(
+            "taking the import lock",
+            "SELECT CAST(GET_LOCK(?, 0) AS CHAR)",
+            &[&key],
+        )?;
+        if got
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .as_deref()
+            == Some("1")
+        {
+            return Ok(());
+        }
+        let holder = self.texts(
+            "finding the import lock holder",
+            "SELECT CAST(p.ID AS CHAR), CAST(p.USER AS CHAR), CAST(p.HOST AS CHAR), CAST(p.COMMAND AS CHAR), \
+                    CAST(p.TIME AS CHAR) \
+             FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(?)",
+            &[&key],
+        )?;
+        let who = holder
+            .into_iter()
+            .next()
+            .map(|r| {
+                let g = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+                format!(
+                    " (connection id {}, {}@{}, {} for {} s)",
+                    g(0),
+                    g(1),
+                    g(2),
+                    g(3),
+                    g(4)
+                )
+            })
+            .unwrap_or_default();
+        Err(Error::Temporary(format!(
+            "another import of bundle {bundle_id} into this database is running{who}; \
+             nothing was written: run again when it has finished"
+        )))
+    }
+
+    fn worker(&self) -> Result<Option<Box<dyn Target>>> {
+        Ok(Some(Box::new(MyTarget::open(&self.url)?)))
+    }
+
+    fn ledger_state(&mut self, bundle_id: &str) -> Result<LedgerState> {
+        if !self.exists(LEDGER)? {
+            return Ok(LedgerState::default());
+        }
+        let rows = self.texts(
+            "reading the ledger",
+            &format!(
+                "SELECT CAST(part_path AS CHAR), CAST(target_table AS CHAR), CAST(manifest_sha256 AS CHAR), \
+                        CAST(loaded_at AS CHAR) FROM {} WHERE bundle_id = ? ORDER BY loaded_at",
+                quote(LEDGER)
+            ),
+            &[bundle_id],
+        )?;
+        let mut state = LedgerState::default();
+        for r in rows {
+            let g = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+            state.parts.push((g(0), g(1)));
+            let m = g(2);
+            if !state.manifest_sha256.contains(&m) {
+                state.manifest_sha256.push(m);
+            }
+            state.first_loaded_at.get_or_insert(g(3));
+        }
+        Ok(state)
+    }
+
+    fn table_rows(&mut self, name: &str, _table: &TableDef) -> Result<Option<u64>> {
+        if !self.exists(name)? {
+            return Ok(None);
+        }
+        let rows = self.texts(
+            &format!("counting {name}"),
+            &format!("SELECT CAST(COUNT(*) AS CHAR) FROM {}", quote(name)),
+            &[],
+        )?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten())
+            .and_then(|s| s.parse().ok()))
+    }
+
+    fn load_part(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        same_engine: bool,
+        ledger: &LedgerEntry,
+        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+        before_commit: &mut dyn FnMut(u64) -> Result<()>,
+    ) -> Result<LoadOutcome> {
+        // DDL commits implicitly in MySQL: ledger and table are made before the transaction.
+        self.ensure_ledger()?;
+        self.create_table(name, table, same_engine)?;
+        self.exec("START TRANSACTION")?;
+        let result = (|| -> Result<LoadOutcome> {
+            // The ledger row goes first: a concurrent loader of the same part waits on its
+            // primary key and then finds it taken.
+            let claimed = runtime().block_on(
+                sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO {} (bundle_id, part_path, manifest_sha256, cipher_sha256, source_id, sequence, \
+                     target_table, rows_loaded, mode, run_id, tool_version) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    quote(LEDGER)
+                )))
+                .bind(&ledger.bundle_id)
+                .bind(&ledger.part_path)
+                .bind(&ledger.manifest_sha256)
+                .bind(&ledger.cipher_sha256)
+                .bind(&ledger.source_id)
+                .bind(i64::try_from(ledger.sequence).unwrap_or(i64::MAX))
+                .bind(&ledger.target_table)
+                .bind(0i64)
+                .bind(&ledger.mode)
+                .bind(&ledger.run_id)
+                .bind(crate::TOOL_VERSION)
+                .execute(&mut self.conn),
+            );
+            match claimed {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(d))
+                    if d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                        .is_some_and(|m| m.number() == 1062) =>
+                {
+                    return Ok(LoadOutcome::AlreadyLoaded);
+                }
+                Err(e) => return Err(my_err("writing the ledger", e)),
+            }
+            let rows = self.insert_rows(name, table, batches, &ledger.part_path)?;
+            before_commit(rows)?;
+            runtime()
+                .block_on(
+                    sqlx::query(AssertSqlSafe(format!(
+                        "UPDATE {} SET rows_loaded = ? WHERE bundle_id = ? AND part_path = ?",
+                        quote(LEDGER)
+                    )))
+                    .bind(i64::try_from(rows).unwrap_or(i64::MAX))
+                    .bind(&ledger.bundle_id)
+                    .bind(&ledger.part_path)
+                    .execute(&mut self.conn),
+                )
+                .map_err(|e| my_err("writing the ledger", e))?;
+            Ok(LoadOutcome::Loaded(rows))
+        })();
+        match result {
+            Ok(LoadOutcome::Loaded(n)) => {
+                self.exec("COMMIT")?;
+                Ok(LoadOutcome::Loaded(n))
+            }
+            other => {
+                let _ = self.exec("ROLLBACK");
+                other
+            }
+        }
+    }
+
+    fn last_sequence(&mut self, source_id: &str) -> Result<Option<(u64, String)>> {
+        if !self.exists(LEDGER)? {
+            return Ok(None);
+        }
+        let rows = self.texts(
+            "reading the ledger",
+            &format!(
+                "SELECT CAST(sequence AS CHAR), CAST(bundle_id AS CHAR) FROM {} WHERE source_id = ? \
+                 ORDER BY sequence DESC LIMIT 1",
+                quote(LEDGER)
+            ),
+            &[source_id],
+        )?;
+        Ok(rows.into_iter().next().map(|r| {
+            let g = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+            (g(0).parse().unwrap_or(0), g(1))
+        }))
+    }
+
+    fn finish_table(&mut self, name: &str, table: &TableDef) -> Result<()> {
+        let db = self.database.clone();
+        let existing: Vec<String> = self
+            .texts(
+                "reading indexes",
+                "SELECT DISTINCT CAST(INDEX_NAME AS CHAR) FROM information_schema.STATISTICS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                &[&db, name],
+            )?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect();
+        let mut adds = Vec::new();
+        if !table.primary_key.is_empty() && !existing.iter().any(|i| i == "PRIMARY") {
+            let cols: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
+            adds.push(format!("ADD PRIMARY KEY ({})", cols.join(", ")));
+        }
+        for idx in &table.indexes {
+            if existing.contains(&idx.name) {
+                continue;
+            }
+            let cols: Vec<String> = idx.columns.iter().map(|c| quote(c)).collect();
+            adds.push(format!(
+                "ADD {}INDEX {} ({})",
+                if idx.unique { "UNIQUE " } else { "" },
+                quote(&idx.name),
+                cols.join(", ")
+            ));
+        }
+        if adds.is_empty() {
+            return Ok(());
+        }
+        // One ALTER: the table is read once for all its indexes.
+        self.exec(&format!("ALTER TABLE {} {}", quote(name), adds.join(", ")))
+            .map_err(|e| match e {
+                Error::Database(m) => Error::Data(format!(
+                    "table {name}: its keys could not be added after the data: {m}"
+                )),
+                other => other,
+            })
+    }
+
+    fn finish_all(&mut self, tables: &[(String, &TableDef)]) -> Result<Vec<String>> {
+        let db = self.database.clone();
+        let mut notes = Vec::new();
+        for (name, t) in tables {
+            for fk in &t.foreign_keys {
+                let Some((ref_name, _)) = tables.iter().find(|(_, d)| {
+                    d.name == fk.ref_table
+                        && (d.schema == fk.ref_schema
+                            || fk.ref_schema.is_none()
+                            || d.schema.is_none())
+                }) else {
+                    notes.push(format!(
+                        "foreign key {} of {name} not added: {} is not in this import",
+                        fk.name, fk.ref_table
+                    ));
+                    continue;
+                };
+                // Constraint names are per database in MySQL: a renamed table gets its own.
+                let cname = if *name == t.name {
+                    fk.name.clone()
+                } else {
+                    format!("{name}_{}", fk.name)
+                };
+                let exists = !self
+                    .texts(
+                        "looking up a foreign key",
+                        "SELECT 1 FROM information_schema.TABLE_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ? \
+                         AND TABLE_NAME = ? AND CONSTRAINT_NAME = ? AND CONSTRAINT_TYPE = 'FOREIGN KEY'",
+                        &[&db, name, &cname],
+                    )?
+                    .is_empty();
+                if exists {
+                    continue;
+                }
+                let cols: Vec<String> = fk.columns.iter().map(|c| quote(c)).collect();
+                let refs: Vec<String> = fk.ref_columns.iter().map(|c| quote(c)).collect();
+                self.exec(&format!(
+                    "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({})",
+                    quote(name),
+                    quote(&cname),
+                    cols.join(", "),
+                    quote(ref_name),
+                    refs.join(", ")
+                ))?;
+            }
+        }
+        Ok(notes)
+    }
+}
+
+/// The GET_LOCK name of a run: bundle id and a hash of the database (≤ 64 characters).
+pub fn run_lock_name(bundle_id: &str, database: &str) -> String {
+    let h = Sha256::digest(database.as_bytes());
+    format!("ferry-run:{bundle_id}:{}", &hex::encode(h)[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::EnumType;
+
+    fn col(ty: ColumnType, source_type: &str) -> Column {
+        Column {
+            name: "c".into(),
+            ty,
+            nullable: true,
+            source_type: source_type.into(),
+            default: None,
+            enum_type: None,
+            domain_type: None,
+            as_text: false,
+        }
+    }
+
+    #[test]
+    fn declared_types_are_rebuilt_or_refused() {
+        let c = col(
+            ColumnType::Utf8,
+            "varchar(40) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+        );
+        assert_eq!(
+            declared_type("t", &c).unwrap(),
+            "varchar(40) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        );
+        assert_eq!(
+            declared_type("t", &col(ColumnType::UInt32, "int(10) unsigned")).unwrap(),
+            "int(10) unsigned"
+        );
+        let mut e = col(
+            ColumnType::Utf8,
+            "enum('a''b','x') CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+        );
+        e.enum_type = Some(EnumType {
+            schema: "db".into(),
+            name: "enum".into(),
+            labels: vec!["a'b".into(), "x\\y".into()],
+        });
+        assert_eq!(
+            declared_type("t", &e).unwrap(),
+            "enum('a''b','x\\y') CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+        );
+        assert!(declared_type("t", &col(ColumnType::Utf8, "int); DROP TABLE x; --")).is_err());
+        assert!(declared_type("t", &col(ColumnType::Utf8, "enum('a')")).is_err());
+    }
+
+    #[test]
+    fn values_take_their_mysql_text_forms() {
+        assert_eq!(
+            format_time(-(838 * 3600 + 59 * 60 + 59) * 1_000_000),
+            "-838:59:59.000000"
+        );
+        assert_eq!(format_time(1), "00:00:00.000001");
+        assert!(fits_decimal_65_30("-123.450000000000000000000000000000000"));
+        assert!(!fits_decimal_65_30(&"9".repeat(36)));
+        assert!(!fits_decimal_65_30("NaN"));
+        assert!(!fits_decimal_65_30(""));
+        assert_eq!(
+            decimal256_text(arrow::datatypes::i256::from_i128(-5), 3),
+            "-0.005"
+        );
+        let f = flavour(true, "10.11.19-MariaDB-0+deb12u1");
+        assert!(f.uuid_type);
+        assert_eq!(
+            mysql_type(&col(ColumnType::Utf8, "character varying(40)"), false, &f),
+            "varchar(40) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"
+        );
+        assert_eq!(
+            mysql_type(&col(ColumnType::Utf8, "text"), true, &f),
+            "varchar(768) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"
+        );
+        assert!(run_lock_name(&"a".repeat(32), "some database").len() <= 64);
+    }
+}

@@ -1,0 +1,601 @@
+//! MySQL/MariaDB source and target against the real server (FERRY_TEST_MYSQL_URL, default
+//! mysql://root@127.0.0.1:3306/test). Each test makes its own databases and drops them.
+//! Without a server the tests fail under CI=true and are skipped loudly elsewhere.
+
+use std::process::Command as Proc;
+
+use predicates::prelude::PredicateBooleanExt;
+use sha2::{Digest, Sha256};
+
+use crate::common::{ferry, fixture};
+
+fn admin_url() -> String {
+    std::env::var("FERRY_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+}
+
+/// The URL of database `db` on the test server.
+pub fn url_of(db: &str) -> String {
+    let mut u = url::Url::parse(&admin_url()).unwrap();
+    u.set_path(db);
+    u.to_string()
+}
+
+/// The command-line client (`mariadb`, else `mysql`) connected as the URL says.
+fn client(url: &str) -> Proc {
+    let u = url::Url::parse(url).unwrap();
+    let bin = if Proc::new("mariadb").arg("--version").output().is_ok() {
+        "mariadb"
+    } else {
+        "mysql"
+    };
+    let mut c = Proc::new(bin);
+    c.args([
+        "--protocol=tcp",
+        "--default-character-set=utf8mb4",
+        "-h",
+        u.host_str().unwrap_or("127.0.0.1"),
+        "-P",
+        &u.port().unwrap_or(3306).to_string(),
+        "-u",
+        if u.username().is_empty() {
+            "root"
+        } else {
+            u.username()
+        },
+    ]);
+    if let Some(p) = u.password() {
+        c.arg(format!("-p{p}"));
+    }
+    let db = u.path().trim_start_matches('/');
+    if !db.is_empty() {
+        c.arg(db);
+    }
+    c
+}
+
+/// Runs SQL with the client (batch mode, no column names) and returns its output.
+pub fn my(url: &str, sql: &str) -> String {
+    let out = client(url)
+        .args(["-N", "-B", "-e", sql])
+        .output()
+        .expect("the mariadb client runs");
+    assert!(
+        out.status.success(),
+        "mariadb failed: {}\n{sql}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim_end()
+        .to_string()
+}
+
+/// A database that exists for one test.
+pub struct TempDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TempDb {
+    /// None (skipped, loudly) when no server answers and CI is not set.
+    pub fn new(tag: &str) -> Option<TempDb> {
+        let ok = client(&admin_url())
+            .args(["-N", "-B", "-e", "SELECT 1"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !ok {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!(
+                    "MySQL/MariaDB at {} is unreachable and CI=true",
+                    admin_url()
+                );
+            }
+            eprintln!(
+                "SKIPPED: MySQL/MariaDB at {} is unreachable (set FERRY_TEST_MYSQL_URL)",
+                admin_url()
+            );
+            return None;
+        }
+        let name = format!(
+            "ferry_{tag}_{}",
+            &ferry::bundle::layout::new_bundle_id()[..10]
+        );
+        my(
+            &admin_url(),
+            &format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"),
+        );
+        Some(TempDb {
+            url: url_of(&name),
+            name,
+        })
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = client(&admin_url())
+            .args(["-e", &format!("DROP DATABASE IF EXISTS `{}`", self.name)])
+            .output();
+    }
+}
+
+/// Every column type a fixture needs, with extremes, NULLs, empty strings, unicode, quoted
+/// and reserved names, and an empty table. Zero dates are not here (they are refused).
+pub const FIXTURE: &str = r#"
+SET NAMES utf8mb4;
+CREATE TABLE `Order Items` (
+  id int NOT NULL,
+  ti tinyint, tu tinyint unsigned, si smallint, su smallint unsigned,
+  mi mediumint, mu mediumint unsigned, i int NOT NULL DEFAULT 7, iu int unsigned,
+  bi bigint, bu bigint unsigned,
+  d65 decimal(65,30), d12 decimal(12,2), d38 decimal(38,0),
+  f float, dbl double, bo boolean, tiny_flag tinyint(1),
+  c char(5), vc varchar(40) DEFAULT 'it''s', tx text, lt longtext,
+  lat varchar(20) CHARACTER SET latin1 COLLATE latin1_swedish_ci,
+  uc varchar(20) COLLATE utf8mb4_unicode_ci,
+  bn binary(4), vb varbinary(10), bl blob,
+  dt date, dtm datetime(6), dt0 datetime, ts timestamp(6) NULL, tm time(6), y year,
+  b1 bit(1), b5 bit(5), b64 bit(64),
+  e enum('a''b','x,y','é😀','') , s set('p','q r','z'),
+  j json, u uuid, g geometry, ip inet6,
+  `select` int, `order` varchar(5),
+  PRIMARY KEY (id),
+  UNIQUE KEY order_items_vc (vc),
+  KEY order_items_dt (dt, dtm)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+INSERT INTO `Order Items` VALUES
+ (1, -128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295,
+  -9223372036854775808, 18446744073709551615,
+  '-99999999999999999999999999999999999.999999999999999999999999999999', -9999999999.99,
+  '99999999999999999999999999999999999999',
+  3.40282e38, -1.7976931348623157e308, true, 5,
+  'ab', 'plain é 中 😀 𝄞', '', repeat('long ', 1000),
+  'Ã¥ latin', 'Ünïcode',
+  0x00ff, 0x00, 0xdeadbeef,
+  '1000-01-01', '9999-12-31 23:59:59.999999', '2024-02-29 12:34:56', '1970-01-01 00:00:01', '-838:59:59.000000', 1901,
+  b'1', b'10101', b'1111111111111111111111111111111111111111111111111111111111111111',
+  'a''b', 'p,q r', '{"b": 1,  "a": [1, null, {"c": "é"}]}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+  ST_GeomFromText('POINT(1.5 -2.25)'), '2001:db8::1', 1, 'from'),
+ (2, 127, 0, 32767, 0, 8388607, 0, 2147483647, 0, 9223372036854775807, 9223372036854775808,
+  '99999999999999999999999999999999999.999999999999999999999999999999', 0, '-99999999999999999999999999999999999999',
+  -1.17549e-38, 5e-324, false, 0,
+  '', '', NULL, '',
+  '', '',
+  '', '', '',
+  '2024-02-29', '0001-01-01 00:00:00.000000', '1000-01-01 00:00:00', '2038-01-19 03:14:07.999999', '838:59:59.999999', 2155,
+  b'0', b'0', b'0',
+  '', '', '[]', '00000000-0000-0000-0000-000000000000',
+  ST_GeomFromText('LINESTRING(0 0, 1 1)'), '::', NULL, '');
+INSERT INTO `Order Items` (id, i, vc, tm, y, e, s, j) VALUES (3, 3, 'n3', '00:00:00', 0, NULL, 'z', 'null');
+INSERT INTO `Order Items` (id, i, vc, d12, tx, dtm, tm, j, bl)
+  SELECT seq, seq % 1000, concat('v', seq), seq / 7, repeat('x', seq % 50),
+         '2020-01-01 00:00:00' + INTERVAL seq MINUTE, sec_to_time(CAST(seq AS SIGNED) - 2500), json_object('g', seq),
+         unhex(sha2(seq, 256))
+  FROM seq_10_to_5009;
+CREATE TABLE `we``ird "name"` (`k``ey` bigint PRIMARY KEY, `desc` text, item int,
+  CONSTRAINT weird_item FOREIGN KEY (item) REFERENCES `Order Items` (id));
+INSERT INTO `we``ird "name"` VALUES (1, 'from', 1), (2, NULL, NULL), (3, '', 2);
+CREATE TABLE empty_one (a int, b text) ENGINE=InnoDB;
+"#;
+
+/// Per table: row count and an order-independent digest of every value (numbers as their
+/// text, everything else as hex bytes), and per column its COLUMN_TYPE, nullability,
+/// character set, collation and default.
+pub fn fingerprint(url: &str) -> Vec<String> {
+    let db = url::Url::parse(url)
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_string();
+    let tables = my(
+        url,
+        &format!(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{db}' \
+             AND TABLE_NAME <> '_ferry_ledger' ORDER BY TABLE_NAME"
+        ),
+    );
+    let mut out = Vec::new();
+    for t in tables.lines() {
+        let cols = my(
+            url,
+            &format!(
+                "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' \
+                 AND TABLE_NAME = '{}' ORDER BY ORDINAL_POSITION",
+                t.replace('\'', "''")
+            ),
+        );
+        let exprs: Vec<String> = cols
+            .lines()
+            .map(|l| {
+                let (name, ty) = l.split_once('\t').unwrap();
+                let q = format!("`{}`", name.replace('`', "``"));
+                match ty {
+                    "float" | "double" => format!("IFNULL(CAST({q} AS DOUBLE), 'N')"),
+                    "decimal" | "tinyint" | "smallint" | "mediumint" | "int" | "bigint"
+                    | "year" => {
+                        format!("IFNULL(CAST({q} AS CHAR), 'N')")
+                    }
+                    _ => format!("IFNULL(HEX({q}), 'N')"),
+                }
+            })
+            .collect();
+        let tq = format!("`{}`", t.replace('`', "``"));
+        let rows = my(
+            url,
+            &format!("SELECT CONCAT_WS('|', {}) FROM {tq}", exprs.join(", ")),
+        );
+        let mut rows: Vec<&str> = rows.lines().collect();
+        rows.sort_unstable();
+        let digest = hex::encode(Sha256::digest(rows.join("\n").as_bytes()));
+        out.push(format!("{t} rows {} digest {digest}", rows.len()));
+        out.push(format!(
+            "{t} columns {}",
+            my(
+                url,
+                &format!(
+                    "SELECT GROUP_CONCAT(CONCAT_WS(' ', COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, \
+                     IFNULL(CHARACTER_SET_NAME, '-'), IFNULL(COLLATION_NAME, '-'), IFNULL(COLUMN_DEFAULT, '-')) \
+                     ORDER BY ORDINAL_POSITION SEPARATOR ', ') FROM information_schema.COLUMNS \
+                     WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = '{}'",
+                    t.replace('\'', "''")
+                )
+            )
+        ));
+    }
+    out
+}
+
+fn key_args(fx: &crate::common::Fixture) -> Vec<String> {
+    vec!["--key-file".into(), fx.key.to_str().unwrap().into()]
+}
+
+/// Keys and indexes of a database, for comparing source and target.
+fn keys_of(url: &str) -> String {
+    let db = url::Url::parse(url)
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_string();
+    my(
+        url,
+        &format!(
+            "SELECT GROUP_CONCAT(CONCAT_WS(' ', TABLE_NAME, INDEX_NAME, NON_UNIQUE, SEQ_IN_INDEX, COLUMN_NAME) \
+             ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX SEPARATOR '; ') FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME <> '_ferry_ledger'"
+        ),
+    )
+}
+
+#[test]
+fn mariadb_round_trip_is_exact_for_every_type_and_keeps_column_types_and_keys() {
+    let Some(src) = TempDb::new("src") else {
+        return;
+    };
+    let Some(dst) = TempDb::new("dst") else {
+        return;
+    };
+    my(&src.url, FIXTURE);
+    let fx = fixture();
+    let b = fx.path("b");
+    // Small batches: every part spans many batches and several INSERT statements.
+    fx.export_to(&src.url, &b, &["--batch-rows", "700"]);
+    fx.import_to(&b, &dst.url, &["--jobs", "2"]);
+    let (a, z) = (fingerprint(&src.url), fingerprint(&dst.url));
+    assert_eq!(a.len(), 6, "{a:#?}");
+    assert!(
+        a.iter().any(|l| l.starts_with("Order Items rows 5003 ")),
+        "{a:#?}"
+    );
+    assert_eq!(a, z);
+    assert_eq!(keys_of(&src.url), keys_of(&dst.url));
+    let fk = my(
+        &dst.url,
+        &format!(
+            "SELECT CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = '{}'",
+            dst.name
+        ),
+    );
+    assert_eq!(fk, "weird_item");
+    // The JSON column is still JSON (MariaDB: the json_valid check came along).
+    let bad = client(&dst.url)
+        .args([
+            "-e",
+            "INSERT INTO `Order Items` (id, vc, j) VALUES (99999, 'bad', 'not json')",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    // compare agrees, and a second import is a no-op
+    ferry()
+        .args(["compare", &src.url, &dst.url])
+        .assert()
+        .success();
+    ferry()
+        .args(["import", b.to_str().unwrap(), &dst.url])
+        .args(key_args(&fx))
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("already imported"));
+}
+
+#[test]
+fn mariadb_url_scheme_and_a_round_trip_through_sqlite_keep_values() {
+    let Some(src) = TempDb::new("m2s") else {
+        return;
+    };
+    let Some(dst) = TempDb::new("s2m") else {
+        return;
+    };
+    my(
+        &src.url,
+        "CREATE TABLE t (id bigint PRIMARY KEY, n decimal(12,2), f double, s varchar(20), b varbinary(8), ok boolean, d date, ts datetime(6), bu bigint unsigned);
+         INSERT INTO t VALUES (1, -1234567890.12, 0.1, 'é😀', 0x00ff, true, '2024-02-29', '2024-02-29 12:34:56.123456', 9223372036854775807),
+                              (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+                              (3, 0, -1e300, '', '', false, '1970-01-01', '1970-01-01 00:00:00', 0);",
+    );
+    let fx = fixture();
+    let (b1, b2) = (fx.path("b1"), fx.path("b2"));
+    let lite = format!("sqlite://{}", fx.path("mid.db").display());
+    let src_url = src.url.replacen("mysql://", "mariadb://", 1);
+    fx.export_to(&src_url, &b1, &[]);
+    fx.import_to(&b1, &lite, &[]);
+    fx.export_to(&lite, &b2, &[]);
+    fx.import_to(&b2, &dst.url, &[]);
+    let q = "SELECT id, n, f, HEX(s), HEX(b), ok, d, ts, bu FROM t ORDER BY id";
+    assert_eq!(my(&src.url, q), my(&dst.url, q));
+}
+
+#[test]
+fn zero_dates_are_an_error_naming_table_column_and_row_unless_exported_as_null() {
+    let Some(src) = TempDb::new("zero") else {
+        return;
+    };
+    my(
+        &src.url,
+        "SET SESSION sql_mode = '';
+         CREATE TABLE events (id int PRIMARY KEY, day date, at datetime);
+         INSERT INTO events VALUES (1, '2024-01-01', '2024-01-01 10:00:00'), (2, '0000-00-00', '2024-01-01 10:00:00'),
+                                   (3, '2024-05-01', '2024-00-00 00:00:00');",
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    ferry()
+        .args(["export", &src.url, b.to_str().unwrap()])
+        .args(key_args(&fx))
+        .assert()
+        .code(65)
+        .stderr(
+            predicates::str::contains("table events")
+                .and(predicates::str::contains("column \"day\""))
+                .and(predicates::str::contains("row 2"))
+                .and(predicates::str::contains("--zero-dates null")),
+        );
+    assert!(!b.join("manifest.json").exists());
+    fx.export_to(&src.url, &b, &["--zero-dates", "null"]);
+    let lite = fx.path("z.db");
+    fx.import_to(&b, &format!("sqlite://{}", lite.display()), &[]);
+    let c = rusqlite::Connection::open(&lite).unwrap();
+    let rows: Vec<(i64, Option<String>, Option<String>)> = c
+        .prepare("SELECT id, day, at FROM events ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (
+                1,
+                Some("2024-01-01".into()),
+                Some("2024-01-01 10:00:00".into())
+            ),
+            (2, None, Some("2024-01-01 10:00:00".into())),
+            (3, Some("2024-05-01".into()), None),
+        ]
+    );
+}
+
+#[test]
+fn a_second_import_of_the_same_bundle_while_one_runs_exits_75_naming_the_holder() {
+    let Some(src) = TempDb::new("lock") else {
+        return;
+    };
+    let Some(dst) = TempDb::new("lockdst") else {
+        return;
+    };
+    my(
+        &src.url,
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT seq FROM seq_1_to_100;",
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(&src.url, &b, &[]);
+    let id = crate::common::manifest(&b)["bundle_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lock = ferry::target::mysql::run_lock_name(&id, &dst.name);
+    // Another importer holds the run lock of this bundle at this database.
+    let mut holder = client(&dst.url)
+        .args(["-e", &format!("SELECT GET_LOCK('{lock}', 0), SLEEP(6)")])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut held = false;
+    for _ in 0..50 {
+        if my(
+            &dst.url,
+            &format!("SELECT IS_USED_LOCK('{lock}') IS NOT NULL"),
+        ) == "1"
+        {
+            held = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(held, "the holder did not take the lock");
+    ferry()
+        .args(["import", b.to_str().unwrap(), &dst.url])
+        .args(key_args(&fx))
+        .assert()
+        .code(75)
+        .stderr(
+            predicates::str::contains("another import of bundle")
+                .and(predicates::str::contains("connection id")),
+        );
+    assert_eq!(
+        my(
+            &dst.url,
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{}'",
+                dst.name
+            )
+        ),
+        "0"
+    );
+    holder.wait().unwrap();
+    fx.import_to(&b, &dst.url, &[]);
+    assert_eq!(my(&dst.url, "SELECT COUNT(*) FROM t"), "100");
+}
+
+#[test]
+fn a_row_the_target_refuses_fails_its_part_naming_table_row_and_server_message() {
+    let Some(src) = TempDb::new("dup") else {
+        return;
+    };
+    let Some(dst) = TempDb::new("dupdst") else {
+        return;
+    };
+    my(
+        &src.url,
+        "CREATE TABLE t (id int PRIMARY KEY, v varchar(10)); INSERT INTO t SELECT seq, concat('v', seq) FROM seq_1_to_50;",
+    );
+    my(
+        &dst.url,
+        "CREATE TABLE t (id int PRIMARY KEY, v varchar(10)); INSERT INTO t VALUES (42, 'mine');",
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(&src.url, &b, &[]);
+    ferry()
+        .args(["import", b.to_str().unwrap(), &dst.url, "--mode", "append"])
+        .args(key_args(&fx))
+        .assert()
+        .code(65)
+        .stderr(
+            predicates::str::contains("table t")
+                .and(predicates::str::contains("Duplicate entry '42'"))
+                .and(predicates::str::contains(
+                    "nothing from this part was committed",
+                )),
+        );
+    assert_eq!(my(&dst.url, "SELECT COUNT(*), MIN(v) FROM t"), "1\tmine");
+    assert_eq!(my(&dst.url, "SELECT COUNT(*) FROM _ferry_ledger"), "0");
+    // A value too long for an existing column names the row.
+    my(&dst.url, "DELETE FROM t; ALTER TABLE t MODIFY v varchar(2)");
+    ferry()
+        .args(["import", b.to_str().unwrap(), &dst.url, "--mode", "append"])
+        .args(key_args(&fx))
+        .assert()
+        .code(65)
+        .stderr(
+            predicates::str::contains("row 10 of part")
+                .and(predicates::str::contains("Data too long")),
+        );
+    assert_eq!(my(&dst.url, "SELECT COUNT(*) FROM t"), "0");
+}
+
+#[test]
+fn connection_killed_mid_part_exits_75_keeps_whole_parts_and_a_rerun_completes() {
+    let Some(src) = TempDb::new("kill") else {
+        return;
+    };
+    let Some(dst) = TempDb::new("killdst") else {
+        return;
+    };
+    my(
+        &src.url,
+        "CREATE TABLE big (id int PRIMARY KEY, pad varchar(300));
+         INSERT INTO big SELECT seq, repeat(md5(seq), 8) FROM seq_1_to_150000;",
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(
+        &src.url,
+        &b,
+        &["--max-part-size", "1MiB", "--row-group-rows", "20000"],
+    );
+    let parts = crate::common::manifest(&b)["parts"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(parts >= 3, "{parts} parts");
+    let import = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .args([
+            "--quiet",
+            "import",
+            b.to_str().unwrap(),
+            &dst.url,
+            "--key-file",
+            fx.key.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until an INSERT into the target runs, then kill that connection.
+    let mut killed = false;
+    for _ in 0..600 {
+        let ids = my(
+            &admin_url(),
+            &format!(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = '{}' AND INFO LIKE 'INSERT INTO `big`%'",
+                dst.name
+            ),
+        );
+        if let Some(id) = ids.lines().next() {
+            let _ = client(&admin_url())
+                .args(["-e", &format!("KILL {id}")])
+                .output();
+            killed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = import.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !killed {
+        eprintln!("the import finished before an INSERT could be caught; nothing to check");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(err.contains("re-run") && !err.contains("panicked"), "{err}");
+    let ledger_rows = my(
+        &dst.url,
+        "SELECT COALESCE(SUM(rows_loaded), 0) FROM _ferry_ledger",
+    );
+    assert_eq!(my(&dst.url, "SELECT COUNT(*) FROM big"), ledger_rows);
+    // The killed connection may still be rolling back, holding the run lock: the re-run
+    // says so (75) until it is gone.
+    for attempt in 0.. {
+        let out = ferry()
+            .args(["import", b.to_str().unwrap(), &dst.url])
+            .args(key_args(&fx))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() == Some(75) && err.contains("another import") && attempt < 60 {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            continue;
+        }
+        assert!(out.status.success(), "{err}");
+        break;
+    }
+    assert_eq!(
+        my(&dst.url, "SELECT COUNT(*), COUNT(DISTINCT id) FROM big"),
+        "150000\t150000"
+    );
+}
