@@ -189,6 +189,22 @@ impl SqliteSource {
 pub fn map_declared_type(decl: &str) -> ColumnType {
     let u = decl.to_ascii_uppercase();
     let base = u.split('(').next().unwrap_or("").trim();
+    // What ferry declares for exact numbers wider than NUMERIC affinity keeps (TEXT
+    // affinity, see `target::sqlite::sqlite_type`), and for timestamps with a time zone.
+    match base {
+        "DECIMAL_TEXT" => {
+            return match precision_scale(&u) {
+                Some((p, s)) if (1..=38).contains(&p) && s <= p => ColumnType::Decimal128 {
+                    precision: p,
+                    scale: i8::try_from(s).unwrap_or(0),
+                },
+                _ => ColumnType::NumericText,
+            };
+        }
+        "NUMERIC_TEXT" => return ColumnType::NumericText,
+        "TIMESTAMPTZ" | "TIMESTAMP WITH TIME ZONE" => return ColumnType::Timestamp { utc: true },
+        _ => {}
+    }
     if u.contains("INT") {
         return ColumnType::Int64;
     }
@@ -365,7 +381,7 @@ reader!(NumericTextReader, StringBuilder, |b, v| match v {
     }
     ValueRef::Text(t) => {
         let s = utf8(t)?;
-        if text::is_decimal_literal(s) {
+        if text::is_decimal_literal(s) || matches!(s, "NaN" | "Infinity" | "-Infinity") {
             b.append_value(s);
             Ok(s.len())
         } else {
@@ -396,6 +412,21 @@ reader!(
         }
         other => Err(format!(
             "a {} value in a DATETIME column (ferry reads YYYY-MM-DD HH:MM:SS text)",
+            kind(&other)
+        )),
+    }
+);
+
+reader!(
+    TimestampTzReader,
+    TimestampMicrosecondBuilder,
+    |b, v| match v {
+        ValueRef::Text(t) => {
+            b.append_value(text::parse_timestamptz(utf8(t)?)?);
+            Ok(8)
+        }
+        other => Err(format!(
+            "a {} value in a TIMESTAMPTZ column (ferry reads YYYY-MM-DD HH:MM:SS[+HH:MM] text)",
             kind(&other)
         )),
     }
@@ -446,6 +477,9 @@ fn column_reader(ty: &ColumnType, cap: usize) -> Result<Box<dyn ColumnReader>> {
         ColumnType::Date32 => Box::new(DateReader(Date32Builder::with_capacity(cap))),
         ColumnType::Timestamp { utc: false } => Box::new(TimestampReader(
             TimestampMicrosecondBuilder::with_capacity(cap),
+        )),
+        ColumnType::Timestamp { utc: true } => Box::new(TimestampTzReader(
+            TimestampMicrosecondBuilder::with_capacity(cap).with_timezone("UTC"),
         )),
         ColumnType::Decimal128 { precision, scale } => Box::new(DecimalReader(
             Decimal128Builder::with_capacity(cap),
@@ -643,6 +677,23 @@ mod tests {
         );
         assert_eq!(map_declared_type("NUMERIC"), ColumnType::NumericText);
         assert_eq!(map_declared_type("numeric(50,2)"), ColumnType::NumericText);
+        // What the SQLite loader declares for exact values NUMERIC affinity would round.
+        assert_eq!(
+            map_declared_type("DECIMAL_TEXT(30,10)"),
+            ColumnType::Decimal128 {
+                precision: 30,
+                scale: 10
+            }
+        );
+        assert_eq!(
+            map_declared_type("DECIMAL_TEXT(60,10)"),
+            ColumnType::NumericText
+        );
+        assert_eq!(map_declared_type("NUMERIC_TEXT"), ColumnType::NumericText);
+        assert_eq!(
+            map_declared_type("TIMESTAMPTZ"),
+            ColumnType::Timestamp { utc: true }
+        );
         assert_eq!(path_of("sqlite:///tmp/x.db").unwrap(), "/tmp/x.db");
         assert_eq!(path_of("sqlite://rel.db").unwrap(), "rel.db");
         assert!(path_of("sqlite://").is_err());

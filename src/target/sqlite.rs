@@ -38,6 +38,9 @@ static CONSTANT: LazyLock<Regex> = LazyLock::new(|| {
         .expect("regex")
 });
 
+/// Significant digits SQLite keeps when NUMERIC affinity turns text into a REAL.
+pub const SQLITE_EXACT_DIGITS: u8 = 15;
+
 /// The SQLite type a canonical type becomes on a cross-engine import.
 pub fn sqlite_type(ty: &ColumnType) -> String {
     match ty {
@@ -50,11 +53,18 @@ pub fn sqlite_type(ty: &ColumnType) -> String {
         | ColumnType::UInt32
         | ColumnType::UInt64 => "INTEGER".into(),
         ColumnType::Float32 | ColumnType::Float64 => "REAL".into(),
+        // NUMERIC affinity keeps only 15 significant digits of a number it converts, so
+        // wider decimals (and unconstrained numerics) go into TEXT-affinity columns whose
+        // declared names ferry's SQLite reader maps back to decimals.
         ColumnType::Decimal128 { precision, scale }
         | ColumnType::Decimal256 { precision, scale } => {
-            format!("DECIMAL({precision},{scale})")
+            if *precision <= SQLITE_EXACT_DIGITS {
+                format!("DECIMAL({precision},{scale})")
+            } else {
+                format!("DECIMAL_TEXT({precision},{scale})")
+            }
         }
-        ColumnType::NumericText => "NUMERIC".into(),
+        ColumnType::NumericText => "NUMERIC_TEXT".into(),
         ColumnType::Utf8 | ColumnType::Uuid => "TEXT".into(),
         ColumnType::Json => "JSON".into(),
         ColumnType::Binary => "BLOB".into(),

@@ -192,6 +192,42 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
     Ok(secs * 1_000_000 + micros)
 }
 
+/// A timestamp with an optional zone suffix (`Z`, `+HH:MM`, `-HHMM`, `+HH`) as UTC
+/// microseconds; text without a suffix is taken as UTC.
+pub fn parse_timestamptz(text: &str) -> Result<i64, String> {
+    let b = text.as_bytes();
+    let zone_at = b
+        .iter()
+        .enumerate()
+        .skip(19)
+        .find(|(_, c)| matches!(c, b'+' | b'-' | b'Z' | b'z'))
+        .map(|(i, _)| i);
+    let Some(i) = zone_at else {
+        return parse_timestamp(text);
+    };
+    let local = parse_timestamp(&text[..i])?;
+    let zone = &text[i..];
+    if zone.eq_ignore_ascii_case("z") {
+        return Ok(local);
+    }
+    let bad = || format!("{text:?}: {zone:?} is not a time zone offset (+HH:MM)");
+    let sign: i64 = if zone.starts_with('-') { -1 } else { 1 };
+    let digits_only: String = zone[1..].chars().filter(|c| *c != ':').collect();
+    if !matches!(digits_only.len(), 2 | 4) || !digits_only.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let h: i64 = digits_only[..2].parse().map_err(|_| bad())?;
+    let m: i64 = if digits_only.len() == 4 {
+        digits_only[2..].parse().map_err(|_| bad())?
+    } else {
+        0
+    };
+    if h > 15 || m > 59 {
+        return Err(bad());
+    }
+    Ok(local - sign * (h * 3600 + m * 60) * 1_000_000)
+}
+
 /// Microseconds since the epoch as `YYYY-MM-DD HH:MM:SS`, with `.fff` or `.ffffff` when needed.
 pub fn format_timestamp(micros: i64) -> String {
     let Some(dt) = DateTime::from_timestamp_micros(micros) else {
@@ -211,6 +247,28 @@ pub fn format_timestamp(micros: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zoned_timestamps_are_read_as_utc() {
+        let base = parse_timestamp("2024-02-29 12:34:56.123456").unwrap();
+        assert_eq!(parse_timestamptz("2024-02-29 12:34:56.123456"), Ok(base));
+        assert_eq!(parse_timestamptz("2024-02-29 12:34:56.123456Z"), Ok(base));
+        assert_eq!(parse_timestamptz("2024-02-29 12:34:56.123456+00:00"), Ok(base));
+        assert_eq!(
+            parse_timestamptz("2024-02-29 12:34:56.123456+05:30"),
+            Ok(base - 19_800_000_000)
+        );
+        assert_eq!(
+            parse_timestamptz("2024-02-29 12:34:56.123456-0800"),
+            Ok(base + 28_800_000_000)
+        );
+        assert_eq!(
+            parse_timestamptz("2024-02-29 12:34:56-08"),
+            Ok(parse_timestamp("2024-02-29 20:34:56").unwrap())
+        );
+        assert!(parse_timestamptz("2024-02-29 12:34:56+5").is_err());
+        assert!(parse_timestamptz("2024-02-29 12:34:56+25:00").is_err());
+    }
 
     #[test]
     fn decimals_are_exact_or_refused() {

@@ -392,3 +392,44 @@ fn values_mysql_cannot_hold_fail_their_part_naming_table_column_and_row() {
     assert_eq!(my(&m.url, "SELECT COUNT(*) FROM readings"), "0");
     assert_eq!(my(&m.url, "SELECT COUNT(*) FROM _ferry_ledger"), "0");
 }
+
+#[test]
+fn wide_decimals_and_timestamptz_survive_a_hop_through_sqlite_exactly() {
+    let Some(a) = postgres::TempDb::new("wide") else {
+        return;
+    };
+    let Some(z) = postgres::TempDb::new("wideback") else {
+        return;
+    };
+    psql(
+        &a.url,
+        "CREATE TABLE wide (id bigint PRIMARY KEY, d30 numeric(30,10), d38 numeric(38,0), nu numeric, tz timestamptz);
+         INSERT INTO wide VALUES
+          (1, -12345678901234567890.0123456789, 99999999999999999999999999999999999999,
+           '1234567890123456789012345678901234567890.0000000001', '2024-02-29 12:34:56.123456+05:30'),
+          (2, 0.0000000001, -1, 'NaN', '0001-01-01 00:00:00+00'),
+          (3, 1.5, 0, '-Infinity', '1969-12-31 23:59:59.999999-08'),
+          (4, NULL, NULL, NULL, NULL);",
+    );
+    let fx = fixture();
+    let lite = fx.path("mid.db");
+    hop(&fx, &a.url, &lite_url(&lite), "b1");
+    // In SQLite the wide values are exact text, not REALs rounded to 15 digits.
+    let c = rusqlite::Connection::open(&lite).unwrap();
+    let (d30, ty): (String, String) = c
+        .query_row("SELECT d30, typeof(d30) FROM wide WHERE id = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(
+        (d30.as_str(), ty.as_str()),
+        ("-12345678901234567890.0123456789", "text")
+    );
+    assert_eq!(
+        values(&lite_url(&lite), "wide"),
+        values(&a.url, "wide"),
+        "PostgreSQL -> SQLite"
+    );
+    hop(&fx, &lite_url(&lite), &z.url, "b2");
+    assert_eq!(postgres::fingerprint(&a.url), postgres::fingerprint(&z.url));
+}
