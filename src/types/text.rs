@@ -253,7 +253,10 @@ mod tests {
         let base = parse_timestamp("2024-02-29 12:34:56.123456").unwrap();
         assert_eq!(parse_timestamptz("2024-02-29 12:34:56.123456"), Ok(base));
         assert_eq!(parse_timestamptz("2024-02-29 12:34:56.123456Z"), Ok(base));
-        assert_eq!(parse_timestamptz("2024-02-29 12:34:56.123456+00:00"), Ok(base));
+        assert_eq!(
+            parse_timestamptz("2024-02-29 12:34:56.123456+00:00"),
+            Ok(base)
+        );
         assert_eq!(
             parse_timestamptz("2024-02-29 12:34:56.123456+05:30"),
             Ok(base - 19_800_000_000)
