@@ -19,18 +19,28 @@ use object_store::{BackoffConfig, ObjectStore, RetryConfig};
 use crate::{Error, Result};
 
 /// Retries with exponential backoff on 5xx, throttling and connection errors; a request
-/// gives up after 10 retries or 3 minutes, and the export or import then fails (an
-/// unfinished multipart upload is aborted, and no manifest is written).
-fn retry() -> RetryConfig {
-    RetryConfig {
+/// gives up after `FERRY_STORE_MAX_RETRIES` retries (default 10) or
+/// `FERRY_STORE_RETRY_TIMEOUT` seconds (default 180), and the export or import then fails
+/// with exit 75 (an unfinished multipart upload is aborted, and no manifest is written).
+fn retry() -> Result<RetryConfig> {
+    let setting = |name: &str, default: u64| -> Result<u64> {
+        match std::env::var(name) {
+            Ok(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| Error::Usage(format!("{name}={v:?}: expected a whole number"))),
+            Err(_) => Ok(default),
+        }
+    };
+    Ok(RetryConfig {
         backoff: BackoffConfig {
             init_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(15),
             base: 2.0,
         },
-        max_retries: 10,
-        retry_timeout: Duration::from_secs(180),
-    }
+        max_retries: usize::try_from(setting("FERRY_STORE_MAX_RETRIES", 10)?).unwrap_or(10),
+        retry_timeout: Duration::from_secs(setting("FERRY_STORE_RETRY_TIMEOUT", 180)?),
+    })
 }
 
 /// The URL's scheme and the prefix under the bucket, or `None` when ferry does not know it.
@@ -55,21 +65,21 @@ pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>> {
         "s3" | "s3a" => Arc::new(
             AmazonS3Builder::from_env()
                 .with_url(url)
-                .with_retry(retry())
+                .with_retry(retry()?)
                 .build()
                 .map_err(bad)?,
         ),
         "gs" => Arc::new(
             GoogleCloudStorageBuilder::from_env()
                 .with_url(url)
-                .with_retry(retry())
+                .with_retry(retry()?)
                 .build()
                 .map_err(bad)?,
         ),
         "az" | "azure" | "abfs" | "abfss" => Arc::new(
             MicrosoftAzureBuilder::from_env()
                 .with_url(url)
-                .with_retry(retry())
+                .with_retry(retry()?)
                 .build()
                 .map_err(bad)?,
         ),

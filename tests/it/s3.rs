@@ -3,7 +3,11 @@
 //! `AWS_ALLOW_HTTP`); without `AWS_ENDPOINT_URL` they fail under CI=true and are skipped
 //! loudly elsewhere. Each test makes its own bucket.
 
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::Command as Proc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferry::storage::Store;
@@ -302,4 +306,184 @@ fn a_bundle_url_with_nothing_under_it_is_no_bundle() {
     let o = run(&["verify", &bucket.url("nothing/here")]);
     assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
     assert!(stderr(&o).contains("no bundle here"), "{}", stderr(&o));
+}
+
+/// A TCP front for the S3 server that answers the first `fail_first` connections with
+/// `503 Slow Down`, relays the rest byte for byte, and can be "broken": every open relay is
+/// cut and every later connection gets a 503.
+struct FlakyStore {
+    endpoint: String,
+    failed: Arc<AtomicUsize>,
+    broken: Arc<AtomicBool>,
+    relays: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl FlakyStore {
+    fn new(fail_first: usize) -> FlakyStore {
+        let upstream = std::env::var("AWS_ENDPOINT_URL").unwrap();
+        let upstream = url::Url::parse(&upstream).unwrap();
+        let upstream = format!(
+            "{}:{}",
+            upstream.host_str().unwrap(),
+            upstream.port_or_known_default().unwrap()
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let failed = Arc::new(AtomicUsize::new(0));
+        let broken = Arc::new(AtomicBool::new(false));
+        let relays = Arc::new(Mutex::new(Vec::new()));
+        let (f, b, r) = (failed.clone(), broken.clone(), relays.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut client) = conn else { continue };
+                if b.load(SeqCst) || f.load(SeqCst) < fail_first {
+                    f.fetch_add(1, SeqCst);
+                    refuse(&mut client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                {
+                    let mut open = r.lock().unwrap();
+                    open.push(client.try_clone().unwrap());
+                    open.push(server.try_clone().unwrap());
+                }
+                relay(client, server);
+            }
+        });
+        FlakyStore {
+            endpoint,
+            failed,
+            broken,
+            relays,
+        }
+    }
+
+    /// From now on the store answers nothing but 503s.
+    fn break_now(&self) {
+        self.broken.store(true, SeqCst);
+        for s in self.relays.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// Reads the request head and answers 503 Slow Down, closing the connection.
+fn refuse(client: &mut TcpStream) {
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let (mut head, mut buf) = (Vec::new(), [0u8; 16384]);
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match client.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let _ = client.write_all(
+        b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    let _ = client.shutdown(Shutdown::Both);
+}
+
+/// Copies bytes both ways until either side closes.
+fn relay(client: TcpStream, server: TcpStream) {
+    let (mut c1, mut s1) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+    let (mut c2, mut s2) = (client, server);
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut c1, &mut s1);
+        let _ = s1.shutdown(Shutdown::Write);
+    });
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut s2, &mut c2);
+        let _ = c2.shutdown(Shutdown::Write);
+    });
+}
+
+#[test]
+fn throttling_and_5xx_answers_are_retried_and_the_export_completes() {
+    let Some(bucket) = Bucket::new() else { return };
+    let flaky = FlakyStore::new(4);
+    let fx = fixture();
+    let url = bucket.url("retried");
+    let o = ferry()
+        .env("AWS_ENDPOINT_URL", &flaky.endpoint)
+        .args(["export", &fx.src_url(), &url, "--key-file"])
+        .arg(&fx.key)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        flaky.failed.load(SeqCst),
+        4,
+        "every refusal was retried past"
+    );
+    // The bundle is whole, read straight from the store.
+    let o = run(&["verify", &url, "--key-file", fx.key.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn a_store_that_fails_mid_upload_ends_the_export_with_exit_75_and_no_manifest() {
+    let Some(bucket) = Bucket::new() else { return };
+    let flaky = FlakyStore::new(0);
+    let fx = fixture();
+    let big = fx.path("big.db");
+    let c = rusqlite::Connection::open(&big).unwrap();
+    c.execute_batch(
+        "CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB);
+         WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 30000)
+         INSERT INTO blobs SELECT i, randomblob(2000) FROM g;",
+    )
+    .unwrap();
+    drop(c);
+    let url = bucket.url("broken");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .env("AWS_ENDPOINT_URL", &flaky.endpoint)
+        .env("FERRY_STORE_MAX_RETRIES", "2")
+        .env("FERRY_STORE_RETRY_TIMEOUT", "20")
+        .args([
+            "--quiet",
+            "export",
+            &format!("sqlite://{}", big.display()),
+            &url,
+        ])
+        .args([
+            "--key-file",
+            fx.key.to_str().unwrap(),
+            "--max-part-size",
+            "1MiB",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Break the store once the first part is complete in it.
+    let started = Instant::now();
+    while !Store::open(&url, true)
+        .unwrap()
+        .entries()
+        .unwrap()
+        .iter()
+        .any(|e| e.path.starts_with("data/"))
+    {
+        assert!(child.try_wait().unwrap().is_none(), "export ended early");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no part after 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    flaky.break_now();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(err.contains("try again"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let left = Store::open(&url, true).unwrap().entries().unwrap();
+    assert!(
+        !left.iter().any(|e| e.path.starts_with("manifest")),
+        "{left:?}"
+    );
 }
