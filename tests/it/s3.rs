@@ -179,16 +179,7 @@ fn a_byte_changed_in_a_part_object_fails_verify_and_import_naming_it_and_writes_
 fn an_export_killed_mid_upload_leaves_no_manifest_and_an_existing_bundle_is_never_overwritten() {
     let Some(bucket) = Bucket::new() else { return };
     let fx = fixture();
-    // ~60 MB of incompressible rows: many 1 MiB parts, seconds of uploading.
-    let big = fx.path("big.db");
-    let c = rusqlite::Connection::open(&big).unwrap();
-    c.execute_batch(
-        "CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB);
-         WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 30000)
-         INSERT INTO blobs SELECT i, randomblob(2000) FROM g;",
-    )
-    .unwrap();
-    drop(c);
+    let big = blob_db(&fx);
     let key = fx.key.to_str().unwrap();
     let killed = bucket.url("killed");
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
@@ -204,28 +195,7 @@ fn an_export_killed_mid_upload_leaves_no_manifest_and_an_existing_bundle_is_neve
         .spawn()
         .unwrap();
     // Kill it as soon as the first part is complete in the bucket.
-    let started = Instant::now();
-    let parts_seen = loop {
-        let n = Store::open(&killed, true)
-            .unwrap()
-            .entries()
-            .unwrap()
-            .iter()
-            .filter(|e| e.path.starts_with("data/"))
-            .count();
-        if n > 0 {
-            break n;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the export ended before any part was seen"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no part after 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let parts_seen = wait_for_a_part(&killed, &mut child);
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert!(
@@ -429,15 +399,7 @@ fn a_store_that_fails_mid_upload_ends_the_export_with_exit_75_and_no_manifest() 
     let Some(bucket) = Bucket::new() else { return };
     let flaky = FlakyStore::new(0);
     let fx = fixture();
-    let big = fx.path("big.db");
-    let c = rusqlite::Connection::open(&big).unwrap();
-    c.execute_batch(
-        "CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB);
-         WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 30000)
-         INSERT INTO blobs SELECT i, randomblob(2000) FROM g;",
-    )
-    .unwrap();
-    drop(c);
+    let big = blob_db(&fx);
     let url = bucket.url("broken");
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
         .env("AWS_ENDPOINT_URL", &flaky.endpoint)
@@ -460,21 +422,7 @@ fn a_store_that_fails_mid_upload_ends_the_export_with_exit_75_and_no_manifest() 
         .spawn()
         .unwrap();
     // Break the store once the first part is complete in it.
-    let started = Instant::now();
-    while !Store::open(&url, true)
-        .unwrap()
-        .entries()
-        .unwrap()
-        .iter()
-        .any(|e| e.path.starts_with("data/"))
-    {
-        assert!(child.try_wait().unwrap().is_none(), "export ended early");
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no part after 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_a_part(&url, &mut child);
     flaky.break_now();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -486,4 +434,44 @@ fn a_store_that_fails_mid_upload_ends_the_export_with_exit_75_and_no_manifest() 
         !left.iter().any(|e| e.path.starts_with("manifest")),
         "{left:?}"
     );
+}
+
+/// A SQLite database of ~60 MB of incompressible rows: many 1 MiB parts, seconds of uploading.
+fn blob_db(fx: &crate::common::Fixture) -> std::path::PathBuf {
+    let big = fx.path("big.db");
+    rusqlite::Connection::open(&big)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB);
+             WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 30000)
+             INSERT INTO blobs SELECT i, randomblob(2000) FROM g;",
+        )
+        .unwrap();
+    big
+}
+
+/// Waits until the export `child` has a complete part under `url`; returns how many.
+fn wait_for_a_part(url: &str, child: &mut std::process::Child) -> usize {
+    let started = Instant::now();
+    loop {
+        let n = Store::open(url, true)
+            .unwrap()
+            .entries()
+            .unwrap()
+            .iter()
+            .filter(|e| e.path.starts_with("data/"))
+            .count();
+        if n > 0 {
+            return n;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the export ended before any part was seen"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no part after 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
