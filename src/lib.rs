@@ -14,6 +14,7 @@ pub mod import;
 pub mod inspect;
 pub mod parts;
 pub mod pgcopy;
+pub mod preflight;
 pub mod report;
 pub mod source;
 pub mod storage;

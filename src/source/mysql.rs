@@ -85,6 +85,11 @@ pub fn my_err(what: &str, e: sqlx::Error) -> Error {
 /// Connects (utf8mb4, time zone +00:00 so TIMESTAMP values are UTC), mapping an unreachable
 /// server to a temporary failure. Returns the connection and the URL's database.
 pub fn connect(url: &str) -> Result<(MySqlConnection, String)> {
+    connect_on(runtime(), url)
+}
+
+/// [`connect`] on a given runtime, which must then drive the connection for its lifetime.
+pub fn connect_on(rt: &tokio::runtime::Runtime, url: &str) -> Result<(MySqlConnection, String)> {
     let norm = normalise_url(url);
     let parsed = url::Url::parse(&norm)
         .map_err(|e| Error::Usage(format!("{}: not a valid URL ({e})", redact(url))))?;
@@ -99,7 +104,7 @@ pub fn connect(url: &str) -> Result<(MySqlConnection, String)> {
         .map_err(|e| Error::Usage(format!("{}: {e}", redact(url))))?
         .charset("utf8mb4")
         .timezone(Some("+00:00".to_string()));
-    let conn = runtime()
+    let conn = rt
         .block_on(MySqlConnection::connect_with(&opts))
         .map_err(|e| match e {
             sqlx::Error::Io(_) | sqlx::Error::Tls(_) => Error::Temporary(format!(
@@ -135,11 +140,22 @@ pub fn query_texts(
     sql: &str,
     binds: &[&str],
 ) -> Result<Vec<Vec<Option<String>>>> {
+    query_texts_on(runtime(), conn, what, sql, binds)
+}
+
+/// [`query_texts`] for a connection driven by `rt`.
+pub fn query_texts_on(
+    rt: &tokio::runtime::Runtime,
+    conn: &mut MySqlConnection,
+    what: &str,
+    sql: &str,
+    binds: &[&str],
+) -> Result<Vec<Vec<Option<String>>>> {
     let mut q = sqlx::query(AssertSqlSafe(sql.to_string()));
     for b in binds {
         q = q.bind(*b);
     }
-    let rows = runtime()
+    let rows = rt
         .block_on(q.fetch_all(&mut *conn))
         .map_err(|e| my_err(what, e))?;
     rows.iter().map(texts).collect()
@@ -147,8 +163,12 @@ pub fn query_texts(
 
 /// Runs statements through the text protocol (no result wanted).
 pub fn exec(conn: &mut MySqlConnection, sql: &str) -> Result<()> {
-    runtime()
-        .block_on(sqlx::raw_sql(AssertSqlSafe(sql.to_string())).execute(&mut *conn))
+    exec_on(runtime(), conn, sql)
+}
+
+/// [`exec`] for a connection driven by `rt`.
+pub fn exec_on(rt: &tokio::runtime::Runtime, conn: &mut MySqlConnection, sql: &str) -> Result<()> {
+    rt.block_on(sqlx::raw_sql(AssertSqlSafe(sql.to_string())).execute(&mut *conn))
         .map(|_| ())
         .map_err(|e| {
             let first: String = sql
@@ -164,7 +184,21 @@ pub fn exec(conn: &mut MySqlConnection, sql: &str) -> Result<()> {
 
 /// Whether the server is MariaDB (its version string says so), and its version.
 pub fn server_version(conn: &mut MySqlConnection) -> Result<(bool, String)> {
-    let rows = query_texts(conn, "reading the server version", "SELECT VERSION()", &[])?;
+    server_version_on(runtime(), conn)
+}
+
+/// [`server_version`] for a connection driven by `rt`.
+pub fn server_version_on(
+    rt: &tokio::runtime::Runtime,
+    conn: &mut MySqlConnection,
+) -> Result<(bool, String)> {
+    let rows = query_texts_on(
+        rt,
+        conn,
+        "reading the server version",
+        "SELECT VERSION()",
+        &[],
+    )?;
     let v = rows
         .first()
         .and_then(|r| r.first().cloned().flatten())
@@ -403,6 +437,9 @@ fn constant_default(c: &MyColumn, mariadb: bool) -> Option<String> {
 
 pub struct MySource {
     conn: MySqlConnection,
+    /// Drives `conn` only: rows are read on the reader's own thread, with no hand-off to the
+    /// shared runtime's workers.
+    rt: tokio::runtime::Runtime,
     url: String,
     database: String,
     mariadb: bool,
@@ -412,10 +449,15 @@ pub struct MySource {
 
 impl MySource {
     pub fn open(url: &str, zero_dates: ZeroDates) -> Result<Self> {
-        let (mut conn, database) = connect(url)?;
-        let (mariadb, _) = server_version(&mut conn)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("cannot start a reader runtime", e))?;
+        let (mut conn, database) = connect_on(&rt, url)?;
+        let (mariadb, _) = server_version_on(&rt, &mut conn)?;
         Ok(MySource {
             conn,
+            rt,
             url: url.to_string(),
             database,
             mariadb,
@@ -426,7 +468,8 @@ impl MySource {
 
     fn columns(&mut self, table: &str) -> Result<Vec<MyColumn>> {
         let db = self.database.clone();
-        let rows = query_texts(
+        let rows = query_texts_on(
+            &self.rt,
             &mut self.conn,
             "reading columns",
             "SELECT CAST(c.COLUMN_NAME AS CHAR), CAST(LOWER(c.DATA_TYPE) AS CHAR), CAST(LOWER(c.COLUMN_TYPE) AS CHAR), \
@@ -437,7 +480,8 @@ impl MySource {
             &[&db, table],
         )?;
         let checks: Vec<String> = if self.mariadb {
-            query_texts(
+            query_texts_on(
+                &self.rt,
                 &mut self.conn,
                 "reading check constraints",
                 "SELECT CAST(CHECK_CLAUSE AS CHAR) FROM information_schema.CHECK_CONSTRAINTS \
@@ -492,7 +536,8 @@ impl MySource {
                 )
             })
             .collect();
-        let rows = query_texts(
+        let rows = query_texts_on(
+            &self.rt,
             &mut self.conn,
             &format!("checking boolean columns of {table}"),
             &format!("SELECT {} FROM {}", exprs.join(", "), quote(table)),
@@ -550,7 +595,8 @@ impl MySource {
             });
         }
         let db = self.database.clone();
-        let idx_rows = query_texts(
+        let idx_rows = query_texts_on(
+            &self.rt,
             &mut self.conn,
             "reading indexes",
             "SELECT CAST(INDEX_NAME AS CHAR), CAST(NON_UNIQUE AS CHAR), CAST(COLUMN_NAME AS CHAR), \
@@ -593,7 +639,8 @@ impl MySource {
         if skipped.iter().any(|s| s == "PRIMARY") {
             primary_key.clear();
         }
-        let fk_rows = query_texts(
+        let fk_rows = query_texts_on(
+            &self.rt,
             &mut self.conn,
             "reading foreign keys",
             "SELECT CAST(k.CONSTRAINT_NAME AS CHAR), CAST(k.COLUMN_NAME AS CHAR), CAST(k.REFERENCED_TABLE_SCHEMA AS CHAR), \
@@ -1007,8 +1054,7 @@ impl Source for MySource {
 
     fn tables(&mut self, selection: &Selection) -> Result<Vec<TableDef>> {
         let db = self.database.clone();
-        let names: Vec<String> = query_texts(
-            &mut self.conn,
+        let names: Vec<String> = query_texts_on(&self.rt, &mut self.conn,
             "listing tables",
             "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
              WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME NOT LIKE '\\_ferry\\_%' \
@@ -1044,7 +1090,8 @@ impl Source for MySource {
         let db = self.database.clone();
         let mut out = Vec::new();
         for t in tables {
-            let trig: Vec<String> = query_texts(
+            let trig: Vec<String> = query_texts_on(
+                &self.rt,
                 &mut self.conn,
                 "listing triggers",
                 "SELECT CAST(TRIGGER_NAME AS CHAR) FROM information_schema.TRIGGERS \
@@ -1061,8 +1108,7 @@ impl Source for MySource {
                     trig.join(", ")
                 ));
             }
-            let idx: Vec<String> = query_texts(
-                &mut self.conn,
+            let idx: Vec<String> = query_texts_on(&self.rt, &mut self.conn,
                 "listing indexes",
                 "SELECT DISTINCT CAST(INDEX_NAME AS CHAR) FROM information_schema.STATISTICS \
                  WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
@@ -1093,8 +1139,7 @@ impl Source for MySource {
                 ));
             }
         }
-        let views: Vec<String> = query_texts(
-            &mut self.conn,
+        let views: Vec<String> = query_texts_on(&self.rt, &mut self.conn,
             "listing views",
             "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? ORDER BY 1",
             &[&db],
@@ -1110,11 +1155,13 @@ impl Source for MySource {
 
     fn begin_snapshot(&mut self) -> Result<()> {
         if self.snapshot.is_none() {
-            exec(
+            exec_on(
+                &self.rt,
                 &mut self.conn,
                 "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
             )?;
-            exec(
+            exec_on(
+                &self.rt,
                 &mut self.conn,
                 "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
             )?;
@@ -1126,7 +1173,8 @@ impl Source for MySource {
     fn count_rows(&mut self, table: &TableDef, _filter: Option<&str>) -> Result<Option<u64>> {
         // InnoDB's estimate: progress only, never a full scan.
         let db = self.database.clone();
-        let rows = query_texts(
+        let rows = query_texts_on(
+            &self.rt,
             &mut self.conn,
             "estimating rows",
             "SELECT CAST(TABLE_ROWS AS CHAR) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
@@ -1170,7 +1218,7 @@ impl Source for MySource {
                 .map(|(c, w)| column_reader(&c.ty, *w, zero, cap))
                 .collect::<Result<Vec<_>>>()
         };
-        let rt = runtime();
+        let rt = &self.rt;
         let mut stream = sqlx::query(AssertSqlSafe(sql)).fetch(&mut self.conn);
         let (mut n, mut done) = (0u64, false);
         while !done {

@@ -1,0 +1,334 @@
+//! Pre-flight: everything an import can know is wrong before it writes anything, found
+//! all at once and reported as one list, so an operator fixes every problem in one round
+//! instead of one per attempt.
+
+use crate::import::Mode;
+use crate::types::{ColumnType, TableDef};
+
+/// A column of a table that already exists in the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetColumn {
+    pub name: String,
+    pub nullable: bool,
+    pub has_default: bool,
+}
+
+/// One bundle table as it would be loaded.
+#[derive(Debug, Clone)]
+pub struct Planned<'a> {
+    /// The target table's name (after `--rename`).
+    pub target_name: String,
+    pub table: &'a TableDef,
+    /// Rows the target table holds; `None` when it does not exist.
+    pub existing_rows: Option<u64>,
+    /// The existing target table's columns, when the engine can list them.
+    pub existing_columns: Option<Vec<TargetColumn>>,
+    /// Some of this table's parts are already in the ledger (a re-run).
+    pub resuming: bool,
+}
+
+/// What the checks depend on besides the tables.
+pub struct Rules<'a> {
+    /// The target engine: `sqlite`, `postgres`, `mysql`.
+    pub engine: &'a str,
+    pub same_engine: bool,
+    /// `--as-text`: columns without a portable type load as text.
+    pub as_text: bool,
+    pub mode: Mode,
+    /// Why the target cannot take a canonical type, if it cannot.
+    pub refuses: &'a dyn Fn(&ColumnType) -> Option<&'static str>,
+}
+
+/// The longest identifier an engine keeps, and how it counts: PostgreSQL truncates names
+/// past 63 bytes (two long names then collide), MySQL refuses names past 64 characters.
+fn identifier_limit(engine: &str) -> Option<(usize, &'static str, fn(&str) -> usize)> {
+    match engine {
+        "postgres" => Some((63, "bytes", str::len)),
+        "mysql" => Some((64, "characters", |s: &str| s.chars().count())),
+        _ => None,
+    }
+}
+
+/// Whether the engine compares column names without regard to case (so two bundle
+/// columns that differ only by case cannot both exist).
+fn columns_fold_case(engine: &str) -> bool {
+    matches!(engine, "sqlite" | "mysql")
+}
+
+/// Every problem found, one line each; empty when the import may start.
+pub fn findings(rules: &Rules<'_>, tables: &[Planned<'_>]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut names_seen: Vec<(String, &str)> = Vec::new();
+    for p in tables {
+        let t = p.table;
+        let name = &p.target_name;
+        for c in &t.columns {
+            if c.as_text && !rules.same_engine && !rules.as_text {
+                out.push(format!(
+                    "{name}.{}: {} has no portable type and cannot go into {}; load it as text with \
+                     --as-text, or leave the table out with --exclude",
+                    c.name, c.source_type, rules.engine
+                ));
+            }
+            if let Some(why) = (rules.refuses)(&c.ty) {
+                out.push(format!(
+                    "{name}.{} ({} from {}): {} cannot take it: {why}; leave the table out with --exclude",
+                    c.name,
+                    c.ty.describe(),
+                    c.source_type,
+                    rules.engine
+                ));
+            }
+        }
+        if let Some((limit, unit, measure)) = identifier_limit(rules.engine) {
+            if measure(name) > limit {
+                out.push(format!(
+                    "table name {name:?} is longer than {}'s {limit} {unit}; choose a shorter one with \
+                     --rename {}=SHORTER",
+                    rules.engine, t.name
+                ));
+            }
+            for c in &t.columns {
+                if measure(&c.name) > limit {
+                    out.push(format!(
+                        "{name}: column name {:?} is longer than {}'s {limit} {unit}",
+                        c.name, rules.engine
+                    ));
+                }
+            }
+        }
+        if columns_fold_case(rules.engine) {
+            let mut cols: Vec<(String, &str)> = Vec::new();
+            for c in &t.columns {
+                let folded = c.name.to_lowercase();
+                if let Some((_, other)) = cols.iter().find(|(f, _)| *f == folded) {
+                    out.push(format!(
+                        "{name}: columns {other:?} and {:?} differ only by case, and {} column names \
+                         ignore case",
+                        c.name, rules.engine
+                    ));
+                } else {
+                    cols.push((folded, &c.name));
+                }
+            }
+        }
+        let folded = name.to_lowercase();
+        if let Some((_, other)) = names_seen.iter().find(|(f, _)| *f == folded) {
+            out.push(format!(
+                "bundle tables {other:?} and {:?} would both load into target table {name:?} (names that \
+                 differ only by case fold together); rename one with --rename",
+                t.qualified()
+            ));
+        } else {
+            names_seen.push((folded, name));
+        }
+        if rules.mode == Mode::Upsert && t.primary_key.is_empty() {
+            out.push(format!(
+                "{name}: --mode upsert needs a primary key, and the bundle's table has none"
+            ));
+        }
+        if rules.mode == Mode::Create
+            && !p.resuming
+            && let Some(n) = p.existing_rows
+            && n > 0
+        {
+            out.push(format!(
+                "table {name} already exists and holds {n} rows; --mode create loads only into new or empty \
+                 tables (use --mode append or replace, or --rename {}=NEW)",
+                t.name
+            ));
+        }
+        if let Some(existing) = &p.existing_columns {
+            for c in &t.columns {
+                if !existing
+                    .iter()
+                    .any(|e| same_name(rules.engine, &e.name, &c.name))
+                {
+                    out.push(format!(
+                        "{name}: the target table has no column {:?} ({}); add it, or load into a new table \
+                         with --rename",
+                        c.name, c.source_type
+                    ));
+                }
+            }
+            for e in existing {
+                let carried = t
+                    .columns
+                    .iter()
+                    .any(|c| same_name(rules.engine, &e.name, &c.name));
+                if !carried && !e.nullable && !e.has_default {
+                    out.push(format!(
+                        "{name}: the target's column {:?} is NOT NULL without a default, and the bundle \
+                         has no values for it",
+                        e.name
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn same_name(engine: &str, a: &str, b: &str) -> bool {
+    if columns_fold_case(engine) {
+        a.to_lowercase() == b.to_lowercase()
+    } else {
+        a == b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Column;
+
+    fn col(name: &str, ty: ColumnType) -> Column {
+        Column {
+            name: name.into(),
+            ty,
+            nullable: true,
+            source_type: "x".into(),
+            default: None,
+            enum_type: None,
+            domain_type: None,
+            as_text: false,
+        }
+    }
+
+    fn table(name: &str, cols: Vec<Column>, pk: &[&str]) -> TableDef {
+        TableDef {
+            schema: None,
+            name: name.into(),
+            columns: cols,
+            primary_key: pk.iter().map(|s| s.to_string()).collect(),
+            indexes: vec![],
+            foreign_keys: vec![],
+            partitioning: None,
+        }
+    }
+
+    fn planned(t: &TableDef) -> Planned<'_> {
+        Planned {
+            target_name: t.name.clone(),
+            table: t,
+            existing_rows: None,
+            existing_columns: None,
+            resuming: false,
+        }
+    }
+
+    fn rules<'a>(
+        engine: &'a str,
+        mode: Mode,
+        refuses: &'a dyn Fn(&ColumnType) -> Option<&'static str>,
+    ) -> Rules<'a> {
+        Rules {
+            engine,
+            same_engine: false,
+            as_text: false,
+            mode,
+            refuses,
+        }
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let long = "x".repeat(64);
+        let a = table(
+            &long,
+            vec![
+                col("Id", ColumnType::Int64),
+                col("id", ColumnType::Interval),
+            ],
+            &[],
+        );
+        let b = table("Users", vec![col("id", ColumnType::Int64)], &[]);
+        let c = table("users", vec![col("id", ColumnType::Int64)], &[]);
+        let refuses =
+            |t: &ColumnType| matches!(t, ColumnType::Interval).then_some("no interval type");
+        let found = findings(
+            &rules("mysql", Mode::Upsert, &refuses),
+            &[planned(&a), planned(&b), planned(&c)],
+        );
+        let all = found.join("\n");
+        assert!(all.contains("cannot take it: no interval type"), "{all}");
+        assert!(
+            all.contains("differ only by case, and mysql column names"),
+            "{all}"
+        );
+        assert!(
+            all.contains("would both load into target table \"users\""),
+            "{all}"
+        );
+        assert_eq!(
+            found
+                .iter()
+                .filter(|f| f.contains("needs a primary key"))
+                .count(),
+            3,
+            "{all}"
+        );
+        // 64 characters fit MySQL; PostgreSQL counts 64 bytes as too long.
+        assert!(!all.contains("longer than"), "{all}");
+        let pg = findings(&rules("postgres", Mode::Append, &|_| None), &[planned(&a)]).join("\n");
+        assert!(pg.contains("longer than postgres's 63 bytes"), "{pg}");
+        assert!(!pg.contains("differ only by case"), "{pg}");
+    }
+
+    #[test]
+    fn an_existing_table_must_have_every_column_and_no_unfillable_one() {
+        let t = table(
+            "t",
+            vec![col("id", ColumnType::Int64), col("note", ColumnType::Utf8)],
+            &["id"],
+        );
+        let mut p = planned(&t);
+        p.existing_rows = Some(3);
+        p.existing_columns = Some(vec![
+            TargetColumn {
+                name: "ID".into(),
+                nullable: false,
+                has_default: false,
+            },
+            TargetColumn {
+                name: "owner".into(),
+                nullable: false,
+                has_default: false,
+            },
+            TargetColumn {
+                name: "created".into(),
+                nullable: false,
+                has_default: true,
+            },
+        ]);
+        let none = |_: &ColumnType| None;
+        let found = findings(
+            &rules("sqlite", Mode::Append, &none),
+            std::slice::from_ref(&p),
+        );
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].contains("no column \"note\""), "{found:?}");
+        assert!(
+            found[1].contains("\"owner\" is NOT NULL without a default"),
+            "{found:?}"
+        );
+        // create mode also refuses a table that holds rows, unless resuming
+        let found = findings(
+            &rules("sqlite", Mode::Create, &none),
+            std::slice::from_ref(&p),
+        );
+        assert!(
+            found.iter().any(|f| f.contains("holds 3 rows")),
+            "{found:?}"
+        );
+        p.resuming = true;
+        let found = findings(
+            &rules("sqlite", Mode::Create, &none),
+            std::slice::from_ref(&p),
+        );
+        assert!(
+            !found.iter().any(|f| f.contains("holds 3 rows")),
+            "{found:?}"
+        );
+    }
+}
