@@ -4,28 +4,31 @@
 //! resumes. Written once against the `Target` trait.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
 
 use crate::bundle::check::OpenBundle;
 use crate::bundle::{CatalogTable, Checked};
 use crate::crypto::keys::Keys;
 use crate::error::exit;
 use crate::report::{Progress, RunReport};
-use crate::target::{self, LedgerEntry, LoadOutcome, Target};
+use crate::target::{self, LedgerEntry, LoadInto, LoadOutcome, Target};
 use crate::{Error, Result};
 
-/// Import modes of the contract. This build implements `create` and `append`.
+/// Import modes of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
     /// Create the tables; refuse a table that exists and holds rows (unless this bundle put them there).
     Create,
     /// Add the rows to existing tables (created when missing).
     Append,
-    /// Atomically replace the tables' rows (not in this build).
+    /// Atomically replace the tables' rows: parts load into staging tables, then one
+    /// transaction per table swaps the rows; readers see the old rows until then.
     Replace,
-    /// Insert or update by primary key (not in this build).
+    /// Insert, or update the row with the same primary key (tables need a primary key).
     Upsert,
 }
 
@@ -37,6 +40,48 @@ impl Mode {
             Mode::Replace => "replace",
             Mode::Upsert => "upsert",
         }
+    }
+
+    /// The ledger's `mode` of a part loaded in this mode.
+    fn ledger_mode(self) -> &'static str {
+        match self {
+            Mode::Replace => target::STAGED,
+            other => other.as_str(),
+        }
+    }
+}
+
+/// The staging table of a replace: `_ferry_<bundle id first 8>_<8 hex of SHA-256 of the
+/// target table name>`. Deterministic, so a re-run of the same bundle finds and reuses it.
+pub fn staging_name(bundle_id: &str, target_table: &str) -> String {
+    let h = hex::encode(Sha256::digest(target_table.as_bytes()));
+    let id: String = bundle_id.chars().take(8).collect();
+    format!("_ferry_{id}_{}", &h[..8])
+}
+
+/// Testing hook (documented in README.md, "Importing exactly once"):
+/// `FERRY_PAUSE_AT=<point>:<n>` stops the import at a named point, prints
+/// `ferry: paused at <point> <n>` to stderr and sleeps `FERRY_PAUSE_SECS` seconds (default
+/// 600) before going on, so a test can kill the process there, or watch a slow step. Points: `part-sent` (every row of the n-th part this run loads
+/// is sent, not committed), `part-committed` (after that part's commit), `staged` (every part
+/// of the n-th table this run publishes is staged; before its publish), `publish` (inside
+/// that publish transaction, before COMMIT).
+fn pause_at(point: &str, n: usize) {
+    static HOOK: LazyLock<Option<(String, usize)>> = LazyLock::new(|| {
+        let v = std::env::var("FERRY_PAUSE_AT").ok()?;
+        let (p, n) = v.rsplit_once(':')?;
+        Some((p.to_string(), n.parse().ok()?))
+    });
+    if let Some((p, at)) = HOOK.as_ref()
+        && p == point
+        && *at == n
+    {
+        eprintln!("ferry: paused at {point} {n}");
+        let secs = std::env::var("FERRY_PAUSE_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(600);
+        std::thread::sleep(Duration::from_secs(secs));
     }
 }
 
@@ -99,21 +144,44 @@ impl ImportPlan {
 }
 
 /// What a failed import leaves behind, for the summary.
-fn state_message(committed: usize, total: usize) -> String {
-    format!(
-        "nothing from the failed part was committed; {committed}/{total} parts of this bundle are committed \
-         (ledger); re-run the same command to resume"
-    )
+struct FailureState {
+    /// Parts of this bundle committed at the target (ledger), and the bundle's parts.
+    committed: usize,
+    total: usize,
+    mode: Mode,
+    /// Replace: tables whose publish committed, and the tables this import loads.
+    published: usize,
+    tables: usize,
+    /// Replace: the table whose publish failed, if that is what failed.
+    publish_failed: Option<String>,
+}
+
+impl FailureState {
+    fn message(&self) -> String {
+        let (committed, total) = (self.committed, self.total);
+        let mut m = match &self.publish_failed {
+            Some(t) => format!(
+                "the publish of {t} was rolled back: it still holds its old rows and its parts wait in staging"
+            ),
+            None => "nothing from the failed part was committed".to_string(),
+        };
+        m.push_str(&format!(
+            "; {committed}/{total} parts of this bundle are committed (ledger)"
+        ));
+        if self.mode == Mode::Replace {
+            m.push_str(&format!(
+                "; replace: {}/{} tables published, the others still hold their old rows (their committed parts \
+                 wait in staging tables _ferry_<bundle>_<table>)",
+                self.published, self.tables
+            ));
+        }
+        m.push_str("; re-run the same command to resume");
+        m
+    }
 }
 
 pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     let started = Instant::now();
-    if matches!(plan.mode, Mode::Replace | Mode::Upsert) {
-        return Err(Error::Usage(format!(
-            "--mode {} is not implemented in this build yet (create and append are)",
-            plan.mode.as_str()
-        )));
-    }
     // 1-5: manifest and file set, before touching the target.
     let bundle = OpenBundle::open(&plan.bundle_url, plan.strict)?;
     let mut report = RunReport::new("import");
@@ -191,11 +259,110 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
         }
     }
     let done: HashSet<&str> = ledger.parts.iter().map(|(p, _)| p.as_str()).collect();
+    let staged: HashSet<&str> = ledger.staged.iter().map(String::as_str).collect();
     let wanted_parts: Vec<&str> = selected
         .iter()
         .flat_map(|t| t.parts.iter().map(|p| p.path.as_str()))
         .collect();
-    if !wanted_parts.is_empty() && wanted_parts.iter().all(|p| done.contains(p)) {
+    // Pre-flight, before anything is written: modes and what the ledger says.
+    if plan.mode == Mode::Upsert {
+        let keyless: Vec<String> = selected
+            .iter()
+            .filter(|t| t.table.primary_key.is_empty())
+            .map(|t| t.table.qualified())
+            .collect();
+        if !keyless.is_empty() {
+            return Err(Error::Usage(format!(
+                "--mode upsert needs a primary key, and these tables of the bundle have none: {}; nothing was \
+                 written: load them with --mode append or --mode replace, or leave them out with --exclude",
+                keyless.join(", ")
+            )));
+        }
+        // An existing target table must have the same key, or "same row" means something else.
+        let mut mismatched = Vec::new();
+        for t in &selected {
+            let name = plan.target_name(t);
+            if let Some(mut have) = target.primary_key(&name, &t.table)? {
+                let mut want = t.table.primary_key.clone();
+                have.sort();
+                want.sort();
+                if have != want {
+                    mismatched.push(format!(
+                        "{name} (bundle key ({}), target key ({}))",
+                        t.table.primary_key.join(", "),
+                        have.join(", ")
+                    ));
+                }
+            }
+        }
+        if !mismatched.is_empty() {
+            return Err(Error::Data(format!(
+                "--mode upsert matches rows by primary key, and these target tables have a different one: {}; \
+                 nothing was written",
+                mismatched.join("; ")
+            )));
+        }
+    }
+    for t in &selected {
+        let name = plan.target_name(t);
+        let n_staged = t
+            .parts
+            .iter()
+            .filter(|p| staged.contains(p.path.as_str()))
+            .count();
+        let n_other = t
+            .parts
+            .iter()
+            .filter(|p| done.contains(p.path.as_str()) && !staged.contains(p.path.as_str()))
+            .count();
+        if plan.mode != Mode::Replace && n_staged > 0 {
+            return Err(Error::Usage(format!(
+                "table {name}: an unfinished --mode replace import of bundle {id} staged {n_staged} of its parts; \
+                 nothing was written: run the same import with --mode replace to finish it"
+            )));
+        }
+        if plan.mode == Mode::Replace && n_other > 0 && n_other < t.parts.len() {
+            return Err(Error::Usage(format!(
+                "table {name}: {n_other} of its {} parts were loaded by an earlier import of bundle {id} in another \
+                 mode; nothing was written: finish that import with its own --mode",
+                t.parts.len()
+            )));
+        }
+    }
+    // Staging tables: this bundle's, left after a publish committed, are dropped; other
+    // bundles' are left alone and named.
+    if !plan.dry_run {
+        let plan_tables: Vec<(String, &crate::types::TableDef)> = selected
+            .iter()
+            .map(|t| (plan.target_name(t), &t.table))
+            .collect();
+        let found = target.staging_tables(&plan_tables)?;
+        let mine = staging_name(&id, "");
+        let mine = &mine[..15];
+        for t in &selected {
+            let name = plan.target_name(t);
+            let stage = staging_name(&id, &name);
+            let published = t
+                .parts
+                .iter()
+                .all(|p| done.contains(p.path.as_str()) && !staged.contains(p.path.as_str()));
+            if published && found.contains(&stage) {
+                target.drop_staging(&stage, &t.table)?;
+            }
+        }
+        for f in found.iter().filter(|f| !f.starts_with(mine)) {
+            report.warnings.push(format!(
+                "staging table {f} of another bundle (id {}…) is in the target; ferry leaves it alone: re-run that \
+                 bundle's replace import to finish it, or drop the table",
+                &f[7..15]
+            ));
+        }
+    }
+    if !wanted_parts.is_empty()
+        && wanted_parts
+            .iter()
+            .all(|p| done.contains(p) && !staged.contains(p))
+    {
         report.status = "nothing to do".into();
         report.message = format!(
             "bundle {id} already imported into {} (first part loaded {}); nothing to do",
@@ -307,11 +474,16 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
         plan,
         checked: &checked,
         done: &done,
+        staged: &staged,
         same_engine,
         run_id: &run_id,
         progress,
         committed: AtomicUsize::new(ledger.parts.len()),
         failed: AtomicBool::new(false),
+        parts_started: AtomicUsize::new(0),
+        publishes_started: AtomicUsize::new(0),
+        published: AtomicUsize::new(0),
+        publish_failed: Mutex::new(None),
     };
     let plan_tables: Vec<(String, &crate::types::TableDef)> = selected
         .iter()
@@ -381,11 +553,23 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     }
     if let Some(e) = worker_errors.into_iter().next() {
         report.errors.parts_failed += 1;
-        return Err(with_state(
-            e,
-            ctx.committed.load(Ordering::Relaxed),
-            total_parts,
-        ));
+        let state = FailureState {
+            committed: ctx.committed.load(Ordering::Relaxed),
+            total: total_parts,
+            mode: plan.mode,
+            published: ctx.published.load(Ordering::Relaxed)
+                + selected
+                    .iter()
+                    .filter(|t| {
+                        t.parts.iter().all(|p| {
+                            done.contains(p.path.as_str()) && !staged.contains(p.path.as_str())
+                        })
+                    })
+                    .count(),
+            tables: selected.len(),
+            publish_failed: ctx.publish_failed.lock().ok().and_then(|g| g.clone()),
+        };
+        return Err(with_state(e, &state.message()));
     }
     let mut target = targets.swap_remove(0);
     drop(targets);
@@ -408,6 +592,8 @@ struct LoadCtx<'a> {
     plan: &'a ImportPlan,
     checked: &'a Checked,
     done: &'a HashSet<&'a str>,
+    /// Parts in a replace's staging table, not yet published.
+    staged: &'a HashSet<&'a str>,
     same_engine: bool,
     run_id: &'a str,
     progress: &'a Progress,
@@ -415,6 +601,13 @@ struct LoadCtx<'a> {
     committed: AtomicUsize,
     /// Set by the first failing worker; the others stop before their next table.
     failed: AtomicBool,
+    /// Parts this run began to load and tables it began to publish (the pause hook's n).
+    parts_started: AtomicUsize,
+    publishes_started: AtomicUsize,
+    /// Tables this run published (replace).
+    published: AtomicUsize,
+    /// The table whose publish failed.
+    publish_failed: Mutex<Option<String>>,
 }
 
 /// One table's figures for the summary.
@@ -434,6 +627,14 @@ fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, t: &CatalogTable) ->
     let t_start = Instant::now();
     let bar = ctx.progress.bar(&name, Some(t.rows), false);
     let (mut rows, mut bytes, mut loaded_parts, mut skipped) = (0u64, 0u64, 0u64, 0u64);
+    let stage = staging_name(&checked.bundle.manifest.bundle_id, &name);
+    let into = match plan.mode {
+        Mode::Replace => LoadInto::Staging(&stage),
+        Mode::Upsert => LoadInto::Upsert,
+        Mode::Create | Mode::Append => LoadInto::Table,
+    };
+    // Replace: parts staged by an earlier run wait for this run's publish.
+    let mut to_publish = t.parts.iter().any(|p| ctx.staged.contains(p.path.as_str()));
     for p in &t.parts {
         if ctx.done.contains(p.path.as_str()) {
             skipped += 1;
@@ -455,25 +656,29 @@ fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, t: &CatalogTable) ->
             sequence: checked.bundle.manifest.sequence,
             target_table: name.clone(),
             rows: p.rows,
-            mode: plan.mode.as_str().into(),
+            mode: plan.mode.ledger_mode().into(),
             run_id: ctx.run_id.to_string(),
         };
+        let n = ctx.parts_started.fetch_add(1, Ordering::Relaxed) + 1;
         match load_one(
             checked,
             target,
             &name,
             t,
             p,
-            ctx.same_engine,
+            (ctx.same_engine, into),
             &entry,
             plan.batch_rows,
             &bar,
+            n,
         ) {
-            Ok(LoadOutcome::Loaded(n)) => {
-                rows += n;
+            Ok(LoadOutcome::Loaded(rows_in)) => {
+                rows += rows_in;
                 loaded_parts += 1;
+                to_publish = true;
                 ctx.committed.fetch_add(1, Ordering::Relaxed);
                 bytes += stored.map_or(0, |e| e.size);
+                pause_at("part-committed", n);
             }
             Ok(LoadOutcome::AlreadyLoaded) => skipped += 1,
             Err(e) => {
@@ -482,10 +687,21 @@ fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, t: &CatalogTable) ->
             }
         }
     }
+    if plan.mode == Mode::Replace
+        && to_publish
+        && let Err(e) = publish(ctx, target, t, &name, &stage)
+    {
+        bar.abandon();
+        return Err(e);
+    }
     target.finish_table(&name, &t.table)?;
     bar.finish_and_clear();
-    let status = if loaded_parts == 0 && skipped > 0 {
+    let status = if loaded_parts == 0 && skipped > 0 && !to_publish {
         "skipped (already imported)"
+    } else if loaded_parts == 0 && to_publish {
+        "published (parts staged earlier)"
+    } else if to_publish {
+        "loaded and published"
     } else {
         "loaded"
     };
@@ -507,6 +723,46 @@ fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, t: &CatalogTable) ->
     })
 }
 
+/// Replace, once every part of a table is staged: recount the staging table against the
+/// catalog, then publish it in one transaction and drop it.
+fn publish(
+    ctx: &LoadCtx<'_>,
+    target: &mut dyn Target,
+    t: &CatalogTable,
+    name: &str,
+    stage: &str,
+) -> Result<()> {
+    let id = &ctx.checked.bundle.manifest.bundle_id;
+    let n = ctx.publishes_started.fetch_add(1, Ordering::Relaxed) + 1;
+    pause_at("staged", n);
+    // The staging table must hold exactly the bundle's rows of this table (a server crash
+    // can empty a table, a person can touch it): never publish a count that does not add up.
+    let expected: u64 = t.parts.iter().map(|p| p.rows).sum();
+    let have = target.table_rows(stage, &t.table)?.unwrap_or(0);
+    if have != expected {
+        target.discard_staging(name, stage, &t.table, id)?;
+        return Err(Error::Temporary(format!(
+            "table {name}: staging table {stage} holds {have} rows, the bundle has {expected}; ferry discarded \
+             it and its staged ledger rows, and {name} still holds its old rows"
+        )));
+    }
+    let result = target.publish(name, &t.table, ctx.same_engine, stage, id, &mut || {
+        pause_at("publish", n);
+        Ok(())
+    });
+    if let Err(e) = result {
+        if let Ok(mut g) = ctx.publish_failed.lock() {
+            *g = Some(name.to_string());
+        }
+        return Err(e);
+    }
+    ctx.published.fetch_add(1, Ordering::Relaxed);
+    ctx.progress.line(&format!(
+        "published {name}: {expected} rows replace its old rows"
+    ));
+    target.drop_staging(stage, &t.table)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn load_one(
     checked: &Checked,
@@ -514,10 +770,11 @@ fn load_one(
     name: &str,
     t: &CatalogTable,
     p: &crate::bundle::PartInfo,
-    same_engine: bool,
+    (same_engine, into): (bool, LoadInto<'_>),
     entry: &LedgerEntry,
     batch_rows: usize,
     bar: &indicatif::ProgressBar,
+    n: usize,
 ) -> Result<LoadOutcome> {
     let bundle_url = checked.bundle.url().to_string();
     let reader = checked.part_reader(&p.path)?;
@@ -545,21 +802,33 @@ fn load_one(
                 ),
             ));
         }
+        pause_at("part-sent", n);
         Ok(())
     };
     target.load_part(
         name,
         &t.table,
         same_engine,
+        into,
         entry,
         &mut counted,
         &mut before_commit,
     )
 }
 
-/// Adds the target's state to a load failure's message.
-fn with_state(e: Error, committed: usize, total: usize) -> Error {
-    let state = state_message(committed, total);
+/// Adds the target's state to a load failure's message (without saying twice that the
+/// failed part left nothing).
+fn with_state(e: Error, state: &str) -> Error {
+    let state = if e
+        .to_string()
+        .contains("nothing from this part was committed")
+    {
+        state
+            .strip_prefix("nothing from the failed part was committed; ")
+            .unwrap_or(state)
+    } else {
+        state
+    };
     match e {
         Error::InvalidBundle {
             bundle,
@@ -574,5 +843,53 @@ fn with_state(e: Error, committed: usize, total: usize) -> Error {
         Error::Temporary(m) => Error::Temporary(format!("{m}; {state}")),
         Error::Database(m) => Error::Database(format!("{m}; {state}")),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_names_are_deterministic_and_recognised() {
+        let id = "9b1f2c3d4e5f60718293a4b5c6d7e8f9";
+        let a = staging_name(id, "orders");
+        assert_eq!(a, staging_name(id, "orders"));
+        assert_ne!(a, staging_name(id, "Orders"));
+        assert!(a.starts_with("_ferry_9b1f2c3d_"), "{a}");
+        assert_eq!(a.len(), "_ferry_".len() + 8 + 1 + 8);
+        assert!(target::is_staging_name(&a));
+        assert!(!target::is_staging_name("_ferry_ledger"));
+        assert!(!target::is_staging_name("_ferry_9b1f2c3d_ABCDEF01"));
+        assert!(!target::is_staging_name("_ferry_9b1f2c3d_0123456"));
+        assert!(!target::is_staging_name("orders"));
+    }
+
+    #[test]
+    fn a_failure_message_says_what_the_target_holds() {
+        let mut st = FailureState {
+            committed: 4,
+            total: 12,
+            mode: Mode::Append,
+            published: 0,
+            tables: 3,
+            publish_failed: None,
+        };
+        assert_eq!(
+            st.message(),
+            "nothing from the failed part was committed; 4/12 parts of this bundle are committed (ledger); \
+             re-run the same command to resume"
+        );
+        st.mode = Mode::Replace;
+        st.published = 1;
+        st.publish_failed = Some("orders".into());
+        let m = st.message();
+        assert!(
+            m.starts_with("the publish of orders was rolled back")
+                && m.contains("4/12 parts")
+                && m.contains("1/3 tables published")
+                && m.ends_with("re-run the same command to resume"),
+            "{m}"
+        );
     }
 }

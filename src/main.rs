@@ -96,7 +96,7 @@ enum Command {
         /// same memory budget.
         #[arg(long)]
         batch_rows: Option<usize>,
-        /// Rows per Parquet row group (also capped at ~128 MiB): larger groups compress better
+        /// Rows per Parquet row group (also capped at 64 MiB, shared by all jobs): larger groups compress better
         /// and cost more memory. Default 1048576; with --jobs N, 3/8 of that per job, which
         /// keeps a parallel export near the single-stream memory budget.
         #[arg(long)]
@@ -134,7 +134,9 @@ enum Command {
         target: String,
         #[command(flatten)]
         keys: KeyArgs,
-        /// create (default): new or empty tables only; append: add rows. replace/upsert: later versions.
+        /// create (default): new or empty tables only; append: add rows; replace: load into a
+        /// staging table, then swap all rows in one transaction (readers see old or new, never
+        /// a mix); upsert: insert or update by primary key (tables without one are refused).
         #[arg(long, value_enum, default_value_t = Mode::Create)]
         mode: Mode,
         /// Load only this table of the bundle (repeatable).

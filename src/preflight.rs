@@ -39,12 +39,26 @@ pub struct Rules<'a> {
     pub refuses: &'a dyn Fn(&ColumnType) -> Option<&'static str>,
 }
 
-/// The longest identifier an engine keeps, and how it counts: PostgreSQL truncates names
-/// past 63 bytes (two long names then collide), MySQL refuses names past 64 characters.
-fn identifier_limit(engine: &str) -> Option<(usize, &'static str, fn(&str) -> usize)> {
+/// How an engine limits identifiers: PostgreSQL truncates names past 63 bytes (two long
+/// names then collide), MySQL refuses names past 64 characters.
+struct IdentifierLimit {
+    max: usize,
+    unit: &'static str,
+    measure: fn(&str) -> usize,
+}
+
+fn identifier_limit(engine: &str) -> Option<IdentifierLimit> {
     match engine {
-        "postgres" => Some((63, "bytes", str::len)),
-        "mysql" => Some((64, "characters", |s: &str| s.chars().count())),
+        "postgres" => Some(IdentifierLimit {
+            max: 63,
+            unit: "bytes",
+            measure: str::len,
+        }),
+        "mysql" => Some(IdentifierLimit {
+            max: 64,
+            unit: "characters",
+            measure: |s: &str| s.chars().count(),
+        }),
         _ => None,
     }
 }
@@ -80,7 +94,12 @@ pub fn findings(rules: &Rules<'_>, tables: &[Planned<'_>]) -> Vec<String> {
                 ));
             }
         }
-        if let Some((limit, unit, measure)) = identifier_limit(rules.engine) {
+        if let Some(IdentifierLimit {
+            max: limit,
+            unit,
+            measure,
+        }) = identifier_limit(rules.engine)
+        {
             if measure(name) > limit {
                 out.push(format!(
                     "table name {name:?} is longer than {}'s {limit} {unit}; choose a shorter one with \

@@ -34,6 +34,35 @@ pub struct LedgerState {
     pub manifest_sha256: Vec<String>,
     /// When the first part was loaded, for "already imported" messages.
     pub first_loaded_at: Option<String>,
+    /// Parts loaded into a replace's staging table and not yet published (ledger mode
+    /// `replace-staged`): a re-run reuses the staging table and publishes.
+    pub staged: Vec<String>,
+}
+
+/// Ledger mode of a part loaded into a replace's staging table.
+pub const STAGED: &str = "replace-staged";
+/// Ledger mode of a replace's parts once the publish transaction committed.
+pub const PUBLISHED: &str = "published";
+
+/// Where a part's rows go, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadInto<'a> {
+    /// Plain inserts into the target table (`create`, `append`).
+    Table,
+    /// Insert, or update the row with the same primary key (`upsert`).
+    Upsert,
+    /// Into this staging table (same columns as the target, in its schema), published
+    /// later in one transaction (`replace`).
+    Staging(&'a str),
+}
+
+/// Whether a table name has the shape of a replace's staging table, `_ferry_<8 hex>_<8 hex>`.
+pub fn is_staging_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("_ferry_") else {
+        return false;
+    };
+    let hex = |s: &str| s.len() == 8 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    matches!(rest.split_once('_'), Some((a, b)) if hex(a) && hex(b))
 }
 
 /// How a part load ended.
@@ -78,20 +107,61 @@ pub trait Target: Send {
     /// Rows in a table, `None` when it does not exist.
     fn table_rows(&mut self, name: &str, table: &TableDef) -> Result<Option<u64>>;
 
+    /// The primary key columns of an existing table (empty when it has none), `None` when
+    /// the table does not exist. Upsert's pre-flight compares them with the bundle's key.
+    fn primary_key(&mut self, name: &str, table: &TableDef) -> Result<Option<Vec<String>>>;
+
     /// Loads one part in one transaction with its ledger row; the ledger and the table are
     /// created inside that transaction when missing (`same_engine` recreates declared
     /// types), so a failed first part leaves nothing behind. `before_commit` runs last,
     /// after every row is in: it authenticates the rest of the part, and its error rolls back.
+    /// `into` says where the rows go: the table itself, an upsert by primary key, or a
+    /// replace's staging table (created from the catalog when missing).
     #[allow(clippy::too_many_arguments)]
     fn load_part(
         &mut self,
         name: &str,
         table: &TableDef,
         same_engine: bool,
+        into: LoadInto<'_>,
         ledger: &LedgerEntry,
         batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
         before_commit: &mut dyn FnMut(u64) -> Result<()>,
     ) -> Result<LoadOutcome>;
+
+    /// Replace mode, once every part of a table is staged: in one transaction, create the
+    /// table when missing, take its write lock, delete its rows, copy the staging table's
+    /// rows in and mark the table's `replace-staged` ledger rows of this bundle `published`;
+    /// `before_commit` runs just before COMMIT. Readers see the old rows until the commit
+    /// and the new ones after. The staging table is dropped after the commit.
+    #[allow(clippy::too_many_arguments)]
+    fn publish(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        same_engine: bool,
+        staging: &str,
+        bundle_id: &str,
+        before_commit: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<()>;
+
+    /// Names of the replace staging tables (`_ferry_<8 hex>_<8 hex>`) in the schemas these
+    /// tables load into.
+    fn staging_tables(&mut self, tables: &[(String, &TableDef)]) -> Result<Vec<String>>;
+
+    /// Drops a staging table (in `table`'s target schema) if it exists.
+    fn drop_staging(&mut self, staging: &str, table: &TableDef) -> Result<()>;
+
+    /// Forgets a staging table whose contents cannot be trusted: in one transaction where
+    /// the engine allows, deletes the table's `replace-staged` ledger rows of this bundle and
+    /// drops the staging table, so a re-run loads the table again.
+    fn discard_staging(
+        &mut self,
+        name: &str,
+        staging: &str,
+        table: &TableDef,
+        bundle_id: &str,
+    ) -> Result<()>;
 
     /// The highest sequence imported from `source_id`, and the bundle that carried it.
     fn last_sequence(&mut self, source_id: &str) -> Result<Option<(u64, String)>>;

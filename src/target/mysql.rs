@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use sqlx::mysql::{MySqlArguments, MySqlConnection};
 use sqlx::{Arguments, AssertSqlSafe};
 
-use super::{LedgerEntry, LedgerState, LoadOutcome, Target};
+use super::{LedgerEntry, LedgerState, LoadInto, LoadOutcome, PUBLISHED, STAGED, Target};
 use crate::source::mysql::{
     connect, exec, is_temporary, literal, my_err, query_texts, quote, redact, server_version,
 };
@@ -294,10 +294,16 @@ impl MyTarget {
         table: &TableDef,
         batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
         part: &str,
+        upsert: bool,
     ) -> Result<u64> {
         let ncols = table.columns.len().max(1);
         let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
         let head = format!("INSERT INTO {} ({}) VALUES ", quote(name), cols.join(", "));
+        let tail = if upsert {
+            upsert_clause(table)
+        } else {
+            String::new()
+        };
         let tuple = format!("({})", vec!["?"; ncols].join(","));
         let max_rows = (MAX_PLACEHOLDERS / ncols).max(1);
         let mut args = MySqlArguments::default();
@@ -348,7 +354,7 @@ impl MyTarget {
                 in_stmt += 1;
                 done += 1;
                 if in_stmt >= max_rows || bytes >= self.statement_bytes {
-                    let sql = statement(&head, &tuple, in_stmt);
+                    let sql = statement(&head, &tuple, in_stmt) + &tail;
                     self.send(sql, std::mem::take(&mut args), name, part, first)?;
                     first = done + 1;
                     (in_stmt, bytes) = (0, 0);
@@ -356,7 +362,7 @@ impl MyTarget {
             }
         }
         if in_stmt > 0 {
-            let sql = statement(&head, &tuple, in_stmt);
+            let sql = statement(&head, &tuple, in_stmt) + &tail;
             self.send(sql, args, name, part, first)?;
         }
         Ok(done)
@@ -377,6 +383,23 @@ impl MyTarget {
             .map(|_| ())
             .map_err(|e| refused(name, part, first_row, e))
     }
+}
+
+/// ` ON DUPLICATE KEY UPDATE c = VALUES(c), …` for the columns outside the primary key
+/// (the first key column assigned to itself when every column is in the key).
+fn upsert_clause(table: &TableDef) -> String {
+    let mut set: Vec<String> = table
+        .columns
+        .iter()
+        .filter(|c| !table.primary_key.contains(&c.name))
+        .map(|c| format!("{0} = VALUES({0})", quote(&c.name)))
+        .collect();
+    if set.is_empty()
+        && let Some(k) = table.primary_key.first()
+    {
+        set.push(format!("{0} = {0}", quote(k)));
+    }
+    format!(" ON DUPLICATE KEY UPDATE {}", set.join(", "))
 }
 
 fn statement(head: &str, tuple: &str, rows: usize) -> String {
@@ -719,7 +742,7 @@ impl Target for MyTarget {
             "reading the ledger",
             &format!(
                 "SELECT CAST(part_path AS CHAR), CAST(target_table AS CHAR), CAST(manifest_sha256 AS CHAR), \
-                        CAST(loaded_at AS CHAR) FROM {} WHERE bundle_id = ? ORDER BY loaded_at",
+                        CAST(loaded_at AS CHAR), CAST(mode AS CHAR) FROM {} WHERE bundle_id = ? ORDER BY loaded_at",
                 quote(LEDGER)
             ),
             &[bundle_id],
@@ -727,6 +750,9 @@ impl Target for MyTarget {
         let mut state = LedgerState::default();
         for r in rows {
             let g = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+            if g(4) == STAGED {
+                state.staged.push(g(0));
+            }
             state.parts.push((g(0), g(1)));
             let m = g(2);
             if !state.manifest_sha256.contains(&m) {
@@ -753,18 +779,41 @@ impl Target for MyTarget {
             .and_then(|s| s.parse().ok()))
     }
 
+    fn primary_key(&mut self, name: &str, _table: &TableDef) -> Result<Option<Vec<String>>> {
+        if !self.exists(name)? {
+            return Ok(None);
+        }
+        let db = self.database.clone();
+        let rows = self.texts(
+            "reading a primary key",
+            "SELECT CAST(COLUMN_NAME AS CHAR) FROM information_schema.KEY_COLUMN_USAGE \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
+            &[&db, name],
+        )?;
+        Ok(Some(
+            rows.into_iter()
+                .filter_map(|r| r.into_iter().next().flatten())
+                .collect(),
+        ))
+    }
+
     fn load_part(
         &mut self,
         name: &str,
         table: &TableDef,
         same_engine: bool,
+        into: LoadInto<'_>,
         ledger: &LedgerEntry,
         batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
         before_commit: &mut dyn FnMut(u64) -> Result<()>,
     ) -> Result<LoadOutcome> {
+        let dest = match into {
+            LoadInto::Staging(s) => s,
+            LoadInto::Table | LoadInto::Upsert => name,
+        };
         // DDL commits implicitly in MySQL: ledger and table are made before the transaction.
         self.ensure_ledger()?;
-        self.create_table(name, table, same_engine)?;
+        self.create_table(dest, table, same_engine)?;
         self.exec("START TRANSACTION")?;
         let result = (|| -> Result<LoadOutcome> {
             // The ledger row goes first: a concurrent loader of the same part waits on its
@@ -798,7 +847,13 @@ impl Target for MyTarget {
                 }
                 Err(e) => return Err(my_err("writing the ledger", e)),
             }
-            let rows = self.insert_rows(name, table, batches, &ledger.part_path)?;
+            let rows = self.insert_rows(
+                dest,
+                table,
+                batches,
+                &ledger.part_path,
+                into == LoadInto::Upsert,
+            )?;
             before_commit(rows)?;
             runtime()
                 .block_on(
@@ -824,6 +879,101 @@ impl Target for MyTarget {
                 other
             }
         }
+    }
+
+    fn publish(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        same_engine: bool,
+        staging: &str,
+        bundle_id: &str,
+        before_commit: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<()> {
+        // DDL commits implicitly: a missing table is made (empty) before the transaction.
+        self.create_table(name, table, same_engine)?;
+        self.exec("START TRANSACTION")?;
+        let result = (|| -> Result<()> {
+            let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
+            let cols = cols.join(", ");
+            // One InnoDB transaction: readers keep seeing the old rows until COMMIT.
+            self.exec(&format!("DELETE FROM {}", quote(name)))?;
+            runtime()
+                .block_on(
+                    sqlx::raw_sql(AssertSqlSafe(format!(
+                        "INSERT INTO {} ({cols}) SELECT {cols} FROM {}",
+                        quote(name),
+                        quote(staging)
+                    )))
+                    .execute(&mut self.conn),
+                )
+                .map_err(|e| refused(name, &format!("publish from {staging}"), 1, e))?;
+            runtime()
+                .block_on(
+                    sqlx::query(AssertSqlSafe(format!(
+                        "UPDATE {} SET mode = ? WHERE bundle_id = ? AND target_table = ? AND mode = ?",
+                        quote(LEDGER)
+                    )))
+                    .bind(PUBLISHED)
+                    .bind(bundle_id)
+                    .bind(name)
+                    .bind(STAGED)
+                    .execute(&mut self.conn),
+                )
+                .map_err(|e| my_err("writing the ledger", e))?;
+            before_commit()
+        })();
+        match result {
+            Ok(()) => self.exec("COMMIT"),
+            Err(e) => {
+                let _ = self.exec("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    fn staging_tables(&mut self, _tables: &[(String, &TableDef)]) -> Result<Vec<String>> {
+        let db = self.database.clone();
+        let rows = self.texts(
+            "listing staging tables",
+            "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = ? AND LEFT(TABLE_NAME, 7) = '_ferry_' ORDER BY 1",
+            &[&db],
+        )?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .filter(|n| super::is_staging_name(n))
+            .collect())
+    }
+
+    fn drop_staging(&mut self, staging: &str, _table: &TableDef) -> Result<()> {
+        self.exec(&format!("DROP TABLE IF EXISTS {}", quote(staging)))
+    }
+
+    fn discard_staging(
+        &mut self,
+        name: &str,
+        staging: &str,
+        _table: &TableDef,
+        bundle_id: &str,
+    ) -> Result<()> {
+        // DDL commits implicitly, so two steps; a crash between them leaves staged ledger
+        // rows without their table, which the next run's recount finds and discards again.
+        self.exec(&format!("DROP TABLE IF EXISTS {}", quote(staging)))?;
+        runtime()
+            .block_on(
+                sqlx::query(AssertSqlSafe(format!(
+                    "DELETE FROM {} WHERE bundle_id = ? AND target_table = ? AND mode = ?",
+                    quote(LEDGER)
+                )))
+                .bind(bundle_id)
+                .bind(name)
+                .bind(STAGED)
+                .execute(&mut self.conn),
+            )
+            .map(|_| ())
+            .map_err(|e| my_err("writing the ledger", e))
     }
 
     fn last_sequence(&mut self, source_id: &str) -> Result<Option<(u64, String)>> {

@@ -10,7 +10,7 @@ use regex::Regex;
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{LedgerEntry, LedgerState, LoadOutcome, Target};
+use super::{LedgerEntry, LedgerState, LoadInto, LoadOutcome, PUBLISHED, STAGED, Target};
 use crate::pgcopy::{CopyEncoder, Wire};
 use crate::source::postgres::{
     PgColumn, columns_of, connect, map_column, pg_err, qualified, quote,
@@ -232,7 +232,15 @@ impl PgTarget {
         Ok(())
     }
 
-    fn create_table(&mut self, name: &str, table: &TableDef, same_engine: bool) -> Result<()> {
+    /// Creates a table from the catalog when missing. A `staging` table (a replace's) is
+    /// one plain table even when the source was partitioned.
+    fn create_table(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        same_engine: bool,
+        staging: bool,
+    ) -> Result<()> {
         let q = self.table(name, table);
         if self.exists(&q)? {
             return Ok(());
@@ -269,7 +277,10 @@ impl PgTarget {
             defs.push(d);
         }
         let unsafe_sql = |x: &str| x.contains(';') || x.contains("--") || x.contains("/*");
-        let parts = table.partitioning.as_ref().filter(|_| same_engine);
+        let parts = table
+            .partitioning
+            .as_ref()
+            .filter(|_| same_engine && !staging);
         if let Some(p) = parts
             && (unsafe_sql(&p.key) || p.partitions.iter().any(|x| unsafe_sql(&x.bound)))
         {
@@ -309,13 +320,79 @@ impl PgTarget {
         u32::try_from(oid).map_err(|_| Error::Database(format!("odd OID for {q}")))
     }
 
-    /// Copies one part's batches in; returns the row count the server reports.
+    /// Adds the catalog's primary key to a table that has none yet.
+    fn ensure_pk(&mut self, q: &str, table: &TableDef) -> Result<()> {
+        if table.primary_key.is_empty() {
+            return Ok(());
+        }
+        let has_pk: bool = runtime()
+            .block_on(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = $1::regclass AND indisprimary)").bind(q).fetch_one(&mut self.conn))
+            .map_err(|e| pg_err("looking up the primary key", e))?;
+        if !has_pk {
+            let cols: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
+            self.exec(&format!(
+                "ALTER TABLE {q} ADD PRIMARY KEY ({})",
+                cols.join(", ")
+            ))?;
+        }
+        Ok(())
+    }
+
+    /// Upsert: the part goes by COPY into a temporary table dropped at commit, then
+    /// `INSERT … SELECT … ON CONFLICT (pk) DO UPDATE` into the table.
+    fn upsert_in(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+        part: &str,
+    ) -> Result<u64> {
+        let q = self.table(name, table);
+        // ON CONFLICT needs the key: a table ferry just made gets it now, not after the data.
+        self.ensure_pk(&q, table)?;
+        let tmp = quote(&format!(
+            "_ferry_upsert_{}",
+            &crate::bundle::layout::new_bundle_id()[..12]
+        ));
+        let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
+        let cols = cols.join(", ");
+        self.exec(&format!(
+            "CREATE TEMP TABLE {tmp} ON COMMIT DROP AS SELECT {cols} FROM {q} WITH NO DATA"
+        ))?;
+        let rows = self.copy_in(name, table, batches, part, Some(&tmp))?;
+        let pk: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
+        let set: Vec<String> = table
+            .columns
+            .iter()
+            .filter(|c| !table.primary_key.contains(&c.name))
+            .map(|c| format!("{0} = EXCLUDED.{0}", quote(&c.name)))
+            .collect();
+        let action = if set.is_empty() {
+            "DO NOTHING".to_string()
+        } else {
+            format!("DO UPDATE SET {}", set.join(", "))
+        };
+        runtime()
+            .block_on(
+                sqlx::raw_sql(AssertSqlSafe(format!(
+                    "INSERT INTO {q} ({cols}) SELECT {cols} FROM {tmp} ON CONFLICT ({}) {action}",
+                    pk.join(", ")
+                )))
+                .execute(&mut self.conn),
+            )
+            .map_err(|e| rejected(&q, part, e))?;
+        Ok(rows)
+    }
+
+    /// Copies one part's batches in (into `dest` when given, a table with the same columns
+    /// as `name`); returns the row count the server reports.
     fn copy_in(
         &mut self,
         name: &str,
         table: &TableDef,
         batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
         part: &str,
+        dest: Option<&str>,
     ) -> Result<u64> {
         let q = self.table(name, table);
         let oid = self.oid(&q)?;
@@ -370,7 +447,7 @@ impl PgTarget {
             ))?;
             stage
         } else {
-            q.clone()
+            dest.unwrap_or(&q).to_string()
         };
         let data_err = |e: crate::pgcopy::CodecError| {
             let col = e
@@ -448,7 +525,8 @@ impl PgTarget {
                 })
                 .collect();
             self.exec(&format!(
-                "INSERT INTO {q} ({}) SELECT {} FROM {copy_target}",
+                "INSERT INTO {} ({}) SELECT {} FROM {copy_target}",
+                dest.unwrap_or(&q),
                 cols.join(", "),
                 sel.join(", ")
             ))?;
@@ -560,8 +638,8 @@ impl Target for PgTarget {
         let rows = runtime()
             .block_on(
                 sqlx::query(AssertSqlSafe(format!(
-                    "SELECT part_path::text, target_table::text, manifest_sha256::text, loaded_at::text FROM {l} \
-                     WHERE bundle_id = $1 ORDER BY loaded_at"
+                    "SELECT part_path::text, target_table::text, manifest_sha256::text, loaded_at::text, mode::text \
+                     FROM {l} WHERE bundle_id = $1 ORDER BY loaded_at"
                 )))
                 .bind(bundle_id)
                 .fetch_all(&mut self.conn),
@@ -575,6 +653,10 @@ impl Target for PgTarget {
                 r.try_get(2).map_err(|e| pg_err("reading the ledger", e))?,
                 r.try_get(3).map_err(|e| pg_err("reading the ledger", e))?,
             );
+            let mode: String = r.try_get(4).map_err(|e| pg_err("reading the ledger", e))?;
+            if mode == STAGED {
+                state.staged.push(p.clone());
+            }
             state.parts.push((p, t));
             if !state.manifest_sha256.contains(&m) {
                 state.manifest_sha256.push(m);
@@ -598,11 +680,32 @@ impl Target for PgTarget {
         Ok(u64::try_from(n).ok())
     }
 
+    fn primary_key(&mut self, name: &str, table: &TableDef) -> Result<Option<Vec<String>>> {
+        let q = self.table(name, table);
+        if !self.exists(&q)? {
+            return Ok(None);
+        }
+        let cols: Vec<String> = runtime()
+            .block_on(
+                sqlx::query_scalar(
+                    "SELECT a.attname::text FROM pg_index i \
+                     JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, n) ON true \
+                     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+                     WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY k.n",
+                )
+                .bind(&q)
+                .fetch_all(&mut self.conn),
+            )
+            .map_err(|e| pg_err(&format!("reading the primary key of {q}"), e))?;
+        Ok(Some(cols))
+    }
+
     fn load_part(
         &mut self,
         name: &str,
         table: &TableDef,
         same_engine: bool,
+        into: LoadInto<'_>,
         ledger: &LedgerEntry,
         batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
         before_commit: &mut dyn FnMut(u64) -> Result<()>,
@@ -632,8 +735,20 @@ impl Target for PgTarget {
             if had.is_some() {
                 return Ok(LoadOutcome::AlreadyLoaded);
             }
-            self.create_table(name, table, same_engine)?;
-            let rows = self.copy_in(name, table, batches, &ledger.part_path)?;
+            let rows = match into {
+                LoadInto::Table => {
+                    self.create_table(name, table, same_engine, false)?;
+                    self.copy_in(name, table, batches, &ledger.part_path, None)?
+                }
+                LoadInto::Upsert => {
+                    self.create_table(name, table, same_engine, false)?;
+                    self.upsert_in(name, table, batches, &ledger.part_path)?
+                }
+                LoadInto::Staging(stage) => {
+                    self.create_table(stage, table, same_engine, true)?;
+                    self.copy_in(stage, table, batches, &ledger.part_path, None)?
+                }
+            };
             before_commit(rows)?;
             runtime()
                 .block_on(
@@ -684,20 +799,124 @@ impl Target for PgTarget {
         Ok(row.map(|(s, b)| (u64::try_from(s).unwrap_or(0), b)))
     }
 
-    fn finish_table(&mut self, name: &str, table: &TableDef) -> Result<()> {
+    fn publish(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        same_engine: bool,
+        staging: &str,
+        bundle_id: &str,
+        before_commit: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<()> {
         let q = self.table(name, table);
-        if !table.primary_key.is_empty() {
-            let has_pk: bool = runtime()
-                .block_on(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = $1::regclass AND indisprimary)").bind(&q).fetch_one(&mut self.conn))
-                .map_err(|e| pg_err("looking up the primary key", e))?;
-            if !has_pk {
-                let cols: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
-                self.exec(&format!(
-                    "ALTER TABLE {q} ADD PRIMARY KEY ({})",
-                    cols.join(", ")
-                ))?;
+        let stage = self.table(staging, table);
+        self.exec("BEGIN")?;
+        let result = (|| -> Result<()> {
+            // DDL is transactional: a table made here appears with its rows or not at all.
+            self.create_table(name, table, same_engine, false)?;
+            // Readers keep the old rows (they wait on this lock) until COMMIT.
+            self.exec(&format!("LOCK TABLE {q} IN ACCESS EXCLUSIVE MODE"))?;
+            let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
+            let cols = cols.join(", ");
+            // DELETE, not TRUNCATE: MVCC-safe for older snapshots and allowed under FKs.
+            runtime()
+                .block_on(
+                    sqlx::raw_sql(AssertSqlSafe(format!(
+                        "DELETE FROM {q}; INSERT INTO {q} ({cols}) SELECT {cols} FROM {stage}"
+                    )))
+                    .execute(&mut self.conn),
+                )
+                .map_err(|e| rejected(&q, &format!("publish from {stage}"), e))?;
+            let l = self.ledger();
+            runtime()
+                .block_on(
+                    sqlx::query(AssertSqlSafe(format!(
+                        "UPDATE {l} SET mode = $1 WHERE bundle_id = $2 AND target_table = $3 AND mode = $4"
+                    )))
+                    .bind(PUBLISHED)
+                    .bind(bundle_id)
+                    .bind(name)
+                    .bind(STAGED)
+                    .execute(&mut self.conn),
+                )
+                .map_err(|e| pg_err("writing the ledger", e))?;
+            before_commit()
+        })();
+        match result {
+            Ok(()) => self.exec("COMMIT"),
+            Err(e) => {
+                let _ = self.exec("ROLLBACK");
+                Err(e)
             }
         }
+    }
+
+    fn staging_tables(&mut self, tables: &[(String, &TableDef)]) -> Result<Vec<String>> {
+        let mut schemas: Vec<String> = tables
+            .iter()
+            .map(|(_, t)| self.schema_for(t).to_string())
+            .collect();
+        schemas.push(self.ledger_schema().to_string());
+        schemas.sort();
+        schemas.dedup();
+        let names: Vec<String> = runtime()
+            .block_on(
+                sqlx::query_scalar(
+                    "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = ANY($1) AND c.relkind IN ('r', 'p') AND c.relname LIKE '\\_ferry\\_%' \
+                     ORDER BY 1",
+                )
+                .bind(&schemas)
+                .fetch_all(&mut self.conn),
+            )
+            .map_err(|e| pg_err("listing staging tables", e))?;
+        Ok(names
+            .into_iter()
+            .filter(|n| super::is_staging_name(n))
+            .collect())
+    }
+
+    fn drop_staging(&mut self, staging: &str, table: &TableDef) -> Result<()> {
+        let stage = self.table(staging, table);
+        self.exec(&format!("DROP TABLE IF EXISTS {stage}"))
+    }
+
+    fn discard_staging(
+        &mut self,
+        name: &str,
+        staging: &str,
+        table: &TableDef,
+        bundle_id: &str,
+    ) -> Result<()> {
+        let stage = self.table(staging, table);
+        let l = self.ledger();
+        self.exec("BEGIN")?;
+        let result = (|| -> Result<()> {
+            runtime()
+                .block_on(
+                    sqlx::query(AssertSqlSafe(format!(
+                        "DELETE FROM {l} WHERE bundle_id = $1 AND target_table = $2 AND mode = $3"
+                    )))
+                    .bind(bundle_id)
+                    .bind(name)
+                    .bind(STAGED)
+                    .execute(&mut self.conn),
+                )
+                .map_err(|e| pg_err("writing the ledger", e))?;
+            self.exec(&format!("DROP TABLE IF EXISTS {stage}"))
+        })();
+        match result {
+            Ok(()) => self.exec("COMMIT"),
+            Err(e) => {
+                let _ = self.exec("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    fn finish_table(&mut self, name: &str, table: &TableDef) -> Result<()> {
+        let q = self.table(name, table);
+        self.ensure_pk(&q, table)?;
         for idx in &table.indexes {
             let iname = if name == table.name {
                 idx.name.clone()

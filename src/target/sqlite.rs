@@ -14,7 +14,7 @@ use regex::Regex;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{LedgerEntry, LedgerState, LoadOutcome, Target};
+use super::{LedgerEntry, LedgerState, LoadInto, LoadOutcome, PUBLISHED, STAGED, Target};
 use crate::source::sqlite::{db_err, path_of, quote};
 use crate::types::{ColumnType, TableDef, text};
 use crate::{Error, Result};
@@ -23,6 +23,11 @@ pub const LEDGER: &str = "_ferry_ledger";
 
 pub struct SqliteTarget {
     conn: Connection,
+    /// The database file (`:memory:` for none).
+    path: String,
+    /// The run lock: an exclusive lock on `<database>.ferry-lock`, held until the process
+    /// ends (the kernel releases it when a killed importer dies, so it is never stale).
+    run_lock: Option<std::fs::File>,
 }
 
 /// Declared types ferry will write into DDL: a type name with an optional (p[,s]).
@@ -83,10 +88,17 @@ impl SqliteTarget {
             .map_err(|e| db_err(&format!("cannot open or create {path}"), e))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|e| db_err("busy_timeout", e))?;
+        // One import at a time: a second one fails at once, naming the first, instead of
+        // waiting on SQLite's write lock.
+        let run_lock = take_run_lock(&path)?;
         // Fail now, before any verification work, if the file is not a writable database.
         conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
             .map_err(|e| db_err(&format!("{path} is not a writable SQLite database"), e))?;
-        Ok(SqliteTarget { conn })
+        Ok(SqliteTarget {
+            conn,
+            path,
+            run_lock,
+        })
     }
 
     fn ensure_ledger(&self) -> Result<()> {
@@ -173,15 +185,19 @@ impl SqliteTarget {
         table: &TableDef,
         batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
         part: &str,
+        upsert: bool,
     ) -> Result<u64> {
         let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
         let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
-        let sql = format!(
+        let mut sql = format!(
             "INSERT INTO {} ({}) VALUES ({})",
             quote(name),
             cols.join(", "),
             marks.join(", ")
         );
+        if upsert {
+            sql.push_str(&upsert_clause(table));
+        }
         let mut stmt = self
             .conn
             .prepare_cached(&sql)
@@ -242,6 +258,27 @@ impl SqliteTarget {
             done += batch.num_rows() as u64;
         }
         Ok(done)
+    }
+}
+
+/// `ON CONFLICT (pk) DO UPDATE SET c = excluded.c, …` (DO NOTHING when every column is
+/// in the key).
+fn upsert_clause(table: &TableDef) -> String {
+    let pk: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
+    let set: Vec<String> = table
+        .columns
+        .iter()
+        .filter(|c| !table.primary_key.contains(&c.name))
+        .map(|c| format!("{0} = excluded.{0}", quote(&c.name)))
+        .collect();
+    if set.is_empty() {
+        format!(" ON CONFLICT ({}) DO NOTHING", pk.join(", "))
+    } else {
+        format!(
+            " ON CONFLICT ({}) DO UPDATE SET {}",
+            pk.join(", "),
+            set.join(", ")
+        )
     }
 }
 
@@ -375,6 +412,67 @@ fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
     }))
 }
 
+/// Takes the run lock of a database: an exclusive lock on `<database>.ferry-lock`, held by
+/// the returned file until the process ends (the kernel drops it when a killed importer
+/// dies, so it is never stale). The file names the holder (pid, host, start time).
+fn take_run_lock(path: &str) -> Result<Option<std::fs::File>> {
+    if path == ":memory:" || path.starts_with("file::memory:") {
+        return Ok(None);
+    }
+    let lock_path = format!("{path}.ferry-lock");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| Error::io(format!("opening the import lock file {lock_path}"), e))?;
+    match f.try_lock() {
+        Ok(()) => {
+            write_holder(&mut f, path, None)?;
+            Ok(Some(f))
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut who = String::new();
+            let _ = std::io::Read::read_to_string(&mut f, &mut who);
+            let who = if who.trim().is_empty() {
+                "holder unknown".to_string()
+            } else {
+                who.trim().to_string()
+            };
+            Err(Error::Temporary(format!(
+                "another import into {path} is running ({who}; lock file {lock_path}); \
+                 nothing was written: run again when it has finished"
+            )))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(
+            format!("locking the import lock file {lock_path}"),
+            e,
+        )),
+    }
+}
+
+/// Writes who holds the run lock into the lock file.
+fn write_holder(f: &mut std::fs::File, path: &str, bundle_id: Option<&str>) -> Result<()> {
+    use std::io::{Seek, Write};
+    let host = hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown host".into());
+    let mut who = format!(
+        "pid {} on host {host}, since {}",
+        std::process::id(),
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    if let Some(b) = bundle_id {
+        who.push_str(&format!(", bundle {b}"));
+    }
+    f.set_len(0)
+        .and_then(|()| f.rewind())
+        .and_then(|()| f.write_all(who.as_bytes()))
+        .and_then(|()| f.flush())
+        .map_err(|e| Error::io(format!("writing the import lock file of {path}"), e))
+}
+
 impl Target for SqliteTarget {
     fn engine(&self) -> &'static str {
         "sqlite"
@@ -399,16 +497,19 @@ impl Target for SqliteTarget {
         }
         let mut stmt = self
             .conn
-            .prepare(&format!("SELECT part_path, target_table, manifest_sha256, loaded_at FROM {LEDGER} WHERE bundle_id = ?1 ORDER BY loaded_at"))
+            .prepare(&format!("SELECT part_path, target_table, manifest_sha256, loaded_at, mode FROM {LEDGER} WHERE bundle_id = ?1 ORDER BY loaded_at"))
             .map_err(|e| db_err("reading the ledger", e))?;
-        let rows: Vec<(String, String, String, String)> = stmt
+        let rows: Vec<(String, String, String, String, String)> = stmt
             .query_map([bundle_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })
             .and_then(|r| r.collect())
             .map_err(|e| db_err("reading the ledger", e))?;
         let mut state = LedgerState::default();
-        for (p, t, m, at) in rows {
+        for (p, t, m, at, mode) in rows {
+            if mode == STAGED {
+                state.staged.push(p.clone());
+            }
             state.parts.push((p, t));
             if !state.manifest_sha256.contains(&m) {
                 state.manifest_sha256.push(m);
@@ -441,22 +542,44 @@ impl Target for SqliteTarget {
         Ok(u64::try_from(n).ok())
     }
 
+    fn primary_key(&mut self, name: &str, table: &TableDef) -> Result<Option<Vec<String>>> {
+        if self.table_rows(name, table)?.is_none() {
+            return Ok(None);
+        }
+        let mut stmt = self
+            .conn
+            .prepare(&format!("PRAGMA table_info({})", quote(name)))
+            .map_err(|e| db_err(&format!("reading the columns of {name}"), e))?;
+        let mut cols: Vec<(i64, String)> = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(5)?, r.get::<_, String>(1)?)))
+            .and_then(|r| r.collect())
+            .map_err(|e| db_err(&format!("reading the columns of {name}"), e))?;
+        cols.retain(|(k, _)| *k > 0);
+        cols.sort();
+        Ok(Some(cols.into_iter().map(|(_, c)| c).collect()))
+    }
+
     fn load_part(
         &mut self,
         name: &str,
         table: &TableDef,
         same_engine: bool,
+        into: LoadInto<'_>,
         ledger: &LedgerEntry,
         batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
         before_commit: &mut dyn FnMut(u64) -> Result<()>,
     ) -> Result<LoadOutcome> {
+        let dest = match into {
+            LoadInto::Staging(s) => s,
+            LoadInto::Table | LoadInto::Upsert => name,
+        };
         self.conn
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(|e| db_err("starting a transaction", e))?;
         let result = (|| -> Result<LoadOutcome> {
             // DDL is transactional in SQLite: a part that fails leaves no table behind.
             self.ensure_ledger()?;
-            self.create_table(name, table, same_engine)?;
+            self.create_table(dest, table, same_engine)?;
             let had = self
                 .conn
                 .query_row(
@@ -469,7 +592,13 @@ impl Target for SqliteTarget {
             if had.is_some() {
                 return Ok(LoadOutcome::AlreadyLoaded);
             }
-            let rows = self.insert_rows(name, table, batches, &ledger.part_path)?;
+            let rows = self.insert_rows(
+                dest,
+                table,
+                batches,
+                &ledger.part_path,
+                into == LoadInto::Upsert,
+            )?;
             before_commit(rows)?;
             self.conn
                 .execute(
@@ -502,6 +631,132 @@ impl Target for SqliteTarget {
             other => {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 other
+            }
+        }
+    }
+
+    fn lock_run(&mut self, bundle_id: &str) -> Result<()> {
+        // The lock itself is taken in `open`; now the holder's line names the bundle too.
+        if let Some(f) = self.run_lock.as_mut() {
+            write_holder(f, &self.path, Some(bundle_id))?;
+        }
+        Ok(())
+    }
+
+    fn publish(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        same_engine: bool,
+        staging: &str,
+        bundle_id: &str,
+        before_commit: &mut dyn FnMut() -> Result<()>,
+    ) -> Result<()> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| db_err("starting the publish transaction", e))?;
+        let result = (|| -> Result<()> {
+            self.create_table(name, table, same_engine)?;
+            let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
+            let cols = cols.join(", ");
+            self.conn
+                .execute(&format!("DELETE FROM {}", quote(name)), [])
+                .map_err(|e| db_err(&format!("publishing {name}: deleting the old rows"), e))?;
+            self.conn
+                .execute(
+                    &format!(
+                        "INSERT INTO {} ({cols}) SELECT {cols} FROM {}",
+                        quote(name),
+                        quote(staging)
+                    ),
+                    [],
+                )
+                .map_err(|e| match e {
+                    rusqlite::Error::SqliteFailure(f, _)
+                        if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        Error::Data(format!(
+                            "publishing {name}: the target refused a row: {e}; nothing was published"
+                        ))
+                    }
+                    other => db_err(&format!("publishing {name}"), other),
+                })?;
+            self.conn
+                .execute(
+                    &format!(
+                        "UPDATE {LEDGER} SET mode = ?1 WHERE bundle_id = ?2 AND target_table = ?3 AND mode = ?4"
+                    ),
+                    params![PUBLISHED, bundle_id, name, STAGED],
+                )
+                .map_err(|e| db_err("writing the ledger", e))?;
+            before_commit()
+        })();
+        match result {
+            Ok(()) => self
+                .conn
+                .execute_batch("COMMIT")
+                .map_err(|e| db_err(&format!("committing the publish of {name}"), e)),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    fn staging_tables(&mut self, _tables: &[(String, &TableDef)]) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '\\_ferry\\_%' ESCAPE '\\'")
+            .map_err(|e| db_err("listing staging tables", e))?;
+        let names: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .and_then(|r| r.collect())
+            .map_err(|e| db_err("listing staging tables", e))?;
+        Ok(names
+            .into_iter()
+            .filter(|n| super::is_staging_name(n))
+            .collect())
+    }
+
+    fn drop_staging(&mut self, staging: &str, _table: &TableDef) -> Result<()> {
+        self.conn
+            .execute(&format!("DROP TABLE IF EXISTS {}", quote(staging)), [])
+            .map(|_| ())
+            .map_err(|e| db_err(&format!("dropping staging table {staging}"), e))
+    }
+
+    fn discard_staging(
+        &mut self,
+        name: &str,
+        staging: &str,
+        _table: &TableDef,
+        bundle_id: &str,
+    ) -> Result<()> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| db_err("starting a transaction", e))?;
+        let result = (|| -> Result<()> {
+            self.conn
+                .execute(
+                    &format!(
+                        "DELETE FROM {LEDGER} WHERE bundle_id = ?1 AND target_table = ?2 AND mode = ?3"
+                    ),
+                    params![bundle_id, name, STAGED],
+                )
+                .map_err(|e| db_err("writing the ledger", e))?;
+            self.conn
+                .execute(&format!("DROP TABLE IF EXISTS {}", quote(staging)), [])
+                .map_err(|e| db_err(&format!("dropping staging table {staging}"), e))?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => self
+                .conn
+                .execute_batch("COMMIT")
+                .map_err(|e| db_err("committing", e)),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
             }
         }
     }

@@ -9,7 +9,9 @@
 )]
 
 mod common;
+mod kill;
 mod matrix;
+mod modes;
 mod mysql;
 mod postgres;
 mod reliability;
