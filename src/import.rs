@@ -373,95 +373,91 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
         return Ok(report);
     }
 
-    // Pre-flight: a column carried as its source type's text form only loads into the same
-    // engine, unless the operator asks for text (`--as-text`).
+    // Pre-flight: every problem the target and the catalog show before anything is
+    // written, reported together.
     let same_engine = checked.catalog.source.engine == target.engine();
-    if !same_engine && !plan.as_text {
-        let refused: Vec<String> =
-            selected
-                .iter()
-                .flat_map(|t| {
-                    t.table.columns.iter().filter(|c| c.as_text).map(move |c| {
-                        format!("{}.{} ({})", t.table.qualified(), c.name, c.source_type)
-                    })
-                })
-                .collect();
-        if !refused.is_empty() {
-            return Err(Error::Data(format!(
-                "these {} columns have no portable type and cannot go into {}: {}; load them as text with --as-text, \
-                 or leave their tables out with --exclude",
-                checked.catalog.source.engine,
-                target.engine(),
-                refused.join(", ")
-            )));
-        }
-    }
-    let unloadable: Vec<String> = selected
-        .iter()
-        .flat_map(|t| {
-            let target = &target;
-            t.table.columns.iter().filter_map(move |c| {
-                target.refuses(&c.ty).map(|why| {
-                    format!(
-                        "{}.{} ({} from {}): {why}",
-                        t.table.qualified(),
-                        c.name,
-                        c.ty.describe(),
-                        c.source_type
-                    )
-                })
-            })
-        })
-        .collect();
-    if !unloadable.is_empty() {
-        return Err(Error::Data(format!(
-            "{} cannot take these columns: {}; leave their tables out with --exclude",
-            target.engine(),
-            unloadable.join("; ")
-        )));
-    }
-    // Pre-flight: every target name distinct, and in create mode no foreign rows in the way.
-    let mut seen_names = HashSet::new();
+    let mut planned = Vec::with_capacity(selected.len());
     for t in &selected {
         let name = plan.target_name(t);
-        if !seen_names.insert(name.to_lowercase()) {
-            return Err(Error::Data(format!(
-                "two bundle tables would load into one target table {name:?} (names differ only by case?)"
-            )));
-        }
         let resuming = t.parts.iter().any(|p| done.contains(p.path.as_str()));
-        if plan.mode == Mode::Create
-            && !resuming
-            && let Some(n) = target.table_rows(&name, &t.table)?
-            && n > 0
-        {
-            return Err(Error::Data(format!(
-                "table {name} already exists in {} and holds {n} rows; --mode create loads only into new or empty \
-                         tables (use --mode append to add rows, or --rename {}=NEW)",
-                plan.target_url, t.table.name
-            )));
-        }
+        // Counting rows can scan a big table: only create mode needs the number.
+        let existing_rows = if plan.mode == Mode::Create && !resuming {
+            target.table_rows(&name, &t.table)?
+        } else {
+            None
+        };
+        let existing_columns = target.existing_columns(&name, &t.table)?;
+        planned.push(crate::preflight::Planned {
+            target_name: name,
+            table: &t.table,
+            existing_rows,
+            existing_columns,
+            resuming,
+        });
+    }
+    let refuses = |ty: &crate::types::ColumnType| target.refuses(ty);
+    let problems = crate::preflight::findings(
+        &crate::preflight::Rules {
+            engine: target.engine(),
+            same_engine,
+            as_text: plan.as_text,
+            mode: plan.mode,
+            refuses: &refuses,
+        },
+        &planned,
+    );
+    if !problems.is_empty() {
+        return Err(Error::Data(format!(
+            "pre-flight found {} problem{} loading bundle {id} into {}; nothing was written:\n  - {}",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            plan.target_url,
+            problems.join("\n  - ")
+        )));
     }
     if plan.dry_run {
-        for t in &selected {
+        // The plan: per table what would happen, with the parts still to load.
+        for (t, p) in selected.iter().zip(&planned) {
             let todo = t
                 .parts
                 .iter()
                 .filter(|p| !done.contains(p.path.as_str()))
                 .count();
+            let exists = p.existing_columns.is_some();
+            let action = match (plan.mode, exists) {
+                (Mode::Replace, true) => format!(
+                    "would replace its rows (staging {}, then one publish)",
+                    staging_name(&id, &p.target_name)
+                ),
+                (Mode::Replace, false) => "would create (through staging)".to_string(),
+                (Mode::Upsert, true) => "would upsert by primary key".to_string(),
+                (Mode::Append, true) => "would append".to_string(),
+                (Mode::Create, true) => "would load into the existing empty table".to_string(),
+                (_, false) => "would create".to_string(),
+            };
+            let action = if todo < t.parts.len() {
+                format!(
+                    "{action}; {} of {} parts already in",
+                    t.parts.len() - todo,
+                    t.parts.len()
+                )
+            } else {
+                action
+            };
             report.add_table(
-                &plan.target_name(t),
+                &p.target_name,
                 t.rows,
                 0,
                 todo as u64,
                 std::time::Duration::ZERO,
-                "would load",
+                &action,
             );
         }
         report.status = "dry run".into();
         report.message = format!(
-            "dry run: bundle {id} verified; {} tables would be loaded; nothing written",
-            selected.len()
+            "dry run: bundle {id} verified and pre-flight passed; {} tables would be loaded (--mode {}); nothing written",
+            selected.len(),
+            plan.mode.as_str()
         );
         report.close(started.elapsed());
         return Ok(report);

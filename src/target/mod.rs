@@ -107,6 +107,14 @@ pub trait Target: Send {
     /// Rows in a table, `None` when it does not exist.
     fn table_rows(&mut self, name: &str, table: &TableDef) -> Result<Option<u64>>;
 
+    /// The columns of an existing table, for pre-flight (missing columns, NOT NULL columns
+    /// the bundle cannot fill); `None` when the table does not exist.
+    fn existing_columns(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+    ) -> Result<Option<Vec<crate::preflight::TargetColumn>>>;
+
     /// The primary key columns of an existing table (empty when it has none), `None` when
     /// the table does not exist. Upsert's pre-flight compares them with the bundle's key.
     fn primary_key(&mut self, name: &str, table: &TableDef) -> Result<Option<Vec<String>>>;

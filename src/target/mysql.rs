@@ -779,6 +779,31 @@ impl Target for MyTarget {
             .and_then(|s| s.parse().ok()))
     }
 
+    fn existing_columns(
+        &mut self,
+        name: &str,
+        _table: &TableDef,
+    ) -> Result<Option<Vec<crate::preflight::TargetColumn>>> {
+        if !self.exists(name)? {
+            return Ok(None);
+        }
+        let db = self.database.clone();
+        let rows = self.texts(
+            "reading a table's columns",
+            "SELECT CAST(COLUMN_NAME AS CHAR), CAST(IS_NULLABLE AS CHAR),                     CAST(COLUMN_DEFAULT IS NOT NULL OR EXTRA LIKE '%auto_increment%'                          OR EXTRA LIKE '%GENERATED%' AS CHAR)              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?              ORDER BY ORDINAL_POSITION",
+            &[&db, name],
+        )?;
+        Ok(Some(
+            rows.into_iter()
+                .map(|r| crate::preflight::TargetColumn {
+                    name: r.first().cloned().flatten().unwrap_or_default(),
+                    nullable: r.get(1).cloned().flatten().as_deref() == Some("YES"),
+                    has_default: r.get(2).cloned().flatten().as_deref() == Some("1"),
+                })
+                .collect(),
+        ))
+    }
+
     fn primary_key(&mut self, name: &str, _table: &TableDef) -> Result<Option<Vec<String>>> {
         if !self.exists(name)? {
             return Ok(None);

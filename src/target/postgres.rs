@@ -680,6 +680,28 @@ impl Target for PgTarget {
         Ok(u64::try_from(n).ok())
     }
 
+    fn existing_columns(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+    ) -> Result<Option<Vec<crate::preflight::TargetColumn>>> {
+        let q = self.table(name, table);
+        if !self.exists(&q)? {
+            return Ok(None);
+        }
+        let oid = self.oid(&q)?;
+        Ok(Some(
+            columns_of(&mut self.conn, oid)?
+                .into_iter()
+                .map(|c| crate::preflight::TargetColumn {
+                    name: c.name,
+                    nullable: !c.not_null,
+                    has_default: c.default.is_some(),
+                })
+                .collect(),
+        ))
+    }
+
     fn primary_key(&mut self, name: &str, table: &TableDef) -> Result<Option<Vec<String>>> {
         let q = self.table(name, table);
         if !self.exists(&q)? {

@@ -82,6 +82,18 @@ pub fn sqlite_type(ty: &ColumnType) -> String {
 }
 
 impl SqliteTarget {
+    /// `Some(())` when a table of this name exists.
+    fn table_exists(&mut self, name: &str) -> Result<Option<()>> {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1",
+                [name],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(|e| db_err("looking up a table", e))
+    }
+
     pub fn open(url: &str) -> Result<Self> {
         let path = path_of(url)?;
         let conn = Connection::open(&path)
@@ -520,17 +532,7 @@ impl Target for SqliteTarget {
     }
 
     fn table_rows(&mut self, name: &str, _table: &TableDef) -> Result<Option<u64>> {
-        let exists = self
-            .conn
-            .query_row(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1",
-                [name],
-                |_| Ok(()),
-            )
-            .optional()
-            .map_err(|e| db_err("looking up a table", e))?
-            .is_some();
-        if !exists {
+        if self.table_exists(name)?.is_none() {
             return Ok(None);
         }
         let n: i64 = self
@@ -540,6 +542,37 @@ impl Target for SqliteTarget {
             })
             .map_err(|e| db_err(&format!("counting {name}"), e))?;
         Ok(u64::try_from(n).ok())
+    }
+
+    fn existing_columns(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+    ) -> Result<Option<Vec<crate::preflight::TargetColumn>>> {
+        if self.table_exists(name)?.is_none() {
+            return Ok(None);
+        }
+        let _ = table;
+        let mut st = self
+            .conn
+            .prepare(&format!("PRAGMA table_info({})", quote(name)))
+            .map_err(|e| db_err(&format!("reading the columns of {name}"), e))?;
+        let cols = st
+            .query_map([], |r| {
+                // An INTEGER PRIMARY KEY is the rowid: it fills itself.
+                let pk: i64 = r.get(5)?;
+                let ty: String = r.get(2)?;
+                let rowid = pk == 1 && ty.eq_ignore_ascii_case("INTEGER");
+                Ok(crate::preflight::TargetColumn {
+                    name: r.get(1)?,
+                    nullable: r.get::<_, i64>(3)? == 0,
+                    has_default: r.get::<_, Option<String>>(4)?.is_some() || rowid,
+                })
+            })
+            .map_err(|e| db_err(&format!("reading the columns of {name}"), e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| db_err(&format!("reading the columns of {name}"), e))?;
+        Ok(Some(cols))
     }
 
     fn primary_key(&mut self, name: &str, table: &TableDef) -> Result<Option<Vec<String>>> {

@@ -459,3 +459,74 @@ fn a_failed_import_states_what_the_target_holds_and_how_to_resume() {
     assert_eq!(db.sql("SELECT count(*), sum(id) FROM big"), "2|3");
     assert_eq!(db.staging_tables().len(), 1);
 }
+
+/// Pre-flight reports every problem with existing target tables at once, before any write:
+/// a bundle column the target table lacks, a NOT NULL target column without a default that
+/// the bundle cannot fill; `--dry-run` with the same target prints the plan instead.
+#[test]
+fn preflight_lists_every_schema_problem_at_once_and_dry_run_prints_the_plan() {
+    let fx = fixture();
+    let b = fx.export("b");
+    let dst = fx.path("dst.db");
+    Connection::open(&dst)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, owner TEXT NOT NULL);
+             CREATE TABLE notes (id INTEGER, body TEXT, created TEXT NOT NULL DEFAULT 'now');
+             INSERT INTO notes VALUES (7, 'kept', 'then');",
+        )
+        .unwrap();
+    let url = format!("sqlite://{}", dst.display());
+    let out = ferry()
+        .args(["import", b.to_str().unwrap(), &url, "--mode", "append"])
+        .arg("--key-file")
+        .arg(&fx.key)
+        .assert()
+        .code(65)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pre-flight found 3 problems"), "{err}");
+    assert!(
+        err.contains("items: the target table has no column \"price\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("items: the target table has no column \"payload\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("items: the target's column \"owner\" is NOT NULL without a default"),
+        "{err}"
+    );
+    // notes is compatible: its extra column has a default; nothing of it was reported.
+    assert!(!err.contains("notes"), "{err}");
+    let c = Connection::open(&dst).unwrap();
+    let notes: i64 = c
+        .query_row("SELECT count(*) FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(notes, 1, "nothing was written");
+    assert_eq!(crate::common::ledger_rows(&dst), 0);
+    drop(c);
+
+    // The plan, for the table that fits: replace through staging, nothing written.
+    let out = ferry()
+        .args(["import", b.to_str().unwrap(), &url, "--mode", "replace"])
+        .args(["--table", "notes", "--dry-run", "--key-file"])
+        .arg(&fx.key)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        plan.contains("would replace its rows (staging _ferry_"),
+        "{plan}"
+    );
+    assert!(plan.contains("pre-flight passed"), "{plan}");
+    assert_eq!(
+        user_tables(&dst),
+        vec!["items".to_string(), "notes".to_string()]
+    );
+    assert_eq!(crate::common::ledger_rows(&dst), 0);
+}
