@@ -408,9 +408,23 @@ fn source_type_of(c: &MyColumn, ty: &ColumnType) -> String {
 /// A default ferry recreates: a number, a quoted string without backslashes (MariaDB prints
 /// defaults as SQL), NULL is no default at all.
 fn constant_default(c: &MyColumn, mariadb: bool) -> Option<String> {
-    let d = c.default.as_deref()?.trim();
-    if d.eq_ignore_ascii_case("NULL") || c.extra.contains("DEFAULT_GENERATED") {
+    let raw = c.default.as_deref()?;
+    let d = raw.trim();
+    // MariaDB prints a NULL default as `NULL` (strings come quoted); MySQL gives SQL NULL
+    // for it, so its `NULL` is the four-letter string.
+    if (mariadb && d.eq_ignore_ascii_case("NULL")) || c.extra.contains("DEFAULT_GENERATED") {
         return None;
+    }
+    // Bit and hex literals (`b'0'`, `0x1F`), as both servers print them.
+    let bits = d
+        .strip_prefix("b'")
+        .and_then(|x| x.strip_suffix('\''))
+        .is_some_and(|x| !x.is_empty() && x.bytes().all(|b| b == b'0' || b == b'1'));
+    let hex = d
+        .strip_prefix("0x")
+        .is_some_and(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_hexdigit()));
+    if bits || hex {
+        return Some(d.to_string());
     }
     let number = |x: &str| {
         let x = x.strip_prefix('-').unwrap_or(x);
@@ -428,11 +442,11 @@ fn constant_default(c: &MyColumn, mariadb: bool) -> Option<String> {
         }
         return Some(d.to_string());
     }
-    // MySQL prints the bare value of a literal default.
-    if d.contains('\\') || d.contains('(') {
+    // MySQL prints the bare value of a literal default (spaces and all).
+    if raw.contains('\\') || raw.contains('(') {
         return None;
     }
-    Some(literal(d))
+    Some(literal(raw))
 }
 
 pub struct MySource {
@@ -455,6 +469,13 @@ impl MySource {
             .map_err(|e| Error::io("cannot start a reader runtime", e))?;
         let (mut conn, database) = connect_on(&rt, url)?;
         let (mariadb, _) = server_version_on(&rt, &mut conn)?;
+        // The reader may wait on a slow writer (a part closing, an upload) with rows in
+        // flight: the server must not give up sending them after its default 60 s.
+        exec_on(
+            &rt,
+            &mut conn,
+            "SET SESSION net_write_timeout = GREATEST(@@net_write_timeout, 3600)",
+        )?;
         Ok(MySource {
             conn,
             rt,

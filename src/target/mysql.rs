@@ -59,9 +59,10 @@ static TEXT_LENGTH: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("regex")
 });
-/// Defaults ferry recreates: numbers and quoted strings without backslashes.
-static CONSTANT: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(-?[0-9]+(\.[0-9]+)?|'([^'\\]|'')*')$").expect("regex"));
+/// Defaults ferry recreates: numbers, quoted strings without backslashes, bit and hex literals.
+static CONSTANT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(-?[0-9]+(\.[0-9]+)?|'([^'\\]|'')*'|b'[01]+'|0x[0-9A-Fa-f]+)$").expect("regex")
+});
 
 /// What the server can take, decided once per connection.
 #[derive(Debug, Clone)]
@@ -180,6 +181,13 @@ impl MyTarget {
             "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO,\
              NO_BACKSLASH_ESCAPES,ERROR_FOR_DIVISION_BY_ZERO', time_zone = '+00:00', foreign_key_checks = 0",
         )?;
+        // The connection holds the run lock (GET_LOCK) while the whole bundle is verified:
+        // a server that drops idle connections after wait_timeout would release it silently.
+        exec(
+            &mut conn,
+            "SET SESSION wait_timeout = GREATEST(@@wait_timeout, 604800), \
+             net_read_timeout = GREATEST(@@net_read_timeout, 3600)",
+        )?;
         // TIMESTAMP columns get no implicit default or ON UPDATE (a variable older servers
         // may not let a session set; their default is the same on MariaDB 10.10+).
         let _ = exec(&mut conn, "SET SESSION explicit_defaults_for_timestamp = 1");
@@ -228,6 +236,23 @@ impl MyTarget {
                 &[&db, table],
             )?
             .is_empty())
+    }
+
+    /// The ledger's staged parts of one table of a bundle: a consistent (non-locking) read,
+    /// so the updates that follow lock only these rows, by primary key.
+    fn staged_parts(&mut self, bundle_id: &str, name: &str) -> Result<Vec<String>> {
+        let rows = self.texts(
+            "reading the ledger",
+            &format!(
+                "SELECT CAST(part_path AS CHAR) FROM {} WHERE bundle_id = ? AND target_table = ? AND mode = ?",
+                quote(LEDGER)
+            ),
+            &[bundle_id, name, STAGED],
+        )?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect())
     }
 
     fn ensure_ledger(&mut self) -> Result<()> {
@@ -790,7 +815,11 @@ impl Target for MyTarget {
         let db = self.database.clone();
         let rows = self.texts(
             "reading a table's columns",
-            "SELECT CAST(COLUMN_NAME AS CHAR), CAST(IS_NULLABLE AS CHAR),                     CAST(COLUMN_DEFAULT IS NOT NULL OR EXTRA LIKE '%auto_increment%'                          OR EXTRA LIKE '%GENERATED%' AS CHAR)              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?              ORDER BY ORDINAL_POSITION",
+            "SELECT CAST(COLUMN_NAME AS CHAR), CAST(IS_NULLABLE AS CHAR), \
+                    CAST(COLUMN_DEFAULT IS NOT NULL OR EXTRA LIKE '%auto_increment%' \
+                         OR EXTRA LIKE '%GENERATED%' AS CHAR) \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+             ORDER BY ORDINAL_POSITION",
             &[&db, name],
         )?;
         Ok(Some(
@@ -933,19 +962,23 @@ impl Target for MyTarget {
                     .execute(&mut self.conn),
                 )
                 .map_err(|e| refused(name, &format!("publish from {staging}"), 1, e))?;
-            runtime()
-                .block_on(
-                    sqlx::query(AssertSqlSafe(format!(
-                        "UPDATE {} SET mode = ? WHERE bundle_id = ? AND target_table = ? AND mode = ?",
-                        quote(LEDGER)
-                    )))
-                    .bind(PUBLISHED)
-                    .bind(bundle_id)
-                    .bind(name)
-                    .bind(STAGED)
-                    .execute(&mut self.conn),
-                )
-                .map_err(|e| my_err("writing the ledger", e))?;
+            // By primary key only: a scan by table would wait on the ledger rows other
+            // workers' open part transactions hold (REPEATABLE READ locks what it scans).
+            for part in self.staged_parts(bundle_id, name)? {
+                runtime()
+                    .block_on(
+                        sqlx::query(AssertSqlSafe(format!(
+                            "UPDATE {} SET mode = ? WHERE bundle_id = ? AND part_path = ? AND mode = ?",
+                            quote(LEDGER)
+                        )))
+                        .bind(PUBLISHED)
+                        .bind(bundle_id)
+                        .bind(&part)
+                        .bind(STAGED)
+                        .execute(&mut self.conn),
+                    )
+                    .map_err(|e| my_err("writing the ledger", e))?;
+            }
             before_commit()
         })();
         match result {
@@ -986,19 +1019,21 @@ impl Target for MyTarget {
         // DDL commits implicitly, so two steps; a crash between them leaves staged ledger
         // rows without their table, which the next run's recount finds and discards again.
         self.exec(&format!("DROP TABLE IF EXISTS {}", quote(staging)))?;
-        runtime()
-            .block_on(
-                sqlx::query(AssertSqlSafe(format!(
-                    "DELETE FROM {} WHERE bundle_id = ? AND target_table = ? AND mode = ?",
-                    quote(LEDGER)
-                )))
-                .bind(bundle_id)
-                .bind(name)
-                .bind(STAGED)
-                .execute(&mut self.conn),
-            )
-            .map(|_| ())
-            .map_err(|e| my_err("writing the ledger", e))
+        for part in self.staged_parts(bundle_id, name)? {
+            runtime()
+                .block_on(
+                    sqlx::query(AssertSqlSafe(format!(
+                        "DELETE FROM {} WHERE bundle_id = ? AND part_path = ? AND mode = ?",
+                        quote(LEDGER)
+                    )))
+                    .bind(bundle_id)
+                    .bind(&part)
+                    .bind(STAGED)
+                    .execute(&mut self.conn),
+                )
+                .map_err(|e| my_err("writing the ledger", e))?;
+        }
+        Ok(())
     }
 
     fn last_sequence(&mut self, source_id: &str) -> Result<Option<(u64, String)>> {
@@ -1098,14 +1133,19 @@ impl Target for MyTarget {
                 }
                 let cols: Vec<String> = fk.columns.iter().map(|c| quote(c)).collect();
                 let refs: Vec<String> = fk.ref_columns.iter().map(|c| quote(c)).collect();
-                self.exec(&format!(
+                // Checked as it is added (the session loads with foreign_key_checks off):
+                // rows that violate it make this fail instead of a key the data breaks.
+                self.exec("SET SESSION foreign_key_checks = 1")?;
+                let added = self.exec(&format!(
                     "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({})",
                     quote(name),
                     quote(&cname),
                     cols.join(", "),
                     quote(ref_name),
                     refs.join(", ")
-                ))?;
+                ));
+                self.exec("SET SESSION foreign_key_checks = 0")?;
+                added?;
             }
         }
         Ok(notes)

@@ -137,7 +137,7 @@ CREATE TABLE `Order Items` (
   uc varchar(20) COLLATE utf8mb4_unicode_ci,
   bn binary(4), vb varbinary(10), bl blob,
   dt date, dtm datetime(6), dt0 datetime, ts timestamp(6) NULL, tm time(6), y year,
-  b1 bit(1), b5 bit(5), b64 bit(64),
+  b1 bit(1) DEFAULT b'0', b5 bit(5), b64 bit(64),
   e enum('a''b','x,y','é😀','') , s set('p','q r','z'),
   j json, u uuid, g geometry, ip inet6,
   `select` int, `order` varchar(5),
