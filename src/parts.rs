@@ -250,10 +250,11 @@ impl Sink {
             len: 0,
         };
         Ok(match seal {
-            Some(s) => Sink::Sealed(
-                Encryptor::new(s.key, &s.context, tally)
-                    .map_err(|e| Error::Other(format!("{path}: {e}")))?,
-            ),
+            Some(s) => {
+                Sink::Sealed(Encryptor::new(s.key, &s.context, tally).map_err(|e| {
+                    crate::storage::write_failure(path.to_string(), &e, Error::Other)
+                })?)
+            }
             None => Sink::Plain(tally),
         })
     }
@@ -263,7 +264,7 @@ impl Sink {
         let tally = match self {
             Sink::Sealed(e) => e
                 .finish()
-                .map_err(|e| Error::Other(format!("{path}: {e}")))?,
+                .map_err(|e| crate::storage::write_failure(path.to_string(), &e, Error::Other))?,
             Sink::Plain(t) => t,
         };
         let sha256 = hex::encode(tally.sha.finalize());
@@ -286,7 +287,7 @@ pub fn write_small(
 ) -> Result<FileEntry> {
     let mut sink = Sink::create(store, path, seal)?;
     sink.write_all(bytes)
-        .map_err(|e| Error::io(format!("writing {path}"), e))?;
+        .map_err(|e| crate::storage::write_failure(format!("writing {path}"), &e, Error::Other))?;
     sink.finish(path)
 }
 
@@ -320,9 +321,13 @@ impl PartWriter {
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let stored = to_storage(batch, &self.storage)?;
-        self.writer
-            .write(&stored)
-            .map_err(|e| Error::Other(format!("{}: Parquet write failed: {e}", self.path)))?;
+        self.writer.write(&stored).map_err(|e| {
+            crate::storage::write_failure(
+                format!("{}: Parquet write failed", self.path),
+                &e,
+                Error::Other,
+            )
+        })?;
         self.rows += batch.num_rows() as u64;
         Ok(())
     }
@@ -338,10 +343,13 @@ impl PartWriter {
 
     pub fn finish(self) -> Result<(FileEntry, u64)> {
         // `into_inner` flushes the row group and writes the footer.
-        let sink = self
-            .writer
-            .into_inner()
-            .map_err(|e| Error::Other(format!("{}: Parquet close failed: {e}", self.path)))?;
+        let sink = self.writer.into_inner().map_err(|e| {
+            crate::storage::write_failure(
+                format!("{}: Parquet close failed", self.path),
+                &e,
+                Error::Other,
+            )
+        })?;
         Ok((sink.finish(&self.path)?, self.rows))
     }
 }

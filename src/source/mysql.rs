@@ -226,12 +226,17 @@ pub struct MyColumn {
 /// How a column's values arrive and are turned into Arrow values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wire {
-    Int { signed: bool },
+    Int {
+        signed: bool,
+    },
     Bool,
     Float,
     Double,
     Decimal,
     Text,
+    /// Text of an `ascii` column, read as its stored bytes: the server would turn a byte
+    /// above 0x7F into `?` on the way to utf8mb4.
+    Ascii,
     Bytes,
     Date,
     DateTime,
@@ -307,6 +312,20 @@ pub fn map_column(c: &MyColumn, boolean_ok: bool) -> (ColumnType, bool) {
     (ty, false)
 }
 
+/// Character sets whose every stored string converts to utf8mb4 without loss (latin1 is
+/// MySQL's cp1252 with the five undefined bytes mapped to C1 controls: all 256 bytes map).
+/// `ascii` is read as bytes and checked by ferry; anything else is refused at export start.
+pub const LOSSLESS_CHARSETS: &[&str] = &["utf8mb4", "utf8mb3", "utf8", "latin1", "binary"];
+
+/// How a text value arrives: converted by the server, or as bytes ferry checks.
+fn text_wire(c: &MyColumn) -> Wire {
+    if c.charset.as_deref() == Some("ascii") {
+        Wire::Ascii
+    } else {
+        Wire::Text
+    }
+}
+
 fn wire_of(c: &MyColumn, ty: &ColumnType, as_text: bool) -> Wire {
     if as_text {
         return if *ty == ColumnType::Binary {
@@ -330,7 +349,7 @@ fn wire_of(c: &MyColumn, ty: &ColumnType, as_text: bool) -> Wire {
         ColumnType::Time64 => Wire::Time,
         ColumnType::Uuid => Wire::Uuid,
         _ if c.data_type == "year" => Wire::Int { signed: true },
-        _ => Wire::Text,
+        _ => text_wire(c),
     }
 }
 
@@ -589,6 +608,18 @@ impl MySource {
                 false
             };
             let (ty, as_text) = map_column(c, boolean_ok);
+            if let Some(cs) = c.charset.as_deref()
+                && cs != "ascii"
+                && !LOSSLESS_CHARSETS.contains(&cs)
+            {
+                return Err(Error::Data(format!(
+                    "table {name}, column {} ({}): character set {cs} does not always convert to \
+                     utf8mb4 without loss (the server sends '?' for what it cannot map), so ferry \
+                     does not read it; convert the column (ALTER TABLE … CONVERT TO CHARACTER SET \
+                     utf8mb4) or leave the table out with --exclude",
+                    c.name, c.column_type
+                )));
+            }
             let enum_type = if c.data_type == "enum" || c.data_type == "set" {
                 let labels = parse_labels(&c.column_type).ok_or_else(|| {
                     Error::Data(format!(
@@ -702,19 +733,12 @@ impl MySource {
     }
 
     /// The SELECT list: text-carried columns cast to their text form.
-    fn select_list(table: &TableDef) -> String {
-        table
-            .columns
-            .iter()
-            .map(|c| {
-                if c.as_text && c.ty != ColumnType::Binary {
-                    format!("CAST({} AS CHAR)", quote(&c.name))
-                } else {
-                    quote(&c.name)
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
+    fn select_expr(c: &crate::types::Column) -> String {
+        if c.as_text && c.ty != ColumnType::Binary {
+            format!("CAST({} AS CHAR)", quote(&c.name))
+        } else {
+            quote(&c.name)
+        }
     }
 }
 
@@ -811,6 +835,19 @@ reader!(F64Reader, Float64Builder, |b, v| {
 
 reader!(TextReader, StringBuilder, |b, v| {
     let s = std::str::from_utf8(v).map_err(|e| format!("text is not valid UTF-8 ({e})"))?;
+    b.append_value(s);
+    Ok(s.len())
+});
+
+reader!(AsciiReader, StringBuilder, |b, v| {
+    if let Some(i) = v.iter().position(|c| !c.is_ascii()) {
+        return Err(format!(
+            "byte 0x{:02X} at offset {i} is not ASCII, in a column declared CHARACTER SET ascii \
+             (the server would have sent it as '?'); fix the value, or convert the column to utf8mb4",
+            v[i]
+        ));
+    }
+    let s = std::str::from_utf8(v).map_err(|e| e.to_string())?;
     b.append_value(s);
     Ok(s.len())
 });
@@ -1035,6 +1072,9 @@ fn column_reader(
         (Wire::Text, ColumnType::Utf8 | ColumnType::Json) => {
             Box::new(TextReader(StringBuilder::new()))
         }
+        (Wire::Ascii, ColumnType::Utf8 | ColumnType::Json) => {
+            Box::new(AsciiReader(StringBuilder::new()))
+        }
         (Wire::Bytes, ColumnType::Binary) => Box::new(BytesReader(BinaryBuilder::new())),
         (Wire::Date, _) => Box::new(DateReader(Date32Builder::with_capacity(cap), zero)),
         (Wire::DateTime, ColumnType::Timestamp { utc }) => Box::new(DateTimeReader(
@@ -1225,9 +1265,19 @@ impl Source for MySource {
             wires.push(wire_of(mc, &c.ty, c.as_text));
         }
         let schema = table.arrow_schema("mysql");
+        // ascii text comes as its stored bytes (see `Wire::Ascii`).
+        let select: Vec<String> = table
+            .columns
+            .iter()
+            .zip(&wires)
+            .map(|(c, w)| match w {
+                Wire::Ascii => format!("CAST({} AS BINARY)", quote(&c.name)),
+                _ => Self::select_expr(c),
+            })
+            .collect();
         let sql = format!(
             "SELECT {} FROM {q}{}",
-            Self::select_list(table),
+            select.join(", "),
             filter.map(|f| format!(" WHERE ({f})")).unwrap_or_default()
         );
         let zero = self.zero_dates;

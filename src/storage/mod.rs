@@ -189,12 +189,10 @@ impl Store {
             )),
             // The client gave up after retrying 5xx, throttling or connection errors: the
             // store may answer later, and a re-run resumes.
-            other if other.to_string().contains(" retries, max_retries") => {
-                Error::Temporary(format!(
-                    "{}: cannot {what} {rel}: {other}; try again when the store answers",
-                    self.url
-                ))
-            }
+            other if gave_up(&other) => Error::Temporary(format!(
+                "{}: cannot {what} {rel}: {other}; try again when the store answers",
+                self.url
+            )),
             other => Error::Storage(format!("{}: cannot {what} {rel}: {other}", self.url)),
         }
     }
@@ -356,6 +354,25 @@ impl Store {
     }
 }
 
+/// Whether an error (however wrapped) is the object store giving up after its retries, or
+/// a transport failure (connection refused or reset, timeout): the store may answer later.
+pub fn gave_up(e: &dyn std::fmt::Display) -> bool {
+    let m = e.to_string();
+    m.contains(" retries, max_retries") || m.contains("HTTP error: ")
+}
+
+/// A failed write of `what`: temporary (exit 75) when the store gave up after retrying,
+/// otherwise `other`.
+pub fn write_failure(what: String, e: &dyn std::fmt::Display, other: fn(String) -> Error) -> Error {
+    if gave_up(e) {
+        Error::Temporary(format!(
+            "{what}: {e}; the store did not answer after retries: try again when it does"
+        ))
+    } else {
+        other(format!("{what}: {e}"))
+    }
+}
+
 fn kind_of(m: &std::fs::Metadata) -> EntryKind {
     let t = m.file_type();
     if t.is_symlink() {
@@ -440,9 +457,9 @@ impl ObjectWriter {
     /// Completes the upload: the file appears whole at its path. Returns the bytes written.
     pub fn finish(mut self) -> Result<u64> {
         let upload = self.upload.take().expect("finish called once");
-        runtime()
-            .block_on(upload.finish())
-            .map_err(|e| Error::Storage(format!("cannot complete {}: {e}", self.path)))?;
+        runtime().block_on(upload.finish()).map_err(|e| {
+            write_failure(format!("cannot complete {}", self.path), &e, Error::Storage)
+        })?;
         Ok(self.written)
     }
 

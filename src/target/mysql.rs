@@ -168,6 +168,8 @@ pub struct MyTarget {
     flavour: Flavour,
     /// Parameter bytes one INSERT may carry.
     statement_bytes: usize,
+    /// The server's `max_allowed_packet`.
+    packet: usize,
 }
 
 impl MyTarget {
@@ -216,6 +218,7 @@ impl MyTarget {
             database,
             flavour: flavour(mariadb, &version),
             statement_bytes: (packet / 2).clamp(64 << 10, MAX_STATEMENT_BYTES),
+            packet,
         })
     }
 
@@ -366,8 +369,37 @@ impl MyTarget {
                     binder(a, &c.ty)
                 })
                 .collect::<Result<Vec<_>>>()?;
+            let wide: Vec<&dyn arrow::array::Array> = batch
+                .columns()
+                .iter()
+                .filter(|a| {
+                    matches!(
+                        a.data_type(),
+                        arrow::datatypes::DataType::Utf8 | arrow::datatypes::DataType::Binary
+                    )
+                })
+                .map(|a| a.as_ref())
+                .collect();
             for row in 0..batch.num_rows() {
                 let at = done + 1;
+                // The statement so far goes before a row that would push it past the packet
+                // bound; a row that alone exceeds the server's limit is named, with the fix.
+                let row_bytes: usize = wide.iter().map(|a| value_len(*a, row)).sum::<usize>()
+                    + 16 * table.columns.len();
+                if row_bytes > self.packet.saturating_sub(1024) {
+                    return Err(Error::Database(format!(
+                        "table {name}, row {at} of part {part}: {row_bytes} bytes, more than the server's \
+                         max_allowed_packet ({}); raise max_allowed_packet (SET GLOBAL max_allowed_packet = …) \
+                         and re-run; nothing from this part was committed",
+                        self.packet
+                    )));
+                }
+                if in_stmt > 0 && bytes + row_bytes > self.statement_bytes {
+                    let sql = statement(&head, &tuple, in_stmt) + &tail;
+                    self.send(sql, std::mem::take(&mut args), name, part, first)?;
+                    first = done + 1;
+                    (in_stmt, bytes) = (0, 0);
+                }
                 for (i, b) in binders.iter().enumerate() {
                     bytes += b(row, &mut args).map_err(|why| {
                         Error::Data(format!(
@@ -1149,6 +1181,19 @@ impl Target for MyTarget {
             }
         }
         Ok(notes)
+    }
+}
+
+/// Bytes of a variable-length value (0 for NULL).
+fn value_len(a: &dyn arrow::array::Array, row: usize) -> usize {
+    use arrow::array::AsArray;
+    if a.is_null(row) {
+        return 0;
+    }
+    match a.data_type() {
+        arrow::datatypes::DataType::Utf8 => a.as_string::<i32>().value(row).len(),
+        arrow::datatypes::DataType::Binary => a.as_binary::<i32>().value(row).len(),
+        _ => 0,
     }
 }
 

@@ -599,3 +599,144 @@ fn connection_killed_mid_part_exits_75_keeps_whole_parts_and_a_rerun_completes()
         "150000\t150000"
     );
 }
+
+/// Text the server would convert with loss is never read as converted: ascii columns come
+/// as bytes and a byte above 0x7F is an error naming table, column and row; character sets
+/// that do not always convert to utf8mb4 are refused at export start. Valid ascii and
+/// latin1 text round-trips exactly.
+#[test]
+fn text_the_server_would_convert_with_loss_is_refused_by_name_and_valid_legacy_text_is_exact() {
+    let Some(src) = TempDb::new("cs") else {
+        return;
+    };
+    let Some(dst) = TempDb::new("csdst") else {
+        return;
+    };
+    my(
+        &src.url,
+        "SET NAMES utf8mb4;
+         CREATE TABLE legacy (id int PRIMARY KEY,
+           a varchar(20) CHARACTER SET ascii, l varchar(20) CHARACTER SET latin1);
+         INSERT INTO legacy VALUES (1, 'plain ~ text', 'caf\u{e9} \u{20ac}'), (2, '', NULL);",
+    );
+    let fx = fixture();
+    let b = fx.path("ok");
+    fx.export_to(&src.url, &b, &[]);
+    fx.import_to(&b, &dst.url, &[]);
+    assert_eq!(
+        my(&dst.url, "SELECT HEX(a), HEX(l) FROM legacy ORDER BY id"),
+        my(&src.url, "SELECT HEX(a), HEX(l) FROM legacy ORDER BY id")
+    );
+    assert_eq!(
+        my(
+            &dst.url,
+            "SELECT CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'legacy' AND COLUMN_NAME = 'a'"
+        ),
+        "ascii"
+    );
+
+    // A byte the server would send as '?'.
+    my(
+        &src.url,
+        "SET SESSION sql_mode = ''; INSERT INTO legacy VALUES (3, x'41E942', 'x');",
+    );
+    let bad = fx.path("bad");
+    ferry()
+        .args(["export", &src.url, bad.to_str().unwrap()])
+        .args(key_args(&fx))
+        .assert()
+        .code(65)
+        .stderr(
+            predicates::str::contains("table legacy")
+                .and(predicates::str::contains("column \"a\""))
+                .and(predicates::str::contains("row 3"))
+                .and(predicates::str::contains("0xE9")),
+        );
+    assert!(!bad.join("manifest.json").exists());
+
+    // A character set without a lossless conversion: refused before any data moves.
+    my(
+        &src.url,
+        "DELETE FROM legacy WHERE id = 3;
+         CREATE TABLE sj (id int PRIMARY KEY, s varchar(10) CHARACTER SET sjis);",
+    );
+    let sj = fx.path("sj");
+    ferry()
+        .args(["export", &src.url, sj.to_str().unwrap()])
+        .args(key_args(&fx))
+        .assert()
+        .code(65)
+        .stderr(
+            predicates::str::contains("table sj, column s")
+                .and(predicates::str::contains("character set sjis"))
+                .and(predicates::str::contains(
+                    "CONVERT TO CHARACTER SET utf8mb4",
+                )),
+        );
+}
+
+/// Statements stay under max_allowed_packet however rows are sized: rows just under the
+/// limit each go in a statement of their own, and a row larger than the server takes is
+/// named with the setting to raise, before anything of its part is committed.
+#[test]
+fn rows_near_and_above_max_allowed_packet_load_or_are_named_with_the_fix() {
+    let Some(dst) = TempDb::new("pkt") else {
+        return;
+    };
+    let packet: usize = my(&dst.url, "SELECT @@max_allowed_packet").parse().unwrap();
+    let fx = fixture();
+    let src = fx.path("pkt.db");
+    let c = rusqlite::Connection::open(&src).unwrap();
+    c.execute_batch("CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB);")
+        .unwrap();
+    // Just under 4 MiB of small rows (one statement's worth), then rows of 13/16 of the
+    // packet: each must go in a statement of its own, or the statement passes the limit.
+    let big = packet / 16 * 13;
+    {
+        let tx = c.unchecked_transaction().unwrap();
+        for i in 0..3900i64 {
+            tx.execute("INSERT INTO blobs VALUES (?1, randomblob(1000))", [i])
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    for i in 3900..3902i64 {
+        c.execute(
+            "INSERT INTO blobs VALUES (?1, randomblob(?2))",
+            rusqlite::params![i, big as i64],
+        )
+        .unwrap();
+    }
+    let b = fx.path("b");
+    fx.export_to(&format!("sqlite://{}", src.display()), &b, &[]);
+    fx.import_to(&b, &dst.url, &[]);
+    assert_eq!(
+        my(&dst.url, "SELECT COUNT(*), SUM(LENGTH(b)) FROM blobs"),
+        format!("3902\t{}", 3_900_000 + 2 * big)
+    );
+
+    // One row above the packet: exit 1 naming the row and the setting, nothing committed.
+    c.execute(
+        "INSERT INTO blobs VALUES (100000, randomblob(?1))",
+        [(packet + 1) as i64],
+    )
+    .unwrap();
+    drop(c);
+    let Some(dst2) = TempDb::new("pkt2") else {
+        return;
+    };
+    let b2 = fx.path("b2");
+    fx.export_to(&format!("sqlite://{}", src.display()), &b2, &[]);
+    ferry()
+        .args(["import", b2.to_str().unwrap(), &dst2.url])
+        .args(key_args(&fx))
+        .assert()
+        .code(1)
+        .stderr(
+            predicates::str::contains("table blobs, row 3903")
+                .and(predicates::str::contains("max_allowed_packet")),
+        );
+    // The ledger and the table may exist (MySQL DDL commits by itself), but hold nothing.
+    assert_eq!(my(&dst2.url, "SELECT COUNT(*) FROM _ferry_ledger"), "0");
+    assert_eq!(my(&dst2.url, "SELECT COUNT(*) FROM blobs"), "0");
+}
