@@ -395,8 +395,13 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
             resuming,
         });
     }
+    let plan_tables: Vec<(String, &crate::types::TableDef)> = selected
+        .iter()
+        .map(|t| (plan.target_name(t), &t.table))
+        .collect();
+    let privileges = target.missing_privileges(&plan_tables, plan.mode)?;
     let refuses = |ty: &crate::types::ColumnType| target.refuses(ty);
-    let problems = crate::preflight::findings(
+    let mut problems = crate::preflight::findings(
         &crate::preflight::Rules {
             engine: target.engine(),
             same_engine,
@@ -406,6 +411,7 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
         },
         &planned,
     );
+    problems.extend(privileges);
     if !problems.is_empty() {
         return Err(Error::Data(format!(
             "pre-flight found {} problem{} loading bundle {id} into {}; nothing was written:\n  - {}",

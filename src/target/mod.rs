@@ -107,6 +107,17 @@ pub trait Target: Send {
     /// Rows in a table, `None` when it does not exist.
     fn table_rows(&mut self, name: &str, table: &TableDef) -> Result<Option<u64>>;
 
+    /// What the connection's user may not do that this import needs (create tables in a
+    /// schema, insert into or delete from an existing table), one line each, for
+    /// pre-flight; empty when the engine has no privileges to check or all are there.
+    fn missing_privileges(
+        &mut self,
+        _tables: &[(String, &TableDef)],
+        _mode: crate::import::Mode,
+    ) -> Result<Vec<String>> {
+        Ok(vec![])
+    }
+
     /// The columns of an existing table, for pre-flight (missing columns, NOT NULL columns
     /// the bundle cannot fill); `None` when the table does not exist.
     fn existing_columns(

@@ -603,6 +603,84 @@ impl Target for PgTarget {
         )))
     }
 
+    fn missing_privileges(
+        &mut self,
+        tables: &[(String, &TableDef)],
+        mode: crate::import::Mode,
+    ) -> Result<Vec<String>> {
+        use crate::import::Mode;
+        let mut out = Vec::new();
+        // Schemas that get a new table: the ledger's when it is missing, a table's when the
+        // table is missing or replace stages into it.
+        let mut creating: Vec<String> = Vec::new();
+        if !self.exists(&self.ledger())? {
+            creating.push(self.ledger_schema().to_string());
+        }
+        for (name, t) in tables {
+            let q = self.table(name, t);
+            if !self.exists(&q)? || mode == Mode::Replace {
+                creating.push(self.schema_for(t).to_string());
+            }
+            if self.exists(&q)? {
+                let mut need = vec!["INSERT"];
+                if mode == Mode::Replace {
+                    need.push("DELETE");
+                }
+                if mode == Mode::Upsert {
+                    need.push("UPDATE");
+                }
+                for p in need {
+                    let ok: bool = runtime()
+                        .block_on(
+                            sqlx::query_scalar("SELECT has_table_privilege($1::regclass, $2)")
+                                .bind(&q)
+                                .bind(p)
+                                .fetch_one(&mut self.conn),
+                        )
+                        .map_err(|e| pg_err("checking privileges", e))?;
+                    if !ok {
+                        out.push(format!(
+                            "{q}: the user has no {p} privilege on it (GRANT {p} ON {q} TO …)"
+                        ));
+                    }
+                }
+            }
+        }
+        creating.sort();
+        creating.dedup();
+        for schema in creating {
+            let (exists, create_ok): (bool, bool) = runtime()
+                .block_on(
+                    sqlx::query_as(
+                        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1), \
+                                CASE WHEN EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) \
+                                     THEN has_schema_privilege($1, 'CREATE') \
+                                     ELSE has_database_privilege(current_database(), 'CREATE') END",
+                    )
+                    .bind(&schema)
+                    .fetch_one(&mut self.conn),
+                )
+                .map_err(|e| pg_err("checking privileges", e))?;
+            if !create_ok {
+                out.push(if exists {
+                    format!(
+                        "schema {}: the user may not create tables in it (GRANT CREATE ON SCHEMA {} TO …), \
+                         and this import creates tables there",
+                        quote(&schema),
+                        quote(&schema)
+                    )
+                } else {
+                    format!(
+                        "schema {} does not exist and the user may not create schemas in this database \
+                         (GRANT CREATE ON DATABASE … TO …, or --target-schema an existing one)",
+                        quote(&schema)
+                    )
+                });
+            }
+        }
+        Ok(out)
+    }
+
     fn prepare(&mut self, tables: &[(String, &TableDef)], same_engine: bool) -> Result<()> {
         self.ensure_ledger()?;
         let mut schemas: Vec<String> = tables

@@ -768,3 +768,91 @@ fn a_row_the_target_refuses_fails_its_part_naming_table_and_key_and_commits_noth
     assert_eq!(psql(&dst.url, "SELECT count(*), min(v) FROM t"), "1|mine");
     assert_eq!(psql(&dst.url, "SELECT count(*) FROM _ferry_ledger"), "0");
 }
+
+/// Pre-flight on PostgreSQL, before anything is written: a user who may not create tables
+/// is told which grant is missing; a name PostgreSQL would truncate (over 63 bytes) and two
+/// tables whose names fold together on SQLite are refused by name.
+#[test]
+fn preflight_names_missing_privileges_long_names_and_case_collisions() {
+    let Some(dst) = TempDb::new("priv") else {
+        return;
+    };
+    let role = format!("ferry_nopriv_{}", &dst.name[dst.name.len() - 8..]);
+    psql(&admin_url(), &format!("CREATE ROLE {role} LOGIN"));
+    let mut as_role = url::Url::parse(&dst.url).unwrap();
+    as_role.set_username(&role).unwrap();
+    let fx = fixture();
+    let b = fx.export("b");
+    let out = ferry()
+        .args(["import", b.to_str().unwrap(), as_role.as_str()])
+        .args(key_args(&fx))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let _ = Proc::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-d",
+            &admin_url(),
+            "-c",
+            &format!("DROP ROLE {role}"),
+        ])
+        .output();
+    assert_eq!(out.status.code(), Some(65), "{err}");
+    assert!(
+        err.contains("schema \"public\": the user may not create tables in it"),
+        "{err}"
+    );
+    assert_eq!(
+        psql(
+            &dst.url,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        "0"
+    );
+
+    // A 70-character table name from SQLite: PostgreSQL would cut it to 63 bytes.
+    let long = "t".repeat(70);
+    let src = fx.path("long.db");
+    rusqlite::Connection::open(&src)
+        .unwrap()
+        .execute_batch(&format!(
+            "CREATE TABLE {long} (id INTEGER); INSERT INTO {long} VALUES (1);"
+        ))
+        .unwrap();
+    let b2 = fx.path("b2");
+    fx.export_to(&format!("sqlite://{}", src.display()), &b2, &[]);
+    ferry()
+        .args(["import", b2.to_str().unwrap(), &dst.url])
+        .args(key_args(&fx))
+        .assert()
+        .code(65)
+        .stderr(
+            predicates::str::contains("longer than postgres's 63 bytes").and(
+                predicates::str::contains(format!("--rename {long}=SHORTER")),
+            ),
+        );
+
+    // "Users" and "users" from PostgreSQL fold together in SQLite.
+    let Some(pg) = TempDb::new("fold") else {
+        return;
+    };
+    psql(
+        &pg.url,
+        "CREATE TABLE \"Users\" (id int); CREATE TABLE users (id int); INSERT INTO users VALUES (1);",
+    );
+    let b3 = fx.path("b3");
+    fx.export_to(&pg.url, &b3, &[]);
+    let lite = fx.path("fold.db");
+    ferry()
+        .args(["import", b3.to_str().unwrap()])
+        .arg(format!("sqlite://{}", lite.display()))
+        .args(key_args(&fx))
+        .assert()
+        .code(65)
+        .stderr(predicates::str::contains(
+            "would both load into target table",
+        ));
+    assert!(crate::common::user_tables(&lite).is_empty());
+}
