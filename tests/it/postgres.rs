@@ -856,3 +856,85 @@ fn preflight_names_missing_privileges_long_names_and_case_collisions() {
         ));
     assert!(crate::common::user_tables(&lite).is_empty());
 }
+
+/// RELIABILITY E47 and E56: a target that cannot be reached, or that is read-only, is
+/// refused before any verification work, and nothing changes.
+#[test]
+fn an_unreachable_or_read_only_target_is_refused_before_anything_is_written() {
+    let Some(dst) = TempDb::new("ro") else {
+        return;
+    };
+    let fx = fixture();
+    let b = fx.export("b");
+    // Nothing listens on port 1.
+    ferry()
+        .args([
+            "import",
+            b.to_str().unwrap(),
+            "postgres://postgres@127.0.0.1:1/x",
+        ])
+        .args(key_args(&fx))
+        .assert()
+        .code(75)
+        .stderr(predicates::str::contains("cannot reach PostgreSQL"));
+    psql(
+        &admin_url(),
+        &format!(
+            "ALTER DATABASE {} SET default_transaction_read_only = on",
+            dst.name
+        ),
+    );
+    ferry()
+        .args(["import", b.to_str().unwrap(), &dst.url])
+        .args(key_args(&fx))
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("is read-only"));
+    assert_eq!(
+        psql(
+            &dst.url,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ),
+        "0"
+    );
+}
+
+/// RELIABILITY D40: text PostgreSQL cannot hold (U+0000) fails its part naming table,
+/// column and row; nothing of the part is committed.
+#[test]
+fn a_nul_character_in_text_is_refused_by_postgresql_naming_table_and_row() {
+    let Some(dst) = TempDb::new("nul") else {
+        return;
+    };
+    let fx = fixture();
+    let src = fx.path("nul.db");
+    rusqlite::Connection::open(&src)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
+             INSERT INTO notes VALUES (1, 'fine'), (2, 'a' || char(0) || 'b');",
+        )
+        .unwrap();
+    let b = fx.path("b");
+    fx.export_to(&format!("sqlite://{}", src.display()), &b, &[]);
+    let out = ferry()
+        .args(["import", b.to_str().unwrap(), &dst.url])
+        .args(key_args(&fx))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(65), "{err}");
+    assert!(err.contains("notes") && err.contains("row 2"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let ledger_rows = psql(
+        &dst.url,
+        "SELECT CASE WHEN to_regclass('public._ferry_ledger') IS NULL THEN 0 \
+         ELSE (xpath('/row/c/text()', query_to_xml('SELECT count(*) AS c FROM public._ferry_ledger', false, true, '')))[1]::text::int END",
+    );
+    assert_eq!(ledger_rows, "0");
+    let loaded = psql(
+        &dst.url,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = 'notes'",
+    );
+    assert_eq!(loaded, "0", "the failed first part leaves no table behind");
+}
