@@ -21,6 +21,19 @@ use crate::{Error, Result};
 
 pub const LEDGER: &str = "_ferry_ledger";
 
+/// How long a statement waits for a lock on a target table: `FERRY_LOCK_TIMEOUT` seconds,
+/// default 60.
+fn lock_timeout_secs() -> Result<u64> {
+    match std::env::var("FERRY_LOCK_TIMEOUT") {
+        Ok(v) => v.trim().parse().map_err(|_| {
+            Error::Usage(format!(
+                "FERRY_LOCK_TIMEOUT={v:?}: expected a whole number of seconds"
+            ))
+        }),
+        Err(_) => Ok(60),
+    }
+}
+
 /// Bytes of COPY data sent to the server at a time.
 const SEND_CHUNK: usize = 1 << 20;
 
@@ -80,11 +93,54 @@ impl PgTarget {
                 crate::source::postgres::redact(url)
             )));
         }
+        // A lock another session holds on a target table (an application's long
+        // transaction) ends the part after this long, and is reported with its holder,
+        // instead of an import that hangs.
+        let lock_timeout = lock_timeout_secs()?;
+        runtime()
+            .block_on(
+                sqlx::raw_sql(AssertSqlSafe(format!(
+                    "SET lock_timeout = '{lock_timeout}s'"
+                )))
+                .execute(&mut conn),
+            )
+            .map_err(|e| pg_err("setting lock_timeout", e))?;
         Ok(PgTarget {
             conn,
             url: url.to_string(),
             schema_override: schema.map(str::to_string),
         })
+    }
+
+    /// A lock timeout on `q`, with the sessions holding locks on it (pid, user,
+    /// application, state, age, query), so the operator knows whom to ask.
+    fn explain_lock(&mut self, e: Error, q: &str) -> Error {
+        let Error::Temporary(msg) = &e else {
+            return e;
+        };
+        if !msg.contains("lock timeout") {
+            return e;
+        }
+        let holders: Option<String> = runtime()
+            .block_on(
+                sqlx::query_scalar(
+                    "SELECT string_agg(DISTINCT format('pid %s (user %s, application %s, %s, transaction open %s): %s', \
+                            a.pid, a.usename, coalesce(nullif(a.application_name, ''), '-'), a.state, \
+                            date_trunc('second', now() - a.xact_start), left(a.query, 120)), '; ') \
+                     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+                     WHERE l.relation = to_regclass($1) AND l.granted AND a.pid <> pg_backend_pid()",
+                )
+                .bind(q)
+                .fetch_one(&mut self.conn),
+            )
+            .ok()
+            .flatten();
+        Error::Temporary(format!(
+            "{msg}; {q} is locked by another session{}; the part was rolled back: re-run when the lock \
+             is released (FERRY_LOCK_TIMEOUT sets the wait, now {}s)",
+            holders.map(|h| format!(": {h}")).unwrap_or_default(),
+            lock_timeout_secs().unwrap_or(60)
+        ))
     }
 
     fn exec(&mut self, sql: &str) -> Result<()> {
@@ -877,6 +933,11 @@ impl Target for PgTarget {
                 self.exec("COMMIT")?;
                 Ok(LoadOutcome::Loaded(n))
             }
+            Err(e) => {
+                let _ = self.exec("ROLLBACK");
+                let q = self.table(name, table);
+                Err(self.explain_lock(e, &q))
+            }
             other => {
                 let _ = self.exec("ROLLBACK");
                 other
@@ -946,7 +1007,7 @@ impl Target for PgTarget {
             Ok(()) => self.exec("COMMIT"),
             Err(e) => {
                 let _ = self.exec("ROLLBACK");
-                Err(e)
+                Err(self.explain_lock(e, &q))
             }
         }
     }

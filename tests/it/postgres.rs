@@ -938,3 +938,53 @@ fn a_nul_character_in_text_is_refused_by_postgresql_naming_table_and_row() {
     );
     assert_eq!(loaded, "0", "the failed first part leaves no table behind");
 }
+
+/// RELIABILITY E51: a lock an application holds on the target table ends the part after
+/// FERRY_LOCK_TIMEOUT with exit 75 naming the holder; the part is rolled back and a re-run
+/// after the lock is released completes.
+#[test]
+fn a_lock_held_by_another_session_ends_the_part_with_75_naming_the_holder() {
+    let Some(dst) = TempDb::new("lock") else {
+        return;
+    };
+    psql(&dst.url, "CREATE TABLE notes (id bigint, body text)");
+    let fx = fixture();
+    let b = fx.export("b");
+    let url = dst.url.clone();
+    let holder = std::thread::spawn(move || {
+        Proc::new("psql")
+            .env("PGAPPNAME", "ferry-test-holder")
+            .args(["-X", "-q", "-d", &url, "-c"])
+            .arg("BEGIN; LOCK TABLE notes IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT;")
+            .output()
+            .unwrap()
+    });
+    let started = std::time::Instant::now();
+    while psql(
+        &dst.url,
+        "SELECT count(*) FROM pg_locks WHERE relation = 'notes'::regclass AND granted AND mode = 'AccessExclusiveLock'",
+    ) != "1"
+    {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the holder never got its lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = ferry()
+        .env("FERRY_LOCK_TIMEOUT", "1")
+        .args(["import", b.to_str().unwrap(), &dst.url])
+        .args(["--table", "notes", "--mode", "append"])
+        .args(key_args(&fx))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(err.contains("is locked by another session"), "{err}");
+    assert!(err.contains("application ferry-test-holder"), "{err}");
+    assert!(err.contains("re-run"), "{err}");
+    assert!(holder.join().unwrap().status.success());
+    assert_eq!(psql(&dst.url, "SELECT count(*) FROM notes"), "0");
+    fx.import_to(&b, &dst.url, &["--table", "notes", "--mode", "append"]);
+    assert_eq!(psql(&dst.url, "SELECT count(*) FROM notes"), "2");
+}
