@@ -10,7 +10,7 @@ use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, Decimal256Type, Float32Type, Float64Type, Int8Type,
     Int16Type, Int32Type, Int64Type, IntervalMonthDayNanoType, IntervalUnit, Time64MicrosecondType,
-    TimeUnit, TimestampMicrosecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type, i256,
+    TimeUnit, TimestampMicrosecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow::record_batch::RecordBatch;
 
@@ -50,24 +50,6 @@ fn normalise_decimal(s: &str) -> String {
     } else {
         core
     }
-}
-
-/// The exact text of a 256-bit decimal.
-fn decimal256_text(v: i256, scale: i8) -> String {
-    let digits = v.to_string();
-    let (neg, digits) = match digits.strip_prefix('-') {
-        Some(d) => (true, d.to_string()),
-        None => (false, digits),
-    };
-    let s = usize::try_from(scale).unwrap_or(0);
-    let body = if s == 0 {
-        digits
-    } else {
-        let padded = format!("{digits:0>width$}", width = s + 1);
-        let (a, b) = padded.split_at(padded.len() - s);
-        format!("{a}.{b}")
-    };
-    if neg { format!("-{body}") } else { body }
 }
 
 fn encoder<'a>(a: &'a ArrayRef) -> Result<Encoder<'a>> {
@@ -191,7 +173,7 @@ fn encoder<'a>(a: &'a ArrayRef) -> Result<Encoder<'a>> {
             let x = a.as_primitive::<Decimal256Type>();
             let s = *s;
             Box::new(move |i, o| {
-                let text = normalise_decimal(&decimal256_text(x.value(i), s));
+                let text = normalise_decimal(&crate::types::text::format_decimal256(x.value(i), s));
                 // The same encoding as Decimal128 when the value fits 128 bits.
                 let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
                 let scale = i32::try_from(frac.len()).unwrap_or(i32::MAX);

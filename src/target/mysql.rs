@@ -513,23 +513,6 @@ fn fits_decimal_65_30(s: &str) -> bool {
         && frac.trim_end_matches('0').len() <= 30
 }
 
-fn decimal256_text(v: arrow::datatypes::i256, scale: i8) -> String {
-    let digits = v.to_string();
-    let (neg, digits) = match digits.strip_prefix('-') {
-        Some(d) => (true, d.to_string()),
-        None => (false, digits),
-    };
-    let s = usize::try_from(scale).unwrap_or(0);
-    let body = if s == 0 {
-        digits
-    } else {
-        let padded = format!("{digits:0>width$}", width = s + 1);
-        let (a, b) = padded.split_at(padded.len() - s);
-        format!("{a}.{b}")
-    };
-    if neg { format!("-{body}") } else { body }
-}
-
 /// `[-]HHH:MM:SS.ffffff` of a signed microsecond count (MySQL TIME spans ±838 hours).
 fn format_time(us: i64) -> String {
     let sign = if us < 0 { "-" } else { "" };
@@ -609,7 +592,7 @@ fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
             let x = a.as_primitive::<Decimal256Type>();
             let s = *scale;
             Box::new(move |i, args| {
-                let t = decimal256_text(x.value(i), s);
+                let t = crate::types::text::format_decimal256(x.value(i), s);
                 let n = t.len();
                 add(args, t)?;
                 Ok(n)
@@ -1264,7 +1247,7 @@ mod tests {
         assert!(!fits_decimal_65_30("NaN"));
         assert!(!fits_decimal_65_30(""));
         assert_eq!(
-            decimal256_text(arrow::datatypes::i256::from_i128(-5), 3),
+            crate::types::text::format_decimal256(arrow::datatypes::i256::from_i128(-5), 3),
             "-0.005"
         );
         let f = flavour(true, "10.11.19-MariaDB-0+deb12u1");

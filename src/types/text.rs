@@ -114,6 +114,24 @@ pub fn is_decimal_literal(text: &str) -> bool {
     }
 }
 
+/// The exact text of a 256-bit decimal with `scale` fraction digits.
+pub fn format_decimal256(v: arrow::datatypes::i256, scale: i8) -> String {
+    let digits = v.to_string();
+    let (neg, digits) = match digits.strip_prefix('-') {
+        Some(d) => (true, d.to_string()),
+        None => (false, digits),
+    };
+    let s = usize::try_from(scale).unwrap_or(0);
+    let body = if s == 0 {
+        digits
+    } else {
+        let padded = format!("{digits:0>width$}", width = s + 1);
+        let (a, b) = padded.split_at(padded.len() - s);
+        format!("{a}.{b}")
+    };
+    if neg { format!("-{body}") } else { body }
+}
+
 /// Shortest text that reads back as exactly this double.
 pub fn format_f64(v: f64) -> String {
     format!("{v}")
