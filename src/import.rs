@@ -154,19 +154,65 @@ struct FailureState {
     tables: usize,
     /// Replace: the table whose publish failed, if that is what failed.
     publish_failed: Option<String>,
+    /// What a fresh connection found in the ledger after the failure.
+    check: LedgerCheck,
+}
+
+/// After a failure ferry reconnects and reads the ledger again (RELIABILITY.md case 49): a
+/// connection lost during COMMIT leaves its outcome unknown to the client, and only the
+/// ledger can tell. Nothing is retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LedgerCheck {
+    /// The ledger was read again and holds nothing of what failed.
+    Read,
+    /// The failed part is in the ledger: its COMMIT reached the server and committed, only
+    /// the answer was lost.
+    CommitLost(String),
+    /// The failed publish is in the ledger (its parts are published): its COMMIT committed,
+    /// only the answer was lost.
+    PublishLost,
+    /// The ledger could not be read again (why): the counts are this run's own, and when the
+    /// connection went away (`outcome_unknown`) a COMMIT in flight may have committed.
+    Unread { why: String, outcome_unknown: bool },
 }
 
 impl FailureState {
     fn message(&self) -> String {
         let (committed, total) = (self.committed, self.total);
-        let mut m = match &self.publish_failed {
-            Some(t) => format!(
-                "the publish of {t} was rolled back: it still holds its old rows and its parts wait in staging"
+        let unknown = matches!(
+            self.check,
+            LedgerCheck::Unread {
+                outcome_unknown: true,
+                ..
+            }
+        );
+        let unless = if unknown {
+            " unless the connection was lost during its COMMIT"
+        } else {
+            ""
+        };
+        let mut m = match (&self.publish_failed, &self.check) {
+            (Some(t), LedgerCheck::PublishLost) => format!(
+                "the connection was lost during the COMMIT of the publish of {t}: the ledger shows it published \
+                 (the server committed it; only its answer was lost)"
             ),
-            None => "nothing from the failed part was committed".to_string(),
+            (Some(t), _) => format!(
+                "the publish of {t} was rolled back{unless}: it still holds its old rows and its parts wait in staging"
+            ),
+            (None, LedgerCheck::CommitLost(p)) => format!(
+                "the connection was lost during COMMIT of part {p}: the ledger shows it committed (the server \
+                 committed it; only its answer was lost)"
+            ),
+            (None, _) => format!("nothing from the failed part was committed{unless}"),
+        };
+        let source = match &self.check {
+            LedgerCheck::Unread { why, .. } => format!(
+                "as this run counted them: could not reconnect to read the ledger ({why}); the re-run will find out"
+            ),
+            _ => "ledger".to_string(),
         };
         m.push_str(&format!(
-            "; {committed}/{total} parts of this bundle are committed (ledger)"
+            "; {committed}/{total} parts of this bundle are committed ({source})"
         ));
         if self.mode == Mode::Replace {
             m.push_str(&format!(
@@ -470,7 +516,6 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     }
 
     let run_id = crate::bundle::layout::new_bundle_id();
-    let total_parts = checked.bundle.manifest.parts.len();
     report.errors.parts_total = wanted_parts.len() as u64;
     let ctx = LoadCtx {
         plan,
@@ -486,6 +531,7 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
         publishes_started: AtomicUsize::new(0),
         published: AtomicUsize::new(0),
         publish_failed: Mutex::new(None),
+        failed_parts: Mutex::new(Vec::new()),
     };
     let plan_tables: Vec<(String, &crate::types::TableDef)> = selected
         .iter()
@@ -555,22 +601,16 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     }
     if let Some(e) = worker_errors.into_iter().next() {
         report.errors.parts_failed += 1;
-        let state = FailureState {
-            committed: ctx.committed.load(Ordering::Relaxed),
-            total: total_parts,
-            mode: plan.mode,
-            published: ctx.published.load(Ordering::Relaxed)
-                + selected
-                    .iter()
-                    .filter(|t| {
-                        t.parts.iter().all(|p| {
-                            done.contains(p.path.as_str()) && !staged.contains(p.path.as_str())
-                        })
-                    })
-                    .count(),
-            tables: selected.len(),
-            publish_failed: ctx.publish_failed.lock().ok().and_then(|g| g.clone()),
-        };
+        // The failed connection may be gone (and holds SQLite's run lock): close them all,
+        // then read what the target really holds on a fresh one.
+        drop(targets);
+        let state = failure_state(
+            &ctx,
+            &selected,
+            matches!(e, Error::Temporary(_)),
+            target::open(&plan.target_url, plan.target_schema.as_deref())
+                .and_then(|mut t| t.ledger_state(&id)),
+        );
         return Err(with_state(e, &state.message()));
     }
     let mut target = targets.swap_remove(0);
@@ -610,6 +650,72 @@ struct LoadCtx<'a> {
     published: AtomicUsize,
     /// The table whose publish failed.
     publish_failed: Mutex<Option<String>>,
+    /// Parts whose load failed, as `(part path, how the summary names it)`.
+    failed_parts: Mutex<Vec<(String, String)>>,
+}
+
+/// The summary of a failed import. `fresh` is the ledger read again on a new connection
+/// after the failure (or why it could not be): it, not this run's own count, says what is
+/// committed, and it alone knows whether a COMMIT whose answer was lost went through.
+/// `temporary`: the failure was a lost connection (or the like), so a COMMIT may have been in flight.
+fn failure_state(
+    ctx: &LoadCtx<'_>,
+    selected: &[&CatalogTable],
+    temporary: bool,
+    fresh: Result<target::LedgerState>,
+) -> FailureState {
+    let plan = ctx.plan;
+    let publish_failed = ctx.publish_failed.lock().ok().and_then(|g| g.clone());
+    let published_in = |parts: &HashSet<&str>, staged: &HashSet<&str>, t: &CatalogTable| {
+        t.parts
+            .iter()
+            .all(|p| parts.contains(p.path.as_str()) && !staged.contains(p.path.as_str()))
+    };
+    let mut state = FailureState {
+        committed: ctx.committed.load(Ordering::Relaxed),
+        total: ctx.checked.bundle.manifest.parts.len(),
+        mode: plan.mode,
+        published: ctx.published.load(Ordering::Relaxed)
+            + selected
+                .iter()
+                .filter(|t| published_in(ctx.done, ctx.staged, t))
+                .count(),
+        tables: selected.len(),
+        publish_failed,
+        check: LedgerCheck::Read,
+    };
+    let fresh = match fresh {
+        Ok(f) => f,
+        Err(e) => {
+            state.check = LedgerCheck::Unread {
+                why: e.to_string(),
+                outcome_unknown: temporary,
+            };
+            return state;
+        }
+    };
+    let parts: HashSet<&str> = fresh.parts.iter().map(|(p, _)| p.as_str()).collect();
+    let staged: HashSet<&str> = fresh.staged.iter().map(String::as_str).collect();
+    state.committed = fresh.parts.len();
+    state.published = selected
+        .iter()
+        .filter(|t| published_in(&parts, &staged, t))
+        .count();
+    let failed = ctx
+        .failed_parts
+        .lock()
+        .map(|g| g.clone())
+        .unwrap_or_default();
+    if let Some((_, part)) = failed.iter().find(|(p, _)| parts.contains(p.as_str())) {
+        state.check = LedgerCheck::CommitLost(part.clone());
+    } else if let Some(t) = &state.publish_failed
+        && selected
+            .iter()
+            .any(|c| plan.target_name(c) == *t && published_in(&parts, &staged, c))
+    {
+        state.check = LedgerCheck::PublishLost;
+    }
+    state
 }
 
 /// One table's figures for the summary.
@@ -684,6 +790,12 @@ fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, t: &CatalogTable) ->
             }
             Ok(LoadOutcome::AlreadyLoaded) => skipped += 1,
             Err(e) => {
+                if let Ok(mut g) = ctx.failed_parts.lock() {
+                    g.push((
+                        p.path.clone(),
+                        format!("{} (table {name} part {})", p.path, p.index),
+                    ));
+                }
                 bar.abandon();
                 return Err(e);
             }
@@ -785,11 +897,6 @@ fn load_one(
         &format!("table {} part {}", t.table.qualified(), p.index),
         batch_rows,
     )?;
-    let mut counted = batches.inspect(|b| {
-        if let Ok(b) = b {
-            bar.inc(b.num_rows() as u64);
-        }
-    });
     let mut before_commit = |rows: u64| -> Result<()> {
         // Never commit before the whole part, up to its final chunk, has authenticated.
         reader.authenticate_rest(&bundle_url)?;
@@ -807,16 +914,43 @@ fn load_one(
         pause_at("part-sent", n);
         Ok(())
     };
-    target.load_part(
-        name,
-        &t.table,
-        same_engine,
-        into,
-        entry,
-        &mut counted,
-        &mut before_commit,
-    )
+    // Decrypting and decoding the part overlaps with encoding and sending it: a thread
+    // reads ahead by PREFETCH_BATCHES batches (the memory this costs).
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(PREFETCH_BATCHES);
+        let reader_thread = s.spawn(move || {
+            for b in batches {
+                // The loader stopped (an error, or it has all it needs): stop reading.
+                if tx.send(b).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut counted = rx.iter().inspect(|b| {
+            if let Ok(b) = b {
+                bar.inc(b.num_rows() as u64);
+            }
+        });
+        let result = target.load_part(
+            name,
+            &t.table,
+            same_engine,
+            into,
+            entry,
+            &mut counted,
+            &mut before_commit,
+        );
+        drop(counted);
+        drop(rx);
+        reader_thread
+            .join()
+            .map_err(|_| Error::Other(format!("the reader of part {} crashed", p.path)))?;
+        result
+    })
 }
+
+/// Batches decoded ahead of the loader.
+const PREFETCH_BATCHES: usize = 2;
 
 /// Adds the target's state to a load failure's message (without saying twice that the
 /// failed part left nothing).
@@ -876,6 +1010,7 @@ mod tests {
             published: 0,
             tables: 3,
             publish_failed: None,
+            check: LedgerCheck::Read,
         };
         assert_eq!(
             st.message(),
@@ -892,6 +1027,52 @@ mod tests {
                 && m.contains("1/3 tables published")
                 && m.ends_with("re-run the same command to resume"),
             "{m}"
+        );
+        st.check = LedgerCheck::PublishLost;
+        let m = st.message();
+        assert!(
+            m.starts_with("the connection was lost during the COMMIT of the publish of orders: the ledger shows it published"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn a_commit_whose_answer_was_lost_is_reported_from_the_ledger() {
+        let mut st = FailureState {
+            committed: 5,
+            total: 12,
+            mode: Mode::Append,
+            published: 0,
+            tables: 1,
+            publish_failed: None,
+            check: LedgerCheck::CommitLost("data/t/00002.parquet (table t)".into()),
+        };
+        assert_eq!(
+            st.message(),
+            "the connection was lost during COMMIT of part data/t/00002.parquet (table t): the ledger shows it \
+             committed (the server committed it; only its answer was lost); 5/12 parts of this bundle are \
+             committed (ledger); re-run the same command to resume"
+        );
+        st.committed = 4;
+        st.check = LedgerCheck::Unread {
+            why: "cannot reach PostgreSQL".into(),
+            outcome_unknown: true,
+        };
+        assert_eq!(
+            st.message(),
+            "nothing from the failed part was committed unless the connection was lost during its COMMIT; 4/12 \
+             parts of this bundle are committed (as this run counted them: could not reconnect to read the \
+             ledger (cannot reach PostgreSQL); the re-run will find out); re-run the same command to resume"
+        );
+        st.check = LedgerCheck::Unread {
+            why: "x".into(),
+            outcome_unknown: false,
+        };
+        assert!(
+            st.message()
+                .starts_with("nothing from the failed part was committed; 4/12 parts"),
+            "{}",
+            st.message()
         );
     }
 }

@@ -8,6 +8,7 @@
     clippy::cast_possible_wrap
 )]
 
+mod commit_lost;
 mod common;
 mod kill;
 mod matrix;
