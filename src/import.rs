@@ -860,10 +860,21 @@ fn publish(
              it and its staged ledger rows, and {name} still holds its old rows"
         )));
     }
-    let result = target.publish(name, &t.table, ctx.same_engine, stage, id, &mut || {
-        pause_at("publish", n);
-        Ok(())
-    });
+    let manifest = &ctx.checked.bundle.manifest;
+    let newer_than =
+        (!ctx.plan.allow_replay).then_some((manifest.source_id.as_str(), manifest.sequence));
+    let result = target.publish(
+        name,
+        &t.table,
+        ctx.same_engine,
+        stage,
+        id,
+        newer_than,
+        &mut || {
+            pause_at("publish", n);
+            Ok(())
+        },
+    );
     if let Err(e) = result {
         if let Ok(mut g) = ctx.publish_failed.lock() {
             *g = Some(name.to_string());

@@ -153,6 +153,9 @@ pub trait Target: Send {
     /// rows in and mark the table's `replace-staged` ledger rows of this bundle `published`;
     /// `before_commit` runs just before COMMIT. Readers see the old rows until the commit
     /// and the new ones after. The staging table is dropped after the commit.
+    /// `newer_than`: (source id, sequence) of this bundle; when another bundle of that source
+    /// with a higher sequence has published into the table meanwhile, the publish is refused
+    /// inside the transaction (see [`newer_published`]). `None` with `--allow-replay`.
     #[allow(clippy::too_many_arguments)]
     fn publish(
         &mut self,
@@ -161,6 +164,7 @@ pub trait Target: Send {
         same_engine: bool,
         staging: &str,
         bundle_id: &str,
+        newer_than: Option<(&str, u64)>,
         before_commit: &mut dyn FnMut() -> Result<()>,
     ) -> Result<()>;
 
@@ -212,4 +216,25 @@ pub fn open(url: &str, schema: Option<&str>) -> Result<Box<dyn Target>> {
     Err(Error::Usage(format!(
         "{scheme}: not a target ferry knows (sqlite://PATH, postgres://…, mysql://…)"
     )))
+}
+
+/// The ledger query that finds a newer published bundle of the same source in a table
+/// (placeholders: target table, source id, published mode, this bundle id, this sequence;
+/// `{ph}` numbering is the engine's).
+pub fn newer_published_sql(ledger: &str, ph: [&str; 5]) -> String {
+    format!(
+        "SELECT sequence, bundle_id FROM {ledger} WHERE target_table = {} AND source_id = {} \
+         AND mode = {} AND bundle_id <> {} AND sequence > {} ORDER BY sequence DESC LIMIT 1",
+        ph[0], ph[1], ph[2], ph[3], ph[4]
+    )
+}
+
+/// Replace: an older bundle must not publish over a newer one of the same source that
+/// published while it ran (RELIABILITY E53). The table keeps the newer rows.
+pub fn newer_published(name: &str, sequence: u64, newer: u64, newer_bundle: &str) -> Error {
+    Error::Data(format!(
+        "table {name}: bundle {newer_bundle} (sequence {newer}) from the same source published into it while \
+         this import ran, and this bundle is older (sequence {sequence}): {name} keeps the newer rows and this \
+         bundle's parts stay staged; re-run with --allow-replay to publish the older rows anyway"
+    ))
 }

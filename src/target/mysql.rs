@@ -957,6 +957,7 @@ impl Target for MyTarget {
         same_engine: bool,
         staging: &str,
         bundle_id: &str,
+        newer_than: Option<(&str, u64)>,
         before_commit: &mut dyn FnMut() -> Result<()>,
     ) -> Result<()> {
         // DDL commits implicitly: a missing table is made (empty) before the transaction.
@@ -967,6 +968,29 @@ impl Target for MyTarget {
             let cols = cols.join(", ");
             // One InnoDB transaction: readers keep seeing the old rows until COMMIT.
             self.exec(&format!("DELETE FROM {}", quote(name)))?;
+            // After the DELETE holds the table's rows, the first plain read sees what other
+            // publishers of this table committed.
+            if let Some((source, sequence)) = newer_than {
+                let seq = sequence.to_string();
+                let newer = self.texts(
+                    "reading the ledger",
+                    &super::newer_published_sql(&quote(LEDGER), ["?", "?", "?", "?", "?"]).replace(
+                        "SELECT sequence, bundle_id",
+                        "SELECT CAST(sequence AS CHAR), CAST(bundle_id AS CHAR)",
+                    ),
+                    &[name, source, PUBLISHED, bundle_id, &seq],
+                )?;
+                if let Some(r) = newer.into_iter().next() {
+                    let s = r
+                        .first()
+                        .cloned()
+                        .flatten()
+                        .and_then(|x| x.parse().ok())
+                        .unwrap_or(0);
+                    let b = r.get(1).cloned().flatten().unwrap_or_default();
+                    return Err(super::newer_published(name, sequence, s, &b));
+                }
+            }
             runtime()
                 .block_on(
                     sqlx::raw_sql(AssertSqlSafe(format!(

@@ -967,6 +967,7 @@ impl Target for PgTarget {
         same_engine: bool,
         staging: &str,
         bundle_id: &str,
+        newer_than: Option<(&str, u64)>,
         before_commit: &mut dyn FnMut() -> Result<()>,
     ) -> Result<()> {
         let q = self.table(name, table);
@@ -977,6 +978,32 @@ impl Target for PgTarget {
             self.create_table(name, table, same_engine, false)?;
             // Readers keep the old rows (they wait on this lock) until COMMIT.
             self.exec(&format!("LOCK TABLE {q} IN ACCESS EXCLUSIVE MODE"))?;
+            // Under the lock (READ COMMITTED): another publisher of this table has committed.
+            if let Some((source, sequence)) = newer_than {
+                let l = self.ledger();
+                let newer: Option<(i64, String)> = runtime()
+                    .block_on(
+                        sqlx::query_as(AssertSqlSafe(super::newer_published_sql(
+                            &l,
+                            ["$1", "$2", "$3", "$4", "$5"],
+                        )))
+                        .bind(name)
+                        .bind(source)
+                        .bind(PUBLISHED)
+                        .bind(bundle_id)
+                        .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
+                        .fetch_optional(&mut self.conn),
+                    )
+                    .map_err(|e| pg_err("reading the ledger", e))?;
+                if let Some((s, b)) = newer {
+                    return Err(super::newer_published(
+                        name,
+                        sequence,
+                        u64::try_from(s).unwrap_or(0),
+                        b.trim(),
+                    ));
+                }
+            }
             let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
             let cols = cols.join(", ");
             // DELETE, not TRUNCATE: MVCC-safe for older snapshots and allowed under FKs.

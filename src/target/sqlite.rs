@@ -683,6 +683,7 @@ impl Target for SqliteTarget {
         same_engine: bool,
         staging: &str,
         bundle_id: &str,
+        newer_than: Option<(&str, u64)>,
         before_commit: &mut dyn FnMut() -> Result<()>,
     ) -> Result<()> {
         self.conn
@@ -690,6 +691,31 @@ impl Target for SqliteTarget {
             .map_err(|e| db_err("starting the publish transaction", e))?;
         let result = (|| -> Result<()> {
             self.create_table(name, table, same_engine)?;
+            if let Some((source, sequence)) = newer_than {
+                let newer: Option<(i64, String)> = self
+                    .conn
+                    .query_row(
+                        &super::newer_published_sql(&quote(LEDGER), ["?1", "?2", "?3", "?4", "?5"]),
+                        rusqlite::params![
+                            name,
+                            source,
+                            super::PUBLISHED,
+                            bundle_id,
+                            i64::try_from(sequence).unwrap_or(i64::MAX)
+                        ],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(|e| db_err("reading the ledger", e))?;
+                if let Some((s, b)) = newer {
+                    return Err(super::newer_published(
+                        name,
+                        sequence,
+                        u64::try_from(s).unwrap_or(0),
+                        &b,
+                    ));
+                }
+            }
             let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
             let cols = cols.join(", ");
             self.conn

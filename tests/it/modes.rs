@@ -530,3 +530,63 @@ fn preflight_lists_every_schema_problem_at_once_and_dry_run_prints_the_plan() {
     );
     assert_eq!(crate::common::ledger_rows(&dst), 0);
 }
+
+/// RELIABILITY E53: two bundles of one source replace the same PostgreSQL table at once.
+/// The older one pauses with its parts staged; the newer one publishes meanwhile; when the
+/// older one reaches its publish it is refused (exit 65) and the table keeps the newer rows.
+#[test]
+fn an_older_bundle_never_publishes_over_a_newer_one_that_published_while_it_ran() {
+    let Some(dst) = postgres::TempDb::new("e53") else {
+        return;
+    };
+    let fx = fixture();
+    let src = fx.path("seq.db");
+    let c = Connection::open(&src).unwrap();
+    c.execute_batch(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
+         INSERT INTO t VALUES (1, 'old'), (2, 'old');",
+    )
+    .unwrap();
+    let src_url = format!("sqlite://{}", src.display());
+    let (b1, b2) = (fx.path("b1"), fx.path("b2"));
+    fx.export_to(&src_url, &b1, &["--sequence", "1"]);
+    c.execute_batch("UPDATE t SET v = 'new'; INSERT INTO t VALUES (3, 'new');")
+        .unwrap();
+    drop(c);
+    fx.export_to(&src_url, &b2, &["--sequence", "2"]);
+
+    let mut older = Proc::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .env("FERRY_PAUSE_AT", "staged:1")
+        .env("FERRY_PAUSE_SECS", "3")
+        .args(["--quiet", "import", b1.to_str().unwrap(), &dst.url])
+        .args(["--mode", "replace", "--key-file"])
+        .arg(&fx.key)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(older.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut err, &mut line).unwrap();
+        assert!(n > 0, "the older import ended before pausing");
+        if line.contains("paused at staged 1") {
+            break;
+        }
+    }
+    // The newer bundle publishes while the older one waits with its parts staged.
+    fx.import_to(&b2, &dst.url, &["--mode", "replace"]);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let status = older.wait().unwrap();
+    assert_eq!(status.code(), Some(65), "{rest}");
+    assert!(rest.contains("keeps the newer rows"), "{rest}");
+    assert!(rest.contains("--allow-replay"), "{rest}");
+    assert_eq!(
+        postgres::psql(
+            &dst.url,
+            "SELECT string_agg(id || v, ',' ORDER BY id) FROM t"
+        ),
+        "1new,2new,3new"
+    );
+}
