@@ -53,6 +53,16 @@ pub fn pg_err(what: &str, e: sqlx::Error) -> Error {
         {
             Error::Temporary(format!("{what}: {e} (temporary; safe to re-run)"))
         }
+        // Disk full, out of memory, too many connections; a statement timeout.
+        sqlx::Error::Database(d)
+            if d.code()
+                .is_some_and(|c| c.starts_with("53") || c == "57014") =>
+        {
+            Error::Temporary(format!(
+                "{what}: {e} (the server ran out of a resource or time: the transaction was rolled back; \
+                 free it and re-run the same command)"
+            ))
+        }
         _ => Error::Database(format!("{what}: {e}")),
     }
 }

@@ -988,3 +988,91 @@ fn a_lock_held_by_another_session_ends_the_part_with_75_naming_the_holder() {
     fx.import_to(&b, &dst.url, &["--table", "notes", "--mode", "append"]);
     assert_eq!(psql(&dst.url, "SELECT count(*) FROM notes"), "2");
 }
+
+/// RELIABILITY E51: the database server's disk fills up during a part (a table in a 3 MiB
+/// tablespace). The part rolls back, the import exits 75, and after space is freed a re-run
+/// completes with exactly the source rows. Needs root to mount a small tmpfs; skipped
+/// loudly without it.
+#[test]
+fn a_full_disk_on_the_server_rolls_the_part_back_with_75_and_a_rerun_completes() {
+    let Some(dst) = TempDb::new("full") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("ts");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Proc::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=3M", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a small tmpfs (needs root) for the disk-full test");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Proc::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let _ = Proc::new("chown")
+        .args(["postgres:postgres"])
+        .arg(&mnt)
+        .status();
+    let _ = Proc::new("chmod").args(["755"]).arg(dir.path()).status();
+    let ts = format!("ferry_small_{}", &dst.name[dst.name.len() - 8..]);
+    psql(
+        &admin_url(),
+        &format!("CREATE TABLESPACE {ts} LOCATION '{}'", mnt.display()),
+    );
+    struct DropTs(String);
+    impl Drop for DropTs {
+        fn drop(&mut self) {
+            let _ = Proc::new("psql")
+                .args(["-X", "-q", "-d", &admin_url(), "-c"])
+                .arg(format!("DROP TABLESPACE IF EXISTS {}", self.0))
+                .output();
+        }
+    }
+    let _drop_ts = DropTs(ts.clone());
+    // ~8 MB of incompressible rows into a table that lives in the 3 MiB tablespace.
+    let fx = fixture();
+    let src = fx.path("full.db");
+    rusqlite::Connection::open(&src)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE blobs (id INTEGER PRIMARY KEY, b BLOB);
+             WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 4000)
+             INSERT INTO blobs SELECT i, randomblob(2000) FROM g;",
+        )
+        .unwrap();
+    let b = fx.path("b");
+    fx.export_to(&format!("sqlite://{}", src.display()), &b, &[]);
+    psql(
+        &dst.url,
+        &format!("CREATE TABLE blobs (id bigint PRIMARY KEY, b bytea) TABLESPACE {ts}"),
+    );
+    let out = ferry()
+        .args(["import", b.to_str().unwrap(), &dst.url, "--mode", "append"])
+        .args(key_args(&fx))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(
+        err.contains("No space left on device") || err.contains("could not extend"),
+        "{err}"
+    );
+    assert!(err.contains("re-run"), "{err}");
+    assert_eq!(psql(&dst.url, "SELECT count(*) FROM blobs"), "0");
+    // Space comes back (the table moves to the default tablespace); the re-run completes.
+    psql(&dst.url, "ALTER TABLE blobs SET TABLESPACE pg_default");
+    fx.import_to(&b, &dst.url, &["--mode", "append"]);
+    assert_eq!(
+        psql(&dst.url, "SELECT count(*), sum(length(b)) FROM blobs"),
+        "4000|8000000"
+    );
+    psql(&dst.url, "DROP TABLE blobs");
+}
