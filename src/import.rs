@@ -929,8 +929,11 @@ fn load_one(
     // reads ahead by PREFETCH_BATCHES batches (the memory this costs).
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel(PREFETCH_BATCHES);
+        let (bundle_url, part_path, table) = (&bundle_url, &p.path, &t.table);
         let reader_thread = s.spawn(move || {
             for b in batches {
+                // Every loader relies on the batch having the catalog's shape.
+                let b = b.and_then(|b| matches_catalog(bundle_url, part_path, table, b));
                 // The loader stopped (an error, or it has all it needs): stop reading.
                 if tx.send(b).is_err() {
                     break;
@@ -958,6 +961,41 @@ fn load_one(
             .map_err(|_| Error::Other(format!("the reader of part {} crashed", p.path)))?;
         result
     })
+}
+
+/// A part's batch with exactly the catalog's columns and types, or an error naming the
+/// bundle, the part, the table and the column.
+fn matches_catalog(
+    bundle_url: &str,
+    part: &str,
+    table: &crate::types::TableDef,
+    batch: arrow::record_batch::RecordBatch,
+) -> Result<arrow::record_batch::RecordBatch> {
+    let bad = |m: String| {
+        Error::invalid(
+            bundle_url,
+            part,
+            format!("table {}: {m}", table.qualified()),
+        )
+    };
+    if batch.num_columns() != table.columns.len() {
+        return Err(bad(format!(
+            "part has {} columns, catalog {}",
+            batch.num_columns(),
+            table.columns.len()
+        )));
+    }
+    for (c, a) in table.columns.iter().zip(batch.columns()) {
+        if a.data_type() != &c.ty.arrow() {
+            return Err(bad(format!(
+                "column {}: part holds {}, catalog says {}",
+                c.name,
+                a.data_type(),
+                c.ty.describe()
+            )));
+        }
+    }
+    Ok(batch)
 }
 
 /// Batches decoded ahead of the loader.
@@ -996,6 +1034,60 @@ fn with_state(e: Error, state: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_that_does_not_match_the_catalog_is_refused_naming_bundle_part_table_and_column() {
+        use crate::types::{Column, ColumnType, TableDef};
+        use arrow::array::{ArrayRef, Int32Array, Int64Array};
+        use std::sync::Arc;
+        let col = |name: &str| Column {
+            name: name.into(),
+            ty: ColumnType::Int64,
+            nullable: true,
+            source_type: "bigint".into(),
+            default: None,
+            enum_type: None,
+            domain_type: None,
+            as_text: false,
+        };
+        let table = TableDef {
+            schema: Some("public".into()),
+            name: "t".into(),
+            columns: vec![col("id"), col("n")],
+            primary_key: vec![],
+            indexes: vec![],
+            foreign_keys: vec![],
+            partitioning: None,
+        };
+        let batch = |cols: Vec<ArrayRef>| {
+            arrow::record_batch::RecordBatch::try_from_iter(
+                cols.into_iter()
+                    .enumerate()
+                    .map(|(i, a)| (format!("c{i}"), a)),
+            )
+            .unwrap()
+        };
+        let good = batch(vec![
+            Arc::new(Int64Array::from(vec![1])),
+            Arc::new(Int64Array::from(vec![2])),
+        ]);
+        assert!(matches_catalog("b/", "data/p1.fe", &table, good).is_ok());
+        let wrong_type = batch(vec![
+            Arc::new(Int64Array::from(vec![1])),
+            Arc::new(Int32Array::from(vec![2])),
+        ]);
+        let e = matches_catalog("b/", "data/p1.fe", &table, wrong_type).unwrap_err();
+        assert_eq!(e.exit_code(), 65);
+        let m = e.to_string();
+        for want in ["b/", "data/p1.fe", "public.t", "column n", "Int32"] {
+            assert!(m.contains(want), "{want} missing in {m}");
+        }
+        let too_few = batch(vec![Arc::new(Int64Array::from(vec![1]))]);
+        let m = matches_catalog("b/", "data/p1.fe", &table, too_few)
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("part has 1 columns, catalog 2"), "{m}");
+    }
 
     #[test]
     fn staging_names_are_deterministic_and_recognised() {

@@ -39,6 +39,27 @@ pub struct LedgerState {
     pub staged: Vec<String>,
 }
 
+impl LedgerState {
+    /// Adds one ledger row of the bundle (rows in load order).
+    pub fn record(
+        &mut self,
+        part: String,
+        table: String,
+        manifest_sha256: String,
+        loaded_at: String,
+        mode: &str,
+    ) {
+        if mode == STAGED {
+            self.staged.push(part.clone());
+        }
+        self.parts.push((part, table));
+        if !self.manifest_sha256.contains(&manifest_sha256) {
+            self.manifest_sha256.push(manifest_sha256);
+        }
+        self.first_loaded_at.get_or_insert(loaded_at);
+    }
+}
+
 /// Ledger mode of a part loaded into a replace's staging table.
 pub const STAGED: &str = "replace-staged";
 /// Ledger mode of a replace's parts once the publish transaction committed.

@@ -338,54 +338,36 @@ impl MyTarget {
         let (mut in_stmt, mut bytes, mut done, mut first) = (0usize, 0usize, 0u64, 1u64);
         for batch in batches {
             let batch = batch?;
-            if batch.num_columns() != table.columns.len() {
-                return Err(Error::invalid(
-                    "",
-                    part,
-                    format!(
-                        "table {name}: part has {} columns, catalog {}",
-                        batch.num_columns(),
-                        table.columns.len()
-                    ),
-                ));
-            }
+            // The batch has the catalog's shape (checked where import reads the part).
             let binders = table
                 .columns
                 .iter()
                 .zip(batch.columns())
-                .map(|(c, a)| {
-                    if a.data_type() != &c.ty.arrow() {
-                        return Err(Error::invalid(
-                            "",
-                            part,
-                            format!(
-                                "table {name}, column {}: part holds {}, catalog says {}",
-                                c.name,
-                                a.data_type(),
-                                c.ty.describe()
-                            ),
-                        ));
-                    }
-                    binder(a, &c.ty)
-                })
+                .map(|(c, a)| binder(a, &c.ty))
                 .collect::<Result<Vec<_>>>()?;
-            let wide: Vec<&dyn arrow::array::Array> = batch
+            // Offsets of the variable-length columns, taken once per batch: a row's size is
+            // then a subtraction per column (a NULL counts what its slot spans, usually 0).
+            let wide: Vec<&[i32]> = batch
                 .columns()
                 .iter()
-                .filter(|a| {
-                    matches!(
-                        a.data_type(),
-                        arrow::datatypes::DataType::Utf8 | arrow::datatypes::DataType::Binary
-                    )
+                .filter_map(|a| match a.data_type() {
+                    arrow::datatypes::DataType::Utf8 => Some(a.as_string::<i32>().value_offsets()),
+                    arrow::datatypes::DataType::Binary => {
+                        Some(a.as_binary::<i32>().value_offsets())
+                    }
+                    _ => None,
                 })
-                .map(|a| a.as_ref())
                 .collect();
+            let fixed = 16 * table.columns.len();
             for row in 0..batch.num_rows() {
                 let at = done + 1;
                 // The statement so far goes before a row that would push it past the packet
                 // bound; a row that alone exceeds the server's limit is named, with the fix.
-                let row_bytes: usize = wide.iter().map(|a| value_len(*a, row)).sum::<usize>()
-                    + 16 * table.columns.len();
+                let row_bytes = fixed
+                    + wide
+                        .iter()
+                        .map(|o| usize::try_from(o[row + 1] - o[row]).unwrap_or(0))
+                        .sum::<usize>();
                 if row_bytes > self.packet.saturating_sub(1024) {
                     return Err(Error::Database(format!(
                         "table {name}, row {at} of part {part}: {row_bytes} bytes, more than the server's \
@@ -790,15 +772,7 @@ impl Target for MyTarget {
         let mut state = LedgerState::default();
         for r in rows {
             let g = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-            if g(4) == STAGED {
-                state.staged.push(g(0));
-            }
-            state.parts.push((g(0), g(1)));
-            let m = g(2);
-            if !state.manifest_sha256.contains(&m) {
-                state.manifest_sha256.push(m);
-            }
-            state.first_loaded_at.get_or_insert(g(3));
+            state.record(g(0), g(1), g(2), g(3), &g(4));
         }
         Ok(state)
     }
@@ -1188,19 +1162,6 @@ impl Target for MyTarget {
             }
         }
         Ok(notes)
-    }
-}
-
-/// Bytes of a variable-length value (0 for NULL).
-fn value_len(a: &dyn arrow::array::Array, row: usize) -> usize {
-    use arrow::array::AsArray;
-    if a.is_null(row) {
-        return 0;
-    }
-    match a.data_type() {
-        arrow::datatypes::DataType::Utf8 => a.as_string::<i32>().value(row).len(),
-        arrow::datatypes::DataType::Binary => a.as_binary::<i32>().value(row).len(),
-        _ => 0,
     }
 }
 

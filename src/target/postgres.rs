@@ -674,10 +674,11 @@ impl Target for PgTarget {
         }
         for (name, t) in tables {
             let q = self.table(name, t);
-            if !self.exists(&q)? || mode == Mode::Replace {
+            let exists = self.exists(&q)?;
+            if !exists || mode == Mode::Replace {
                 creating.push(self.schema_for(t).to_string());
             }
-            if self.exists(&q)? {
+            if exists {
                 let mut need = vec!["INSERT"];
                 if mode == Mode::Replace {
                     need.push("DELETE");
@@ -788,14 +789,7 @@ impl Target for PgTarget {
                 r.try_get(3).map_err(|e| pg_err("reading the ledger", e))?,
             );
             let mode: String = r.try_get(4).map_err(|e| pg_err("reading the ledger", e))?;
-            if mode == STAGED {
-                state.staged.push(p.clone());
-            }
-            state.parts.push((p, t));
-            if !state.manifest_sha256.contains(&m) {
-                state.manifest_sha256.push(m);
-            }
-            state.first_loaded_at.get_or_insert(at);
+            state.record(p, t, m, at, &mode);
         }
         Ok(state)
     }

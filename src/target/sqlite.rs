@@ -217,36 +217,12 @@ impl SqliteTarget {
         let mut done = 0u64;
         for batch in batches {
             let batch = batch?;
-            if batch.num_columns() != table.columns.len() {
-                return Err(Error::invalid(
-                    "",
-                    part,
-                    format!(
-                        "table {name}: part has {} columns, catalog {}",
-                        batch.num_columns(),
-                        table.columns.len()
-                    ),
-                ));
-            }
+            // The batch has the catalog's shape (checked where import reads the part).
             let binders = table
                 .columns
                 .iter()
                 .zip(batch.columns())
-                .map(|(c, a)| {
-                    if a.data_type() != &c.ty.arrow() {
-                        return Err(Error::invalid(
-                            "",
-                            part,
-                            format!(
-                                "table {name}, column {}: part holds {}, catalog says {}",
-                                c.name,
-                                a.data_type(),
-                                c.ty.describe()
-                            ),
-                        ));
-                    }
-                    binder(a, &c.ty)
-                })
+                .map(|(c, a)| binder(a, &c.ty))
                 .collect::<Result<Vec<_>>>()?;
             for row in 0..batch.num_rows() {
                 let at = done + row as u64 + 1;
@@ -519,14 +495,7 @@ impl Target for SqliteTarget {
             .map_err(|e| db_err("reading the ledger", e))?;
         let mut state = LedgerState::default();
         for (p, t, m, at, mode) in rows {
-            if mode == STAGED {
-                state.staged.push(p.clone());
-            }
-            state.parts.push((p, t));
-            if !state.manifest_sha256.contains(&m) {
-                state.manifest_sha256.push(m);
-            }
-            state.first_loaded_at.get_or_insert(at);
+            state.record(p, t, m, at, &mode);
         }
         Ok(state)
     }
