@@ -281,12 +281,15 @@ pub fn compare(
         tables: tables.to_vec(),
         exclude: vec![],
     };
-    let mut a = source::open(a_url)?;
-    let mut b = source::open(b_url)?;
-    progress.line(&format!("fingerprinting {a_url}"));
-    let fa = fingerprint_all(a.as_mut(), &sel)?;
-    progress.line(&format!("fingerprinting {b_url}"));
-    let fb = fingerprint_all(b.as_mut(), &sel)?;
+    let side = |url: &str| {
+        progress.line(&format!("fingerprinting {url}"));
+        source::retyping_flags(&source::SourceOptions::default(), |options| {
+            fingerprint_all(source::open_with(url, options.clone())?.as_mut(), &sel)
+        })
+    };
+    let (fa, mut notes) = side(a_url)?;
+    let (fb, more) = side(b_url)?;
+    notes.extend(more);
     let mut names: Vec<String> = fa
         .iter()
         .chain(fb.iter())
@@ -295,6 +298,7 @@ pub fn compare(
     names.sort();
     names.dedup();
     let mut report = RunReport::new("compare");
+    report.warnings.extend(notes);
     let mut differ = 0;
     for n in &names {
         let (fx, fy) = (fa.iter().find(|p| p.0 == *n), fb.iter().find(|p| p.0 == *n));

@@ -72,6 +72,12 @@ pub enum Error {
 
     #[error("{0}")]
     Other(String),
+
+    /// A `tinyint(1)` column read as boolean met a value other than 0 and 1. The export
+    /// catches it and starts over with that column as an integer; it reaches the operator
+    /// only if that fails too.
+    #[error("table {table}, column {column:?}: tinyint(1) holds values other than 0 and 1")]
+    NotBoolean { table: String, column: String },
 }
 
 fn list(findings: &[Finding]) -> String {
@@ -89,9 +95,11 @@ impl Error {
             Error::Key(_) => exit::KEY,
             Error::Temporary(_) => exit::TEMPORARY,
             Error::Usage(_) => exit::USAGE,
-            Error::Database(_) | Error::Storage(_) | Error::Io { .. } | Error::Other(_) => {
-                exit::FAILURE
-            }
+            Error::Database(_)
+            | Error::Storage(_)
+            | Error::Io { .. }
+            | Error::Other(_)
+            | Error::NotBoolean { .. } => exit::FAILURE,
         }
     }
 

@@ -77,6 +77,21 @@ impl ExportPlan {
 
 pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     let started = Instant::now();
+    let (mut report, notes) = source::retyping_flags(&plan.source_options, |options| {
+        export_once(plan, options, progress, started)
+    })?;
+    report.warnings.extend(notes);
+    Ok(report)
+}
+
+/// One attempt at the export. The parts it wrote are deleted again when it fails with
+/// [`Error::NotBoolean`], the one failure [`export`] retries.
+fn export_once(
+    plan: &ExportPlan,
+    options: &source::SourceOptions,
+    progress: &Progress,
+    started: Instant,
+) -> Result<RunReport> {
     if plan.encrypt && plan.keys.is_empty() {
         return Err(Error::Key(
             "no key given: pass --key-file PATH (or set FERRY_KEY_FILE) or --passphrase-env VAR; \
@@ -84,7 +99,7 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
                 .into(),
         ));
     }
-    let mut src = source::open_with(&plan.source_url, plan.source_options)?;
+    let mut src = source::open_with(&plan.source_url, options.clone())?;
     src.begin_snapshot()?;
     let tables = src.tables(&plan.selection)?;
     let unmatched = plan.selection.unmatched(&tables);
@@ -152,6 +167,7 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
 
     // Tables are handed out from one queue to `jobs` workers; each worker has its own
     // connection reading the same snapshot (engines that cannot share one run one worker).
+    let written = std::sync::Mutex::new(Vec::<String>::new());
     let ctx = TableCtx {
         plan,
         row_group_bytes: ROW_GROUP_BUDGET / plan.jobs.max(1),
@@ -159,6 +175,7 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
         file_key: file_key.as_deref(),
         bundle_id: &bundle_id,
         progress,
+        written: &written,
     };
     let mut sources = vec![src];
     while sources.len() < plan.jobs.max(1) {
@@ -185,7 +202,7 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     let queue = std::sync::Mutex::new(work);
     let done = std::sync::Mutex::new(Vec::<(usize, usize, Exported)>::new());
     let failed = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|s| -> Result<()> {
+    let run = std::thread::scope(|s| -> Result<()> {
         let handles: Vec<_> = sources
             .iter_mut()
             .map(|src| {
@@ -217,12 +234,27 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
                 })
             })
             .collect();
+        let mut first_error = None;
         for h in handles {
-            h.join()
-                .map_err(|_| Error::Other("an export worker crashed".into()))??;
+            let r = h
+                .join()
+                .map_err(|_| Error::Other("an export worker crashed".into()))
+                .and_then(|r| r);
+            if let Err(e) = r {
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(())
-    })?;
+        first_error.map_or(Ok(()), Err)
+    });
+    if let Err(e) = run {
+        if matches!(e, Error::NotBoolean { .. }) {
+            // Started over by the caller: the parts written so far belong to no bundle.
+            for path in written.into_inner().unwrap_or_default() {
+                store.delete(&path)?;
+            }
+        }
+        return Err(e);
+    }
     let src = sources.swap_remove(0);
     drop(sources);
     let mut exported = done
@@ -365,6 +397,8 @@ struct TableCtx<'a> {
     file_key: Option<&'a [u8; 32]>,
     bundle_id: &'a str,
     progress: &'a Progress,
+    /// Every part path opened, for the clean-up before a retry.
+    written: &'a std::sync::Mutex<Vec<String>>,
 }
 
 /// One exported table slice: its parts (catalog and manifest entries) and figures.
@@ -415,6 +449,10 @@ fn export_table(
     let mut bytes = 0u64;
     let new_part = || {
         let path = layout::new_part_path(plan.encrypt);
+        ctx.written
+            .lock()
+            .map_err(|_| Error::Other("export part list poisoned".into()))?
+            .push(path.clone());
         PartWriter::create(
             store,
             &path,

@@ -45,9 +45,13 @@ pub enum ZeroDates {
 }
 
 /// Reader options that come from the command line rather than the URL.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct SourceOptions {
     pub zero_dates: ZeroDates,
+    /// MySQL `tinyint(1)` columns, as (table, column), to read as integers. The others are
+    /// read as booleans until a value other than 0 and 1 shows up ([`crate::Error::NotBoolean`]);
+    /// the export then starts over with that column here.
+    pub integer_flags: Vec<(String, String)>,
 }
 
 /// How big a batch may grow before it is handed on: the memory bound of a reader.
@@ -121,6 +125,36 @@ pub fn open(url: &str) -> Result<Box<dyn Source>> {
 }
 
 /// Opens a source database by URL, with reader options.
+/// Runs `attempt` until no `tinyint(1)` column read as boolean turns out to hold other
+/// values: each time one does ([`Error::NotBoolean`]), that column is added to
+/// [`SourceOptions::integer_flags`] and `attempt` runs again (it opens its own source, so
+/// a new snapshot). Returns the result and one note per column so retyped.
+pub fn retyping_flags<T>(
+    options: &SourceOptions,
+    mut attempt: impl FnMut(&SourceOptions) -> Result<T>,
+) -> Result<(T, Vec<String>)> {
+    let mut options = options.clone();
+    let mut notes = Vec::new();
+    loop {
+        match attempt(&options) {
+            Err(Error::NotBoolean { table, column })
+                if !options
+                    .integer_flags
+                    .iter()
+                    .any(|(t, c)| *t == table && *c == column) =>
+            {
+                notes.push(format!(
+                    "table {table}, column {column:?}: tinyint(1) holds values other than 0 and \
+                     1, so it is read as an integer (the read started over in a new snapshot)"
+                ));
+                options.integer_flags.push((table, column));
+            }
+            Ok(v) => return Ok((v, notes)),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 pub fn open_with(url: &str, options: SourceOptions) -> Result<Box<dyn Source>> {
     if url.starts_with("sqlite:") {
         return Ok(Box::new(sqlite::SqliteSource::open(url)?));
@@ -129,7 +163,7 @@ pub fn open_with(url: &str, options: SourceOptions) -> Result<Box<dyn Source>> {
         return Ok(Box::new(postgres::PgSource::open(url)?));
     }
     if url.starts_with("mysql://") || url.starts_with("mariadb://") {
-        return Ok(Box::new(mysql::MySource::open(url, options.zero_dates)?));
+        return Ok(Box::new(mysql::MySource::open(url, options)?));
     }
     Err(Error::Usage(format!(
         "{url}: not a database URL ferry knows (sqlite://PATH, postgres://user@host:port/db, \

@@ -254,7 +254,7 @@ fn base_of(column_type: &str) -> &str {
 }
 
 /// The canonical type of a column and whether it travels as its text form. `boolean_ok`
-/// says a `tinyint(1)` column holds only 0, 1 and NULL (checked at export start).
+/// says a `tinyint(1)` column is read as a boolean (not yet seen holding other values).
 pub fn map_column(c: &MyColumn, boolean_ok: bool) -> (ColumnType, bool) {
     let unsigned = c.column_type.contains("unsigned");
     let ty = match c.data_type.as_str() {
@@ -478,10 +478,12 @@ pub struct MySource {
     mariadb: bool,
     snapshot: Option<String>,
     zero_dates: ZeroDates,
+    /// `tinyint(1)` columns known to hold more than 0 and 1: read as integers.
+    integer_flags: Vec<(String, String)>,
 }
 
 impl MySource {
-    pub fn open(url: &str, zero_dates: ZeroDates) -> Result<Self> {
+    pub fn open(url: &str, options: super::SourceOptions) -> Result<Self> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -502,7 +504,8 @@ impl MySource {
             database,
             mariadb,
             snapshot: None,
-            zero_dates,
+            zero_dates: options.zero_dates,
+            integer_flags: options.integer_flags,
         })
     }
 
@@ -557,36 +560,6 @@ impl MySource {
             .collect())
     }
 
-    /// Which `tinyint(1)` columns hold only 0, 1 and NULL (one scan of the table, in the
-    /// snapshot): those travel as booleans, the others as integers.
-    fn boolean_columns(&mut self, table: &str, cols: &[MyColumn]) -> Result<Vec<bool>> {
-        let candidates: Vec<&MyColumn> = cols
-            .iter()
-            .filter(|c| c.data_type == "tinyint" && c.column_type == "tinyint(1)")
-            .collect();
-        if candidates.is_empty() {
-            return Ok(vec![]);
-        }
-        let exprs: Vec<String> = candidates
-            .iter()
-            .map(|c| {
-                format!(
-                    "CAST(COALESCE(MAX({} NOT IN (0, 1)), 0) AS CHAR)",
-                    quote(&c.name)
-                )
-            })
-            .collect();
-        let rows = query_texts_on(
-            &self.rt,
-            &mut self.conn,
-            &format!("checking boolean columns of {table}"),
-            &format!("SELECT {} FROM {}", exprs.join(", "), quote(table)),
-            &[],
-        )?;
-        let row = rows.into_iter().next().unwrap_or_default();
-        Ok(row.into_iter().map(|v| v.as_deref() == Some("0")).collect())
-    }
-
     fn table_def(&mut self, name: &str) -> Result<TableDef> {
         let cols = self.columns(name)?;
         let readable: Vec<MyColumn> = cols
@@ -598,15 +571,18 @@ impl MySource {
                 "table {name} has no columns ferry can read"
             )));
         }
-        let booleans = self.boolean_columns(name, &readable)?;
-        let mut bool_iter = booleans.into_iter();
         let mut columns = Vec::new();
         for c in &readable {
-            let boolean_ok = if c.data_type == "tinyint" && c.column_type == "tinyint(1)" {
-                bool_iter.next().unwrap_or(false)
-            } else {
-                false
-            };
+            // tinyint(1) (BOOLEAN) travels as a boolean unless a value other than 0 and 1
+            // showed up in an earlier attempt: then the reader stopped with
+            // `Error::NotBoolean` and the export started over with the column listed here.
+            // (No scan up front: it cost a full table read before the first row.)
+            let boolean_ok = c.data_type == "tinyint"
+                && c.column_type == "tinyint(1)"
+                && !self
+                    .integer_flags
+                    .iter()
+                    .any(|(t, col)| t == name && *col == c.name);
             let (ty, as_text) = map_column(c, boolean_ok);
             if let Some(cs) = c.charset.as_deref()
                 && cs != "ascii"
@@ -1314,6 +1290,12 @@ impl Source for MySource {
                             Some(v) => {
                                 bytes += r.push(v).map_err(|why| {
                                     let col = &table.columns[i];
+                                    if matches!(wires[i], Wire::Bool) {
+                                        return Error::NotBoolean {
+                                            table: table.name.clone(),
+                                            column: col.name.clone(),
+                                        };
+                                    }
                                     Error::Data(format!(
                                         "table {}, column {:?} ({}), row {n}: {why}",
                                         table.name, col.name, col.source_type

@@ -348,6 +348,79 @@ fn mariadb_url_scheme_and_a_round_trip_through_sqlite_keep_values() {
 }
 
 #[test]
+fn a_tinyint1_column_travels_as_boolean_until_a_value_says_otherwise_and_nothing_stray_is_left() {
+    let Some(src) = TempDb::new("flags") else {
+        return;
+    };
+    let Some(dst) = TempDb::new("flagsdst") else {
+        return;
+    };
+    // `ok` holds only 0, 1 and NULL; `lvl` too, until its very last row holds 7: by then
+    // several parts of the table are written and must go.
+    my(
+        &src.url,
+        "CREATE TABLE t (id int PRIMARY KEY, ok boolean, lvl tinyint(1), pad varchar(200));
+         INSERT INTO t SELECT seq, IF(seq % 7 = 0, NULL, seq % 2), seq % 2, repeat(md5(seq), 6)
+           FROM seq_1_to_30000;
+         UPDATE t SET lvl = 7 WHERE id = 30000;",
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    let out = ferry()
+        .args(["export", &src.url, b.to_str().unwrap(), "--json"])
+        .args(key_args(&fx))
+        .args([
+            "--batch-rows",
+            "1000",
+            "--row-group-rows",
+            "4000",
+            "--max-part-size",
+            "1MiB",
+        ])
+        .assert()
+        .success();
+    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let warnings = report["warnings"].to_string();
+    assert!(
+        warnings.contains("column \\\"lvl\\\"") && warnings.contains("integer"),
+        "{warnings}"
+    );
+    assert!(!warnings.contains("\\\"ok\\\""), "{warnings}");
+    // Exactly the files the manifest lists (plus manifest, MAC and sums): the first
+    // attempt's parts are gone.
+    let manifest = crate::common::manifest(&b);
+    let mut listed: Vec<String> = manifest["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(listed.len() >= 2, "{listed:?}");
+    listed.sort();
+    let on_disk: Vec<String> = crate::common::parts(&b)
+        .iter()
+        .map(|p| format!("data/{}", p.file_name().unwrap().to_str().unwrap()))
+        .collect();
+    assert_eq!(on_disk, listed);
+    // Same engine: both columns come back as tinyint(1) with every value.
+    fx.import_to(&b, &dst.url, &[]);
+    assert_eq!(fingerprint(&src.url), fingerprint(&dst.url));
+    // Across engines the difference shows: ok is a boolean, lvl an integer.
+    let lite_types = {
+        let lite = fx.path("t.db");
+        fx.import_to(&b, &format!("sqlite://{}", lite.display()), &[]);
+        let c = rusqlite::Connection::open(&lite).unwrap();
+        c.prepare("SELECT name || ' ' || type FROM pragma_table_info('t') WHERE name IN ('ok', 'lvl') ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+    };
+    assert_eq!(lite_types, ["lvl INTEGER", "ok BOOLEAN"]);
+}
+
+#[test]
 fn zero_dates_are_an_error_naming_table_column_and_row_unless_exported_as_null() {
     let Some(src) = TempDb::new("zero") else {
         return;
