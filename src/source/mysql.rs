@@ -810,20 +810,27 @@ reader!(F64Reader, Float64Builder, |b, v| {
 });
 
 reader!(TextReader, StringBuilder, |b, v| {
-    let s = std::str::from_utf8(v).map_err(|e| format!("text is not valid UTF-8 ({e})"))?;
+    // The fast check first; std's names the offending byte when it fails.
+    let s = match simdutf8::basic::from_utf8(v) {
+        Ok(s) => s,
+        Err(_) => std::str::from_utf8(v).map_err(|e| format!("text is not valid UTF-8 ({e})"))?,
+    };
     b.append_value(s);
     Ok(s.len())
 });
 
 reader!(AsciiReader, StringBuilder, |b, v| {
-    if let Some(i) = v.iter().position(|c| !c.is_ascii()) {
+    if !v.is_ascii()
+        && let Some(i) = v.iter().position(|c| !c.is_ascii())
+    {
         return Err(format!(
             "byte 0x{:02X} at offset {i} is not ASCII, in a column declared CHARACTER SET ascii \
              (the server would have sent it as '?'); fix the value, or convert the column to utf8mb4",
             v[i]
         ));
     }
-    let s = std::str::from_utf8(v).map_err(|e| e.to_string())?;
+    // Checked above: every byte is ASCII, so this cannot fail.
+    let s = simdutf8::basic::from_utf8(v).map_err(|_| "not ASCII")?;
     b.append_value(s);
     Ok(s.len())
 });
@@ -862,13 +869,40 @@ fn unscaled_digits(s: &str, scale: i8) -> Option<String> {
     Some(format!("{}{int}{frac}", if neg { "-" } else { "" }))
 }
 
+/// The unscaled value of a decimal as MySQL prints it (`-123.4500`) with exactly `scale`
+/// fraction digits and at most 38 digits in all, read straight from the bytes; `None` for
+/// anything else (the careful parser then decides, and says why when it refuses).
+fn unscaled_i128(v: &[u8], scale: i8) -> Option<i128> {
+    let (neg, body) = match v.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, v),
+    };
+    let (int, frac) = match body.iter().position(|&c| c == b'.') {
+        Some(p) => (&body[..p], &body[p + 1..]),
+        None => (body, &[][..]),
+    };
+    if int.is_empty() || frac.len() != usize::try_from(scale).ok()? || int.len() + frac.len() > 38 {
+        return None;
+    }
+    let mut x: i128 = 0;
+    for &c in int.iter().chain(frac) {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        x = x * 10 + i128::from(c - b'0');
+    }
+    Some(if neg { -x } else { x })
+}
+
 struct Decimal128Reader(Decimal128Builder, u8, i8);
 impl ColumnReader for Decimal128Reader {
     fn push(&mut self, v: &[u8]) -> std::result::Result<usize, String> {
-        let s = std::str::from_utf8(v).map_err(|e| e.to_string())?;
-        let x = match unscaled_digits(s, self.2).and_then(|d| d.parse::<i128>().ok()) {
+        let x = match unscaled_i128(v, self.2) {
             Some(x) => x,
-            None => crate::types::text::parse_decimal(s, self.1, self.2)?,
+            None => {
+                let s = std::str::from_utf8(v).map_err(|e| e.to_string())?;
+                crate::types::text::parse_decimal(s, self.1, self.2)?
+            }
         };
         self.0.append_value(x);
         Ok(16)
@@ -909,13 +943,30 @@ impl ColumnReader for Decimal256Reader {
     }
 }
 
+#[cfg(test)]
 const EPOCH_DAYS_CE: i32 = 719_163;
 
 /// Days since 1970-01-01 of a calendar date; `None` for a zero or invalid date.
 fn days(y: u16, m: u8, d: u8) -> Option<i32> {
-    use chrono::Datelike;
-    let date = chrono::NaiveDate::from_ymd_opt(i32::from(y), u32::from(m), u32::from(d))?;
-    Some(date.num_days_from_ce() - EPOCH_DAYS_CE)
+    let leap = (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
+    let month_days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if y == 0 || d == 0 || d > month_days {
+        return None;
+    }
+    // Days from civil (H. Hinnant): years start in March so leap days come last.
+    let (y, m, d) = (i32::from(y), i32::from(m), i32::from(d));
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
 }
 
 /// A binary-protocol DATE/DATETIME/TIMESTAMP as (days, µs of the day); `None` for a zero
@@ -1004,11 +1055,14 @@ reader!(TimeReader, Time64MicrosecondBuilder, |b, v| {
     Ok(8)
 });
 
+/// `cap` rows; `bytes`, for text and binary columns, the value bytes to reserve (what the
+/// previous batch held), so that the builders do not grow by copying.
 fn column_reader(
     ty: &ColumnType,
     wire: Wire,
     zero: ZeroDates,
     cap: usize,
+    bytes: usize,
 ) -> Result<Box<dyn ColumnReader>> {
     Ok(match (wire, ty) {
         (Wire::Bool, _) => Box::new(BoolReader(BooleanBuilder::with_capacity(cap))),
@@ -1046,12 +1100,14 @@ fn column_reader(
             *scale,
         )),
         (Wire::Text, ColumnType::Utf8 | ColumnType::Json) => {
-            Box::new(TextReader(StringBuilder::new()))
+            Box::new(TextReader(StringBuilder::with_capacity(cap, bytes)))
         }
         (Wire::Ascii, ColumnType::Utf8 | ColumnType::Json) => {
-            Box::new(AsciiReader(StringBuilder::new()))
+            Box::new(AsciiReader(StringBuilder::with_capacity(cap, bytes)))
         }
-        (Wire::Bytes, ColumnType::Binary) => Box::new(BytesReader(BinaryBuilder::new())),
+        (Wire::Bytes, ColumnType::Binary) => {
+            Box::new(BytesReader(BinaryBuilder::with_capacity(cap, bytes)))
+        }
         (Wire::Date, _) => Box::new(DateReader(Date32Builder::with_capacity(cap), zero)),
         (Wire::DateTime, ColumnType::Timestamp { utc }) => Box::new(DateTimeReader(
             TimestampMicrosecondBuilder::with_capacity(cap),
@@ -1257,19 +1313,23 @@ impl Source for MySource {
             filter.map(|f| format!(" WHERE ({f})")).unwrap_or_default()
         );
         let zero = self.zero_dates;
-        let make = |cap: usize| {
+        let make = |cap: usize, hints: &[usize]| {
             table
                 .columns
                 .iter()
                 .zip(&wires)
-                .map(|(c, w)| column_reader(&c.ty, *w, zero, cap))
+                .zip(hints)
+                .map(|((c, w), h)| column_reader(&c.ty, *w, zero, cap, h + h / 8))
                 .collect::<Result<Vec<_>>>()
         };
         let rt = &self.rt;
         let mut stream = sqlx::query(AssertSqlSafe(sql)).fetch(&mut self.conn);
         let (mut n, mut done) = (0u64, false);
+        // Per column, the value bytes of the last batch: the next one reserves as much.
+        let mut col_bytes = vec![1024usize; table.columns.len()];
         while !done {
-            let mut readers = make(limits.rows.min(65_536))?;
+            let mut readers = make(limits.rows.min(65_536), &col_bytes)?;
+            col_bytes.fill(0);
             let (mut in_batch, mut bytes) = (0usize, 0usize);
             // Rows are pulled by the runtime a batch at a time; the batch goes to the sink
             // outside it.
@@ -1288,7 +1348,7 @@ impl Source for MySource {
                         match raw(&row, i)? {
                             None => r.push_null(),
                             Some(v) => {
-                                bytes += r.push(v).map_err(|why| {
+                                let size = r.push(v).map_err(|why| {
                                     let col = &table.columns[i];
                                     if matches!(wires[i], Wire::Bool) {
                                         return Error::NotBoolean {
@@ -1301,6 +1361,8 @@ impl Source for MySource {
                                         table.name, col.name, col.source_type
                                     ))
                                 })?;
+                                bytes += size;
+                                col_bytes[i] += size;
                             }
                         }
                     }
@@ -1340,6 +1402,33 @@ mod tests {
         assert_eq!(unscaled_digits("-123.4500", 4).unwrap(), "-1234500");
         assert_eq!(unscaled_digits("7", 0).unwrap(), "7");
         assert!(unscaled_digits("1.5", 2).is_none());
+        // days() against chrono for every day of years around the edges, and invalid dates.
+        use chrono::Datelike;
+        for y in [
+            1u16, 2, 4, 99, 100, 400, 1000, 1582, 1900, 1969, 1970, 2000, 2024, 2100, 9999,
+        ] {
+            for m in 1..=12u8 {
+                for d in 1..=31u8 {
+                    let want =
+                        chrono::NaiveDate::from_ymd_opt(i32::from(y), u32::from(m), u32::from(d))
+                            .map(|x| x.num_days_from_ce() - EPOCH_DAYS_CE);
+                    assert_eq!(days(y, m, d), want, "{y}-{m}-{d}");
+                }
+            }
+        }
+        assert_eq!(days(0, 1, 1), None);
+        assert_eq!(days(2024, 0, 1), None);
+        assert_eq!(days(2024, 13, 1), None);
+        assert_eq!(unscaled_i128(b"-123.4500", 4), Some(-1_234_500));
+        assert_eq!(unscaled_i128(b"0.00", 2), Some(0));
+        assert_eq!(unscaled_i128(b"7", 0), Some(7));
+        let max38 = "9".repeat(38);
+        assert_eq!(unscaled_i128(max38.as_bytes(), 0), Some(10i128.pow(38) - 1));
+        // Not the printed form of that scale, or too long: the careful parser decides.
+        for v in ["1.5", "1.", ".5", "-", "", "1e5", "+1.00", "1.0a"] {
+            assert_eq!(unscaled_i128(v.as_bytes(), 2), None, "{v}");
+        }
+        assert_eq!(unscaled_i128("9".repeat(39).as_bytes(), 0), None);
         assert_eq!(date_time(&[0]).unwrap(), None);
         assert_eq!(date_time(&[4, 0xb2, 0x07, 1, 2]).unwrap(), Some((1, 0)));
         assert_eq!(date_time(&[4, 0xe8, 0x07, 0, 0]).unwrap(), None);
