@@ -810,11 +810,7 @@ reader!(F64Reader, Float64Builder, |b, v| {
 });
 
 reader!(TextReader, StringBuilder, |b, v| {
-    // The fast check first; std's names the offending byte when it fails.
-    let s = match simdutf8::basic::from_utf8(v) {
-        Ok(s) => s,
-        Err(_) => std::str::from_utf8(v).map_err(|e| format!("text is not valid UTF-8 ({e})"))?,
-    };
+    let s = std::str::from_utf8(v).map_err(|e| format!("text is not valid UTF-8 ({e})"))?;
     b.append_value(s);
     Ok(s.len())
 });
@@ -830,7 +826,7 @@ reader!(AsciiReader, StringBuilder, |b, v| {
         ));
     }
     // Checked above: every byte is ASCII, so this cannot fail.
-    let s = simdutf8::basic::from_utf8(v).map_err(|_| "not ASCII")?;
+    let s = std::str::from_utf8(v).map_err(|e| e.to_string())?;
     b.append_value(s);
     Ok(s.len())
 });
