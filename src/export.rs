@@ -268,6 +268,11 @@ fn export_once(
         // Slices of one table become one catalog entry: parts in slice order, row counts
         // and fingerprints added (the fingerprint is a sum, so slices combine exactly).
         let ti = exported[i].0;
+        // The table as exported: a whole table may have changed a column's type on the way.
+        let t = exported[i].2.table.clone();
+        report
+            .warnings
+            .extend(std::mem::take(&mut exported[i].2.notes));
         let (mut fp, mut bytes, mut elapsed) =
             (Fingerprint::default(), 0u64, std::time::Duration::ZERO);
         let mut infos: Vec<PartInfo> = Vec::new();
@@ -283,7 +288,6 @@ fn export_once(
             parts.append(&mut e.parts);
             i += 1;
         }
-        let t = &tables[ti];
         report.add_table(
             &t.qualified(),
             fp.rows,
@@ -403,6 +407,10 @@ struct TableCtx<'a> {
 
 /// One exported table slice: its parts (catalog and manifest entries) and figures.
 struct Exported {
+    /// The table as exported (a column's type may have changed on the way).
+    table: crate::types::TableDef,
+    /// What the operator should know about how it went.
+    notes: Vec<String>,
     infos: Vec<PartInfo>,
     parts: Vec<FileEntry>,
     fingerprint: Fingerprint,
@@ -410,13 +418,71 @@ struct Exported {
     elapsed: std::time::Duration,
 }
 
-/// Reads one table on its own thread and writes its parts on this one.
+/// Exports one table (or one range of it). A whole table whose `tinyint(1)` column turns
+/// out to hold more than 0 and 1 ([`Error::NotBoolean`]) is read again at once, in the same
+/// snapshot, with that column as an integer: the parts of the first attempt are deleted and
+/// the catalog gets the new definition. (A range of a table cannot change its type alone:
+/// that error goes up, and [`export`] starts over.)
 fn export_table(
     src: &mut dyn source::Source,
     t: &crate::types::TableDef,
     range: Option<&str>,
     first_slice: bool,
     ctx: &TableCtx<'_>,
+) -> Result<Exported> {
+    let mut def = t.clone();
+    let mut retyped = Vec::new();
+    loop {
+        let attempt = std::sync::Mutex::new(Vec::new());
+        match export_table_once(src, &def, range, first_slice, ctx, &attempt) {
+            Err(Error::NotBoolean { table, column }) if range.is_none() => {
+                let again = src.tables(&source::Selection {
+                    tables: vec![def.qualified()],
+                    exclude: vec![],
+                })?;
+                let Some(new_def) = again.into_iter().next().filter(|d| {
+                    d.columns
+                        .iter()
+                        .any(|c| c.name == column && c.ty != crate::types::ColumnType::Boolean)
+                }) else {
+                    return Err(Error::NotBoolean { table, column });
+                };
+                let mine = attempt
+                    .into_inner()
+                    .map_err(|_| Error::Other("export part list poisoned".into()))?;
+                ctx.written
+                    .lock()
+                    .map_err(|_| Error::Other("export part list poisoned".into()))?
+                    .retain(|p| !mine.contains(p));
+                for path in mine {
+                    ctx.store.delete(&path)?;
+                }
+                let note = format!(
+                    "table {table}, column {column:?}: tinyint(1) holds values other than 0 and \
+                     1, so it travels as an integer (the table was read again)"
+                );
+                ctx.progress.line(&note);
+                retyped.push(note);
+                def = new_def;
+            }
+            Ok(mut e) => {
+                e.notes = retyped;
+                e.table = def;
+                return Ok(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One attempt at [`export_table`]; the paths of the parts it opens go to `attempt` too.
+fn export_table_once(
+    src: &mut dyn source::Source,
+    t: &crate::types::TableDef,
+    range: Option<&str>,
+    first_slice: bool,
+    ctx: &TableCtx<'_>,
+    attempt: &std::sync::Mutex<Vec<String>>,
 ) -> Result<Exported> {
     let plan = ctx.plan;
     let store = ctx.store;
@@ -449,10 +515,11 @@ fn export_table(
     let mut bytes = 0u64;
     let new_part = || {
         let path = layout::new_part_path(plan.encrypt);
-        ctx.written
-            .lock()
-            .map_err(|_| Error::Other("export part list poisoned".into()))?
-            .push(path.clone());
+        for list in [ctx.written, attempt] {
+            list.lock()
+                .map_err(|_| Error::Other("export part list poisoned".into()))?
+                .push(path.clone());
+        }
         PartWriter::create(
             store,
             &path,
@@ -519,6 +586,8 @@ fn export_table(
         crate::report::human_bytes(bytes)
     ));
     Ok(Exported {
+        table: t.clone(),
+        notes: Vec::new(),
         infos,
         parts,
         fingerprint: fp,

@@ -1365,6 +1365,12 @@ impl Source for MySource {
                     in_batch += 1;
                 }
                 Ok::<(), Error>(())
+            })
+            .inspect_err(|e| {
+                // Read again, this column comes as an integer (see `table_def`).
+                if let Error::NotBoolean { table, column } = e {
+                    self.integer_flags.push((table.clone(), column.clone()));
+                }
             })?;
             if in_batch > 0 {
                 let arrays: Vec<ArrayRef> = readers.iter_mut().map(|r| r.finish()).collect();

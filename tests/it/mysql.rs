@@ -382,7 +382,9 @@ fn a_tinyint1_column_travels_as_boolean_until_a_value_says_otherwise_and_nothing
     let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     let warnings = report["warnings"].to_string();
     assert!(
-        warnings.contains("column \\\"lvl\\\"") && warnings.contains("integer"),
+        warnings.contains("column \\\"lvl\\\"")
+            && warnings.contains("integer")
+            && warnings.contains("read again"),
         "{warnings}"
     );
     assert!(!warnings.contains("\\\"ok\\\""), "{warnings}");
