@@ -242,6 +242,20 @@ pub fn open(url: &str, schema: Option<&str>) -> Result<Box<dyn Target>> {
 /// The ledger query that finds a newer published bundle of the same source in a table
 /// (placeholders: target table, source id, published mode, this bundle id, this sequence;
 /// `{ph}` numbering is the engine's).
+/// How long a statement waits for a lock on a target table: `FERRY_LOCK_TIMEOUT` seconds,
+/// default 60 (PostgreSQL `lock_timeout`; MySQL `lock_wait_timeout` and
+/// `innodb_lock_wait_timeout`).
+pub fn lock_timeout_secs() -> Result<u64> {
+    match std::env::var("FERRY_LOCK_TIMEOUT") {
+        Ok(v) => v.trim().parse().map_err(|_| {
+            Error::Usage(format!(
+                "FERRY_LOCK_TIMEOUT={v:?}: expected a whole number of seconds"
+            ))
+        }),
+        Err(_) => Ok(60),
+    }
+}
+
 pub fn newer_published_sql(ledger: &str, ph: [&str; 5]) -> String {
     format!(
         "SELECT sequence, bundle_id FROM {ledger} WHERE target_table = {} AND source_id = {} \

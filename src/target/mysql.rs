@@ -190,6 +190,14 @@ impl MyTarget {
             "SET SESSION wait_timeout = GREATEST(@@wait_timeout, 604800), \
              net_read_timeout = GREATEST(@@net_read_timeout, 3600)",
         )?;
+        // A lock another session holds on a target table (LOCK TABLES, an open transaction's
+        // row locks, DDL) ends the statement after FERRY_LOCK_TIMEOUT seconds, not the
+        // server's default year for metadata locks: the part rolls back, exit 75.
+        let wait = super::lock_timeout_secs()?.max(1);
+        exec(
+            &mut conn,
+            &format!("SET SESSION lock_wait_timeout = {wait}, innodb_lock_wait_timeout = {wait}"),
+        )?;
         // TIMESTAMP columns get no implicit default or ON UPDATE (a variable older servers
         // may not let a session set; their default is the same on MariaDB 10.10+).
         let _ = exec(&mut conn, "SET SESSION explicit_defaults_for_timestamp = 1");
@@ -224,6 +232,42 @@ impl MyTarget {
 
     fn exec(&mut self, sql: &str) -> Result<()> {
         exec(&mut self.conn, sql)
+    }
+
+    /// A lock wait that timed out (error 1205), with the sessions that hold transactions
+    /// open on the server named (best effort: without the PROCESS privilege a user sees
+    /// only its own sessions). Other errors pass through.
+    fn explain_lock(&mut self, e: Error, name: &str) -> Error {
+        let Error::Temporary(msg) = &e else {
+            return e;
+        };
+        if !msg.contains("Lock wait timeout") {
+            return e;
+        }
+        let holders = self
+            .texts(
+                "looking up lock holders",
+                "SELECT CAST(GROUP_CONCAT(CONCAT('connection ', p.ID, ' (user ', p.USER, '@', p.HOST, \
+                 ', transaction open since ', t.trx_started, '): ', \
+                 LEFT(COALESCE(p.INFO, t.trx_query, p.COMMAND), 120)) SEPARATOR '; ') AS CHAR) \
+                 FROM information_schema.INNODB_TRX t \
+                 JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id \
+                 WHERE p.ID <> CONNECTION_ID()",
+                &[],
+            )
+            .ok()
+            .and_then(|r| r.into_iter().next())
+            .and_then(|r| r.into_iter().next().flatten());
+        Error::Temporary(format!(
+            "{msg}; {name} is locked by another session ({}); the part was rolled back: re-run \
+             when the lock is released (FERRY_LOCK_TIMEOUT sets the wait, now {}s)",
+            holders.map_or_else(
+                || "no open transaction is visible: LOCK TABLES or DDL, see SHOW PROCESSLIST"
+                    .into(),
+                |h| format!("open transactions: {h}")
+            ),
+            super::lock_timeout_secs().unwrap_or(60)
+        ))
     }
 
     fn texts(&mut self, what: &str, sql: &str, binds: &[&str]) -> Result<Vec<Vec<Option<String>>>> {
@@ -919,7 +963,7 @@ impl Target for MyTarget {
             }
             other => {
                 let _ = self.exec("ROLLBACK");
-                other
+                other.map_err(|e| self.explain_lock(e, dest))
             }
         }
     }
@@ -998,7 +1042,7 @@ impl Target for MyTarget {
             Ok(()) => self.exec("COMMIT"),
             Err(e) => {
                 let _ = self.exec("ROLLBACK");
-                Err(e)
+                Err(self.explain_lock(e, name))
             }
         }
     }

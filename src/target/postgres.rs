@@ -21,18 +21,7 @@ use crate::{Error, Result};
 
 pub const LEDGER: &str = "_ferry_ledger";
 
-/// How long a statement waits for a lock on a target table: `FERRY_LOCK_TIMEOUT` seconds,
-/// default 60.
-fn lock_timeout_secs() -> Result<u64> {
-    match std::env::var("FERRY_LOCK_TIMEOUT") {
-        Ok(v) => v.trim().parse().map_err(|_| {
-            Error::Usage(format!(
-                "FERRY_LOCK_TIMEOUT={v:?}: expected a whole number of seconds"
-            ))
-        }),
-        Err(_) => Ok(60),
-    }
-}
+use super::lock_timeout_secs;
 
 /// Bytes of COPY data sent to the server at a time.
 const SEND_CHUNK: usize = 1 << 20;

@@ -815,3 +815,58 @@ fn rows_near_and_above_max_allowed_packet_load_or_are_named_with_the_fix() {
     assert_eq!(my(&dst2.url, "SELECT COUNT(*) FROM _ferry_ledger"), "0");
     assert_eq!(my(&dst2.url, "SELECT COUNT(*) FROM blobs"), "0");
 }
+
+/// RELIABILITY E51 on MariaDB: another session's transaction holds locks on the target
+/// table. The part waits FERRY_LOCK_TIMEOUT seconds (not the server's default), rolls back,
+/// and the import exits 75 naming the holder; a re-run after the holder commits completes.
+#[test]
+fn a_lock_held_by_another_session_ends_the_part_with_75_naming_the_holder() {
+    let Some(dst) = TempDb::new("lock") else {
+        return;
+    };
+    my(&dst.url, "CREATE TABLE notes (id bigint, body text)");
+    let fx = fixture();
+    let b = fx.export("b");
+    let url = dst.url.clone();
+    // Locks the whole (empty) table against inserts: FOR UPDATE takes the supremum's
+    // next-key lock.
+    let holder = std::thread::spawn(move || {
+        client(&url)
+            .args(["-N", "-B", "-e"])
+            .arg("START TRANSACTION; SELECT * FROM notes FOR UPDATE; SELECT SLEEP(6); COMMIT;")
+            .output()
+            .unwrap()
+    });
+    let started = std::time::Instant::now();
+    let probe = format!(
+        "SELECT COUNT(*) FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p \
+         ON p.ID = t.trx_mysql_thread_id WHERE p.DB = '{}' AND p.INFO LIKE 'SELECT SLEEP(6)%'",
+        dst.name
+    );
+    while my(&dst.url, &probe) != "1" {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the holder never got its lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let t0 = std::time::Instant::now();
+    let out = ferry()
+        .env("FERRY_LOCK_TIMEOUT", "1")
+        .args(["import", b.to_str().unwrap(), &dst.url])
+        .args(["--table", "notes", "--mode", "append"])
+        .args(key_args(&fx))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(err.contains("notes is locked by another session"), "{err}");
+    assert!(err.contains("SELECT SLEEP(6)"), "{err}");
+    assert!(err.contains("re-run"), "{err}");
+    // It gave up after about a second, while the holder still held the lock.
+    assert!(t0.elapsed().as_secs() < 5, "{:?}", t0.elapsed());
+    assert!(holder.join().unwrap().status.success());
+    assert_eq!(my(&dst.url, "SELECT COUNT(*) FROM notes"), "0");
+    fx.import_to(&b, &dst.url, &["--table", "notes", "--mode", "append"]);
+    assert_eq!(my(&dst.url, "SELECT COUNT(*) FROM notes"), "2");
+}
