@@ -275,33 +275,12 @@ mod columnar {
 
     /// Whether `sum` handles the type (the rest go value by value).
     pub fn supports(t: &DataType) -> bool {
-        matches!(
-            t,
-            DataType::Boolean
-                | DataType::Int8
-                | DataType::Int16
-                | DataType::Int32
-                | DataType::Int64
-                | DataType::UInt8
-                | DataType::UInt16
-                | DataType::UInt32
-                | DataType::UInt64
-                | DataType::Float32
-                | DataType::Float64
-                | DataType::Decimal128(_, _)
-                | DataType::Utf8
-                | DataType::Binary
-                | DataType::FixedSizeBinary(_)
-                | DataType::Date32
-                | DataType::Timestamp(TimeUnit::Microsecond, _)
-                | DataType::Time64(TimeUnit::Microsecond)
-                | DataType::Interval(IntervalUnit::MonthDayNano)
-        )
+        width(t).is_some() || matches!(t, DataType::Utf8 | DataType::Binary)
     }
 
     /// Bytes of a non-NULL value's encoding (tag included) for fixed-width types.
-    fn width(a: &ArrayRef) -> Option<usize> {
-        Some(match a.data_type() {
+    fn width(t: &DataType) -> Option<usize> {
+        Some(match t {
             DataType::Boolean => 2,
             DataType::Int8
             | DataType::Int16
@@ -313,12 +292,12 @@ mod columnar {
             | DataType::UInt64 => 17,
             DataType::Float32
             | DataType::Float64
-            | DataType::Timestamp(_, _)
-            | DataType::Time64(_) => 9,
+            | DataType::Timestamp(TimeUnit::Microsecond, _)
+            | DataType::Time64(TimeUnit::Microsecond) => 9,
             DataType::Decimal128(_, _) => 21,
-            DataType::FixedSizeBinary(w) => 1 + usize::try_from(*w).unwrap_or(0),
+            DataType::FixedSizeBinary(w) => 1 + usize::try_from(*w).ok()?,
             DataType::Date32 => 5,
-            DataType::Interval(_) => 17,
+            DataType::Interval(IntervalUnit::MonthDayNano) => 17,
             _ => return None,
         })
     }
@@ -494,7 +473,7 @@ mod columnar {
             for a in batch.columns() {
                 let nulls = a.nulls();
                 let is_null = |r: usize| nulls.is_some_and(|x| x.is_null(r));
-                match (width(a), a.data_type()) {
+                match (width(a.data_type()), a.data_type()) {
                     (Some(w), _) => {
                         for (r, l) in rows.clone().zip(len.iter_mut()) {
                             *l += if is_null(r) { 1 } else { w };
@@ -544,19 +523,28 @@ pub struct TableComparison {
     pub b: Option<Fingerprint>,
 }
 
+/// A table's name, fingerprint and the time its read took.
+type Fingerprinted = (String, Fingerprint, std::time::Duration);
+
+/// Fingerprints every selected table in one snapshot; also returns the notes of tables
+/// read again with a column retyped ([`source::read_retyping`]).
 fn fingerprint_all(
     src: &mut dyn source::Source,
     sel: &Selection,
-) -> Result<Vec<(String, Fingerprint, std::time::Duration)>> {
+) -> Result<(Vec<Fingerprinted>, Vec<String>)> {
     src.begin_snapshot()?;
-    let mut out = Vec::new();
+    let (mut out, mut notes) = (Vec::new(), Vec::new());
     for t in src.tables(sel)? {
         let t0 = Instant::now();
-        let mut fp = Fingerprint::default();
-        src.read(&t, None, BatchLimits::default(), &mut |b| fp.add(&b))?;
+        let (fp, _, retyped) = source::read_retyping(src, &t, |src, def| {
+            let mut fp = Fingerprint::default();
+            src.read(def, None, BatchLimits::default(), &mut |b| fp.add(&b))?;
+            Ok(fp)
+        })?;
+        notes.extend(retyped);
         out.push((t.qualified(), fp, t0.elapsed()));
     }
-    Ok(out)
+    Ok((out, notes))
 }
 
 /// Compares the selected tables of two databases. Exit status 0 when all are equal, 1 otherwise.
@@ -573,9 +561,7 @@ pub fn compare(
     };
     let side = |url: &str| {
         progress.line(&format!("fingerprinting {url}"));
-        source::retyping_flags(&source::SourceOptions::default(), |options| {
-            fingerprint_all(source::open_with(url, options.clone())?.as_mut(), &sel)
-        })
+        fingerprint_all(source::open(url)?.as_mut(), &sel)
     };
     let (fa, mut notes) = side(a_url)?;
     let (fb, more) = side(b_url)?;

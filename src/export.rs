@@ -77,21 +77,6 @@ impl ExportPlan {
 
 pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     let started = Instant::now();
-    let (mut report, notes) = source::retyping_flags(&plan.source_options, |options| {
-        export_once(plan, options, progress, started)
-    })?;
-    report.warnings.extend(notes);
-    Ok(report)
-}
-
-/// One attempt at the export. The parts it wrote are deleted again when it fails with
-/// [`Error::NotBoolean`], the one failure [`export`] retries.
-fn export_once(
-    plan: &ExportPlan,
-    options: &source::SourceOptions,
-    progress: &Progress,
-    started: Instant,
-) -> Result<RunReport> {
     if plan.encrypt && plan.keys.is_empty() {
         return Err(Error::Key(
             "no key given: pass --key-file PATH (or set FERRY_KEY_FILE) or --passphrase-env VAR; \
@@ -99,7 +84,7 @@ fn export_once(
                 .into(),
         ));
     }
-    let mut src = source::open_with(&plan.source_url, options.clone())?;
+    let mut src = source::open_with(&plan.source_url, plan.source_options)?;
     src.begin_snapshot()?;
     let tables = src.tables(&plan.selection)?;
     let unmatched = plan.selection.unmatched(&tables);
@@ -167,7 +152,6 @@ fn export_once(
 
     // Tables are handed out from one queue to `jobs` workers; each worker has its own
     // connection reading the same snapshot (engines that cannot share one run one worker).
-    let written = std::sync::Mutex::new(Vec::<String>::new());
     let ctx = TableCtx {
         plan,
         row_group_bytes: ROW_GROUP_BUDGET / plan.jobs.max(1),
@@ -175,7 +159,6 @@ fn export_once(
         file_key: file_key.as_deref(),
         bundle_id: &bundle_id,
         progress,
-        written: &written,
     };
     let mut sources = vec![src];
     while sources.len() < plan.jobs.max(1) {
@@ -202,7 +185,7 @@ fn export_once(
     let queue = std::sync::Mutex::new(work);
     let done = std::sync::Mutex::new(Vec::<(usize, usize, Exported)>::new());
     let failed = std::sync::atomic::AtomicBool::new(false);
-    let run = std::thread::scope(|s| -> Result<()> {
+    std::thread::scope(|s| -> Result<()> {
         let handles: Vec<_> = sources
             .iter_mut()
             .map(|src| {
@@ -245,16 +228,7 @@ fn export_once(
             }
         }
         first_error.map_or(Ok(()), Err)
-    });
-    if let Err(e) = run {
-        if matches!(e, Error::NotBoolean { .. }) {
-            // Started over by the caller: the parts written so far belong to no bundle.
-            for path in written.into_inner().unwrap_or_default() {
-                store.delete(&path)?;
-            }
-        }
-        return Err(e);
-    }
+    })?;
     let src = sources.swap_remove(0);
     drop(sources);
     let mut exported = done
@@ -401,8 +375,6 @@ struct TableCtx<'a> {
     file_key: Option<&'a [u8; 32]>,
     bundle_id: &'a str,
     progress: &'a Progress,
-    /// Every part path opened, for the clean-up before a retry.
-    written: &'a std::sync::Mutex<Vec<String>>,
 }
 
 /// One exported table slice: its parts (catalog and manifest entries) and figures.
@@ -419,10 +391,11 @@ struct Exported {
 }
 
 /// Exports one table (or one range of it). A whole table whose `tinyint(1)` column turns
-/// out to hold more than 0 and 1 ([`Error::NotBoolean`]) is read again at once, in the same
-/// snapshot, with that column as an integer: the parts of the first attempt are deleted and
-/// the catalog gets the new definition. (A range of a table cannot change its type alone:
-/// that error goes up, and [`export`] starts over.)
+/// out to hold more than 0 and 1 is read again, in the same snapshot, with that column as
+/// an integer ([`source::read_retyping`]); the parts of the first attempt are deleted and
+/// the catalog gets the new definition. A range cannot change its type apart from the
+/// table's other ranges: there the error stands (MySQL, the one engine that raises it,
+/// never reads a table as ranges).
 fn export_table(
     src: &mut dyn source::Source,
     t: &crate::types::TableDef,
@@ -430,59 +403,41 @@ fn export_table(
     first_slice: bool,
     ctx: &TableCtx<'_>,
 ) -> Result<Exported> {
-    let mut def = t.clone();
-    let mut retyped = Vec::new();
-    loop {
-        let attempt = std::sync::Mutex::new(Vec::new());
-        match export_table_once(src, &def, range, first_slice, ctx, &attempt) {
-            Err(Error::NotBoolean { table, column }) if range.is_none() => {
-                let again = src.tables(&source::Selection {
-                    tables: vec![def.qualified()],
-                    exclude: vec![],
-                })?;
-                let Some(new_def) = again.into_iter().next().filter(|d| {
-                    d.columns
-                        .iter()
-                        .any(|c| c.name == column && c.ty != crate::types::ColumnType::Boolean)
-                }) else {
-                    return Err(Error::NotBoolean { table, column });
-                };
-                let mine = attempt
-                    .into_inner()
-                    .map_err(|_| Error::Other("export part list poisoned".into()))?;
-                ctx.written
-                    .lock()
-                    .map_err(|_| Error::Other("export part list poisoned".into()))?
-                    .retain(|p| !mine.contains(p));
-                for path in mine {
-                    ctx.store.delete(&path)?;
-                }
-                let note = format!(
-                    "table {table}, column {column:?}: tinyint(1) holds values other than 0 and \
-                     1, so it travels as an integer (the table was read again)"
-                );
-                ctx.progress.line(&note);
-                retyped.push(note);
-                def = new_def;
-            }
-            Ok(mut e) => {
-                e.notes = retyped;
-                e.table = def;
-                return Ok(e);
-            }
-            Err(e) => return Err(e),
-        }
+    let opened = std::sync::Mutex::new(Vec::new());
+    if range.is_some() {
+        return export_table_once(src, t, range, first_slice, ctx, &opened);
     }
+    let (mut e, def, notes) = source::read_retyping(src, t, |src, def| {
+        let result = export_table_once(src, def, range, first_slice, ctx, &opened);
+        let paths = std::mem::take(
+            &mut *opened
+                .lock()
+                .map_err(|_| Error::Other("export part list poisoned".into()))?,
+        );
+        if matches!(result, Err(Error::NotBoolean { .. })) {
+            // Read again: these parts belong to no bundle.
+            for path in paths {
+                ctx.store.delete(&path)?;
+            }
+        }
+        result
+    })?;
+    for n in &notes {
+        ctx.progress.line(n);
+    }
+    e.table = def;
+    e.notes = notes;
+    Ok(e)
 }
 
-/// One attempt at [`export_table`]; the paths of the parts it opens go to `attempt` too.
+/// One attempt at [`export_table`]; the paths of the parts it opens go to `opened`.
 fn export_table_once(
     src: &mut dyn source::Source,
     t: &crate::types::TableDef,
     range: Option<&str>,
     first_slice: bool,
     ctx: &TableCtx<'_>,
-    attempt: &std::sync::Mutex<Vec<String>>,
+    opened: &std::sync::Mutex<Vec<String>>,
 ) -> Result<Exported> {
     let plan = ctx.plan;
     let store = ctx.store;
@@ -515,11 +470,10 @@ fn export_table_once(
     let mut bytes = 0u64;
     let new_part = || {
         let path = layout::new_part_path(plan.encrypt);
-        for list in [ctx.written, attempt] {
-            list.lock()
-                .map_err(|_| Error::Other("export part list poisoned".into()))?
-                .push(path.clone());
-        }
+        opened
+            .lock()
+            .map_err(|_| Error::Other("export part list poisoned".into()))?
+            .push(path.clone());
         PartWriter::create(
             store,
             &path,

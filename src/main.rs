@@ -303,10 +303,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             plan.max_part_bytes = max_part_size;
             plan.jobs = jobs.max(1);
             plan.split_min_bytes = split_min_size;
-            plan.source_options = SourceOptions {
-                zero_dates,
-                ..SourceOptions::default()
-            };
+            plan.source_options = SourceOptions { zero_dates };
             plan.source_id = source_id;
             plan.sequence = sequence;
             plan.dry_run = dry_run;

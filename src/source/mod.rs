@@ -45,13 +45,9 @@ pub enum ZeroDates {
 }
 
 /// Reader options that come from the command line rather than the URL.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct SourceOptions {
     pub zero_dates: ZeroDates,
-    /// MySQL `tinyint(1)` columns, as (table, column), to read as integers. The others are
-    /// read as booleans until a value other than 0 and 1 shows up ([`crate::Error::NotBoolean`]);
-    /// the export then starts over with that column here.
-    pub integer_flags: Vec<(String, String)>,
 }
 
 /// How big a batch may grow before it is handed on: the memory bound of a reader.
@@ -125,31 +121,40 @@ pub fn open(url: &str) -> Result<Box<dyn Source>> {
 }
 
 /// Opens a source database by URL, with reader options.
-/// Runs `attempt` until no `tinyint(1)` column read as boolean turns out to hold other
-/// values: each time one does ([`Error::NotBoolean`]), that column is added to
-/// [`SourceOptions::integer_flags`] and `attempt` runs again (it opens its own source, so
-/// a new snapshot). Returns the result and one note per column so retyped.
-pub fn retyping_flags<T>(
-    options: &SourceOptions,
-    mut attempt: impl FnMut(&SourceOptions) -> Result<T>,
-) -> Result<(T, Vec<String>)> {
-    let mut options = options.clone();
+/// Reads table `t` with `attempt`, and again whenever the source finds that a column it
+/// read as boolean is not one ([`Error::NotBoolean`]: a MySQL `tinyint(1)` holding more than
+/// 0 and 1). The source remembers such a column, so the definition it gives for the table
+/// next has the column as an integer; the read stays in the same snapshot. Returns what
+/// `attempt` returned, the definition it read with, and a note per retyped column.
+pub fn read_retyping<T>(
+    src: &mut dyn Source,
+    t: &TableDef,
+    mut attempt: impl FnMut(&mut dyn Source, &TableDef) -> Result<T>,
+) -> Result<(T, TableDef, Vec<String>)> {
+    let mut def = t.clone();
     let mut notes = Vec::new();
     loop {
-        match attempt(&options) {
-            Err(Error::NotBoolean { table, column })
-                if !options
-                    .integer_flags
-                    .iter()
-                    .any(|(t, c)| *t == table && *c == column) =>
-            {
+        match attempt(src, &def) {
+            Err(Error::NotBoolean { table, column }) => {
+                let again = src.tables(&Selection {
+                    tables: vec![def.qualified()],
+                    exclude: vec![],
+                })?;
+                let retyped = again.into_iter().next().filter(|d| {
+                    d.columns
+                        .iter()
+                        .any(|c| c.name == column && c.ty != crate::types::ColumnType::Boolean)
+                });
+                let Some(new_def) = retyped else {
+                    return Err(Error::NotBoolean { table, column });
+                };
                 notes.push(format!(
                     "table {table}, column {column:?}: tinyint(1) holds values other than 0 and \
-                     1, so it is read as an integer (the read started over in a new snapshot)"
+                     1, so it travels as an integer (the table was read again)"
                 ));
-                options.integer_flags.push((table, column));
+                def = new_def;
             }
-            Ok(v) => return Ok((v, notes)),
+            Ok(v) => return Ok((v, def, notes)),
             Err(e) => return Err(e),
         }
     }

@@ -505,7 +505,7 @@ impl MySource {
             mariadb,
             snapshot: None,
             zero_dates: options.zero_dates,
-            integer_flags: options.integer_flags,
+            integer_flags: Vec::new(),
         })
     }
 
@@ -574,8 +574,8 @@ impl MySource {
         let mut columns = Vec::new();
         for c in &readable {
             // tinyint(1) (BOOLEAN) travels as a boolean unless a value other than 0 and 1
-            // showed up in an earlier attempt: then the reader stopped with
-            // `Error::NotBoolean` and the export started over with the column listed here.
+            // showed up in an earlier read: the reader then stopped with `Error::NotBoolean`
+            // and listed the column here (see `source::read_retyping`).
             // (No scan up front: it cost a full table read before the first row.)
             let boolean_ok = c.data_type == "tinyint"
                 && c.column_type == "tinyint(1)"
@@ -847,28 +847,9 @@ reader!(UuidReader, FixedSizeBinaryBuilder, |b, v| {
     Ok(16)
 });
 
-/// The digits of a decimal as MySQL prints it (`-123.4500`), as an unscaled integer text,
-/// when it has exactly `scale` fraction digits.
-fn unscaled_digits(s: &str, scale: i8) -> Option<String> {
-    let (neg, body) = match s.strip_prefix('-') {
-        Some(b) => (true, b),
-        None => (false, s),
-    };
-    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
-    if frac.len() != usize::try_from(scale).ok()?
-        || int.is_empty()
-        || !int.bytes().all(|c| c.is_ascii_digit())
-        || !frac.bytes().all(|c| c.is_ascii_digit())
-    {
-        return None;
-    }
-    Some(format!("{}{int}{frac}", if neg { "-" } else { "" }))
-}
-
-/// The unscaled value of a decimal as MySQL prints it (`-123.4500`) with exactly `scale`
-/// fraction digits and at most 38 digits in all, read straight from the bytes; `None` for
-/// anything else (the careful parser then decides, and says why when it refuses).
-fn unscaled_i128(v: &[u8], scale: i8) -> Option<i128> {
+/// A decimal as MySQL prints it (`-123.4500`) with exactly `scale` fraction digits, as
+/// (negative, integer digits, fraction digits); `None` for anything else.
+fn printed_decimal(v: &[u8], scale: i8) -> Option<(bool, &[u8], &[u8])> {
     let (neg, body) = match v.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, v),
@@ -877,17 +858,38 @@ fn unscaled_i128(v: &[u8], scale: i8) -> Option<i128> {
         Some(p) => (&body[..p], &body[p + 1..]),
         None => (body, &[][..]),
     };
-    if int.is_empty() || frac.len() != usize::try_from(scale).ok()? || int.len() + frac.len() > 38 {
+    let digits = |d: &[u8]| d.iter().all(u8::is_ascii_digit);
+    (!int.is_empty() && frac.len() == usize::try_from(scale).ok()? && digits(int) && digits(frac))
+        .then_some((neg, int, frac))
+}
+
+/// The unscaled value of a printed decimal of at most 38 digits, read straight from the
+/// bytes; `None` for anything else (the careful parser then decides, and says why when it
+/// refuses).
+fn unscaled_i128(v: &[u8], scale: i8) -> Option<i128> {
+    let (neg, int, frac) = printed_decimal(v, scale)?;
+    if int.len() + frac.len() > 38 {
         return None;
     }
-    let mut x: i128 = 0;
-    for &c in int.iter().chain(frac) {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        x = x * 10 + i128::from(c - b'0');
-    }
+    let x = int
+        .iter()
+        .chain(frac)
+        .fold(0i128, |x, c| x * 10 + i128::from(c - b'0'));
     Some(if neg { -x } else { x })
+}
+
+/// [`unscaled_i128`] for up to 76 digits.
+fn unscaled_i256(v: &[u8], scale: i8) -> Option<i256> {
+    let (neg, int, frac) = printed_decimal(v, scale)?;
+    if int.len() + frac.len() > 76 {
+        return None;
+    }
+    let ten = i256::from_i128(10);
+    let x = int.iter().chain(frac).fold(i256::ZERO, |x, c| {
+        x.wrapping_mul(ten)
+            .wrapping_add(i256::from_i128(i128::from(c - b'0')))
+    });
+    Some(if neg { x.wrapping_neg() } else { x })
 }
 
 struct Decimal128Reader(Decimal128Builder, u8, i8);
@@ -919,10 +921,14 @@ impl ColumnReader for Decimal128Reader {
 struct Decimal256Reader(Decimal256Builder, u8, i8);
 impl ColumnReader for Decimal256Reader {
     fn push(&mut self, v: &[u8]) -> std::result::Result<usize, String> {
-        let s = std::str::from_utf8(v).map_err(|e| e.to_string())?;
-        let x = unscaled_digits(s, self.2)
-            .and_then(|d| i256::from_string(&d))
-            .ok_or_else(|| format!("{s:?} is not a decimal({},{})", self.1, self.2))?;
+        let x = unscaled_i256(v, self.2).ok_or_else(|| {
+            format!(
+                "{:?} is not a decimal({},{})",
+                String::from_utf8_lossy(v),
+                self.1,
+                self.2
+            )
+        })?;
         self.0.append_value(x);
         Ok(32)
     }
@@ -1401,9 +1407,18 @@ mod tests {
 
     #[test]
     fn decimals_and_dates_decode_exactly() {
-        assert_eq!(unscaled_digits("-123.4500", 4).unwrap(), "-1234500");
-        assert_eq!(unscaled_digits("7", 0).unwrap(), "7");
-        assert!(unscaled_digits("1.5", 2).is_none());
+        assert_eq!(
+            unscaled_i256(b"-123.4500", 4),
+            Some(i256::from_i128(-1_234_500))
+        );
+        assert_eq!(unscaled_i256(b"7", 0), Some(i256::from_i128(7)));
+        assert!(unscaled_i256(b"1.5", 2).is_none());
+        let max76 = "9".repeat(76);
+        assert_eq!(
+            unscaled_i256(format!("-{max76}").as_bytes(), 0),
+            i256::from_string(&format!("-{max76}"))
+        );
+        assert_eq!(unscaled_i256("9".repeat(77).as_bytes(), 0), None);
         // days() against chrono for every day of years around the edges, and invalid dates.
         use chrono::Datelike;
         for y in [
