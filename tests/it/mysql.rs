@@ -843,12 +843,26 @@ fn a_lock_held_by_another_session_ends_the_part_with_75_naming_the_holder() {
          ON p.ID = t.trx_mysql_thread_id WHERE p.DB = '{}' AND p.INFO LIKE 'SELECT SLEEP(6)%'",
         dst.name
     );
-    while my(&dst.url, &probe) != "1" {
+    loop {
+        let seen = my(&dst.url, &probe);
+        if seen == "1" {
+            break;
+        }
+        if holder.is_finished() {
+            let out = holder.join().unwrap();
+            panic!(
+                "the holder ended before it was seen holding its lock ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         assert!(
             started.elapsed().as_secs() < 30,
-            "the holder never got its lock"
+            "the holder never got its lock (probe saw {seen:?})"
         );
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        // The server refreshes INNODB_TRX only when nobody read it in the last 100 ms:
+        // probing faster would keep reading the picture from before the holder began.
+        std::thread::sleep(std::time::Duration::from_millis(250));
     }
     let t0 = std::time::Instant::now();
     let out = ferry()
