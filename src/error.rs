@@ -78,6 +78,17 @@ pub enum Error {
     /// only if that fails too.
     #[error("table {table}, column {column:?}: tinyint(1) holds values other than 0 and 1")]
     NotBoolean { table: String, column: String },
+
+    /// A value the column's canonical type cannot hold (NaN in a numeric(p,s), an array
+    /// whose lower bound is not 1): the source now reads that column as its exact text
+    /// form, and the export reads the table again. It reaches the operator only when the
+    /// table cannot be read again (a range of a table split across connections).
+    #[error("table {table}, column {column:?}: {reason}; the column must travel as its text form")]
+    NeedsText {
+        table: String,
+        column: String,
+        reason: String,
+    },
 }
 
 fn list(findings: &[Finding]) -> String {
@@ -99,7 +110,8 @@ impl Error {
             | Error::Storage(_)
             | Error::Io { .. }
             | Error::Other(_)
-            | Error::NotBoolean { .. } => exit::FAILURE,
+            | Error::NotBoolean { .. }
+            | Error::NeedsText { .. } => exit::FAILURE,
         }
     }
 

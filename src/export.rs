@@ -405,7 +405,16 @@ fn export_table(
 ) -> Result<Exported> {
     let opened = std::sync::Mutex::new(Vec::new());
     if range.is_some() {
-        return export_table_once(src, t, range, first_slice, ctx, &opened);
+        return export_table_once(src, t, range, first_slice, ctx, &opened).map_err(|e| match e {
+            Error::NeedsText {
+                table,
+                column,
+                reason,
+            } => Error::Data(format!(
+                "table {table}, column {column:?}: {reason}; the column must travel as its text                  form, which a table read as parallel ranges cannot switch to: export it with                  --jobs 1"
+            )),
+            other => other,
+        });
     }
     let (mut e, def, notes) = source::read_retyping(src, t, |src, def| {
         let result = export_table_once(src, def, range, first_slice, ctx, &opened);
@@ -414,7 +423,10 @@ fn export_table(
                 .lock()
                 .map_err(|_| Error::Other("export part list poisoned".into()))?,
         );
-        if matches!(result, Err(Error::NotBoolean { .. })) {
+        if matches!(
+            result,
+            Err(Error::NotBoolean { .. } | Error::NeedsText { .. })
+        ) {
             // Read again: these parts belong to no bundle.
             for path in paths {
                 ctx.store.delete(&path)?;

@@ -1058,6 +1058,7 @@ mod tests {
             indexes: vec![],
             foreign_keys: vec![],
             partitioning: None,
+            ..Default::default()
         };
         let batch = |cols: Vec<ArrayRef>| {
             arrow::record_batch::RecordBatch::try_from_iter(

@@ -4,7 +4,7 @@
 //! key and an unfinished replace, are checked in `import` before this.)
 
 use crate::import::Mode;
-use crate::types::{ColumnType, TableDef};
+use crate::types::{ColumnType, TableDef, text};
 
 /// A column of a table that already exists in the target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +33,8 @@ pub struct Rules<'a> {
     /// The target engine: `sqlite`, `postgres`, `mysql`.
     pub engine: &'a str,
     pub same_engine: bool,
-    /// `--as-text`: columns without a portable type load as text.
+    /// `--as-text`: columns without a portable type load as text, and so do columns of a
+    /// type the target refuses (`refuses`) when the value has a text form.
     pub as_text: bool,
     pub mode: Mode,
     /// Why the target cannot take a canonical type, if it cannot.
@@ -87,13 +88,25 @@ pub fn findings(rules: &Rules<'_>, tables: &[Planned<'_>]) -> Vec<String> {
                 ));
             }
             if let Some(why) = (rules.refuses)(&c.ty) {
-                out.push(format!(
-                    "{q}.{} ({} from {}): {} cannot take it: {why}; leave the table out with --exclude",
-                    c.name,
-                    c.ty.describe(),
-                    c.source_type,
-                    rules.engine
-                ));
+                // `--as-text`: a type the target has no column type for loads as its
+                // PostgreSQL text form (an interval, an array, a decimal wider than the
+                // target's) into a text column; the target's loader does that for exactly
+                // the types it refuses here.
+                let as_text = text::has_pg_text_form(&c.ty);
+                if !(rules.as_text && as_text) {
+                    out.push(format!(
+                        "{q}.{} ({} from {}): {} cannot take it: {why}; {}leave the table out with --exclude",
+                        c.name,
+                        c.ty.describe(),
+                        c.source_type,
+                        rules.engine,
+                        if as_text {
+                            "load it as its text form with --as-text, or "
+                        } else {
+                            ""
+                        }
+                    ));
+                }
             }
         }
         if let Some(IdentifierLimit {
@@ -220,6 +233,7 @@ mod tests {
             indexes: vec![],
             foreign_keys: vec![],
             partitioning: None,
+            ..Default::default()
         }
     }
 
@@ -338,5 +352,44 @@ mod tests {
             !found.iter().any(|f| f.contains("holds 3 rows")),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn as_text_loads_what_the_target_refuses_when_it_has_a_text_form() {
+        let mut iv = col("every", ColumnType::Interval);
+        iv.source_type = "interval".into();
+        let t = table(
+            "plan",
+            vec![
+                col("id", ColumnType::Int64),
+                iv,
+                col(
+                    "tags",
+                    ColumnType::List {
+                        element: Box::new(ColumnType::Utf8),
+                    },
+                ),
+            ],
+            &[],
+        );
+        let refuses = |t: &ColumnType| match t {
+            ColumnType::Interval => Some("no interval type"),
+            ColumnType::List { .. } => Some("no array type"),
+            _ => None,
+        };
+        let mut r = rules("sqlite", Mode::Create, &refuses);
+        let found = findings(&r, &[planned(&t)]);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(
+            found[0],
+            "plan.every (interval from interval): sqlite cannot take it: no interval type; load it as \
+             its text form with --as-text, or leave the table out with --exclude"
+        );
+        assert!(
+            found[1].starts_with("plan.tags (utf8[] from x)"),
+            "{found:?}"
+        );
+        r.as_text = true;
+        assert_eq!(findings(&r, &[planned(&t)]), Vec::<String>::new());
     }
 }

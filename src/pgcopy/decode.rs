@@ -24,13 +24,13 @@ use arrow::datatypes::{
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use super::numeric::NumericView;
-use super::{CodecError, EPOCH_DAYS, EPOCH_MICROS, HEADER_LEN, SIGNATURE, Wire};
+use super::{CodecError, EPOCH_DAYS, EPOCH_MICROS, HEADER_LEN, SIGNATURE, ValueError, Wire};
 use crate::types::ColumnType;
 
 /// One column's conversion strategy: PostgreSQL binary values in, one Arrow array out.
 trait ColumnDecoder: Send {
     /// Appends one non-NULL value given its bytes (without the length word).
-    fn append(&mut self, value: &[u8]) -> Result<(), String>;
+    fn append(&mut self, value: &[u8]) -> Result<(), ValueError>;
     fn append_null(&mut self);
     /// The values appended since the last call, as one array; the builder starts empty again.
     fn finish(&mut self) -> ArrayRef;
@@ -353,7 +353,7 @@ impl CopyDecoder {
                     .ok_or_else(|| CodecError::at(row, i, "truncated row"))?;
                 slot.decoder
                     .append(value)
-                    .map_err(|m| CodecError::at(row, i, m))?;
+                    .map_err(|e| CodecError::value(row, i, e))?;
                 pos = end;
             }
         }
@@ -574,7 +574,7 @@ where
     F: Fn([u8; N]) -> Result<T::Native, String> + Send,
 {
     #[inline]
-    fn append(&mut self, value: &[u8]) -> Result<(), String> {
+    fn append(&mut self, value: &[u8]) -> Result<(), ValueError> {
         let b: [u8; N] = value
             .try_into()
             .map_err(|_| format!("expected a {N}-byte value, got {} bytes", value.len()))?;
@@ -592,14 +592,14 @@ where
 struct BoolDecoder(BooleanBuilder);
 
 impl ColumnDecoder for BoolDecoder {
-    fn append(&mut self, value: &[u8]) -> Result<(), String> {
+    fn append(&mut self, value: &[u8]) -> Result<(), ValueError> {
         match value {
             // boolrecv: any nonzero byte is true.
             [b] => {
                 self.0.append_value(*b != 0);
                 Ok(())
             }
-            _ => Err(format!("expected a 1-byte bool, got {} bytes", value.len())),
+            _ => Err(format!("expected a 1-byte bool, got {} bytes", value.len()).into()),
         }
     }
     fn append_null(&mut self) {
@@ -618,9 +618,9 @@ struct DecimalDecoder<T: ArrowPrimitiveType, F> {
 impl<T, F> ColumnDecoder for DecimalDecoder<T, F>
 where
     T: ArrowPrimitiveType,
-    F: Fn(&[u8]) -> Result<T::Native, String> + Send,
+    F: Fn(&[u8]) -> Result<T::Native, ValueError> + Send,
 {
-    fn append(&mut self, value: &[u8]) -> Result<(), String> {
+    fn append(&mut self, value: &[u8]) -> Result<(), ValueError> {
         self.builder.append_value((self.convert)(value)?);
         Ok(())
     }
@@ -659,11 +659,11 @@ impl<O: OffsetSizeTrait> TextDecoder<O> {
 }
 
 impl<O: OffsetSizeTrait> ColumnDecoder for TextDecoder<O> {
-    fn append(&mut self, value: &[u8]) -> Result<(), String> {
+    fn append(&mut self, value: &[u8]) -> Result<(), ValueError> {
         let value = if self.jsonb {
             match value.split_first() {
                 Some((1, rest)) => rest,
-                Some((v, _)) => return Err(format!("unsupported jsonb version {v}")),
+                Some((v, _)) => return Err(format!("unsupported jsonb version {v}").into()),
                 None => return Err("empty jsonb value".into()),
             }
         } else {
@@ -687,7 +687,7 @@ impl<O: OffsetSizeTrait> ColumnDecoder for TextDecoder<O> {
 struct BinaryDecoder<O: OffsetSizeTrait>(GenericBinaryBuilder<O>);
 
 impl<O: OffsetSizeTrait> ColumnDecoder for BinaryDecoder<O> {
-    fn append(&mut self, value: &[u8]) -> Result<(), String> {
+    fn append(&mut self, value: &[u8]) -> Result<(), ValueError> {
         check_room::<O>(self.0.values_slice().len(), value.len())?;
         self.0.append_value(value);
         Ok(())
@@ -707,7 +707,7 @@ struct NumericTextDecoder<O: OffsetSizeTrait> {
 }
 
 impl<O: OffsetSizeTrait> ColumnDecoder for NumericTextDecoder<O> {
-    fn append(&mut self, value: &[u8]) -> Result<(), String> {
+    fn append(&mut self, value: &[u8]) -> Result<(), ValueError> {
         self.scratch.clear();
         NumericView::parse(value)?.write_text(&mut self.scratch)?;
         check_room::<O>(self.builder.values_slice().len(), self.scratch.len())?;
@@ -725,14 +725,13 @@ impl<O: OffsetSizeTrait> ColumnDecoder for NumericTextDecoder<O> {
 struct UuidDecoder(FixedSizeBinaryBuilder);
 
 impl ColumnDecoder for UuidDecoder {
-    fn append(&mut self, value: &[u8]) -> Result<(), String> {
+    fn append(&mut self, value: &[u8]) -> Result<(), ValueError> {
         if value.len() != 16 {
-            return Err(format!(
-                "expected a 16-byte uuid, got {} bytes",
-                value.len()
-            ));
+            return Err(format!("expected a 16-byte uuid, got {} bytes", value.len()).into());
         }
-        self.0.append_value(value).map_err(|e| e.to_string())
+        self.0
+            .append_value(value)
+            .map_err(|e| ValueError::from(e.to_string()))
     }
     fn append_null(&mut self) {
         self.0.append_null();
@@ -742,8 +741,49 @@ impl ColumnDecoder for UuidDecoder {
     }
 }
 
+/// PostgreSQL's `MAXDIM`: more dimensions than this is not an array it could have sent.
+const MAXDIM: i32 = 6;
+
+/// Checks that an array a List cannot carry is nonetheless well formed — dimensions that
+/// are not negative, then exactly as many length-prefixed elements as they multiply to — so
+/// that damaged bytes are reported as damage and not as an array to read as text.
+fn check_array_layout(value: &[u8], ndim: i32) -> Result<(), String> {
+    let word = |pos: usize| read_i32(value, pos).ok_or("array value is truncated");
+    let ndim = usize::try_from(ndim).map_err(|_| format!("invalid array dimensions {ndim}"))?;
+    let mut count = 1usize;
+    for d in 0..ndim {
+        let len = word(12 + 8 * d)?;
+        word(16 + 8 * d)?;
+        count = usize::try_from(len)
+            .ok()
+            .and_then(|len| count.checked_mul(len))
+            .ok_or_else(|| format!("invalid array length {len}"))?;
+    }
+    let mut pos = 12 + 8 * ndim;
+    for i in 0..count {
+        let len = word(pos)?;
+        pos = match len {
+            -1 => pos + 4,
+            0.. => pos + 4 + usize::try_from(len).unwrap_or(0),
+            _ => return Err(format!("array element {} has invalid length {len}", i + 1)),
+        };
+        if pos > value.len() {
+            return Err("array value is truncated".into());
+        }
+    }
+    if pos != value.len() {
+        return Err(format!(
+            "array value has {} bytes after its elements",
+            value.len().saturating_sub(pos)
+        ));
+    }
+    Ok(())
+}
+
 /// A one-dimensional array (`array_send`): i32 ndim, i32 has-nulls flag, u32 element OID,
-/// per dimension i32 length and i32 lower bound, then the elements as in a tuple.
+/// per dimension i32 length and i32 lower bound, then the elements as in a tuple. An array
+/// PostgreSQL can hold but a List cannot carry (lower bound not 1, 2 to `MAXDIM` dimensions)
+/// is a `needs_text` error.
 struct ListDecoder<O: OffsetSizeTrait> {
     elem: Box<dyn ColumnDecoder>,
     field: FieldRef,
@@ -753,7 +793,7 @@ struct ListDecoder<O: OffsetSizeTrait> {
 }
 
 impl<O: OffsetSizeTrait> ColumnDecoder for ListDecoder<O> {
-    fn append(&mut self, value: &[u8]) -> Result<(), String> {
+    fn append(&mut self, value: &[u8]) -> Result<(), ValueError> {
         let word = |pos: usize| read_i32(value, pos).ok_or("array value is truncated");
         let ndim = word(0)?;
         let _has_nulls = word(4)?;
@@ -763,20 +803,23 @@ impl<O: OffsetSizeTrait> ColumnDecoder for ListDecoder<O> {
             1 => {
                 let len = word(12)?;
                 let lower = word(16)?;
-                if lower != 1 {
-                    return Err(format!(
-                        "array with lower bound {lower} cannot be carried as a list (its bounds would be lost); cast the column to text"
-                    ));
-                }
                 let len =
                     usize::try_from(len).map_err(|_| format!("invalid array length {len}"))?;
+                if lower != 1 {
+                    check_array_layout(value, ndim)?;
+                    return Err(ValueError::needs_text(format!(
+                        "array with lower bound {lower} cannot be carried as a list (its bounds would be lost); read the column as text"
+                    )));
+                }
                 (len, 20)
             }
-            _ => {
-                return Err(format!(
-                    "{ndim}-dimensional array cannot be carried as a list; cast the column to text"
-                ));
+            2..=MAXDIM => {
+                check_array_layout(value, ndim)?;
+                return Err(ValueError::needs_text(format!(
+                    "{ndim}-dimensional array cannot be carried as a list; read the column as text"
+                )));
             }
+            _ => return Err(format!("invalid number of array dimensions {ndim}").into()),
         };
         let last = *self.offsets.last().unwrap_or(&O::zero());
         for i in 0..count {
@@ -784,10 +827,10 @@ impl<O: OffsetSizeTrait> ColumnDecoder for ListDecoder<O> {
             pos += 4;
             if len < 0 {
                 if len != -1 {
-                    return Err(format!("array element {} has invalid length {len}", i + 1));
+                    return Err(format!("array element {} has invalid length {len}", i + 1).into());
                 }
                 if !self.elem_nullable {
-                    return Err(format!("array element {} is NULL", i + 1));
+                    return Err(format!("array element {} is NULL", i + 1).into());
                 }
                 self.elem.append_null();
             } else {
@@ -795,7 +838,7 @@ impl<O: OffsetSizeTrait> ColumnDecoder for ListDecoder<O> {
                 let v = value.get(pos..end).ok_or("array value is truncated")?;
                 self.elem
                     .append(v)
-                    .map_err(|m| format!("array element {}: {m}", i + 1))?;
+                    .map_err(|e| e.context(&format!("array element {}: ", i + 1)))?;
                 pos = end;
             }
         }
@@ -803,7 +846,8 @@ impl<O: OffsetSizeTrait> ColumnDecoder for ListDecoder<O> {
             return Err(format!(
                 "array value has {} bytes after its elements",
                 value.len() - pos
-            ));
+            )
+            .into());
         }
         let next = last
             .as_usize()

@@ -21,9 +21,19 @@
 //! - intervals `±infinity` (PostgreSQL 17+) travel as months/days `i32::MAX`/`MIN` with nanoseconds
 //!   `i64::MAX`/`MIN`.
 //! - `numeric` NaN and ±Infinity exist only as `ColumnType::NumericText` ("NaN", "Infinity",
-//!   "-Infinity"); into a Decimal column they are an error naming the row.
-//! - arrays must be one-dimensional with lower bound 1 (or empty); anything else is an error
-//!   naming the row, since a List cannot carry the bounds (cast such a column to text).
+//!   "-Infinity"); into a Decimal column (or a List of decimals) they are an error naming the
+//!   row and column, with [`CodecError::needs_text`] set.
+//! - arrays must be one-dimensional with lower bound 1 (or empty); an array with another lower
+//!   bound (`'[0:2]={1,2,3}'`) or with 2 to 6 dimensions (PostgreSQL does not enforce an array
+//!   column's declared dimensions) is an error naming the row and column, with
+//!   [`CodecError::needs_text`] set, since a List cannot carry the bounds.
+//! - `needs_text` marks exactly those values: valid PostgreSQL data the column's Arrow type
+//!   cannot carry but its text form can. The reader reacts by reading that column again as
+//!   `col::text` (restored through the type's input function on import); every other error,
+//!   damaged data included, leaves it false. The encoder never sets it.
+//! - `numeric` digit counts are unsigned 16-bit, as `numeric_recv` reads them: a value of more
+//!   than 32767 base-10000 digit groups (`9e131071 + 1`) decodes and encodes like any other,
+//!   up to PostgreSQL's own limits (131072 digits before the point, 16383 after).
 
 mod decode;
 mod encode;
@@ -44,7 +54,7 @@ pub enum Wire {
     Float4,
     Float8,
     /// numeric: to/from Decimal128(p,s), Decimal256(p,s) (exact; a value with more fraction
-    /// digits than s, or NaN/±Infinity, is an error naming the row), or
+    /// digits than s is an error naming the row, NaN/±Infinity one with `needs_text`), or
     /// `ColumnType::NumericText` (Utf8 canonical text exactly as PostgreSQL prints it,
     /// including dscale trailing zeros, "NaN", "Infinity", "-Infinity").
     Numeric,
@@ -68,8 +78,9 @@ pub enum Wire {
     /// 16 bytes <-> FixedSizeBinary(16).
     Uuid,
     /// One-dimensional array (ndim 0 or 1, NULL elements allowed) <-> List<elem>;
-    /// multi-dimensional arrays are an error naming the row. `elem_oid` is written by the
-    /// encoder (array_recv checks it against the column's element type).
+    /// multi-dimensional arrays and lower bounds other than 1 are a `needs_text` error naming
+    /// the row. `elem_oid` is written by the encoder (array_recv checks it against the
+    /// column's element type).
     Array {
         elem: Box<Wire>,
         elem_oid: u32,
@@ -81,12 +92,19 @@ pub enum Wire {
 /// `row` is 1-based in the decoder (the n-th tuple of the stream; 0 for the header and
 /// trailer) and `first_row + index in batch` in the encoder. `column` is the 0-based field
 /// index.
+///
+/// `needs_text` is set (by the decoder only, always with `column`) when the value is valid
+/// PostgreSQL data that the column's Arrow type cannot carry but its text form can: numeric
+/// NaN or ±Infinity in a Decimal column (also as an element of a list of decimals), an array
+/// whose lower bound is not 1, and an array of 2 to 6 dimensions in a List column. Reading
+/// that column again as `col::text` then succeeds. It is never set for damaged data.
 #[derive(Debug, thiserror::Error)]
 #[error("row {row}{}: {message}", column.map(|c| format!(", column #{c}")).unwrap_or_default())]
 pub struct CodecError {
     pub row: u64,
     pub column: Option<usize>,
     pub message: String,
+    pub needs_text: bool,
 }
 
 impl CodecError {
@@ -95,6 +113,7 @@ impl CodecError {
             row,
             column: None,
             message: message.into(),
+            needs_text: false,
         }
     }
 
@@ -103,7 +122,58 @@ impl CodecError {
             row,
             column: Some(column),
             message: message.into(),
+            needs_text: false,
         }
+    }
+
+    fn value(row: u64, column: usize, e: ValueError) -> Self {
+        CodecError {
+            row,
+            column: Some(column),
+            message: e.message,
+            needs_text: e.needs_text,
+        }
+    }
+}
+
+/// Why one value could not be decoded; becomes a [`CodecError`] once the row and column
+/// are known. Plain strings convert into it with `needs_text` false.
+#[derive(Debug)]
+struct ValueError {
+    message: String,
+    needs_text: bool,
+}
+
+impl ValueError {
+    /// A valid value this column's Arrow type cannot carry, but its text form can.
+    fn needs_text(message: impl Into<String>) -> Self {
+        ValueError {
+            message: message.into(),
+            needs_text: true,
+        }
+    }
+
+    /// The same error with its message prefixed (for an element of an array).
+    fn context(self, prefix: &str) -> Self {
+        ValueError {
+            message: format!("{prefix}{}", self.message),
+            needs_text: self.needs_text,
+        }
+    }
+}
+
+impl From<String> for ValueError {
+    fn from(message: String) -> Self {
+        ValueError {
+            message,
+            needs_text: false,
+        }
+    }
+}
+
+impl From<&str> for ValueError {
+    fn from(message: &str) -> Self {
+        message.to_string().into()
     }
 }
 

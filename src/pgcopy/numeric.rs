@@ -1,5 +1,10 @@
-//! PostgreSQL `numeric` in its binary form (`numeric_send` / `numeric_recv`): i16 ndigits,
+//! PostgreSQL `numeric` in its binary form (`numeric_send` / `numeric_recv`): u16 ndigits,
 //! i16 weight, u16 sign, u16 dscale, then ndigits base-10000 digits, most significant first.
+//! ndigits is unsigned: `numeric_recv` reads it as uint16 and `numeric_send` writes the low 16
+//! bits, so a value of more than 32767 digit groups (`9e131071 + 1` has 32768) has the high
+//! bit set. A stored value has weight -4096..=32767 (at most 131072 decimal digits before the
+//! point, `make_result` refuses a weight beyond int16) and dscale 0..=16383, so at most
+//! 36864 groups; a client may send up to 65535.
 //! The value is `sum(digit[i] * 10000^(weight - i))`; dscale is the number of decimal places
 //! PostgreSQL prints. Stored values are normalised: no leading or trailing zero digits, zero
 //! has no digits, weight 0 and a positive sign, and no nonzero digit lies beyond dscale.
@@ -8,6 +13,8 @@
 //! so that a value read and written back is byte-identical.
 
 use arrow::datatypes::i256;
+
+use super::ValueError;
 
 const POS: u16 = 0x0000;
 const NEG: u16 = 0x4000;
@@ -38,12 +45,10 @@ impl<'a> NumericView<'a> {
                 b.len()
             )
         })?;
-        let ndigits = i16::from_be_bytes([header[0], header[1]]);
+        let ndigits = usize::from(u16::from_be_bytes([header[0], header[1]]));
         let weight = i16::from_be_bytes([header[2], header[3]]);
         let sign = u16::from_be_bytes([header[4], header[5]]);
         let dscale = u16::from_be_bytes([header[6], header[7]]);
-        let ndigits = usize::try_from(ndigits)
-            .map_err(|_| format!("numeric value has a negative digit count {ndigits}"))?;
         let digits = &b[8..];
         if digits.len() != ndigits * 2 {
             return Err(format!(
@@ -171,13 +176,24 @@ impl<'a> NumericView<'a> {
     }
 
     /// The unscaled integer of this value in a `decimal(precision, scale)`; exact or an error.
-    pub(super) fn to_decimal<T: DecimalInt>(&self, precision: u8, scale: i8) -> Result<T, String> {
+    /// NaN and ±Infinity are `needs_text` errors: valid values a decimal cannot carry.
+    pub(super) fn to_decimal<T: DecimalInt>(
+        &self,
+        precision: u8,
+        scale: i8,
+    ) -> Result<T, ValueError> {
         let cannot =
             |what: &str| format!("numeric {what} cannot be stored in decimal({precision},{scale})");
+        let special = |what: &str| {
+            ValueError::needs_text(format!(
+                "{}; only the column's text form can carry it",
+                cannot(what)
+            ))
+        };
         match self.sign {
-            NAN => return Err(cannot("NaN")),
-            PINF => return Err(cannot("Infinity")),
-            NINF => return Err(cannot("-Infinity")),
+            NAN => return Err(special("NaN")),
+            PINF => return Err(special("Infinity")),
+            NINF => return Err(special("-Infinity")),
             _ => {}
         }
         let nd = self.significant();
@@ -215,7 +231,8 @@ impl<'a> NumericView<'a> {
                     )
                 } else {
                     cannot(&self.display())
-                });
+                }
+                .into());
             }
             for i in 0..nd - 1 {
                 v = fold(v, i).ok_or_else(too_long)?;
@@ -228,7 +245,7 @@ impl<'a> NumericView<'a> {
         }
         let limit = T::pow10(u32::from(precision)).ok_or_else(too_long)?;
         if !v.lt(limit) {
-            return Err(too_long());
+            return Err(too_long().into());
         }
         Ok(if self.sign == NEG { v.neg() } else { v })
     }
@@ -401,14 +418,22 @@ impl NumericWriter {
             Some(b'+') => (false, &b[1..]),
             _ => (false, b),
         };
+        let overflows = || format!("{s:?} overflows PostgreSQL's numeric format");
         let (mantissa, exp) = match b.iter().position(|&c| c == b'e' || c == b'E') {
             Some(i) => {
-                let e = std::str::from_utf8(&b[i + 1..]).map_err(|_| bad())?;
-                let e: i32 = e.parse().map_err(|_| bad())?;
-                // numeric_in's own bound; keeps the arithmetic below far from overflow.
-                if !(-1000..=1000).contains(&e) {
-                    return Err(format!("{s:?} has an exponent out of range"));
+                let e = &b[i + 1..];
+                let digits = e.strip_prefix(b"-").or(e.strip_prefix(b"+")).unwrap_or(e);
+                if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                    return Err(bad());
                 }
+                // numeric_in's bound (|exponent| < INT_MAX / 2; old releases stopped at
+                // 1000, but numeric_recv has no such bound); the weight and dscale checks in
+                // `pack` say whether the value itself fits, as make_result does.
+                let e: i64 = std::str::from_utf8(e)
+                    .ok()
+                    .and_then(|e| e.parse().ok())
+                    .filter(|e: &i64| e.unsigned_abs() < u64::from(i32::MAX.unsigned_abs() / 2))
+                    .ok_or_else(overflows)?;
                 (&b[..i], e)
             }
             None => (b, 0),
@@ -424,7 +449,7 @@ impl NumericWriter {
             return Err(bad());
         }
         // value = D * 10^t, D = int ++ frac as one integer.
-        let frac_len = i32::try_from(frac.len()).map_err(|_| bad())?;
+        let frac_len = i64::try_from(frac.len()).map_err(|_| overflows())?;
         let t = exp - frac_len;
         let m = usize::try_from(t.rem_euclid(4)).unwrap_or(0);
         // Group from the right after appending `m` zeros, so the point falls on a boundary.
@@ -455,11 +480,13 @@ impl NumericWriter {
                 self.groups.push(u16::try_from(carry).unwrap_or(0));
             }
         }
-        self.pack(neg, t.div_euclid(4), (-t).max(0), out)
+        self.pack(neg, i64::from(t.div_euclid(4)), i64::from((-t).max(0)), out)
     }
 
-    /// Writes `sum(groups[i] * 10000^(i + k))` normalised, with the given dscale.
-    fn pack(&self, neg: bool, k: i32, dscale: i32, out: &mut Vec<u8>) -> Result<(), String> {
+    /// Writes `sum(groups[i] * 10000^(i + k))` normalised, with the given dscale, within the
+    /// limits of `make_result`: weight an i16 and dscale at most 16383. ndigits is written as
+    /// u16, as `numeric_send` does (`numeric_recv` reads it unsigned).
+    fn pack(&self, neg: bool, k: i64, dscale: i64, out: &mut Vec<u8>) -> Result<(), String> {
         let dscale = u16::try_from(dscale)
             .ok()
             .filter(|&d| u32::from(d) <= DSCALE_MAX)
@@ -473,13 +500,16 @@ impl NumericWriter {
             return Ok(());
         };
         let lo = self.groups.iter().position(|&g| g != 0).unwrap_or(hi);
-        let too_big = || "numeric is out of PostgreSQL's range".to_string();
-        let ndigits = i16::try_from(hi - lo + 1).map_err(|_| too_big())?;
-        let weight = i32::try_from(hi)
+        let too_big = || {
+            "numeric is out of PostgreSQL's range (at most 131072 digits before the decimal point)"
+                .to_string()
+        };
+        let weight = i64::try_from(hi)
             .ok()
             .and_then(|h| h.checked_add(k))
             .and_then(|w| i16::try_from(w).ok())
             .ok_or_else(too_big)?;
+        let ndigits = u16::try_from(hi - lo + 1).map_err(|_| too_big())?;
         let len = 8 + 2 * i32::from(ndigits);
         out.reserve(4 + usize::try_from(len).unwrap_or(0));
         out.extend_from_slice(&len.to_be_bytes());

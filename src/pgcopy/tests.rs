@@ -356,6 +356,335 @@ fn decimal_decoding_is_exact_or_an_error() {
     assert!(e.message.contains("NaN"), "{e}");
 }
 
+/// A one-row, one-column stream carrying `value` as the field's bytes.
+fn single_value_stream(value: &[u8]) -> Vec<u8> {
+    let mut s = Vec::new();
+    CopyEncoder::header(&mut s);
+    s.extend_from_slice(&1i16.to_be_bytes());
+    s.extend_from_slice(&i32::try_from(value.len()).unwrap().to_be_bytes());
+    s.extend_from_slice(value);
+    CopyEncoder::trailer(&mut s);
+    s
+}
+
+fn decode_single(wire: Wire, dt: DataType, value: &[u8]) -> Result<RecordBatch, CodecError> {
+    let schema = Arc::new(Schema::new(vec![Field::new("c", dt, true)]));
+    decode_stream(&[wire], schema, &single_value_stream(value), 4096)
+}
+
+/// numeric_send's bytes for a value: header words, then base-10000 digits.
+fn numeric_bytes(ndigits: u16, weight: i16, sign: u16, dscale: u16, digits: &[u16]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + 2 * digits.len());
+    for w in [ndigits, weight.cast_unsigned(), sign, dscale] {
+        v.extend_from_slice(&w.to_be_bytes());
+    }
+    for d in digits {
+        v.extend_from_slice(&d.to_be_bytes());
+    }
+    v
+}
+
+/// `9e131071 + 1`, `10::numeric ^ 131071 + 0.5` and `-(9e131071 + 1)` have 32768, 32769 and
+/// 32768 digit groups: numeric_send writes the count with the high bit set (0x8000, 0x8001),
+/// which numeric_recv reads as uint16. These are the bytes PostgreSQL 15.20 sends for them
+/// (checked against `\copy (SELECT …) TO … (FORMAT binary)` byte for byte).
+fn numerics_over_32767_groups() -> Vec<(String, Vec<u8>)> {
+    let mut nine = vec![9000u16];
+    nine.extend(std::iter::repeat_n(0, 32766));
+    nine.push(1);
+    let mut half = vec![1000u16];
+    half.extend(std::iter::repeat_n(0, 32767));
+    half.push(5000);
+    let nine_text = format!("9{}1", "0".repeat(131_070));
+    vec![
+        (
+            nine_text.clone(),
+            numeric_bytes(0x8000, 32767, 0x0000, 0, &nine),
+        ),
+        (
+            format!("1{}.5{}", "0".repeat(131_071), "0".repeat(15)),
+            numeric_bytes(0x8001, 32767, 0x0000, 16, &half),
+        ),
+        (
+            format!("-{nine_text}"),
+            numeric_bytes(0x8000, 32767, 0x4000, 0, &nine),
+        ),
+    ]
+}
+
+#[test]
+fn numeric_digit_count_is_unsigned() {
+    for (text, bytes) in numerics_over_32767_groups() {
+        // Decoding PostgreSQL's bytes gives its text ...
+        let b = decode_single(Wire::Numeric, DataType::Utf8, &bytes).unwrap();
+        let got = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(got.value(0).len(), text.len());
+        assert!(got.value(0) == text, "{}…", &text[..8]);
+        // ... and encoding the text gives PostgreSQL's bytes.
+        let (wires, batch) = one_column(
+            Wire::Numeric,
+            Arc::new(StringArray::from(vec![text.as_str()])),
+        );
+        let stream = encode_stream(&wires, &batch);
+        assert!(first_value(&stream) == bytes.as_slice(), "{}…", &text[..8]);
+        assert_eq!(stream, single_value_stream(&bytes));
+    }
+    // numeric_recv takes any count up to 65535 (zeros normalise away).
+    let zeros = numeric_bytes(0xffff, 0, 0, 0, &[0; 65_535]);
+    let b = decode_single(Wire::Numeric, DataType::Utf8, &zeros).unwrap();
+    let got = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+    assert_eq!(got.value(0), "0");
+    // A count the bytes do not back is still an error, naming the unsigned count.
+    let e = decode_single(
+        Wire::Numeric,
+        DataType::Utf8,
+        &numeric_bytes(0x8000, 32767, 0, 0, &[1]),
+    )
+    .unwrap_err();
+    assert!(e.message.contains("32768 digits"), "{e}");
+    assert!(!e.needs_text);
+    // Too big for a decimal: an ordinary error, not one the text form is asked to fix.
+    let (_, nine) = &numerics_over_32767_groups()[0];
+    let e = decode_single(Wire::Numeric, DataType::Decimal128(38, 0), nine).unwrap_err();
+    assert!(e.message.contains("decimal(38,0)") && !e.needs_text, "{e}");
+}
+
+#[test]
+fn numerics_over_32767_groups_round_trip() {
+    let texts: Vec<String> = numerics_over_32767_groups()
+        .into_iter()
+        .map(|(t, _)| t)
+        .chain([
+            // The extremes numeric_in and make_result allow: 131072 digits before the point,
+            // 16383 after, together 36864 groups.
+            format!("{}.{}", "9".repeat(131_072), "9".repeat(16_383)),
+            format!("-{}.{}", "1".repeat(131_072), "7".repeat(16_383)),
+            format!("1{}", "0".repeat(131_071)),
+            format!("0.{}1", "0".repeat(16_382)),
+        ])
+        .collect();
+    let bytes = round_trip(
+        Wire::Numeric,
+        Arc::new(LargeStringArray::from(
+            texts.iter().map(String::as_str).collect::<Vec<_>>(),
+        )),
+    );
+    // The fourth value: ndigits 36864 = 0x9000, weight 32767, dscale 16383.
+    let fourth = 19 + 3 * (2 + 4 + 8) + 2 * (32768 + 32769 + 32768) + 2 + 4;
+    assert_eq!(hex::encode(&bytes[fourth..fourth + 8]), "90007fff00003fff");
+}
+
+#[test]
+fn numeric_text_within_postgresql_limits_encodes() {
+    let encode = |text: &str| {
+        let (wires, batch) = one_column(Wire::Numeric, Arc::new(StringArray::from(vec![text])));
+        let mut enc = CopyEncoder::new(columns(&wires, &batch.schema())).unwrap();
+        let mut out = Vec::new();
+        enc.encode(&batch, 1, &mut out).map(|()| out)
+    };
+    let value = |text: &str| hex::encode(&encode(text).unwrap()[6..]);
+    // numeric_in takes exponents far beyond 1000; the value must fit make_result's limits.
+    assert_eq!(value("1e131071"), "00017fff0000000003e8");
+    assert_eq!(
+        value("1e131071"),
+        value(&format!("1{}", "0".repeat(131_071)))
+    );
+    assert_eq!(value("1e-16383"), "0001f00000003fff000a"); // as PostgreSQL 15 sends it
+    assert_eq!(value("1E+1001"), value(&format!("1{}", "0".repeat(1001))));
+    assert_eq!(value("0e200000"), "0000000000000000");
+    for text in [
+        "1e131072",
+        "1e-16384",
+        "0e-16384",
+        "1e99999999999999999999",
+        "1e1073741823",
+        &format!("1{}", "0".repeat(131_072)),
+        &format!("0.{}", "0".repeat(16_384)),
+    ] {
+        let e = encode(text).unwrap_err();
+        assert!(
+            e.message.contains("range")
+                || e.message.contains("overflows")
+                || e.message.contains("decimal places"),
+            "{}: {e}",
+            &text[..text.len().min(24)]
+        );
+    }
+    for text in ["1e", "1e+", "1e1.5", "1e 5", "e5"] {
+        assert!(
+            encode(text).unwrap_err().message.contains("not a number"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn needs_text_marks_exactly_what_text_can_carry() {
+    let hex = |h: &str| hex::decode(h).unwrap();
+    let int4_list = DataType::List(Arc::new(Field::new("item", DataType::Int32, true)));
+    let int4_arr = || Wire::Array {
+        elem: Box::new(Wire::Int4),
+        elem_oid: 23,
+    };
+    let marked = |r: Result<RecordBatch, CodecError>, what: &str| {
+        let e = r.expect_err(what);
+        assert!(e.needs_text, "{what}: {e}");
+        assert_eq!((e.row, e.column), (1, Some(0)), "{what}");
+        e
+    };
+    let unmarked = |r: Result<RecordBatch, CodecError>, what: &str| {
+        let e = r.expect_err(what);
+        assert!(!e.needs_text, "{what}: {e}");
+        e
+    };
+    // NaN and ±Infinity in a decimal column (numeric_send's bytes).
+    for (name, value) in [
+        ("NaN", "00000000c0000000"),
+        ("Infinity", "00000000d0000020"),
+        ("-Infinity", "00000000f0000020"),
+    ] {
+        for dt in [DataType::Decimal128(10, 2), DataType::Decimal256(60, 10)] {
+            let e = marked(
+                decode_single(Wire::Numeric, dt.clone(), &hex(value)),
+                &format!("{name} into {dt}"),
+            );
+            assert!(
+                e.message.contains(name) && e.message.contains("decimal"),
+                "{e}"
+            );
+        }
+        // The text form takes them.
+        assert!(decode_single(Wire::Numeric, DataType::Utf8, &hex(value)).is_ok());
+    }
+    // ... also as an element of a list of decimals: array_send('{1,NaN}'::numeric(10,2)[]).
+    let dec_list = DataType::List(Arc::new(Field::new(
+        "item",
+        DataType::Decimal128(10, 2),
+        true,
+    )));
+    let num_arr = Wire::Array {
+        elem: Box::new(Wire::Numeric),
+        elem_oid: 1700,
+    };
+    let e = marked(
+        decode_single(
+            num_arr.clone(),
+            dec_list.clone(),
+            &hex(
+                "0000000100000000000006a400000002000000010000000a000100000000000200010000000800000000c0000000",
+            ),
+        ),
+        "NaN element",
+    );
+    assert!(
+        e.message.contains("array element 2") && e.message.contains("NaN"),
+        "{e}"
+    );
+    // Arrays a List cannot carry (array_send's bytes): '[0:2]={1,2,3}', '{{1,2},{3,4}}',
+    // '{{{NaN}}}'::numeric[].
+    let e = marked(
+        decode_single(
+            int4_arr(),
+            int4_list.clone(),
+            &hex(
+                "0000000100000000000000170000000300000000000000040000000100000004000000020000000400000003",
+            ),
+        ),
+        "lower bound 0",
+    );
+    assert!(e.message.contains("lower bound 0"), "{e}");
+    let e = marked(
+        decode_single(
+            int4_arr(),
+            int4_list.clone(),
+            &hex(
+                "000000020000000000000017000000020000000100000002000000010000000400000001000000040000000200000004000000030000000400000004",
+            ),
+        ),
+        "2 dimensions",
+    );
+    assert!(e.message.contains("2-dimensional"), "{e}");
+    marked(
+        decode_single(
+            num_arr,
+            dec_list,
+            &hex(
+                "0000000300000000000006a40000000100000001000000010000000100000001000000010000000800000000c0000000",
+            ),
+        ),
+        "3 dimensions",
+    );
+    // Ordinary errors are not marked.
+    for (text, p, s) in [("1.234", 10, 2), ("1000", 3, 0), ("1e100", 38, 0)] {
+        let (wires, batch) = one_column(Wire::Numeric, Arc::new(StringArray::from(vec![text])));
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "c",
+            DataType::Decimal128(p, s),
+            true,
+        )]));
+        unmarked(
+            decode_stream(&wires, schema, &encode_stream(&wires, &batch), 64),
+            text,
+        );
+    }
+    for (what, value) in [
+        ("7 dimensions", "000000070000000000000017"),
+        ("negative dimensions", "ffffffff0000000000000017"),
+        (
+            "negative length",
+            "000000010000000000000017ffffffff00000000",
+        ),
+        ("truncated", "0000000100000000000000170000000100000000"),
+        (
+            "2-D, truncated",
+            "000000020000000000000017000000020000000100000002000000010000000400000001",
+        ),
+        (
+            "lower bound 0, trailing bytes",
+            "00000001000000000000001700000001000000000000000400000007ff",
+        ),
+        (
+            "2-D, negative dimension",
+            "00000002000000000000001700000002000000010000fffe00000001",
+        ),
+    ] {
+        unmarked(
+            decode_single(int4_arr(), int4_list.clone(), &hex(value)),
+            what,
+        );
+    }
+    unmarked(
+        decode_single(
+            Wire::Numeric,
+            DataType::Decimal128(10, 2),
+            &hex("0000000012340000"),
+        ),
+        "bad numeric sign",
+    );
+    unmarked(
+        decode_single(Wire::Text, DataType::Utf8, &[0xff, 0xfe]),
+        "invalid UTF-8",
+    );
+    unmarked(
+        decode_single(Wire::Int4, DataType::Int32, &[0, 0, 1]),
+        "short int4",
+    );
+    let schema = Arc::new(Schema::new(vec![Field::new("c", DataType::Int32, false)]));
+    let mut s = Vec::new();
+    CopyEncoder::header(&mut s);
+    s.extend_from_slice(&[0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    unmarked(decode_stream(&[Wire::Int4], schema, &s, 100), "NOT NULL");
+    unmarked(
+        decode_stream(
+            &[Wire::Int4],
+            Arc::new(Schema::new(vec![Field::new("c", DataType::Int32, true)])),
+            b"PGCOPY\n\xff\r\n\0garbage",
+            100,
+        ),
+        "bad header",
+    );
+}
+
 #[test]
 fn text_bytea_uuid_round_trip() {
     let planes: String = [
@@ -702,9 +1031,9 @@ fn encoder_refuses_what_postgresql_cannot_take() {
     );
     refuse(
         Wire::Numeric,
-        Arc::new(StringArray::from(vec!["1e99999"])),
-        0,
-        "exponent",
+        Arc::new(StringArray::from(vec!["1e99999", "1e131072"])),
+        1,
+        "range",
     );
     refuse(
         Wire::Uuid,

@@ -154,6 +154,31 @@ pub fn read_retyping<T>(
                 ));
                 def = new_def;
             }
+            Err(Error::NeedsText {
+                table,
+                column,
+                reason,
+            }) => {
+                let again = src.tables(&Selection {
+                    tables: vec![def.qualified()],
+                    exclude: vec![],
+                })?;
+                let retyped = again
+                    .into_iter()
+                    .next()
+                    .filter(|d| d.columns.iter().any(|c| c.name == column && c.as_text));
+                let Some(new_def) = retyped else {
+                    return Err(Error::NeedsText {
+                        table,
+                        column,
+                        reason,
+                    });
+                };
+                notes.push(format!(
+                    "table {table}, column {column:?} ({reason}) travels as its exact text                      form (the table was read again)"
+                ));
+                def = new_def;
+            }
             Ok(v) => return Ok((v, def, notes)),
             Err(e) => return Err(e),
         }

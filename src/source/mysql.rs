@@ -244,6 +244,18 @@ enum Wire {
     Uuid,
 }
 
+/// `COLUMN_TYPE` in the one case ferry compares it in: lowercase, except the members of an
+/// ENUM or SET, which are data (`enum('G','PG')` is not `enum('g','pg')`).
+fn column_type_case(raw: &str) -> String {
+    let lower = raw.to_lowercase();
+    if lower.starts_with("enum(") || lower.starts_with("set(") {
+        let open = raw.find('(').unwrap_or(0);
+        format!("{}{}", raw[..open].to_ascii_lowercase(), &raw[open..])
+    } else {
+        lower
+    }
+}
+
 /// The lowercase base type of a `COLUMN_TYPE`, without arguments and attributes.
 fn base_of(column_type: &str) -> &str {
     column_type
@@ -515,7 +527,7 @@ impl MySource {
             &self.rt,
             &mut self.conn,
             "reading columns",
-            "SELECT CAST(c.COLUMN_NAME AS CHAR), CAST(LOWER(c.DATA_TYPE) AS CHAR), CAST(LOWER(c.COLUMN_TYPE) AS CHAR), \
+            "SELECT CAST(c.COLUMN_NAME AS CHAR), CAST(LOWER(c.DATA_TYPE) AS CHAR), CAST(c.COLUMN_TYPE AS CHAR), \
                     CAST(c.CHARACTER_SET_NAME AS CHAR), CAST(c.COLLATION_NAME AS CHAR), CAST(c.IS_NULLABLE AS CHAR), \
                     CAST(c.COLUMN_DEFAULT AS CHAR), CAST(c.EXTRA AS CHAR) \
              FROM information_schema.COLUMNS c \
@@ -547,7 +559,7 @@ impl MySource {
                     .any(|c| c.trim() == format!("json_valid({})", quote(&name)));
                 MyColumn {
                     data_type: get(1).unwrap_or_default(),
-                    column_type: get(2).unwrap_or_default(),
+                    column_type: column_type_case(&get(2).unwrap_or_default()),
                     charset: get(3),
                     collation: get(4),
                     nullable: get(5).as_deref() == Some("YES"),
@@ -658,6 +670,7 @@ impl MySource {
                     name: iname,
                     unique: get(1).as_deref() == Some("0"),
                     columns: vec![col],
+                    ..Default::default()
                 }),
             }
         }
@@ -705,6 +718,7 @@ impl MySource {
             indexes,
             foreign_keys,
             partitioning: None,
+            ..Default::default()
         })
     }
 
@@ -1169,6 +1183,7 @@ impl Source for MySource {
                 indexes: vec![],
                 foreign_keys: vec![],
                 partitioning: None,
+                ..Default::default()
             };
             let wanted = selection.wants(&probe)
                 || (!selection.tables.is_empty()

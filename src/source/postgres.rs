@@ -2,6 +2,7 @@
 //! exported and recorded in the catalog), schema captured from the system catalogs, and rows
 //! streamed with `COPY (SELECT …) TO STDOUT (FORMAT binary)` straight into Arrow builders.
 
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use arrow::record_batch::RecordBatch;
@@ -16,7 +17,8 @@ use crate::bundle::catalog::SourceInfo;
 use crate::pgcopy::{CopyDecoder, Wire};
 use crate::storage::runtime;
 use crate::types::{
-    Column, ColumnType, DomainType, EnumType, ForeignKey, Index, Partition, Partitioning, TableDef,
+    Column, ColumnType, DomainType, EnumType, ForeignKey, Index, KeyOrder, Partition,
+    PartitionColumn, Partitioning, TableDef, TableRef, UserType,
 };
 use crate::{Error, Result};
 
@@ -112,6 +114,7 @@ pub struct PgColumn {
     pub elem_schema: Option<String>,
     /// Declared array dimensions (`int[][]` is 2).
     pub ndims: i32,
+    pub type_oid: u32,
 }
 
 fn base_wire(typname: &str, typtype: &str, typmod: i32) -> Option<(Wire, ColumnType)> {
@@ -210,7 +213,7 @@ pub fn columns_of_on(
                 "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), t.typname::text, t.typtype::text, \
                         a.atttypmod, a.attnotnull, pg_get_expr(d.adbin, d.adrelid), \
                         e.typname::text, e.typtype::text, e.oid::int8, tn.nspname::text, en.nspname::text, \
-                        a.attndims::int4 \
+                        a.attndims::int4, a.atttypid::int8 \
                  FROM pg_attribute a \
                  JOIN pg_type t ON t.oid = a.atttypid \
                  JOIN pg_namespace tn ON tn.oid = t.typnamespace \
@@ -253,14 +256,30 @@ pub fn columns_of_on(
                 type_schema: r.try_get(10).map_err(|e| pg_err("reading columns", e))?,
                 elem_schema: r.try_get(11).map_err(|e| pg_err("reading columns", e))?,
                 ndims: r.try_get(12).map_err(|e| pg_err("reading columns", e))?,
+                type_oid: u32::try_from(
+                    r.try_get::<i64, _>(13)
+                        .map_err(|e| pg_err("reading columns", e))?,
+                )
+                .unwrap_or(0),
             })
         })
         .collect()
 }
 
+/// The multirange name PostgreSQL derives from a range's (`textrange` → `textmultirange`,
+/// `floatrange_r` → `floatrange_r_multirange`).
+fn default_multirange_name(range: &str) -> String {
+    match range.find("range") {
+        Some(i) => format!("{}multirange{}", &range[..i], &range[i + 5..]),
+        None => format!("{range}_multirange"),
+    }
+}
+
 /// Defaults ferry recreates: literals with an optional cast, booleans, NULL.
 static CONSTANT_DEFAULT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(\(?-?[0-9]+(\.[0-9]+)?\)?|'([^']|'')*'|true|false|NULL)(::[a-z ]+(\([0-9, ]+\))?(\[\])?)?$").expect("regex")
+    // A cast to a built-in type (`::character varying`, `::numeric(12,2)`) or to a named
+    // one, plain or quoted, maybe schema-qualified (`::"Sales".mood`, an enum's default).
+    Regex::new(r#"^(\(?-?[0-9]+(\.[0-9]+)?\)?|'([^']|'')*'|true|false|NULL)(::([a-z ]+|(("([^"]|"")+"|[a-z_][a-z0-9_$]*)\.)?("([^"]|"")+"|[a-z_][a-z0-9_$]*))(\([0-9, ]+\))?(\[\])?)?$"#).expect("regex")
 });
 
 pub fn constant_default(d: &str) -> Option<String> {
@@ -279,6 +298,9 @@ pub struct PgSource {
     snapshot: Option<String>,
     /// The exported snapshot id workers attach to.
     snapshot_id: Option<String>,
+    /// Columns (`schema.table`, column) that met a value their canonical type cannot hold
+    /// (NaN in a numeric(p,s), an array with other bounds): they travel as their text form.
+    text_columns: HashSet<(String, String)>,
 }
 
 impl PgSource {
@@ -298,6 +320,7 @@ impl PgSource {
             database,
             snapshot: None,
             snapshot_id: None,
+            text_columns: HashSet::new(),
         })
     }
 
@@ -361,9 +384,33 @@ impl PgSource {
                 "table {schema}.{name} has no columns: ferry does not export zero-column tables"
             )));
         }
+        let qualified_name = format!("{schema}.{name}");
         let mut columns = Vec::new();
+        let mut user_types = Vec::new();
+        let mut seen_types = HashSet::new();
         for c in &cols {
-            let (_, ty, as_text) = map_column(c);
+            let (_, mut ty, mut as_text) = map_column(c);
+            // A value this column's canonical type could not hold was met in an earlier
+            // read (see `Error::NeedsText`): the column travels as its text form.
+            if self
+                .text_columns
+                .contains(&(qualified_name.clone(), c.name.clone()))
+            {
+                as_text = true;
+                ty = match ty {
+                    ColumnType::Decimal128 { .. } | ColumnType::Decimal256 { .. } => {
+                        ColumnType::NumericText
+                    }
+                    _ => ColumnType::Utf8,
+                };
+            }
+            self.user_types_of(
+                c.type_oid,
+                &qualified_name,
+                &c.name,
+                &mut user_types,
+                &mut seen_types,
+            )?;
             let enum_type = if c.typtype == "e" {
                 Some(self.enum_type(&c.type_schema, &c.typname)?)
             } else if let (Some((en, et, _)), Some(es)) = (&c.elem, &c.elem_schema) {
@@ -391,51 +438,40 @@ impl PgSource {
                 as_text,
             });
         }
-        let rt = &self.rt;
-        let pk: Vec<String> = rt
-            .block_on(
-                sqlx::query_scalar(
-                    "SELECT a.attname::text FROM pg_index i \
-                     CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord) \
-                     JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
-                     WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.ord",
-                )
-                .bind(i64::from(oid))
-                .fetch_all(&mut self.conn),
-            )
-            .map_err(|e| pg_err("reading the primary key", e))?;
-        let idx_rows = rt
+        let get = |what: &'static str| move |e| pg_err(what, e);
+        // The primary key: key columns, INCLUDE columns and the constraint's name.
+        let pk_row = self
+            .rt
             .block_on(
                 sqlx::query(
-                    "SELECT c.relname::text, i.indisunique, \
-                            array_agg(a.attname::text ORDER BY k.ord) FILTER (WHERE a.attname IS NOT NULL), \
-                            bool_or(k.attnum = 0) OR i.indpred IS NOT NULL OR i.indexprs IS NOT NULL \
-                     FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-                     CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord) \
-                     LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
-                     WHERE i.indrelid = $1 AND NOT i.indisprimary \
-                     GROUP BY c.relname, i.indisunique, i.indpred IS NOT NULL, i.indexprs IS NOT NULL \
-                     ORDER BY c.relname",
+                    "SELECT con.conname::text, \
+                            ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, ord) \
+                                  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n \
+                                  WHERE k.ord <= i.indnkeyatts ORDER BY k.ord), \
+                            ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, ord) \
+                                  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n \
+                                  WHERE k.ord > i.indnkeyatts ORDER BY k.ord) \
+                     FROM pg_index i LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.contype = 'p' \
+                     WHERE i.indrelid = $1 AND i.indisprimary",
                 )
                 .bind(i64::from(oid))
-                .fetch_all(&mut self.conn),
+                .fetch_optional(&mut self.conn),
             )
-            .map_err(|e| pg_err("reading indexes", e))?;
-        let mut indexes = Vec::new();
-        for r in idx_rows {
-            let expr: Option<bool> = r.try_get(3).map_err(|e| pg_err("reading indexes", e))?;
-            if expr.unwrap_or(false) {
-                continue; // expression or partial index: not carried yet
-            }
-            let cols: Option<Vec<String>> =
-                r.try_get(2).map_err(|e| pg_err("reading indexes", e))?;
-            indexes.push(Index {
-                name: r.try_get(0).map_err(|e| pg_err("reading indexes", e))?,
-                unique: r.try_get(1).map_err(|e| pg_err("reading indexes", e))?,
-                columns: cols.unwrap_or_default(),
-            });
-        }
-        let fk_rows = rt
+            .map_err(get("reading the primary key"))?;
+        let (primary_key_name, pk, primary_key_include) = match pk_row {
+            Some(r) => (
+                r.try_get::<Option<String>, _>(0)
+                    .map_err(get("reading the primary key"))?,
+                r.try_get::<Vec<String>, _>(1)
+                    .map_err(get("reading the primary key"))?,
+                r.try_get::<Vec<String>, _>(2)
+                    .map_err(get("reading the primary key"))?,
+            ),
+            None => (None, vec![], vec![]),
+        };
+        let indexes = self.indexes(oid)?;
+        let fk_rows = self
+            .rt
             .block_on(
                 sqlx::query(
                     "SELECT con.conname::text, rn.nspname::text, rc.relname::text, \
@@ -445,36 +481,54 @@ impl PgSource {
                                JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n) \
                      FROM pg_constraint con JOIN pg_class rc ON rc.oid = con.confrelid \
                      JOIN pg_namespace rn ON rn.oid = rc.relnamespace \
-                     WHERE con.conrelid = $1 AND con.contype = 'f' ORDER BY con.conname",
+                     WHERE con.conrelid = $1 AND con.contype = 'f' AND con.conparentid = 0 ORDER BY con.conname",
                 )
                 .bind(i64::from(oid))
                 .fetch_all(&mut self.conn),
             )
-            .map_err(|e| pg_err("reading foreign keys", e))?;
+            .map_err(get("reading foreign keys"))?;
         let mut foreign_keys = Vec::new();
         for r in fk_rows {
+            let e = get("reading foreign keys");
             foreign_keys.push(ForeignKey {
-                name: r
-                    .try_get(0)
-                    .map_err(|e| pg_err("reading foreign keys", e))?,
-                ref_schema: Some(
-                    r.try_get(1)
-                        .map_err(|e| pg_err("reading foreign keys", e))?,
-                ),
-                ref_table: r
-                    .try_get(2)
-                    .map_err(|e| pg_err("reading foreign keys", e))?,
+                name: r.try_get(0).map_err(e)?,
+                ref_schema: Some(r.try_get(1).map_err(e)?),
+                ref_table: r.try_get(2).map_err(e)?,
                 columns: r
                     .try_get::<Option<Vec<String>>, _>(3)
-                    .map_err(|e| pg_err("reading foreign keys", e))?
+                    .map_err(e)?
                     .unwrap_or_default(),
                 ref_columns: r
                     .try_get::<Option<Vec<String>>, _>(4)
-                    .map_err(|e| pg_err("reading foreign keys", e))?
+                    .map_err(e)?
                     .unwrap_or_default(),
             });
         }
-        let partitioning = self.partitioning(oid)?;
+        // Inheritance parents (a partition's parent is its partitioned table instead).
+        let parent_rows = self
+            .rt
+            .block_on(
+                sqlx::query(
+                    "SELECT pn.nspname::text, pc.relname::text FROM pg_inherits i \
+                     JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class pc ON pc.oid = i.inhparent \
+                     JOIN pg_namespace pn ON pn.oid = pc.relnamespace \
+                     WHERE i.inhrelid = $1 AND NOT c.relispartition ORDER BY i.inhseqno",
+                )
+                .bind(i64::from(oid))
+                .fetch_all(&mut self.conn),
+            )
+            .map_err(get("reading inheritance parents"))?;
+        let inherits = parent_rows
+            .iter()
+            .map(|r| {
+                let e = get("reading inheritance parents");
+                Ok(TableRef {
+                    schema: Some(r.try_get(0).map_err(e)?),
+                    name: r.try_get(1).map_err(e)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let partitioning = self.partitioning(oid, 0)?;
         Ok(TableDef {
             schema: Some(schema.to_string()),
             name: name.to_string(),
@@ -483,12 +537,270 @@ impl PgSource {
             indexes,
             foreign_keys,
             partitioning,
+            primary_key_name,
+            primary_key_include,
+            inherits,
+            user_types,
         })
     }
 
-    /// The partition key and partitions of a partitioned table (one level: a partition that
-    /// is itself partitioned comes back as a plain partition).
-    fn partitioning(&mut self, oid: u32) -> Result<Option<Partitioning>> {
+    /// The indexes a same-engine import recreates: every index of plain columns that is not
+    /// the primary key, with its access method, operator classes, orders and INCLUDE
+    /// columns. Expression and partial indexes and exclusion constraints are not carried
+    /// (`not_carried` names them).
+    fn indexes(&mut self, oid: u32) -> Result<Vec<Index>> {
+        let e = |e| pg_err("reading indexes", e);
+        let rows = self
+            .rt
+            .block_on(
+                sqlx::query(
+                    "SELECT c.relname::text, i.indisunique, am.amname::text, \
+                            ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, ord) \
+                                  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n \
+                                  WHERE k.ord <= i.indnkeyatts ORDER BY k.ord), \
+                            ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, ord) \
+                                  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n \
+                                  WHERE k.ord > i.indnkeyatts ORDER BY k.ord), \
+                            ARRAY(SELECT CASE WHEN o.opcdefault THEN NULL ELSE n.nspname::text END \
+                                  FROM unnest(i.indclass::oid[]) WITH ORDINALITY k(cls, ord) \
+                                  JOIN pg_opclass o ON o.oid = k.cls JOIN pg_namespace n ON n.oid = o.opcnamespace \
+                                  ORDER BY k.ord), \
+                            ARRAY(SELECT CASE WHEN o.opcdefault THEN NULL ELSE o.opcname::text END \
+                                  FROM unnest(i.indclass::oid[]) WITH ORDINALITY k(cls, ord) \
+                                  JOIN pg_opclass o ON o.oid = k.cls ORDER BY k.ord), \
+                            ARRAY(SELECT k.opt::int4 FROM unnest(i.indoption::int2[]) WITH ORDINALITY k(opt, ord) \
+                                  ORDER BY k.ord), \
+                            EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid \
+                                    AND con.conrelid = i.indrelid AND con.contype = 'u'), \
+                            (0 = ANY(i.indkey::int2[])) OR i.indpred IS NOT NULL OR i.indexprs IS NOT NULL \
+                              OR EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid \
+                                         AND con.conrelid = i.indrelid AND con.contype = 'x') \
+                              OR EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid) \
+                     FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam \
+                     WHERE i.indrelid = $1 AND NOT i.indisprimary ORDER BY c.relname",
+                )
+                .bind(i64::from(oid))
+                .fetch_all(&mut self.conn),
+            )
+            .map_err(e)?;
+        let mut out = Vec::new();
+        for r in rows {
+            if r.try_get::<Option<bool>, _>(9).map_err(e)?.unwrap_or(false) {
+                continue;
+            }
+            let method: String = r.try_get(2).map_err(e)?;
+            let columns: Vec<String> = r.try_get(3).map_err(e)?;
+            let schemas: Vec<Option<String>> = r.try_get(5).map_err(e)?;
+            let names: Vec<Option<String>> = r.try_get(6).map_err(e)?;
+            let opclasses: Vec<Option<String>> = schemas
+                .into_iter()
+                .zip(names)
+                .map(|(s, n)| Some(format!("{}.{}", quote(&s?), quote(&n?))))
+                .collect();
+            let options: Vec<i32> = r.try_get(7).map_err(e)?;
+            let orders: Vec<KeyOrder> = options
+                .iter()
+                .map(|o| KeyOrder {
+                    desc: o & 1 != 0,
+                    nulls_first: o & 2 != 0,
+                })
+                .collect();
+            out.push(Index {
+                name: r.try_get(0).map_err(e)?,
+                unique: r.try_get(1).map_err(e)?,
+                columns,
+                method: (method != "btree").then_some(method),
+                opclasses: if opclasses.iter().all(Option::is_none) {
+                    vec![]
+                } else {
+                    opclasses
+                },
+                orders: if orders.iter().all(|o| *o == KeyOrder::default()) {
+                    vec![]
+                } else {
+                    orders
+                },
+                include: r.try_get(4).map_err(e)?,
+                constraint: r.try_get(8).map_err(e)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The user-defined types a column of type `oid` needs on a same-engine import, added
+    /// to `out` dependencies first. Types of extensions are left to the extension; a base
+    /// type written in C, or a range with its own canonical function, cannot be created
+    /// from a bundle and is refused here, naming table, column and type.
+    fn user_types_of(
+        &mut self,
+        oid: u32,
+        table: &str,
+        column: &str,
+        out: &mut Vec<UserType>,
+        seen: &mut HashSet<u32>,
+    ) -> Result<()> {
+        if oid == 0 || !seen.insert(oid) {
+            return Ok(());
+        }
+        let e = |e| pg_err("reading a column's type", e);
+        let row = self
+            .rt
+            .block_on(
+                sqlx::query(
+                    "SELECT t.typtype::text, n.nspname::text, t.typname::text, t.typcategory::text, \
+                            t.typelem::int8, t.typbasetype::int8, t.typrelid::int8, \
+                            coalesce((SELECT c.relkind::text FROM pg_class c WHERE c.oid = t.typrelid), ''), \
+                            EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass \
+                                    AND d.objid = t.oid AND d.deptype = 'e'), \
+                            n.nspname IN ('pg_catalog', 'information_schema') \
+                     FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = $1::int8::oid",
+                )
+                .bind(i64::from(oid))
+                .fetch_one(&mut self.conn),
+            )
+            .map_err(e)?;
+        let typtype: String = row.try_get(0).map_err(e)?;
+        let schema: String = row.try_get(1).map_err(e)?;
+        let name: String = row.try_get(2).map_err(e)?;
+        let category: String = row.try_get(3).map_err(e)?;
+        let oid_at = |i: usize| -> Result<u32> {
+            Ok(u32::try_from(row.try_get::<i64, _>(i).map_err(e)?).unwrap_or(0))
+        };
+        let (elem, base, relid) = (oid_at(4)?, oid_at(5)?, oid_at(6)?);
+        let relkind: String = row.try_get(7).map_err(e)?;
+        let of_extension: bool = row.try_get(8).map_err(e)?;
+        let builtin: bool = row.try_get(9).map_err(e)?;
+        if builtin || of_extension {
+            return Ok(());
+        }
+        let refuse = |why: &str| {
+            Err(Error::Data(format!(
+                "table {table}, column {column:?}: type {schema}.{name} {why}; create the type on \
+                 the target first and load the table from a bundle made with --as-text, or leave \
+                 the table out with --exclude"
+            )))
+        };
+        if category == "A" && elem != 0 && typtype == "b" {
+            return self.user_types_of(elem, table, column, out, seen);
+        }
+        match typtype.as_str() {
+            "e" => out.push(UserType::Enum(self.enum_type(&schema, &name)?)),
+            "d" => {
+                self.user_types_of(base, table, column, out, seen)?;
+                out.push(UserType::Domain(self.domain_type(&schema, &name)?));
+            }
+            "c" => {
+                if relkind != "c" {
+                    return refuse("is the row type of a table, which ferry does not create");
+                }
+                let attrs = self
+                    .rt
+                    .block_on(
+                        sqlx::query(
+                            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.atttypid::int8 \
+                             FROM pg_attribute a WHERE a.attrelid = $1::int8::oid AND a.attnum > 0 \
+                             AND NOT a.attisdropped ORDER BY a.attnum",
+                        )
+                        .bind(i64::from(relid))
+                        .fetch_all(&mut self.conn),
+                    )
+                    .map_err(e)?;
+                let mut attributes = Vec::new();
+                for a in &attrs {
+                    let aoid = u32::try_from(a.try_get::<i64, _>(2).map_err(e)?).unwrap_or(0);
+                    self.user_types_of(aoid, table, column, out, seen)?;
+                    attributes.push((a.try_get(0).map_err(e)?, a.try_get(1).map_err(e)?));
+                }
+                out.push(UserType::Composite {
+                    schema,
+                    name,
+                    attributes,
+                });
+            }
+            "m" => {
+                let range: i64 = self
+                    .rt
+                    .block_on(
+                        sqlx::query_scalar(
+                            "SELECT rngtypid::int8 FROM pg_range WHERE rngmultitypid = $1::int8::oid",
+                        )
+                        .bind(i64::from(oid))
+                        .fetch_one(&mut self.conn),
+                    )
+                    .map_err(e)?;
+                self.user_types_of(u32::try_from(range).unwrap_or(0), table, column, out, seen)?;
+            }
+            "r" => {
+                let r = self
+                    .rt
+                    .block_on(
+                        sqlx::query(
+                            "SELECT r.rngsubtype::int8, format_type(r.rngsubtype, NULL), \
+                                    CASE WHEN o.opcdefault THEN NULL ELSE on_.nspname::text END, \
+                                    CASE WHEN o.opcdefault THEN NULL ELSE o.opcname::text END, \
+                                    CASE WHEN r.rngcollation = 0 OR r.rngcollation = st.typcollation THEN NULL \
+                                         ELSE cn.nspname::text END, \
+                                    CASE WHEN r.rngcollation = 0 OR r.rngcollation = st.typcollation THEN NULL \
+                                         ELSE co.collname::text END, \
+                                    r.rngcanonical <> 0, r.rngsubdiff <> 0, \
+                                    mn.nspname::text, mt.typname::text \
+                             FROM pg_range r JOIN pg_type st ON st.oid = r.rngsubtype \
+                             JOIN pg_opclass o ON o.oid = r.rngsubopc JOIN pg_namespace on_ ON on_.oid = o.opcnamespace \
+                             LEFT JOIN pg_collation co ON co.oid = r.rngcollation \
+                             LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace \
+                             LEFT JOIN pg_type mt ON mt.oid = r.rngmultitypid \
+                             LEFT JOIN pg_namespace mn ON mn.oid = mt.typnamespace \
+                             WHERE r.rngtypid = $1::int8::oid",
+                        )
+                        .bind(i64::from(oid))
+                        .fetch_one(&mut self.conn),
+                    )
+                    .map_err(e)?;
+                if r.try_get::<bool, _>(6).map_err(e)? {
+                    return refuse(
+                        "is a range with its own canonical function, which ferry does not create",
+                    );
+                }
+                let sub = u32::try_from(r.try_get::<i64, _>(0).map_err(e)?).unwrap_or(0);
+                self.user_types_of(sub, table, column, out, seen)?;
+                let pair = |a: Option<String>, b: Option<String>| {
+                    Some(format!("{}.{}", quote(&a?), quote(&b?)))
+                };
+                let multirange = match (
+                    r.try_get::<Option<String>, _>(8).map_err(e)?,
+                    r.try_get::<Option<String>, _>(9).map_err(e)?,
+                ) {
+                    (Some(ms), Some(mn))
+                        if !(ms == schema && mn == default_multirange_name(&name)) =>
+                    {
+                        Some((ms, mn))
+                    }
+                    _ => None,
+                };
+                out.push(UserType::Range {
+                    schema,
+                    name,
+                    subtype: r.try_get(1).map_err(e)?,
+                    subtype_opclass: pair(r.try_get(2).map_err(e)?, r.try_get(3).map_err(e)?),
+                    collation: pair(r.try_get(4).map_err(e)?, r.try_get(5).map_err(e)?),
+                    multirange,
+                });
+            }
+            "b" => {
+                return refuse(
+                    "is a base type defined outside any extension (written in C), which a bundle \
+                     cannot create",
+                );
+            }
+            _ => return refuse("is a pseudo-type"),
+        }
+        Ok(())
+    }
+
+    /// The partition key and partitions of a partitioned table, each partition with its
+    /// own column order, NOT NULLs and defaults, and its own partitions when it is
+    /// partitioned too.
+    fn partitioning(&mut self, oid: u32, depth: u32) -> Result<Option<Partitioning>> {
         let key: Option<String> = self
             .rt
             .block_on(
@@ -498,11 +810,16 @@ impl PgSource {
             )
             .map_err(|e| pg_err("reading the partition key", e))?;
         let Some(key) = key else { return Ok(None) };
+        if depth > 32 {
+            return Err(Error::Data(
+                "partitions nested more than 32 levels deep".into(),
+            ));
+        }
         let rows = self
             .rt
             .block_on(
                 sqlx::query(
-                    "SELECT n.nspname::text, c.relname::text, pg_get_expr(c.relpartbound, c.oid) \
+                    "SELECT n.nspname::text, c.relname::text, pg_get_expr(c.relpartbound, c.oid), c.oid::int8 \
                      FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
                      JOIN pg_namespace n ON n.oid = c.relnamespace \
                      WHERE i.inhparent = $1::int8::oid ORDER BY n.nspname, c.relname",
@@ -512,16 +829,25 @@ impl PgSource {
             )
             .map_err(|e| pg_err("reading partitions", e))?;
         let get = |e| pg_err("reading partitions", e);
-        let partitions = rows
-            .iter()
-            .map(|r| {
-                Ok(Partition {
-                    schema: r.try_get(0).map_err(get)?,
-                    name: r.try_get(1).map_err(get)?,
-                    bound: r.try_get(2).map_err(get)?,
+        let mut partitions = Vec::new();
+        for r in &rows {
+            let poid = u32::try_from(r.try_get::<i64, _>(3).map_err(get)?).unwrap_or(0);
+            let columns = columns_of_on(&self.rt, &mut self.conn, poid)?
+                .into_iter()
+                .map(|c| PartitionColumn {
+                    default: c.default.as_deref().and_then(constant_default),
+                    nullable: !c.not_null,
+                    name: c.name,
                 })
-            })
-            .collect::<Result<Vec<_>>>()?;
+                .collect();
+            partitions.push(Partition {
+                schema: r.try_get(0).map_err(get)?,
+                name: r.try_get(1).map_err(get)?,
+                bound: r.try_get(2).map_err(get)?,
+                columns,
+                partitioning: self.partitioning(poid, depth + 1)?.map(Box::new),
+            });
+        }
         Ok(Some(Partitioning { key, partitions }))
     }
 
@@ -550,6 +876,9 @@ impl PgSource {
             .iter()
             .map(|c| {
                 let pc = cols.iter().find(|p| p.name == c.name);
+                if c.as_text {
+                    return (Wire::Text, ColumnType::Utf8);
+                }
                 match (pc.map(map_column), &c.ty) {
                     (Some((w, _, false)), ColumnType::List { element }) => (w, (**element).clone()),
                     (Some((w, _, false)), t) => (w, t.clone()),
@@ -620,6 +949,7 @@ impl Source for PgSource {
                 indexes: vec![],
                 foreign_keys: vec![],
                 partitioning: None,
+                ..Default::default()
             };
             // `--table t` means public.t when no schema is given.
             let wanted = selection.wants(&probe)
@@ -649,6 +979,26 @@ impl Source for PgSource {
                     "triggers on {} are not carried: {}",
                     t.qualified(),
                     names.join(", ")
+                ));
+            }
+            // Indexes whose definition holds an expression (expression and partial indexes,
+            // exclusion constraints) wait for the expression rules; partitions' own indexes
+            // (not made through the parent's) are not read.
+            let skipped: Vec<String> = self
+                .rt
+                .block_on(
+                    sqlx::query_scalar(
+                        "SELECT format('%s (%s)', c.relname,                                 CASE WHEN EXISTS (SELECT 1 FROM pg_constraint x WHERE x.conindid = i.indexrelid                                                   AND x.contype = 'x') THEN 'exclusion constraint'                                      WHEN i.indpred IS NOT NULL THEN 'partial index'                                      ELSE 'expression index' END)                          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid                          WHERE i.indrelid = $1::regclass AND NOT i.indisprimary                            AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)                            AND ((0 = ANY(i.indkey::int2[])) OR i.indpred IS NOT NULL OR i.indexprs IS NOT NULL                                 OR EXISTS (SELECT 1 FROM pg_constraint x WHERE x.conindid = i.indexrelid                                            AND x.contype = 'x'))                          UNION ALL                          SELECT format('%s on partition %s', ic.relname, pc.relname)                          FROM pg_partition_tree($1::regclass) p                          JOIN pg_class pc ON pc.oid = p.relid                          JOIN pg_index i ON i.indrelid = p.relid JOIN pg_class ic ON ic.oid = i.indexrelid                          WHERE p.level > 0 AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)                          ORDER BY 1",
+                    )
+                    .bind(&q)
+                    .fetch_all(&mut self.conn),
+                )
+                .map_err(|e| pg_err("listing indexes", e))?;
+            if !skipped.is_empty() {
+                out.push(format!(
+                    "indexes of {} are not carried: {}",
+                    t.qualified(),
+                    skipped.join(", ")
                 ));
             }
         }
@@ -743,20 +1093,40 @@ impl Source for PgSource {
         let q = qualified(table.schema.as_deref(), &table.name);
         let wires = self.wires(table)?;
         let schema = table.arrow_schema("postgres");
+        // ONLY: an inheritance parent's rows are its own, its children travel as tables of
+        // their own. A partitioned table has no rows of its own: it is read whole.
+        let only = if table.partitioning.is_some() {
+            ""
+        } else {
+            "ONLY "
+        };
         let sql = format!(
-            "COPY (SELECT {} FROM {q}{}) TO STDOUT (FORMAT binary)",
+            "COPY (SELECT {} FROM {only}{q}{}) TO STDOUT (FORMAT binary)",
             Self::select_list(table),
             filter.map(|f| format!(" WHERE ({f})")).unwrap_or_default()
         );
-        let data_err = |e: crate::pgcopy::CodecError| {
-            let col = e
-                .column
-                .and_then(|i| table.columns.get(i))
+        let text_columns = &mut self.text_columns;
+        let mut data_err = |e: crate::pgcopy::CodecError| {
+            let column = e.column.and_then(|i| table.columns.get(i));
+            // A value the column's canonical type cannot hold: the column travels as its
+            // text form from now on, and the caller reads the table again.
+            if e.needs_text
+                && let Some(c) = column
+                && !c.as_text
+            {
+                text_columns.insert((table.qualified(), c.name.clone()));
+                return Error::NeedsText {
+                    table: table.qualified(),
+                    column: c.name.clone(),
+                    reason: format!("row {}: {}", e.row, e.message),
+                };
+            }
+            let col = column
                 .map(|c| format!(", column {:?} ({})", c.name, c.source_type))
                 .unwrap_or_default();
             Error::Data(format!("table {q}{col}, row {}: {}", e.row, e.message))
         };
-        let mut dec = CopyDecoder::new(wires, schema).map_err(data_err)?;
+        let mut dec = CopyDecoder::new(wires, schema).map_err(&mut data_err)?;
         let conn = &mut self.conn;
         // One `block_on` for the whole stream: PostgreSQL sends a message per row, and
         // entering the runtime per message cost more than decoding it. The sink may block
@@ -767,19 +1137,32 @@ impl Source for PgSource {
                 .copy_out_raw(&sql)
                 .await
                 .map_err(|e| pg_err(&format!("COPY {q} TO STDOUT"), e))?;
+            // A column that must be read again as text: the rest of the stream is drained
+            // undecoded, so the connection (and the snapshot's transaction) stays usable.
+            let mut retype: Option<Error> = None;
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| pg_err(&format!("reading {q}"), e))?;
-                dec.feed(&chunk).map_err(data_err)?;
-                if (dec.buffered_rows() >= limits.rows || dec.buffered_bytes() >= limits.bytes)
-                    && let Some(b) = dec.take_batch().map_err(data_err)?
-                {
-                    sink(b)?;
+                if retype.is_some() {
+                    continue;
+                }
+                let fed = dec.feed(&chunk).map_err(&mut data_err).and_then(|()| {
+                    if dec.buffered_rows() >= limits.rows || dec.buffered_bytes() >= limits.bytes {
+                        dec.take_batch().map_err(&mut data_err)
+                    } else {
+                        Ok(None)
+                    }
+                });
+                match fed {
+                    Ok(Some(b)) => sink(b)?,
+                    Ok(None) => {}
+                    Err(e @ Error::NeedsText { .. }) => retype = Some(e),
+                    Err(e) => return Err(e),
                 }
             }
-            Ok::<(), Error>(())
+            retype.map_or(Ok(()), Err)
         })?;
-        dec.finish().map_err(data_err)?;
-        if let Some(b) = dec.take_batch().map_err(data_err)? {
+        dec.finish().map_err(&mut data_err)?;
+        if let Some(b) = dec.take_batch().map_err(&mut data_err)? {
             sink(b)?;
         }
         Ok(dec.rows_decoded())

@@ -170,6 +170,7 @@ impl SqliteSource {
                 name,
                 unique,
                 columns: icols.into_iter().flatten().collect(),
+                ..Default::default()
             });
         }
         Ok(TableDef {
@@ -180,6 +181,7 @@ impl SqliteSource {
             indexes,
             foreign_keys: vec![],
             partitioning: None,
+            ..Default::default()
         })
     }
 }
@@ -539,6 +541,7 @@ impl Source for SqliteSource {
                 indexes: vec![],
                 foreign_keys: vec![],
                 partitioning: None,
+                ..Default::default()
             };
             if selection.wants(&probe) {
                 out.push(self.table_def(&n)?);

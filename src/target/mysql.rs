@@ -96,6 +96,7 @@ fn flavour(mariadb: bool, version: &str) -> Flavour {
 /// primary key or an index) get bounded types, since MySQL cannot index LONGTEXT/LONGBLOB.
 fn mysql_type(c: &Column, key: bool, f: &Flavour) -> String {
     let text = |n: &str| format!("{n} CHARACTER SET utf8mb4 COLLATE {}", f.text_collation);
+    let as_text = |key: bool| text(if key { "varchar(768)" } else { "longtext" });
     match &c.ty {
         ColumnType::Boolean => "tinyint(1)".into(),
         ColumnType::Int16 => "smallint".into(),
@@ -107,6 +108,14 @@ fn mysql_type(c: &Column, key: bool, f: &Flavour) -> String {
         ColumnType::UInt64 => "bigint unsigned".into(),
         ColumnType::Float32 => "float".into(),
         ColumnType::Float64 => "double".into(),
+        // Wider than DECIMAL holds: only with --as-text (pre-flight refuses it otherwise),
+        // as its exact text.
+        ColumnType::Decimal128 { precision, scale }
+        | ColumnType::Decimal256 { precision, scale }
+            if *precision > 65 || *scale > 30 =>
+        {
+            as_text(key)
+        }
         ColumnType::Decimal128 { precision, scale }
         | ColumnType::Decimal256 { precision, scale } => format!("decimal({precision},{scale})"),
         ColumnType::NumericText => "decimal(65,30)".into(),
@@ -131,8 +140,8 @@ fn mysql_type(c: &Column, key: bool, f: &Flavour) -> String {
         ColumnType::Time64 => "time(6)".into(),
         ColumnType::Uuid if f.uuid_type => "uuid".into(),
         ColumnType::Uuid => "char(36) CHARACTER SET ascii COLLATE ascii_bin".into(),
-        // Refused in pre-flight (`refuses`).
-        ColumnType::Interval | ColumnType::List { .. } => "longtext".into(),
+        // Only with --as-text (pre-flight refuses them otherwise): PostgreSQL's text form.
+        ColumnType::Interval | ColumnType::List { .. } => as_text(key),
     }
 }
 
@@ -711,11 +720,15 @@ fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
                 Ok(16)
             })
         }
+        // Only with --as-text (pre-flight refuses them otherwise): PostgreSQL's text form.
         ColumnType::Interval | ColumnType::List { .. } => {
-            return Err(Error::Data(format!(
-                "{} columns cannot be loaded into MySQL (leave the table out with --exclude)",
-                ty.describe()
-            )));
+            let ty = ty.clone();
+            Box::new(move |i, args| {
+                let t = text::pg_text(a.as_ref(), i, &ty)?;
+                let n = t.len();
+                add(args, t)?;
+                Ok(n)
+            })
         }
     };
     Ok(Box::new(move |i, args| {

@@ -16,7 +16,7 @@ use crate::source::postgres::{
     PgColumn, columns_of, connect, map_column, pg_err, qualified, quote,
 };
 use crate::storage::runtime;
-use crate::types::{ColumnType, TableDef};
+use crate::types::{ColumnType, Index, Partitioning, TableDef, UserType};
 use crate::{Error, Result};
 
 pub const LEDGER: &str = "_ferry_ledger";
@@ -193,6 +193,25 @@ impl PgTarget {
         Ok(r.is_some())
     }
 
+    /// `ONLY ` for a table with rows of its own (an inheritance parent's children are other
+    /// tables); nothing for a partitioned table, whose rows are its partitions'.
+    fn only(&mut self, q: &str) -> Result<&'static str> {
+        let kind: Option<String> = runtime()
+            .block_on(
+                sqlx::query_scalar(
+                    "SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)",
+                )
+                .bind(q)
+                .fetch_optional(&mut self.conn),
+            )
+            .map_err(|e| pg_err("looking up a table", e))?;
+        Ok(if kind.as_deref() == Some("p") {
+            ""
+        } else {
+            "ONLY "
+        })
+    }
+
     fn type_exists(&mut self, schema: &str, name: &str) -> Result<bool> {
         runtime()
             .block_on(
@@ -207,72 +226,26 @@ impl PgTarget {
             .map_err(|e| pg_err("looking up a type", e))
     }
 
-    /// Creates the domains a same-engine table needs (in their original schema).
-    fn ensure_domains(&mut self, table: &TableDef) -> Result<()> {
-        for c in &table.columns {
-            let Some(d) = &c.domain_type else { continue };
-            if self.type_exists(&d.schema, &d.name)? {
+    /// Creates the user-defined types a same-engine table needs, in their original schemas
+    /// and in the catalog's order (dependencies first); a type that exists is left as it is.
+    /// Bundles of ferry 0.1 list only enums and domains, on their columns.
+    fn ensure_types(&mut self, table: &TableDef) -> Result<()> {
+        let legacy = table.columns.iter().flat_map(|c| {
+            let e = c.enum_type.clone().map(UserType::Enum);
+            let d = c.domain_type.clone().map(UserType::Domain);
+            e.into_iter().chain(d)
+        });
+        let all: Vec<UserType> = table.user_types.iter().cloned().chain(legacy).collect();
+        for t in &all {
+            let (schema, name) = t.key();
+            if self.type_exists(schema, name)? {
                 continue;
             }
-            let unsafe_sql = |x: &str| x.contains(';') || x.contains("--") || x.contains("/*");
-            if !FORMAT_TYPE.is_match(&d.base)
-                || d.checks.iter().any(|x| unsafe_sql(x))
-                || d.default.as_deref().is_some_and(unsafe_sql)
-            {
-                return Err(Error::Data(format!(
-                    "domain {}.{}: its definition is not one ferry will put into DDL",
-                    d.schema, d.name
-                )));
-            }
-            let mut sql = format!(
-                "CREATE SCHEMA IF NOT EXISTS {}; CREATE DOMAIN {} AS {}",
-                quote(&d.schema),
-                qualified(Some(&d.schema), &d.name),
-                d.base
-            );
-            if let Some(def) = &d.default {
-                sql.push_str(&format!(" DEFAULT {def}"));
-            }
-            if d.not_null {
-                sql.push_str(" NOT NULL");
-            }
-            for chk in &d.checks {
-                sql.push_str(&format!(" {chk}"));
-            }
-            self.exec(&sql)?;
-        }
-        Ok(())
-    }
-
-    /// Creates the enum types a same-engine table needs (in their original schema).
-    fn ensure_enums(&mut self, table: &TableDef) -> Result<()> {
-        for c in &table.columns {
-            let Some(e) = &c.enum_type else { continue };
-            let exists: bool = runtime()
-                .block_on(
-                    sqlx::query_scalar(
-                        "SELECT EXISTS (SELECT 1 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
-                         WHERE n.nspname = $1 AND t.typname = $2)",
-                    )
-                    .bind(&e.schema)
-                    .bind(&e.name)
-                    .fetch_one(&mut self.conn),
-                )
-                .map_err(|er| pg_err("looking up an enum type", er))?;
-            if !exists {
-                let labels: Vec<String> = e
-                    .labels
-                    .iter()
-                    .map(|l| format!("'{}'", l.replace('\'', "''")))
-                    .collect();
-                let sql = format!(
-                    "CREATE SCHEMA IF NOT EXISTS {}; CREATE TYPE {} AS ENUM ({})",
-                    quote(&e.schema),
-                    qualified(Some(&e.schema), &e.name),
-                    labels.join(", ")
-                );
-                self.exec(&sql)?;
-            }
+            let sql = type_ddl(t)?;
+            self.exec(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {}; {sql}",
+                quote(schema)
+            ))?;
         }
         Ok(())
     }
@@ -291,67 +264,110 @@ impl PgTarget {
             return Ok(());
         }
         if same_engine {
-            self.ensure_enums(table)?;
-            self.ensure_domains(table)?;
+            self.ensure_types(table)?;
         }
         let mut defs = Vec::new();
         for c in &table.columns {
             let ty = if same_engine {
-                if !FORMAT_TYPE.is_match(&c.source_type) || c.source_type.contains("--") {
-                    return Err(Error::Data(format!(
-                        "table {name}, column {}: type {:?} is not one ferry will put into DDL",
-                        c.name, c.source_type
-                    )));
-                }
-                c.source_type.clone()
+                checked_type(
+                    &format!("table {name}, column {:?}", c.name),
+                    &c.source_type,
+                )?
             } else {
                 pg_type(&c.ty)
             };
-            let mut d = format!("{} {ty}", quote(&c.name));
-            if !c.nullable {
-                d.push_str(" NOT NULL");
-            }
-            if let Some(def) = c
-                .default
-                .as_deref()
-                .filter(|_| same_engine)
-                .and_then(crate::source::postgres::constant_default)
-            {
-                d.push_str(&format!(" DEFAULT {def}"));
-            }
-            defs.push(d);
+            defs.push(column_ddl(
+                &c.name,
+                &ty,
+                c.nullable,
+                c.default.as_deref().filter(|_| same_engine),
+            ));
         }
-        let unsafe_sql = |x: &str| x.contains(';') || x.contains("--") || x.contains("/*");
         let parts = table
             .partitioning
             .as_ref()
             .filter(|_| same_engine && !staging);
-        if let Some(p) = parts
-            && (unsafe_sql(&p.key) || p.partitions.iter().any(|x| unsafe_sql(&x.bound)))
-        {
+        let mut sql = format!(
+            "CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {q} (\n  {}\n)",
+            quote(self.schema_for(table)),
+            defs.join(",\n  "),
+        );
+        if let Some(p) = parts {
+            self.partitions_ddl(name, table, &q, p, &mut sql)?;
+        }
+        self.exec(&sql)
+    }
+
+    /// `PARTITION BY` for the table just made, then each partition: made as a table of its
+    /// own (its own column order, NOT NULLs and defaults, the types of the parent's
+    /// columns), partitioned in turn when it was, and attached with its bound. Partitions
+    /// keep their names and schemas (or go to --target-schema with the table). Bundles of
+    /// ferry 0.1 record no partition columns: those partitions are made `PARTITION OF`.
+    fn partitions_ddl(
+        &self,
+        name: &str,
+        table: &TableDef,
+        parent: &str,
+        p: &Partitioning,
+        sql: &mut String,
+    ) -> Result<()> {
+        let unsafe_sql = |x: &str| x.contains(';') || x.contains("--") || x.contains("/*");
+        if unsafe_sql(&p.key) || p.partitions.iter().any(|x| unsafe_sql(&x.bound)) {
             return Err(Error::Data(format!(
                 "table {name}: its partitioning is not something ferry will put into DDL"
             )));
         }
-        let mut sql = format!(
-            "CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {q} (\n  {}\n){}",
-            quote(self.schema_for(table)),
-            defs.join(",\n  "),
-            parts
-                .map(|p| format!(" PARTITION BY {}", p.key))
-                .unwrap_or_default()
-        );
-        // Partitions keep their names and schemas (or go to --target-schema with the table).
-        for p in parts.map(|p| p.partitions.as_slice()).unwrap_or_default() {
-            let schema = self.schema_override.as_deref().unwrap_or(&p.schema);
-            sql.push_str(&format!(
-                "; CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {} PARTITION OF {q} {}",
-                quote(schema),
-                qualified(Some(schema), &p.name),
-                p.bound
-            ));
+        sql.push_str(&format!(" PARTITION BY {}", p.key));
+        for part in &p.partitions {
+            let schema = self.schema_override.as_deref().unwrap_or(&part.schema);
+            let pq = qualified(Some(schema), &part.name);
+            sql.push_str(&format!("; CREATE SCHEMA IF NOT EXISTS {}", quote(schema)));
+            if part.columns.is_empty() {
+                sql.push_str(&format!(
+                    "; CREATE TABLE {pq} PARTITION OF {parent} {}",
+                    part.bound
+                ));
+            } else {
+                let mut defs = Vec::new();
+                for c in &part.columns {
+                    let col = table
+                        .columns
+                        .iter()
+                        .find(|x| x.name == c.name)
+                        .ok_or_else(|| {
+                            Error::Data(format!(
+                                "table {name}: partition {} has a column {:?} the table does not",
+                                part.name, c.name
+                            ))
+                        })?;
+                    let ty = checked_type(
+                        &format!("table {name}, column {:?}", c.name),
+                        &col.source_type,
+                    )?;
+                    defs.push(column_ddl(&c.name, &ty, c.nullable, c.default.as_deref()));
+                }
+                sql.push_str(&format!(
+                    "; CREATE TABLE {pq} (\n  {}\n)",
+                    defs.join(",\n  ")
+                ));
+            }
+            if let Some(sub) = &part.partitioning {
+                if part.columns.is_empty() {
+                    return Err(Error::Data(format!(
+                        "table {name}: partition {} is partitioned but the bundle lists none of its columns",
+                        part.name
+                    )));
+                }
+                self.partitions_ddl(name, table, &pq, sub, sql)?;
+            }
+            if !part.columns.is_empty() {
+                sql.push_str(&format!(
+                    "; ALTER TABLE {parent} ATTACH PARTITION {pq} {}",
+                    part.bound
+                ));
+            }
         }
-        self.exec(&sql)
+        Ok(())
     }
 
     fn oid(&mut self, q: &str) -> Result<u32> {
@@ -366,7 +382,7 @@ impl PgTarget {
     }
 
     /// Adds the catalog's primary key to a table that has none yet.
-    fn ensure_pk(&mut self, q: &str, table: &TableDef) -> Result<()> {
+    fn ensure_pk(&mut self, q: &str, name: &str, table: &TableDef) -> Result<()> {
         if table.primary_key.is_empty() {
             return Ok(());
         }
@@ -375,9 +391,16 @@ impl PgTarget {
             .map_err(|e| pg_err("looking up the primary key", e))?;
         if !has_pk {
             let cols: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
+            // The constraint keeps its name unless the table was renamed (a name is unique
+            // per schema: the original may be taken by the original table).
+            let constraint = match &table.primary_key_name {
+                Some(n) if name == table.name => format!("CONSTRAINT {} ", quote(n)),
+                _ => String::new(),
+            };
             self.exec(&format!(
-                "ALTER TABLE {q} ADD PRIMARY KEY ({})",
-                cols.join(", ")
+                "ALTER TABLE {q} ADD {constraint}PRIMARY KEY ({}){}",
+                cols.join(", "),
+                include_ddl(&table.primary_key_include)
             ))?;
         }
         Ok(())
@@ -394,7 +417,7 @@ impl PgTarget {
     ) -> Result<u64> {
         let q = self.table(name, table);
         // ON CONFLICT needs the key: a table ferry just made gets it now, not after the data.
-        self.ensure_pk(&q, table)?;
+        self.ensure_pk(&q, name, table)?;
         let tmp = quote(&format!(
             "_ferry_upsert_{}",
             &crate::bundle::layout::new_bundle_id()[..12]
@@ -580,6 +603,159 @@ impl PgTarget {
     }
 }
 
+/// One column of a CREATE TABLE: name, type (already checked), NOT NULL, and a default
+/// when it is a constant ferry recreates.
+fn column_ddl(name: &str, ty: &str, nullable: bool, default: Option<&str>) -> String {
+    let mut d = format!("{} {ty}", quote(name));
+    if !nullable {
+        d.push_str(" NOT NULL");
+    }
+    if let Some(def) = default.and_then(crate::source::postgres::constant_default) {
+        d.push_str(&format!(" DEFAULT {def}"));
+    }
+    d
+}
+
+/// The key list of an index: each column with its operator class and order.
+fn index_keys(idx: &Index) -> Result<String> {
+    let mut keys = Vec::new();
+    for (i, c) in idx.columns.iter().enumerate() {
+        let mut k = quote(c);
+        if let Some(Some(opc)) = idx.opclasses.get(i) {
+            if !QUOTED_PAIR.is_match(opc) {
+                return Err(Error::Data(format!(
+                    "index {}: operator class {opc:?} is not one ferry will put into DDL",
+                    idx.name
+                )));
+            }
+            k.push(' ');
+            k.push_str(opc);
+        }
+        if let Some(o) = idx.orders.get(i) {
+            match (o.desc, o.nulls_first) {
+                (false, false) => {}
+                (false, true) => k.push_str(" NULLS FIRST"),
+                (true, true) => k.push_str(" DESC"),
+                (true, false) => k.push_str(" DESC NULLS LAST"),
+            }
+        }
+        keys.push(k);
+    }
+    Ok(keys.join(", "))
+}
+
+/// ` INCLUDE (…)` or nothing.
+fn include_ddl(cols: &[String]) -> String {
+    if cols.is_empty() {
+        String::new()
+    } else {
+        let c: Vec<String> = cols.iter().map(|c| quote(c)).collect();
+        format!(" INCLUDE ({})", c.join(", "))
+    }
+}
+
+/// A type name ferry puts into DDL, as `format_type` printed it on the source.
+fn checked_type(what: &str, ty: &str) -> Result<String> {
+    if !FORMAT_TYPE.is_match(ty) || ty.contains("--") {
+        return Err(Error::Data(format!(
+            "{what}: type {ty:?} is not one ferry will put into DDL"
+        )));
+    }
+    Ok(ty.to_string())
+}
+
+/// `CREATE TYPE` / `CREATE DOMAIN` for a user-defined type of the catalog.
+fn type_ddl(t: &UserType) -> Result<String> {
+    let (schema, name) = t.key();
+    let q = qualified(Some(schema), name);
+    let unsafe_sql = |x: &str| x.contains(';') || x.contains("--") || x.contains("/*");
+    Ok(match t {
+        UserType::Enum(e) => {
+            let labels: Vec<String> = e
+                .labels
+                .iter()
+                .map(|l| format!("'{}'", l.replace('\'', "''")))
+                .collect();
+            format!("CREATE TYPE {q} AS ENUM ({})", labels.join(", "))
+        }
+        UserType::Domain(d) => {
+            if d.checks.iter().any(|x| unsafe_sql(x))
+                || d.default.as_deref().is_some_and(unsafe_sql)
+            {
+                return Err(Error::Data(format!(
+                    "domain {schema}.{name}: its definition is not one ferry will put into DDL"
+                )));
+            }
+            let mut sql = format!(
+                "CREATE DOMAIN {q} AS {}",
+                checked_type(&format!("domain {schema}.{name}"), &d.base)?
+            );
+            if let Some(def) = &d.default {
+                sql.push_str(&format!(" DEFAULT {def}"));
+            }
+            if d.not_null {
+                sql.push_str(" NOT NULL");
+            }
+            for chk in &d.checks {
+                sql.push_str(&format!(" {chk}"));
+            }
+            sql
+        }
+        UserType::Composite { attributes, .. } => {
+            let attrs = attributes
+                .iter()
+                .map(|(a, ty)| {
+                    Ok(format!(
+                        "{} {}",
+                        quote(a),
+                        checked_type(&format!("type {schema}.{name}, attribute {a:?}"), ty)?
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            format!("CREATE TYPE {q} AS ({})", attrs.join(", "))
+        }
+        UserType::Range {
+            subtype,
+            subtype_opclass,
+            collation,
+            multirange,
+            ..
+        } => {
+            let mut sql = format!(
+                "CREATE TYPE {q} AS RANGE (subtype = {}",
+                checked_type(&format!("range type {schema}.{name}"), subtype)?
+            );
+            // Operator class and collation names were quoted by the reader; check that
+            // they are exactly two quoted identifiers before they go into DDL.
+            for (k, v) in [
+                ("subtype_opclass", subtype_opclass),
+                ("collation", collation),
+            ] {
+                if let Some(v) = v {
+                    if !QUOTED_PAIR.is_match(v) {
+                        return Err(Error::Data(format!(
+                            "range type {schema}.{name}: {k} {v:?} is not one ferry will put into DDL"
+                        )));
+                    }
+                    sql.push_str(&format!(", {k} = {v}"));
+                }
+            }
+            if let Some((ms, mn)) = multirange {
+                sql.push_str(&format!(
+                    ", multirange_type_name = {}",
+                    qualified(Some(ms), mn)
+                ));
+            }
+            sql.push(')');
+            sql
+        }
+    })
+}
+
+/// `"schema"."name"` with quotes doubled inside each part, as the reader writes them.
+static QUOTED_PAIR: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"^"([^"]|"")+"\."([^"]|"")+"$"#).expect("regex"));
+
 /// A load error: a row the server refused (data exception, constraint) is a data error
 /// naming the table, the part and the server's own line and column; anything else is
 /// a database error (temporary when the connection went away).
@@ -740,8 +916,7 @@ impl Target for PgTarget {
         }
         if same_engine {
             for (_, t) in tables {
-                self.ensure_enums(t)?;
-                self.ensure_domains(t)?;
+                self.ensure_types(t)?;
             }
         }
         Ok(())
@@ -790,8 +965,11 @@ impl Target for PgTarget {
         }
         let n: i64 = runtime()
             .block_on(
-                sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {q}")))
-                    .fetch_one(&mut self.conn),
+                sqlx::query_scalar(AssertSqlSafe(format!(
+                    "SELECT count(*) FROM {}{q}",
+                    self.only(&q)?
+                )))
+                .fetch_one(&mut self.conn),
             )
             .map_err(|e| pg_err(&format!("counting {q}"), e))?;
         Ok(u64::try_from(n).ok())
@@ -993,7 +1171,8 @@ impl Target for PgTarget {
             runtime()
                 .block_on(
                     sqlx::raw_sql(AssertSqlSafe(format!(
-                        "DELETE FROM {q}; INSERT INTO {q} ({cols}) SELECT {cols} FROM {stage}"
+                        "DELETE FROM {only}{q}; INSERT INTO {q} ({cols}) SELECT {cols} FROM {stage}",
+                        only = self.only(&q)?
                     )))
                     .execute(&mut self.conn),
                 )
@@ -1087,19 +1266,43 @@ impl Target for PgTarget {
 
     fn finish_table(&mut self, name: &str, table: &TableDef) -> Result<()> {
         let q = self.table(name, table);
-        self.ensure_pk(&q, table)?;
+        self.ensure_pk(&q, name, table)?;
         for idx in &table.indexes {
             let iname = if name == table.name {
                 idx.name.clone()
             } else {
                 format!("{name}_{}", idx.name)
             };
-            let cols: Vec<String> = idx.columns.iter().map(|c| quote(c)).collect();
+            if idx.constraint {
+                let exists: bool = runtime()
+                    .block_on(
+                        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2)")
+                            .bind(&q)
+                            .bind(&iname)
+                            .fetch_one(&mut self.conn),
+                    )
+                    .map_err(|e| pg_err("looking up a unique constraint", e))?;
+                if !exists {
+                    let cols: Vec<String> = idx.columns.iter().map(|c| quote(c)).collect();
+                    self.exec(&format!(
+                        "ALTER TABLE {q} ADD CONSTRAINT {} UNIQUE ({}){}",
+                        quote(&iname),
+                        cols.join(", "),
+                        include_ddl(&idx.include)
+                    ))?;
+                }
+                continue;
+            }
             self.exec(&format!(
-                "CREATE {}INDEX IF NOT EXISTS {} ON {q} ({})",
+                "CREATE {}INDEX IF NOT EXISTS {} ON {q}{} ({}){}",
                 if idx.unique { "UNIQUE " } else { "" },
                 quote(&iname),
-                cols.join(", ")
+                idx.method
+                    .as_deref()
+                    .map(|m| format!(" USING {}", quote(m)))
+                    .unwrap_or_default(),
+                index_keys(idx)?,
+                include_ddl(&idx.include)
             ))?;
         }
         Ok(())
@@ -1140,6 +1343,35 @@ impl Target for PgTarget {
                     self.table(ref_name, ref_def),
                     refs.join(", ")
                 ))?;
+            }
+        }
+        // Inheritance: each child is linked to its parents once both are in, keeping the
+        // child's own column order (ALTER TABLE … INHERIT, not CREATE TABLE … INHERITS).
+        for (name, t) in tables {
+            let q = self.table(name, t);
+            for parent in &t.inherits {
+                let Some((pname, pdef)) = tables
+                    .iter()
+                    .find(|(_, d)| d.name == parent.name && d.schema == parent.schema)
+                else {
+                    notes.push(format!(
+                        "{name} not made a child of {}: that table is not in this import",
+                        parent.name
+                    ));
+                    continue;
+                };
+                let pq = self.table(pname, pdef);
+                let linked: bool = runtime()
+                    .block_on(
+                        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = $1::regclass AND inhparent = $2::regclass)")
+                            .bind(&q)
+                            .bind(&pq)
+                            .fetch_one(&mut self.conn),
+                    )
+                    .map_err(|e| pg_err("looking up inheritance", e))?;
+                if !linked {
+                    self.exec(&format!("ALTER TABLE {q} INHERIT {pq}"))?;
+                }
             }
         }
         Ok(notes)

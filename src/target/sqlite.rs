@@ -77,6 +77,7 @@ pub fn sqlite_type(ty: &ColumnType) -> String {
         ColumnType::Timestamp { utc: false } => "DATETIME".into(),
         ColumnType::Timestamp { utc: true } => "TIMESTAMPTZ".into(),
         ColumnType::Time64 => "TIME".into(),
+        // Only with --as-text: PostgreSQL's text form (`-1 years +2 mons`, `{1,NULL,3}`).
         ColumnType::Interval | ColumnType::List { .. } => "TEXT".into(),
     }
 }
@@ -379,16 +380,13 @@ fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
                 )))
             })
         }
-        ColumnType::Interval | ColumnType::List { .. } => {
-            return Err(Error::Data(format!(
-                "{} columns cannot be loaded into SQLite yet (leave the table out with --exclude)",
-                ty.describe()
-            )));
-        }
-        ColumnType::Decimal256 { .. } => {
-            return Err(Error::Data(
-                "decimal columns wider than 38 digits cannot be loaded into SQLite yet".into(),
-            ));
+        // Only with --as-text (pre-flight refuses them otherwise): PostgreSQL's text form,
+        // into TEXT (intervals, arrays) or DECIMAL_TEXT(p,s) columns.
+        ColumnType::Interval | ColumnType::List { .. } | ColumnType::Decimal256 { .. } => {
+            let ty = ty.clone();
+            Box::new(move |i| {
+                text::pg_text(a.as_ref(), i, &ty).map(|t| ToSqlOutput::Owned(Value::Text(t)))
+            })
         }
     };
     Ok(Box::new(move |i| {
@@ -468,13 +466,12 @@ impl Target for SqliteTarget {
 
     fn refuses(&self, ty: &ColumnType) -> Option<&'static str> {
         match ty {
-            ColumnType::Interval => {
-                Some("SQLite has no interval type and ferry has no exact text form for it yet")
-            }
+            // With --as-text pre-flight lets these through and `binder` writes their text.
+            ColumnType::Interval => Some("SQLite has no interval type"),
             ColumnType::List { .. } => Some("SQLite has no array type"),
-            ColumnType::Decimal256 { .. } => {
-                Some("decimals wider than 38 digits are not loaded into SQLite yet")
-            }
+            ColumnType::Decimal256 { .. } => Some(
+                "SQLite holds decimals wider than 38 digits only as text, read back as unconstrained numeric",
+            ),
             _ => None,
         }
     }

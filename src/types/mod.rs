@@ -169,16 +169,101 @@ pub struct ForeignKey {
 }
 
 /// An index to recreate after the data is in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Index {
     pub name: String,
     pub unique: bool,
+    /// Key columns, in order.
     pub columns: Vec<String>,
+    /// The access method when it is not the engine's default (PostgreSQL `gist`, `spgist`,
+    /// `gin`, `brin`, `hash`); a same-engine import uses it, another engine refuses nothing
+    /// and builds its default kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Per key column (same length as `columns`, or empty): the operator class when it is
+    /// not the type's default one, as `schema.name` (PostgreSQL).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub opclasses: Vec<Option<String>>,
+    /// Per key column (or empty): sort order and NULLS placement (PostgreSQL).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orders: Vec<KeyOrder>,
+    /// Non-key columns stored in the index (PostgreSQL `INCLUDE`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// A UNIQUE constraint (not only a unique index) on a same-engine import.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub constraint: bool,
+}
+
+/// The order of one index key column.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyOrder {
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub desc: bool,
+    /// NULLS FIRST (the default for DESC, not for ASC).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nulls_first: bool,
+}
+
+/// A table named by schema and name (PostgreSQL inheritance parents).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    pub name: String,
+}
+
+/// A user-defined type a same-engine import creates before the tables that use it
+/// (PostgreSQL). Definitions hold names and type names as the engine prints them, never
+/// expressions, except a domain's default and CHECKs (see [`DomainType`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum UserType {
+    Enum(EnumType),
+    Domain(DomainType),
+    /// `CREATE TYPE name AS (attr type, …)`.
+    Composite {
+        schema: String,
+        name: String,
+        /// Attribute names and their types (`format_type`), in order.
+        attributes: Vec<(String, String)>,
+    },
+    /// `CREATE TYPE name AS RANGE (subtype = …)`.
+    Range {
+        schema: String,
+        name: String,
+        /// The subtype (`format_type`).
+        subtype: String,
+        /// The subtype's btree operator class when not its default, `schema.name`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subtype_opclass: Option<String>,
+        /// The collation when not the subtype's default, `schema.name`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        collation: Option<String>,
+        /// The multirange type's name when not the one PostgreSQL would derive.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        multirange: Option<(String, String)>,
+    },
+}
+
+impl UserType {
+    /// `(schema, name)` of the type.
+    pub fn key(&self) -> (&str, &str) {
+        match self {
+            UserType::Enum(e) => (&e.schema, &e.name),
+            UserType::Domain(d) => (&d.schema, &d.name),
+            UserType::Composite { schema, name, .. } | UserType::Range { schema, name, .. } => {
+                (schema, name)
+            }
+        }
+    }
 }
 
 /// The shape of one table: what the catalog records and what a loader recreates.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TableDef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -195,6 +280,19 @@ pub struct TableDef {
     /// import; its rows are read once, through the parent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partitioning: Option<Partitioning>,
+    /// The primary key's constraint name, when the engine has one (PostgreSQL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_key_name: Option<String>,
+    /// Non-key columns of the primary key's index (PostgreSQL `INCLUDE`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub primary_key_include: Vec<String>,
+    /// Inheritance parents (PostgreSQL `INHERITS`), in order. The table's rows are its own
+    /// (read with `ONLY`); a same-engine import links it to its parents after the load.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inherits: Vec<TableRef>,
+    /// User-defined types the columns need, dependencies first (PostgreSQL).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_types: Vec<UserType>,
 }
 
 /// How a table is partitioned: the key as the engine prints it, and its partitions.
@@ -213,6 +311,24 @@ pub struct Partition {
     pub name: String,
     /// `FOR VALUES FROM (…) TO (…)`, `DEFAULT`, …
     pub bound: String,
+    /// The partition's own columns in its own order (a partition made apart and attached
+    /// may order them differently from its parent), with its own NOT NULLs and defaults.
+    /// Empty in bundles of ferry 0.1: the partition is then made `PARTITION OF` its parent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<PartitionColumn>,
+    /// A partition that is itself partitioned, with its own partitions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitioning: Option<Box<Partitioning>>,
+}
+
+/// One column of a partition: its type is the parent's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionColumn {
+    pub name: String,
+    pub nullable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
 }
 
 impl TableDef {
@@ -288,6 +404,7 @@ mod tests {
             indexes: vec![],
             foreign_keys: vec![],
             partitioning: None,
+            ..Default::default()
         };
         let s = t.arrow_schema("sqlite");
         assert_eq!(s.field(0).metadata()[META_SOURCE_TYPE], "VARCHAR(40)");

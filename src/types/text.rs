@@ -262,6 +262,341 @@ pub fn format_timestamp(micros: i64) -> String {
     }
 }
 
+// PostgreSQL's own text output, for `--as-text` loads of values a target has no type for
+// (intervals, arrays, decimals wider than it holds): the text `value::text` prints in a
+// session with the defaults DateStyle=ISO, IntervalStyle=postgres, bytea_output=hex,
+// extra_float_digits=1, and TimeZone=UTC for timestamptz. PostgreSQL reads it back through
+// the type's input function, so it is exact.
+
+/// Whether [`pg_text`] can print a value of this canonical type: every scalar type and
+/// one-dimensional arrays of them.
+pub fn has_pg_text_form(ty: &crate::types::ColumnType) -> bool {
+    match ty {
+        crate::types::ColumnType::List { element } => {
+            !matches!(**element, crate::types::ColumnType::List { .. })
+        }
+        _ => true,
+    }
+}
+
+/// PostgreSQL's text of the (non-null) value at `i` of `a`, a column of canonical type `ty`.
+pub fn pg_text(
+    a: &dyn arrow::array::Array,
+    i: usize,
+    ty: &crate::types::ColumnType,
+) -> Result<String, String> {
+    use crate::types::ColumnType as T;
+    use arrow::array::AsArray;
+    use arrow::datatypes as dt;
+    let mismatch = || {
+        format!(
+            "a {} value is stored as Arrow {}",
+            ty.describe(),
+            a.data_type()
+        )
+    };
+    if i >= a.len() {
+        return Err(format!("row {i} is past the end of its column"));
+    }
+    macro_rules! prim {
+        ($t:ty) => {
+            a.as_primitive_opt::<$t>().ok_or_else(mismatch)?.value(i)
+        };
+    }
+    Ok(match ty {
+        T::Boolean => {
+            let v = a.as_boolean_opt().ok_or_else(mismatch)?.value(i);
+            if v { "t" } else { "f" }.to_string()
+        }
+        T::Int16 => prim!(dt::Int16Type).to_string(),
+        T::Int32 => prim!(dt::Int32Type).to_string(),
+        T::Int64 => prim!(dt::Int64Type).to_string(),
+        T::UInt8 => prim!(dt::UInt8Type).to_string(),
+        T::UInt16 => prim!(dt::UInt16Type).to_string(),
+        T::UInt32 => prim!(dt::UInt32Type).to_string(),
+        T::UInt64 => prim!(dt::UInt64Type).to_string(),
+        T::Float32 => pg_float32(prim!(dt::Float32Type)),
+        T::Float64 => pg_float64(prim!(dt::Float64Type)),
+        T::Decimal128 { scale, .. } => format_decimal(prim!(dt::Decimal128Type), *scale),
+        T::Decimal256 { scale, .. } => {
+            let v = prim!(dt::Decimal256Type);
+            if *scale < 0 {
+                // value × 10^-scale, as PostgreSQL prints a negative-scale numeric
+                let zeros = usize::try_from(-i32::from(*scale)).unwrap_or(0);
+                let s = v.to_string();
+                if s == "0" {
+                    s
+                } else {
+                    format!("{s}{}", "0".repeat(zeros))
+                }
+            } else {
+                format_decimal256(v, *scale)
+            }
+        }
+        T::NumericText | T::Utf8 | T::Json => a
+            .as_string_opt::<i32>()
+            .ok_or_else(mismatch)?
+            .value(i)
+            .to_string(),
+        T::Binary => {
+            let b = a.as_binary_opt::<i32>().ok_or_else(mismatch)?.value(i);
+            let mut s = String::with_capacity(2 + 2 * b.len());
+            s.push_str("\\x");
+            for byte in b {
+                s.push_str(&format!("{byte:02x}"));
+            }
+            s
+        }
+        T::Date32 => pg_date(prim!(dt::Date32Type))?,
+        T::Timestamp { utc } => pg_timestamp(prim!(dt::TimestampMicrosecondType), *utc)?,
+        T::Time64 => pg_time(prim!(dt::Time64MicrosecondType))?,
+        T::Interval => {
+            let v = prim!(dt::IntervalMonthDayNanoType);
+            pg_interval(v.months, v.days, v.nanoseconds)?
+        }
+        T::Uuid => {
+            let b = a.as_fixed_size_binary_opt().ok_or_else(mismatch)?.value(i);
+            uuid::Uuid::from_slice(b)
+                .map_err(|e| format!("not a UUID: {e}"))?
+                .hyphenated()
+                .to_string()
+        }
+        T::List { element } => {
+            if !has_pg_text_form(ty) {
+                return Err(format!("{} has no PostgreSQL text form", ty.describe()));
+            }
+            let l = a.as_list_opt::<i32>().ok_or_else(mismatch)?;
+            pg_array(l.value(i).as_ref(), element)?
+        }
+    })
+}
+
+/// `array_out`: `{1,NULL,3}`, `{}`, `{a,"",NULL,"quote\"d","a b"}`. An element is quoted
+/// when it is empty, reads `NULL` in any case, or holds a quote, backslash, brace, comma or
+/// white space; quotes and backslashes inside quotes are escaped with a backslash.
+pub fn pg_array(
+    values: &dyn arrow::array::Array,
+    element: &crate::types::ColumnType,
+) -> Result<String, String> {
+    let mut out = String::from("{");
+    for j in 0..values.len() {
+        if j > 0 {
+            out.push(',');
+        }
+        if values.is_null(j) {
+            out.push_str("NULL");
+            continue;
+        }
+        let s = pg_text(values, j, element)?;
+        let quote = s.is_empty()
+            || s.eq_ignore_ascii_case("NULL")
+            || s.chars().any(|c| {
+                matches!(
+                    c,
+                    '"' | '\\' | '{' | '}' | ',' | ' ' | '\t' | '\n' | '\r' | '\x0B' | '\x0C'
+                )
+            });
+        if quote {
+            out.push('"');
+            for c in s.chars() {
+                if c == '"' || c == '\\' {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out.push('"');
+        } else {
+            out.push_str(&s);
+        }
+    }
+    out.push('}');
+    Ok(out)
+}
+
+/// `interval_out` with IntervalStyle `postgres`: `-10 mons -3 days +04:05:06.789`,
+/// `1 year 2 mons`, `00:00:00`, `-1 days +00:00:01`, `infinity` (PostgreSQL 17).
+pub fn pg_interval(months: i32, days: i32, nanos: i64) -> Result<String, String> {
+    if (months, days, nanos) == (i32::MAX, i32::MAX, i64::MAX) {
+        return Ok("infinity".into());
+    }
+    if (months, days, nanos) == (i32::MIN, i32::MIN, i64::MIN) {
+        return Ok("-infinity".into());
+    }
+    if nanos % 1000 != 0 {
+        return Err(format!(
+            "interval of {nanos} ns has a sub-microsecond part, which PostgreSQL cannot hold"
+        ));
+    }
+    let micros = nanos / 1000;
+    let (year, mon) = (i64::from(months) / 12, i64::from(months) % 12);
+    let hour = micros / 3_600_000_000;
+    let rest = micros % 3_600_000_000;
+    let min = rest / 60_000_000;
+    let rest = rest % 60_000_000;
+    let (sec, fsec) = (rest / 1_000_000, rest % 1_000_000);
+    let mut out = String::new();
+    let mut is_zero = true;
+    let mut is_before = false;
+    for (value, unit) in [(year, "year"), (mon, "mon"), (i64::from(days), "day")] {
+        if value == 0 {
+            continue;
+        }
+        if !is_zero {
+            out.push(' ');
+        }
+        if is_before && value > 0 {
+            out.push('+');
+        }
+        out.push_str(&format!(
+            "{value} {unit}{}",
+            if value == 1 { "" } else { "s" }
+        ));
+        // Each nonzero field sets is_before for the next one only (as PostgreSQL does).
+        is_before = value < 0;
+        is_zero = false;
+    }
+    if is_zero || hour != 0 || min != 0 || sec != 0 || fsec != 0 {
+        let minus = hour < 0 || min < 0 || sec < 0 || fsec < 0;
+        out.push_str(&format!(
+            "{}{}{:02}:{:02}:{:02}{}",
+            if is_zero { "" } else { " " },
+            if minus {
+                "-"
+            } else if is_before {
+                "+"
+            } else {
+                ""
+            },
+            hour.unsigned_abs(),
+            min.unsigned_abs(),
+            sec.unsigned_abs(),
+            fraction(fsec.unsigned_abs())
+        ));
+    }
+    Ok(out)
+}
+
+/// `.ffffff` without trailing zeros, empty for zero.
+fn fraction(micros: u64) -> String {
+    if micros == 0 {
+        return String::new();
+    }
+    let f = format!(".{micros:06}");
+    f.trim_end_matches('0').to_string()
+}
+
+/// `date_out` (DateStyle ISO): `2024-02-29`, `0044-03-15 BC`, `infinity`.
+pub fn pg_date(days: i32) -> Result<String, String> {
+    match days {
+        i32::MAX => return Ok("infinity".into()),
+        i32::MIN => return Ok("-infinity".into()),
+        _ => {}
+    }
+    let (ymd, bc) = pg_ymd(i64::from(days)).ok_or_else(|| format!("day {days} is out of range"))?;
+    Ok(format!("{ymd}{bc}"))
+}
+
+/// `YYYY-MM-DD` of days since 1970-01-01 and the ` BC` suffix for years before 1.
+fn pg_ymd(days: i64) -> Option<(String, &'static str)> {
+    use chrono::Datelike;
+    let d = EPOCH.checked_add_signed(chrono::Duration::try_days(days)?)?;
+    let y = d.year();
+    Some(if y <= 0 {
+        (
+            format!("{:04}-{:02}-{:02}", 1 - y, d.month(), d.day()),
+            " BC",
+        )
+    } else {
+        (format!("{y:04}-{:02}-{:02}", d.month(), d.day()), "")
+    })
+}
+
+/// `timestamp_out` / `timestamptz_out` (DateStyle ISO, TimeZone UTC):
+/// `2024-02-29 12:34:56.123456`, `2024-01-01 10:00:00+00`, `4713-11-24 00:00:00 BC`, `infinity`.
+pub fn pg_timestamp(micros: i64, utc: bool) -> Result<String, String> {
+    match micros {
+        i64::MAX => return Ok("infinity".into()),
+        i64::MIN => return Ok("-infinity".into()),
+        _ => {}
+    }
+    let days = micros.div_euclid(86_400_000_000);
+    let (ymd, bc) = pg_ymd(days).ok_or_else(|| format!("timestamp {micros} µs is out of range"))?;
+    let time = pg_time(micros.rem_euclid(86_400_000_000))?;
+    Ok(format!("{ymd} {time}{}{bc}", if utc { "+00" } else { "" }))
+}
+
+/// `time_out`: `23:59:59.999999`, `10:00:00.5`, `24:00:00`.
+pub fn pg_time(micros: i64) -> Result<String, String> {
+    if !(0..=86_400_000_000).contains(&micros) {
+        return Err(format!("time of {micros} µs is outside 00:00:00..24:00:00"));
+    }
+    let u = micros.unsigned_abs();
+    let secs = u / 1_000_000;
+    Ok(format!(
+        "{:02}:{:02}:{:02}{}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60,
+        fraction(u % 1_000_000)
+    ))
+}
+
+/// `float8out` (shortest exact digits): `1.5`, `100000000000000`, `1e+15`, `1e-05`, `NaN`, `-0`.
+pub fn pg_float64(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    pg_shortest(&format!("{v:e}"), 15)
+}
+
+/// `float4out`: as [`pg_float64`] with fixed notation below 1e6 (`123456`, `1e+06`).
+pub fn pg_float32(v: f32) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    pg_shortest(&format!("{v:e}"), 6)
+}
+
+/// PostgreSQL's layout (as its Ryu output: fixed notation for decimal exponents -4 up to
+/// `fixed_below`, else `d.ddde±XX`) of Rust's shortest round-trip digits (`-1.5e-7`).
+fn pg_shortest(exp_form: &str, fixed_below: i32) -> String {
+    let (mantissa, exp) = exp_form.split_once('e').unwrap_or((exp_form, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let body = if (-4..fixed_below).contains(&exp) {
+        if exp >= 0 {
+            let int_len = usize::try_from(exp).unwrap_or(0) + 1;
+            if digits.len() <= int_len {
+                format!("{digits}{}", "0".repeat(int_len - digits.len()))
+            } else {
+                format!("{}.{}", &digits[..int_len], &digits[int_len..])
+            }
+        } else {
+            let zeros = usize::try_from(-exp - 1).unwrap_or(0);
+            format!("0.{}{digits}", "0".repeat(zeros))
+        }
+    } else {
+        let (first, rest) = digits.split_at(1.min(digits.len()));
+        format!(
+            "{first}{}{rest}e{}{:02}",
+            if rest.is_empty() { "" } else { "." },
+            if exp < 0 { '-' } else { '+' },
+            exp.unsigned_abs()
+        )
+    };
+    format!("{sign}{body}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,5 +695,109 @@ mod tests {
         ] {
             assert_eq!(format_f64(v).parse::<f64>().unwrap().to_bits(), v.to_bits());
         }
+    }
+
+    #[test]
+    fn postgres_text_forms_match_its_output_functions() {
+        // Each expected string is what PostgreSQL 15 prints (`value::text`).
+        let iv = |m, d, us: i64| pg_interval(m, d, us * 1000).unwrap();
+        assert_eq!(
+            iv(-10, -3, 14_706_789_000),
+            "-10 mons -3 days +04:05:06.789"
+        );
+        assert_eq!(iv(0, 0, 0), "00:00:00");
+        assert_eq!(iv(1, 1, 1), "1 mon 1 day 00:00:00.000001");
+        assert_eq!(iv(0, 0, -1_000_000), "-00:00:01");
+        assert_eq!(iv(12, 0, 0), "1 year");
+        assert_eq!(iv(-12, 0, 0), "-1 years");
+        assert_eq!(iv(0, 1, -1_000_000), "1 day -00:00:01");
+        assert_eq!(iv(0, -1, 1_000_000), "-1 days +00:00:01");
+        assert_eq!(iv(0, 0, 90_000_000_000), "25:00:00");
+        assert_eq!(iv(-2, 3, 0), "-2 mons +3 days");
+        assert_eq!(iv(0, 0, 3_600_000_000_500_000), "1000000:00:00.5");
+        assert_eq!(iv(-1, 0, -1_000_000), "-1 mons -00:00:01");
+        assert_eq!(iv(14, 0, 0), "1 year 2 mons");
+        assert_eq!(iv(-14, 0, 0), "-1 years -2 mons");
+        assert_eq!(
+            pg_interval(i32::MAX, i32::MAX, i64::MAX).unwrap(),
+            "infinity"
+        );
+        assert!(pg_interval(0, 0, 1).is_err());
+
+        for (v, t) in [
+            (1e15, "1e+15"),
+            (1e14, "100000000000000"),
+            (123_456_789_012_345.0, "123456789012345"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1.5e-7, "1.5e-07"),
+            (-0.0, "-0"),
+            (1e300, "1e+300"),
+            (5e-324, "5e-324"),
+            (1.5, "1.5"),
+            (f64::NEG_INFINITY, "-Infinity"),
+            (f64::NAN, "NaN"),
+        ] {
+            assert_eq!(pg_float64(v), t);
+        }
+        for (v, t) in [
+            (1_000_000.0f32, "1e+06"),
+            (100_000.0, "100000"),
+            (123_456.0, "123456"),
+            (0.00001, "1e-05"),
+            (1.175_494_4e-38, "1.1754944e-38"),
+        ] {
+            assert_eq!(pg_float32(v), t);
+        }
+
+        assert_eq!(pg_date(0).unwrap(), "1970-01-01");
+        assert_eq!(pg_date(i32::MIN).unwrap(), "-infinity");
+        // 0044-03-15 BC is astronomical year -43
+        let ides = chrono::NaiveDate::from_ymd_opt(-43, 3, 15).unwrap();
+        let ides = i32::try_from(ides.signed_duration_since(EPOCH).num_days()).unwrap();
+        assert_eq!(pg_date(ides).unwrap(), "0044-03-15 BC");
+        assert_eq!(
+            pg_timestamp(i64::from(ides) * 86_400_000_000, false).unwrap(),
+            "0044-03-15 00:00:00 BC"
+        );
+        assert_eq!(
+            pg_timestamp(parse_timestamp("2024-01-01 10:00:00.5").unwrap(), true).unwrap(),
+            "2024-01-01 10:00:00.5+00"
+        );
+        assert_eq!(pg_time(86_400_000_000).unwrap(), "24:00:00");
+        assert!(pg_time(-1).is_err());
+
+        use arrow::array::{ArrayRef, Int32Array, ListArray, StringArray};
+        use std::sync::Arc;
+        let ints: ArrayRef = Arc::new(Int32Array::from(vec![Some(1), None, Some(3)]));
+        assert_eq!(
+            pg_array(ints.as_ref(), &crate::types::ColumnType::Int32).unwrap(),
+            "{1,NULL,3}"
+        );
+        let texts: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("a"),
+            None,
+            Some(""),
+            Some(r#"quote"d"#),
+            Some("null"),
+            Some(r"back\slash"),
+            Some("a b"),
+            Some("é"),
+        ]));
+        assert_eq!(
+            pg_array(texts.as_ref(), &crate::types::ColumnType::Utf8).unwrap(),
+            r#"{a,NULL,"","quote\"d","null","back\\slash","a b",é}"#
+        );
+        let list = ListArray::from_iter_primitive::<arrow::datatypes::Int32Type, _, _>(vec![
+            Some(vec![]),
+            None,
+        ]);
+        let ty = crate::types::ColumnType::List {
+            element: Box::new(crate::types::ColumnType::Int32),
+        };
+        assert_eq!(pg_text(&list, 0, &ty).unwrap(), "{}");
+        // a value of another Arrow type, or past the end, is an error, not a panic
+        assert!(pg_text(&list, 0, &crate::types::ColumnType::Utf8).is_err());
+        assert!(pg_text(&list, 5, &ty).is_err());
     }
 }

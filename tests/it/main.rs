@@ -8,8 +8,10 @@
     clippy::cast_possible_wrap
 )]
 
+mod as_text;
 mod commit_lost;
 mod common;
+mod fidelity;
 mod kill;
 mod matrix;
 mod modes;

@@ -99,7 +99,7 @@ impl Drop for TempDb {
 
 pub const FIXTURE: &str = r#"
 CREATE SCHEMA "Sales";
-CREATE TYPE "Sales".mood AS ENUM ('sad', 'ok', 'happy', 'it''s');
+CREATE TYPE "Sales".mood AS ENUM ('sad', 'ok', 'happy', 'it''s', 'Happy-ÜBER', 'ÉTÉ');
 CREATE TABLE "Sales"."Order Items" (
   id bigint PRIMARY KEY,
   small smallint, i integer NOT NULL DEFAULT 7, big bigint,
@@ -109,7 +109,7 @@ CREATE TABLE "Sales"."Order Items" (
   b bytea, ok boolean,
   dt date, ts timestamp, tz timestamptz, tm time, iv interval,
   u uuid, j json, jb jsonb,
-  ai integer[], at text[], m "Sales".mood, ma "Sales".mood[],
+  ai integer[], at text[], m "Sales".mood DEFAULT 'Happy-ÜBER', ma "Sales".mood[],
   ip inet, net cidr, mac macaddr, tsv tsvector
 );
 CREATE UNIQUE INDEX order_items_vc ON "Sales"."Order Items" (vc);
@@ -122,12 +122,12 @@ INSERT INTO "Sales"."Order Items" VALUES
   E'plain \u00e9 \u4e2d \U0001F600 \U0001D11E \U0010FFFF', '', 'ab', '\x00ff00'::bytea, true,
   'infinity', '-infinity', 'infinity', '23:59:59.999999', '-1 year 2 mons -3 days 04:05:06.789',
   'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"b": 1,  "a": 2}', '{"b": 1, "a": [1, 2, {"c": null}]}',
-  '{1,NULL,3}', '{"a",NULL,"","quote\"d"}', 'happy', '{sad,NULL,it''s}',
+  '{1,NULL,3}', '{"a",NULL,"","quote\"d"}', 'happy', '{sad,NULL,it''s,Happy-ÜBER}',
   '192.168.0.1/24', '10.0.0.0/8', '08:00:2b:01:02:03', 'a fat cat sat'),
  (2, 0, 0, 9223372036854775807, '-0', '-Infinity', 0, -0.0000000001, '123.4500',
   '', 'x', 'abcde', ''::bytea, false,
   '4713-11-24 BC', '0001-01-01 00:00:00', '-infinity', '00:00:00', '0 seconds',
-  '00000000-0000-0000-0000-000000000000', 'null', '[]', '{}', '{}', 'sad', '{}',
+  '00000000-0000-0000-0000-000000000000', 'null', '[]', '{}', '{}', 'ÉTÉ', '{}',
   '::1', '::/0', '00:00:00:00:00:00', ''),
  (3, NULL, 3, NULL, NULL, 5e-324, NULL, NULL, '-Infinity', NULL, NULL, NULL, NULL, NULL,
   '2024-02-29', '2024-02-29 12:34:56.123456', '2024-02-29 12:34:56.123456+05:30', NULL, '1 mon 1 day 0.000001 sec',
@@ -202,7 +202,10 @@ fn postgres_round_trip_is_exact_for_every_type_and_keeps_constraints() {
         &dst.url,
         "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = '\"Sales\".\"Order Items\"'::regclass ORDER BY adnum",
     );
-    assert_eq!(def, "7\n'none'::character varying");
+    assert_eq!(
+        def,
+        "7\n'none'::character varying\n'Happy-ÜBER'::\"Sales\".mood"
+    );
     let unique = psql(
         &dst.url,
         "SELECT indisunique FROM pg_index WHERE indexrelid = '\"Sales\".order_items_vc'::regclass",
