@@ -176,7 +176,11 @@ pub fn map_column(c: &PgColumn) -> (Wire, ColumnType, bool) {
         return (Wire::Text, ColumnType::Utf8, true);
     }
     if let Some((ename, etype, eoid)) = &c.elem {
-        if let Some((w, t)) = base_wire(ename, etype, c.typmod) {
+        // Parquet has no interval type (ferry stores a top-level interval as a struct of
+        // its three fields): an array of them travels as text.
+        if let Some((w, t)) =
+            base_wire(ename, etype, c.typmod).filter(|(_, t)| *t != ColumnType::Interval)
+        {
             return (
                 Wire::Array {
                     elem: Box::new(w),

@@ -478,12 +478,24 @@ impl PgTarget {
                     ))
                 })?;
             let (w, ty, text) = map_column(tc);
+            let target_is_list = matches!(ty, ColumnType::List { .. });
             let elem_or_self = match ty {
                 ColumnType::List { element } => *element,
                 t => t,
             };
-            as_text.push(text || c.as_text);
-            wires.push(if text || c.as_text {
+            // A bundle column of text (a value carried as its text form, e.g. after a
+            // hop through SQLite with --as-text) into a typed column: through the type's
+            // input function, like the other text-carried columns.
+            let text_into_typed = c.ty == ColumnType::Utf8
+                && (target_is_list
+                    || !matches!(
+                        elem_or_self,
+                        ColumnType::Utf8 | ColumnType::NumericText | ColumnType::Json
+                    ))
+                && !matches!(w, Wire::Text);
+            let text = text || c.as_text || text_into_typed;
+            as_text.push(text);
+            wires.push(if text {
                 (Wire::Text, ColumnType::Utf8)
             } else {
                 (w, elem_or_self)

@@ -31,9 +31,8 @@ INSERT INTO kinds VALUES
 "#;
 
 /// Arrays of the element types PostgreSQL arrays carry, so each element's text form is
-/// checked against PostgreSQL's own output. Not interval[]: export cannot write a list of
-/// intervals to Parquet yet (parts.rs stores only top-level intervals as structs); the
-/// element form is the scalar one, checked in `types::text`'s unit tests.
+/// checked against PostgreSQL's own output. Not interval[]: it travels as PostgreSQL's text
+/// form already (Parquet has no interval type to nest), like inet; see `fidelity`.
 const ELEMS: &str = r#"
 CREATE TABLE elems (
   id int PRIMARY KEY,
@@ -212,6 +211,24 @@ fn postgres_to_sqlite_and_back_carries_intervals_arrays_wide_numerics_and_inet_o
     assert_eq!(
         column_types(&dst.url, "kinds"),
         "id bigint, n50 numeric, iv text, ai text, at text, ip text, nu numeric"
+    );
+    // Into tables that already have the source's types (--mode append): each text value
+    // goes through its type's input function and the copy is the source again.
+    let Some(typed) = TempDb::new("astext_typed") else {
+        return;
+    };
+    psql(
+        &typed.url,
+        "CREATE TABLE kinds (id int PRIMARY KEY, n50 numeric(50,10), iv interval, ai int[],          at text[], ip inet, nu numeric);",
+    );
+    fx.import_to(&back, &typed.url, &["--mode", "append", "--table", "kinds"]);
+    assert_eq!(
+        texts(&typed.url, "kinds", KINDS_COLS),
+        texts(&src.url, "kinds", KINDS_COLS)
+    );
+    assert_eq!(
+        column_types(&typed.url, "kinds"),
+        "id integer, n50 numeric(50,10), iv interval, ai integer[], at text[], ip inet, nu numeric"
     );
     // spot checks of PostgreSQL's spelling, so equal-but-wrong on both sides cannot pass
     let e1 = &texts(&dst.url, "elems", &["f8", "tz", "by", "ch"])[0];

@@ -348,13 +348,16 @@ fn partitions_keep_their_column_order_not_nulls_and_sub_partitions() {
 fn values_arrow_has_no_room_for_travel_as_exact_text_on_the_same_engine() {
     let Some((a, z, out)) = pg_copy(
         "wide",
-        "CREATE TABLE w (id int PRIMARY KEY, huge numeric, n numeric(12,2), ai int[], at text[]);
-         INSERT INTO w VALUES (1, 9e131071 + 1, 'NaN', '[0:2]={1,2,3}', '{{a,b},{c,NULL}}'),
-                              (2, -(9e131071 + 0.5), 1.5, '{4,5}', '{x}'),
-                              (3, NULL, NULL, NULL, NULL);",
+        "CREATE TABLE w (id int PRIMARY KEY, huge numeric, n numeric(12,2), ai int[], at text[],
+                         iva interval[]);
+         INSERT INTO w VALUES (1, 9e131071 + 1, 'NaN', '[0:2]={1,2,3}', '{{a,b},{c,NULL}}',
+                               '{\"1 day\",NULL,\"-1 mons +00:00:01.5\"}'),
+                              (2, -(9e131071 + 0.5), 1.5, '{4,5}', '{x}', '{}'),
+                              (3, NULL, NULL, NULL, NULL, NULL);",
     ) else {
         return;
     };
     assert_same(&a, &z);
-    let _ = out;
+    assert!(z.iter().any(|l| l.starts_with("w rows 3 ")), "{z:#?}");
+    assert!(out.contains("w"), "{out}");
 }
