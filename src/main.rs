@@ -160,7 +160,9 @@ enum Command {
         /// Load a bundle even if a newer one (higher sequence) from the same source was imported already.
         #[arg(long)]
         allow_replay: bool,
-        /// Into another engine, load columns of types with no portable form (inet, tsvector, …) as text.
+        /// Into another engine, load as PostgreSQL's text form the columns the target has no type for:
+        /// types with no portable form (inet, tsvector, ranges, …), and intervals, arrays and decimals
+        /// wider than the target holds. Without it such columns are refused by name, before any write.
         #[arg(long)]
         as_text: bool,
         /// Load this many tables at once, each on its own connection (PostgreSQL; SQLite uses one).
