@@ -184,12 +184,16 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     }
     let queue = std::sync::Mutex::new(work);
     let done = std::sync::Mutex::new(Vec::<(usize, usize, Exported)>::new());
+    // Tables read as ranges where a range met a value that makes a column travel as text:
+    // read again whole once the workers are done.
+    let redo = std::sync::Mutex::new(std::collections::BTreeSet::<usize>::new());
     let failed = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| -> Result<()> {
         let handles: Vec<_> = sources
             .iter_mut()
             .map(|src| {
-                let (queue, done, failed, tables, ctx) = (&queue, &done, &failed, &tables, &ctx);
+                let (queue, done, failed, tables, ctx, redo) =
+                    (&queue, &done, &failed, &tables, &ctx, &redo);
                 s.spawn(move || -> Result<()> {
                     loop {
                         if failed.load(std::sync::atomic::Ordering::Relaxed) {
@@ -208,6 +212,11 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
                                 .lock()
                                 .map_err(|_| Error::Other("export results poisoned".into()))?
                                 .push((ti, si, e)),
+                            Err(Error::NeedsText { .. }) if pred.is_some() => {
+                                redo.lock()
+                                    .map_err(|_| Error::Other("export redo list poisoned".into()))?
+                                    .insert(ti);
+                            }
                             Err(e) => {
                                 failed.store(true, std::sync::atomic::Ordering::Relaxed);
                                 return Err(e);
@@ -229,6 +238,25 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
         }
         first_error.map_or(Ok(()), Err)
     })?;
+    let redo = redo
+        .into_inner()
+        .map_err(|_| Error::Other("export redo list poisoned".into()))?;
+    if !redo.is_empty() {
+        let mut d = done
+            .lock()
+            .map_err(|_| Error::Other("export results poisoned".into()))?;
+        for &ti in &redo {
+            // The other ranges' parts belong to no bundle now.
+            for (_, _, e) in d.iter().filter(|(t, _, _)| *t == ti) {
+                for p in &e.parts {
+                    ctx.store.delete(&p.path)?;
+                }
+            }
+            d.retain(|(t, _, _)| *t != ti);
+            let e = export_table(sources[0].as_mut(), &tables[ti], None, true, &ctx)?;
+            d.push((ti, 0, e));
+        }
+    }
     let src = sources.swap_remove(0);
     drop(sources);
     let mut exported = done
@@ -394,8 +422,8 @@ struct Exported {
 /// out to hold more than 0 and 1 is read again, in the same snapshot, with that column as
 /// an integer ([`source::read_retyping`]); the parts of the first attempt are deleted and
 /// the catalog gets the new definition. A range cannot change its type apart from the
-/// table's other ranges: there the error stands (MySQL, the one engine that raises it,
-/// never reads a table as ranges).
+/// table's other ranges: it fails with [`Error::NeedsText`], its parts deleted, and the
+/// export reads that table again whole (MySQL never reads a table as ranges).
 fn export_table(
     src: &mut dyn source::Source,
     t: &crate::types::TableDef,
@@ -405,16 +433,20 @@ fn export_table(
 ) -> Result<Exported> {
     let opened = std::sync::Mutex::new(Vec::new());
     if range.is_some() {
-        return export_table_once(src, t, range, first_slice, ctx, &opened).map_err(|e| match e {
-            Error::NeedsText {
-                table,
-                column,
-                reason,
-            } => Error::Data(format!(
-                "table {table}, column {column:?}: {reason}; the column must travel as its text                  form, which a table read as parallel ranges cannot switch to: export it with                  --jobs 1"
-            )),
-            other => other,
-        });
+        // A range cannot change a column's type apart from the table's other ranges: its
+        // parts are deleted and the caller exports the whole table again as one slice.
+        let result = export_table_once(src, t, range, first_slice, ctx, &opened);
+        if matches!(result, Err(Error::NeedsText { .. })) {
+            let paths = std::mem::take(
+                &mut *opened
+                    .lock()
+                    .map_err(|_| Error::Other("export part list poisoned".into()))?,
+            );
+            for path in paths {
+                ctx.store.delete(&path)?;
+            }
+        }
+        return result;
     }
     let (mut e, def, notes) = source::read_retyping(src, t, |src, def| {
         let result = export_table_once(src, def, range, first_slice, ctx, &opened);

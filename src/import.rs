@@ -1049,6 +1049,7 @@ mod tests {
             enum_type: None,
             domain_type: None,
             as_text: false,
+            text_reason: None,
         };
         let table = TableDef {
             schema: Some("public".into()),

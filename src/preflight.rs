@@ -81,8 +81,14 @@ pub fn findings(rules: &Rules<'_>, tables: &[Planned<'_>]) -> Vec<String> {
         let q = t.qualified();
         for c in &t.columns {
             if c.as_text && !rules.same_engine && !rules.as_text {
+                let why = match &c.text_reason {
+                    Some(r) => format!(
+                        "travels as its text form because a value has no portable form ({r})"
+                    ),
+                    None => "has no portable type".into(),
+                };
                 out.push(format!(
-                    "{q}.{} ({}) has no portable type and cannot go into {}: load it as text with \
+                    "{q}.{} ({}) {why} and cannot go into {}: load it as text with \
                      --as-text, or leave the table out with --exclude",
                     c.name, c.source_type, rules.engine
                 ));
@@ -221,6 +227,7 @@ mod tests {
             enum_type: None,
             domain_type: None,
             as_text: false,
+            text_reason: None,
         }
     }
 

@@ -175,7 +175,7 @@ pub fn read_retyping<T>(
                     });
                 };
                 notes.push(format!(
-                    "table {table}, column {column:?} ({reason}) travels as its exact text                      form (the table was read again)"
+                    "table {table}, column {column:?} ({reason}) travels as its exact text form (the table was read again)"
                 ));
                 def = new_def;
             }

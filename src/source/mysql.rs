@@ -632,6 +632,7 @@ impl MySource {
                 enum_type,
                 domain_type: None,
                 as_text,
+                text_reason: None,
             });
         }
         let db = self.database.clone();

@@ -2,7 +2,7 @@
 //! exported and recorded in the catalog), schema captured from the system catalogs, and rows
 //! streamed with `COPY (SELECT …) TO STDOUT (FORMAT binary)` straight into Arrow builders.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use arrow::record_batch::RecordBatch;
@@ -304,7 +304,7 @@ pub struct PgSource {
     snapshot_id: Option<String>,
     /// Columns (`schema.table`, column) that met a value their canonical type cannot hold
     /// (NaN in a numeric(p,s), an array with other bounds): they travel as their text form.
-    text_columns: HashSet<(String, String)>,
+    text_columns: HashMap<(String, String), String>,
 }
 
 impl PgSource {
@@ -324,7 +324,7 @@ impl PgSource {
             database,
             snapshot: None,
             snapshot_id: None,
-            text_columns: HashSet::new(),
+            text_columns: HashMap::new(),
         })
     }
 
@@ -396,10 +396,11 @@ impl PgSource {
             let (_, mut ty, mut as_text) = map_column(c);
             // A value this column's canonical type could not hold was met in an earlier
             // read (see `Error::NeedsText`): the column travels as its text form.
-            if self
+            let text_reason = self
                 .text_columns
-                .contains(&(qualified_name.clone(), c.name.clone()))
-            {
+                .get(&(qualified_name.clone(), c.name.clone()))
+                .cloned();
+            if text_reason.is_some() {
                 as_text = true;
                 ty = match ty {
                     ColumnType::Decimal128 { .. } | ColumnType::Decimal256 { .. } => {
@@ -440,6 +441,7 @@ impl PgSource {
                 enum_type,
                 domain_type,
                 as_text,
+                text_reason,
             });
         }
         let get = |what: &'static str| move |e| pg_err(what, e);
@@ -1118,11 +1120,12 @@ impl Source for PgSource {
                 && let Some(c) = column
                 && !c.as_text
             {
-                text_columns.insert((table.qualified(), c.name.clone()));
+                let reason = format!("row {}: {}", e.row, e.message);
+                text_columns.insert((table.qualified(), c.name.clone()), reason.clone());
                 return Error::NeedsText {
                     table: table.qualified(),
                     column: c.name.clone(),
-                    reason: format!("row {}: {}", e.row, e.message),
+                    reason,
                 };
             }
             let col = column

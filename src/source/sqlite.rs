@@ -114,6 +114,7 @@ impl SqliteSource {
                 enum_type: None,
                 domain_type: None,
                 as_text: false,
+                text_reason: None,
             });
         }
         if cols.is_empty() {

@@ -118,6 +118,8 @@ fn mysql_type(c: &Column, key: bool, f: &Flavour) -> String {
         }
         ColumnType::Decimal128 { precision, scale }
         | ColumnType::Decimal256 { precision, scale } => format!("decimal({precision},{scale})"),
+        // A numeric(p,s) that travels as text because it holds NaN: its text, as text.
+        ColumnType::NumericText if c.as_text => as_text(key),
         ColumnType::NumericText => "decimal(65,30)".into(),
         ColumnType::Utf8 => {
             // A declared length travels (as VARCHAR: MySQL's CHAR drops trailing spaces).
@@ -396,7 +398,14 @@ impl MyTarget {
                 .columns
                 .iter()
                 .zip(batch.columns())
-                .map(|(c, a)| binder(a, &c.ty))
+                .map(|(c, a)| {
+                    // A numeric that travels as text (it holds NaN) went into a text column.
+                    if c.as_text && c.ty == ColumnType::NumericText {
+                        binder(a, &ColumnType::Utf8)
+                    } else {
+                        binder(a, &c.ty)
+                    }
+                })
                 .collect::<Result<Vec<_>>>()?;
             // Offsets of the variable-length columns, taken once per batch: a row's size is
             // then a subtraction per column (a NULL counts what its slot spans, usually 0).
@@ -1243,6 +1252,7 @@ mod tests {
             enum_type: None,
             domain_type: None,
             as_text: false,
+            text_reason: None,
         }
     }
 

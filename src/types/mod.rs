@@ -130,6 +130,11 @@ pub struct Column {
     /// input function (types without a canonical Arrow type, e.g. inet, tsvector).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub as_text: bool,
+    /// Why a column of a type with a canonical Arrow type travels as text anyway: a value
+    /// its canonical type has no room for (NaN in a numeric(p,s), an array with another
+    /// lower bound), for pre-flight and the summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_reason: Option<String>,
 }
 
 /// A user-defined enum type: qualified name as the engine prints it, and its labels in order.
@@ -399,6 +404,7 @@ mod tests {
                 enum_type: None,
                 domain_type: None,
                 as_text: false,
+                text_reason: None,
             }],
             primary_key: vec![],
             indexes: vec![],

@@ -329,3 +329,53 @@ fn postgres_to_mariadb_loads_intervals_arrays_and_too_wide_decimals_as_text_only
         column_types(&back.url, "kinds")
     );
 }
+
+#[test]
+fn a_numeric_column_that_travels_as_text_because_of_nan_says_so_and_loads_as_text_into_mariadb() {
+    let Some(src) = TempDb::new("astext_nan") else {
+        return;
+    };
+    let Some(m) = mysql::TempDb::new("astext_nan") else {
+        return;
+    };
+    psql(
+        &src.url,
+        "CREATE TABLE price (id int PRIMARY KEY, p numeric(10,2));
+         INSERT INTO price VALUES (1, 'NaN'), (2, 12.50), (3, NULL);",
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(&src.url, &b, &[]);
+    // Without --as-text: the reason is the value, named with its row; nothing written.
+    let out = ferry()
+        .args(["import", b.to_str().unwrap(), &m.url])
+        .args(key(&fx))
+        .assert()
+        .code(65);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        err.contains("public.price.p (numeric(10,2)) travels as its text form because a value has no portable form (row 1:"),
+        "{err}"
+    );
+    assert!(err.contains("NaN"), "{err}");
+    assert_eq!(
+        my(
+            &m.url,
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{}'",
+                m.name
+            )
+        ),
+        "0"
+    );
+    // With it: the text PostgreSQL prints, in a text column.
+    fx.import_to(&b, &m.url, &["--as-text"]);
+    assert_eq!(
+        my(
+            &m.url,
+            "SELECT id, IFNULL(p, 'N'), DATA_TYPE FROM price, information_schema.COLUMNS \
+                    WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'price' AND COLUMN_NAME = 'p' ORDER BY id"
+        ),
+        "1\tNaN\tlongtext\n2\t12.50\tlongtext\n3\tN\tlongtext"
+    );
+}

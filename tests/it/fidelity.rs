@@ -360,4 +360,33 @@ fn values_arrow_has_no_room_for_travel_as_exact_text_on_the_same_engine() {
     assert_same(&a, &z);
     assert!(z.iter().any(|l| l.starts_with("w rows 3 ")), "{z:#?}");
     assert!(out.contains("w"), "{out}");
+
+    // Read as parallel ranges, a range that meets such a value makes the whole table be
+    // read again as one slice (its ranges' parts deleted): the copy is the same.
+    let Some(src) = PgDb::new("wider") else {
+        return;
+    };
+    let Some(dst) = PgDb::new("widerd") else {
+        return;
+    };
+    psql(
+        &src.url,
+        "CREATE TABLE w (id int PRIMARY KEY, n numeric(12,2), pad text);
+         INSERT INTO w SELECT g, CASE WHEN g = 3000 THEN 'NaN' ELSE g / 4.0 END, repeat('x', 200)
+         FROM generate_series(1, 4000) g;",
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(&src.url, &b, &["--jobs", "2", "--split-min-size", "1"]);
+    let listed = crate::common::manifest(&b)["parts"]
+        .as_array()
+        .unwrap()
+        .len();
+    let stored = std::fs::read_dir(b.join("data")).unwrap().count();
+    assert_eq!(
+        listed, stored,
+        "parts of the abandoned ranges are left behind"
+    );
+    fx.import_to(&b, &dst.url, &[]);
+    assert_same(&pg_shape(&src.url), &pg_shape(&dst.url));
 }
