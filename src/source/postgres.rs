@@ -292,6 +292,15 @@ pub fn constant_default(d: &str) -> Option<String> {
         .then(|| d.trim().to_string())
 }
 
+/// What a table's column types need on a same-engine target: the user-defined types to
+/// create (dependencies first) and the extensions that must be there.
+#[derive(Default)]
+struct TypeDeps {
+    types: Vec<UserType>,
+    extensions: Vec<String>,
+    seen: HashSet<u32>,
+}
+
 pub struct PgSource {
     conn: PgConnection,
     /// Drives `conn` only: a reader's socket is read on the reader's own thread, with no
@@ -390,8 +399,7 @@ impl PgSource {
         }
         let qualified_name = format!("{schema}.{name}");
         let mut columns = Vec::new();
-        let mut user_types = Vec::new();
-        let mut seen_types = HashSet::new();
+        let mut deps = TypeDeps::default();
         for c in &cols {
             let (_, mut ty, mut as_text) = map_column(c);
             // A value this column's canonical type could not hold was met in an earlier
@@ -409,13 +417,7 @@ impl PgSource {
                     _ => ColumnType::Utf8,
                 };
             }
-            self.user_types_of(
-                c.type_oid,
-                &qualified_name,
-                &c.name,
-                &mut user_types,
-                &mut seen_types,
-            )?;
+            self.user_types_of(c.type_oid, &qualified_name, &c.name, &mut deps)?;
             let enum_type = if c.typtype == "e" {
                 Some(self.enum_type(&c.type_schema, &c.typname)?)
             } else if let (Some((en, et, _)), Some(es)) = (&c.elem, &c.elem_schema) {
@@ -475,7 +477,7 @@ impl PgSource {
             ),
             None => (None, vec![], vec![]),
         };
-        let indexes = self.indexes(oid)?;
+        let indexes = self.indexes(oid, &mut deps.extensions)?;
         let fk_rows = self
             .rt
             .block_on(
@@ -546,7 +548,8 @@ impl PgSource {
             primary_key_name,
             primary_key_include,
             inherits,
-            user_types,
+            user_types: deps.types,
+            extensions: deps.extensions,
         })
     }
 
@@ -554,7 +557,7 @@ impl PgSource {
     /// the primary key, with its access method, operator classes, orders and INCLUDE
     /// columns. Expression and partial indexes and exclusion constraints are not carried
     /// (`not_carried` names them).
-    fn indexes(&mut self, oid: u32) -> Result<Vec<Index>> {
+    fn indexes(&mut self, oid: u32, extensions: &mut Vec<String>) -> Result<Vec<Index>> {
         let e = |e| pg_err("reading indexes", e);
         let rows = self
             .rt
@@ -581,7 +584,11 @@ impl PgSource {
                             (0 = ANY(i.indkey::int2[])) OR i.indpred IS NOT NULL OR i.indexprs IS NOT NULL \
                               OR EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid \
                                          AND con.conrelid = i.indrelid AND con.contype = 'x') \
-                              OR EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid) \
+                              OR EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid), \
+                            ARRAY(SELECT DISTINCT x.extname::text FROM unnest(i.indclass::oid[]) k(cls) \
+                                  JOIN pg_depend d ON d.classid = 'pg_opclass'::regclass AND d.objid = k.cls \
+                                       AND d.deptype = 'e' \
+                                  JOIN pg_extension x ON x.oid = d.refobjid) \
                      FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam \
                      WHERE i.indrelid = $1 AND NOT i.indisprimary ORDER BY c.relname",
                 )
@@ -593,6 +600,12 @@ impl PgSource {
         for r in rows {
             if r.try_get::<Option<bool>, _>(9).map_err(e)?.unwrap_or(false) {
                 continue;
+            }
+            // Operator classes of an extension (pg_trgm's gist_trgm_ops) need it too.
+            for x in r.try_get::<Vec<String>, _>(10).map_err(e)? {
+                if !extensions.contains(&x) {
+                    extensions.push(x);
+                }
             }
             let method: String = r.try_get(2).map_err(e)?;
             let columns: Vec<String> = r.try_get(3).map_err(e)?;
@@ -642,10 +655,9 @@ impl PgSource {
         oid: u32,
         table: &str,
         column: &str,
-        out: &mut Vec<UserType>,
-        seen: &mut HashSet<u32>,
+        deps: &mut TypeDeps,
     ) -> Result<()> {
-        if oid == 0 || !seen.insert(oid) {
+        if oid == 0 || !deps.seen.insert(oid) {
             return Ok(());
         }
         let e = |e| pg_err("reading a column's type", e);
@@ -656,8 +668,9 @@ impl PgSource {
                     "SELECT t.typtype::text, n.nspname::text, t.typname::text, t.typcategory::text, \
                             t.typelem::int8, t.typbasetype::int8, t.typrelid::int8, \
                             coalesce((SELECT c.relkind::text FROM pg_class c WHERE c.oid = t.typrelid), ''), \
-                            EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass \
-                                    AND d.objid = t.oid AND d.deptype = 'e'), \
+                            (SELECT e.extname::text FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid \
+                             WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e' \
+                             LIMIT 1), \
                             n.nspname IN ('pg_catalog', 'information_schema') \
                      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = $1::int8::oid",
                 )
@@ -674,9 +687,15 @@ impl PgSource {
         };
         let (elem, base, relid) = (oid_at(4)?, oid_at(5)?, oid_at(6)?);
         let relkind: String = row.try_get(7).map_err(e)?;
-        let of_extension: bool = row.try_get(8).map_err(e)?;
+        let extension: Option<String> = row.try_get(8).map_err(e)?;
         let builtin: bool = row.try_get(9).map_err(e)?;
-        if builtin || of_extension {
+        if builtin {
+            return Ok(());
+        }
+        if let Some(x) = extension {
+            if !deps.extensions.contains(&x) {
+                deps.extensions.push(x);
+            }
             return Ok(());
         }
         let refuse = |why: &str| {
@@ -687,13 +706,16 @@ impl PgSource {
             )))
         };
         if category == "A" && elem != 0 && typtype == "b" {
-            return self.user_types_of(elem, table, column, out, seen);
+            return self.user_types_of(elem, table, column, deps);
         }
         match typtype.as_str() {
-            "e" => out.push(UserType::Enum(self.enum_type(&schema, &name)?)),
+            "e" => deps
+                .types
+                .push(UserType::Enum(self.enum_type(&schema, &name)?)),
             "d" => {
-                self.user_types_of(base, table, column, out, seen)?;
-                out.push(UserType::Domain(self.domain_type(&schema, &name)?));
+                self.user_types_of(base, table, column, deps)?;
+                deps.types
+                    .push(UserType::Domain(self.domain_type(&schema, &name)?));
             }
             "c" => {
                 if relkind != "c" {
@@ -714,10 +736,10 @@ impl PgSource {
                 let mut attributes = Vec::new();
                 for a in &attrs {
                     let aoid = u32::try_from(a.try_get::<i64, _>(2).map_err(e)?).unwrap_or(0);
-                    self.user_types_of(aoid, table, column, out, seen)?;
+                    self.user_types_of(aoid, table, column, deps)?;
                     attributes.push((a.try_get(0).map_err(e)?, a.try_get(1).map_err(e)?));
                 }
-                out.push(UserType::Composite {
+                deps.types.push(UserType::Composite {
                     schema,
                     name,
                     attributes,
@@ -734,7 +756,7 @@ impl PgSource {
                         .fetch_one(&mut self.conn),
                     )
                     .map_err(e)?;
-                self.user_types_of(u32::try_from(range).unwrap_or(0), table, column, out, seen)?;
+                self.user_types_of(u32::try_from(range).unwrap_or(0), table, column, deps)?;
             }
             "r" => {
                 let r = self
@@ -768,7 +790,7 @@ impl PgSource {
                     );
                 }
                 let sub = u32::try_from(r.try_get::<i64, _>(0).map_err(e)?).unwrap_or(0);
-                self.user_types_of(sub, table, column, out, seen)?;
+                self.user_types_of(sub, table, column, deps)?;
                 let pair = |a: Option<String>, b: Option<String>| {
                     Some(format!("{}.{}", quote(&a?), quote(&b?)))
                 };
@@ -783,7 +805,7 @@ impl PgSource {
                     }
                     _ => None,
                 };
-                out.push(UserType::Range {
+                deps.types.push(UserType::Range {
                     schema,
                     name,
                     subtype: r.try_get(1).map_err(e)?,

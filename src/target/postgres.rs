@@ -843,6 +843,38 @@ impl Target for PgTarget {
     ) -> Result<Vec<String>> {
         use crate::import::Mode;
         let mut out = Vec::new();
+        // Extensions whose types the bundle's columns use must be installed here: ferry
+        // does not install software into a database.
+        let mut wanted: Vec<&str> = tables
+            .iter()
+            .flat_map(|(_, t)| t.extensions.iter().map(String::as_str))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        if !wanted.is_empty() {
+            let have: Vec<String> = runtime()
+                .block_on(
+                    sqlx::query_scalar(
+                        "SELECT extname::text FROM pg_extension WHERE extname = ANY($1)",
+                    )
+                    .bind(&wanted)
+                    .fetch_all(&mut self.conn),
+                )
+                .map_err(|e| pg_err("listing extensions", e))?;
+            for x in wanted.iter().filter(|x| !have.iter().any(|h| h == *x)) {
+                let users: Vec<String> = tables
+                    .iter()
+                    .filter(|(_, t)| t.extensions.iter().any(|e| e == x))
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                out.push(format!(
+                    "extension {x} is not installed in the target database, and the types of {} \
+                     come from it: CREATE EXTENSION {} (as a user allowed to), then re-run",
+                    users.join(", "),
+                    quote(x)
+                ));
+            }
+        }
         // Schemas that get a new table: the ledger's when it is missing, a table's when the
         // table is missing or replace stages into it.
         let mut creating: Vec<String> = Vec::new();

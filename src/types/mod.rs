@@ -298,6 +298,10 @@ pub struct TableDef {
     /// User-defined types the columns need, dependencies first (PostgreSQL).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub user_types: Vec<UserType>,
+    /// Extensions whose types the columns use (PostgreSQL `citext`, `hstore`, `postgis`):
+    /// a same-engine import needs them installed on the target, and pre-flight says so.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<String>,
 }
 
 /// How a table is partitioned: the key as the engine prints it, and its partitions.

@@ -390,3 +390,45 @@ fn values_arrow_has_no_room_for_travel_as_exact_text_on_the_same_engine() {
     fx.import_to(&b, &dst.url, &[]);
     assert_same(&pg_shape(&src.url), &pg_shape(&dst.url));
 }
+
+#[test]
+fn types_of_an_extension_need_it_on_the_target_and_preflight_names_it() {
+    let Some(src) = PgDb::new("exts") else { return };
+    let Some(dst) = PgDb::new("extd") else { return };
+    psql(
+        &src.url,
+        "CREATE EXTENSION citext; CREATE EXTENSION pg_trgm;
+         CREATE TABLE e (id int PRIMARY KEY, name citext, tags citext[]);
+         CREATE INDEX e_name_trgm ON e USING gist (name gist_trgm_ops);
+         INSERT INTO e VALUES (1, 'Ab', '{X,y}'), (2, NULL, NULL);",
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(&src.url, &b, &[]);
+    let out = ferry()
+        .args(["import", b.to_str().unwrap(), &dst.url, "--key-file"])
+        .arg(&fx.key)
+        .assert()
+        .code(65);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        err.contains("extension citext is not installed in the target database")
+            && err.contains("CREATE EXTENSION \"citext\"")
+            && err.contains("extension pg_trgm is not installed")
+            && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert_eq!(
+        psql(
+            &dst.url,
+            "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+        ),
+        "0"
+    );
+    psql(
+        &dst.url,
+        "CREATE EXTENSION citext; CREATE EXTENSION pg_trgm;",
+    );
+    fx.import_to(&b, &dst.url, &[]);
+    assert_same(&pg_shape(&src.url), &pg_shape(&dst.url));
+}
