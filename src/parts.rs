@@ -85,8 +85,26 @@ fn interval_struct_fields() -> Fields {
     ])
 }
 
-/// The schema a part is written with: the canonical schema with intervals as structs.
+/// Marks the one column a part of a table without columns is written with: Parquet keeps
+/// no row count for a file without columns, so each row is a NULL of this column.
+const ROWS_MARK: &str = "rows";
+const ROWS_COLUMN: &str = "_ferry_rows";
+
+/// The schema a part is written with: the canonical schema with intervals as structs, and
+/// a placeholder column for a table without columns.
 pub fn storage_schema(schema: &SchemaRef) -> SchemaRef {
+    if schema.fields().is_empty() {
+        let f = Field::new(ROWS_COLUMN, DataType::Boolean, true).with_metadata(
+            std::collections::HashMap::from([(
+                crate::types::META_LOGICAL.to_string(),
+                ROWS_MARK.to_string(),
+            )]),
+        );
+        return Arc::new(Schema::new_with_metadata(
+            vec![f],
+            schema.metadata().clone(),
+        ));
+    }
     if !schema
         .fields()
         .iter()
@@ -121,6 +139,11 @@ fn to_storage(batch: &RecordBatch, storage: &SchemaRef) -> Result<RecordBatch> {
     if Arc::ptr_eq(&batch.schema(), storage) || batch.schema().as_ref() == storage.as_ref() {
         return Ok(batch.clone());
     }
+    if batch.num_columns() == 0 {
+        let rows: ArrayRef = Arc::new(arrow::array::BooleanArray::new_null(batch.num_rows()));
+        return RecordBatch::try_new(storage.clone(), vec![rows])
+            .map_err(|e| Error::Other(format!("preparing a part: {e}")));
+    }
     let cols: Vec<ArrayRef> = batch
         .columns()
         .iter()
@@ -148,6 +171,20 @@ fn to_storage(batch: &RecordBatch, storage: &SchemaRef) -> Result<RecordBatch> {
 /// Restores canonical types in a batch read from a part.
 pub fn from_storage(batch: RecordBatch) -> Result<RecordBatch> {
     let schema = batch.schema();
+    if let [f] = schema.fields().as_ref()
+        && f.metadata()
+            .get(crate::types::META_LOGICAL)
+            .is_some_and(|v| v == ROWS_MARK)
+    {
+        let empty = Arc::new(Schema::new_with_metadata(
+            Vec::<Field>::new(),
+            schema.metadata().clone(),
+        ));
+        let options =
+            arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        return RecordBatch::try_new_with_options(empty, vec![], &options)
+            .map_err(|e| Error::Data(format!("a part of a table without columns: {e}")));
+    }
     let marked = |f: &Field| {
         f.metadata()
             .get(crate::types::META_LOGICAL)

@@ -79,6 +79,14 @@ pub fn findings(rules: &Rules<'_>, tables: &[Planned<'_>]) -> Vec<String> {
         let t = p.table;
         let name = &p.target_name;
         let q = t.qualified();
+        // PostgreSQL has tables without columns (they still have rows); no other engine does.
+        if t.columns.is_empty() && rules.engine != "postgres" {
+            out.push(format!(
+                "{q} has no columns (it holds rows only), which {} cannot create; leave the table \
+                 out with --exclude",
+                rules.engine
+            ));
+        }
         for c in &t.columns {
             if c.as_text && !rules.same_engine && !rules.as_text {
                 let why = match &c.text_reason {

@@ -391,12 +391,9 @@ impl PgSource {
     }
 
     fn table_def(&mut self, oid: u32, schema: &str, name: &str) -> Result<TableDef> {
+        // A table without columns still has rows (`CREATE TABLE t ()`): they travel as a
+        // row count (see `parts::storage_schema`).
         let cols = columns_of_on(&self.rt, &mut self.conn, oid)?;
-        if cols.is_empty() {
-            return Err(Error::Data(format!(
-                "table {schema}.{name} has no columns: ferry does not export zero-column tables"
-            )));
-        }
         let qualified_name = format!("{schema}.{name}");
         let mut columns = Vec::new();
         let mut deps = TypeDeps::default();

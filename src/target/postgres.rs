@@ -542,8 +542,8 @@ impl PgTarget {
         };
         let mut enc = CopyEncoder::new(wires).map_err(data_err)?;
         let sql = format!(
-            "COPY {copy_target} ({}) FROM STDIN (FORMAT binary)",
-            cols.join(", ")
+            "COPY {copy_target}{} FROM STDIN (FORMAT binary)",
+            column_list(&cols)
         );
         // Batches are pulled outside the runtime (reading a part does its own blocking I/O);
         // only the sends are driven by it.
@@ -654,6 +654,15 @@ fn index_keys(idx: &Index) -> Result<String> {
         keys.push(k);
     }
     Ok(keys.join(", "))
+}
+
+/// ` (a, b)`, or nothing for a table without columns (PostgreSQL takes no empty list).
+fn column_list(cols: &[String]) -> String {
+    if cols.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", cols.join(", "))
+    }
 }
 
 /// ` INCLUDE (…)` or nothing.
@@ -1215,8 +1224,15 @@ impl Target for PgTarget {
             runtime()
                 .block_on(
                     sqlx::raw_sql(AssertSqlSafe(format!(
-                        "DELETE FROM {only}{q}; INSERT INTO {q} ({cols}) SELECT {cols} FROM {stage}",
-                        only = self.only(&q)?
+                        "DELETE FROM {only}{q}; INSERT INTO {q}{list} SELECT {cols} FROM {stage}",
+                        only = self.only(&q)?,
+                        list = column_list(
+                            &table
+                                .columns
+                                .iter()
+                                .map(|c| quote(&c.name))
+                                .collect::<Vec<_>>()
+                        )
                     )))
                     .execute(&mut self.conn),
                 )

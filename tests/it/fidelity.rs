@@ -432,3 +432,45 @@ fn types_of_an_extension_need_it_on_the_target_and_preflight_names_it() {
     fx.import_to(&b, &dst.url, &[]);
     assert_same(&pg_shape(&src.url), &pg_shape(&dst.url));
 }
+
+#[test]
+fn a_table_without_columns_keeps_its_rows_on_postgresql_and_is_refused_by_name_elsewhere() {
+    let Some((a, z, _)) = pg_copy(
+        "nocol",
+        "CREATE TABLE z (); INSERT INTO z DEFAULT VALUES; INSERT INTO z DEFAULT VALUES;
+         INSERT INTO z DEFAULT VALUES; CREATE TABLE z0 ();",
+    ) else {
+        return;
+    };
+    assert_same(&a, &z);
+    assert!(z.iter().any(|l| l.starts_with("z rows 3 ")), "{z:#?}");
+    assert!(z.iter().any(|l| l.starts_with("z0 rows 0 ")), "{z:#?}");
+
+    // Into SQLite: refused by name before anything is written.
+    let Some(src) = PgDb::new("nocol2") else {
+        return;
+    };
+    psql(&src.url, "CREATE TABLE z (); INSERT INTO z DEFAULT VALUES;");
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(&src.url, &b, &[]);
+    let lite = fx.path("z.db");
+    let out = ferry()
+        .args(["import", b.to_str().unwrap()])
+        .arg(format!("sqlite://{}", lite.display()))
+        .arg("--key-file")
+        .arg(&fx.key)
+        .assert()
+        .code(65);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        err.contains("public.z has no columns (it holds rows only), which sqlite cannot create"),
+        "{err}"
+    );
+    // And a bundle of it verifies with the key: every part decodes to its row count.
+    ferry()
+        .args(["verify", b.to_str().unwrap(), "--key-file"])
+        .arg(&fx.key)
+        .assert()
+        .success();
+}
