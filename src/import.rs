@@ -435,6 +435,10 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
         let existing_columns = target.existing_columns(&name, &t.table)?;
         planned.push(crate::preflight::Planned {
             target_name: name,
+            target_schema: plan
+                .target_schema
+                .clone()
+                .or_else(|| t.table.schema.clone()),
             table: &t.table,
             existing_rows,
             existing_columns,
@@ -1050,6 +1054,7 @@ mod tests {
             domain_type: None,
             as_text: false,
             text_reason: None,
+            collation: None,
         };
         let table = TableDef {
             schema: Some("public".into()),

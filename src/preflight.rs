@@ -19,6 +19,9 @@ pub struct TargetColumn {
 pub struct Planned<'a> {
     /// The target table's name (after `--rename`).
     pub target_name: String,
+    /// The schema it goes to, where the target has schemas (PostgreSQL: `--target-schema`,
+    /// else the table's own).
+    pub target_schema: Option<String>,
     pub table: &'a TableDef,
     /// Rows the target table holds; `None` when it does not exist.
     pub existing_rows: Option<u64>,
@@ -160,11 +163,22 @@ pub fn findings(rules: &Rules<'_>, tables: &[Planned<'_>]) -> Vec<String> {
                 }
             }
         }
-        let folded = name.to_lowercase();
+        // PostgreSQL names are quoted, so only the same schema and name meet; the others
+        // fold case (MySQL's lower_case_table_names, SQLite's case-insensitive names).
+        let folded = if rules.engine == "postgres" {
+            format!("{:?}.{name:?}", p.target_schema)
+        } else {
+            name.to_lowercase()
+        };
         if let Some((_, other)) = names_seen.iter().find(|(f, _)| *f == folded) {
             out.push(format!(
-                "bundle tables {other:?} and {:?} would both load into target table {name:?} (names that \
-                 differ only by case fold together); rename one with --rename",
+                "bundle tables {other:?} and {:?} would both load into target table {name:?}{}; rename \
+                 one with --rename",
+                if rules.engine == "postgres" {
+                    ""
+                } else {
+                    " (names that differ only by case fold together)"
+                },
                 t.qualified()
             ));
         } else {
@@ -236,6 +250,7 @@ mod tests {
             domain_type: None,
             as_text: false,
             text_reason: None,
+            collation: None,
         }
     }
 
@@ -255,6 +270,7 @@ mod tests {
     fn planned(t: &TableDef) -> Planned<'_> {
         Planned {
             target_name: t.name.clone(),
+            target_schema: t.schema.clone(),
             table: t,
             existing_rows: None,
             existing_columns: None,

@@ -93,7 +93,8 @@ impl Catalog {
         let mut names = HashSet::new();
         for t in &self.tables {
             let q = t.table.qualified();
-            if !names.insert(q.clone()) {
+            // By schema and name: `a."b.c"` and `"a.b".c` print alike but are two tables.
+            if !names.insert((t.table.schema.clone(), t.table.name.clone())) {
                 bad(format!("table {q} appears twice"));
             }
             let mut idx = HashSet::new();

@@ -140,10 +140,12 @@ pub fn read_retyping<T>(
                     tables: vec![def.qualified()],
                     exclude: vec![],
                 })?;
-                let retyped = again.into_iter().next().filter(|d| {
-                    d.columns
-                        .iter()
-                        .any(|c| c.name == column && c.ty != crate::types::ColumnType::Boolean)
+                let retyped = again.into_iter().find(|d| {
+                    d.schema == def.schema
+                        && d.name == def.name
+                        && d.columns
+                            .iter()
+                            .any(|c| c.name == column && c.ty != crate::types::ColumnType::Boolean)
                 });
                 let Some(new_def) = retyped else {
                     return Err(Error::NotBoolean { table, column });
@@ -163,10 +165,13 @@ pub fn read_retyping<T>(
                     tables: vec![def.qualified()],
                     exclude: vec![],
                 })?;
-                let retyped = again
-                    .into_iter()
-                    .next()
-                    .filter(|d| d.columns.iter().any(|c| c.name == column && c.as_text));
+                // The same table (a dotted name may match another), now with that column
+                // as text.
+                let retyped = again.into_iter().find(|d| {
+                    d.schema == def.schema
+                        && d.name == def.name
+                        && d.columns.iter().any(|c| c.name == column && c.as_text)
+                });
                 let Some(new_def) = retyped else {
                     return Err(Error::NeedsText {
                         table,

@@ -633,6 +633,7 @@ impl MySource {
                 domain_type: None,
                 as_text,
                 text_reason: None,
+                collation: None,
             });
         }
         let db = self.database.clone();

@@ -17,8 +17,8 @@ use crate::bundle::catalog::SourceInfo;
 use crate::pgcopy::{CopyDecoder, Wire};
 use crate::storage::runtime;
 use crate::types::{
-    Column, ColumnType, DomainType, EnumType, ForeignKey, Index, KeyOrder, Partition,
-    PartitionColumn, Partitioning, TableDef, TableRef, UserType,
+    Column, ColumnType, CompositeAttribute, DomainType, EnumType, ForeignKey, Index, KeyOrder,
+    Partition, PartitionColumn, Partitioning, TableDef, TableRef, UserType,
 };
 use crate::{Error, Result};
 
@@ -115,6 +115,8 @@ pub struct PgColumn {
     /// Declared array dimensions (`int[][]` is 2).
     pub ndims: i32,
     pub type_oid: u32,
+    /// The column's collation when not its type's, `"schema"."name"`.
+    pub collation: Option<String>,
 }
 
 fn base_wire(typname: &str, typtype: &str, typmod: i32) -> Option<(Wire, ColumnType)> {
@@ -217,7 +219,11 @@ pub fn columns_of_on(
                 "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), t.typname::text, t.typtype::text, \
                         a.atttypmod, a.attnotnull, pg_get_expr(d.adbin, d.adrelid), \
                         e.typname::text, e.typtype::text, e.oid::int8, tn.nspname::text, en.nspname::text, \
-                        a.attndims::int4, a.atttypid::int8 \
+                        a.attndims::int4, a.atttypid::int8, \
+                        (SELECT cn.nspname::text FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace \
+                         WHERE co.oid = a.attcollation AND a.attcollation <> t.typcollation), \
+                        (SELECT co.collname::text FROM pg_collation co \
+                         WHERE co.oid = a.attcollation AND a.attcollation <> t.typcollation) \
                  FROM pg_attribute a \
                  JOIN pg_type t ON t.oid = a.atttypid \
                  JOIN pg_namespace tn ON tn.oid = t.typnamespace \
@@ -260,6 +266,15 @@ pub fn columns_of_on(
                 type_schema: r.try_get(10).map_err(|e| pg_err("reading columns", e))?,
                 elem_schema: r.try_get(11).map_err(|e| pg_err("reading columns", e))?,
                 ndims: r.try_get(12).map_err(|e| pg_err("reading columns", e))?,
+                collation: match (
+                    r.try_get::<Option<String>, _>(14)
+                        .map_err(|e| pg_err("reading columns", e))?,
+                    r.try_get::<Option<String>, _>(15)
+                        .map_err(|e| pg_err("reading columns", e))?,
+                ) {
+                    (Some(n), Some(c)) => Some(format!("{}.{}", quote(&n), quote(&c))),
+                    _ => None,
+                },
                 type_oid: u32::try_from(
                     r.try_get::<i64, _>(13)
                         .map_err(|e| pg_err("reading columns", e))?,
@@ -299,6 +314,10 @@ struct TypeDeps {
     types: Vec<UserType>,
     extensions: Vec<String>,
     seen: HashSet<u32>,
+    /// How deep the type being followed is nested.
+    depth: u32,
+    /// What the types have that is not carried, for the summary.
+    notes: Vec<String>,
 }
 
 pub struct PgSource {
@@ -313,7 +332,8 @@ pub struct PgSource {
     snapshot_id: Option<String>,
     /// Columns (`schema.table`, column) that met a value their canonical type cannot hold
     /// (NaN in a numeric(p,s), an array with other bounds): they travel as their text form.
-    text_columns: HashMap<(String, String), String>,
+    /// Keyed by schema, table and column exactly (`a."b.c"` is not `"a.b".c`).
+    text_columns: HashMap<(Option<String>, String, String), String>,
 }
 
 impl PgSource {
@@ -323,6 +343,13 @@ impl PgSource {
             .build()
             .map_err(|e| Error::io("cannot start a reader runtime", e))?;
         let mut conn = connect_on(&rt, url)?;
+        // format_type and pg_get_expr qualify every name outside pg_catalog, so a type
+        // travels as `app.mood` whatever the source's search_path made of it.
+        rt.block_on(
+            sqlx::raw_sql("SET search_path = pg_catalog; SET standard_conforming_strings = on")
+                .execute(&mut conn),
+        )
+        .map_err(|e| pg_err("pinning the session's settings", e))?;
         let database: String = rt
             .block_on(sqlx::query_scalar("SELECT current_database()::text").fetch_one(&mut conn))
             .map_err(|e| pg_err("current_database", e))?;
@@ -403,7 +430,7 @@ impl PgSource {
             // read (see `Error::NeedsText`): the column travels as its text form.
             let text_reason = self
                 .text_columns
-                .get(&(qualified_name.clone(), c.name.clone()))
+                .get(&(Some(schema.to_string()), name.to_string(), c.name.clone()))
                 .cloned();
             if text_reason.is_some() {
                 as_text = true;
@@ -441,6 +468,7 @@ impl PgSource {
                 domain_type,
                 as_text,
                 text_reason,
+                collation: c.collation.clone(),
             });
         }
         let get = |what: &'static str| move |e| pg_err(what, e);
@@ -475,40 +503,7 @@ impl PgSource {
             None => (None, vec![], vec![]),
         };
         let indexes = self.indexes(oid, &mut deps.extensions)?;
-        let fk_rows = self
-            .rt
-            .block_on(
-                sqlx::query(
-                    "SELECT con.conname::text, rn.nspname::text, rc.relname::text, \
-                            (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(con.conkey) WITH ORDINALITY k(n, ord) \
-                               JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n), \
-                            (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(con.confkey) WITH ORDINALITY k(n, ord) \
-                               JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n) \
-                     FROM pg_constraint con JOIN pg_class rc ON rc.oid = con.confrelid \
-                     JOIN pg_namespace rn ON rn.oid = rc.relnamespace \
-                     WHERE con.conrelid = $1 AND con.contype = 'f' AND con.conparentid = 0 ORDER BY con.conname",
-                )
-                .bind(i64::from(oid))
-                .fetch_all(&mut self.conn),
-            )
-            .map_err(get("reading foreign keys"))?;
-        let mut foreign_keys = Vec::new();
-        for r in fk_rows {
-            let e = get("reading foreign keys");
-            foreign_keys.push(ForeignKey {
-                name: r.try_get(0).map_err(e)?,
-                ref_schema: Some(r.try_get(1).map_err(e)?),
-                ref_table: r.try_get(2).map_err(e)?,
-                columns: r
-                    .try_get::<Option<Vec<String>>, _>(3)
-                    .map_err(e)?
-                    .unwrap_or_default(),
-                ref_columns: r
-                    .try_get::<Option<Vec<String>>, _>(4)
-                    .map_err(e)?
-                    .unwrap_or_default(),
-            });
-        }
+        let foreign_keys = self.foreign_keys(oid)?;
         // Inheritance parents (a partition's parent is its partitioned table instead).
         let parent_rows = self
             .rt
@@ -545,9 +540,51 @@ impl PgSource {
             primary_key_name,
             primary_key_include,
             inherits,
+            not_carried: deps.notes,
             user_types: deps.types,
             extensions: deps.extensions,
         })
+    }
+
+    /// The table's own foreign keys (not those PostgreSQL clones onto partitions or for a
+    /// referenced partitioned table).
+    fn foreign_keys(&mut self, oid: u32) -> Result<Vec<ForeignKey>> {
+        let get = |what: &'static str| move |e| pg_err(what, e);
+        let fk_rows = self
+            .rt
+            .block_on(
+                sqlx::query(
+                    "SELECT con.conname::text, rn.nspname::text, rc.relname::text, \
+                            (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(con.conkey) WITH ORDINALITY k(n, ord) \
+                               JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n), \
+                            (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(con.confkey) WITH ORDINALITY k(n, ord) \
+                               JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n) \
+                     FROM pg_constraint con JOIN pg_class rc ON rc.oid = con.confrelid \
+                     JOIN pg_namespace rn ON rn.oid = rc.relnamespace \
+                     WHERE con.conrelid = $1 AND con.contype = 'f' AND con.conparentid = 0 ORDER BY con.conname",
+                )
+                .bind(i64::from(oid))
+                .fetch_all(&mut self.conn),
+            )
+            .map_err(get("reading foreign keys"))?;
+        let mut foreign_keys = Vec::new();
+        for r in fk_rows {
+            let e = get("reading foreign keys");
+            foreign_keys.push(ForeignKey {
+                name: r.try_get(0).map_err(e)?,
+                ref_schema: Some(r.try_get(1).map_err(e)?),
+                ref_table: r.try_get(2).map_err(e)?,
+                columns: r
+                    .try_get::<Option<Vec<String>>, _>(3)
+                    .map_err(e)?
+                    .unwrap_or_default(),
+                ref_columns: r
+                    .try_get::<Option<Vec<String>>, _>(4)
+                    .map_err(e)?
+                    .unwrap_or_default(),
+            });
+        }
+        Ok(foreign_keys)
     }
 
     /// The indexes a same-engine import recreates: every index of plain columns that is not
@@ -582,6 +619,7 @@ impl PgSource {
                               OR EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid \
                                          AND con.conrelid = i.indrelid AND con.contype = 'x') \
                               OR EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid), \
+                            coalesce(c.reloptions, '{}'::text[]), \
                             ARRAY(SELECT DISTINCT x.extname::text FROM unnest(i.indclass::oid[]) k(cls) \
                                   JOIN pg_depend d ON d.classid = 'pg_opclass'::regclass AND d.objid = k.cls \
                                        AND d.deptype = 'e' \
@@ -599,7 +637,7 @@ impl PgSource {
                 continue;
             }
             // Operator classes of an extension (pg_trgm's gist_trgm_ops) need it too.
-            for x in r.try_get::<Vec<String>, _>(10).map_err(e)? {
+            for x in r.try_get::<Vec<String>, _>(11).map_err(e)? {
                 if !extensions.contains(&x) {
                     extensions.push(x);
                 }
@@ -638,6 +676,15 @@ impl PgSource {
                 },
                 include: r.try_get(4).map_err(e)?,
                 constraint: r.try_get(8).map_err(e)?,
+                options: r
+                    .try_get::<Vec<String>, _>(10)
+                    .map_err(e)?
+                    .into_iter()
+                    .map(|o| match o.split_once('=') {
+                        Some((k, v)) => (k.to_string(), v.to_string()),
+                        None => (o, String::new()),
+                    })
+                    .collect(),
             });
         }
         Ok(out)
@@ -657,6 +704,28 @@ impl PgSource {
         if oid == 0 || !deps.seen.insert(oid) {
             return Ok(());
         }
+        // Types nest (a domain over a domain, a composite of composites); a chain longer
+        // than any schema needs is refused rather than followed without end.
+        deps.depth += 1;
+        if deps.depth > 64 {
+            return Err(Error::Data(format!(
+                "table {table}, column {column:?}: its type nests more than 64 levels deep \
+                 (domains, composites, ranges, arrays); ferry does not follow it"
+            )));
+        }
+        let r = self.user_type_of(oid, table, column, deps);
+        deps.depth -= 1;
+        r
+    }
+
+    /// One step of [`Self::user_types_of`].
+    fn user_type_of(
+        &mut self,
+        oid: u32,
+        table: &str,
+        column: &str,
+        deps: &mut TypeDeps,
+    ) -> Result<()> {
         let e = |e| pg_err("reading a column's type", e);
         let row = self
             .rt
@@ -722,8 +791,12 @@ impl PgSource {
                     .rt
                     .block_on(
                         sqlx::query(
-                            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.atttypid::int8 \
-                             FROM pg_attribute a WHERE a.attrelid = $1::int8::oid AND a.attnum > 0 \
+                            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), a.atttypid::int8, \
+                                    cn.nspname::text, co.collname::text \
+                             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                             LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation <> t.typcollation \
+                             LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace \
+                             WHERE a.attrelid = $1::int8::oid AND a.attnum > 0 \
                              AND NOT a.attisdropped ORDER BY a.attnum",
                         )
                         .bind(i64::from(relid))
@@ -734,7 +807,18 @@ impl PgSource {
                 for a in &attrs {
                     let aoid = u32::try_from(a.try_get::<i64, _>(2).map_err(e)?).unwrap_or(0);
                     self.user_types_of(aoid, table, column, deps)?;
-                    attributes.push((a.try_get(0).map_err(e)?, a.try_get(1).map_err(e)?));
+                    let collation = match (
+                        a.try_get::<Option<String>, _>(3).map_err(e)?,
+                        a.try_get::<Option<String>, _>(4).map_err(e)?,
+                    ) {
+                        (Some(n), Some(c)) => Some(format!("{}.{}", quote(&n), quote(&c))),
+                        _ => None,
+                    };
+                    attributes.push(CompositeAttribute {
+                        name: a.try_get(0).map_err(e)?,
+                        ty: a.try_get(1).map_err(e)?,
+                        collation,
+                    });
                 }
                 deps.types.push(UserType::Composite {
                     schema,
@@ -768,7 +852,10 @@ impl PgSource {
                                     CASE WHEN r.rngcollation = 0 OR r.rngcollation = st.typcollation THEN NULL \
                                          ELSE co.collname::text END, \
                                     r.rngcanonical <> 0, r.rngsubdiff <> 0, \
-                                    mn.nspname::text, mt.typname::text \
+                                    mn.nspname::text, mt.typname::text, \
+                                    (SELECT p.proname::text FROM pg_proc p WHERE p.oid = r.rngsubdiff \
+                                       AND p.pronamespace = 'pg_catalog'::regnamespace), \
+                                    r.rngsubdiff::regproc::text \
                              FROM pg_range r JOIN pg_type st ON st.oid = r.rngsubtype \
                              JOIN pg_opclass o ON o.oid = r.rngsubopc JOIN pg_namespace on_ ON on_.oid = o.opcnamespace \
                              LEFT JOIN pg_collation co ON co.oid = r.rngcollation \
@@ -802,7 +889,18 @@ impl PgSource {
                     }
                     _ => None,
                 };
+                // A subtype_diff function of the system catalog (float8mi) comes along;
+                // one of the source's own is code ferry does not carry (GiST indexes on
+                // the range work without it, less well).
+                let diff: Option<String> = r.try_get(10).map_err(e)?;
+                if r.try_get::<bool, _>(7).map_err(e)? && diff.is_none() {
+                    let f: String = r.try_get(11).map_err(e)?;
+                    deps.notes.push(format!(
+                        "range type {schema}.{name}: its subtype_diff function {f} is not carried"
+                    ));
+                }
                 deps.types.push(UserType::Range {
+                    subtype_diff: diff.map(|d| format!("{}.{}", quote("pg_catalog"), quote(&d))),
                     schema,
                     name,
                     subtype: r.try_get(1).map_err(e)?,
@@ -865,11 +963,16 @@ impl PgSource {
                     name: c.name,
                 })
                 .collect();
+            // Indexes and foreign keys made on the partition itself (not through its
+            // parent's).
+            let mut extensions = Vec::new();
             partitions.push(Partition {
                 schema: r.try_get(0).map_err(get)?,
                 name: r.try_get(1).map_err(get)?,
                 bound: r.try_get(2).map_err(get)?,
                 columns,
+                indexes: self.indexes(poid, &mut extensions)?,
+                foreign_keys: self.foreign_keys(poid)?,
                 partitioning: self.partitioning(poid, depth + 1)?.map(Box::new),
             });
         }
@@ -991,6 +1094,7 @@ impl Source for PgSource {
     fn not_carried(&mut self, tables: &[TableDef]) -> Result<Vec<String>> {
         let mut out = Vec::new();
         for t in tables {
+            out.extend(t.not_carried.iter().cloned());
             let q = qualified(t.schema.as_deref(), &t.name);
             let names: Vec<String> = self.rt
                 .block_on(
@@ -1007,13 +1111,27 @@ impl Source for PgSource {
                 ));
             }
             // Indexes whose definition holds an expression (expression and partial indexes,
-            // exclusion constraints) wait for the expression rules; partitions' own indexes
-            // (not made through the parent's) are not read.
+            // exclusion constraints) wait for the expression rules, on partitions too.
             let skipped: Vec<String> = self
                 .rt
                 .block_on(
                     sqlx::query_scalar(
-                        "SELECT format('%s (%s)', c.relname,                                 CASE WHEN EXISTS (SELECT 1 FROM pg_constraint x WHERE x.conindid = i.indexrelid                                                   AND x.contype = 'x') THEN 'exclusion constraint'                                      WHEN i.indpred IS NOT NULL THEN 'partial index'                                      ELSE 'expression index' END)                          FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid                          WHERE i.indrelid = $1::regclass AND NOT i.indisprimary                            AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)                            AND ((0 = ANY(i.indkey::int2[])) OR i.indpred IS NOT NULL OR i.indexprs IS NOT NULL                                 OR EXISTS (SELECT 1 FROM pg_constraint x WHERE x.conindid = i.indexrelid                                            AND x.contype = 'x'))                          UNION ALL                          SELECT format('%s on partition %s', ic.relname, pc.relname)                          FROM pg_partition_tree($1::regclass) p                          JOIN pg_class pc ON pc.oid = p.relid                          JOIN pg_index i ON i.indrelid = p.relid JOIN pg_class ic ON ic.oid = i.indexrelid                          WHERE p.level > 0 AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)                          ORDER BY 1",
+                        "WITH rels AS (SELECT relid, level FROM pg_partition_tree($1::regclass) \
+                                       UNION SELECT $1::regclass, 0) \
+                         SELECT format('%s%s (%s)', c.relname, \
+                                       CASE WHEN r.level > 0 THEN ' on partition ' || pc.relname ELSE '' END, \
+                                CASE WHEN EXISTS (SELECT 1 FROM pg_constraint x WHERE x.conindid = i.indexrelid \
+                                                  AND x.contype = 'x') THEN 'exclusion constraint' \
+                                     WHEN i.indpred IS NOT NULL THEN 'partial index' \
+                                     ELSE 'expression index' END) \
+                         FROM rels r JOIN pg_class pc ON pc.oid = r.relid \
+                         JOIN pg_index i ON i.indrelid = r.relid JOIN pg_class c ON c.oid = i.indexrelid \
+                         WHERE NOT i.indisprimary \
+                           AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid) \
+                           AND ((0 = ANY(i.indkey::int2[])) OR i.indpred IS NOT NULL OR i.indexprs IS NOT NULL \
+                                OR EXISTS (SELECT 1 FROM pg_constraint x WHERE x.conindid = i.indexrelid \
+                                           AND x.contype = 'x')) \
+                         ORDER BY 1",
                     )
                     .bind(&q)
                     .fetch_all(&mut self.conn),
@@ -1140,7 +1258,10 @@ impl Source for PgSource {
                 && !c.as_text
             {
                 let reason = format!("row {}: {}", e.row, e.message);
-                text_columns.insert((table.qualified(), c.name.clone()), reason.clone());
+                text_columns.insert(
+                    (table.schema.clone(), table.name.clone(), c.name.clone()),
+                    reason.clone(),
+                );
                 return Error::NeedsText {
                     table: table.qualified(),
                     column: c.name.clone(),

@@ -115,6 +115,7 @@ impl SqliteSource {
                 domain_type: None,
                 as_text: false,
                 text_reason: None,
+                collation: None,
             });
         }
         if cols.is_empty() {

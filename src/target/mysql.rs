@@ -1253,6 +1253,7 @@ mod tests {
             domain_type: None,
             as_text: false,
             text_reason: None,
+            collation: None,
         }
     }
 

@@ -88,8 +88,12 @@ impl PgTarget {
         let lock_timeout = lock_timeout_secs()?;
         runtime()
             .block_on(
+                // Settings a bundle's text must not depend on: string literals read one way
+                // (a label's backslash is not an escape), and names resolve in the system
+                // catalog first (ferry qualifies every name of its own).
                 sqlx::raw_sql(AssertSqlSafe(format!(
-                    "SET lock_timeout = '{lock_timeout}s'"
+                    "SET lock_timeout = '{lock_timeout}s'; SET standard_conforming_strings = on; \
+                     SET search_path = pg_catalog, public"
                 )))
                 .execute(&mut conn),
             )
@@ -269,10 +273,14 @@ impl PgTarget {
         let mut defs = Vec::new();
         for c in &table.columns {
             let ty = if same_engine {
-                checked_type(
-                    &format!("table {name}, column {:?}", c.name),
-                    &c.source_type,
-                )?
+                {
+                    let what = format!("table {name}, column {:?}", c.name);
+                    format!(
+                        "{}{}",
+                        checked_type(&what, &c.source_type)?,
+                        collate_ddl(&what, c.collation.as_deref())?
+                    )
+                }
             } else {
                 pg_type(&c.ty)
             };
@@ -340,10 +348,14 @@ impl PgTarget {
                                 part.name, c.name
                             ))
                         })?;
-                    let ty = checked_type(
-                        &format!("table {name}, column {:?}", c.name),
-                        &col.source_type,
-                    )?;
+                    let ty = {
+                        let what = format!("table {name}, column {:?}", c.name);
+                        format!(
+                            "{}{}",
+                            checked_type(&what, &col.source_type)?,
+                            collate_ddl(&what, col.collation.as_deref())?
+                        )
+                    };
                     defs.push(column_ddl(&c.name, &ty, c.nullable, c.default.as_deref()));
                 }
                 sql.push_str(&format!(
@@ -368,6 +380,43 @@ impl PgTarget {
             }
         }
         Ok(())
+    }
+
+    /// Creates an index (or UNIQUE constraint) of the catalog on `q` unless it exists.
+    fn create_index(&mut self, q: &str, iname: &str, idx: &Index) -> Result<()> {
+        if idx.constraint {
+            let exists: bool = runtime()
+                .block_on(
+                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2)")
+                        .bind(q)
+                        .bind(iname)
+                        .fetch_one(&mut self.conn),
+                )
+                .map_err(|e| pg_err("looking up a unique constraint", e))?;
+            if !exists {
+                let cols: Vec<String> = idx.columns.iter().map(|c| quote(c)).collect();
+                self.exec(&format!(
+                    "ALTER TABLE {q} ADD CONSTRAINT {} UNIQUE ({}){}{}",
+                    quote(iname),
+                    cols.join(", "),
+                    include_ddl(&idx.include),
+                    storage_ddl(idx)?
+                ))?;
+            }
+            return Ok(());
+        }
+        self.exec(&format!(
+            "CREATE {}INDEX IF NOT EXISTS {} ON {q}{} ({}){}{}",
+            if idx.unique { "UNIQUE " } else { "" },
+            quote(iname),
+            idx.method
+                .as_deref()
+                .map(|m| format!(" USING {}", quote(m)))
+                .unwrap_or_default(),
+            index_keys(idx)?,
+            include_ddl(&idx.include),
+            storage_ddl(idx)?
+        ))
     }
 
     fn oid(&mut self, q: &str) -> Result<u32> {
@@ -656,6 +705,17 @@ fn index_keys(idx: &Index) -> Result<String> {
     Ok(keys.join(", "))
 }
 
+/// ` COLLATE "schema"."name"`, or nothing; the name is checked to be two quoted identifiers.
+fn collate_ddl(what: &str, collation: Option<&str>) -> Result<String> {
+    match collation {
+        None => Ok(String::new()),
+        Some(c) if QUOTED_PAIR.is_match(c) => Ok(format!(" COLLATE {c}")),
+        Some(c) => Err(Error::Data(format!(
+            "{what}: collation {c:?} is not one ferry will put into DDL"
+        ))),
+    }
+}
+
 /// ` (a, b)`, or nothing for a table without columns (PostgreSQL takes no empty list).
 fn column_list(cols: &[String]) -> String {
     if cols.is_empty() {
@@ -663,6 +723,25 @@ fn column_list(cols: &[String]) -> String {
     } else {
         format!(" ({})", cols.join(", "))
     }
+}
+
+/// ` WITH (name = 'value', …)` for an index's storage parameters, or nothing. Names are
+/// checked to be plain identifiers; values go in as quoted literals.
+fn storage_ddl(idx: &Index) -> Result<String> {
+    if idx.options.is_empty() {
+        return Ok(String::new());
+    }
+    let mut opts = Vec::new();
+    for (k, v) in &idx.options {
+        if !k.chars().all(|c| c.is_ascii_lowercase() || c == '_') || k.is_empty() || k.len() > 63 {
+            return Err(Error::Data(format!(
+                "index {}: storage parameter {k:?} is not one ferry will put into DDL",
+                idx.name
+            )));
+        }
+        opts.push(format!("{k} = '{}'", v.replace('\'', "''")));
+    }
+    Ok(format!(" WITH ({})", opts.join(", ")))
 }
 
 /// ` INCLUDE (…)` or nothing.
@@ -725,11 +804,13 @@ fn type_ddl(t: &UserType) -> Result<String> {
         UserType::Composite { attributes, .. } => {
             let attrs = attributes
                 .iter()
-                .map(|(a, ty)| {
+                .map(|a| {
+                    let what = format!("type {schema}.{name}, attribute {:?}", a.name);
                     Ok(format!(
-                        "{} {}",
-                        quote(a),
-                        checked_type(&format!("type {schema}.{name}, attribute {a:?}"), ty)?
+                        "{} {}{}",
+                        quote(&a.name),
+                        checked_type(&what, &a.ty)?,
+                        collate_ddl(&what, a.collation.as_deref())?
                     ))
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -740,6 +821,7 @@ fn type_ddl(t: &UserType) -> Result<String> {
             subtype_opclass,
             collation,
             multirange,
+            subtype_diff,
             ..
         } => {
             let mut sql = format!(
@@ -751,6 +833,7 @@ fn type_ddl(t: &UserType) -> Result<String> {
             for (k, v) in [
                 ("subtype_opclass", subtype_opclass),
                 ("collation", collation),
+                ("subtype_diff", subtype_diff),
             ] {
                 if let Some(v) = v {
                     if !QUOTED_PAIR.is_match(v) {
@@ -771,6 +854,29 @@ fn type_ddl(t: &UserType) -> Result<String> {
             sql
         }
     })
+}
+
+/// The two names of a `"schema"."name"` the reader wrote, unquoted.
+fn unquote_pair(s: &str) -> Option<(String, String)> {
+    if !QUOTED_PAIR.is_match(s) {
+        return None;
+    }
+    // The separator is the one `"."` outside a name: inside one, quotes come doubled.
+    let inner = &s[1..s.len() - 1];
+    let mut i = 0;
+    let b = inner.as_bytes();
+    while i + 2 < b.len() {
+        if b[i] == b'"' && b[i + 1] == b'"' {
+            i += 2;
+            continue;
+        }
+        if b[i] == b'"' && b[i + 1] == b'.' && b[i + 2] == b'"' {
+            let (a, z) = (&inner[..i], &inner[i + 3..]);
+            return Some((a.replace("\"\"", "\""), z.replace("\"\"", "\"")));
+        }
+        i += 1;
+    }
+    None
 }
 
 /// `"schema"."name"` with quotes doubled inside each part, as the reader writes them.
@@ -882,6 +988,84 @@ impl Target for PgTarget {
                     users.join(", "),
                     quote(x)
                 ));
+            }
+        }
+        // Access methods, operator classes and collations the bundle's indexes and columns
+        // name must exist here, or the import would fail after its data is in.
+        let mut methods: Vec<&str> = Vec::new();
+        let mut opclasses: Vec<&str> = Vec::new();
+        let mut collations: Vec<&str> = Vec::new();
+        for (_, t) in tables {
+            let mut idxs: Vec<&Index> = t.indexes.iter().collect();
+            let mut stack: Vec<&Partitioning> = t.partitioning.iter().collect();
+            while let Some(p) = stack.pop() {
+                for part in &p.partitions {
+                    idxs.extend(&part.indexes);
+                    stack.extend(part.partitioning.as_deref());
+                }
+            }
+            for i in idxs {
+                methods.extend(i.method.as_deref());
+                opclasses.extend(i.opclasses.iter().flatten().map(String::as_str));
+            }
+            collations.extend(t.columns.iter().filter_map(|c| c.collation.as_deref()));
+            for u in &t.user_types {
+                match u {
+                    UserType::Composite { attributes, .. } => {
+                        collations.extend(attributes.iter().filter_map(|a| a.collation.as_deref()))
+                    }
+                    UserType::Range {
+                        collation,
+                        subtype_opclass,
+                        ..
+                    } => {
+                        collations.extend(collation.as_deref());
+                        opclasses.extend(subtype_opclass.as_deref());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (kind, names, sql) in [
+            (
+                "index access method",
+                methods,
+                "SELECT EXISTS (SELECT 1 FROM pg_am WHERE amname = $2 AND amtype = 'i' AND $1 = '')",
+            ),
+            (
+                "operator class",
+                opclasses,
+                "SELECT EXISTS (SELECT 1 FROM pg_opclass o JOIN pg_namespace n ON n.oid = o.opcnamespace WHERE n.nspname = $1 AND o.opcname = $2)",
+            ),
+            (
+                "collation",
+                collations,
+                "SELECT EXISTS (SELECT 1 FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace WHERE n.nspname = $1 AND c.collname = $2)",
+            ),
+        ] {
+            let mut names = names;
+            names.sort_unstable();
+            names.dedup();
+            for n in names {
+                let (schema, name) = if kind == "index access method" {
+                    (String::new(), n.to_string())
+                } else {
+                    unquote_pair(n).unwrap_or_default()
+                };
+                let ok: bool = runtime()
+                    .block_on(
+                        sqlx::query_scalar(sql)
+                            .bind(&schema)
+                            .bind(&name)
+                            .fetch_one(&mut self.conn),
+                    )
+                    .map_err(|e| pg_err("looking up what the indexes need", e))?;
+                if !ok {
+                    out.push(format!(
+                        "{kind} {n} does not exist in the target database (an extension or \
+                         definition the source has): create it, then re-run"
+                    ));
+                }
             }
         }
         // Schemas that get a new table: the ledger's when it is missing, a table's when the
@@ -1333,37 +1517,21 @@ impl Target for PgTarget {
             } else {
                 format!("{name}_{}", idx.name)
             };
-            if idx.constraint {
-                let exists: bool = runtime()
-                    .block_on(
-                        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2)")
-                            .bind(&q)
-                            .bind(&iname)
-                            .fetch_one(&mut self.conn),
-                    )
-                    .map_err(|e| pg_err("looking up a unique constraint", e))?;
-                if !exists {
-                    let cols: Vec<String> = idx.columns.iter().map(|c| quote(c)).collect();
-                    self.exec(&format!(
-                        "ALTER TABLE {q} ADD CONSTRAINT {} UNIQUE ({}){}",
-                        quote(&iname),
-                        cols.join(", "),
-                        include_ddl(&idx.include)
-                    ))?;
+            self.create_index(&q, &iname, idx)?;
+        }
+        // Indexes partitions have of their own (a replace's staging table has none).
+        if self.exists(&q)? && self.only(&q)?.is_empty() {
+            let mut stack: Vec<&Partitioning> = table.partitioning.iter().collect();
+            while let Some(p) = stack.pop() {
+                for part in &p.partitions {
+                    let schema = self.schema_override.as_deref().unwrap_or(&part.schema);
+                    let pq = qualified(Some(schema), &part.name);
+                    for idx in &part.indexes {
+                        self.create_index(&pq, &idx.name, idx)?;
+                    }
+                    stack.extend(part.partitioning.as_deref());
                 }
-                continue;
             }
-            self.exec(&format!(
-                "CREATE {}INDEX IF NOT EXISTS {} ON {q}{} ({}){}",
-                if idx.unique { "UNIQUE " } else { "" },
-                quote(&iname),
-                idx.method
-                    .as_deref()
-                    .map(|m| format!(" USING {}", quote(m)))
-                    .unwrap_or_default(),
-                index_keys(idx)?,
-                include_ddl(&idx.include)
-            ))?;
         }
         Ok(())
     }
@@ -1372,37 +1540,54 @@ impl Target for PgTarget {
         let mut notes = Vec::new();
         for (name, t) in tables {
             let q = self.table(name, t);
-            for fk in &t.foreign_keys {
-                let Some((ref_name, ref_def)) = tables
-                    .iter()
-                    .find(|(_, d)| d.name == fk.ref_table && d.schema == fk.ref_schema)
-                else {
-                    notes.push(format!(
-                        "foreign key {} of {name} not added: {} is not in this import",
-                        fk.name, fk.ref_table
+            // The table's foreign keys, then those its partitions have of their own.
+            let mut owners: Vec<(String, &str, &[crate::types::ForeignKey])> =
+                vec![(q, name.as_str(), t.foreign_keys.as_slice())];
+            let mut stack: Vec<&Partitioning> = t.partitioning.iter().collect();
+            while let Some(p) = stack.pop() {
+                for part in &p.partitions {
+                    let schema = self.schema_override.as_deref().unwrap_or(&part.schema);
+                    owners.push((
+                        qualified(Some(schema), &part.name),
+                        part.name.as_str(),
+                        part.foreign_keys.as_slice(),
                     ));
-                    continue;
-                };
-                let exists: bool = runtime()
-                    .block_on(
-                        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2)")
-                            .bind(&q)
-                            .bind(&fk.name)
-                            .fetch_one(&mut self.conn),
-                    )
-                    .map_err(|e| pg_err("looking up a foreign key", e))?;
-                if exists {
-                    continue;
+                    stack.extend(part.partitioning.as_deref());
                 }
-                let cols: Vec<String> = fk.columns.iter().map(|c| quote(c)).collect();
-                let refs: Vec<String> = fk.ref_columns.iter().map(|c| quote(c)).collect();
-                self.exec(&format!(
-                    "ALTER TABLE {q} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({})",
-                    quote(&fk.name),
-                    cols.join(", "),
-                    self.table(ref_name, ref_def),
-                    refs.join(", ")
-                ))?;
+            }
+            for (q, owner, fks) in owners {
+                for fk in fks {
+                    let Some((ref_name, ref_def)) = tables
+                        .iter()
+                        .find(|(_, d)| d.name == fk.ref_table && d.schema == fk.ref_schema)
+                    else {
+                        notes.push(format!(
+                            "foreign key {} of {owner} not added: {} is not in this import",
+                            fk.name, fk.ref_table
+                        ));
+                        continue;
+                    };
+                    let exists: bool = runtime()
+                        .block_on(
+                            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = $1::regclass AND conname = $2)")
+                                .bind(&q)
+                                .bind(&fk.name)
+                                .fetch_one(&mut self.conn),
+                        )
+                        .map_err(|e| pg_err("looking up a foreign key", e))?;
+                    if exists {
+                        continue;
+                    }
+                    let cols: Vec<String> = fk.columns.iter().map(|c| quote(c)).collect();
+                    let refs: Vec<String> = fk.ref_columns.iter().map(|c| quote(c)).collect();
+                    self.exec(&format!(
+                        "ALTER TABLE {q} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({})",
+                        quote(&fk.name),
+                        cols.join(", "),
+                        self.table(ref_name, ref_def),
+                        refs.join(", ")
+                    ))?;
+                }
             }
         }
         // Inheritance: each child is linked to its parents once both are in, keeping the
@@ -1435,5 +1620,24 @@ impl Target for PgTarget {
             }
         }
         Ok(notes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unquote_pair;
+
+    #[test]
+    fn quoted_pairs_come_apart_at_the_dot_outside_the_names() {
+        assert_eq!(
+            unquote_pair(r#""pg_catalog"."C""#),
+            Some(("pg_catalog".into(), "C".into()))
+        );
+        assert_eq!(
+            unquote_pair(r#""a"".""b"."c""d""#),
+            Some((r#"a"."b"#.into(), r#"c"d"#.into()))
+        );
+        assert_eq!(unquote_pair(r#""a".b"#), None);
+        assert_eq!(unquote_pair("x"), None);
     }
 }

@@ -135,6 +135,10 @@ pub struct Column {
     /// lower bound), for pre-flight and the summary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text_reason: Option<String>,
+    /// The column's collation when not its type's default, `"schema"."name"` (PostgreSQL;
+    /// a same-engine import recreates it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collation: Option<String>,
 }
 
 /// A user-defined enum type: qualified name as the engine prints it, and its labels in order.
@@ -199,6 +203,10 @@ pub struct Index {
     /// A UNIQUE constraint (not only a unique index) on a same-engine import.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub constraint: bool,
+    /// Storage parameters (`fillfactor`, `deduplicate_items`, BRIN `pages_per_range`), as
+    /// name and value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<(String, String)>,
 }
 
 /// The order of one index key column.
@@ -233,8 +241,8 @@ pub enum UserType {
     Composite {
         schema: String,
         name: String,
-        /// Attribute names and their types (`format_type`), in order.
-        attributes: Vec<(String, String)>,
+        /// Attributes in order.
+        attributes: Vec<CompositeAttribute>,
     },
     /// `CREATE TYPE name AS RANGE (subtype = …)`.
     Range {
@@ -251,7 +259,24 @@ pub enum UserType {
         /// The multirange type's name when not the one PostgreSQL would derive.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         multirange: Option<(String, String)>,
+        /// The subtype_diff function, only when it is one of the system catalog's
+        /// (`"pg_catalog"."float8mi"`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subtype_diff: Option<String>,
     },
+}
+
+/// One attribute of a composite type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompositeAttribute {
+    pub name: String,
+    /// Its type (`format_type`).
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Its collation when not its type's, `"schema"."name"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collation: Option<String>,
 }
 
 impl UserType {
@@ -298,6 +323,9 @@ pub struct TableDef {
     /// User-defined types the columns need, dependencies first (PostgreSQL).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub user_types: Vec<UserType>,
+    /// What the table has that ferry does not carry, as sentences for the summary.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_carried: Vec<String>,
     /// Extensions whose types the columns use (PostgreSQL `citext`, `hstore`, `postgis`):
     /// a same-engine import needs them installed on the target, and pre-flight says so.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -325,6 +353,12 @@ pub struct Partition {
     /// Empty in bundles of ferry 0.1: the partition is then made `PARTITION OF` its parent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<PartitionColumn>,
+    /// Indexes made on the partition itself, not through its parent's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<Index>,
+    /// Foreign keys of the partition itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_keys: Vec<ForeignKey>,
     /// A partition that is itself partitioned, with its own partitions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partitioning: Option<Box<Partitioning>>,
@@ -409,6 +443,7 @@ mod tests {
                 domain_type: None,
                 as_text: false,
                 text_reason: None,
+                collation: None,
             }],
             primary_key: vec![],
             indexes: vec![],

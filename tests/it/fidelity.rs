@@ -39,6 +39,8 @@ pub fn pg_shape(url: &str) -> Vec<String> {
                 &format!(
                     "SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) \
                      || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END \
+                     || CASE WHEN a.attcollation <> (SELECT typcollation FROM pg_type WHERE oid = a.atttypid) \
+                             THEN ' collate ' || a.attcollation::regcollation::text ELSE '' END \
                      || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), ''), ', ' ORDER BY a.attnum) \
                      FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
                      WHERE a.attrelid = '{t}'::regclass AND a.attnum > 0 AND NOT a.attisdropped"
@@ -94,9 +96,10 @@ pub fn pg_shape(url: &str) -> Vec<String> {
                     CASE t.typtype \
                       WHEN 'e' THEN (SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum WHERE enumtypid = t.oid) \
                       WHEN 'd' THEN format_type(t.typbasetype, t.typtypmod) || coalesce(' default ' || t.typdefault, '') \
-                      WHEN 'c' THEN (SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ',' ORDER BY attnum) \
+                      WHEN 'c' THEN (SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod) || ' ' || attcollation::regcollation::text, ',' ORDER BY attnum) \
                                      FROM pg_attribute WHERE attrelid = t.typrelid AND attnum > 0) \
-                      WHEN 'r' THEN (SELECT format_type(rngsubtype, NULL) || ' ' || rngmultitypid::regtype FROM pg_range WHERE rngtypid = t.oid) \
+                      WHEN 'r' THEN (SELECT format_type(rngsubtype, NULL) || ' ' || rngmultitypid::regtype || ' ' || rngsubdiff::regproc::text \
+                                     || ' ' || rngcollation::regcollation::text FROM pg_range WHERE rngtypid = t.oid) \
                       ELSE '' END), '; ' ORDER BY t.oid::regtype::text) \
              FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
              WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
@@ -225,7 +228,8 @@ fn index_access_methods_operator_classes_and_orders_are_kept() {
          CREATE INDEX g_r_sp ON g USING spgist (tr);
          CREATE INDEX g_t_hash ON g USING hash (t);
          CREATE INDEX g_v_like ON g (v varchar_pattern_ops);
-         CREATE INDEX g_n_brin ON g USING brin (n);
+         CREATE INDEX g_n_brin ON g USING brin (n) WITH (pages_per_range = 32);
+         CREATE INDEX g_t_ff ON g (t) WITH (fillfactor = 70, deduplicate_items = off);
          CREATE INDEX g_order ON g (n DESC NULLS LAST, t NULLS FIRST);
          INSERT INTO g VALUES (1, '(1,2)', '((0,0),(1,1))', '((0,0),(1,0),(1,1))', '[1,5)',
                                '[2020-01-01,2021-01-01)', 'x', 'abc', 5),
@@ -242,7 +246,8 @@ fn index_access_methods_operator_classes_and_orders_are_kept() {
         "USING spgist (tr)",
         "USING hash (t)",
         "(v varchar_pattern_ops)",
-        "USING brin (n)",
+        "USING brin (n) WITH (pages_per_range='32')",
+        "(t) WITH (fillfactor='70', deduplicate_items=off)",
         "(n DESC NULLS LAST, t NULLS FIRST)",
     ] {
         assert!(idx.contains(want), "{want} missing: {idx}");
@@ -256,25 +261,35 @@ fn composite_range_and_domain_array_types_are_created_and_c_types_refused_by_nam
         "CREATE SCHEMA s;
          CREATE TYPE s.\"Mood\" AS ENUM ('Sad', 'ÉTÉ');
          CREATE DOMAIN s.pos AS integer CHECK (VALUE > 0);
-         CREATE TYPE pair AS (x int, y text, m s.\"Mood\");
+         CREATE TYPE pair AS (x int, y text COLLATE \"C\", m s.\"Mood\");
          CREATE TYPE nested AS (p pair, ps pair[], d s.pos);
          CREATE TYPE textrange AS RANGE (subtype = text, collation = \"C\");
-         CREATE TYPE floatrange AS RANGE (subtype = float8, multirange_type_name = s.floats);
+         CREATE TYPE floatrange AS RANGE (subtype = float8, multirange_type_name = s.floats,
+                                          subtype_diff = float8mi);
          CREATE TABLE u (id int PRIMARY KEY, p pair, n nested, tr textrange, tmr textmultirange,
+                         c text COLLATE \"C\",
                          fr floatrange, fm s.floats, ds s.pos[], dm s.\"Mood\"[]);
          INSERT INTO u VALUES
            (1, ROW(1, 'a,b \"q\"', 'ÉTÉ'), ROW(ROW(2, NULL, 'Sad'), ARRAY[ROW(3, 'x', NULL)::pair], 4),
-               '[a,m)', '{[a,b), [x,z]}', '[1.5,2.5]', '{[1,2), [3,4)}', '{1,2,3}', '{Sad,NULL}'),
-           (2, NULL, NULL, 'empty', '{}', NULL, NULL, NULL, NULL);",
+               '[a,m)', '{[a,b), [x,z]}', 'x', '[1.5,2.5]', '{[1,2), [3,4)}', '{1,2,3}', '{Sad,NULL}'),
+           (2, NULL, NULL, 'empty', '{}', NULL, NULL, NULL, NULL, NULL);",
     ) else {
         return;
     };
     assert_same(&a, &z);
     let types = z.iter().find(|l| l.starts_with("types")).unwrap();
-    assert!(types.contains("textrange r text textmultirange"), "{types}");
     assert!(
-        types.contains("floatrange r double precision s.floats"),
+        types.contains("textrange r text textmultirange - \"C\""),
         "{types}"
+    );
+    assert!(
+        types.contains("floatrange r double precision s.floats float8mi"),
+        "{types}"
+    );
+    assert!(types.contains("y text \"C\""), "{types}");
+    assert!(
+        z.iter().any(|l| l.contains("c text collate \"C\"")),
+        "{z:#?}"
     );
 
     // A base type made outside any extension cannot be created from a bundle: the export
@@ -318,6 +333,9 @@ fn partitions_keep_their_column_order_not_nulls_and_sub_partitions() {
          ALTER TABLE m2021 ATTACH PARTITION m2021_small FOR VALUES IN (1, 2);
          CREATE TABLE m2021_rest PARTITION OF m2021 DEFAULT;
          CREATE INDEX m_b ON m (b);
+         CREATE TABLE region (a int PRIMARY KEY); INSERT INTO region VALUES (1), (7);
+         CREATE INDEX m2020_own ON m2020 (a DESC);
+         ALTER TABLE m2021_small ADD CONSTRAINT m2021_small_region FOREIGN KEY (a) REFERENCES region (a);
          INSERT INTO m VALUES (1, 'x', '2020-02-02'), (1, 'y', '2021-02-02'), (7, 'z', '2021-03-03'),
                               (NULL, 'w', '2020-12-31');",
     ) else {
@@ -473,4 +491,105 @@ fn a_table_without_columns_keeps_its_rows_on_postgresql_and_is_refused_by_name_e
         .arg(&fx.key)
         .assert()
         .success();
+}
+
+#[test]
+fn hostile_labels_dotted_names_and_a_target_without_standard_strings_change_nothing_else() {
+    let Some(src) = PgDb::new("hostile") else {
+        return;
+    };
+    let Some(dst) = PgDb::new("hostiled") else {
+        return;
+    };
+    // An enum label that closes its quote where backslashes escape; two tables whose
+    // dotted names read alike; two tables of one name in two schemas.
+    psql(
+        &src.url,
+        r#"CREATE SCHEMA s; CREATE TYPE s.e AS ENUM ('\''); DROP TABLE victim; --', 'a''b', 'back\slash');
+           CREATE TABLE s.t (id int, e s.e DEFAULT 'back\slash');
+           INSERT INTO s.t VALUES (1, '\''); DROP TABLE victim; --'), (2, 'a''b'), (3, DEFAULT);
+           CREATE SCHEMA a; CREATE TABLE a."b.c" (id int, n numeric(5,2)); INSERT INTO a."b.c" VALUES (1, 1.5);
+           CREATE SCHEMA "a.b"; CREATE TABLE "a.b".c (id int, n numeric(5,2)); INSERT INTO "a.b".c VALUES (1, 'NaN');
+           CREATE TABLE a.t (x int); CREATE TABLE s."T" (y text); CREATE TABLE "a.b".t (z date);
+           INSERT INTO a.t VALUES (1); INSERT INTO "a.b".t VALUES ('2020-01-01');"#,
+    );
+    psql(
+        &dst.url,
+        &format!(
+            "ALTER DATABASE {} SET standard_conforming_strings = off; CREATE SCHEMA keep; \
+             CREATE TABLE keep.victim (x int); CREATE TABLE public.victim (x int);",
+            dst.name
+        ),
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(&src.url, &b, &[]);
+    fx.import_to(&b, &dst.url, &[]);
+    assert_eq!(
+        psql(
+            &dst.url,
+            "SELECT count(*) FROM pg_class WHERE relname = 'victim'"
+        ),
+        "2"
+    );
+    psql(
+        &dst.url,
+        "DROP SCHEMA keep CASCADE; DROP TABLE public.victim;",
+    );
+    // Defaults print as escape strings where backslashes escape: compare in the same mode.
+    psql(
+        &dst.url,
+        &format!(
+            "ALTER DATABASE {} RESET standard_conforming_strings",
+            dst.name
+        ),
+    );
+    assert_same(&pg_shape(&src.url), &pg_shape(&dst.url));
+    assert_eq!(
+        psql(
+            &dst.url,
+            "SELECT string_agg(enumlabel, '|' ORDER BY enumsortorder) FROM pg_enum WHERE enumtypid = 's.e'::regtype"
+        ),
+        r#"\'); DROP TABLE victim; --|a'b|back\slash"#
+    );
+}
+
+#[test]
+fn a_collation_the_target_lacks_is_named_in_preflight_before_anything_is_written() {
+    let Some(src) = PgDb::new("coll") else { return };
+    let Some(dst) = PgDb::new("colld") else {
+        return;
+    };
+    psql(
+        &src.url,
+        "CREATE SCHEMA s; CREATE COLLATION s.bytes FROM \"C\";
+         CREATE TABLE s.t (id int, v text COLLATE s.bytes); INSERT INTO s.t VALUES (1, 'b'), (2, 'B');",
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(&src.url, &b, &[]);
+    let out = ferry()
+        .args(["import", b.to_str().unwrap(), &dst.url, "--key-file"])
+        .arg(&fx.key)
+        .assert()
+        .code(65);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        err.contains("collation \"s\".\"bytes\" does not exist in the target database")
+            && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert_eq!(
+        psql(
+            &dst.url,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 's'"
+        ),
+        "0"
+    );
+    psql(
+        &dst.url,
+        "CREATE SCHEMA s; CREATE COLLATION s.bytes FROM \"C\";",
+    );
+    fx.import_to(&b, &dst.url, &[]);
+    assert_same(&pg_shape(&src.url), &pg_shape(&dst.url));
 }
