@@ -560,7 +560,10 @@ pub fn compare(
         exclude: vec![],
     };
     let side = |url: &str| {
-        progress.line(&format!("fingerprinting {url}"));
+        progress.line(&format!(
+            "fingerprinting {}",
+            crate::redact::display_url(url)
+        ));
         fingerprint_all(source::open(url)?.as_mut(), &sel)
     };
     let (fa, mut notes) = side(a_url)?;
@@ -590,8 +593,8 @@ pub fn compare(
                 y.rows,
                 y.hex()
             ),
-            (Some(_), None) => format!("missing in {b_url}"),
-            (None, _) => format!("missing in {a_url}"),
+            (Some(_), None) => format!("missing in {}", crate::redact::display_url(b_url)),
+            (None, _) => format!("missing in {}", crate::redact::display_url(a_url)),
         };
         if !status.starts_with("equal") {
             differ += 1;

@@ -36,7 +36,14 @@ fn safe_name(table: &str) -> String {
     s.chars().take(100).collect()
 }
 
-pub fn decrypt(url: &str, dir: &Path, keys: &Keys, progress: &Progress) -> Result<RunReport> {
+/// `allow_unencrypted`: take a plain (`--no-encrypt`) bundle (see [`OpenBundle::refuse_downgrade`]).
+pub fn decrypt(
+    url: &str,
+    dir: &Path,
+    keys: &Keys,
+    allow_unencrypted: bool,
+    progress: &Progress,
+) -> Result<RunReport> {
     let started = Instant::now();
     if dir.exists()
         && std::fs::read_dir(dir)
@@ -49,29 +56,38 @@ pub fn decrypt(url: &str, dir: &Path, keys: &Keys, progress: &Progress) -> Resul
         )));
     }
     let bundle = OpenBundle::open(url, false)?;
+    bundle.refuse_downgrade(keys, Some(allow_unencrypted))?;
     let mut report = RunReport::new("decrypt");
-    report.bundle = Some(url.to_string());
+    let encrypted = bundle.manifest.encrypted();
+    report.set_trust(encrypted, encrypted);
+    if !encrypted {
+        report.warnings.push(
+            "bundle is NOT encrypted (accepted with --allow-unencrypted): no MAC, so anyone who could write \
+             the bundle could have made it"
+                .into(),
+        );
+    }
+    report.bundle = Some(crate::redact::display_location(url));
     report.bundle_id = Some(bundle.manifest.bundle_id.clone());
     report.warnings.extend(bundle.warnings());
     let total: u64 = bundle.manifest.files().map(|f| f.size).sum();
     let bar = progress.bar("verifying", Some(total), true);
     let checked = bundle.check(keys, &|f| bar.inc(f.size))?;
     bar.finish_and_clear();
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-    std::fs::write(dir.join("catalog.json"), checked.catalog.to_json())
+    // Plaintext: directories 0700 and files 0600, never written through a symlink.
+    private_dir(dir)?;
+    let mut cat = private_file(&dir.join("catalog.json"))?;
+    cat.write_all(&checked.catalog.to_json())
         .map_err(|e| Error::io(format!("cannot write {}", dir.display()), e))?;
     for t in &checked.catalog.tables {
         let t0 = Instant::now();
         let tdir = dir.join(safe_name(&t.table.qualified()));
-        std::fs::create_dir_all(&tdir)
-            .map_err(|e| Error::io(format!("cannot create {}", tdir.display()), e))?;
+        private_dir(&tdir)?;
         let mut bytes = 0u64;
         for p in &t.parts {
             let final_path = tdir.join(format!("part-{:05}.parquet", p.index));
             let tmp = tdir.join(format!(".part-{:05}.parquet.partial", p.index));
-            let mut f = std::fs::File::create(&tmp)
-                .map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
+            let mut f = private_file(&tmp)?;
             let res = checked.write_plain_part(&p.path, &mut f).and_then(|()| {
                 f.flush()
                     .and_then(|()| f.sync_all())
@@ -100,4 +116,26 @@ pub fn decrypt(url: &str, dir: &Path, keys: &Keys, progress: &Progress) -> Resul
         dir.display()
     );
     Ok(report)
+}
+
+/// A directory for plaintext: made with mode 0700 (an existing one keeps its mode).
+fn private_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))
+}
+
+/// A new file for plaintext: mode 0600, and never through a symlink or onto an existing
+/// file (O_CREAT | O_EXCL does not follow a link at the last component).
+fn private_file(path: &std::path::Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))
 }

@@ -92,7 +92,7 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
         return Err(Error::Usage(format!(
             "--table {}: no such table in {}",
             unmatched.join(", "),
-            plan.source_url
+            crate::redact::display_url(&plan.source_url)
         )));
     }
     for (t, _) in &plan.filters {
@@ -102,8 +102,9 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
             )));
         }
     }
+
     let mut report = RunReport::new("export");
-    report.bundle = Some(plan.bundle_url.clone());
+    report.bundle = Some(crate::redact::display_location(&plan.bundle_url));
     report.warnings.extend(src.not_carried(&tables)?);
     if plan.dry_run {
         for t in &tables {
@@ -122,7 +123,7 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
         report.message = format!(
             "dry run: {} tables would be exported to {}; nothing written",
             tables.len(),
-            plan.bundle_url
+            crate::redact::display_location(&plan.bundle_url)
         );
         report.close(started.elapsed());
         return Ok(report);
@@ -132,7 +133,7 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     if store.stat(layout::MANIFEST)?.is_some() {
         return Err(Error::Usage(format!(
             "{}: a bundle is already there (manifest.json exists); ferry never overwrites a bundle",
-            plan.bundle_url
+            crate::redact::display_location(&plan.bundle_url)
         )));
     }
     let bundle_id = layout::new_bundle_id();
@@ -365,7 +366,7 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     report.close(started.elapsed());
     report.message = format!(
         "bundle {bundle_id} written to {} ({}{})",
-        plan.bundle_url,
+        crate::redact::display_location(&plan.bundle_url),
         if plan.encrypt {
             "encrypted"
         } else {
@@ -605,6 +606,33 @@ fn close_part(w: PartWriter, infos: &mut Vec<PartInfo>, parts: &mut Vec<FileEntr
     });
     parts.push(entry);
     Ok(size)
+}
+
+/// `--where TABLE:PREDICATE` values for a source URL: each predicate parsed as one boolean
+/// expression in the source's dialect and printed back from its tree, so it can filter
+/// rows and never end the query or start another statement (exit 2 otherwise).
+pub fn parse_filters(
+    source_url: &str,
+    filters: Vec<(String, String)>,
+) -> Result<Vec<(String, String)>> {
+    let engine = if source_url.starts_with("mysql:") || source_url.starts_with("mariadb:") {
+        crate::expr::Engine::MySql
+    } else if source_url.starts_with("sqlite:") {
+        crate::expr::Engine::Sqlite
+    } else {
+        crate::expr::Engine::Postgres
+    };
+    filters
+        .into_iter()
+        .map(|(t, pred)| {
+            let rebuilt = crate::expr::rebuild_where(&pred, engine).map_err(|why| {
+                Error::Usage(format!(
+                    "--where {t}:…: the predicate {why}; give one boolean expression over the table's columns"
+                ))
+            })?;
+            Ok((t, rebuilt))
+        })
+        .collect()
 }
 
 fn filter_for<'a>(plan: &'a ExportPlan, t: &crate::types::TableDef) -> Option<&'a str> {

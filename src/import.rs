@@ -98,6 +98,8 @@ pub struct ImportPlan {
     pub dry_run: bool,
     /// Load a bundle older (by sequence) than one already imported from its source.
     pub allow_replay: bool,
+    /// Take a plain (`--no-encrypt`) bundle, which nothing authenticates (`--allow-unencrypted`).
+    pub allow_unencrypted: bool,
     /// PostgreSQL schema to load into (default: each table's own schema).
     pub target_schema: Option<String>,
     /// Load columns that travel as text (types with no portable form) into another engine as text.
@@ -120,6 +122,7 @@ impl ImportPlan {
             strict: false,
             dry_run: false,
             allow_replay: false,
+            allow_unencrypted: false,
             target_schema: None,
             as_text: false,
             jobs: 1,
@@ -230,9 +233,21 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     let started = Instant::now();
     // 1-5: manifest and file set, before touching the target.
     let bundle = OpenBundle::open(&plan.bundle_url, plan.strict)?;
+    // No downgrade: decided before the target is opened (or created), so nothing is written.
+    bundle.refuse_downgrade(&plan.keys, Some(plan.allow_unencrypted))?;
     let mut report = RunReport::new("import");
-    report.bundle = Some(plan.bundle_url.clone());
+    report.bundle = Some(crate::redact::display_location(&plan.bundle_url));
     report.bundle_id = Some(bundle.manifest.bundle_id.clone());
+    // An encrypted bundle goes no further than `unlock` unless a slot opens and the MAC holds.
+    let encrypted = bundle.manifest.encrypted();
+    report.set_trust(encrypted, encrypted);
+    if !encrypted {
+        report.warnings.push(
+            "bundle is NOT encrypted (accepted with --allow-unencrypted): no MAC, so anyone who could write \
+             the bundle could have made it, its source id and sequence included"
+                .into(),
+        );
+    }
     report.warnings.extend(bundle.warnings());
     // The target must be reachable before the expensive verification.
     let mut target = target::open(&plan.target_url, plan.target_schema.as_deref())?;
@@ -248,7 +263,7 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
         .any(|m| *m != bundle.manifest_sha256)
     {
         return Err(Error::invalid(
-            &plan.bundle_url,
+            crate::redact::display_location(&plan.bundle_url),
             "manifest.json",
             format!(
                 "bundle id {id} was imported here before with different content: bundle id reused or bundle tampered with"
@@ -263,7 +278,7 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
         && !plan.allow_replay
     {
         return Err(Error::invalid(
-            &plan.bundle_url,
+            crate::redact::display_location(&plan.bundle_url),
             "manifest.json",
             format!(
                 "bundle sequence {seq} < last imported {last} from source {} (bundle {last_bundle}): an older \
@@ -412,7 +427,7 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
         report.status = "nothing to do".into();
         report.message = format!(
             "bundle {id} already imported into {} (first part loaded {}); nothing to do",
-            plan.target_url,
+            crate::redact::display_url(&plan.target_url),
             ledger.first_loaded_at.as_deref().unwrap_or("earlier")
         );
         report.close(started.elapsed());
@@ -467,7 +482,7 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
             "pre-flight found {} problem{} loading bundle {id} into {}; nothing was written:\n  - {}",
             problems.len(),
             if problems.len() == 1 { "" } else { "s" },
-            plan.target_url,
+            crate::redact::display_url(&plan.target_url),
             problems.join("\n  - ")
         )));
     }
@@ -628,7 +643,10 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
         .collect();
     report.warnings.extend(target.finish_all(&loaded)?);
     report.close(started.elapsed());
-    report.message = format!("bundle {id} imported into {}", plan.target_url);
+    report.message = format!(
+        "bundle {id} imported into {}",
+        crate::redact::display_url(&plan.target_url)
+    );
     report.exit_code = exit::OK;
     Ok(report)
 }

@@ -8,7 +8,7 @@ use crate::Result;
 use crate::bundle::Catalog;
 use crate::bundle::check::OpenBundle;
 use crate::crypto::keys::Keys;
-use crate::report::human_bytes;
+use crate::report::{human_bytes, printable, trust_line};
 
 #[derive(Debug, Serialize)]
 pub struct Inspection {
@@ -20,6 +20,11 @@ pub struct Inspection {
     pub source_id: String,
     pub sequence: u64,
     pub encrypted: bool,
+    /// Whether the manifest MAC was checked with a key (never for a plain bundle).
+    pub authenticated: bool,
+    /// The signer's key id, once bundles are signed (not yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
     pub key_ids: Vec<String>,
     pub files: Vec<crate::bundle::FileEntry>,
     pub total_bytes: u64,
@@ -31,6 +36,7 @@ pub struct Inspection {
 
 pub fn inspect(url: &str, keys: &Keys) -> Result<Inspection> {
     let b = OpenBundle::open(url, false)?;
+    b.refuse_downgrade(keys, None)?;
     let m = &b.manifest;
     let catalog = if keys.is_empty() && m.encrypted() {
         None
@@ -38,7 +44,7 @@ pub fn inspect(url: &str, keys: &Keys) -> Result<Inspection> {
         Some(b.read_catalog(&b.unlock(keys)?)?)
     };
     Ok(Inspection {
-        bundle: url.to_string(),
+        bundle: crate::redact::display_location(url),
         bundle_id: m.bundle_id.clone(),
         format_version: m.format_version.clone(),
         created_at: m.created_at.clone(),
@@ -46,6 +52,8 @@ pub fn inspect(url: &str, keys: &Keys) -> Result<Inspection> {
         source_id: m.source_id.clone(),
         sequence: m.sequence,
         encrypted: m.encrypted(),
+        authenticated: m.encrypted() && catalog.is_some(),
+        signed_by: None,
         key_ids: m
             .encryption
             .key_slots
@@ -60,29 +68,46 @@ pub fn inspect(url: &str, keys: &Keys) -> Result<Inspection> {
 }
 
 impl Inspection {
+    /// The text form. Every string that comes from the bundle goes through [`printable`]:
+    /// a manifest read without a key is unauthenticated, and even an authentic catalog holds
+    /// names chosen by the source.
     pub fn render(&self) -> String {
+        let p = |s: &str| printable(s).into_owned();
         let mut o = String::new();
-        o.push_str(&format!("bundle      {}\n", self.bundle));
-        o.push_str(&format!("id          {}\n", self.bundle_id));
+        o.push_str(&format!("bundle      {}\n", p(&self.bundle)));
+        o.push_str(&format!("id          {}\n", p(&self.bundle_id)));
         o.push_str(&format!(
             "format      ferry-bundle {}\n",
-            self.format_version
+            p(&self.format_version)
         ));
         o.push_str(&format!(
             "created     {} by {}\n",
-            self.created_at, self.tool_version
+            p(&self.created_at),
+            p(&self.tool_version)
         ));
         o.push_str(&format!(
             "source      {} (sequence {})\n",
-            self.source_id, self.sequence
+            p(&self.source_id),
+            self.sequence
         ));
         o.push_str(&format!(
             "encryption  {}\n",
             if self.encrypted {
-                format!("cobblestone-256; opens with {}", self.key_ids.join(", "))
+                format!(
+                    "cobblestone-256; opens with {}",
+                    p(&self.key_ids.join(", "))
+                )
             } else {
                 "none (plain Parquet)".into()
             }
+        ));
+        o.push_str(&format!(
+            "trust       {}\n",
+            trust_line(
+                self.encrypted,
+                self.authenticated,
+                self.signed_by.as_deref()
+            )
         ));
         o.push_str(&format!(
             "files       {} files, {}\n",
@@ -92,14 +117,15 @@ impl Inspection {
         for f in &self.files {
             o.push_str(&format!(
                 "  {:<48} {:>12}  sha256 {}\n",
-                f.path,
+                p(&f.path),
                 f.size,
-                &f.sha256[..16]
+                p(f.sha256.get(..16).unwrap_or(&f.sha256))
             ));
         }
         for f in &self.unlisted_files {
             o.push_str(&format!(
-                "  warning: {f} is not in the manifest (never read)\n"
+                "  warning: {} is not in the manifest (never read)\n",
+                p(f)
             ));
         }
         match &self.catalog {
@@ -107,19 +133,19 @@ impl Inspection {
             Some(c) => {
                 o.push_str(&format!(
                     "lineage     {} database {}{}\n",
-                    c.source.engine,
-                    c.source.database,
-                    c.source.snapshot.as_ref().map(|s| format!(", snapshot: {s}")).unwrap_or_default()
+                    p(&c.source.engine),
+                    p(&c.source.database),
+                    c.source.snapshot.as_ref().map(|s| format!(", snapshot: {}", p(s))).unwrap_or_default()
                 ));
                 for t in &c.tables {
-                    o.push_str(&format!("table {} — {} rows in {} parts\n", t.table.qualified(), t.rows, t.parts.len()));
+                    o.push_str(&format!("table {} — {} rows in {} parts\n", p(&t.table.qualified()), t.rows, t.parts.len()));
                     for col in &t.table.columns {
                         let pk = if t.table.primary_key.contains(&col.name) { " primary key" } else { "" };
                         o.push_str(&format!(
                             "  {:<24} {:<16} {}{}{}\n",
-                            col.name,
-                            col.ty.describe(),
-                            if col.source_type.is_empty() { "(no declared type)".into() } else { col.source_type.clone() },
+                            p(&col.name),
+                            p(&col.ty.describe()),
+                            if col.source_type.is_empty() { "(no declared type)".into() } else { p(&col.source_type) },
                             if col.nullable { "" } else { " not null" },
                             pk
                         ));

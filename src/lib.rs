@@ -10,11 +10,13 @@ pub mod crypto;
 pub mod decrypt;
 pub mod error;
 pub mod export;
+pub mod expr;
 pub mod import;
 pub mod inspect;
 pub mod parts;
 pub mod pgcopy;
 pub mod preflight;
+pub mod redact;
 pub mod report;
 pub mod source;
 pub mod storage;
@@ -23,6 +25,7 @@ pub mod types;
 pub mod verify;
 
 pub use error::{Error, Result};
+pub use redact::display_url;
 
 /// The tool version written into manifests and ledgers.
 pub const TOOL_VERSION: &str = concat!("ferry ", env!("CARGO_PKG_VERSION"));

@@ -160,6 +160,10 @@ enum Command {
         /// Load a bundle even if a newer one (higher sequence) from the same source was imported already.
         #[arg(long)]
         allow_replay: bool,
+        /// Accept a plain (--no-encrypt) bundle, knowing that nothing authenticates it: without a MAC,
+        /// anyone who could write the bundle could have made it. Never together with a key option.
+        #[arg(long)]
+        allow_unencrypted: bool,
         /// Into another engine, load as PostgreSQL's text form the columns the target has no type for:
         /// types with no portable form (inet, tsvector, ranges, …), and intervals, arrays and decimals
         /// wider than the target holds. Without it such columns are refused by name, before any write.
@@ -201,6 +205,10 @@ enum Command {
         dir: PathBuf,
         #[command(flatten)]
         keys: KeyArgs,
+        /// Accept a plain (--no-encrypt) bundle, knowing that nothing authenticates it: without a MAC,
+        /// anyone who could write the bundle could have made it. Never together with a key option.
+        #[arg(long)]
+        allow_unencrypted: bool,
     },
     /// Make a new 256-bit key file (mode 0600) and print its key id.
     Keygen { key_file: PathBuf },
@@ -286,10 +294,13 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             plan.keys = keys;
             plan.encrypt = !no_encrypt;
             plan.selection = Selection { tables, exclude };
-            plan.filters = wheres
-                .iter()
-                .map(|w| split_pair(w, ':', "--where"))
-                .collect::<Result<_, _>>()?;
+            plan.filters = ferry::export::parse_filters(
+                &source,
+                wheres
+                    .iter()
+                    .map(|w| split_pair(w, ':', "--where"))
+                    .collect::<Result<_, _>>()?,
+            )?;
             plan.batch = BatchLimits {
                 rows: batch_rows.unwrap_or(65_536 / jobs.clamp(1, 8)).max(1),
                 ..BatchLimits::default()
@@ -310,6 +321,8 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             plan.sequence = sequence;
             plan.dry_run = dry_run;
             let mut r = ferry::export::export(&plan, &progress)?;
+            // A bundle written with a key carries a MAC that the key checks.
+            r.set_trust(!no_encrypt, !no_encrypt);
             r.warnings.extend(warnings);
             Ok(r)
         }
@@ -325,6 +338,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             strict,
             dry_run,
             allow_replay,
+            allow_unencrypted,
             as_text,
             jobs,
         } => {
@@ -346,6 +360,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             plan.strict = strict;
             plan.dry_run = dry_run;
             plan.allow_replay = allow_replay;
+            plan.allow_unencrypted = allow_unencrypted;
             plan.target_schema = target_schema;
             plan.as_text = as_text;
             plan.jobs = jobs.max(1);
@@ -368,10 +383,14 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             ferry::compare::compare(&a, &b, &tables, &progress)
         }
         Command::Decrypt {
-            bundle, dir, keys, ..
+            bundle,
+            dir,
+            keys,
+            allow_unencrypted,
         } => {
             let (keys, warnings) = keys.load()?;
-            let mut r = ferry::decrypt::decrypt(&bundle, &dir, &keys, &progress)?;
+            let mut r =
+                ferry::decrypt::decrypt(&bundle, &dir, &keys, allow_unencrypted, &progress)?;
             r.warnings.extend(warnings);
             Ok(r)
         }
@@ -393,7 +412,11 @@ fn name_of(cmd: &Command) -> &'static str {
 
 fn fail(command: &str, e: &Error, json: bool) -> ExitCode {
     let code = e.exit_code();
-    eprintln!("ferry {command}: error: {e}");
+    // Errors quote bundle contents (file names, table names): no terminal escapes get through.
+    eprintln!(
+        "ferry {command}: error: {}",
+        ferry::report::printable_lines(&e.to_string())
+    );
     if json {
         let mut r = RunReport::new(command);
         r.status = "failed".into();
@@ -410,7 +433,14 @@ fn fail(command: &str, e: &Error, json: bool) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("FERRY_LOG"))
+        // sqlx logs an unknown URL query parameter with its value (`sslpassword=…`): never shown.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::from_env("FERRY_LOG").add_directive(
+                "sqlx_postgres::options=error"
+                    .parse()
+                    .expect("a valid directive"),
+            ),
+        )
         .with_writer(std::io::stderr)
         .init();
     let out = cli.out.clone();

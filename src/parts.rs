@@ -2,9 +2,10 @@
 //! and read back through an authenticating random-access decryptor, so the Parquet reader
 //! only ever sees bytes that passed AEAD authentication.
 
+use std::collections::{HashSet, VecDeque};
 use std::io::{Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::array::{
     Array, ArrayRef, AsArray, Int32Array, Int64Array, IntervalMonthDayNanoArray, StructArray,
@@ -16,8 +17,13 @@ use arrow::datatypes::{
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
+};
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::schema::types::ColumnPath;
@@ -35,6 +41,32 @@ use crate::{Error, Result};
 /// third cheaper than with 1 MiB pages (2.3 s of ferry CPU instead of 2.6 s), for a bundle
 /// 0.5% larger. Pages close at a write batch's end, so they run somewhat over this.
 pub const DATA_PAGE_BYTES: usize = 64 * 1024;
+
+// Bounds on the work a part can ask of its reader (DESIGN.md "Bounded work before
+// authentication", RELIABILITY.md #13). The writer keeps every part inside the first set,
+// the reader refuses what exceeds the second (twice as much: headroom for Parquet's own
+// encoding) from the footer and from each page header, before anything is decompressed.
+
+/// A row group is closed before its Arrow data (strings and binaries as offsets + bytes)
+/// would exceed this, whatever it compresses to: the export's stored-size budget alone
+/// lets highly compressible data make row groups of any decoded size.
+pub const ROW_GROUP_DATA_BYTES: u64 = 64 << 20;
+/// … or before its leaf values (Parquet levels, summed over the columns) would exceed this.
+pub const ROW_GROUP_VALUES: u64 = 1 << 22;
+/// The largest row ferry writes (its Arrow data): export refuses a larger one, since no
+/// reader could then decode it within the bounds below.
+pub const MAX_ROW_BYTES: u64 = 96 << 20;
+/// Reader: uncompressed bytes of a row group (its column chunks summed, and its own total).
+pub const MAX_ROW_GROUP_BYTES: u64 = 2 * ROW_GROUP_DATA_BYTES;
+/// Reader: leaf values of a row group (its column chunks' value counts summed).
+pub const MAX_ROW_GROUP_VALUES: u64 = 2 * ROW_GROUP_VALUES;
+/// Reader: one page, uncompressed or compressed. Pages are 64 KiB, but a page holds at
+/// least one value and a value may be as large as a row.
+pub const MAX_PAGE_BYTES: u64 = MAX_ROW_GROUP_BYTES;
+/// Reader: one page header (ferry's are some 30 bytes; page statistics are not written).
+const MAX_PAGE_HEADER: u64 = 64 << 10;
+/// Decoded batches are cut to about this many bytes of data (and to the caller's rows).
+pub const BATCH_BYTES: u64 = 16 << 20;
 
 /// Parquet writer settings of DESIGN.md: zstd level 3 inside pages, dictionaries and
 /// statistics on, row groups of at most `row_group_rows` rows or `row_group_bytes` bytes
@@ -168,6 +200,82 @@ fn to_storage(batch: &RecordBatch, storage: &SchemaRef) -> Result<RecordBatch> {
         .map_err(|e| Error::Other(format!("preparing a part: {e}")))
 }
 
+/// Per-row cost of a batch: bytes of Arrow data in the plain layout (a string or binary,
+/// also a view, counted as the 4-byte offset and the bytes it becomes; validity bits not
+/// counted) and leaf values (Parquet levels, summed over leaf columns; an upper bound for
+/// lists). The writer sizes row groups by them, the reader sizes decoded batches.
+fn row_costs(batch: &RecordBatch) -> (Vec<u64>, Vec<u64>) {
+    let n = batch.num_rows();
+    let (mut bytes, mut values) = (vec![0u64; n], vec![0u64; n]);
+    for c in batch.columns() {
+        add_row_costs(c.as_ref(), &mut bytes, &mut values);
+    }
+    (bytes, values)
+}
+
+fn add_row_costs(a: &dyn Array, bytes: &mut [u64], values: &mut [u64]) {
+    fn by_offsets(offsets: &[i32], bytes: &mut [u64]) {
+        for (b, w) in bytes.iter_mut().zip(offsets.windows(2)) {
+            *b += 4 + u64::try_from(w[1] - w[0]).unwrap_or(0);
+        }
+    }
+    fn by_lengths(lengths: impl Iterator<Item = u32>, bytes: &mut [u64]) {
+        for (b, l) in bytes.iter_mut().zip(lengths) {
+            *b += 4 + u64::from(l);
+        }
+    }
+    match a.data_type() {
+        DataType::Utf8 => by_offsets(a.as_string::<i32>().value_offsets(), bytes),
+        DataType::Binary => by_offsets(a.as_binary::<i32>().value_offsets(), bytes),
+        DataType::Utf8View => by_lengths(a.as_string_view().lengths(), bytes),
+        DataType::BinaryView => by_lengths(a.as_binary_view().lengths(), bytes),
+        DataType::Struct(_) => {
+            for c in a.as_struct().columns() {
+                add_row_costs(c.as_ref(), bytes, values);
+            }
+            return;
+        }
+        DataType::List(_) => {
+            let l = a.as_list::<i32>();
+            let off: Vec<usize> = l
+                .value_offsets()
+                .iter()
+                .map(|&o| usize::try_from(o).unwrap_or(0))
+                .collect();
+            let (first, last) = (off[0], off[off.len() - 1].max(off[0]));
+            let child = l.values().slice(first, last - first);
+            let (mut cb, mut cv) = (vec![0u64; last - first], vec![0u64; last - first]);
+            add_row_costs(child.as_ref(), &mut cb, &mut cv);
+            // Prefix sums, so each row's share is one subtraction.
+            let sums = |v: &[u64]| {
+                std::iter::once(0)
+                    .chain(v.iter().scan(0u64, |acc, x| {
+                        *acc += x;
+                        Some(*acc)
+                    }))
+                    .collect::<Vec<u64>>()
+            };
+            let (pb, pv) = (sums(&cb), sums(&cv));
+            for (i, w) in off.windows(2).enumerate() {
+                let (s, e) = (w[0] - first, w[1].max(w[0]) - first);
+                bytes[i] += 4 + pb[e] - pb[s];
+                values[i] += 1 + pv[e] - pv[s];
+            }
+            return;
+        }
+        DataType::Boolean => bytes.iter_mut().for_each(|b| *b += 1),
+        DataType::FixedSizeBinary(w) => {
+            let w = u64::try_from(*w).unwrap_or(0);
+            bytes.iter_mut().for_each(|b| *b += w);
+        }
+        other => {
+            let w = other.primitive_width().map_or(16, |w| w as u64);
+            bytes.iter_mut().for_each(|b| *b += w);
+        }
+    }
+    values.iter_mut().for_each(|v| *v += 1);
+}
+
 /// Restores canonical types in a batch read from a part.
 pub fn from_storage(batch: RecordBatch) -> Result<RecordBatch> {
     let schema = batch.schema();
@@ -197,27 +305,10 @@ pub fn from_storage(batch: RecordBatch) -> Result<RecordBatch> {
     let mut cols: Vec<ArrayRef> = Vec::new();
     for (f, c) in schema.fields().iter().zip(batch.columns()) {
         if marked(f) {
-            let s = c.as_struct_opt().ok_or_else(|| {
-                Error::Data(format!(
-                    "column {}: interval part is not a struct",
-                    f.name()
-                ))
+            let values = interval_values(c.as_ref()).map_err(|m| {
+                Error::Data(format!("column {}: malformed interval ({m})", f.name()))
             })?;
-            let (m, d, n) = (
-                s.column(0).as_primitive_opt::<Int32Type>(),
-                s.column(1).as_primitive_opt::<Int32Type>(),
-                s.column(2).as_primitive_opt::<Int64Type>(),
-            );
-            let (Some(m), Some(d), Some(n)) = (m, d, n) else {
-                return Err(Error::Data(format!(
-                    "column {}: malformed interval struct",
-                    f.name()
-                )));
-            };
-            let values: Vec<IntervalMonthDayNano> = (0..s.len())
-                .map(|i| IntervalMonthDayNano::new(m.value(i), d.value(i), n.value(i)))
-                .collect();
-            let arr = IntervalMonthDayNanoArray::new(values.into(), s.nulls().cloned());
+            let arr = IntervalMonthDayNanoArray::new(values, c.nulls().cloned());
             let mut meta = f.metadata().clone();
             meta.remove(crate::types::META_LOGICAL);
             fields.push(
@@ -239,6 +330,55 @@ pub fn from_storage(batch: RecordBatch) -> Result<RecordBatch> {
         cols,
     )
     .map_err(|e| Error::Data(format!("restoring intervals: {e}")))
+}
+
+/// The intervals a stored interval struct holds, checked first: the part may have been
+/// crafted, so nothing is indexed before its shape is known (no panic on a wrong struct).
+fn interval_values(
+    c: &dyn Array,
+) -> std::result::Result<arrow::buffer::ScalarBuffer<IntervalMonthDayNano>, String> {
+    let s = c
+        .as_struct_opt()
+        .ok_or_else(|| format!("stored as {} instead of a struct", c.data_type()))?;
+    let [m, d, n] = s.columns() else {
+        return Err(format!(
+            "a struct of {} fields instead of months, days, nanoseconds",
+            s.num_columns()
+        ));
+    };
+    let (Some(m), Some(d), Some(n)) = (
+        m.as_primitive_opt::<Int32Type>(),
+        d.as_primitive_opt::<Int32Type>(),
+        n.as_primitive_opt::<Int64Type>(),
+    ) else {
+        return Err(format!(
+            "fields of types {}, {}, {} instead of Int32, Int32, Int64",
+            m.data_type(),
+            d.data_type(),
+            n.data_type()
+        ));
+    };
+    let len = s.len();
+    if m.len() != len || d.len() != len || n.len() != len {
+        return Err(format!(
+            "fields of {}, {} and {} values in a struct of {len}",
+            m.len(),
+            d.len(),
+            n.len()
+        ));
+    }
+    for nulls in [m.nulls(), d.nulls(), n.nulls()].into_iter().flatten() {
+        if let Some(i) = (0..len).find(|&i| nulls.is_null(i) && s.is_valid(i)) {
+            return Err(format!(
+                "a field is null in the non-null interval of row {}",
+                i + 1
+            ));
+        }
+    }
+    let (m, d, n) = (m.values(), d.values(), n.values());
+    Ok((0..len)
+        .map(|i| IntervalMonthDayNano::new(m[i], d[i], n[i]))
+        .collect())
 }
 
 /// The key and context a file is sealed with.
@@ -342,6 +482,8 @@ pub struct PartWriter {
     path: String,
     rows: u64,
     storage: SchemaRef,
+    /// Arrow data bytes and leaf values in the open row group (see [`ROW_GROUP_DATA_BYTES`]).
+    group: (u64, u64),
 }
 
 impl PartWriter {
@@ -361,19 +503,71 @@ impl PartWriter {
             path: path.to_string(),
             rows: 0,
             storage,
+            group: (0, 0),
         })
     }
 
+    /// Writes rows, closing a row group before it would hold more than
+    /// [`ROW_GROUP_DATA_BYTES`] of data or [`ROW_GROUP_VALUES`] values (a larger row goes
+    /// alone in its row group), so the reader's bounds hold for every part ferry writes.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let stored = to_storage(batch, &self.storage)?;
-        self.writer.write(&stored).map_err(|e| {
-            crate::storage::write_failure(
-                format!("{}: Parquet write failed", self.path),
-                &e,
-                Error::Other,
-            )
-        })?;
-        self.rows += batch.num_rows() as u64;
+        let n = stored.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let (bytes, values) = row_costs(&stored);
+        if let Some((i, b)) = bytes.iter().enumerate().find(|(_, b)| **b > MAX_ROW_BYTES) {
+            return Err(Error::Data(format!(
+                "{}: row {} of this part holds {} of data; ferry carries rows of at most {} \
+                 (so that every bundle can be read back in bounded memory)",
+                self.path,
+                self.rows + i as u64 + 1,
+                crate::report::human_bytes(*b),
+                crate::report::human_bytes(MAX_ROW_BYTES)
+            )));
+        }
+        let failed = |e: ParquetError, path: &str| {
+            crate::storage::write_failure(format!("{path}: Parquet write failed"), &e, Error::Other)
+        };
+        let mut start = 0;
+        while start < n {
+            let (mut gb, mut gv) = self.group;
+            let mut end = start;
+            while end < n {
+                let (b, v) = (gb + bytes[end], gv + values[end]);
+                let over = b > ROW_GROUP_DATA_BYTES || v > ROW_GROUP_VALUES;
+                // An empty row group takes one row whatever its size.
+                if over && (end > start || self.group != (0, 0)) {
+                    break;
+                }
+                (gb, gv) = (b, v);
+                end += 1;
+            }
+            if end == start {
+                self.writer.flush().map_err(|e| failed(e, &self.path))?;
+                self.group = (0, 0);
+                continue;
+            }
+            let before = self.writer.in_progress_rows();
+            self.writer
+                .write(&stored.slice(start, end - start))
+                .map_err(|e| failed(e, &self.path))?;
+            let after = self.writer.in_progress_rows();
+            self.group = if after == before + (end - start) {
+                (gb, gv)
+            } else {
+                // The Parquet writer closed a row group itself (rows or stored bytes): the
+                // open one holds the last `after` rows of this slice.
+                let from = end - after.min(end - start);
+                (
+                    bytes[from..end].iter().sum(),
+                    values[from..end].iter().sum(),
+                )
+            };
+            start = end;
+        }
+        self.rows += n as u64;
         Ok(())
     }
 
@@ -598,11 +792,42 @@ impl PartReader {
                 "Parquet footer of {footer} bytes is larger than allowed or than the file"
             )));
         }
-        let src = PartSource(self.clone());
+        let data_end = len - 8 - footer;
+        let guard = Arc::new(OnceLock::new());
+        let src = PartSource(self.clone(), guard.clone());
+        // The page index is never loaded: the crate then reads each page header through
+        // `get_read`, where the guard checks it (see `PageGuard`).
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Skip);
+        let meta = catch_unwind(AssertUnwindSafe(|| {
+            ArrowReaderMetadata::load(&src, options.clone())
+        }))
+        .map_err(|_| {
+            invalid("the Parquet decoder crashed on this part's footer (malformed Parquet)".into())
+        })?
+        .map_err(|e| invalid(format!("malformed Parquet: {e}")))?;
+        let (page_guard, row_bytes) = check_footer(meta.metadata(), data_end)
+            .map_err(|m| invalid(format!("{m}; the part is malformed or not ferry's")))?;
+        let _ = guard.set(page_guard);
+        let storage = meta.schema().clone();
+        // Rows per batch: the caller's, fewer when rows are wide (the footer's mean row
+        // size, at least a view's 16 bytes per column), so a batch holds about BATCH_BYTES.
+        let leaves = meta.metadata().file_metadata().schema_descr().num_columns() as u64;
+        let per_row = row_bytes.max(16 * leaves).max(1);
+        let rows_cap = usize::try_from(BATCH_BYTES / per_row).unwrap_or(usize::MAX);
+        let batch_rows = batch_rows.min(rows_cap).max(1);
+        let views = view_schema(&storage);
         let built = catch_unwind(AssertUnwindSafe(|| {
-            let b = ParquetRecordBatchReaderBuilder::try_new(src)?;
-            let rows = u64::try_from(b.metadata().file_metadata().num_rows()).unwrap_or(u64::MAX);
-            Ok::<_, parquet::errors::ParquetError>((rows, b.with_batch_size(batch_rows).build()?))
+            let rows =
+                u64::try_from(meta.metadata().file_metadata().num_rows()).unwrap_or(u64::MAX);
+            let meta = match &views {
+                Some(v) => ArrowReaderMetadata::try_new(
+                    meta.metadata().clone(),
+                    options.with_schema(v.clone()),
+                )?,
+                None => meta,
+            };
+            let b = ParquetRecordBatchReaderBuilder::new_with_metadata(src, meta);
+            Ok::<_, ParquetError>((rows, b.with_batch_size(batch_rows).build()?))
         }))
         .map_err(|_| {
             invalid("the Parquet decoder crashed on this part's footer (malformed Parquet)".into())
@@ -612,10 +837,14 @@ impl PartReader {
             built.0,
             PartBatches {
                 inner: built.1,
+                storage,
+                views: views.is_some(),
+                pending: VecDeque::new(),
                 path: self.path.clone(),
                 bundle: bundle.to_string(),
                 label: label.to_string(),
                 rows: 0,
+                decoded: 0,
                 done: false,
             },
         ))
@@ -623,51 +852,536 @@ impl PartReader {
 }
 
 /// Decoded batches of one part; a decode error or panic ends the stream with an error.
+/// Batches come out in the part's canonical types, each of about [`BATCH_BYTES`] at most.
 pub struct PartBatches {
     inner: ParquetRecordBatchReader,
+    /// The schema the part was written with (strings, not views).
+    storage: SchemaRef,
+    /// Whether strings and binaries are decoded as views (cast back per output batch).
+    views: bool,
+    /// Decoded rows not handed out yet, already cut to size.
+    pending: VecDeque<RecordBatch>,
     path: String,
     bundle: String,
     /// `table T part N`, for messages.
     label: String,
-    /// Rows decoded so far, to say where decoding failed.
+    /// Rows handed out so far, to say where decoding failed.
     rows: u64,
+    /// Rows decoded so far (handed out or pending).
+    decoded: u64,
     done: bool,
+}
+
+impl PartBatches {
+    fn fail(&mut self, m: String) -> Option<Result<RecordBatch>> {
+        self.done = true;
+        self.pending.clear();
+        Some(Err(Error::invalid(
+            &self.bundle,
+            &self.path,
+            format!("{} after row {}: {m}", self.label, self.rows),
+        )))
+    }
+
+    /// Cuts a decoded batch into pieces of at most BATCH_BYTES (one row at least), or
+    /// refuses a row larger than any ferry writes.
+    fn queue(&mut self, b: RecordBatch) -> std::result::Result<(), String> {
+        let (bytes, _) = row_costs(&b);
+        if let Some((i, big)) = bytes
+            .iter()
+            .enumerate()
+            .find(|(_, x)| **x > MAX_ROW_GROUP_BYTES)
+        {
+            return Err(format!(
+                "row {} decodes to {}, more than ferry writes (rows of at most {}); refused \
+                 before it is materialised",
+                self.decoded + i as u64 + 1,
+                crate::report::human_bytes(*big),
+                crate::report::human_bytes(MAX_ROW_BYTES)
+            ));
+        }
+        let total: u64 = bytes.iter().sum();
+        if total <= BATCH_BYTES {
+            self.pending.push_back(b);
+            return Ok(());
+        }
+        let (mut from, mut acc) = (0usize, 0u64);
+        for (i, x) in bytes.iter().enumerate() {
+            if acc + x > BATCH_BYTES && i > from {
+                self.pending.push_back(b.slice(from, i - from));
+                (from, acc) = (i, 0);
+            }
+            acc += x;
+        }
+        self.pending.push_back(b.slice(from, b.num_rows() - from));
+        Ok(())
+    }
+
+    /// A decoded piece in the part's canonical types.
+    fn restore(&self, b: RecordBatch) -> Result<RecordBatch> {
+        let b = if self.views {
+            b.columns()
+                .iter()
+                .zip(self.storage.fields())
+                .map(|(c, f)| {
+                    if c.data_type() == f.data_type() {
+                        Ok(c.clone())
+                    } else {
+                        arrow::compute::cast(c, f.data_type())
+                    }
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .and_then(|cols| RecordBatch::try_new(self.storage.clone(), cols))
+                .map_err(|e| Error::Data(format!("restoring the stored types: {e}")))?
+        } else {
+            b
+        };
+        from_storage(b)
+    }
 }
 
 impl Iterator for PartBatches {
     type Item = Result<RecordBatch>;
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match catch_unwind(AssertUnwindSafe(|| self.inner.next())) {
-            Ok(None) => None,
-            Ok(Some(Ok(b))) => {
-                self.rows += b.num_rows() as u64;
-                Some(from_storage(b))
+        loop {
+            if let Some(b) = self.pending.pop_front() {
+                return match catch_unwind(AssertUnwindSafe(|| self.restore(b))) {
+                    Ok(Ok(b)) => {
+                        self.rows += b.num_rows() as u64;
+                        Some(Ok(b))
+                    }
+                    Ok(Err(Error::Data(m))) => self.fail(format!("{m}; the part is malformed")),
+                    Ok(Err(e)) => Some(Err(e)),
+                    Err(_) => self
+                        .fail("the Parquet decoder crashed on this part (malformed data)".into()),
+                };
             }
-            Ok(Some(Err(e))) => {
-                self.done = true;
-                let m = format!(
-                    "{} after row {}: cannot decode the Parquet data ({e}); the part is malformed",
-                    self.label, self.rows
-                );
-                Some(Err(Error::invalid(&self.bundle, &self.path, m)))
+            if self.done {
+                return None;
             }
-            Err(_) => {
-                self.done = true;
-                let m = format!(
-                    "{} after row {}: the Parquet decoder crashed on this part (malformed data)",
-                    self.label, self.rows
-                );
-                Some(Err(Error::invalid(&self.bundle, &self.path, m)))
+            match catch_unwind(AssertUnwindSafe(|| self.inner.next())) {
+                Ok(None) => {
+                    self.done = true;
+                    return None;
+                }
+                Ok(Some(Ok(b))) => {
+                    let n = b.num_rows() as u64;
+                    let queued = catch_unwind(AssertUnwindSafe(|| self.queue(b)))
+                        .unwrap_or_else(|_| Err("the decoder crashed measuring its rows".into()));
+                    if let Err(m) = queued {
+                        return self.fail(m);
+                    }
+                    self.decoded += n;
+                }
+                Ok(Some(Err(e))) => {
+                    return self.fail(format!(
+                        "cannot decode the Parquet data ({e}); the part is malformed"
+                    ));
+                }
+                Err(_) => {
+                    return self
+                        .fail("the Parquet decoder crashed on this part (malformed data)".into());
+                }
             }
         }
     }
 }
 
-/// The Parquet crate's view of a part.
-struct PartSource(Arc<PartReader>);
+/// What the footer declares about one column chunk, to hold its page headers to.
+struct ChunkBound {
+    start: u64,
+    end: u64,
+    /// `row group 0, column "name"`, for messages.
+    what: String,
+    /// Declared uncompressed bytes and values (levels) of the chunk.
+    bytes: u64,
+    values: u64,
+}
+
+/// The footer's column chunks, and what their pages have declared so far. The Parquet crate
+/// reads a column chunk's pages one after another, each header through
+/// [`ChunkReader::get_read`] (the page index is not loaded, see `batches`); the guard
+/// parses each header there first and refuses it before the crate allocates the declared
+/// uncompressed size and decompresses into it.
+struct PageGuard {
+    /// Sorted by `start`, non-overlapping (checked).
+    chunks: Vec<ChunkBound>,
+    state: Mutex<GuardState>,
+}
+
+struct GuardState {
+    /// Header offsets already counted (a header read twice is counted once).
+    seen: HashSet<u64>,
+    /// Per chunk: uncompressed bytes and data-page values declared by its pages so far.
+    used: Vec<(u64, u64)>,
+}
+
+/// Page types of the Parquet format.
+const DICTIONARY_PAGE: i32 = 2;
+
+impl PageGuard {
+    fn chunk_at(&self, offset: u64) -> Option<usize> {
+        let i = self.chunks.partition_point(|c| c.start <= offset);
+        let i = i.checked_sub(1)?;
+        (offset < self.chunks[i].end).then_some(i)
+    }
+
+    /// Admits the page whose header starts at `offset` in chunk `ci`, or says why not.
+    fn admit(&self, ci: usize, offset: u64, h: &PageHead) -> std::result::Result<(), String> {
+        let c = &self.chunks[ci];
+        let at = format!("the page at byte {offset} ({})", c.what);
+        let (Ok(unc), Ok(comp), Ok(vals)) = (
+            u64::try_from(h.uncompressed),
+            u64::try_from(h.compressed),
+            u64::try_from(h.values),
+        ) else {
+            return Err(format!("{at} declares a negative size or value count"));
+        };
+        if unc > MAX_PAGE_BYTES || comp > MAX_PAGE_BYTES {
+            return Err(format!(
+                "{at} declares {unc} bytes uncompressed, {comp} compressed: more than the \
+                 {MAX_PAGE_BYTES} bytes ferry reads per page (refused before decompressing)"
+            ));
+        }
+        let room = c.end - offset;
+        if h.len as u64 + comp > room {
+            return Err(format!(
+                "{at} declares {comp} bytes, more than the {room} left in its column chunk"
+            ));
+        }
+        let mut st = self
+            .state
+            .lock()
+            .map_err(|_| "page guard lock poisoned".to_string())?;
+        if !st.seen.insert(offset) {
+            return Ok(());
+        }
+        let used = &mut st.used[ci];
+        used.0 += unc;
+        if used.0 > c.bytes {
+            return Err(format!(
+                "the pages of {} declare {} bytes uncompressed, more than the {} its footer \
+                 declares (refused before decompressing)",
+                c.what, used.0, c.bytes
+            ));
+        }
+        if h.kind == DICTIONARY_PAGE {
+            // A dictionary holds values the chunk has: never more entries than values.
+            if vals > c.values {
+                return Err(format!(
+                    "{at} is a dictionary of {vals} entries for a column chunk of {} values",
+                    c.values
+                ));
+            }
+        } else {
+            used.1 += vals;
+            if used.1 > c.values {
+                return Err(format!(
+                    "the pages of {} declare {} values, more than the {} its footer declares",
+                    c.what, used.1, c.values
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a part's footer against the reader's bounds; returns the page guard and the
+/// largest mean uncompressed row size of its row groups. `data_end` is where the footer
+/// starts: every column chunk lies before it.
+fn check_footer(
+    meta: &ParquetMetaData,
+    data_end: u64,
+) -> std::result::Result<(PageGuard, u64), String> {
+    let mut chunks = Vec::new();
+    let mut row_bytes = 0u64;
+    let schema = meta.file_metadata().schema_descr();
+    for (g, rg) in meta.row_groups().iter().enumerate() {
+        let rows = u64::try_from(rg.num_rows())
+            .map_err(|_| format!("row group {g} declares a negative row count"))?;
+        let total = u64::try_from(rg.total_byte_size())
+            .map_err(|_| format!("row group {g} declares a negative size"))?;
+        let (mut bytes, mut values) = (0u64, 0u64);
+        for (j, c) in rg.columns().iter().enumerate() {
+            let name = schema
+                .columns()
+                .get(j)
+                .map_or_else(|| format!("#{j}"), |d| d.path().string());
+            let what = format!("row group {g}, column {name:?}");
+            let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
+            let (Ok(start), Ok(len), Ok(unc), Ok(vals)) = (
+                u64::try_from(start),
+                u64::try_from(c.compressed_size()),
+                u64::try_from(c.uncompressed_size()),
+                u64::try_from(c.num_values()),
+            ) else {
+                return Err(format!("{what}: negative offset, size or value count"));
+            };
+            let end = start
+                .checked_add(len)
+                .filter(|e| *e <= data_end)
+                .ok_or_else(|| format!("{what}: the column chunk lies outside the data"))?;
+            if len > MAX_ROW_GROUP_BYTES {
+                return Err(format!(
+                    "{what}: {len} bytes stored, more than the {MAX_ROW_GROUP_BYTES} ferry \
+                     reads per row group"
+                ));
+            }
+            bytes = bytes.saturating_add(unc);
+            values = values.saturating_add(vals);
+            chunks.push(ChunkBound {
+                start,
+                end,
+                what,
+                bytes: unc,
+                values: vals,
+            });
+        }
+        let declared = bytes.max(total);
+        if declared > MAX_ROW_GROUP_BYTES {
+            return Err(format!(
+                "row group {g} declares {} of uncompressed data; ferry writes at most {} per \
+                 row group and reads at most {} (refused before decoding)",
+                crate::report::human_bytes(declared),
+                crate::report::human_bytes(ROW_GROUP_DATA_BYTES),
+                crate::report::human_bytes(MAX_ROW_GROUP_BYTES)
+            ));
+        }
+        if values > MAX_ROW_GROUP_VALUES {
+            return Err(format!(
+                "row group {g} declares {values} values; ferry writes at most {ROW_GROUP_VALUES} \
+                 per row group and reads at most {MAX_ROW_GROUP_VALUES} (refused before decoding)"
+            ));
+        }
+        if rows > 0 {
+            row_bytes = row_bytes.max(declared.div_ceil(rows));
+        }
+    }
+    chunks.sort_by_key(|c| c.start);
+    if let Some(w) = chunks.windows(2).find(|w| w[1].start < w[0].end) {
+        return Err(format!("{} overlaps {}", w[1].what, w[0].what));
+    }
+    let n = chunks.len();
+    Ok((
+        PageGuard {
+            chunks,
+            state: Mutex::new(GuardState {
+                seen: HashSet::new(),
+                used: vec![(0, 0); n],
+            }),
+        },
+        row_bytes,
+    ))
+}
+
+/// The schema a part is decoded with: strings and binaries as views, which share a
+/// dictionary's values instead of copying them per row, so a small dictionary page cannot
+/// expand into a huge batch; batches are cut by bytes and cast back afterwards.
+fn view_schema(storage: &SchemaRef) -> Option<SchemaRef> {
+    fn view(t: &DataType) -> DataType {
+        let field = |f: &Field| f.clone().with_data_type(view(f.data_type()));
+        match t {
+            DataType::Utf8 => DataType::Utf8View,
+            DataType::Binary => DataType::BinaryView,
+            DataType::List(f) => DataType::List(Arc::new(field(f))),
+            DataType::Struct(fs) => DataType::Struct(fs.iter().map(|f| field(f)).collect()),
+            other => other.clone(),
+        }
+    }
+    let fields: Vec<Field> = storage
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_data_type(view(f.data_type())))
+        .collect();
+    let changed = fields
+        .iter()
+        .zip(storage.fields())
+        .any(|(a, b)| a.data_type() != b.data_type());
+    changed.then(|| {
+        Arc::new(Schema::new_with_metadata(
+            fields,
+            storage.metadata().clone(),
+        ))
+    })
+}
+
+/// What ferry needs of a Parquet page header, read by a small Thrift compact-protocol
+/// parser of its own before the Parquet crate sees the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PageHead {
+    kind: i32,
+    uncompressed: i32,
+    compressed: i32,
+    /// Values (levels) of a data page, entries of a dictionary page.
+    values: i32,
+    /// Bytes of the header itself.
+    len: usize,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum HeadError {
+    /// The header goes on past the bytes given.
+    Short,
+    Malformed(&'static str),
+}
+
+struct Thrift<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Thrift<'_> {
+    fn byte(&mut self) -> std::result::Result<u8, HeadError> {
+        let b = *self.buf.get(self.pos).ok_or(HeadError::Short)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn skip_bytes(&mut self, n: u64) -> std::result::Result<(), HeadError> {
+        let left = (self.buf.len() - self.pos) as u64;
+        if n > left {
+            return Err(HeadError::Short);
+        }
+        self.pos += usize::try_from(n).map_err(|_| HeadError::Short)?;
+        Ok(())
+    }
+
+    fn varint(&mut self) -> std::result::Result<u64, HeadError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            if shift == 63 && b > 1 {
+                break;
+            }
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(HeadError::Malformed("varint longer than 64 bits"))
+    }
+
+    fn zigzag(&mut self) -> std::result::Result<i64, HeadError> {
+        let n = self.varint()?;
+        let half = i64::try_from(n >> 1).map_err(|_| HeadError::Malformed("varint"))?;
+        Ok(if n & 1 == 1 { !half } else { half })
+    }
+
+    fn i32(&mut self) -> std::result::Result<i32, HeadError> {
+        i32::try_from(self.zigzag()?).map_err(|_| HeadError::Malformed("i32 out of range"))
+    }
+
+    /// The next field's id and type, or None at the struct's end.
+    fn field(&mut self, last: &mut i16) -> std::result::Result<Option<(i16, u8)>, HeadError> {
+        let b = self.byte()?;
+        let ty = b & 0x0f;
+        if ty == 0 {
+            return Ok(None);
+        }
+        let id = match b >> 4 {
+            0 => i16::try_from(self.zigzag()?).map_err(|_| HeadError::Malformed("field id"))?,
+            delta => last
+                .checked_add(i16::from(delta))
+                .ok_or(HeadError::Malformed("field id"))?,
+        };
+        *last = id;
+        Ok(Some((id, ty)))
+    }
+
+    /// Skips a value of compact type `ty`; `elem` for list, set and map elements (where
+    /// booleans take a byte).
+    fn skip(&mut self, ty: u8, depth: u8, elem: bool) -> std::result::Result<(), HeadError> {
+        if depth > 16 {
+            return Err(HeadError::Malformed("nested too deep"));
+        }
+        match ty {
+            1 | 2 if !elem => {}
+            1..=3 => {
+                self.byte()?;
+            }
+            4..=6 => {
+                self.varint()?;
+            }
+            7 => self.skip_bytes(8)?,
+            8 => {
+                let n = self.varint()?;
+                self.skip_bytes(n)?;
+            }
+            9 | 10 => {
+                let h = self.byte()?;
+                let n = match h >> 4 {
+                    15 => self.varint()?,
+                    n => u64::from(n),
+                };
+                // Every element takes at least a byte: the loop ends with the buffer.
+                for _ in 0..n {
+                    self.skip(h & 0x0f, depth + 1, true)?;
+                }
+            }
+            11 => {
+                let n = self.varint()?;
+                if n > 0 {
+                    let kv = self.byte()?;
+                    for _ in 0..n {
+                        self.skip(kv >> 4, depth + 1, true)?;
+                        self.skip(kv & 0x0f, depth + 1, true)?;
+                    }
+                }
+            }
+            12 => {
+                let mut last = 0;
+                while let Some((_, t)) = self.field(&mut last)? {
+                    self.skip(t, depth + 1, false)?;
+                }
+            }
+            _ => return Err(HeadError::Malformed("unknown Thrift type")),
+        }
+        Ok(())
+    }
+
+    /// Field 1 (an i32) of a nested struct: `num_values` of every page-type header.
+    fn first_i32(&mut self) -> std::result::Result<Option<i32>, HeadError> {
+        let (mut last, mut v) = (0, None);
+        while let Some((id, ty)) = self.field(&mut last)? {
+            if (id, ty) == (1, 5) {
+                v = Some(self.i32()?);
+            } else {
+                self.skip(ty, 1, false)?;
+            }
+        }
+        Ok(v)
+    }
+}
+
+/// Parses the Parquet `PageHeader` at the start of `buf`.
+fn parse_page_header(buf: &[u8]) -> std::result::Result<PageHead, HeadError> {
+    let mut t = Thrift { buf, pos: 0 };
+    let (mut kind, mut unc, mut comp, mut values) = (None, None, None, None);
+    let mut last = 0;
+    while let Some((id, ty)) = t.field(&mut last)? {
+        match (id, ty) {
+            (1, 5) => kind = Some(t.i32()?),
+            (2, 5) => unc = Some(t.i32()?),
+            (3, 5) => comp = Some(t.i32()?),
+            (5 | 7 | 8, 12) => values = t.first_i32()?.or(values),
+            _ => t.skip(ty, 0, false)?,
+        }
+    }
+    let (Some(kind), Some(uncompressed), Some(compressed)) = (kind, unc, comp) else {
+        return Err(HeadError::Malformed("a page header without type or sizes"));
+    };
+    Ok(PageHead {
+        kind,
+        uncompressed,
+        compressed,
+        values: values.unwrap_or(0),
+        len: t.pos,
+    })
+}
+
+/// The Parquet crate's view of a part; page headers are checked by the guard once the
+/// footer has been (see [`PageGuard`]).
+struct PartSource(Arc<PartReader>, Arc<OnceLock<PageGuard>>);
 
 impl Length for PartSource {
     fn len(&self) -> u64 {
@@ -678,6 +1392,47 @@ impl Length for PartSource {
 impl ChunkReader for PartSource {
     type T = PartRead;
     fn get_read(&self, start: u64) -> parquet::errors::Result<PartRead> {
+        if let Some(g) = self.1.get()
+            && let Some(ci) = g.chunk_at(start)
+        {
+            // A page header: parsed and admitted before the Parquet crate reads it, from
+            // the same (authenticated) bytes, which the returned reader then hands out.
+            let room = g.chunks[ci].end - start;
+            let mut want = room.min(4096);
+            loop {
+                let n = usize::try_from(want).unwrap_or(4096);
+                let buf = self
+                    .0
+                    .range(start, n)
+                    .map_err(|e| ParquetError::External(Box::new(e)))?;
+                match parse_page_header(&buf) {
+                    Ok(h) => {
+                        g.admit(ci, start, &h).map_err(ParquetError::General)?;
+                        return Ok(PartRead {
+                            part: self.0.clone(),
+                            pos: start + want,
+                            buf,
+                        });
+                    }
+                    Err(HeadError::Short) if want < room.min(MAX_PAGE_HEADER) => {
+                        want = room.min(MAX_PAGE_HEADER).min(want * 4);
+                    }
+                    Err(HeadError::Short) => {
+                        return Err(ParquetError::General(format!(
+                            "the page header at byte {start} ({}) runs past its column chunk \
+                             or past {MAX_PAGE_HEADER} bytes",
+                            g.chunks[ci].what
+                        )));
+                    }
+                    Err(HeadError::Malformed(m)) => {
+                        return Err(ParquetError::General(format!(
+                            "the page header at byte {start} ({}) is malformed: {m}",
+                            g.chunks[ci].what
+                        )));
+                    }
+                }
+            }
+        }
         Ok(PartRead {
             part: self.0.clone(),
             pos: start,
@@ -812,4 +1567,419 @@ pub fn scan_file(
         return Err(invalid(m));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{BinaryArray, ListArray, StringArray};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    /// A store in a fresh directory, and a plain part written there by `PartWriter`.
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap(), true).unwrap();
+        (dir, store)
+    }
+
+    fn write_part(store: &Store, path: &str, batches: &[RecordBatch]) -> Result<FileEntry> {
+        let schema = batches[0].schema();
+        let props = writer_properties(&schema, 1 << 20, 64 << 20);
+        let mut w = PartWriter::create(store, path, schema, props, None)?;
+        for b in batches {
+            w.write(b)?;
+        }
+        Ok(w.finish()?.0)
+    }
+
+    fn read_part(store: &Store, entry: &FileEntry, batch_rows: usize) -> Result<Vec<RecordBatch>> {
+        let r = PartReader::open(store, "test-bundle", entry, None)?;
+        let (_, batches) = r.batches("test-bundle", "table t part 0", batch_rows)?;
+        batches.collect()
+    }
+
+    fn text_batch(values: Vec<String>) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(values))]).unwrap()
+    }
+
+    fn row_groups(store: &Store, entry: &FileEntry) -> Vec<(i64, i64)> {
+        let bytes = store.read_range(&entry.path, 0..entry.size).unwrap();
+        let r = SerializedFileReader::new(bytes).unwrap();
+        r.metadata()
+            .row_groups()
+            .iter()
+            .map(|g| (g.num_rows(), g.total_byte_size()))
+            .collect()
+    }
+
+    #[test]
+    fn every_type_round_trips_through_views_and_back() {
+        let (_d, store) = store();
+        let list = ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(1), None]),
+            None,
+            Some(vec![]),
+        ]);
+        let texts = arrow::array::ListBuilder::new(arrow::array::StringBuilder::new());
+        let mut texts = texts;
+        texts
+            .values()
+            .append_value("a longer string than twelve bytes");
+        texts.values().append_null();
+        texts.append(true);
+        texts.append(false);
+        texts.values().append_value("x");
+        texts.append(true);
+        let texts = texts.finish();
+        let iv = IntervalMonthDayNanoArray::from(vec![
+            Some(IntervalMonthDayNano::new(1, 2, 3)),
+            None,
+            Some(IntervalMonthDayNano::new(-1, 0, i64::MAX)),
+        ]);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("s", DataType::Utf8, true),
+            Field::new("b", DataType::Binary, true),
+            Field::new("l", list.data_type().clone(), true),
+            Field::new("lt", texts.data_type().clone(), true),
+            Field::new("iv", DataType::Interval(IntervalUnit::MonthDayNano), true),
+            Field::new("n", DataType::Int64, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec![
+                    Some("short"),
+                    None,
+                    Some("a value longer than a view's inline twelve bytes"),
+                ])),
+                Arc::new(BinaryArray::from(vec![
+                    Some(&b"\x00\x01"[..]),
+                    Some(&[0u8; 40][..]),
+                    None,
+                ])),
+                Arc::new(list),
+                Arc::new(texts),
+                Arc::new(iv),
+                Arc::new(Int64Array::from(vec![Some(1), None, Some(-7)])),
+            ],
+        )
+        .unwrap();
+        let entry = write_part(&store, "data/p.parquet", std::slice::from_ref(&batch)).unwrap();
+        let back = read_part(&store, &entry, 1024).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0], batch);
+    }
+
+    #[test]
+    fn writer_closes_row_groups_by_data_bytes_and_reader_cuts_batches_by_bytes() {
+        let (_d, store) = store();
+        // 100 rows of 1 MiB (compressible to almost nothing): the stored-size budget alone
+        // would keep them in one row group of 100 MiB.
+        let rows: Vec<String> = (0..100)
+            .map(|i| format!("{i:08}{}", "x".repeat((1 << 20) - 8)))
+            .collect();
+        let entry = write_part(&store, "data/p.parquet", &[text_batch(rows)]).unwrap();
+        let groups = row_groups(&store, &entry);
+        assert!(groups.len() >= 2, "{groups:?}");
+        for (rows, bytes) in &groups {
+            assert!(
+                u64::try_from(*bytes).unwrap() <= MAX_ROW_GROUP_BYTES,
+                "{rows} rows, {bytes} bytes"
+            );
+        }
+        assert_eq!(groups.iter().map(|g| g.0).sum::<i64>(), 100);
+        let back = read_part(&store, &entry, 65_536).unwrap();
+        assert_eq!(back.iter().map(RecordBatch::num_rows).sum::<usize>(), 100);
+        for b in &back {
+            let size: u64 = row_costs(b).0.iter().sum();
+            assert!(size <= BATCH_BYTES, "a batch of {size} bytes");
+        }
+        assert!(back.len() >= 7, "{} batches", back.len());
+    }
+
+    #[test]
+    fn a_dictionary_cannot_expand_a_batch() {
+        let (_d, store) = store();
+        // One 1 MiB value repeated: dictionary-encoded, a few KB stored, 64 MiB decoded.
+        let big = "d".repeat(1 << 20);
+        let entry = write_part(
+            &store,
+            "data/p.parquet",
+            &[text_batch(vec![big.clone(); 64])],
+        )
+        .unwrap();
+        let back = read_part(&store, &entry, 65_536).unwrap();
+        assert_eq!(back.iter().map(RecordBatch::num_rows).sum::<usize>(), 64);
+        for b in &back {
+            assert!(row_costs(b).0.iter().sum::<u64>() <= BATCH_BYTES);
+            assert_eq!(b.column(0).as_string::<i32>().value(0), big);
+        }
+    }
+
+    #[test]
+    fn export_refuses_a_row_larger_than_ferry_reads() {
+        let (_d, store) = store();
+        let huge = "h".repeat(usize::try_from(MAX_ROW_BYTES).unwrap());
+        let e = write_part(
+            &store,
+            "data/p.parquet",
+            &[text_batch(vec!["ok".into(), huge])],
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(e.contains("row 2") && e.contains("at most 96.0 MiB"), "{e}");
+    }
+
+    /// The page header at the start of the first column chunk of a plain part.
+    fn first_header(store: &Store, entry: &FileEntry) -> (u64, Vec<u8>) {
+        let bytes = store.read_range(&entry.path, 0..entry.size).unwrap();
+        let r = SerializedFileReader::new(bytes.clone()).unwrap();
+        let c = r.metadata().row_group(0).column(0);
+        let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
+        let start = u64::try_from(start).unwrap();
+        (start, bytes.to_vec())
+    }
+
+    #[test]
+    fn page_headers_parse_as_the_parquet_crate_reads_them() {
+        let (_d, store) = store();
+        let rows: Vec<String> = (0..5000).map(|i| format!("row {i}")).collect();
+        let entry = write_part(&store, "data/p.parquet", &[text_batch(rows)]).unwrap();
+        let (start, bytes) = first_header(&store, &entry);
+        let bytes = Bytes::from(bytes);
+        let r = SerializedFileReader::new(bytes.clone()).unwrap();
+        let meta = r.metadata().row_group(0).column(0).clone();
+        // Walk every page of the chunk with our parser: sizes add up to the footer's.
+        let (mut at, mut unc, mut values) = (usize::try_from(start).unwrap(), 0i64, 0i64);
+        let end = at + usize::try_from(meta.compressed_size()).unwrap();
+        let mut pages = 0;
+        while at < end {
+            let h = parse_page_header(&bytes[at..]).unwrap();
+            unc += i64::from(h.uncompressed) + i64::try_from(h.len).unwrap();
+            if h.kind != DICTIONARY_PAGE {
+                values += i64::from(h.values);
+            }
+            at += h.len + usize::try_from(h.compressed).unwrap();
+            pages += 1;
+        }
+        assert_eq!(at, end);
+        assert!(pages >= 2);
+        assert_eq!(unc, meta.uncompressed_size());
+        assert_eq!(values, meta.num_values());
+        // Cut short anywhere: asks for more, never panics or misreads.
+        let h = parse_page_header(&bytes[usize::try_from(start).unwrap()..]).unwrap();
+        for cut in 0..h.len {
+            let from = usize::try_from(start).unwrap();
+            assert_eq!(
+                parse_page_header(&bytes[from..from + cut]),
+                Err(HeadError::Short)
+            );
+        }
+    }
+
+    #[test]
+    fn page_header_parser_survives_garbage() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for len in 0..4000usize {
+            let buf: Vec<u8> = (0..len % 97)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x.to_le_bytes()[0]
+                })
+                .collect();
+            let _ = parse_page_header(&buf);
+        }
+        // A list that claims 2^32 elements ends with the buffer.
+        let mut deep = vec![0x19, 0xf5];
+        deep.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x0f]);
+        assert_eq!(parse_page_header(&deep), Err(HeadError::Short));
+        // Nesting beyond 16 levels is malformed, not a stack overflow.
+        let nested = [0x1c; 64];
+        assert!(matches!(
+            parse_page_header(&nested),
+            Err(HeadError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn a_page_header_lying_about_its_size_is_refused_before_decompressing() {
+        let (_d, store) = store();
+        // One 2 MB value: the chunk's first page header holds a 4-byte size varint.
+        let entry = write_part(
+            &store,
+            "data/p.parquet",
+            &[text_batch(vec!["a".repeat(2_000_000)])],
+        )
+        .unwrap();
+        let (start, mut bytes) = first_header(&store, &entry);
+        let at = usize::try_from(start).unwrap();
+        // field 1 (type) = 0x15 + varint, then field 2 (uncompressed size) = 0x15 + varint.
+        assert_eq!(bytes[at], 0x15);
+        let mut p = at + 1;
+        while bytes[p] & 0x80 != 0 {
+            p += 1;
+        }
+        p += 1;
+        assert_eq!(bytes[p], 0x15);
+        let size_at = p + 1;
+        assert_eq!(
+            bytes[size_at..size_at + 4]
+                .iter()
+                .filter(|b| **b & 0x80 != 0)
+                .count(),
+            3
+        );
+        // The largest 4-byte varint: 2^27 - 1 bytes uncompressed, 67 times what the footer says.
+        bytes[size_at..size_at + 4].copy_from_slice(&[0xfe, 0xff, 0xff, 0x7f]);
+        store.put(&entry.path, Bytes::from(bytes)).unwrap();
+        let e = read_part(&store, &entry, 1024).unwrap_err().to_string();
+        assert!(
+            e.contains("its footer declares") && e.contains("refused before decompressing"),
+            "{e}"
+        );
+        assert!(
+            e.contains("data/p.parquet") && e.contains("column \"s\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_guard_refuses_pages_over_the_caps() {
+        let g = PageGuard {
+            chunks: vec![ChunkBound {
+                start: 100,
+                end: 1000,
+                what: "row group 0, column \"s\"".into(),
+                bytes: u64::MAX,
+                values: 10,
+            }],
+            state: Mutex::new(GuardState {
+                seen: HashSet::new(),
+                used: vec![(0, 0)],
+            }),
+        };
+        assert_eq!(g.chunk_at(99), None);
+        assert_eq!(g.chunk_at(100), Some(0));
+        assert_eq!(g.chunk_at(1000), None);
+        let head = |uncompressed, compressed, values| PageHead {
+            kind: 0,
+            uncompressed,
+            compressed,
+            values,
+            len: 20,
+        };
+        let e = g.admit(0, 100, &head(i32::MAX, 10, 1)).unwrap_err();
+        assert!(
+            e.contains("more than the 134217728 bytes ferry reads per page"),
+            "{e}"
+        );
+        assert!(g.admit(0, 100, &head(-1, 10, 1)).is_err());
+        assert!(
+            g.admit(0, 100, &head(10, 900, 1))
+                .unwrap_err()
+                .contains("left in its column chunk")
+        );
+        assert!(g.admit(0, 100, &head(10, 10, 6)).is_ok());
+        // The same header read again is not counted twice.
+        assert!(g.admit(0, 100, &head(10, 10, 6)).is_ok());
+        assert!(
+            g.admit(0, 200, &head(10, 10, 5))
+                .unwrap_err()
+                .contains("11 values")
+        );
+    }
+
+    #[test]
+    fn a_crafted_interval_column_is_an_error_not_a_panic() {
+        let marked = |t: DataType, nullable| {
+            Field::new("iv", t, nullable).with_metadata(std::collections::HashMap::from([(
+                crate::types::META_LOGICAL.to_string(),
+                INTERVAL_MARK.to_string(),
+            )]))
+        };
+        let try_one = |fields: Fields, cols: Vec<ArrayRef>, nulls| {
+            let s = StructArray::try_new(fields.clone(), cols, nulls).unwrap();
+            let schema = Arc::new(Schema::new(vec![marked(DataType::Struct(fields), true)]));
+            let b = RecordBatch::try_new(schema, vec![Arc::new(s)]).unwrap();
+            catch_unwind(AssertUnwindSafe(|| from_storage(b))).expect("no panic")
+        };
+        let i32s = |v: Vec<Option<i32>>| Arc::new(Int32Array::from(v)) as ArrayRef;
+        let f = |n: &str, t| Field::new(n, t, true);
+        // One field only.
+        let e = try_one(
+            Fields::from(vec![f("months", DataType::Int32)]),
+            vec![i32s(vec![Some(1)])],
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("a struct of 1 fields"), "{e}");
+        // Wrong types.
+        let e = try_one(
+            Fields::from(vec![
+                f("months", DataType::Int32),
+                f("days", DataType::Int32),
+                f("nanoseconds", DataType::Int32),
+            ]),
+            vec![
+                i32s(vec![Some(1)]),
+                i32s(vec![Some(1)]),
+                i32s(vec![Some(1)]),
+            ],
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("instead of Int32, Int32, Int64"),
+            "{e}"
+        );
+        // A null field inside a non-null interval.
+        let e = try_one(
+            Fields::from(vec![
+                f("months", DataType::Int32),
+                f("days", DataType::Int32),
+                f("nanoseconds", DataType::Int64),
+            ]),
+            vec![
+                i32s(vec![Some(1), None]),
+                i32s(vec![Some(1), Some(2)]),
+                Arc::new(Int64Array::from(vec![Some(1), Some(2)])),
+            ],
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("null in the non-null interval of row 2"),
+            "{e}"
+        );
+        // Not a struct at all.
+        let schema = Arc::new(Schema::new(vec![marked(DataType::Int32, true)]));
+        let b = RecordBatch::try_new(schema, vec![i32s(vec![Some(1)])]).unwrap();
+        assert!(
+            from_storage(b)
+                .unwrap_err()
+                .to_string()
+                .contains("instead of a struct")
+        );
+        // A null interval with null fields is fine.
+        let ok = try_one(
+            interval_struct_fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect(),
+            vec![
+                i32s(vec![Some(1), None]),
+                i32s(vec![Some(2), None]),
+                Arc::new(Int64Array::from(vec![Some(3), None])),
+            ],
+            Some(arrow::buffer::NullBuffer::from(vec![true, false])),
+        )
+        .unwrap();
+        let iv = ok.column(0).as_primitive::<IntervalMonthDayNanoType>();
+        assert_eq!(iv.value(0), IntervalMonthDayNano::new(1, 2, 3));
+        assert!(iv.is_null(1));
+    }
 }

@@ -50,6 +50,17 @@ pub struct RunReport {
     pub bundle: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bundle_id: Option<String>,
+    /// Commands that read or write a bundle: whether it is encrypted (`--no-encrypt` bundles
+    /// are not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encrypted: Option<bool>,
+    /// Whether the manifest MAC was checked with a key (export: whether the bundle carries
+    /// one). Always false for a plain bundle and for a keyless `verify`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authenticated: Option<bool>,
+    /// The key id of the manifest's signer, once bundles are signed (not yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
     pub tables: Vec<TableReport>,
     pub totals: Totals,
     pub errors: Errors,
@@ -68,6 +79,9 @@ impl RunReport {
             exit_code: 0,
             bundle: None,
             bundle_id: None,
+            encrypted: None,
+            authenticated: None,
+            signed_by: None,
             tables: vec![],
             totals: Totals::default(),
             errors: Errors::default(),
@@ -96,6 +110,12 @@ impl RunReport {
             rows_per_s: rate(rows as f64, seconds),
             status: status.into(),
         });
+    }
+
+    /// Records what the bundle proves: `encrypted`, and `authenticated` (MAC checked with a key).
+    pub fn set_trust(&mut self, encrypted: bool, authenticated: bool) {
+        self.encrypted = Some(encrypted);
+        self.authenticated = Some(authenticated);
     }
 
     /// Fills the totals from the tables and the run's wall time.
@@ -137,7 +157,7 @@ impl RunReport {
             for t in &self.tables {
                 out.push_str(&format!(
                     "{:<w$}  {:>12}  {:>10}  {:>5}  {:>8.2}  {:>12.0}  {}\n",
-                    t.table,
+                    printable(&t.table),
                     t.rows,
                     human_bytes(t.bytes),
                     t.parts,
@@ -162,11 +182,17 @@ impl RunReport {
             self.errors.parts_total,
             self.errors.error_rate
         ));
+        if let (Some(enc), Some(auth)) = (self.encrypted, self.authenticated) {
+            out.push_str(&format!(
+                "bundle: {}\n",
+                trust_line(enc, auth, self.signed_by.as_deref())
+            ));
+        }
         for w in &self.warnings {
-            out.push_str(&format!("warning: {w}\n"));
+            out.push_str(&format!("warning: {}\n", printable_lines(w)));
         }
         if !self.message.is_empty() {
-            out.push_str(&self.message);
+            out.push_str(&printable_lines(&self.message));
             out.push('\n');
         }
         out
@@ -175,6 +201,47 @@ impl RunReport {
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("report serialises")
     }
+}
+
+/// One line on what a bundle proves, for the text summaries of every command.
+pub fn trust_line(encrypted: bool, authenticated: bool, signed_by: Option<&str>) -> String {
+    let mut s = match (encrypted, authenticated) {
+        (true, true) => "encrypted, authenticated (the manifest MAC checked with the key)".to_string(),
+        (true, false) => "encrypted, NOT authenticated (checked without a key: no MAC checked)".to_string(),
+        (false, _) => "NOT encrypted, NOT authenticated (no MAC: anyone who could write the bundle could have made it)"
+            .to_string(),
+    };
+    match signed_by {
+        Some(k) => s.push_str(&format!("; signed by {}", printable(k))),
+        None => s.push_str("; not signed"),
+    }
+    s
+}
+
+/// A string taken from a bundle (or any other outside source), safe to print on a
+/// terminal: control characters (ESC and the C1 range, so no terminal escape sequence; also
+/// CR, LF and TAB, so no forged line) and bidirectional overrides are shown escaped, as
+/// `\u{1b}`; everything else is kept.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !s.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut o = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if bad(c) {
+            o.extend(c.escape_default());
+        } else {
+            o.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(o)
+}
+
+/// [`printable`] line by line, for multi-line text of ferry's own that embeds bundle strings.
+pub fn printable_lines(s: &str) -> String {
+    s.split('\n').map(printable).collect::<Vec<_>>().join("\n")
 }
 
 fn rate(n: f64, seconds: f64) -> f64 {

@@ -14,8 +14,9 @@ use crate::{Error, Result};
 pub fn verify(url: &str, keys: &Keys, strict: bool, progress: &Progress) -> Result<RunReport> {
     let started = Instant::now();
     let bundle = OpenBundle::open(url, strict)?;
+    bundle.refuse_downgrade(keys, None)?;
     let mut report = RunReport::new("verify");
-    report.bundle = Some(url.to_string());
+    report.bundle = Some(crate::redact::display_location(url));
     report.bundle_id = Some(bundle.manifest.bundle_id.clone());
     report.warnings.extend(bundle.warnings());
     let total: u64 = bundle.manifest.files().map(|f| f.size).sum();
@@ -27,6 +28,8 @@ pub fn verify(url: &str, keys: &Keys, strict: bool, progress: &Progress) -> Resu
     } else {
         Some(bundle.unlock(keys)?)
     };
+    let encrypted = bundle.manifest.encrypted();
+    report.set_trust(encrypted, encrypted && unlocked.is_some());
     let mut findings: Vec<Finding> = bundle.scan_all(unlocked.as_ref(), &|f| bar.inc(f.size));
     bar.finish_and_clear();
     if let Some(u) = unlocked.filter(|_| findings.is_empty()) {
@@ -44,7 +47,7 @@ pub fn verify(url: &str, keys: &Keys, strict: bool, progress: &Progress) -> Resu
                     .map_or(0, |e| e.size);
                 let label = format!("table {} part {}", t.table.qualified(), p.index);
                 let decoded = checked.part_reader(&p.path).and_then(|r| {
-                    let (_, batches) = r.batches(url, &label, 65_536)?;
+                    let (_, batches) = r.batches(checked.bundle.url(), &label, 65_536)?;
                     let mut n = 0u64;
                     for b in batches {
                         n += b?.num_rows() as u64;
@@ -74,14 +77,22 @@ pub fn verify(url: &str, keys: &Keys, strict: bool, progress: &Progress) -> Resu
                 "verified",
             );
         }
-        report.message = format!(
-            "bundle {} is intact: {files} files match the manifest, the key opens it, every part decrypts, decodes and has its row count",
-            checked.bundle.manifest.bundle_id
-        );
+        report.message = if encrypted {
+            format!(
+                "bundle {} is intact: {files} files match the manifest, the key opens it, every part decrypts, decodes and has its row count",
+                checked.bundle.manifest.bundle_id
+            )
+        } else {
+            format!(
+                "bundle {} is NOT encrypted and NOT authenticated: {files} files match the manifest and every part \
+                 decodes and has its row count, but there is no MAC, so anyone who could write the bundle could have made it",
+                checked.bundle.manifest.bundle_id
+            )
+        };
         report.errors.parts_total = checked.bundle.manifest.parts.len() as u64;
         if !findings.is_empty() {
             return Err(Error::InvalidBundle {
-                bundle: url.to_string(),
+                bundle: crate::redact::display_location(url),
                 findings,
             });
         }
@@ -90,7 +101,7 @@ pub fn verify(url: &str, keys: &Keys, strict: bool, progress: &Progress) -> Resu
     }
     if !findings.is_empty() {
         return Err(Error::InvalidBundle {
-            bundle: url.to_string(),
+            bundle: crate::redact::display_location(url),
             findings,
         });
     }
@@ -105,7 +116,8 @@ pub fn verify(url: &str, keys: &Keys, strict: bool, progress: &Progress) -> Resu
         )
     } else {
         format!(
-            "bundle {} (not encrypted): {files} files present with the declared sizes and SHA-256",
+            "bundle {} is NOT encrypted and NOT authenticated: {files} files present with the declared sizes and \
+             SHA-256, but there is no MAC, so anyone who could write the bundle could have made it",
             bundle.manifest.bundle_id
         )
     };

@@ -53,10 +53,15 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// Strict: unknown fields are errors, and so is anything but whitespace after the
+    /// JSON document (a `Deserializer` does not check that by itself: `end` does).
     pub fn parse(bytes: &[u8]) -> Result<Catalog, String> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
-        serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| format!("{}: {}", e.path(), e.inner()))
+        let catalog = serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| format!("{}: {}", e.path(), e.inner()))?;
+        de.end()
+            .map_err(|e| format!("data after the catalog's JSON document: {e}"))?;
+        Ok(catalog)
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -127,5 +132,22 @@ impl Catalog {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Catalog;
+
+    const EMPTY: &str = r#"{"bundle_id":"00000000000000000000000000000000","source":{"engine":"sqlite","database":"d"},"created_at":"t","tables":[]}"#;
+
+    #[test]
+    fn trailing_bytes_after_the_catalog_are_refused() {
+        assert!(Catalog::parse(EMPTY.as_bytes()).is_ok());
+        assert!(Catalog::parse(format!("{EMPTY}\n \t").as_bytes()).is_ok());
+        for tail in ["x", "{}", "\u{1b}]0;owned\u{7}", "\u{0}"] {
+            let e = Catalog::parse(format!("{EMPTY}{tail}").as_bytes()).unwrap_err();
+            assert!(e.contains("data after"), "{tail:?}: {e}");
+        }
     }
 }

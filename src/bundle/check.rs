@@ -42,7 +42,7 @@ impl OpenBundle {
         let manifest_bytes = match store.stat(layout::MANIFEST)? {
             None => {
                 return Err(Error::invalid(
-                    url,
+                    crate::redact::display_location(url),
                     layout::MANIFEST,
                     "missing: incomplete bundle (the export did not finish?), or not a bundle directory",
                 ));
@@ -51,7 +51,7 @@ impl OpenBundle {
         };
         let manifest =
             Manifest::parse(&manifest_bytes).map_err(|findings| Error::InvalidBundle {
-                bundle: url.to_string(),
+                bundle: crate::redact::display_location(url),
                 findings,
             })?;
         let manifest_sha256 = hex::encode(Sha256::digest(&manifest_bytes));
@@ -120,7 +120,7 @@ impl OpenBundle {
         }
         if !findings.is_empty() {
             return Err(Error::InvalidBundle {
-                bundle: url.to_string(),
+                bundle: crate::redact::display_location(url),
                 findings,
             });
         }
@@ -147,6 +147,36 @@ impl OpenBundle {
             self.extra_files.len(),
             self.extra_files.join(", ")
         )]
+    }
+
+    /// No downgrade (DESIGN.md "Trust"): a plain bundle has no MAC and proves nothing, so a
+    /// key option given for one is refused (exit 77, before anything is written: the
+    /// operator expected an authenticated bundle), and a command that loads or writes out
+    /// the data (`import`, `decrypt`) takes a plain bundle only when `accept_plain` says the
+    /// operator asked for it (`--allow-unencrypted`). `accept_plain` is `None` for commands
+    /// that only report (`verify`, `inspect`): they say the bundle is unauthenticated.
+    pub fn refuse_downgrade(&self, keys: &Keys, accept_plain: Option<bool>) -> Result<()> {
+        if self.manifest.encrypted() {
+            return Ok(());
+        }
+        let what = "it has no MAC, so nothing shows who made it: anyone who could write the bundle could \
+                    have made it (on the medium, in the bucket), its source id and sequence included";
+        if !keys.is_empty() {
+            return Err(Error::Key(format!(
+                "bundle is NOT encrypted: {} was written with --no-encrypt, yet a key was given \
+                 (--key-file, FERRY_KEY_FILE or --passphrase-env); {what}. Refused, nothing written: \
+                 a key expects an encrypted bundle, and a plain one in its place is a downgrade",
+                crate::redact::display_location(self.url())
+            )));
+        }
+        if accept_plain == Some(false) {
+            return Err(Error::Key(format!(
+                "bundle is NOT encrypted: {} was written with --no-encrypt; {what}. Refused, nothing \
+                 written; pass --allow-unencrypted (and no key option) to accept it knowingly",
+                crate::redact::display_location(self.url())
+            )));
+        }
+        Ok(())
     }
 
     /// Step 6: opens a key slot and checks the manifest MAC. Plain bundles need no key.

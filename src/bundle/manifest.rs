@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use serde::{Deserialize, Serialize};
 
 use super::layout::{self, MAX_FILE_SIZE, MAX_PARTS};
-use crate::crypto::envelope::{KeySlot, check_kdf};
+use crate::crypto::envelope::{KeySlot, check_kdf, kdf_work};
 use crate::error::Finding;
 
 pub const FORMAT: &str = "ferry-bundle";
@@ -209,12 +209,21 @@ impl Manifest {
                 ));
             }
         }
+        let mut kdf_ok = true;
         for (i, s) in self.encryption.key_slots.iter().enumerate() {
             if let KeySlot::Passphrase { kdf, .. } = s
                 && let Err(e) = check_kdf(kdf)
             {
-                bad(format!("encryption.key_slots[{i}].kdf: {e}"));
+                kdf_ok = false;
+                bad(format!(
+                    "encryption.key_slots[{i}].kdf: {}: {e}",
+                    s.describe(i)
+                ));
             }
+        }
+        // Slot count and total Argon2 work, before any key derivation (DESIGN.md "Trust").
+        if kdf_ok && let Err(e) = kdf_work(&self.encryption.key_slots) {
+            bad(format!("encryption.key_slots: {e}"));
         }
         let mut ids = HashSet::new();
         for (i, s) in self.encryption.key_slots.iter().enumerate() {

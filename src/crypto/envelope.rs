@@ -20,11 +20,19 @@ use crate::{Error, Result};
 pub const ARGON2_M_KIB: u32 = 64 * 1024;
 pub const ARGON2_T: u32 = 3;
 pub const ARGON2_P: u32 = 4;
-/// Caps on parameters read from a bundle, so a hostile slot cannot demand unbounded work.
-pub const ARGON2_MAX_M_KIB: u32 = 4 * 1024 * 1024;
-pub const ARGON2_MAX_T: u32 = 16;
-pub const ARGON2_MAX_P: u32 = 64;
+/// Caps on parameters read from a bundle, so a hostile slot cannot demand unbounded work
+/// (DESIGN.md "Bounded work before authentication"): 16 times ferry's own memory, and a
+/// few times its passes and lanes.
+pub const ARGON2_MAX_M_KIB: u32 = 1024 * 1024;
+pub const ARGON2_MAX_T: u32 = 8;
+pub const ARGON2_MAX_P: u32 = 16;
 pub const ARGON2_MIN_M_KIB: u32 = 8;
+/// Passphrase slots a bundle may have.
+pub const MAX_PASSPHRASE_SLOTS: usize = 4;
+/// Argon2 work (memory × passes, in KiB) all the derivations of one attempt to open a
+/// bundle may cost together: one slot at the caps (1 GiB × 8 passes), or 42 slots with
+/// ferry's defaults. Checked before any derivation runs.
+pub const ARGON2_BUDGET_KIB_PASSES: u64 = ARGON2_MAX_M_KIB as u64 * ARGON2_MAX_T as u64;
 
 /// Argon2id parameters of a passphrase slot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,7 +72,8 @@ impl KeySlot {
         }
     }
 
-    fn describe(&self, index: usize) -> String {
+    /// A slot's description as in messages: `slot #2 (passphrase p1_…)`.
+    pub fn describe(&self, index: usize) -> String {
         match self {
             KeySlot::KeyFile { key_id, .. } => format!("slot #{} (key file {key_id})", index + 1),
             KeySlot::Passphrase { key_id, .. } => {
@@ -133,6 +142,13 @@ impl DataKey {
 
     /// Wraps this key for every key the user gave.
     pub fn wrap(&self, bundle_id: &str, keys: &Keys) -> Result<Vec<KeySlot>> {
+        if keys.passphrases.len() > MAX_PASSPHRASE_SLOTS {
+            return Err(Error::Usage(format!(
+                "{} passphrases given; a bundle has at most {MAX_PASSPHRASE_SLOTS} passphrase slots \
+                 (readers refuse more), add key files instead",
+                keys.passphrases.len()
+            )));
+        }
         let mut slots = Vec::new();
         for k in &keys.key_files {
             let (nonce, wrapped) = seal(k.bytes(), &self.0, &aad(bundle_id, "key-file", k.id()))?;
@@ -178,6 +194,16 @@ impl DataKey {
                 "this bundle is encrypted and no key was given: pass --key-file PATH (or set FERRY_KEY_FILE) \
                  or --passphrase-env VAR; the bundle accepts {accepts}"
             )));
+        }
+        // A matching key file opens its slot without any KDF; otherwise every passphrase is
+        // tried on every passphrase slot: that whole cost is checked before the first run.
+        let key_file_opens = keys.key_files.iter().any(|k| {
+            slots
+                .iter()
+                .any(|s| matches!(s, KeySlot::KeyFile { key_id, .. } if key_id == k.id()))
+        });
+        if !key_file_opens && !keys.passphrases.is_empty() {
+            check_kdf_budget(slots, keys.passphrases.len())?;
         }
         let mut failures = Vec::new();
         for k in &keys.key_files {
@@ -271,9 +297,10 @@ pub fn check_kdf(kdf: &Argon2Params) -> std::result::Result<(), String> {
         || kdf.t == 0
         || kdf.p == 0
         || kdf.p > ARGON2_MAX_P
+        || u64::from(kdf.m_kib) < 8 * u64::from(kdf.p)
     {
         return Err(format!(
-            "key slot KDF parameters exceed limits (m_kib={}, t={}, p={}; allowed: m_kib from {ARGON2_MIN_M_KIB} to {ARGON2_MAX_M_KIB} (4 GiB), t from 1 to {ARGON2_MAX_T}, p from 1 to {ARGON2_MAX_P})",
+            "keyslot KDF parameters exceed limits (m_kib={}, t={}, p={}; allowed: m ≤ 1 GiB (m_kib from {ARGON2_MIN_M_KIB} to {ARGON2_MAX_M_KIB}, at least 8 per lane), t from 1 to {ARGON2_MAX_T}, p from 1 to {ARGON2_MAX_P}); refused before any key derivation",
             kdf.m_kib, kdf.t, kdf.p
         ));
     }
@@ -283,15 +310,79 @@ pub fn check_kdf(kdf: &Argon2Params) -> std::result::Result<(), String> {
     }
 }
 
+/// The Argon2 work of a slot list, per attempt: memory × passes of every passphrase slot.
+/// Errors (each naming its slot) when a slot exceeds the caps, when there are more than
+/// [`MAX_PASSPHRASE_SLOTS`], or when the total exceeds [`ARGON2_BUDGET_KIB_PASSES`].
+pub fn kdf_work(slots: &[KeySlot]) -> std::result::Result<u64, String> {
+    let mut total = 0u64;
+    let mut count = 0usize;
+    for (i, s) in slots.iter().enumerate() {
+        if let KeySlot::Passphrase { kdf, .. } = s {
+            check_kdf(kdf).map_err(|e| format!("{}: {e}", s.describe(i)))?;
+            count += 1;
+            if count > MAX_PASSPHRASE_SLOTS {
+                return Err(format!(
+                    "{}: more than {MAX_PASSPHRASE_SLOTS} passphrase slots; keyslot KDF \
+                     parameters exceed limits, refused before any key derivation",
+                    s.describe(i)
+                ));
+            }
+            total += u64::from(kdf.m_kib) * u64::from(kdf.t);
+            if total > ARGON2_BUDGET_KIB_PASSES {
+                return Err(format!(
+                    "{}: keyslot KDF parameters exceed limits: the passphrase slots up to this one \
+                     need {} MiB × passes of Argon2, more than the budget of {} MiB × passes \
+                     for all slots together; refused before any key derivation",
+                    s.describe(i),
+                    total / 1024,
+                    ARGON2_BUDGET_KIB_PASSES / 1024
+                ));
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// The check before any passphrase is tried: `passphrases` runs over every passphrase slot.
+fn check_kdf_budget(slots: &[KeySlot], passphrases: usize) -> Result<()> {
+    let per = kdf_work(slots).map_err(Error::Key)?;
+    let all = per.saturating_mul(passphrases as u64);
+    if all > ARGON2_BUDGET_KIB_PASSES {
+        return Err(Error::Key(format!(
+            "trying {passphrases} passphrases on every passphrase slot would need {} MiB × passes \
+             of Argon2, more than the budget of {} MiB × passes; give the one passphrase that \
+             opens the bundle",
+            all / 1024,
+            ARGON2_BUDGET_KIB_PASSES / 1024
+        )));
+    }
+    Ok(())
+}
+
 fn argon2_kek(p: &Passphrase, kdf: &Argon2Params) -> Result<Zeroizing<[u8; 32]>> {
     check_kdf(kdf).map_err(Error::Key)?;
     let salt = hex::decode(&kdf.salt).map_err(|_| Error::Key("key slot salt is not hex".into()))?;
     let params = argon2::Params::new(kdf.m_kib, kdf.t, kdf.p, Some(32))
         .map_err(|e| Error::Key(format!("key slot KDF parameters rejected: {e}")))?;
+    // The work memory is reserved fallibly: a refusal, not an abort, when the address
+    // space is limited (`ulimit -v`) below a slot's m.
+    let blocks = params.block_count();
+    let mut memory: Vec<argon2::Block> = Vec::new();
+    memory.try_reserve_exact(blocks).map_err(|_| {
+        Error::Other(format!(
+            "cannot reserve the {} MiB a passphrase slot's Argon2 needs (m_kib={})",
+            kdf.m_kib / 1024,
+            kdf.m_kib
+        ))
+    })?;
+    memory.resize(blocks, argon2::Block::default());
     let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let mut out = Zeroizing::new([0u8; 32]);
-    a.hash_password_into(p.as_bytes(), &salt, &mut out[..])
-        .map_err(|e| Error::Key(format!("passphrase key derivation failed: {e}")))?;
+    let res = a.hash_password_into_with_memory(p.as_bytes(), &salt, &mut out[..], &mut memory[..]);
+    // The work memory holds values derived from the passphrase: cleared before it is freed.
+    memory.fill(argon2::Block::default());
+    std::hint::black_box(&memory);
+    res.map_err(|e| Error::Key(format!("passphrase key derivation failed: {e}")))?;
     Ok(out)
 }
 
@@ -376,6 +467,129 @@ mod tests {
         assert!(check_kdf(&kdf).is_err());
         kdf.t = 3;
         assert!(check_kdf(&kdf).is_ok());
+    }
+
+    fn passphrase_slot(m_kib: u32, t: u32, p: u32, n: u8) -> KeySlot {
+        let salt = hex::encode([n; 16]);
+        KeySlot::Passphrase {
+            key_id: passphrase_slot_id(&salt),
+            kdf: Argon2Params {
+                algorithm: "argon2id".into(),
+                m_kib,
+                t,
+                p,
+                salt,
+            },
+            nonce: "00".repeat(12),
+            wrapped: "00".repeat(48),
+        }
+    }
+
+    #[test]
+    fn kdf_caps_are_1gib_8_passes_16_lanes() {
+        let ok = |m, t, p| {
+            check_kdf(&Argon2Params {
+                algorithm: "argon2id".into(),
+                m_kib: m,
+                t,
+                p,
+                salt: "00".repeat(16),
+            })
+        };
+        assert!(ok(1 << 20, 8, 16).is_ok());
+        assert!(ok(ARGON2_M_KIB, ARGON2_T, ARGON2_P).is_ok());
+        for (m, t, p) in [
+            ((1 << 20) + 1, 1, 1),
+            (1 << 16, 9, 1),
+            (1 << 16, 1, 17),
+            (8, 1, 2),
+        ] {
+            let e = ok(m, t, p).unwrap_err();
+            assert!(e.contains("keyslot KDF parameters exceed limits"), "{e}");
+        }
+    }
+
+    #[test]
+    fn slot_count_and_total_work_are_capped_naming_the_slot() {
+        let default = |n| passphrase_slot(ARGON2_M_KIB, ARGON2_T, ARGON2_P, n);
+        let four: Vec<KeySlot> = (0..4).map(default).collect();
+        assert_eq!(
+            kdf_work(&four).unwrap(),
+            4 * u64::from(ARGON2_M_KIB) * u64::from(ARGON2_T)
+        );
+        let mut five = four.clone();
+        five.push(default(9));
+        let e = kdf_work(&five).unwrap_err();
+        assert!(
+            e.contains("slot #5") && e.contains("more than 4 passphrase slots"),
+            "{e}"
+        );
+        // One slot at the caps is the whole budget; a second one exceeds it.
+        let at_cap = vec![passphrase_slot(1 << 20, 8, 4, 1)];
+        assert!(kdf_work(&at_cap).is_ok());
+        let two = vec![
+            passphrase_slot(1 << 20, 8, 4, 1),
+            passphrase_slot(1 << 20, 1, 4, 2),
+        ];
+        let e = kdf_work(&two).unwrap_err();
+        assert!(e.contains("slot #2") && e.contains("budget"), "{e}");
+        let hostile = vec![passphrase_slot(4 << 20, 16, 4, 1)];
+        let e = kdf_work(&hostile).unwrap_err();
+        assert!(e.contains("slot #1") && e.contains("exceed limits"), "{e}");
+    }
+
+    #[test]
+    fn a_hostile_slot_is_refused_before_any_derivation() {
+        let keys = Keys {
+            key_files: vec![],
+            passphrases: vec![Passphrase::new("pw", "t").unwrap()],
+        };
+        let slots = vec![
+            passphrase_slot(1 << 20, 8, 4, 1),
+            passphrase_slot(1 << 20, 8, 4, 2),
+        ];
+        let t0 = std::time::Instant::now();
+        let e = DataKey::unwrap("b", &slots, &keys).unwrap_err().to_string();
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            t0.elapsed()
+        );
+        assert!(e.contains("slot #2") && e.contains("budget"), "{e}");
+        // Several passphrases multiply the work: checked too.
+        let keys = Keys {
+            key_files: vec![],
+            passphrases: (0..3)
+                .map(|_| Passphrase::new("pw", "t").unwrap())
+                .collect(),
+        };
+        let slots = vec![passphrase_slot(1 << 20, 4, 4, 1)];
+        let e = DataKey::unwrap("b", &slots, &keys).unwrap_err().to_string();
+        assert!(e.contains("3 passphrases") && e.contains("budget"), "{e}");
+    }
+
+    #[test]
+    fn passphrase_slots_with_ferrys_defaults_open_and_more_than_four_are_refused() {
+        let bdk = DataKey::generate();
+        let keys = Keys {
+            key_files: vec![],
+            passphrases: vec![
+                Passphrase::new("one", "t").unwrap(),
+                Passphrase::new("two", "t").unwrap(),
+            ],
+        };
+        let slots = bdk.wrap("b1", &keys).unwrap();
+        let only_two = Keys {
+            key_files: vec![],
+            passphrases: vec![Passphrase::new("two", "t").unwrap()],
+        };
+        let back = DataKey::unwrap("b1", &slots, &only_two).unwrap();
+        assert_eq!(&back.0[..], &bdk.0[..]);
+        let five = Keys {
+            key_files: vec![],
+            passphrases: (0..5).map(|_| Passphrase::new("x", "t").unwrap()).collect(),
+        };
+        assert!(matches!(bdk.wrap("b1", &five), Err(Error::Usage(_))));
     }
 
     #[test]

@@ -201,7 +201,8 @@ pub fn open_with(url: &str, options: SourceOptions) -> Result<Box<dyn Source>> {
         return Ok(Box::new(mysql::MySource::open(url, options)?));
     }
     Err(Error::Usage(format!(
-        "{url}: not a database URL ferry knows (sqlite://PATH, postgres://user@host:port/db, \
-         mysql://user@host:port/db)"
+        "{}: not a database URL ferry knows (sqlite://PATH, postgres://user@host:port/db, \
+         mysql://user@host:port/db)",
+        crate::redact::display_url(url)
     )))
 }

@@ -25,6 +25,7 @@ use sqlx::{AssertSqlSafe, Connection, Decode, MySql, Row};
 
 use super::{BatchLimits, Selection, Source, ZeroDates};
 use crate::bundle::catalog::SourceInfo;
+use crate::redact::display_url;
 use crate::storage::runtime;
 use crate::types::{Column, ColumnType, EnumType, ForeignKey, Index, TableDef};
 use crate::{Error, Result};
@@ -45,11 +46,6 @@ pub fn normalise_url(url: &str) -> String {
         Some(rest) => format!("mysql://{rest}"),
         None => url.to_string(),
     }
-}
-
-/// The URL without its password, for messages and the catalog.
-pub fn redact(url: &str) -> String {
-    crate::source::postgres::redact(url)
 }
 
 /// Server error numbers that mean "try again": lock wait timeout, deadlock, server
@@ -92,26 +88,37 @@ pub fn connect(url: &str) -> Result<(MySqlConnection, String)> {
 pub fn connect_on(rt: &tokio::runtime::Runtime, url: &str) -> Result<(MySqlConnection, String)> {
     let norm = normalise_url(url);
     let parsed = url::Url::parse(&norm)
-        .map_err(|e| Error::Usage(format!("{}: not a valid URL ({e})", redact(url))))?;
+        .map_err(|e| Error::Usage(format!("{}: not a valid URL ({e})", display_url(url))))?;
     let database = parsed.path().trim_start_matches('/').to_string();
     if database.is_empty() || database.contains('/') {
         return Err(Error::Usage(format!(
             "{}: name the database in the URL, as mysql://user:pw@host:port/DATABASE",
-            redact(url)
+            display_url(url)
         )));
     }
     let opts = MySqlConnectOptions::from_str(&norm)
-        .map_err(|e| Error::Usage(format!("{}: {e}", redact(url))))?
+        .map_err(|e| {
+            Error::Usage(format!(
+                "{}: {}",
+                display_url(url),
+                crate::redact::scrub(&e.to_string(), url)
+            ))
+        })?
         .charset("utf8mb4")
         .timezone(Some("+00:00".to_string()));
     let conn = rt
         .block_on(MySqlConnection::connect_with(&opts))
         .map_err(|e| match e {
             sqlx::Error::Io(_) | sqlx::Error::Tls(_) => Error::Temporary(format!(
-                "cannot reach MySQL/MariaDB at {}: {e}",
-                redact(url)
+                "cannot reach MySQL/MariaDB at {}: {}",
+                display_url(url),
+                crate::redact::scrub(&e.to_string(), url)
             )),
-            other => Error::Database(format!("cannot connect to {}: {other}", redact(url))),
+            other => Error::Database(format!(
+                "cannot connect to {}: {}",
+                display_url(url),
+                crate::redact::scrub(&other.to_string(), url)
+            )),
         })?;
     Ok((conn, database))
 }

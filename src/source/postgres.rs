@@ -78,22 +78,17 @@ pub fn connect(url: &str) -> Result<PgConnection> {
 pub fn connect_on(rt: &tokio::runtime::Runtime, url: &str) -> Result<PgConnection> {
     rt.block_on(PgConnection::connect(url))
         .map_err(|e| match e {
-            sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-                Error::Temporary(format!("cannot reach PostgreSQL at {}: {e}", redact(url)))
-            }
-            other => Error::Database(format!("cannot connect to {}: {other}", redact(url))),
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) => Error::Temporary(format!(
+                "cannot reach PostgreSQL at {}: {}",
+                crate::redact::display_url(url),
+                crate::redact::scrub(&e.to_string(), url)
+            )),
+            other => Error::Database(format!(
+                "cannot connect to {}: {}",
+                crate::redact::display_url(url),
+                crate::redact::scrub(&other.to_string(), url)
+            )),
         })
-}
-
-/// The URL without its password, for messages and the catalog.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
 }
 
 /// What the system catalogs say about one column.

@@ -24,10 +24,18 @@ pub fn path_of(url: &str) -> Result<String> {
     let p = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
-        .ok_or_else(|| Error::Usage(format!("{url}: not a sqlite:// URL")))?;
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{}: not a sqlite:// URL",
+                crate::redact::display_url(url)
+            ))
+        })?;
     let p = p.split('?').next().unwrap_or(p);
     if p.is_empty() {
-        return Err(Error::Usage(format!("{url}: no file path after sqlite://")));
+        return Err(Error::Usage(format!(
+            "{}: no file path after sqlite://",
+            crate::redact::display_url(url)
+        )));
     }
     Ok(p.to_string())
 }
@@ -63,7 +71,10 @@ impl SqliteSource {
     pub fn open(url: &str) -> Result<Self> {
         let path = path_of(url)?;
         if !std::path::Path::new(&path).is_file() {
-            return Err(Error::Usage(format!("{url}: no SQLite database at {path}")));
+            return Err(Error::Usage(format!(
+                "{}: no SQLite database at {path}",
+                crate::redact::display_url(url)
+            )));
         }
         let conn = Connection::open_with_flags(
             &path,

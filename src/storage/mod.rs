@@ -107,19 +107,27 @@ impl Store {
                 Ok(m) if m.is_dir() => {}
                 Ok(_) => {
                     return Err(Error::invalid(
-                        url,
+                        crate::redact::display_location(url),
                         "",
                         "not a directory: a bundle is a directory",
                     ));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(Error::invalid(
-                        url,
+                        crate::redact::display_location(url),
                         "",
                         "no bundle here (the directory does not exist)",
                     ));
                 }
-                Err(e) => return Err(Error::io(format!("cannot open bundle {url}"), e)),
+                Err(e) => {
+                    return Err(Error::io(
+                        format!(
+                            "cannot open bundle {}",
+                            crate::redact::display_location(url)
+                        ),
+                        e,
+                    ));
+                }
             }
         }
         let root = std::fs::canonicalize(&local).map_err(|e| {
@@ -137,7 +145,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(fs),
             local_root: Some(root),
-            url: url.to_string(),
+            url: crate::redact::display_location(url),
         })
     }
 
@@ -146,7 +154,7 @@ impl Store {
         let store = Store {
             inner,
             local_root: None,
-            url: url.to_string(),
+            url: crate::redact::display_location(url),
         };
         if !create {
             // One listing call: an empty prefix is "no bundle here", not a list of missing files.
@@ -155,7 +163,7 @@ impl Store {
                 .map_err(|e| store.storage_err("list", "", e))?;
             if top.objects.is_empty() && top.common_prefixes.is_empty() {
                 return Err(Error::invalid(
-                    url,
+                    crate::redact::display_location(url),
                     "",
                     "no bundle here (nothing is stored under this prefix)",
                 ));
@@ -169,6 +177,7 @@ impl Store {
         self.local_root.is_some()
     }
 
+    /// The bundle location as messages show it ([`crate::redact::display_location`]).
     pub fn url(&self) -> &str {
         &self.url
     }

@@ -55,10 +55,21 @@ pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>> {
     let Some((scheme, prefix)) = split(url) else {
         return Err(unknown(url));
     };
+    // `?` and `#` would end up inside the object keys (and in every request and error the
+    // store returns): a query string is no part of a bundle location, and may hold a token.
+    if url.contains(['?', '#']) {
+        return Err(Error::Usage(format!(
+            "bundle URL {}: an object-store location is scheme://bucket/prefix, without a query \
+             string or fragment (`?`, `#`)",
+            crate::redact::display_location(url)
+        )));
+    }
     let bad = |e: object_store::Error| {
         Error::Usage(format!(
-            "bundle URL {url}: {e} (credentials and endpoint come from the environment: \
-             AWS_*, GOOGLE_*, AZURE_* variables)"
+            "bundle URL {}: {} (credentials and endpoint come from the environment: \
+             AWS_*, GOOGLE_*, AZURE_* variables)",
+            crate::redact::display_location(url),
+            crate::redact::scrub(&e.to_string(), url)
         ))
     };
     let store: Arc<dyn ObjectStore> = match scheme {
@@ -88,15 +99,21 @@ pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>> {
     if prefix.is_empty() {
         return Ok(store);
     }
-    let prefix = Path::parse(&prefix)
-        .map_err(|e| Error::Usage(format!("bundle URL {url}: invalid prefix: {e}")))?;
+    let prefix = Path::parse(&prefix).map_err(|e| {
+        Error::Usage(format!(
+            "bundle URL {}: invalid prefix: {}",
+            crate::redact::display_location(url),
+            crate::redact::scrub(&e.to_string(), url)
+        ))
+    })?;
     Ok(Arc::new(PrefixStore::new(store, prefix)))
 }
 
 fn unknown(url: &str) -> Error {
     Error::Usage(format!(
-        "bundle URL {url}: not a location ferry knows (a local path, file://PATH, \
-         s3://bucket/prefix, gs://bucket/prefix or az://container/prefix)"
+        "bundle URL {}: not a location ferry knows (a local path, file://PATH, \
+         s3://bucket/prefix, gs://bucket/prefix or az://container/prefix)",
+        crate::redact::display_location(url)
     ))
 }
 

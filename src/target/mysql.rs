@@ -28,7 +28,7 @@ use sqlx::{Arguments, AssertSqlSafe};
 
 use super::{LedgerEntry, LedgerState, LoadInto, LoadOutcome, PUBLISHED, STAGED, Target};
 use crate::source::mysql::{
-    connect, exec, is_temporary, literal, my_err, query_texts, quote, redact, server_version,
+    connect, exec, is_temporary, literal, my_err, query_texts, quote, server_version,
 };
 use crate::storage::runtime;
 use crate::types::{Column, ColumnType, TableDef, text};
@@ -222,7 +222,7 @@ impl MyTarget {
         if row.first().cloned().flatten().as_deref() == Some("1") {
             return Err(Error::Database(format!(
                 "{} is read-only (a replica, or read_only is set): import needs a writable server",
-                redact(url)
+                crate::redact::display_url(url)
             )));
         }
         let packet: usize = row

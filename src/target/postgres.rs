@@ -63,6 +63,8 @@ pub struct PgTarget {
     url: String,
     /// `--target-schema`: every table (and the ledger) goes there instead of its own schema.
     schema_override: Option<String>,
+    /// What was not replayed (an expression outside the allowlist), for the summary.
+    notes: Vec<String>,
 }
 
 impl PgTarget {
@@ -79,7 +81,7 @@ impl PgTarget {
         if in_recovery || read_only == "on" {
             return Err(Error::Database(format!(
                 "{} is read-only (a replica, or default_transaction_read_only): import needs a writable primary",
-                crate::source::postgres::redact(url)
+                crate::redact::display_url(url)
             )));
         }
         // A lock another session holds on a target table (an application's long
@@ -102,6 +104,7 @@ impl PgTarget {
             conn,
             url: url.to_string(),
             schema_override: schema.map(str::to_string),
+            notes: Vec::new(),
         })
     }
 
@@ -136,11 +139,35 @@ impl PgTarget {
         ))
     }
 
+    /// Runs one statement: the extended protocol takes exactly one, so text that came from
+    /// a bundle can never carry a second.
     fn exec(&mut self, sql: &str) -> Result<()> {
+        let done = if matches!(sql, "BEGIN" | "COMMIT" | "ROLLBACK") {
+            // ferry's own constant words: a simple query (one round trip).
+            runtime()
+                .block_on(sqlx::raw_sql(AssertSqlSafe(sql.to_string())).execute(&mut self.conn))
+        } else {
+            runtime().block_on(sqlx::query(AssertSqlSafe(sql.to_string())).execute(&mut self.conn))
+        };
+        done.map(|_| ()).map_err(|e| pg_err(&first_line(sql), e))
+    }
+
+    /// Runs statements one at a time.
+    fn exec_all(&mut self, statements: &[String]) -> Result<()> {
+        statements.iter().try_for_each(|s| self.exec(s))
+    }
+
+    /// Whether `ty` names a type on this server (`to_regtype` with a bound parameter: the
+    /// text is parsed as a type name and nothing else); text that does not parse as one
+    /// does not resolve.
+    fn resolves(&mut self, ty: &str) -> bool {
         runtime()
-            .block_on(sqlx::raw_sql(AssertSqlSafe(sql.to_string())).execute(&mut self.conn))
-            .map(|_| ())
-            .map_err(|e| pg_err(&first_line(sql), e))
+            .block_on(
+                sqlx::query_scalar::<_, bool>("SELECT to_regtype($1) IS NOT NULL")
+                    .bind(ty)
+                    .fetch_one(&mut self.conn),
+            )
+            .unwrap_or(false)
     }
 
     fn ledger(&self) -> String {
@@ -165,8 +192,7 @@ impl PgTarget {
 
     fn ensure_ledger(&mut self) -> Result<()> {
         let sql = format!(
-            "CREATE SCHEMA IF NOT EXISTS {schema};
-             CREATE TABLE IF NOT EXISTS {ledger} (
+            "CREATE TABLE IF NOT EXISTS {ledger} (
                 bundle_id char(32) NOT NULL,
                 part_path varchar(80) NOT NULL,
                 manifest_sha256 char(64) NOT NULL,
@@ -180,10 +206,13 @@ impl PgTarget {
                 tool_version varchar(32) NOT NULL,
                 loaded_at timestamptz NOT NULL DEFAULT now(),
                 PRIMARY KEY (bundle_id, part_path))",
-            schema = quote(self.ledger_schema()),
             ledger = self.ledger()
         );
-        self.exec(&sql)
+        let schema = format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            quote(self.ledger_schema())
+        );
+        self.exec_all(&[schema, sql])
     }
 
     fn exists(&mut self, q: &str) -> Result<bool> {
@@ -245,11 +274,31 @@ impl PgTarget {
             if self.type_exists(schema, name)? {
                 continue;
             }
-            let sql = type_ddl(t)?;
-            self.exec(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {}; {sql}",
-                quote(schema)
-            ))?;
+            let ddl = type_ddl(t)?;
+            // Every type the definition names (a domain's base, attributes, a subtype,
+            // casts in its expressions) must be one on this server: asked by parameter.
+            for ty in &ddl.types {
+                if !self.resolves(ty) {
+                    return Err(Error::Data(format!(
+                        "type {schema}.{name}: {ty:?} is not a type on the target; create it \
+                         (or the extension that has it) first"
+                    )));
+                }
+            }
+            let mut sql = ddl.sql;
+            for (check, casts, note) in ddl.checks {
+                if casts.iter().all(|ty| self.resolves(ty)) {
+                    sql.push(' ');
+                    sql.push_str(&check);
+                } else {
+                    self.notes.push(note);
+                }
+            }
+            self.notes.extend(ddl.notes);
+            self.exec_all(&[
+                format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema)),
+                sql,
+            ])?;
         }
         Ok(())
     }
@@ -273,14 +322,12 @@ impl PgTarget {
         let mut defs = Vec::new();
         for c in &table.columns {
             let ty = if same_engine {
-                {
-                    let what = format!("table {name}, column {:?}", c.name);
-                    format!(
-                        "{}{}",
-                        checked_type(&what, &c.source_type)?,
-                        collate_ddl(&what, c.collation.as_deref())?
-                    )
-                }
+                let what = format!("table {name}, column {:?}", c.name);
+                format!(
+                    "{}{}",
+                    checked_type(&what, &c.source_type)?,
+                    collate_ddl(&what, c.collation.as_deref())?
+                )
             } else {
                 pg_type(&c.ty)
             };
@@ -295,89 +342,96 @@ impl PgTarget {
             .partitioning
             .as_ref()
             .filter(|_| same_engine && !staging);
-        let mut sql = format!(
-            "CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {q} (\n  {}\n)",
-            quote(self.schema_for(table)),
-            defs.join(",\n  "),
-        );
+        let mut create = format!("CREATE TABLE {q} (\n  {}\n)", defs.join(",\n  "));
+        let mut after = Vec::new();
         if let Some(p) = parts {
-            self.partitions_ddl(name, table, &q, p, &mut sql)?;
+            self.partitions_ddl(name, table, &q, p, &mut create, &mut after)?;
         }
-        self.exec(&sql)
+        let mut statements = vec![
+            format!(
+                "CREATE SCHEMA IF NOT EXISTS {}",
+                quote(self.schema_for(table))
+            ),
+            create,
+        ];
+        statements.extend(after);
+        self.exec_all(&statements)
     }
 
-    /// `PARTITION BY` for the table just made, then each partition: made as a table of its
-    /// own (its own column order, NOT NULLs and defaults, the types of the parent's
-    /// columns), partitioned in turn when it was, and attached with its bound. Partitions
-    /// keep their names and schemas (or go to --target-schema with the table). Bundles of
-    /// ferry 0.1 record no partition columns: those partitions are made `PARTITION OF`.
+    /// `PARTITION BY` for the table being made (appended to `create`), then into `after`
+    /// each partition: made as a table of its own (its own column order, NOT NULLs and
+    /// defaults, the types of the parent's columns), partitioned in turn when it was, and
+    /// attached with its bound. Key and bounds are parsed and rebuilt from their columns,
+    /// names and constants ([`crate::expr`]), never spliced. Partitions keep their names
+    /// and schemas (or go to --target-schema with the table). Bundles of ferry 0.1 record
+    /// no partition columns: those partitions are made `PARTITION OF`.
     fn partitions_ddl(
         &self,
         name: &str,
         table: &TableDef,
         parent: &str,
         p: &Partitioning,
-        sql: &mut String,
+        create: &mut String,
+        after: &mut Vec<String>,
     ) -> Result<()> {
-        let unsafe_sql = |x: &str| x.contains(';') || x.contains("--") || x.contains("/*");
-        if unsafe_sql(&p.key) || p.partitions.iter().any(|x| unsafe_sql(&x.bound)) {
-            return Err(Error::Data(format!(
-                "table {name}: its partitioning is not something ferry will put into DDL"
-            )));
-        }
-        sql.push_str(&format!(" PARTITION BY {}", p.key));
+        let names: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+        let key = crate::expr::partition_key(&p.key, &names).map_err(|why| {
+            Error::Data(format!(
+                "table {name}: its partition key {:?} {why}; ferry does not create it",
+                p.key
+            ))
+        })?;
+        create.push_str(&format!(" PARTITION BY {key}"));
         for part in &p.partitions {
+            let bound = crate::expr::partition_bound(&part.bound).map_err(|why| {
+                Error::Data(format!(
+                    "table {name}: the bound of partition {:?} {why}; ferry does not create it",
+                    part.name
+                ))
+            })?;
             let schema = self.schema_override.as_deref().unwrap_or(&part.schema);
             let pq = qualified(Some(schema), &part.name);
-            sql.push_str(&format!("; CREATE SCHEMA IF NOT EXISTS {}", quote(schema)));
+            after.push(format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema)));
             if part.columns.is_empty() {
-                sql.push_str(&format!(
-                    "; CREATE TABLE {pq} PARTITION OF {parent} {}",
-                    part.bound
-                ));
-            } else {
-                let mut defs = Vec::new();
-                for c in &part.columns {
-                    let col = table
-                        .columns
-                        .iter()
-                        .find(|x| x.name == c.name)
-                        .ok_or_else(|| {
-                            Error::Data(format!(
-                                "table {name}: partition {} has a column {:?} the table does not",
-                                part.name, c.name
-                            ))
-                        })?;
-                    let ty = {
-                        let what = format!("table {name}, column {:?}", c.name);
-                        format!(
-                            "{}{}",
-                            checked_type(&what, &col.source_type)?,
-                            collate_ddl(&what, col.collation.as_deref())?
-                        )
-                    };
-                    defs.push(column_ddl(&c.name, &ty, c.nullable, c.default.as_deref()));
-                }
-                sql.push_str(&format!(
-                    "; CREATE TABLE {pq} (\n  {}\n)",
-                    defs.join(",\n  ")
-                ));
-            }
-            if let Some(sub) = &part.partitioning {
-                if part.columns.is_empty() {
+                if part.partitioning.is_some() {
                     return Err(Error::Data(format!(
                         "table {name}: partition {} is partitioned but the bundle lists none of its columns",
                         part.name
                     )));
                 }
-                self.partitions_ddl(name, table, &pq, sub, sql)?;
+                after.push(format!("CREATE TABLE {pq} PARTITION OF {parent} {bound}"));
+                continue;
             }
-            if !part.columns.is_empty() {
-                sql.push_str(&format!(
-                    "; ALTER TABLE {parent} ATTACH PARTITION {pq} {}",
-                    part.bound
-                ));
+            let mut defs = Vec::new();
+            for c in &part.columns {
+                let col = table
+                    .columns
+                    .iter()
+                    .find(|x| x.name == c.name)
+                    .ok_or_else(|| {
+                        Error::Data(format!(
+                            "table {name}: partition {} has a column {:?} the table does not",
+                            part.name, c.name
+                        ))
+                    })?;
+                let what = format!("table {name}, column {:?}", c.name);
+                let ty = format!(
+                    "{}{}",
+                    checked_type(&what, &col.source_type)?,
+                    collate_ddl(&what, col.collation.as_deref())?
+                );
+                defs.push(column_ddl(&c.name, &ty, c.nullable, c.default.as_deref()));
             }
+            let mut sub_create = format!("CREATE TABLE {pq} (\n  {}\n)", defs.join(",\n  "));
+            let mut sub_after = Vec::new();
+            if let Some(sub) = &part.partitioning {
+                self.partitions_ddl(name, table, &pq, sub, &mut sub_create, &mut sub_after)?;
+            }
+            after.push(sub_create);
+            after.extend(sub_after);
+            after.push(format!(
+                "ALTER TABLE {parent} ATTACH PARTITION {pq} {bound}"
+            ));
         }
         Ok(())
     }
@@ -491,7 +545,7 @@ impl PgTarget {
         };
         runtime()
             .block_on(
-                sqlx::raw_sql(AssertSqlSafe(format!(
+                sqlx::query(AssertSqlSafe(format!(
                     "INSERT INTO {q} ({cols}) SELECT {cols} FROM {tmp} ON CONFLICT ({}) {action}",
                     pk.join(", ")
                 )))
@@ -764,40 +818,71 @@ fn checked_type(what: &str, ty: &str) -> Result<String> {
     Ok(ty.to_string())
 }
 
-/// `CREATE TYPE` / `CREATE DOMAIN` for a user-defined type of the catalog.
-fn type_ddl(t: &UserType) -> Result<String> {
+/// A user-defined type's DDL, built from the catalog: the statement, the type names it
+/// names (the loader checks each resolves), domain CHECKs to append when their casts
+/// resolve (with the note to give when they do not), and what was not replayed.
+struct TypeDdl {
+    sql: String,
+    types: Vec<String>,
+    checks: Vec<(String, Vec<String>, String)>,
+    notes: Vec<String>,
+}
+
+/// `CREATE TYPE` / `CREATE DOMAIN` for a user-defined type of the catalog. Expressions (a
+/// domain's default and CHECKs) are parsed and rebuilt ([`crate::expr`]); one that holds
+/// anything outside the allowlist is left out and named in `notes`.
+fn type_ddl(t: &UserType) -> Result<TypeDdl> {
+    use crate::expr::{Engine, Scope, rebuild, rebuild_check};
     let (schema, name) = t.key();
     let q = qualified(Some(schema), name);
-    let unsafe_sql = |x: &str| x.contains(';') || x.contains("--") || x.contains("/*");
-    Ok(match t {
+    let mut types = Vec::new();
+    let mut checks = Vec::new();
+    let mut notes = Vec::new();
+    let sql = match t {
         UserType::Enum(e) => {
             let labels: Vec<String> = e
                 .labels
                 .iter()
-                .map(|l| format!("'{}'", l.replace('\'', "''")))
+                .map(|l| crate::expr::quote_literal(l))
                 .collect();
             format!("CREATE TYPE {q} AS ENUM ({})", labels.join(", "))
         }
         UserType::Domain(d) => {
-            if d.checks.iter().any(|x| unsafe_sql(x))
-                || d.default.as_deref().is_some_and(unsafe_sql)
-            {
-                return Err(Error::Data(format!(
-                    "domain {schema}.{name}: its definition is not one ferry will put into DDL"
-                )));
-            }
-            let mut sql = format!(
-                "CREATE DOMAIN {q} AS {}",
-                checked_type(&format!("domain {schema}.{name}"), &d.base)?
-            );
+            let base = checked_type(&format!("domain {schema}.{name}"), &d.base)?;
+            types.push(base.clone());
+            let mut sql = format!("CREATE DOMAIN {q} AS {base}");
             if let Some(def) = &d.default {
-                sql.push_str(&format!(" DEFAULT {def}"));
+                match rebuild(def, Engine::Postgres, Scope::default()) {
+                    Ok(c) => {
+                        types.extend(c.cast_types);
+                        sql.push_str(&format!(" DEFAULT {}", c.sql));
+                    }
+                    Err(why) => notes.push(format!(
+                        "not carried: DEFAULT of domain {schema}.{name}: it {why}"
+                    )),
+                }
             }
             if d.not_null {
                 sql.push_str(" NOT NULL");
             }
+            let scope = Scope {
+                columns: &[],
+                value: true,
+            };
             for chk in &d.checks {
-                sql.push_str(&format!(" {chk}"));
+                match rebuild_check(chk, Engine::Postgres, scope) {
+                    Ok(c) => checks.push((
+                        c.sql,
+                        c.cast_types,
+                        format!(
+                            "not carried: a CHECK on domain {schema}.{name}: it casts to a type \
+                             the target lacks"
+                        ),
+                    )),
+                    Err(why) => notes.push(format!(
+                        "not carried: a CHECK on domain {schema}.{name}: it {why}"
+                    )),
+                }
             }
             sql
         }
@@ -806,10 +891,11 @@ fn type_ddl(t: &UserType) -> Result<String> {
                 .iter()
                 .map(|a| {
                     let what = format!("type {schema}.{name}, attribute {:?}", a.name);
+                    let ty = checked_type(&what, &a.ty)?;
+                    types.push(ty.clone());
                     Ok(format!(
-                        "{} {}{}",
+                        "{} {ty}{}",
                         quote(&a.name),
-                        checked_type(&what, &a.ty)?,
                         collate_ddl(&what, a.collation.as_deref())?
                     ))
                 })
@@ -824,12 +910,11 @@ fn type_ddl(t: &UserType) -> Result<String> {
             subtype_diff,
             ..
         } => {
-            let mut sql = format!(
-                "CREATE TYPE {q} AS RANGE (subtype = {}",
-                checked_type(&format!("range type {schema}.{name}"), subtype)?
-            );
-            // Operator class and collation names were quoted by the reader; check that
-            // they are exactly two quoted identifiers before they go into DDL.
+            let sub = checked_type(&format!("range type {schema}.{name}"), subtype)?;
+            types.push(sub.clone());
+            let mut sql = format!("CREATE TYPE {q} AS RANGE (subtype = {sub}");
+            // Operator class, collation and function names were quoted by the reader;
+            // check that they are exactly two quoted identifiers before they go into DDL.
             for (k, v) in [
                 ("subtype_opclass", subtype_opclass),
                 ("collation", collation),
@@ -853,6 +938,12 @@ fn type_ddl(t: &UserType) -> Result<String> {
             sql.push(')');
             sql
         }
+    };
+    Ok(TypeDdl {
+        sql,
+        types,
+        checks,
+        notes,
     })
 }
 
@@ -980,7 +1071,7 @@ impl Target for PgTarget {
                 let users: Vec<String> = tables
                     .iter()
                     .filter(|(_, t)| t.extensions.iter().any(|e| e == x))
-                    .map(|(n, _)| n.clone())
+                    .map(|(_, t)| t.qualified())
                     .collect();
                 out.push(format!(
                     "extension {x} is not installed in the target database, and the types of {} \
@@ -991,11 +1082,11 @@ impl Target for PgTarget {
             }
         }
         // Access methods, operator classes and collations the bundle's indexes and columns
-        // name must exist here, or the import would fail after its data is in.
-        let mut methods: Vec<&str> = Vec::new();
-        let mut opclasses: Vec<&str> = Vec::new();
-        let mut collations: Vec<&str> = Vec::new();
+        // name must exist here, or the import would fail after its data is in. Each is
+        // reported with the tables that need it (so they can be left out with --exclude).
+        let mut needs: Vec<(&str, &str, String)> = Vec::new();
         for (_, t) in tables {
+            let q = t.qualified();
             let mut idxs: Vec<&Index> = t.indexes.iter().collect();
             let mut stack: Vec<&Partitioning> = t.partitioning.iter().collect();
             while let Some(p) = stack.pop() {
@@ -1005,68 +1096,94 @@ impl Target for PgTarget {
                 }
             }
             for i in idxs {
-                methods.extend(i.method.as_deref());
-                opclasses.extend(i.opclasses.iter().flatten().map(String::as_str));
+                if let Some(m) = i.method.as_deref() {
+                    needs.push(("index access method", m, q.clone()));
+                }
+                for o in i.opclasses.iter().flatten() {
+                    needs.push(("operator class", o, q.clone()));
+                }
             }
-            collations.extend(t.columns.iter().filter_map(|c| c.collation.as_deref()));
+            for c in t.columns.iter().filter_map(|c| c.collation.as_deref()) {
+                needs.push(("collation", c, q.clone()));
+            }
             for u in &t.user_types {
                 match u {
                     UserType::Composite { attributes, .. } => {
-                        collations.extend(attributes.iter().filter_map(|a| a.collation.as_deref()))
+                        for c in attributes.iter().filter_map(|a| a.collation.as_deref()) {
+                            needs.push(("collation", c, q.clone()));
+                        }
                     }
                     UserType::Range {
                         collation,
                         subtype_opclass,
                         ..
                     } => {
-                        collations.extend(collation.as_deref());
-                        opclasses.extend(subtype_opclass.as_deref());
+                        if let Some(c) = collation.as_deref() {
+                            needs.push(("collation", c, q.clone()));
+                        }
+                        if let Some(o) = subtype_opclass.as_deref() {
+                            needs.push(("operator class", o, q.clone()));
+                        }
                     }
                     _ => {}
                 }
             }
         }
-        for (kind, names, sql) in [
-            (
-                "index access method",
-                methods,
-                "SELECT EXISTS (SELECT 1 FROM pg_am WHERE amname = $2 AND amtype = 'i' AND $1 = '')",
-            ),
-            (
-                "operator class",
-                opclasses,
-                "SELECT EXISTS (SELECT 1 FROM pg_opclass o JOIN pg_namespace n ON n.oid = o.opcnamespace WHERE n.nspname = $1 AND o.opcname = $2)",
-            ),
-            (
-                "collation",
-                collations,
-                "SELECT EXISTS (SELECT 1 FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace WHERE n.nspname = $1 AND c.collname = $2)",
-            ),
-        ] {
-            let mut names = names;
-            names.sort_unstable();
-            names.dedup();
-            for n in names {
-                let (schema, name) = if kind == "index access method" {
-                    (String::new(), n.to_string())
-                } else {
-                    unquote_pair(n).unwrap_or_default()
-                };
-                let ok: bool = runtime()
-                    .block_on(
-                        sqlx::query_scalar(sql)
-                            .bind(&schema)
-                            .bind(&name)
-                            .fetch_one(&mut self.conn),
-                    )
-                    .map_err(|e| pg_err("looking up what the indexes need", e))?;
-                if !ok {
-                    out.push(format!(
-                        "{kind} {n} does not exist in the target database (an extension or \
-                         definition the source has): create it, then re-run"
-                    ));
+        needs.sort();
+        needs.dedup();
+        let mut checked: Vec<(&str, &str, bool)> = Vec::new();
+        let mut missing: Vec<(&str, &str, Vec<String>)> = Vec::new();
+        for (kind, n, table) in needs {
+            let ok = match checked.iter().find(|(k, x, _)| *k == kind && *x == n) {
+                Some((_, _, ok)) => *ok,
+                None => {
+                    let sql = match kind {
+                        "index access method" => {
+                            "SELECT EXISTS (SELECT 1 FROM pg_am WHERE amname = $2 AND amtype = 'i' AND $1 = '')"
+                        }
+                        "operator class" => {
+                            "SELECT EXISTS (SELECT 1 FROM pg_opclass o JOIN pg_namespace n ON n.oid = o.opcnamespace WHERE n.nspname = $1 AND o.opcname = $2)"
+                        }
+                        _ => {
+                            "SELECT EXISTS (SELECT 1 FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace WHERE n.nspname = $1 AND c.collname = $2)"
+                        }
+                    };
+                    let (schema, name) = if kind == "index access method" {
+                        (String::new(), n.to_string())
+                    } else {
+                        unquote_pair(n).unwrap_or_default()
+                    };
+                    let ok: bool = runtime()
+                        .block_on(
+                            sqlx::query_scalar(sql)
+                                .bind(&schema)
+                                .bind(&name)
+                                .fetch_one(&mut self.conn),
+                        )
+                        .map_err(|e| pg_err("looking up what the indexes need", e))?;
+                    checked.push((kind, n, ok));
+                    ok
+                }
+            };
+            if !ok {
+                match missing.iter_mut().find(|(k, x, _)| *k == kind && *x == n) {
+                    Some((_, _, ts)) => ts.push(table),
+                    None => missing.push((kind, n, vec![table])),
                 }
             }
+        }
+        for (kind, n, ts) in missing {
+            out.push(format!(
+                "{kind} {n} does not exist in the target database, and {} need{} it: create it \
+                 (or the extension that has it), or leave {} out with --exclude, then re-run",
+                ts.join(", "),
+                if ts.len() == 1 { "s" } else { "" },
+                if ts.len() == 1 {
+                    "that table"
+                } else {
+                    "those tables"
+                }
+            ));
         }
         // Schemas that get a new table: the ledger's when it is missing, a table's when the
         // table is missing or replace stages into it.
@@ -1141,6 +1258,23 @@ impl Target for PgTarget {
     }
 
     fn prepare(&mut self, tables: &[(String, &TableDef)], same_engine: bool) -> Result<()> {
+        // A superuser can do anything a replayed expression might ask for: ferry replays
+        // only checked ones, but an ordinary role with CREATE on the schemas is safer.
+        let superuser: bool = runtime()
+            .block_on(
+                sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+                    .fetch_optional(&mut self.conn),
+            )
+            .map_err(|e| pg_err("looking up the importing role", e))?
+            .unwrap_or(false);
+        if superuser {
+            self.notes.push(
+                "the importing role is a PostgreSQL superuser: import as an ordinary role that \
+                 may create tables in the target schemas, so that nothing in a bundle could \
+                 ever act with a superuser's rights"
+                    .into(),
+            );
+        }
         self.ensure_ledger()?;
         let mut schemas: Vec<String> = tables
             .iter()
@@ -1154,6 +1288,19 @@ impl Target for PgTarget {
         if same_engine {
             for (_, t) in tables {
                 self.ensure_types(t)?;
+            }
+            // Every column type must be a type here: asked by parameter, before any table
+            // is made (a type name that is more than one fails here, not in a part).
+            for (name, t) in tables {
+                for c in &t.columns {
+                    if !self.resolves(&c.source_type) {
+                        return Err(Error::Data(format!(
+                            "table {name}, column {:?}: {:?} is not a type on the target; create \
+                             it (or the extension that has it) first; nothing was loaded",
+                            c.name, c.source_type
+                        )));
+                    }
+                }
             }
         }
         Ok(())
@@ -1405,22 +1552,22 @@ impl Target for PgTarget {
             let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
             let cols = cols.join(", ");
             // DELETE, not TRUNCATE: MVCC-safe for older snapshots and allowed under FKs.
-            runtime()
-                .block_on(
-                    sqlx::raw_sql(AssertSqlSafe(format!(
-                        "DELETE FROM {only}{q}; INSERT INTO {q}{list} SELECT {cols} FROM {stage}",
-                        only = self.only(&q)?,
-                        list = column_list(
-                            &table
-                                .columns
-                                .iter()
-                                .map(|c| quote(&c.name))
-                                .collect::<Vec<_>>()
-                        )
-                    )))
-                    .execute(&mut self.conn),
-                )
-                .map_err(|e| rejected(&q, &format!("publish from {stage}"), e))?;
+            let only = self.only(&q)?;
+            let list = column_list(
+                &table
+                    .columns
+                    .iter()
+                    .map(|c| quote(&c.name))
+                    .collect::<Vec<_>>(),
+            );
+            for sql in [
+                format!("DELETE FROM {only}{q}"),
+                format!("INSERT INTO {q}{list} SELECT {cols} FROM {stage}"),
+            ] {
+                runtime()
+                    .block_on(sqlx::query(AssertSqlSafe(sql)).execute(&mut self.conn))
+                    .map_err(|e| rejected(&q, &format!("publish from {stage}"), e))?;
+            }
             let l = self.ledger();
             runtime()
                 .block_on(
@@ -1537,7 +1684,7 @@ impl Target for PgTarget {
     }
 
     fn finish_all(&mut self, tables: &[(String, &TableDef)]) -> Result<Vec<String>> {
-        let mut notes = Vec::new();
+        let mut notes = std::mem::take(&mut self.notes);
         for (name, t) in tables {
             let q = self.table(name, t);
             // The table's foreign keys, then those its partitions have of their own.

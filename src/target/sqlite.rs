@@ -406,11 +406,16 @@ fn take_run_lock(path: &str) -> Result<Option<std::fs::File>> {
         return Ok(None);
     }
     let lock_path = format!("{path}.ferry-lock");
+    // Never through a symlink (it could point at any file the importer may write), and
+    // created 0600.
+    use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&lock_path)
         .map_err(|e| Error::io(format!("opening the import lock file {lock_path}"), e))?;
     match f.try_lock() {

@@ -9,6 +9,7 @@
 )]
 
 mod as_text;
+mod bounds;
 mod commit_lost;
 mod common;
 mod fidelity;
@@ -20,4 +21,7 @@ mod postgres;
 mod reliability;
 mod roundtrip;
 mod s3;
+mod secrets;
+mod sqltext;
+mod trust;
 mod wycheproof;

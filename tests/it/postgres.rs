@@ -268,7 +268,12 @@ fn export_is_one_consistent_snapshot_under_concurrent_writes() {
         .success();
     writer.join().unwrap();
     ferry()
-        .args(["import", bundle.to_str().unwrap(), &dst.url])
+        .args([
+            "import",
+            bundle.to_str().unwrap(),
+            &dst.url,
+            "--allow-unencrypted",
+        ])
         .assert()
         .success();
     let sa = psql(&dst.url, "SELECT sum(v) FROM a WHERE id <= 1000");

@@ -1170,7 +1170,7 @@ fn traversal_is_refused(
     edit_manifest(&b, |v| v["parts"][i]["path"] = serde_json::json!(evil));
     let before = tree(fx.dir.path());
     let target = fx.path("target.db");
-    let out = import_with(&b, &target, &[]);
+    let out = import_with(&b, &target, &["--allow-unencrypted"]);
     assert_refused(&out, 65, &["manifest.json"]);
     assert_untouched(&target, &out);
     assert_refused(&verify_with(&b, &[]), 65, &["manifest.json"]);

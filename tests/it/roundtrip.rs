@@ -437,6 +437,7 @@ fn no_encrypt_bundle_round_trips_and_says_so() {
             "import",
             b.to_str().unwrap(),
             &format!("sqlite://{}", dst.display()),
+            "--allow-unencrypted",
         ])
         .assert()
         .success();
@@ -543,6 +544,8 @@ fn json_summary_matches_the_report_schema() {
     let v = jsonschema::validator_for(&schema).unwrap();
     let errs: Vec<String> = v.iter_errors(&report).map(|e| e.to_string()).collect();
     assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(report["encrypted"], true);
+    assert_eq!(report["authenticated"], true);
     assert_eq!(report["totals"]["rows"], 3002);
     assert!(report["totals"]["rows_per_s"].as_f64().unwrap() > 0.0);
     assert!(report["totals"]["mb_per_s"].as_f64().unwrap() > 0.0);

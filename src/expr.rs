@@ -1,0 +1,742 @@
+//! SQL expressions that come from outside ferry's own code: a bundle's catalog (domain
+//! defaults and CHECKs, written by the source database or by whoever holds the key) and the
+//! operator's `--where`. None is ever sent as the text it came as: each is parsed by
+//! `sqlparser` in the engine's dialect as exactly one expression, checked against what may
+//! be replayed, and printed back from its syntax tree, so what reaches a server is what was
+//! checked. docs/EXPRESSIONS.md lists what a catalog expression may hold.
+//!
+//! This module knows no connection: whether a cast's type exists on the target is the
+//! loader's question (it asks the server with a bound parameter).
+
+use sqlparser::ast::{
+    CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, InTarget, Value,
+};
+use sqlparser::dialect::{Dialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect};
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::Token;
+
+/// Functions a catalog expression may call: pure or time/identity functions with no side
+/// effect on the server. Anything else is not replayed.
+pub const FUNCTIONS: &[&str] = &[
+    "now",
+    "current_timestamp",
+    "current_date",
+    "current_time",
+    "localtimestamp",
+    "localtime",
+    "statement_timestamp",
+    "transaction_timestamp",
+    "clock_timestamp",
+    "gen_random_uuid",
+    "lower",
+    "upper",
+    "length",
+    "char_length",
+    "character_length",
+    "octet_length",
+    "btrim",
+    "ltrim",
+    "rtrim",
+    "trim",
+    "abs",
+    "round",
+    "trunc",
+    "floor",
+    "ceil",
+    "ceiling",
+    "mod",
+    "coalesce",
+    "nullif",
+    "greatest",
+    "least",
+    "left",
+    "right",
+    "substr",
+    "substring",
+    "replace",
+    "concat",
+    "date_trunc",
+    "array_length",
+    "cardinality",
+];
+
+/// The engine whose dialect an expression is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Postgres,
+    MySql,
+    Sqlite,
+}
+
+impl Engine {
+    pub fn from_name(name: &str) -> Option<Engine> {
+        match name {
+            "postgres" => Some(Engine::Postgres),
+            "mysql" => Some(Engine::MySql),
+            "sqlite" => Some(Engine::Sqlite),
+            _ => None,
+        }
+    }
+
+    fn dialect(self) -> Box<dyn Dialect> {
+        match self {
+            Engine::Postgres => Box::new(PostgreSqlDialect {}),
+            Engine::MySql => Box::new(MySqlDialect {}),
+            Engine::Sqlite => Box::new(SQLiteDialect {}),
+        }
+    }
+}
+
+/// What a catalog expression may name besides literals and allowed functions.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    /// Columns of the table it belongs to.
+    pub columns: &'a [String],
+    /// `VALUE` (a domain constraint).
+    pub value: bool,
+}
+
+/// A catalog expression that may be replayed: its text as printed from the checked tree,
+/// and the type names its casts name (the loader checks that each resolves).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub sql: String,
+    pub cast_types: Vec<String>,
+}
+
+/// Nesting deeper than this is not followed (a hostile expression could be deep).
+const MAX_DEPTH: usize = 64;
+
+/// Parses `text` as exactly one expression in `engine`'s dialect.
+fn parse_one(text: &str, engine: Engine) -> Result<Expr, String> {
+    let dialect = engine.dialect();
+    let mut p = Parser::new(dialect.as_ref())
+        .try_with_sql(text)
+        .map_err(|e| format!("does not parse ({e})"))?;
+    let expr = p
+        .parse_expr()
+        .map_err(|e| format!("does not parse ({e})"))?;
+    if p.peek_token().token != Token::EOF {
+        return Err("is more than one expression".into());
+    }
+    Ok(expr)
+}
+
+/// A catalog expression, checked against the allowlist and printed back; `Err` says why
+/// it is not replayed (for the summary: "CHECK on d calls lo_export").
+pub fn rebuild(text: &str, engine: Engine, scope: Scope<'_>) -> Result<Checked, String> {
+    let expr = parse_one(text, engine)?;
+    let mut cast_types = Vec::new();
+    check(&expr, scope, &mut cast_types, 0)?;
+    Ok(Checked {
+        sql: expr.to_string(),
+        cast_types,
+    })
+}
+
+/// `CHECK (expr)` as `pg_get_constraintdef` prints a domain's or table's constraint, maybe
+/// followed by `NOT VALID`: rebuilt as `CHECK (checked expr)[ NOT VALID]`.
+pub fn rebuild_check(text: &str, engine: Engine, scope: Scope<'_>) -> Result<Checked, String> {
+    let t = text.trim();
+    let (body, not_valid) = match t.strip_suffix("NOT VALID") {
+        Some(b) => (b.trim_end(), true),
+        None => (t, false),
+    };
+    let inner = body
+        .strip_prefix("CHECK")
+        .map(str::trim_start)
+        .ok_or_else(|| "is not a CHECK constraint".to_string())?;
+    let expr = parse_one(inner, engine)?;
+    let mut cast_types = Vec::new();
+    check(&expr, scope, &mut cast_types, 0)?;
+    // `CHECK ((x))` prints its own parentheses around the expression's.
+    let body = match &expr {
+        Expr::Nested(x) => x.to_string(),
+        other => other.to_string(),
+    };
+    Ok(Checked {
+        sql: format!(
+            "CHECK ({body}){}",
+            if not_valid { " NOT VALID" } else { "" }
+        ),
+        cast_types,
+    })
+}
+
+/// The operator's `--where`: one boolean expression of any kind (the operator may read
+/// what they like), never a statement or a second one; printed back from its tree.
+pub fn rebuild_where(text: &str, engine: Engine) -> Result<String, String> {
+    Ok(parse_one(text, engine)?.to_string())
+}
+
+fn check(e: &Expr, s: Scope<'_>, casts: &mut Vec<String>, depth: usize) -> Result<(), String> {
+    if depth > MAX_DEPTH {
+        return Err(format!("nests more than {MAX_DEPTH} levels"));
+    }
+    let d = depth + 1;
+    let mut sub = |x: &Expr| check(x, s, casts, d);
+    match e {
+        Expr::Identifier(id) => {
+            let name = &id.value;
+            let ok = s.columns.iter().any(|c| c == name)
+                || (s.value && id.quote_style.is_none() && name.eq_ignore_ascii_case("value"));
+            if ok {
+                Ok(())
+            } else {
+                Err(format!(
+                    "names {name:?}, which is not a column of its table"
+                ))
+            }
+        }
+        Expr::Value(v) => match &v.value {
+            Value::Number(..) | Value::SingleQuotedString(_) | Value::Boolean(_) | Value::Null => {
+                Ok(())
+            }
+            other => Err(format!("holds a literal ferry does not replay ({other})")),
+        },
+        Expr::Nested(x)
+        | Expr::IsNull(x)
+        | Expr::IsNotNull(x)
+        | Expr::IsTrue(x)
+        | Expr::IsNotTrue(x)
+        | Expr::IsFalse(x)
+        | Expr::IsNotFalse(x)
+        | Expr::IsUnknown(x)
+        | Expr::IsNotUnknown(x) => sub(x),
+        Expr::UnaryOp { expr, .. } => sub(expr),
+        Expr::BinaryOp { left, right, .. }
+        | Expr::IsDistinctFrom(left, right)
+        | Expr::IsNotDistinctFrom(left, right) => {
+            sub(left)?;
+            sub(right)
+        }
+        Expr::AnyOp { left, right, .. } | Expr::AllOp { left, right, .. } => {
+            sub(left)?;
+            sub(right)
+        }
+        Expr::Between {
+            expr, low, high, ..
+        } => {
+            sub(expr)?;
+            sub(low)?;
+            sub(high)
+        }
+        Expr::In {
+            expr,
+            target: InTarget::List(list),
+            ..
+        } => {
+            sub(expr)?;
+            list.iter().try_for_each(sub)
+        }
+        Expr::Like {
+            expr,
+            pattern,
+            escape_char,
+            ..
+        }
+        | Expr::ILike {
+            expr,
+            pattern,
+            escape_char,
+            ..
+        }
+        | Expr::SimilarTo {
+            expr,
+            pattern,
+            escape_char,
+            ..
+        } => {
+            sub(expr)?;
+            sub(pattern)?;
+            escape_char.as_deref().map_or(Ok(()), sub)
+        }
+        Expr::Array(a) => a.elem.iter().try_for_each(sub),
+        Expr::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } => {
+            if let Some(o) = operand {
+                sub(o)?;
+            }
+            for w in conditions {
+                sub(&w.condition)?;
+                sub(&w.result)?;
+            }
+            else_result.as_deref().map_or(Ok(()), sub)
+        }
+        Expr::Cast {
+            kind: CastKind::Cast | CastKind::DoubleColon,
+            expr,
+            data_type,
+            format: None,
+        } => {
+            sub(expr)?;
+            cast_type(data_type, casts)
+        }
+        Expr::TypedString(t) => {
+            if !matches!(t.value.value, Value::SingleQuotedString(_)) {
+                return Err("holds a typed literal ferry does not replay".into());
+            }
+            cast_type(&t.data_type, casts)
+        }
+        Expr::Function(f) => {
+            let parts = &f.name.0;
+            let name = match parts.as_slice() {
+                [n] => n.to_string(),
+                [schema, n] if schema.to_string().eq_ignore_ascii_case("pg_catalog") => {
+                    n.to_string()
+                }
+                _ => return Err(format!("calls {}", f.name)),
+            };
+            let plain = name.trim_matches('"').to_ascii_lowercase();
+            if !FUNCTIONS.contains(&plain.as_str()) {
+                return Err(format!("calls {}", f.name));
+            }
+            if f.filter.is_some()
+                || f.over.is_some()
+                || !f.within_group.is_empty()
+                || f.null_treatment.is_some()
+                || !matches!(f.parameters, FunctionArguments::None)
+            {
+                return Err(format!("calls {} as an aggregate or window", f.name));
+            }
+            match &f.args {
+                FunctionArguments::None => Ok(()),
+                FunctionArguments::Subquery(_) => Err("holds a subquery".into()),
+                FunctionArguments::List(l) => {
+                    if l.duplicate_treatment.is_some() || !l.clauses.is_empty() {
+                        return Err(format!("calls {} with clauses", f.name));
+                    }
+                    for a in &l.args {
+                        match a {
+                            FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => sub(x)?,
+                            _ => return Err(format!("calls {} with named arguments", f.name)),
+                        }
+                    }
+                    Ok(())
+                }
+            }
+        }
+        Expr::Subquery(_) | Expr::Exists { .. } => Err("holds a subquery".into()),
+        other => Err(format!(
+            "holds an expression ferry does not replay ({})",
+            short(&other.to_string())
+        )),
+    }
+}
+
+/// A cast's type: printed from the tree, and only the shapes a type name has (names,
+/// quotes, dots, spaces, numeric modifiers, brackets). The loader asks the target whether
+/// it resolves.
+fn cast_type(t: &DataType, casts: &mut Vec<String>) -> Result<(), String> {
+    let s = t.to_string();
+    let shape_ok = !s.is_empty()
+        && s.len() <= 200
+        && s.chars().all(|c| {
+            c.is_alphanumeric() || matches!(c, '_' | ' ' | '.' | '"' | '(' | ')' | ',' | '[' | ']')
+        });
+    if !shape_ok {
+        return Err(format!(
+            "casts to {}, which ferry does not replay",
+            short(&s)
+        ));
+    }
+    if !casts.contains(&s) {
+        casts.push(s);
+    }
+    Ok(())
+}
+
+fn short(s: &str) -> String {
+    let mut t: String = s.chars().take(60).collect();
+    if t.len() < s.len() {
+        t.push('…');
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pg(text: &str, cols: &[&str]) -> Result<String, String> {
+        let cols: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
+        rebuild(
+            text,
+            Engine::Postgres,
+            Scope {
+                columns: &cols,
+                value: true,
+            },
+        )
+        .map(|c| c.sql)
+    }
+
+    #[test]
+    fn ordinary_constraints_are_rebuilt() {
+        assert_eq!(pg("(VALUE > 0)", &[]).unwrap(), "(VALUE > 0)");
+        assert_eq!(
+            pg("(VALUE ~ '^[a-z]+$'::text)", &[]).unwrap(),
+            "(VALUE ~ '^[a-z]+$'::TEXT)"
+        );
+        assert!(pg("(length(VALUE) < 10)", &[]).is_ok());
+        assert!(
+            pg(
+                "((VALUE)::text = ANY ((ARRAY['a'::character varying, 'b'::character varying])::text[]))",
+                &[]
+            )
+            .is_ok()
+        );
+        assert!(pg("((a > 0) AND (b IS NOT NULL))", &["a", "b"]).is_ok());
+        assert!(pg("(VALUE BETWEEN 1 AND 10)", &[]).is_ok());
+        assert!(pg("(now() - '1 day'::interval)", &[]).is_ok());
+        assert!(pg("pg_catalog.lower(VALUE) = VALUE", &[]).is_ok());
+    }
+
+    #[test]
+    fn side_effects_and_second_statements_are_refused_with_a_reason() {
+        let e = pg(
+            "((VALUE > 0) AND (lo_from_bytea(0, '\\x41'::bytea) > 0))",
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.contains("lo_from_bytea"), "{e}");
+        assert!(
+            pg("lo_export(1, '/tmp/x') + 1", &[])
+                .unwrap_err()
+                .contains("lo_export")
+        );
+        assert!(pg("VALUE > 0; DROP TABLE t", &[]).is_err());
+        assert!(
+            pg("VALUE > (SELECT 1)", &[])
+                .unwrap_err()
+                .contains("subquery")
+        );
+        assert!(pg("EXISTS (SELECT 1)", &[]).is_err());
+        assert!(pg("other_col > 0", &[]).unwrap_err().contains("other_col"));
+        assert!(pg("public.evil(VALUE)", &[]).unwrap_err().contains("evil"));
+        assert!(pg("count(*) OVER ()", &[]).is_err());
+        // A cast's type is printed from the tree and must look like a type name.
+        assert!(pg("VALUE::integer", &[]).is_ok());
+        let deep = format!("{}VALUE{}", "(".repeat(200), ")".repeat(200));
+        assert!(pg(&deep, &[]).is_err());
+    }
+
+    #[test]
+    fn checks_keep_their_not_valid_and_where_is_one_expression() {
+        let c = rebuild_check(
+            "CHECK ((VALUE > 0)) NOT VALID",
+            Engine::Postgres,
+            Scope {
+                columns: &[],
+                value: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(c.sql, "CHECK ((VALUE > 0)) NOT VALID");
+        assert!(rebuild_where("id > 10 AND name LIKE 'a%'", Engine::Postgres).is_ok());
+        assert!(
+            rebuild_where(
+                "true)) TO STDOUT (FORMAT binary); COMMIT; CREATE TABLE x (",
+                Engine::Postgres
+            )
+            .is_err()
+        );
+        assert!(rebuild_where("1 = 1; DROP TABLE t", Engine::MySql).is_err());
+    }
+}
+
+/// The tokens of `text`, without whitespace.
+fn tokens(text: &str) -> Result<Vec<Token>, String> {
+    let dialect = PostgreSqlDialect {};
+    let toks = sqlparser::tokenizer::Tokenizer::new(&dialect, text)
+        .tokenize()
+        .map_err(|e| format!("does not parse ({e})"))?;
+    Ok(toks
+        .into_iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect())
+}
+
+/// `'…'` with quotes doubled (the session's standard_conforming_strings is on).
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// `"…"` with quotes doubled.
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn is_word(t: &Token, w: &str) -> bool {
+    matches!(t, Token::Word(x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w))
+}
+
+/// One constant of a partition bound, printed by ferry.
+fn bound_literal(t: &Token, bounds: bool) -> Result<String, String> {
+    match t {
+        Token::SingleQuotedString(s) => Ok(quote_literal(s)),
+        Token::Number(n, false)
+            if !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-')) =>
+        {
+            Ok(n.clone())
+        }
+        Token::Word(w) if w.quote_style.is_none() => {
+            let u = w.value.to_ascii_uppercase();
+            match u.as_str() {
+                "NULL" | "TRUE" | "FALSE" => Ok(u),
+                "MINVALUE" | "MAXVALUE" if bounds => Ok(u),
+                _ => Err(format!("holds {} where a constant belongs", w.value)),
+            }
+        }
+        other => Err(format!("holds {other} where a constant belongs")),
+    }
+}
+
+/// A parenthesised list of constants starting at `toks[i]` (which must be `(`); returns
+/// the printed list and the index after `)`.
+fn literal_list(toks: &[Token], mut i: usize, bounds: bool) -> Result<(String, usize), String> {
+    if toks.get(i) != Some(&Token::LParen) {
+        return Err("is not a partition bound".into());
+    }
+    i += 1;
+    let mut out = Vec::new();
+    loop {
+        let t = toks.get(i).ok_or("ends early")?;
+        // A negative number comes as '-' then the number.
+        if *t == Token::Minus {
+            let n = toks.get(i + 1).ok_or("ends early")?;
+            out.push(format!("-{}", bound_literal(n, false)?));
+            i += 2;
+        } else {
+            out.push(bound_literal(t, bounds)?);
+            i += 1;
+        }
+        match toks.get(i) {
+            Some(Token::Comma) => i += 1,
+            Some(Token::RParen) => return Ok((format!("({})", out.join(", ")), i + 1)),
+            _ => return Err("is not a partition bound".into()),
+        }
+    }
+}
+
+/// A partition bound as `pg_get_expr(relpartbound, …)` prints it — `DEFAULT`,
+/// `FOR VALUES IN (…)`, `FOR VALUES FROM (…) TO (…)`, `FOR VALUES WITH (modulus m,
+/// remainder r)` — rebuilt from its constants; anything else is refused with why.
+pub fn partition_bound(text: &str) -> Result<String, String> {
+    let toks = tokens(text)?;
+    let t = |i: usize| toks.get(i);
+    if toks.len() == 1 && is_word(&toks[0], "DEFAULT") {
+        return Ok("DEFAULT".into());
+    }
+    if !(t(0).is_some_and(|x| is_word(x, "FOR")) && t(1).is_some_and(|x| is_word(x, "VALUES"))) {
+        return Err("is not a partition bound".into());
+    }
+    let (sql, end) = match t(2) {
+        Some(x) if is_word(x, "IN") => {
+            let (l, e) = literal_list(&toks, 3, false)?;
+            (format!("FOR VALUES IN {l}"), e)
+        }
+        Some(x) if is_word(x, "FROM") => {
+            let (from, e) = literal_list(&toks, 3, true)?;
+            if !t(e).is_some_and(|x| is_word(x, "TO")) {
+                return Err("is not a partition bound".into());
+            }
+            let (to, e) = literal_list(&toks, e + 1, true)?;
+            (format!("FOR VALUES FROM {from} TO {to}"), e)
+        }
+        Some(x) if is_word(x, "WITH") => {
+            let num = |i: usize| match t(i) {
+                Some(Token::Number(n, false))
+                    if n.chars().all(|c| c.is_ascii_digit()) && n.len() < 10 =>
+                {
+                    Ok(n.clone())
+                }
+                _ => Err("is not a partition bound".to_string()),
+            };
+            let shape = t(3) == Some(&Token::LParen)
+                && t(4).is_some_and(|x| is_word(x, "MODULUS"))
+                && t(6) == Some(&Token::Comma)
+                && t(7).is_some_and(|x| is_word(x, "REMAINDER"))
+                && t(9) == Some(&Token::RParen);
+            if !shape {
+                return Err("is not a partition bound".into());
+            }
+            (
+                format!(
+                    "FOR VALUES WITH (MODULUS {}, REMAINDER {})",
+                    num(5)?,
+                    num(8)?
+                ),
+                10,
+            )
+        }
+        _ => return Err("is not a partition bound".into()),
+    };
+    if end != toks.len() {
+        return Err("holds more than a partition bound".into());
+    }
+    Ok(sql)
+}
+
+/// A partition key as `pg_get_partkeydef` prints it — `RANGE (a)`, `LIST (a COLLATE "C")`,
+/// `HASH (a, b)`, `RANGE (a text_pattern_ops)`, `RANGE ((lower(b)))` — rebuilt: columns of
+/// the table by name, collations and operator classes as quoted names, expressions through
+/// [`rebuild`] with the table's columns in scope.
+pub fn partition_key(text: &str, columns: &[String]) -> Result<String, String> {
+    let t = text.trim();
+    let (strategy, rest) = t.split_once(' ').ok_or("is not a partition key")?;
+    let strategy = strategy.to_ascii_uppercase();
+    if !matches!(strategy.as_str(), "RANGE" | "LIST" | "HASH") {
+        return Err("is not a partition key".into());
+    }
+    let inner = rest
+        .trim()
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or("is not a partition key")?;
+    // Items split at commas outside parentheses and quotes, on the tokens.
+    let toks = tokens(inner)?;
+    let mut items: Vec<Vec<Token>> = vec![vec![]];
+    let mut depth = 0i32;
+    for tok in toks {
+        match &tok {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            Token::Comma if depth == 0 => {
+                items.push(vec![]);
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(last) = items.last_mut() {
+            last.push(tok);
+        }
+    }
+    let mut out = Vec::new();
+    for item in &items {
+        out.push(key_item(item, columns)?);
+    }
+    Ok(format!("{strategy} ({})", out.join(", ")))
+}
+
+/// A qualified name of words and dots starting at `toks[i]`; returns it quoted and the
+/// index after it.
+fn qualified_name(toks: &[Token], mut i: usize) -> Result<(String, usize), String> {
+    let mut parts = Vec::new();
+    loop {
+        match toks.get(i) {
+            Some(Token::Word(w)) => parts.push(quote_ident(&w.value)),
+            _ => return Err("holds a name ferry does not replay".into()),
+        }
+        i += 1;
+        if toks.get(i) == Some(&Token::Period) {
+            i += 1;
+        } else {
+            return Ok((parts.join("."), i));
+        }
+    }
+}
+
+fn key_item(item: &[Token], columns: &[String]) -> Result<String, String> {
+    let (head, mut i) = match item.first() {
+        Some(Token::Word(w)) if item.get(1) != Some(&Token::LParen) => {
+            if !columns.contains(&w.value) {
+                return Err(format!(
+                    "names {:?}, which is not a column of its table",
+                    w.value
+                ));
+            }
+            (quote_ident(&w.value), 1)
+        }
+        _ => {
+            // An expression: `(expr)` or `f(…)`, up to a COLLATE or operator class.
+            let end = item
+                .iter()
+                .position(|t| is_word(t, "COLLATE"))
+                .unwrap_or(item.len());
+            let text: String = item[..end]
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let c = rebuild(
+                &text,
+                Engine::Postgres,
+                Scope {
+                    columns,
+                    value: false,
+                },
+            )?;
+            (format!("({})", c.sql), end)
+        }
+    };
+    let mut out = head;
+    if item.get(i).is_some_and(|t| is_word(t, "COLLATE")) {
+        let (name, j) = qualified_name(item, i + 1)?;
+        out.push_str(&format!(" COLLATE {name}"));
+        i = j;
+    }
+    if i < item.len() {
+        let (name, j) = qualified_name(item, i)?;
+        out.push_str(&format!(" {name}"));
+        i = j;
+    }
+    if i != item.len() {
+        return Err("holds more than a partition key".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod partition_tests {
+    use super::*;
+
+    #[test]
+    fn bounds_are_rebuilt_from_their_constants() {
+        assert_eq!(
+            partition_bound("FOR VALUES FROM ('2020-01-01') TO ('2021-01-01')").unwrap(),
+            "FOR VALUES FROM ('2020-01-01') TO ('2021-01-01')"
+        );
+        assert_eq!(
+            partition_bound("FOR VALUES FROM (MINVALUE, -5) TO ('it''s', MAXVALUE)").unwrap(),
+            "FOR VALUES FROM (MINVALUE, -5) TO ('it''s', MAXVALUE)"
+        );
+        assert_eq!(
+            partition_bound("FOR VALUES IN (1, 2, NULL)").unwrap(),
+            "FOR VALUES IN (1, 2, NULL)"
+        );
+        assert_eq!(
+            partition_bound("FOR VALUES WITH (modulus 4, remainder 0)").unwrap(),
+            "FOR VALUES WITH (MODULUS 4, REMAINDER 0)"
+        );
+        assert_eq!(partition_bound("DEFAULT").unwrap(), "DEFAULT");
+        // What a forged catalog could hold instead.
+        assert!(partition_bound("FOR VALUES IN (lo_export(1, '/tmp/x') + 1)").is_err());
+        assert!(partition_bound("FOR VALUES IN (1); DROP TABLE t").is_err());
+        assert!(partition_bound("FOR VALUES IN ((SELECT 1))").is_err());
+    }
+
+    #[test]
+    fn keys_name_columns_or_checked_expressions() {
+        let cols = vec!["a".to_string(), "Day".to_string()];
+        assert_eq!(partition_key("RANGE (a)", &cols).unwrap(), "RANGE (\"a\")");
+        assert_eq!(
+            partition_key("LIST (\"Day\" COLLATE \"C\" text_pattern_ops)", &cols).unwrap(),
+            "LIST (\"Day\" COLLATE \"C\" \"text_pattern_ops\")"
+        );
+        assert_eq!(
+            partition_key("HASH (a, \"Day\")", &cols).unwrap(),
+            "HASH (\"a\", \"Day\")"
+        );
+        assert!(partition_key("RANGE ((lower(\"Day\")))", &cols).is_ok());
+        assert!(partition_key("RANGE ((lo_export(1, 'x')))", &cols).is_err());
+        assert!(partition_key("RANGE (nope)", &cols).is_err());
+        assert!(partition_key("RANGE (a); DROP TABLE t", &cols).is_err());
+    }
+}
