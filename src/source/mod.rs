@@ -134,59 +134,46 @@ pub fn read_retyping<T>(
     let mut def = t.clone();
     let mut notes = Vec::new();
     loop {
-        match attempt(src, &def) {
-            Err(Error::NotBoolean { table, column }) => {
-                let again = src.tables(&Selection {
-                    tables: vec![def.qualified()],
-                    exclude: vec![],
-                })?;
-                let retyped = again.into_iter().find(|d| {
-                    d.schema == def.schema
-                        && d.name == def.name
-                        && d.columns
-                            .iter()
-                            .any(|c| c.name == column && c.ty != crate::types::ColumnType::Boolean)
-                });
-                let Some(new_def) = retyped else {
-                    return Err(Error::NotBoolean { table, column });
-                };
-                notes.push(format!(
-                    "table {table}, column {column:?}: tinyint(1) holds values other than 0 and \
-                     1, so it travels as an integer (the table was read again)"
-                ));
-                def = new_def;
-            }
-            Err(Error::NeedsText {
+        let e = match attempt(src, &def) {
+            Ok(v) => return Ok((v, def, notes)),
+            Err(e @ (Error::NotBoolean { .. } | Error::NeedsText { .. })) => e,
+            Err(e) => return Err(e),
+        };
+        // The same table (a dotted name may match another), now with that column changed.
+        let again = src.tables(&Selection {
+            tables: vec![def.qualified()],
+            exclude: vec![],
+        })?;
+        let changed = |d: &TableDef| {
+            d.schema == def.schema
+                && d.name == def.name
+                && d.columns.iter().any(|c| match &e {
+                    Error::NotBoolean { column, .. } => {
+                        c.name == *column && c.ty != crate::types::ColumnType::Boolean
+                    }
+                    Error::NeedsText { column, .. } => c.name == *column && c.as_text,
+                    _ => false,
+                })
+        };
+        let Some(new_def) = again.into_iter().find(|d| changed(d)) else {
+            return Err(e);
+        };
+        notes.push(match &e {
+            Error::NotBoolean { table, column } => format!(
+                "table {table}, column {column:?}: tinyint(1) holds values other than 0 and 1, \
+                 so it travels as an integer (the table was read again)"
+            ),
+            Error::NeedsText {
                 table,
                 column,
                 reason,
-            }) => {
-                let again = src.tables(&Selection {
-                    tables: vec![def.qualified()],
-                    exclude: vec![],
-                })?;
-                // The same table (a dotted name may match another), now with that column
-                // as text.
-                let retyped = again.into_iter().find(|d| {
-                    d.schema == def.schema
-                        && d.name == def.name
-                        && d.columns.iter().any(|c| c.name == column && c.as_text)
-                });
-                let Some(new_def) = retyped else {
-                    return Err(Error::NeedsText {
-                        table,
-                        column,
-                        reason,
-                    });
-                };
-                notes.push(format!(
-                    "table {table}, column {column:?} ({reason}) travels as its exact text form (the table was read again)"
-                ));
-                def = new_def;
-            }
-            Ok(v) => return Ok((v, def, notes)),
-            Err(e) => return Err(e),
-        }
+            } => format!(
+                "table {table}, column {column:?} ({reason}) travels as its exact text form \
+                 (the table was read again)"
+            ),
+            other => other.to_string(),
+        });
+        def = new_def;
     }
 }
 
