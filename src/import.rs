@@ -486,6 +486,26 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
             problems.join("\n  - ")
         )));
     }
+    // The bundle decides which of the target's existing tables it writes into (within
+    // --table, --exclude and --target-schema): every one is named, in the plan and the
+    // summary alike.
+    let into_existing: Vec<String> = planned
+        .iter()
+        .filter(|p| p.existing_columns.is_some())
+        .map(|p| match &p.target_schema {
+            Some(s) if target.engine() == "postgres" => format!("{s}.{}", p.target_name),
+            _ => p.target_name.clone(),
+        })
+        .collect();
+    if !into_existing.is_empty() {
+        report.warnings.push(format!(
+            "writes into {} existing table{} of the target (--mode {}): {}",
+            into_existing.len(),
+            if into_existing.len() == 1 { "" } else { "s" },
+            plan.mode.as_str(),
+            into_existing.join(", ")
+        ));
+    }
     if plan.dry_run {
         // The plan: per table what would happen, with the parts still to load.
         for (t, p) in selected.iter().zip(&planned) {

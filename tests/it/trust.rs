@@ -539,3 +539,33 @@ fn importing_as_a_postgresql_superuser_is_warned_about() {
         "{out}"
     );
 }
+
+#[test]
+fn every_existing_table_a_bundle_writes_into_is_named_in_the_plan_and_the_summary() {
+    let fx = crate::common::fixture();
+    let b = fx.export("b");
+    let db = fx.path("t.db");
+    let url = format!("sqlite://{}", db.display());
+    fx.import_to(&b, &url, &["--table", "notes"]);
+    let b2 = fx.export("b2");
+    for extra in [&["--dry-run"][..], &[][..]] {
+        let out = crate::common::ferry()
+            .args([
+                "import",
+                b2.to_str().unwrap(),
+                &url,
+                "--mode",
+                "append",
+                "--key-file",
+            ])
+            .arg(&fx.key)
+            .args(extra)
+            .assert()
+            .success();
+        let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        assert!(
+            text.contains("writes into 1 existing table of the target (--mode append): notes"),
+            "{extra:?}: {text}"
+        );
+    }
+}
