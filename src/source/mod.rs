@@ -11,6 +11,37 @@ use crate::bundle::catalog::SourceInfo;
 use crate::types::TableDef;
 use crate::{Error, Result};
 
+/// Installs ring as rustls' process-wide crypto provider, once. sqlx's `verify-ca` verifier
+/// asks rustls for the process default, which rustls cannot choose while two providers are
+/// compiled in (reqwest brings aws-lc-rs): without this, that mode panics.
+pub(crate) fn tls_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err only when another thread installed one first: any provider does.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// The reason, when connecting failed in TLS itself (the server's certificate did not verify,
+/// the handshake was refused, the server has TLS off while the URL requires it) rather than
+/// on the network: re-running the same command will not help, so it is not temporary.
+pub(crate) fn tls_failure(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Tls(m) => Some(m.to_string()),
+        sqlx::Error::Io(io) => {
+            let r = io.get_ref()?.downcast_ref::<rustls::Error>()?;
+            Some(match r {
+                rustls::Error::InvalidCertificate(_) => format!(
+                    "TLS certificate verification failed: {r} (verify-ca checks that the server's \
+                     certificate chains to the root given in the URL or the system's roots; \
+                     verify-full also that it names the host in the URL)"
+                ),
+                _ => format!("TLS handshake failed: {r}"),
+            })
+        }
+        _ => None,
+    }
+}
+
 /// Which tables to read: `--table` (empty = all user tables) and `--exclude`.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {

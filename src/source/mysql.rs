@@ -106,9 +106,15 @@ pub fn connect_on(rt: &tokio::runtime::Runtime, url: &str) -> Result<(MySqlConne
         })?
         .charset("utf8mb4")
         .timezone(Some("+00:00".to_string()));
+    super::tls_provider();
     let conn = rt
         .block_on(MySqlConnection::connect_with(&opts))
         .map_err(|e| match e {
+            e if let Some(why) = super::tls_failure(&e) => Error::Database(format!(
+                "cannot connect to MySQL/MariaDB at {} over TLS (ssl-mode): {}",
+                display_url(url),
+                crate::redact::scrub(&why, url)
+            )),
             sqlx::Error::Io(_) | sqlx::Error::Tls(_) => Error::Temporary(format!(
                 "cannot reach MySQL/MariaDB at {}: {}",
                 display_url(url),

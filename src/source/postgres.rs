@@ -76,8 +76,14 @@ pub fn connect(url: &str) -> Result<PgConnection> {
 
 /// Connects on a given runtime: the connection must then always be driven by that runtime.
 pub fn connect_on(rt: &tokio::runtime::Runtime, url: &str) -> Result<PgConnection> {
+    super::tls_provider();
     rt.block_on(PgConnection::connect(url))
         .map_err(|e| match e {
+            e if let Some(why) = super::tls_failure(&e) => Error::Database(format!(
+                "cannot connect to PostgreSQL at {} over TLS (sslmode): {}",
+                crate::redact::display_url(url),
+                crate::redact::scrub(&why, url)
+            )),
             sqlx::Error::Io(_) | sqlx::Error::Tls(_) => Error::Temporary(format!(
                 "cannot reach PostgreSQL at {}: {}",
                 crate::redact::display_url(url),

@@ -23,5 +23,6 @@ mod roundtrip;
 mod s3;
 mod secrets;
 mod sqltext;
+mod tls;
 mod trust;
 mod wycheproof;
