@@ -215,8 +215,23 @@ impl Store {
             out.sort_by(|a, b| a.path.cmp(&b.path));
             return Ok(out);
         }
-        let metas: Vec<_> =
-            runtime().block_on(async { self.inner.list(None).collect::<Vec<_>>().await });
+        // At most MAX_LISTED objects are read: a prefix holding more is not a bundle ferry
+        // wrote, and its listing must not grow without bound.
+        let metas: Vec<_> = runtime().block_on(async {
+            self.inner
+                .list(None)
+                .take(MAX_LISTED + 1)
+                .collect::<Vec<_>>()
+                .await
+        });
+        if metas.len() > MAX_LISTED {
+            return Err(Error::Storage(format!(
+                "{}: more than {MAX_LISTED} objects under the bundle's prefix: not a bundle ferry \
+                 wrote (a bundle has at most {} parts); check the URL",
+                self.url,
+                crate::bundle::layout::MAX_PARTS
+            )));
+        }
         let mut out = Vec::new();
         for m in metas {
             let m = m.map_err(|e| Error::Storage(format!("{}: cannot list: {e}", self.url)))?;
@@ -395,10 +410,21 @@ fn kind_of(m: &std::fs::Metadata) -> EntryKind {
     }
 }
 
+/// The most objects a bundle's listing reads: every part a manifest may list, and room for
+/// the other files and some junk.
+const MAX_LISTED: usize = crate::bundle::layout::MAX_PARTS + 10_000;
+
 fn walk(root: &FsPath, dir: &FsPath, out: &mut Vec<Entry>, depth: usize) -> Result<()> {
     let rd = std::fs::read_dir(dir)
         .map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
     for item in rd {
+        if out.len() > MAX_LISTED {
+            return Err(Error::Storage(format!(
+                "{}: more than {MAX_LISTED} entries in the bundle's directory: not a bundle ferry \
+                 wrote; check the path",
+                root.display()
+            )));
+        }
         let item = item.map_err(|e| Error::io(format!("cannot list {}", dir.display()), e))?;
         let path = item.path();
         let meta = std::fs::symlink_metadata(&path)
