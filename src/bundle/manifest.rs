@@ -362,3 +362,42 @@ mod tests {
         assert!(errors_of(&String::from_utf8(m.to_json()).unwrap()).contains("parts[0].size"));
     }
 }
+
+/// Properties of the strict parser (proptest): what it accepts round-trips, and no damage to
+/// a valid manifest makes it panic.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::Manifest;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn damaged_manifests_are_refused_or_parse_without_panic(
+            cuts in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+            truncate in any::<Option<prop::sample::Index>>(),
+        ) {
+            let mut bytes = super::tests::sample().to_json();
+            for (at, b) in cuts {
+                let i = at.index(bytes.len());
+                bytes[i] = b;
+            }
+            if let Some(t) = truncate {
+                bytes.truncate(t.index(bytes.len() + 1));
+            }
+            // Whatever it says, it says it without a panic; what it accepts prints back
+            // to a manifest that parses to the same value.
+            if let Ok(m) = Manifest::parse(&bytes) {
+                prop_assert_eq!(Manifest::parse(&m.to_json()).ok(), Some(m));
+            }
+        }
+    }
+
+    #[test]
+    fn the_sample_round_trips() {
+        let m = super::tests::sample();
+        assert_eq!(Manifest::parse(&m.to_json()).ok(), Some(m));
+    }
+}

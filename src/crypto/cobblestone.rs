@@ -1098,3 +1098,53 @@ mod tests {
         assert!(matches!(enc.finish(), Err(Error::Poisoned)));
     }
 }
+
+/// Properties over generated keys, contexts and messages (proptest), around the chunk size.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn length() -> impl Strategy<Value = usize> {
+        prop_oneof![
+            0usize..64,
+            (CHUNK_SIZE - 32)..(CHUNK_SIZE + 32),
+            (2 * CHUNK_SIZE - 8)..(2 * CHUNK_SIZE + 8),
+            0usize..(3 * CHUNK_SIZE),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn decrypt_of_encrypt_is_the_identity(
+            key in any::<[u8; KEY_LEN]>(),
+            ctx in proptest::collection::vec(any::<u8>(), 0..64),
+            len in length(),
+            seed in any::<u8>(),
+        ) {
+            let msg: Vec<u8> = (0..len)
+                .map(|i| (i.to_le_bytes()[0]).wrapping_mul(31).wrapping_add(seed))
+                .collect();
+            let ct = encrypt_to_vec(&key, &ctx, &msg).unwrap();
+            prop_assert_eq!(decrypt_all(&key, &ctx, &ct).unwrap(), msg);
+        }
+
+        #[test]
+        fn any_flipped_bit_or_other_context_is_refused(
+            len in 1usize..(2 * CHUNK_SIZE + 100),
+            at in any::<prop::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            let key = [9u8; KEY_LEN];
+            let msg = vec![0x5a; len];
+            let mut ct = encrypt_to_vec(&key, b"ctx", &msg).unwrap();
+            prop_assert!(decrypt_all(&key, b"other", &ct).is_err());
+            let i = at.index(ct.len());
+            ct[i] ^= 1 << bit;
+            prop_assert!(decrypt_all(&key, b"ctx", &ct).is_err());
+        }
+    }
+}

@@ -1897,3 +1897,60 @@ fn write_copy_from_samples() {
     .unwrap();
     std::fs::write(dir.join("cross.copy"), encode_stream(&wires, &batch)).unwrap();
 }
+
+/// Properties over generated values (proptest): what the fixed cases above show for a few
+/// values holds for any.
+mod properties {
+    use std::sync::Arc;
+
+    use arrow::array::{Float64Array, Int64Array, StringArray};
+    use proptest::prelude::*;
+
+    use super::{Wire, round_trip};
+
+    /// Numeric text as PostgreSQL prints it: no leading zeros, every fraction digit kept,
+    /// no negative zero.
+    fn canonical_numeric() -> impl Strategy<Value = String> {
+        (
+            any::<bool>(),
+            prop_oneof!["0", "[1-9][0-9]{0,60}"],
+            proptest::option::of("[0-9]{1,40}"),
+        )
+            .prop_map(|(neg, int, frac)| {
+                let zero =
+                    int == "0" && frac.as_deref().is_none_or(|f| f.bytes().all(|b| b == b'0'));
+                let sign = if neg && !zero { "-" } else { "" };
+                match frac {
+                    Some(f) => format!("{sign}{int}.{f}"),
+                    None => format!("{sign}{int}"),
+                }
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn numeric_text_encode_decode_is_the_identity(
+            values in proptest::collection::vec(proptest::option::of(canonical_numeric()), 1..20)
+        ) {
+            round_trip(Wire::Numeric, Arc::new(StringArray::from(values)));
+        }
+
+        #[test]
+        fn int8_and_float8_encode_decode_is_the_identity(
+            ints in proptest::collection::vec(proptest::option::of(any::<i64>()), 1..50),
+            floats in proptest::collection::vec(proptest::option::of(any::<f64>().prop_filter("NaN compares unequal", |f| !f.is_nan())), 1..50),
+        ) {
+            round_trip(Wire::Int8, Arc::new(Int64Array::from(ints)));
+            round_trip(Wire::Float8, Arc::new(Float64Array::from(floats)));
+        }
+
+        #[test]
+        fn text_encode_decode_is_the_identity(
+            values in proptest::collection::vec(proptest::option::of("[^\u{0}]{0,40}"), 1..20)
+        ) {
+            round_trip(Wire::Text, Arc::new(StringArray::from(values)));
+        }
+    }
+}
