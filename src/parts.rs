@@ -51,18 +51,43 @@ pub const DATA_PAGE_BYTES: usize = 64 * 1024;
 /// would exceed this, whatever it compresses to: the export's stored-size budget alone
 /// lets highly compressible data make row groups of any decoded size.
 pub const ROW_GROUP_DATA_BYTES: u64 = 64 << 20;
-/// … or before its leaf values (Parquet levels, summed over the columns) would exceed this.
-pub const ROW_GROUP_VALUES: u64 = 1 << 22;
+/// … or before the values of its list columns (Parquet levels, summed over the leaf
+/// columns inside lists) would exceed this. Other columns are decoded a batch of rows at a
+/// time, but one list can hold any number of values, all decoded at once.
+pub const ROW_GROUP_LIST_VALUES: u64 = 1 << 22;
 /// The largest row ferry writes (its Arrow data): export refuses a larger one, since no
 /// reader could then decode it within the bounds below.
 pub const MAX_ROW_BYTES: u64 = 96 << 20;
-/// Reader: uncompressed bytes of a row group (its column chunks summed, and its own total).
+/// Reader: uncompressed bytes of a row group (its column chunks summed, and its own total),
+/// unless the operator raises it with [`ROW_GROUP_LIMIT_ENV`].
 pub const MAX_ROW_GROUP_BYTES: u64 = 2 * ROW_GROUP_DATA_BYTES;
-/// Reader: leaf values of a row group (its column chunks' value counts summed).
-pub const MAX_ROW_GROUP_VALUES: u64 = 2 * ROW_GROUP_VALUES;
+/// Reader: values of a row group's list columns (4 times what ferry writes: a bundle of
+/// ferry 0.1, whose row groups held 1M rows, passes with lists of 16 values on average).
+pub const MAX_ROW_GROUP_LIST_VALUES: u64 = 4 * ROW_GROUP_LIST_VALUES;
+/// Reader: entries of one dictionary page. The writer's dictionaries hold 1 MiB (then it
+/// falls back to plain values), so at most some 263 000 entries of 4 bytes.
+pub const MAX_DICTIONARY_ENTRIES: u64 = 1 << 20;
 /// Reader: one page, uncompressed or compressed. Pages are 64 KiB, but a page holds at
 /// least one value and a value may be as large as a row.
 pub const MAX_PAGE_BYTES: u64 = MAX_ROW_GROUP_BYTES;
+/// The environment variable (MiB) that raises the reader's row-group and page bounds, for a
+/// bundle of ferry 0.1 the operator trusts: 0.1 closed row groups by stored size only, so
+/// compressible data made row groups of several hundred MiB.
+pub const ROW_GROUP_LIMIT_ENV: &str = "FERRY_MAX_ROW_GROUP_MIB";
+
+/// The reader's row-group bound: [`MAX_ROW_GROUP_BYTES`], or more if the operator says so.
+fn row_group_limit() -> u64 {
+    static LIMIT: OnceLock<u64> = OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::env::var(ROW_GROUP_LIMIT_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(MAX_ROW_GROUP_BYTES, |mib| {
+                mib.saturating_mul(1 << 20)
+                    .clamp(MAX_ROW_GROUP_BYTES, 64 << 30)
+            })
+    })
+}
 /// Reader: one page header (ferry's are some 30 bytes; page statistics are not written).
 const MAX_PAGE_HEADER: u64 = 64 << 10;
 /// Decoded batches are cut to about this many bytes of data (and to the caller's rows).
@@ -202,18 +227,18 @@ fn to_storage(batch: &RecordBatch, storage: &SchemaRef) -> Result<RecordBatch> {
 
 /// Per-row cost of a batch: bytes of Arrow data in the plain layout (a string or binary,
 /// also a view, counted as the 4-byte offset and the bytes it becomes; validity bits not
-/// counted) and leaf values (Parquet levels, summed over leaf columns; an upper bound for
-/// lists). The writer sizes row groups by them, the reader sizes decoded batches.
+/// counted) and list values (Parquet levels of the leaf columns inside lists; an upper
+/// bound). The writer sizes row groups by them, the reader sizes decoded batches.
 fn row_costs(batch: &RecordBatch) -> (Vec<u64>, Vec<u64>) {
     let n = batch.num_rows();
     let (mut bytes, mut values) = (vec![0u64; n], vec![0u64; n]);
     for c in batch.columns() {
-        add_row_costs(c.as_ref(), &mut bytes, &mut values);
+        add_row_costs(c.as_ref(), &mut bytes, &mut values, false);
     }
     (bytes, values)
 }
 
-fn add_row_costs(a: &dyn Array, bytes: &mut [u64], values: &mut [u64]) {
+fn add_row_costs(a: &dyn Array, bytes: &mut [u64], values: &mut [u64], in_list: bool) {
     fn by_offsets(offsets: &[i32], bytes: &mut [u64]) {
         for (b, w) in bytes.iter_mut().zip(offsets.windows(2)) {
             *b += 4 + u64::try_from(w[1] - w[0]).unwrap_or(0);
@@ -231,7 +256,7 @@ fn add_row_costs(a: &dyn Array, bytes: &mut [u64], values: &mut [u64]) {
         DataType::BinaryView => by_lengths(a.as_binary_view().lengths(), bytes),
         DataType::Struct(_) => {
             for c in a.as_struct().columns() {
-                add_row_costs(c.as_ref(), bytes, values);
+                add_row_costs(c.as_ref(), bytes, values, in_list);
             }
             return;
         }
@@ -245,7 +270,7 @@ fn add_row_costs(a: &dyn Array, bytes: &mut [u64], values: &mut [u64]) {
             let (first, last) = (off[0], off[off.len() - 1].max(off[0]));
             let child = l.values().slice(first, last - first);
             let (mut cb, mut cv) = (vec![0u64; last - first], vec![0u64; last - first]);
-            add_row_costs(child.as_ref(), &mut cb, &mut cv);
+            add_row_costs(child.as_ref(), &mut cb, &mut cv, true);
             // Prefix sums, so each row's share is one subtraction.
             let sums = |v: &[u64]| {
                 std::iter::once(0)
@@ -273,7 +298,9 @@ fn add_row_costs(a: &dyn Array, bytes: &mut [u64], values: &mut [u64]) {
             bytes.iter_mut().for_each(|b| *b += w);
         }
     }
-    values.iter_mut().for_each(|v| *v += 1);
+    if in_list {
+        values.iter_mut().for_each(|v| *v += 1);
+    }
 }
 
 /// Restores canonical types in a batch read from a part.
@@ -508,8 +535,9 @@ impl PartWriter {
     }
 
     /// Writes rows, closing a row group before it would hold more than
-    /// [`ROW_GROUP_DATA_BYTES`] of data or [`ROW_GROUP_VALUES`] values (a larger row goes
-    /// alone in its row group), so the reader's bounds hold for every part ferry writes.
+    /// [`ROW_GROUP_DATA_BYTES`] of data or [`ROW_GROUP_LIST_VALUES`] list values (a larger
+    /// row goes alone in its row group), so the reader's bounds hold for every part ferry
+    /// writes.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         let stored = to_storage(batch, &self.storage)?;
         let n = stored.num_rows();
@@ -536,7 +564,7 @@ impl PartWriter {
             let mut end = start;
             while end < n {
                 let (b, v) = (gb + bytes[end], gv + values[end]);
-                let over = b > ROW_GROUP_DATA_BYTES || v > ROW_GROUP_VALUES;
+                let over = b > ROW_GROUP_DATA_BYTES || v > ROW_GROUP_LIST_VALUES;
                 // An empty row group takes one row whatever its size.
                 if over && (end > start || self.group != (0, 0)) {
                     break;
@@ -890,7 +918,7 @@ impl PartBatches {
         if let Some((i, big)) = bytes
             .iter()
             .enumerate()
-            .find(|(_, x)| **x > MAX_ROW_GROUP_BYTES)
+            .find(|(_, x)| **x > row_group_limit())
         {
             return Err(format!(
                 "row {} decodes to {}, more than ferry writes (rows of at most {}); refused \
@@ -1012,6 +1040,11 @@ struct PageGuard {
 struct GuardState {
     /// Header offsets already counted (a header read twice is counted once).
     seen: HashSet<u64>,
+    /// Where the data of admitted pages starts (pages of at least one byte). The crate asks
+    /// for a reader there too when it already holds the page's header (peeked), and then
+    /// reads nothing from it; a header is never read there, since the next one starts
+    /// after at least one byte of data.
+    data_starts: HashSet<u64>,
     /// Per chunk: uncompressed bytes and data-page values declared by its pages so far.
     used: Vec<(u64, u64)>,
 }
@@ -1020,6 +1053,12 @@ struct GuardState {
 const DICTIONARY_PAGE: i32 = 2;
 
 impl PageGuard {
+    fn is_data_start(&self, offset: u64) -> bool {
+        self.state
+            .lock()
+            .is_ok_and(|st| st.data_starts.contains(&offset))
+    }
+
     fn chunk_at(&self, offset: u64) -> Option<usize> {
         let i = self.chunks.partition_point(|c| c.start <= offset);
         let i = i.checked_sub(1)?;
@@ -1037,10 +1076,11 @@ impl PageGuard {
         ) else {
             return Err(format!("{at} declares a negative size or value count"));
         };
-        if unc > MAX_PAGE_BYTES || comp > MAX_PAGE_BYTES {
+        let max = MAX_PAGE_BYTES.max(row_group_limit());
+        if unc > max || comp > max {
             return Err(format!(
                 "{at} declares {unc} bytes uncompressed, {comp} compressed: more than the \
-                 {MAX_PAGE_BYTES} bytes ferry reads per page (refused before decompressing)"
+                 {max} bytes ferry reads per page (refused before decompressing)"
             ));
         }
         let room = c.end - offset;
@@ -1056,6 +1096,9 @@ impl PageGuard {
         if !st.seen.insert(offset) {
             return Ok(());
         }
+        if comp > 0 {
+            st.data_starts.insert(offset + h.len as u64);
+        }
         let used = &mut st.used[ci];
         used.0 += unc;
         if used.0 > c.bytes {
@@ -1067,9 +1110,10 @@ impl PageGuard {
         }
         if h.kind == DICTIONARY_PAGE {
             // A dictionary holds values the chunk has: never more entries than values.
-            if vals > c.values {
+            if vals > c.values || vals > MAX_DICTIONARY_ENTRIES {
                 return Err(format!(
-                    "{at} is a dictionary of {vals} entries for a column chunk of {} values",
+                    "{at} is a dictionary of {vals} entries for a column chunk of {} values \
+                     (ferry reads at most {MAX_DICTIONARY_ENTRIES})",
                     c.values
                 ));
             }
@@ -1095,18 +1139,18 @@ fn check_footer(
 ) -> std::result::Result<(PageGuard, u64), String> {
     let mut chunks = Vec::new();
     let mut row_bytes = 0u64;
+    let limit = row_group_limit();
     let schema = meta.file_metadata().schema_descr();
     for (g, rg) in meta.row_groups().iter().enumerate() {
         let rows = u64::try_from(rg.num_rows())
             .map_err(|_| format!("row group {g} declares a negative row count"))?;
         let total = u64::try_from(rg.total_byte_size())
             .map_err(|_| format!("row group {g} declares a negative size"))?;
-        let (mut bytes, mut values) = (0u64, 0u64);
+        let (mut bytes, mut list_values) = (0u64, 0u64);
         for (j, c) in rg.columns().iter().enumerate() {
-            let name = schema
-                .columns()
-                .get(j)
-                .map_or_else(|| format!("#{j}"), |d| d.path().string());
+            let leaf = schema.columns().get(j);
+            let name = leaf.map_or_else(|| format!("#{j}"), |d| d.path().string());
+            let in_list = leaf.is_some_and(|d| d.max_rep_level() > 0);
             let what = format!("row group {g}, column {name:?}");
             let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
             let (Ok(start), Ok(len), Ok(unc), Ok(vals)) = (
@@ -1121,14 +1165,15 @@ fn check_footer(
                 .checked_add(len)
                 .filter(|e| *e <= data_end)
                 .ok_or_else(|| format!("{what}: the column chunk lies outside the data"))?;
-            if len > MAX_ROW_GROUP_BYTES {
+            if len > limit {
                 return Err(format!(
-                    "{what}: {len} bytes stored, more than the {MAX_ROW_GROUP_BYTES} ferry \
-                     reads per row group"
+                    "{what}: {len} bytes stored, more than the {limit} ferry reads per row group"
                 ));
             }
             bytes = bytes.saturating_add(unc);
-            values = values.saturating_add(vals);
+            if in_list {
+                list_values = list_values.saturating_add(vals);
+            }
             chunks.push(ChunkBound {
                 start,
                 end,
@@ -1138,19 +1183,22 @@ fn check_footer(
             });
         }
         let declared = bytes.max(total);
-        if declared > MAX_ROW_GROUP_BYTES {
+        if declared > limit {
             return Err(format!(
                 "row group {g} declares {} of uncompressed data; ferry writes at most {} per \
-                 row group and reads at most {} (refused before decoding)",
+                 row group and reads at most {} (refused before decoding). A bundle written by \
+                 ferry 0.1 may hold larger row groups: to read one you trust, set \
+                 {ROW_GROUP_LIMIT_ENV} to a size in MiB",
                 crate::report::human_bytes(declared),
                 crate::report::human_bytes(ROW_GROUP_DATA_BYTES),
-                crate::report::human_bytes(MAX_ROW_GROUP_BYTES)
+                crate::report::human_bytes(limit)
             ));
         }
-        if values > MAX_ROW_GROUP_VALUES {
+        if list_values > MAX_ROW_GROUP_LIST_VALUES {
             return Err(format!(
-                "row group {g} declares {values} values; ferry writes at most {ROW_GROUP_VALUES} \
-                 per row group and reads at most {MAX_ROW_GROUP_VALUES} (refused before decoding)"
+                "row group {g} declares {list_values} values in list columns; ferry writes at \
+                 most {ROW_GROUP_LIST_VALUES} per row group and reads at most \
+                 {MAX_ROW_GROUP_LIST_VALUES} (refused before decoding)"
             ));
         }
         if rows > 0 {
@@ -1167,6 +1215,7 @@ fn check_footer(
             chunks,
             state: Mutex::new(GuardState {
                 seen: HashSet::new(),
+                data_starts: HashSet::new(),
                 used: vec![(0, 0); n],
             }),
         },
@@ -1394,6 +1443,7 @@ impl ChunkReader for PartSource {
     fn get_read(&self, start: u64) -> parquet::errors::Result<PartRead> {
         if let Some(g) = self.1.get()
             && let Some(ci) = g.chunk_at(start)
+            && !g.is_data_start(start)
         {
             // A page header: parsed and admitted before the Parquet crate reads it, from
             // the same (authenticated) bytes, which the returned reader then hands out.
@@ -1699,6 +1749,39 @@ mod tests {
     }
 
     #[test]
+    fn writer_closes_row_groups_by_list_values_not_by_flat_ones() {
+        let (_d, store) = store();
+        // 5M flat values (1M rows of 5 columns) fit one row group; 100 lists of 100 000
+        // values do not.
+        let names = ["a", "b", "c", "d", "e"];
+        let schema = Arc::new(Schema::new(
+            names
+                .iter()
+                .map(|n| Field::new(*n, DataType::Int32, false))
+                .collect::<Vec<_>>(),
+        ));
+        let column: ArrayRef = Arc::new(Int32Array::from_iter_values(0..1_000_000));
+        let flat = RecordBatch::try_new(schema, vec![column; 5]).unwrap();
+        let entry = write_part(&store, "data/flat.parquet", &[flat]).unwrap();
+        assert_eq!(row_groups(&store, &entry).len(), 1);
+        let lists = ListArray::from_iter_primitive::<Int32Type, _, _>(
+            (0..100).map(|i| Some((0..100_000).map(move |j| Some(i + j)))),
+        );
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "l",
+            lists.data_type().clone(),
+            true,
+        )]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(lists)]).unwrap();
+        let entry = write_part(&store, "data/lists.parquet", std::slice::from_ref(&batch)).unwrap();
+        let groups = row_groups(&store, &entry);
+        assert!(groups.len() >= 3, "{groups:?}");
+        let back = read_part(&store, &entry, 65_536).unwrap();
+        let back = arrow::compute::concat_batches(&back[0].schema(), &back).unwrap();
+        assert_eq!(back, batch);
+    }
+
+    #[test]
     fn a_dictionary_cannot_expand_a_batch() {
         let (_d, store) = store();
         // One 1 MiB value repeated: dictionary-encoded, a few KB stored, 64 MiB decoded.
@@ -1858,6 +1941,7 @@ mod tests {
             }],
             state: Mutex::new(GuardState {
                 seen: HashSet::new(),
+                data_starts: HashSet::new(),
                 used: vec![(0, 0)],
             }),
         };
@@ -1890,6 +1974,25 @@ mod tests {
                 .unwrap_err()
                 .contains("11 values")
         );
+        // A page's data start is passed through (a peeked header), unless the page has no
+        // data: then a header starts there, and it is checked.
+        assert!(g.is_data_start(120));
+        let g = PageGuard {
+            chunks: vec![ChunkBound {
+                start: 100,
+                end: 1000,
+                what: "row group 0, column \"s\"".into(),
+                bytes: u64::MAX,
+                values: 10,
+            }],
+            state: Mutex::new(GuardState {
+                seen: HashSet::new(),
+                data_starts: HashSet::new(),
+                used: vec![(0, 0)],
+            }),
+        };
+        assert!(g.admit(0, 300, &head(0, 0, 0)).is_ok());
+        assert!(!g.is_data_start(320));
     }
 
     #[test]

@@ -195,14 +195,9 @@ impl DataKey {
                  or --passphrase-env VAR; the bundle accepts {accepts}"
             )));
         }
-        // A matching key file opens its slot without any KDF; otherwise every passphrase is
-        // tried on every passphrase slot: that whole cost is checked before the first run.
-        let key_file_opens = keys.key_files.iter().any(|k| {
-            slots
-                .iter()
-                .any(|s| matches!(s, KeySlot::KeyFile { key_id, .. } if key_id == k.id()))
-        });
-        if !key_file_opens && !keys.passphrases.is_empty() {
+        // Every passphrase may be tried on every passphrase slot (when no key file opens
+        // one): that whole cost is checked before any key derivation runs.
+        if !keys.passphrases.is_empty() {
             check_kdf_budget(slots, keys.passphrases.len())?;
         }
         let mut failures = Vec::new();

@@ -528,3 +528,39 @@ fn a_crafted_interval_column_is_refused_naming_the_part_without_a_panic() {
     assert_code(&import, 65, &[&rel_path, "malformed interval"]);
     assert_untouched(&target);
 }
+
+// ---------------------------------------------------------------------------------------
+// Bundles of ferry 0.1: row groups closed by stored size only
+
+#[test]
+fn a_large_row_group_of_ferry_0_1_is_refused_by_default_and_read_in_bounds_when_trusted() {
+    // 200 000 rows of 700 bytes: some 140 MB uncompressed in one row group, as 0.1 wrote
+    // compressible tables (its only bound was 64 MiB stored).
+    let fx = Fx::new(
+        "CREATE TABLE t (id INTEGER, v TEXT);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000)
+         INSERT INTO t SELECT i, 'x' FROM n;",
+    );
+    let b = fx.export("b");
+    let (rel_path, plain) = only_part(&fx, &b);
+    let schema = schema_of(plain);
+    let ids: ArrayRef = Arc::new(arrow::array::Int64Array::from_iter_values(1..=200_000));
+    let v: ArrayRef = Arc::new(StringArray::from_iter_values(
+        (0..200_000).map(|i| format!("{i:08}{}", "a".repeat(692))),
+    ));
+    let part = parquet_of(&schema, vec![ids, v], false);
+    replace_part(&fx, &b, &rel_path, &part);
+    let args = ["verify", s(&b), "--key-file", s(&fx.key)];
+    let refused = run(&args, &[], Some(ULIMIT_KIB));
+    assert_code(
+        &refused,
+        65,
+        &[&rel_path, "row group 0 declares", "FERRY_MAX_ROW_GROUP_MIB"],
+    );
+    let trusted = run(
+        &args,
+        &[("FERRY_MAX_ROW_GROUP_MIB", "1024")],
+        Some(ULIMIT_KIB),
+    );
+    assert_code(&trusted, 0, &[]);
+}
