@@ -14,8 +14,9 @@ use crate::bundle::check::OpenBundle;
 use crate::bundle::{CatalogTable, Checked};
 use crate::crypto::keys::Keys;
 use crate::error::exit;
+use crate::load::{self, LedgerEntry, LoadInto, LoadOutcome};
 use crate::report::{Progress, RunReport};
-use crate::target::{self, LedgerEntry, LoadInto, LoadOutcome, Target};
+use crate::target::{self, Target};
 use crate::{Error, Result};
 
 /// Import modes of the contract.
@@ -45,7 +46,7 @@ impl Mode {
     /// The ledger's `mode` of a part loaded in this mode.
     fn ledger_mode(self) -> &'static str {
         match self {
-            Mode::Replace => target::STAGED,
+            Mode::Replace => load::STAGED,
             other => other.as_str(),
         }
     }
@@ -256,7 +257,7 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     // 6: keys and MAC (cheap), then the ledger: a finished bundle is a no-op.
     let unlocked = bundle.unlock(&plan.keys)?;
     let id = bundle.manifest.bundle_id.clone();
-    let ledger = target.ledger_state(&id)?;
+    let ledger = load::ledger::state(target.as_mut(), &id)?;
     if ledger
         .manifest_sha256
         .iter()
@@ -272,7 +273,8 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     }
     // Replay: an older bundle from the same source is refused unless asked for.
     let seq = bundle.manifest.sequence;
-    if let Some((last, last_bundle)) = target.last_sequence(&bundle.manifest.source_id)?
+    if let Some((last, last_bundle)) =
+        load::ledger::last_sequence(target.as_mut(), &bundle.manifest.source_id)?
         && seq < last
         && last_bundle != id
         && !plan.allow_replay
@@ -408,7 +410,7 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
                 .iter()
                 .all(|p| done.contains(p.path.as_str()) && !staged.contains(p.path.as_str()));
             if published && found.contains(&stage) {
-                target.drop_staging(&stage, &t.table)?;
+                load::drop_staging(target.as_mut(), &stage, &t.table)?;
             }
         }
         for f in found.iter().filter(|f| !f.starts_with(mine)) {
@@ -648,7 +650,7 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
             &selected,
             matches!(e, Error::Temporary(_)),
             target::open(&plan.target_url, plan.target_schema.as_deref())
-                .and_then(|mut t| t.ledger_state(&id)),
+                .and_then(|mut t| load::ledger::state(t.as_mut(), &id)),
         );
         return Err(with_state(e, &state.message()));
     }
@@ -704,7 +706,7 @@ fn failure_state(
     ctx: &LoadCtx<'_>,
     selected: &[&CatalogTable],
     temporary: bool,
-    fresh: Result<target::LedgerState>,
+    fresh: Result<load::LedgerState>,
 ) -> FailureState {
     let plan = ctx.plan;
     let publish_failed = ctx.publish_failed.lock().ok().and_then(|g| g.clone());
@@ -896,7 +898,7 @@ fn publish(
     let expected: u64 = t.parts.iter().map(|p| p.rows).sum();
     let have = target.table_rows(stage, &t.table)?.unwrap_or(0);
     if have != expected {
-        target.discard_staging(name, stage, &t.table, id)?;
+        load::discard_staging(target, name, stage, &t.table, id)?;
         return Err(Error::Temporary(format!(
             "table {name}: staging table {stage} holds {have} rows, the bundle has {expected}; ferry discarded \
              it and its staged ledger rows, and {name} still holds its old rows"
@@ -905,7 +907,8 @@ fn publish(
     let manifest = &ctx.checked.bundle.manifest;
     let newer_than =
         (!ctx.plan.allow_replay).then_some((manifest.source_id.as_str(), manifest.sequence));
-    let result = target.publish(
+    let result = load::publish(
+        target,
         name,
         &t.table,
         ctx.same_engine,
@@ -927,7 +930,7 @@ fn publish(
     ctx.progress.line(&format!(
         "published {name}: {expected} rows replace its old rows"
     ));
-    target.drop_staging(stage, &t.table)
+    load::drop_staging(target, stage, &t.table)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -987,7 +990,8 @@ fn load_one(
                 bar.inc(b.num_rows() as u64);
             }
         });
-        let result = target.load_part(
+        let result = load::load_part(
+            target,
             name,
             &t.table,
             same_engine,
@@ -1142,11 +1146,11 @@ mod tests {
         assert_ne!(a, staging_name(id, "Orders"));
         assert!(a.starts_with("_ferry_9b1f2c3d_"), "{a}");
         assert_eq!(a.len(), "_ferry_".len() + 8 + 1 + 8);
-        assert!(target::is_staging_name(&a));
-        assert!(!target::is_staging_name("_ferry_ledger"));
-        assert!(!target::is_staging_name("_ferry_9b1f2c3d_ABCDEF01"));
-        assert!(!target::is_staging_name("_ferry_9b1f2c3d_0123456"));
-        assert!(!target::is_staging_name("orders"));
+        assert!(load::is_staging_name(&a));
+        assert!(!load::is_staging_name("_ferry_ledger"));
+        assert!(!load::is_staging_name("_ferry_9b1f2c3d_ABCDEF01"));
+        assert!(!load::is_staging_name("_ferry_9b1f2c3d_0123456"));
+        assert!(!load::is_staging_name("orders"));
     }
 
     #[test]

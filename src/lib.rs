@@ -13,6 +13,7 @@ pub mod export;
 pub mod expr;
 pub mod import;
 pub mod inspect;
+pub mod load;
 pub mod parts;
 pub mod pgcopy;
 pub mod preflight;

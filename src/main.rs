@@ -410,6 +410,14 @@ fn name_of(cmd: &Command) -> &'static str {
     }
 }
 
+/// Writes to standard output; a reader that went away (`ferry … | head`) ends the output
+/// quietly instead of a panic.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 fn fail(command: &str, e: &Error, json: bool) -> ExitCode {
     let code = e.exit_code();
     // Errors quote bundle contents (file names, table names): no terminal escapes get through.
@@ -425,7 +433,7 @@ fn fail(command: &str, e: &Error, json: bool) -> ExitCode {
         if let Error::InvalidBundle { findings, .. } = e {
             r.findings = findings.clone();
         }
-        println!("{}", r.to_json());
+        emit(&format!("{}\n", r.to_json()));
     }
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
@@ -449,12 +457,12 @@ fn main() -> ExitCode {
         Command::Keygen { key_file, .. } => match KeyFileKey::generate(&key_file) {
             Ok(k) => {
                 if out.json {
-                    println!(
-                        "{}",
+                    emit(&format!(
+                        "{}\n",
                         serde_json::json!({ "key_file": key_file, "key_id": k.id() })
-                    );
+                    ));
                 } else {
-                    println!("{}", k.id());
+                    emit(&format!("{}\n", k.id()));
                     if !out.quiet {
                         eprintln!(
                             "wrote {} (mode 0600); keep it secret and keep a copy: without it the bundles cannot be read",
@@ -473,9 +481,12 @@ fn main() -> ExitCode {
             match res {
                 Ok(i) => {
                     if out.json {
-                        println!("{}", serde_json::to_string_pretty(&i).expect("serialises"));
+                        emit(&format!(
+                            "{}\n",
+                            serde_json::to_string_pretty(&i).expect("serialises")
+                        ));
                     } else {
-                        print!("{}", i.render());
+                        emit(&i.render());
                     }
                     ExitCode::SUCCESS
                 }
@@ -485,9 +496,9 @@ fn main() -> ExitCode {
         cmd => match run(cmd, &out) {
             Ok(r) => {
                 if out.json {
-                    println!("{}", r.to_json());
+                    emit(&format!("{}\n", r.to_json()));
                 } else {
-                    print!("{}", r.render());
+                    emit(&r.render());
                 }
                 ExitCode::from(u8::try_from(r.exit_code).unwrap_or(1))
             }

@@ -26,7 +26,8 @@ use sha2::{Digest, Sha256};
 use sqlx::mysql::{MySqlArguments, MySqlConnection};
 use sqlx::{Arguments, AssertSqlSafe};
 
-use super::{LedgerEntry, LedgerState, LoadInto, LoadOutcome, PUBLISHED, STAGED, Target};
+use super::Target;
+use crate::load::{self, Dialect, LedgerKind, Param, Placeholders, Session};
 use crate::source::mysql::{
     connect, exec, is_temporary, literal, my_err, query_texts, quote, server_version,
 };
@@ -34,7 +35,7 @@ use crate::storage::runtime;
 use crate::types::{Column, ColumnType, TableDef, text};
 use crate::{Error, Result};
 
-pub const LEDGER: &str = "_ferry_ledger";
+use crate::load::ledger::LEDGER;
 
 /// MySQL's limit on placeholders in one prepared statement.
 const MAX_PLACEHOLDERS: usize = 65_535;
@@ -204,7 +205,7 @@ impl MyTarget {
         // A lock another session holds on a target table (LOCK TABLES, an open transaction's
         // row locks, DDL) ends the statement after FERRY_LOCK_TIMEOUT seconds, not the
         // server's default year for metadata locks: the part rolls back, exit 75.
-        let wait = super::lock_timeout_secs()?.max(1);
+        let wait = crate::load::lock_timeout_secs()?.max(1);
         exec(
             &mut conn,
             &format!("SET SESSION lock_wait_timeout = {wait}, innodb_lock_wait_timeout = {wait}"),
@@ -277,7 +278,7 @@ impl MyTarget {
                     .into(),
                 |h| format!("open transactions: {h}")
             ),
-            super::lock_timeout_secs().unwrap_or(60)
+            crate::load::lock_timeout_secs().unwrap_or(60)
         ))
     }
 
@@ -296,45 +297,12 @@ impl MyTarget {
             .is_empty())
     }
 
-    /// The ledger's staged parts of one table of a bundle: a consistent (non-locking) read,
-    /// so the updates that follow lock only these rows, by primary key.
-    fn staged_parts(&mut self, bundle_id: &str, name: &str) -> Result<Vec<String>> {
-        let rows = self.texts(
-            "reading the ledger",
-            &format!(
-                "SELECT CAST(part_path AS CHAR) FROM {} WHERE bundle_id = ? AND target_table = ? AND mode = ?",
-                quote(LEDGER)
-            ),
-            &[bundle_id, name, STAGED],
-        )?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| r.into_iter().next().flatten())
-            .collect())
-    }
-
-    fn ensure_ledger(&mut self) -> Result<()> {
-        self.exec(&format!(
-            "CREATE TABLE IF NOT EXISTS {} (
-                bundle_id char(32) NOT NULL,
-                part_path varchar(80) NOT NULL,
-                manifest_sha256 char(64) NOT NULL,
-                cipher_sha256 char(64) NOT NULL,
-                source_id varchar(200) NOT NULL,
-                sequence bigint NOT NULL,
-                target_table varchar(512) CHARACTER SET utf8mb4 NOT NULL,
-                rows_loaded bigint NOT NULL,
-                mode varchar(16) NOT NULL,
-                run_id char(32) NOT NULL,
-                tool_version varchar(32) NOT NULL,
-                loaded_at timestamp(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-                PRIMARY KEY (bundle_id, part_path)
-             ) ENGINE=InnoDB DEFAULT CHARSET=ascii",
-            quote(LEDGER)
-        ))
-    }
-
-    fn create_table(&mut self, name: &str, table: &TableDef, same_engine: bool) -> Result<()> {
+    fn create_from_catalog(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        same_engine: bool,
+    ) -> Result<()> {
         if self.exists(name)? {
             return Ok(());
         }
@@ -750,6 +718,139 @@ fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
     }))
 }
 
+/// MySQL's and MariaDB's dialect: DDL commits implicitly, so tables and the ledger are
+/// made before a part's transaction.
+static DIALECT: Dialect = Dialect {
+    placeholders: Placeholders::Question,
+    transactional_ddl: false,
+    ledger_type: |k| match k {
+        LedgerKind::Fixed(n) => format!("char({n})"),
+        LedgerKind::Ascii(n) => format!("varchar({n})"),
+        LedgerKind::Unicode(n) => format!("varchar({n}) CHARACTER SET utf8mb4"),
+        LedgerKind::BigInt => "bigint".into(),
+        LedgerKind::Now => "timestamp(6) DEFAULT CURRENT_TIMESTAMP(6)".into(),
+    },
+    ledger_options: " ENGINE=InnoDB DEFAULT CHARSET=ascii",
+    insert_ignoring_conflict: ("INSERT IGNORE INTO", ""),
+    now: None,
+    as_text: |e| format!("CAST({e} AS CHAR)"),
+    quote,
+};
+
+fn bind(params: &[Param<'_>]) -> Result<MySqlArguments> {
+    let mut args = MySqlArguments::default();
+    for p in params {
+        match p {
+            Param::Text(t) => args.add((*t).to_string()),
+            Param::Int(i) => args.add(*i),
+        }
+        .map_err(|e| Error::Other(format!("binding a parameter: {e}")))?;
+    }
+    Ok(args)
+}
+
+/// A statement's error: a row the target refused (SQLSTATE classes 22 and 23: data, exit
+/// 65), or the database's own error.
+fn statement_err(what: &str, e: sqlx::Error) -> Error {
+    if !is_temporary(&e)
+        && let sqlx::Error::Database(d) = &e
+        && d.code()
+            .is_some_and(|c| c.starts_with("22") || c.starts_with("23"))
+    {
+        return Error::Data(format!("{what}: the target refused a row: {}", d.message()));
+    }
+    my_err(what, e)
+}
+
+impl Session for MyTarget {
+    fn dialect(&self) -> &'static Dialect {
+        &DIALECT
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        self.exec("START TRANSACTION")
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        self.exec("COMMIT")
+    }
+
+    fn rollback(&mut self) {
+        let _ = self.exec("ROLLBACK");
+    }
+
+    fn execute(&mut self, what: &str, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+        let args = bind(params)?;
+        runtime()
+            .block_on(
+                sqlx::query_with(AssertSqlSafe(sql.to_string()), args).execute(&mut self.conn),
+            )
+            .map(|r| r.rows_affected())
+            .map_err(|e| statement_err(what, e))
+    }
+
+    fn query_text(
+        &mut self,
+        what: &str,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<Vec<Vec<Option<String>>>> {
+        let args = bind(params)?;
+        let rows = runtime()
+            .block_on(
+                sqlx::query_with(AssertSqlSafe(sql.to_string()), args).fetch_all(&mut self.conn),
+            )
+            .map_err(|e| my_err(what, e))?;
+        rows.iter().map(crate::source::mysql::texts).collect()
+    }
+
+    fn ledger_table(&self) -> String {
+        quote(LEDGER)
+    }
+
+    fn ensure_ledger(&mut self) -> Result<()> {
+        self.exec(&load::ledger::create_sql(&DIALECT, &quote(LEDGER)))
+    }
+
+    fn ledger_exists(&mut self) -> Result<bool> {
+        self.exists(LEDGER)
+    }
+
+    fn table_sql(&self, name: &str, _table: &TableDef) -> String {
+        quote(name)
+    }
+
+    fn create_table(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        same_engine: bool,
+        _staging: bool,
+    ) -> Result<()> {
+        self.create_from_catalog(name, table, same_engine)
+    }
+
+    fn bulk_load(
+        &mut self,
+        dest: &str,
+        table: &TableDef,
+        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+        part: &str,
+        upsert: bool,
+    ) -> Result<u64> {
+        self.insert_rows(dest, table, batches, part, upsert)
+    }
+
+    fn explain(&mut self, e: Error, table_sql: &str) -> Error {
+        // Messages name the table as the operator wrote it, not quoted.
+        let name = table_sql
+            .strip_prefix('`')
+            .and_then(|n| n.strip_suffix('`'))
+            .map_or_else(|| table_sql.to_string(), |n| n.replace("``", "`"));
+        self.explain_lock(e, &name)
+    }
+}
+
 impl Target for MyTarget {
     fn engine(&self) -> &'static str {
         "mysql"
@@ -822,27 +923,6 @@ impl Target for MyTarget {
         Ok(Some(Box::new(MyTarget::open(&self.url)?)))
     }
 
-    fn ledger_state(&mut self, bundle_id: &str) -> Result<LedgerState> {
-        if !self.exists(LEDGER)? {
-            return Ok(LedgerState::default());
-        }
-        let rows = self.texts(
-            "reading the ledger",
-            &format!(
-                "SELECT CAST(part_path AS CHAR), CAST(target_table AS CHAR), CAST(manifest_sha256 AS CHAR), \
-                        CAST(loaded_at AS CHAR), CAST(mode AS CHAR) FROM {} WHERE bundle_id = ? ORDER BY loaded_at",
-                quote(LEDGER)
-            ),
-            &[bundle_id],
-        )?;
-        let mut state = LedgerState::default();
-        for r in rows {
-            let g = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-            state.record(g(0), g(1), g(2), g(3), &g(4));
-        }
-        Ok(state)
-    }
-
     fn table_rows(&mut self, name: &str, _table: &TableDef) -> Result<Option<u64>> {
         if !self.exists(name)? {
             return Ok(None);
@@ -906,169 +986,6 @@ impl Target for MyTarget {
         ))
     }
 
-    fn load_part(
-        &mut self,
-        name: &str,
-        table: &TableDef,
-        same_engine: bool,
-        into: LoadInto<'_>,
-        ledger: &LedgerEntry,
-        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
-        before_commit: &mut dyn FnMut(u64) -> Result<()>,
-    ) -> Result<LoadOutcome> {
-        let dest = match into {
-            LoadInto::Staging(s) => s,
-            LoadInto::Table | LoadInto::Upsert => name,
-        };
-        // DDL commits implicitly in MySQL: ledger and table are made before the transaction.
-        self.ensure_ledger()?;
-        self.create_table(dest, table, same_engine)?;
-        self.exec("START TRANSACTION")?;
-        let result = (|| -> Result<LoadOutcome> {
-            // The ledger row goes first: a concurrent loader of the same part waits on its
-            // primary key and then finds it taken.
-            let claimed = runtime().block_on(
-                sqlx::query(AssertSqlSafe(format!(
-                    "INSERT INTO {} (bundle_id, part_path, manifest_sha256, cipher_sha256, source_id, sequence, \
-                     target_table, rows_loaded, mode, run_id, tool_version) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    quote(LEDGER)
-                )))
-                .bind(&ledger.bundle_id)
-                .bind(&ledger.part_path)
-                .bind(&ledger.manifest_sha256)
-                .bind(&ledger.cipher_sha256)
-                .bind(&ledger.source_id)
-                .bind(i64::try_from(ledger.sequence).unwrap_or(i64::MAX))
-                .bind(&ledger.target_table)
-                .bind(0i64)
-                .bind(&ledger.mode)
-                .bind(&ledger.run_id)
-                .bind(crate::TOOL_VERSION)
-                .execute(&mut self.conn),
-            );
-            match claimed {
-                Ok(_) => {}
-                Err(sqlx::Error::Database(d))
-                    if d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-                        .is_some_and(|m| m.number() == 1062) =>
-                {
-                    return Ok(LoadOutcome::AlreadyLoaded);
-                }
-                Err(e) => return Err(my_err("writing the ledger", e)),
-            }
-            let rows = self.insert_rows(
-                dest,
-                table,
-                batches,
-                &ledger.part_path,
-                into == LoadInto::Upsert,
-            )?;
-            before_commit(rows)?;
-            runtime()
-                .block_on(
-                    sqlx::query(AssertSqlSafe(format!(
-                        "UPDATE {} SET rows_loaded = ? WHERE bundle_id = ? AND part_path = ?",
-                        quote(LEDGER)
-                    )))
-                    .bind(i64::try_from(rows).unwrap_or(i64::MAX))
-                    .bind(&ledger.bundle_id)
-                    .bind(&ledger.part_path)
-                    .execute(&mut self.conn),
-                )
-                .map_err(|e| my_err("writing the ledger", e))?;
-            Ok(LoadOutcome::Loaded(rows))
-        })();
-        match result {
-            Ok(LoadOutcome::Loaded(n)) => {
-                self.exec("COMMIT")?;
-                Ok(LoadOutcome::Loaded(n))
-            }
-            other => {
-                let _ = self.exec("ROLLBACK");
-                other.map_err(|e| self.explain_lock(e, dest))
-            }
-        }
-    }
-
-    fn publish(
-        &mut self,
-        name: &str,
-        table: &TableDef,
-        same_engine: bool,
-        staging: &str,
-        bundle_id: &str,
-        newer_than: Option<(&str, u64)>,
-        before_commit: &mut dyn FnMut() -> Result<()>,
-    ) -> Result<()> {
-        // DDL commits implicitly: a missing table is made (empty) before the transaction.
-        self.create_table(name, table, same_engine)?;
-        self.exec("START TRANSACTION")?;
-        let result = (|| -> Result<()> {
-            let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
-            let cols = cols.join(", ");
-            // One InnoDB transaction: readers keep seeing the old rows until COMMIT.
-            self.exec(&format!("DELETE FROM {}", quote(name)))?;
-            // After the DELETE holds the table's rows, the first plain read sees what other
-            // publishers of this table committed.
-            if let Some((source, sequence)) = newer_than {
-                let seq = sequence.to_string();
-                let newer = self.texts(
-                    "reading the ledger",
-                    &super::newer_published_sql(&quote(LEDGER), ["?", "?", "?", "?", "?"]).replace(
-                        "SELECT sequence, bundle_id",
-                        "SELECT CAST(sequence AS CHAR), CAST(bundle_id AS CHAR)",
-                    ),
-                    &[name, source, PUBLISHED, bundle_id, &seq],
-                )?;
-                if let Some(r) = newer.into_iter().next() {
-                    let s = r
-                        .first()
-                        .cloned()
-                        .flatten()
-                        .and_then(|x| x.parse().ok())
-                        .unwrap_or(0);
-                    let b = r.get(1).cloned().flatten().unwrap_or_default();
-                    return Err(super::newer_published(name, sequence, s, &b));
-                }
-            }
-            runtime()
-                .block_on(
-                    sqlx::raw_sql(AssertSqlSafe(format!(
-                        "INSERT INTO {} ({cols}) SELECT {cols} FROM {}",
-                        quote(name),
-                        quote(staging)
-                    )))
-                    .execute(&mut self.conn),
-                )
-                .map_err(|e| refused(name, &format!("publish from {staging}"), 1, e))?;
-            // By primary key only: a scan by table would wait on the ledger rows other
-            // workers' open part transactions hold (REPEATABLE READ locks what it scans).
-            for part in self.staged_parts(bundle_id, name)? {
-                runtime()
-                    .block_on(
-                        sqlx::query(AssertSqlSafe(format!(
-                            "UPDATE {} SET mode = ? WHERE bundle_id = ? AND part_path = ? AND mode = ?",
-                            quote(LEDGER)
-                        )))
-                        .bind(PUBLISHED)
-                        .bind(bundle_id)
-                        .bind(&part)
-                        .bind(STAGED)
-                        .execute(&mut self.conn),
-                    )
-                    .map_err(|e| my_err("writing the ledger", e))?;
-            }
-            before_commit()
-        })();
-        match result {
-            Ok(()) => self.exec("COMMIT"),
-            Err(e) => {
-                let _ = self.exec("ROLLBACK");
-                Err(self.explain_lock(e, name))
-            }
-        }
-    }
-
     fn staging_tables(&mut self, _tables: &[(String, &TableDef)]) -> Result<Vec<String>> {
         let db = self.database.clone();
         let rows = self.texts(
@@ -1082,56 +999,6 @@ impl Target for MyTarget {
             .filter_map(|r| r.into_iter().next().flatten())
             .filter(|n| super::is_staging_name(n))
             .collect())
-    }
-
-    fn drop_staging(&mut self, staging: &str, _table: &TableDef) -> Result<()> {
-        self.exec(&format!("DROP TABLE IF EXISTS {}", quote(staging)))
-    }
-
-    fn discard_staging(
-        &mut self,
-        name: &str,
-        staging: &str,
-        _table: &TableDef,
-        bundle_id: &str,
-    ) -> Result<()> {
-        // DDL commits implicitly, so two steps; a crash between them leaves staged ledger
-        // rows without their table, which the next run's recount finds and discards again.
-        self.exec(&format!("DROP TABLE IF EXISTS {}", quote(staging)))?;
-        for part in self.staged_parts(bundle_id, name)? {
-            runtime()
-                .block_on(
-                    sqlx::query(AssertSqlSafe(format!(
-                        "DELETE FROM {} WHERE bundle_id = ? AND part_path = ? AND mode = ?",
-                        quote(LEDGER)
-                    )))
-                    .bind(bundle_id)
-                    .bind(&part)
-                    .bind(STAGED)
-                    .execute(&mut self.conn),
-                )
-                .map_err(|e| my_err("writing the ledger", e))?;
-        }
-        Ok(())
-    }
-
-    fn last_sequence(&mut self, source_id: &str) -> Result<Option<(u64, String)>> {
-        if !self.exists(LEDGER)? {
-            return Ok(None);
-        }
-        let rows = self.texts(
-            "reading the ledger",
-            &format!(
-                "SELECT CAST(sequence AS CHAR), CAST(bundle_id AS CHAR) FROM {} WHERE source_id = ? \
-                 ORDER BY sequence DESC LIMIT 1",
-                quote(LEDGER)
-            ),
-            &[source_id],
-        )?;
-        Ok(rows.into_iter().next().map(|r| {
-            let g = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-            (g(0).parse().unwrap_or(0), g(1))
-        }))
     }
 
     fn finish_table(&mut self, name: &str, table: &TableDef) -> Result<()> {

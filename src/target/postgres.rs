@@ -10,7 +10,8 @@ use regex::Regex;
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{LedgerEntry, LedgerState, LoadInto, LoadOutcome, PUBLISHED, STAGED, Target};
+use super::Target;
+use crate::load::{self, Dialect, LedgerKind, Param, Placeholders, Session};
 use crate::pgcopy::{CopyEncoder, Wire};
 use crate::source::postgres::{
     PgColumn, columns_of, connect, map_column, pg_err, qualified, quote,
@@ -19,9 +20,8 @@ use crate::storage::runtime;
 use crate::types::{ColumnType, Index, Partitioning, TableDef, UserType};
 use crate::{Error, Result};
 
-pub const LEDGER: &str = "_ferry_ledger";
-
-use super::lock_timeout_secs;
+use crate::load::ledger::LEDGER;
+use crate::load::lock_timeout_secs;
 
 /// Bytes of COPY data sent to the server at a time.
 const SEND_CHUNK: usize = 1 << 20;
@@ -190,31 +190,6 @@ impl PgTarget {
         qualified(Some(self.schema_for(t)), name)
     }
 
-    fn ensure_ledger(&mut self) -> Result<()> {
-        let sql = format!(
-            "CREATE TABLE IF NOT EXISTS {ledger} (
-                bundle_id char(32) NOT NULL,
-                part_path varchar(80) NOT NULL,
-                manifest_sha256 char(64) NOT NULL,
-                cipher_sha256 char(64) NOT NULL,
-                source_id varchar(200) NOT NULL,
-                sequence bigint NOT NULL,
-                target_table varchar(512) NOT NULL,
-                rows_loaded bigint NOT NULL,
-                mode varchar(16) NOT NULL,
-                run_id char(32) NOT NULL,
-                tool_version varchar(32) NOT NULL,
-                loaded_at timestamptz NOT NULL DEFAULT now(),
-                PRIMARY KEY (bundle_id, part_path))",
-            ledger = self.ledger()
-        );
-        let schema = format!(
-            "CREATE SCHEMA IF NOT EXISTS {}",
-            quote(self.ledger_schema())
-        );
-        self.exec_all(&[schema, sql])
-    }
-
     fn exists(&mut self, q: &str) -> Result<bool> {
         let r: Option<String> = runtime()
             .block_on(
@@ -305,7 +280,7 @@ impl PgTarget {
 
     /// Creates a table from the catalog when missing. A `staging` table (a replace's) is
     /// one plain table even when the source was partitioned.
-    fn create_table(
+    fn create_from_catalog(
         &mut self,
         name: &str,
         table: &TableDef,
@@ -1001,6 +976,169 @@ fn first_line(sql: &str) -> String {
         .collect()
 }
 
+/// PostgreSQL's dialect.
+static DIALECT: Dialect = Dialect {
+    placeholders: Placeholders::Dollar,
+    transactional_ddl: true,
+    ledger_type: |k| match k {
+        LedgerKind::Fixed(n) => format!("char({n})"),
+        LedgerKind::Ascii(n) | LedgerKind::Unicode(n) => format!("varchar({n})"),
+        LedgerKind::BigInt => "bigint".into(),
+        LedgerKind::Now => "timestamptz DEFAULT now()".into(),
+    },
+    ledger_options: "",
+    insert_ignoring_conflict: ("INSERT INTO", " ON CONFLICT DO NOTHING"),
+    now: None,
+    as_text: |e| format!("{e}::text"),
+    quote,
+};
+
+fn bind<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    params: &[Param<'_>],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    for p in params {
+        q = match p {
+            Param::Text(t) => q.bind((*t).to_string()),
+            Param::Int(i) => q.bind(*i),
+        };
+    }
+    q
+}
+
+/// A statement's error: a row the target refused (classes 22 and 23: data, exit 65), or
+/// the database's own error.
+fn statement_err(what: &str, e: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(d) = &e
+        && let Some(pg) = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        && (pg.code().starts_with("22") || pg.code().starts_with("23"))
+    {
+        return Error::Data(format!(
+            "{what}: the target refused a row: {}{}",
+            pg.message(),
+            pg.detail().map(|d| format!(" ({d})")).unwrap_or_default(),
+        ));
+    }
+    pg_err(what, e)
+}
+
+impl Session for PgTarget {
+    fn dialect(&self) -> &'static Dialect {
+        &DIALECT
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        self.exec("BEGIN")
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        self.exec("COMMIT")
+    }
+
+    fn rollback(&mut self) {
+        let _ = self.exec("ROLLBACK");
+    }
+
+    fn execute(&mut self, what: &str, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+        let q = bind(sqlx::query(AssertSqlSafe(sql.to_string())), params);
+        runtime()
+            .block_on(q.execute(&mut self.conn))
+            .map(|r| r.rows_affected())
+            .map_err(|e| statement_err(what, e))
+    }
+
+    fn query_text(
+        &mut self,
+        what: &str,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<Vec<Vec<Option<String>>>> {
+        let q = bind(sqlx::query(AssertSqlSafe(sql.to_string())), params);
+        let rows = runtime()
+            .block_on(q.fetch_all(&mut self.conn))
+            .map_err(|e| pg_err(what, e))?;
+        rows.iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| {
+                        r.try_get::<Option<String>, _>(i)
+                            .map_err(|e| pg_err(what, e))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn ledger_table(&self) -> String {
+        self.ledger()
+    }
+
+    fn ensure_ledger(&mut self) -> Result<()> {
+        let schema = format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            quote(self.ledger_schema())
+        );
+        let table = load::ledger::create_sql(&DIALECT, &self.ledger());
+        self.exec_all(&[schema, table])
+    }
+
+    fn ledger_exists(&mut self) -> Result<bool> {
+        let l = self.ledger();
+        self.exists(&l)
+    }
+
+    fn table_sql(&self, name: &str, table: &TableDef) -> String {
+        self.table(name, table)
+    }
+
+    fn create_table(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        same_engine: bool,
+        staging: bool,
+    ) -> Result<()> {
+        self.create_from_catalog(name, table, same_engine, staging)
+    }
+
+    fn bulk_load(
+        &mut self,
+        dest: &str,
+        table: &TableDef,
+        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+        part: &str,
+        upsert: bool,
+    ) -> Result<u64> {
+        if upsert {
+            self.upsert_in(dest, table, batches, part)
+        } else {
+            self.copy_in(dest, table, batches, part, None)
+        }
+    }
+
+    fn lock_for_replace(&mut self, table_sql: &str) -> Result<&'static str> {
+        // Readers keep the old rows (they wait on this lock) until COMMIT.
+        self.exec(&format!("LOCK TABLE {table_sql} IN ACCESS EXCLUSIVE MODE"))?;
+        self.only(table_sql)
+    }
+
+    fn lock_part(&mut self, key: &str) -> Result<()> {
+        // One loader per part at a time; the ledger's primary key is the last defence.
+        runtime()
+            .block_on(
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                    .bind(key)
+                    .execute(&mut self.conn),
+            )
+            .map(|_| ())
+            .map_err(|e| pg_err("taking the part lock", e))
+    }
+
+    fn explain(&mut self, e: Error, table_sql: &str) -> Error {
+        self.explain_lock(e, table_sql)
+    }
+}
+
 impl Target for PgTarget {
     fn engine(&self) -> &'static str {
         "postgres"
@@ -1313,35 +1451,6 @@ impl Target for PgTarget {
         )?)))
     }
 
-    fn ledger_state(&mut self, bundle_id: &str) -> Result<LedgerState> {
-        let l = self.ledger();
-        if !self.exists(&l)? {
-            return Ok(LedgerState::default());
-        }
-        let rows = runtime()
-            .block_on(
-                sqlx::query(AssertSqlSafe(format!(
-                    "SELECT part_path::text, target_table::text, manifest_sha256::text, loaded_at::text, mode::text \
-                     FROM {l} WHERE bundle_id = $1 ORDER BY loaded_at"
-                )))
-                .bind(bundle_id)
-                .fetch_all(&mut self.conn),
-            )
-            .map_err(|e| pg_err("reading the ledger", e))?;
-        let mut state = LedgerState::default();
-        for r in rows {
-            let (p, t, m, at): (String, String, String, String) = (
-                r.try_get(0).map_err(|e| pg_err("reading the ledger", e))?,
-                r.try_get(1).map_err(|e| pg_err("reading the ledger", e))?,
-                r.try_get(2).map_err(|e| pg_err("reading the ledger", e))?,
-                r.try_get(3).map_err(|e| pg_err("reading the ledger", e))?,
-            );
-            let mode: String = r.try_get(4).map_err(|e| pg_err("reading the ledger", e))?;
-            state.record(p, t, m, at, &mode);
-        }
-        Ok(state)
-    }
-
     fn table_rows(&mut self, name: &str, table: &TableDef) -> Result<Option<u64>> {
         let q = self.table(name, table);
         if !self.exists(&q)? {
@@ -1401,197 +1510,6 @@ impl Target for PgTarget {
         Ok(Some(cols))
     }
 
-    fn load_part(
-        &mut self,
-        name: &str,
-        table: &TableDef,
-        same_engine: bool,
-        into: LoadInto<'_>,
-        ledger: &LedgerEntry,
-        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
-        before_commit: &mut dyn FnMut(u64) -> Result<()>,
-    ) -> Result<LoadOutcome> {
-        self.exec("BEGIN")?;
-        let result = (|| -> Result<LoadOutcome> {
-            // One loader per part at a time; the ledger's primary key is the last defence.
-            runtime()
-                .block_on(
-                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                        .bind(format!("ferry:{}:{}", ledger.bundle_id, ledger.part_path))
-                        .execute(&mut self.conn),
-                )
-                .map_err(|e| pg_err("taking the part lock", e))?;
-            self.ensure_ledger()?;
-            let l = self.ledger();
-            let had: Option<i32> = runtime()
-                .block_on(
-                    sqlx::query_scalar(AssertSqlSafe(format!(
-                        "SELECT 1 FROM {l} WHERE bundle_id = $1 AND part_path = $2"
-                    )))
-                    .bind(&ledger.bundle_id)
-                    .bind(&ledger.part_path)
-                    .fetch_optional(&mut self.conn),
-                )
-                .map_err(|e| pg_err("reading the ledger", e))?;
-            if had.is_some() {
-                return Ok(LoadOutcome::AlreadyLoaded);
-            }
-            let rows = match into {
-                LoadInto::Table => {
-                    self.create_table(name, table, same_engine, false)?;
-                    self.copy_in(name, table, batches, &ledger.part_path, None)?
-                }
-                LoadInto::Upsert => {
-                    self.create_table(name, table, same_engine, false)?;
-                    self.upsert_in(name, table, batches, &ledger.part_path)?
-                }
-                LoadInto::Staging(stage) => {
-                    self.create_table(stage, table, same_engine, true)?;
-                    self.copy_in(stage, table, batches, &ledger.part_path, None)?
-                }
-            };
-            before_commit(rows)?;
-            runtime()
-                .block_on(
-                    sqlx::query(AssertSqlSafe(format!(
-                        "INSERT INTO {l} (bundle_id, part_path, manifest_sha256, cipher_sha256, source_id, sequence, \
-                         target_table, rows_loaded, mode, run_id, tool_version) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"
-                    )))
-                    .bind(&ledger.bundle_id)
-                    .bind(&ledger.part_path)
-                    .bind(&ledger.manifest_sha256)
-                    .bind(&ledger.cipher_sha256)
-                    .bind(&ledger.source_id)
-                    .bind(i64::try_from(ledger.sequence).unwrap_or(i64::MAX))
-                    .bind(&ledger.target_table)
-                    .bind(i64::try_from(rows).unwrap_or(i64::MAX))
-                    .bind(&ledger.mode)
-                    .bind(&ledger.run_id)
-                    .bind(crate::TOOL_VERSION)
-                    .execute(&mut self.conn),
-                )
-                .map_err(|e| pg_err("writing the ledger", e))?;
-            Ok(LoadOutcome::Loaded(rows))
-        })();
-        match result {
-            Ok(LoadOutcome::Loaded(n)) => {
-                self.exec("COMMIT")?;
-                Ok(LoadOutcome::Loaded(n))
-            }
-            Err(e) => {
-                let _ = self.exec("ROLLBACK");
-                let q = self.table(name, table);
-                Err(self.explain_lock(e, &q))
-            }
-            other => {
-                let _ = self.exec("ROLLBACK");
-                other
-            }
-        }
-    }
-
-    fn last_sequence(&mut self, source_id: &str) -> Result<Option<(u64, String)>> {
-        let l = self.ledger();
-        if !self.exists(&l)? {
-            return Ok(None);
-        }
-        let row: Option<(i64, String)> = runtime()
-            .block_on(
-                sqlx::query_as(AssertSqlSafe(format!("SELECT sequence, bundle_id::text FROM {l} WHERE source_id = $1 ORDER BY sequence DESC LIMIT 1")))
-                    .bind(source_id)
-                    .fetch_optional(&mut self.conn),
-            )
-            .map_err(|e| pg_err("reading the ledger", e))?;
-        Ok(row.map(|(s, b)| (u64::try_from(s).unwrap_or(0), b)))
-    }
-
-    fn publish(
-        &mut self,
-        name: &str,
-        table: &TableDef,
-        same_engine: bool,
-        staging: &str,
-        bundle_id: &str,
-        newer_than: Option<(&str, u64)>,
-        before_commit: &mut dyn FnMut() -> Result<()>,
-    ) -> Result<()> {
-        let q = self.table(name, table);
-        let stage = self.table(staging, table);
-        self.exec("BEGIN")?;
-        let result = (|| -> Result<()> {
-            // DDL is transactional: a table made here appears with its rows or not at all.
-            self.create_table(name, table, same_engine, false)?;
-            // Readers keep the old rows (they wait on this lock) until COMMIT.
-            self.exec(&format!("LOCK TABLE {q} IN ACCESS EXCLUSIVE MODE"))?;
-            // Under the lock (READ COMMITTED): another publisher of this table has committed.
-            if let Some((source, sequence)) = newer_than {
-                let l = self.ledger();
-                let newer: Option<(i64, String)> = runtime()
-                    .block_on(
-                        sqlx::query_as(AssertSqlSafe(super::newer_published_sql(
-                            &l,
-                            ["$1", "$2", "$3", "$4", "$5"],
-                        )))
-                        .bind(name)
-                        .bind(source)
-                        .bind(PUBLISHED)
-                        .bind(bundle_id)
-                        .bind(i64::try_from(sequence).unwrap_or(i64::MAX))
-                        .fetch_optional(&mut self.conn),
-                    )
-                    .map_err(|e| pg_err("reading the ledger", e))?;
-                if let Some((s, b)) = newer {
-                    return Err(super::newer_published(
-                        name,
-                        sequence,
-                        u64::try_from(s).unwrap_or(0),
-                        b.trim(),
-                    ));
-                }
-            }
-            let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
-            let cols = cols.join(", ");
-            // DELETE, not TRUNCATE: MVCC-safe for older snapshots and allowed under FKs.
-            let only = self.only(&q)?;
-            let list = column_list(
-                &table
-                    .columns
-                    .iter()
-                    .map(|c| quote(&c.name))
-                    .collect::<Vec<_>>(),
-            );
-            for sql in [
-                format!("DELETE FROM {only}{q}"),
-                format!("INSERT INTO {q}{list} SELECT {cols} FROM {stage}"),
-            ] {
-                runtime()
-                    .block_on(sqlx::query(AssertSqlSafe(sql)).execute(&mut self.conn))
-                    .map_err(|e| rejected(&q, &format!("publish from {stage}"), e))?;
-            }
-            let l = self.ledger();
-            runtime()
-                .block_on(
-                    sqlx::query(AssertSqlSafe(format!(
-                        "UPDATE {l} SET mode = $1 WHERE bundle_id = $2 AND target_table = $3 AND mode = $4"
-                    )))
-                    .bind(PUBLISHED)
-                    .bind(bundle_id)
-                    .bind(name)
-                    .bind(STAGED)
-                    .execute(&mut self.conn),
-                )
-                .map_err(|e| pg_err("writing the ledger", e))?;
-            before_commit()
-        })();
-        match result {
-            Ok(()) => self.exec("COMMIT"),
-            Err(e) => {
-                let _ = self.exec("ROLLBACK");
-                Err(self.explain_lock(e, &q))
-            }
-        }
-    }
-
     fn staging_tables(&mut self, tables: &[(String, &TableDef)]) -> Result<Vec<String>> {
         let mut schemas: Vec<String> = tables
             .iter()
@@ -1615,44 +1533,6 @@ impl Target for PgTarget {
             .into_iter()
             .filter(|n| super::is_staging_name(n))
             .collect())
-    }
-
-    fn drop_staging(&mut self, staging: &str, table: &TableDef) -> Result<()> {
-        let stage = self.table(staging, table);
-        self.exec(&format!("DROP TABLE IF EXISTS {stage}"))
-    }
-
-    fn discard_staging(
-        &mut self,
-        name: &str,
-        staging: &str,
-        table: &TableDef,
-        bundle_id: &str,
-    ) -> Result<()> {
-        let stage = self.table(staging, table);
-        let l = self.ledger();
-        self.exec("BEGIN")?;
-        let result = (|| -> Result<()> {
-            runtime()
-                .block_on(
-                    sqlx::query(AssertSqlSafe(format!(
-                        "DELETE FROM {l} WHERE bundle_id = $1 AND target_table = $2 AND mode = $3"
-                    )))
-                    .bind(bundle_id)
-                    .bind(name)
-                    .bind(STAGED)
-                    .execute(&mut self.conn),
-                )
-                .map_err(|e| pg_err("writing the ledger", e))?;
-            self.exec(&format!("DROP TABLE IF EXISTS {stage}"))
-        })();
-        match result {
-            Ok(()) => self.exec("COMMIT"),
-            Err(e) => {
-                let _ = self.exec("ROLLBACK");
-                Err(e)
-            }
-        }
     }
 
     fn finish_table(&mut self, name: &str, table: &TableDef) -> Result<()> {

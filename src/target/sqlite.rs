@@ -12,14 +12,15 @@ use arrow::datatypes::{
 use arrow::record_batch::RecordBatch;
 use regex::Regex;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension};
 
-use super::{LedgerEntry, LedgerState, LoadInto, LoadOutcome, PUBLISHED, STAGED, Target};
+use super::Target;
+use crate::load::{self, Dialect, LedgerKind, Param, Placeholders, Session};
 use crate::source::sqlite::{db_err, path_of, quote};
 use crate::types::{ColumnType, TableDef, text};
 use crate::{Error, Result};
 
-pub const LEDGER: &str = "_ferry_ledger";
+use crate::load::ledger::LEDGER;
 
 pub struct SqliteTarget {
     conn: Connection,
@@ -114,41 +115,12 @@ impl SqliteTarget {
         })
     }
 
-    fn ensure_ledger(&self) -> Result<()> {
-        self.conn
-            .execute_batch(&format!(
-                "CREATE TABLE IF NOT EXISTS {LEDGER} (
-                    bundle_id TEXT NOT NULL,
-                    part_path TEXT NOT NULL,
-                    manifest_sha256 TEXT NOT NULL,
-                    cipher_sha256 TEXT NOT NULL,
-                    source_id TEXT NOT NULL,
-                    sequence INTEGER NOT NULL,
-                    target_table TEXT NOT NULL,
-                    rows_loaded INTEGER NOT NULL,
-                    mode TEXT NOT NULL,
-                    run_id TEXT NOT NULL,
-                    tool_version TEXT NOT NULL,
-                    loaded_at TEXT NOT NULL,
-                    PRIMARY KEY (bundle_id, part_path)
-                )"
-            ))
-            .map_err(|e| db_err("creating the ledger", e))
-    }
-
-    fn ledger_exists(&self) -> Result<bool> {
-        self.conn
-            .query_row(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1",
-                [LEDGER],
-                |_| Ok(()),
-            )
-            .optional()
-            .map(|o| o.is_some())
-            .map_err(|e| db_err("reading the ledger", e))
-    }
-
-    fn create_table(&mut self, name: &str, table: &TableDef, same_engine: bool) -> Result<()> {
+    fn create_from_catalog(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        same_engine: bool,
+    ) -> Result<()> {
         let mut defs = Vec::new();
         for c in &table.columns {
             let ty = if same_engine {
@@ -464,6 +436,129 @@ fn write_holder(f: &mut std::fs::File, path: &str, bundle_id: Option<&str>) -> R
         .map_err(|e| Error::io(format!("writing the import lock file of {path}"), e))
 }
 
+/// SQLite's dialect: every ledger column is TEXT or INTEGER; `loaded_at` is written as
+/// RFC 3339 text (0.1 ledgers have no default on it).
+static DIALECT: Dialect = Dialect {
+    placeholders: Placeholders::QuestionNumbered,
+    transactional_ddl: true,
+    ledger_type: |k| match k {
+        LedgerKind::BigInt => "INTEGER".into(),
+        _ => "TEXT".into(),
+    },
+    ledger_options: "",
+    insert_ignoring_conflict: ("INSERT OR IGNORE INTO", ""),
+    now: Some("strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')"),
+    as_text: |e| format!("CAST({e} AS TEXT)"),
+    quote,
+};
+
+fn bind(params: &[Param<'_>]) -> Vec<Value> {
+    params
+        .iter()
+        .map(|p| match p {
+            Param::Text(t) => Value::Text((*t).to_string()),
+            Param::Int(i) => Value::Integer(*i),
+        })
+        .collect()
+}
+
+/// A statement's error: a constraint the target holds refused a row (data, exit 65), or
+/// the database's own error.
+fn statement_err(what: &str, e: rusqlite::Error) -> Error {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Error::Data(format!("{what}: the target refused a row: {e}"))
+        }
+        _ => db_err(what, e),
+    }
+}
+
+impl Session for SqliteTarget {
+    fn dialect(&self) -> &'static Dialect {
+        &DIALECT
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| db_err("starting a transaction", e))
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(|e| db_err("committing", e))
+    }
+
+    fn rollback(&mut self) {
+        let _ = self.conn.execute_batch("ROLLBACK");
+    }
+
+    fn execute(&mut self, what: &str, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+        self.conn
+            .execute(sql, rusqlite::params_from_iter(bind(params)))
+            .map(|n| n as u64)
+            .map_err(|e| statement_err(what, e))
+    }
+
+    fn query_text(
+        &mut self,
+        what: &str,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<Vec<Vec<Option<String>>>> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| db_err(what, e))?;
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(bind(params)), |r| {
+                (0..n).map(|i| r.get::<_, Option<String>>(i)).collect()
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<Vec<Option<String>>>>>())
+            .map_err(|e| db_err(what, e))?;
+        Ok(rows)
+    }
+
+    fn ledger_table(&self) -> String {
+        quote(LEDGER)
+    }
+
+    fn ensure_ledger(&mut self) -> Result<()> {
+        let sql = load::ledger::create_sql(&DIALECT, &quote(LEDGER));
+        self.execute("creating the ledger", &sql, &[]).map(|_| ())
+    }
+
+    fn ledger_exists(&mut self) -> Result<bool> {
+        Ok(self.table_exists(LEDGER)?.is_some())
+    }
+
+    fn table_sql(&self, name: &str, _table: &TableDef) -> String {
+        quote(name)
+    }
+
+    fn create_table(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        same_engine: bool,
+        _staging: bool,
+    ) -> Result<()> {
+        self.create_from_catalog(name, table, same_engine)
+    }
+
+    fn bulk_load(
+        &mut self,
+        dest: &str,
+        table: &TableDef,
+        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+        part: &str,
+        upsert: bool,
+    ) -> Result<u64> {
+        self.insert_rows(dest, table, batches, part, upsert)
+    }
+}
+
 impl Target for SqliteTarget {
     fn engine(&self) -> &'static str {
         "sqlite"
@@ -479,27 +574,6 @@ impl Target for SqliteTarget {
             ),
             _ => None,
         }
-    }
-
-    fn ledger_state(&mut self, bundle_id: &str) -> Result<LedgerState> {
-        if !self.ledger_exists()? {
-            return Ok(LedgerState::default());
-        }
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT part_path, target_table, manifest_sha256, loaded_at, mode FROM {LEDGER} WHERE bundle_id = ?1 ORDER BY loaded_at"))
-            .map_err(|e| db_err("reading the ledger", e))?;
-        let rows: Vec<(String, String, String, String, String)> = stmt
-            .query_map([bundle_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
-            .and_then(|r| r.collect())
-            .map_err(|e| db_err("reading the ledger", e))?;
-        let mut state = LedgerState::default();
-        for (p, t, m, at, mode) in rows {
-            state.record(p, t, m, at, &mode);
-        }
-        Ok(state)
     }
 
     fn table_rows(&mut self, name: &str, _table: &TableDef) -> Result<Option<u64>> {
@@ -563,174 +637,12 @@ impl Target for SqliteTarget {
         Ok(Some(cols.into_iter().map(|(_, c)| c).collect()))
     }
 
-    fn load_part(
-        &mut self,
-        name: &str,
-        table: &TableDef,
-        same_engine: bool,
-        into: LoadInto<'_>,
-        ledger: &LedgerEntry,
-        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
-        before_commit: &mut dyn FnMut(u64) -> Result<()>,
-    ) -> Result<LoadOutcome> {
-        let dest = match into {
-            LoadInto::Staging(s) => s,
-            LoadInto::Table | LoadInto::Upsert => name,
-        };
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(|e| db_err("starting a transaction", e))?;
-        let result = (|| -> Result<LoadOutcome> {
-            // DDL is transactional in SQLite: a part that fails leaves no table behind.
-            self.ensure_ledger()?;
-            self.create_table(dest, table, same_engine)?;
-            let had = self
-                .conn
-                .query_row(
-                    &format!("SELECT 1 FROM {LEDGER} WHERE bundle_id = ?1 AND part_path = ?2"),
-                    [&ledger.bundle_id, &ledger.part_path],
-                    |_| Ok(()),
-                )
-                .optional()
-                .map_err(|e| db_err("reading the ledger", e))?;
-            if had.is_some() {
-                return Ok(LoadOutcome::AlreadyLoaded);
-            }
-            let rows = self.insert_rows(
-                dest,
-                table,
-                batches,
-                &ledger.part_path,
-                into == LoadInto::Upsert,
-            )?;
-            before_commit(rows)?;
-            self.conn
-                .execute(
-                    &format!("INSERT INTO {LEDGER} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
-                    params![
-                        ledger.bundle_id,
-                        ledger.part_path,
-                        ledger.manifest_sha256,
-                        ledger.cipher_sha256,
-                        ledger.source_id,
-                        i64::try_from(ledger.sequence).unwrap_or(i64::MAX),
-                        ledger.target_table,
-                        i64::try_from(rows).unwrap_or(i64::MAX),
-                        ledger.mode,
-                        ledger.run_id,
-                        crate::TOOL_VERSION,
-                        chrono::Utc::now().to_rfc3339(),
-                    ],
-                )
-                .map_err(|e| db_err("writing the ledger", e))?;
-            Ok(LoadOutcome::Loaded(rows))
-        })();
-        match result {
-            Ok(LoadOutcome::Loaded(n)) => {
-                self.conn
-                    .execute_batch("COMMIT")
-                    .map_err(|e| db_err("committing a part", e))?;
-                Ok(LoadOutcome::Loaded(n))
-            }
-            other => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                other
-            }
-        }
-    }
-
     fn lock_run(&mut self, bundle_id: &str) -> Result<()> {
         // The lock itself is taken in `open`; now the holder's line names the bundle too.
         if let Some(f) = self.run_lock.as_mut() {
             write_holder(f, &self.path, Some(bundle_id))?;
         }
         Ok(())
-    }
-
-    fn publish(
-        &mut self,
-        name: &str,
-        table: &TableDef,
-        same_engine: bool,
-        staging: &str,
-        bundle_id: &str,
-        newer_than: Option<(&str, u64)>,
-        before_commit: &mut dyn FnMut() -> Result<()>,
-    ) -> Result<()> {
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(|e| db_err("starting the publish transaction", e))?;
-        let result = (|| -> Result<()> {
-            self.create_table(name, table, same_engine)?;
-            if let Some((source, sequence)) = newer_than {
-                let newer: Option<(i64, String)> = self
-                    .conn
-                    .query_row(
-                        &super::newer_published_sql(&quote(LEDGER), ["?1", "?2", "?3", "?4", "?5"]),
-                        rusqlite::params![
-                            name,
-                            source,
-                            super::PUBLISHED,
-                            bundle_id,
-                            i64::try_from(sequence).unwrap_or(i64::MAX)
-                        ],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()
-                    .map_err(|e| db_err("reading the ledger", e))?;
-                if let Some((s, b)) = newer {
-                    return Err(super::newer_published(
-                        name,
-                        sequence,
-                        u64::try_from(s).unwrap_or(0),
-                        &b,
-                    ));
-                }
-            }
-            let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
-            let cols = cols.join(", ");
-            self.conn
-                .execute(&format!("DELETE FROM {}", quote(name)), [])
-                .map_err(|e| db_err(&format!("publishing {name}: deleting the old rows"), e))?;
-            self.conn
-                .execute(
-                    &format!(
-                        "INSERT INTO {} ({cols}) SELECT {cols} FROM {}",
-                        quote(name),
-                        quote(staging)
-                    ),
-                    [],
-                )
-                .map_err(|e| match e {
-                    rusqlite::Error::SqliteFailure(f, _)
-                        if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                    {
-                        Error::Data(format!(
-                            "publishing {name}: the target refused a row: {e}; nothing was published"
-                        ))
-                    }
-                    other => db_err(&format!("publishing {name}"), other),
-                })?;
-            self.conn
-                .execute(
-                    &format!(
-                        "UPDATE {LEDGER} SET mode = ?1 WHERE bundle_id = ?2 AND target_table = ?3 AND mode = ?4"
-                    ),
-                    params![PUBLISHED, bundle_id, name, STAGED],
-                )
-                .map_err(|e| db_err("writing the ledger", e))?;
-            before_commit()
-        })();
-        match result {
-            Ok(()) => self
-                .conn
-                .execute_batch("COMMIT")
-                .map_err(|e| db_err(&format!("committing the publish of {name}"), e)),
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
-        }
     }
 
     fn staging_tables(&mut self, _tables: &[(String, &TableDef)]) -> Result<Vec<String>> {
@@ -746,63 +658,6 @@ impl Target for SqliteTarget {
             .into_iter()
             .filter(|n| super::is_staging_name(n))
             .collect())
-    }
-
-    fn drop_staging(&mut self, staging: &str, _table: &TableDef) -> Result<()> {
-        self.conn
-            .execute(&format!("DROP TABLE IF EXISTS {}", quote(staging)), [])
-            .map(|_| ())
-            .map_err(|e| db_err(&format!("dropping staging table {staging}"), e))
-    }
-
-    fn discard_staging(
-        &mut self,
-        name: &str,
-        staging: &str,
-        _table: &TableDef,
-        bundle_id: &str,
-    ) -> Result<()> {
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(|e| db_err("starting a transaction", e))?;
-        let result = (|| -> Result<()> {
-            self.conn
-                .execute(
-                    &format!(
-                        "DELETE FROM {LEDGER} WHERE bundle_id = ?1 AND target_table = ?2 AND mode = ?3"
-                    ),
-                    params![bundle_id, name, STAGED],
-                )
-                .map_err(|e| db_err("writing the ledger", e))?;
-            self.conn
-                .execute(&format!("DROP TABLE IF EXISTS {}", quote(staging)), [])
-                .map_err(|e| db_err(&format!("dropping staging table {staging}"), e))?;
-            Ok(())
-        })();
-        match result {
-            Ok(()) => self
-                .conn
-                .execute_batch("COMMIT")
-                .map_err(|e| db_err("committing", e)),
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
-        }
-    }
-
-    fn last_sequence(&mut self, source_id: &str) -> Result<Option<(u64, String)>> {
-        if !self.ledger_exists()? {
-            return Ok(None);
-        }
-        self.conn
-            .query_row(
-                &format!("SELECT sequence, bundle_id FROM {LEDGER} WHERE source_id = ?1 ORDER BY sequence DESC LIMIT 1"),
-                [source_id],
-                |r| Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get::<_, String>(1)?)),
-            )
-            .optional()
-            .map_err(|e| db_err("reading the ledger", e))
     }
 
     fn finish_table(&mut self, name: &str, table: &TableDef) -> Result<()> {

@@ -1,0 +1,330 @@
+//! The ledger: one row per loaded part, written in the part's own transaction, so a part's
+//! rows and the record that they were loaded commit together or not at all. Its table and
+//! every statement on it are written here, once, in each engine's dialect.
+
+use super::session::{Dialect, LedgerKind, Param, Session};
+use crate::Result;
+
+/// The ledger's table name (schema-qualified by engines that have schemas).
+pub const LEDGER: &str = "_ferry_ledger";
+
+/// Ledger mode of a part loaded into a replace's staging table.
+pub const STAGED: &str = "replace-staged";
+/// Ledger mode of a replace's parts once the publish transaction committed.
+pub const PUBLISHED: &str = "published";
+
+/// The ledger's columns, in table order. Key: (bundle_id, part_path).
+pub const COLUMNS: [(&str, LedgerKind); 12] = [
+    ("bundle_id", LedgerKind::Fixed(32)),
+    ("part_path", LedgerKind::Ascii(80)),
+    ("manifest_sha256", LedgerKind::Fixed(64)),
+    ("cipher_sha256", LedgerKind::Fixed(64)),
+    ("source_id", LedgerKind::Ascii(200)),
+    ("sequence", LedgerKind::BigInt),
+    ("target_table", LedgerKind::Unicode(512)),
+    ("rows_loaded", LedgerKind::BigInt),
+    ("mode", LedgerKind::Ascii(16)),
+    ("run_id", LedgerKind::Fixed(32)),
+    ("tool_version", LedgerKind::Ascii(32)),
+    ("loaded_at", LedgerKind::Now),
+];
+
+/// The ledger row written in the same transaction as a part's rows.
+#[derive(Debug, Clone)]
+pub struct LedgerEntry {
+    pub bundle_id: String,
+    pub part_path: String,
+    pub manifest_sha256: String,
+    pub cipher_sha256: String,
+    pub source_id: String,
+    pub sequence: u64,
+    pub target_table: String,
+    pub rows: u64,
+    pub mode: String,
+    pub run_id: String,
+}
+
+/// What the ledger knows of one bundle at this target.
+#[derive(Debug, Clone, Default)]
+pub struct LedgerState {
+    /// Parts already committed, with the table they went to.
+    pub parts: Vec<(String, String)>,
+    /// Manifest hashes recorded under this bundle id (more than one means tampering or reuse).
+    pub manifest_sha256: Vec<String>,
+    /// When the first part was loaded, for "already imported" messages.
+    pub first_loaded_at: Option<String>,
+    /// Parts loaded into a replace's staging table and not yet published (ledger mode
+    /// `replace-staged`): a re-run reuses the staging table and publishes.
+    pub staged: Vec<String>,
+}
+
+impl LedgerState {
+    /// Adds one ledger row of the bundle (rows in load order).
+    pub fn record(
+        &mut self,
+        part: String,
+        table: String,
+        manifest_sha256: String,
+        loaded_at: String,
+        mode: &str,
+    ) {
+        if mode == STAGED {
+            self.staged.push(part.clone());
+        }
+        self.parts.push((part, table));
+        if !self.manifest_sha256.contains(&manifest_sha256) {
+            self.manifest_sha256.push(manifest_sha256);
+        }
+        self.first_loaded_at.get_or_insert(loaded_at);
+    }
+}
+
+/// `CREATE TABLE IF NOT EXISTS` of the ledger, in this dialect.
+pub fn create_sql(d: &Dialect, ledger: &str) -> String {
+    let cols: Vec<String> = COLUMNS
+        .iter()
+        .map(|(name, kind)| format!("{name} {} NOT NULL", (d.ledger_type)(*kind)))
+        .collect();
+    format!(
+        "CREATE TABLE IF NOT EXISTS {ledger} (\n  {},\n  PRIMARY KEY (bundle_id, part_path)\n){}",
+        cols.join(",\n  "),
+        d.ledger_options
+    )
+}
+
+fn int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn first(row: &[Option<String>], i: usize) -> String {
+    row.get(i)
+        .cloned()
+        .flatten()
+        .unwrap_or_default()
+        .trim_end()
+        .to_string()
+}
+
+/// Claims a part: inserts its ledger row (rows 0) unless the key is taken. `false` when
+/// another run committed the part already; a concurrent loader of the same part waits
+/// here on the key until this transaction ends.
+pub fn claim(s: &mut dyn Session, e: &LedgerEntry) -> Result<bool> {
+    let d = s.dialect();
+    let names: Vec<&str> = COLUMNS.iter().map(|(n, _)| *n).collect();
+    let (insert, suffix) = d.insert_ignoring_conflict;
+    let (names, values) = match d.now {
+        Some(now) => (names.join(", "), format!("{}, {now}", d.phs(1, 11))),
+        None => (names[..11].join(", "), d.phs(1, 11)),
+    };
+    let sql = format!(
+        "{insert} {} ({names}) VALUES ({values}){suffix}",
+        s.ledger_table()
+    );
+    let n = s.execute(
+        "writing the ledger",
+        &sql,
+        &[
+            Param::Text(&e.bundle_id),
+            Param::Text(&e.part_path),
+            Param::Text(&e.manifest_sha256),
+            Param::Text(&e.cipher_sha256),
+            Param::Text(&e.source_id),
+            Param::Int(int(e.sequence)),
+            Param::Text(&e.target_table),
+            Param::Int(0),
+            Param::Text(&e.mode),
+            Param::Text(&e.run_id),
+            Param::Text(crate::TOOL_VERSION),
+        ],
+    )?;
+    Ok(n > 0)
+}
+
+/// Records how many rows a claimed part loaded (same transaction).
+pub fn set_rows(s: &mut dyn Session, e: &LedgerEntry, rows: u64) -> Result<()> {
+    let d = s.dialect();
+    let sql = format!(
+        "UPDATE {} SET rows_loaded = {} WHERE bundle_id = {} AND part_path = {}",
+        s.ledger_table(),
+        d.ph(1),
+        d.ph(2),
+        d.ph(3)
+    );
+    s.execute(
+        "writing the ledger",
+        &sql,
+        &[
+            Param::Int(int(rows)),
+            Param::Text(&e.bundle_id),
+            Param::Text(&e.part_path),
+        ],
+    )
+    .map(|_| ())
+}
+
+/// The ledger's record of a bundle (empty when no ledger exists yet).
+pub fn state(s: &mut dyn Session, bundle_id: &str) -> Result<LedgerState> {
+    if !s.ledger_exists()? {
+        return Ok(LedgerState::default());
+    }
+    let d = s.dialect();
+    let t = d.as_text;
+    let sql = format!(
+        "SELECT {}, {}, {}, {}, {} FROM {} WHERE bundle_id = {} ORDER BY loaded_at, part_path",
+        t("part_path"),
+        t("target_table"),
+        t("manifest_sha256"),
+        t("loaded_at"),
+        t("mode"),
+        s.ledger_table(),
+        d.ph(1)
+    );
+    let rows = s.query_text("reading the ledger", &sql, &[Param::Text(bundle_id)])?;
+    let mut state = LedgerState::default();
+    for r in rows {
+        state.record(
+            first(&r, 0),
+            first(&r, 1),
+            first(&r, 2),
+            first(&r, 3),
+            &first(&r, 4),
+        );
+    }
+    Ok(state)
+}
+
+/// The highest sequence imported from `source_id`, and the bundle that carried it.
+pub fn last_sequence(s: &mut dyn Session, source_id: &str) -> Result<Option<(u64, String)>> {
+    if !s.ledger_exists()? {
+        return Ok(None);
+    }
+    let d = s.dialect();
+    let sql = format!(
+        "SELECT {}, {} FROM {} WHERE source_id = {} ORDER BY sequence DESC LIMIT 1",
+        (d.as_text)("sequence"),
+        (d.as_text)("bundle_id"),
+        s.ledger_table(),
+        d.ph(1)
+    );
+    let rows = s.query_text("reading the ledger", &sql, &[Param::Text(source_id)])?;
+    Ok(rows
+        .into_iter()
+        .next()
+        .map(|r| (first(&r, 0).parse().unwrap_or(0), first(&r, 1))))
+}
+
+/// Another bundle of the same source with a higher sequence that published into `table`
+/// (replace), with its bundle id.
+pub fn newer_published(
+    s: &mut dyn Session,
+    table: &str,
+    source_id: &str,
+    bundle_id: &str,
+    sequence: u64,
+) -> Result<Option<(u64, String)>> {
+    let d = s.dialect();
+    let sql = format!(
+        "SELECT {}, {} FROM {} WHERE target_table = {} AND source_id = {} AND mode = {} \
+         AND bundle_id <> {} AND sequence > {} ORDER BY sequence DESC LIMIT 1",
+        (d.as_text)("sequence"),
+        (d.as_text)("bundle_id"),
+        s.ledger_table(),
+        d.ph(1),
+        d.ph(2),
+        d.ph(3),
+        d.ph(4),
+        d.ph(5)
+    );
+    let seq = int(sequence);
+    let rows = s.query_text(
+        "reading the ledger",
+        &sql,
+        &[
+            Param::Text(table),
+            Param::Text(source_id),
+            Param::Text(PUBLISHED),
+            Param::Text(bundle_id),
+            Param::Int(seq),
+        ],
+    )?;
+    Ok(rows
+        .into_iter()
+        .next()
+        .map(|r| (first(&r, 0).parse().unwrap_or(0), first(&r, 1))))
+}
+
+/// The parts of `table` this bundle staged and has not published.
+pub fn staged_parts(s: &mut dyn Session, bundle_id: &str, table: &str) -> Result<Vec<String>> {
+    let d = s.dialect();
+    let sql = format!(
+        "SELECT {} FROM {} WHERE bundle_id = {} AND target_table = {} AND mode = {} ORDER BY part_path",
+        (d.as_text)("part_path"),
+        s.ledger_table(),
+        d.ph(1),
+        d.ph(2),
+        d.ph(3)
+    );
+    let rows = s.query_text(
+        "reading the ledger",
+        &sql,
+        &[
+            Param::Text(bundle_id),
+            Param::Text(table),
+            Param::Text(STAGED),
+        ],
+    )?;
+    Ok(rows.iter().map(|r| first(r, 0)).collect())
+}
+
+/// Moves one part's ledger row from `from` to mode `to` (by primary key only: a scan would
+/// wait on the rows other workers' open part transactions hold under MySQL's REPEATABLE READ).
+pub fn set_mode(
+    s: &mut dyn Session,
+    bundle_id: &str,
+    part: &str,
+    from: &str,
+    to: &str,
+) -> Result<()> {
+    let d = s.dialect();
+    let sql = format!(
+        "UPDATE {} SET mode = {} WHERE bundle_id = {} AND part_path = {} AND mode = {}",
+        s.ledger_table(),
+        d.ph(1),
+        d.ph(2),
+        d.ph(3),
+        d.ph(4)
+    );
+    s.execute(
+        "writing the ledger",
+        &sql,
+        &[
+            Param::Text(to),
+            Param::Text(bundle_id),
+            Param::Text(part),
+            Param::Text(from),
+        ],
+    )
+    .map(|_| ())
+}
+
+/// Forgets one staged part (its staging table is being dropped).
+pub fn forget(s: &mut dyn Session, bundle_id: &str, part: &str) -> Result<()> {
+    let d = s.dialect();
+    let sql = format!(
+        "DELETE FROM {} WHERE bundle_id = {} AND part_path = {} AND mode = {}",
+        s.ledger_table(),
+        d.ph(1),
+        d.ph(2),
+        d.ph(3)
+    );
+    s.execute(
+        "writing the ledger",
+        &sql,
+        &[
+            Param::Text(bundle_id),
+            Param::Text(part),
+            Param::Text(STAGED),
+        ],
+    )
+    .map(|_| ())
+}

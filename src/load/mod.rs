@@ -1,0 +1,258 @@
+//! The exactly-once load protocol, written once for every engine: each part loads in one
+//! transaction together with its ledger row; a replace loads into a staging table and
+//! publishes it in one transaction; a re-run finds what the ledger holds and resumes.
+//! Engines supply only the primitives of [`Session`] (docs/ARCHITECTURE.md).
+
+pub mod ledger;
+pub mod session;
+
+use arrow::record_batch::RecordBatch;
+
+pub use ledger::{LedgerEntry, LedgerState, PUBLISHED, STAGED};
+pub use session::{Dialect, LedgerKind, LoadInto, Param, Placeholders, Session};
+
+use crate::types::TableDef;
+use crate::{Error, Result};
+
+/// How a part load ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadOutcome {
+    Loaded(u64),
+    /// The ledger already had it (another run committed it meanwhile).
+    AlreadyLoaded,
+}
+
+/// Runs `body` in one transaction: commit when it returns `Ok`, roll back otherwise (the
+/// error explained by the engine, e.g. who holds a lock on `table_sql`).
+fn transaction<T>(
+    s: &mut dyn Session,
+    table_sql: &str,
+    body: impl FnOnce(&mut dyn Session) -> Result<T>,
+    commit: impl FnOnce(&T) -> bool,
+) -> Result<T> {
+    s.begin()?;
+    match body(s) {
+        Ok(v) if commit(&v) => {
+            s.commit()?;
+            Ok(v)
+        }
+        Ok(v) => {
+            s.rollback();
+            Ok(v)
+        }
+        Err(e) => {
+            s.rollback();
+            Err(s.explain(e, table_sql))
+        }
+    }
+}
+
+/// Loads one part in one transaction with its ledger row. The ledger and the table are
+/// created inside that transaction when the engine's DDL is transactional (before it
+/// otherwise), so a failed first part leaves nothing behind where it can. `before_commit`
+/// runs last, after every row is in: it authenticates the rest of the part, and its error
+/// rolls back. `into` says where the rows go: the table itself, an upsert by primary key,
+/// or a replace's staging table (created from the catalog when missing).
+#[allow(clippy::too_many_arguments)]
+pub fn load_part(
+    s: &mut dyn Session,
+    name: &str,
+    table: &TableDef,
+    same_engine: bool,
+    into: LoadInto<'_>,
+    entry: &LedgerEntry,
+    batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+    before_commit: &mut dyn FnMut(u64) -> Result<()>,
+) -> Result<LoadOutcome> {
+    let (dest, staging) = match into {
+        LoadInto::Staging(st) => (st, true),
+        LoadInto::Table | LoadInto::Upsert => (name, false),
+    };
+    let ddl_inside = s.dialect().transactional_ddl;
+    if !ddl_inside {
+        s.ensure_ledger()?;
+        s.create_table(dest, table, same_engine, staging)?;
+    }
+    let q = s.table_sql(dest, table);
+    transaction(
+        s,
+        &q,
+        |s| {
+            s.lock_part(&format!("ferry:{}:{}", entry.bundle_id, entry.part_path))?;
+            if ddl_inside {
+                s.ensure_ledger()?;
+                s.create_table(dest, table, same_engine, staging)?;
+            }
+            // The ledger row goes first: a concurrent loader of the same part waits on its
+            // key, then finds it taken.
+            if !ledger::claim(s, entry)? {
+                return Ok(LoadOutcome::AlreadyLoaded);
+            }
+            let rows = s.bulk_load(
+                dest,
+                table,
+                batches,
+                &entry.part_path,
+                into == LoadInto::Upsert,
+            )?;
+            before_commit(rows)?;
+            ledger::set_rows(s, entry, rows)?;
+            Ok(LoadOutcome::Loaded(rows))
+        },
+        |o| matches!(o, LoadOutcome::Loaded(_)),
+    )
+}
+
+/// Replace mode, once every part of a table is staged: in one transaction, create the
+/// table when missing, take its write lock, delete its rows, copy the staging table's
+/// rows in and mark the table's `replace-staged` ledger rows of this bundle `published`;
+/// `before_commit` runs just before COMMIT. Readers see the old rows until the commit and
+/// the new ones after. The caller drops the staging table after the commit.
+/// `newer_than`: (source id, sequence) of this bundle; when another bundle of that source
+/// with a higher sequence has published into the table meanwhile, the publish is refused
+/// inside the transaction (see [`newer_published`]). `None` with `--allow-replay`.
+#[allow(clippy::too_many_arguments)]
+pub fn publish(
+    s: &mut dyn Session,
+    name: &str,
+    table: &TableDef,
+    same_engine: bool,
+    staging: &str,
+    bundle_id: &str,
+    newer_than: Option<(&str, u64)>,
+    before_commit: &mut dyn FnMut() -> Result<()>,
+) -> Result<()> {
+    let ddl_inside = s.dialect().transactional_ddl;
+    if !ddl_inside {
+        // A missing table is made (empty) before the transaction.
+        s.create_table(name, table, same_engine, false)?;
+    }
+    let q = s.table_sql(name, table);
+    let stage = s.table_sql(staging, table);
+    transaction(
+        s,
+        &q,
+        |s| {
+            if ddl_inside {
+                // A table made here appears with its rows or not at all.
+                s.create_table(name, table, same_engine, false)?;
+            }
+            let only = s.lock_for_replace(&q)?;
+            // DELETE, not TRUNCATE: MVCC-safe for older snapshots and allowed under FKs.
+            // It comes before the ledger read: once it holds the table's rows, that read
+            // sees what other publishers of this table committed (also under REPEATABLE READ).
+            s.execute(
+                &format!("publishing {name}: deleting the old rows"),
+                &format!("DELETE FROM {only}{q}"),
+                &[],
+            )?;
+            if let Some((source, sequence)) = newer_than
+                && let Some((newer, newer_bundle)) =
+                    ledger::newer_published(s, name, source, bundle_id, sequence)?
+            {
+                return Err(newer_published_error(name, sequence, newer, &newer_bundle));
+            }
+            let quote = s.dialect().quote;
+            let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
+            let list = if cols.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", cols.join(", "))
+            };
+            s.execute(
+                &format!("table {name}: publishing from {staging}"),
+                &format!(
+                    "INSERT INTO {q}{list} SELECT {} FROM {stage}",
+                    cols.join(", ")
+                ),
+                &[],
+            )
+            .map_err(|e| match e {
+                Error::Data(m) => Error::Data(format!("{m}; nothing was published")),
+                other => other,
+            })?;
+            for part in ledger::staged_parts(s, bundle_id, name)? {
+                ledger::set_mode(s, bundle_id, &part, STAGED, PUBLISHED)?;
+            }
+            before_commit()
+        },
+        |_| true,
+    )
+}
+
+/// Drops a replace's staging table if it exists.
+pub fn drop_staging(s: &mut dyn Session, staging: &str, table: &TableDef) -> Result<()> {
+    let q = s.table_sql(staging, table);
+    s.execute(
+        &format!("dropping staging table {staging}"),
+        &format!("DROP TABLE IF EXISTS {q}"),
+        &[],
+    )
+    .map(|_| ())
+}
+
+/// Forgets a staging table whose contents cannot be trusted: deletes the table's
+/// `replace-staged` ledger rows of this bundle and drops the staging table, in one
+/// transaction where DDL is transactional. Otherwise the table goes first: a crash between
+/// the steps leaves staged ledger rows without their table, which the next run's recount
+/// finds and discards again.
+pub fn discard_staging(
+    s: &mut dyn Session,
+    name: &str,
+    staging: &str,
+    table: &TableDef,
+    bundle_id: &str,
+) -> Result<()> {
+    if !s.dialect().transactional_ddl {
+        drop_staging(s, staging, table)?;
+        for part in ledger::staged_parts(s, bundle_id, name)? {
+            ledger::forget(s, bundle_id, &part)?;
+        }
+        return Ok(());
+    }
+    let q = s.table_sql(staging, table);
+    transaction(
+        s,
+        &q,
+        |s| {
+            for part in ledger::staged_parts(s, bundle_id, name)? {
+                ledger::forget(s, bundle_id, &part)?;
+            }
+            drop_staging(s, staging, table)
+        },
+        |_| true,
+    )
+}
+
+/// Whether a table name has the shape of a replace's staging table, `_ferry_<8 hex>_<8 hex>`.
+pub fn is_staging_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("_ferry_") else {
+        return false;
+    };
+    let hex = |s: &str| s.len() == 8 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    matches!(rest.split_once('_'), Some((a, b)) if hex(a) && hex(b))
+}
+
+/// How long a statement waits for a lock on a target table: `FERRY_LOCK_TIMEOUT` seconds,
+/// default 60 (PostgreSQL `lock_timeout`; MySQL `lock_wait_timeout` and
+/// `innodb_lock_wait_timeout`).
+pub fn lock_timeout_secs() -> Result<u64> {
+    match std::env::var("FERRY_LOCK_TIMEOUT") {
+        Ok(v) => v.trim().parse().map_err(|_| {
+            Error::Usage(format!(
+                "FERRY_LOCK_TIMEOUT={v:?}: expected a whole number of seconds"
+            ))
+        }),
+        Err(_) => Ok(60),
+    }
+}
+
+/// Replace: an older bundle must not publish over a newer one of the same source that
+/// published while it ran (docs/RELIABILITY.md, E53). The table keeps the newer rows.
+pub fn newer_published_error(name: &str, sequence: u64, newer: u64, newer_bundle: &str) -> Error {
+    Error::Data(format!(
+        "table {name}: bundle {newer_bundle} (sequence {newer}) from the same source published into it while \
+         this import ran, and this bundle is older (sequence {sequence}): {name} keeps the newer rows and this \
+         bundle's parts stay staged; re-run with --allow-replay to publish the older rows anyway"
+    ))
+}
