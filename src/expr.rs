@@ -107,9 +107,26 @@ pub struct Checked {
 /// Nesting deeper than this is not followed (a hostile expression could be deep).
 const MAX_DEPTH: usize = 64;
 
+/// Longest expression text ferry parses, and most tokens: a long operator chain makes a
+/// tree as deep as it is long, and only its length can be bounded before parsing.
+const MAX_TEXT: usize = 64 << 10;
+const MAX_TOKENS: usize = 8192;
+
 /// Parses `text` as exactly one expression in `engine`'s dialect.
 fn parse_one(text: &str, engine: Engine) -> Result<Expr, String> {
+    if text.len() > MAX_TEXT {
+        return Err(format!("is longer than {} KiB", MAX_TEXT >> 10));
+    }
     let dialect = engine.dialect();
+    let count = sqlparser::tokenizer::Tokenizer::new(dialect.as_ref(), text)
+        .tokenize()
+        .map_err(|e| format!("does not parse ({e})"))?
+        .iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .count();
+    if count > MAX_TOKENS {
+        return Err(format!("has more than {MAX_TOKENS} tokens"));
+    }
     let mut p = Parser::new(dialect.as_ref())
         .try_with_sql(text)
         .map_err(|e| format!("does not parse ({e})"))?;
@@ -122,6 +139,21 @@ fn parse_one(text: &str, engine: Engine) -> Result<Expr, String> {
     Ok(expr)
 }
 
+/// The SQL text of a checked tree, proven to parse back into the same tree. sqlparser's
+/// printer is not exact for every literal (a `'` after a backslash is not doubled), and
+/// text that would mean something else to the server than what was checked is refused
+/// rather than sent.
+fn print(expr: &Expr, engine: Engine) -> Result<String, String> {
+    let sql = expr.to_string();
+    match parse_one(&sql, engine) {
+        Ok(back) if back == *expr => Ok(sql),
+        _ => Err(
+            "does not print back as the same expression (a literal ferry cannot quote faithfully)"
+                .into(),
+        ),
+    }
+}
+
 /// A catalog expression, checked against the allowlist and printed back; `Err` says why
 /// it is not replayed (for the summary: "CHECK on d calls lo_export").
 pub fn rebuild(text: &str, engine: Engine, scope: Scope<'_>) -> Result<Checked, String> {
@@ -129,7 +161,7 @@ pub fn rebuild(text: &str, engine: Engine, scope: Scope<'_>) -> Result<Checked, 
     let mut cast_types = Vec::new();
     check(&expr, scope, &mut cast_types, 0)?;
     Ok(Checked {
-        sql: expr.to_string(),
+        sql: print(&expr, engine)?,
         cast_types,
     })
 }
@@ -151,8 +183,8 @@ pub fn rebuild_check(text: &str, engine: Engine, scope: Scope<'_>) -> Result<Che
     check(&expr, scope, &mut cast_types, 0)?;
     // `CHECK ((x))` prints its own parentheses around the expression's.
     let body = match &expr {
-        Expr::Nested(x) => x.to_string(),
-        other => other.to_string(),
+        Expr::Nested(x) => print(x, engine)?,
+        other => print(other, engine)?,
     };
     Ok(Checked {
         sql: format!(
@@ -166,7 +198,7 @@ pub fn rebuild_check(text: &str, engine: Engine, scope: Scope<'_>) -> Result<Che
 /// The operator's `--where`: one boolean expression of any kind (the operator may read
 /// what they like), never a statement or a second one; printed back from its tree.
 pub fn rebuild_where(text: &str, engine: Engine) -> Result<String, String> {
-    Ok(parse_one(text, engine)?.to_string())
+    print(&parse_one(text, engine)?, engine)
 }
 
 fn check(e: &Expr, s: Scope<'_>, casts: &mut Vec<String>, depth: usize) -> Result<(), String> {
@@ -423,6 +455,53 @@ mod tests {
         assert!(pg("VALUE::integer", &[]).is_ok());
         let deep = format!("{}VALUE{}", "(".repeat(200), ")".repeat(200));
         assert!(pg(&deep, &[]).is_err());
+    }
+
+    #[test]
+    fn a_literal_the_printer_cannot_quote_is_refused_not_sent() {
+        // A value of `\')) CHECK (…) --`: sqlparser prints the quote after the backslash
+        // undoubled, which the server would read as the end of the string.
+        let hostile = "VALUE <> '\\'')) CHECK (pg_catalog.lo_from_bytea(0, $$x$$::bytea) > 0) --'";
+        let e = pg(hostile, &[]).unwrap_err();
+        assert!(e.contains("does not print back"), "{e}");
+        let e = rebuild_check(
+            "CHECK ((VALUE <> '\\'')) CHECK (lower(VALUE) > 0) --'::text))",
+            Engine::Postgres,
+            Scope {
+                columns: &[],
+                value: true,
+            },
+        )
+        .unwrap_err();
+        assert!(e.contains("does not print back"), "{e}");
+        let w = rebuild_where(
+            "v <> '\\'')) TO STDOUT; COMMIT; CREATE TABLE public.pwned(); --'",
+            Engine::Postgres,
+        );
+        assert!(w.is_err(), "{w:?}");
+        // MySQL reads backslash escapes: `'x\\\\'` is the value `x\\`, printed back as is or refused.
+        if let Ok(w) = rebuild_where("c = 'x\\\\' OR c = ' OR 1=1 OR c = '", Engine::MySql) {
+            assert_eq!(
+                parse_one(&w, Engine::MySql).unwrap(),
+                parse_one("c = 'x\\\\' OR c = ' OR 1=1 OR c = '", Engine::MySql).unwrap()
+            );
+        }
+        // Ordinary quotes and backslashes in patterns still come back.
+        assert_eq!(pg("VALUE ~ '^\\d+$'", &[]).unwrap(), "VALUE ~ '^\\d+$'");
+        assert_eq!(pg("VALUE <> 'it''s'", &[]).unwrap(), "VALUE <> 'it''s'");
+    }
+
+    #[test]
+    fn a_long_operator_chain_is_refused_before_parsing() {
+        let chain = format!("VALUE{} > 0", " + 1".repeat(300_000));
+        let e = pg(&chain, &[]).unwrap_err();
+        assert!(e.contains("longer than") || e.contains("tokens"), "{e}");
+        let chain = format!("VALUE{} > 0", " + 1".repeat(4_000));
+        let e = pg(&chain, &[]).unwrap_err();
+        assert!(e.contains("tokens") || e.contains("nests"), "{e}");
+        // A long IN list is flat, and fine.
+        let list: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+        assert!(pg(&format!("VALUE IN ({})", list.join(", ")), &[]).is_ok());
     }
 
     #[test]

@@ -82,6 +82,19 @@ pub fn findings(rules: &Rules<'_>, tables: &[Planned<'_>]) -> Vec<String> {
         let t = p.table;
         let name = &p.target_name;
         let q = t.qualified();
+        // ferry's own tables (the ledger, replace's staging tables) are never a bundle's to
+        // write: a forged ledger row would block or re-open another source's chain.
+        if name
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("_ferry_"))
+        {
+            out.push(format!(
+                "{q}: target table {name:?} is named like ferry's own tables (_ferry_…: the ledger \
+                 and replace's staging tables), which no bundle may write; leave it out with \
+                 --exclude or load it under another name with --rename {}=NEW",
+                t.name
+            ));
+        }
         // PostgreSQL has tables without columns (they still have rows); no other engine does.
         if t.columns.is_empty() && rules.engine != "postgres" {
             out.push(format!(
@@ -326,6 +339,24 @@ mod tests {
         let pg = findings(&rules("postgres", Mode::Append, &|_| None), &[planned(&a)]).join("\n");
         assert!(pg.contains("longer than postgres's 63 bytes"), "{pg}");
         assert!(!pg.contains("differ only by case"), "{pg}");
+    }
+
+    #[test]
+    fn no_bundle_table_may_load_into_ferrys_own_tables() {
+        for name in ["_ferry_ledger", "_FERRY_LEDGER", "_ferry_0123abcd_89abcdef"] {
+            let t = table(name, vec![col("id", ColumnType::Int64)], &[]);
+            for engine in ["postgres", "mysql", "sqlite"] {
+                let found = findings(&rules(engine, Mode::Append, &|_| None), &[planned(&t)]);
+                assert!(
+                    found
+                        .iter()
+                        .any(|f| f.contains("named like ferry's own tables")),
+                    "{engine} {name}: {found:?}"
+                );
+            }
+        }
+        let t = table("ferry_ledger", vec![col("id", ColumnType::Int64)], &[]);
+        assert!(findings(&rules("sqlite", Mode::Append, &|_| None), &[planned(&t)]).is_empty());
     }
 
     #[test]

@@ -255,3 +255,68 @@ fn a_where_that_would_end_the_query_is_refused_and_the_source_is_unchanged() {
         "2"
     );
 }
+
+/// sqlparser prints a `'` that follows a backslash undoubled: a literal whose value is
+/// `\')) CHECK (…) --` would close the string on the server and add a clause. A hostile
+/// source's domain CHECK and an operator's `--where` holding one are refused, not sent.
+#[test]
+fn a_literal_the_printer_would_break_out_of_is_not_replayed() {
+    let Some(src) = TempDb::new("sqlt_esc") else {
+        return;
+    };
+    let Some(dst) = TempDb::new("sqlt_escd") else {
+        return;
+    };
+    psql(
+        &src.url,
+        "CREATE DOMAIN d2 AS text CONSTRAINT c1 CHECK (VALUE <> $x$\\')) CHECK (pg_catalog.lo_from_bytea(0, $$pwned$$::bytea) > 0) --$x$);
+         CREATE DOMAIN fine AS text CHECK (VALUE ~ '^\\d+$') CHECK (VALUE <> 'it''s');
+         CREATE TABLE t (id int PRIMARY KEY, x d2, y fine);
+         INSERT INTO t VALUES (1, 'a', '1'), (2, 'b', '22'), (3, 'c', '333');",
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(&src.url, &b, &[]);
+    let before = side_effects(&dst.url);
+    let out = fx.import_to(&b, &dst.url, &[]);
+    assert!(
+        out.contains("not carried: a CHECK on domain public.d2")
+            && out.contains("does not print back"),
+        "{out}"
+    );
+    assert_eq!(
+        side_effects(&dst.url),
+        before,
+        "a function ran on the target"
+    );
+    let defs = psql(
+        &dst.url,
+        "SELECT string_agg(t.typname || ' ' || pg_get_constraintdef(c.oid), '; ' ORDER BY t.typname, c.conname) \
+         FROM pg_constraint c JOIN pg_type t ON t.oid = c.contypid WHERE t.typname IN ('d2', 'fine')",
+    );
+    assert!(
+        !defs.contains("lo_from_bytea") && !defs.starts_with("d2"),
+        "{defs}"
+    );
+    assert!(
+        defs.contains("'^\\d+$'") && defs.contains("'it''s'"),
+        "{defs}"
+    );
+    assert_eq!(psql(&dst.url, "SELECT count(*) FROM t"), "3");
+
+    // The same literal in `--where` ends neither the COPY nor the read-only transaction.
+    let b2 = fx.path("b2");
+    let out = ferry()
+        .args(["export", &src.url, b2.to_str().unwrap(), "--key-file"])
+        .arg(&fx.key)
+        .args([
+            "--where",
+            "t:x <> '\\'')) TO STDOUT; COMMIT; CREATE TABLE public.pwned(); --'",
+        ])
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("--where t"), "{err}");
+    assert_eq!(side_effects(&src.url), "0 0");
+    assert!(!b2.join("manifest.json").exists());
+}
