@@ -12,28 +12,73 @@ use crate::crypto::keys::Keys;
 use crate::report::{Progress, RunReport};
 use crate::{Error, Result};
 
-/// A file-system-safe directory name for a table (names are data: any character may occur).
-fn safe_name(table: &str) -> String {
-    let mut s: String = table
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if s.starts_with('.') || s.is_empty() {
-        s.insert(0, '_');
+/// The decrypted catalog's file, next to the table directories.
+const CATALOG_FILE: &str = "catalog.json";
+
+/// Longest readable prefix of a table's directory name (before its hash).
+const DIR_PREFIX_CHARS: usize = 64;
+
+/// The directory a table's plain Parquet files go into: distinct for every distinct
+/// (schema, name), also on a case-insensitive file system, and never `.`, `..` or hidden.
+///
+/// Names of lowercase ASCII letters, digits and `_` stay as they are (`items`,
+/// `public.items`): such a pair maps to its own spelling. Every other table (names are
+/// data: any character may occur, and `a."b.c"` and `"a.b".c` both read `a.b.c`) gets a
+/// readable, escaped, truncated prefix and then, always, `-` and 16 hex digits of a hash of
+/// the exact (schema, name). The plain names hold no `-`, so they never meet a hashed one;
+/// `catalog.json` (schema `catalog`, table `json`) is hashed too.
+pub fn table_dir_name(schema: Option<&str>, name: &str) -> String {
+    fn simple(s: &str) -> bool {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     }
-    if s != table {
-        s.push_str(&format!(
-            "-{}",
-            &hex::encode(Sha256::digest(table.as_bytes()))[..8]
-        ));
+    let plain = match schema {
+        None => simple(name).then(|| name.to_string()),
+        Some(s) => (simple(s) && simple(name)).then(|| format!("{s}.{name}")),
+    };
+    // `catalog.json` is the catalog's own file, next to the table directories.
+    if let Some(p) = plain.filter(|p| p.len() <= DIR_PREFIX_CHARS && p != CATALOG_FILE) {
+        return p;
     }
-    s.chars().take(100).collect()
+    let escape = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let mut prefix = match schema {
+        Some(s) => format!("{}.{}", escape(s), escape(name)),
+        None => escape(name),
+    };
+    if prefix.starts_with('.') || prefix.is_empty() {
+        prefix.insert(0, '_');
+    }
+    // ASCII only after escaping: characters are bytes.
+    prefix.truncate(DIR_PREFIX_CHARS);
+    // The exact pair, unambiguously: a schema is length-prefixed, and "no schema" differs
+    // from every schema.
+    let mut h = Sha256::new();
+    h.update(b"ferry decrypt table directory v1\0");
+    match schema {
+        None => h.update([0u8]),
+        Some(s) => {
+            h.update([1u8]);
+            h.update(
+                u64::try_from(s.len())
+                    .expect("a length fits u64")
+                    .to_be_bytes(),
+            );
+            h.update(s.as_bytes());
+        }
+    }
+    h.update(name.as_bytes());
+    format!("{prefix}-{}", &hex::encode(h.finalize())[..16])
 }
 
 /// `allow_unencrypted`: take a plain (`--no-encrypt`) bundle (see [`OpenBundle::refuse_downgrade`]).
@@ -74,15 +119,45 @@ pub fn decrypt(
     let bar = progress.bar("verifying", Some(total), true);
     let checked = bundle.check(keys, &|f| bar.inc(f.size))?;
     bar.finish_and_clear();
-    // Plaintext: directories 0700 and files 0600, never written through a symlink.
+    // One directory per table, each name distinct (see `table_dir_name`); checked before
+    // anything is written, case-insensitively, for a case-insensitive file system.
+    let dirs: Vec<String> = checked
+        .catalog
+        .tables
+        .iter()
+        .map(|t| table_dir_name(t.table.schema.as_deref(), &t.table.name))
+        .collect();
+    let mut seen = std::collections::HashMap::new();
+    for (t, d) in checked.catalog.tables.iter().zip(&dirs) {
+        if let Some(other) = seen.insert(d.to_ascii_lowercase(), t.table.qualified()) {
+            return Err(Error::Other(format!(
+                "tables {other} and {} would share the directory {d}; nothing written",
+                t.table.qualified()
+            )));
+        }
+    }
+    // catalog.json: the catalog, each table with the directory its files are in.
+    let mut catalog = serde_json::to_value(&checked.catalog)
+        .map_err(|e| Error::Other(format!("cannot write the catalog: {e}")))?;
+    if let Some(tables) = catalog.get_mut("tables").and_then(|t| t.as_array_mut()) {
+        for (t, d) in tables.iter_mut().zip(&dirs) {
+            if let Some(o) = t.as_object_mut() {
+                o.insert("directory".into(), serde_json::Value::String(d.clone()));
+            }
+        }
+    }
+    let catalog = serde_json::to_vec_pretty(&catalog).expect("catalog serialises");
+    // Plaintext: directories 0700 and files 0600, never written through a symlink, and
+    // nothing ever overwritten: every table directory and file is made new.
     private_dir(dir)?;
-    let mut cat = private_file(&dir.join("catalog.json"))?;
-    cat.write_all(&checked.catalog.to_json())
+    let mut cat = private_file(&dir.join(CATALOG_FILE))?;
+    cat.write_all(&catalog)
+        .and_then(|()| cat.sync_all())
         .map_err(|e| Error::io(format!("cannot write {}", dir.display()), e))?;
-    for t in &checked.catalog.tables {
+    for (t, d) in checked.catalog.tables.iter().zip(&dirs) {
         let t0 = Instant::now();
-        let tdir = dir.join(safe_name(&t.table.qualified()));
-        private_dir(&tdir)?;
+        let tdir = dir.join(d);
+        new_private_dir(&tdir)?;
         let mut bytes = 0u64;
         for p in &t.parts {
             let final_path = tdir.join(format!("part-{:05}.parquet", p.index));
@@ -98,8 +173,7 @@ pub fn decrypt(
                 return Err(e);
             }
             bytes += f.metadata().map(|m| m.len()).unwrap_or(0);
-            std::fs::rename(&tmp, &final_path)
-                .map_err(|e| Error::io(format!("cannot write {}", final_path.display()), e))?;
+            publish(&tmp, &final_path)?;
         }
         report.add_table(
             &t.table.qualified(),
@@ -112,14 +186,14 @@ pub fn decrypt(
     }
     report.close(started.elapsed());
     report.message = format!(
-        "plain Parquet files written to {} (one directory per table; catalog.json lists them)",
+        "plain Parquet files written to {} (one directory per table; catalog.json names each table's directory)",
         dir.display()
     );
     Ok(report)
 }
 
 /// A directory for plaintext: made with mode 0700 (an existing one keeps its mode).
-fn private_dir(dir: &std::path::Path) -> Result<()> {
+fn private_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -128,9 +202,55 @@ fn private_dir(dir: &std::path::Path) -> Result<()> {
         .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))
 }
 
+/// A table's directory: made new (mode 0700); one that exists already, or a symlink, is
+/// refused rather than written into.
+fn new_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => Error::Usage(format!(
+                "{} already exists; decrypt never writes into or over an existing directory",
+                dir.display()
+            )),
+            _ => Error::io(format!("cannot create {}", dir.display()), e),
+        })
+}
+
+/// Gives a finished part its final name without ever replacing a file of that name: a hard
+/// link fails on an existing name (a rename would overwrite it); where the file system has
+/// no hard links, a rename onto a name seen free.
+fn publish(tmp: &Path, final_path: &Path) -> Result<()> {
+    let exists = || {
+        Error::Usage(format!(
+            "{} already exists; decrypt never overwrites a file",
+            final_path.display()
+        ))
+    };
+    match std::fs::hard_link(tmp, final_path) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(tmp);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let _ = std::fs::remove_file(tmp);
+            Err(exists())
+        }
+        Err(_) => {
+            if std::fs::symlink_metadata(final_path).is_ok() {
+                let _ = std::fs::remove_file(tmp);
+                return Err(exists());
+            }
+            std::fs::rename(tmp, final_path)
+                .map_err(|e| Error::io(format!("cannot write {}", final_path.display()), e))
+        }
+    }
+}
+
 /// A new file for plaintext: mode 0600, and never through a symlink or onto an existing
 /// file (O_CREAT | O_EXCL does not follow a link at the last component).
-fn private_file(path: &std::path::Path) -> Result<std::fs::File> {
+fn private_file(path: &Path) -> Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .write(true)

@@ -115,6 +115,30 @@ impl Error {
         }
     }
 
+    /// What to do next, one line, by the error's class (printed under the error, as age
+    /// prints its hints); `None` when the message itself is all there is to say.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Error::InvalidBundle { .. } => Some(
+                "nothing was written; the bundle is damaged, incomplete or was changed after it was \
+                 made: copy it again from the sender (`ferry verify BUNDLE` lists every problem)",
+            ),
+            Error::Key(_) => Some(
+                "give the key file (--key-file) or passphrase (--passphrase-env) the bundle was made \
+                 for; `ferry inspect BUNDLE` lists the key ids that open it",
+            ),
+            Error::Temporary(m) if !m.contains("re-run") => {
+                Some("nothing partial was kept: re-run the same command once the cause is gone")
+            }
+            Error::Usage(_) => Some("see `ferry COMMAND --help`"),
+            Error::Data(m) if !m.contains("--exclude") => Some(
+                "fix the value or the target table, or leave the table out with --exclude; a re-run \
+                 alone meets the same data",
+            ),
+            _ => None,
+        }
+    }
+
     /// A bundle error about one file.
     pub fn invalid(
         bundle: impl Into<String>,

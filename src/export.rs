@@ -14,10 +14,10 @@ use bytes::Bytes;
 use crate::bundle::catalog::{Catalog, CatalogTable, PartInfo};
 use crate::bundle::layout;
 use crate::bundle::manifest::{self, Encryption, FileEntry, Manifest};
+use crate::bundle::parts::{PartWriter, Seal, write_small, writer_properties};
 use crate::compare::Fingerprint;
 use crate::crypto::envelope::{DataKey, file_context};
 use crate::crypto::keys::Keys;
-use crate::parts::{PartWriter, Seal, write_small, writer_properties};
 use crate::report::{Progress, RunReport};
 use crate::source::{self, BatchLimits, Selection};
 use crate::storage::Store;
@@ -77,6 +77,13 @@ impl ExportPlan {
 
 pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     let started = Instant::now();
+    if !plan.encrypt && !plan.keys.is_empty() {
+        return Err(Error::Usage(
+            "--no-encrypt conflicts with the key given (--key-file, FERRY_KEY_FILE or \
+             --passphrase-env): a bundle is either encrypted with a key or plain. Nothing written"
+                .into(),
+        ));
+    }
     if plan.encrypt && plan.keys.is_empty() {
         return Err(Error::Key(
             "no key given: pass --key-file PATH (or set FERRY_KEY_FILE) or --passphrase-env VAR; \
@@ -615,13 +622,7 @@ pub fn parse_filters(
     source_url: &str,
     filters: Vec<(String, String)>,
 ) -> Result<Vec<(String, String)>> {
-    let engine = if source_url.starts_with("mysql:") || source_url.starts_with("mariadb:") {
-        crate::expr::Engine::MySql
-    } else if source_url.starts_with("sqlite:") {
-        crate::expr::Engine::Sqlite
-    } else {
-        crate::expr::Engine::Postgres
-    };
+    let engine = crate::engines::for_url(source_url)?.sql;
     filters
         .into_iter()
         .map(|(t, pred)| {

@@ -19,38 +19,7 @@ use crate::report::{Progress, RunReport};
 use crate::target::{self, Target};
 use crate::{Error, Result};
 
-/// Import modes of the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
-    /// Create the tables; refuse a table that exists and holds rows (unless this bundle put them there).
-    Create,
-    /// Add the rows to existing tables (created when missing).
-    Append,
-    /// Atomically replace the tables' rows: parts load into staging tables, then one
-    /// transaction per table swaps the rows; readers see the old rows until then.
-    Replace,
-    /// Insert, or update the row with the same primary key (tables need a primary key).
-    Upsert,
-}
-
-impl Mode {
-    fn as_str(self) -> &'static str {
-        match self {
-            Mode::Create => "create",
-            Mode::Append => "append",
-            Mode::Replace => "replace",
-            Mode::Upsert => "upsert",
-        }
-    }
-
-    /// The ledger's `mode` of a part loaded in this mode.
-    fn ledger_mode(self) -> &'static str {
-        match self {
-            Mode::Replace => load::STAGED,
-            other => other.as_str(),
-        }
-    }
-}
+pub use crate::load::Mode;
 
 /// The staging table of a replace: `_ferry_<bundle id first 8>_<8 hex of SHA-256 of the
 /// target table name>`. Deterministic, so a re-run of the same bundle finds and reuses it.
@@ -438,7 +407,7 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
 
     // Pre-flight: every problem the target and the catalog show before anything is
     // written, reported together.
-    let same_engine = checked.catalog.source.engine == target.engine();
+    let same_engine = checked.catalog.source.engine == target.engine().name;
     let mut planned = Vec::with_capacity(selected.len());
     for t in &selected {
         let name = plan.target_name(t);
@@ -495,7 +464,7 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
         .iter()
         .filter(|p| p.existing_columns.is_some())
         .map(|p| match &p.target_schema {
-            Some(s) if target.engine() == "postgres" => format!("{s}.{}", p.target_name),
+            Some(s) if target.engine().schemas => format!("{s}.{}", p.target_name),
             _ => p.target_name.clone(),
         })
         .collect();

@@ -44,14 +44,52 @@ struct OutputArgs {
 #[derive(Args, Clone, Default)]
 struct KeyArgs {
     /// Key file made by `ferry keygen` (repeatable; export wraps the data key for each).
-    #[arg(long = "key-file", value_name = "PATH", env = "FERRY_KEY_FILE")]
+    #[arg(long = "key-file", value_name = "PATH", env = KEY_FILE_ENV)]
     key_files: Vec<PathBuf>,
     /// Name of an environment variable holding a passphrase (never the passphrase itself).
     #[arg(long = "passphrase-env", value_name = "VAR")]
     passphrase_env: Vec<String>,
 }
 
+/// The environment variable `--key-file` falls back to.
+const KEY_FILE_ENV: &str = "FERRY_KEY_FILE";
+
 impl KeyArgs {
+    /// `--no-encrypt` with a key option is a contradiction, not a choice: refused (exit 2)
+    /// before anything is read or written, naming the option. `FERRY_KEY_FILE` set in the
+    /// environment counts too: it may stand for a key the user expects to be used.
+    fn refuse_with_no_encrypt(&self) -> Result<(), Error> {
+        let env = std::env::var_os(KEY_FILE_ENV);
+        // clap takes the variable only when --key-file is absent from the command line.
+        let from_env = env
+            .as_ref()
+            .is_some_and(|v| self.key_files.iter().all(|p| p.as_os_str() == v));
+        let mut given = Vec::new();
+        if !self.key_files.is_empty() && !from_env {
+            given.push("--key-file".to_string());
+        }
+        if !self.passphrase_env.is_empty() {
+            given.push("--passphrase-env".to_string());
+        }
+        if env.is_some() {
+            given.push(format!("{KEY_FILE_ENV} (set in the environment)"));
+        }
+        if given.is_empty() {
+            return Ok(());
+        }
+        let fix = if env.is_some() {
+            format!("; unset {KEY_FILE_ENV} to write a plain bundle")
+        } else {
+            String::new()
+        };
+        Err(Error::Usage(format!(
+            "--no-encrypt conflicts with {}: a bundle is either encrypted with a key or plain, \
+             so ferry does not guess which was meant; drop --no-encrypt to encrypt with the \
+             key, or drop the key option to write plain Parquet{fix}. Nothing written",
+            given.join(" and ")
+        )))
+    }
+
     fn load(&self) -> Result<(Keys, Vec<String>), Error> {
         let mut keys = Keys::default();
         let mut warnings = Vec::new();
@@ -286,6 +324,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             zero_dates,
         } => {
             let (keys, warnings) = if no_encrypt {
+                keys.refuse_with_no_encrypt()?;
                 (Keys::default(), vec![])
             } else {
                 keys.load()?
@@ -342,10 +381,12 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             as_text,
             jobs,
         } => {
-            if target_schema.is_some() && !target.starts_with("postgres") {
-                return Err(Error::Usage(
-                    "--target-schema applies to PostgreSQL targets; SQLite has no schemas".into(),
-                ));
+            let engine = ferry::engines::for_url(&target)?;
+            if target_schema.is_some() && !engine.schemas {
+                return Err(Error::Usage(format!(
+                    "--target-schema applies to targets with schemas; {} has none (tables go into the URL's database)",
+                    engine.name
+                )));
             }
             let (keys, warnings) = keys.load()?;
             let mut plan = ImportPlan::new(&bundle, &target);
@@ -425,6 +466,9 @@ fn fail(command: &str, e: &Error, json: bool) -> ExitCode {
         "ferry {command}: error: {}",
         ferry::report::printable_lines(&e.to_string())
     );
+    if let Some(hint) = e.hint() {
+        eprintln!("hint: {hint}");
+    }
     if json {
         let mut r = RunReport::new(command);
         r.status = "failed".into();

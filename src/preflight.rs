@@ -3,16 +3,11 @@
 //! instead of one per attempt. (Mode rules that need the ledger, such as upsert's primary
 //! key and an unfinished replace, are checked in `import` before this.)
 
-use crate::import::Mode;
+use crate::engines::Engine;
+use crate::load::Mode;
 use crate::types::{ColumnType, TableDef, text};
 
-/// A column of a table that already exists in the target.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetColumn {
-    pub name: String,
-    pub nullable: bool,
-    pub has_default: bool,
-}
+pub use crate::load::TargetColumn;
 
 /// One bundle table as it would be loaded.
 #[derive(Debug, Clone)]
@@ -33,8 +28,8 @@ pub struct Planned<'a> {
 
 /// What the checks depend on besides the tables.
 pub struct Rules<'a> {
-    /// The target engine: `sqlite`, `postgres`, `mysql`.
-    pub engine: &'a str,
+    /// The target engine.
+    pub engine: &'static Engine,
     pub same_engine: bool,
     /// `--as-text`: columns without a portable type load as text, and so do columns of a
     /// type the target refuses (`refuses`) when the value has a text form.
@@ -42,36 +37,6 @@ pub struct Rules<'a> {
     pub mode: Mode,
     /// Why the target cannot take a canonical type, if it cannot.
     pub refuses: &'a dyn Fn(&ColumnType) -> Option<&'static str>,
-}
-
-/// How an engine limits identifiers: PostgreSQL truncates names past 63 bytes (two long
-/// names then collide), MySQL refuses names past 64 characters.
-struct IdentifierLimit {
-    max: usize,
-    unit: &'static str,
-    measure: fn(&str) -> usize,
-}
-
-fn identifier_limit(engine: &str) -> Option<IdentifierLimit> {
-    match engine {
-        "postgres" => Some(IdentifierLimit {
-            max: 63,
-            unit: "bytes",
-            measure: str::len,
-        }),
-        "mysql" => Some(IdentifierLimit {
-            max: 64,
-            unit: "characters",
-            measure: |s: &str| s.chars().count(),
-        }),
-        _ => None,
-    }
-}
-
-/// Whether the engine compares column names without regard to case (so two bundle
-/// columns that differ only by case cannot both exist).
-fn columns_fold_case(engine: &str) -> bool {
-    matches!(engine, "sqlite" | "mysql")
 }
 
 /// Every problem found, one line each; empty when the import may start.
@@ -96,11 +61,11 @@ pub fn findings(rules: &Rules<'_>, tables: &[Planned<'_>]) -> Vec<String> {
             ));
         }
         // PostgreSQL has tables without columns (they still have rows); no other engine does.
-        if t.columns.is_empty() && rules.engine != "postgres" {
+        if t.columns.is_empty() && !rules.engine.tables_without_columns {
             out.push(format!(
                 "{q} has no columns (it holds rows only), which {} cannot create; leave the table \
                  out with --exclude",
-                rules.engine
+                rules.engine.name
             ));
         }
         for c in &t.columns {
@@ -114,7 +79,7 @@ pub fn findings(rules: &Rules<'_>, tables: &[Planned<'_>]) -> Vec<String> {
                 out.push(format!(
                     "{q}.{} ({}) {why} and cannot go into {}: load it as text with \
                      --as-text, or leave the table out with --exclude",
-                    c.name, c.source_type, rules.engine
+                    c.name, c.source_type, rules.engine.name
                 ));
             }
             if let Some(why) = (rules.refuses)(&c.ty) {
@@ -129,7 +94,7 @@ pub fn findings(rules: &Rules<'_>, tables: &[Planned<'_>]) -> Vec<String> {
                         c.name,
                         c.ty.describe(),
                         c.source_type,
-                        rules.engine,
+                        rules.engine.name,
                         if as_text {
                             "load it as its text form with --as-text, or "
                         } else {
@@ -139,29 +104,29 @@ pub fn findings(rules: &Rules<'_>, tables: &[Planned<'_>]) -> Vec<String> {
                 }
             }
         }
-        if let Some(IdentifierLimit {
+        if let Some(crate::engines::IdentifierLimit {
             max: limit,
             unit,
             measure,
-        }) = identifier_limit(rules.engine)
+        }) = rules.engine.identifier_limit
         {
             if measure(name) > limit {
                 out.push(format!(
                     "table name {name:?} is longer than {}'s {limit} {unit}; choose a shorter one with \
                      --rename {}=SHORTER",
-                    rules.engine, t.name
+                    rules.engine.name, t.name
                 ));
             }
             for c in &t.columns {
                 if measure(&c.name) > limit {
                     out.push(format!(
                         "{name}: column name {:?} is longer than {}'s {limit} {unit}",
-                        c.name, rules.engine
+                        c.name, rules.engine.name
                     ));
                 }
             }
         }
-        if columns_fold_case(rules.engine) {
+        if rules.engine.names_fold_case {
             let mut cols: Vec<(String, &str)> = Vec::new();
             for c in &t.columns {
                 let folded = c.name.to_lowercase();
@@ -169,7 +134,7 @@ pub fn findings(rules: &Rules<'_>, tables: &[Planned<'_>]) -> Vec<String> {
                     out.push(format!(
                         "{name}: columns {other:?} and {:?} differ only by case, and {} column names \
                          ignore case",
-                        c.name, rules.engine
+                        c.name, rules.engine.name
                     ));
                 } else {
                     cols.push((folded, &c.name));
@@ -178,7 +143,7 @@ pub fn findings(rules: &Rules<'_>, tables: &[Planned<'_>]) -> Vec<String> {
         }
         // PostgreSQL names are quoted, so only the same schema and name meet; the others
         // fold case (MySQL's lower_case_table_names, SQLite's case-insensitive names).
-        let folded = if rules.engine == "postgres" {
+        let folded = if !rules.engine.names_fold_case {
             format!("{:?}.{name:?}", p.target_schema)
         } else {
             name.to_lowercase()
@@ -187,7 +152,7 @@ pub fn findings(rules: &Rules<'_>, tables: &[Planned<'_>]) -> Vec<String> {
             out.push(format!(
                 "bundle tables {other:?} and {:?} would both load into target table {name:?}{}; rename \
                  one with --rename",
-                if rules.engine == "postgres" {
+                if !rules.engine.names_fold_case {
                     ""
                 } else {
                     " (names that differ only by case fold together)"
@@ -239,8 +204,8 @@ pub fn findings(rules: &Rules<'_>, tables: &[Planned<'_>]) -> Vec<String> {
     out
 }
 
-fn same_name(engine: &str, a: &str, b: &str) -> bool {
-    if columns_fold_case(engine) {
+fn same_name(engine: &Engine, a: &str, b: &str) -> bool {
+    if engine.names_fold_case {
         a.to_lowercase() == b.to_lowercase()
     } else {
         a == b
@@ -292,12 +257,12 @@ mod tests {
     }
 
     fn rules<'a>(
-        engine: &'a str,
+        engine: &str,
         mode: Mode,
         refuses: &'a dyn Fn(&ColumnType) -> Option<&'static str>,
     ) -> Rules<'a> {
         Rules {
-            engine,
+            engine: crate::engines::by_name(engine).expect("a known engine"),
             same_engine: false,
             as_text: false,
             mode,

@@ -10,7 +10,7 @@
 use std::sync::OnceLock;
 
 use ferry::bundle::FileEntry;
-use ferry::parts::PartReader;
+use ferry::bundle::parts::PartReader;
 use ferry::storage::Store;
 use libfuzzer_sys::fuzz_target;
 

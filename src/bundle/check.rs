@@ -12,10 +12,10 @@ use zeroize::Zeroizing;
 use super::catalog::Catalog;
 use super::layout::{self, CATALOG_CAP, MAC_CAP, MANIFEST_CAP};
 use super::manifest::{FileEntry, Manifest};
+use crate::bundle::parts::{PartReader, scan_file};
 use crate::crypto::envelope::{DataKey, file_context};
 use crate::crypto::keys::Keys;
 use crate::error::Finding;
-use crate::parts::{PartReader, scan_file};
 use crate::storage::{EntryKind, Store};
 use crate::{Error, Result};
 

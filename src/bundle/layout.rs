@@ -17,6 +17,8 @@ pub const MANIFEST_CAP: u64 = 16 * 1024 * 1024;
 pub const CATALOG_CAP: u64 = 64 * 1024 * 1024;
 pub const MAC_CAP: u64 = 256;
 pub const MAX_PARTS: usize = 1_000_000;
+// A listing reads every part of the largest bundle and the files beside them.
+const _: () = assert!(MAX_PARTS + 10_000 <= crate::storage::MAX_LISTED);
 /// 4 TiB: no part is larger; a larger declared size is a lie.
 pub const MAX_FILE_SIZE: u64 = 1 << 42;
 

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod check;
 pub mod layout;
 pub mod manifest;
+pub mod parts;
 
 pub use catalog::{Catalog, CatalogTable, PartInfo};
 pub use check::{Checked, OpenBundle};

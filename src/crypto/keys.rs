@@ -173,6 +173,19 @@ impl KeyFileKey {
     }
 }
 
+/// Longest name `--passphrase-env` takes: longer is more likely a passphrase than a name.
+const ENV_NAME_MAX: usize = 64;
+
+/// `[A-Za-z_][A-Za-z0-9_]*`, at most [`ENV_NAME_MAX`] characters: a name a shell can export.
+pub fn plausible_env_name(var: &str) -> bool {
+    let mut bytes = var.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && var.len() <= ENV_NAME_MAX
+}
+
 /// A passphrase, normalised to NFC so the same words typed on two systems open the same slot.
 pub struct Passphrase(Zeroizing<String>);
 
@@ -185,7 +198,18 @@ impl Passphrase {
     }
 
     /// Reads the passphrase from the environment variable `var` (never from argv).
+    ///
+    /// A value that is not a plausible variable name may be the passphrase itself, given by
+    /// mistake: it is refused without being looked up or repeated in the message.
     pub fn from_env(var: &str) -> Result<Self> {
+        if !plausible_env_name(var) {
+            return Err(Error::Usage(
+                "the value given to --passphrase-env is not an environment variable name (not \
+                 repeated here, in case it is the passphrase itself); pass the NAME of a variable \
+                 that holds the passphrase, e.g. --passphrase-env FERRY_PASSPHRASE"
+                    .into(),
+            ));
+        }
         match std::env::var(var) {
             Ok(v) => Self::new(&v, &format!("${var}")),
             Err(_) => Err(Error::Key(format!(
@@ -253,5 +277,26 @@ mod tests {
         let nfc = Passphrase::new("caf\u{e9}", "t").unwrap();
         assert_eq!(nfd.as_bytes(), nfc.as_bytes());
         assert!(Passphrase::new("", "t").is_err());
+    }
+
+    #[test]
+    fn env_names_are_told_from_passphrases() {
+        for ok in ["PW", "_x", "FERRY_PASSPHRASE_2", &"A".repeat(64)] {
+            assert!(plausible_env_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "2PW",
+            "hunter2 secret",
+            "pa-ss",
+            "p=w",
+            "caf\u{e9}",
+            &"A".repeat(65),
+        ] {
+            assert!(!plausible_env_name(bad), "{bad}");
+            let e = Passphrase::from_env(bad).err().unwrap().to_string();
+            assert!(e.contains("not an environment variable name"), "{e}");
+            assert!(bad.is_empty() || !e.contains(bad), "{e}");
+        }
     }
 }

@@ -14,6 +14,48 @@ pub use session::{Dialect, LedgerKind, LoadInto, Param, Placeholders, Session};
 use crate::types::TableDef;
 use crate::{Error, Result};
 
+/// Import modes of the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Create the tables; refuse a table that exists and holds rows (unless this bundle put them there).
+    Create,
+    /// Add the rows to existing tables (created when missing).
+    Append,
+    /// Atomically replace the tables' rows: parts load into staging tables, then one
+    /// transaction per table swaps the rows; readers see the old rows until then.
+    Replace,
+    /// Insert, or update the row with the same primary key (tables need a primary key).
+    Upsert,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Create => "create",
+            Mode::Append => "append",
+            Mode::Replace => "replace",
+            Mode::Upsert => "upsert",
+        }
+    }
+
+    /// The ledger's `mode` of a part loaded in this mode.
+    pub fn ledger_mode(self) -> &'static str {
+        match self {
+            Mode::Replace => STAGED,
+            other => other.as_str(),
+        }
+    }
+}
+
+/// A column of a table that already exists in the target (pre-flight: missing columns,
+/// NOT NULL columns the bundle cannot fill).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetColumn {
+    pub name: String,
+    pub nullable: bool,
+    pub has_default: bool,
+}
+
 /// How a part load ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadOutcome {

@@ -209,18 +209,5 @@ pub fn read_retyping<T>(
 }
 
 pub fn open_with(url: &str, options: SourceOptions) -> Result<Box<dyn Source>> {
-    if url.starts_with("sqlite:") {
-        return Ok(Box::new(sqlite::SqliteSource::open(url)?));
-    }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Box::new(postgres::PgSource::open(url)?));
-    }
-    if url.starts_with("mysql://") || url.starts_with("mariadb://") {
-        return Ok(Box::new(mysql::MySource::open(url, options)?));
-    }
-    Err(Error::Usage(format!(
-        "{}: not a database URL ferry knows (sqlite://PATH, postgres://user@host:port/db, \
-         mysql://user@host:port/db)",
-        crate::redact::display_url(url)
-    )))
+    (crate::engines::for_url(url)?.open_source)(url, options)
 }

@@ -227,9 +227,8 @@ impl Store {
         if metas.len() > MAX_LISTED {
             return Err(Error::Storage(format!(
                 "{}: more than {MAX_LISTED} objects under the bundle's prefix: not a bundle ferry \
-                 wrote (a bundle has at most {} parts); check the URL",
-                self.url,
-                crate::bundle::layout::MAX_PARTS
+                 wrote; check the URL",
+                self.url
             )));
         }
         let mut out = Vec::new();
@@ -410,9 +409,10 @@ fn kind_of(m: &std::fs::Metadata) -> EntryKind {
     }
 }
 
-/// The most objects a bundle's listing reads: every part a manifest may list, and room for
-/// the other files and some junk.
-const MAX_LISTED: usize = crate::bundle::layout::MAX_PARTS + 10_000;
+/// The most objects a bundle's listing reads: every part a manifest may list
+/// (`bundle::layout::MAX_PARTS`, checked there against this), and room for the other files
+/// and some junk.
+pub const MAX_LISTED: usize = 1_010_000;
 
 fn walk(root: &FsPath, dir: &FsPath, out: &mut Vec<Entry>, depth: usize) -> Result<()> {
     let rd = std::fs::read_dir(dir)

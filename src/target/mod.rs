@@ -5,8 +5,8 @@ pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
 
+use crate::Result;
 use crate::types::{ColumnType, TableDef};
-use crate::{Error, Result};
 
 pub use crate::load::{
     LedgerEntry, LedgerState, LoadInto, LoadOutcome, PUBLISHED, STAGED, Session, is_staging_name,
@@ -15,7 +15,8 @@ pub use crate::load::{
 
 /// A database that bundles are loaded into.
 pub trait Target: Session + Send {
-    fn engine(&self) -> &'static str;
+    /// The registry entry of this target's engine.
+    fn engine(&self) -> &'static crate::engines::Engine;
 
     /// Why a column of this canonical type cannot be loaded here, if it cannot (checked in
     /// pre-flight, before anything is written).
@@ -50,7 +51,7 @@ pub trait Target: Session + Send {
     fn missing_privileges(
         &mut self,
         _tables: &[(String, &TableDef)],
-        _mode: crate::import::Mode,
+        _mode: crate::load::Mode,
     ) -> Result<Vec<String>> {
         Ok(vec![])
     }
@@ -61,7 +62,7 @@ pub trait Target: Session + Send {
         &mut self,
         name: &str,
         table: &TableDef,
-    ) -> Result<Option<Vec<crate::preflight::TargetColumn>>>;
+    ) -> Result<Option<Vec<crate::load::TargetColumn>>>;
 
     /// The primary key columns of an existing table (empty when it has none), `None` when
     /// the table does not exist. Upsert's pre-flight compares them with the bundle's key.
@@ -85,17 +86,5 @@ pub trait Target: Session + Send {
 /// Opens a target database by URL (SQLite creates the file when missing). `schema` is
 /// PostgreSQL's target schema (default `public`).
 pub fn open(url: &str, schema: Option<&str>) -> Result<Box<dyn Target>> {
-    if url.starts_with("sqlite:") {
-        return Ok(Box::new(sqlite::SqliteTarget::open(url)?));
-    }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(Box::new(postgres::PgTarget::open(url, schema)?));
-    }
-    if url.starts_with("mysql://") || url.starts_with("mariadb://") {
-        return Ok(Box::new(mysql::MyTarget::open(url)?));
-    }
-    let scheme = url.split(':').next().unwrap_or(url);
-    Err(Error::Usage(format!(
-        "{scheme}: not a target ferry knows (sqlite://PATH, postgres://…, mysql://…)"
-    )))
+    (crate::engines::for_url(url)?.open_target)(url, schema)
 }

@@ -48,6 +48,69 @@ static COLUMN_TYPE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^[a-z][a-z0-9 ]{0,40}(\([0-9]{1,5}(,[0-9]{1,3})?\))?( unsigned)?( zerofill)?$")
         .expect("regex")
 });
+/// Words that begin or belong to a column's constraints and attributes, never to a type
+/// `COLUMN_TYPE` prints (`int(10) unsigned zerofill`, `decimal(65,30)`, `timestamp(6)`):
+/// a declared type holding one (`int unique key`, `int default 5`, `int invisible`,
+/// `int as (5)`) would append a constraint or attribute to the column, not name a type.
+const NOT_TYPE_WORDS: &[&str] = &[
+    "PRIMARY",
+    "KEY",
+    "UNIQUE",
+    "INDEX",
+    "CHECK",
+    "REFERENCES",
+    "FOREIGN",
+    "DEFAULT",
+    "COLLATE",
+    "CHARACTER",
+    "CHARSET",
+    "SET",
+    "GENERATED",
+    "ALWAYS",
+    "AS",
+    "STORED",
+    "VIRTUAL",
+    "PERSISTENT",
+    "ON",
+    "UPDATE",
+    "DELETE",
+    "CASCADE",
+    "RESTRICT",
+    "MATCH",
+    "NULL",
+    "NOT",
+    "CONSTRAINT",
+    "AUTO_INCREMENT",
+    "SERIAL",
+    "INVISIBLE",
+    "VISIBLE",
+    "COMMENT",
+    "COLUMN_FORMAT",
+    "STORAGE",
+    "ENGINE_ATTRIBUTE",
+    "SECONDARY_ENGINE_ATTRIBUTE",
+    "SRID",
+    "REF_SYSTEM_ID",
+    "WITH",
+    "WITHOUT",
+    "SYSTEM",
+    "VERSIONING",
+    "COMPRESSED",
+    "CONFLICT",
+    "IGNORE",
+    "REPLACE",
+    "ABORT",
+    "FAIL",
+    "ROLLBACK",
+];
+
+/// The first word of `ty` (case-insensitively) that is a constraint or attribute keyword.
+fn not_type_word(ty: &str) -> Option<String> {
+    ty.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map(str::to_ascii_uppercase)
+        .find(|w| NOT_TYPE_WORDS.contains(&w.as_str()))
+}
+
 /// The character set and collation suffix of a catalog source type.
 static CHARSET: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(.*?) CHARACTER SET ([A-Za-z0-9_]{1,64}) COLLATE ([A-Za-z0-9_]{1,64})$")
@@ -167,6 +230,14 @@ fn declared_type(table: &str, c: &Column) -> Result<String> {
     if !COLUMN_TYPE.is_match(&base) {
         return Err(Error::Data(format!(
             "table {table}, column {}: type {:?} is not one ferry will put into DDL",
+            c.name, c.source_type
+        )));
+    }
+    // The shape lets words through; a constraint's or attribute's is not part of a type.
+    if let Some(w) = not_type_word(&base) {
+        return Err(Error::Data(format!(
+            "table {table}, column {}: type {:?} is not one ferry will put into DDL \
+             ({w} begins a column constraint or attribute, not a type)",
             c.name, c.source_type
         )));
     }
@@ -852,8 +923,8 @@ impl Session for MyTarget {
 }
 
 impl Target for MyTarget {
-    fn engine(&self) -> &'static str {
-        "mysql"
+    fn engine(&self) -> &'static crate::engines::Engine {
+        &crate::engines::mysql::ENGINE
     }
 
     fn refuses(&self, ty: &ColumnType) -> Option<&'static str> {
@@ -1153,6 +1224,82 @@ mod tests {
         );
         assert!(declared_type("t", &col(ColumnType::Utf8, "int); DROP TABLE x; --")).is_err());
         assert!(declared_type("t", &col(ColumnType::Utf8, "enum('a')")).is_err());
+    }
+
+    #[test]
+    fn declared_types_carry_no_column_constraints_or_attributes() {
+        // What MySQL and MariaDB print as COLUMN_TYPE (and ferry appends) goes through.
+        for ty in [
+            "int(10) unsigned zerofill",
+            "int",
+            "int unsigned",
+            "bigint(20) unsigned",
+            "double unsigned",
+            "float(7,4)",
+            "decimal(65,30)",
+            "decimal(10,2) unsigned",
+            "timestamp(6)",
+            "datetime(6)",
+            "bit(8)",
+            "year(4)",
+            "year",
+            "tinyint(1)",
+            "mediumtext",
+            "longblob",
+            "varbinary(255)",
+            "inet6",
+            "uuid",
+            "geometrycollection",
+            "json",
+            "varchar(40) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+            "char(5) CHARACTER SET latin1 COLLATE latin1_swedish_ci",
+            "longtext CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+        ] {
+            assert_eq!(
+                declared_type("t", &col(ColumnType::Utf8, ty)).unwrap(),
+                ty,
+                "{ty}"
+            );
+        }
+        // A key holder's constraints and attributes after a type name are refused.
+        for ty in [
+            "int unique key",
+            "int unique",
+            "int key",
+            "int primary key",
+            "int default 5",
+            "int invisible",
+            "int not null",
+            "int null",
+            "int as (5)",
+            "int generated always as (5) stored",
+            "int check (1)",
+            "int references t (1)",
+            "int serial default value",
+            "serial",
+            "int auto_increment",
+            "timestamp on update localtime",
+            "int with system versioning",
+            "int storage disk",
+            "point srid 4326",
+            "text charset latin1",
+            "text character set latin1",
+            "text collate utf8mb4_bin",
+            "int comment",
+            "INT UNIQUE",
+            "Int Primary Key",
+            "int(10) unsigned KEY",
+            "varchar(40) unique CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+        ] {
+            let e = declared_type("t", &col(ColumnType::Int32, ty))
+                .expect_err(ty)
+                .to_string();
+            assert!(
+                e.contains("table t, column c: type")
+                    && e.contains("is not one ferry will put into DDL"),
+                "{ty}: {e}"
+            );
+        }
     }
 
     #[test]

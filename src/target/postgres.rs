@@ -234,22 +234,23 @@ impl PgTarget {
             .map_err(|e| pg_err("looking up a type", e))
     }
 
-    /// Creates the user-defined types a same-engine table needs, in their original schemas
-    /// and in the catalog's order (dependencies first); a type that exists is left as it is.
-    /// Bundles of ferry 0.1 list only enums and domains, on their columns.
+    /// Where this table's user-defined types go and how DDL names them (see [`TypePlace`]).
+    fn type_place(&self, table: &TableDef) -> Result<TypePlace> {
+        TypePlace::new(self.schema_override.as_deref(), [table])
+    }
+
+    /// Creates the user-defined types a same-engine table needs, in the catalog's order
+    /// (dependencies first): in their original schemas, or all in `--target-schema` when
+    /// it is given (see [`TypePlace`]); a type that exists is left as it is.
     fn ensure_types(&mut self, table: &TableDef) -> Result<()> {
-        let legacy = table.columns.iter().flat_map(|c| {
-            let e = c.enum_type.clone().map(UserType::Enum);
-            let d = c.domain_type.clone().map(UserType::Domain);
-            e.into_iter().chain(d)
-        });
-        let all: Vec<UserType> = table.user_types.iter().cloned().chain(legacy).collect();
-        for t in &all {
-            let (schema, name) = t.key();
+        let place = self.type_place(table)?;
+        for t in &bundle_types(table) {
+            let (orig, name) = t.key();
+            let schema = place.schema(orig);
             if self.type_exists(schema, name)? {
                 continue;
             }
-            let ddl = type_ddl(t)?;
+            let ddl = type_ddl(t, &place)?;
             // Every type the definition names (a domain's base, attributes, a subtype,
             // casts in its expressions) must be one on this server: asked by parameter.
             for ty in &ddl.types {
@@ -294,13 +295,14 @@ impl PgTarget {
         if same_engine {
             self.ensure_types(table)?;
         }
+        let place = self.type_place(table)?;
         let mut defs = Vec::new();
         for c in &table.columns {
             let ty = if same_engine {
                 let what = format!("table {name}, column {:?}", c.name);
                 format!(
                     "{}{}",
-                    checked_type(&what, &c.source_type)?,
+                    checked_type(&what, &c.source_type, &place)?,
                     collate_ddl(&what, c.collation.as_deref())?
                 )
             } else {
@@ -311,6 +313,7 @@ impl PgTarget {
                 &ty,
                 c.nullable,
                 c.default.as_deref().filter(|_| same_engine),
+                &place,
             ));
         }
         let parts = table
@@ -350,6 +353,7 @@ impl PgTarget {
         after: &mut Vec<String>,
     ) -> Result<()> {
         let names: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+        let place = self.type_place(table)?;
         let key = crate::expr::partition_key(&p.key, &names).map_err(|why| {
             Error::Data(format!(
                 "table {name}: its partition key {:?} {why}; ferry does not create it",
@@ -392,10 +396,16 @@ impl PgTarget {
                 let what = format!("table {name}, column {:?}", c.name);
                 let ty = format!(
                     "{}{}",
-                    checked_type(&what, &col.source_type)?,
+                    checked_type(&what, &col.source_type, &place)?,
                     collate_ddl(&what, col.collation.as_deref())?
                 );
-                defs.push(column_ddl(&c.name, &ty, c.nullable, c.default.as_deref()));
+                defs.push(column_ddl(
+                    &c.name,
+                    &ty,
+                    c.nullable,
+                    c.default.as_deref(),
+                    &place,
+                ));
             }
             let mut sub_create = format!("CREATE TABLE {pq} (\n  {}\n)", defs.join(",\n  "));
             let mut sub_after = Vec::new();
@@ -694,13 +704,25 @@ impl PgTarget {
 }
 
 /// One column of a CREATE TABLE: name, type (already checked), NOT NULL, and a default
-/// when it is a constant ferry recreates.
-fn column_ddl(name: &str, ty: &str, nullable: bool, default: Option<&str>) -> String {
+/// when it is a constant ferry recreates (its cast to one of the bundle's types naming the
+/// type where `place` puts it).
+fn column_ddl(
+    name: &str,
+    ty: &str,
+    nullable: bool,
+    default: Option<&str>,
+    place: &TypePlace,
+) -> String {
     let mut d = format!("{} {ty}", quote(name));
     if !nullable {
         d.push_str(" NOT NULL");
     }
-    if let Some(def) = default.and_then(crate::source::postgres::constant_default) {
+    use crate::source::postgres::constant_default;
+    if let Some(def) = default
+        .and_then(constant_default)
+        .map(|x| place.in_default(&x))
+        .and_then(|x| constant_default(&x))
+    {
         d.push_str(&format!(" DEFAULT {def}"));
     }
     d
@@ -783,14 +805,182 @@ fn include_ddl(cols: &[String]) -> String {
     }
 }
 
-/// A type name ferry puts into DDL, as `format_type` printed it on the source.
-fn checked_type(what: &str, ty: &str) -> Result<String> {
+/// A type name ferry puts into DDL, as `format_type` printed it on the source: checked,
+/// then named where `place` puts it when it is one of the bundle's own types. Every type
+/// reference of the DDL ferry writes (a column's, a domain's base, a composite's
+/// attribute, a range's subtype, arrays of any) goes through here.
+fn checked_type(what: &str, ty: &str, place: &TypePlace) -> Result<String> {
     if !FORMAT_TYPE.is_match(ty) || ty.contains("--") {
         return Err(Error::Data(format!(
             "{what}: type {ty:?} is not one ferry will put into DDL"
         )));
     }
-    Ok(ty.to_string())
+    Ok(place.name(ty))
+}
+
+/// The user-defined types a table needs: the catalog's list (dependencies first), then
+/// those bundles of ferry 0.1 name on their columns (enums and domains only).
+fn bundle_types(table: &TableDef) -> Vec<UserType> {
+    let legacy = table.columns.iter().flat_map(|c| {
+        let e = c.enum_type.clone().map(UserType::Enum);
+        let d = c.domain_type.clone().map(UserType::Domain);
+        e.into_iter().chain(d)
+    });
+    table.user_types.iter().cloned().chain(legacy).collect()
+}
+
+/// Where a bundle's user-defined types are created, and how DDL names them. Without
+/// `--target-schema` each goes to its own schema and keeps its name. With it, every one
+/// goes to the target schema, so a bundle writes nowhere else: each reference to one of
+/// them is rewritten from `orig.name` to `target.name`. Two types of different schemas
+/// that would land on one name are refused. Type names the bundle does not define (the
+/// system's, an extension's) are left as they are.
+#[derive(Debug)]
+struct TypePlace {
+    target: Option<String>,
+    /// `(schema, name)` of each of the bundle's types, once.
+    types: Vec<(String, String)>,
+}
+
+impl TypePlace {
+    fn new<'a>(
+        target: Option<&str>,
+        tables: impl IntoIterator<Item = &'a TableDef>,
+    ) -> Result<Self> {
+        let mut types: Vec<(String, String)> = Vec::new();
+        for t in tables {
+            for u in bundle_types(t) {
+                let (s, n) = u.key();
+                // A range comes with its multirange type, named or derived.
+                let multi = match &u {
+                    UserType::Range {
+                        multirange: Some((ms, mn)),
+                        ..
+                    } => Some((ms.clone(), mn.clone())),
+                    UserType::Range { .. } => Some((s.to_string(), default_multirange_name(n))),
+                    _ => None,
+                };
+                for key in std::iter::once((s.to_string(), n.to_string())).chain(multi) {
+                    if !types.contains(&key) {
+                        types.push(key);
+                    }
+                }
+            }
+        }
+        if let Some(target) = target {
+            for (i, (s, n)) in types.iter().enumerate() {
+                if let Some((s2, _)) = types[..i].iter().find(|(s2, n2)| n2 == n && s2 != s) {
+                    return Err(Error::Data(format!(
+                        "--target-schema {target} would put two of the bundle's types in one \
+                         place: {s2}.{n} and {s}.{n} would both be {target}.{n}; ferry does not \
+                         merge types: import without --target-schema, or leave out the tables \
+                         that use one of them with --exclude"
+                    )));
+                }
+            }
+        }
+        Ok(TypePlace {
+            target: target.map(str::to_string),
+            types,
+        })
+    }
+
+    /// The schema a type of the bundle from schema `orig` is created in.
+    fn schema<'a>(&'a self, orig: &'a str) -> &'a str {
+        self.target.as_deref().unwrap_or(orig)
+    }
+
+    /// `(target schema, name, rest)` when `ty` names one of the bundle's types that
+    /// `--target-schema` moves to another schema.
+    fn moved<'t>(&self, ty: &'t str) -> Option<(&str, String, &'t str)> {
+        let target = self.target.as_deref()?;
+        let (s, n, rest) = split_type_name(ty)?;
+        (s != target && self.types.iter().any(|(a, b)| *a == s && *b == n))
+            .then_some((target, n, rest))
+    }
+
+    /// A type name as DDL writes it: one of the bundle's types moved by `--target-schema`
+    /// becomes `"target"."name"` (with its `[]`); anything else stays as it is.
+    fn name(&self, ty: &str) -> String {
+        match self.moved(ty) {
+            Some((target, n, rest)) => format!("{}{rest}", qualified(Some(target), &n)),
+            None => ty.to_string(),
+        }
+    }
+
+    /// A constant default (`'a'::evil.mood`, see `constant_default`) with its cast naming
+    /// the type where it goes.
+    fn in_default(&self, def: &str) -> String {
+        // The literal comes first (a quoted one may hold `::`), then `::type`.
+        let end = if def.starts_with('\'') {
+            let b = def.as_bytes();
+            let mut i = 1;
+            while i < b.len() {
+                if b[i] == b'\'' {
+                    if b.get(i + 1) == Some(&b'\'') {
+                        i += 2;
+                        continue;
+                    }
+                    break;
+                }
+                i += 1;
+            }
+            (i + 1).min(def.len())
+        } else {
+            def.find("::").unwrap_or(def.len())
+        };
+        match def[end..].strip_prefix("::") {
+            Some(ty) => format!("{}::{}", &def[..end], self.name(ty)),
+            None => def.to_string(),
+        }
+    }
+}
+
+/// The multirange name PostgreSQL derives from a range's (`textrange` → `textmultirange`,
+/// `floatrange_r` → `floatrange_r_multirange`), as the PostgreSQL reader does.
+fn default_multirange_name(range: &str) -> String {
+    match range.find("range") {
+        Some(i) => format!("{}multirange{}", &range[..i], &range[i + 5..]),
+        None => format!("{range}_multirange"),
+    }
+}
+
+/// `(schema, name, rest)` of a schema-qualified type name as `format_type` prints one
+/// (`evil.mood`, `"Evil"."Mood"[]`): two names, quoted or plain (plain ones folded to
+/// lower case, as the server does), a dot between, then nothing but `[]`s.
+fn split_type_name(ty: &str) -> Option<(String, String, &str)> {
+    fn ident(s: &str) -> Option<(String, &str)> {
+        if let Some(inner) = s.strip_prefix('"') {
+            let mut out = String::new();
+            let mut it = inner.char_indices();
+            while let Some((i, c)) = it.next() {
+                if c != '"' {
+                    out.push(c);
+                } else if inner[i + 1..].starts_with('"') {
+                    out.push('"');
+                    it.next();
+                } else {
+                    return (!out.is_empty()).then(|| (out, &inner[i + 1..]));
+                }
+            }
+            return None;
+        }
+        let end = s
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
+            .unwrap_or(s.len());
+        let word = &s[..end];
+        if word.is_empty() || word.starts_with(|c: char| c.is_ascii_digit() || c == '$') {
+            return None;
+        }
+        Some((word.to_ascii_lowercase(), &s[end..]))
+    }
+    let (schema, rest) = ident(ty)?;
+    let (name, rest) = ident(rest.strip_prefix('.')?)?;
+    let mut tail = rest;
+    while let Some(t) = tail.strip_prefix("[]") {
+        tail = t;
+    }
+    tail.is_empty().then_some((schema, name, rest))
 }
 
 /// A user-defined type's DDL, built from the catalog: the statement, the type names it
@@ -806,9 +996,10 @@ struct TypeDdl {
 /// `CREATE TYPE` / `CREATE DOMAIN` for a user-defined type of the catalog. Expressions (a
 /// domain's default and CHECKs) are parsed and rebuilt ([`crate::expr`]); one that holds
 /// anything outside the allowlist is left out and named in `notes`.
-fn type_ddl(t: &UserType) -> Result<TypeDdl> {
+fn type_ddl(t: &UserType, place: &TypePlace) -> Result<TypeDdl> {
     use crate::expr::{Engine, Scope, rebuild, rebuild_check};
-    let (schema, name) = t.key();
+    let (orig, name) = t.key();
+    let schema = place.schema(orig);
     let q = qualified(Some(schema), name);
     let mut types = Vec::new();
     let mut checks = Vec::new();
@@ -823,11 +1014,21 @@ fn type_ddl(t: &UserType) -> Result<TypeDdl> {
             format!("CREATE TYPE {q} AS ENUM ({})", labels.join(", "))
         }
         UserType::Domain(d) => {
-            let base = checked_type(&format!("domain {schema}.{name}"), &d.base)?;
+            let base = checked_type(&format!("domain {schema}.{name}"), &d.base, place)?;
             types.push(base.clone());
             let mut sql = format!("CREATE DOMAIN {q} AS {base}");
             if let Some(def) = &d.default {
-                match rebuild(def, Engine::Postgres, Scope::default()) {
+                // A constant with a cast (an enum domain's `'a'::evil.mood`) names the
+                // type where it goes; the text is checked and rebuilt all the same.
+                let def = match crate::source::postgres::constant_default(def) {
+                    Some(c) => place.in_default(&c),
+                    None => def.clone(),
+                };
+                match rebuild(&def, Engine::Postgres, Scope::default()) {
+                    // A cast to a type --target-schema moved still names its old place.
+                    Ok(c) if c.cast_types.iter().any(|ty| place.moved(ty).is_some()) => {
+                        notes.push(moved_note("DEFAULT of", schema, name, place));
+                    }
                     Ok(c) => {
                         types.extend(c.cast_types);
                         sql.push_str(&format!(" DEFAULT {}", c.sql));
@@ -846,6 +1047,9 @@ fn type_ddl(t: &UserType) -> Result<TypeDdl> {
             };
             for chk in &d.checks {
                 match rebuild_check(chk, Engine::Postgres, scope) {
+                    Ok(c) if c.cast_types.iter().any(|ty| place.moved(ty).is_some()) => {
+                        notes.push(moved_note("a CHECK on", schema, name, place));
+                    }
                     Ok(c) => checks.push((
                         c.sql,
                         c.cast_types,
@@ -866,7 +1070,7 @@ fn type_ddl(t: &UserType) -> Result<TypeDdl> {
                 .iter()
                 .map(|a| {
                     let what = format!("type {schema}.{name}, attribute {:?}", a.name);
-                    let ty = checked_type(&what, &a.ty)?;
+                    let ty = checked_type(&what, &a.ty, place)?;
                     types.push(ty.clone());
                     Ok(format!(
                         "{} {ty}{}",
@@ -885,7 +1089,7 @@ fn type_ddl(t: &UserType) -> Result<TypeDdl> {
             subtype_diff,
             ..
         } => {
-            let sub = checked_type(&format!("range type {schema}.{name}"), subtype)?;
+            let sub = checked_type(&format!("range type {schema}.{name}"), subtype, place)?;
             types.push(sub.clone());
             let mut sql = format!("CREATE TYPE {q} AS RANGE (subtype = {sub}");
             // Operator class, collation and function names were quoted by the reader;
@@ -907,7 +1111,7 @@ fn type_ddl(t: &UserType) -> Result<TypeDdl> {
             if let Some((ms, mn)) = multirange {
                 sql.push_str(&format!(
                     ", multirange_type_name = {}",
-                    qualified(Some(ms), mn)
+                    qualified(Some(place.schema(ms)), mn)
                 ));
             }
             sql.push(')');
@@ -920,6 +1124,16 @@ fn type_ddl(t: &UserType) -> Result<TypeDdl> {
         checks,
         notes,
     })
+}
+
+/// What is said of a domain's DEFAULT or CHECK left out because it casts to one of the
+/// bundle's types that `--target-schema` moved (its text is not rewritten).
+fn moved_note(what: &str, schema: &str, name: &str, place: &TypePlace) -> String {
+    format!(
+        "not carried: {what} domain {schema}.{name}: it casts to a type of the bundle that \
+         --target-schema {} moved",
+        place.target.as_deref().unwrap_or_default()
+    )
 }
 
 /// The two names of a `"schema"."name"` the reader wrote, unquoted.
@@ -1140,8 +1354,8 @@ impl Session for PgTarget {
 }
 
 impl Target for PgTarget {
-    fn engine(&self) -> &'static str {
-        "postgres"
+    fn engine(&self) -> &'static crate::engines::Engine {
+        &crate::engines::postgres::ENGINE
     }
 
     fn lock_run(&mut self, bundle_id: &str) -> Result<()> {
@@ -1324,10 +1538,26 @@ impl Target for PgTarget {
             ));
         }
         // Schemas that get a new table: the ledger's when it is missing, a table's when the
-        // table is missing or replace stages into it.
+        // table is missing or replace stages into it; and a new type: the schema each of
+        // the bundle's missing types goes to (its own, or --target-schema).
         let mut creating: Vec<String> = Vec::new();
         if !self.exists(&self.ledger())? {
             creating.push(self.ledger_schema().to_string());
+        }
+        match TypePlace::new(
+            self.schema_override.as_deref(),
+            tables.iter().map(|(_, t)| *t),
+        ) {
+            Ok(place) => {
+                for (orig, name) in &place.types {
+                    let schema = place.schema(orig);
+                    if !self.type_exists(schema, name)? {
+                        creating.push(schema.to_string());
+                    }
+                }
+            }
+            Err(Error::Data(why)) => out.push(why),
+            Err(e) => return Err(e),
         }
         for (name, t) in tables {
             let q = self.table(name, t);
@@ -1379,7 +1609,7 @@ impl Target for PgTarget {
                 out.push(if exists {
                     format!(
                         "schema {}: the user may not create tables in it (GRANT CREATE ON SCHEMA {} TO …), \
-                         and this import creates tables there",
+                         and this import creates tables or types there",
                         quote(&schema),
                         quote(&schema)
                     )
@@ -1396,6 +1626,12 @@ impl Target for PgTarget {
     }
 
     fn prepare(&mut self, tables: &[(String, &TableDef)], same_engine: bool) -> Result<()> {
+        // Two of the bundle's types that --target-schema would put on one name are refused
+        // before anything is written (pre-flight has said so already).
+        let place = TypePlace::new(
+            self.schema_override.as_deref(),
+            tables.iter().map(|(_, t)| *t),
+        )?;
         // A superuser can do anything a replayed expression might ask for: ferry replays
         // only checked ones, but an ordinary role with CREATE on the schemas is safer.
         let superuser: bool = runtime()
@@ -1431,7 +1667,7 @@ impl Target for PgTarget {
             // is made (a type name that is more than one fails here, not in a part).
             for (name, t) in tables {
                 for c in &t.columns {
-                    if !self.resolves(&c.source_type) {
+                    if !self.resolves(&place.name(&c.source_type)) {
                         return Err(Error::Data(format!(
                             "table {name}, column {:?}: {:?} is not a type on the target; create \
                              it (or the extension that has it) first; nothing was loaded",
@@ -1652,7 +1888,159 @@ impl Target for PgTarget {
 
 #[cfg(test)]
 mod tests {
-    use super::unquote_pair;
+    use super::{TypePlace, split_type_name, type_ddl, unquote_pair};
+    use crate::types::{CompositeAttribute, DomainType, EnumType, TableDef, UserType};
+
+    fn table(types: Vec<UserType>) -> TableDef {
+        TableDef {
+            name: "t".into(),
+            user_types: types,
+            ..TableDef::default()
+        }
+    }
+
+    fn en(schema: &str, name: &str) -> UserType {
+        UserType::Enum(EnumType {
+            schema: schema.into(),
+            name: name.into(),
+            labels: vec!["a".into()],
+        })
+    }
+
+    #[test]
+    fn type_names_split_as_format_type_prints_them() {
+        assert_eq!(
+            split_type_name("evil.mood"),
+            Some(("evil".into(), "mood".into(), ""))
+        );
+        assert_eq!(
+            split_type_name(r#""E.v""il"."Mo od"[]"#),
+            Some((r#"E.v"il"#.into(), "Mo od".into(), "[]"))
+        );
+        assert_eq!(
+            split_type_name("EVIL.Mood[][]"),
+            Some(("evil".into(), "mood".into(), "[][]"))
+        );
+        assert_eq!(split_type_name("integer"), None);
+        assert_eq!(split_type_name("character varying(40)"), None);
+        assert_eq!(split_type_name("public.geometry(Point,4326)"), None);
+        assert_eq!(split_type_name(r#""a"."""#), None);
+        assert_eq!(split_type_name("a.b.c"), None);
+    }
+
+    #[test]
+    fn target_schema_moves_the_bundles_types_and_every_reference_to_them() {
+        let dom = UserType::Domain(DomainType {
+            schema: "evil".into(),
+            name: "posint".into(),
+            base: "integer".into(),
+            not_null: false,
+            default: None,
+            checks: vec!["CHECK ((VALUE > 0))".into()],
+        });
+        let comp = UserType::Composite {
+            schema: "Evil Two".into(),
+            name: "pair".into(),
+            attributes: vec![CompositeAttribute {
+                name: "m".into(),
+                ty: "evil.mood[]".into(),
+                collation: None,
+            }],
+        };
+        let t = table(vec![en("evil", "mood"), dom.clone(), comp.clone()]);
+        let p = TypePlace::new(Some("app"), [&t]).unwrap();
+        assert_eq!(p.name("evil.mood"), r#""app"."mood""#);
+        assert_eq!(p.name("evil.mood[]"), r#""app"."mood"[]"#);
+        assert_eq!(p.name(r#""Evil Two".pair"#), r#""app"."pair""#);
+        // Not the bundle's: left as it is.
+        assert_eq!(p.name("other.mood"), "other.mood");
+        assert_eq!(p.name("public.citext"), "public.citext");
+        assert_eq!(p.name("integer[]"), "integer[]");
+        assert_eq!(
+            p.in_default("'a::evil.mood'::evil.mood"),
+            r#"'a::evil.mood'::"app"."mood""#
+        );
+        assert_eq!(p.in_default("'x'::text"), "'x'::text");
+        assert_eq!(p.in_default("5"), "5");
+        assert_eq!(
+            type_ddl(&dom, &p).unwrap().sql,
+            r#"CREATE DOMAIN "app"."posint" AS integer"#
+        );
+        assert_eq!(
+            type_ddl(&comp, &p).unwrap().sql,
+            r#"CREATE TYPE "app"."pair" AS ("m" "app"."mood"[])"#
+        );
+        // Without --target-schema every type stays where it was.
+        let same = TypePlace::new(None, [&t]).unwrap();
+        assert_eq!(same.name("evil.mood[]"), "evil.mood[]");
+        assert_eq!(
+            type_ddl(&comp, &same).unwrap().sql,
+            r#"CREATE TYPE "Evil Two"."pair" AS ("m" evil.mood[])"#
+        );
+        // A domain CHECK casting to a moved type is left out, named.
+        let cast = UserType::Domain(DomainType {
+            schema: "evil".into(),
+            name: "m2".into(),
+            base: "evil.mood".into(),
+            not_null: false,
+            default: Some("'a'::evil.mood".into()),
+            checks: vec!["CHECK ((VALUE <> 'b'::evil.mood))".into()],
+        });
+        let d = type_ddl(&cast, &p).unwrap();
+        // The constant default's cast is renamed; the CHECK is left out and named.
+        assert_eq!(
+            d.sql,
+            r#"CREATE DOMAIN "app"."m2" AS "app"."mood" DEFAULT 'a'::"app"."mood""#
+        );
+        assert!(
+            d.types.contains(&r#""app"."mood""#.to_string()),
+            "{:?}",
+            d.types
+        );
+        assert!(d.checks.is_empty());
+        assert_eq!(
+            d.notes,
+            [
+                "not carried: a CHECK on domain app.m2: it casts to a type of the bundle that \
+              --target-schema app moved"
+            ]
+        );
+        // A range's multirange goes with it, its derived name or its own.
+        let r = |multirange: Option<(String, String)>| UserType::Range {
+            schema: "evil".into(),
+            name: "floatrange".into(),
+            subtype: "double precision".into(),
+            subtype_opclass: None,
+            collation: None,
+            multirange,
+            subtype_diff: None,
+        };
+        let p = TypePlace::new(Some("app"), [&table(vec![r(None)])]).unwrap();
+        assert_eq!(p.name("evil.floatmultirange"), r#""app"."floatmultirange""#);
+        let own = r(Some(("other".into(), "many".into())));
+        let p = TypePlace::new(Some("app"), [&table(vec![own.clone()])]).unwrap();
+        assert_eq!(p.name("other.many[]"), r#""app"."many"[]"#);
+        assert_eq!(
+            type_ddl(&own, &p).unwrap().sql,
+            r#"CREATE TYPE "app"."floatrange" AS RANGE (subtype = double precision, multirange_type_name = "app"."many")"#
+        );
+    }
+
+    #[test]
+    fn two_types_on_one_name_in_the_target_schema_are_refused() {
+        let a = table(vec![en("evil", "mood")]);
+        let b = table(vec![en("other", "mood"), en("evil", "mood")]);
+        let e = TypePlace::new(Some("app"), [&a, &b])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("evil.mood and other.mood would both be app.mood"),
+            "{e}"
+        );
+        // The same type twice, or without --target-schema, is fine.
+        TypePlace::new(Some("app"), [&a, &a]).unwrap();
+        TypePlace::new(None, [&a, &b]).unwrap();
+    }
 
     #[test]
     fn quoted_pairs_come_apart_at_the_dot_outside_the_names() {

@@ -17,7 +17,7 @@ use rusqlite::{Connection, OptionalExtension};
 use super::Target;
 use crate::load::{self, Dialect, LedgerKind, Param, Placeholders, Session};
 use crate::source::sqlite::{db_err, path_of, quote};
-use crate::types::{ColumnType, TableDef, text};
+use crate::types::{Column, ColumnType, TableDef, text};
 use crate::{Error, Result};
 
 use crate::load::ledger::LEDGER;
@@ -38,6 +38,75 @@ static DECLARED: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("regex")
 });
+/// Words that begin or belong to a column constraint in SQLite's grammar: the type name
+/// ends at the first of them, so a declared type holding one (`INTEGER PRIMARY KEY ON
+/// CONFLICT REPLACE`, `TEXT UNIQUE ON CONFLICT IGNORE`, `INTEGER AS (5)`, `TEXT REFERENCES
+/// x`, `TEXT COLLATE x`, `INTEGER NOT NULL DEFAULT 5`) would add constraints to the column.
+const NOT_TYPE_WORDS: &[&str] = &[
+    "PRIMARY",
+    "KEY",
+    "UNIQUE",
+    "CHECK",
+    "REFERENCES",
+    "FOREIGN",
+    "DEFAULT",
+    "COLLATE",
+    "GENERATED",
+    "ALWAYS",
+    "AS",
+    "STORED",
+    "VIRTUAL",
+    "ON",
+    "CONFLICT",
+    "NULL",
+    "NOT",
+    "CONSTRAINT",
+    "AUTOINCREMENT",
+    "AUTO_INCREMENT",
+    "ASC",
+    "DESC",
+    "IGNORE",
+    "REPLACE",
+    "ABORT",
+    "FAIL",
+    "ROLLBACK",
+    "DEFERRABLE",
+    "INITIALLY",
+    "DEFERRED",
+    "IMMEDIATE",
+    "MATCH",
+    "CASCADE",
+    "RESTRICT",
+];
+
+/// The declared type a same-engine import writes for `c`: the source's own, checked to be a
+/// type name (words and an optional `(p[,s])`) and nothing that begins a constraint.
+fn declared_type(table: &str, c: &Column) -> Result<String> {
+    if c.source_type.is_empty() {
+        return Ok(String::new());
+    }
+    let refuse = |why: &str| {
+        Err(Error::Data(format!(
+            "table {table}, column {}: declared type {:?} is not one ferry will put into DDL{why}",
+            c.name, c.source_type
+        )))
+    };
+    if !DECLARED.is_match(&c.source_type) {
+        return refuse("");
+    }
+    if let Some(w) = c
+        .source_type
+        .split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+        .map(str::to_ascii_uppercase)
+        .find(|w| NOT_TYPE_WORDS.contains(&w.as_str()))
+    {
+        return refuse(&format!(
+            " ({w} begins a column constraint, not part of a type)"
+        ));
+    }
+    Ok(c.source_type.clone())
+}
+
 /// Constant defaults: numbers, string literals, NULL, TRUE/FALSE, CURRENT_*.
 static CONSTANT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^([+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?|'([^']|'')*'|NULL|TRUE|FALSE|CURRENT_TIMESTAMP|CURRENT_DATE|CURRENT_TIME|X'[0-9A-Fa-f]*')$")
@@ -124,13 +193,7 @@ impl SqliteTarget {
         let mut defs = Vec::new();
         for c in &table.columns {
             let ty = if same_engine {
-                if !c.source_type.is_empty() && !DECLARED.is_match(&c.source_type) {
-                    return Err(Error::Data(format!(
-                        "table {name}, column {}: declared type {:?} is not one ferry will put into DDL",
-                        c.name, c.source_type
-                    )));
-                }
-                c.source_type.clone()
+                declared_type(name, c)?
             } else {
                 sqlite_type(&c.ty)
             };
@@ -560,8 +623,8 @@ impl Session for SqliteTarget {
 }
 
 impl Target for SqliteTarget {
-    fn engine(&self) -> &'static str {
-        "sqlite"
+    fn engine(&self) -> &'static crate::engines::Engine {
+        &crate::engines::sqlite::ENGINE
     }
 
     fn refuses(&self, ty: &ColumnType) -> Option<&'static str> {
@@ -680,5 +743,86 @@ impl Target for SqliteTarget {
                 .map_err(|e| db_err(&format!("creating index {iname} on {name}"), e))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(source_type: &str) -> Column {
+        Column {
+            name: "c".into(),
+            ty: ColumnType::Utf8,
+            nullable: true,
+            source_type: source_type.into(),
+            default: None,
+            enum_type: None,
+            domain_type: None,
+            as_text: false,
+            text_reason: None,
+            collation: None,
+        }
+    }
+
+    #[test]
+    fn declared_types_carry_no_column_constraints() {
+        // SQLite's own examples of type names, and those ferry writes itself.
+        for ty in [
+            "",
+            "INT",
+            "INTEGER",
+            "TINYINT",
+            "UNSIGNED BIG INT",
+            "INT2",
+            "VARCHAR(20)",
+            "VARYING CHARACTER(255)",
+            "NATIVE CHARACTER(70)",
+            "NVARCHAR(100)",
+            "CLOB",
+            "BLOB",
+            "DOUBLE PRECISION",
+            "FLOAT",
+            "DECIMAL(10,5)",
+            "DECIMAL_TEXT(30,2)",
+            "NUMERIC_TEXT",
+            "BOOLEAN",
+            "DATE",
+            "DATETIME",
+            "TIMESTAMPTZ",
+            "JSON",
+            "text",
+        ] {
+            assert_eq!(declared_type("t", &col(ty)).unwrap(), ty, "{ty}");
+        }
+        // A key holder's constraints after a type name are refused.
+        for ty in [
+            "INTEGER PRIMARY KEY ON CONFLICT REPLACE",
+            "INTEGER PRIMARY KEY",
+            "INTEGER PRIMARY KEY AUTOINCREMENT",
+            "TEXT UNIQUE ON CONFLICT IGNORE",
+            "TEXT UNIQUE",
+            "INTEGER AS (5)",
+            "INTEGER GENERATED ALWAYS AS (5) STORED",
+            "TEXT REFERENCES x",
+            "TEXT COLLATE x",
+            "TEXT COLLATE NOCASE",
+            "INTEGER NOT NULL DEFAULT 5",
+            "INTEGER DEFAULT 5",
+            "INTEGER NULL",
+            "INTEGER CHECK (1)",
+            "INTEGER CONSTRAINT x",
+            "integer primary key",
+            "Text Unique",
+            "VARCHAR(20) NOT NULL",
+        ] {
+            let e = declared_type("t", &col(ty)).expect_err(ty).to_string();
+            assert!(
+                e.contains("table t, column c: declared type")
+                    && e.contains("is not one ferry will put into DDL"),
+                "{ty}: {e}"
+            );
+        }
+        assert!(declared_type("t", &col("INT); DROP TABLE x; --")).is_err());
     }
 }

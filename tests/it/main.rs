@@ -19,6 +19,8 @@ mod modes;
 mod mysql;
 mod postgres;
 mod reliability;
+mod review13_a;
+mod review13_b;
 mod roundtrip;
 mod s3;
 mod secrets;

@@ -1,0 +1,72 @@
+//! The engine registry: one line per engine. An engine is its folder's reader (`source`),
+//! loader (`target`, a [`crate::load::Session`]) and this description of what the rest of
+//! ferry may know about it; nothing outside an engine's own files names an engine.
+
+pub mod mysql;
+pub mod postgres;
+pub mod sqlite;
+
+use crate::source::{Source, SourceOptions};
+use crate::target::Target;
+use crate::{Error, Result};
+
+/// How an engine limits identifiers: PostgreSQL truncates names past 63 bytes (two long
+/// names then collide), MySQL refuses names past 64 characters.
+#[derive(Debug, Clone, Copy)]
+pub struct IdentifierLimit {
+    pub max: usize,
+    pub unit: &'static str,
+    pub measure: fn(&str) -> usize,
+}
+
+/// Opens an engine's reader from a URL.
+pub type OpenSource = fn(&str, SourceOptions) -> Result<Box<dyn Source>>;
+/// Opens an engine's loader from a URL (and `--target-schema`, where it has schemas).
+pub type OpenTarget = fn(&str, Option<&str>) -> Result<Box<dyn Target>>;
+
+/// What ferry knows about an engine outside the engine's own files.
+#[derive(Debug)]
+pub struct Engine {
+    /// The name catalogs record (`source.engine`) and messages use.
+    pub name: &'static str,
+    /// URL prefixes that select it.
+    pub schemes: &'static [&'static str],
+    /// The URL form, for help and errors.
+    pub url_form: &'static str,
+    /// The dialect its expressions (`--where`, catalog expressions) are parsed in.
+    pub sql: crate::expr::Engine,
+    /// Tables live in schemas (`--target-schema` applies; names are schema-qualified).
+    pub schemas: bool,
+    /// A table may have no columns (and still have rows).
+    pub tables_without_columns: bool,
+    /// Table and column names compare without regard to case.
+    pub names_fold_case: bool,
+    pub identifier_limit: Option<IdentifierLimit>,
+    pub open_source: OpenSource,
+    /// Opens a target (`schema`: `--target-schema`, where the engine has schemas).
+    pub open_target: OpenTarget,
+}
+
+/// Every engine ferry knows: adding one is a folder and a line here.
+pub static ENGINES: &[&Engine] = &[&sqlite::ENGINE, &postgres::ENGINE, &mysql::ENGINE];
+
+/// The engine a database URL names.
+pub fn for_url(url: &str) -> Result<&'static Engine> {
+    ENGINES
+        .iter()
+        .copied()
+        .find(|e| e.schemes.iter().any(|s| url.starts_with(s)))
+        .ok_or_else(|| {
+            let forms: Vec<&str> = ENGINES.iter().map(|e| e.url_form).collect();
+            Error::Usage(format!(
+                "{}: not a database URL ferry knows ({})",
+                crate::redact::display_url(url),
+                forms.join(", ")
+            ))
+        })
+}
+
+/// The engine a catalog names (`None` for one this ferry does not know).
+pub fn by_name(name: &str) -> Option<&'static Engine> {
+    ENGINES.iter().copied().find(|e| e.name == name)
+}
