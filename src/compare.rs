@@ -564,7 +564,10 @@ pub fn compare(
             "fingerprinting {}",
             crate::redact::display_url(url)
         ));
-        fingerprint_all(source::open(url)?.as_mut(), &sel)
+        fingerprint_all(
+            crate::engines::open_source(url, Default::default())?.as_mut(),
+            &sel,
+        )
     };
     let (fa, mut notes) = side(a_url)?;
     let (fb, more) = side(b_url)?;

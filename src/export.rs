@@ -91,7 +91,7 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
                 .into(),
         ));
     }
-    let mut src = source::open_with(&plan.source_url, plan.source_options)?;
+    let mut src = crate::engines::open_source(&plan.source_url, plan.source_options)?;
     src.begin_snapshot()?;
     let tables = src.tables(&plan.selection)?;
     let unmatched = plan.selection.unmatched(&tables);

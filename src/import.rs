@@ -13,10 +13,11 @@ use sha2::{Digest, Sha256};
 use crate::bundle::check::OpenBundle;
 use crate::bundle::{CatalogTable, Checked};
 use crate::crypto::keys::Keys;
+use crate::engines;
 use crate::error::exit;
+use crate::load::Target;
 use crate::load::{self, LedgerEntry, LoadInto, LoadOutcome};
 use crate::report::{Progress, RunReport};
-use crate::target::{self, Target};
 use crate::{Error, Result};
 
 pub use crate::load::Mode;
@@ -220,7 +221,8 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     }
     report.warnings.extend(bundle.warnings());
     // The target must be reachable before the expensive verification.
-    let mut target = target::open(&plan.target_url, plan.target_schema.as_deref())?;
+    let engine = engines::for_url(&plan.target_url)?;
+    let mut target = engines::open_target(&plan.target_url, plan.target_schema.as_deref())?;
     // One import of this bundle into this target at a time (exit 75 for the second).
     target.lock_run(&bundle.manifest.bundle_id)?;
     // 6: keys and MAC (cheap), then the ledger: a finished bundle is a no-op.
@@ -407,7 +409,7 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
 
     // Pre-flight: every problem the target and the catalog show before anything is
     // written, reported together.
-    let same_engine = checked.catalog.source.engine == target.engine().name;
+    let same_engine = checked.catalog.source.engine == engine.name;
     let mut planned = Vec::with_capacity(selected.len());
     for t in &selected {
         let name = plan.target_name(t);
@@ -439,7 +441,7 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     let refuses = |ty: &crate::types::ColumnType| target.refuses(ty);
     let mut problems = crate::preflight::findings(
         &crate::preflight::Rules {
-            engine: target.engine(),
+            engine,
             same_engine,
             as_text: plan.as_text,
             mode: plan.mode,
@@ -464,7 +466,7 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
         .iter()
         .filter(|p| p.existing_columns.is_some())
         .map(|p| match &p.target_schema {
-            Some(s) if target.engine().schemas => format!("{s}.{}", p.target_name),
+            Some(s) if engine.schemas => format!("{s}.{}", p.target_name),
             _ => p.target_name.clone(),
         })
         .collect();
@@ -618,7 +620,7 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
             &ctx,
             &selected,
             matches!(e, Error::Temporary(_)),
-            target::open(&plan.target_url, plan.target_schema.as_deref())
+            engines::open_target(&plan.target_url, plan.target_schema.as_deref())
                 .and_then(|mut t| load::ledger::state(t.as_mut(), &id)),
         );
         return Err(with_state(e, &state.message()));

@@ -15,13 +15,11 @@ pub mod expr;
 pub mod import;
 pub mod inspect;
 pub mod load;
-pub mod pgcopy;
 pub mod preflight;
 pub mod redact;
 pub mod report;
 pub mod source;
 pub mod storage;
-pub mod target;
 pub mod types;
 pub mod verify;
 

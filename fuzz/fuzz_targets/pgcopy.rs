@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, IntervalUnit, Schema, SchemaRef, TimeUnit};
-use ferry::pgcopy::{CopyDecoder, Wire, default_oid};
+use ferry::engines::postgres::pgcopy::{CopyDecoder, Wire, default_oid};
 use ferry::types::ColumnType;
 use libfuzzer_sys::fuzz_target;
 

@@ -6,8 +6,8 @@ pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
 
+use crate::load::target::Target;
 use crate::source::{Source, SourceOptions};
-use crate::target::Target;
 use crate::{Error, Result};
 
 /// How an engine limits identifiers: PostgreSQL truncates names past 63 bytes (two long
@@ -69,4 +69,15 @@ pub fn for_url(url: &str) -> Result<&'static Engine> {
 /// The engine a catalog names (`None` for one this ferry does not know).
 pub fn by_name(name: &str) -> Option<&'static Engine> {
     ENGINES.iter().copied().find(|e| e.name == name)
+}
+
+/// Opens the reader of the database a URL names.
+pub fn open_source(url: &str, options: SourceOptions) -> Result<Box<dyn Source>> {
+    (for_url(url)?.open_source)(url, options)
+}
+
+/// Opens the loader of the database a URL names (SQLite creates the file when missing);
+/// `schema` is `--target-schema`, for engines with schemas.
+pub fn open_target(url: &str, schema: Option<&str>) -> Result<Box<dyn Target>> {
+    (for_url(url)?.open_target)(url, schema)
 }

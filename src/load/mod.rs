@@ -5,11 +5,13 @@
 
 pub mod ledger;
 pub mod session;
+pub mod target;
 
 use arrow::record_batch::RecordBatch;
 
 pub use ledger::{LedgerEntry, LedgerState, PUBLISHED, STAGED};
 pub use session::{Dialect, LedgerKind, LoadInto, Param, Placeholders, Session};
+pub use target::Target;
 
 use crate::types::TableDef;
 use crate::{Error, Result};

@@ -53,7 +53,7 @@ fn render(a: &dyn Array, i: usize) -> String {
 /// Every row of `table` in the database at `url`, as sorted `col=value|…` lines, read with
 /// ferry's reader for that engine.
 fn values(url: &str, table: &str) -> Vec<String> {
-    let mut src = ferry::source::open(url).unwrap();
+    let mut src = ferry::engines::open_source(url, Default::default()).unwrap();
     src.begin_snapshot().unwrap();
     let mut tables = src
         .tables(&Selection {

@@ -493,7 +493,7 @@ fn a_second_import_of_the_same_bundle_while_one_runs_exits_75_naming_the_holder(
         .as_str()
         .unwrap()
         .to_string();
-    let lock = ferry::target::mysql::run_lock_name(&id, &dst.name);
+    let lock = ferry::engines::mysql::loader::run_lock_name(&id, &dst.name);
     // Another importer holds the run lock of this bundle at this database.
     let mut holder = client(&dst.url)
         .args(["-e", &format!("SELECT GET_LOCK('{lock}', 0), SLEEP(6)")])

@@ -1,0 +1,1330 @@
+//! MySQL/MariaDB loader: batched multi-row prepared INSERTs (sized below
+//! `max_allowed_packet` and the 65535-placeholder limit), one transaction per part with its
+//! ledger row. Same-engine imports recreate the exact column types (`COLUMN_TYPE`, ENUM/SET
+//! members, character set and collation); secondary and unique indexes come after the data,
+//! foreign keys last.
+//!
+//! Two deliberate differences from the PostgreSQL loader, both forced by the engine:
+//! - MySQL commits implicitly around DDL, so the ledger and the table are created just
+//!   before the part's transaction, not inside it; a failed first part can leave an empty
+//!   table behind (which `--mode create` accepts on a re-run).
+//! - The primary key is created with the table: InnoDB stores a table as its primary key
+//!   (clustered index), so adding it afterwards rewrites the whole table once more, and
+//!   rows arrive mostly in key order anyway.
+
+use std::sync::LazyLock;
+
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::{
+    Date32Type, Decimal128Type, Decimal256Type, Float32Type, Float64Type, Int16Type, Int32Type,
+    Int64Type, Time64MicrosecondType, TimestampMicrosecondType, UInt8Type, UInt16Type, UInt32Type,
+    UInt64Type,
+};
+use arrow::record_batch::RecordBatch;
+use regex::Regex;
+use sha2::{Digest, Sha256};
+use sqlx::mysql::{MySqlArguments, MySqlConnection};
+use sqlx::{Arguments, AssertSqlSafe};
+
+use crate::engines::mysql::reader::{
+    connect, exec, is_temporary, literal, my_err, query_texts, quote, server_version,
+};
+use crate::load::Target;
+use crate::load::{self, Dialect, LedgerKind, Param, Placeholders, Session};
+use crate::storage::runtime;
+use crate::types::{Column, ColumnType, TableDef, text};
+use crate::{Error, Result};
+
+use crate::load::ledger::LEDGER;
+
+/// MySQL's limit on placeholders in one prepared statement.
+const MAX_PLACEHOLDERS: usize = 65_535;
+/// Upper bound of one INSERT's parameter bytes (also kept under max_allowed_packet / 2).
+const MAX_STATEMENT_BYTES: usize = 4 << 20;
+
+/// A `COLUMN_TYPE` ferry will put into DDL: a type name, optional numeric arguments and
+/// attributes. ENUM and SET are rebuilt from their labels instead.
+static COLUMN_TYPE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[a-z][a-z0-9 ]{0,40}(\([0-9]{1,5}(,[0-9]{1,3})?\))?( unsigned)?( zerofill)?$")
+        .expect("regex")
+});
+/// Words that begin or belong to a column's constraints and attributes, never to a type
+/// `COLUMN_TYPE` prints (`int(10) unsigned zerofill`, `decimal(65,30)`, `timestamp(6)`):
+/// a declared type holding one (`int unique key`, `int default 5`, `int invisible`,
+/// `int as (5)`) would append a constraint or attribute to the column, not name a type.
+const NOT_TYPE_WORDS: &[&str] = &[
+    "PRIMARY",
+    "KEY",
+    "UNIQUE",
+    "INDEX",
+    "CHECK",
+    "REFERENCES",
+    "FOREIGN",
+    "DEFAULT",
+    "COLLATE",
+    "CHARACTER",
+    "CHARSET",
+    "SET",
+    "GENERATED",
+    "ALWAYS",
+    "AS",
+    "STORED",
+    "VIRTUAL",
+    "PERSISTENT",
+    "ON",
+    "UPDATE",
+    "DELETE",
+    "CASCADE",
+    "RESTRICT",
+    "MATCH",
+    "NULL",
+    "NOT",
+    "CONSTRAINT",
+    "AUTO_INCREMENT",
+    "SERIAL",
+    "INVISIBLE",
+    "VISIBLE",
+    "COMMENT",
+    "COLUMN_FORMAT",
+    "STORAGE",
+    "ENGINE_ATTRIBUTE",
+    "SECONDARY_ENGINE_ATTRIBUTE",
+    "SRID",
+    "REF_SYSTEM_ID",
+    "WITH",
+    "WITHOUT",
+    "SYSTEM",
+    "VERSIONING",
+    "COMPRESSED",
+    "CONFLICT",
+    "IGNORE",
+    "REPLACE",
+    "ABORT",
+    "FAIL",
+    "ROLLBACK",
+];
+
+/// The first word of `ty` (case-insensitively) that is a constraint or attribute keyword.
+fn not_type_word(ty: &str) -> Option<String> {
+    ty.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map(str::to_ascii_uppercase)
+        .find(|w| NOT_TYPE_WORDS.contains(&w.as_str()))
+}
+
+/// The character set and collation suffix of a catalog source type.
+static CHARSET: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(.*?) CHARACTER SET ([A-Za-z0-9_]{1,64}) COLLATE ([A-Za-z0-9_]{1,64})$")
+        .expect("regex")
+});
+/// Declared text lengths of other engines' types: `character varying(40)`, `varchar(40)`.
+static TEXT_LENGTH: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)^(character varying|varchar|nvarchar|character|char|nchar)\s*\(\s*([0-9]{1,6})\s*\)",
+    )
+    .expect("regex")
+});
+/// Defaults ferry recreates: numbers, quoted strings without backslashes, bit and hex literals.
+static CONSTANT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(-?[0-9]+(\.[0-9]+)?|'([^'\\]|'')*'|b'[01]+'|0x[0-9A-Fa-f]+)$").expect("regex")
+});
+
+/// What the server can take, decided once per connection.
+#[derive(Debug, Clone)]
+struct Flavour {
+    /// MariaDB 10.7+ has a UUID type.
+    uuid_type: bool,
+    /// A binary, NO PAD collation: text compares and indexes as it does elsewhere ('a' and
+    /// 'a ' stay distinct in a unique index).
+    text_collation: &'static str,
+}
+
+fn flavour(mariadb: bool, version: &str) -> Flavour {
+    let mut nums = version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
+    Flavour {
+        uuid_type: mariadb && (major, minor) >= (10, 7),
+        text_collation: if mariadb {
+            "utf8mb4_nopad_bin"
+        } else if major >= 8 {
+            "utf8mb4_0900_bin"
+        } else {
+            "utf8mb4_bin"
+        },
+    }
+}
+
+/// The MySQL type a canonical type becomes on a cross-engine import. `key` columns (in the
+/// primary key or an index) get bounded types, since MySQL cannot index LONGTEXT/LONGBLOB.
+fn mysql_type(c: &Column, key: bool, f: &Flavour) -> String {
+    let text = |n: &str| format!("{n} CHARACTER SET utf8mb4 COLLATE {}", f.text_collation);
+    let as_text = |key: bool| text(if key { "varchar(768)" } else { "longtext" });
+    match &c.ty {
+        ColumnType::Boolean => "tinyint(1)".into(),
+        ColumnType::Int16 => "smallint".into(),
+        ColumnType::Int32 => "int".into(),
+        ColumnType::Int64 => "bigint".into(),
+        ColumnType::UInt8 => "tinyint unsigned".into(),
+        ColumnType::UInt16 => "smallint unsigned".into(),
+        ColumnType::UInt32 => "int unsigned".into(),
+        ColumnType::UInt64 => "bigint unsigned".into(),
+        ColumnType::Float32 => "float".into(),
+        ColumnType::Float64 => "double".into(),
+        // Wider than DECIMAL holds: only with --as-text (pre-flight refuses it otherwise),
+        // as its exact text.
+        ColumnType::Decimal128 { precision, scale }
+        | ColumnType::Decimal256 { precision, scale }
+            if *precision > 65 || *scale > 30 =>
+        {
+            as_text(key)
+        }
+        ColumnType::Decimal128 { precision, scale }
+        | ColumnType::Decimal256 { precision, scale } => format!("decimal({precision},{scale})"),
+        // A numeric(p,s) that travels as text because it holds NaN: its text, as text.
+        ColumnType::NumericText if c.as_text => as_text(key),
+        ColumnType::NumericText => "decimal(65,30)".into(),
+        ColumnType::Utf8 => {
+            // A declared length travels (as VARCHAR: MySQL's CHAR drops trailing spaces).
+            let declared = TEXT_LENGTH
+                .captures(&c.source_type)
+                .and_then(|m| m[2].parse::<u32>().ok())
+                .filter(|n| (1..=16_383).contains(n));
+            match declared {
+                Some(n) if !key || n <= 768 => text(&format!("varchar({n})")),
+                _ if key => text("varchar(768)"),
+                _ => text("longtext"),
+            }
+        }
+        ColumnType::Json => "json".into(),
+        ColumnType::Binary if key => "varbinary(3072)".into(),
+        ColumnType::Binary => "longblob".into(),
+        ColumnType::Date32 => "date".into(),
+        ColumnType::Timestamp { utc: false } => "datetime(6)".into(),
+        ColumnType::Timestamp { utc: true } => "timestamp(6)".into(),
+        ColumnType::Time64 => "time(6)".into(),
+        ColumnType::Uuid if f.uuid_type => "uuid".into(),
+        ColumnType::Uuid => "char(36) CHARACTER SET ascii COLLATE ascii_bin".into(),
+        // Only with --as-text (pre-flight refuses them otherwise): PostgreSQL's text form.
+        ColumnType::Interval | ColumnType::List { .. } => as_text(key),
+    }
+}
+
+/// The column type a same-engine import recreates, from the catalog: ENUM/SET rebuilt from
+/// their labels, anything else checked against a strict shape before it goes into DDL.
+fn declared_type(table: &str, c: &Column) -> Result<String> {
+    let (base, charset) = match CHARSET.captures(&c.source_type) {
+        Some(m) => (
+            m[1].to_string(),
+            format!(" CHARACTER SET {} COLLATE {}", &m[2], &m[3]),
+        ),
+        None => (c.source_type.clone(), String::new()),
+    };
+    if let Some(e) = &c.enum_type
+        && (e.name == "enum" || e.name == "set")
+    {
+        let labels: Vec<String> = e.labels.iter().map(|l| literal(l)).collect();
+        return Ok(format!("{}({}){charset}", e.name, labels.join(",")));
+    }
+    if !COLUMN_TYPE.is_match(&base) {
+        return Err(Error::Data(format!(
+            "table {table}, column {}: type {:?} is not one ferry will put into DDL",
+            c.name, c.source_type
+        )));
+    }
+    // The shape lets words through; a constraint's or attribute's is not part of a type.
+    if let Some(w) = not_type_word(&base) {
+        return Err(Error::Data(format!(
+            "table {table}, column {}: type {:?} is not one ferry will put into DDL \
+             ({w} begins a column constraint or attribute, not a type)",
+            c.name, c.source_type
+        )));
+    }
+    Ok(format!("{base}{charset}"))
+}
+
+pub struct MyTarget {
+    conn: MySqlConnection,
+    url: String,
+    database: String,
+    flavour: Flavour,
+    /// Parameter bytes one INSERT may carry.
+    statement_bytes: usize,
+    /// The server's `max_allowed_packet`.
+    packet: usize,
+}
+
+impl MyTarget {
+    pub fn open(url: &str) -> Result<Self> {
+        let (mut conn, database) = connect(url)?;
+        let (mariadb, version) = server_version(&mut conn)?;
+        // Strict: a value the column cannot hold is an error, never a silent truncation.
+        // NO_BACKSLASH_ESCAPES: ferry's literals double quotes and nothing else.
+        exec(
+            &mut conn,
+            "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO,\
+             NO_BACKSLASH_ESCAPES,ERROR_FOR_DIVISION_BY_ZERO', time_zone = '+00:00', foreign_key_checks = 0",
+        )?;
+        // The connection holds the run lock (GET_LOCK) while the whole bundle is verified:
+        // a server that drops idle connections after wait_timeout would release it silently.
+        exec(
+            &mut conn,
+            "SET SESSION wait_timeout = GREATEST(@@wait_timeout, 604800), \
+             net_read_timeout = GREATEST(@@net_read_timeout, 3600)",
+        )?;
+        // A lock another session holds on a target table (LOCK TABLES, an open transaction's
+        // row locks, DDL) ends the statement after FERRY_LOCK_TIMEOUT seconds, not the
+        // server's default year for metadata locks: the part rolls back, exit 75.
+        let wait = crate::load::lock_timeout_secs()?.max(1);
+        exec(
+            &mut conn,
+            &format!("SET SESSION lock_wait_timeout = {wait}, innodb_lock_wait_timeout = {wait}"),
+        )?;
+        // TIMESTAMP columns get no implicit default or ON UPDATE (a variable older servers
+        // may not let a session set; their default is the same on MariaDB 10.10+).
+        let _ = exec(&mut conn, "SET SESSION explicit_defaults_for_timestamp = 1");
+        let rows = query_texts(
+            &mut conn,
+            "checking the target",
+            "SELECT CAST(@@read_only AS CHAR), CAST(@@max_allowed_packet AS CHAR)",
+            &[],
+        )?;
+        let row = rows.into_iter().next().unwrap_or_default();
+        if row.first().cloned().flatten().as_deref() == Some("1") {
+            return Err(Error::Database(format!(
+                "{} is read-only (a replica, or read_only is set): import needs a writable server",
+                crate::redact::display_url(url)
+            )));
+        }
+        let packet: usize = row
+            .get(1)
+            .cloned()
+            .flatten()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(4 << 20);
+        Ok(MyTarget {
+            conn,
+            url: url.to_string(),
+            database,
+            flavour: flavour(mariadb, &version),
+            statement_bytes: (packet / 2).clamp(64 << 10, MAX_STATEMENT_BYTES),
+            packet,
+        })
+    }
+
+    fn exec(&mut self, sql: &str) -> Result<()> {
+        exec(&mut self.conn, sql)
+    }
+
+    /// A lock wait that timed out (error 1205), with the sessions that hold transactions
+    /// open on the server named (best effort: without the PROCESS privilege a user sees
+    /// only its own sessions). Other errors pass through.
+    fn explain_lock(&mut self, e: Error, name: &str) -> Error {
+        let Error::Temporary(msg) = &e else {
+            return e;
+        };
+        if !msg.contains("Lock wait timeout") {
+            return e;
+        }
+        let holders = self
+            .texts(
+                "looking up lock holders",
+                "SELECT CAST(GROUP_CONCAT(CONCAT('connection ', p.ID, ' (user ', p.USER, '@', p.HOST, \
+                 ', transaction open since ', t.trx_started, '): ', \
+                 LEFT(COALESCE(p.INFO, t.trx_query, p.COMMAND), 120)) SEPARATOR '; ') AS CHAR) \
+                 FROM information_schema.INNODB_TRX t \
+                 JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id \
+                 WHERE p.ID <> CONNECTION_ID()",
+                &[],
+            )
+            .ok()
+            .and_then(|r| r.into_iter().next())
+            .and_then(|r| r.into_iter().next().flatten());
+        Error::Temporary(format!(
+            "{msg}; {name} is locked by another session ({}); the part was rolled back: re-run \
+             when the lock is released (FERRY_LOCK_TIMEOUT sets the wait, now {}s)",
+            holders.map_or_else(
+                || "no open transaction is visible: LOCK TABLES or DDL, see SHOW PROCESSLIST"
+                    .into(),
+                |h| format!("open transactions: {h}")
+            ),
+            crate::load::lock_timeout_secs().unwrap_or(60)
+        ))
+    }
+
+    fn texts(&mut self, what: &str, sql: &str, binds: &[&str]) -> Result<Vec<Vec<Option<String>>>> {
+        query_texts(&mut self.conn, what, sql, binds)
+    }
+
+    fn exists(&mut self, table: &str) -> Result<bool> {
+        let db = self.database.clone();
+        Ok(!self
+            .texts(
+                "looking up a table",
+                "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                &[&db, table],
+            )?
+            .is_empty())
+    }
+
+    fn create_from_catalog(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        same_engine: bool,
+    ) -> Result<()> {
+        if self.exists(name)? {
+            return Ok(());
+        }
+        let keys: Vec<&String> = table
+            .primary_key
+            .iter()
+            .chain(table.indexes.iter().flat_map(|i| i.columns.iter()))
+            .collect();
+        let mut defs = Vec::new();
+        for c in &table.columns {
+            let ty = if same_engine {
+                declared_type(name, c)?
+            } else {
+                mysql_type(c, keys.contains(&&c.name), &self.flavour)
+            };
+            let mut d = format!("{} {ty}", quote(&c.name));
+            d.push_str(if c.nullable { " NULL" } else { " NOT NULL" });
+            if let Some(def) = c.default.as_deref().filter(|_| same_engine)
+                && CONSTANT.is_match(def)
+            {
+                d.push_str(&format!(" DEFAULT {def}"));
+            }
+            defs.push(d);
+        }
+        if !table.primary_key.is_empty() {
+            let pk: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
+            defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
+        }
+        self.exec(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n  {}\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+            quote(name),
+            defs.join(",\n  ")
+        ))
+    }
+
+    /// Sends one part's rows as multi-row INSERTs; returns the row count.
+    fn insert_rows(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+        part: &str,
+        upsert: bool,
+    ) -> Result<u64> {
+        let ncols = table.columns.len().max(1);
+        let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
+        let head = format!("INSERT INTO {} ({}) VALUES ", quote(name), cols.join(", "));
+        let tail = if upsert {
+            upsert_clause(table)
+        } else {
+            String::new()
+        };
+        let tuple = format!("({})", vec!["?"; ncols].join(","));
+        let max_rows = (MAX_PLACEHOLDERS / ncols).max(1);
+        let mut args = MySqlArguments::default();
+        let (mut in_stmt, mut bytes, mut done, mut first) = (0usize, 0usize, 0u64, 1u64);
+        for batch in batches {
+            let batch = batch?;
+            // The batch has the catalog's shape (checked where import reads the part).
+            let binders = table
+                .columns
+                .iter()
+                .zip(batch.columns())
+                .map(|(c, a)| {
+                    // A numeric that travels as text (it holds NaN) went into a text column.
+                    if c.as_text && c.ty == ColumnType::NumericText {
+                        binder(a, &ColumnType::Utf8)
+                    } else {
+                        binder(a, &c.ty)
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            // Offsets of the variable-length columns, taken once per batch: a row's size is
+            // then a subtraction per column (a NULL counts what its slot spans, usually 0).
+            let wide: Vec<&[i32]> = batch
+                .columns()
+                .iter()
+                .filter_map(|a| match a.data_type() {
+                    arrow::datatypes::DataType::Utf8 => Some(a.as_string::<i32>().value_offsets()),
+                    arrow::datatypes::DataType::Binary => {
+                        Some(a.as_binary::<i32>().value_offsets())
+                    }
+                    _ => None,
+                })
+                .collect();
+            let fixed = 16 * table.columns.len();
+            for row in 0..batch.num_rows() {
+                let at = done + 1;
+                // The statement so far goes before a row that would push it past the packet
+                // bound; a row that alone exceeds the server's limit is named, with the fix.
+                let row_bytes = fixed
+                    + wide
+                        .iter()
+                        .map(|o| usize::try_from(o[row + 1] - o[row]).unwrap_or(0))
+                        .sum::<usize>();
+                if row_bytes > self.packet.saturating_sub(1024) {
+                    return Err(Error::Database(format!(
+                        "table {name}, row {at} of part {part}: {row_bytes} bytes, more than the server's \
+                         max_allowed_packet ({}); raise max_allowed_packet (SET GLOBAL max_allowed_packet = …) \
+                         and re-run; nothing from this part was committed",
+                        self.packet
+                    )));
+                }
+                if in_stmt > 0 && bytes + row_bytes > self.statement_bytes {
+                    let sql = statement(&head, &tuple, in_stmt) + &tail;
+                    self.send(sql, std::mem::take(&mut args), name, part, first)?;
+                    first = done + 1;
+                    (in_stmt, bytes) = (0, 0);
+                }
+                for (i, b) in binders.iter().enumerate() {
+                    bytes += b(row, &mut args).map_err(|why| {
+                        Error::Data(format!(
+                            "table {name}, column {:?}, row {at} of part {part}: {why}; nothing from this part was committed",
+                            table.columns[i].name
+                        ))
+                    })?;
+                }
+                in_stmt += 1;
+                done += 1;
+                if in_stmt >= max_rows || bytes >= self.statement_bytes {
+                    let sql = statement(&head, &tuple, in_stmt) + &tail;
+                    self.send(sql, std::mem::take(&mut args), name, part, first)?;
+                    first = done + 1;
+                    (in_stmt, bytes) = (0, 0);
+                }
+            }
+        }
+        if in_stmt > 0 {
+            let sql = statement(&head, &tuple, in_stmt) + &tail;
+            self.send(sql, args, name, part, first)?;
+        }
+        Ok(done)
+    }
+
+    /// Executes one INSERT; a row the server refuses is a data error naming the table, the
+    /// row (from the server's "at row N") and the server's message.
+    fn send(
+        &mut self,
+        sql: String,
+        args: MySqlArguments,
+        name: &str,
+        part: &str,
+        first_row: u64,
+    ) -> Result<()> {
+        runtime()
+            .block_on(sqlx::query_with(AssertSqlSafe(sql), args).execute(&mut self.conn))
+            .map(|_| ())
+            .map_err(|e| refused(name, part, first_row, e))
+    }
+}
+
+/// ` ON DUPLICATE KEY UPDATE c = VALUES(c), …` for the columns outside the primary key
+/// (the first key column assigned to itself when every column is in the key).
+fn upsert_clause(table: &TableDef) -> String {
+    let mut set: Vec<String> = table
+        .columns
+        .iter()
+        .filter(|c| !table.primary_key.contains(&c.name))
+        .map(|c| format!("{0} = VALUES({0})", quote(&c.name)))
+        .collect();
+    if set.is_empty()
+        && let Some(k) = table.primary_key.first()
+    {
+        set.push(format!("{0} = {0}", quote(k)));
+    }
+    format!(" ON DUPLICATE KEY UPDATE {}", set.join(", "))
+}
+
+fn statement(head: &str, tuple: &str, rows: usize) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * (tuple.len() + 1));
+    sql.push_str(head);
+    for i in 0..rows {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(tuple);
+    }
+    sql
+}
+
+/// A load error: a server-side refusal is a data error (exit 65) naming table, row and the
+/// server's message; a lost connection is temporary (exit 75).
+fn refused(name: &str, part: &str, first_row: u64, e: sqlx::Error) -> Error {
+    if is_temporary(&e) {
+        return my_err(&format!("loading {name}, part {part}"), e);
+    }
+    if let sqlx::Error::Database(d) = &e {
+        let msg = d.message().to_string();
+        let row = msg
+            .rsplit_once(" at row ")
+            .and_then(|(_, n)| n.trim().parse::<u64>().ok())
+            .map(|n| format!(", row {}", first_row + n - 1))
+            .unwrap_or_else(|| format!(", rows from {first_row}"));
+        return Error::Data(format!(
+            "table {name}{row} of part {part}: the target refused a row: {msg}; nothing from this part was committed"
+        ));
+    }
+    Error::Database(format!("loading {name}, part {part}: {e}"))
+}
+
+type Binder<'a> =
+    Box<dyn Fn(usize, &mut MySqlArguments) -> std::result::Result<usize, String> + 'a>;
+
+fn add<'t, T>(args: &mut MySqlArguments, v: T) -> std::result::Result<(), String>
+where
+    T: sqlx::Encode<'t, sqlx::MySql> + sqlx::Type<sqlx::MySql>,
+{
+    args.add(v).map_err(|e| e.to_string())
+}
+
+/// Decimal text with at most 35 integer and 30 fraction digits (DECIMAL(65,30)); trailing
+/// fraction zeros do not count.
+fn fits_decimal_65_30(s: &str) -> bool {
+    let body = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    !(int.is_empty() && frac.is_empty())
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+        && int.trim_start_matches('0').len() <= 35
+        && frac.trim_end_matches('0').len() <= 30
+}
+
+/// `[-]HHH:MM:SS.ffffff` of a signed microsecond count (MySQL TIME spans ±838 hours).
+fn format_time(us: i64) -> String {
+    let sign = if us < 0 { "-" } else { "" };
+    let u = us.unsigned_abs();
+    let (secs, frac) = (u / 1_000_000, u % 1_000_000);
+    format!(
+        "{sign}{:02}:{:02}:{:02}.{frac:06}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
+/// One conversion per column, chosen once per batch from the column's type.
+fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
+    macro_rules! native {
+        ($t:ty, $size:expr) => {{
+            let x = a.as_primitive::<$t>();
+            Box::new(move |i, args: &mut MySqlArguments| {
+                add(args, x.value(i))?;
+                Ok($size)
+            })
+        }};
+    }
+    let f: Binder<'a> = match ty {
+        ColumnType::Boolean => {
+            let x = a.as_boolean();
+            Box::new(move |i, args| {
+                add(args, x.value(i))?;
+                Ok(1)
+            })
+        }
+        ColumnType::Int16 => native!(Int16Type, 2),
+        ColumnType::Int32 => native!(Int32Type, 4),
+        ColumnType::Int64 => native!(Int64Type, 8),
+        ColumnType::UInt8 => native!(UInt8Type, 1),
+        ColumnType::UInt16 => native!(UInt16Type, 2),
+        ColumnType::UInt32 => native!(UInt32Type, 4),
+        ColumnType::UInt64 => native!(UInt64Type, 8),
+        ColumnType::Float32 => {
+            let x = a.as_primitive::<Float32Type>();
+            Box::new(move |i, args| {
+                let v = x.value(i);
+                if !v.is_finite() {
+                    return Err(format!(
+                        "{v} cannot be stored in MySQL (no NaN or infinity)"
+                    ));
+                }
+                add(args, v)?;
+                Ok(4)
+            })
+        }
+        ColumnType::Float64 => {
+            let x = a.as_primitive::<Float64Type>();
+            Box::new(move |i, args| {
+                let v = x.value(i);
+                if !v.is_finite() {
+                    return Err(format!(
+                        "{v} cannot be stored in MySQL (no NaN or infinity)"
+                    ));
+                }
+                add(args, v)?;
+                Ok(8)
+            })
+        }
+        ColumnType::Decimal128 { scale, .. } => {
+            let x = a.as_primitive::<Decimal128Type>();
+            let s = *scale;
+            Box::new(move |i, args| {
+                let t = text::format_decimal(x.value(i), s);
+                let n = t.len();
+                add(args, t)?;
+                Ok(n)
+            })
+        }
+        ColumnType::Decimal256 { scale, .. } => {
+            let x = a.as_primitive::<Decimal256Type>();
+            let s = *scale;
+            Box::new(move |i, args| {
+                let t = crate::types::text::format_decimal256(x.value(i), s);
+                let n = t.len();
+                add(args, t)?;
+                Ok(n)
+            })
+        }
+        ColumnType::NumericText => {
+            let x = a.as_string::<i32>();
+            Box::new(move |i, args| {
+                let v = x.value(i);
+                if !fits_decimal_65_30(v) {
+                    return Err(format!(
+                        "{v} does not fit MySQL's DECIMAL(65,30) (at most 35 digits before the point and 30 after, no NaN)"
+                    ));
+                }
+                add(args, v)?;
+                Ok(v.len())
+            })
+        }
+        ColumnType::Utf8 | ColumnType::Json => {
+            let x = a.as_string::<i32>();
+            Box::new(move |i, args| {
+                let v = x.value(i);
+                add(args, v)?;
+                Ok(v.len())
+            })
+        }
+        ColumnType::Binary => {
+            let x = a.as_binary::<i32>();
+            Box::new(move |i, args| {
+                let v = x.value(i);
+                add(args, v)?;
+                Ok(v.len())
+            })
+        }
+        ColumnType::Uuid => {
+            let x = a.as_fixed_size_binary();
+            Box::new(move |i, args| {
+                let u = uuid::Uuid::from_slice(x.value(i)).map_err(|e| e.to_string())?;
+                add(args, u.hyphenated().to_string())?;
+                Ok(36)
+            })
+        }
+        ColumnType::Date32 => {
+            let x = a.as_primitive::<Date32Type>();
+            Box::new(move |i, args| {
+                let d = x.value(i);
+                let t = text::format_date(d);
+                // PostgreSQL's ±infinity and years outside 1..9999 have no MySQL form.
+                if d == i32::MAX || d == i32::MIN || t.len() != 10 || t.starts_with("0000") {
+                    return Err(format!(
+                        "date {t} is outside MySQL's DATE range (0001-01-01..9999-12-31)"
+                    ));
+                }
+                add(args, t)?;
+                Ok(10)
+            })
+        }
+        ColumnType::Timestamp { .. } => {
+            let x = a.as_primitive::<TimestampMicrosecondType>();
+            Box::new(move |i, args| {
+                let v = x.value(i);
+                let t = text::format_timestamp(v);
+                if v == i64::MAX
+                    || v == i64::MIN
+                    || t.starts_with('(')
+                    || t.starts_with('-')
+                    || t.as_bytes().get(4) != Some(&b'-')
+                    || t.starts_with("0000")
+                {
+                    return Err(format!(
+                        "timestamp {t} is outside MySQL's range (years 0001..9999)"
+                    ));
+                }
+                let n = t.len();
+                add(args, t)?;
+                Ok(n)
+            })
+        }
+        ColumnType::Time64 => {
+            let x = a.as_primitive::<Time64MicrosecondType>();
+            Box::new(move |i, args| {
+                let v = x.value(i);
+                if v.unsigned_abs() >= 839 * 3_600_000_000 {
+                    return Err(format!(
+                        "time {} is outside MySQL's TIME range (±838:59:59.999999)",
+                        format_time(v)
+                    ));
+                }
+                add(args, format_time(v))?;
+                Ok(16)
+            })
+        }
+        // Only with --as-text (pre-flight refuses them otherwise): PostgreSQL's text form.
+        ColumnType::Interval | ColumnType::List { .. } => {
+            let ty = ty.clone();
+            Box::new(move |i, args| {
+                let t = text::pg_text(a.as_ref(), i, &ty)?;
+                let n = t.len();
+                add(args, t)?;
+                Ok(n)
+            })
+        }
+    };
+    Ok(Box::new(move |i, args| {
+        if a.is_null(i) {
+            add(args, Option::<&str>::None)?;
+            Ok(1)
+        } else {
+            f(i, args)
+        }
+    }))
+}
+
+/// MySQL's and MariaDB's dialect: DDL commits implicitly, so tables and the ledger are
+/// made before a part's transaction.
+static DIALECT: Dialect = Dialect {
+    placeholders: Placeholders::Question,
+    transactional_ddl: false,
+    ledger_type: |k| match k {
+        LedgerKind::Fixed(n) => format!("char({n})"),
+        LedgerKind::Ascii(n) => format!("varchar({n})"),
+        LedgerKind::Unicode(n) => format!("varchar({n}) CHARACTER SET utf8mb4"),
+        LedgerKind::BigInt => "bigint".into(),
+        LedgerKind::Now => "timestamp(6) DEFAULT CURRENT_TIMESTAMP(6)".into(),
+    },
+    ledger_options: " ENGINE=InnoDB DEFAULT CHARSET=ascii",
+    insert_ignoring_conflict: ("INSERT IGNORE INTO", ""),
+    now: None,
+    as_text: |e| format!("CAST({e} AS CHAR)"),
+    quote,
+};
+
+fn bind(params: &[Param<'_>]) -> Result<MySqlArguments> {
+    let mut args = MySqlArguments::default();
+    for p in params {
+        match p {
+            Param::Text(t) => args.add((*t).to_string()),
+            Param::Int(i) => args.add(*i),
+        }
+        .map_err(|e| Error::Other(format!("binding a parameter: {e}")))?;
+    }
+    Ok(args)
+}
+
+/// A statement's error: a row the target refused (SQLSTATE classes 22 and 23: data, exit
+/// 65), or the database's own error.
+fn statement_err(what: &str, e: sqlx::Error) -> Error {
+    if !is_temporary(&e)
+        && let sqlx::Error::Database(d) = &e
+        && d.code()
+            .is_some_and(|c| c.starts_with("22") || c.starts_with("23"))
+    {
+        return Error::Data(format!("{what}: the target refused a row: {}", d.message()));
+    }
+    my_err(what, e)
+}
+
+impl Session for MyTarget {
+    fn dialect(&self) -> &'static Dialect {
+        &DIALECT
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        self.exec("START TRANSACTION")
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        self.exec("COMMIT")
+    }
+
+    fn rollback(&mut self) {
+        let _ = self.exec("ROLLBACK");
+    }
+
+    fn execute(&mut self, what: &str, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+        let args = bind(params)?;
+        runtime()
+            .block_on(
+                sqlx::query_with(AssertSqlSafe(sql.to_string()), args).execute(&mut self.conn),
+            )
+            .map(|r| r.rows_affected())
+            .map_err(|e| statement_err(what, e))
+    }
+
+    fn query_text(
+        &mut self,
+        what: &str,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<Vec<Vec<Option<String>>>> {
+        let args = bind(params)?;
+        let rows = runtime()
+            .block_on(
+                sqlx::query_with(AssertSqlSafe(sql.to_string()), args).fetch_all(&mut self.conn),
+            )
+            .map_err(|e| my_err(what, e))?;
+        rows.iter()
+            .map(crate::engines::mysql::reader::texts)
+            .collect()
+    }
+
+    fn ledger_table(&self) -> String {
+        quote(LEDGER)
+    }
+
+    fn ensure_ledger(&mut self) -> Result<()> {
+        self.exec(&load::ledger::create_sql(&DIALECT, &quote(LEDGER)))
+    }
+
+    fn ledger_exists(&mut self) -> Result<bool> {
+        self.exists(LEDGER)
+    }
+
+    fn table_sql(&self, name: &str, _table: &TableDef) -> String {
+        quote(name)
+    }
+
+    fn create_table(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        same_engine: bool,
+        _staging: bool,
+    ) -> Result<()> {
+        self.create_from_catalog(name, table, same_engine)
+    }
+
+    fn bulk_load(
+        &mut self,
+        dest: &str,
+        table: &TableDef,
+        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+        part: &str,
+        upsert: bool,
+    ) -> Result<u64> {
+        self.insert_rows(dest, table, batches, part, upsert)
+    }
+
+    fn explain(&mut self, e: Error, table_sql: &str) -> Error {
+        // Messages name the table as the operator wrote it, not quoted.
+        let name = table_sql
+            .strip_prefix('`')
+            .and_then(|n| n.strip_suffix('`'))
+            .map_or_else(|| table_sql.to_string(), |n| n.replace("``", "`"));
+        self.explain_lock(e, &name)
+    }
+}
+
+impl Target for MyTarget {
+    fn refuses(&self, ty: &ColumnType) -> Option<&'static str> {
+        match ty {
+            ColumnType::Interval => Some("MySQL has no interval type"),
+            ColumnType::List { .. } => Some("MySQL has no array type"),
+            ColumnType::Decimal128 { precision, scale }
+            | ColumnType::Decimal256 { precision, scale }
+                if *precision > 65 || *scale > 30 =>
+            {
+                Some("MySQL's DECIMAL holds at most 65 digits, at most 30 after the point")
+            }
+            _ => None,
+        }
+    }
+
+    fn prepare(&mut self, _tables: &[(String, &TableDef)], _same_engine: bool) -> Result<()> {
+        self.ensure_ledger()
+    }
+
+    fn lock_run(&mut self, bundle_id: &str) -> Result<()> {
+        // Session-level: held until this connection closes (the process ends). Lock names are
+        // server-wide, so the database is part of the name (hashed: names are ≤ 64 chars).
+        let key = run_lock_name(bundle_id, &self.database);
+        let got = self.texts(
+            "taking the import lock",
+            "SELECT CAST(GET_LOCK(?, 0) AS CHAR)",
+            &[&key],
+        )?;
+        if got
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .as_deref()
+            == Some("1")
+        {
+            return Ok(());
+        }
+        let holder = self.texts(
+            "finding the import lock holder",
+            "SELECT CAST(p.ID AS CHAR), CAST(p.USER AS CHAR), CAST(p.HOST AS CHAR), CAST(p.COMMAND AS CHAR), \
+                    CAST(p.TIME AS CHAR) \
+             FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(?)",
+            &[&key],
+        )?;
+        let who = holder
+            .into_iter()
+            .next()
+            .map(|r| {
+                let g = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+                format!(
+                    " (connection id {}, {}@{}, {} for {} s)",
+                    g(0),
+                    g(1),
+                    g(2),
+                    g(3),
+                    g(4)
+                )
+            })
+            .unwrap_or_default();
+        Err(Error::Temporary(format!(
+            "another import of bundle {bundle_id} into this database is running{who}; \
+             nothing was written: run again when it has finished"
+        )))
+    }
+
+    fn worker(&self) -> Result<Option<Box<dyn Target>>> {
+        Ok(Some(Box::new(MyTarget::open(&self.url)?)))
+    }
+
+    fn table_rows(&mut self, name: &str, _table: &TableDef) -> Result<Option<u64>> {
+        if !self.exists(name)? {
+            return Ok(None);
+        }
+        let rows = self.texts(
+            &format!("counting {name}"),
+            &format!("SELECT CAST(COUNT(*) AS CHAR) FROM {}", quote(name)),
+            &[],
+        )?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten())
+            .and_then(|s| s.parse().ok()))
+    }
+
+    fn existing_columns(
+        &mut self,
+        name: &str,
+        _table: &TableDef,
+    ) -> Result<Option<Vec<crate::load::TargetColumn>>> {
+        if !self.exists(name)? {
+            return Ok(None);
+        }
+        let db = self.database.clone();
+        let rows = self.texts(
+            "reading a table's columns",
+            "SELECT CAST(COLUMN_NAME AS CHAR), CAST(IS_NULLABLE AS CHAR), \
+                    CAST(COLUMN_DEFAULT IS NOT NULL OR EXTRA LIKE '%auto_increment%' \
+                         OR EXTRA LIKE '%GENERATED%' AS CHAR) \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+             ORDER BY ORDINAL_POSITION",
+            &[&db, name],
+        )?;
+        Ok(Some(
+            rows.into_iter()
+                .map(|r| crate::load::TargetColumn {
+                    name: r.first().cloned().flatten().unwrap_or_default(),
+                    nullable: r.get(1).cloned().flatten().as_deref() == Some("YES"),
+                    has_default: r.get(2).cloned().flatten().as_deref() == Some("1"),
+                })
+                .collect(),
+        ))
+    }
+
+    fn primary_key(&mut self, name: &str, _table: &TableDef) -> Result<Option<Vec<String>>> {
+        if !self.exists(name)? {
+            return Ok(None);
+        }
+        let db = self.database.clone();
+        let rows = self.texts(
+            "reading a primary key",
+            "SELECT CAST(COLUMN_NAME AS CHAR) FROM information_schema.KEY_COLUMN_USAGE \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
+            &[&db, name],
+        )?;
+        Ok(Some(
+            rows.into_iter()
+                .filter_map(|r| r.into_iter().next().flatten())
+                .collect(),
+        ))
+    }
+
+    fn staging_tables(&mut self, _tables: &[(String, &TableDef)]) -> Result<Vec<String>> {
+        let db = self.database.clone();
+        let rows = self.texts(
+            "listing staging tables",
+            "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = ? AND LEFT(TABLE_NAME, 7) = '_ferry_' ORDER BY 1",
+            &[&db],
+        )?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .filter(|n| crate::load::is_staging_name(n))
+            .collect())
+    }
+
+    fn finish_table(&mut self, name: &str, table: &TableDef) -> Result<()> {
+        let db = self.database.clone();
+        let existing: Vec<String> = self
+            .texts(
+                "reading indexes",
+                "SELECT DISTINCT CAST(INDEX_NAME AS CHAR) FROM information_schema.STATISTICS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                &[&db, name],
+            )?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect();
+        let mut adds = Vec::new();
+        if !table.primary_key.is_empty() && !existing.iter().any(|i| i == "PRIMARY") {
+            let cols: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
+            adds.push(format!("ADD PRIMARY KEY ({})", cols.join(", ")));
+        }
+        for idx in &table.indexes {
+            if existing.contains(&idx.name) {
+                continue;
+            }
+            let cols: Vec<String> = idx.columns.iter().map(|c| quote(c)).collect();
+            adds.push(format!(
+                "ADD {}INDEX {} ({})",
+                if idx.unique { "UNIQUE " } else { "" },
+                quote(&idx.name),
+                cols.join(", ")
+            ));
+        }
+        if adds.is_empty() {
+            return Ok(());
+        }
+        // One ALTER: the table is read once for all its indexes.
+        self.exec(&format!("ALTER TABLE {} {}", quote(name), adds.join(", ")))
+            .map_err(|e| match e {
+                Error::Database(m) => Error::Data(format!(
+                    "table {name}: its keys could not be added after the data: {m}"
+                )),
+                other => other,
+            })
+    }
+
+    fn finish_all(&mut self, tables: &[(String, &TableDef)]) -> Result<Vec<String>> {
+        let db = self.database.clone();
+        let mut notes = Vec::new();
+        for (name, t) in tables {
+            for fk in &t.foreign_keys {
+                let Some((ref_name, _)) = tables.iter().find(|(_, d)| {
+                    d.name == fk.ref_table
+                        && (d.schema == fk.ref_schema
+                            || fk.ref_schema.is_none()
+                            || d.schema.is_none())
+                }) else {
+                    notes.push(format!(
+                        "foreign key {} of {name} not added: {} is not in this import",
+                        fk.name, fk.ref_table
+                    ));
+                    continue;
+                };
+                // Constraint names are per database in MySQL: a renamed table gets its own.
+                let cname = if *name == t.name {
+                    fk.name.clone()
+                } else {
+                    format!("{name}_{}", fk.name)
+                };
+                let exists = !self
+                    .texts(
+                        "looking up a foreign key",
+                        "SELECT 1 FROM information_schema.TABLE_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ? \
+                         AND TABLE_NAME = ? AND CONSTRAINT_NAME = ? AND CONSTRAINT_TYPE = 'FOREIGN KEY'",
+                        &[&db, name, &cname],
+                    )?
+                    .is_empty();
+                if exists {
+                    continue;
+                }
+                let cols: Vec<String> = fk.columns.iter().map(|c| quote(c)).collect();
+                let refs: Vec<String> = fk.ref_columns.iter().map(|c| quote(c)).collect();
+                // Checked as it is added (the session loads with foreign_key_checks off):
+                // rows that violate it make this fail instead of a key the data breaks.
+                self.exec("SET SESSION foreign_key_checks = 1")?;
+                let added = self.exec(&format!(
+                    "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({})",
+                    quote(name),
+                    quote(&cname),
+                    cols.join(", "),
+                    quote(ref_name),
+                    refs.join(", ")
+                ));
+                self.exec("SET SESSION foreign_key_checks = 0")?;
+                added?;
+            }
+        }
+        Ok(notes)
+    }
+}
+
+/// The GET_LOCK name of a run: bundle id and a hash of the database (≤ 64 characters).
+pub fn run_lock_name(bundle_id: &str, database: &str) -> String {
+    let h = Sha256::digest(database.as_bytes());
+    format!("ferry-run:{bundle_id}:{}", &hex::encode(h)[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::EnumType;
+
+    fn col(ty: ColumnType, source_type: &str) -> Column {
+        Column {
+            name: "c".into(),
+            ty,
+            nullable: true,
+            source_type: source_type.into(),
+            default: None,
+            enum_type: None,
+            domain_type: None,
+            as_text: false,
+            text_reason: None,
+            collation: None,
+        }
+    }
+
+    #[test]
+    fn declared_types_are_rebuilt_or_refused() {
+        let c = col(
+            ColumnType::Utf8,
+            "varchar(40) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+        );
+        assert_eq!(
+            declared_type("t", &c).unwrap(),
+            "varchar(40) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        );
+        assert_eq!(
+            declared_type("t", &col(ColumnType::UInt32, "int(10) unsigned")).unwrap(),
+            "int(10) unsigned"
+        );
+        let mut e = col(
+            ColumnType::Utf8,
+            "enum('a''b','x') CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+        );
+        e.enum_type = Some(EnumType {
+            schema: "db".into(),
+            name: "enum".into(),
+            labels: vec!["a'b".into(), "x\\y".into()],
+        });
+        assert_eq!(
+            declared_type("t", &e).unwrap(),
+            "enum('a''b','x\\y') CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+        );
+        assert!(declared_type("t", &col(ColumnType::Utf8, "int); DROP TABLE x; --")).is_err());
+        assert!(declared_type("t", &col(ColumnType::Utf8, "enum('a')")).is_err());
+    }
+
+    #[test]
+    fn declared_types_carry_no_column_constraints_or_attributes() {
+        // What MySQL and MariaDB print as COLUMN_TYPE (and ferry appends) goes through.
+        for ty in [
+            "int(10) unsigned zerofill",
+            "int",
+            "int unsigned",
+            "bigint(20) unsigned",
+            "double unsigned",
+            "float(7,4)",
+            "decimal(65,30)",
+            "decimal(10,2) unsigned",
+            "timestamp(6)",
+            "datetime(6)",
+            "bit(8)",
+            "year(4)",
+            "year",
+            "tinyint(1)",
+            "mediumtext",
+            "longblob",
+            "varbinary(255)",
+            "inet6",
+            "uuid",
+            "geometrycollection",
+            "json",
+            "varchar(40) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+            "char(5) CHARACTER SET latin1 COLLATE latin1_swedish_ci",
+            "longtext CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+        ] {
+            assert_eq!(
+                declared_type("t", &col(ColumnType::Utf8, ty)).unwrap(),
+                ty,
+                "{ty}"
+            );
+        }
+        // A key holder's constraints and attributes after a type name are refused.
+        for ty in [
+            "int unique key",
+            "int unique",
+            "int key",
+            "int primary key",
+            "int default 5",
+            "int invisible",
+            "int not null",
+            "int null",
+            "int as (5)",
+            "int generated always as (5) stored",
+            "int check (1)",
+            "int references t (1)",
+            "int serial default value",
+            "serial",
+            "int auto_increment",
+            "timestamp on update localtime",
+            "int with system versioning",
+            "int storage disk",
+            "point srid 4326",
+            "text charset latin1",
+            "text character set latin1",
+            "text collate utf8mb4_bin",
+            "int comment",
+            "INT UNIQUE",
+            "Int Primary Key",
+            "int(10) unsigned KEY",
+            "varchar(40) unique CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+        ] {
+            let e = declared_type("t", &col(ColumnType::Int32, ty))
+                .expect_err(ty)
+                .to_string();
+            assert!(
+                e.contains("table t, column c: type")
+                    && e.contains("is not one ferry will put into DDL"),
+                "{ty}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn values_take_their_mysql_text_forms() {
+        assert_eq!(
+            format_time(-(838 * 3600 + 59 * 60 + 59) * 1_000_000),
+            "-838:59:59.000000"
+        );
+        assert_eq!(format_time(1), "00:00:00.000001");
+        assert!(fits_decimal_65_30("-123.450000000000000000000000000000000"));
+        assert!(!fits_decimal_65_30(&"9".repeat(36)));
+        assert!(!fits_decimal_65_30("NaN"));
+        assert!(!fits_decimal_65_30(""));
+        assert_eq!(
+            crate::types::text::format_decimal256(arrow::datatypes::i256::from_i128(-5), 3),
+            "-0.005"
+        );
+        let f = flavour(true, "10.11.19-MariaDB-0+deb12u1");
+        assert!(f.uuid_type);
+        assert_eq!(
+            mysql_type(&col(ColumnType::Utf8, "character varying(40)"), false, &f),
+            "varchar(40) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"
+        );
+        assert_eq!(
+            mysql_type(&col(ColumnType::Utf8, "text"), true, &f),
+            "varchar(768) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"
+        );
+        assert!(run_lock_name(&"a".repeat(32), "some database").len() <= 64);
+    }
+}

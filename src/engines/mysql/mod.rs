@@ -1,0 +1,32 @@
+//! MySQL and MariaDB (MariaDB is the MySQL-family server ferry is tested against): one
+//! database per URL, names ignore case, at most 64 characters.
+
+use super::{Engine, IdentifierLimit};
+
+pub static ENGINE: Engine = Engine {
+    name: "mysql",
+    schemes: &["mysql://", "mariadb://"],
+    url_form: "mysql://user@host:port/db",
+    sql: crate::expr::Engine::MySql,
+    schemas: false,
+    tables_without_columns: false,
+    names_fold_case: true,
+    identifier_limit: Some(IdentifierLimit {
+        max: 64,
+        unit: "characters",
+        measure: |s: &str| s.chars().count(),
+    }),
+    open_source: |url, options| {
+        Ok(Box::new(crate::engines::mysql::reader::MySource::open(
+            url, options,
+        )?))
+    },
+    open_target: |url, _| {
+        Ok(Box::new(crate::engines::mysql::loader::MyTarget::open(
+            url,
+        )?))
+    },
+};
+
+pub mod loader;
+pub mod reader;

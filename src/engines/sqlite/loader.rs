@@ -1,0 +1,824 @@
+//! SQLite loader: tables created from the catalog (the declared types themselves when the
+//! bundle came from SQLite), rows inserted through one reused prepared statement, each
+//! part in one `BEGIN IMMEDIATE` transaction with its ledger row.
+
+use std::sync::LazyLock;
+
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::datatypes::{
+    Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
+    Time64MicrosecondType, TimestampMicrosecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
+use arrow::record_batch::RecordBatch;
+use regex::Regex;
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::engines::sqlite::reader::{db_err, path_of, quote};
+use crate::load::Target;
+use crate::load::{self, Dialect, LedgerKind, Param, Placeholders, Session};
+use crate::types::{Column, ColumnType, TableDef, text};
+use crate::{Error, Result};
+
+use crate::load::ledger::LEDGER;
+
+pub struct SqliteTarget {
+    conn: Connection,
+    /// The database file (`:memory:` for none).
+    path: String,
+    /// The run lock: an exclusive lock on `<database>.ferry-lock`, held until the process
+    /// ends (the kernel releases it when a killed importer dies, so it is never stale).
+    run_lock: Option<std::fs::File>,
+}
+
+/// Declared types ferry will write into DDL: a type name with an optional (p[,s]).
+static DECLARED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^[A-Za-z][A-Za-z0-9_ ]{0,60}(\(\s*[+-]?[0-9]{1,5}\s*(,\s*[+-]?[0-9]{1,5}\s*)?\))?$",
+    )
+    .expect("regex")
+});
+/// Words that begin or belong to a column constraint in SQLite's grammar: the type name
+/// ends at the first of them, so a declared type holding one (`INTEGER PRIMARY KEY ON
+/// CONFLICT REPLACE`, `TEXT UNIQUE ON CONFLICT IGNORE`, `INTEGER AS (5)`, `TEXT REFERENCES
+/// x`, `TEXT COLLATE x`, `INTEGER NOT NULL DEFAULT 5`) would add constraints to the column.
+const NOT_TYPE_WORDS: &[&str] = &[
+    "PRIMARY",
+    "KEY",
+    "UNIQUE",
+    "CHECK",
+    "REFERENCES",
+    "FOREIGN",
+    "DEFAULT",
+    "COLLATE",
+    "GENERATED",
+    "ALWAYS",
+    "AS",
+    "STORED",
+    "VIRTUAL",
+    "ON",
+    "CONFLICT",
+    "NULL",
+    "NOT",
+    "CONSTRAINT",
+    "AUTOINCREMENT",
+    "AUTO_INCREMENT",
+    "ASC",
+    "DESC",
+    "IGNORE",
+    "REPLACE",
+    "ABORT",
+    "FAIL",
+    "ROLLBACK",
+    "DEFERRABLE",
+    "INITIALLY",
+    "DEFERRED",
+    "IMMEDIATE",
+    "MATCH",
+    "CASCADE",
+    "RESTRICT",
+];
+
+/// The declared type a same-engine import writes for `c`: the source's own, checked to be a
+/// type name (words and an optional `(p[,s])`) and nothing that begins a constraint.
+fn declared_type(table: &str, c: &Column) -> Result<String> {
+    if c.source_type.is_empty() {
+        return Ok(String::new());
+    }
+    let refuse = |why: &str| {
+        Err(Error::Data(format!(
+            "table {table}, column {}: declared type {:?} is not one ferry will put into DDL{why}",
+            c.name, c.source_type
+        )))
+    };
+    if !DECLARED.is_match(&c.source_type) {
+        return refuse("");
+    }
+    if let Some(w) = c
+        .source_type
+        .split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+        .map(str::to_ascii_uppercase)
+        .find(|w| NOT_TYPE_WORDS.contains(&w.as_str()))
+    {
+        return refuse(&format!(
+            " ({w} begins a column constraint, not part of a type)"
+        ));
+    }
+    Ok(c.source_type.clone())
+}
+
+/// Constant defaults: numbers, string literals, NULL, TRUE/FALSE, CURRENT_*.
+static CONSTANT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^([+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?|'([^']|'')*'|NULL|TRUE|FALSE|CURRENT_TIMESTAMP|CURRENT_DATE|CURRENT_TIME|X'[0-9A-Fa-f]*')$")
+        .expect("regex")
+});
+
+/// Significant digits SQLite keeps when NUMERIC affinity turns text into a REAL.
+pub const SQLITE_EXACT_DIGITS: u8 = 15;
+
+/// The SQLite type a canonical type becomes on a cross-engine import.
+pub fn sqlite_type(ty: &ColumnType) -> String {
+    match ty {
+        ColumnType::Boolean => "BOOLEAN".into(),
+        ColumnType::Int16
+        | ColumnType::Int32
+        | ColumnType::Int64
+        | ColumnType::UInt8
+        | ColumnType::UInt16
+        | ColumnType::UInt32
+        | ColumnType::UInt64 => "INTEGER".into(),
+        ColumnType::Float32 | ColumnType::Float64 => "REAL".into(),
+        // NUMERIC affinity keeps only 15 significant digits of a number it converts, so
+        // wider decimals (and unconstrained numerics) go into TEXT-affinity columns whose
+        // declared names ferry's SQLite reader maps back to decimals.
+        ColumnType::Decimal128 { precision, scale }
+        | ColumnType::Decimal256 { precision, scale } => {
+            if *precision <= SQLITE_EXACT_DIGITS {
+                format!("DECIMAL({precision},{scale})")
+            } else {
+                format!("DECIMAL_TEXT({precision},{scale})")
+            }
+        }
+        ColumnType::NumericText => "NUMERIC_TEXT".into(),
+        ColumnType::Utf8 | ColumnType::Uuid => "TEXT".into(),
+        ColumnType::Json => "JSON".into(),
+        ColumnType::Binary => "BLOB".into(),
+        ColumnType::Date32 => "DATE".into(),
+        ColumnType::Timestamp { utc: false } => "DATETIME".into(),
+        ColumnType::Timestamp { utc: true } => "TIMESTAMPTZ".into(),
+        ColumnType::Time64 => "TIME".into(),
+        // Only with --as-text: PostgreSQL's text form (`-1 years +2 mons`, `{1,NULL,3}`).
+        ColumnType::Interval | ColumnType::List { .. } => "TEXT".into(),
+    }
+}
+
+impl SqliteTarget {
+    /// `Some(())` when a table of this name exists.
+    fn table_exists(&mut self, name: &str) -> Result<Option<()>> {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1",
+                [name],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(|e| db_err("looking up a table", e))
+    }
+
+    pub fn open(url: &str) -> Result<Self> {
+        let path = path_of(url)?;
+        let conn = Connection::open(&path)
+            .map_err(|e| db_err(&format!("cannot open or create {path}"), e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| db_err("busy_timeout", e))?;
+        // One import at a time: a second one fails at once, naming the first, instead of
+        // waiting on SQLite's write lock.
+        let run_lock = take_run_lock(&path)?;
+        // Fail now, before any verification work, if the file is not a writable database.
+        conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+            .map_err(|e| db_err(&format!("{path} is not a writable SQLite database"), e))?;
+        Ok(SqliteTarget {
+            conn,
+            path,
+            run_lock,
+        })
+    }
+
+    fn create_from_catalog(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        same_engine: bool,
+    ) -> Result<()> {
+        let mut defs = Vec::new();
+        for c in &table.columns {
+            let ty = if same_engine {
+                declared_type(name, c)?
+            } else {
+                sqlite_type(&c.ty)
+            };
+            let mut d = if ty.is_empty() {
+                quote(&c.name)
+            } else {
+                format!("{} {ty}", quote(&c.name))
+            };
+            if !c.nullable {
+                d.push_str(" NOT NULL");
+            }
+            if let Some(def) = c.default.as_deref().filter(|_| same_engine)
+                && CONSTANT.is_match(def.trim())
+            {
+                d.push_str(&format!(" DEFAULT {}", def.trim()));
+            }
+            defs.push(d);
+        }
+        if !table.primary_key.is_empty() {
+            let pk: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
+            defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
+        }
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {} (\n  {}\n)",
+            quote(name),
+            defs.join(",\n  ")
+        );
+        self.conn
+            .execute(&sql, [])
+            .map_err(|e| db_err(&format!("creating table {name}"), e))?;
+        Ok(())
+    }
+
+    fn insert_rows(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+        part: &str,
+        upsert: bool,
+    ) -> Result<u64> {
+        let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
+        let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+        let mut sql = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            quote(name),
+            cols.join(", "),
+            marks.join(", ")
+        );
+        if upsert {
+            sql.push_str(&upsert_clause(table));
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sql)
+            .map_err(|e| db_err(&format!("preparing insert into {name}"), e))?;
+        let mut done = 0u64;
+        for batch in batches {
+            let batch = batch?;
+            // The batch has the catalog's shape (checked where import reads the part).
+            let binders = table
+                .columns
+                .iter()
+                .zip(batch.columns())
+                .map(|(c, a)| binder(a, &c.ty))
+                .collect::<Result<Vec<_>>>()?;
+            for row in 0..batch.num_rows() {
+                let at = done + row as u64 + 1;
+                for (i, b) in binders.iter().enumerate() {
+                    let v = b(row).map_err(|why| {
+                        Error::Data(format!(
+                            "table {name:?}, column {:?}, row {at} of part {part}: {why}; nothing from this part was committed",
+                            table.columns[i].name
+                        ))
+                    })?;
+                    stmt.raw_bind_parameter(i + 1, v)
+                        .map_err(|e| db_err("binding a value", e))?;
+                }
+                stmt.raw_execute().map_err(|e| match e {
+                    rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+                        Error::Data(format!("table {name:?}, row {at} of part {part}: the target refused the row: {e}; nothing from this part was committed"))
+                    }
+                    other => db_err(&format!("inserting into {name}, row {at} of part {part}"), other),
+                })?;
+            }
+            done += batch.num_rows() as u64;
+        }
+        Ok(done)
+    }
+}
+
+/// `ON CONFLICT (pk) DO UPDATE SET c = excluded.c, …` (DO NOTHING when every column is
+/// in the key).
+fn upsert_clause(table: &TableDef) -> String {
+    let pk: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
+    let set: Vec<String> = table
+        .columns
+        .iter()
+        .filter(|c| !table.primary_key.contains(&c.name))
+        .map(|c| format!("{0} = excluded.{0}", quote(&c.name)))
+        .collect();
+    if set.is_empty() {
+        format!(" ON CONFLICT ({}) DO NOTHING", pk.join(", "))
+    } else {
+        format!(
+            " ON CONFLICT ({}) DO UPDATE SET {}",
+            pk.join(", "),
+            set.join(", ")
+        )
+    }
+}
+
+type Binder<'a> = Box<dyn Fn(usize) -> std::result::Result<ToSqlOutput<'a>, String> + 'a>;
+
+fn int(v: i64) -> ToSqlOutput<'static> {
+    ToSqlOutput::Owned(Value::Integer(v))
+}
+
+/// One conversion per column, chosen once per batch from the column's type.
+fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
+    macro_rules! ints {
+        ($t:ty) => {{
+            let x = a.as_primitive::<$t>();
+            Box::new(move |i| Ok(int(i64::from(x.value(i)))))
+        }};
+    }
+    let f: Binder<'a> = match ty {
+        ColumnType::Boolean => {
+            let x = a.as_boolean();
+            Box::new(move |i| Ok(int(i64::from(x.value(i)))))
+        }
+        ColumnType::Int16 => ints!(Int16Type),
+        ColumnType::Int32 => ints!(Int32Type),
+        ColumnType::Int64 => ints!(Int64Type),
+        ColumnType::UInt8 => ints!(UInt8Type),
+        ColumnType::UInt16 => ints!(UInt16Type),
+        ColumnType::UInt32 => ints!(UInt32Type),
+        ColumnType::UInt64 => {
+            let x = a.as_primitive::<UInt64Type>();
+            Box::new(move |i| {
+                i64::try_from(x.value(i))
+                    .map(int)
+                    .map_err(|_| format!("{} is above SQLite's largest integer", x.value(i)))
+            })
+        }
+        ColumnType::Float32 | ColumnType::Float64 => {
+            let get: Box<dyn Fn(usize) -> f64 + 'a> = if matches!(ty, ColumnType::Float32) {
+                let x = a.as_primitive::<Float32Type>();
+                Box::new(move |i| f64::from(x.value(i)))
+            } else {
+                let x = a.as_primitive::<Float64Type>();
+                Box::new(move |i| x.value(i))
+            };
+            Box::new(move |i| {
+                let v = get(i);
+                if v.is_nan() {
+                    Err("NaN cannot be stored in SQLite (it would become NULL)".into())
+                } else {
+                    Ok(ToSqlOutput::Owned(Value::Real(v)))
+                }
+            })
+        }
+        ColumnType::Decimal128 { scale, .. } => {
+            let x = a.as_primitive::<Decimal128Type>();
+            let s = *scale;
+            // NUMERIC affinity turns the exact text into the INTEGER or REAL SQLite had.
+            Box::new(move |i| {
+                Ok(ToSqlOutput::Owned(Value::Text(text::format_decimal(
+                    x.value(i),
+                    s,
+                ))))
+            })
+        }
+        ColumnType::NumericText | ColumnType::Utf8 | ColumnType::Json => {
+            let x = a.as_string::<i32>();
+            Box::new(move |i| Ok(ToSqlOutput::Borrowed(ValueRef::Text(x.value(i).as_bytes()))))
+        }
+        ColumnType::Binary => {
+            let x = a.as_binary::<i32>();
+            Box::new(move |i| Ok(ToSqlOutput::Borrowed(ValueRef::Blob(x.value(i)))))
+        }
+        ColumnType::Uuid => {
+            let x = a.as_fixed_size_binary();
+            Box::new(move |i| {
+                let u = uuid::Uuid::from_slice(x.value(i)).map_err(|e| e.to_string())?;
+                Ok(ToSqlOutput::Owned(Value::Text(u.hyphenated().to_string())))
+            })
+        }
+        ColumnType::Date32 => {
+            let x = a.as_primitive::<Date32Type>();
+            Box::new(move |i| {
+                Ok(ToSqlOutput::Owned(Value::Text(text::format_date(
+                    x.value(i),
+                ))))
+            })
+        }
+        ColumnType::Timestamp { utc } => {
+            let x = a.as_primitive::<TimestampMicrosecondType>();
+            let suffix = if *utc { "+00:00" } else { "" };
+            Box::new(move |i| {
+                Ok(ToSqlOutput::Owned(Value::Text(format!(
+                    "{}{suffix}",
+                    text::format_timestamp(x.value(i))
+                ))))
+            })
+        }
+        ColumnType::Time64 => {
+            let x = a.as_primitive::<Time64MicrosecondType>();
+            Box::new(move |i| {
+                let us = x.value(i);
+                let t = chrono::NaiveTime::from_num_seconds_from_midnight_opt(
+                    u32::try_from(us / 1_000_000).map_err(|_| "time out of range".to_string())?,
+                    u32::try_from((us % 1_000_000) * 1000)
+                        .map_err(|_| "time out of range".to_string())?,
+                )
+                .ok_or("time out of range")?;
+                Ok(ToSqlOutput::Owned(Value::Text(
+                    t.format("%H:%M:%S%.f").to_string(),
+                )))
+            })
+        }
+        // Only with --as-text (pre-flight refuses them otherwise): PostgreSQL's text form,
+        // into TEXT (intervals, arrays) or DECIMAL_TEXT(p,s) columns.
+        ColumnType::Interval | ColumnType::List { .. } | ColumnType::Decimal256 { .. } => {
+            let ty = ty.clone();
+            Box::new(move |i| {
+                text::pg_text(a.as_ref(), i, &ty).map(|t| ToSqlOutput::Owned(Value::Text(t)))
+            })
+        }
+    };
+    Ok(Box::new(move |i| {
+        if a.is_null(i) {
+            Ok(ToSqlOutput::Owned(Value::Null))
+        } else {
+            f(i)
+        }
+    }))
+}
+
+/// Takes the run lock of a database: an exclusive lock on `<database>.ferry-lock`, held by
+/// the returned file until the process ends (the kernel drops it when a killed importer
+/// dies, so it is never stale). The file names the holder (pid, host, start time).
+fn take_run_lock(path: &str) -> Result<Option<std::fs::File>> {
+    if path == ":memory:" || path.starts_with("file::memory:") {
+        return Ok(None);
+    }
+    let lock_path = format!("{path}.ferry-lock");
+    // Never through a symlink (it could point at any file the importer may write), and
+    // created 0600.
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&lock_path)
+        .map_err(|e| Error::io(format!("opening the import lock file {lock_path}"), e))?;
+    match f.try_lock() {
+        Ok(()) => {
+            write_holder(&mut f, path, None)?;
+            Ok(Some(f))
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut who = String::new();
+            let _ = std::io::Read::read_to_string(&mut f, &mut who);
+            let who = if who.trim().is_empty() {
+                "holder unknown".to_string()
+            } else {
+                who.trim().to_string()
+            };
+            Err(Error::Temporary(format!(
+                "another import into {path} is running ({who}; lock file {lock_path}); \
+                 nothing was written: run again when it has finished"
+            )))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(
+            format!("locking the import lock file {lock_path}"),
+            e,
+        )),
+    }
+}
+
+/// Writes who holds the run lock into the lock file.
+fn write_holder(f: &mut std::fs::File, path: &str, bundle_id: Option<&str>) -> Result<()> {
+    use std::io::{Seek, Write};
+    let host = hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown host".into());
+    let mut who = format!(
+        "pid {} on host {host}, since {}",
+        std::process::id(),
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    if let Some(b) = bundle_id {
+        who.push_str(&format!(", bundle {b}"));
+    }
+    f.set_len(0)
+        .and_then(|()| f.rewind())
+        .and_then(|()| f.write_all(who.as_bytes()))
+        .and_then(|()| f.flush())
+        .map_err(|e| Error::io(format!("writing the import lock file of {path}"), e))
+}
+
+/// SQLite's dialect: every ledger column is TEXT or INTEGER; `loaded_at` is written as
+/// RFC 3339 text (0.1 ledgers have no default on it).
+static DIALECT: Dialect = Dialect {
+    placeholders: Placeholders::QuestionNumbered,
+    transactional_ddl: true,
+    ledger_type: |k| match k {
+        LedgerKind::BigInt => "INTEGER".into(),
+        _ => "TEXT".into(),
+    },
+    ledger_options: "",
+    insert_ignoring_conflict: ("INSERT OR IGNORE INTO", ""),
+    now: Some("strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')"),
+    as_text: |e| format!("CAST({e} AS TEXT)"),
+    quote,
+};
+
+fn bind(params: &[Param<'_>]) -> Vec<Value> {
+    params
+        .iter()
+        .map(|p| match p {
+            Param::Text(t) => Value::Text((*t).to_string()),
+            Param::Int(i) => Value::Integer(*i),
+        })
+        .collect()
+}
+
+/// A statement's error: a constraint the target holds refused a row (data, exit 65), or
+/// the database's own error.
+fn statement_err(what: &str, e: rusqlite::Error) -> Error {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Error::Data(format!("{what}: the target refused a row: {e}"))
+        }
+        _ => db_err(what, e),
+    }
+}
+
+impl Session for SqliteTarget {
+    fn dialect(&self) -> &'static Dialect {
+        &DIALECT
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| db_err("starting a transaction", e))
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch("COMMIT")
+            .map_err(|e| db_err("committing", e))
+    }
+
+    fn rollback(&mut self) {
+        let _ = self.conn.execute_batch("ROLLBACK");
+    }
+
+    fn execute(&mut self, what: &str, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+        self.conn
+            .execute(sql, rusqlite::params_from_iter(bind(params)))
+            .map(|n| n as u64)
+            .map_err(|e| statement_err(what, e))
+    }
+
+    fn query_text(
+        &mut self,
+        what: &str,
+        sql: &str,
+        params: &[Param<'_>],
+    ) -> Result<Vec<Vec<Option<String>>>> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| db_err(what, e))?;
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(bind(params)), |r| {
+                (0..n).map(|i| r.get::<_, Option<String>>(i)).collect()
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<Vec<Option<String>>>>>())
+            .map_err(|e| db_err(what, e))?;
+        Ok(rows)
+    }
+
+    fn ledger_table(&self) -> String {
+        quote(LEDGER)
+    }
+
+    fn ensure_ledger(&mut self) -> Result<()> {
+        let sql = load::ledger::create_sql(&DIALECT, &quote(LEDGER));
+        self.execute("creating the ledger", &sql, &[]).map(|_| ())
+    }
+
+    fn ledger_exists(&mut self) -> Result<bool> {
+        Ok(self.table_exists(LEDGER)?.is_some())
+    }
+
+    fn table_sql(&self, name: &str, _table: &TableDef) -> String {
+        quote(name)
+    }
+
+    fn create_table(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+        same_engine: bool,
+        _staging: bool,
+    ) -> Result<()> {
+        self.create_from_catalog(name, table, same_engine)
+    }
+
+    fn bulk_load(
+        &mut self,
+        dest: &str,
+        table: &TableDef,
+        batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+        part: &str,
+        upsert: bool,
+    ) -> Result<u64> {
+        self.insert_rows(dest, table, batches, part, upsert)
+    }
+}
+
+impl Target for SqliteTarget {
+    fn refuses(&self, ty: &ColumnType) -> Option<&'static str> {
+        match ty {
+            // With --as-text pre-flight lets these through and `binder` writes their text.
+            ColumnType::Interval => Some("SQLite has no interval type"),
+            ColumnType::List { .. } => Some("SQLite has no array type"),
+            ColumnType::Decimal256 { .. } => Some(
+                "SQLite holds decimals wider than 38 digits only as text, read back as unconstrained numeric",
+            ),
+            _ => None,
+        }
+    }
+
+    fn table_rows(&mut self, name: &str, _table: &TableDef) -> Result<Option<u64>> {
+        if self.table_exists(name)?.is_none() {
+            return Ok(None);
+        }
+        let n: i64 = self
+            .conn
+            .query_row(&format!("SELECT count(*) FROM {}", quote(name)), [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| db_err(&format!("counting {name}"), e))?;
+        Ok(u64::try_from(n).ok())
+    }
+
+    fn existing_columns(
+        &mut self,
+        name: &str,
+        table: &TableDef,
+    ) -> Result<Option<Vec<crate::load::TargetColumn>>> {
+        if self.table_exists(name)?.is_none() {
+            return Ok(None);
+        }
+        let _ = table;
+        let mut st = self
+            .conn
+            .prepare(&format!("PRAGMA table_info({})", quote(name)))
+            .map_err(|e| db_err(&format!("reading the columns of {name}"), e))?;
+        let cols = st
+            .query_map([], |r| {
+                // An INTEGER PRIMARY KEY is the rowid: it fills itself.
+                let pk: i64 = r.get(5)?;
+                let ty: String = r.get(2)?;
+                let rowid = pk == 1 && ty.eq_ignore_ascii_case("INTEGER");
+                Ok(crate::load::TargetColumn {
+                    name: r.get(1)?,
+                    nullable: r.get::<_, i64>(3)? == 0,
+                    has_default: r.get::<_, Option<String>>(4)?.is_some() || rowid,
+                })
+            })
+            .map_err(|e| db_err(&format!("reading the columns of {name}"), e))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| db_err(&format!("reading the columns of {name}"), e))?;
+        Ok(Some(cols))
+    }
+
+    fn primary_key(&mut self, name: &str, table: &TableDef) -> Result<Option<Vec<String>>> {
+        if self.table_rows(name, table)?.is_none() {
+            return Ok(None);
+        }
+        let mut stmt = self
+            .conn
+            .prepare(&format!("PRAGMA table_info({})", quote(name)))
+            .map_err(|e| db_err(&format!("reading the columns of {name}"), e))?;
+        let mut cols: Vec<(i64, String)> = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(5)?, r.get::<_, String>(1)?)))
+            .and_then(|r| r.collect())
+            .map_err(|e| db_err(&format!("reading the columns of {name}"), e))?;
+        cols.retain(|(k, _)| *k > 0);
+        cols.sort();
+        Ok(Some(cols.into_iter().map(|(_, c)| c).collect()))
+    }
+
+    fn lock_run(&mut self, bundle_id: &str) -> Result<()> {
+        // The lock itself is taken in `open`; now the holder's line names the bundle too.
+        if let Some(f) = self.run_lock.as_mut() {
+            write_holder(f, &self.path, Some(bundle_id))?;
+        }
+        Ok(())
+    }
+
+    fn staging_tables(&mut self, _tables: &[(String, &TableDef)]) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '\\_ferry\\_%' ESCAPE '\\'")
+            .map_err(|e| db_err("listing staging tables", e))?;
+        let names: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .and_then(|r| r.collect())
+            .map_err(|e| db_err("listing staging tables", e))?;
+        Ok(names
+            .into_iter()
+            .filter(|n| crate::load::is_staging_name(n))
+            .collect())
+    }
+
+    fn finish_table(&mut self, name: &str, table: &TableDef) -> Result<()> {
+        for idx in &table.indexes {
+            let iname = if name == table.name {
+                idx.name.clone()
+            } else {
+                format!("{name}_{}", idx.name)
+            };
+            let cols: Vec<String> = idx.columns.iter().map(|c| quote(c)).collect();
+            let sql = format!(
+                "CREATE {}INDEX IF NOT EXISTS {} ON {} ({})",
+                if idx.unique { "UNIQUE " } else { "" },
+                quote(&iname),
+                quote(name),
+                cols.join(", ")
+            );
+            self.conn
+                .execute(&sql, [])
+                .map_err(|e| db_err(&format!("creating index {iname} on {name}"), e))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(source_type: &str) -> Column {
+        Column {
+            name: "c".into(),
+            ty: ColumnType::Utf8,
+            nullable: true,
+            source_type: source_type.into(),
+            default: None,
+            enum_type: None,
+            domain_type: None,
+            as_text: false,
+            text_reason: None,
+            collation: None,
+        }
+    }
+
+    #[test]
+    fn declared_types_carry_no_column_constraints() {
+        // SQLite's own examples of type names, and those ferry writes itself.
+        for ty in [
+            "",
+            "INT",
+            "INTEGER",
+            "TINYINT",
+            "UNSIGNED BIG INT",
+            "INT2",
+            "VARCHAR(20)",
+            "VARYING CHARACTER(255)",
+            "NATIVE CHARACTER(70)",
+            "NVARCHAR(100)",
+            "CLOB",
+            "BLOB",
+            "DOUBLE PRECISION",
+            "FLOAT",
+            "DECIMAL(10,5)",
+            "DECIMAL_TEXT(30,2)",
+            "NUMERIC_TEXT",
+            "BOOLEAN",
+            "DATE",
+            "DATETIME",
+            "TIMESTAMPTZ",
+            "JSON",
+            "text",
+        ] {
+            assert_eq!(declared_type("t", &col(ty)).unwrap(), ty, "{ty}");
+        }
+        // A key holder's constraints after a type name are refused.
+        for ty in [
+            "INTEGER PRIMARY KEY ON CONFLICT REPLACE",
+            "INTEGER PRIMARY KEY",
+            "INTEGER PRIMARY KEY AUTOINCREMENT",
+            "TEXT UNIQUE ON CONFLICT IGNORE",
+            "TEXT UNIQUE",
+            "INTEGER AS (5)",
+            "INTEGER GENERATED ALWAYS AS (5) STORED",
+            "TEXT REFERENCES x",
+            "TEXT COLLATE x",
+            "TEXT COLLATE NOCASE",
+            "INTEGER NOT NULL DEFAULT 5",
+            "INTEGER DEFAULT 5",
+            "INTEGER NULL",
+            "INTEGER CHECK (1)",
+            "INTEGER CONSTRAINT x",
+            "integer primary key",
+            "Text Unique",
+            "VARCHAR(20) NOT NULL",
+        ] {
+            let e = declared_type("t", &col(ty)).expect_err(ty).to_string();
+            assert!(
+                e.contains("table t, column c: declared type")
+                    && e.contains("is not one ferry will put into DDL"),
+                "{ty}: {e}"
+            );
+        }
+        assert!(declared_type("t", &col("INT); DROP TABLE x; --")).is_err());
+    }
+}

@@ -1,0 +1,27 @@
+//! SQLite: a file (or `:memory:`); no schemas, names ignore case.
+
+use super::Engine;
+
+pub static ENGINE: Engine = Engine {
+    name: "sqlite",
+    schemes: &["sqlite:"],
+    url_form: "sqlite://PATH",
+    sql: crate::expr::Engine::Sqlite,
+    schemas: false,
+    tables_without_columns: false,
+    names_fold_case: true,
+    identifier_limit: None,
+    open_source: |url, _| {
+        Ok(Box::new(
+            crate::engines::sqlite::reader::SqliteSource::open(url)?,
+        ))
+    },
+    open_target: |url, _| {
+        Ok(Box::new(
+            crate::engines::sqlite::loader::SqliteTarget::open(url)?,
+        ))
+    },
+};
+
+pub mod loader;
+pub mod reader;

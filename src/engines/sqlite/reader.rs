@@ -1,0 +1,717 @@
+//! SQLite reader: one read transaction for all tables (one instant), declared types mapped
+//! by SQLite's affinity rules onto canonical types, and every value checked against its
+//! column's type, since SQLite lets any column hold any value.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder,
+    Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::record_batch::RecordBatch;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use sha2::{Digest, Sha256};
+
+use crate::bundle::catalog::SourceInfo;
+use crate::source::{BatchLimits, Selection, Source};
+use crate::types::text;
+use crate::types::{Column, ColumnType, Index, TableDef};
+use crate::{Error, Result};
+
+/// Path of a `sqlite://PATH` URL (`sqlite:///abs` is `/abs`).
+pub fn path_of(url: &str) -> Result<String> {
+    let p = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{}: not a sqlite:// URL",
+                crate::redact::display_url(url)
+            ))
+        })?;
+    let p = p.split('?').next().unwrap_or(p);
+    if p.is_empty() {
+        return Err(Error::Usage(format!(
+            "{}: no file path after sqlite://",
+            crate::redact::display_url(url)
+        )));
+    }
+    Ok(p.to_string())
+}
+
+/// `"name"` with embedded quotes doubled: the only way names reach SQL.
+pub fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+pub(crate) fn db_err(what: &str, e: rusqlite::Error) -> Error {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            Error::Temporary(format!(
+                "{what}: the database is locked by another process ({e}); try again"
+            ))
+        }
+        _ => Error::Database(format!("{what}: {e}")),
+    }
+}
+
+pub struct SqliteSource {
+    conn: Connection,
+    path: String,
+    in_snapshot: bool,
+}
+
+impl SqliteSource {
+    pub fn open(url: &str) -> Result<Self> {
+        let path = path_of(url)?;
+        if !std::path::Path::new(&path).is_file() {
+            return Err(Error::Usage(format!(
+                "{}: no SQLite database at {path}",
+                crate::redact::display_url(url)
+            )));
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| db_err(&format!("cannot open {path}"), e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| db_err("busy_timeout", e))?;
+        Ok(SqliteSource {
+            conn,
+            path,
+            in_snapshot: false,
+        })
+    }
+
+    fn table_def(&self, name: &str) -> Result<TableDef> {
+        let q = quote(name);
+        let mut stmt = self
+            .conn
+            .prepare(&format!("PRAGMA table_info({q})"))
+            .map_err(|e| db_err(&format!("reading columns of {name}"), e))?;
+        let mut cols = Vec::new();
+        let mut pk: Vec<(i64, String)> = Vec::new();
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    r.get::<_, i64>(3)? != 0,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })
+            .map_err(|e| db_err(&format!("reading columns of {name}"), e))?;
+        for row in rows {
+            let (cname, decl, notnull, default, pk_pos) =
+                row.map_err(|e| db_err("table_info", e))?;
+            let ty = map_declared_type(&decl);
+            if pk_pos > 0 {
+                pk.push((pk_pos, cname.clone()));
+            }
+            cols.push(Column {
+                name: cname,
+                ty,
+                nullable: !notnull,
+                source_type: decl,
+                default,
+                enum_type: None,
+                domain_type: None,
+                as_text: false,
+                text_reason: None,
+                collation: None,
+            });
+        }
+        if cols.is_empty() {
+            return Err(Error::Data(format!(
+                "table {name} has no columns ferry can read"
+            )));
+        }
+        pk.sort();
+        let mut indexes = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare(&format!("PRAGMA index_list({q})"))
+            .map_err(|e| db_err("index_list", e))?;
+        let list: Vec<(String, bool, String, bool)> = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(1)?,
+                    r.get::<_, i64>(2)? != 0,
+                    r.get(3)?,
+                    r.get::<_, i64>(4)? != 0,
+                ))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| db_err("index_list", e))?;
+        for (iname, unique, origin, partial) in list {
+            if origin == "pk" || partial {
+                continue;
+            }
+            let mut istmt = self
+                .conn
+                .prepare(&format!("PRAGMA index_info({})", quote(&iname)))
+                .map_err(|e| db_err("index_info", e))?;
+            let icols: Vec<Option<String>> = istmt
+                .query_map([], |r| r.get(2))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| db_err("index_info", e))?;
+            if icols.iter().any(Option::is_none) {
+                continue; // expression index: not carried
+            }
+            let name = if origin == "u" {
+                format!(
+                    "{name}_{}_key",
+                    icols
+                        .iter()
+                        .flatten()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("_")
+                )
+            } else {
+                iname
+            };
+            indexes.push(Index {
+                name,
+                unique,
+                columns: icols.into_iter().flatten().collect(),
+                ..Default::default()
+            });
+        }
+        Ok(TableDef {
+            schema: None,
+            name: name.to_string(),
+            columns: cols,
+            primary_key: pk.into_iter().map(|p| p.1).collect(),
+            indexes,
+            foreign_keys: vec![],
+            partitioning: None,
+            ..Default::default()
+        })
+    }
+}
+
+/// SQLite's affinity rules (§3.1 of "Datatypes In SQLite"), refined by the declared names
+/// people use for booleans, dates and exact decimals.
+pub fn map_declared_type(decl: &str) -> ColumnType {
+    let u = decl.to_ascii_uppercase();
+    let base = u.split('(').next().unwrap_or("").trim();
+    // What ferry declares for exact numbers wider than NUMERIC affinity keeps (TEXT
+    // affinity, see `target::sqlite::sqlite_type`), and for timestamps with a time zone.
+    match base {
+        "DECIMAL_TEXT" => {
+            return match precision_scale(&u) {
+                Some((p, s)) if (1..=38).contains(&p) && s <= p => ColumnType::Decimal128 {
+                    precision: p,
+                    scale: i8::try_from(s).unwrap_or(0),
+                },
+                _ => ColumnType::NumericText,
+            };
+        }
+        "NUMERIC_TEXT" => return ColumnType::NumericText,
+        "TIMESTAMPTZ" | "TIMESTAMP WITH TIME ZONE" => return ColumnType::Timestamp { utc: true },
+        _ => {}
+    }
+    if u.contains("INT") {
+        return ColumnType::Int64;
+    }
+    if u.contains("CHAR") || u.contains("CLOB") || u.contains("TEXT") {
+        return ColumnType::Utf8;
+    }
+    if u.contains("BLOB") || u.trim().is_empty() {
+        return ColumnType::Binary;
+    }
+    if u.contains("REAL") || u.contains("FLOA") || u.contains("DOUB") {
+        return ColumnType::Float64;
+    }
+    match base {
+        "BOOLEAN" | "BOOL" => return ColumnType::Boolean,
+        "DATE" => return ColumnType::Date32,
+        "DATETIME" | "TIMESTAMP" => return ColumnType::Timestamp { utc: false },
+        "JSON" => return ColumnType::Json,
+        _ => {}
+    }
+    if (base == "DECIMAL" || base == "NUMERIC")
+        && let Some((p, s)) = precision_scale(&u)
+        && (1..=38).contains(&p)
+        && s <= p
+    {
+        return ColumnType::Decimal128 {
+            precision: p,
+            scale: i8::try_from(s).unwrap_or(0),
+        };
+    }
+    ColumnType::NumericText
+}
+
+fn precision_scale(u: &str) -> Option<(u8, u8)> {
+    let inner = u.split_once('(')?.1.split_once(')')?.0;
+    let mut it = inner.split(',').map(|s| s.trim().parse::<u8>());
+    let p = it.next()?.ok()?;
+    let s = match it.next() {
+        Some(s) => s.ok()?,
+        None => 0,
+    };
+    Some((p, s))
+}
+
+/// Builds one column of a batch; chosen once per column from its canonical type.
+trait ColumnReader {
+    /// Appends one value, or says why it does not fit.
+    fn push(&mut self, v: ValueRef<'_>) -> std::result::Result<usize, String>;
+    fn finish(&mut self) -> ArrayRef;
+}
+
+fn kind(v: &ValueRef<'_>) -> &'static str {
+    match v {
+        ValueRef::Null => "null",
+        ValueRef::Integer(_) => "integer",
+        ValueRef::Real(_) => "real",
+        ValueRef::Text(_) => "text",
+        ValueRef::Blob(_) => "blob",
+    }
+}
+
+fn utf8(b: &[u8]) -> std::result::Result<&str, String> {
+    std::str::from_utf8(b).map_err(|e| format!("text is not valid UTF-8 ({e})"))
+}
+
+macro_rules! reader {
+    ($name:ident, $builder:ty, |$b:ident, $v:ident| $body:expr) => {
+        struct $name($builder);
+        impl ColumnReader for $name {
+            fn push(&mut self, $v: ValueRef<'_>) -> std::result::Result<usize, String> {
+                let $b = &mut self.0;
+                if let ValueRef::Null = $v {
+                    $b.append_null();
+                    return Ok(0);
+                }
+                $body
+            }
+            fn finish(&mut self) -> ArrayRef {
+                Arc::new(self.0.finish())
+            }
+        }
+    };
+}
+
+reader!(IntReader, Int64Builder, |b, v| match v {
+    ValueRef::Integer(i) => {
+        b.append_value(i);
+        Ok(8)
+    }
+    other => Err(format!("a {} value in an INTEGER column", kind(&other))),
+});
+
+reader!(RealReader, Float64Builder, |b, v| match v {
+    ValueRef::Real(f) => {
+        b.append_value(f);
+        Ok(8)
+    }
+    ValueRef::Integer(i) => {
+        // exact only within ±2^53
+        #[allow(clippy::cast_precision_loss)]
+        let f = i as f64;
+        if i.unsigned_abs() <= (1u64 << 53) {
+            b.append_value(f);
+            Ok(8)
+        } else {
+            Err(format!(
+                "integer {i} cannot be held exactly by a REAL column"
+            ))
+        }
+    }
+    other => Err(format!("a {} value in a REAL column", kind(&other))),
+});
+
+reader!(BoolReader, BooleanBuilder, |b, v| match v {
+    ValueRef::Integer(0) => {
+        b.append_value(false);
+        Ok(1)
+    }
+    ValueRef::Integer(1) => {
+        b.append_value(true);
+        Ok(1)
+    }
+    ValueRef::Integer(i) => Err(format!(
+        "integer {i} in a BOOLEAN column (only 0 and 1 are booleans)"
+    )),
+    other => Err(format!("a {} value in a BOOLEAN column", kind(&other))),
+});
+
+reader!(TextReader, StringBuilder, |b, v| match v {
+    ValueRef::Text(t) => {
+        let s = utf8(t)?;
+        b.append_value(s);
+        Ok(s.len())
+    }
+    other => Err(format!("a {} value in a TEXT column", kind(&other))),
+});
+
+reader!(JsonReader, StringBuilder, |b, v| match v {
+    ValueRef::Text(t) => {
+        let s = utf8(t)?;
+        b.append_value(s);
+        Ok(s.len())
+    }
+    // JSON has NUMERIC affinity: a document that is a bare number is stored as one.
+    ValueRef::Integer(i) => {
+        b.append_value(i.to_string());
+        Ok(8)
+    }
+    ValueRef::Real(f) if f.is_finite() => {
+        b.append_value(text::format_f64(f));
+        Ok(8)
+    }
+    other => Err(format!("a {} value in a JSON column", kind(&other))),
+});
+
+reader!(BlobReader, BinaryBuilder, |b, v| match v {
+    ValueRef::Blob(x) => {
+        b.append_value(x);
+        Ok(x.len())
+    }
+    other => Err(format!(
+        "a {} value in a BLOB column (declare the column's type to carry it)",
+        kind(&other)
+    )),
+});
+
+reader!(NumericTextReader, StringBuilder, |b, v| match v {
+    ValueRef::Integer(i) => {
+        b.append_value(i.to_string());
+        Ok(8)
+    }
+    ValueRef::Real(f) if f.is_finite() => {
+        b.append_value(text::format_f64(f));
+        Ok(8)
+    }
+    ValueRef::Text(t) => {
+        let s = utf8(t)?;
+        if text::is_decimal_literal(s) || matches!(s, "NaN" | "Infinity" | "-Infinity") {
+            b.append_value(s);
+            Ok(s.len())
+        } else {
+            Err(format!("text {s:?} in a NUMERIC column is not a number"))
+        }
+    }
+    other => Err(format!("a {} value in a NUMERIC column", kind(&other))),
+});
+
+reader!(DateReader, Date32Builder, |b, v| match v {
+    ValueRef::Text(t) => {
+        b.append_value(text::parse_date(utf8(t)?)?);
+        Ok(4)
+    }
+    other => Err(format!(
+        "a {} value in a DATE column (ferry reads dates written as YYYY-MM-DD text)",
+        kind(&other)
+    )),
+});
+
+reader!(
+    TimestampReader,
+    TimestampMicrosecondBuilder,
+    |b, v| match v {
+        ValueRef::Text(t) => {
+            b.append_value(text::parse_timestamp(utf8(t)?)?);
+            Ok(8)
+        }
+        other => Err(format!(
+            "a {} value in a DATETIME column (ferry reads YYYY-MM-DD HH:MM:SS text)",
+            kind(&other)
+        )),
+    }
+);
+
+reader!(
+    TimestampTzReader,
+    TimestampMicrosecondBuilder,
+    |b, v| match v {
+        ValueRef::Text(t) => {
+            b.append_value(text::parse_timestamptz(utf8(t)?)?);
+            Ok(8)
+        }
+        other => Err(format!(
+            "a {} value in a TIMESTAMPTZ column (ferry reads YYYY-MM-DD HH:MM:SS[+HH:MM] text)",
+            kind(&other)
+        )),
+    }
+);
+
+struct DecimalReader(Decimal128Builder, u8, i8);
+impl ColumnReader for DecimalReader {
+    fn push(&mut self, v: ValueRef<'_>) -> std::result::Result<usize, String> {
+        let (p, s) = (self.1, self.2);
+        let unscaled = match v {
+            ValueRef::Null => {
+                self.0.append_null();
+                return Ok(0);
+            }
+            ValueRef::Integer(i) => text::parse_decimal(&i.to_string(), p, s)?,
+            ValueRef::Real(f) if f.is_finite() => text::parse_decimal(&text::format_f64(f), p, s)?,
+            ValueRef::Text(t) => text::parse_decimal(utf8(t)?, p, s)?,
+            other => {
+                return Err(format!(
+                    "a {} value in a DECIMAL({p},{s}) column",
+                    kind(&other)
+                ));
+            }
+        };
+        self.0.append_value(unscaled);
+        Ok(16)
+    }
+    fn finish(&mut self) -> ArrayRef {
+        let (p, s) = (self.1, self.2);
+        Arc::new(
+            self.0
+                .finish()
+                .with_precision_and_scale(p, s)
+                .expect("checked precision"),
+        )
+    }
+}
+
+fn column_reader(ty: &ColumnType, cap: usize) -> Result<Box<dyn ColumnReader>> {
+    Ok(match ty {
+        ColumnType::Int64 => Box::new(IntReader(Int64Builder::with_capacity(cap))),
+        ColumnType::Float64 => Box::new(RealReader(Float64Builder::with_capacity(cap))),
+        ColumnType::Boolean => Box::new(BoolReader(BooleanBuilder::with_capacity(cap))),
+        ColumnType::Utf8 => Box::new(TextReader(StringBuilder::new())),
+        ColumnType::Json => Box::new(JsonReader(StringBuilder::new())),
+        ColumnType::Binary => Box::new(BlobReader(BinaryBuilder::new())),
+        ColumnType::NumericText => Box::new(NumericTextReader(StringBuilder::new())),
+        ColumnType::Date32 => Box::new(DateReader(Date32Builder::with_capacity(cap))),
+        ColumnType::Timestamp { utc: false } => Box::new(TimestampReader(
+            TimestampMicrosecondBuilder::with_capacity(cap),
+        )),
+        ColumnType::Timestamp { utc: true } => Box::new(TimestampTzReader(
+            TimestampMicrosecondBuilder::with_capacity(cap).with_timezone("UTC"),
+        )),
+        ColumnType::Decimal128 { precision, scale } => Box::new(DecimalReader(
+            Decimal128Builder::with_capacity(cap),
+            *precision,
+            *scale,
+        )),
+        other => {
+            return Err(Error::Data(format!(
+                "the SQLite reader cannot produce {}",
+                other.describe()
+            )));
+        }
+    })
+}
+
+impl Source for SqliteSource {
+    fn info(&self) -> SourceInfo {
+        let file = std::path::Path::new(&self.path)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.path.clone());
+        SourceInfo {
+            engine: "sqlite".into(),
+            database: file,
+            snapshot: Some("one read transaction".into()),
+        }
+    }
+
+    fn source_id(&self) -> String {
+        let canon = std::fs::canonicalize(&self.path)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| self.path.clone());
+        let h = Sha256::digest(canon.as_bytes());
+        format!("sqlite-{}", &hex::encode(h)[..16])
+    }
+
+    fn tables(&mut self, selection: &Selection) -> Result<Vec<TableDef>> {
+        let names: Vec<String> = {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+                     AND name NOT LIKE '\\_ferry\\_%' ESCAPE '\\' AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name",
+                )
+                .map_err(|e| db_err("listing tables", e))?;
+            stmt.query_map([], |r| r.get(0))
+                .and_then(|r| r.collect())
+                .map_err(|e| db_err("listing tables", e))?
+        };
+        let mut out = Vec::new();
+        for n in names {
+            let probe = TableDef {
+                schema: None,
+                name: n.clone(),
+                columns: vec![],
+                primary_key: vec![],
+                indexes: vec![],
+                foreign_keys: vec![],
+                partitioning: None,
+                ..Default::default()
+            };
+            if selection.wants(&probe) {
+                out.push(self.table_def(&n)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn begin_snapshot(&mut self) -> Result<()> {
+        if !self.in_snapshot {
+            // A deferred transaction takes its snapshot at the first read and keeps it.
+            self.conn
+                .execute_batch("BEGIN; SELECT count(*) FROM sqlite_master;")
+                .map_err(|e| db_err("BEGIN", e))?;
+            self.in_snapshot = true;
+        }
+        Ok(())
+    }
+
+    fn count_rows(&mut self, table: &TableDef, filter: Option<&str>) -> Result<Option<u64>> {
+        let sql = format!(
+            "SELECT count(*) FROM {}{}",
+            quote(&table.name),
+            where_clause(filter)
+        );
+        let n: i64 = self
+            .conn
+            .query_row(&sql, [], |r| r.get(0))
+            .map_err(|e| db_err(&format!("counting {}", table.name), e))?;
+        Ok(u64::try_from(n).ok())
+    }
+
+    fn read(
+        &mut self,
+        table: &TableDef,
+        filter: Option<&str>,
+        limits: BatchLimits,
+        sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<u64> {
+        let schema = table.arrow_schema("sqlite");
+        let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
+        let sql = format!(
+            "SELECT {} FROM {}{}",
+            cols.join(", "),
+            quote(&table.name),
+            where_clause(filter)
+        );
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .map_err(|e| db_err(&format!("reading {}", table.name), e))?;
+        let make = |cap| {
+            table
+                .columns
+                .iter()
+                .map(|c| column_reader(&c.ty, cap))
+                .collect::<Result<Vec<_>>>()
+        };
+        let mut readers = make(limits.rows)?;
+        let mut rows = stmt
+            .query([])
+            .map_err(|e| db_err(&format!("reading {}", table.name), e))?;
+        let (mut n, mut in_batch, mut bytes) = (0u64, 0usize, 0usize);
+        let flush = |readers: &mut Vec<Box<dyn ColumnReader>>,
+                     sink: &mut dyn FnMut(RecordBatch) -> Result<()>| {
+            let arrays: Vec<ArrayRef> = readers.iter_mut().map(|r| r.finish()).collect();
+            let batch = RecordBatch::try_new(schema.clone(), arrays)
+                .map_err(|e| Error::Data(format!("table {}: {e}", table.name)))?;
+            sink(batch)
+        };
+        while let Some(row) = rows
+            .next()
+            .map_err(|e| db_err(&format!("reading {}", table.name), e))?
+        {
+            n += 1;
+            for (i, r) in readers.iter_mut().enumerate() {
+                let v = row.get_ref(i).map_err(|e| db_err("reading a value", e))?;
+                let col = &table.columns[i];
+                if matches!(v, ValueRef::Null) && !col.nullable {
+                    return Err(Error::Data(format!(
+                        "table {:?}, column {:?}, row {n}: NULL in a NOT NULL column",
+                        table.name, col.name
+                    )));
+                }
+                bytes += r.push(v).map_err(|why| {
+                    Error::Data(format!(
+                        "table {:?}, column {:?} ({}), row {n}: {why}; ferry does not change values silently: \
+                         fix the value or the column's declared type, or leave the table out with --exclude",
+                        table.name,
+                        col.name,
+                        if col.source_type.is_empty() { "no declared type" } else { &col.source_type }
+                    ))
+                })?;
+            }
+            in_batch += 1;
+            if in_batch >= limits.rows || bytes >= limits.bytes {
+                flush(&mut readers, sink)?;
+                in_batch = 0;
+                bytes = 0;
+            }
+        }
+        if in_batch > 0 {
+            flush(&mut readers, sink)?;
+        }
+        Ok(n)
+    }
+}
+
+fn where_clause(filter: Option<&str>) -> String {
+    filter.map(|f| format!(" WHERE ({f})")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn affinity_rules() {
+        assert_eq!(map_declared_type("INTEGER"), ColumnType::Int64);
+        assert_eq!(map_declared_type("bigint"), ColumnType::Int64);
+        assert_eq!(map_declared_type("VARCHAR(40)"), ColumnType::Utf8);
+        assert_eq!(map_declared_type(""), ColumnType::Binary);
+        assert_eq!(map_declared_type("DOUBLE PRECISION"), ColumnType::Float64);
+        assert_eq!(map_declared_type("BOOLEAN"), ColumnType::Boolean);
+        assert_eq!(map_declared_type("DATE"), ColumnType::Date32);
+        assert_eq!(
+            map_declared_type("DATETIME"),
+            ColumnType::Timestamp { utc: false }
+        );
+        assert_eq!(
+            map_declared_type("DECIMAL(12,2)"),
+            ColumnType::Decimal128 {
+                precision: 12,
+                scale: 2
+            }
+        );
+        assert_eq!(map_declared_type("NUMERIC"), ColumnType::NumericText);
+        assert_eq!(map_declared_type("numeric(50,2)"), ColumnType::NumericText);
+        // What the SQLite loader declares for exact values NUMERIC affinity would round.
+        assert_eq!(
+            map_declared_type("DECIMAL_TEXT(30,10)"),
+            ColumnType::Decimal128 {
+                precision: 30,
+                scale: 10
+            }
+        );
+        assert_eq!(
+            map_declared_type("DECIMAL_TEXT(60,10)"),
+            ColumnType::NumericText
+        );
+        assert_eq!(map_declared_type("NUMERIC_TEXT"), ColumnType::NumericText);
+        assert_eq!(
+            map_declared_type("TIMESTAMPTZ"),
+            ColumnType::Timestamp { utc: true }
+        );
+        assert_eq!(path_of("sqlite:///tmp/x.db").unwrap(), "/tmp/x.db");
+        assert_eq!(path_of("sqlite://rel.db").unwrap(), "rel.db");
+        assert!(path_of("sqlite://").is_err());
+    }
+}

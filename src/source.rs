@@ -1,0 +1,199 @@
+//! Readers: one per engine, each turning a database's tables into the canonical Arrow
+//! batches of `types`. A reader knows its engine and nothing of bundles or encryption.
+
+use arrow::record_batch::RecordBatch;
+
+use crate::bundle::catalog::SourceInfo;
+use crate::types::TableDef;
+use crate::{Error, Result};
+
+/// Installs ring as rustls' process-wide crypto provider, once. sqlx's `verify-ca` verifier
+/// asks rustls for the process default, which rustls cannot choose while two providers are
+/// compiled in (reqwest brings aws-lc-rs): without this, that mode panics.
+pub(crate) fn tls_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err only when another thread installed one first: any provider does.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// The reason, when connecting failed in TLS itself (the server's certificate did not verify,
+/// the handshake was refused, the server has TLS off while the URL requires it) rather than
+/// on the network: re-running the same command will not help, so it is not temporary.
+pub(crate) fn tls_failure(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Tls(m) => Some(m.to_string()),
+        sqlx::Error::Io(io) => {
+            let r = io.get_ref()?.downcast_ref::<rustls::Error>()?;
+            Some(match r {
+                rustls::Error::InvalidCertificate(_) => format!(
+                    "TLS certificate verification failed: {r} (verify-ca checks that the server's \
+                     certificate chains to the root given in the URL or the system's roots; \
+                     verify-full also that it names the host in the URL)"
+                ),
+                _ => format!("TLS handshake failed: {r}"),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Which tables to read: `--table` (empty = all user tables) and `--exclude`.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub tables: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+impl Selection {
+    /// Whether `t` is selected; names match `schema.table` or `table`, exactly.
+    pub fn wants(&self, t: &TableDef) -> bool {
+        let hit = |n: &String| *n == t.name || *n == t.qualified();
+        (self.tables.is_empty() || self.tables.iter().any(hit)) && !self.exclude.iter().any(hit)
+    }
+
+    /// Names given with `--table` that matched nothing: a typo must not export less silently.
+    pub fn unmatched<'a>(&'a self, found: &[TableDef]) -> Vec<&'a str> {
+        self.tables
+            .iter()
+            .filter(|n| !found.iter().any(|t| **n == t.name || **n == t.qualified()))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// What a MySQL/MariaDB zero date (`0000-00-00`, or a zero month or day) becomes at
+/// export: an error naming table, column and row (default), or NULL (`--zero-dates null`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ZeroDates {
+    #[default]
+    Error,
+    Null,
+}
+
+/// Reader options that come from the command line rather than the URL.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SourceOptions {
+    pub zero_dates: ZeroDates,
+}
+
+/// How big a batch may grow before it is handed on: the memory bound of a reader.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    pub rows: usize,
+    pub bytes: usize,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        BatchLimits {
+            rows: 65_536,
+            bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// A database that tables are read from.
+pub trait Source: Send {
+    fn info(&self) -> SourceInfo;
+
+    /// A stable id of this source for the manifest (per-source sequence numbers).
+    fn source_id(&self) -> String;
+
+    /// The selected tables with their columns mapped to canonical types. A column ferry
+    /// cannot carry is an error here, naming table, column and type, before any data moves.
+    fn tables(&mut self, selection: &Selection) -> Result<Vec<TableDef>>;
+
+    /// What the selected tables have that ferry does not carry (triggers, …), for the summary.
+    fn not_carried(&mut self, _tables: &[TableDef]) -> Result<Vec<String>> {
+        Ok(vec![])
+    }
+
+    /// Starts the consistent read: every later `read` sees the same instant.
+    fn begin_snapshot(&mut self) -> Result<()>;
+
+    /// Splits a table of at least `min_bytes` into up to `n` disjoint row ranges (SQL
+    /// predicates) that together hold every row once, for reading it on several connections.
+    fn split(
+        &mut self,
+        _table: &TableDef,
+        _n: usize,
+        _min_bytes: u64,
+    ) -> Result<Vec<Option<String>>> {
+        Ok(vec![None])
+    }
+
+    /// Another connection reading the same snapshot, for parallel export (`--jobs`);
+    /// `None` when the engine cannot share one.
+    fn worker(&mut self) -> Result<Option<Box<dyn Source>>> {
+        Ok(None)
+    }
+
+    /// Rows the table holds (for progress), when cheap to know.
+    fn count_rows(&mut self, table: &TableDef, filter: Option<&str>) -> Result<Option<u64>>;
+
+    /// Streams a table as batches into `sink`; returns the row count.
+    fn read(
+        &mut self,
+        table: &TableDef,
+        filter: Option<&str>,
+        limits: BatchLimits,
+        sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    ) -> Result<u64>;
+}
+
+/// Reads table `t` with `attempt`, and again whenever the source finds that a column it
+/// read as boolean is not one ([`Error::NotBoolean`]: a MySQL `tinyint(1)` holding more than
+/// 0 and 1). The source remembers such a column, so the definition it gives for the table
+/// next has the column as an integer; the read stays in the same snapshot. Returns what
+/// `attempt` returned, the definition it read with, and a note per retyped column.
+pub fn read_retyping<T>(
+    src: &mut dyn Source,
+    t: &TableDef,
+    mut attempt: impl FnMut(&mut dyn Source, &TableDef) -> Result<T>,
+) -> Result<(T, TableDef, Vec<String>)> {
+    let mut def = t.clone();
+    let mut notes = Vec::new();
+    loop {
+        let e = match attempt(src, &def) {
+            Ok(v) => return Ok((v, def, notes)),
+            Err(e @ (Error::NotBoolean { .. } | Error::NeedsText { .. })) => e,
+            Err(e) => return Err(e),
+        };
+        // The same table (a dotted name may match another), now with that column changed.
+        let again = src.tables(&Selection {
+            tables: vec![def.qualified()],
+            exclude: vec![],
+        })?;
+        let changed = |d: &TableDef| {
+            d.schema == def.schema
+                && d.name == def.name
+                && d.columns.iter().any(|c| match &e {
+                    Error::NotBoolean { column, .. } => {
+                        c.name == *column && c.ty != crate::types::ColumnType::Boolean
+                    }
+                    Error::NeedsText { column, .. } => c.name == *column && c.as_text,
+                    _ => false,
+                })
+        };
+        let Some(new_def) = again.into_iter().find(|d| changed(d)) else {
+            return Err(e);
+        };
+        notes.push(match &e {
+            Error::NotBoolean { table, column } => format!(
+                "table {table}, column {column:?}: tinyint(1) holds values other than 0 and 1, \
+                 so it travels as an integer (the table was read again)"
+            ),
+            Error::NeedsText {
+                table,
+                column,
+                reason,
+            } => format!(
+                "table {table}, column {column:?} ({reason}) travels as its exact text form \
+                 (the table was read again)"
+            ),
+            other => other.to_string(),
+        });
+        def = new_def;
+    }
+}
