@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-/// Exit codes of the command-line contract (DESIGN.md).
+/// Exit codes of the command-line contract (README, "Commands": exit codes).
 pub mod exit {
     pub const OK: i32 = 0;
     pub const FAILURE: i32 = 1;
@@ -116,12 +116,13 @@ impl Error {
     }
 
     /// What to do next, one line, by the error's class (printed under the error, as age
-    /// prints its hints); `None` when the message itself is all there is to say.
+    /// prints its hints; `COMMAND` stands for the command that failed); `None` when the
+    /// message itself is all there is to say.
     pub fn hint(&self) -> Option<&'static str> {
         match self {
             Error::InvalidBundle { .. } => Some(
-                "nothing was written; the bundle is damaged, incomplete or was changed after it was \
-                 made: copy it again from the sender (`ferry verify BUNDLE` lists every problem)",
+                "nothing was written; check the bundle's location, and copy a bundle that was damaged \
+                 or changed in transit again from the sender (`ferry verify BUNDLE` lists every problem)",
             ),
             Error::Key(_) => Some(
                 "give the key file (--key-file) or passphrase (--passphrase-env) the bundle was made \
@@ -130,7 +131,7 @@ impl Error {
             Error::Temporary(m) if !m.contains("re-run") => {
                 Some("nothing partial was kept: re-run the same command once the cause is gone")
             }
-            Error::Usage(_) => Some("see `ferry COMMAND --help`"),
+            Error::Usage(_) => Some("see `ferry COMMAND --help` for the options"),
             Error::Data(m) if !m.contains("--exclude") => Some(
                 "fix the value or the target table, or leave the table out with --exclude; a re-run \
                  alone meets the same data",

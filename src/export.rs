@@ -16,7 +16,7 @@ use crate::bundle::layout;
 use crate::bundle::manifest::{self, Encryption, FileEntry, Manifest};
 use crate::bundle::parts::{PartWriter, Seal, write_small, writer_properties};
 use crate::compare::Fingerprint;
-use crate::crypto::envelope::{DataKey, file_context};
+use crate::crypto::envelope::{DataKey, KeySlot, file_context};
 use crate::crypto::keys::Keys;
 use crate::report::{Progress, RunReport};
 use crate::source::{self, BatchLimits, Selection};
@@ -77,6 +77,30 @@ impl ExportPlan {
 
 pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     let started = Instant::now();
+    check_encryption(plan)?;
+    let (mut src, tables) = open_source_and_plan(plan)?;
+    let mut report = RunReport::new("export");
+    report.bundle = Some(crate::redact::display_location(&plan.bundle_url));
+    report.warnings.extend(src.not_carried(&tables)?);
+    if plan.dry_run {
+        dry_run(plan, src.as_mut(), &tables, &mut report)?;
+        report.close(started.elapsed());
+        return Ok(report);
+    }
+
+    let bundle = NewBundle::open(plan)?;
+    report.bundle_id = Some(bundle.id.clone());
+    let (src, exported) = write_tables(plan, progress, &bundle, src, &tables)?;
+    let (catalog_tables, parts) = merge_slices(exported, &mut report);
+    let manifest = seal_catalog_and_manifest(plan, &bundle, src.as_ref(), catalog_tables, parts)?;
+    report.close(started.elapsed());
+    finish_report(plan, &bundle.id, &manifest, &mut report);
+    Ok(report)
+}
+
+/// A bundle is either encrypted with a key or plain: a key with `--no-encrypt`, or no key
+/// without it, is refused before anything is opened.
+fn check_encryption(plan: &ExportPlan) -> Result<()> {
     if !plan.encrypt && !plan.keys.is_empty() {
         return Err(Error::Usage(
             "--no-encrypt conflicts with the key given (--key-file, FERRY_KEY_FILE or \
@@ -91,6 +115,14 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
                 .into(),
         ));
     }
+    Ok(())
+}
+
+/// Opens the source, starts its snapshot and resolves the selection; every `--table` and
+/// `--where` must name a table that is exported.
+fn open_source_and_plan(
+    plan: &ExportPlan,
+) -> Result<(Box<dyn source::Source>, Vec<crate::types::TableDef>)> {
     let mut src = crate::engines::open_source(&plan.source_url, plan.source_options)?;
     src.begin_snapshot()?;
     let tables = src.tables(&plan.selection)?;
@@ -109,63 +141,119 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
             )));
         }
     }
+    Ok((src, tables))
+}
 
-    let mut report = RunReport::new("export");
-    report.bundle = Some(crate::redact::display_location(&plan.bundle_url));
-    report.warnings.extend(src.not_carried(&tables)?);
-    if plan.dry_run {
-        for t in &tables {
-            let filter = filter_for(plan, t);
-            let rows = src.count_rows(t, filter)?.unwrap_or(0);
-            report.add_table(
-                &t.qualified(),
-                rows,
-                0,
-                0,
-                std::time::Duration::ZERO,
-                "would export",
-            );
-        }
-        report.status = "dry run".into();
-        report.message = format!(
-            "dry run: {} tables would be exported to {}; nothing written",
-            tables.len(),
-            crate::redact::display_location(&plan.bundle_url)
+/// `--dry-run`: the rows each table would export (as the source estimates them); nothing
+/// is written.
+fn dry_run(
+    plan: &ExportPlan,
+    src: &mut dyn source::Source,
+    tables: &[crate::types::TableDef],
+    report: &mut RunReport,
+) -> Result<()> {
+    for t in tables {
+        let filter = filter_for(plan, t);
+        let rows = src.count_rows(t, filter)?.unwrap_or(0);
+        report.add_table(
+            &t.qualified(),
+            rows,
+            0,
+            0,
+            std::time::Duration::ZERO,
+            "would export",
         );
-        report.close(started.elapsed());
-        return Ok(report);
     }
+    report.status = "dry run".into();
+    report.message = format!(
+        "dry run: {} tables would be exported to {}; nothing written",
+        tables.len(),
+        crate::redact::display_location(&plan.bundle_url)
+    );
+    Ok(())
+}
 
-    let store = Store::open(&plan.bundle_url, true)?;
-    if store.stat(layout::MANIFEST)?.is_some() {
-        return Err(Error::Usage(format!(
-            "{}: a bundle is already there (manifest.json exists); ferry never overwrites a bundle",
-            crate::redact::display_location(&plan.bundle_url)
-        )));
-    }
-    let bundle_id = layout::new_bundle_id();
-    report.bundle_id = Some(bundle_id.clone());
-    let bdk = plan.encrypt.then(DataKey::generate);
-    let slots = match &bdk {
-        Some(k) => k.wrap(&bundle_id, &plan.keys)?,
-        None => vec![],
-    };
-    let file_key = bdk.as_ref().map(|k| k.file_key(&bundle_id));
-    let seal = |kind: &str, path: &str| {
-        file_key.as_ref().map(|k| Seal {
-            key: k,
-            context: file_context(&bundle_id, kind, path),
+/// The bundle being written: its store (checked to hold no bundle yet), id and keys.
+struct NewBundle {
+    store: Store,
+    id: String,
+    /// The bundle data key, when encrypted.
+    key: Option<DataKey>,
+    /// The data key wrapped for each of the plan's keys.
+    slots: Vec<KeySlot>,
+    /// The key files are sealed with, when encrypted.
+    file_key: Option<zeroize::Zeroizing<[u8; 32]>>,
+}
+
+impl NewBundle {
+    fn open(plan: &ExportPlan) -> Result<Self> {
+        let store = Store::open(&plan.bundle_url, true)?;
+        if store.stat(layout::MANIFEST)?.is_some() {
+            return Err(Error::Usage(format!(
+                "{}: a bundle is already there (manifest.json exists); ferry never overwrites a bundle",
+                crate::redact::display_location(&plan.bundle_url)
+            )));
+        }
+        let id = layout::new_bundle_id();
+        let key = plan.encrypt.then(DataKey::generate);
+        let slots = match &key {
+            Some(k) => k.wrap(&id, &plan.keys)?,
+            None => vec![],
+        };
+        let file_key = key.as_ref().map(|k| k.file_key(&id));
+        Ok(NewBundle {
+            store,
+            id,
+            key,
+            slots,
+            file_key,
         })
-    };
+    }
 
-    // Tables are handed out from one queue to `jobs` workers; each worker has its own
-    // connection reading the same snapshot (engines that cannot share one run one worker).
+    /// How a file of this bundle is sealed (`None` when plain).
+    fn seal(&self, kind: &str, path: &str) -> Option<Seal<'_>> {
+        self.file_key.as_ref().map(|k| Seal {
+            key: k,
+            context: file_context(&self.id, kind, path),
+        })
+    }
+}
+
+/// One unit of work: (table index, slice index, range predicate).
+type WorkItem = (usize, usize, Option<String>);
+
+/// One unit of work done: (table index, slice index, what it wrote).
+type DoneSlice = (usize, usize, Exported);
+
+/// What the export workers share: the work queue, their results, the tables to read again
+/// whole, and whether one of them failed.
+#[derive(Default)]
+struct Workload {
+    queue: std::sync::Mutex<std::collections::VecDeque<WorkItem>>,
+    done: std::sync::Mutex<Vec<DoneSlice>>,
+    /// Tables read as ranges where a range met a value that makes a column travel as text:
+    /// read again whole once the workers are done.
+    redo: std::sync::Mutex<std::collections::BTreeSet<usize>>,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+/// Exports every table into parts of the bundle. Tables are handed out from one queue to
+/// `jobs` workers; each worker has its own connection reading the same snapshot (engines
+/// that cannot share one run one worker). Returns the first source (the others are closed)
+/// and the exported slices, sorted by table and slice.
+fn write_tables(
+    plan: &ExportPlan,
+    progress: &Progress,
+    bundle: &NewBundle,
+    src: Box<dyn source::Source>,
+    tables: &[crate::types::TableDef],
+) -> Result<(Box<dyn source::Source>, Vec<DoneSlice>)> {
     let ctx = TableCtx {
         plan,
         row_group_bytes: ROW_GROUP_BUDGET / plan.jobs.max(1),
-        store: &store,
-        file_key: file_key.as_deref(),
-        bundle_id: &bundle_id,
+        store: &bundle.store,
+        file_key: bundle.file_key.as_deref(),
+        bundle_id: &bundle.id,
         progress,
     };
     let mut sources = vec![src];
@@ -175,82 +263,20 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
             None => break,
         }
     }
-    // Work items: (table, slice, range predicate). A large table is read as several ranges
-    // of the same snapshot when there are several workers, so both the server and ferry use
-    // every core; small tables are one slice.
-    let mut work = std::collections::VecDeque::new();
     let workers = sources.len();
-    for (ti, t) in tables.iter().enumerate() {
-        let slices = if workers > 1 {
-            sources[0].split(t, workers, plan.split_min_bytes)?
-        } else {
-            vec![None]
-        };
-        for (si, pred) in slices.into_iter().enumerate() {
-            work.push_back((ti, si, pred));
-        }
-    }
-    let queue = std::sync::Mutex::new(work);
-    let done = std::sync::Mutex::new(Vec::<(usize, usize, Exported)>::new());
-    // Tables read as ranges where a range met a value that makes a column travel as text:
-    // read again whole once the workers are done.
-    let redo = std::sync::Mutex::new(std::collections::BTreeSet::<usize>::new());
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|s| -> Result<()> {
-        let handles: Vec<_> = sources
-            .iter_mut()
-            .map(|src| {
-                let (queue, done, failed, tables, ctx, redo) =
-                    (&queue, &done, &failed, &tables, &ctx, &redo);
-                s.spawn(move || -> Result<()> {
-                    loop {
-                        if failed.load(std::sync::atomic::Ordering::Relaxed) {
-                            return Ok(());
-                        }
-                        let Some((ti, si, pred)) = queue
-                            .lock()
-                            .map_err(|_| Error::Other("export queue poisoned".into()))?
-                            .pop_front()
-                        else {
-                            return Ok(());
-                        };
-                        match export_table(src.as_mut(), &tables[ti], pred.as_deref(), si == 0, ctx)
-                        {
-                            Ok(e) => done
-                                .lock()
-                                .map_err(|_| Error::Other("export results poisoned".into()))?
-                                .push((ti, si, e)),
-                            Err(Error::NeedsText { .. }) if pred.is_some() => {
-                                redo.lock()
-                                    .map_err(|_| Error::Other("export redo list poisoned".into()))?
-                                    .insert(ti);
-                            }
-                            Err(e) => {
-                                failed.store(true, std::sync::atomic::Ordering::Relaxed);
-                                return Err(e);
-                            }
-                        }
-                    }
-                })
-            })
-            .collect();
-        let mut first_error = None;
-        for h in handles {
-            let r = h
-                .join()
-                .map_err(|_| Error::Other("an export worker crashed".into()))
-                .and_then(|r| r);
-            if let Err(e) = r {
-                first_error.get_or_insert(e);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
-    })?;
-    let redo = redo
+    let queue = plan_work(plan, sources[0].as_mut(), workers, tables)?;
+    let work = Workload {
+        queue: std::sync::Mutex::new(queue),
+        ..Workload::default()
+    };
+    run_workers(&mut sources, &work, tables, &ctx)?;
+    let redo = work
+        .redo
         .into_inner()
         .map_err(|_| Error::Other("export redo list poisoned".into()))?;
     if !redo.is_empty() {
-        let mut d = done
+        let mut d = work
+            .done
             .lock()
             .map_err(|_| Error::Other("export results poisoned".into()))?;
         for &ti in &redo {
@@ -267,16 +293,116 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     }
     let src = sources.swap_remove(0);
     drop(sources);
-    let mut exported = done
+    let mut exported = work
+        .done
         .into_inner()
         .map_err(|_| Error::Other("export results poisoned".into()))?;
     exported.sort_by_key(|(ti, si, _)| (*ti, *si));
+    Ok((src, exported))
+}
+
+/// The work items. A large table is read as several ranges of the same snapshot when there
+/// are several workers, so both the server and ferry use every core; small tables are one
+/// slice.
+fn plan_work(
+    plan: &ExportPlan,
+    src: &mut dyn source::Source,
+    workers: usize,
+    tables: &[crate::types::TableDef],
+) -> Result<std::collections::VecDeque<WorkItem>> {
+    let mut work = std::collections::VecDeque::new();
+    for (ti, t) in tables.iter().enumerate() {
+        let slices = if workers > 1 {
+            src.split(t, workers, plan.split_min_bytes)?
+        } else {
+            vec![None]
+        };
+        for (si, pred) in slices.into_iter().enumerate() {
+            work.push_back((ti, si, pred));
+        }
+    }
+    Ok(work)
+}
+
+/// Runs one worker per source until the queue is empty or one fails; the first error wins.
+fn run_workers(
+    sources: &mut [Box<dyn source::Source>],
+    work: &Workload,
+    tables: &[crate::types::TableDef],
+    ctx: &TableCtx<'_>,
+) -> Result<()> {
+    std::thread::scope(|s| -> Result<()> {
+        let handles: Vec<_> = sources
+            .iter_mut()
+            .map(|src| s.spawn(move || work_loop(src.as_mut(), work, tables, ctx)))
+            .collect();
+        let mut first_error = None;
+        for h in handles {
+            let r = h
+                .join()
+                .map_err(|_| Error::Other("an export worker crashed".into()))
+                .and_then(|r| r);
+            if let Err(e) = r {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    })
+}
+
+/// One worker: takes work items off the queue and exports them until none are left or
+/// another worker has failed.
+fn work_loop(
+    src: &mut dyn source::Source,
+    work: &Workload,
+    tables: &[crate::types::TableDef],
+    ctx: &TableCtx<'_>,
+) -> Result<()> {
+    loop {
+        if work.failed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        let Some((ti, si, pred)) = work
+            .queue
+            .lock()
+            .map_err(|_| Error::Other("export queue poisoned".into()))?
+            .pop_front()
+        else {
+            return Ok(());
+        };
+        match export_table(src, &tables[ti], pred.as_deref(), si == 0, ctx) {
+            Ok(e) => work
+                .done
+                .lock()
+                .map_err(|_| Error::Other("export results poisoned".into()))?
+                .push((ti, si, e)),
+            Err(Error::NeedsText { .. }) if pred.is_some() => {
+                work.redo
+                    .lock()
+                    .map_err(|_| Error::Other("export redo list poisoned".into()))?
+                    .insert(ti);
+            }
+            Err(e) => {
+                work.failed
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Slices of one table become one catalog entry: parts in slice order, row counts and
+/// fingerprints added (the fingerprint is a sum, so slices combine exactly). Each table
+/// goes into the report with its notes; returns the catalog's tables and the manifest's
+/// parts.
+fn merge_slices(
+    mut exported: Vec<DoneSlice>,
+    report: &mut RunReport,
+) -> (Vec<CatalogTable>, Vec<FileEntry>) {
     let mut parts: Vec<FileEntry> = Vec::new();
     let mut catalog_tables: Vec<CatalogTable> = Vec::new();
     let mut i = 0;
     while i < exported.len() {
-        // Slices of one table become one catalog entry: parts in slice order, row counts
-        // and fingerprints added (the fingerprint is a sum, so slices combine exactly).
         let ti = exported[i].0;
         // The table as exported: a whole table may have changed a column's type on the way.
         let t = exported[i].2.table.clone();
@@ -307,16 +433,28 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
             "exported",
         );
         catalog_tables.push(CatalogTable {
-            table: t.clone(),
+            table: t,
             rows: fp.rows,
             fingerprint: fp.hex(),
             parts: infos,
         });
     }
+    (catalog_tables, parts)
+}
 
+/// Writes the catalog, SHA256SUMS and, last, the manifest (created, never overwritten)
+/// and its MAC: a bundle without a manifest is no bundle.
+fn seal_catalog_and_manifest(
+    plan: &ExportPlan,
+    bundle: &NewBundle,
+    src: &dyn source::Source,
+    catalog_tables: Vec<CatalogTable>,
+    parts: Vec<FileEntry>,
+) -> Result<Manifest> {
+    let store = &bundle.store;
     let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let catalog = Catalog {
-        bundle_id: bundle_id.clone(),
+        bundle_id: bundle.id.clone(),
         source: src.info(),
         created_at: created_at.clone(),
         tables: catalog_tables,
@@ -327,10 +465,10 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
         layout::CATALOG_PLAIN
     };
     let catalog_entry = write_small(
-        &store,
+        store,
         catalog_path,
         &catalog.to_json(),
-        seal("catalog", catalog_path),
+        bundle.seal("catalog", catalog_path),
     )?;
 
     let mut sums = String::new();
@@ -342,7 +480,7 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     let manifest = Manifest {
         format: manifest::FORMAT.into(),
         format_version: manifest::FORMAT_VERSION.into(),
-        bundle_id: bundle_id.clone(),
+        bundle_id: bundle.id.clone(),
         source_id: plan.source_id.clone().unwrap_or_else(|| src.source_id()),
         sequence: plan
             .sequence
@@ -356,7 +494,7 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
                 manifest::SCHEME_NONE
             }
             .into(),
-            key_slots: slots,
+            key_slots: bundle.slots.clone(),
         },
         catalog: catalog_entry,
         parts,
@@ -364,13 +502,17 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     };
     let manifest_bytes = manifest.to_json();
     store.put_new(layout::MANIFEST, Bytes::from(manifest_bytes.clone()))?;
-    if let Some(k) = &bdk {
+    if let Some(k) = &bundle.key {
         store.put(
             layout::MANIFEST_MAC,
-            Bytes::from(format!("{}\n", k.manifest_mac(&bundle_id, &manifest_bytes))),
+            Bytes::from(format!("{}\n", k.manifest_mac(&bundle.id, &manifest_bytes))),
         )?;
     }
-    report.close(started.elapsed());
+    Ok(manifest)
+}
+
+/// The summary line of a written bundle, and the warning a plain one carries.
+fn finish_report(plan: &ExportPlan, bundle_id: &str, manifest: &Manifest, report: &mut RunReport) {
     report.message = format!(
         "bundle {bundle_id} written to {} ({}{})",
         crate::redact::display_location(&plan.bundle_url),
@@ -399,7 +541,6 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
             .warnings
             .push("--no-encrypt: the bundle's data is readable by anyone who holds it".into());
     }
-    Ok(report)
 }
 
 /// What one worker needs to export a table.

@@ -13,11 +13,13 @@ use sha2::{Digest, Sha256};
 use crate::bundle::check::OpenBundle;
 use crate::bundle::{CatalogTable, Checked};
 use crate::crypto::keys::Keys;
-use crate::engines;
+use crate::engines::{self, Engine};
 use crate::error::exit;
 use crate::load::Target;
-use crate::load::{self, LedgerEntry, LoadInto, LoadOutcome};
+use crate::load::{self, LedgerEntry, LedgerState, LoadInto, LoadOutcome};
+use crate::preflight::Planned;
 use crate::report::{Progress, RunReport};
+use crate::types::TableDef;
 use crate::{Error, Result};
 
 pub use crate::load::Mode;
@@ -202,6 +204,57 @@ impl FailureState {
 
 pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     let started = Instant::now();
+    let Opened {
+        mut report,
+        engine,
+        mut target,
+        checked,
+        ledger,
+    } = open_and_verify(plan, progress)?;
+    let run = Run {
+        plan,
+        progress,
+        started,
+        id: &checked.bundle.manifest.bundle_id,
+        tables: plan_tables(plan, &checked, &ledger)?,
+        engine,
+        same_engine: checked.catalog.source.engine == engine.name,
+        checked: &checked,
+        ledger: &ledger,
+    };
+    // Pre-flight, before anything is written: modes and what the ledger says.
+    check_modes(&run, target.as_mut())?;
+    if !plan.dry_run {
+        clear_staging(&run, target.as_mut(), &mut report)?;
+    }
+    if run.tables.all_done() {
+        nothing_to_do(&run, &mut report);
+        return Ok(report);
+    }
+    let planned = preflight(&run, target.as_mut(), &mut report)?;
+    if plan.dry_run {
+        dry_run(&run, &planned, &mut report);
+        return Ok(report);
+    }
+    let target = load_tables(&run, target, &mut report)?;
+    finish(&run, target, &mut report)?;
+    Ok(report)
+}
+
+/// What [`open_and_verify`] hands on: the report so far, the target (its run lock taken),
+/// the verified bundle and what the target's ledger holds of it.
+struct Opened {
+    report: RunReport,
+    engine: &'static Engine,
+    target: Box<dyn Target>,
+    checked: Checked,
+    ledger: LedgerState,
+}
+
+/// Opens the bundle and the target and verifies the bundle in full, in RELIABILITY.md's
+/// order: manifest and file set, no downgrade, the target reachable and its run lock taken,
+/// keys and MAC, the ledger ([`check_ledger`]), then every file.
+fn open_and_verify(plan: &ImportPlan, progress: &Progress) -> Result<Opened> {
     // 1-5: manifest and file set, before touching the target.
     let bundle = OpenBundle::open(&plan.bundle_url, plan.strict)?;
     // No downgrade: decided before the target is opened (or created), so nothing is written.
@@ -227,8 +280,37 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     target.lock_run(&bundle.manifest.bundle_id)?;
     // 6: keys and MAC (cheap), then the ledger: a finished bundle is a no-op.
     let unlocked = bundle.unlock(&plan.keys)?;
+    let ledger = check_ledger(plan, &bundle, target.as_mut())?;
+    // 8: the full pass.
     let id = bundle.manifest.bundle_id.clone();
-    let ledger = load::ledger::state(target.as_mut(), &id)?;
+    let total_bytes: u64 = bundle.manifest.files().map(|f| f.size).sum();
+    let bar = progress.bar("verifying", Some(total_bytes), true);
+    let checked = bundle.check_unlocked(unlocked, &|f| bar.inc(f.size))?;
+    bar.finish_and_clear();
+    progress.line(&format!(
+        "verified bundle {id}: {} files, {}",
+        checked.bundle.manifest.parts.len() + 1,
+        crate::report::human_bytes(total_bytes)
+    ));
+    Ok(Opened {
+        report,
+        engine,
+        target,
+        checked,
+        ledger,
+    })
+}
+
+/// What the target's ledger holds of this bundle, once it shows that the bundle id was not
+/// imported before with other content, and that the bundle is not older (by sequence) than
+/// one already imported from its source (unless `--allow-replay`).
+fn check_ledger(
+    plan: &ImportPlan,
+    bundle: &OpenBundle,
+    target: &mut dyn Target,
+) -> Result<LedgerState> {
+    let id = &bundle.manifest.bundle_id;
+    let ledger = load::ledger::state(target, id)?;
     if ledger
         .manifest_sha256
         .iter()
@@ -245,9 +327,9 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     // Replay: an older bundle from the same source is refused unless asked for.
     let seq = bundle.manifest.sequence;
     if let Some((last, last_bundle)) =
-        load::ledger::last_sequence(target.as_mut(), &bundle.manifest.source_id)?
+        load::ledger::last_sequence(target, &bundle.manifest.source_id)?
         && seq < last
-        && last_bundle != id
+        && last_bundle != *id
         && !plan.allow_replay
     {
         return Err(Error::invalid(
@@ -260,85 +342,121 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
             ),
         ));
     }
-    // 8: the full pass.
-    let total_bytes: u64 = bundle.manifest.files().map(|f| f.size).sum();
-    let bar = progress.bar("verifying", Some(total_bytes), true);
-    let checked = bundle.check_unlocked(unlocked, &|f| bar.inc(f.size))?;
-    bar.finish_and_clear();
-    progress.line(&format!(
-        "verified bundle {id}: {} files, {}",
-        checked.bundle.manifest.parts.len() + 1,
-        crate::report::human_bytes(total_bytes)
-    ));
+    Ok(ledger)
+}
 
-    let selected: Vec<&CatalogTable> = checked
-        .catalog
-        .tables
+/// Every part of `t` is in `parts` and none waits in `staged` (a replace's are published).
+fn published_in(parts: &HashSet<&str>, staged: &HashSet<&str>, t: &CatalogTable) -> bool {
+    t.parts
         .iter()
-        .filter(|t| plan.wants(t))
-        .collect();
+        .all(|p| parts.contains(p.path.as_str()) && !staged.contains(p.path.as_str()))
+}
+
+/// The tables this import loads, built once from the catalog, the options and the ledger.
+struct TablePlan<'a> {
+    /// The catalog's tables that `--table` and `--exclude` select, in catalog order.
+    selected: Vec<&'a CatalogTable>,
+    /// Each selected table's target name (after `--rename`) and definition, index for
+    /// index: what the target's pre-flight, `prepare` and `finish_all` take.
+    targets: Vec<(String, &'a TableDef)>,
+    /// Parts of this bundle in the ledger.
+    done: HashSet<&'a str>,
+    /// Of those, the parts in a replace's staging table, not yet published.
+    staged: HashSet<&'a str>,
+    /// Every part of the selected tables.
+    wanted_parts: Vec<&'a str>,
+}
+
+impl<'a> TablePlan<'a> {
+    /// Each selected table with its target name.
+    fn tables(&self) -> impl Iterator<Item = (&'a CatalogTable, &str)> + '_ {
+        self.selected
+            .iter()
+            .copied()
+            .zip(self.targets.iter().map(|(n, _)| n.as_str()))
+    }
+
+    /// Every part of `t` is committed and none waits in staging.
+    fn published(&self, t: &CatalogTable) -> bool {
+        published_in(&self.done, &self.staged, t)
+    }
+
+    /// Every part of the selected tables is committed and none waits in staging.
+    fn all_done(&self) -> bool {
+        !self.wanted_parts.is_empty()
+            && self
+                .wanted_parts
+                .iter()
+                .all(|p| self.done.contains(p) && !self.staged.contains(p))
+    }
+}
+
+/// The selected tables (a `--table`, `--exclude` or `--rename` naming a table the bundle
+/// does not have is a usage error), their target names and what the ledger holds of them.
+fn plan_tables<'a>(
+    plan: &ImportPlan,
+    checked: &'a Checked,
+    ledger: &'a LedgerState,
+) -> Result<TablePlan<'a>> {
+    let catalog = &checked.catalog.tables;
+    let selected: Vec<&CatalogTable> = catalog.iter().filter(|t| plan.wants(t)).collect();
     for n in plan
         .tables
         .iter()
         .chain(plan.exclude.iter())
         .chain(plan.renames.iter().map(|(s, _)| s))
     {
-        if !checked
-            .catalog
-            .tables
+        if !catalog
             .iter()
             .any(|t| t.table.name == *n || t.table.qualified() == *n)
         {
             return Err(Error::Usage(format!("{n}: the bundle has no such table")));
         }
     }
-    let done: HashSet<&str> = ledger.parts.iter().map(|(p, _)| p.as_str()).collect();
-    let staged: HashSet<&str> = ledger.staged.iter().map(String::as_str).collect();
-    let wanted_parts: Vec<&str> = selected
+    let targets = selected
+        .iter()
+        .map(|t| (plan.target_name(t), &t.table))
+        .collect();
+    let wanted_parts = selected
         .iter()
         .flat_map(|t| t.parts.iter().map(|p| p.path.as_str()))
         .collect();
-    // Pre-flight, before anything is written: modes and what the ledger says.
+    Ok(TablePlan {
+        selected,
+        targets,
+        done: ledger.parts.iter().map(|(p, _)| p.as_str()).collect(),
+        staged: ledger.staged.iter().map(String::as_str).collect(),
+        wanted_parts,
+    })
+}
+
+/// What every step after [`open_and_verify`] shares.
+struct Run<'a> {
+    plan: &'a ImportPlan,
+    progress: &'a Progress,
+    /// When the import began, for the summary's times.
+    started: Instant,
+    /// The bundle id.
+    id: &'a str,
+    tables: TablePlan<'a>,
+    /// The target engine, and whether the bundle comes from the same one.
+    engine: &'static Engine,
+    same_engine: bool,
+    checked: &'a Checked,
+    /// What the target's ledger held of this bundle when the import began.
+    ledger: &'a LedgerState,
+}
+
+/// Pre-flight of the mode against the ledger and the target: upsert needs the same primary
+/// key on both sides, and a table must go on in the mode that an earlier import of this
+/// bundle began it in.
+fn check_modes(run: &Run<'_>, target: &mut dyn Target) -> Result<()> {
+    let (plan, id) = (run.plan, run.id);
     if plan.mode == Mode::Upsert {
-        let keyless: Vec<String> = selected
-            .iter()
-            .filter(|t| t.table.primary_key.is_empty())
-            .map(|t| t.table.qualified())
-            .collect();
-        if !keyless.is_empty() {
-            return Err(Error::Usage(format!(
-                "--mode upsert needs a primary key, and these tables of the bundle have none: {}; nothing was \
-                 written: load them with --mode append or --mode replace, or leave them out with --exclude",
-                keyless.join(", ")
-            )));
-        }
-        // An existing target table must have the same key, or "same row" means something else.
-        let mut mismatched = Vec::new();
-        for t in &selected {
-            let name = plan.target_name(t);
-            if let Some(mut have) = target.primary_key(&name, &t.table)? {
-                let mut want = t.table.primary_key.clone();
-                have.sort();
-                want.sort();
-                if have != want {
-                    mismatched.push(format!(
-                        "{name} (bundle key ({}), target key ({}))",
-                        t.table.primary_key.join(", "),
-                        have.join(", ")
-                    ));
-                }
-            }
-        }
-        if !mismatched.is_empty() {
-            return Err(Error::Data(format!(
-                "--mode upsert matches rows by primary key, and these target tables have a different one: {}; \
-                 nothing was written",
-                mismatched.join("; ")
-            )));
-        }
+        check_upsert_keys(run, target)?;
     }
-    for t in &selected {
-        let name = plan.target_name(t);
+    let (done, staged) = (&run.tables.done, &run.tables.staged);
+    for (t, name) in run.tables.tables() {
         let n_staged = t
             .parts
             .iter()
@@ -363,66 +481,110 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
             )));
         }
     }
-    // Staging tables: this bundle's, left after a publish committed, are dropped; other
-    // bundles' are left alone and named.
-    if !plan.dry_run {
-        let plan_tables: Vec<(String, &crate::types::TableDef)> = selected
-            .iter()
-            .map(|t| (plan.target_name(t), &t.table))
-            .collect();
-        let found = target.staging_tables(&plan_tables)?;
-        let mine = staging_name(&id, "");
-        let mine = &mine[..15];
-        for t in &selected {
-            let name = plan.target_name(t);
-            let stage = staging_name(&id, &name);
-            let published = t
-                .parts
-                .iter()
-                .all(|p| done.contains(p.path.as_str()) && !staged.contains(p.path.as_str()));
-            if published && found.contains(&stage) {
-                load::drop_staging(target.as_mut(), &stage, &t.table)?;
+    Ok(())
+}
+
+/// Upsert: every selected table has a primary key, and an existing target table has the
+/// same one.
+fn check_upsert_keys(run: &Run<'_>, target: &mut dyn Target) -> Result<()> {
+    let keyless: Vec<String> = run
+        .tables
+        .selected
+        .iter()
+        .filter(|t| t.table.primary_key.is_empty())
+        .map(|t| t.table.qualified())
+        .collect();
+    if !keyless.is_empty() {
+        return Err(Error::Usage(format!(
+            "--mode upsert needs a primary key, and these tables of the bundle have none: {}; nothing was \
+             written: load them with --mode append or --mode replace, or leave them out with --exclude",
+            keyless.join(", ")
+        )));
+    }
+    // An existing target table must have the same key, or "same row" means something else.
+    let mut mismatched = Vec::new();
+    for (t, name) in run.tables.tables() {
+        if let Some(mut have) = target.primary_key(name, &t.table)? {
+            let mut want = t.table.primary_key.clone();
+            have.sort();
+            want.sort();
+            if have != want {
+                mismatched.push(format!(
+                    "{name} (bundle key ({}), target key ({}))",
+                    t.table.primary_key.join(", "),
+                    have.join(", ")
+                ));
             }
         }
-        for f in found.iter().filter(|f| !f.starts_with(mine)) {
-            report.warnings.push(format!(
-                "staging table {f} of another bundle (id {}…) is in the target; ferry leaves it alone: re-run that \
-                 bundle's replace import to finish it, or drop the table",
-                &f[7..15]
-            ));
+    }
+    if !mismatched.is_empty() {
+        return Err(Error::Data(format!(
+            "--mode upsert matches rows by primary key, and these target tables have a different one: {}; \
+             nothing was written",
+            mismatched.join("; ")
+        )));
+    }
+    Ok(())
+}
+
+/// Staging tables: this bundle's, left after a publish committed, are dropped; other
+/// bundles' are left alone and named.
+fn clear_staging(run: &Run<'_>, target: &mut dyn Target, report: &mut RunReport) -> Result<()> {
+    let found = target.staging_tables(&run.tables.targets)?;
+    let mine = staging_name(run.id, "");
+    let mine = &mine[..15];
+    for (t, name) in run.tables.tables() {
+        let stage = staging_name(run.id, name);
+        if run.tables.published(t) && found.contains(&stage) {
+            load::drop_staging(target, &stage, &t.table)?;
         }
     }
-    if !wanted_parts.is_empty()
-        && wanted_parts
-            .iter()
-            .all(|p| done.contains(p) && !staged.contains(p))
-    {
-        report.status = "nothing to do".into();
-        report.message = format!(
-            "bundle {id} already imported into {} (first part loaded {}); nothing to do",
-            crate::redact::display_url(&plan.target_url),
-            ledger.first_loaded_at.as_deref().unwrap_or("earlier")
-        );
-        report.close(started.elapsed());
-        return Ok(report);
+    for f in found.iter().filter(|f| !f.starts_with(mine)) {
+        report.warnings.push(format!(
+            "staging table {f} of another bundle (id {}…) is in the target; ferry leaves it alone: re-run that \
+             bundle's replace import to finish it, or drop the table",
+            &f[7..15]
+        ));
     }
+    Ok(())
+}
 
-    // Pre-flight: every problem the target and the catalog show before anything is
-    // written, reported together.
-    let same_engine = checked.catalog.source.engine == engine.name;
-    let mut planned = Vec::with_capacity(selected.len());
-    for t in &selected {
-        let name = plan.target_name(t);
-        let resuming = t.parts.iter().any(|p| done.contains(p.path.as_str()));
+/// The summary when every part of the selected tables is already in.
+fn nothing_to_do(run: &Run<'_>, report: &mut RunReport) {
+    report.status = "nothing to do".into();
+    report.message = format!(
+        "bundle {} already imported into {} (first part loaded {}); nothing to do",
+        run.id,
+        crate::redact::display_url(&run.plan.target_url),
+        run.ledger.first_loaded_at.as_deref().unwrap_or("earlier")
+    );
+    report.close(run.started.elapsed());
+}
+
+/// Pre-flight: every problem the target and the catalog show before anything is written,
+/// reported together; then a warning names the target's existing tables the import writes
+/// into. Returns what it found of each selected table, index for index.
+fn preflight<'a>(
+    run: &Run<'a>,
+    target: &mut dyn Target,
+    report: &mut RunReport,
+) -> Result<Vec<Planned<'a>>> {
+    let (plan, id, engine) = (run.plan, run.id, run.engine);
+    let mut planned = Vec::with_capacity(run.tables.selected.len());
+    for (t, name) in run.tables.tables() {
+        let resuming = t
+            .parts
+            .iter()
+            .any(|p| run.tables.done.contains(p.path.as_str()));
         // Counting rows can scan a big table: only create mode needs the number.
         let existing_rows = if plan.mode == Mode::Create && !resuming {
-            target.table_rows(&name, &t.table)?
+            target.table_rows(name, &t.table)?
         } else {
             None
         };
-        let existing_columns = target.existing_columns(&name, &t.table)?;
-        planned.push(crate::preflight::Planned {
-            target_name: name,
+        let existing_columns = target.existing_columns(name, &t.table)?;
+        planned.push(Planned {
+            target_name: name.to_string(),
             target_schema: plan
                 .target_schema
                 .clone()
@@ -433,16 +595,12 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
             resuming,
         });
     }
-    let plan_tables: Vec<(String, &crate::types::TableDef)> = selected
-        .iter()
-        .map(|t| (plan.target_name(t), &t.table))
-        .collect();
-    let privileges = target.missing_privileges(&plan_tables, plan.mode)?;
+    let privileges = target.missing_privileges(&run.tables.targets, plan.mode)?;
     let refuses = |ty: &crate::types::ColumnType| target.refuses(ty);
     let mut problems = crate::preflight::findings(
         &crate::preflight::Rules {
             engine,
-            same_engine,
+            same_engine: run.same_engine,
             as_text: plan.as_text,
             mode: plan.mode,
             refuses: &refuses,
@@ -479,65 +637,72 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
             into_existing.join(", ")
         ));
     }
-    if plan.dry_run {
-        // The plan: per table what would happen, with the parts still to load.
-        for (t, p) in selected.iter().zip(&planned) {
-            let todo = t
-                .parts
-                .iter()
-                .filter(|p| !done.contains(p.path.as_str()))
-                .count();
-            let exists = p.existing_columns.is_some();
-            let action = match (plan.mode, exists) {
-                (Mode::Replace, true) => format!(
-                    "would replace its rows (staging {}, then one publish)",
-                    staging_name(&id, &p.target_name)
-                ),
-                (Mode::Replace, false) => "would create (through staging)".to_string(),
-                (Mode::Upsert, true) => "would upsert by primary key".to_string(),
-                (Mode::Append, true) => "would append".to_string(),
-                (Mode::Create, true) => "would load into the existing empty table".to_string(),
-                (_, false) => "would create".to_string(),
-            };
-            let action = if todo < t.parts.len() {
-                format!(
-                    "{action}; {} of {} parts already in",
-                    t.parts.len() - todo,
-                    t.parts.len()
-                )
-            } else {
-                action
-            };
-            report.add_table(
-                &p.target_name,
-                t.rows,
-                0,
-                todo as u64,
-                std::time::Duration::ZERO,
-                &action,
-            );
-        }
-        report.status = "dry run".into();
-        report.message = format!(
-            "dry run: bundle {id} verified and pre-flight passed; {} tables would be loaded (--mode {}); nothing written",
-            selected.len(),
-            plan.mode.as_str()
-        );
-        report.close(started.elapsed());
-        return Ok(report);
-    }
+    Ok(planned)
+}
 
+/// `--dry-run`: the plan, per table what would happen, with the parts still to load.
+fn dry_run(run: &Run<'_>, planned: &[Planned<'_>], report: &mut RunReport) {
+    let (plan, id) = (run.plan, run.id);
+    for (t, p) in run.tables.selected.iter().zip(planned) {
+        let todo = t
+            .parts
+            .iter()
+            .filter(|p| !run.tables.done.contains(p.path.as_str()))
+            .count();
+        let exists = p.existing_columns.is_some();
+        let action = match (plan.mode, exists) {
+            (Mode::Replace, true) => format!(
+                "would replace its rows (staging {}, then one publish)",
+                staging_name(id, &p.target_name)
+            ),
+            (Mode::Replace, false) => "would create (through staging)".to_string(),
+            (Mode::Upsert, true) => "would upsert by primary key".to_string(),
+            (Mode::Append, true) => "would append".to_string(),
+            (Mode::Create, true) => "would load into the existing empty table".to_string(),
+            (_, false) => "would create".to_string(),
+        };
+        let action = if todo < t.parts.len() {
+            format!(
+                "{action}; {} of {} parts already in",
+                t.parts.len() - todo,
+                t.parts.len()
+            )
+        } else {
+            action
+        };
+        report.add_table(
+            &p.target_name,
+            t.rows,
+            0,
+            todo as u64,
+            std::time::Duration::ZERO,
+            &action,
+        );
+    }
+    report.status = "dry run".into();
+    report.message = format!(
+        "dry run: bundle {id} verified and pre-flight passed; {} tables would be loaded (--mode {}); nothing written",
+        run.tables.selected.len(),
+        plan.mode.as_str()
+    );
+    report.close(run.started.elapsed());
+}
+
+/// Loads the selected tables: `prepare` once, then `jobs` workers, each with its own
+/// connection (SQLite: one writer), take tables in turn. Each table's figures go to the
+/// report. On success the first connection comes back (the workers' are closed); on
+/// failure the error says what the target holds, read on a fresh connection.
+fn load_tables(
+    run: &Run<'_>,
+    mut target: Box<dyn Target>,
+    report: &mut RunReport,
+) -> Result<Box<dyn Target>> {
     let run_id = crate::bundle::layout::new_bundle_id();
-    report.errors.parts_total = wanted_parts.len() as u64;
+    report.errors.parts_total = run.tables.wanted_parts.len() as u64;
     let ctx = LoadCtx {
-        plan,
-        checked: &checked,
-        done: &done,
-        staged: &staged,
-        same_engine,
+        run,
         run_id: &run_id,
-        progress,
-        committed: AtomicUsize::new(ledger.parts.len()),
+        committed: AtomicUsize::new(run.ledger.parts.len()),
         failed: AtomicBool::new(false),
         parts_started: AtomicUsize::new(0),
         publishes_started: AtomicUsize::new(0),
@@ -545,54 +710,51 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
         publish_failed: Mutex::new(None),
         failed_parts: Mutex::new(Vec::new()),
     };
-    let plan_tables: Vec<(String, &crate::types::TableDef)> = selected
-        .iter()
-        .map(|t| (plan.target_name(t), &t.table))
-        .collect();
-    target.prepare(&plan_tables, same_engine)?;
-    // Tables go to `jobs` workers, each with its own connection (SQLite: one writer).
+    target.prepare(&run.tables.targets, run.same_engine)?;
     let mut targets = vec![target];
-    while targets.len() < plan.jobs.max(1).min(selected.len().max(1)) {
+    while targets.len() < run.plan.jobs.max(1).min(run.tables.selected.len().max(1)) {
         match targets[0].worker()? {
             Some(w) => targets.push(w),
             None => break,
         }
     }
-    let queue = Mutex::new(
-        selected
-            .iter()
-            .copied()
-            .enumerate()
-            .collect::<VecDeque<_>>(),
-    );
+    let (results, worker_errors) = run_workers(&ctx, &mut targets)?;
+    for r in results {
+        report.add_table(&r.name, r.rows, r.bytes, r.parts, r.elapsed, r.status);
+    }
+    if let Some(e) = worker_errors.into_iter().next() {
+        report.errors.parts_failed += 1;
+        // The failed connection may be gone (and holds SQLite's run lock): close them all,
+        // then read what the target really holds on a fresh one.
+        drop(targets);
+        let state = failure_state(
+            &ctx,
+            matches!(e, Error::Temporary(_)),
+            engines::open_target(&run.plan.target_url, run.plan.target_schema.as_deref())
+                .and_then(|mut t| load::ledger::state(t.as_mut(), run.id)),
+        );
+        return Err(with_state(e, &state.message()));
+    }
+    Ok(targets.swap_remove(0))
+}
+
+/// The tables still to load, each with its index in the plan and its target name.
+type Queue<'a> = Mutex<VecDeque<(usize, (&'a CatalogTable, &'a str))>>;
+
+/// Runs one worker per connection until the tables run out or one fails: the tables'
+/// figures in plan order, and the workers' errors.
+fn run_workers(
+    ctx: &LoadCtx<'_>,
+    targets: &mut [Box<dyn Target>],
+) -> Result<(Vec<Loaded>, Vec<Error>)> {
+    let queue: Queue<'_> = Mutex::new(ctx.run.tables.tables().enumerate().collect());
     let results = Mutex::new(Vec::new());
     let worker_errors: Vec<Error> = std::thread::scope(|s| {
         let handles: Vec<_> = targets
             .iter_mut()
             .map(|target| {
-                let (queue, results, ctx) = (&queue, &results, &ctx);
-                s.spawn(move || -> Result<()> {
-                    loop {
-                        if ctx.failed.load(Ordering::Relaxed) {
-                            return Ok(());
-                        }
-                        let next = queue
-                            .lock()
-                            .map_err(|_| Error::Other("import queue poisoned".into()))?
-                            .pop_front();
-                        let Some((i, t)) = next else { return Ok(()) };
-                        match import_table(ctx, target.as_mut(), t) {
-                            Ok(r) => results
-                                .lock()
-                                .map_err(|_| Error::Other("import results poisoned".into()))?
-                                .push((i, r)),
-                            Err(e) => {
-                                ctx.failed.store(true, Ordering::Relaxed);
-                                return Err(e);
-                            }
-                        }
-                    }
-                })
+                let (queue, results) = (&queue, &results);
+                s.spawn(move || worker(ctx, target.as_mut(), queue, results))
             })
             .collect();
         handles
@@ -608,52 +770,61 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
         .into_inner()
         .map_err(|_| Error::Other("import results poisoned".into()))?;
     results.sort_by_key(|(i, _)| *i);
-    for (_, r) in results {
-        report.add_table(&r.name, r.rows, r.bytes, r.parts, r.elapsed, r.status);
+    Ok((results.into_iter().map(|(_, r)| r).collect(), worker_errors))
+}
+
+/// One worker: takes tables from the queue and loads them until it is empty or a worker
+/// failed (its own failure stops the others before their next table).
+fn worker(
+    ctx: &LoadCtx<'_>,
+    target: &mut dyn Target,
+    queue: &Queue<'_>,
+    results: &Mutex<Vec<(usize, Loaded)>>,
+) -> Result<()> {
+    loop {
+        if ctx.failed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let next = queue
+            .lock()
+            .map_err(|_| Error::Other("import queue poisoned".into()))?
+            .pop_front();
+        let Some((i, (t, name))) = next else {
+            return Ok(());
+        };
+        match import_table(ctx, target, t, name) {
+            Ok(r) => results
+                .lock()
+                .map_err(|_| Error::Other("import results poisoned".into()))?
+                .push((i, r)),
+            Err(e) => {
+                ctx.failed.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
     }
-    if let Some(e) = worker_errors.into_iter().next() {
-        report.errors.parts_failed += 1;
-        // The failed connection may be gone (and holds SQLite's run lock): close them all,
-        // then read what the target really holds on a fresh one.
-        drop(targets);
-        let state = failure_state(
-            &ctx,
-            &selected,
-            matches!(e, Error::Temporary(_)),
-            engines::open_target(&plan.target_url, plan.target_schema.as_deref())
-                .and_then(|mut t| load::ledger::state(t.as_mut(), &id)),
-        );
-        return Err(with_state(e, &state.message()));
-    }
-    let mut target = targets.swap_remove(0);
-    drop(targets);
-    let loaded: Vec<(String, &crate::types::TableDef)> = checked
-        .catalog
-        .tables
-        .iter()
-        .filter(|t| plan.wants(t))
-        .map(|t| (plan.target_name(t), &t.table))
-        .collect();
-    report.warnings.extend(target.finish_all(&loaded)?);
-    report.close(started.elapsed());
+}
+
+/// After every table: what the target adds across tables (foreign keys; its notes become
+/// warnings), then the summary.
+fn finish(run: &Run<'_>, mut target: Box<dyn Target>, report: &mut RunReport) -> Result<()> {
+    report
+        .warnings
+        .extend(target.finish_all(&run.tables.targets)?);
+    report.close(run.started.elapsed());
     report.message = format!(
-        "bundle {id} imported into {}",
-        crate::redact::display_url(&plan.target_url)
+        "bundle {} imported into {}",
+        run.id,
+        crate::redact::display_url(&run.plan.target_url)
     );
     report.exit_code = exit::OK;
-    Ok(report)
+    Ok(())
 }
 
 /// What every import worker shares.
 struct LoadCtx<'a> {
-    plan: &'a ImportPlan,
-    checked: &'a Checked,
-    done: &'a HashSet<&'a str>,
-    /// Parts in a replace's staging table, not yet published.
-    staged: &'a HashSet<&'a str>,
-    same_engine: bool,
+    run: &'a Run<'a>,
     run_id: &'a str,
-    progress: &'a Progress,
     /// Parts of this bundle committed at the target (ledger), for failure messages.
     committed: AtomicUsize,
     /// Set by the first failing worker; the others stop before their next table.
@@ -675,27 +846,22 @@ struct LoadCtx<'a> {
 /// `temporary`: the failure was a lost connection (or the like), so a COMMIT may have been in flight.
 fn failure_state(
     ctx: &LoadCtx<'_>,
-    selected: &[&CatalogTable],
     temporary: bool,
     fresh: Result<load::LedgerState>,
 ) -> FailureState {
-    let plan = ctx.plan;
+    let tables = &ctx.run.tables;
     let publish_failed = ctx.publish_failed.lock().ok().and_then(|g| g.clone());
-    let published_in = |parts: &HashSet<&str>, staged: &HashSet<&str>, t: &CatalogTable| {
-        t.parts
-            .iter()
-            .all(|p| parts.contains(p.path.as_str()) && !staged.contains(p.path.as_str()))
-    };
     let mut state = FailureState {
         committed: ctx.committed.load(Ordering::Relaxed),
-        total: ctx.checked.bundle.manifest.parts.len(),
-        mode: plan.mode,
+        total: ctx.run.checked.bundle.manifest.parts.len(),
+        mode: ctx.run.plan.mode,
         published: ctx.published.load(Ordering::Relaxed)
-            + selected
+            + tables
+                .selected
                 .iter()
-                .filter(|t| published_in(ctx.done, ctx.staged, t))
+                .filter(|t| tables.published(t))
                 .count(),
-        tables: selected.len(),
+        tables: tables.selected.len(),
         publish_failed,
         check: LedgerCheck::Read,
     };
@@ -712,7 +878,8 @@ fn failure_state(
     let parts: HashSet<&str> = fresh.parts.iter().map(|(p, _)| p.as_str()).collect();
     let staged: HashSet<&str> = fresh.staged.iter().map(String::as_str).collect();
     state.committed = fresh.parts.len();
-    state.published = selected
+    state.published = tables
+        .selected
         .iter()
         .filter(|t| published_in(&parts, &staged, t))
         .count();
@@ -724,9 +891,9 @@ fn failure_state(
     if let Some((_, part)) = failed.iter().find(|(p, _)| parts.contains(p.as_str())) {
         state.check = LedgerCheck::CommitLost(part.clone());
     } else if let Some(t) = &state.publish_failed
-        && selected
-            .iter()
-            .any(|c| plan.target_name(c) == *t && published_in(&parts, &staged, c))
+        && tables
+            .tables()
+            .any(|(c, name)| name == t && published_in(&parts, &staged, c))
     {
         state.check = LedgerCheck::PublishLost;
     }
@@ -743,23 +910,31 @@ struct Loaded {
     status: &'static str,
 }
 
-/// Loads every part of one table not yet in the ledger, then its keys and indexes.
-fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, t: &CatalogTable) -> Result<Loaded> {
-    let (plan, checked) = (ctx.plan, ctx.checked);
-    let name = plan.target_name(t);
+/// Loads every part of one table not yet in the ledger into `name`, then its keys and
+/// indexes.
+fn import_table(
+    ctx: &LoadCtx<'_>,
+    target: &mut dyn Target,
+    t: &CatalogTable,
+    name: &str,
+) -> Result<Loaded> {
+    let (plan, checked) = (ctx.run.plan, ctx.run.checked);
     let t_start = Instant::now();
-    let bar = ctx.progress.bar(&name, Some(t.rows), false);
+    let bar = ctx.run.progress.bar(name, Some(t.rows), false);
     let (mut rows, mut bytes, mut loaded_parts, mut skipped) = (0u64, 0u64, 0u64, 0u64);
-    let stage = staging_name(&checked.bundle.manifest.bundle_id, &name);
+    let stage = staging_name(&checked.bundle.manifest.bundle_id, name);
     let into = match plan.mode {
         Mode::Replace => LoadInto::Staging(&stage),
         Mode::Upsert => LoadInto::Upsert,
         Mode::Create | Mode::Append => LoadInto::Table,
     };
     // Replace: parts staged by an earlier run wait for this run's publish.
-    let mut to_publish = t.parts.iter().any(|p| ctx.staged.contains(p.path.as_str()));
+    let mut to_publish = t
+        .parts
+        .iter()
+        .any(|p| ctx.run.tables.staged.contains(p.path.as_str()));
     for p in &t.parts {
-        if ctx.done.contains(p.path.as_str()) {
+        if ctx.run.tables.done.contains(p.path.as_str()) {
             skipped += 1;
             bar.inc(p.rows);
             continue;
@@ -777,7 +952,7 @@ fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, t: &CatalogTable) ->
             cipher_sha256: stored.map(|e| e.sha256.clone()).unwrap_or_default(),
             source_id: checked.bundle.manifest.source_id.clone(),
             sequence: checked.bundle.manifest.sequence,
-            target_table: name.clone(),
+            target_table: name.to_string(),
             rows: p.rows,
             mode: plan.mode.ledger_mode().into(),
             run_id: ctx.run_id.to_string(),
@@ -786,10 +961,10 @@ fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, t: &CatalogTable) ->
         match load_one(
             checked,
             target,
-            &name,
+            name,
             t,
             p,
-            (ctx.same_engine, into),
+            (ctx.run.same_engine, into),
             &entry,
             plan.batch_rows,
             &bar,
@@ -818,12 +993,12 @@ fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, t: &CatalogTable) ->
     }
     if plan.mode == Mode::Replace
         && to_publish
-        && let Err(e) = publish(ctx, target, t, &name, &stage)
+        && let Err(e) = publish(ctx, target, t, name, &stage)
     {
         bar.abandon();
         return Err(e);
     }
-    target.finish_table(&name, &t.table)?;
+    target.finish_table(name, &t.table)?;
     bar.finish_and_clear();
     let status = if loaded_parts == 0 && skipped > 0 && !to_publish {
         "skipped (already imported)"
@@ -834,7 +1009,7 @@ fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, t: &CatalogTable) ->
     } else {
         "loaded"
     };
-    ctx.progress.line(&format!(
+    ctx.run.progress.line(&format!(
         "loaded {name}: {rows} rows from {loaded_parts} parts{}",
         if skipped > 0 {
             format!(" ({skipped} already imported)")
@@ -843,7 +1018,7 @@ fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, t: &CatalogTable) ->
         }
     ));
     Ok(Loaded {
-        name,
+        name: name.to_string(),
         rows,
         bytes,
         parts: loaded_parts,
@@ -861,7 +1036,7 @@ fn publish(
     name: &str,
     stage: &str,
 ) -> Result<()> {
-    let id = &ctx.checked.bundle.manifest.bundle_id;
+    let id = &ctx.run.checked.bundle.manifest.bundle_id;
     let n = ctx.publishes_started.fetch_add(1, Ordering::Relaxed) + 1;
     pause_at("staged", n);
     // The staging table must hold exactly the bundle's rows of this table (a server crash
@@ -875,14 +1050,14 @@ fn publish(
              it and its staged ledger rows, and {name} still holds its old rows"
         )));
     }
-    let manifest = &ctx.checked.bundle.manifest;
+    let manifest = &ctx.run.checked.bundle.manifest;
     let newer_than =
-        (!ctx.plan.allow_replay).then_some((manifest.source_id.as_str(), manifest.sequence));
+        (!ctx.run.plan.allow_replay).then_some((manifest.source_id.as_str(), manifest.sequence));
     let result = load::publish(
         target,
         name,
         &t.table,
-        ctx.same_engine,
+        ctx.run.same_engine,
         stage,
         id,
         newer_than,
@@ -898,7 +1073,7 @@ fn publish(
         return Err(e);
     }
     ctx.published.fetch_add(1, Ordering::Relaxed);
-    ctx.progress.line(&format!(
+    ctx.run.progress.line(&format!(
         "published {name}: {expected} rows replace its old rows"
     ));
     load::drop_staging(target, stage, &t.table)

@@ -1,5 +1,5 @@
 //! The `ferry` command line: clap types turned into plans, plans handed to the library,
-//! errors turned into exit codes (DESIGN.md). No logic lives here.
+//! errors turned into exit codes (README, "Commands": exit codes). No logic lives here.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -467,7 +467,7 @@ fn fail(command: &str, e: &Error, json: bool) -> ExitCode {
         ferry::report::printable_lines(&e.to_string())
     );
     if let Some(hint) = e.hint() {
-        eprintln!("hint: {hint}");
+        eprintln!("hint: {}", hint.replace("COMMAND", command));
     }
     if json {
         let mut r = RunReport::new(command);

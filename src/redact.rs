@@ -1,4 +1,4 @@
-//! Secrets never printed (DESIGN.md, "Trust"): the one place that turns a database URL (or a
+//! Secrets never printed (docs/SECURITY.md): the one place that turns a database URL (or a
 //! bundle location) into the text a message, a progress line, an error or a report shows.
 //!
 //! [`display_url`] masks the password and every query parameter that can carry a secret

@@ -1,6 +1,6 @@
 //! What a run tells the operator: progress on stderr while it works (bars on a terminal,
 //! one quiet line per table otherwise) and a closing summary with the three numbers of
-//! DESIGN.md: data volume, speed and error rate; `--json` prints the summary as JSON.
+//! docs/RELIABILITY.md ("Design notes"): data volume, speed and error rate; `--json` prints the summary as JSON.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};

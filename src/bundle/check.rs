@@ -1,4 +1,4 @@
-//! Turning a bundle location into a bundle ferry may use, in the order of RELIABILITY.md:
+//! Turning a bundle location into a bundle ferry may use, in the order of docs/RELIABILITY.md ("Import verification order"):
 //! capped manifest read, strict parse, file set (regular files, sizes), key slots and
 //! manifest MAC, then a full pass (SHA-256, authenticated decryption, catalog, Parquet
 //! footers and row counts). Only a [`Checked`] bundle can feed a loader.
@@ -149,7 +149,7 @@ impl OpenBundle {
         )]
     }
 
-    /// No downgrade (DESIGN.md "Trust"): a plain bundle has no MAC and proves nothing, so a
+    /// No downgrade (docs/SECURITY.md): a plain bundle has no MAC and proves nothing, so a
     /// key option given for one is refused (exit 77, before anything is written: the
     /// operator expected an authenticated bundle), and a command that loads or writes out
     /// the data (`import`, `decrypt`) takes a plain bundle only when `accept_plain` says the

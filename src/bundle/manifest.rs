@@ -221,7 +221,7 @@ impl Manifest {
                 ));
             }
         }
-        // Slot count and total Argon2 work, before any key derivation (DESIGN.md "Trust").
+        // Slot count and total Argon2 work, before any key derivation (docs/RELIABILITY.md, B27).
         if kdf_ok && let Err(e) = kdf_work(&self.encryption.key_slots) {
             bad(format!("encryption.key_slots: {e}"));
         }

@@ -42,8 +42,8 @@ use crate::{Error, Result};
 /// 0.5% larger. Pages close at a write batch's end, so they run somewhat over this.
 pub const DATA_PAGE_BYTES: usize = 64 * 1024;
 
-// Bounds on the work a part can ask of its reader (DESIGN.md "Bounded work before
-// authentication", RELIABILITY.md #13). The writer keeps every part inside the first set,
+// Bounds on the work a part can ask of its reader (docs/RELIABILITY.md, A13 and
+// "Bounded work before authentication"). The writer keeps every part inside the first set,
 // the reader refuses what exceeds the second (twice as much: headroom for Parquet's own
 // encoding) from the footer and from each page header, before anything is decompressed.
 
@@ -93,7 +93,7 @@ const MAX_PAGE_HEADER: u64 = 64 << 10;
 /// Decoded batches are cut to about this many bytes of data (and to the caller's rows).
 pub const BATCH_BYTES: u64 = 16 << 20;
 
-/// Parquet writer settings of DESIGN.md: zstd level 3 inside pages, dictionaries and
+/// Parquet writer settings (docs/FORMAT.md, "Parquet parts"): zstd level 3 inside pages, dictionaries and
 /// statistics on, row groups of at most `row_group_rows` rows or `row_group_bytes` bytes
 /// (the writer buffers one row group: this is its memory bound). Dictionaries are left off
 /// for columns whose values are nearly always distinct (floats, timestamps, UUIDs,

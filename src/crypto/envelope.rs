@@ -21,7 +21,7 @@ pub const ARGON2_M_KIB: u32 = 64 * 1024;
 pub const ARGON2_T: u32 = 3;
 pub const ARGON2_P: u32 = 4;
 /// Caps on parameters read from a bundle, so a hostile slot cannot demand unbounded work
-/// (DESIGN.md "Bounded work before authentication"): 16 times ferry's own memory, and a
+/// (docs/RELIABILITY.md, B27): 16 times ferry's own memory, and a
 /// few times its passes and lanes.
 pub const ARGON2_MAX_M_KIB: u32 = 1024 * 1024;
 pub const ARGON2_MAX_T: u32 = 8;

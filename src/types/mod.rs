@@ -1,4 +1,4 @@
-//! The canonical type table (DESIGN.md "Types"): every column travels as one of these
+//! The canonical type table (docs/TYPES.md): every column travels as one of these
 //! Arrow types. Readers map their engine's types onto it, loaders map back from it.
 //! This module knows no engine: engine-specific names live in `source` and `target`.
 

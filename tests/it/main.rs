@@ -28,3 +28,4 @@ mod sqltext;
 mod tls;
 mod trust;
 mod wycheproof;
+mod cli_errors;

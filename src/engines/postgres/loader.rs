@@ -1353,6 +1353,286 @@ impl Session for PgTarget {
     }
 }
 
+/// The pre-flight checks of [`Target::missing_privileges`], one per kind; each returns
+/// what is missing, in the words the operator sees.
+impl PgTarget {
+    /// Extensions whose types the bundle's columns use must be installed here: ferry does
+    /// not install software into a database.
+    fn missing_extensions(&mut self, tables: &[(String, &TableDef)]) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut wanted: Vec<&str> = tables
+            .iter()
+            .flat_map(|(_, t)| t.extensions.iter().map(String::as_str))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        if wanted.is_empty() {
+            return Ok(out);
+        }
+        let have: Vec<String> = runtime()
+            .block_on(
+                sqlx::query_scalar(
+                    "SELECT extname::text FROM pg_extension WHERE extname = ANY($1)",
+                )
+                .bind(&wanted)
+                .fetch_all(&mut self.conn),
+            )
+            .map_err(|e| pg_err("listing extensions", e))?;
+        for x in wanted.iter().filter(|x| !have.iter().any(|h| h == *x)) {
+            let users: Vec<String> = tables
+                .iter()
+                .filter(|(_, t)| t.extensions.iter().any(|e| e == x))
+                .map(|(_, t)| t.qualified())
+                .collect();
+            out.push(format!(
+                "extension {x} is not installed in the target database, and the types of {} \
+                 come from it: CREATE EXTENSION {} (as a user allowed to), then re-run",
+                users.join(", "),
+                quote(x)
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Access methods, operator classes and collations the bundle's indexes and columns
+    /// name must exist here, or the import would fail after its data is in. Each is
+    /// reported with the tables that need it (so they can be left out with --exclude).
+    fn missing_index_needs(&mut self, tables: &[(String, &TableDef)]) -> Result<Vec<String>> {
+        let mut checked: Vec<(&str, &str, bool)> = Vec::new();
+        let mut missing: Vec<(&str, &str, Vec<String>)> = Vec::new();
+        for (kind, n, table) in index_needs(tables) {
+            let ok = match checked.iter().find(|(k, x, _)| *k == kind && *x == n) {
+                Some((_, _, ok)) => *ok,
+                None => {
+                    let ok = self.index_need_exists(kind, n)?;
+                    checked.push((kind, n, ok));
+                    ok
+                }
+            };
+            if !ok {
+                match missing.iter_mut().find(|(k, x, _)| *k == kind && *x == n) {
+                    Some((_, _, ts)) => ts.push(table),
+                    None => missing.push((kind, n, vec![table])),
+                }
+            }
+        }
+        Ok(missing
+            .into_iter()
+            .map(|(kind, n, ts)| {
+                format!(
+                    "{kind} {n} does not exist in the target database, and {} need{} it: create it \
+                     (or the extension that has it), or leave {} out with --exclude, then re-run",
+                    ts.join(", "),
+                    if ts.len() == 1 { "s" } else { "" },
+                    if ts.len() == 1 {
+                        "that table"
+                    } else {
+                        "those tables"
+                    }
+                )
+            })
+            .collect())
+    }
+
+    /// Whether an index access method, operator class or collation (as [`index_needs`]
+    /// names it) exists here.
+    fn index_need_exists(&mut self, kind: &str, n: &str) -> Result<bool> {
+        let sql = match kind {
+            "index access method" => {
+                "SELECT EXISTS (SELECT 1 FROM pg_am WHERE amname = $2 AND amtype = 'i' AND $1 = '')"
+            }
+            "operator class" => {
+                "SELECT EXISTS (SELECT 1 FROM pg_opclass o JOIN pg_namespace n ON n.oid = o.opcnamespace WHERE n.nspname = $1 AND o.opcname = $2)"
+            }
+            _ => {
+                "SELECT EXISTS (SELECT 1 FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace WHERE n.nspname = $1 AND c.collname = $2)"
+            }
+        };
+        let (schema, name) = if kind == "index access method" {
+            (String::new(), n.to_string())
+        } else {
+            unquote_pair(n).unwrap_or_default()
+        };
+        runtime()
+            .block_on(
+                sqlx::query_scalar(sql)
+                    .bind(&schema)
+                    .bind(&name)
+                    .fetch_one(&mut self.conn),
+            )
+            .map_err(|e| pg_err("looking up what the indexes need", e))
+    }
+
+    /// Schemas that get something new apart from the bundle's tables: the ledger's when it
+    /// is missing, and the schema each of the bundle's missing types goes to (its own, or
+    /// --target-schema); they go to `creating`. Returns why the types cannot be placed,
+    /// when --target-schema would put two on one name.
+    fn type_schemas(
+        &mut self,
+        tables: &[(String, &TableDef)],
+        creating: &mut Vec<String>,
+    ) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        if !self.exists(&self.ledger())? {
+            creating.push(self.ledger_schema().to_string());
+        }
+        match TypePlace::new(
+            self.schema_override.as_deref(),
+            tables.iter().map(|(_, t)| *t),
+        ) {
+            Ok(place) => {
+                for (orig, name) in &place.types {
+                    let schema = place.schema(orig);
+                    if !self.type_exists(schema, name)? {
+                        creating.push(schema.to_string());
+                    }
+                }
+            }
+            Err(Error::Data(why)) => out.push(why),
+            Err(e) => return Err(e),
+        }
+        Ok(out)
+    }
+
+    /// INSERT (and DELETE for replace, UPDATE for upsert) on each table that exists. A
+    /// table's schema goes to `creating` when the table is missing or replace stages into
+    /// it.
+    fn missing_table_privileges(
+        &mut self,
+        tables: &[(String, &TableDef)],
+        mode: crate::load::Mode,
+        creating: &mut Vec<String>,
+    ) -> Result<Vec<String>> {
+        use crate::load::Mode;
+        let mut out = Vec::new();
+        for (name, t) in tables {
+            let q = self.table(name, t);
+            let exists = self.exists(&q)?;
+            if !exists || mode == Mode::Replace {
+                creating.push(self.schema_for(t).to_string());
+            }
+            if !exists {
+                continue;
+            }
+            let mut need = vec!["INSERT"];
+            if mode == Mode::Replace {
+                need.push("DELETE");
+            }
+            if mode == Mode::Upsert {
+                need.push("UPDATE");
+            }
+            for p in need {
+                let ok: bool = runtime()
+                    .block_on(
+                        sqlx::query_scalar("SELECT has_table_privilege($1::regclass, $2)")
+                            .bind(&q)
+                            .bind(p)
+                            .fetch_one(&mut self.conn),
+                    )
+                    .map_err(|e| pg_err("checking privileges", e))?;
+                if !ok {
+                    out.push(format!(
+                        "{q}: the user has no {p} privilege on it (GRANT {p} ON {q} TO …)"
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// CREATE on each schema that gets a new table or type; on the database for one that
+    /// does not exist yet.
+    fn missing_schema_create(&mut self, mut creating: Vec<String>) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        creating.sort();
+        creating.dedup();
+        for schema in creating {
+            let (exists, create_ok): (bool, bool) = runtime()
+                .block_on(
+                    sqlx::query_as(
+                        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1), \
+                                CASE WHEN EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) \
+                                     THEN has_schema_privilege($1, 'CREATE') \
+                                     ELSE has_database_privilege(current_database(), 'CREATE') END",
+                    )
+                    .bind(&schema)
+                    .fetch_one(&mut self.conn),
+                )
+                .map_err(|e| pg_err("checking privileges", e))?;
+            if !create_ok {
+                out.push(if exists {
+                    format!(
+                        "schema {}: the user may not create tables in it (GRANT CREATE ON SCHEMA {} TO …), \
+                         and this import creates tables or types there",
+                        quote(&schema),
+                        quote(&schema)
+                    )
+                } else {
+                    format!(
+                        "schema {} does not exist and the user may not create schemas in this database \
+                         (GRANT CREATE ON DATABASE … TO …, or --target-schema an existing one)",
+                        quote(&schema)
+                    )
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What the tables' indexes and columns need to exist in the target: (kind, name, table),
+/// sorted, once each. Kinds: "index access method", "operator class", "collation".
+fn index_needs<'a>(tables: &[(String, &'a TableDef)]) -> Vec<(&'static str, &'a str, String)> {
+    let mut needs: Vec<(&'static str, &'a str, String)> = Vec::new();
+    for &(_, t) in tables {
+        let q = t.qualified();
+        let mut idxs: Vec<&Index> = t.indexes.iter().collect();
+        let mut stack: Vec<&Partitioning> = t.partitioning.iter().collect();
+        while let Some(p) = stack.pop() {
+            for part in &p.partitions {
+                idxs.extend(&part.indexes);
+                stack.extend(part.partitioning.as_deref());
+            }
+        }
+        for i in idxs {
+            if let Some(m) = i.method.as_deref() {
+                needs.push(("index access method", m, q.clone()));
+            }
+            for o in i.opclasses.iter().flatten() {
+                needs.push(("operator class", o, q.clone()));
+            }
+        }
+        for c in t.columns.iter().filter_map(|c| c.collation.as_deref()) {
+            needs.push(("collation", c, q.clone()));
+        }
+        for u in &t.user_types {
+            match u {
+                UserType::Composite { attributes, .. } => {
+                    for c in attributes.iter().filter_map(|a| a.collation.as_deref()) {
+                        needs.push(("collation", c, q.clone()));
+                    }
+                }
+                UserType::Range {
+                    collation,
+                    subtype_opclass,
+                    ..
+                } => {
+                    if let Some(c) = collation.as_deref() {
+                        needs.push(("collation", c, q.clone()));
+                    }
+                    if let Some(o) = subtype_opclass.as_deref() {
+                        needs.push(("operator class", o, q.clone()));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    needs.sort();
+    needs.dedup();
+    needs
+}
+
 impl Target for PgTarget {
     fn lock_run(&mut self, bundle_id: &str) -> Result<()> {
         // Session-level: held until this connection closes (the process ends).
@@ -1395,229 +1675,13 @@ impl Target for PgTarget {
         tables: &[(String, &TableDef)],
         mode: crate::load::Mode,
     ) -> Result<Vec<String>> {
-        use crate::load::Mode;
-        let mut out = Vec::new();
-        // Extensions whose types the bundle's columns use must be installed here: ferry
-        // does not install software into a database.
-        let mut wanted: Vec<&str> = tables
-            .iter()
-            .flat_map(|(_, t)| t.extensions.iter().map(String::as_str))
-            .collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        if !wanted.is_empty() {
-            let have: Vec<String> = runtime()
-                .block_on(
-                    sqlx::query_scalar(
-                        "SELECT extname::text FROM pg_extension WHERE extname = ANY($1)",
-                    )
-                    .bind(&wanted)
-                    .fetch_all(&mut self.conn),
-                )
-                .map_err(|e| pg_err("listing extensions", e))?;
-            for x in wanted.iter().filter(|x| !have.iter().any(|h| h == *x)) {
-                let users: Vec<String> = tables
-                    .iter()
-                    .filter(|(_, t)| t.extensions.iter().any(|e| e == x))
-                    .map(|(_, t)| t.qualified())
-                    .collect();
-                out.push(format!(
-                    "extension {x} is not installed in the target database, and the types of {} \
-                     come from it: CREATE EXTENSION {} (as a user allowed to), then re-run",
-                    users.join(", "),
-                    quote(x)
-                ));
-            }
-        }
-        // Access methods, operator classes and collations the bundle's indexes and columns
-        // name must exist here, or the import would fail after its data is in. Each is
-        // reported with the tables that need it (so they can be left out with --exclude).
-        let mut needs: Vec<(&str, &str, String)> = Vec::new();
-        for (_, t) in tables {
-            let q = t.qualified();
-            let mut idxs: Vec<&Index> = t.indexes.iter().collect();
-            let mut stack: Vec<&Partitioning> = t.partitioning.iter().collect();
-            while let Some(p) = stack.pop() {
-                for part in &p.partitions {
-                    idxs.extend(&part.indexes);
-                    stack.extend(part.partitioning.as_deref());
-                }
-            }
-            for i in idxs {
-                if let Some(m) = i.method.as_deref() {
-                    needs.push(("index access method", m, q.clone()));
-                }
-                for o in i.opclasses.iter().flatten() {
-                    needs.push(("operator class", o, q.clone()));
-                }
-            }
-            for c in t.columns.iter().filter_map(|c| c.collation.as_deref()) {
-                needs.push(("collation", c, q.clone()));
-            }
-            for u in &t.user_types {
-                match u {
-                    UserType::Composite { attributes, .. } => {
-                        for c in attributes.iter().filter_map(|a| a.collation.as_deref()) {
-                            needs.push(("collation", c, q.clone()));
-                        }
-                    }
-                    UserType::Range {
-                        collation,
-                        subtype_opclass,
-                        ..
-                    } => {
-                        if let Some(c) = collation.as_deref() {
-                            needs.push(("collation", c, q.clone()));
-                        }
-                        if let Some(o) = subtype_opclass.as_deref() {
-                            needs.push(("operator class", o, q.clone()));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        needs.sort();
-        needs.dedup();
-        let mut checked: Vec<(&str, &str, bool)> = Vec::new();
-        let mut missing: Vec<(&str, &str, Vec<String>)> = Vec::new();
-        for (kind, n, table) in needs {
-            let ok = match checked.iter().find(|(k, x, _)| *k == kind && *x == n) {
-                Some((_, _, ok)) => *ok,
-                None => {
-                    let sql = match kind {
-                        "index access method" => {
-                            "SELECT EXISTS (SELECT 1 FROM pg_am WHERE amname = $2 AND amtype = 'i' AND $1 = '')"
-                        }
-                        "operator class" => {
-                            "SELECT EXISTS (SELECT 1 FROM pg_opclass o JOIN pg_namespace n ON n.oid = o.opcnamespace WHERE n.nspname = $1 AND o.opcname = $2)"
-                        }
-                        _ => {
-                            "SELECT EXISTS (SELECT 1 FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace WHERE n.nspname = $1 AND c.collname = $2)"
-                        }
-                    };
-                    let (schema, name) = if kind == "index access method" {
-                        (String::new(), n.to_string())
-                    } else {
-                        unquote_pair(n).unwrap_or_default()
-                    };
-                    let ok: bool = runtime()
-                        .block_on(
-                            sqlx::query_scalar(sql)
-                                .bind(&schema)
-                                .bind(&name)
-                                .fetch_one(&mut self.conn),
-                        )
-                        .map_err(|e| pg_err("looking up what the indexes need", e))?;
-                    checked.push((kind, n, ok));
-                    ok
-                }
-            };
-            if !ok {
-                match missing.iter_mut().find(|(k, x, _)| *k == kind && *x == n) {
-                    Some((_, _, ts)) => ts.push(table),
-                    None => missing.push((kind, n, vec![table])),
-                }
-            }
-        }
-        for (kind, n, ts) in missing {
-            out.push(format!(
-                "{kind} {n} does not exist in the target database, and {} need{} it: create it \
-                 (or the extension that has it), or leave {} out with --exclude, then re-run",
-                ts.join(", "),
-                if ts.len() == 1 { "s" } else { "" },
-                if ts.len() == 1 {
-                    "that table"
-                } else {
-                    "those tables"
-                }
-            ));
-        }
-        // Schemas that get a new table: the ledger's when it is missing, a table's when the
-        // table is missing or replace stages into it; and a new type: the schema each of
-        // the bundle's missing types goes to (its own, or --target-schema).
+        let mut out = self.missing_extensions(tables)?;
+        out.extend(self.missing_index_needs(tables)?);
+        // Schemas that get a new table or type, gathered on the way, checked last.
         let mut creating: Vec<String> = Vec::new();
-        if !self.exists(&self.ledger())? {
-            creating.push(self.ledger_schema().to_string());
-        }
-        match TypePlace::new(
-            self.schema_override.as_deref(),
-            tables.iter().map(|(_, t)| *t),
-        ) {
-            Ok(place) => {
-                for (orig, name) in &place.types {
-                    let schema = place.schema(orig);
-                    if !self.type_exists(schema, name)? {
-                        creating.push(schema.to_string());
-                    }
-                }
-            }
-            Err(Error::Data(why)) => out.push(why),
-            Err(e) => return Err(e),
-        }
-        for (name, t) in tables {
-            let q = self.table(name, t);
-            let exists = self.exists(&q)?;
-            if !exists || mode == Mode::Replace {
-                creating.push(self.schema_for(t).to_string());
-            }
-            if exists {
-                let mut need = vec!["INSERT"];
-                if mode == Mode::Replace {
-                    need.push("DELETE");
-                }
-                if mode == Mode::Upsert {
-                    need.push("UPDATE");
-                }
-                for p in need {
-                    let ok: bool = runtime()
-                        .block_on(
-                            sqlx::query_scalar("SELECT has_table_privilege($1::regclass, $2)")
-                                .bind(&q)
-                                .bind(p)
-                                .fetch_one(&mut self.conn),
-                        )
-                        .map_err(|e| pg_err("checking privileges", e))?;
-                    if !ok {
-                        out.push(format!(
-                            "{q}: the user has no {p} privilege on it (GRANT {p} ON {q} TO …)"
-                        ));
-                    }
-                }
-            }
-        }
-        creating.sort();
-        creating.dedup();
-        for schema in creating {
-            let (exists, create_ok): (bool, bool) = runtime()
-                .block_on(
-                    sqlx::query_as(
-                        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1), \
-                                CASE WHEN EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) \
-                                     THEN has_schema_privilege($1, 'CREATE') \
-                                     ELSE has_database_privilege(current_database(), 'CREATE') END",
-                    )
-                    .bind(&schema)
-                    .fetch_one(&mut self.conn),
-                )
-                .map_err(|e| pg_err("checking privileges", e))?;
-            if !create_ok {
-                out.push(if exists {
-                    format!(
-                        "schema {}: the user may not create tables in it (GRANT CREATE ON SCHEMA {} TO …), \
-                         and this import creates tables or types there",
-                        quote(&schema),
-                        quote(&schema)
-                    )
-                } else {
-                    format!(
-                        "schema {} does not exist and the user may not create schemas in this database \
-                         (GRANT CREATE ON DATABASE … TO …, or --target-schema an existing one)",
-                        quote(&schema)
-                    )
-                });
-            }
-        }
+        out.extend(self.type_schemas(tables, &mut creating)?);
+        out.extend(self.missing_table_privileges(tables, mode, &mut creating)?);
+        out.extend(self.missing_schema_create(creating)?);
         Ok(out)
     }
 
