@@ -49,6 +49,11 @@ pub enum Error {
     #[error("{0}")]
     Temporary(String),
 
+    /// A lock another session holds on a target table outlasted the lock timeout: safe to
+    /// re-run (the loader adds who holds it).
+    #[error("{0}")]
+    Locked(String),
+
     /// The command line asks for something that cannot be done as asked.
     #[error("{0}")]
     Usage(String),
@@ -56,6 +61,11 @@ pub enum Error {
     /// A value or schema that ferry cannot carry faithfully (at export or at the target).
     #[error("{0}")]
     Data(String),
+
+    /// The target refused a row of a part (a constraint, a value its column cannot hold):
+    /// the part's transaction rolled back, and the message says so.
+    #[error("{0}")]
+    RowRefused(String),
 
     /// A database error outside a data conversion.
     #[error("{0}")]
@@ -102,9 +112,9 @@ fn list(findings: &[Finding]) -> String {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::InvalidBundle { .. } | Error::Data(_) => exit::INVALID,
+            Error::InvalidBundle { .. } | Error::Data(_) | Error::RowRefused(_) => exit::INVALID,
             Error::Key(_) => exit::KEY,
-            Error::Temporary(_) => exit::TEMPORARY,
+            Error::Temporary(_) | Error::Locked(_) => exit::TEMPORARY,
             Error::Usage(_) => exit::USAGE,
             Error::Database(_)
             | Error::Storage(_)
@@ -132,7 +142,7 @@ impl Error {
                 Some("nothing partial was kept: re-run the same command once the cause is gone")
             }
             Error::Usage(_) => Some("see `ferry COMMAND --help` for the options"),
-            Error::Data(m) if !m.contains("--exclude") => Some(
+            Error::Data(m) | Error::RowRefused(m) if !m.contains("--exclude") => Some(
                 "fix the value or the target table, or leave the table out with --exclude; a re-run \
                  alone meets the same data",
             ),

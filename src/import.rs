@@ -729,7 +729,7 @@ fn load_tables(
         drop(targets);
         let state = failure_state(
             &ctx,
-            matches!(e, Error::Temporary(_)),
+            matches!(e, Error::Temporary(_) | Error::Locked(_)),
             engines::open_target(&run.plan.target_url, run.plan.target_schema.as_deref())
                 .and_then(|mut t| load::ledger::state(t.as_mut(), run.id)),
         );
@@ -1196,10 +1196,8 @@ const PREFETCH_BATCHES: usize = 2;
 /// Adds the target's state to a load failure's message (without saying twice that the
 /// failed part left nothing).
 fn with_state(e: Error, state: &str) -> Error {
-    let state = if e
-        .to_string()
-        .contains("nothing from this part was committed")
-    {
+    // A refused row's message already says its part rolled back.
+    let state = if matches!(e, Error::RowRefused(_)) {
         state
             .strip_prefix("nothing from the failed part was committed; ")
             .unwrap_or(state)
@@ -1217,7 +1215,9 @@ fn with_state(e: Error, state: &str) -> Error {
             Error::InvalidBundle { bundle, findings }
         }
         Error::Data(m) => Error::Data(format!("{m}; {state}")),
+        Error::RowRefused(m) => Error::RowRefused(format!("{m}; {state}")),
         Error::Temporary(m) => Error::Temporary(format!("{m}; {state}")),
+        Error::Locked(m) => Error::Locked(format!("{m}; {state}")),
         Error::Database(m) => Error::Database(format!("{m}; {state}")),
         other => other,
     }

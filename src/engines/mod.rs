@@ -50,14 +50,42 @@ pub struct Engine {
 /// Every engine ferry knows: adding one is a folder and a line here.
 pub static ENGINES: &[&Engine] = &[&sqlite::ENGINE, &postgres::ENGINE, &mysql::ENGINE];
 
-/// The engine a database URL names.
-pub fn for_url(url: &str) -> Result<&'static Engine> {
+/// Engines registered at run time with [`register`], consulted after [`ENGINES`].
+static EXTRA: std::sync::RwLock<Vec<&'static Engine>> = std::sync::RwLock::new(Vec::new());
+
+/// Registers an engine at run time, for engines that live outside this crate, such as the
+/// test suite's toy engine (`tests/it/toy_engine`): the library's pipelines (`export`,
+/// `import`, `compare`) then find it by URL and by name like a built-in one. The command
+/// line only knows [`ENGINES`]. Registering the same engine twice is harmless.
+pub fn register(engine: &'static Engine) {
+    let mut extra = EXTRA
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !extra.iter().any(|e| std::ptr::eq(*e, engine)) {
+        extra.push(engine);
+    }
+}
+
+/// Every engine: the built-in ones, then those registered at run time.
+fn all() -> Vec<&'static Engine> {
+    let extra = EXTRA
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     ENGINES
         .iter()
         .copied()
+        .chain(extra.iter().copied())
+        .collect()
+}
+
+/// The engine a database URL names.
+pub fn for_url(url: &str) -> Result<&'static Engine> {
+    let all = all();
+    all.iter()
+        .copied()
         .find(|e| e.schemes.iter().any(|s| url.starts_with(s)))
         .ok_or_else(|| {
-            let forms: Vec<&str> = ENGINES.iter().map(|e| e.url_form).collect();
+            let forms: Vec<&str> = all.iter().map(|e| e.url_form).collect();
             Error::Usage(format!(
                 "{}: not a database URL ferry knows ({})",
                 crate::redact::display_url(url),
@@ -68,7 +96,7 @@ pub fn for_url(url: &str) -> Result<&'static Engine> {
 
 /// The engine a catalog names (`None` for one this ferry does not know).
 pub fn by_name(name: &str) -> Option<&'static Engine> {
-    ENGINES.iter().copied().find(|e| e.name == name)
+    all().into_iter().find(|e| e.name == name)
 }
 
 /// Opens the reader of the database a URL names.

@@ -10,8 +10,10 @@
 
 mod as_text;
 mod bounds;
+mod cli_errors;
 mod commit_lost;
 mod common;
+mod conformance;
 mod fidelity;
 mod kill;
 mod matrix;
@@ -26,6 +28,6 @@ mod s3;
 mod secrets;
 mod sqltext;
 mod tls;
+mod toy_engine;
 mod trust;
 mod wycheproof;
-mod cli_errors;

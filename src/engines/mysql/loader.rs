@@ -321,12 +321,9 @@ impl MyTarget {
     /// open on the server named (best effort: without the PROCESS privilege a user sees
     /// only its own sessions). Other errors pass through.
     fn explain_lock(&mut self, e: Error, name: &str) -> Error {
-        let Error::Temporary(msg) = &e else {
+        let Error::Locked(msg) = &e else {
             return e;
         };
-        if !msg.contains("Lock wait timeout") {
-            return e;
-        }
         let holders = self
             .texts(
                 "looking up lock holders",
@@ -473,7 +470,7 @@ impl MyTarget {
                     return Err(Error::Database(format!(
                         "table {name}, row {at} of part {part}: {row_bytes} bytes, more than the server's \
                          max_allowed_packet ({}); raise max_allowed_packet (SET GLOBAL max_allowed_packet = …) \
-                         and re-run; nothing from this part was committed",
+                         and re-run",
                         self.packet
                     )));
                 }
@@ -485,7 +482,7 @@ impl MyTarget {
                 }
                 for (i, b) in binders.iter().enumerate() {
                     bytes += b(row, &mut args).map_err(|why| {
-                        Error::Data(format!(
+                        Error::RowRefused(format!(
                             "table {name}, column {:?}, row {at} of part {part}: {why}; nothing from this part was committed",
                             table.columns[i].name
                         ))
@@ -567,7 +564,7 @@ fn refused(name: &str, part: &str, first_row: u64, e: sqlx::Error) -> Error {
             .and_then(|(_, n)| n.trim().parse::<u64>().ok())
             .map(|n| format!(", row {}", first_row + n - 1))
             .unwrap_or_else(|| format!(", rows from {first_row}"));
-        return Error::Data(format!(
+        return Error::RowRefused(format!(
             "table {name}{row} of part {part}: the target refused a row: {msg}; nothing from this part was committed"
         ));
     }

@@ -70,6 +70,15 @@ pub fn is_temporary(e: &sqlx::Error) -> bool {
 
 /// A database error, as temporary (exit 75) when the connection itself failed.
 pub fn my_err(what: &str, e: sqlx::Error) -> Error {
+    // A lock wait that ran out (error 1205): the loader names who holds the lock.
+    if let sqlx::Error::Database(d) = &e
+        && d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+            .is_some_and(|m| m.number() == 1205)
+    {
+        return Error::Locked(format!(
+            "{what}: connection to MySQL/MariaDB lost or busy ({e}); safe to re-run"
+        ));
+    }
     if is_temporary(&e) {
         return Error::Temporary(format!(
             "{what}: connection to MySQL/MariaDB lost or busy ({e}); safe to re-run"

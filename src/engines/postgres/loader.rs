@@ -111,12 +111,9 @@ impl PgTarget {
     /// A lock timeout on `q`, with the sessions holding locks on it (pid, user,
     /// application, state, age, query), so the operator knows whom to ask.
     fn explain_lock(&mut self, e: Error, q: &str) -> Error {
-        let Error::Temporary(msg) = &e else {
+        let Error::Locked(msg) = &e else {
             return e;
         };
-        if !msg.contains("lock timeout") {
-            return e;
-        }
         let holders: Option<String> = runtime()
             .block_on(
                 sqlx::query_scalar(
@@ -623,7 +620,7 @@ impl PgTarget {
                 .and_then(|i| table.columns.get(i))
                 .map(|c| format!(", column {:?}", c.name))
                 .unwrap_or_default();
-            Error::Data(format!(
+            Error::RowRefused(format!(
                 "table {q}{col}, row {} of part {part}: {}; nothing from this part was committed",
                 e.row, e.message
             ))
@@ -1171,7 +1168,7 @@ fn rejected(q: &str, part: &str, e: sqlx::Error) -> Error {
         && let Some(pg) = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
         && (pg.code().starts_with("22") || pg.code().starts_with("23"))
     {
-        return Error::Data(format!(
+        return Error::RowRefused(format!(
             "table {q}, part {part}: the target refused a row: {}{}{}; nothing from this part was committed",
             pg.message(),
             pg.detail().map(|d| format!(" ({d})")).unwrap_or_default(),

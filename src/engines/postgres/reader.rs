@@ -44,13 +44,13 @@ pub fn pg_err(what: &str, e: sqlx::Error) -> Error {
         | sqlx::Error::WorkerCrashed => Error::Temporary(format!(
             "{what}: connection to PostgreSQL lost ({e}); safe to re-run"
         )),
+        // A lock wait that ran out (lock_timeout): the loader names who holds the lock.
+        sqlx::Error::Database(d) if d.code().is_some_and(|c| c == "55P03") => {
+            Error::Locked(format!("{what}: {e} (temporary; safe to re-run)"))
+        }
         sqlx::Error::Database(d)
             if d.code().is_some_and(|c| {
-                c.starts_with("57P")
-                    || c.starts_with("08")
-                    || c == "40001"
-                    || c == "40P01"
-                    || c == "55P03"
+                c.starts_with("57P") || c.starts_with("08") || c == "40001" || c == "40P01"
             }) =>
         {
             Error::Temporary(format!("{what}: {e} (temporary; safe to re-run)"))

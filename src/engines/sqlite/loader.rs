@@ -264,7 +264,7 @@ impl SqliteTarget {
                 let at = done + row as u64 + 1;
                 for (i, b) in binders.iter().enumerate() {
                     let v = b(row).map_err(|why| {
-                        Error::Data(format!(
+                        Error::RowRefused(format!(
                             "table {name:?}, column {:?}, row {at} of part {part}: {why}; nothing from this part was committed",
                             table.columns[i].name
                         ))
@@ -274,7 +274,7 @@ impl SqliteTarget {
                 }
                 stmt.raw_execute().map_err(|e| match e {
                     rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-                        Error::Data(format!("table {name:?}, row {at} of part {part}: the target refused the row: {e}; nothing from this part was committed"))
+                        Error::RowRefused(format!("table {name:?}, row {at} of part {part}: the target refused the row: {e}; nothing from this part was committed"))
                     }
                     other => db_err(&format!("inserting into {name}, row {at} of part {part}"), other),
                 })?;
@@ -286,8 +286,8 @@ impl SqliteTarget {
 }
 
 /// `ON CONFLICT (pk) DO UPDATE SET c = excluded.c, …` (DO NOTHING when every column is
-/// in the key).
-fn upsert_clause(table: &TableDef) -> String {
+/// in the key). Public for SQLite-like engines outside the crate (the tests' toy engine).
+pub fn upsert_clause(table: &TableDef) -> String {
     let pk: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
     let set: Vec<String> = table
         .columns
@@ -306,14 +306,16 @@ fn upsert_clause(table: &TableDef) -> String {
     }
 }
 
-type Binder<'a> = Box<dyn Fn(usize) -> std::result::Result<ToSqlOutput<'a>, String> + 'a>;
+/// Turns row `i` of one column into the value bound to a SQLite statement, or says why not.
+pub type Binder<'a> = Box<dyn Fn(usize) -> std::result::Result<ToSqlOutput<'a>, String> + 'a>;
 
 fn int(v: i64) -> ToSqlOutput<'static> {
     ToSqlOutput::Owned(Value::Integer(v))
 }
 
-/// One conversion per column, chosen once per batch from the column's type.
-fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
+/// One conversion per column, chosen once per batch from the column's type. Public for
+/// SQLite-like engines outside the crate (the tests' toy engine).
+pub fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
     macro_rules! ints {
         ($t:ty) => {{
             let x = a.as_primitive::<$t>();
@@ -436,7 +438,8 @@ fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
 /// Takes the run lock of a database: an exclusive lock on `<database>.ferry-lock`, held by
 /// the returned file until the process ends (the kernel drops it when a killed importer
 /// dies, so it is never stale). The file names the holder (pid, host, start time).
-fn take_run_lock(path: &str) -> Result<Option<std::fs::File>> {
+/// Public for SQLite-like engines outside the crate (the tests' toy engine).
+pub fn take_run_lock(path: &str) -> Result<Option<std::fs::File>> {
     if path == ":memory:" || path.starts_with("file::memory:") {
         return Ok(None);
     }
