@@ -225,16 +225,11 @@ type WorkItem = (usize, usize, Option<String>);
 /// One unit of work done: (table index, slice index, what it wrote).
 type DoneSlice = (usize, usize, Exported);
 
-/// What the export workers share: the work queue, their results, the tables to read again
-/// whole, and whether one of them failed.
-#[derive(Default)]
-struct Workload {
-    queue: std::sync::Mutex<std::collections::VecDeque<WorkItem>>,
-    done: std::sync::Mutex<Vec<DoneSlice>>,
-    /// Tables read as ranges where a range met a value that makes a column travel as text:
-    /// read again whole once the workers are done.
-    redo: std::sync::Mutex<std::collections::BTreeSet<usize>>,
-    failed: std::sync::atomic::AtomicBool,
+/// How one unit of work ended: its slice written, or its table to be read again whole (a
+/// range met a value that makes a column travel as text).
+enum Slice {
+    Done(Box<DoneSlice>),
+    Redo(usize),
 }
 
 /// Exports every table into parts of the bundle. Tables are handed out from one queue to
@@ -265,38 +260,51 @@ fn write_tables(
     }
     let workers = sources.len();
     let queue = plan_work(plan, sources[0].as_mut(), workers, tables)?;
-    let work = Workload {
-        queue: std::sync::Mutex::new(queue),
-        ..Workload::default()
-    };
-    run_workers(&mut sources, &work, tables, &ctx)?;
-    let redo = work
-        .redo
-        .into_inner()
-        .map_err(|_| Error::Other("export redo list poisoned".into()))?;
-    if !redo.is_empty() {
-        let mut d = work
-            .done
-            .lock()
-            .map_err(|_| Error::Other("export results poisoned".into()))?;
-        for &ti in &redo {
-            // The other ranges' parts belong to no bundle now.
-            for (_, _, e) in d.iter().filter(|(t, _, _)| *t == ti) {
-                for p in &e.parts {
-                    ctx.store.delete(&p.path)?;
-                }
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let (slices, errors) = crate::pool::run(
+        &mut sources,
+        queue,
+        &failed,
+        "export",
+        |src, (ti, si, pred): WorkItem| match export_table(
+            src.as_mut(),
+            &tables[ti],
+            pred.as_deref(),
+            si == 0,
+            &ctx,
+        ) {
+            Ok(e) => Ok(Slice::Done(Box::new((ti, si, e)))),
+            Err(Error::NeedsText { .. }) if pred.is_some() => Ok(Slice::Redo(ti)),
+            Err(e) => Err(e),
+        },
+    );
+    if let Some(e) = errors.into_iter().next() {
+        return Err(e);
+    }
+    let mut d = Vec::new();
+    let mut redo = std::collections::BTreeSet::new();
+    for s in slices {
+        match s {
+            Slice::Done(x) => d.push(*x),
+            Slice::Redo(ti) => {
+                redo.insert(ti);
             }
-            d.retain(|(t, _, _)| *t != ti);
-            let e = export_table(sources[0].as_mut(), &tables[ti], None, true, &ctx)?;
-            d.push((ti, 0, e));
         }
+    }
+    for &ti in &redo {
+        // The other ranges' parts belong to no bundle now.
+        for (_, _, e) in d.iter().filter(|(t, _, _)| *t == ti) {
+            for p in &e.parts {
+                ctx.store.delete(&p.path)?;
+            }
+        }
+        d.retain(|(t, _, _)| *t != ti);
+        let e = export_table(sources[0].as_mut(), &tables[ti], None, true, &ctx)?;
+        d.push((ti, 0, e));
     }
     let src = sources.swap_remove(0);
     drop(sources);
-    let mut exported = work
-        .done
-        .into_inner()
-        .map_err(|_| Error::Other("export results poisoned".into()))?;
+    let mut exported = d;
     exported.sort_by_key(|(ti, si, _)| (*ti, *si));
     Ok((src, exported))
 }
@@ -309,8 +317,8 @@ fn plan_work(
     src: &mut dyn source::Source,
     workers: usize,
     tables: &[crate::types::TableDef],
-) -> Result<std::collections::VecDeque<WorkItem>> {
-    let mut work = std::collections::VecDeque::new();
+) -> Result<Vec<WorkItem>> {
+    let mut work = Vec::new();
     for (ti, t) in tables.iter().enumerate() {
         let slices = if workers > 1 {
             src.split(t, workers, plan.split_min_bytes)?
@@ -318,77 +326,10 @@ fn plan_work(
             vec![None]
         };
         for (si, pred) in slices.into_iter().enumerate() {
-            work.push_back((ti, si, pred));
+            work.push((ti, si, pred));
         }
     }
     Ok(work)
-}
-
-/// Runs one worker per source until the queue is empty or one fails; the first error wins.
-fn run_workers(
-    sources: &mut [Box<dyn source::Source>],
-    work: &Workload,
-    tables: &[crate::types::TableDef],
-    ctx: &TableCtx<'_>,
-) -> Result<()> {
-    std::thread::scope(|s| -> Result<()> {
-        let handles: Vec<_> = sources
-            .iter_mut()
-            .map(|src| s.spawn(move || work_loop(src.as_mut(), work, tables, ctx)))
-            .collect();
-        let mut first_error = None;
-        for h in handles {
-            let r = h
-                .join()
-                .map_err(|_| Error::Other("an export worker crashed".into()))
-                .and_then(|r| r);
-            if let Err(e) = r {
-                first_error.get_or_insert(e);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
-    })
-}
-
-/// One worker: takes work items off the queue and exports them until none are left or
-/// another worker has failed.
-fn work_loop(
-    src: &mut dyn source::Source,
-    work: &Workload,
-    tables: &[crate::types::TableDef],
-    ctx: &TableCtx<'_>,
-) -> Result<()> {
-    loop {
-        if work.failed.load(std::sync::atomic::Ordering::Relaxed) {
-            return Ok(());
-        }
-        let Some((ti, si, pred)) = work
-            .queue
-            .lock()
-            .map_err(|_| Error::Other("export queue poisoned".into()))?
-            .pop_front()
-        else {
-            return Ok(());
-        };
-        match export_table(src, &tables[ti], pred.as_deref(), si == 0, ctx) {
-            Ok(e) => work
-                .done
-                .lock()
-                .map_err(|_| Error::Other("export results poisoned".into()))?
-                .push((ti, si, e)),
-            Err(Error::NeedsText { .. }) if pred.is_some() => {
-                work.redo
-                    .lock()
-                    .map_err(|_| Error::Other("export redo list poisoned".into()))?
-                    .insert(ti);
-            }
-            Err(e) => {
-                work.failed
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-                return Err(e);
-            }
-        }
-    }
 }
 
 /// Slices of one table become one catalog entry: parts in slice order, row counts and

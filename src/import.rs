@@ -3,7 +3,7 @@
 //! its ledger row, so a crash or kill at any point leaves whole parts only and a re-run
 //! resumes. Written once against the `Target` trait.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
@@ -738,71 +738,19 @@ fn load_tables(
     Ok(targets.swap_remove(0))
 }
 
-/// The tables still to load, each with its index in the plan and its target name.
-type Queue<'a> = Mutex<VecDeque<(usize, (&'a CatalogTable, &'a str))>>;
-
-/// Runs one worker per connection until the tables run out or one fails: the tables'
-/// figures in plan order, and the workers' errors.
+/// Loads the tables on one worker per connection (the shared [`crate::pool`]).
 fn run_workers(
     ctx: &LoadCtx<'_>,
     targets: &mut [Box<dyn Target>],
 ) -> Result<(Vec<Loaded>, Vec<Error>)> {
-    let queue: Queue<'_> = Mutex::new(ctx.run.tables.tables().enumerate().collect());
-    let results = Mutex::new(Vec::new());
-    let worker_errors: Vec<Error> = std::thread::scope(|s| {
-        let handles: Vec<_> = targets
-            .iter_mut()
-            .map(|target| {
-                let (queue, results) = (&queue, &results);
-                s.spawn(move || worker(ctx, target.as_mut(), queue, results))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .filter_map(|h| match h.join() {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e),
-                Err(_) => Some(Error::Other("an import worker crashed".into())),
-            })
-            .collect()
-    });
-    let mut results = results
-        .into_inner()
-        .map_err(|_| Error::Other("import results poisoned".into()))?;
-    results.sort_by_key(|(i, _)| *i);
-    Ok((results.into_iter().map(|(_, r)| r).collect(), worker_errors))
-}
-
-/// One worker: takes tables from the queue and loads them until it is empty or a worker
-/// failed (its own failure stops the others before their next table).
-fn worker(
-    ctx: &LoadCtx<'_>,
-    target: &mut dyn Target,
-    queue: &Queue<'_>,
-    results: &Mutex<Vec<(usize, Loaded)>>,
-) -> Result<()> {
-    loop {
-        if ctx.failed.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        let next = queue
-            .lock()
-            .map_err(|_| Error::Other("import queue poisoned".into()))?
-            .pop_front();
-        let Some((i, (t, name))) = next else {
-            return Ok(());
-        };
-        match import_table(ctx, target, t, name) {
-            Ok(r) => results
-                .lock()
-                .map_err(|_| Error::Other("import results poisoned".into()))?
-                .push((i, r)),
-            Err(e) => {
-                ctx.failed.store(true, Ordering::Relaxed);
-                return Err(e);
-            }
-        }
-    }
+    let items: Vec<(&CatalogTable, &str)> = ctx.run.tables.tables().collect();
+    Ok(crate::pool::run(
+        targets,
+        items,
+        &ctx.failed,
+        "import",
+        |target, (t, name)| import_table(ctx, target.as_mut(), t, name),
+    ))
 }
 
 /// After every table: what the target adds across tables (foreign keys; its notes become

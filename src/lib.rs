@@ -15,6 +15,7 @@ pub mod expr;
 pub mod import;
 pub mod inspect;
 pub mod load;
+pub mod pool;
 pub mod preflight;
 pub mod redact;
 pub mod report;
