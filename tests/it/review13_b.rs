@@ -6,65 +6,12 @@
 
 use std::path::Path;
 
-use ferry::bundle::{FileEntry, Manifest};
-use ferry::crypto::cobblestone::{decrypt_all, encrypt_to_vec};
-use ferry::crypto::envelope::{DataKey, file_context};
-use ferry::crypto::keys::{KeyFileKey, Keys};
 use rusqlite::Connection;
-use sha2::{Digest, Sha256};
 
 use crate::common::{ferry, fixture};
 use crate::mysql::{TempDb as MyDb, my};
 use crate::postgres::{TempDb as PgDb, psql};
-
-/// A key holder's edit of the encrypted catalog: decrypt it, change the JSON, encrypt it
-/// again under the bundle's file key and context, and reseal the manifest (hashes, MAC).
-fn forge_catalog(bundle: &Path, key_file: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
-    let mut m: Manifest =
-        serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
-    let (k, _) = KeyFileKey::load(key_file).unwrap();
-    let keys = Keys {
-        key_files: vec![k],
-        passphrases: vec![],
-    };
-    let dk = DataKey::unwrap(&m.bundle_id, &m.encryption.key_slots, &keys).unwrap();
-    let fk = dk.file_key(&m.bundle_id);
-    let ctx = file_context(&m.bundle_id, "catalog", &m.catalog.path);
-    let path = bundle.join(&m.catalog.path);
-    let plain = decrypt_all(&fk, &ctx, &std::fs::read(&path).unwrap()).unwrap();
-    let mut v: serde_json::Value = serde_json::from_slice(&plain).unwrap();
-    edit(&mut v);
-    let ct = encrypt_to_vec(&fk, &ctx, &serde_json::to_vec(&v).unwrap()).unwrap();
-    std::fs::write(&path, ct).unwrap();
-    let fix = |f: &mut FileEntry| {
-        let b = std::fs::read(bundle.join(&f.path)).unwrap();
-        f.size = u64::try_from(b.len()).unwrap();
-        f.sha256 = hex::encode(Sha256::digest(&b));
-    };
-    fix(&mut m.catalog);
-    let sums: String = std::iter::once(&m.catalog)
-        .chain(&m.parts)
-        .map(|f| {
-            let b = std::fs::read(bundle.join(&f.path)).unwrap();
-            format!("{}  {}\n", hex::encode(Sha256::digest(&b)), f.path)
-        })
-        .collect();
-    std::fs::write(bundle.join("SHA256SUMS"), sums).unwrap();
-    let json = m.to_json();
-    std::fs::write(bundle.join("manifest.json"), &json).unwrap();
-    let mac = dk.manifest_mac(&m.bundle_id, &json);
-    std::fs::write(bundle.join("manifest.mac"), format!("{mac}\n")).unwrap();
-}
-
-/// The first table of a catalog whose name is `name`.
-fn table<'a>(v: &'a mut serde_json::Value, name: &str) -> &'a mut serde_json::Value {
-    v["tables"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|t| t["table"]["name"] == name)
-        .unwrap()
-}
+use crate::sqltext::{forge_catalog, table};
 
 /// `ferry import BUNDLE TARGET --key-file K EXTRA…`: exit code and stdout + stderr.
 fn import(bundle: &Path, target: &str, key: &Path, extra: &[&str]) -> (Option<i32>, String) {

@@ -25,7 +25,11 @@ fn side_effects(url: &str) -> String {
 
 /// A key holder's edit of the encrypted catalog: decrypt it, change the JSON, encrypt it
 /// again under the bundle's file key and context, and reseal the manifest (hashes, MAC).
-fn forge_catalog(bundle: &Path, key_file: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+pub(crate) fn forge_catalog(
+    bundle: &Path,
+    key_file: &Path,
+    edit: impl FnOnce(&mut serde_json::Value),
+) {
     let mut m: Manifest =
         serde_json::from_slice(&std::fs::read(bundle.join("manifest.json")).unwrap()).unwrap();
     let (k, _) = KeyFileKey::load(key_file).unwrap();
@@ -63,7 +67,7 @@ fn forge_catalog(bundle: &Path, key_file: &Path, edit: impl FnOnce(&mut serde_js
 }
 
 /// The first table of a catalog whose name is `name`.
-fn table<'a>(v: &'a mut serde_json::Value, name: &str) -> &'a mut serde_json::Value {
+pub(crate) fn table<'a>(v: &'a mut serde_json::Value, name: &str) -> &'a mut serde_json::Value {
     v["tables"]
         .as_array_mut()
         .unwrap()
