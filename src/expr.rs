@@ -60,7 +60,8 @@ pub const FUNCTIONS: &[&str] = &[
     "cardinality",
 ];
 
-/// The engine whose dialect an expression is written in.
+/// The SQL dialect an expression is written in (each engine names its own in the registry,
+/// `engines::Engine::sql`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
     Postgres,
@@ -69,15 +70,6 @@ pub enum Engine {
 }
 
 impl Engine {
-    pub fn from_name(name: &str) -> Option<Engine> {
-        match name {
-            "postgres" => Some(Engine::Postgres),
-            "mysql" => Some(Engine::MySql),
-            "sqlite" => Some(Engine::Sqlite),
-            _ => None,
-        }
-    }
-
     fn dialect(self) -> Box<dyn Dialect> {
         match self {
             Engine::Postgres => Box::new(PostgreSqlDialect {}),
