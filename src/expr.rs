@@ -9,7 +9,8 @@
 //! loader's question (it asks the server with a bound parameter).
 
 use sqlparser::ast::{
-    CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, InTarget, Value,
+    BinaryOperator, CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
+    InTarget, ObjectNamePart, UnaryOperator, Value,
 };
 use sqlparser::dialect::{Dialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
@@ -190,7 +191,21 @@ pub fn rebuild_check(text: &str, engine: Engine, scope: Scope<'_>) -> Result<Che
 /// The operator's `--where`: one boolean expression of any kind (the operator may read
 /// what they like), never a statement or a second one; printed back from its tree.
 pub fn rebuild_where(text: &str, engine: Engine) -> Result<String, String> {
-    print(&parse_one(text, engine)?, engine)
+    let sql = print(&parse_one(text, engine)?, engine)?;
+    // A dollar quote whose tag starts with a digit (`$1$…$1$`) is a parameter and another
+    // quote to PostgreSQL: the server would not read what was checked.
+    let odd_tag = sqlparser::tokenizer::Tokenizer::new(engine.dialect().as_ref(), &sql)
+        .tokenize()
+        .map_err(|e| format!("does not parse ({e})"))?
+        .iter()
+        .any(|t| {
+            matches!(t, Token::DollarQuotedString(d)
+                if d.tag.as_deref().is_some_and(|g| !g.starts_with(|c: char| c.is_alphabetic() || c == '_')))
+        });
+    if odd_tag {
+        return Err("holds a dollar quote whose tag is not a name".into());
+    }
+    Ok(sql)
 }
 
 fn check(e: &Expr, s: Scope<'_>, casts: &mut Vec<String>, depth: usize) -> Result<(), String> {
@@ -227,14 +242,34 @@ fn check(e: &Expr, s: Scope<'_>, casts: &mut Vec<String>, depth: usize) -> Resul
         | Expr::IsNotFalse(x)
         | Expr::IsUnknown(x)
         | Expr::IsNotUnknown(x) => sub(x),
-        Expr::UnaryOp { expr, .. } => sub(expr),
-        Expr::BinaryOp { left, right, .. }
-        | Expr::IsDistinctFrom(left, right)
+        Expr::UnaryOp { op, expr } => {
+            if !matches!(op, UnaryOperator::Plus | UnaryOperator::Minus | UnaryOperator::Not) {
+                return Err(format!("uses the operator {op}"));
+            }
+            sub(expr)
+        }
+        Expr::BinaryOp { left, op, right } => {
+            operator(op)?;
+            sub(left)?;
+            sub(right)
+        }
+        Expr::IsDistinctFrom(left, right)
         | Expr::IsNotDistinctFrom(left, right) => {
             sub(left)?;
             sub(right)
         }
-        Expr::AnyOp { left, right, .. } | Expr::AllOp { left, right, .. } => {
+        Expr::AnyOp {
+            left,
+            compare_op,
+            right,
+            ..
+        }
+        | Expr::AllOp {
+            left,
+            compare_op,
+            right,
+        } => {
+            operator(compare_op)?;
             sub(left)?;
             sub(right)
         }
@@ -307,16 +342,23 @@ fn check(e: &Expr, s: Scope<'_>, casts: &mut Vec<String>, depth: usize) -> Resul
             cast_type(&t.data_type, casts)
         }
         Expr::Function(f) => {
-            let parts = &f.name.0;
-            let name = match parts.as_slice() {
-                [n] => n.to_string(),
-                [schema, n] if schema.to_string().eq_ignore_ascii_case("pg_catalog") => {
-                    n.to_string()
-                }
-                _ => return Err(format!("calls {}", f.name)),
+            // An unquoted name folds to lower case; a quoted one is that exact name
+            // (`"LOWER"` is another function than `lower`).
+            let folded = |p: &ObjectNamePart| {
+                p.as_ident().map(|i| {
+                    if i.quote_style.is_some() {
+                        i.value.clone()
+                    } else {
+                        i.value.to_ascii_lowercase()
+                    }
+                })
             };
-            let plain = name.trim_matches('"').to_ascii_lowercase();
-            if !FUNCTIONS.contains(&plain.as_str()) {
+            let name = match f.name.0.as_slice() {
+                [n] => folded(n),
+                [schema, n] if folded(schema).as_deref() == Some("pg_catalog") => folded(n),
+                _ => None,
+            };
+            if !name.is_some_and(|n| FUNCTIONS.contains(&n.as_str())) {
                 return Err(format!("calls {}", f.name));
             }
             if f.filter.is_some()
@@ -349,6 +391,34 @@ fn check(e: &Expr, s: Scope<'_>, casts: &mut Vec<String>, depth: usize) -> Resul
             "holds an expression ferry does not replay ({})",
             short(&other.to_string())
         )),
+    }
+}
+
+/// Operators a rebuilt expression may use: arithmetic, comparison, logic, concatenation and
+/// regular-expression matching. Others (`OPERATOR(schema.op)`, custom operators) call
+/// functions the allowlist does not name.
+fn operator(op: &BinaryOperator) -> Result<(), String> {
+    use BinaryOperator as B;
+    match op {
+        B::Plus
+        | B::Minus
+        | B::Multiply
+        | B::Divide
+        | B::Modulo
+        | B::StringConcat
+        | B::Gt
+        | B::Lt
+        | B::GtEq
+        | B::LtEq
+        | B::Eq
+        | B::NotEq
+        | B::And
+        | B::Or
+        | B::PGRegexMatch
+        | B::PGRegexIMatch
+        | B::PGRegexNotMatch
+        | B::PGRegexNotIMatch => Ok(()),
+        other => Err(format!("uses the operator {other}")),
     }
 }
 
@@ -481,6 +551,20 @@ mod tests {
         // Ordinary quotes and backslashes in patterns still come back.
         assert_eq!(pg("VALUE ~ '^\\d+$'", &[]).unwrap(), "VALUE ~ '^\\d+$'");
         assert_eq!(pg("VALUE <> 'it''s'", &[]).unwrap(), "VALUE <> 'it''s'");
+    }
+
+    #[test]
+    fn operators_and_quoted_function_names_stay_inside_the_allowlist() {
+        let e = pg("VALUE OPERATOR(public.+) 1 > 0", &[]).unwrap_err();
+        assert!(e.contains("operator"), "{e}");
+        assert!(pg("VALUE ### 1", &[]).is_err());
+        assert!(pg("\"LOWER\"(VALUE) = 'a'", &[]).unwrap_err().contains("LOWER"));
+        assert!(pg("\"lower\"\"\"(VALUE) = 'a'", &[]).is_err());
+        assert!(pg("\"lower\"(VALUE) = 'a'", &[]).is_ok());
+        assert!(pg("pg_catalog.lower(VALUE) = 'a'", &[]).is_ok());
+        assert!(pg("VALUE ~* '^a' AND -VALUE < 0 AND NOT (VALUE = 'b')", &[]).is_ok());
+        assert!(rebuild_where("v = $1$x$1$", Engine::Postgres).is_err());
+        assert!(rebuild_where("v = $t$x$t$", Engine::Postgres).is_ok());
     }
 
     #[test]
