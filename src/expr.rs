@@ -243,7 +243,10 @@ fn check(e: &Expr, s: Scope<'_>, casts: &mut Vec<String>, depth: usize) -> Resul
         | Expr::IsUnknown(x)
         | Expr::IsNotUnknown(x) => sub(x),
         Expr::UnaryOp { op, expr } => {
-            if !matches!(op, UnaryOperator::Plus | UnaryOperator::Minus | UnaryOperator::Not) {
+            if !matches!(
+                op,
+                UnaryOperator::Plus | UnaryOperator::Minus | UnaryOperator::Not
+            ) {
                 return Err(format!("uses the operator {op}"));
             }
             sub(expr)
@@ -253,8 +256,7 @@ fn check(e: &Expr, s: Scope<'_>, casts: &mut Vec<String>, depth: usize) -> Resul
             sub(left)?;
             sub(right)
         }
-        Expr::IsDistinctFrom(left, right)
-        | Expr::IsNotDistinctFrom(left, right) => {
+        Expr::IsDistinctFrom(left, right) | Expr::IsNotDistinctFrom(left, right) => {
             sub(left)?;
             sub(right)
         }
@@ -558,7 +560,11 @@ mod tests {
         let e = pg("VALUE OPERATOR(public.+) 1 > 0", &[]).unwrap_err();
         assert!(e.contains("operator"), "{e}");
         assert!(pg("VALUE ### 1", &[]).is_err());
-        assert!(pg("\"LOWER\"(VALUE) = 'a'", &[]).unwrap_err().contains("LOWER"));
+        assert!(
+            pg("\"LOWER\"(VALUE) = 'a'", &[])
+                .unwrap_err()
+                .contains("LOWER")
+        );
         assert!(pg("\"lower\"\"\"(VALUE) = 'a'", &[]).is_err());
         assert!(pg("\"lower\"(VALUE) = 'a'", &[]).is_ok());
         assert!(pg("pg_catalog.lower(VALUE) = 'a'", &[]).is_ok());

@@ -900,7 +900,7 @@ fn import_table(
             cipher_sha256: stored.map(|e| e.sha256.clone()).unwrap_or_default(),
             source_id: checked.bundle.manifest.source_id.clone(),
             sequence: checked.bundle.manifest.sequence,
-            target_table: name.to_string(),
+            target_table: target.ledger_key(name, &t.table),
             rows: p.rows,
             mode: plan.mode.ledger_mode().into(),
             run_id: ctx.run_id.to_string(),

@@ -190,9 +190,10 @@ pub fn publish(
                 &format!("DELETE FROM {only}{q}"),
                 &[],
             )?;
+            let key = s.ledger_key(name, table);
             if let Some((source, sequence)) = newer_than
                 && let Some((newer, newer_bundle)) =
-                    ledger::newer_published(s, name, source, bundle_id, sequence)?
+                    ledger::newer_published(s, &key, source, bundle_id, sequence)?
             {
                 return Err(newer_published_error(name, sequence, newer, &newer_bundle));
             }
@@ -215,7 +216,7 @@ pub fn publish(
                 Error::Data(m) => Error::Data(format!("{m}; nothing was published")),
                 other => other,
             })?;
-            for part in ledger::staged_parts(s, bundle_id, name)? {
+            for part in ledger::staged_parts(s, bundle_id, &key)? {
                 ledger::set_mode(s, bundle_id, &part, STAGED, PUBLISHED)?;
             }
             before_commit()
@@ -247,9 +248,10 @@ pub fn discard_staging(
     table: &TableDef,
     bundle_id: &str,
 ) -> Result<()> {
+    let key = s.ledger_key(name, table);
     if !s.dialect().transactional_ddl {
         drop_staging(s, staging, table)?;
-        for part in ledger::staged_parts(s, bundle_id, name)? {
+        for part in ledger::staged_parts(s, bundle_id, &key)? {
             ledger::forget(s, bundle_id, &part)?;
         }
         return Ok(());
@@ -259,7 +261,7 @@ pub fn discard_staging(
         s,
         &q,
         |s| {
-            for part in ledger::staged_parts(s, bundle_id, name)? {
+            for part in ledger::staged_parts(s, bundle_id, &key)? {
                 ledger::forget(s, bundle_id, &part)?;
             }
             drop_staging(s, staging, table)

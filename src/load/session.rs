@@ -127,6 +127,13 @@ pub trait Session {
     /// A bundle table `name` as it is written in a statement here (quoted, qualified).
     fn table_sql(&self, name: &str, table: &TableDef) -> String;
 
+    /// How the ledger names table `name` (its `target_table`): unique per table across
+    /// the whole target, so engines with schemas qualify it (`a.t` and `b.t` are two
+    /// tables whose parts must never be published or discarded together).
+    fn ledger_key(&self, name: &str, _table: &TableDef) -> String {
+        name.to_string()
+    }
+
     /// Creates `name` from the catalog when missing (`same_engine` recreates declared types;
     /// a `staging` table is one plain table even when the source was partitioned).
     fn create_table(

@@ -4,8 +4,7 @@
 //! column is refused by name (table, column, type) before anything is written.
 
 use crate::common::{Fixture, ferry, fixture, ledger_rows, user_tables};
-use crate::mysql::{self, my};
-use crate::postgres::{TempDb, psql};
+use crate::servers::{MyDb, PgDb, my, psql};
 
 /// The acceptance table, with NULLs, empty arrays, NULL elements and elements that need
 /// quoting, plus an unconstrained numeric holding NaN (which SQLite takes without the flag).
@@ -97,10 +96,10 @@ fn column_types(url: &str, table: &str) -> String {
 
 #[test]
 fn postgres_to_sqlite_and_back_carries_intervals_arrays_wide_numerics_and_inet_only_with_as_text() {
-    let Some(src) = TempDb::new("astext_src") else {
+    let Some(src) = PgDb::new("astext_src") else {
         return;
     };
-    let Some(dst) = TempDb::new("astext_dst") else {
+    let Some(dst) = PgDb::new("astext_dst") else {
         return;
     };
     psql(&src.url, KINDS);
@@ -214,7 +213,7 @@ fn postgres_to_sqlite_and_back_carries_intervals_arrays_wide_numerics_and_inet_o
     );
     // Into tables that already have the source's types (--mode append): each text value
     // goes through its type's input function and the copy is the source again.
-    let Some(typed) = TempDb::new("astext_typed") else {
+    let Some(typed) = PgDb::new("astext_typed") else {
         return;
     };
     psql(
@@ -240,13 +239,13 @@ fn postgres_to_sqlite_and_back_carries_intervals_arrays_wide_numerics_and_inet_o
 
 #[test]
 fn postgres_to_mariadb_loads_intervals_arrays_and_too_wide_decimals_as_text_only_with_as_text() {
-    let Some(src) = TempDb::new("astext_my_src") else {
+    let Some(src) = PgDb::new("astext_my_src") else {
         return;
     };
-    let Some(back) = TempDb::new("astext_my_back") else {
+    let Some(back) = PgDb::new("astext_my_back") else {
         return;
     };
-    let Some(m) = mysql::TempDb::new("astext") else {
+    let Some(m) = MyDb::new("astext") else {
         return;
     };
     // No NaN here: MySQL's DECIMAL has none (an unconstrained numeric is refused by row).
@@ -284,7 +283,7 @@ fn postgres_to_mariadb_loads_intervals_arrays_and_too_wide_decimals_as_text_only
     }
     // numeric(50,10) fits MariaDB's DECIMAL(50,10) (65 digits, 30 after the point): exact.
     assert!(!err.contains("kinds.n50"), "{err}");
-    let tables = |m: &mysql::TempDb| {
+    let tables = |m: &MyDb| {
         my(
             &m.url,
             &format!(
@@ -332,10 +331,10 @@ fn postgres_to_mariadb_loads_intervals_arrays_and_too_wide_decimals_as_text_only
 
 #[test]
 fn a_numeric_column_that_travels_as_text_because_of_nan_says_so_and_loads_as_text_into_mariadb() {
-    let Some(src) = TempDb::new("astext_nan") else {
+    let Some(src) = PgDb::new("astext_nan") else {
         return;
     };
-    let Some(m) = mysql::TempDb::new("astext_nan") else {
+    let Some(m) = MyDb::new("astext_nan") else {
         return;
     };
     psql(

@@ -9,10 +9,10 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common::{ferry, fixture};
-use crate::postgres::{TempDb, psql};
+use crate::common::{ferry, fixture, wait_until};
+use crate::servers::{PgDb, psql};
 
 /// What the proxy saw, shared by its threads and the test.
 #[derive(Default)]
@@ -158,21 +158,9 @@ fn relay(client: TcpStream, server: TcpStream, seen: Arc<Seen>, conn: usize) {
     });
 }
 
-/// Polls `f` until it holds, for up to `secs` seconds.
-fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !f() {
-        assert!(
-            started.elapsed() < Duration::from_secs(secs),
-            "{what}: not after {secs} s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn a_connection_lost_during_commit_is_reported_from_the_ledger() {
-    let Some(dst) = TempDb::new("commitlost") else {
+    let Some(dst) = PgDb::new("commitlost") else {
         return;
     };
     let fx = fixture();
@@ -264,7 +252,7 @@ fn a_connection_lost_during_commit_is_reported_from_the_ledger() {
 
     // The cut connection's server session ends (its import lock goes with it); then a re-run
     // straight to the server loads the rest exactly once.
-    wait_until(120, "the cut session ends", || {
+    wait_until("the cut session ends", Duration::from_secs(120), || {
         psql(
             &dst.url,
             &format!(

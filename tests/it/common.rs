@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use rusqlite::Connection;
@@ -13,6 +14,19 @@ pub fn ferry() -> Command {
     let mut c = Command::cargo_bin("ferry").expect("ferry binary");
     c.env_remove("FERRY_KEY_FILE").arg("--quiet");
     c
+}
+
+/// Polls `cond` every 15 ms until it holds; panics naming `what` once `timeout` has passed.
+/// For waiting on another process or session to reach a state, instead of a fixed sleep.
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !cond() {
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(15));
+    }
 }
 
 pub struct Fixture {

@@ -34,8 +34,7 @@ use ferry::types::{ColumnType, TableDef};
 use rusqlite::Connection;
 
 use crate::common::{Fixture, dump, fixture};
-use crate::mysql as mysql_server;
-use crate::postgres as postgres_server;
+use crate::servers::{MyDb, PgDb, psql};
 use crate::toy_engine;
 
 /// What keeps a target alive for one test (a temporary database, dropped with it).
@@ -50,12 +49,12 @@ fn sqlite_target(dir: &Path, tag: &str) -> Option<(String, Keep)> {
 }
 
 fn postgres_target(_: &Path, tag: &str) -> Option<(String, Keep)> {
-    let db = postgres_server::TempDb::new(&format!("conf_{tag}"))?;
+    let db = PgDb::new(&format!("conf_{tag}"))?;
     Some((db.url.clone(), Box::new(db)))
 }
 
 fn mysql_target(_: &Path, tag: &str) -> Option<(String, Keep)> {
-    let db = mysql_server::TempDb::new(&format!("conf_{tag}"))?;
+    let db = MyDb::new(&format!("conf_{tag}"))?;
     Some((db.url.clone(), Box::new(db)))
 }
 
@@ -507,8 +506,8 @@ fn refused_bundle(u: &Under, refused: &dyn Fn(&ColumnType) -> bool) -> Option<(S
     }
     // From PostgreSQL (when it is there): an interval.
     if refused(&ColumnType::Interval) {
-        let db = postgres_server::TempDb::new("conf_iv")?;
-        postgres_server::psql(
+        let db = PgDb::new("conf_iv")?;
+        psql(
             &db.url,
             "CREATE TABLE wide (iv interval); INSERT INTO wide VALUES ('1 day');",
         );

@@ -5,8 +5,7 @@
 //! each from its minimal repro.
 
 use crate::common::{ferry, fixture};
-use crate::mysql::{TempDb as MyDb, my};
-use crate::postgres::{TempDb as PgDb, psql};
+use crate::servers::{MyDb, PgDb, my, psql};
 
 /// Everything a same-engine PostgreSQL copy must keep, one line per fact, for every
 /// relation of the user's schemas (ferry's ledger left out).

@@ -19,7 +19,7 @@ use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
 use crate::common::{Fixture, fixture};
-use crate::{mysql, postgres};
+use crate::servers::{Engine, MyDb, PgDb, my, psql};
 
 /// Rows of the multi-part table (`big`, ~1 KB of random bytes each, two parts) and of the
 /// single-part one (`mid`).
@@ -32,20 +32,13 @@ pub const OLD_MID: i64 = 7;
 /// (count, distinct ids, sum of ids, SHA-256 over the values' hashes in id order).
 pub type Fingerprint = (i64, i64, i64, String);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Sqlite,
-    Postgres,
-    Mysql,
-}
-
 /// A target database of one test, dropped with it.
 pub struct Db {
     pub engine: Engine,
     pub url: String,
     path: Option<PathBuf>,
-    _pg: Option<postgres::TempDb>,
-    _my: Option<mysql::TempDb>,
+    _pg: Option<PgDb>,
+    _my: Option<MyDb>,
 }
 
 impl Db {
@@ -63,7 +56,7 @@ impl Db {
                 })
             }
             Engine::Postgres => {
-                let d = postgres::TempDb::new(tag)?;
+                let d = PgDb::new(tag)?;
                 Some(Db {
                     engine,
                     url: d.url.clone(),
@@ -73,7 +66,7 @@ impl Db {
                 })
             }
             Engine::Mysql => {
-                let d = mysql::TempDb::new(tag)?;
+                let d = MyDb::new(tag)?;
                 Some(Db {
                     engine,
                     url: d.url.clone(),
@@ -127,8 +120,8 @@ impl Db {
                 }
                 out.join("\n")
             }
-            Engine::Postgres => postgres::psql(&self.url, sql),
-            Engine::Mysql => mysql::my(&self.url, sql).replace('\t', "|"),
+            Engine::Postgres => psql(&self.url, sql),
+            Engine::Mysql => my(&self.url, sql).replace('\t', "|"),
         }
     }
 

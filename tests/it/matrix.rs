@@ -12,8 +12,8 @@ use ferry::source::{BatchLimits, Selection};
 use predicates::prelude::PredicateBooleanExt;
 
 use crate::common::{ferry, fixture};
-use crate::mysql::{self, my};
-use crate::postgres::{self, psql};
+use crate::postgres;
+use crate::servers::{MyDb, PgDb, my, psql};
 
 /// One value as text that does not depend on the engine it was read from: integers of
 /// any width alike, floats as the double they denote, decimals without trailing zeros,
@@ -119,13 +119,13 @@ newline', 'x', '\x00'::bytea, true,
 
 #[test]
 fn postgres_to_mysql_to_postgres_keeps_every_portable_value() {
-    let Some(pg1) = postgres::TempDb::new("mx1") else {
+    let Some(pg1) = PgDb::new("mx1") else {
         return;
     };
-    let Some(pg2) = postgres::TempDb::new("mx2") else {
+    let Some(pg2) = PgDb::new("mx2") else {
         return;
     };
-    let Some(m) = mysql::TempDb::new("mx") else {
+    let Some(m) = MyDb::new("mx") else {
         return;
     };
     psql(&pg1.url, PG_PORTABLE);
@@ -183,10 +183,10 @@ INSERT INTO portable VALUES
 
 #[test]
 fn mysql_to_sqlite_to_mysql_keeps_every_portable_value() {
-    let Some(m1) = mysql::TempDb::new("ms1") else {
+    let Some(m1) = MyDb::new("ms1") else {
         return;
     };
-    let Some(m2) = mysql::TempDb::new("ms2") else {
+    let Some(m2) = MyDb::new("ms2") else {
         return;
     };
     my(&m1.url, MY_PORTABLE);
@@ -217,10 +217,10 @@ INSERT INTO portable VALUES
 
 #[test]
 fn sqlite_to_postgres_to_sqlite_and_on_to_mysql_keeps_every_portable_value() {
-    let Some(pg) = postgres::TempDb::new("sp") else {
+    let Some(pg) = PgDb::new("sp") else {
         return;
     };
-    let Some(m) = mysql::TempDb::new("spm") else {
+    let Some(m) = MyDb::new("spm") else {
         return;
     };
     let fx = fixture();
@@ -246,10 +246,10 @@ fn sqlite_to_postgres_to_sqlite_and_on_to_mysql_keeps_every_portable_value() {
 
 #[test]
 fn conversions_mysql_cannot_take_are_refused_before_any_write_naming_table_column_and_types() {
-    let Some(pg) = postgres::TempDb::new("mref") else {
+    let Some(pg) = PgDb::new("mref") else {
         return;
     };
-    let Some(m) = mysql::TempDb::new("mref") else {
+    let Some(m) = MyDb::new("mref") else {
         return;
     };
     psql(
@@ -291,13 +291,13 @@ fn conversions_mysql_cannot_take_are_refused_before_any_write_naming_table_colum
 
 #[test]
 fn unsigned_bigint_above_i64_goes_into_numeric_20_or_fails_naming_table_column_and_row() {
-    let Some(m) = mysql::TempDb::new("ubig") else {
+    let Some(m) = MyDb::new("ubig") else {
         return;
     };
-    let Some(pg) = postgres::TempDb::new("ubig") else {
+    let Some(pg) = PgDb::new("ubig") else {
         return;
     };
-    let Some(pg2) = postgres::TempDb::new("ubig2") else {
+    let Some(pg2) = PgDb::new("ubig2") else {
         return;
     };
     my(
@@ -366,10 +366,10 @@ fn unsigned_bigint_above_i64_goes_into_numeric_20_or_fails_naming_table_column_a
 
 #[test]
 fn values_mysql_cannot_hold_fail_their_part_naming_table_column_and_row() {
-    let Some(pg) = postgres::TempDb::new("mval") else {
+    let Some(pg) = PgDb::new("mval") else {
         return;
     };
-    let Some(m) = mysql::TempDb::new("mval") else {
+    let Some(m) = MyDb::new("mval") else {
         return;
     };
     psql(
@@ -395,10 +395,10 @@ fn values_mysql_cannot_hold_fail_their_part_naming_table_column_and_row() {
 
 #[test]
 fn wide_decimals_and_timestamptz_survive_a_hop_through_sqlite_exactly() {
-    let Some(a) = postgres::TempDb::new("wide") else {
+    let Some(a) = PgDb::new("wide") else {
         return;
     };
-    let Some(z) = postgres::TempDb::new("wideback") else {
+    let Some(z) = PgDb::new("wideback") else {
         return;
     };
     psql(

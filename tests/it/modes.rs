@@ -3,17 +3,17 @@
 //! atomically (what readers in another connection see meanwhile), and the SQLite run lock.
 
 use std::process::Command as Proc;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::Connection;
 
-use crate::common::{ferry, fixture, user_tables};
+use crate::common::{ferry, fixture, user_tables, wait_until};
 use crate::kill::{
-    Db, Engine, OLD_BIG, OLD_MID, assert_exact, import_noop, import_ok, import_paused_at, source,
+    Db, OLD_BIG, OLD_MID, assert_exact, import_noop, import_ok, import_paused_at, source,
 };
-use crate::postgres;
+use crate::servers::{Engine, PgDb, psql};
 use predicates::prelude::PredicateBooleanExt;
 
 /// Upsert: rows of the bundle whose key exists replace the target's, new keys are added,
@@ -152,7 +152,7 @@ fn upsert_of_a_table_without_primary_key_is_refused_before_any_write() {
                 .and(predicates::str::contains("nothing was written")),
         );
     assert_eq!(user_tables(&dst), vec!["items".to_string()]);
-    let Some(pg) = postgres::TempDb::new("upnopk") else {
+    let Some(pg) = PgDb::new("upnopk") else {
         return;
     };
     ferry()
@@ -162,7 +162,7 @@ fn upsert_of_a_table_without_primary_key_is_refused_before_any_write() {
         .code(2)
         .stderr(predicates::str::contains("notes"));
     assert_eq!(
-        postgres::psql(
+        psql(
             &pg.url,
             "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
         ),
@@ -170,10 +170,7 @@ fn upsert_of_a_table_without_primary_key_is_refused_before_any_write() {
     );
     // Leaving the keyless table out, the rest upserts.
     fx.import_to(&b, &pg.url, &["--mode", "upsert", "--exclude", "notes"]);
-    assert_eq!(
-        postgres::psql(&pg.url, "SELECT count(*) FROM items"),
-        "3000"
-    );
+    assert_eq!(psql(&pg.url, "SELECT count(*) FROM items"), "3000");
 }
 
 /// `count(*)|sum(id)` of big and mid, as one reader in its own connection sees them.
@@ -198,7 +195,7 @@ fn observe(db: &Db) -> Option<String> {
         Engine::Mysql => {
             let my = "SELECT CONCAT((SELECT count(*) FROM big), '/', (SELECT coalesce(sum(id), 0) FROM big), ' ', \
                  (SELECT count(*) FROM mid), '/', (SELECT coalesce(sum(id), 0) FROM mid))";
-            Some(crate::mysql::my(&db.url, my))
+            Some(crate::servers::my(&db.url, my))
         }
     }
 }
@@ -268,18 +265,17 @@ fn replace_visibility(engine: Engine) {
 
     // The resumed replace, slowed down inside each publish, watched by a reader.
     let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Vec::new()));
     let reader = {
-        let (stop, url, engine) = (stop.clone(), db.url.clone(), db.engine);
+        let (stop, seen, url, engine) = (stop.clone(), seen.clone(), db.url.clone(), db.engine);
         std::thread::spawn(move || {
             let view = Db::view(engine, &url);
-            let mut seen = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 if let Some(o) = observe(&view) {
-                    seen.push(o);
+                    seen.lock().unwrap().push(o);
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            seen
         })
     };
     let out = ferry()
@@ -297,9 +293,15 @@ fn replace_visibility(engine: Engine) {
         .success();
     let out = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert!(out.contains("imported"), "{out}");
-    std::thread::sleep(Duration::from_millis(200));
+    let new = format!("{new_big} {new_mid}");
+    wait_until(
+        "the reader has seen the new rows",
+        Duration::from_secs(30),
+        || seen.lock().unwrap().last() == Some(&new),
+    );
     stop.store(true, Ordering::Relaxed);
-    let seen = reader.join().unwrap();
+    reader.join().unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     let allowed = [
         old.clone(),
         format!("{new_big} {old_mid}"),
@@ -536,7 +538,7 @@ fn preflight_lists_every_schema_problem_at_once_and_dry_run_prints_the_plan() {
 /// older one reaches its publish it is refused (exit 65) and the table keeps the newer rows.
 #[test]
 fn an_older_bundle_never_publishes_over_a_newer_one_that_published_while_it_ran() {
-    let Some(dst) = postgres::TempDb::new("e53") else {
+    let Some(dst) = PgDb::new("e53") else {
         return;
     };
     let fx = fixture();
@@ -583,7 +585,7 @@ fn an_older_bundle_never_publishes_over_a_newer_one_that_published_while_it_ran(
     assert!(rest.contains("keeps the newer rows"), "{rest}");
     assert!(rest.contains("--allow-replay"), "{rest}");
     assert_eq!(
-        postgres::psql(
+        psql(
             &dst.url,
             "SELECT string_agg(id || v, ',' ORDER BY id) FROM t"
         ),

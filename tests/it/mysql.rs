@@ -2,124 +2,13 @@
 //! mysql://root@127.0.0.1:3306/test). Each test makes its own databases and drops them.
 //! Without a server the tests fail under CI=true and are skipped loudly elsewhere.
 
-use std::process::Command as Proc;
+use std::time::Duration;
 
 use predicates::prelude::PredicateBooleanExt;
 use sha2::{Digest, Sha256};
 
-use crate::common::{ferry, fixture};
-
-fn admin_url() -> String {
-    std::env::var("FERRY_TEST_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
-}
-
-/// The URL of database `db` on the test server.
-pub fn url_of(db: &str) -> String {
-    let mut u = url::Url::parse(&admin_url()).unwrap();
-    u.set_path(db);
-    u.to_string()
-}
-
-/// The command-line client (`mariadb`, else `mysql`) connected as the URL says.
-fn client(url: &str) -> Proc {
-    let u = url::Url::parse(url).unwrap();
-    let bin = if Proc::new("mariadb").arg("--version").output().is_ok() {
-        "mariadb"
-    } else {
-        "mysql"
-    };
-    let mut c = Proc::new(bin);
-    c.args([
-        "--protocol=tcp",
-        "--default-character-set=utf8mb4",
-        "-h",
-        u.host_str().unwrap_or("127.0.0.1"),
-        "-P",
-        &u.port().unwrap_or(3306).to_string(),
-        "-u",
-        if u.username().is_empty() {
-            "root"
-        } else {
-            u.username()
-        },
-    ]);
-    if let Some(p) = u.password() {
-        c.arg(format!("-p{p}"));
-    }
-    let db = u.path().trim_start_matches('/');
-    if !db.is_empty() {
-        c.arg(db);
-    }
-    c
-}
-
-/// Runs SQL with the client (batch mode, no column names) and returns its output.
-pub fn my(url: &str, sql: &str) -> String {
-    let out = client(url)
-        .args(["-N", "-B", "-e", sql])
-        .output()
-        .expect("the mariadb client runs");
-    assert!(
-        out.status.success(),
-        "mariadb failed: {}\n{sql}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim_end()
-        .to_string()
-}
-
-/// A database that exists for one test.
-pub struct TempDb {
-    pub name: String,
-    pub url: String,
-}
-
-impl TempDb {
-    /// None (skipped, loudly) when no server answers and CI is not set.
-    pub fn new(tag: &str) -> Option<TempDb> {
-        let ok = client(&admin_url())
-            .args(["-N", "-B", "-e", "SELECT 1"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !ok {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "MySQL/MariaDB at {} is unreachable and CI=true",
-                    admin_url()
-                );
-            }
-            eprintln!(
-                "SKIPPED: MySQL/MariaDB at {} is unreachable (set FERRY_TEST_MYSQL_URL)",
-                admin_url()
-            );
-            return None;
-        }
-        let name = format!(
-            "ferry_{tag}_{}",
-            &ferry::bundle::layout::new_bundle_id()[..10]
-        );
-        my(
-            &admin_url(),
-            &format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"),
-        );
-        Some(TempDb {
-            url: url_of(&name),
-            name,
-        })
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        let _ = client(&admin_url())
-            .args(["-e", &format!("DROP DATABASE IF EXISTS `{}`", self.name)])
-            .output();
-    }
-}
+use crate::common::{ferry, fixture, wait_until};
+use crate::servers::{MyDb, my, my_admin_url, my_client};
 
 /// Every column type a fixture needs, with extremes, NULLs, empty strings, unicode, quoted
 /// and reserved names, and an empty table. Zero dates are not here (they are refused).
@@ -271,10 +160,10 @@ fn keys_of(url: &str) -> String {
 
 #[test]
 fn mariadb_round_trip_is_exact_for_every_type_and_keeps_column_types_and_keys() {
-    let Some(src) = TempDb::new("src") else {
+    let Some(src) = MyDb::new("src") else {
         return;
     };
-    let Some(dst) = TempDb::new("dst") else {
+    let Some(dst) = MyDb::new("dst") else {
         return;
     };
     my(&src.url, FIXTURE);
@@ -300,7 +189,7 @@ fn mariadb_round_trip_is_exact_for_every_type_and_keeps_column_types_and_keys() 
     );
     assert_eq!(fk, "weird_item");
     // The JSON column is still JSON (MariaDB: the json_valid check came along).
-    let bad = client(&dst.url)
+    let bad = my_client(&dst.url)
         .args([
             "-e",
             "INSERT INTO `Order Items` (id, vc, j) VALUES (99999, 'bad', 'not json')",
@@ -323,10 +212,10 @@ fn mariadb_round_trip_is_exact_for_every_type_and_keeps_column_types_and_keys() 
 
 #[test]
 fn mariadb_url_scheme_and_a_round_trip_through_sqlite_keep_values() {
-    let Some(src) = TempDb::new("m2s") else {
+    let Some(src) = MyDb::new("m2s") else {
         return;
     };
-    let Some(dst) = TempDb::new("s2m") else {
+    let Some(dst) = MyDb::new("s2m") else {
         return;
     };
     my(
@@ -350,10 +239,10 @@ fn mariadb_url_scheme_and_a_round_trip_through_sqlite_keep_values() {
 
 #[test]
 fn a_tinyint1_column_travels_as_boolean_until_a_value_says_otherwise_and_nothing_stray_is_left() {
-    let Some(src) = TempDb::new("flags") else {
+    let Some(src) = MyDb::new("flags") else {
         return;
     };
-    let Some(dst) = TempDb::new("flagsdst") else {
+    let Some(dst) = MyDb::new("flagsdst") else {
         return;
     };
     // `ok` holds only 0, 1 and NULL; `lvl` too, until its very last row holds 7: by then
@@ -425,7 +314,7 @@ fn a_tinyint1_column_travels_as_boolean_until_a_value_says_otherwise_and_nothing
 
 #[test]
 fn zero_dates_are_an_error_naming_table_column_and_row_unless_exported_as_null() {
-    let Some(src) = TempDb::new("zero") else {
+    let Some(src) = MyDb::new("zero") else {
         return;
     };
     my(
@@ -476,10 +365,10 @@ fn zero_dates_are_an_error_naming_table_column_and_row_unless_exported_as_null()
 
 #[test]
 fn a_second_import_of_the_same_bundle_while_one_runs_exits_75_naming_the_holder() {
-    let Some(src) = TempDb::new("lock") else {
+    let Some(src) = MyDb::new("lock") else {
         return;
     };
-    let Some(dst) = TempDb::new("lockdst") else {
+    let Some(dst) = MyDb::new("lockdst") else {
         return;
     };
     my(
@@ -495,24 +384,21 @@ fn a_second_import_of_the_same_bundle_while_one_runs_exits_75_naming_the_holder(
         .to_string();
     let lock = ferry::engines::mysql::loader::run_lock_name(&id, &dst.name);
     // Another importer holds the run lock of this bundle at this database.
-    let mut holder = client(&dst.url)
+    let mut holder = my_client(&dst.url)
         .args(["-e", &format!("SELECT GET_LOCK('{lock}', 0), SLEEP(6)")])
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut held = false;
-    for _ in 0..50 {
-        if my(
-            &dst.url,
-            &format!("SELECT IS_USED_LOCK('{lock}') IS NOT NULL"),
-        ) == "1"
-        {
-            held = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(held, "the holder did not take the lock");
+    wait_until(
+        "the holder has the run lock",
+        Duration::from_secs(10),
+        || {
+            my(
+                &dst.url,
+                &format!("SELECT IS_USED_LOCK('{lock}') IS NOT NULL"),
+            ) == "1"
+        },
+    );
     ferry()
         .args(["import", b.to_str().unwrap(), &dst.url])
         .args(key_args(&fx))
@@ -539,10 +425,10 @@ fn a_second_import_of_the_same_bundle_while_one_runs_exits_75_naming_the_holder(
 
 #[test]
 fn a_row_the_target_refuses_fails_its_part_naming_table_row_and_server_message() {
-    let Some(src) = TempDb::new("dup") else {
+    let Some(src) = MyDb::new("dup") else {
         return;
     };
-    let Some(dst) = TempDb::new("dupdst") else {
+    let Some(dst) = MyDb::new("dupdst") else {
         return;
     };
     my(
@@ -586,10 +472,10 @@ fn a_row_the_target_refuses_fails_its_part_naming_table_row_and_server_message()
 
 #[test]
 fn connection_killed_mid_part_exits_75_keeps_whole_parts_and_a_rerun_completes() {
-    let Some(src) = TempDb::new("kill") else {
+    let Some(src) = MyDb::new("kill") else {
         return;
     };
-    let Some(dst) = TempDb::new("killdst") else {
+    let Some(dst) = MyDb::new("killdst") else {
         return;
     };
     my(
@@ -626,14 +512,14 @@ fn connection_killed_mid_part_exits_75_keeps_whole_parts_and_a_rerun_completes()
     let mut killed = false;
     for _ in 0..600 {
         let ids = my(
-            &admin_url(),
+            &my_admin_url(),
             &format!(
                 "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = '{}' AND INFO LIKE 'INSERT INTO `big`%'",
                 dst.name
             ),
         );
         if let Some(id) = ids.lines().next() {
-            let _ = client(&admin_url())
+            let _ = my_client(&my_admin_url())
                 .args(["-e", &format!("KILL {id}")])
                 .output();
             killed = true;
@@ -654,22 +540,31 @@ fn connection_killed_mid_part_exits_75_keeps_whole_parts_and_a_rerun_completes()
         "SELECT COALESCE(SUM(rows_loaded), 0) FROM _ferry_ledger",
     );
     assert_eq!(my(&dst.url, "SELECT COUNT(*) FROM big"), ledger_rows);
-    // The killed connection may still be rolling back, holding the run lock: the re-run
-    // says so (75) until it is gone.
-    for attempt in 0.. {
-        let out = ferry()
-            .args(["import", b.to_str().unwrap(), &dst.url])
-            .args(key_args(&fx))
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        if out.status.code() == Some(75) && err.contains("another import") && attempt < 60 {
-            std::thread::sleep(std::time::Duration::from_millis(500));
-            continue;
-        }
-        assert!(out.status.success(), "{err}");
-        break;
-    }
+    // The killed connection may still be rolling back, holding the run lock (a re-run
+    // would say so with 75): the re-run starts once every session of the import is gone.
+    wait_until(
+        "the killed import's sessions are gone",
+        Duration::from_secs(30),
+        || {
+            my(
+                &my_admin_url(),
+                &format!(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '{}'",
+                    dst.name
+                ),
+            ) == "0"
+        },
+    );
+    let out = ferry()
+        .args(["import", b.to_str().unwrap(), &dst.url])
+        .args(key_args(&fx))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         my(&dst.url, "SELECT COUNT(*), COUNT(DISTINCT id) FROM big"),
         "150000\t150000"
@@ -682,10 +577,10 @@ fn connection_killed_mid_part_exits_75_keeps_whole_parts_and_a_rerun_completes()
 /// latin1 text round-trips exactly.
 #[test]
 fn text_the_server_would_convert_with_loss_is_refused_by_name_and_valid_legacy_text_is_exact() {
-    let Some(src) = TempDb::new("cs") else {
+    let Some(src) = MyDb::new("cs") else {
         return;
     };
-    let Some(dst) = TempDb::new("csdst") else {
+    let Some(dst) = MyDb::new("csdst") else {
         return;
     };
     my(
@@ -756,7 +651,7 @@ fn text_the_server_would_convert_with_loss_is_refused_by_name_and_valid_legacy_t
 /// named with the setting to raise, before anything of its part is committed.
 #[test]
 fn rows_near_and_above_max_allowed_packet_load_or_are_named_with_the_fix() {
-    let Some(dst) = TempDb::new("pkt") else {
+    let Some(dst) = MyDb::new("pkt") else {
         return;
     };
     let packet: usize = my(&dst.url, "SELECT @@max_allowed_packet").parse().unwrap();
@@ -798,7 +693,7 @@ fn rows_near_and_above_max_allowed_packet_load_or_are_named_with_the_fix() {
     )
     .unwrap();
     drop(c);
-    let Some(dst2) = TempDb::new("pkt2") else {
+    let Some(dst2) = MyDb::new("pkt2") else {
         return;
     };
     let b2 = fx.path("b2");
@@ -822,7 +717,7 @@ fn rows_near_and_above_max_allowed_packet_load_or_are_named_with_the_fix() {
 /// and the import exits 75 naming the holder; a re-run after the holder commits completes.
 #[test]
 fn a_lock_held_by_another_session_ends_the_part_with_75_naming_the_holder() {
-    let Some(dst) = TempDb::new("lock") else {
+    let Some(dst) = MyDb::new("lock") else {
         return;
     };
     my(&dst.url, "CREATE TABLE notes (id bigint, body text)");
@@ -832,38 +727,31 @@ fn a_lock_held_by_another_session_ends_the_part_with_75_naming_the_holder() {
     // Locks the whole (empty) table against inserts: FOR UPDATE takes the supremum's
     // next-key lock.
     let holder = std::thread::spawn(move || {
-        client(&url)
+        my_client(&url)
             .args(["-N", "-B", "-e"])
             .arg("START TRANSACTION; SELECT * FROM notes FOR UPDATE; SELECT SLEEP(6); COMMIT;")
             .output()
             .unwrap()
     });
-    let started = std::time::Instant::now();
+    // The holder runs its statements in order: once its SLEEP(6) runs, the FOR UPDATE
+    // before it holds its locks in the open transaction. (PROCESSLIST, not INNODB_TRX: the
+    // server refreshes INNODB_TRX only when nobody read it in the last 100 ms, so probing
+    // it this often would keep reading the picture from before the holder began.)
     let probe = format!(
-        "SELECT COUNT(*) FROM information_schema.INNODB_TRX t JOIN information_schema.PROCESSLIST p \
-         ON p.ID = t.trx_mysql_thread_id WHERE p.DB = '{}' AND p.INFO LIKE 'SELECT SLEEP(6)%'",
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+         WHERE DB = '{}' AND INFO LIKE 'SELECT SLEEP(6)%'",
         dst.name
     );
-    loop {
-        let seen = my(&dst.url, &probe);
-        if seen == "1" {
-            break;
-        }
-        if holder.is_finished() {
-            let out = holder.join().unwrap();
-            panic!(
-                "the holder ended before it was seen holding its lock ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        assert!(
-            started.elapsed().as_secs() < 30,
-            "the holder never got its lock (probe saw {seen:?})"
+    wait_until("the holder has its lock", Duration::from_secs(30), || {
+        holder.is_finished() || my(&dst.url, &probe) == "1"
+    });
+    if holder.is_finished() {
+        let out = holder.join().unwrap();
+        panic!(
+            "the holder ended before it was seen holding its lock ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
         );
-        // The server refreshes INNODB_TRX only when nobody read it in the last 100 ms:
-        // probing faster would keep reading the picture from before the holder began.
-        std::thread::sleep(std::time::Duration::from_millis(250));
     }
     let t0 = std::time::Instant::now();
     let out = ferry()

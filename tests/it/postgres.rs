@@ -3,99 +3,10 @@
 //! them. Without a server the tests fail under CI=true and are skipped loudly elsewhere.
 
 use std::process::Command as Proc;
+use std::time::Duration;
 
-use crate::common::{ferry, fixture};
-
-fn admin_url() -> String {
-    std::env::var("FERRY_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// The URL of database `db` on the test server.
-fn url_of(db: &str) -> String {
-    let mut u = url::Url::parse(&admin_url()).unwrap();
-    u.set_path(db);
-    u.to_string()
-}
-
-/// Runs SQL with psql (ON_ERROR_STOP) and returns its unaligned output.
-pub fn psql(url: &str, sql: &str) -> String {
-    let out = Proc::new("psql")
-        .args([
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-d",
-            url,
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "psql failed: {}\n{sql}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim_end()
-        .to_string()
-}
-
-/// A database that exists for one test.
-pub struct TempDb {
-    pub name: String,
-    pub url: String,
-}
-
-impl TempDb {
-    /// None (skipped, loudly) when no server answers and CI is not set.
-    pub fn new(tag: &str) -> Option<TempDb> {
-        let ok = Proc::new("psql")
-            .args(["-X", "-q", "-d", &admin_url(), "-c", "SELECT 1"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !ok {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("PostgreSQL at {} is unreachable and CI=true", admin_url());
-            }
-            eprintln!(
-                "SKIPPED: PostgreSQL at {} is unreachable (set FERRY_TEST_PG_URL)",
-                admin_url()
-            );
-            return None;
-        }
-        let name = format!(
-            "ferry_{tag}_{}",
-            &ferry::bundle::layout::new_bundle_id()[..10]
-        );
-        psql(&admin_url(), &format!("CREATE DATABASE {name}"));
-        Some(TempDb {
-            url: url_of(&name),
-            name,
-        })
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        let _ = Proc::new("psql")
-            .args([
-                "-X",
-                "-q",
-                "-d",
-                &admin_url(),
-                "-c",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .output();
-    }
-}
+use crate::common::{ferry, fixture, wait_until};
+use crate::servers::{PgDb, pg_admin_url, psql};
 
 pub const FIXTURE: &str = r#"
 CREATE SCHEMA "Sales";
@@ -165,10 +76,10 @@ fn key_args(fx: &crate::common::Fixture) -> Vec<String> {
 
 #[test]
 fn postgres_round_trip_is_exact_for_every_type_and_keeps_constraints() {
-    let Some(src) = TempDb::new("src") else {
+    let Some(src) = PgDb::new("src") else {
         return;
     };
-    let Some(dst) = TempDb::new("dst") else {
+    let Some(dst) = PgDb::new("dst") else {
         return;
     };
     psql(&src.url, FIXTURE);
@@ -227,10 +138,10 @@ fn postgres_round_trip_is_exact_for_every_type_and_keeps_constraints() {
 
 #[test]
 fn export_is_one_consistent_snapshot_under_concurrent_writes() {
-    let Some(src) = TempDb::new("snap") else {
+    let Some(src) = PgDb::new("snap") else {
         return;
     };
-    let Some(dst) = TempDb::new("snapdst") else {
+    let Some(dst) = PgDb::new("snapdst") else {
         return;
     };
     psql(
@@ -248,7 +159,12 @@ fn export_is_one_consistent_snapshot_under_concurrent_writes() {
             "DO $$ BEGIN FOR i IN 1..400 LOOP UPDATE b SET v = v + 1; UPDATE a SET v = v + 1 WHERE id <= 1000; COMMIT; PERFORM pg_sleep(0.002); END LOOP; END $$;",
         )
     });
-    std::thread::sleep(std::time::Duration::from_millis(150));
+    // The export starts once the writer has committed its first step.
+    wait_until(
+        "the writer has committed a step",
+        Duration::from_secs(30),
+        || psql(&src.url, "SELECT sum(v) > 0 FROM b") == "t",
+    );
     let fx = fixture();
     let bundle = fx.path("b");
     ferry()
@@ -285,10 +201,10 @@ fn export_is_one_consistent_snapshot_under_concurrent_writes() {
 
 #[test]
 fn postgres_to_sqlite_to_postgres_keeps_portable_values() {
-    let Some(src) = TempDb::new("p2s") else {
+    let Some(src) = PgDb::new("p2s") else {
         return;
     };
-    let Some(dst) = TempDb::new("s2p") else {
+    let Some(dst) = PgDb::new("s2p") else {
         return;
     };
     psql(
@@ -334,7 +250,7 @@ fn postgres_to_sqlite_to_postgres_keeps_portable_values() {
 
 #[test]
 fn a_type_without_portable_form_is_refused_cross_engine_by_name_unless_as_text() {
-    let Some(src) = TempDb::new("astext") else {
+    let Some(src) = PgDb::new("astext") else {
         return;
     };
     psql(
@@ -368,7 +284,7 @@ use predicates::prelude::PredicateBooleanExt;
 
 #[test]
 fn columns_sqlite_cannot_take_are_refused_before_any_write() {
-    let Some(src) = TempDb::new("refuse") else {
+    let Some(src) = PgDb::new("refuse") else {
         return;
     };
     psql(
@@ -398,10 +314,10 @@ fn columns_sqlite_cannot_take_are_refused_before_any_write() {
 
 #[test]
 fn one_table_read_as_parallel_ranges_round_trips_exactly() {
-    let Some(src) = TempDb::new("split") else {
+    let Some(src) = PgDb::new("split") else {
         return;
     };
-    let Some(dst) = TempDb::new("splitdst") else {
+    let Some(dst) = PgDb::new("splitdst") else {
         return;
     };
     psql(
@@ -456,10 +372,10 @@ fn one_table_read_as_parallel_ranges_round_trips_exactly() {
 
 #[test]
 fn domains_are_recreated_and_triggers_are_reported_as_not_carried() {
-    let Some(src) = TempDb::new("dom") else {
+    let Some(src) = PgDb::new("dom") else {
         return;
     };
-    let Some(dst) = TempDb::new("domdst") else {
+    let Some(dst) = PgDb::new("domdst") else {
         return;
     };
     psql(
@@ -506,10 +422,10 @@ fn domains_are_recreated_and_triggers_are_reported_as_not_carried() {
 
 #[test]
 fn partitioned_tables_are_read_once_and_recreated_with_their_partitions() {
-    let Some(src) = TempDb::new("part") else {
+    let Some(src) = PgDb::new("part") else {
         return;
     };
-    let Some(dst) = TempDb::new("partdst") else {
+    let Some(dst) = PgDb::new("partdst") else {
         return;
     };
     psql(
@@ -571,10 +487,10 @@ fn partitioned_tables_are_read_once_and_recreated_with_their_partitions() {
 
 #[test]
 fn multi_dimensional_arrays_travel_as_text_and_come_back_exactly() {
-    let Some(src) = TempDb::new("mdim") else {
+    let Some(src) = PgDb::new("mdim") else {
         return;
     };
-    let Some(dst) = TempDb::new("mdimdst") else {
+    let Some(dst) = PgDb::new("mdimdst") else {
         return;
     };
     psql(
@@ -605,10 +521,10 @@ fn multi_dimensional_arrays_travel_as_text_and_come_back_exactly() {
 
 #[test]
 fn a_second_import_of_the_same_bundle_while_one_runs_exits_75_and_writes_nothing() {
-    let Some(src) = TempDb::new("lock") else {
+    let Some(src) = PgDb::new("lock") else {
         return;
     };
-    let Some(dst) = TempDb::new("lockdst") else {
+    let Some(dst) = PgDb::new("lockdst") else {
         return;
     };
     psql(
@@ -635,7 +551,17 @@ fn a_second_import_of_the_same_bundle_while_one_runs_exits_75_and_writes_nothing
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    wait_until(
+        "the holder has the run lock",
+        Duration::from_secs(30),
+        || {
+            psql(
+                &dst.url,
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            ) == "1"
+        },
+    );
     ferry()
         .args(["import", b.to_str().unwrap(), &dst.url])
         .args(key_args(&fx))
@@ -659,10 +585,10 @@ fn a_second_import_of_the_same_bundle_while_one_runs_exits_75_and_writes_nothing
 
 #[test]
 fn connection_killed_mid_part_exits_75_rolls_back_and_a_rerun_completes() {
-    let Some(src) = TempDb::new("kill") else {
+    let Some(src) = PgDb::new("kill") else {
         return;
     };
-    let Some(dst) = TempDb::new("killdst") else {
+    let Some(dst) = PgDb::new("killdst") else {
         return;
     };
     psql(
@@ -698,7 +624,7 @@ fn connection_killed_mid_part_exits_75_rolls_back_and_a_rerun_completes() {
     let mut killed = false;
     for _ in 0..400 {
         let n = psql(
-            &admin_url(),
+            &pg_admin_url(),
             &format!(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{}' AND query LIKE 'COPY%' AND state = 'active'",
                 dst.name
@@ -744,10 +670,10 @@ fn connection_killed_mid_part_exits_75_rolls_back_and_a_rerun_completes() {
 
 #[test]
 fn a_row_the_target_refuses_fails_its_part_naming_table_and_key_and_commits_nothing() {
-    let Some(src) = TempDb::new("dup") else {
+    let Some(src) = PgDb::new("dup") else {
         return;
     };
-    let Some(dst) = TempDb::new("dupdst") else {
+    let Some(dst) = PgDb::new("dupdst") else {
         return;
     };
     psql(
@@ -782,11 +708,11 @@ fn a_row_the_target_refuses_fails_its_part_naming_table_and_key_and_commits_noth
 /// tables whose names fold together on SQLite are refused by name.
 #[test]
 fn preflight_names_missing_privileges_long_names_and_case_collisions() {
-    let Some(dst) = TempDb::new("priv") else {
+    let Some(dst) = PgDb::new("priv") else {
         return;
     };
     let role = format!("ferry_nopriv_{}", &dst.name[dst.name.len() - 8..]);
-    psql(&admin_url(), &format!("CREATE ROLE {role} LOGIN"));
+    psql(&pg_admin_url(), &format!("CREATE ROLE {role} LOGIN"));
     let mut as_role = url::Url::parse(&dst.url).unwrap();
     as_role.set_username(&role).unwrap();
     let fx = fixture();
@@ -802,7 +728,7 @@ fn preflight_names_missing_privileges_long_names_and_case_collisions() {
             "-X",
             "-q",
             "-d",
-            &admin_url(),
+            &pg_admin_url(),
             "-c",
             &format!("DROP ROLE {role}"),
         ])
@@ -843,7 +769,7 @@ fn preflight_names_missing_privileges_long_names_and_case_collisions() {
         );
 
     // "Users" and "users" from PostgreSQL fold together in SQLite.
-    let Some(pg) = TempDb::new("fold") else {
+    let Some(pg) = PgDb::new("fold") else {
         return;
     };
     psql(
@@ -869,7 +795,7 @@ fn preflight_names_missing_privileges_long_names_and_case_collisions() {
 /// refused before any verification work, and nothing changes.
 #[test]
 fn an_unreachable_or_read_only_target_is_refused_before_anything_is_written() {
-    let Some(dst) = TempDb::new("ro") else {
+    let Some(dst) = PgDb::new("ro") else {
         return;
     };
     let fx = fixture();
@@ -886,7 +812,7 @@ fn an_unreachable_or_read_only_target_is_refused_before_anything_is_written() {
         .code(75)
         .stderr(predicates::str::contains("cannot reach PostgreSQL"));
     psql(
-        &admin_url(),
+        &pg_admin_url(),
         &format!(
             "ALTER DATABASE {} SET default_transaction_read_only = on",
             dst.name
@@ -911,7 +837,7 @@ fn an_unreachable_or_read_only_target_is_refused_before_anything_is_written() {
 /// column and row; nothing of the part is committed.
 #[test]
 fn a_nul_character_in_text_is_refused_by_postgresql_naming_table_and_row() {
-    let Some(dst) = TempDb::new("nul") else {
+    let Some(dst) = PgDb::new("nul") else {
         return;
     };
     let fx = fixture();
@@ -952,7 +878,7 @@ fn a_nul_character_in_text_is_refused_by_postgresql_naming_table_and_row() {
 /// after the lock is released completes.
 #[test]
 fn a_lock_held_by_another_session_ends_the_part_with_75_naming_the_holder() {
-    let Some(dst) = TempDb::new("lock") else {
+    let Some(dst) = PgDb::new("lock") else {
         return;
     };
     psql(&dst.url, "CREATE TABLE notes (id bigint, body text)");
@@ -967,18 +893,12 @@ fn a_lock_held_by_another_session_ends_the_part_with_75_naming_the_holder() {
             .output()
             .unwrap()
     });
-    let started = std::time::Instant::now();
-    while psql(
-        &dst.url,
-        "SELECT count(*) FROM pg_locks WHERE relation = 'notes'::regclass AND granted AND mode = 'AccessExclusiveLock'",
-    ) != "1"
-    {
-        assert!(
-            started.elapsed().as_secs() < 30,
-            "the holder never got its lock"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_until("the holder has its lock", Duration::from_secs(30), || {
+        psql(
+            &dst.url,
+            "SELECT count(*) FROM pg_locks WHERE relation = 'notes'::regclass AND granted AND mode = 'AccessExclusiveLock'",
+        ) == "1"
+    });
     let out = ferry()
         .env("FERRY_LOCK_TIMEOUT", "1")
         .args(["import", b.to_str().unwrap(), &dst.url])
@@ -1003,7 +923,7 @@ fn a_lock_held_by_another_session_ends_the_part_with_75_naming_the_holder() {
 /// loudly without it.
 #[test]
 fn a_full_disk_on_the_server_rolls_the_part_back_with_75_and_a_rerun_completes() {
-    let Some(dst) = TempDb::new("full") else {
+    let Some(dst) = PgDb::new("full") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -1032,14 +952,14 @@ fn a_full_disk_on_the_server_rolls_the_part_back_with_75_and_a_rerun_completes()
     let _ = Proc::new("chmod").args(["755"]).arg(dir.path()).status();
     let ts = format!("ferry_small_{}", &dst.name[dst.name.len() - 8..]);
     psql(
-        &admin_url(),
+        &pg_admin_url(),
         &format!("CREATE TABLESPACE {ts} LOCATION '{}'", mnt.display()),
     );
     struct DropTs(String);
     impl Drop for DropTs {
         fn drop(&mut self) {
             let _ = Proc::new("psql")
-                .args(["-X", "-q", "-d", &admin_url(), "-c"])
+                .args(["-X", "-q", "-d", &pg_admin_url(), "-c"])
                 .arg(format!("DROP TABLESPACE IF EXISTS {}", self.0))
                 .output();
         }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
 use crate::common::{ferry, fixture};
-use crate::postgres::{TempDb, psql};
+use crate::servers::{PgDb, psql};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -93,7 +93,7 @@ fn rows_in(all: &BTreeMap<PathBuf, i64>, d: &str) -> i64 {
 /// recorded in catalog.json; and a table catalog.json does not meet the catalog's file.
 #[test]
 fn decrypt_keeps_tables_whose_qualified_names_read_alike_apart() {
-    let Some(src) = TempDb::new("r13a_dec") else {
+    let Some(src) = PgDb::new("r13a_dec") else {
         return;
     };
     psql(
@@ -137,7 +137,7 @@ fn decrypt_keeps_tables_whose_qualified_names_read_alike_apart() {
 /// A table catalog.json (schema `catalog`) does not meet the decrypted catalog's own file.
 #[test]
 fn decrypt_gives_a_table_named_like_the_catalog_file_its_own_directory() {
-    let Some(src) = TempDb::new("r13a_cat") else {
+    let Some(src) = PgDb::new("r13a_cat") else {
         return;
     };
     psql(

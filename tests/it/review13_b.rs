@@ -9,8 +9,7 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use crate::common::{ferry, fixture};
-use crate::mysql::{TempDb as MyDb, my};
-use crate::postgres::{TempDb as PgDb, psql};
+use crate::servers::{MyDb, PgDb, my, psql};
 use crate::sqltext::{forge_catalog, table};
 
 /// `ferry import BUNDLE TARGET --key-file K EXTRA…`: exit code and stdout + stderr.

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use ferry::storage::Store;
 
 use crate::common::{dump, ferry, fixture, ledger_rows, user_tables};
-use crate::postgres::{FIXTURE, TempDb, fingerprint, psql};
+use crate::postgres::{FIXTURE, fingerprint};
+use crate::servers::{PgDb, psql};
 
 /// A bucket of its own on the test server.
 struct Bucket {
@@ -110,10 +111,10 @@ fn sqlite_round_trip_through_s3_and_a_courier_verifies_without_a_key() {
 #[test]
 fn postgres_round_trip_through_s3_is_identical() {
     let Some(bucket) = Bucket::new() else { return };
-    let Some(src) = TempDb::new("s3src") else {
+    let Some(src) = PgDb::new("s3src") else {
         return;
     };
-    let Some(dst) = TempDb::new("s3dst") else {
+    let Some(dst) = PgDb::new("s3dst") else {
         return;
     };
     psql(&src.url, FIXTURE);

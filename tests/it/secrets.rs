@@ -9,7 +9,7 @@ use std::process::Command as Proc;
 use assert_cmd::Command;
 
 use crate::common::fixture;
-use crate::{mysql, postgres};
+use crate::servers::{MyDb, PgDb, my, psql};
 
 /// Every output of every run, labelled (the arguments hold the secrets, so they are not
 /// recorded), and the secrets that must never appear in it.
@@ -95,7 +95,7 @@ fn pg_admin_url() -> String {
 /// A PostgreSQL role with a password that owns the test databases; dropped after them.
 struct PgRole {
     name: String,
-    dbs: Vec<postgres::TempDb>,
+    dbs: Vec<PgDb>,
 }
 
 impl Drop for PgRole {
@@ -175,13 +175,13 @@ fn no_command_prints_a_database_password() {
     // ---- PostgreSQL: a role with a password, in the userinfo and in the query.
     let mut pg_ran = false;
     if let (Some(src), Some(dst), Some(empty)) = (
-        postgres::TempDb::new("secrets_src"),
-        postgres::TempDb::new("secrets_dst"),
-        postgres::TempDb::new("secrets_empty"),
+        PgDb::new("secrets_src"),
+        PgDb::new("secrets_dst"),
+        PgDb::new("secrets_empty"),
     ) {
         pg_ran = true;
         let role_name = format!("ferry_secret_{t}");
-        postgres::psql(
+        psql(
             &pg_admin_url(),
             &format!("CREATE ROLE {role_name} LOGIN PASSWORD '{pg_pw}!x'"),
         );
@@ -201,7 +201,7 @@ fn no_command_prints_a_database_password() {
         );
         let bad_port: &str = &bad_port_url;
         for d in [&src, &dst, &empty] {
-            postgres::psql(
+            psql(
                 &pg_admin_url(),
                 &format!("ALTER DATABASE {} OWNER TO {role_name}", d.name),
             );
@@ -211,7 +211,7 @@ fn no_command_prints_a_database_password() {
             name: role_name,
             dbs: vec![src, dst, empty],
         };
-        postgres::psql(
+        psql(
             &src_url,
             "CREATE TABLE items (id integer PRIMARY KEY, name text); \
              INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 50) g; \
@@ -434,13 +434,13 @@ fn no_command_prints_a_database_password() {
     // ---- MySQL/MariaDB: a user with a password.
     let mut my_ran = false;
     if let (Some(src), Some(dst), Some(empty)) = (
-        mysql::TempDb::new("secrets_src"),
-        mysql::TempDb::new("secrets_dst"),
-        mysql::TempDb::new("secrets_empty"),
+        MyDb::new("secrets_src"),
+        MyDb::new("secrets_dst"),
+        MyDb::new("secrets_empty"),
     ) {
         my_ran = true;
         let user = format!("ferry_secret_{t}");
-        mysql::my(
+        my(
             &src.url,
             &format!(
                 "CREATE USER '{user}'@'%' IDENTIFIED BY '{my_pw}!x'; \
@@ -453,12 +453,12 @@ fn no_command_prints_a_database_password() {
         impl Drop for DropUser {
             fn drop(&mut self) {
                 let _ = std::panic::catch_unwind(|| {
-                    mysql::my(&self.0, &format!("DROP USER IF EXISTS '{}'@'%'", self.1))
+                    my(&self.0, &format!("DROP USER IF EXISTS '{}'@'%'", self.1))
                 });
             }
         }
         let _user_guard = DropUser(src.url.clone(), user.clone());
-        mysql::my(
+        my(
             &src.url,
             "CREATE TABLE items (id int PRIMARY KEY, name varchar(40)); \
              INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, NULL); \

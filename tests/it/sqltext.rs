@@ -12,7 +12,7 @@ use ferry::crypto::keys::{KeyFileKey, Keys};
 use sha2::{Digest, Sha256};
 
 use crate::common::{ferry, fixture};
-use crate::postgres::{TempDb, psql};
+use crate::servers::{PgDb, psql};
 
 /// Large objects and tables a replayed function could have made on the target.
 fn side_effects(url: &str) -> String {
@@ -78,10 +78,10 @@ pub(crate) fn table<'a>(v: &'a mut serde_json::Value, name: &str) -> &'a mut ser
 
 #[test]
 fn a_domain_check_calling_a_function_is_not_replayed_and_is_named() {
-    let Some(src) = TempDb::new("sqlt_dom") else {
+    let Some(src) = PgDb::new("sqlt_dom") else {
         return;
     };
-    let Some(dst) = TempDb::new("sqlt_domd") else {
+    let Some(dst) = PgDb::new("sqlt_domd") else {
         return;
     };
     psql(
@@ -132,7 +132,7 @@ fn a_domain_check_calling_a_function_is_not_replayed_and_is_named() {
 
 #[test]
 fn a_forged_catalog_runs_no_function_on_the_target() {
-    let Some(src) = TempDb::new("sqlt_forge") else {
+    let Some(src) = PgDb::new("sqlt_forge") else {
         return;
     };
     psql(
@@ -184,7 +184,7 @@ fn a_forged_catalog_runs_no_function_on_the_target() {
         ),
     ];
     for (what, edit, said) in attacks {
-        let Some(dst) = TempDb::new("sqlt_forged") else {
+        let Some(dst) = PgDb::new("sqlt_forged") else {
             return;
         };
         let b = fx.path(&format!("b_{what}"));
@@ -226,7 +226,7 @@ fn a_forged_catalog_runs_no_function_on_the_target() {
 
 #[test]
 fn a_where_that_would_end_the_query_is_refused_and_the_source_is_unchanged() {
-    let Some(src) = TempDb::new("sqlt_where") else {
+    let Some(src) = PgDb::new("sqlt_where") else {
         return;
     };
     psql(
@@ -250,7 +250,7 @@ fn a_where_that_would_end_the_query_is_refused_and_the_source_is_unchanged() {
     assert!(!b.join("manifest.json").exists());
     // An ordinary predicate still filters.
     fx.export_to(&src.url, &b, &["--where", "victim:a > 1"]);
-    let Some(dst) = TempDb::new("sqlt_whered") else {
+    let Some(dst) = PgDb::new("sqlt_whered") else {
         return;
     };
     fx.import_to(&b, &dst.url, &[]);
@@ -265,10 +265,10 @@ fn a_where_that_would_end_the_query_is_refused_and_the_source_is_unchanged() {
 /// source's domain CHECK and an operator's `--where` holding one are refused, not sent.
 #[test]
 fn a_literal_the_printer_would_break_out_of_is_not_replayed() {
-    let Some(src) = TempDb::new("sqlt_esc") else {
+    let Some(src) = PgDb::new("sqlt_esc") else {
         return;
     };
-    let Some(dst) = TempDb::new("sqlt_escd") else {
+    let Some(dst) = PgDb::new("sqlt_escd") else {
         return;
     };
     psql(

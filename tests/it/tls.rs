@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use crate::common::{ferry, fixture};
-use crate::{mysql, postgres};
+use crate::postgres;
+use crate::servers::{MyDb, PgDb, my, psql};
 
 const SNAKEOIL: &str = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
 
@@ -17,8 +18,8 @@ fn with(url: &str, query: &str) -> String {
 
 /// Whether the server talks TLS with the snakeoil certificate (read over a plain session).
 fn snakeoil_server(url: &str) -> bool {
-    let ssl = postgres::psql(url, "SHOW ssl");
-    let file = postgres::psql(url, "SHOW ssl_cert_file");
+    let ssl = psql(url, "SHOW ssl");
+    let file = psql(url, "SHOW ssl_cert_file");
     if ssl != "on" || file != SNAKEOIL || !Path::new(SNAKEOIL).is_file() {
         eprintln!(
             "SKIPPED: PostgreSQL has ssl={ssl}, ssl_cert_file={file}: not the snakeoil setup"
@@ -50,17 +51,17 @@ INSERT INTO items SELECT g, 'item ' || g, g / 4.0, timestamptz '2024-01-01 00:00
 
 #[test]
 fn postgres_export_import_and_compare_run_over_sslmode_require() {
-    let Some(src) = postgres::TempDb::new("tls_src") else {
+    let Some(src) = PgDb::new("tls_src") else {
         return;
     };
-    let Some(dst) = postgres::TempDb::new("tls_dst") else {
+    let Some(dst) = PgDb::new("tls_dst") else {
         return;
     };
-    if postgres::psql(&src.url, "SHOW ssl") != "on" {
+    if psql(&src.url, "SHOW ssl") != "on" {
         eprintln!("SKIPPED: PostgreSQL has ssl off");
         return;
     }
-    postgres::psql(&src.url, SMALL);
+    psql(&src.url, SMALL);
     let (s, d) = (
         with(&src.url, "sslmode=require"),
         with(&dst.url, "sslmode=require"),
@@ -79,7 +80,7 @@ fn postgres_export_import_and_compare_run_over_sslmode_require() {
 
 #[test]
 fn postgres_verify_full_refuses_a_certificate_for_another_host_and_verify_ca_accepts_its_root() {
-    let Some(db) = postgres::TempDb::new("tls_verify") else {
+    let Some(db) = PgDb::new("tls_verify") else {
         return;
     };
     if !snakeoil_server(&db.url) {
@@ -110,7 +111,7 @@ fn postgres_verify_full_refuses_a_certificate_for_another_host_and_verify_ca_acc
 
 #[test]
 fn postgres_verify_full_refuses_a_certificate_from_an_unknown_ca() {
-    let Some(db) = postgres::TempDb::new("tls_unknown") else {
+    let Some(db) = PgDb::new("tls_unknown") else {
         return;
     };
     if !snakeoil_server(&db.url) {
@@ -159,10 +160,10 @@ fn postgres_verify_full_refuses_a_certificate_from_an_unknown_ca() {
 #[test]
 fn mariadb_ssl_mode_required_is_refused_clearly_when_the_server_has_tls_off_and_preferred_connects()
 {
-    let Some(db) = mysql::TempDb::new("tls") else {
+    let Some(db) = MyDb::new("tls") else {
         return;
     };
-    let have = mysql::my(&db.url, "SHOW VARIABLES LIKE 'have_ssl'");
+    let have = my(&db.url, "SHOW VARIABLES LIKE 'have_ssl'");
     let on = have.split_whitespace().nth(1) == Some("YES");
     let required = with(&db.url, "ssl-mode=REQUIRED");
     let (code, err) = compare(&required, &required, &[]);

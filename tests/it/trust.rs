@@ -523,10 +523,10 @@ fn decrypt_writes_plaintext_private_and_the_sqlite_lock_follows_no_symlink() {
 
 #[test]
 fn importing_as_a_postgresql_superuser_is_warned_about() {
-    let Some(dst) = crate::postgres::TempDb::new("superuser") else {
+    let Some(dst) = crate::servers::PgDb::new("superuser") else {
         return;
     };
-    let super_ = crate::postgres::psql(
+    let super_ = crate::servers::psql(
         &dst.url,
         "SELECT rolsuper FROM pg_roles WHERE rolname = current_user",
     );

@@ -1302,6 +1302,12 @@ impl Session for PgTarget {
         self.table(name, table)
     }
 
+    fn ledger_key(&self, name: &str, table: &TableDef) -> String {
+        // Schema-qualified and quoted: unambiguous even for names holding dots. (Ledgers
+        // of ferry 0.1 named the table alone.)
+        self.table(name, table)
+    }
+
     fn create_table(
         &mut self,
         name: &str,
