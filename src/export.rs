@@ -15,12 +15,12 @@ use crate::bundle::catalog::{Catalog, CatalogTable, PartInfo};
 use crate::bundle::layout;
 use crate::bundle::manifest::{self, Encryption, FileEntry, Manifest};
 use crate::bundle::parts::{PartWriter, Seal, write_small, writer_properties};
-use crate::compare::Fingerprint;
 use crate::crypto::envelope::{DataKey, KeySlot, file_context};
 use crate::crypto::keys::Keys;
 use crate::report::{Progress, RunReport};
 use crate::source::{self, BatchLimits, Selection};
 use crate::storage::Store;
+use crate::types::fingerprint::Fingerprint;
 use crate::{Error, Result};
 
 /// Batches in flight between a reader and the writer.

@@ -3,7 +3,7 @@
 
 use arrow::record_batch::RecordBatch;
 
-use crate::bundle::catalog::SourceInfo;
+use crate::types::SourceInfo;
 use crate::types::TableDef;
 use crate::{Error, Result};
 

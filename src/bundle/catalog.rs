@@ -10,18 +10,7 @@ use super::manifest::Manifest;
 use crate::error::Finding;
 use crate::types::TableDef;
 
-/// Where the data came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceInfo {
-    /// `sqlite`, `postgres`, `mysql`.
-    pub engine: String,
-    /// The database (file name for SQLite), without credentials.
-    pub database: String,
-    /// How the tables were read consistently (snapshot id or "single transaction").
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snapshot: Option<String>,
-}
+pub use crate::types::SourceInfo;
 
 /// One part of one table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

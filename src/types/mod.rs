@@ -8,6 +8,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, IntervalUnit, Schema, SchemaRef, TimeUnit};
 use serde::{Deserialize, Serialize};
 
+pub mod fingerprint;
 pub mod text;
 
 /// Arrow field metadata keys ferry writes into every part's embedded schema.
@@ -410,6 +411,19 @@ impl TableDef {
             .collect();
         Arc::new(Schema::new(fields))
     }
+}
+
+/// Where the data came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceInfo {
+    /// `sqlite`, `postgres`, `mysql`.
+    pub engine: String,
+    /// The database (file name for SQLite), without credentials.
+    pub database: String,
+    /// How the tables were read consistently (snapshot id or "single transaction").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 #[cfg(test)]

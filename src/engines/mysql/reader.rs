@@ -23,10 +23,10 @@ use sha2::{Digest, Sha256};
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlRow};
 use sqlx::{AssertSqlSafe, Connection, Decode, MySql, Row};
 
-use crate::bundle::catalog::SourceInfo;
 use crate::redact::display_url;
 use crate::source::{BatchLimits, Selection, Source, ZeroDates};
 use crate::storage::runtime;
+use crate::types::SourceInfo;
 use crate::types::{Column, ColumnType, EnumType, ForeignKey, Index, TableDef};
 use crate::{Error, Result};
 

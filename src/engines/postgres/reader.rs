@@ -12,10 +12,10 @@ use sha2::{Digest, Sha256};
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection, Row};
 
-use crate::bundle::catalog::SourceInfo;
 use crate::engines::postgres::pgcopy::{CopyDecoder, Wire};
 use crate::source::{BatchLimits, Selection, Source};
 use crate::storage::runtime;
+use crate::types::SourceInfo;
 use crate::types::{
     Column, ColumnType, CompositeAttribute, DomainType, EnumType, ForeignKey, Index, KeyOrder,
     Partition, PartitionColumn, Partitioning, TableDef, TableRef, UserType,

@@ -13,8 +13,8 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use sha2::{Digest, Sha256};
 
-use crate::bundle::catalog::SourceInfo;
 use crate::source::{BatchLimits, Selection, Source};
+use crate::types::SourceInfo;
 use crate::types::text;
 use crate::types::{Column, ColumnType, Index, TableDef};
 use crate::{Error, Result};
