@@ -66,11 +66,11 @@ pub enum LoadOutcome {
     AlreadyLoaded,
 }
 
-/// Runs `body` in one transaction: commit when it returns `Ok`, roll back otherwise (the
-/// error explained by the engine, e.g. who holds a lock on `table_sql`).
+/// Runs `body` in one transaction on table `name`: commit when it returns `Ok`, roll back
+/// otherwise (the error explained by the engine, e.g. who holds a lock on the table).
 fn transaction<T>(
     s: &mut dyn Session,
-    table_sql: &str,
+    (name, table): (&str, &TableDef),
     body: impl FnOnce(&mut dyn Session) -> Result<T>,
     commit: impl FnOnce(&T) -> bool,
 ) -> Result<T> {
@@ -86,7 +86,7 @@ fn transaction<T>(
         }
         Err(e) => {
             s.rollback();
-            Err(s.explain(e, table_sql))
+            Err(s.explain(e, name, table))
         }
     }
 }
@@ -117,10 +117,9 @@ pub fn load_part(
         s.ensure_ledger()?;
         s.create_table(dest, table, same_engine, staging)?;
     }
-    let q = s.table_sql(dest, table);
     transaction(
         s,
-        &q,
+        (dest, table),
         |s| {
             s.lock_part(&format!("ferry:{}:{}", entry.bundle_id, entry.part_path))?;
             if ddl_inside {
@@ -175,7 +174,7 @@ pub fn publish(
     let stage = s.table_sql(staging, table);
     transaction(
         s,
-        &q,
+        (name, table),
         |s| {
             if ddl_inside {
                 // A table made here appears with its rows or not at all.
@@ -256,10 +255,9 @@ pub fn discard_staging(
         }
         return Ok(());
     }
-    let q = s.table_sql(staging, table);
     transaction(
         s,
-        &q,
+        (staging, table),
         |s| {
             for part in ledger::staged_parts(s, bundle_id, &key)? {
                 ledger::forget(s, bundle_id, &part)?;

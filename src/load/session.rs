@@ -168,8 +168,9 @@ pub trait Session {
         Ok(())
     }
 
-    /// A failed transaction's error, with what the engine can add (who holds a lock).
-    fn explain(&mut self, e: crate::Error, _table_sql: &str) -> crate::Error {
+    /// A failed transaction's error on table `name`, with what the engine can add (who
+    /// holds a lock on it).
+    fn explain(&mut self, e: crate::Error, _name: &str, _table: &TableDef) -> crate::Error {
         e
     }
 }

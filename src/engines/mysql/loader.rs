@@ -911,13 +911,8 @@ impl Session for MyTarget {
         self.insert_rows(dest, table, batches, part, upsert)
     }
 
-    fn explain(&mut self, e: Error, table_sql: &str) -> Error {
-        // Messages name the table as the operator wrote it, not quoted.
-        let name = table_sql
-            .strip_prefix('`')
-            .and_then(|n| n.strip_suffix('`'))
-            .map_or_else(|| table_sql.to_string(), |n| n.replace("``", "`"));
-        self.explain_lock(e, &name)
+    fn explain(&mut self, e: Error, name: &str, _table: &TableDef) -> Error {
+        self.explain_lock(e, name)
     }
 }
 

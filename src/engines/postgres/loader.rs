@@ -1351,8 +1351,9 @@ impl Session for PgTarget {
             .map_err(|e| pg_err("taking the part lock", e))
     }
 
-    fn explain(&mut self, e: Error, table_sql: &str) -> Error {
-        self.explain_lock(e, table_sql)
+    fn explain(&mut self, e: Error, name: &str, table: &TableDef) -> Error {
+        let q = self.table(name, table);
+        self.explain_lock(e, &q)
     }
 }
 
