@@ -30,11 +30,13 @@ pub fn verify(url: &str, keys: &Keys, strict: bool, progress: &Progress) -> Resu
     };
     let encrypted = bundle.manifest.encrypted();
     report.set_trust(encrypted, encrypted && unlocked.is_some());
-    let mut findings: Vec<Finding> = bundle.scan_all(unlocked.as_ref(), &|f| bar.inc(f.size));
+    let authenticated = unlocked.is_some();
+    let mut scan = bundle.scan_all(unlocked, &|f| bar.inc(f.size));
     bar.finish_and_clear();
-    if let Some(u) = unlocked.filter(|_| findings.is_empty()) {
+    let mut findings: Vec<Finding> = std::mem::take(&mut scan.findings);
+    if authenticated && findings.is_empty() {
         let t0 = Instant::now();
-        let checked = bundle.checked_after_scan(u)?;
+        let checked = bundle.verified(scan)?;
         for t in &checked.catalog.tables {
             let (mut rows, mut bytes) = (0u64, 0u64);
             for p in &t.parts {

@@ -1,5 +1,5 @@
 //! Parquet part reader: arbitrary bytes as a part's (decrypted) plaintext, read the way import
-//! and verify read a part: `PartReader::open` (no key: the `--no-encrypt` path, whose bytes are
+//! and verify read a part: `PartReader::open_for_fuzzing` (no key: the `--no-encrypt` path, whose bytes are
 //! exactly the plaintext an encrypted part decrypts to), then `batches` (footer limits, page
 //! guard, panic guard), then every batch. Any outcome but a panic or an abort is fine.
 //!
@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
         size: data.len() as u64,
         sha256: String::new(),
     };
-    let Ok(reader) = PartReader::open(store, "fuzz", &entry, None) else {
+    let Ok(reader) = PartReader::open_for_fuzzing(store, &entry) else {
         return;
     };
     let Ok((_rows, batches)) = reader.batches("fuzz", "table t part 1", 1024) else {

@@ -203,20 +203,27 @@ impl OpenBundle {
 
     /// SHA-256 (and, unlocked, full authenticated decryption) of every listed file,
     /// collecting every failure. `progress` is told the stored bytes of each file done.
-    pub fn scan_all(
-        &self,
-        unlocked: Option<&Unlocked>,
-        progress: &dyn Fn(&FileEntry),
-    ) -> Vec<Finding> {
-        let mut out = Vec::new();
+    /// The [`Scan`] it returns is the only way to [`OpenBundle::verified`]: a scan without
+    /// a key, or one with findings, can report but never feed a loader.
+    pub fn scan_all(&self, unlocked: Option<Unlocked>, progress: &dyn Fn(&FileEntry)) -> Scan {
+        let mut findings = Vec::new();
         for f in self.manifest.files() {
-            let key = unlocked.and_then(|u| u.seal_for(&self.manifest.bundle_id, f));
+            let key = unlocked
+                .as_ref()
+                .and_then(|u| u.seal_for(&self.manifest.bundle_id, f));
             if let Err(e) = scan_file(&self.store, self.url(), f, key, &mut std::io::sink()) {
-                out.extend(findings_of(e));
+                findings.extend(findings_of(e));
             }
             progress(f);
         }
-        out
+        let clean = unlocked
+            .filter(|_| findings.is_empty())
+            .map(|unlocked| Clean {
+                unlocked,
+                bundle_id: self.manifest.bundle_id.clone(),
+                manifest_sha256: self.manifest_sha256.clone(),
+            });
+        Scan { findings, clean }
     }
 
     /// Decrypts and parses the catalog and checks it against the manifest.
@@ -257,19 +264,40 @@ impl OpenBundle {
         unlocked: Unlocked,
         progress: &dyn Fn(&FileEntry),
     ) -> Result<Checked> {
-        let findings = self.scan_all(Some(&unlocked), progress);
-        if !findings.is_empty() {
-            return Err(Error::InvalidBundle {
-                bundle: self.url().to_string(),
-                findings,
-            });
-        }
-        self.checked_after_scan(unlocked)
+        let scan = self.scan_all(Some(unlocked), progress);
+        self.verified(scan)
     }
 
-    /// The rest of the check once [`OpenBundle::scan_all`] found every file clean: the
-    /// catalog, and every part's footer and row count.
-    pub fn checked_after_scan(self, unlocked: Unlocked) -> Result<Checked> {
+    /// The rest of the check once [`OpenBundle::scan_all`] found every file clean with the
+    /// key: the catalog, and every part's footer and row count. A scan with findings, one
+    /// made without a key, or one of another bundle is refused.
+    pub fn verified(self, scan: Scan) -> Result<Checked> {
+        let clean = match scan.clean {
+            Some(c) if scan.findings.is_empty() => c,
+            _ if !scan.findings.is_empty() => {
+                return Err(Error::InvalidBundle {
+                    bundle: self.url().to_string(),
+                    findings: scan.findings,
+                });
+            }
+            _ => {
+                return Err(Error::Key(format!(
+                    "{}: the bundle was checked without its key, so nothing was authenticated: \
+                     give the key to load or decrypt it",
+                    self.url()
+                )));
+            }
+        };
+        if clean.bundle_id != self.manifest.bundle_id
+            || clean.manifest_sha256 != self.manifest_sha256
+        {
+            return Err(Error::invalid(
+                self.url(),
+                layout::MANIFEST,
+                "the scan was made of another bundle: check this one",
+            ));
+        }
+        let unlocked = clean.unlocked;
         let catalog = self.read_catalog(&unlocked)?;
         let checked = Checked {
             bundle: self,
@@ -308,6 +336,20 @@ impl OpenBundle {
         }
         Ok(checked)
     }
+}
+
+/// What [`OpenBundle::scan_all`] found. `findings` is for reports; the proof that every file
+/// authenticated (private, so nothing else can make one) is what [`OpenBundle::verified`] takes.
+pub struct Scan {
+    pub findings: Vec<Finding>,
+    clean: Option<Clean>,
+}
+
+/// Every file of one bundle hashed and decrypted with `unlocked`, and nothing found.
+struct Clean {
+    unlocked: Unlocked,
+    bundle_id: String,
+    manifest_sha256: String,
 }
 
 /// The findings an error stands for (bundle errors carry several).

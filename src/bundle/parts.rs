@@ -654,7 +654,15 @@ const MAX_FOOTER: u64 = 64 * 1024 * 1024;
 const AUTH_RUN: u64 = 64;
 
 impl PartReader {
-    pub fn open(
+    /// Only for the `parquet_part` fuzz target (feature `fuzzing`): opens a part without the
+    /// bundle's verification order. Everything else reads parts through
+    /// [`crate::bundle::check::Checked::part_reader`].
+    #[cfg(feature = "fuzzing")]
+    pub fn open_for_fuzzing(store: &Store, entry: &FileEntry) -> Result<Arc<Self>> {
+        Self::open(store, "fuzz", entry, None)
+    }
+
+    pub(crate) fn open(
         store: &Store,
         bundle: &str,
         entry: &FileEntry,
