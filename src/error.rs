@@ -62,6 +62,11 @@ pub enum Error {
     #[error("{0}")]
     Data(String),
 
+    /// A link of a chain out of order at this target (a gap, a fork, an older link), or
+    /// deletes over `--max-delete-ratio`: nothing was written.
+    #[error("{0}")]
+    Chain(String),
+
     /// The target refused a row of a part (a constraint, a value its column cannot hold):
     /// the part's transaction rolled back, and the message says so.
     #[error("{0}")]
@@ -112,7 +117,10 @@ fn list(findings: &[Finding]) -> String {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::InvalidBundle { .. } | Error::Data(_) | Error::RowRefused(_) => exit::INVALID,
+            Error::InvalidBundle { .. }
+            | Error::Data(_)
+            | Error::Chain(_)
+            | Error::RowRefused(_) => exit::INVALID,
             Error::Key(_) => exit::KEY,
             Error::Temporary(_) | Error::Locked(_) => exit::TEMPORARY,
             Error::Usage(_) => exit::USAGE,
@@ -142,6 +150,10 @@ impl Error {
                 Some("nothing partial was kept: re-run the same command once the cause is gone")
             }
             Error::Usage(_) => Some("see `ferry COMMAND --help` for the options"),
+            Error::Chain(_) => Some(
+                "`ferry status TARGET` shows which links of each chain this target holds; apply a chain's \
+                 links in order (docs/MIGRATIONS.md)",
+            ),
             Error::Data(m) | Error::RowRefused(m) if !m.contains("--exclude") => Some(
                 "fix the value or the target table, or leave the table out with --exclude; a re-run \
                  alone meets the same data",

@@ -51,6 +51,14 @@ pub struct ExportPlan {
     pub split_min_bytes: u64,
     /// Reader options (MySQL zero dates).
     pub source_options: source::SourceOptions,
+    /// `--cursor TABLE=COLUMN`: starts a chain (docs/MIGRATIONS.md).
+    pub cursors: Vec<(String, String)>,
+    /// `--since PREV`: the bundle this one is the next link after.
+    pub since: Option<String>,
+    /// `--lookback`: how far below the predecessor's marks a link reads.
+    pub lookback: Option<crate::chain::Lookback>,
+    /// `--deletes`: a link carries each cursor table's primary-key set.
+    pub deletes: bool,
 }
 
 impl ExportPlan {
@@ -71,6 +79,10 @@ impl ExportPlan {
             jobs: 1,
             split_min_bytes: 64 << 20,
             source_options: source::SourceOptions::default(),
+            cursors: vec![],
+            since: None,
+            lookback: None,
+            deletes: false,
         }
     }
 }
@@ -78,24 +90,253 @@ impl ExportPlan {
 pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     let started = Instant::now();
     check_encryption(plan)?;
+    let prev = match &plan.since {
+        Some(url) => Some(crate::chain::read_prev(url, &plan.keys)?),
+        None => None,
+    };
     let (mut src, tables) = open_source_and_plan(plan)?;
+    let chain = plan_chain(plan, prev, src.as_mut(), &tables)?;
     let mut report = RunReport::new("export");
     report.bundle = Some(crate::redact::display_location(&plan.bundle_url));
     report.warnings.extend(src.not_carried(&tables)?);
     if plan.dry_run {
-        dry_run(plan, src.as_mut(), &tables, &mut report)?;
+        dry_run(plan, &chain, src.as_mut(), &tables, &mut report)?;
         report.close(started.elapsed());
         return Ok(report);
     }
 
     let bundle = NewBundle::open(plan)?;
     report.bundle_id = Some(bundle.id.clone());
-    let (src, exported) = write_tables(plan, progress, &bundle, src, &tables)?;
-    let (catalog_tables, parts) = merge_slices(exported, &mut report);
-    let manifest = seal_catalog_and_manifest(plan, &bundle, src.as_ref(), catalog_tables, parts)?;
+    let (mut src, exported) = write_tables(plan, progress, &bundle, &chain.filters, src, &tables)?;
+    let (mut catalog_tables, mut parts) = merge_slices(exported, &mut report);
+    let keys = export_keys(plan, progress, &bundle, &chain, src.as_mut(), &tables)?;
+    for t in &mut catalog_tables {
+        let q = t.table.qualified();
+        if let Some(c) = chain.tables.get(&q) {
+            t.cursor = c.cursor.clone();
+            t.partial = c.partial;
+        }
+        if let Some((set, entries, bytes)) = keys
+            .iter()
+            .find(|(n, ..)| *n == q)
+            .map(|(_, k, e, b)| (k, e, b))
+        {
+            report.add_table(
+                &format!("{q} (primary-key set)"),
+                set.rows,
+                *bytes,
+                set.parts.len() as u64,
+                std::time::Duration::ZERO,
+                "exported",
+            );
+            t.keys = Some(set.clone());
+            parts.extend(entries.iter().cloned());
+        }
+    }
+    let manifest =
+        seal_catalog_and_manifest(plan, &bundle, &chain, src.as_ref(), catalog_tables, parts)?;
     report.close(started.elapsed());
     finish_report(plan, &bundle.id, &manifest, &mut report);
     Ok(report)
+}
+
+/// What the chain options make of an export: where the bundle sits in its chain, each
+/// table's cursor (its high-water mark read now, inside the snapshot) and the filter
+/// each table is read with (`--where` and a link's cursor bound).
+struct ChainPlan {
+    link: Option<crate::chain::Link>,
+    tables: std::collections::HashMap<String, TableChain>,
+    /// Filter per table, by qualified name.
+    filters: std::collections::HashMap<String, String>,
+}
+
+struct TableChain {
+    cursor: Option<crate::bundle::catalog::Cursor>,
+    partial: bool,
+}
+
+/// Resolves `--cursor`, `--since`, `--lookback` and `--deletes` against the source's
+/// tables; refused (exit 2, nothing written) when a cursor names no column, a cursor table
+/// has no primary key, or the options do not fit together.
+fn plan_chain(
+    plan: &ExportPlan,
+    prev: Option<crate::chain::Prev>,
+    src: &mut dyn source::Source,
+    tables: &[crate::types::TableDef],
+) -> Result<ChainPlan> {
+    use crate::bundle::catalog::Cursor;
+    if prev.is_some() && !plan.cursors.is_empty() {
+        return Err(Error::Usage(
+            "--cursor starts a chain and --since continues one: a link keeps its chain's cursors"
+                .into(),
+        ));
+    }
+    if prev.is_none() && (plan.lookback.is_some() || plan.deletes) {
+        return Err(Error::Usage(
+            "--lookback and --deletes apply to a link of a chain: add --since PREV_BUNDLE".into(),
+        ));
+    }
+    if (prev.is_some() || !plan.cursors.is_empty()) && plan.sequence.is_some() {
+        return Err(Error::Usage(
+            "--sequence: a chain numbers its links itself (1, 2, 3, …); leave it out".into(),
+        ));
+    }
+    let engine = crate::engines::for_url(&plan.source_url)?.sql;
+    // Which column is each table's cursor: named now (chain start) or by the predecessor.
+    let mut wanted: Vec<(&crate::types::TableDef, String, Option<&Cursor>)> = Vec::new();
+    for (name, column) in &plan.cursors {
+        let t = tables
+            .iter()
+            .find(|t| t.name == *name || t.qualified() == *name)
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "--cursor {name}={column}: no such table among those exported"
+                ))
+            })?;
+        wanted.push((t, column.clone(), None));
+    }
+    if let Some(p) = &prev {
+        let here = src.source_id();
+        if plan.source_id.is_none() && here != p.source_id {
+            return Err(Error::Usage(format!(
+                "--since: the previous bundle was exported from source {}, this database is {here}: a chain \
+                 follows one database (give --source-id to say they are the same)",
+                p.source_id
+            )));
+        }
+        for t in tables {
+            if let Some(c) = p.cursors.get(&t.qualified()) {
+                wanted.push((t, c.column.clone(), Some(c)));
+            }
+        }
+    }
+    let mut out = ChainPlan {
+        link: match &prev {
+            Some(p) => Some(p.link.clone()),
+            None if !plan.cursors.is_empty() => Some(crate::chain::Link {
+                chain_id: None,
+                sequence: 1,
+                prev_manifest_sha256: None,
+            }),
+            None => None,
+        },
+        tables: Default::default(),
+        filters: Default::default(),
+    };
+    for t in tables {
+        if let Some(f) = filter_for(plan, t) {
+            out.filters.insert(t.qualified(), f.to_string());
+            out.tables.insert(
+                t.qualified(),
+                TableChain {
+                    cursor: None,
+                    partial: true,
+                },
+            );
+        }
+    }
+    for (t, column, before) in wanted {
+        let q = t.qualified();
+        let col = t.columns.iter().find(|c| c.name == column).ok_or_else(|| {
+            Error::Usage(format!(
+                "--cursor {q}={column}: the table has no column {column:?}"
+            ))
+        })?;
+        if !crate::chain::cursor_type_ok(&col.ty) {
+            return Err(Error::Usage(format!(
+                "--cursor {q}={column}: a cursor must be an integer, date, timestamp or ISO-8601 text column \
+                 that grows with every change (it is {:?})",
+                col.ty
+            )));
+        }
+        if t.primary_key.is_empty() {
+            return Err(Error::Usage(format!(
+                "--cursor {q}={column}: the table has no primary key, and a link's rows are applied by primary key"
+            )));
+        }
+        // Read inside the snapshot, never "the largest value seen" outside it.
+        let high_water = src.high_water(t, &column)?;
+        let since = match before.and_then(|c| c.high_water.as_deref()) {
+            Some(mark) => Some(crate::chain::since_bound(
+                &q,
+                &column,
+                &col.ty,
+                mark,
+                plan.lookback,
+            )?),
+            None => None,
+        };
+        let mut partial = out.tables.get(&q).is_some_and(|c| c.partial);
+        if let Some(bound) = &since {
+            let pred = crate::chain::cursor_predicate(engine, t, &column, bound)?;
+            let f = match out.filters.remove(&q) {
+                Some(user) => format!("({user}) AND ({pred})"),
+                None => pred,
+            };
+            out.filters.insert(q.clone(), f);
+            partial = true;
+        }
+        out.tables.insert(
+            q,
+            TableChain {
+                cursor: Some(Cursor {
+                    column,
+                    high_water,
+                    since,
+                }),
+                partial,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// `--deletes`: each cursor table's primary-key set, read whole in the same snapshot into
+/// parts of its own. Returns, per table, the key set, its manifest entries and bytes.
+fn export_keys(
+    plan: &ExportPlan,
+    progress: &Progress,
+    bundle: &NewBundle,
+    chain: &ChainPlan,
+    src: &mut dyn source::Source,
+    tables: &[crate::types::TableDef],
+) -> Result<Vec<(String, crate::bundle::catalog::KeySet, Vec<FileEntry>, u64)>> {
+    let mut out = Vec::new();
+    if !plan.deletes {
+        return Ok(out);
+    }
+    let none = std::collections::HashMap::new();
+    let ctx = TableCtx {
+        plan,
+        row_group_bytes: ROW_GROUP_BUDGET,
+        store: &bundle.store,
+        file_key: bundle.file_key.as_deref(),
+        bundle_id: &bundle.id,
+        progress,
+        filters: &none,
+    };
+    for t in tables {
+        let q = t.qualified();
+        if chain
+            .tables
+            .get(&q)
+            .and_then(|c| c.cursor.as_ref())
+            .is_none()
+        {
+            continue;
+        }
+        let e = export_table(src, &crate::chain::key_table(t), None, true, &ctx)?;
+        out.push((
+            q,
+            crate::bundle::catalog::KeySet {
+                rows: e.fingerprint.rows,
+                parts: e.infos,
+            },
+            e.parts,
+            e.bytes,
+        ));
+    }
+    Ok(out)
 }
 
 /// A bundle is either encrypted with a key or plain: a key with `--no-encrypt`, or no key
@@ -148,12 +389,13 @@ fn open_source_and_plan(
 /// is written.
 fn dry_run(
     plan: &ExportPlan,
+    chain: &ChainPlan,
     src: &mut dyn source::Source,
     tables: &[crate::types::TableDef],
     report: &mut RunReport,
 ) -> Result<()> {
     for t in tables {
-        let filter = filter_for(plan, t);
+        let filter = chain.filters.get(&t.qualified()).map(String::as_str);
         let rows = src.count_rows(t, filter)?.unwrap_or(0);
         report.add_table(
             &t.qualified(),
@@ -240,6 +482,7 @@ fn write_tables(
     plan: &ExportPlan,
     progress: &Progress,
     bundle: &NewBundle,
+    filters: &std::collections::HashMap<String, String>,
     src: Box<dyn source::Source>,
     tables: &[crate::types::TableDef],
 ) -> Result<(Box<dyn source::Source>, Vec<DoneSlice>)> {
@@ -250,6 +493,7 @@ fn write_tables(
         file_key: bundle.file_key.as_deref(),
         bundle_id: &bundle.id,
         progress,
+        filters,
     };
     let mut sources = vec![src];
     while sources.len() < plan.jobs.max(1) {
@@ -378,6 +622,9 @@ fn merge_slices(
             rows: fp.rows,
             fingerprint: fp.hex(),
             parts: infos,
+            cursor: None,
+            partial: false,
+            keys: None,
         });
     }
     (catalog_tables, parts)
@@ -388,6 +635,7 @@ fn merge_slices(
 fn seal_catalog_and_manifest(
     plan: &ExportPlan,
     bundle: &NewBundle,
+    chain: &ChainPlan,
     src: &dyn source::Source,
     catalog_tables: Vec<CatalogTable>,
     parts: Vec<FileEntry>,
@@ -420,14 +668,31 @@ fn seal_catalog_and_manifest(
 
     let manifest = Manifest {
         format: manifest::FORMAT.into(),
-        format_version: manifest::FORMAT_VERSION.into(),
+        format_version: if chain.link.is_some() {
+            manifest::FORMAT_VERSION_CHAIN
+        } else {
+            manifest::FORMAT_VERSION
+        }
+        .into(),
         bundle_id: bundle.id.clone(),
         source_id: plan.source_id.clone().unwrap_or_else(|| src.source_id()),
-        sequence: plan
-            .sequence
-            .unwrap_or_else(|| u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or(0)),
+        // A chain's links number themselves; other bundles take the clock.
+        sequence: match &chain.link {
+            Some(l) => l.sequence,
+            None => plan.sequence.unwrap_or_else(|| {
+                u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or(0)
+            }),
+        },
         created_at,
         tool_version: crate::TOOL_VERSION.into(),
+        chain_id: chain
+            .link
+            .as_ref()
+            .map(|l| l.chain_id.clone().unwrap_or_else(|| bundle.id.clone())),
+        prev_manifest_sha256: chain
+            .link
+            .as_ref()
+            .and_then(|l| l.prev_manifest_sha256.clone()),
         encryption: Encryption {
             scheme: if plan.encrypt {
                 manifest::SCHEME_ENCRYPTED
@@ -493,6 +758,8 @@ struct TableCtx<'a> {
     file_key: Option<&'a [u8; 32]>,
     bundle_id: &'a str,
     progress: &'a Progress,
+    /// Each table's filter (`--where`, a link's cursor bound), by qualified name.
+    filters: &'a std::collections::HashMap<String, String>,
 }
 
 /// One exported table slice: its parts (catalog and manifest entries) and figures.
@@ -583,7 +850,7 @@ fn export_table_once(
     };
     let mut parts: Vec<FileEntry> = Vec::new();
     let t_start = Instant::now();
-    let combined = match (filter_for(plan, t), range) {
+    let combined = match (ctx.filters.get(&t.qualified()).map(String::as_str), range) {
         (Some(f), Some(r)) => Some(format!("({f}) AND {r}")),
         (Some(f), None) => Some(f.to_string()),
         (None, Some(r)) => Some(r.to_string()),

@@ -627,6 +627,14 @@ pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// An identifier quoted in `engine`'s dialect (backticks for MySQL, double quotes otherwise).
+pub fn quote_ident_in(engine: Engine, s: &str) -> String {
+    match engine {
+        Engine::MySql => format!("`{}`", s.replace('`', "``")),
+        Engine::Postgres | Engine::Sqlite => quote_ident(s),
+    }
+}
+
 /// `"…"` with quotes doubled.
 fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))

@@ -80,6 +80,12 @@ pub struct ImportPlan {
     /// Tables loaded at once, each on its own connection.
     pub jobs: usize,
     pub batch_rows: usize,
+    /// Apply a link whose predecessor is not applied here.
+    pub accept_gap: bool,
+    /// Most of a table a link's deletes may remove.
+    pub max_delete_ratio: f64,
+    /// `--mode replace` of a partial table (exported with `--where`).
+    pub replace_partial: bool,
 }
 
 impl ImportPlan {
@@ -100,6 +106,9 @@ impl ImportPlan {
             as_text: false,
             jobs: 1,
             batch_rows: 65_536,
+            accept_gap: false,
+            max_delete_ratio: 0.1,
+            replace_partial: false,
         }
     }
 
@@ -324,6 +333,10 @@ fn check_ledger(
             ),
         ));
     }
+    if let Some(chain) = &bundle.manifest.chain_id {
+        check_chain(plan, bundle, chain, target)?;
+        return Ok(ledger);
+    }
     // Replay: an older bundle from the same source is refused unless asked for.
     let seq = bundle.manifest.sequence;
     if let Some((last, last_bundle)) =
@@ -343,6 +356,91 @@ fn check_ledger(
         ));
     }
     Ok(ledger)
+}
+
+/// A link of a chain goes on only after its predecessor (docs/MIGRATIONS.md): its own
+/// sequence taken by another bundle is a fork, its predecessor missing (or not finished)
+/// a gap (`--accept-gap` applies it anyway), a link older than one applied here is
+/// refused; a link applied before passes (the ledger then finds nothing to do).
+fn check_chain(
+    plan: &ImportPlan,
+    bundle: &OpenBundle,
+    chain: &str,
+    target: &mut dyn Target,
+) -> Result<()> {
+    let m = &bundle.manifest;
+    let (id, seq) = (&m.bundle_id, m.sequence);
+    let where_ = crate::redact::display_location(&plan.bundle_url);
+    let refuse = |msg: String| Err(Error::Chain(format!("bundle {where_}: {msg}")));
+    let links = load::ledger::chain_links(target, chain)?;
+    let short = |b: &str| b.chars().take(12).collect::<String>();
+    if let Some(l) = links.iter().find(|l| l.sequence == seq) {
+        if l.bundle_id == *id {
+            return Ok(());
+        }
+        return refuse(format!(
+            "chain {}: link {seq} here is bundle {}, and this bundle {} claims the same place: a fork (two \
+             exports --since the same bundle). Nothing was written; apply the links of one line only",
+            short(chain),
+            l.bundle_id,
+            id
+        ));
+    }
+    if let Some(newest) = links.iter().map(|l| l.sequence).max()
+        && newest > seq
+        && !plan.accept_gap
+    {
+        return refuse(format!(
+            "chain {}: link {newest} is applied here, and this bundle is link {seq}, which never was: applying \
+             it now would bring back older rows. Nothing was written (--accept-gap applies it anyway)",
+            short(chain)
+        ));
+    }
+    if seq <= 1 || plan.accept_gap {
+        return Ok(());
+    }
+    let want_prev = m.prev_manifest_sha256.as_deref().unwrap_or("");
+    match links.iter().find(|l| l.sequence == seq - 1) {
+        Some(p) if p.manifest_sha256 != want_prev => refuse(format!(
+            "chain {}: link {} here is bundle {}, but this link follows another bundle (manifest SHA-256 \
+             {}…): a fork. Nothing was written",
+            short(chain),
+            seq - 1,
+            p.bundle_id,
+            &want_prev[..want_prev.len().min(16)]
+        )),
+        Some(p) if !p.complete() => refuse(format!(
+            "chain {}: link {} (bundle {}) is only partly applied here ({} of {} parts); nothing was written: \
+             finish it first (run its import again), then this one",
+            short(chain),
+            seq - 1,
+            p.bundle_id,
+            p.parts_in,
+            p.parts
+        )),
+        Some(_) => Ok(()),
+        None => {
+            let have = if links.is_empty() {
+                "none of its links".to_string()
+            } else {
+                format!(
+                    "links {}",
+                    links
+                        .iter()
+                        .map(|l| l.sequence.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            refuse(format!(
+                "chain {}: this bundle is link {seq}, and link {} (the bundle whose manifest.json has SHA-256 \
+                 {want_prev}) is not applied here ({have} applied). Nothing was written: import the missing \
+                 links in order first, or pass --accept-gap to apply this one anyway",
+                short(chain),
+                seq - 1
+            ))
+        }
+    }
 }
 
 /// Every part of `t` is in `parts` and none waits in `staged` (a replace's are published).
@@ -419,7 +517,7 @@ fn plan_tables<'a>(
         .collect();
     let wanted_parts = selected
         .iter()
-        .flat_map(|t| t.parts.iter().map(|p| p.path.as_str()))
+        .flat_map(|t| t.all_parts().map(|p| p.path.as_str()))
         .collect();
     Ok(TablePlan {
         selected,
@@ -447,16 +545,88 @@ struct Run<'a> {
     ledger: &'a LedgerState,
 }
 
+impl Run<'_> {
+    /// This bundle is a link of a chain after the first.
+    fn is_link(&self) -> bool {
+        let m = &self.checked.bundle.manifest;
+        m.chain_id.is_some() && m.prev_manifest_sha256.is_some()
+    }
+
+    /// How table `t` loads: a link applies its cursor tables by upsert and its other
+    /// tables (which travel whole) by replace; any other bundle as `--mode` says.
+    fn mode(&self, t: &CatalogTable) -> Mode {
+        if self.is_link() {
+            if t.cursor.is_some() {
+                Mode::Upsert
+            } else {
+                Mode::Replace
+            }
+        } else {
+            self.plan.mode
+        }
+    }
+
+    /// The mode the run as a whole is described by (summaries, privileges).
+    fn run_mode(&self) -> Mode {
+        if self.is_link() {
+            Mode::Replace
+        } else {
+            self.plan.mode
+        }
+    }
+
+    /// The chain-link row a part of this bundle carries, when the bundle is a link.
+    fn link(&self) -> Option<load::ledger::ChainLink> {
+        let m = &self.checked.bundle.manifest;
+        Some(load::ledger::ChainLink {
+            chain_id: m.chain_id.clone()?,
+            prev_manifest_sha256: m
+                .prev_manifest_sha256
+                .clone()
+                .unwrap_or_else(|| "0".repeat(64)),
+            parts: m.parts.len() as u64,
+        })
+    }
+}
+
 /// Pre-flight of the mode against the ledger and the target: upsert needs the same primary
 /// key on both sides, and a table must go on in the mode that an earlier import of this
 /// bundle began it in.
 fn check_modes(run: &Run<'_>, target: &mut dyn Target) -> Result<()> {
     let (plan, id) = (run.plan, run.id);
-    if plan.mode == Mode::Upsert {
+    if run.is_link() && matches!(plan.mode, Mode::Append | Mode::Replace) {
+        return Err(Error::Usage(format!(
+            "bundle {id} is link {} of a chain: it applies its cursor tables by upsert and its other tables by \
+             replace by itself; leave out --mode",
+            run.checked.bundle.manifest.sequence
+        )));
+    }
+    if run
+        .tables
+        .selected
+        .iter()
+        .any(|t| run.mode(t) == Mode::Upsert)
+    {
         check_upsert_keys(run, target)?;
+    }
+    let partial: Vec<String> = run
+        .tables
+        .tables()
+        .filter(|(t, _)| run.mode(t) == Mode::Replace && t.partial && !plan.replace_partial)
+        .map(|(_, n)| n.to_string())
+        .collect();
+    if !partial.is_empty() {
+        return Err(Error::Usage(format!(
+            "--mode replace would delete every row of {} that the bundle does not hold, and the bundle holds only \
+             part of {} (exported with --where); nothing was written: load with --mode append or upsert, or pass \
+             --replace-partial to keep only the exported rows",
+            partial.join(", "),
+            if partial.len() == 1 { "it" } else { "them" }
+        )));
     }
     let (done, staged) = (&run.tables.done, &run.tables.staged);
     for (t, name) in run.tables.tables() {
+        let mode = run.mode(t);
         let n_staged = t
             .parts
             .iter()
@@ -467,13 +637,13 @@ fn check_modes(run: &Run<'_>, target: &mut dyn Target) -> Result<()> {
             .iter()
             .filter(|p| done.contains(p.path.as_str()) && !staged.contains(p.path.as_str()))
             .count();
-        if plan.mode != Mode::Replace && n_staged > 0 {
+        if mode != Mode::Replace && n_staged > 0 {
             return Err(Error::Usage(format!(
                 "table {name}: an unfinished --mode replace import of bundle {id} staged {n_staged} of its parts; \
                  nothing was written: run the same import with --mode replace to finish it"
             )));
         }
-        if plan.mode == Mode::Replace && n_other > 0 && n_other < t.parts.len() {
+        if mode == Mode::Replace && n_other > 0 && n_other < t.parts.len() {
             return Err(Error::Usage(format!(
                 "table {name}: {n_other} of its {} parts were loaded by an earlier import of bundle {id} in another \
                  mode; nothing was written: finish that import with its own --mode",
@@ -491,7 +661,7 @@ fn check_upsert_keys(run: &Run<'_>, target: &mut dyn Target) -> Result<()> {
         .tables
         .selected
         .iter()
-        .filter(|t| t.table.primary_key.is_empty())
+        .filter(|t| run.mode(t) == Mode::Upsert && t.table.primary_key.is_empty())
         .map(|t| t.table.qualified())
         .collect();
     if !keyless.is_empty() {
@@ -503,7 +673,11 @@ fn check_upsert_keys(run: &Run<'_>, target: &mut dyn Target) -> Result<()> {
     }
     // An existing target table must have the same key, or "same row" means something else.
     let mut mismatched = Vec::new();
-    for (t, name) in run.tables.tables() {
+    for (t, name) in run
+        .tables
+        .tables()
+        .filter(|(t, _)| run.mode(t) == Mode::Upsert)
+    {
         if let Some(mut have) = target.primary_key(name, &t.table)? {
             let mut want = t.table.primary_key.clone();
             have.sort();
@@ -577,7 +751,7 @@ fn preflight<'a>(
             .iter()
             .any(|p| run.tables.done.contains(p.path.as_str()));
         // Counting rows can scan a big table: only create mode needs the number.
-        let existing_rows = if plan.mode == Mode::Create && !resuming {
+        let existing_rows = if (run.mode(t) == Mode::Create && !resuming) || t.keys.is_some() {
             target.table_rows(name, &t.table)?
         } else {
             None
@@ -595,19 +769,20 @@ fn preflight<'a>(
             resuming,
         });
     }
-    let privileges = target.missing_privileges(&run.tables.targets, plan.mode)?;
+    let privileges = target.missing_privileges(&run.tables.targets, run.run_mode())?;
     let refuses = |ty: &crate::types::ColumnType| target.refuses(ty);
     let mut problems = crate::preflight::findings(
         &crate::preflight::Rules {
             engine,
             same_engine: run.same_engine,
             as_text: plan.as_text,
-            mode: plan.mode,
+            mode: run.run_mode(),
             refuses: &refuses,
         },
         &planned,
     );
     problems.extend(privileges);
+    problems.extend(delete_ratio_problems(run, &planned));
     if !problems.is_empty() {
         return Err(Error::Data(format!(
             "pre-flight found {} problem{} loading bundle {id} into {}; nothing was written:\n  - {}",
@@ -633,7 +808,11 @@ fn preflight<'a>(
             "writes into {} existing table{} of the target (--mode {}): {}",
             into_existing.len(),
             if into_existing.len() == 1 { "" } else { "s" },
-            plan.mode.as_str(),
+            if run.is_link() {
+                "upsert/replace: a link"
+            } else {
+                plan.mode.as_str()
+            },
             into_existing.join(", ")
         ));
     }
@@ -642,7 +821,7 @@ fn preflight<'a>(
 
 /// `--dry-run`: the plan, per table what would happen, with the parts still to load.
 fn dry_run(run: &Run<'_>, planned: &[Planned<'_>], report: &mut RunReport) {
-    let (plan, id) = (run.plan, run.id);
+    let id = run.id;
     for (t, p) in run.tables.selected.iter().zip(planned) {
         let todo = t
             .parts
@@ -650,7 +829,7 @@ fn dry_run(run: &Run<'_>, planned: &[Planned<'_>], report: &mut RunReport) {
             .filter(|p| !run.tables.done.contains(p.path.as_str()))
             .count();
         let exists = p.existing_columns.is_some();
-        let action = match (plan.mode, exists) {
+        let action = match (run.mode(t), exists) {
             (Mode::Replace, true) => format!(
                 "would replace its rows (staging {}, then one publish)",
                 staging_name(id, &p.target_name)
@@ -683,9 +862,43 @@ fn dry_run(run: &Run<'_>, planned: &[Planned<'_>], report: &mut RunReport) {
     report.message = format!(
         "dry run: bundle {id} verified and pre-flight passed; {} tables would be loaded (--mode {}); nothing written",
         run.tables.selected.len(),
-        plan.mode.as_str()
+        run.run_mode().as_str()
     );
     report.close(run.started.elapsed());
+}
+
+/// A link's deletes, before anything is written: the table will keep at most as many rows
+/// as the key set holds, so a table that holds more than `1 / (1 - max ratio)` times that
+/// would lose more than the ratio allows. (The delete itself checks the exact count again,
+/// in its transaction.)
+fn delete_ratio_problems(run: &Run<'_>, planned: &[Planned<'_>]) -> Vec<String> {
+    let ratio = run.plan.max_delete_ratio;
+    let mut out = Vec::new();
+    for ((t, name), p) in run.tables.tables().zip(planned) {
+        let (Some(keys), Some(have)) = (&t.keys, p.existing_rows) else {
+            continue;
+        };
+        if !keys.parts.is_empty()
+            && keys
+                .parts
+                .iter()
+                .all(|k| run.tables.done.contains(k.path.as_str()))
+        {
+            continue;
+        }
+        let gone = have.saturating_sub(keys.rows);
+        #[allow(clippy::cast_precision_loss)]
+        if gone > 0 && gone as f64 > ratio * have as f64 {
+            // Reported with the other pre-flight problems (exit 65, nothing written).
+            out.push(format!(
+                "table {name}: this link's deletes would remove at least {gone} of its {have} rows (the source \
+                 holds {} keys), more than --max-delete-ratio {ratio} allows: nothing will be deleted; if the source \
+                 really lost that many rows, re-run with a higher --max-delete-ratio",
+                keys.rows
+            ));
+        }
+    }
+    out
 }
 
 /// Loads the selected tables: `prepare` once, then `jobs` workers, each with its own
@@ -759,6 +972,26 @@ fn finish(run: &Run<'_>, mut target: Box<dyn Target>, report: &mut RunReport) ->
     report
         .warnings
         .extend(target.finish_all(&run.tables.targets)?);
+    let m = &run.checked.bundle.manifest;
+    if m.parts.is_empty()
+        && let Some(link) = run.link()
+    {
+        let entry = LedgerEntry {
+            bundle_id: m.bundle_id.clone(),
+            part_path: String::new(),
+            manifest_sha256: run.checked.bundle.manifest_sha256.clone(),
+            cipher_sha256: String::new(),
+            source_id: m.source_id.clone(),
+            sequence: m.sequence,
+            target_table: String::new(),
+            rows: 0,
+            mode: String::new(),
+            run_id: crate::bundle::layout::new_bundle_id(),
+            link: Some(link),
+        };
+        let empty = crate::types::TableDef::default();
+        load::record_link(target.as_mut(), (load::ledger::LEDGER, &empty), &entry)?;
+    }
     report.close(run.started.elapsed());
     report.message = format!(
         "bundle {} imported into {}",
@@ -802,7 +1035,7 @@ fn failure_state(
     let mut state = FailureState {
         committed: ctx.committed.load(Ordering::Relaxed),
         total: ctx.run.checked.bundle.manifest.parts.len(),
-        mode: ctx.run.plan.mode,
+        mode: ctx.run.run_mode(),
         published: ctx.published.load(Ordering::Relaxed)
             + tables
                 .selected
@@ -870,8 +1103,10 @@ fn import_table(
     let t_start = Instant::now();
     let bar = ctx.run.progress.bar(name, Some(t.rows), false);
     let (mut rows, mut bytes, mut loaded_parts, mut skipped) = (0u64, 0u64, 0u64, 0u64);
+    let mut deleted = 0u64;
     let stage = staging_name(&checked.bundle.manifest.bundle_id, name);
-    let into = match plan.mode {
+    let mode = ctx.run.mode(t);
+    let into = match mode {
         Mode::Replace => LoadInto::Staging(&stage),
         Mode::Upsert => LoadInto::Upsert,
         Mode::Create | Mode::Append => LoadInto::Table,
@@ -902,8 +1137,9 @@ fn import_table(
             sequence: checked.bundle.manifest.sequence,
             target_table: target.ledger_key(name, &t.table),
             rows: p.rows,
-            mode: plan.mode.ledger_mode().into(),
+            mode: mode.ledger_mode().into(),
             run_id: ctx.run_id.to_string(),
+            link: ctx.run.link(),
         };
         let n = ctx.parts_started.fetch_add(1, Ordering::Relaxed) + 1;
         match load_one(
@@ -939,7 +1175,20 @@ fn import_table(
             }
         }
     }
-    if plan.mode == Mode::Replace
+    if t.keys.is_some() {
+        match apply_deletes(ctx, target, t, name) {
+            Ok(Some(n)) => {
+                deleted = n;
+                loaded_parts += t.keys.as_ref().map_or(0, |k| k.parts.len() as u64);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                bar.abandon();
+                return Err(e);
+            }
+        }
+    }
+    if mode == Mode::Replace
         && to_publish
         && let Err(e) = publish(ctx, target, t, name, &stage)
     {
@@ -958,7 +1207,12 @@ fn import_table(
         "loaded"
     };
     ctx.run.progress.line(&format!(
-        "loaded {name}: {rows} rows from {loaded_parts} parts{}",
+        "loaded {name}: {rows} rows from {loaded_parts} parts{}{}",
+        if deleted > 0 {
+            format!(", {deleted} rows deleted (absent from the source)")
+        } else {
+            String::new()
+        },
         if skipped > 0 {
             format!(" ({skipped} already imported)")
         } else {
@@ -973,6 +1227,102 @@ fn import_table(
         elapsed: t_start.elapsed(),
         status,
     })
+}
+
+/// A link's deletes for table `t` (its key set, in one transaction with their ledger rows);
+/// `Some(rows deleted)` when this run applied them, `None` when an earlier run did.
+fn apply_deletes(
+    ctx: &LoadCtx<'_>,
+    target: &mut dyn Target,
+    t: &CatalogTable,
+    name: &str,
+) -> Result<Option<u64>> {
+    let Some(keys) = &t.keys else {
+        return Ok(None);
+    };
+    let run = ctx.run;
+    if !keys.parts.is_empty()
+        && keys
+            .parts
+            .iter()
+            .all(|p| run.tables.done.contains(p.path.as_str()))
+    {
+        return Ok(None);
+    }
+    let checked = run.checked;
+    let m = &checked.bundle.manifest;
+    let url = checked.bundle.url().to_string();
+    let key_def = t.key_table();
+    let entries: Vec<LedgerEntry> = keys
+        .parts
+        .iter()
+        .map(|p| LedgerEntry {
+            bundle_id: m.bundle_id.clone(),
+            part_path: p.path.clone(),
+            manifest_sha256: checked.bundle.manifest_sha256.clone(),
+            cipher_sha256: m
+                .parts
+                .iter()
+                .find(|e| e.path == p.path)
+                .map(|e| e.sha256.clone())
+                .unwrap_or_default(),
+            source_id: m.source_id.clone(),
+            sequence: m.sequence,
+            target_table: target.ledger_key(name, &t.table),
+            rows: p.rows,
+            mode: "deletes".into(),
+            run_id: ctx.run_id.to_string(),
+            link: run.link(),
+        })
+        .collect();
+    let mut readers = Vec::new();
+    let mut streams = Vec::new();
+    for p in &keys.parts {
+        let r = checked.part_reader(&p.path)?;
+        let label = format!("table {} key part {}", t.table.qualified(), p.index);
+        let (_, batches) = r.batches(&url, &label, run.plan.batch_rows)?;
+        let path = p.path.clone();
+        let (u, d) = (url.clone(), key_def.clone());
+        streams.push(batches.map(move |b| b.and_then(|b| matches_catalog(&u, &path, &d, b))));
+        readers.push(r);
+    }
+    let mut all = streams.into_iter().flatten();
+    let expected = keys.rows;
+    let mut before_commit = |n: u64| -> Result<()> {
+        for r in &readers {
+            r.authenticate_rest(&url)?;
+        }
+        if n != expected {
+            return Err(Error::invalid(
+                &url,
+                keys.parts.first().map_or("catalog", |p| p.path.as_str()),
+                format!(
+                    "table {}: {n} keys decoded, catalog says {expected}",
+                    t.table.qualified()
+                ),
+            ));
+        }
+        Ok(())
+    };
+    let stage = staging_name(&m.bundle_id, &format!("keys:{name}"));
+    match load::apply_deletes(
+        target,
+        name,
+        &t.table,
+        &key_def,
+        &stage,
+        run.same_engine,
+        &entries,
+        &mut all,
+        run.plan.max_delete_ratio,
+        &mut before_commit,
+    )? {
+        LoadOutcome::Loaded(n) => {
+            ctx.committed.fetch_add(entries.len(), Ordering::Relaxed);
+            Ok(Some(n))
+        }
+        LoadOutcome::AlreadyLoaded => Ok(None),
+    }
 }
 
 /// Replace, once every part of a table is staged: recount the staging table against the
@@ -999,8 +1349,9 @@ fn publish(
         )));
     }
     let manifest = &ctx.run.checked.bundle.manifest;
-    let newer_than =
-        (!ctx.run.plan.allow_replay).then_some((manifest.source_id.as_str(), manifest.sequence));
+    // A chain orders its links itself (a link's sequence is its place in the chain).
+    let newer_than = (!ctx.run.plan.allow_replay && manifest.chain_id.is_none())
+        .then_some((manifest.source_id.as_str(), manifest.sequence));
     let result = load::publish(
         target,
         name,

@@ -27,6 +27,8 @@ pub mod types;
 #[doc(hidden)]
 pub mod bundle;
 #[doc(hidden)]
+pub mod chain;
+#[doc(hidden)]
 pub mod compare;
 #[doc(hidden)]
 pub mod crypto;
@@ -51,6 +53,8 @@ pub mod redact;
 #[doc(hidden)]
 pub mod report;
 #[doc(hidden)]
+pub mod status;
+#[doc(hidden)]
 pub mod storage;
 #[doc(hidden)]
 pub mod verify;
@@ -64,6 +68,7 @@ pub use import::{ImportPlan, import};
 pub use inspect::{Inspection, inspect};
 pub use redact::display_url;
 pub use report::{Progress, RunReport};
+pub use status::status;
 pub use verify::verify;
 
 /// The tool version written into manifests and ledgers.

@@ -162,6 +162,23 @@ enum Command {
         /// names table, column and row; `null` exports them as NULL.
         #[arg(long, value_enum, default_value_t = ZeroDates::Error)]
         zero_dates: ZeroDates,
+        /// Start a chain of bundles: TABLE travels by changes of COLUMN (an integer, date or
+        /// timestamp that grows with every insert and update; the table needs a primary key).
+        /// Repeatable. The bundle records each cursor's high-water mark, read in its snapshot.
+        #[arg(long = "cursor", value_name = "TABLE=COLUMN")]
+        cursors: Vec<String>,
+        /// Write the next link of PREV_BUNDLE's chain: cursor tables carry the rows at or above
+        /// PREV_BUNDLE's marks (minus --lookback), the other tables travel whole. Key options open PREV_BUNDLE.
+        #[arg(long, value_name = "PREV_BUNDLE")]
+        since: Option<String>,
+        /// How far below the previous marks a link reads, for rows whose transactions commit late:
+        /// a duration (90s, 5m, 2h, 1d) for temporal cursors, a count (1000) for integer cursors.
+        #[arg(long, value_name = "DURATION|COUNT", value_parser = parse_lookback)]
+        lookback: Option<ferry::chain::Lookback>,
+        /// With --since: also carry each cursor table's primary-key set, so the import deletes
+        /// the rows the source deleted (under --max-delete-ratio).
+        #[arg(long)]
+        deletes: bool,
     },
     /// Verify a bundle and load it into a database, exactly once.
     Import {
@@ -210,6 +227,18 @@ enum Command {
         /// Load this many tables at once, each on its own connection (PostgreSQL; SQLite uses one).
         #[arg(long, default_value_t = 1)]
         jobs: usize,
+        /// Apply a link of a chain even though its predecessor is not applied to this target
+        /// (rows changed in the missing links are then missing here).
+        #[arg(long)]
+        accept_gap: bool,
+        /// A link's deletes may remove at most this fraction of a table's rows (default 0.1);
+        /// more is refused (exit 65) with nothing deleted.
+        #[arg(long, default_value_t = 0.1, value_parser = parse_ratio)]
+        max_delete_ratio: f64,
+        /// Allow --mode replace of a table exported with --where (the target keeps only the
+        /// filtered rows).
+        #[arg(long)]
+        replace_partial: bool,
     },
     /// Check a bundle: without a key sizes and SHA-256 of every file; with a key also decrypt and decode every part.
     Verify {
@@ -227,6 +256,15 @@ enum Command {
         bundle: String,
         #[command(flatten)]
         keys: KeyArgs,
+    },
+    /// What a target database holds: the bundles and chain links applied, with times, rows and
+    /// parts, and unfinished imports.
+    Status {
+        /// Target database: sqlite://PATH, postgres://…, mysql://…
+        target: String,
+        /// PostgreSQL schema whose ledger to read (as given to import's --target-schema).
+        #[arg(long)]
+        target_schema: Option<String>,
     },
     /// Compare two databases table by table: row counts and content fingerprints.
     Compare {
@@ -253,6 +291,17 @@ enum Command {
 }
 
 /// A size with units, any value.
+fn parse_lookback(s: &str) -> Result<ferry::chain::Lookback, String> {
+    ferry::chain::Lookback::parse(s)
+}
+
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("{s:?}: give a fraction from 0 to 1 (0.1 = 10%)")),
+    }
+}
+
 fn parse_split_size(s: &str) -> Result<u64, String> {
     parse_bytes(s)
 }
@@ -322,6 +371,10 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             jobs,
             split_min_size,
             zero_dates,
+            cursors,
+            since,
+            lookback,
+            deletes,
         } => {
             let (keys, warnings) = if no_encrypt {
                 keys.refuse_with_no_encrypt()?;
@@ -359,6 +412,13 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             plan.source_id = source_id;
             plan.sequence = sequence;
             plan.dry_run = dry_run;
+            plan.cursors = cursors
+                .iter()
+                .map(|c| split_pair(c, '=', "--cursor"))
+                .collect::<Result<_, _>>()?;
+            plan.since = since;
+            plan.lookback = lookback;
+            plan.deletes = deletes;
             let mut r = ferry::export::export(&plan, &progress)?;
             // A bundle written with a key carries a MAC that the key checks.
             r.set_trust(!no_encrypt, !no_encrypt);
@@ -380,6 +440,9 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             allow_unencrypted,
             as_text,
             jobs,
+            accept_gap,
+            max_delete_ratio,
+            replace_partial,
         } => {
             let engine = ferry::engines::for_url(&target)?;
             if target_schema.is_some() && !engine.schemas {
@@ -405,6 +468,9 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             plan.target_schema = target_schema;
             plan.as_text = as_text;
             plan.jobs = jobs.max(1);
+            plan.accept_gap = accept_gap;
+            plan.max_delete_ratio = max_delete_ratio;
+            plan.replace_partial = replace_partial;
             let mut r = ferry::import::import(&plan, &progress)?;
             r.warnings.extend(warnings);
             Ok(r)
@@ -420,6 +486,10 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             r.warnings.extend(warnings);
             Ok(r)
         }
+        Command::Status {
+            target,
+            target_schema,
+        } => ferry::status(&target, target_schema.as_deref()),
         Command::Compare { a, b, tables, .. } => {
             ferry::compare::compare(&a, &b, &tables, &progress)
         }
@@ -446,6 +516,7 @@ fn name_of(cmd: &Command) -> &'static str {
         Command::Verify { .. } => "verify",
         Command::Inspect { .. } => "inspect",
         Command::Compare { .. } => "compare",
+        Command::Status { .. } => "status",
         Command::Decrypt { .. } => "decrypt",
         Command::Keygen { .. } => "keygen",
     }

@@ -168,7 +168,9 @@ impl RunReport {
             }
         }
         let t = &self.totals;
-        out.push_str(&format!(
+        // `status` reads a ledger: it moves nothing, so it has no speed or error rate.
+        if self.command != "status" {
+            out.push_str(&format!(
             "{}: {} — {} rows, {} in {:.2} s ({:.0} rows/s, {:.1} MB/s); errors: {} rows rejected, {} of {} parts failed (error rate {:.4})\n",
             self.command,
             self.status,
@@ -182,6 +184,7 @@ impl RunReport {
             self.errors.parts_total,
             self.errors.error_rate
         ));
+        }
         if let (Some(enc), Some(auth)) = (self.encrypted, self.authenticated) {
             out.push_str(&format!(
                 "bundle: {}\n",

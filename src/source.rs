@@ -132,6 +132,16 @@ pub trait Source: Send {
     /// Rows the table holds (for progress), when cheap to know.
     fn count_rows(&mut self, table: &TableDef, filter: Option<&str>) -> Result<Option<u64>>;
 
+    /// The largest value of `column` in the snapshot, as the database prints it (`None`
+    /// when the table is empty): a chain's high-water mark.
+    fn high_water(&mut self, table: &TableDef, column: &str) -> Result<Option<String>> {
+        let _ = column;
+        Err(Error::Usage(format!(
+            "table {}: this engine cannot read a cursor's high-water mark (--cursor)",
+            table.qualified()
+        )))
+    }
+
     /// Streams a table as batches into `sink`; returns the row count.
     fn read(
         &mut self,

@@ -39,7 +39,7 @@ pub fn verify(url: &str, keys: &Keys, strict: bool, progress: &Progress) -> Resu
         let checked = bundle.verified(scan)?;
         for t in &checked.catalog.tables {
             let (mut rows, mut bytes) = (0u64, 0u64);
-            for p in &t.parts {
+            for p in t.all_parts() {
                 bytes += checked
                     .bundle
                     .manifest

@@ -30,6 +30,55 @@ pub struct CatalogTable {
     /// Order-independent content fingerprint (see `compare`).
     pub fingerprint: String,
     pub parts: Vec<PartInfo>,
+    /// A table of a chain that travels by changes: its cursor column and high-water mark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<Cursor>,
+    /// The rows are a subset of the table (`--where`, or a link's changes): `--mode
+    /// replace` would delete the others, so it refuses the table unless told.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+    /// `--deletes`: the table's whole primary-key set at the snapshot, in parts of their
+    /// own (primary-key columns only). Import deletes the target rows whose key is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<KeySet>,
+}
+
+/// A cursor column and what a link read of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cursor {
+    pub column: String,
+    /// The largest value of the column inside the export's snapshot, as the source prints
+    /// it (`None` when the table was empty): where the next link starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub high_water: Option<String>,
+    /// The lower bound this bundle read from (`column >= since`), the predecessor's mark
+    /// minus `--lookback`; `None` when it holds every row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+}
+
+/// A table's primary-key set (the parts hold only the key columns).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySet {
+    pub rows: u64,
+    pub parts: Vec<PartInfo>,
+}
+
+impl CatalogTable {
+    /// The definition the key parts are read with: the primary-key columns only, no
+    /// indexes, keys or constraints.
+    pub fn key_table(&self) -> TableDef {
+        crate::chain::key_table(&self.table)
+    }
+
+    /// Every part of the table: its rows, then its key set.
+    pub fn all_parts(&self) -> impl Iterator<Item = &PartInfo> {
+        self.parts
+            .iter()
+            .chain(self.keys.iter().flat_map(|k| k.parts.iter()))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +139,39 @@ impl Catalog {
             // By schema and name: `a."b.c"` and `"a.b".c` print alike but are two tables.
             if !names.insert((t.table.schema.clone(), t.table.name.clone())) {
                 bad(format!("table {q} appears twice"));
+            }
+            if t.keys.is_some() && t.table.primary_key.is_empty() {
+                bad(format!(
+                    "table {q} carries a key set but has no primary key"
+                ));
+            }
+            if let Some(k) = &t.keys {
+                let mut idx = HashSet::new();
+                let mut sum = 0u64;
+                for p in &k.parts {
+                    if !listed.contains(p.path.as_str()) {
+                        bad(format!(
+                            "table {q} key part {} is not in the manifest",
+                            p.path
+                        ));
+                    }
+                    if !seen.insert(p.path.as_str()) {
+                        bad(format!("part {} is claimed twice", p.path));
+                    }
+                    if !idx.insert(p.index) {
+                        bad(format!(
+                            "table {q} has two key parts with index {}",
+                            p.index
+                        ));
+                    }
+                    sum = sum.saturating_add(p.rows);
+                }
+                if sum != k.rows {
+                    bad(format!(
+                        "table {q}: key parts hold {sum} keys but the table says {}",
+                        k.rows
+                    ));
+                }
             }
             let mut idx = HashSet::new();
             let mut sum = 0u64;

@@ -309,7 +309,7 @@ impl OpenBundle {
             .catalog
             .tables
             .iter()
-            .flat_map(|t| t.parts.iter().map(move |p| (t, p)))
+            .flat_map(|t| t.all_parts().map(move |p| (t, p)))
         {
             match checked.part_rows(
                 &p.path,

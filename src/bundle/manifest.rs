@@ -12,6 +12,9 @@ use crate::error::Finding;
 
 pub const FORMAT: &str = "ferry-bundle";
 pub const FORMAT_VERSION: &str = "1.0";
+/// The version a link of a chain carries (`chain_id`, `prev_manifest_sha256`): a 1.0 reader
+/// refuses the unknown fields rather than load a link as a whole bundle.
+pub const FORMAT_VERSION_CHAIN: &str = "1.1";
 pub const SUPPORTED_MAJOR: u64 = 1;
 pub const SCHEME_ENCRYPTED: &str = "cobblestone-256";
 pub const SCHEME_NONE: &str = "none";
@@ -50,6 +53,13 @@ pub struct Manifest {
     pub sequence: u64,
     pub created_at: String,
     pub tool_version: String,
+    /// A link of a chain: the chain's name (its first bundle's id). `sequence` is then the
+    /// link's place in the chain, from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_id: Option<String>,
+    /// A link after the first: SHA-256 of its predecessor's manifest.json.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_manifest_sha256: Option<String>,
     pub encryption: Encryption,
     pub catalog: FileEntry,
     pub parts: Vec<FileEntry>,
@@ -209,6 +219,22 @@ impl Manifest {
                 ));
             }
         }
+        match (&self.chain_id, &self.prev_manifest_sha256) {
+            (None, Some(_)) => bad(
+                "prev_manifest_sha256: only a link of a chain (chain_id) has a predecessor".into(),
+            ),
+            (Some(c), None) if self.sequence != 1 || *c != self.bundle_id => bad(format!(
+                "chain_id: the first link of a chain has sequence 1 and is named by its own bundle id \
+                 (sequence {}, chain {c})",
+                self.sequence
+            )),
+            (Some(c), Some(_)) if self.sequence < 2 || *c == self.bundle_id => bad(format!(
+                "sequence: a link after the first has sequence 2 or more and names its chain's first \
+                 bundle (sequence {}, chain {c})",
+                self.sequence
+            )),
+            _ => {}
+        }
         let mut kdf_ok = true;
         for (i, s) in self.encryption.key_slots.iter().enumerate() {
             if let KeySlot::Passphrase { kdf, .. } = s
@@ -270,6 +296,8 @@ mod tests {
             sequence: 7,
             created_at: "2026-11-25T12:00:00Z".into(),
             tool_version: crate::TOOL_VERSION.into(),
+            chain_id: None,
+            prev_manifest_sha256: None,
             encryption: Encryption {
                 scheme: SCHEME_NONE.into(),
                 key_slots: vec![],

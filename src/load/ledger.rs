@@ -12,6 +12,12 @@ pub const LEDGER: &str = "_ferry_ledger";
 pub const STAGED: &str = "replace-staged";
 /// Ledger mode of a replace's parts once the publish transaction committed.
 pub const PUBLISHED: &str = "published";
+/// Ledger mode of the row that records a bundle as a link of a chain (part path
+/// `chain/<chain id>`, sequence the link's, rows the bundle's part count): written with the
+/// bundle's first committed part, so a link is recorded with its data.
+pub const CHAIN_LINK: &str = "chain-link";
+/// Part-path prefix of a chain-link row.
+pub const CHAIN_PREFIX: &str = "chain/";
 
 /// The ledger's columns, in table order. Key: (bundle_id, part_path).
 pub const COLUMNS: [(&str, LedgerKind); 12] = [
@@ -42,6 +48,53 @@ pub struct LedgerEntry {
     pub rows: u64,
     pub mode: String,
     pub run_id: String,
+    /// A link of a chain: the chain-link row claimed with the part (same transaction).
+    pub link: Option<ChainLink>,
+}
+
+/// What a chain-link ledger row records.
+#[derive(Debug, Clone)]
+pub struct ChainLink {
+    pub chain_id: String,
+    /// The predecessor's manifest hash (64 zeros for the first link).
+    pub prev_manifest_sha256: String,
+    /// Parts of the bundle: the link is applied when the ledger holds all of them.
+    pub parts: u64,
+}
+
+impl LedgerEntry {
+    /// The chain-link row of this entry's bundle, if it is a link.
+    pub fn link_row(&self) -> Option<LedgerEntry> {
+        let l = self.link.as_ref()?;
+        Some(LedgerEntry {
+            part_path: format!("{CHAIN_PREFIX}{}", l.chain_id),
+            cipher_sha256: l.prev_manifest_sha256.clone(),
+            target_table: String::new(),
+            rows: l.parts,
+            mode: CHAIN_LINK.into(),
+            link: None,
+            ..self.clone()
+        })
+    }
+}
+
+/// One link of a chain as this target's ledger recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedLink {
+    pub sequence: u64,
+    pub bundle_id: String,
+    pub manifest_sha256: String,
+    pub prev_manifest_sha256: String,
+    /// Parts of the bundle, and how many of them the ledger holds (published, for replace).
+    pub parts: u64,
+    pub parts_in: u64,
+    pub loaded_at: String,
+}
+
+impl AppliedLink {
+    pub fn complete(&self) -> bool {
+        self.parts_in >= self.parts
+    }
 }
 
 /// What the ledger knows of one bundle at this target.
@@ -68,6 +121,9 @@ impl LedgerState {
         loaded_at: String,
         mode: &str,
     ) {
+        if mode == CHAIN_LINK {
+            return;
+        }
         if mode == STAGED {
             self.staged.push(part.clone());
         }
@@ -138,6 +194,102 @@ pub fn claim(s: &mut dyn Session, e: &LedgerEntry) -> Result<bool> {
         ],
     )?;
     Ok(n > 0)
+}
+
+/// Claims a part and, for a link of a chain, its chain-link row (ignored when an earlier
+/// part of the bundle wrote it). `false` when the part was committed already.
+pub fn claim_with_link(s: &mut dyn Session, e: &LedgerEntry) -> Result<bool> {
+    if !claim(s, e)? {
+        return Ok(false);
+    }
+    if let Some(l) = e.link_row() {
+        let mut l = l;
+        if claim(s, &l)? {
+            l.rows = e.link.as_ref().map_or(0, |c| c.parts);
+            set_rows(s, &l, l.rows)?;
+        }
+    }
+    Ok(true)
+}
+
+/// Every link of `chain_id` this target's ledger records, by sequence, each with how
+/// many of its parts are in (a link is applied when all are, none waiting in staging).
+pub fn chain_links(s: &mut dyn Session, chain_id: &str) -> Result<Vec<AppliedLink>> {
+    if !s.ledger_exists()? {
+        return Ok(vec![]);
+    }
+    let d = s.dialect();
+    let t = d.as_text;
+    let ledger = s.ledger_table();
+    let count = format!(
+        "(SELECT COUNT(*) FROM {ledger} p WHERE p.bundle_id = c.bundle_id AND p.mode <> {} AND p.mode <> {})",
+        d.ph(1),
+        d.ph(2)
+    );
+    let sql = format!(
+        "SELECT {}, {}, {}, {}, {}, {}, {} FROM {ledger} c WHERE c.part_path = {} AND c.mode = {} \
+         ORDER BY c.sequence",
+        t("c.sequence"),
+        t("c.bundle_id"),
+        t("c.manifest_sha256"),
+        t("c.cipher_sha256"),
+        t("c.rows_loaded"),
+        t("c.loaded_at"),
+        t(&count),
+        d.ph(3),
+        d.ph(4),
+    );
+    let path = format!("{CHAIN_PREFIX}{chain_id}");
+    let rows = s.query_text(
+        "reading the ledger's chains",
+        &sql,
+        &[
+            Param::Text(STAGED),
+            Param::Text(CHAIN_LINK),
+            Param::Text(&path),
+            Param::Text(CHAIN_LINK),
+        ],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| AppliedLink {
+            sequence: first(r, 0).parse().unwrap_or(0),
+            bundle_id: first(r, 1),
+            manifest_sha256: first(r, 2),
+            prev_manifest_sha256: first(r, 3),
+            parts: first(r, 4).parse().unwrap_or(0),
+            loaded_at: first(r, 5),
+            parts_in: first(r, 6).parse().unwrap_or(0),
+        })
+        .collect())
+}
+
+/// Every ledger row, for `ferry status`: (bundle id, part path, source id, sequence,
+/// target table, rows, mode, loaded at), oldest first.
+pub fn all_rows(s: &mut dyn Session) -> Result<Vec<Vec<String>>> {
+    if !s.ledger_exists()? {
+        return Ok(vec![]);
+    }
+    let d = s.dialect();
+    let t = d.as_text;
+    let sql = format!(
+        "SELECT {}, {}, {}, {}, {}, {}, {}, {}, {} FROM {} ORDER BY loaded_at, bundle_id, part_path",
+        t("bundle_id"),
+        t("part_path"),
+        t("source_id"),
+        t("sequence"),
+        t("target_table"),
+        t("rows_loaded"),
+        t("mode"),
+        t("loaded_at"),
+        t("manifest_sha256"),
+        s.ledger_table()
+    );
+    let rows = s.query_text("reading the ledger", &sql, &[])?;
+    Ok(rows
+        .iter()
+        .map(|r| (0..9).map(|i| first(r, i)).collect())
+        .collect())
 }
 
 /// Records how many rows a claimed part loaded (same transaction).

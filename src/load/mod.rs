@@ -128,7 +128,7 @@ pub fn load_part(
             }
             // The ledger row goes first: a concurrent loader of the same part waits on its
             // key, then finds it taken.
-            if !ledger::claim(s, entry)? {
+            if !ledger::claim_with_link(s, entry)? {
                 return Ok(LoadOutcome::AlreadyLoaded);
             }
             let rows = s.bulk_load(
@@ -144,6 +144,120 @@ pub fn load_part(
         },
         |o| matches!(o, LoadOutcome::Loaded(_)),
     )
+}
+
+/// Records a link of a chain that has no parts (nothing changed at the source): its
+/// chain-link row alone, in a transaction of its own.
+pub fn record_link(
+    s: &mut dyn Session,
+    table: (&str, &TableDef),
+    entry: &LedgerEntry,
+) -> Result<()> {
+    let Some(row) = entry.link_row() else {
+        return Ok(());
+    };
+    s.ensure_ledger()?;
+    transaction(s, table, |s| ledger::claim(s, &row), |_| true).map(|_| ())
+}
+
+/// A link's deletes (`export --deletes`), in one transaction: every key part of the
+/// table is claimed in the ledger, the key set goes into staging table `stage` (the key
+/// columns only), and the rows of `name` whose key is absent from it are deleted. When that
+/// would delete more than `max_ratio` of the table's rows the transaction rolls back and
+/// nothing is deleted (exit 65). `before_commit` authenticates the key parts. Returns the
+/// rows deleted, or `AlreadyLoaded` when an earlier run committed the deletes.
+#[allow(clippy::too_many_arguments)]
+pub fn apply_deletes(
+    s: &mut dyn Session,
+    name: &str,
+    table: &TableDef,
+    keys: &TableDef,
+    stage: &str,
+    same_engine: bool,
+    entries: &[LedgerEntry],
+    batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+    max_ratio: f64,
+    before_commit: &mut dyn FnMut(u64) -> Result<()>,
+) -> Result<LoadOutcome> {
+    let ddl_inside = s.dialect().transactional_ddl;
+    if !ddl_inside {
+        s.ensure_ledger()?;
+        s.create_table(stage, keys, same_engine, true)?;
+    }
+    let q = s.table_sql(name, table);
+    let k = s.table_sql(stage, keys);
+    let quote = s.dialect().quote;
+    let outcome = transaction(
+        s,
+        (name, table),
+        |s| {
+            // An empty key set (the source table is empty) has no part to claim: deleting
+            // every row is the same however often it runs.
+            let first_part = entries.first().map_or("", |e| e.part_path.as_str());
+            if let Some(first) = entries.first() {
+                s.lock_part(&format!("ferry:{}:{}", first.bundle_id, first.part_path))?;
+            }
+            if ddl_inside {
+                s.ensure_ledger()?;
+                s.create_table(stage, keys, same_engine, true)?;
+            }
+            for e in entries {
+                if !ledger::claim_with_link(s, e)? {
+                    return Ok(LoadOutcome::AlreadyLoaded);
+                }
+            }
+            s.execute(
+                "emptying the key staging table",
+                &format!("DELETE FROM {k}"),
+                &[],
+            )?;
+            let n_keys = s.bulk_load(stage, keys, batches, first_part, false)?;
+            before_commit(n_keys)?;
+            for e in entries {
+                ledger::set_rows(s, e, e.rows)?;
+            }
+            let count = s.query_text(
+                "counting rows",
+                &format!("SELECT {} FROM {q}", (s.dialect().as_text)("COUNT(*)")),
+                &[],
+            )?;
+            let before: u64 = count
+                .first()
+                .and_then(|r| r.first().cloned().flatten())
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(0);
+            let matches: Vec<String> = keys
+                .columns
+                .iter()
+                .map(|c| format!("{k}.{c} = {q}.{c}", c = quote(&c.name)))
+                .collect();
+            let deleted = s.execute(
+                "deleting the rows the source deleted",
+                &format!(
+                    "DELETE FROM {q} WHERE NOT EXISTS (SELECT 1 FROM {k} WHERE {})",
+                    matches.join(" AND ")
+                ),
+                &[],
+            )?;
+            #[allow(clippy::cast_precision_loss)]
+            if deleted > 0 && deleted as f64 > max_ratio * before as f64 {
+                return Err(Error::Chain(format!(
+                    "table {name}: this link's deletes would remove {deleted} of its {before} rows, more than \
+                     --max-delete-ratio {max_ratio} allows; nothing was deleted (rolled back). If the source \
+                     really lost that many rows, re-run with a higher --max-delete-ratio"
+                )));
+            }
+            if ddl_inside {
+                drop_staging(s, stage, keys)?;
+            }
+            Ok(LoadOutcome::Loaded(deleted))
+        },
+        |o| matches!(o, LoadOutcome::Loaded(_)),
+    )?;
+    if !ddl_inside {
+        drop_staging(s, stage, keys)?;
+    }
+    Ok(outcome)
 }
 
 /// Replace mode, once every part of a table is staged: in one transaction, create the

@@ -1321,6 +1321,25 @@ impl Source for MySource {
             .and_then(|s| s.parse().ok()))
     }
 
+    fn high_water(&mut self, table: &TableDef, column: &str) -> Result<Option<String>> {
+        let sql = format!(
+            "SELECT CAST(MAX({}) AS CHAR) FROM {}",
+            quote(column),
+            quote(&table.name)
+        );
+        let rows = query_texts_on(
+            &self.rt,
+            &mut self.conn,
+            &format!("reading the high-water mark of {}", table.name),
+            &sql,
+            &[],
+        )?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten()))
+    }
+
     fn read(
         &mut self,
         table: &TableDef,

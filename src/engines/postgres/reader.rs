@@ -1227,6 +1227,25 @@ impl Source for PgSource {
         Ok((n >= 0.0).then_some(n as u64))
     }
 
+    fn high_water(&mut self, table: &TableDef, column: &str) -> Result<Option<String>> {
+        let sql = format!(
+            "SELECT max({})::text FROM ONLY {}",
+            quote(column),
+            qualified(table.schema.as_deref(), &table.name)
+        );
+        self.rt
+            .block_on(
+                sqlx::query_scalar::<_, Option<String>>(AssertSqlSafe(sql))
+                    .fetch_one(&mut self.conn),
+            )
+            .map_err(|e| {
+                pg_err(
+                    &format!("reading the high-water mark of {}", table.qualified()),
+                    e,
+                )
+            })
+    }
+
     fn read(
         &mut self,
         table: &TableDef,

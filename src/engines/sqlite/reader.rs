@@ -587,6 +587,17 @@ impl Source for SqliteSource {
         Ok(u64::try_from(n).ok())
     }
 
+    fn high_water(&mut self, table: &TableDef, column: &str) -> Result<Option<String>> {
+        let sql = format!(
+            "SELECT CAST(max({}) AS TEXT) FROM {}",
+            quote(column),
+            quote(&table.name)
+        );
+        self.conn
+            .query_row(&sql, [], |r| r.get::<_, Option<String>>(0))
+            .map_err(|e| db_err(&format!("reading the high-water mark of {}", table.name), e))
+    }
+
     fn read(
         &mut self,
         table: &TableDef,
