@@ -10,6 +10,7 @@
 
 mod as_text;
 mod bounds;
+mod chains;
 mod cli_errors;
 mod commit_lost;
 mod common;

@@ -1,0 +1,410 @@
+//! Chains of bundles (docs/MIGRATIONS.md): a full bundle and links with inserts, updates,
+//! deletes, a new child of a new parent and a table without a cursor, applied in order on
+//! every engine (and MariaDB → PostgreSQL); the target equals the source after every link.
+//! Out of order (a gap), again (a no-op), a fork and too many deletes are refused with
+//! nothing written.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{Fixture, ferry, fixture};
+use crate::servers::{MyDb, PgDb, my, psql};
+
+/// A database of one test: PostgreSQL, MariaDB or a SQLite file.
+enum Db {
+    Pg(PgDb),
+    My(MyDb),
+    Lite(PathBuf),
+}
+
+impl Db {
+    fn url(&self) -> String {
+        match self {
+            Db::Pg(d) => d.url.clone(),
+            Db::My(d) => d.url.clone(),
+            Db::Lite(p) => format!("sqlite://{}", p.display()),
+        }
+    }
+
+    fn exec(&self, sql: &str) {
+        match self {
+            Db::Pg(d) => {
+                psql(&d.url, sql);
+            }
+            Db::My(d) => {
+                my(&d.url, sql);
+            }
+            Db::Lite(p) => rusqlite::Connection::open(p)
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap(),
+        }
+    }
+
+    /// Every row of `sql`, columns joined by `|`.
+    fn rows(&self, sql: &str) -> Vec<String> {
+        let text = match self {
+            Db::Pg(d) => psql(&d.url, sql),
+            Db::My(d) => my(&d.url, sql).replace('\t', "|"),
+            Db::Lite(p) => {
+                let c = rusqlite::Connection::open(p).unwrap();
+                let mut st = c.prepare(sql).unwrap();
+                let n = st.column_count();
+                let rows: Vec<String> = st
+                    .query_map([], |r| {
+                        Ok((0..n)
+                            .map(|i| match r.get_ref(i).unwrap() {
+                                rusqlite::types::ValueRef::Null => String::new(),
+                                rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                                rusqlite::types::ValueRef::Text(t) => {
+                                    String::from_utf8_lossy(t).into_owned()
+                                }
+                                other => format!("{other:?}"),
+                            })
+                            .collect::<Vec<_>>()
+                            .join("|"))
+                    })
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect();
+                rows.join("\n")
+            }
+        };
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+fn pg(tag: &str) -> Option<Db> {
+    PgDb::new(tag).map(Db::Pg)
+}
+
+fn maria(tag: &str) -> Option<Db> {
+    MyDb::new(tag).map(Db::My)
+}
+
+fn lite(fx: &Fixture, name: &str) -> Db {
+    Db::Lite(fx.path(name))
+}
+
+const QUERIES: [&str; 3] = [
+    "SELECT id, name, updated_at FROM parent ORDER BY id",
+    "SELECT id, parent_id, v, updated_at FROM child ORDER BY id",
+    "SELECT k, v FROM config ORDER BY k",
+];
+
+/// Source and target hold the same rows in every table.
+fn assert_same(src: &Db, dst: &Db, after: &str) {
+    for q in QUERIES {
+        assert_eq!(src.rows(q), dst.rows(q), "after {after}: {q}");
+    }
+}
+
+/// How many tables the database has.
+fn tables_sql(db: &Db) -> &'static str {
+    match db {
+        Db::Pg(_) => "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
+        Db::My(_) => {
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE()"
+        }
+        Db::Lite(_) => "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+    }
+}
+
+fn schema(src: &Db) {
+    src.exec(
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY, name VARCHAR(50) NOT NULL, updated_at BIGINT NOT NULL);
+         CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL REFERENCES parent (id),
+                             v INTEGER, updated_at BIGINT NOT NULL);
+         CREATE TABLE config (k VARCHAR(20) PRIMARY KEY, v VARCHAR(20));",
+    );
+    let parents: Vec<String> = (1..=100).map(|i| format!("({i}, 'p{i}', 1)")).collect();
+    let children: Vec<String> = (1..=200)
+        .map(|i| format!("({i}, {}, {i}, 1)", (i - 1) % 100 + 1))
+        .collect();
+    src.exec(&format!(
+        "INSERT INTO parent VALUES {}; INSERT INTO child VALUES {}; \
+         INSERT INTO config VALUES ('a', '1'), ('b', '2'), ('c', '3');",
+        parents.join(", "),
+        children.join(", ")
+    ));
+}
+
+fn export(fx: &Fixture, src: &Db, name: &str, extra: &[&str]) -> PathBuf {
+    let b = fx.path(name);
+    fx.export_to(&src.url(), &b, extra);
+    b
+}
+
+/// `ferry import` with the fixture's key; returns the exit code and stderr.
+fn import(fx: &Fixture, b: &Path, dst: &Db, extra: &[&str]) -> (i32, String) {
+    let out = ferry()
+        .args([
+            "import",
+            b.to_str().unwrap(),
+            &dst.url(),
+            "--key-file",
+            fx.key.to_str().unwrap(),
+        ])
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn chain_on(fx: &Fixture, src: &Db, dst: &Db) {
+    schema(src);
+    let b1 = export(
+        fx,
+        src,
+        "b1",
+        &[
+            "--cursor",
+            "parent=updated_at",
+            "--cursor",
+            "child=updated_at",
+        ],
+    );
+    // Link 1: an update, a new parent with a new child (the child's name sorts first), a
+    // delete, and a table without a cursor that changed.
+    src.exec(
+        "UPDATE parent SET name = 'five', updated_at = 2 WHERE id = 5;
+         INSERT INTO parent VALUES (101, 'p101', 2);
+         INSERT INTO child VALUES (201, 101, 201, 2);
+         UPDATE child SET v = -3, updated_at = 2 WHERE id = 3;
+         DELETE FROM child WHERE id = 7;
+         UPDATE config SET v = 'two' WHERE k = 'b';",
+    );
+    let b2 = export(
+        fx,
+        src,
+        "b2",
+        &["--since", b1.to_str().unwrap(), "--deletes"],
+    );
+    let m2 = crate::common::manifest(&b2);
+    assert_eq!(m2["sequence"], 2);
+    assert_eq!(m2["chain_id"], crate::common::manifest(&b1)["bundle_id"]);
+
+    // Link 2 before the chain's start: refused, nothing written.
+    let (code, err) = import(fx, &b2, dst, &[]);
+    assert_eq!(code, 65, "{err}");
+    assert!(
+        err.contains("link 1") && err.contains("not applied"),
+        "{err}"
+    );
+    assert_eq!(
+        dst.rows(tables_sql(dst)),
+        vec!["0"],
+        "nothing may be written"
+    );
+
+    let (code, err) = import(fx, &b1, dst, &[]);
+    assert_eq!(code, 0, "{err}");
+    // Apply link 1, then compare with the source as it was when b2 was exported.
+    let (code, err) = import(fx, &b2, dst, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_same(src, dst, "link 1");
+
+    // Link 2: more of the same, and a parent deleted together with its children.
+    src.exec(
+        "INSERT INTO parent VALUES (102, 'p102', 3);
+         INSERT INTO child VALUES (202, 102, 202, 3), (203, 101, 203, 3);
+         DELETE FROM child WHERE parent_id = 9;
+         DELETE FROM parent WHERE id = 9;
+         DELETE FROM config WHERE k = 'c';",
+    );
+    let b3 = export(
+        fx,
+        src,
+        "b3",
+        &["--since", b2.to_str().unwrap(), "--deletes"],
+    );
+    assert_eq!(import(fx, &b3, dst, &[]).0, 0);
+    assert_same(src, dst, "link 2");
+
+    // Link 3: nothing but an update.
+    src.exec("UPDATE parent SET name = 'one', updated_at = 4 WHERE id = 1;");
+    let b4 = export(
+        fx,
+        src,
+        "b4",
+        &["--since", b3.to_str().unwrap(), "--deletes"],
+    );
+    assert_eq!(import(fx, &b4, dst, &[]).0, 0);
+    assert_same(src, dst, "link 3");
+
+    // The chain's start again, after link 3: "already imported", nothing changed.
+    let (code, err) = import(fx, &b1, dst, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_same(src, dst, "re-importing the first bundle");
+
+    // A fork: a second link 3 exported from link 2.
+    let fork = export(fx, src, "b4x", &["--since", b3.to_str().unwrap()]);
+    let (code, err) = import(fx, &fork, dst, &[]);
+    assert_eq!(code, 65, "{err}");
+    assert!(err.contains("fork"), "{err}");
+
+    // A link deleting 60% of a table: refused, nothing deleted.
+    src.exec("DELETE FROM child WHERE id % 5 <> 0;");
+    let before = dst.rows(QUERIES[1]);
+    let b5 = export(
+        fx,
+        src,
+        "b5",
+        &["--since", b4.to_str().unwrap(), "--deletes"],
+    );
+    let (code, err) = import(fx, &b5, dst, &[]);
+    assert_eq!(code, 65, "{err}");
+    assert!(err.contains("--max-delete-ratio"), "{err}");
+    assert_eq!(dst.rows(QUERIES[1]), before, "nothing deleted");
+    // Told that it is meant, it goes through.
+    assert_eq!(import(fx, &b5, dst, &["--max-delete-ratio", "0.9"]).0, 0);
+    assert_same(src, dst, "link 4");
+
+    // status names the chain and its five links.
+    let out = ferry()
+        .args(["status", &dst.url(), "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let links = v["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["table"].as_str().unwrap().contains(" link "))
+        .count();
+    assert_eq!(links, 5, "{v}");
+}
+
+#[test]
+fn a_chain_applies_in_order_on_sqlite() {
+    let fx = fixture();
+    let (src, dst) = (lite(&fx, "chain_src.db"), lite(&fx, "chain_dst.db"));
+    chain_on(&fx, &src, &dst);
+}
+
+#[test]
+fn a_chain_applies_in_order_on_postgresql() {
+    let fx = fixture();
+    let (Some(src), Some(dst)) = (pg("chain_src"), pg("chain_dst")) else {
+        return;
+    };
+    chain_on(&fx, &src, &dst);
+}
+
+#[test]
+fn a_chain_applies_in_order_on_mariadb() {
+    let fx = fixture();
+    let (Some(src), Some(dst)) = (maria("chain_src"), maria("chain_dst")) else {
+        return;
+    };
+    chain_on(&fx, &src, &dst);
+}
+
+#[test]
+fn a_chain_from_mariadb_applies_in_order_on_postgresql() {
+    let fx = fixture();
+    let (Some(src), Some(dst)) = (maria("chain_msrc"), pg("chain_pdst")) else {
+        return;
+    };
+    chain_on(&fx, &src, &dst);
+}
+
+#[test]
+fn replace_refuses_a_table_exported_with_where_unless_told() {
+    let fx = fixture();
+    let b = export(
+        &fx,
+        &lite(&fx, "src.db"),
+        "w",
+        &["--where", "items:id <= 10"],
+    );
+    let dst = lite(&fx, "dst.db");
+    let (code, err) = import(&fx, &b, &dst, &["--mode", "replace"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--replace-partial"), "{err}");
+    let (code, err) = import(&fx, &b, &dst, &["--mode", "replace", "--replace-partial"]);
+    assert_eq!(code, 0, "{err}");
+    let src = lite(&fx, "src.db");
+    assert_eq!(
+        dst.rows("SELECT count(*) FROM items"),
+        src.rows("SELECT count(*) FROM items WHERE id <= 10")
+    );
+}
+
+/// A row whose cursor value is below the first bundle's mark but whose transaction commits
+/// after that export's snapshot: the next link misses it without `--lookback` (the
+/// documented limit of a cursor) and carries it with a lookback wider than the delay.
+#[test]
+fn a_late_commit_travels_with_lookback_and_is_missed_without() {
+    use std::io::Write;
+    let fx = fixture();
+    let (Some(src), Some(plain), Some(looked)) = (pg("late_src"), pg("late_a"), pg("late_b"))
+    else {
+        return;
+    };
+    src.exec(
+        "CREATE TABLE events (id INTEGER PRIMARY KEY, body TEXT, updated_at TIMESTAMPTZ NOT NULL);
+         INSERT INTO events VALUES (1, 'early', '2026-01-01 10:00:00+00');",
+    );
+    // Another session takes its timestamp at 10:04 and commits only after the export.
+    let app = format!("ferry_late_{}", std::process::id());
+    let mut late = std::process::Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &src.url()])
+        .env("PGAPPNAME", &app)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("psql runs");
+    let mut stdin = late.stdin.take().unwrap();
+    writeln!(
+        stdin,
+        "BEGIN; INSERT INTO events VALUES (2, 'late', '2026-01-01 10:04:00+00');"
+    )
+    .unwrap();
+    stdin.flush().unwrap();
+    crate::common::wait_until(
+        "the late session holds its open transaction",
+        std::time::Duration::from_secs(30),
+        || {
+            src.rows(&format!(
+                "SELECT 1 FROM pg_stat_activity WHERE application_name = '{app}' AND state = 'idle in transaction'"
+            )) == vec!["1"]
+        },
+    );
+    src.exec("INSERT INTO events VALUES (3, 'committed', '2026-01-01 10:05:00+00');");
+    let b1 = export(&fx, &src, "late1", &["--cursor", "events=updated_at"]);
+    writeln!(stdin, "COMMIT;").unwrap();
+    drop(stdin);
+    assert!(late.wait().unwrap().success());
+    src.exec("INSERT INTO events VALUES (4, 'next', '2026-01-01 10:06:00+00');");
+
+    let without = export(&fx, &src, "late2", &["--since", b1.to_str().unwrap()]);
+    let with = export(
+        &fx,
+        &src,
+        "late2b",
+        &["--since", b1.to_str().unwrap(), "--lookback", "5m"],
+    );
+    for (b, dst) in [(&without, &plain), (&with, &looked)] {
+        assert_eq!(import(&fx, &b1, dst, &[]).0, 0);
+        let (code, err) = import(&fx, b, dst, &[]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let ids = "SELECT id FROM events ORDER BY id";
+    assert_eq!(
+        plain.rows(ids),
+        vec!["1", "3", "4"],
+        "the late row is missed without --lookback"
+    );
+    assert_eq!(
+        looked.rows(ids),
+        vec!["1", "2", "3", "4"],
+        "--lookback 5m carries it"
+    );
+}
