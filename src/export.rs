@@ -291,6 +291,9 @@ fn plan_chain(
     Ok(out)
 }
 
+/// One table's key set as exported: (qualified name, catalog record, manifest entries, bytes).
+type KeysExported = (String, crate::bundle::catalog::KeySet, Vec<FileEntry>, u64);
+
 /// `--deletes`: each cursor table's primary-key set, read whole in the same snapshot into
 /// parts of its own. Returns, per table, the key set, its manifest entries and bytes.
 fn export_keys(
@@ -300,7 +303,7 @@ fn export_keys(
     chain: &ChainPlan,
     src: &mut dyn source::Source,
     tables: &[crate::types::TableDef],
-) -> Result<Vec<(String, crate::bundle::catalog::KeySet, Vec<FileEntry>, u64)>> {
+) -> Result<Vec<KeysExported>> {
     let mut out = Vec::new();
     if !plan.deletes {
         return Ok(out);

@@ -38,7 +38,8 @@ pub fn staging_name(bundle_id: &str, target_table: &str) -> String {
 /// 600) before going on, so a test can kill the process there, or watch a slow step. Points: `part-sent` (every row of the n-th part this run loads
 /// is sent, not committed), `part-committed` (after that part's commit), `staged` (every part
 /// of the n-th table this run publishes is staged; before its publish), `publish` (inside
-/// that publish transaction, before COMMIT).
+/// that publish transaction, before COMMIT), `deletes` (inside the n-th table's deletes
+/// transaction of a link, every key loaded and the rows deleted, before COMMIT).
 fn pause_at(point: &str, n: usize) {
     static HOOK: LazyLock<Option<(String, usize)>> = LazyLock::new(|| {
         let v = std::env::var("FERRY_PAUSE_AT").ok()?;
@@ -919,6 +920,7 @@ fn load_tables(
         failed: AtomicBool::new(false),
         parts_started: AtomicUsize::new(0),
         publishes_started: AtomicUsize::new(0),
+        deletes_started: AtomicUsize::new(0),
         published: AtomicUsize::new(0),
         publish_failed: Mutex::new(None),
         failed_parts: Mutex::new(Vec::new()),
@@ -1013,6 +1015,8 @@ struct LoadCtx<'a> {
     /// Parts this run began to load and tables it began to publish (the pause hook's n).
     parts_started: AtomicUsize,
     publishes_started: AtomicUsize,
+    /// Tables whose deletes (a link's key set) this run began.
+    deletes_started: AtomicUsize,
     /// Tables this run published (replace).
     published: AtomicUsize,
     /// The table whose publish failed.
@@ -1288,10 +1292,12 @@ fn apply_deletes(
     }
     let mut all = streams.into_iter().flatten();
     let expected = keys.rows;
+    let started = ctx.deletes_started.fetch_add(1, Ordering::Relaxed) + 1;
     let mut before_commit = |n: u64| -> Result<()> {
         for r in &readers {
             r.authenticate_rest(&url)?;
         }
+        pause_at("deletes", started);
         if n != expected {
             return Err(Error::invalid(
                 &url,

@@ -212,7 +212,6 @@ pub fn apply_deletes(
                 &[],
             )?;
             let n_keys = s.bulk_load(stage, keys, batches, first_part, false)?;
-            before_commit(n_keys)?;
             for e in entries {
                 ledger::set_rows(s, e, e.rows)?;
             }
@@ -247,6 +246,8 @@ pub fn apply_deletes(
                      really lost that many rows, re-run with a higher --max-delete-ratio"
                 )));
             }
+            // The key parts authenticate in full before anything commits.
+            before_commit(n_keys)?;
             if ddl_inside {
                 drop_staging(s, stage, keys)?;
             }

@@ -408,3 +408,74 @@ fn a_late_commit_travels_with_lookback_and_is_missed_without() {
         "--lookback 5m carries it"
     );
 }
+
+/// A link killed inside its upsert (a part sent, not committed) and inside its deletes
+/// (keys loaded, rows deleted, not committed), then re-run: the target equals the source.
+fn link_killed_inside_upsert_and_deletes(fx: &Fixture, src: &Db, dst: &Db) {
+    schema(src);
+    let b1 = export(
+        fx,
+        src,
+        "k1",
+        &[
+            "--cursor",
+            "parent=updated_at",
+            "--cursor",
+            "child=updated_at",
+        ],
+    );
+    assert_eq!(import(fx, &b1, dst, &[]).0, 0);
+    src.exec(
+        "UPDATE parent SET name = 'changed', updated_at = 2 WHERE id <= 5;
+         UPDATE child SET v = 0, updated_at = 2 WHERE id > 190;
+         DELETE FROM child WHERE id = 11;
+         DELETE FROM child WHERE id = 12;",
+    );
+    let b2 = export(
+        fx,
+        src,
+        "k2",
+        &["--since", b1.to_str().unwrap(), "--deletes"],
+    );
+    let before: Vec<Vec<String>> = QUERIES.iter().map(|q| dst.rows(q)).collect();
+    for point in [("part-sent", 1), ("deletes", 1)] {
+        let mut p = crate::kill::paused_at(&b2, &fx.key, &dst.url(), &[], point, 600);
+        p.0.kill().unwrap();
+        assert!(!p.0.wait().unwrap().success());
+        if point.0 == "part-sent" {
+            let now: Vec<Vec<String>> = QUERIES.iter().map(|q| dst.rows(q)).collect();
+            assert_eq!(now, before, "a part killed before its COMMIT left nothing");
+        }
+    }
+    let (code, err) = import(fx, &b2, dst, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_same(src, dst, "a link killed twice and resumed");
+    let (code, err) = import(fx, &b2, dst, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_same(src, dst, "the link again");
+}
+
+#[test]
+fn a_link_killed_inside_upsert_and_deletes_resumes_exactly_on_sqlite() {
+    let fx = fixture();
+    let (src, dst) = (lite(&fx, "k_src.db"), lite(&fx, "k_dst.db"));
+    link_killed_inside_upsert_and_deletes(&fx, &src, &dst);
+}
+
+#[test]
+fn a_link_killed_inside_upsert_and_deletes_resumes_exactly_on_postgresql() {
+    let fx = fixture();
+    let (Some(src), Some(dst)) = (pg("kchain_src"), pg("kchain_dst")) else {
+        return;
+    };
+    link_killed_inside_upsert_and_deletes(&fx, &src, &dst);
+}
+
+#[test]
+fn a_link_killed_inside_upsert_and_deletes_resumes_exactly_on_mariadb() {
+    let fx = fixture();
+    let (Some(src), Some(dst)) = (maria("kchain_src"), maria("kchain_dst")) else {
+        return;
+    };
+    link_killed_inside_upsert_and_deletes(&fx, &src, &dst);
+}

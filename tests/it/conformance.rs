@@ -145,10 +145,23 @@ impl Under {
         mode: Mode,
         tables: &[&str],
     ) -> ferry::Result<RunReport> {
+        self.import_with(bundle, target, mode, tables, |_| {})
+    }
+
+    /// `import` with the plan adjusted by `adjust` first.
+    fn import_with(
+        &self,
+        bundle: &str,
+        target: &str,
+        mode: Mode,
+        tables: &[&str],
+        adjust: impl FnOnce(&mut ImportPlan),
+    ) -> ferry::Result<RunReport> {
         let mut plan = ImportPlan::new(bundle, target);
         plan.keys = self.keys();
         plan.mode = mode;
         plan.tables = tables.iter().map(|t| t.to_string()).collect();
+        adjust(&mut plan);
         ferry::import::import(&plan, &Progress::hidden())
     }
 
@@ -356,7 +369,15 @@ fn replace_replaces(u: &Under) {
     let (all, _) = u.export(&u.src(), "all", &[], &[]);
     let (hi, _) = u.export(&u.src(), "hi", &[], &[("items", "id >= 2500")]);
     u.import_ok(&all, &t, Mode::Create, &[]);
-    u.import_ok(&hi, &t, Mode::Replace, &[]);
+    // `hi` holds part of `items` (exported with --where): replace refuses it unless told.
+    let e = u.import_err(&hi, &t, Mode::Replace, &[]);
+    assert!(
+        matches!(&e, ferry::Error::Usage(m) if m.contains("--replace-partial")),
+        "[{}] {e}",
+        u.engine
+    );
+    u.import_with(&hi, &t, Mode::Replace, &[], |p| p.replace_partial = true)
+        .unwrap_or_else(|e| panic!("[{}] replace --replace-partial: {e}", u.engine));
     u.assert_same(&u.src(), &t, "items", Some("id >= 2500"), "replace");
     assert_eq!(
         u.rows(&t, "notes"),

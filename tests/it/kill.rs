@@ -345,17 +345,36 @@ pub fn import_paused_at(
     n: usize,
     secs: u64,
 ) -> Paused {
+    paused_at(
+        &s.bundle,
+        &s.fx.key,
+        &db.url,
+        &["--mode", mode],
+        (point, n),
+        secs,
+    )
+}
+
+/// `ferry import BUNDLE URL --key-file KEY EXTRA…` paused at `point:n`, as
+/// [`import_paused_at`] (any bundle, any options).
+pub fn paused_at(
+    bundle: &std::path::Path,
+    key: &std::path::Path,
+    url: &str,
+    extra: &[&str],
+    (point, n): (&str, usize),
+    secs: u64,
+) -> Paused {
     let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
         .args([
             "--quiet",
             "import",
-            s.bundle.to_str().unwrap(),
-            &db.url,
+            bundle.to_str().unwrap(),
+            url,
             "--key-file",
-            s.fx.key.to_str().unwrap(),
-            "--mode",
-            mode,
+            key.to_str().unwrap(),
         ])
+        .args(extra)
         .env("FERRY_PAUSE_AT", format!("{point}:{n}"))
         .env("FERRY_PAUSE_SECS", secs.to_string())
         .env_remove("FERRY_KEY_FILE")
@@ -383,8 +402,7 @@ pub fn import_paused_at(
             Err(e) => {
                 let status = child.0.try_wait().unwrap();
                 panic!(
-                    "{}: the import did not pause at {point} {n} ({e:?}, status {status:?}); stderr: {seen:?}",
-                    db.url
+                    "{url}: the import did not pause at {point} {n} ({e:?}, status {status:?}); stderr: {seen:?}"
                 );
             }
         }
