@@ -81,7 +81,8 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     let (mut src, tables) = open_source_and_plan(plan)?;
     let mut report = RunReport::new("export");
     report.bundle = Some(crate::redact::display_location(&plan.bundle_url));
-    report.warnings.extend(src.not_carried(&tables)?);
+    let not_carried = src.not_carried(&tables)?;
+    report.warnings.extend(not_carried.iter().cloned());
     if plan.dry_run {
         dry_run(plan, src.as_mut(), &tables, &mut report)?;
         report.close(started.elapsed());
@@ -92,7 +93,13 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     report.bundle_id = Some(bundle.id.clone());
     let (src, exported) = write_tables(plan, progress, &bundle, src, &tables)?;
     let (catalog_tables, parts) = merge_slices(exported, &mut report);
-    let manifest = seal_catalog_and_manifest(plan, &bundle, src.as_ref(), catalog_tables, parts)?;
+    let manifest = seal_catalog_and_manifest(
+        plan,
+        &bundle,
+        src.as_ref(),
+        (catalog_tables, not_carried),
+        parts,
+    )?;
     report.close(started.elapsed());
     finish_report(plan, &bundle.id, &manifest, &mut report);
     Ok(report)
@@ -389,7 +396,7 @@ fn seal_catalog_and_manifest(
     plan: &ExportPlan,
     bundle: &NewBundle,
     src: &dyn source::Source,
-    catalog_tables: Vec<CatalogTable>,
+    (catalog_tables, not_carried): (Vec<CatalogTable>, Vec<String>),
     parts: Vec<FileEntry>,
 ) -> Result<Manifest> {
     let store = &bundle.store;
@@ -399,6 +406,7 @@ fn seal_catalog_and_manifest(
         source: src.info(),
         created_at: created_at.clone(),
         tables: catalog_tables,
+        not_carried,
     };
     let catalog_path = if plan.encrypt {
         layout::CATALOG_ENCRYPTED

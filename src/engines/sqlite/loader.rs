@@ -761,6 +761,8 @@ mod tests {
             as_text: false,
             text_reason: None,
             collation: None,
+            identity: None,
+            generated: None,
         }
     }
 

@@ -127,6 +127,8 @@ impl SqliteSource {
                 as_text: false,
                 text_reason: None,
                 collation: None,
+                identity: None,
+                generated: None,
             });
         }
         if cols.is_empty() {
