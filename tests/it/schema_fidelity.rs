@@ -310,3 +310,222 @@ fn fidelity_mariadb_to_mariadb_keys_defaults_checks_generated_and_cascade_behave
         "0"
     );
 }
+
+/// A table the application made itself, then loaded in each mode: its next key follows the
+/// loaded rows (GENERATED ALWAYS needs OVERRIDING SYSTEM VALUE in upsert and replace).
+#[test]
+fn fidelity_pg_append_upsert_and_replace_into_a_precreated_table_advance_its_identity() {
+    let Some(src) = PgDb::new("sfpm") else { return };
+    psql(
+        &src.url,
+        "CREATE TABLE acct (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text);
+         CREATE TABLE memo (id serial PRIMARY KEY, body text);
+         INSERT INTO acct (name) SELECT 'a' || g FROM generate_series(1, 7) g;
+         INSERT INTO memo (body) SELECT 'm' || g FROM generate_series(1, 4) g;",
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(&src.url, &b, &[]);
+    for mode in ["append", "upsert", "replace"] {
+        let Some(dst) = PgDb::new("sfpt") else { return };
+        psql(
+            &dst.url,
+            "CREATE TABLE acct (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text);
+             CREATE TABLE memo (id serial PRIMARY KEY, body text);",
+        );
+        fx.import_to(&b, &dst.url, &["--mode", mode]);
+        assert_eq!(
+            psql(
+                &dst.url,
+                "INSERT INTO acct (name) VALUES ('app') RETURNING id"
+            ),
+            "8",
+            "{mode}"
+        );
+        assert_eq!(
+            psql(
+                &dst.url,
+                "INSERT INTO memo (body) VALUES ('app') RETURNING id"
+            ),
+            "5",
+            "{mode}"
+        );
+    }
+}
+
+#[test]
+fn fidelity_mariadb_append_and_upsert_into_a_precreated_table_advance_its_counter() {
+    let Some(src) = MyDb::new("sfmm") else { return };
+    my(
+        &src.url,
+        "CREATE TABLE acct (id int AUTO_INCREMENT PRIMARY KEY, name varchar(10));
+         INSERT INTO acct (name) VALUES ('a'), ('b'), ('c');",
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(&src.url, &b, &[]);
+    for mode in ["append", "upsert", "replace"] {
+        let Some(dst) = MyDb::new("sfmt") else { return };
+        my(
+            &dst.url,
+            "CREATE TABLE acct (id int AUTO_INCREMENT PRIMARY KEY, name varchar(10))",
+        );
+        fx.import_to(&b, &dst.url, &["--mode", mode]);
+        my(&dst.url, "INSERT INTO acct (name) VALUES ('app')");
+        assert_eq!(
+            my(&dst.url, "SELECT id FROM acct WHERE name = 'app'"),
+            "4",
+            "{mode}"
+        );
+    }
+}
+
+/// Across engines: the AUTO_INCREMENT key becomes an identity column, a CHECK that means
+/// the same in PostgreSQL is carried, one that calls a function is named, generated
+/// columns arrive as data with a warning, ON DELETE CASCADE holds.
+#[test]
+fn fidelity_mariadb_to_pg_identity_checks_generated_as_data_and_cascade() {
+    let Some(src) = MyDb::new("sfxs") else { return };
+    let Some(dst) = PgDb::new("sfxd") else { return };
+    my(
+        &src.url,
+        "CREATE TABLE parent (id int AUTO_INCREMENT PRIMARY KEY, name varchar(20) NOT NULL);
+         CREATE TABLE child (
+             id bigint AUTO_INCREMENT PRIMARY KEY,
+             parent_id int,
+             qty int NOT NULL CHECK (qty > 0),
+             note varchar(10),
+             total int AS (qty * 10) STORED,
+             CONSTRAINT short_note CHECK (char_length(note) < 5),
+             CONSTRAINT child_parent FOREIGN KEY (parent_id) REFERENCES parent (id) ON DELETE CASCADE
+         );
+         INSERT INTO parent (name) VALUES ('p1'), ('p2'), ('p3');
+         INSERT INTO child (parent_id, qty, note) VALUES (1, 1, 'a'), (2, 2, 'b'), (2, 3, NULL);",
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(&src.url, &b, &[]);
+    let out = ferry()
+        .args([
+            "import",
+            b.to_str().unwrap(),
+            &dst.url,
+            "--key-file",
+            fx.key.to_str().unwrap(),
+            "--json",
+        ])
+        .assert()
+        .success();
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.get_output().stdout).expect("JSON report");
+    let warnings: Vec<String> = report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        has(
+            &warnings,
+            &["generated column", "child.total", "plain data"]
+        ),
+        "{warnings:?}"
+    );
+    assert!(
+        has(&warnings, &["not carried: CHECK short_note", "char_length"]),
+        "{warnings:?}"
+    );
+    assert_eq!(
+        psql(
+            &dst.url,
+            "INSERT INTO parent (name) VALUES ('new') RETURNING id"
+        ),
+        "4"
+    );
+    assert_eq!(
+        psql(
+            &dst.url,
+            "INSERT INTO child (parent_id, qty) VALUES (4, 5) RETURNING id"
+        ),
+        "4"
+    );
+    assert_eq!(
+        psql(
+            &dst.url,
+            "SELECT string_agg(total::text, ',' ORDER BY id) FROM child WHERE id <= 3"
+        ),
+        "10,20,30"
+    );
+    let e = psql_fails(&dst.url, "INSERT INTO child (parent_id, qty) VALUES (1, 0)");
+    assert!(e.contains("check constraint"), "{e}");
+    psql(&dst.url, "DELETE FROM parent WHERE id = 2");
+    assert_eq!(
+        psql(&dst.url, "SELECT count(*) FROM child WHERE parent_id = 2"),
+        "0"
+    );
+}
+
+#[test]
+fn fidelity_sqlite_to_sqlite_rowid_and_autoincrement_keys_continue_and_unread_parts_are_named() {
+    let fx = fixture();
+    let src = fx.path("s.db");
+    let dst = fx.path("d.db");
+    let c = rusqlite::Connection::open(&src).unwrap();
+    c.execute_batch(
+        "CREATE TABLE plain (id INTEGER PRIMARY KEY, v TEXT);
+         CREATE TABLE counted (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT CHECK (v <> ''),
+                               n INTEGER GENERATED ALWAYS AS (length(v)) STORED);
+         INSERT INTO plain (v) VALUES ('a'), ('b'), ('c');
+         INSERT INTO counted (v) VALUES ('a'), ('b'), ('c'), ('d');
+         DELETE FROM counted WHERE id = 4;
+         CREATE VIEW vv AS SELECT * FROM plain;
+         CREATE TRIGGER tt AFTER INSERT ON plain BEGIN SELECT 1; END;",
+    )
+    .unwrap();
+    drop(c);
+    let b = fx.path("b");
+    let (warnings, _) = export_json(&fx, &format!("sqlite://{}", src.display()), &b);
+    for words in [
+        &["views", "vv"][..],
+        &["triggers", "tt"],
+        &["CHECK", "counted"],
+        &["generated columns of counted", "n"],
+    ] {
+        assert!(has(&warnings, words), "{words:?} not in {warnings:?}");
+    }
+    let target = format!("sqlite://{}", dst.display());
+    fx.import_to(&b, &target, &[]);
+    let c = rusqlite::Connection::open(&dst).unwrap();
+    c.execute("INSERT INTO plain (v) VALUES ('app')", [])
+        .unwrap();
+    assert_eq!(c.last_insert_rowid(), 4);
+    c.execute("INSERT INTO counted (v) VALUES ('app')", [])
+        .unwrap();
+    assert_eq!(c.last_insert_rowid(), 4, "the largest loaded key is 3");
+    let sql: String = c
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'counted'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(sql.contains("AUTOINCREMENT"), "{sql}");
+    // Appending into a table the application made: its counter follows the rows.
+    let dst2 = fx.path("d2.db");
+    let c2 = rusqlite::Connection::open(&dst2).unwrap();
+    c2.execute_batch(
+        "CREATE TABLE counted (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT, n INTEGER);
+         CREATE TABLE plain (id INTEGER PRIMARY KEY, v TEXT);",
+    )
+    .unwrap();
+    drop(c2);
+    fx.import_to(
+        &b,
+        &format!("sqlite://{}", dst2.display()),
+        &["--mode", "upsert"],
+    );
+    let c2 = rusqlite::Connection::open(&dst2).unwrap();
+    c2.execute("INSERT INTO counted (v) VALUES ('app')", [])
+        .unwrap();
+    assert_eq!(c2.last_insert_rowid(), 4);
+}
