@@ -98,7 +98,8 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     let chain = plan_chain(plan, prev, src.as_mut(), &tables)?;
     let mut report = RunReport::new("export");
     report.bundle = Some(crate::redact::display_location(&plan.bundle_url));
-    report.warnings.extend(src.not_carried(&tables)?);
+    let not_carried = src.not_carried(&tables)?;
+    report.warnings.extend(not_carried.iter().cloned());
     if plan.dry_run {
         dry_run(plan, &chain, src.as_mut(), &tables, &mut report)?;
         report.close(started.elapsed());
@@ -133,8 +134,14 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
             parts.extend(entries.iter().cloned());
         }
     }
-    let manifest =
-        seal_catalog_and_manifest(plan, &bundle, &chain, src.as_ref(), catalog_tables, parts)?;
+    let manifest = seal_catalog_and_manifest(
+        plan,
+        &bundle,
+        &chain,
+        src.as_ref(),
+        (catalog_tables, not_carried),
+        parts,
+    )?;
     report.close(started.elapsed());
     finish_report(plan, &bundle.id, &manifest, &mut report);
     Ok(report)
@@ -640,7 +647,7 @@ fn seal_catalog_and_manifest(
     bundle: &NewBundle,
     chain: &ChainPlan,
     src: &dyn source::Source,
-    catalog_tables: Vec<CatalogTable>,
+    (catalog_tables, not_carried): (Vec<CatalogTable>, Vec<String>),
     parts: Vec<FileEntry>,
 ) -> Result<Manifest> {
     let store = &bundle.store;
@@ -650,6 +657,7 @@ fn seal_catalog_and_manifest(
         source: src.info(),
         created_at: created_at.clone(),
         tables: catalog_tables,
+        not_carried,
     };
     let catalog_path = if plan.encrypt {
         layout::CATALOG_ENCRYPTED

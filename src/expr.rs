@@ -188,6 +188,94 @@ pub fn rebuild_check(text: &str, engine: Engine, scope: Scope<'_>) -> Result<Che
     })
 }
 
+/// An expression of one engine's catalog (a CHECK) for another engine's: carried only when
+/// it holds nothing whose meaning could differ between the two (column references,
+/// literals, comparison, arithmetic, AND/OR/NOT, IN, BETWEEN, LIKE, IS NULL, CASE): no
+/// function, cast or engine-specific operator. Identifiers are quoted the target's way,
+/// then the result goes through [`rebuild`] in the target's dialect like any other
+/// catalog expression. `Err` says why it is not carried.
+pub fn translate(
+    text: &str,
+    from: Engine,
+    to: Engine,
+    scope: Scope<'_>,
+) -> Result<Checked, String> {
+    if from == to {
+        return rebuild(text, to, scope);
+    }
+    if text.len() > MAX_TEXT {
+        return Err(format!("is longer than {} KiB", MAX_TEXT >> 10));
+    }
+    const WORDS: &[&str] = &[
+        "AND", "OR", "NOT", "IN", "IS", "NULL", "TRUE", "FALSE", "BETWEEN", "LIKE", "CASE", "WHEN",
+        "THEN", "ELSE", "END",
+    ];
+    let toks = sqlparser::tokenizer::Tokenizer::new(from.dialect().as_ref(), text)
+        .tokenize()
+        .map_err(|e| format!("does not parse ({e})"))?;
+    let next_solid = |i: usize| {
+        toks[i + 1..]
+            .iter()
+            .find(|t| !matches!(t, Token::Whitespace(_)))
+    };
+    let mut out = String::new();
+    for (i, t) in toks.iter().enumerate() {
+        match t {
+            Token::Whitespace(_) => out.push(' '),
+            Token::Word(w)
+                if w.quote_style.is_none()
+                    && WORDS.iter().any(|k| w.value.eq_ignore_ascii_case(k)) =>
+            {
+                out.push_str(&w.value.to_ascii_uppercase());
+            }
+            Token::Word(w) => {
+                if w.quote_style.is_some_and(|q| q != '"' && q != '`') {
+                    return Err(format!("holds a name ferry does not translate ({t})"));
+                }
+                if next_solid(i) == Some(&Token::LParen) {
+                    return Err(format!(
+                        "calls {}, which ferry does not translate between engines",
+                        w.value
+                    ));
+                }
+                out.push_str(&match to {
+                    Engine::MySql => format!("`{}`", w.value.replace('`', "``")),
+                    Engine::Postgres | Engine::Sqlite => quote_ident(&w.value),
+                });
+            }
+            Token::Number(n, false) => out.push_str(n),
+            Token::SingleQuotedString(v) => {
+                if to == Engine::MySql && v.contains('\\') {
+                    return Err(
+                        "holds a backslash in a literal, which MySQL reads differently".into(),
+                    );
+                }
+                out.push_str(&quote_literal(v));
+            }
+            Token::Eq
+            | Token::Neq
+            | Token::Lt
+            | Token::Gt
+            | Token::LtEq
+            | Token::GtEq
+            | Token::Plus
+            | Token::Minus
+            | Token::Mul
+            | Token::Div
+            | Token::LParen
+            | Token::RParen
+            | Token::Comma => out.push_str(&t.to_string()),
+            Token::EOF => {}
+            other => {
+                return Err(format!(
+                    "uses {other}, which ferry does not translate between engines"
+                ));
+            }
+        }
+    }
+    rebuild(out.trim(), to, scope)
+}
+
 /// The operator's `--where`: one boolean expression of any kind (the operator may read
 /// what they like), never a statement or a second one; printed back from its tree.
 pub fn rebuild_where(text: &str, engine: Engine) -> Result<String, String> {
@@ -571,6 +659,46 @@ mod tests {
         assert!(pg("VALUE ~* '^a' AND -VALUE < 0 AND NOT (VALUE = 'b')", &[]).is_ok());
         assert!(rebuild_where("v = $1$x$1$", Engine::Postgres).is_err());
         assert!(rebuild_where("v = $t$x$t$", Engine::Postgres).is_ok());
+    }
+
+    #[test]
+    fn checks_translate_between_engines_only_when_their_meaning_cannot_change() {
+        let cols = vec!["qty".to_string(), "Price".to_string()];
+        let scope = Scope {
+            columns: &cols,
+            value: false,
+        };
+        let t = translate(
+            "`qty` > 0 AND `Price` BETWEEN 1 AND 10",
+            Engine::MySql,
+            Engine::Postgres,
+            scope,
+        )
+        .unwrap();
+        assert_eq!(t.sql, "\"qty\" > 0 AND \"Price\" BETWEEN 1 AND 10");
+        let t = translate("(qty > 0)", Engine::Postgres, Engine::MySql, scope).unwrap();
+        assert_eq!(t.sql, "(`qty` > 0)");
+        // Functions, casts and engine-specific operators stay behind, named.
+        let e = translate(
+            "char_length(`qty`) > 0",
+            Engine::MySql,
+            Engine::Postgres,
+            scope,
+        )
+        .unwrap_err();
+        assert!(e.contains("char_length"), "{e}");
+        assert!(
+            translate(
+                "(qty > (0)::numeric)",
+                Engine::Postgres,
+                Engine::MySql,
+                scope
+            )
+            .is_err()
+        );
+        assert!(translate("`qty` > 0 || 1", Engine::MySql, Engine::Postgres, scope).is_err());
+        assert!(translate("`nope` > 0", Engine::MySql, Engine::Postgres, scope).is_err());
+        assert!(translate("qty <> 'a\\'", Engine::Postgres, Engine::MySql, scope).is_err());
     }
 
     #[test]

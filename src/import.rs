@@ -218,9 +218,14 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
         mut report,
         engine,
         mut target,
-        checked,
+        mut checked,
         ledger,
     } = open_and_verify(plan, progress)?;
+    if checked.catalog.source.engine != engine.name {
+        report
+            .warnings
+            .extend(adapt_to_engine(&mut checked.catalog, engine));
+    }
     let run = Run {
         plan,
         progress,
@@ -253,6 +258,52 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
 
 /// What [`open_and_verify`] hands on: the report so far, the target (its run lock taken),
 /// the verified bundle and what the target's ledger holds of it.
+/// A bundle of another engine: what its catalog says that only the source's engine can
+/// recreate. Generated columns are loaded as plain data (named); CHECKs are carried when
+/// their expression means the same in the target's SQL ([`crate::expr::translate`]), else
+/// named as not carried. Returns the warnings.
+fn adapt_to_engine(catalog: &mut crate::bundle::catalog::Catalog, engine: &Engine) -> Vec<String> {
+    let from = engines::by_name(&catalog.source.engine).map(|e| e.sql);
+    let mut notes = Vec::new();
+    for t in &mut catalog.tables {
+        let table = &mut t.table;
+        let qualified = table.qualified();
+        let names: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+        for c in &mut table.columns {
+            if c.generated.take().is_some() {
+                notes.push(format!(
+                    "generated column {qualified}.{} is loaded as plain data: its expression is {}'s \
+                     and is not recreated on {}",
+                    c.name, catalog.source.engine, engine.name
+                ));
+            }
+        }
+        let scope = crate::expr::Scope {
+            columns: &names,
+            value: false,
+        };
+        let mut kept = Vec::new();
+        for chk in table.checks.drain(..) {
+            let translated = match from {
+                Some(from) => crate::expr::translate(&chk.expr, from, engine.sql, scope),
+                None => Err(format!("is written for {}", catalog.source.engine)),
+            };
+            match translated {
+                Ok(c) => kept.push(crate::types::Check {
+                    name: chk.name,
+                    expr: c.sql,
+                }),
+                Err(why) => notes.push(format!(
+                    "not carried: CHECK {} on {qualified}: it {why}",
+                    chk.name
+                )),
+            }
+        }
+        table.checks = kept;
+    }
+    notes
+}
+
 struct Opened {
     report: RunReport,
     engine: &'static Engine,
@@ -1548,6 +1599,8 @@ mod tests {
             as_text: false,
             text_reason: None,
             collation: None,
+            identity: None,
+            generated: None,
         };
         let table = TableDef {
             schema: Some("public".into()),

@@ -229,6 +229,8 @@ mod tests {
             as_text: false,
             text_reason: None,
             collation: None,
+            identity: None,
+            generated: None,
         }
     }
 

@@ -88,6 +88,10 @@ pub struct Catalog {
     pub source: SourceInfo,
     pub created_at: String,
     pub tables: Vec<CatalogTable>,
+    /// What the export did not carry (views, functions, sequences, triggers, expressions
+    /// outside the allowlist, …), as the summary named it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_carried: Vec<String>,
 }
 
 impl Catalog {

@@ -131,13 +131,32 @@ pub fn load_part(
             if !ledger::claim_with_link(s, entry)? {
                 return Ok(LoadOutcome::AlreadyLoaded);
             }
-            let rows = s.bulk_load(
-                dest,
-                table,
-                batches,
-                &entry.part_path,
-                into == LoadInto::Upsert,
-            )?;
+            // Generated columns are computed by the target: their values are not loaded.
+            let rows = if table.has_generated() {
+                let (loaded, keep) = table.loaded();
+                let mut projected = batches.map(|b| {
+                    b.and_then(|b| {
+                        b.project(&keep).map_err(|e| {
+                            Error::Data(format!("table {name}: a part's columns: {e}"))
+                        })
+                    })
+                });
+                s.bulk_load(
+                    dest,
+                    &loaded,
+                    &mut projected,
+                    &entry.part_path,
+                    into == LoadInto::Upsert,
+                )?
+            } else {
+                s.bulk_load(
+                    dest,
+                    table,
+                    batches,
+                    &entry.part_path,
+                    into == LoadInto::Upsert,
+                )?
+            };
             before_commit(rows)?;
             ledger::set_rows(s, entry, rows)?;
             Ok(LoadOutcome::Loaded(rows))
@@ -312,16 +331,23 @@ pub fn publish(
                 return Err(newer_published_error(name, sequence, newer, &newer_bundle));
             }
             let quote = s.dialect().quote;
-            let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
+            // Generated columns are computed by the target, not copied.
+            let cols: Vec<String> = table
+                .columns
+                .iter()
+                .filter(|c| c.generated.is_none())
+                .map(|c| quote(&c.name))
+                .collect();
             let list = if cols.is_empty() {
                 String::new()
             } else {
                 format!(" ({})", cols.join(", "))
             };
+            let overriding = s.insert_overriding();
             s.execute(
                 &format!("table {name}: publishing from {staging}"),
                 &format!(
-                    "INSERT INTO {q}{list} SELECT {} FROM {stage}",
+                    "INSERT INTO {q}{list}{overriding} SELECT {} FROM {stage}",
                     cols.join(", ")
                 ),
                 &[],

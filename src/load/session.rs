@@ -155,6 +155,13 @@ pub trait Session {
         upsert: bool,
     ) -> Result<u64>;
 
+    /// Words after an `INSERT INTO t (cols)` that let it write explicit values into a
+    /// column that fills itself (PostgreSQL's ` OVERRIDING SYSTEM VALUE` for `GENERATED
+    /// ALWAYS AS IDENTITY`); empty where plain inserts may.
+    fn insert_overriding(&self) -> &'static str {
+        ""
+    }
+
     /// Inside a publish's transaction, before its first statement: takes the table's write
     /// lock where the engine needs an explicit one, and returns the words between
     /// `DELETE FROM` and the table (PostgreSQL's `ONLY ` for an inheritance parent).

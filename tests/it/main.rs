@@ -27,6 +27,7 @@ mod review13_b;
 mod roundtrip;
 mod s3;
 mod same_names;
+mod schema_fidelity;
 mod secrets;
 mod servers;
 mod sqltext;

@@ -253,6 +253,8 @@ pub struct MyTarget {
     statement_bytes: usize,
     /// The server's `max_allowed_packet`.
     packet: usize,
+    /// What was not recreated (an expression outside the rules), for the summary.
+    notes: Vec<String>,
 }
 
 impl MyTarget {
@@ -310,6 +312,7 @@ impl MyTarget {
             flavour: flavour(mariadb, &version),
             statement_bytes: (packet / 2).clamp(64 << 10, MAX_STATEMENT_BYTES),
             packet,
+            notes: Vec::new(),
         })
     }
 
@@ -379,7 +382,14 @@ impl MyTarget {
             .iter()
             .chain(table.indexes.iter().flat_map(|i| i.columns.iter()))
             .collect();
+        use crate::expr::{Engine, Scope, rebuild};
+        let names: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+        let scope = Scope {
+            columns: &names,
+            value: false,
+        };
         let mut defs = Vec::new();
+        let mut counter_keys = Vec::new();
         for c in &table.columns {
             let ty = if same_engine {
                 declared_type(name, c)?
@@ -387,11 +397,56 @@ impl MyTarget {
                 mysql_type(c, keys.contains(&&c.name), &self.flavour)
             };
             let mut d = format!("{} {ty}", quote(&c.name));
+            if let Some(g) = &c.generated {
+                // Only a same-engine bundle keeps it (import strips it otherwise).
+                let e = rebuild(&g.expr, Engine::MySql, scope).map_err(|why| {
+                    Error::Data(format!(
+                        "table {name}, generated column {:?}: its expression {why}; ferry does not create it",
+                        c.name
+                    ))
+                })?;
+                d.push_str(&format!(
+                    " GENERATED ALWAYS AS ({}) {}",
+                    e.sql,
+                    if g.stored { "STORED" } else { "VIRTUAL" }
+                ));
+                defs.push(d);
+                continue;
+            }
             d.push_str(if c.nullable { " NULL" } else { " NOT NULL" });
-            if let Some(def) = c.default.as_deref().filter(|_| same_engine)
-                && CONSTANT.is_match(def)
-            {
-                d.push_str(&format!(" DEFAULT {def}"));
+            let integer = matches!(
+                c.ty,
+                ColumnType::Int16
+                    | ColumnType::Int32
+                    | ColumnType::Int64
+                    | ColumnType::UInt8
+                    | ColumnType::UInt16
+                    | ColumnType::UInt32
+                    | ColumnType::UInt64
+            );
+            if c.identity.is_some() && integer {
+                d.push_str(" AUTO_INCREMENT");
+                // AUTO_INCREMENT needs the column to lead a key.
+                if table.primary_key.first() != Some(&c.name) {
+                    counter_keys.push(format!("KEY ({})", quote(&c.name)));
+                }
+            } else if let Some(def) = c.default.as_deref().filter(|_| same_engine) {
+                if CONSTANT.is_match(def) {
+                    d.push_str(&format!(" DEFAULT {def}"));
+                } else {
+                    match rebuild(def, Engine::MySql, scope) {
+                        Ok(e) if e.cast_types.is_empty() => {
+                            d.push_str(&format!(" DEFAULT {}", e.sql));
+                        }
+                        Ok(_) => self.notes.push(format!(
+                            "not carried: DEFAULT of {name}.{}: it casts, which ferry does not replay here",
+                            c.name
+                        )),
+                        Err(why) => self
+                            .notes
+                            .push(format!("not carried: DEFAULT of {name}.{}: it {why}", c.name)),
+                    }
+                }
             }
             defs.push(d);
         }
@@ -399,11 +454,62 @@ impl MyTarget {
             let pk: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
             defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
         }
+        defs.extend(counter_keys);
+        for chk in &table.checks {
+            match rebuild(&chk.expr, Engine::MySql, scope) {
+                Ok(e) if e.cast_types.is_empty() => {
+                    defs.push(format!("CONSTRAINT {} CHECK ({})", quote(&chk.name), e.sql))
+                }
+                Ok(_) => self.notes.push(format!(
+                    "not carried: CHECK {} on {name}: it casts, which ferry does not replay here",
+                    chk.name
+                )),
+                Err(why) => self.notes.push(format!(
+                    "not carried: CHECK {} on {name}: it {why}",
+                    chk.name
+                )),
+            }
+        }
         self.exec(&format!(
             "CREATE TABLE IF NOT EXISTS {} (\n  {}\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
             quote(name),
             defs.join(",\n  ")
         ))
+    }
+
+    /// Sets the table's AUTO_INCREMENT past the largest value of its counter column (the
+    /// server only moves it forward): the application's next insert gets a new key.
+    fn advance_counter(&mut self, name: &str) -> Result<()> {
+        let db = self.database.clone();
+        let col = self
+            .texts(
+                "looking up the table's counter",
+                "SELECT CAST(COLUMN_NAME AS CHAR) FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND EXTRA LIKE '%auto_increment%'",
+                &[&db, name],
+            )?
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten());
+        let Some(col) = col else { return Ok(()) };
+        let next = self
+            .texts(
+                "reading the table's largest key",
+                &format!(
+                    "SELECT CAST(MAX({}) + 1 AS CHAR) FROM {}",
+                    quote(&col),
+                    quote(name)
+                ),
+                &[],
+            )?
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten())
+            .and_then(|v| v.parse::<u64>().ok());
+        match next {
+            Some(n) => self.exec(&format!("ALTER TABLE {} AUTO_INCREMENT = {n}", quote(name))),
+            None => Ok(()),
+        }
     }
 
     /// Sends one part's rows as multi-row INSERTs; returns the row count.
@@ -1091,6 +1197,7 @@ impl Target for MyTarget {
                 cols.join(", ")
             ));
         }
+        self.advance_counter(name)?;
         if adds.is_empty() {
             return Ok(());
         }
@@ -1106,7 +1213,7 @@ impl Target for MyTarget {
 
     fn finish_all(&mut self, tables: &[(String, &TableDef)]) -> Result<Vec<String>> {
         let db = self.database.clone();
-        let mut notes = Vec::new();
+        let mut notes = std::mem::take(&mut self.notes);
         for (name, t) in tables {
             for fk in &t.foreign_keys {
                 let Some((ref_name, _)) = tables.iter().find(|(_, d)| {
@@ -1144,12 +1251,13 @@ impl Target for MyTarget {
                 // rows that violate it make this fail instead of a key the data breaks.
                 self.exec("SET SESSION foreign_key_checks = 1")?;
                 let added = self.exec(&format!(
-                    "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({})",
+                    "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}){}",
                     quote(name),
                     quote(&cname),
                     cols.join(", "),
                     quote(ref_name),
-                    refs.join(", ")
+                    refs.join(", "),
+                    fk.actions_sql()
                 ));
                 self.exec("SET SESSION foreign_key_checks = 0")?;
                 added?;
@@ -1182,6 +1290,8 @@ mod tests {
             as_text: false,
             text_reason: None,
             collation: None,
+            identity: None,
+            generated: None,
         }
     }
 

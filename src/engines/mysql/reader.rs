@@ -27,7 +27,10 @@ use crate::redact::display_url;
 use crate::source::{BatchLimits, Selection, Source, ZeroDates};
 use crate::storage::runtime;
 use crate::types::SourceInfo;
-use crate::types::{Column, ColumnType, EnumType, ForeignKey, Index, TableDef};
+use crate::types::{
+    Check, Column, ColumnType, EnumType, FkAction, ForeignKey, Generated, Identity, IdentityKind,
+    Index, TableDef,
+};
 use crate::{Error, Result};
 
 /// `` `name` `` with embedded backticks doubled: the only way names reach SQL.
@@ -243,6 +246,8 @@ pub struct MyColumn {
     pub extra: String,
     /// MariaDB's JSON: a LONGTEXT with a `json_valid` CHECK.
     pub json_check: bool,
+    /// A generated column's expression (`GENERATION_EXPRESSION`).
+    pub generation: Option<String>,
 }
 
 /// How a column's values arrive and are turned into Arrow values.
@@ -502,6 +507,81 @@ fn constant_default(c: &MyColumn, mariadb: bool) -> Option<String> {
     Some(literal(raw))
 }
 
+/// A column's AUTO_INCREMENT, generation expression and default as the catalog records
+/// them; an expression outside the expression rules is named in `notes` (a generated
+/// column's values then travel as plain data).
+fn column_extras(
+    c: &MyColumn,
+    table: &str,
+    columns: &[String],
+    mariadb: bool,
+    notes: &mut Vec<String>,
+) -> (Option<Identity>, Option<Generated>, Option<String>) {
+    let scope = crate::expr::Scope {
+        columns,
+        value: false,
+    };
+    let identity = c.extra.contains("AUTO_INCREMENT").then_some(Identity {
+        kind: IdentityKind::AutoIncrement,
+    });
+    let is_generated = (c.extra.contains("STORED GENERATED")
+        || c.extra.contains("VIRTUAL GENERATED")
+        || c.extra.contains("PERSISTENT")
+        || c.extra == "VIRTUAL")
+        && c.generation.is_some();
+    if is_generated {
+        let expr = c.generation.clone().unwrap_or_default();
+        return match crate::expr::rebuild(&expr, crate::expr::Engine::MySql, scope) {
+            Ok(_) => (
+                identity,
+                Some(Generated {
+                    expr,
+                    stored: !c.extra.contains("VIRTUAL"),
+                }),
+                None,
+            ),
+            Err(why) => {
+                notes.push(format!(
+                    "not carried: the expression of generated column {table}.{}: it {why}; its \
+                     values travel as plain data",
+                    c.name
+                ));
+                (identity, None, None)
+            }
+        };
+    }
+    if c.extra.contains("ON UPDATE") {
+        notes.push(format!(
+            "not carried: ON UPDATE of {table}.{} (the column keeps its values, the target does not \
+             update it by itself)",
+            c.name
+        ));
+    }
+    if let Some(d) = constant_default(c, mariadb) {
+        return (identity, None, Some(d));
+    }
+    let raw = c.default.as_deref().map(str::trim);
+    let expression = match raw {
+        Some(d) if mariadb => !d.eq_ignore_ascii_case("NULL"),
+        Some(_) => c.extra.contains("DEFAULT_GENERATED"),
+        None => false,
+    };
+    let default = match raw.filter(|_| expression) {
+        Some(d) => match crate::expr::rebuild(d, crate::expr::Engine::MySql, scope) {
+            Ok(_) => Some(d.to_string()),
+            Err(why) => {
+                notes.push(format!(
+                    "not carried: DEFAULT of {table}.{}: it {why}",
+                    c.name
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+    (identity, None, default)
+}
+
 pub struct MySource {
     conn: MySqlConnection,
     /// Drives `conn` only: rows are read on the reader's own thread, with no hand-off to the
@@ -551,7 +631,7 @@ impl MySource {
             "reading columns",
             "SELECT CAST(c.COLUMN_NAME AS CHAR), CAST(LOWER(c.DATA_TYPE) AS CHAR), CAST(c.COLUMN_TYPE AS CHAR), \
                     CAST(c.CHARACTER_SET_NAME AS CHAR), CAST(c.COLLATION_NAME AS CHAR), CAST(c.IS_NULLABLE AS CHAR), \
-                    CAST(c.COLUMN_DEFAULT AS CHAR), CAST(c.EXTRA AS CHAR) \
+                    CAST(c.COLUMN_DEFAULT AS CHAR), CAST(c.EXTRA AS CHAR), CAST(c.GENERATION_EXPRESSION AS CHAR) \
              FROM information_schema.COLUMNS c \
              WHERE c.TABLE_SCHEMA = ? AND c.TABLE_NAME = ? ORDER BY c.ORDINAL_POSITION",
             &[&db, table],
@@ -587,6 +667,7 @@ impl MySource {
                     nullable: get(5).as_deref() == Some("YES"),
                     default: get(6),
                     extra: get(7).unwrap_or_default().to_ascii_uppercase(),
+                    generation: get(8).filter(|g| !g.is_empty()),
                     json_check,
                     name,
                 }
@@ -596,10 +677,11 @@ impl MySource {
 
     fn table_def(&mut self, name: &str) -> Result<TableDef> {
         let cols = self.columns(name)?;
-        let readable: Vec<MyColumn> = cols
-            .into_iter()
-            .filter(|c| !c.extra.contains("GENERATED") || c.extra.contains("DEFAULT_GENERATED"))
-            .collect();
+        // Generated columns are read too: their values travel as data (another engine
+        // loads them as such; the same engine recreates the expression).
+        let readable: Vec<MyColumn> = cols;
+        let names: Vec<String> = readable.iter().map(|c| c.name.clone()).collect();
+        let mut notes = Vec::new();
         if readable.is_empty() {
             return Err(Error::Data(format!(
                 "table {name} has no columns ferry can read"
@@ -645,19 +727,24 @@ impl MySource {
             } else {
                 None
             };
+            let (identity, generated, default) =
+                column_extras(c, name, &names, self.mariadb, &mut notes);
             columns.push(Column {
                 name: c.name.clone(),
                 source_type: source_type_of(c, &ty),
                 ty,
                 nullable: c.nullable,
-                default: constant_default(c, self.mariadb),
+                default,
                 enum_type,
                 domain_type: None,
                 as_text,
                 text_reason: None,
                 collation: None,
+                identity,
+                generated,
             });
         }
+        let checks = self.checks(name, &readable, &names, &mut notes)?;
         let db = self.database.clone();
         let idx_rows = query_texts_on(
             &self.rt,
@@ -709,8 +796,11 @@ impl MySource {
             &mut self.conn,
             "reading foreign keys",
             "SELECT CAST(k.CONSTRAINT_NAME AS CHAR), CAST(k.COLUMN_NAME AS CHAR), CAST(k.REFERENCED_TABLE_SCHEMA AS CHAR), \
-                    CAST(k.REFERENCED_TABLE_NAME AS CHAR), CAST(k.REFERENCED_COLUMN_NAME AS CHAR) \
+                    CAST(k.REFERENCED_TABLE_NAME AS CHAR), CAST(k.REFERENCED_COLUMN_NAME AS CHAR), \
+                    CAST(r.DELETE_RULE AS CHAR), CAST(r.UPDATE_RULE AS CHAR) \
              FROM information_schema.KEY_COLUMN_USAGE k \
+             LEFT JOIN information_schema.REFERENTIAL_CONSTRAINTS r ON r.CONSTRAINT_SCHEMA = k.TABLE_SCHEMA \
+                  AND r.TABLE_NAME = k.TABLE_NAME AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME \
              WHERE k.TABLE_SCHEMA = ? AND k.TABLE_NAME = ? AND k.REFERENCED_TABLE_NAME IS NOT NULL \
              ORDER BY k.CONSTRAINT_NAME, k.ORDINAL_POSITION",
             &[&db, name],
@@ -731,6 +821,8 @@ impl MySource {
                     ref_schema: (ref_schema != self.database).then_some(ref_schema),
                     ref_table: get(3),
                     ref_columns: vec![get(4)],
+                    on_delete: FkAction::parse(&get(5)),
+                    on_update: FkAction::parse(&get(6)),
                 }),
             }
         }
@@ -742,8 +834,59 @@ impl MySource {
             indexes,
             foreign_keys,
             partitioning: None,
+            checks,
+            not_carried: notes,
             ..Default::default()
         })
+    }
+
+    /// The table's CHECK constraints (table and column level), each checked against the
+    /// expression rules; MariaDB's own `json_valid` CHECK of a JSON column is the type's.
+    fn checks(
+        &mut self,
+        table: &str,
+        cols: &[MyColumn],
+        names: &[String],
+        notes: &mut Vec<String>,
+    ) -> Result<Vec<Check>> {
+        let db = self.database.clone();
+        let sql = if self.mariadb {
+            "SELECT CAST(CONSTRAINT_NAME AS CHAR), CAST(CHECK_CLAUSE AS CHAR) \
+             FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ? \
+             ORDER BY 1"
+        } else {
+            "SELECT CAST(cc.CONSTRAINT_NAME AS CHAR), CAST(cc.CHECK_CLAUSE AS CHAR) \
+             FROM information_schema.CHECK_CONSTRAINTS cc JOIN information_schema.TABLE_CONSTRAINTS tc \
+               ON tc.CONSTRAINT_SCHEMA = cc.CONSTRAINT_SCHEMA AND tc.CONSTRAINT_NAME = cc.CONSTRAINT_NAME \
+             WHERE tc.CONSTRAINT_TYPE = 'CHECK' AND tc.TABLE_SCHEMA = ? AND tc.TABLE_NAME = ? ORDER BY 1"
+        };
+        let rows = query_texts_on(
+            &self.rt,
+            &mut self.conn,
+            "reading check constraints",
+            sql,
+            &[&db, table],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+            let (cname, expr) = (get(0), get(1));
+            if cols
+                .iter()
+                .any(|c| c.json_check && expr.trim() == format!("json_valid({})", quote(&c.name)))
+            {
+                continue;
+            }
+            let scope = crate::expr::Scope {
+                columns: names,
+                value: false,
+            };
+            match crate::expr::rebuild(&expr, crate::expr::Engine::MySql, scope) {
+                Ok(_) => out.push(Check { name: cname, expr }),
+                Err(why) => notes.push(format!("not carried: CHECK {cname} on {table}: it {why}")),
+            }
+        }
+        Ok(out)
     }
 
     /// The SELECT list: text-carried columns cast to their text form.
@@ -1259,19 +1402,7 @@ impl Source for MySource {
                     idx.join(", ")
                 ));
             }
-            let generated: Vec<String> = self
-                .columns(&t.name)?
-                .into_iter()
-                .filter(|c| c.extra.contains("GENERATED") && !c.extra.contains("DEFAULT_GENERATED"))
-                .map(|c| c.name)
-                .collect();
-            if !generated.is_empty() {
-                out.push(format!(
-                    "generated columns of {} are not carried: {}",
-                    t.name,
-                    generated.join(", ")
-                ));
-            }
+            out.extend(t.not_carried.iter().cloned());
         }
         let views: Vec<String> = query_texts_on(&self.rt, &mut self.conn,
             "listing views",
@@ -1283,6 +1414,30 @@ impl Source for MySource {
         .collect();
         if !views.is_empty() {
             out.push(format!("views are not carried: {}", views.join(", ")));
+        }
+        let routines = query_texts_on(
+            &self.rt,
+            &mut self.conn,
+            "listing routines",
+            "SELECT CAST(LOWER(ROUTINE_TYPE) AS CHAR), CAST(ROUTINE_NAME AS CHAR) FROM information_schema.ROUTINES \
+             WHERE ROUTINE_SCHEMA = ? \
+             UNION ALL SELECT 'sequence', CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'SEQUENCE' \
+             UNION ALL SELECT 'event', CAST(EVENT_NAME AS CHAR) FROM information_schema.EVENTS \
+             WHERE EVENT_SCHEMA = ? ORDER BY 1, 2",
+            &[&db, &db, &db],
+        )?;
+        let mut kinds: Vec<(String, Vec<String>)> = Vec::new();
+        for r in routines {
+            let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+            let (kind, name) = (get(0), get(1));
+            match kinds.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, v)) => v.push(name),
+                None => kinds.push((kind, vec![name])),
+            }
+        }
+        for (kind, names) in kinds {
+            out.push(format!("{kind}s are not carried: {}", names.join(", ")));
         }
         Ok(out)
     }

@@ -17,8 +17,9 @@ use crate::source::{BatchLimits, Selection, Source};
 use crate::storage::runtime;
 use crate::types::SourceInfo;
 use crate::types::{
-    Column, ColumnType, CompositeAttribute, DomainType, EnumType, ForeignKey, Index, KeyOrder,
-    Partition, PartitionColumn, Partitioning, TableDef, TableRef, UserType,
+    Check, Column, ColumnType, CompositeAttribute, DomainType, EnumType, FkAction, ForeignKey,
+    Generated, Identity, IdentityKind, Index, KeyOrder, Partition, PartitionColumn, Partitioning,
+    TableDef, TableRef, UserType,
 };
 use crate::{Error, Result};
 
@@ -118,6 +119,12 @@ pub struct PgColumn {
     pub type_oid: u32,
     /// The column's collation when not its type's, `"schema"."name"`.
     pub collation: Option<String>,
+    /// `attidentity`: `a` always, `d` by default, empty otherwise.
+    pub identity: String,
+    /// `attgenerated`: `s` stored, empty otherwise (`default` then holds the expression).
+    pub generated: String,
+    /// A sequence is owned by the column (serial or identity).
+    pub owned_sequence: bool,
 }
 
 fn base_wire(typname: &str, typtype: &str, typmod: i32) -> Option<(Wire, ColumnType)> {
@@ -224,14 +231,16 @@ pub fn columns_of_on(
                         (SELECT cn.nspname::text FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace \
                          WHERE co.oid = a.attcollation AND a.attcollation <> t.typcollation), \
                         (SELECT co.collname::text FROM pg_collation co \
-                         WHERE co.oid = a.attcollation AND a.attcollation <> t.typcollation) \
+                         WHERE co.oid = a.attcollation AND a.attcollation <> t.typcollation), \
+                        a.attidentity::text, a.attgenerated::text, \
+                        pg_get_serial_sequence(a.attrelid::regclass::text, a.attname::text) IS NOT NULL \
                  FROM pg_attribute a \
                  JOIN pg_type t ON t.oid = a.atttypid \
                  JOIN pg_namespace tn ON tn.oid = t.typnamespace \
                  LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' \
                  LEFT JOIN pg_namespace en ON en.oid = e.typnamespace \
                  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum \
-                 WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
+                 WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
                  ORDER BY a.attnum",
             )
             .bind(i64::from(oid))
@@ -281,6 +290,9 @@ pub fn columns_of_on(
                         .map_err(|e| pg_err("reading columns", e))?,
                 )
                 .unwrap_or(0),
+                identity: r.try_get(16).map_err(|e| pg_err("reading columns", e))?,
+                generated: r.try_get(17).map_err(|e| pg_err("reading columns", e))?,
+                owned_sequence: r.try_get(18).map_err(|e| pg_err("reading columns", e))?,
             })
         })
         .collect()
@@ -306,6 +318,66 @@ pub fn constant_default(d: &str) -> Option<String> {
     CONSTANT_DEFAULT
         .is_match(d.trim())
         .then(|| d.trim().to_string())
+}
+
+/// A column's identity (identity or serial), generated expression and default, as the
+/// catalog records them: a default or generation expression outside the expression rules
+/// is named in `notes` (a generated column's values then travel as plain data).
+fn column_extras(
+    c: &PgColumn,
+    table: &str,
+    columns: &[String],
+    notes: &mut Vec<String>,
+) -> (Option<Identity>, Option<Generated>, Option<String>) {
+    let scope = crate::expr::Scope {
+        columns,
+        value: false,
+    };
+    let identity = match c.identity.as_str() {
+        "a" => Some(IdentityKind::Always),
+        "d" => Some(IdentityKind::ByDefault),
+        _ if c.owned_sequence
+            && c.default
+                .as_deref()
+                .is_some_and(|d| d.starts_with("nextval(")) =>
+        {
+            Some(IdentityKind::Serial)
+        }
+        _ => None,
+    }
+    .map(|kind| Identity { kind });
+    if c.generated == "s" {
+        let expr = c.default.clone().unwrap_or_default();
+        return match crate::expr::rebuild(&expr, crate::expr::Engine::Postgres, scope) {
+            Ok(_) => (identity, Some(Generated { expr, stored: true }), None),
+            Err(why) => {
+                notes.push(format!(
+                    "not carried: the expression of generated column {table}.{}: it {why}; its \
+                     values travel as plain data",
+                    c.name
+                ));
+                (identity, None, None)
+            }
+        };
+    }
+    if identity.is_some() {
+        return (identity, None, None);
+    }
+    let default = match c.default.as_deref() {
+        None => None,
+        Some(d) if constant_default(d).is_some() => constant_default(d),
+        Some(d) => match crate::expr::rebuild(d, crate::expr::Engine::Postgres, scope) {
+            Ok(_) => Some(d.trim().to_string()),
+            Err(why) => {
+                notes.push(format!(
+                    "not carried: DEFAULT of {table}.{}: it {why}",
+                    c.name
+                ));
+                None
+            }
+        },
+    };
+    (None, None, default)
 }
 
 /// What a table's column types need on a same-engine target: the user-defined types to
@@ -423,6 +495,7 @@ impl PgSource {
         // row count (see `parts::storage_schema`).
         let cols = columns_of_on(&self.rt, &mut self.conn, oid)?;
         let qualified_name = format!("{schema}.{name}");
+        let names: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
         let mut columns = Vec::new();
         let mut deps = TypeDeps::default();
         for c in &cols {
@@ -459,19 +532,24 @@ impl PgSource {
             } else {
                 None
             };
+            let (identity, generated, default) =
+                column_extras(c, &qualified_name, &names, &mut deps.notes);
             columns.push(Column {
                 name: c.name.clone(),
                 ty,
                 nullable: !c.not_null,
                 source_type: c.format_type.clone(),
-                default: c.default.as_deref().and_then(constant_default),
+                default,
                 enum_type,
                 domain_type,
                 as_text,
                 text_reason,
                 collation: c.collation.clone(),
+                identity,
+                generated,
             });
         }
+        let checks = self.checks(oid, &qualified_name, &names, &mut deps.notes)?;
         let get = |what: &'static str| move |e| pg_err(what, e);
         // The primary key: key columns, INCLUDE columns and the constraint's name.
         let pk_row = self
@@ -544,7 +622,45 @@ impl PgSource {
             not_carried: deps.notes,
             user_types: deps.types,
             extensions: deps.extensions,
+            checks,
         })
+    }
+
+    /// The table's own CHECK constraints (not those inherited from a parent), each checked
+    /// against the expression rules; one outside them is named in `notes` and left out.
+    fn checks(
+        &mut self,
+        oid: u32,
+        table: &str,
+        columns: &[String],
+        notes: &mut Vec<String>,
+    ) -> Result<Vec<Check>> {
+        let e = |e| pg_err("reading check constraints", e);
+        let rows = self
+            .rt
+            .block_on(
+                sqlx::query(
+                    "SELECT conname::text, pg_get_expr(conbin, conrelid) FROM pg_constraint \
+                     WHERE conrelid = $1 AND contype = 'c' AND conislocal ORDER BY conname",
+                )
+                .bind(i64::from(oid))
+                .fetch_all(&mut self.conn),
+            )
+            .map_err(e)?;
+        let mut out = Vec::new();
+        for r in rows {
+            let name: String = r.try_get(0).map_err(e)?;
+            let expr: String = r.try_get(1).map_err(e)?;
+            let scope = crate::expr::Scope {
+                columns,
+                value: false,
+            };
+            match crate::expr::rebuild(&expr, crate::expr::Engine::Postgres, scope) {
+                Ok(_) => out.push(Check { name, expr }),
+                Err(why) => notes.push(format!("not carried: CHECK {name} on {table}: it {why}")),
+            }
+        }
+        Ok(out)
     }
 
     /// The table's own foreign keys (not those PostgreSQL clones onto partitions or for a
@@ -559,7 +675,8 @@ impl PgSource {
                             (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(con.conkey) WITH ORDINALITY k(n, ord) \
                                JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n), \
                             (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(con.confkey) WITH ORDINALITY k(n, ord) \
-                               JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n) \
+                               JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n), \
+                            con.confdeltype::text, con.confupdtype::text \
                      FROM pg_constraint con JOIN pg_class rc ON rc.oid = con.confrelid \
                      JOIN pg_namespace rn ON rn.oid = rc.relnamespace \
                      WHERE con.conrelid = $1 AND con.contype = 'f' AND con.conparentid = 0 ORDER BY con.conname",
@@ -583,6 +700,8 @@ impl PgSource {
                     .try_get::<Option<Vec<String>>, _>(4)
                     .map_err(e)?
                     .unwrap_or_default(),
+                on_delete: FkAction::parse(&r.try_get::<String, _>(5).map_err(e)?),
+                on_update: FkAction::parse(&r.try_get::<String, _>(6).map_err(e)?),
             });
         }
         Ok(foreign_keys)
@@ -980,6 +1099,66 @@ impl PgSource {
         Ok(Some(Partitioning { key, partitions }))
     }
 
+    /// Objects of the exported schemas ferry does not carry: views, materialized views,
+    /// sequences no exported column owns, functions and procedures (an extension's own are
+    /// the extension's). One line per kind, for the summary and the catalog.
+    fn schema_objects_not_carried(&mut self, tables: &[TableDef]) -> Result<Vec<String>> {
+        let mut schemas: Vec<String> = tables.iter().filter_map(|t| t.schema.clone()).collect();
+        schemas.sort();
+        schemas.dedup();
+        let owners: Vec<String> = tables.iter().map(TableDef::qualified).collect();
+        if schemas.is_empty() {
+            return Ok(vec![]);
+        }
+        let e = |e| pg_err("listing objects ferry does not carry", e);
+        let rows = self
+            .rt
+            .block_on(
+                sqlx::query(
+                    "SELECT CASE c.relkind WHEN 'v' THEN 'views' WHEN 'm' THEN 'materialized views' \
+                                ELSE 'sequences' END, \
+                            n.nspname::text || '.' || c.relname::text, \
+                            (SELECT tn.nspname::text || '.' || tc.relname::text FROM pg_depend d \
+                             JOIN pg_class tc ON tc.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = tc.relnamespace \
+                             WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid \
+                               AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') LIMIT 1) \
+                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE c.relkind IN ('v', 'm', 'S') AND n.nspname = ANY($1) \
+                       AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_class'::regclass \
+                                       AND x.objid = c.oid AND x.deptype = 'e') \
+                     UNION ALL \
+                     SELECT CASE p.prokind WHEN 'p' THEN 'procedures' WHEN 'a' THEN 'aggregates' \
+                                ELSE 'functions' END, p.oid::regprocedure::text, NULL \
+                     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+                     WHERE n.nspname = ANY($1) \
+                       AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = 'pg_proc'::regclass \
+                                       AND x.objid = p.oid AND x.deptype = 'e') \
+                     ORDER BY 1, 2",
+                )
+                .bind(&schemas)
+                .fetch_all(&mut self.conn),
+            )
+            .map_err(e)?;
+        let mut kinds: Vec<(String, Vec<String>)> = Vec::new();
+        for r in rows {
+            let kind: String = r.try_get(0).map_err(e)?;
+            let name: String = r.try_get(1).map_err(e)?;
+            let owner: Option<String> = r.try_get(2).map_err(e)?;
+            // A sequence an exported column owns is recreated with its column.
+            if kind == "sequences" && owner.is_some_and(|o| owners.contains(&o)) {
+                continue;
+            }
+            match kinds.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, v)) => v.push(name),
+                None => kinds.push((kind, vec![name])),
+            }
+        }
+        Ok(kinds
+            .into_iter()
+            .map(|(k, v)| format!("{k} are not carried: {}", v.join(", ")))
+            .collect())
+    }
+
     /// The SELECT list: text-carried columns cast to their text form.
     fn select_list(table: &TableDef) -> String {
         table
@@ -1093,7 +1272,7 @@ impl Source for PgSource {
     }
 
     fn not_carried(&mut self, tables: &[TableDef]) -> Result<Vec<String>> {
-        let mut out = Vec::new();
+        let mut out = self.schema_objects_not_carried(tables)?;
         for t in tables {
             out.extend(t.not_carried.iter().cloned());
             let q = qualified(t.schema.as_deref(), &t.name);

@@ -190,10 +190,30 @@ impl SqliteTarget {
         table: &TableDef,
         same_engine: bool,
     ) -> Result<()> {
+        // AUTOINCREMENT (SQLite's, or another engine's counter on a lone integer key) is
+        // written on its column, as SQLite wants it; any other lone INTEGER key is the rowid.
+        let autoincrement = match table.primary_key.as_slice() {
+            [key] => table
+                .columns
+                .iter()
+                .find(|c| c.name == *key)
+                .filter(|c| {
+                    let kind = c.identity.map(|i| i.kind);
+                    let integer = sqlite_type(&c.ty) == "INTEGER"
+                        && (!same_engine || c.source_type.eq_ignore_ascii_case("INTEGER"));
+                    integer
+                        && (kind == Some(crate::types::IdentityKind::AutoIncrement)
+                            || (!same_engine && kind.is_some()))
+                })
+                .map(|c| c.name.clone()),
+            _ => None,
+        };
         let mut defs = Vec::new();
         for c in &table.columns {
             let ty = if same_engine {
                 declared_type(name, c)?
+            } else if autoincrement.as_ref() == Some(&c.name) {
+                "INTEGER".to_string()
             } else {
                 sqlite_type(&c.ty)
             };
@@ -205,6 +225,9 @@ impl SqliteTarget {
             if !c.nullable {
                 d.push_str(" NOT NULL");
             }
+            if autoincrement.as_ref() == Some(&c.name) {
+                d.push_str(" PRIMARY KEY AUTOINCREMENT");
+            }
             if let Some(def) = c.default.as_deref().filter(|_| same_engine)
                 && CONSTANT.is_match(def.trim())
             {
@@ -212,7 +235,7 @@ impl SqliteTarget {
             }
             defs.push(d);
         }
-        if !table.primary_key.is_empty() {
+        if !table.primary_key.is_empty() && autoincrement.is_none() {
             let pk: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
             defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
         }
@@ -723,6 +746,37 @@ impl Target for SqliteTarget {
     }
 
     fn finish_table(&mut self, name: &str, table: &TableDef) -> Result<()> {
+        // An AUTOINCREMENT table's counter never goes below its largest rowid (SQLite
+        // moves it on explicit inserts too; this makes sure of it after every load).
+        let has_sequence: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence')",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| db_err("looking up sqlite_sequence", e))?;
+        let counted = has_sequence
+            && self
+                .conn
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = ?1)",
+                    [name],
+                    |r| r.get::<_, bool>(0),
+                )
+                .map_err(|e| db_err("reading sqlite_sequence", e))?;
+        if counted && self.table_exists(name)?.is_some() {
+            let q = quote(name);
+            self.conn
+                .execute(
+                    &format!(
+                        "UPDATE sqlite_sequence SET seq = (SELECT max(rowid) FROM {q}) \
+                         WHERE name = ?1 AND seq < (SELECT max(rowid) FROM {q})"
+                    ),
+                    [name],
+                )
+                .map_err(|e| db_err(&format!("advancing the counter of {name}"), e))?;
+        }
         for idx in &table.indexes {
             let iname = if name == table.name {
                 idx.name.clone()
@@ -761,6 +815,8 @@ mod tests {
             as_text: false,
             text_reason: None,
             collation: None,
+            identity: None,
+            generated: None,
         }
     }
 

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::source::{BatchLimits, Selection, Source};
 use crate::types::SourceInfo;
 use crate::types::text;
-use crate::types::{Column, ColumnType, Index, TableDef};
+use crate::types::{Column, ColumnType, Identity, IdentityKind, Index, TableDef};
 use crate::{Error, Result};
 
 /// Path of a `sqlite://PATH` URL (`sqlite:///abs` is `/abs`).
@@ -127,6 +127,8 @@ impl SqliteSource {
                 as_text: false,
                 text_reason: None,
                 collation: None,
+                identity: None,
+                generated: None,
             });
         }
         if cols.is_empty() {
@@ -135,6 +137,27 @@ impl SqliteSource {
             )));
         }
         pk.sort();
+        // A lone INTEGER PRIMARY KEY is the rowid: it fills itself (and never reuses a
+        // value with AUTOINCREMENT).
+        if let [(_, key)] = pk.as_slice()
+            && let Some(c) = cols.iter_mut().find(|c| c.name == *key)
+            && c.source_type.eq_ignore_ascii_case("INTEGER")
+        {
+            let sql: String = self
+                .conn
+                .query_row(
+                    "SELECT coalesce(sql, '') FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .map_err(|e| db_err(&format!("reading the definition of {name}"), e))?;
+            let kind = if sql.to_ascii_uppercase().contains("AUTOINCREMENT") {
+                IdentityKind::AutoIncrement
+            } else {
+                IdentityKind::Rowid
+            };
+            c.identity = Some(Identity { kind });
+        }
         let mut indexes = Vec::new();
         let mut stmt = self
             .conn
@@ -510,7 +533,96 @@ fn column_reader(ty: &ColumnType, cap: usize) -> Result<Box<dyn ColumnReader>> {
     })
 }
 
+impl SqliteSource {
+    /// What SQLite tables have that ferry does not read from them yet: CHECK constraints,
+    /// generated columns and foreign keys (named per table), and the views and triggers
+    /// of the file.
+    fn file_not_carried(&self, tables: &[TableDef]) -> Result<Vec<String>> {
+        let err = |e| db_err("listing what is not carried", e);
+        let mut out = Vec::new();
+        for t in tables {
+            let q = quote(&t.name);
+            let sql: String = self
+                .conn
+                .query_row(
+                    "SELECT coalesce(sql, '') FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    [&t.name],
+                    |r| r.get(0),
+                )
+                .map_err(err)?;
+            if sql.to_ascii_uppercase().contains("CHECK") {
+                out.push(format!(
+                    "not carried: CHECK constraints of {} (SQLite's are not read)",
+                    t.name
+                ));
+            }
+            let generated: Vec<String> = self
+                .conn
+                .prepare(&format!("PRAGMA table_xinfo({q})"))
+                .and_then(|mut st| {
+                    st.query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, i64>(6)?)))?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(err)?
+                .into_iter()
+                .filter(|(_, hidden)| *hidden == 2 || *hidden == 3)
+                .map(|(n, _)| n)
+                .collect();
+            if !generated.is_empty() {
+                out.push(format!(
+                    "generated columns of {} are not carried: {}",
+                    t.name,
+                    generated.join(", ")
+                ));
+            }
+            let fks: i64 = self
+                .conn
+                .query_row(
+                    &format!(
+                        "SELECT count(*) FROM pragma_foreign_key_list({})",
+                        crate::expr::quote_literal(&t.name)
+                    ),
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(err)?;
+            if fks > 0 {
+                out.push(format!(
+                    "not carried: the foreign keys of {} (SQLite's are not read)",
+                    t.name
+                ));
+            }
+        }
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT type, name FROM sqlite_master WHERE type IN ('view', 'trigger') \
+                 ORDER BY type DESC, name",
+            )
+            .map_err(err)?;
+        let rows: Vec<(String, String)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|r| r.collect())
+            .map_err(err)?;
+        for kind in ["view", "trigger"] {
+            let names: Vec<&str> = rows
+                .iter()
+                .filter(|(k, _)| k == kind)
+                .map(|(_, n)| n.as_str())
+                .collect();
+            if !names.is_empty() {
+                out.push(format!("{kind}s are not carried: {}", names.join(", ")));
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl Source for SqliteSource {
+    fn not_carried(&mut self, tables: &[TableDef]) -> Result<Vec<String>> {
+        self.file_not_carried(tables)
+    }
+
     fn info(&self) -> SourceInfo {
         let file = std::path::Path::new(&self.path)
             .file_name()
