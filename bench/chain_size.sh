@@ -25,10 +25,12 @@ SRC=${PGURL%/*}/$DB
 psql -X -q -d "$PGURL" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 sed "s/5000000/$ROWS/g;" "$BENCH_DIR/events-pg.sql" |
   psql -X -q -v ON_ERROR_STOP=1 -d "$SRC" >/dev/null
-psql -X -q -d "$SRC" -c "ALTER TABLE events ADD COLUMN updated_at bigint NOT NULL DEFAULT 1" -c "VACUUM ANALYZE events"
+# A logical clock: every row written at its own tick, as a real updated_at would be.
+psql -X -q -d "$SRC" -c "ALTER TABLE events ADD COLUMN updated_at bigint" -c "UPDATE events SET updated_at = id" \
+  -c "ALTER TABLE events ALTER COLUMN updated_at SET NOT NULL" -c "VACUUM ANALYZE events"
 "$FERRY" keygen "$WORK/k.key" >/dev/null
 "$FERRY" --quiet export "$SRC" "$WORK/full" --key-file "$WORK/k.key" --cursor events=updated_at
-psql -X -q -d "$SRC" -c "UPDATE events SET updated_at = 2, status = 'changed' WHERE id % (100 / $CHANGED_PCT) = 0"
+psql -X -q -d "$SRC" -c "UPDATE events SET updated_at = $ROWS + id, status = 'changed' WHERE id % (100 / $CHANGED_PCT) = 0"
 "$FERRY" --quiet export "$SRC" "$WORK/link" --key-file "$WORK/k.key" --since "$WORK/full"
 "$FERRY" --quiet export "$SRC" "$WORK/link_deletes" --key-file "$WORK/k.key" --since "$WORK/full" --deletes
 full=$(du -sb "$WORK/full" | cut -f1)

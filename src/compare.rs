@@ -42,6 +42,19 @@ fn fingerprint_all(
     Ok((out, notes))
 }
 
+/// Names `schema.t` on the side with schemas as plain `t` when `t` is a table of the other
+/// side and no other schema there has a `t`, so the two are compared with each other.
+fn unqualify<T, U>(flat: &[(String, T, U)], schemed: &mut [(String, T, U)]) {
+    let base = |n: &str| n.rsplit_once('.').map_or(n, |(_, b)| b).to_string();
+    let bases: Vec<String> = schemed.iter().map(|(n, ..)| base(n)).collect();
+    for (n, ..) in schemed.iter_mut() {
+        let b = base(n);
+        if bases.iter().filter(|x| **x == b).count() == 1 && flat.iter().any(|(f, ..)| *f == b) {
+            *n = b;
+        }
+    }
+}
+
 /// Compares the selected tables of two databases. Exit status 0 when all are equal, 1 otherwise.
 pub fn compare(
     a_url: &str,
@@ -64,9 +77,19 @@ pub fn compare(
             &sel,
         )
     };
-    let (fa, mut notes) = side(a_url)?;
-    let (fb, more) = side(b_url)?;
+    let (mut fa, mut notes) = side(a_url)?;
+    let (mut fb, more) = side(b_url)?;
     notes.extend(more);
+    // One side without schemas (MySQL, SQLite), the other with (PostgreSQL): `t` and
+    // `public.t` are the same table when the name is unique on the side with schemas.
+    let (ea, eb) = (
+        crate::engines::for_url(a_url)?.schemas,
+        crate::engines::for_url(b_url)?.schemas,
+    );
+    if ea != eb {
+        let (flat, schemed) = if ea { (&fb, &mut fa) } else { (&fa, &mut fb) };
+        unqualify(flat, schemed);
+    }
     let mut names: Vec<String> = fa
         .iter()
         .chain(fb.iter())

@@ -264,6 +264,17 @@ fn chain_on(fx: &Fixture, src: &Db, dst: &Db) {
     // Told that it is meant, it goes through.
     assert_eq!(import(fx, &b5, dst, &["--max-delete-ratio", "0.9"]).0, 0);
     assert_same(src, dst, "link 4");
+    // `compare` agrees, across engines too (`t` on MariaDB is `public.t` on PostgreSQL).
+    let out = ferry()
+        .args(["compare", &src.url(), &dst.url()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("all 3 tables are equal"));
 
     // status names the chain and its five links.
     let out = ferry()
