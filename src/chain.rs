@@ -185,7 +185,8 @@ fn minus_duration(mark: &str, d: Duration) -> Option<String> {
     Some(format!("{base}{frac}{zone}"))
 }
 
-/// `column >= bound` in the source's dialect, checked like a `--where` predicate.
+/// `column >= bound OR column IS NULL` in the source's dialect: rows whose cursor is NULL
+/// travel in every link (a cursor cannot tell when they changed), the rest from the bound.
 pub fn cursor_predicate(
     engine: crate::expr::Engine,
     table: &TableDef,
@@ -203,24 +204,9 @@ pub fn cursor_predicate(
             ))
         })?;
     let integer = is_integer(&col.ty);
-    let literal = if integer {
-        let n: i128 = bound.parse().map_err(|_| {
-            Error::Usage(format!(
-                "table {}, cursor {column:?}: {bound:?} is not an integer",
-                table.qualified()
-            ))
-        })?;
-        n.to_string()
-    } else {
-        crate::expr::quote_literal(bound)
-    };
-    let text = format!(
-        "{} >= {literal}",
-        crate::expr::quote_ident_in(engine, column)
-    );
-    crate::expr::rebuild_where(&text, engine).map_err(|why| {
+    crate::expr::cursor_bound(engine, column, bound, integer).map_err(|why| {
         Error::Usage(format!(
-            "table {}, cursor {column:?}: the bound {bound:?} {why}",
+            "table {}, cursor {column:?}: the bound {why}",
             table.qualified()
         ))
     })

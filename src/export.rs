@@ -261,6 +261,23 @@ fn plan_chain(
                 "--cursor {q}={column}: the table has no primary key, and a link's rows are applied by primary key"
             )));
         }
+        if let Some(c) = t
+            .columns
+            .iter()
+            .find(|c| c.nullable && t.primary_key.contains(&c.name))
+        {
+            return Err(Error::Usage(format!(
+                "--cursor {q}={column}: primary-key column {:?} may be NULL (SQLite allows it), and a row with a \
+                 NULL key cannot be matched by key: make the key columns NOT NULL first",
+                c.name
+            )));
+        }
+        if filter_for(plan, t).is_some() {
+            return Err(Error::Usage(format!(
+                "--cursor {q}={column} and --where on the same table: a chain carries a whole table and its \
+                 changes; export the filtered rows as a bundle of their own"
+            )));
+        }
         // Read inside the snapshot, never "the largest value seen" outside it.
         let high_water = src.high_water(t, &column)?;
         let since = match before.and_then(|c| c.high_water.as_deref()) {

@@ -750,6 +750,63 @@ fn tokens(text: &str) -> Result<Vec<Token>, String> {
         .collect())
 }
 
+/// A chain's cursor bound: `column >= literal OR column IS NULL` printed from its tree,
+/// refused unless the text parses back to exactly that shape with exactly `bound` as its
+/// value (a mark read from the source is data, and must stay one literal).
+pub fn cursor_bound(
+    engine: Engine,
+    column: &str,
+    bound: &str,
+    integer: bool,
+) -> Result<String, String> {
+    let literal = if integer {
+        let n: i128 = bound
+            .parse()
+            .map_err(|_| format!("{bound:?} is not an integer"))?;
+        n.to_string()
+    } else {
+        quote_literal(bound)
+    };
+    let col = quote_ident_in(engine, column);
+    let text = format!("{col} >= {literal} OR {col} IS NULL");
+    let expr = parse_one(&text, engine)?;
+    let same_column = |e: &Expr| matches!(e, Expr::Identifier(i) if i.value == column);
+    let ok = match &expr {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Or,
+            right,
+        } => {
+            let cmp = match left.as_ref() {
+                Expr::BinaryOp {
+                    left: l,
+                    op: BinaryOperator::GtEq,
+                    right: r,
+                } => {
+                    same_column(l)
+                        && match r.as_ref() {
+                            Expr::Value(v) => match &v.value {
+                                Value::Number(n, _) => integer && *n == literal,
+                                Value::SingleQuotedString(s) => !integer && s == bound,
+                                _ => false,
+                            },
+                            _ => false,
+                        }
+                }
+                _ => false,
+            };
+            cmp && matches!(right.as_ref(), Expr::IsNull(x) if same_column(x))
+        }
+        _ => false,
+    };
+    if !ok {
+        return Err(format!(
+            "{bound:?} does not stay one literal in a predicate"
+        ));
+    }
+    print(&expr, engine)
+}
+
 /// `'…'` with quotes doubled (the session's standard_conforming_strings is on).
 pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))

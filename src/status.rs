@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::Result;
-use crate::load::ledger::{CHAIN_LINK, CHAIN_PREFIX, STAGED};
+use crate::load::ledger::{CHAIN_LINK, STAGED};
 use crate::report::RunReport;
 
 /// One bundle as the ledger records it.
@@ -30,9 +30,15 @@ pub fn status(target_url: &str, target_schema: Option<&str>) -> Result<RunReport
     let rows = crate::load::ledger::all_rows(target.as_mut())?;
     let mut bundles: BTreeMap<String, Held> = BTreeMap::new();
     for r in &rows {
-        let [bundle, part, source, seq, table, n, mode, at, _] = &r[..] else {
+        let [bundle, _part, source, seq, table, n, mode, at, _] = &r[..] else {
             continue;
         };
+        if mode == CHAIN_LINK {
+            // Keyed by the chain's place: the bundle is in `target_table`.
+            let h = bundles.entry(table.clone()).or_default();
+            h.link = Some((bundle.clone(), n.parse().unwrap_or(0)));
+            continue;
+        }
         let h = bundles.entry(bundle.clone()).or_default();
         h.source_id.clone_from(source);
         h.sequence = seq.parse().unwrap_or(0);
@@ -40,11 +46,6 @@ pub fn status(target_url: &str, target_schema: Option<&str>) -> Result<RunReport
             h.first.clone_from(at);
         }
         h.last.clone_from(at);
-        if mode == CHAIN_LINK {
-            let chain = part.strip_prefix(CHAIN_PREFIX).unwrap_or(part).to_string();
-            h.link = Some((chain, n.parse().unwrap_or(0)));
-            continue;
-        }
         h.parts += 1;
         h.rows += n.parse::<u64>().unwrap_or(0);
         if mode == STAGED {

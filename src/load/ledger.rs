@@ -12,11 +12,12 @@ pub const LEDGER: &str = "_ferry_ledger";
 pub const STAGED: &str = "replace-staged";
 /// Ledger mode of a replace's parts once the publish transaction committed.
 pub const PUBLISHED: &str = "published";
-/// Ledger mode of the row that records a bundle as a link of a chain (part path
-/// `chain/<chain id>`, sequence the link's, rows the bundle's part count): written with the
-/// bundle's first committed part, so a link is recorded with its data.
+/// Ledger mode of the row that records a bundle as a link of a chain. Its key is the
+/// chain's place, not the bundle: `bundle_id` holds the chain id and `part_path`
+/// `chain/<sequence>`, so two bundles can never both take one place (a fork loses on the
+/// key, even when both import at once); `target_table` holds the bundle id, `rows` the
+/// bundle's part count. Written with the bundle's first committed part.
 pub const CHAIN_LINK: &str = "chain-link";
-/// Part-path prefix of a chain-link row.
 pub const CHAIN_PREFIX: &str = "chain/";
 
 /// The ledger's columns, in table order. Key: (bundle_id, part_path).
@@ -67,9 +68,10 @@ impl LedgerEntry {
     pub fn link_row(&self) -> Option<LedgerEntry> {
         let l = self.link.as_ref()?;
         Some(LedgerEntry {
-            part_path: format!("{CHAIN_PREFIX}{}", l.chain_id),
+            bundle_id: l.chain_id.clone(),
+            part_path: format!("{CHAIN_PREFIX}{}", self.sequence),
             cipher_sha256: l.prev_manifest_sha256.clone(),
-            target_table: String::new(),
+            target_table: self.bundle_id.clone(),
             rows: l.parts,
             mode: CHAIN_LINK.into(),
             link: None,
@@ -202,11 +204,34 @@ pub fn claim_with_link(s: &mut dyn Session, e: &LedgerEntry) -> Result<bool> {
     if !claim(s, e)? {
         return Ok(false);
     }
-    if let Some(l) = e.link_row() {
-        let mut l = l;
+    if let Some(mut l) = e.link_row() {
         if claim(s, &l)? {
             l.rows = e.link.as_ref().map_or(0, |c| c.parts);
             set_rows(s, &l, l.rows)?;
+        } else {
+            // The place is taken: by this bundle (an earlier part), or by another (a fork
+            // that committed first; a concurrent one waited on the key until it did).
+            let d = s.dialect();
+            let sql = format!(
+                "SELECT {} FROM {} WHERE bundle_id = {} AND part_path = {}",
+                (d.as_text)("target_table"),
+                s.ledger_table(),
+                d.ph(1),
+                d.ph(2)
+            );
+            let rows = s.query_text(
+                "reading the ledger's chains",
+                &sql,
+                &[Param::Text(&l.bundle_id), Param::Text(&l.part_path)],
+            )?;
+            let holder = rows.first().map(|r| first(r, 0)).unwrap_or_default();
+            if holder != e.bundle_id {
+                return Err(crate::Error::Chain(format!(
+                    "chain {}: link {} here is bundle {holder}, and bundle {} claims the same place: a fork \
+                     (two exports --since the same bundle, imported at once). Nothing of it was written",
+                    l.bundle_id, e.sequence, e.bundle_id
+                )));
+            }
         }
     }
     Ok(true)
@@ -222,15 +247,15 @@ pub fn chain_links(s: &mut dyn Session, chain_id: &str) -> Result<Vec<AppliedLin
     let t = d.as_text;
     let ledger = s.ledger_table();
     let count = format!(
-        "(SELECT COUNT(*) FROM {ledger} p WHERE p.bundle_id = c.bundle_id AND p.mode <> {} AND p.mode <> {})",
+        "(SELECT COUNT(*) FROM {ledger} p WHERE p.bundle_id = c.target_table AND p.mode <> {} AND p.mode <> {})",
         d.ph(1),
         d.ph(2)
     );
     let sql = format!(
-        "SELECT {}, {}, {}, {}, {}, {}, {} FROM {ledger} c WHERE c.part_path = {} AND c.mode = {} \
+        "SELECT {}, {}, {}, {}, {}, {}, {} FROM {ledger} c WHERE c.bundle_id = {} AND c.mode = {} \
          ORDER BY c.sequence",
         t("c.sequence"),
-        t("c.bundle_id"),
+        t("c.target_table"),
         t("c.manifest_sha256"),
         t("c.cipher_sha256"),
         t("c.rows_loaded"),
@@ -239,14 +264,13 @@ pub fn chain_links(s: &mut dyn Session, chain_id: &str) -> Result<Vec<AppliedLin
         d.ph(3),
         d.ph(4),
     );
-    let path = format!("{CHAIN_PREFIX}{chain_id}");
     let rows = s.query_text(
         "reading the ledger's chains",
         &sql,
         &[
             Param::Text(STAGED),
             Param::Text(CHAIN_LINK),
-            Param::Text(&path),
+            Param::Text(chain_id),
             Param::Text(CHAIN_LINK),
         ],
     )?;

@@ -611,6 +611,14 @@ impl MySource {
             &mut conn,
             "SET SESSION net_write_timeout = GREATEST(@@net_write_timeout, 3600)",
         )?;
+        // Literals in the SQL this reader sends (a `--where` predicate, a chain's cursor
+        // bound) are printed with quotes doubled and nothing else: the server must read a
+        // backslash as itself, whatever the server's default sql_mode says.
+        exec_on(
+            &rt,
+            &mut conn,
+            "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@sql_mode, ''), 'NO_BACKSLASH_ESCAPES')",
+        )?;
         Ok(MySource {
             conn,
             rt,
