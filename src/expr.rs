@@ -9,8 +9,9 @@
 //! loader's question (it asks the server with a bound parameter).
 
 use sqlparser::ast::{
-    BinaryOperator, CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
-    InTarget, ObjectNamePart, UnaryOperator, Value,
+    BinaryOperator, CastKind, ColumnOption, DataType, Expr, FunctionArg, FunctionArgExpr,
+    FunctionArguments, GeneratedExpressionMode, InTarget, ObjectNamePart, Statement,
+    TableConstraint, UnaryOperator, Value,
 };
 use sqlparser::dialect::{Dialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
@@ -59,6 +60,25 @@ pub const FUNCTIONS: &[&str] = &[
     "date_trunc",
     "array_length",
     "cardinality",
+];
+
+/// Functions a SQLite catalog expression may call besides [`FUNCTIONS`]: SQLite's own
+/// pure (or time) functions its CHECKs, defaults and generated columns commonly use. Only
+/// in SQLite's dialect: another engine may resolve these names to a user's function.
+pub const SQLITE_FUNCTIONS: &[&str] = &[
+    "typeof",
+    "ifnull",
+    "iif",
+    "instr",
+    "hex",
+    "unicode",
+    "json_valid",
+    "date",
+    "time",
+    "datetime",
+    "julianday",
+    "unixepoch",
+    "strftime",
 ];
 
 /// The SQL dialect an expression is written in (each engine names its own in the registry,
@@ -152,7 +172,7 @@ fn print(expr: &Expr, engine: Engine) -> Result<String, String> {
 pub fn rebuild(text: &str, engine: Engine, scope: Scope<'_>) -> Result<Checked, String> {
     let expr = parse_one(text, engine)?;
     let mut cast_types = Vec::new();
-    check(&expr, scope, &mut cast_types, 0)?;
+    check(&expr, scope, engine, &mut cast_types, 0)?;
     Ok(Checked {
         sql: print(&expr, engine)?,
         cast_types,
@@ -173,7 +193,7 @@ pub fn rebuild_check(text: &str, engine: Engine, scope: Scope<'_>) -> Result<Che
         .ok_or_else(|| "is not a CHECK constraint".to_string())?;
     let expr = parse_one(inner, engine)?;
     let mut cast_types = Vec::new();
-    check(&expr, scope, &mut cast_types, 0)?;
+    check(&expr, scope, engine, &mut cast_types, 0)?;
     // `CHECK ((x))` prints its own parentheses around the expression's.
     let body = match &expr {
         Expr::Nested(x) => print(x, engine)?,
@@ -276,6 +296,88 @@ pub fn translate(
     rebuild(out.trim(), to, scope)
 }
 
+/// One CHECK of a `CREATE TABLE` statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredCheck {
+    /// The constraint's name, when the statement gives one.
+    pub name: Option<String>,
+    /// The column it is written on (a column constraint), if any.
+    pub column: Option<String>,
+    /// Its expression printed from the tree (still to pass [`rebuild`]), or why it cannot be.
+    pub expr: Result<String, String>,
+}
+
+/// One generated column of a `CREATE TABLE` statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeclaredGenerated {
+    pub column: String,
+    /// Its expression printed from the tree (still to pass [`rebuild`]), or why it cannot be.
+    pub expr: Result<String, String>,
+    /// STORED; false: VIRTUAL (SQLite's default).
+    pub stored: bool,
+}
+
+/// What a table's own `CREATE TABLE` text (SQLite keeps it in `sqlite_master`) declares as
+/// expressions: its CHECKs, of the table and of its columns, and its generated columns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeclaredExprs {
+    pub checks: Vec<DeclaredCheck>,
+    pub generated: Vec<DeclaredGenerated>,
+}
+
+/// Longest `CREATE TABLE` text ferry parses.
+const MAX_STATEMENT: usize = 1 << 20;
+
+/// Parses `text` as exactly one `CREATE TABLE` statement in `engine`'s dialect and returns
+/// its CHECK and generation expressions, each printed from its tree (and proven to parse
+/// back into it). Nothing here is replayed as it is: each expression still goes through
+/// [`rebuild`] with the table's columns in scope. `Err` says why the statement is not read.
+pub fn declared_exprs(text: &str, engine: Engine) -> Result<DeclaredExprs, String> {
+    if text.len() > MAX_STATEMENT {
+        return Err(format!("is longer than {} KiB", MAX_STATEMENT >> 10));
+    }
+    let dialect = engine.dialect();
+    let statements = Parser::new(dialect.as_ref())
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| format!("does not parse ({e})"))?;
+    let [Statement::CreateTable(ct)] = statements.as_slice() else {
+        return Err("is not one CREATE TABLE statement".into());
+    };
+    let mut out = DeclaredExprs::default();
+    for col in &ct.columns {
+        for o in &col.options {
+            match &o.option {
+                ColumnOption::Check(c) => out.checks.push(DeclaredCheck {
+                    name: o.name.as_ref().or(c.name.as_ref()).map(|n| n.value.clone()),
+                    column: Some(col.name.value.clone()),
+                    expr: print(&c.expr, engine),
+                }),
+                ColumnOption::Generated {
+                    generation_expr: Some(e),
+                    generation_expr_mode,
+                    ..
+                } => out.generated.push(DeclaredGenerated {
+                    column: col.name.value.clone(),
+                    expr: print(e, engine),
+                    stored: matches!(generation_expr_mode, Some(GeneratedExpressionMode::Stored)),
+                }),
+                _ => {}
+            }
+        }
+    }
+    for c in &ct.constraints {
+        if let TableConstraint::Check(c) = c {
+            out.checks.push(DeclaredCheck {
+                name: c.name.as_ref().map(|n| n.value.clone()),
+                column: None,
+                expr: print(&c.expr, engine),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// The operator's `--where`: one boolean expression of any kind (the operator may read
 /// what they like), never a statement or a second one; printed back from its tree.
 pub fn rebuild_where(text: &str, engine: Engine) -> Result<String, String> {
@@ -296,17 +398,26 @@ pub fn rebuild_where(text: &str, engine: Engine) -> Result<String, String> {
     Ok(sql)
 }
 
-fn check(e: &Expr, s: Scope<'_>, casts: &mut Vec<String>, depth: usize) -> Result<(), String> {
+fn check(
+    e: &Expr,
+    s: Scope<'_>,
+    engine: Engine,
+    casts: &mut Vec<String>,
+    depth: usize,
+) -> Result<(), String> {
     if depth > MAX_DEPTH {
         return Err(format!("nests more than {MAX_DEPTH} levels"));
     }
     let d = depth + 1;
-    let mut sub = |x: &Expr| check(x, s, casts, d);
+    let mut sub = |x: &Expr| check(x, s, engine, casts, d);
     match e {
         Expr::Identifier(id) => {
             let name = &id.value;
-            let ok = s.columns.iter().any(|c| c == name)
-                || (s.value && id.quote_style.is_none() && name.eq_ignore_ascii_case("value"));
+            // SQLite's names ignore (ASCII) case, quoted or not.
+            let ok =
+                s.columns.iter().any(|c| {
+                    c == name || (engine == Engine::Sqlite && c.eq_ignore_ascii_case(name))
+                }) || (s.value && id.quote_style.is_none() && name.eq_ignore_ascii_case("value"));
             if ok {
                 Ok(())
             } else {
@@ -448,7 +559,11 @@ fn check(e: &Expr, s: Scope<'_>, casts: &mut Vec<String>, depth: usize) -> Resul
                 [schema, n] if folded(schema).as_deref() == Some("pg_catalog") => folded(n),
                 _ => None,
             };
-            if !name.is_some_and(|n| FUNCTIONS.contains(&n.as_str())) {
+            let allowed = |n: &str| {
+                FUNCTIONS.contains(&n)
+                    || (engine == Engine::Sqlite && SQLITE_FUNCTIONS.contains(&n))
+            };
+            if !name.is_some_and(|n| allowed(&n)) {
                 return Err(format!("calls {}", f.name));
             }
             if f.filter.is_some()
@@ -699,6 +814,73 @@ mod tests {
         assert!(translate("`qty` > 0 || 1", Engine::MySql, Engine::Postgres, scope).is_err());
         assert!(translate("`nope` > 0", Engine::MySql, Engine::Postgres, scope).is_err());
         assert!(translate("qty <> 'a\\'", Engine::Postgres, Engine::MySql, scope).is_err());
+    }
+
+    #[test]
+    fn sqlite_create_table_yields_its_checks_and_generated_columns() {
+        let sql = "CREATE TABLE \"c\" (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+                   qty INT NOT NULL DEFAULT 1 CONSTRAINT pos CHECK (qty > 0), \
+                   v TEXT CHECK (typeof(v) = 'text' AND length(v) < 10), \
+                   total INT GENERATED ALWAYS AS (qty * 2) STORED, \
+                   half AS (qty / 2), \
+                   pid INT REFERENCES p (id) ON DELETE CASCADE, \
+                   CONSTRAINT small CHECK (Qty < 100), CHECK (v <> 'x'))";
+        let d = declared_exprs(sql, Engine::Sqlite).unwrap();
+        let checks: Vec<(Option<&str>, Option<&str>, &str)> = d
+            .checks
+            .iter()
+            .map(|c| {
+                (
+                    c.name.as_deref(),
+                    c.column.as_deref(),
+                    c.expr.as_deref().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            checks,
+            [
+                (Some("pos"), Some("qty"), "qty > 0"),
+                (None, Some("v"), "typeof(v) = 'text' AND length(v) < 10"),
+                (Some("small"), None, "Qty < 100"),
+                (None, None, "v <> 'x'"),
+            ]
+        );
+        let generated: Vec<(&str, &str, bool)> = d
+            .generated
+            .iter()
+            .map(|g| (g.column.as_str(), g.expr.as_deref().unwrap(), g.stored))
+            .collect();
+        assert_eq!(
+            generated,
+            [("total", "qty * 2", true), ("half", "qty / 2", false)]
+        );
+        // SQLite's names ignore case; its own functions pass only in its dialect.
+        let cols = vec!["qty".to_string(), "v".to_string()];
+        let scope = Scope {
+            columns: &cols,
+            value: false,
+        };
+        assert!(rebuild("Qty < 100", Engine::Sqlite, scope).is_ok());
+        assert!(rebuild("Qty < 100", Engine::Postgres, scope).is_err());
+        assert!(rebuild("typeof(v) = 'text'", Engine::Sqlite, scope).is_ok());
+        assert!(rebuild("typeof(v) = 'text'", Engine::Postgres, scope).is_err());
+        assert!(
+            rebuild("load_extension('x') IS NULL", Engine::Sqlite, scope)
+                .unwrap_err()
+                .contains("load_extension")
+        );
+        // One CREATE TABLE, nothing else.
+        assert!(declared_exprs("CREATE TABLE t (a INT); DROP TABLE t", Engine::Sqlite).is_err());
+        assert!(declared_exprs("CREATE VIEW v AS SELECT 1", Engine::Sqlite).is_err());
+        // SQLite's own table options and column clauses parse.
+        for sql in [
+            "CREATE TABLE t (a INT CHECK (a > 0)) STRICT",
+            "CREATE TABLE t (a INT PRIMARY KEY, b) WITHOUT ROWID",
+            "CREATE TABLE t (a INTEGER PRIMARY KEY ON CONFLICT REPLACE, b TEXT COLLATE NOCASE)",
+        ] {
+            assert!(declared_exprs(sql, Engine::Sqlite).is_ok(), "{sql}");
+        }
     }
 
     #[test]

@@ -24,6 +24,13 @@ use crate::load::ledger::LEDGER;
 
 pub struct SqliteTarget {
     conn: Connection,
+    /// Each imported table's name on the target by its name in the bundle (from
+    /// `prepare`), for the foreign keys a same-engine import writes into CREATE TABLE.
+    targets: Vec<(String, String)>,
+    /// Tables created here with foreign keys, checked once the data is in.
+    with_foreign_keys: Vec<String>,
+    /// What was not recreated, for the summary.
+    notes: Vec<String>,
     /// The database file (`:memory:` for none).
     path: String,
     /// The run lock: an exclusive lock on `<database>.ferry-lock`, held until the process
@@ -113,6 +120,11 @@ static CONSTANT: LazyLock<Regex> = LazyLock::new(|| {
         .expect("regex")
 });
 
+/// A constant default (a literal, NULL, TRUE/FALSE, CURRENT_*), written as it is.
+pub(crate) fn is_constant_default(d: &str) -> bool {
+    CONSTANT.is_match(d.trim())
+}
+
 /// Significant digits SQLite keeps when NUMERIC affinity turns text into a REAL.
 pub const SQLITE_EXACT_DIGITS: u8 = 15;
 
@@ -177,19 +189,43 @@ impl SqliteTarget {
         // Fail now, before any verification work, if the file is not a writable database.
         conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
             .map_err(|e| db_err(&format!("{path} is not a writable SQLite database"), e))?;
+        // Foreign keys are written into the tables (SQLite cannot add them later) but not
+        // enforced while loading: a child's part may come before its parent's, and a
+        // replace's DELETE must not cascade into other tables. The application's own
+        // connections turn them on (`PRAGMA foreign_keys = ON`) as they did on the source.
+        conn.execute_batch("PRAGMA foreign_keys = OFF")
+            .map_err(|e| db_err("PRAGMA foreign_keys", e))?;
         Ok(SqliteTarget {
             conn,
+            targets: Vec::new(),
+            with_foreign_keys: Vec::new(),
+            notes: Vec::new(),
             path,
             run_lock,
         })
     }
 
+    /// Creates a table from the catalog when missing. On a same-engine import it carries
+    /// what SQLite can only have from its CREATE TABLE: generated columns, non-constant
+    /// defaults, CHECKs and foreign keys with their actions (each expression rebuilt through
+    /// `expr`; one outside its rules is named in the notes). A `staging` table (a replace's)
+    /// gets no CHECK or foreign key: it holds the bundle's values until they are published.
     fn create_from_catalog(
         &mut self,
         name: &str,
         table: &TableDef,
         same_engine: bool,
+        staging: bool,
     ) -> Result<()> {
+        if self.table_exists(name)?.is_some() {
+            return Ok(());
+        }
+        use crate::expr::{Engine, Scope, rebuild};
+        let names: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+        let scope = Scope {
+            columns: &names,
+            value: false,
+        };
         // AUTOINCREMENT (SQLite's, or another engine's counter on a lone integer key) is
         // written on its column, as SQLite wants it; any other lone INTEGER key is the rowid.
         let autoincrement = match table.primary_key.as_slice() {
@@ -228,16 +264,81 @@ impl SqliteTarget {
             if autoincrement.as_ref() == Some(&c.name) {
                 d.push_str(" PRIMARY KEY AUTOINCREMENT");
             }
-            if let Some(def) = c.default.as_deref().filter(|_| same_engine)
-                && CONSTANT.is_match(def.trim())
-            {
-                d.push_str(&format!(" DEFAULT {}", def.trim()));
+            if let Some(g) = c.generated.as_ref().filter(|_| same_engine) {
+                // Only a same-engine bundle keeps it (import strips it otherwise); the load
+                // writes no value into it.
+                let e = rebuild(&g.expr, Engine::Sqlite, scope).map_err(|why| {
+                    Error::Data(format!(
+                        "table {name}, generated column {:?}: its expression {why}; ferry does not create it",
+                        c.name
+                    ))
+                })?;
+                d.push_str(&format!(
+                    " GENERATED ALWAYS AS ({}) {}",
+                    e.sql,
+                    if g.stored { "STORED" } else { "VIRTUAL" }
+                ));
+            } else if let Some(def) = c.default.as_deref().filter(|_| same_engine) {
+                if is_constant_default(def) {
+                    d.push_str(&format!(" DEFAULT {}", def.trim()));
+                } else {
+                    match rebuild(def, Engine::Sqlite, scope) {
+                        Ok(e) => d.push_str(&format!(" DEFAULT ({})", e.sql)),
+                        Err(why) => self.notes.push(format!(
+                            "not carried: DEFAULT of {name}.{}: it {why}",
+                            c.name
+                        )),
+                    }
+                }
             }
             defs.push(d);
         }
         if !table.primary_key.is_empty() && autoincrement.is_none() {
             let pk: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
             defs.push(format!("PRIMARY KEY ({})", pk.join(", ")));
+        }
+        if same_engine && !staging {
+            for chk in &table.checks {
+                match rebuild(&chk.expr, Engine::Sqlite, scope) {
+                    Ok(e) => {
+                        defs.push(format!("CONSTRAINT {} CHECK ({})", quote(&chk.name), e.sql))
+                    }
+                    Err(why) => self.notes.push(format!(
+                        "not carried: CHECK {} on {name}: it {why}",
+                        chk.name
+                    )),
+                }
+            }
+        }
+        let mut has_fk = false;
+        for fk in table
+            .foreign_keys
+            .iter()
+            .filter(|_| same_engine && !staging)
+        {
+            let parent = self
+                .targets
+                .iter()
+                .find(|(source, _)| source.eq_ignore_ascii_case(&fk.ref_table))
+                .map(|(_, target)| target.clone());
+            let Some(parent) = parent else {
+                self.notes.push(format!(
+                    "foreign key {} of {name} not added: {} is not in this import",
+                    fk.name, fk.ref_table
+                ));
+                continue;
+            };
+            let cols: Vec<String> = fk.columns.iter().map(|c| quote(c)).collect();
+            let refs: Vec<String> = fk.ref_columns.iter().map(|c| quote(c)).collect();
+            defs.push(format!(
+                "CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}){}",
+                quote(&fk.name),
+                cols.join(", "),
+                quote(&parent),
+                refs.join(", "),
+                fk.actions_sql()
+            ));
+            has_fk = true;
         }
         let sql = format!(
             "CREATE TABLE IF NOT EXISTS {} (\n  {}\n)",
@@ -247,6 +348,9 @@ impl SqliteTarget {
         self.conn
             .execute(&sql, [])
             .map_err(|e| db_err(&format!("creating table {name}"), e))?;
+        if has_fk && !self.with_foreign_keys.iter().any(|t| t == name) {
+            self.with_foreign_keys.push(name.to_string());
+        }
         Ok(())
     }
 
@@ -631,9 +735,9 @@ impl Session for SqliteTarget {
         name: &str,
         table: &TableDef,
         same_engine: bool,
-        _staging: bool,
+        staging: bool,
     ) -> Result<()> {
-        self.create_from_catalog(name, table, same_engine)
+        self.create_from_catalog(name, table, same_engine, staging)
     }
 
     fn bulk_load(
@@ -661,6 +765,14 @@ impl Target for SqliteTarget {
         }
     }
 
+    fn prepare(&mut self, tables: &[(String, &TableDef)], _same_engine: bool) -> Result<()> {
+        self.targets = tables
+            .iter()
+            .map(|(target, t)| (t.name.clone(), target.clone()))
+            .collect();
+        Ok(())
+    }
+
     fn table_rows(&mut self, name: &str, _table: &TableDef) -> Result<Option<u64>> {
         if self.table_exists(name)?.is_none() {
             return Ok(None);
@@ -685,24 +797,37 @@ impl Target for SqliteTarget {
         let _ = table;
         let mut st = self
             .conn
-            .prepare(&format!("PRAGMA table_info({})", quote(name)))
+            .prepare(&format!("PRAGMA table_xinfo({})", quote(name)))
             .map_err(|e| db_err(&format!("reading the columns of {name}"), e))?;
         let cols = st
             .query_map([], |r| {
-                // An INTEGER PRIMARY KEY is the rowid: it fills itself.
+                // An INTEGER PRIMARY KEY is the rowid: it fills itself, and so does a
+                // generated column (hidden 2 or 3).
                 let pk: i64 = r.get(5)?;
                 let ty: String = r.get(2)?;
+                let hidden: i64 = r.get(6)?;
                 let rowid = pk == 1 && ty.eq_ignore_ascii_case("INTEGER");
-                Ok(crate::load::TargetColumn {
-                    name: r.get(1)?,
-                    nullable: r.get::<_, i64>(3)? == 0,
-                    has_default: r.get::<_, Option<String>>(4)?.is_some() || rowid,
-                })
+                Ok((
+                    hidden,
+                    crate::load::TargetColumn {
+                        name: r.get(1)?,
+                        nullable: r.get::<_, i64>(3)? == 0,
+                        has_default: r.get::<_, Option<String>>(4)?.is_some()
+                            || rowid
+                            || hidden == 2
+                            || hidden == 3,
+                    },
+                ))
             })
             .map_err(|e| db_err(&format!("reading the columns of {name}"), e))?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| db_err(&format!("reading the columns of {name}"), e))?;
-        Ok(Some(cols))
+        Ok(Some(
+            cols.into_iter()
+                .filter(|(hidden, _)| *hidden != 1)
+                .map(|(_, c)| c)
+                .collect(),
+        ))
     }
 
     fn primary_key(&mut self, name: &str, table: &TableDef) -> Result<Option<Vec<String>>> {
@@ -796,6 +921,35 @@ impl Target for SqliteTarget {
                 .map_err(|e| db_err(&format!("creating index {iname} on {name}"), e))?;
         }
         Ok(())
+    }
+
+    /// The notes of the tables made (what was not recreated), and a check of the foreign
+    /// keys written into them: SQLite checks no existing row when a key is made, so rows
+    /// the source held against its keys (SQLite enforces them only when asked) are named.
+    fn finish_all(&mut self, _tables: &[(String, &TableDef)]) -> Result<Vec<String>> {
+        let mut notes: Vec<String> = Vec::new();
+        for n in std::mem::take(&mut self.notes) {
+            if !notes.contains(&n) {
+                notes.push(n);
+            }
+        }
+        for name in std::mem::take(&mut self.with_foreign_keys) {
+            let broken = self.conn.query_row(
+                "SELECT count(*) FROM pragma_foreign_key_check(?1)",
+                [&name],
+                |r| r.get::<_, i64>(0),
+            );
+            match broken {
+                Ok(0) => {}
+                Ok(n) => notes.push(format!(
+                    "{n} row(s) of {name} reference no row of their foreign key's table (as in the \
+                     bundle; SQLite checks no existing row): PRAGMA foreign_key_check({}) lists them",
+                    quote(&name)
+                )),
+                Err(e) => notes.push(format!("the foreign keys of {name} cannot be checked: {e}")),
+            }
+        }
+        Ok(notes)
     }
 }
 

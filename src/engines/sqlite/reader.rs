@@ -13,10 +13,15 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use sha2::{Digest, Sha256};
 
+use crate::engines::sqlite::loader::is_constant_default;
+use crate::expr;
 use crate::source::{BatchLimits, Selection, Source};
 use crate::types::SourceInfo;
 use crate::types::text;
-use crate::types::{Column, ColumnType, Identity, IdentityKind, Index, TableDef};
+use crate::types::{
+    Check, Column, ColumnType, FkAction, ForeignKey, Generated, Identity, IdentityKind, Index,
+    TableDef,
+};
 use crate::{Error, Result};
 
 /// Path of a `sqlite://PATH` URL (`sqlite:///abs` is `/abs`).
@@ -90,15 +95,32 @@ impl SqliteSource {
         })
     }
 
+    /// The table's own `CREATE TABLE` text, as SQLite keeps it.
+    fn create_sql(&self, name: &str) -> Result<String> {
+        self.conn
+            .query_row(
+                "SELECT coalesce(sql, '') FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .map_err(|e| db_err(&format!("reading the definition of {name}"), e))
+    }
+
     fn table_def(&self, name: &str) -> Result<TableDef> {
         let q = quote(name);
+        let create = self.create_sql(name)?;
+        // CHECKs and generation expressions are only in the CREATE TABLE text: parsed once
+        // by `expr`, each expression then held to its rules.
+        let declared = expr::declared_exprs(&create, expr::Engine::Sqlite);
+        let mut notes = Vec::new();
+        // table_xinfo also lists generated columns (hidden 2: VIRTUAL, 3: STORED); hidden 1
+        // is a virtual table's hidden column.
         let mut stmt = self
             .conn
-            .prepare(&format!("PRAGMA table_info({q})"))
+            .prepare(&format!("PRAGMA table_xinfo({q})"))
             .map_err(|e| db_err(&format!("reading columns of {name}"), e))?;
-        let mut cols = Vec::new();
-        let mut pk: Vec<(i64, String)> = Vec::new();
-        let rows = stmt
+        type Row = (String, String, bool, Option<String>, i64, i64);
+        let rows: Vec<Row> = stmt
             .query_map([], |r| {
                 Ok((
                     r.get::<_, String>(1)?,
@@ -106,12 +128,81 @@ impl SqliteSource {
                     r.get::<_, i64>(3)? != 0,
                     r.get::<_, Option<String>>(4)?,
                     r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
                 ))
             })
+            .and_then(|rows| rows.collect())
             .map_err(|e| db_err(&format!("reading columns of {name}"), e))?;
-        for row in rows {
-            let (cname, decl, notnull, default, pk_pos) =
-                row.map_err(|e| db_err("table_info", e))?;
+        let names: Vec<String> = rows
+            .iter()
+            .filter(|r| r.5 != 1)
+            .map(|r| r.0.clone())
+            .collect();
+        let scope = expr::Scope {
+            columns: &names,
+            value: false,
+        };
+        let mut cols = Vec::new();
+        let mut pk: Vec<(i64, String)> = Vec::new();
+        for (cname, decl, notnull, default, pk_pos, hidden) in rows {
+            let generated = match hidden {
+                2 | 3 => {
+                    if decl.is_empty() {
+                        notes.push(format!(
+                            "not carried: generated column {name}.{cname}: it has no declared \
+                             type, so its values have none ferry can read"
+                        ));
+                        continue;
+                    }
+                    let text = match &declared {
+                        Ok(d) => d
+                            .generated
+                            .iter()
+                            .find(|g| g.column.eq_ignore_ascii_case(&cname))
+                            .map(|g| g.expr.clone())
+                            .unwrap_or_else(|| {
+                                Err("is not found in the table's CREATE TABLE".into())
+                            }),
+                        Err(why) => Err(format!("is in a CREATE TABLE that {why}")),
+                    };
+                    match text
+                        .and_then(|t| expr::rebuild(&t, expr::Engine::Sqlite, scope).map(|_| t))
+                    {
+                        Ok(expr) => Some(Generated {
+                            expr,
+                            stored: hidden == 3,
+                        }),
+                        Err(why) => {
+                            notes.push(format!(
+                                "not carried: the expression of generated column {name}.{cname}: \
+                                 it {why}; its values travel as plain data"
+                            ));
+                            None
+                        }
+                    }
+                }
+                0 => None,
+                _ => continue,
+            };
+            let default = match default {
+                Some(d) if generated.is_none() => {
+                    let d = d.trim().to_string();
+                    if is_constant_default(&d) {
+                        Some(d)
+                    } else {
+                        match expr::rebuild(&d, expr::Engine::Sqlite, scope) {
+                            Ok(_) => Some(d),
+                            Err(why) => {
+                                notes.push(format!(
+                                    "not carried: DEFAULT of {name}.{cname}: it {why}"
+                                ));
+                                None
+                            }
+                        }
+                    }
+                }
+                _ => None,
+            };
             let ty = map_declared_type(&decl);
             if pk_pos > 0 {
                 pk.push((pk_pos, cname.clone()));
@@ -128,7 +219,7 @@ impl SqliteSource {
                 text_reason: None,
                 collation: None,
                 identity: None,
-                generated: None,
+                generated,
             });
         }
         if cols.is_empty() {
@@ -143,15 +234,7 @@ impl SqliteSource {
             && let Some(c) = cols.iter_mut().find(|c| c.name == *key)
             && c.source_type.eq_ignore_ascii_case("INTEGER")
         {
-            let sql: String = self
-                .conn
-                .query_row(
-                    "SELECT coalesce(sql, '') FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                    [name],
-                    |r| r.get(0),
-                )
-                .map_err(|e| db_err(&format!("reading the definition of {name}"), e))?;
-            let kind = if sql.to_ascii_uppercase().contains("AUTOINCREMENT") {
+            let kind = if create.to_ascii_uppercase().contains("AUTOINCREMENT") {
                 IdentityKind::AutoIncrement
             } else {
                 IdentityKind::Rowid
@@ -209,17 +292,159 @@ impl SqliteSource {
                 ..Default::default()
             });
         }
+        let checks = checks(name, &create, &declared, scope, &mut notes);
+        let foreign_keys = self.foreign_keys(name, &mut notes)?;
         Ok(TableDef {
             schema: None,
             name: name.to_string(),
             columns: cols,
             primary_key: pk.into_iter().map(|p| p.1).collect(),
             indexes,
-            foreign_keys: vec![],
+            foreign_keys,
             partitioning: None,
+            not_carried: notes,
+            checks,
             ..Default::default()
         })
     }
+
+    /// The table's foreign keys with their actions (`PRAGMA foreign_key_list`); a key
+    /// naming no parent columns references the parent's primary key. SQLite keeps no name
+    /// for them: each is named `<table>_<columns>_fkey`.
+    fn foreign_keys(&self, name: &str, notes: &mut Vec<String>) -> Result<Vec<ForeignKey>> {
+        let err = |e| db_err(&format!("reading the foreign keys of {name}"), e);
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id, \"table\", \"from\", \"to\", on_update, on_delete \
+                 FROM pragma_foreign_key_list(?1) ORDER BY id, seq",
+            )
+            .map_err(err)?;
+        type Row = (i64, String, String, Option<String>, String, String);
+        let rows: Vec<Row> = st
+            .query_map([name], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .and_then(|r| r.collect())
+            .map_err(err)?;
+        let mut out: Vec<ForeignKey> = Vec::new();
+        let mut ids: Vec<i64> = Vec::new();
+        let mut implicit: Vec<bool> = Vec::new();
+        for (id, parent, from, to, on_update, on_delete) in rows {
+            if ids.last() != Some(&id) {
+                ids.push(id);
+                implicit.push(false);
+                out.push(ForeignKey {
+                    name: String::new(),
+                    columns: vec![],
+                    ref_schema: None,
+                    ref_table: parent,
+                    ref_columns: vec![],
+                    on_delete: FkAction::parse(&on_delete),
+                    on_update: FkAction::parse(&on_update),
+                });
+            }
+            let (Some(fk), Some(imp)) = (out.last_mut(), implicit.last_mut()) else {
+                continue;
+            };
+            fk.columns.push(from);
+            match to {
+                Some(t) => fk.ref_columns.push(t),
+                None => *imp = true,
+            }
+        }
+        let mut kept = Vec::new();
+        for (mut fk, implicit) in out.into_iter().zip(implicit) {
+            if implicit {
+                let mut st = self
+                    .conn
+                    .prepare("SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk")
+                    .map_err(err)?;
+                fk.ref_columns = st
+                    .query_map([&fk.ref_table], |r| r.get(0))
+                    .and_then(|r| r.collect())
+                    .map_err(err)?;
+            }
+            if fk.ref_columns.len() != fk.columns.len() {
+                notes.push(format!(
+                    "not carried: the foreign key of {name} ({}) referencing {}: its parent \
+                     columns cannot be read (a missing table, or no primary key)",
+                    fk.columns.join(", "),
+                    fk.ref_table
+                ));
+                continue;
+            }
+            let base = format!("{name}_{}_fkey", fk.columns.join("_"));
+            fk.name = unique_name(&base, kept.iter().map(|k: &ForeignKey| k.name.as_str()));
+            kept.push(fk);
+        }
+        Ok(kept)
+    }
+}
+
+/// `base`, or `base1`, `base2`, … when taken.
+fn unique_name<'a>(base: &str, taken: impl Iterator<Item = &'a str> + Clone) -> String {
+    let free = |n: &str| !taken.clone().any(|t| t.eq_ignore_ascii_case(n));
+    if free(base) {
+        return base.to_string();
+    }
+    (1..)
+        .map(|i| format!("{base}{i}"))
+        .find(|n| free(n))
+        .unwrap_or_else(|| base.to_string())
+}
+
+/// The table's CHECKs (of the table and its columns) from its parsed CREATE TABLE, each
+/// held to the expression rules; what is not is named. A CHECK without a name is named as
+/// PostgreSQL would: `<table>_<column>_check`, or `<table>_check`.
+fn checks(
+    table: &str,
+    create: &str,
+    declared: &std::result::Result<expr::DeclaredExprs, String>,
+    scope: expr::Scope<'_>,
+    notes: &mut Vec<String>,
+) -> Vec<Check> {
+    let d = match declared {
+        Ok(d) => d,
+        Err(why) => {
+            if create.to_ascii_uppercase().contains("CHECK") {
+                notes.push(format!(
+                    "not carried: CHECK constraints of {table}: its CREATE TABLE {why}"
+                ));
+            }
+            return vec![];
+        }
+    };
+    let mut out: Vec<Check> = Vec::new();
+    for c in &d.checks {
+        let name = match (&c.name, &c.column) {
+            (Some(n), _) => n.clone(),
+            (None, Some(col)) => unique_name(
+                &format!("{table}_{col}_check"),
+                out.iter().map(|k| k.name.as_str()),
+            ),
+            (None, None) => unique_name(
+                &format!("{table}_check"),
+                out.iter().map(|k| k.name.as_str()),
+            ),
+        };
+        match c
+            .expr
+            .clone()
+            .and_then(|t| expr::rebuild(&t, expr::Engine::Sqlite, scope).map(|_| t))
+        {
+            Ok(expr) => out.push(Check { name, expr }),
+            Err(why) => notes.push(format!("not carried: CHECK {name} on {table}: it {why}")),
+        }
+    }
+    out
 }
 
 /// SQLite's affinity rules (§3.1 of "Datatypes In SQLite"), refined by the declared names
@@ -534,65 +759,15 @@ fn column_reader(ty: &ColumnType, cap: usize) -> Result<Box<dyn ColumnReader>> {
 }
 
 impl SqliteSource {
-    /// What SQLite tables have that ferry does not read from them yet: CHECK constraints,
-    /// generated columns and foreign keys (named per table), and the views and triggers
+    /// What SQLite tables have that ferry does not carry: what each table's definition
+    /// names (expressions outside the rules, see `table_def`), and the views and triggers
     /// of the file.
     fn file_not_carried(&self, tables: &[TableDef]) -> Result<Vec<String>> {
         let err = |e| db_err("listing what is not carried", e);
-        let mut out = Vec::new();
-        for t in tables {
-            let q = quote(&t.name);
-            let sql: String = self
-                .conn
-                .query_row(
-                    "SELECT coalesce(sql, '') FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                    [&t.name],
-                    |r| r.get(0),
-                )
-                .map_err(err)?;
-            if sql.to_ascii_uppercase().contains("CHECK") {
-                out.push(format!(
-                    "not carried: CHECK constraints of {} (SQLite's are not read)",
-                    t.name
-                ));
-            }
-            let generated: Vec<String> = self
-                .conn
-                .prepare(&format!("PRAGMA table_xinfo({q})"))
-                .and_then(|mut st| {
-                    st.query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, i64>(6)?)))?
-                        .collect::<rusqlite::Result<Vec<_>>>()
-                })
-                .map_err(err)?
-                .into_iter()
-                .filter(|(_, hidden)| *hidden == 2 || *hidden == 3)
-                .map(|(n, _)| n)
-                .collect();
-            if !generated.is_empty() {
-                out.push(format!(
-                    "generated columns of {} are not carried: {}",
-                    t.name,
-                    generated.join(", ")
-                ));
-            }
-            let fks: i64 = self
-                .conn
-                .query_row(
-                    &format!(
-                        "SELECT count(*) FROM pragma_foreign_key_list({})",
-                        crate::expr::quote_literal(&t.name)
-                    ),
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(err)?;
-            if fks > 0 {
-                out.push(format!(
-                    "not carried: the foreign keys of {} (SQLite's are not read)",
-                    t.name
-                ));
-            }
-        }
+        let mut out: Vec<String> = tables
+            .iter()
+            .flat_map(|t| t.not_carried.iter().cloned())
+            .collect();
         let mut st = self
             .conn
             .prepare(
