@@ -261,10 +261,14 @@ fn plan_chain(
                 "--cursor {q}={column}: the table has no primary key, and a link's rows are applied by primary key"
             )));
         }
+        // SQLite's INTEGER PRIMARY KEY is the rowid: never NULL, whatever the column says.
+        let rowid = |c: &crate::types::Column| {
+            t.primary_key.len() == 1 && c.source_type.eq_ignore_ascii_case("integer")
+        };
         if let Some(c) = t
             .columns
             .iter()
-            .find(|c| c.nullable && t.primary_key.contains(&c.name))
+            .find(|c| c.nullable && t.primary_key.contains(&c.name) && !rowid(c))
         {
             return Err(Error::Usage(format!(
                 "--cursor {q}={column}: primary-key column {:?} may be NULL (SQLite allows it), and a row with a \
