@@ -322,8 +322,8 @@ fn plan_chain(
 /// One table's key set as exported: (qualified name, catalog record, manifest entries, bytes).
 type KeysExported = (String, crate::bundle::catalog::KeySet, Vec<FileEntry>, u64);
 
-/// `--deletes`: each cursor table's primary-key set, read whole in the same snapshot into
-/// parts of its own. Returns, per table, the key set, its manifest entries and bytes.
+/// A link's key sets: each cursor table's primary-key set with `--deletes`, and every whole
+/// table's, read whole in the same snapshot into parts of their own. Returns, per table, the key set, its manifest entries and bytes.
 fn export_keys(
     plan: &ExportPlan,
     progress: &Progress,
@@ -333,7 +333,11 @@ fn export_keys(
     tables: &[crate::types::TableDef],
 ) -> Result<Vec<KeysExported>> {
     let mut out = Vec::new();
-    if !plan.deletes {
+    let link = chain
+        .link
+        .as_ref()
+        .is_some_and(|l| l.prev_manifest_sha256.is_some());
+    if !link {
         return Ok(out);
     }
     let none = std::collections::HashMap::new();
@@ -348,12 +352,26 @@ fn export_keys(
     };
     for t in tables {
         let q = t.qualified();
-        if chain
+        // Cursor tables carry their key set with --deletes; a link's whole tables always
+        // do when they have a key that cannot be NULL, so the import upserts them and
+        // deletes only the rows the source deleted (a replace would delete every row, and
+        // with it, through ON DELETE CASCADE, the rows of the tables that reference it).
+        let cursor = chain
             .tables
             .get(&q)
             .and_then(|c| c.cursor.as_ref())
-            .is_none()
-        {
+            .is_some();
+        let keyed = !t.primary_key.is_empty()
+            && t.columns.iter().all(|c| {
+                !t.primary_key.contains(&c.name)
+                    || !c.nullable
+                    || (t.primary_key.len() == 1 && c.source_type.eq_ignore_ascii_case("integer"))
+            });
+        let partial = chain
+            .tables
+            .get(&q)
+            .is_some_and(|c| c.partial && c.cursor.is_none());
+        if !keyed || partial || (cursor && !plan.deletes) {
             continue;
         }
         let e = export_table(src, &crate::chain::key_table(t), None, true, &ctx)?;

@@ -608,7 +608,9 @@ impl Run<'_> {
     /// tables (which travel whole) by replace; any other bundle as `--mode` says.
     fn mode(&self, t: &CatalogTable) -> Mode {
         if self.is_link() {
-            if t.cursor.is_some() {
+            // A whole table with its key set is applied like a cursor table (upsert, then
+            // delete what the key set lacks); one without a key is replaced.
+            if t.cursor.is_some() || t.keys.is_some() {
                 Mode::Upsert
             } else {
                 Mode::Replace
@@ -930,6 +932,10 @@ fn delete_ratio_problems(run: &Run<'_>, planned: &[Planned<'_>]) -> Vec<String> 
         let (Some(keys), Some(have)) = (&t.keys, p.existing_rows) else {
             continue;
         };
+        if t.cursor.is_none() {
+            // A whole table: its rows are the source's, as a replace would make them.
+            continue;
+        }
         if !keys.parts.is_empty()
             && keys
                 .parts
@@ -972,6 +978,7 @@ fn load_tables(
         parts_started: AtomicUsize::new(0),
         publishes_started: AtomicUsize::new(0),
         deletes_started: AtomicUsize::new(0),
+        deleted: Mutex::new(Vec::new()),
         published: AtomicUsize::new(0),
         publish_failed: Mutex::new(None),
         failed_parts: Mutex::new(Vec::new()),
@@ -984,7 +991,16 @@ fn load_tables(
             None => break,
         }
     }
-    let (results, worker_errors) = run_workers(&ctx, &mut targets)?;
+    // A link's deletes come first, children before parents (the reverse of the load
+    // order), on tables the target has: the exact --max-delete-ratio check then runs
+    // before any of the link's rows is written, and a parent's rows go only after the rows
+    // that reference them. A table the target does not have yet gets its (empty) deletes
+    // after its load.
+    let deletes_first = apply_deletes_first(&ctx, targets[0].as_mut());
+    let (results, worker_errors) = match deletes_first {
+        Ok(()) => run_workers(&ctx, &mut targets)?,
+        Err(e) => (vec![], vec![e]),
+    };
     for r in results {
         report.add_table(&r.name, r.rows, r.bytes, r.parts, r.elapsed, r.status);
     }
@@ -1068,6 +1084,8 @@ struct LoadCtx<'a> {
     publishes_started: AtomicUsize,
     /// Tables whose deletes (a link's key set) this run began.
     deletes_started: AtomicUsize,
+    /// Tables whose deletes ran before the loads, with the rows deleted.
+    deleted: Mutex<Vec<(String, u64)>>,
     /// Tables this run published (replace).
     published: AtomicUsize,
     /// The table whose publish failed.
@@ -1230,7 +1248,14 @@ fn import_table(
             }
         }
     }
-    if t.keys.is_some() {
+    let done_first = ctx
+        .deleted
+        .lock()
+        .map(|g| g.iter().find(|(n, _)| n == name).map(|(_, d)| *d))
+        .unwrap_or_default();
+    if let Some(n) = done_first {
+        deleted = n;
+    } else if t.keys.is_some() {
         match apply_deletes(ctx, target, t, name) {
             Ok(Some(n)) => {
                 deleted = n;
@@ -1282,6 +1307,22 @@ fn import_table(
         elapsed: t_start.elapsed(),
         status,
     })
+}
+
+/// Phase one of a link: the deletes of every table the target already has, in reverse
+/// load order, before any part.
+fn apply_deletes_first(ctx: &LoadCtx<'_>, target: &mut dyn Target) -> Result<()> {
+    let tables: Vec<(&CatalogTable, &str)> = ctx.run.tables.tables().collect();
+    for (t, name) in tables.into_iter().rev() {
+        if t.keys.is_none() || target.table_rows(name, &t.table)?.is_none() {
+            continue;
+        }
+        let n = apply_deletes(ctx, target, t, name)?.unwrap_or(0);
+        if let Ok(mut g) = ctx.deleted.lock() {
+            g.push((name.to_string(), n));
+        }
+    }
+    Ok(())
 }
 
 /// A link's deletes for table `t` (its key set, in one transaction with their ledger rows);
@@ -1371,7 +1412,11 @@ fn apply_deletes(
         run.same_engine,
         &entries,
         &mut all,
-        run.plan.max_delete_ratio,
+        if t.cursor.is_some() {
+            run.plan.max_delete_ratio
+        } else {
+            1.0
+        },
         &mut before_commit,
     )? {
         LoadOutcome::Loaded(n) => {

@@ -420,8 +420,8 @@ fn a_late_commit_travels_with_lookback_and_is_missed_without() {
     );
 }
 
-/// A link killed inside its upsert (a part sent, not committed) and inside its deletes
-/// (keys loaded, rows deleted, not committed), then re-run: the target equals the source.
+/// A link killed inside its deletes (keys loaded, rows deleted, not committed), then inside
+/// its upsert (a part sent, not committed), then re-run: the target equals the source.
 fn link_killed_inside_upsert_and_deletes(fx: &Fixture, src: &Db, dst: &Db) {
     schema(src);
     let b1 = export(
@@ -449,13 +449,17 @@ fn link_killed_inside_upsert_and_deletes(fx: &Fixture, src: &Db, dst: &Db) {
         &["--since", b1.to_str().unwrap(), "--deletes"],
     );
     let before: Vec<Vec<String>> = QUERIES.iter().map(|q| dst.rows(q)).collect();
-    for point in [("part-sent", 1), ("deletes", 1)] {
+    // A link's deletes run first (children first), then its upserts.
+    for point in [("deletes", 1), ("part-sent", 1)] {
         let mut p = crate::kill::paused_at(&b2, &fx.key, &dst.url(), &[], point, 600);
         p.0.kill().unwrap();
         assert!(!p.0.wait().unwrap().success());
-        if point.0 == "part-sent" {
+        if point.0 == "deletes" {
             let now: Vec<Vec<String>> = QUERIES.iter().map(|q| dst.rows(q)).collect();
-            assert_eq!(now, before, "a part killed before its COMMIT left nothing");
+            assert_eq!(
+                now, before,
+                "deletes killed before their COMMIT left nothing"
+            );
         }
     }
     let (code, err) = import(fx, &b2, dst, &[]);
@@ -489,4 +493,35 @@ fn a_link_killed_inside_upsert_and_deletes_resumes_exactly_on_mariadb() {
         return;
     };
     link_killed_inside_upsert_and_deletes(&fx, &src, &dst);
+}
+
+/// A link's table without a cursor, referenced with ON DELETE CASCADE: the link upserts it
+/// and deletes only what the source deleted, so the rows that reference it stay (a replace
+/// would delete every row and cascade into them).
+#[test]
+fn a_whole_table_referenced_with_cascade_keeps_its_children() {
+    let fx = fixture();
+    let (Some(src), Some(dst)) = (pg("casc_src"), pg("casc_dst")) else {
+        return;
+    };
+    src.exec(
+        "CREATE TABLE category (id INTEGER PRIMARY KEY, name TEXT);
+         CREATE TABLE product (id INTEGER PRIMARY KEY, cat INTEGER REFERENCES category ON DELETE CASCADE,
+                               name TEXT, u BIGINT NOT NULL);
+         INSERT INTO category VALUES (1, 'a'), (2, 'b'), (3, 'gone');
+         INSERT INTO product SELECT g, 1 + g % 2, 'p' || g, g FROM generate_series(1, 100) g;",
+    );
+    let b1 = export(&fx, &src, "c1", &["--cursor", "product=u"]);
+    assert_eq!(import(&fx, &b1, &dst, &[]).0, 0);
+    src.exec("UPDATE product SET u = 200, name = 'changed' WHERE id = 1; UPDATE category SET name = 'A' WHERE id = 1; DELETE FROM category WHERE id = 3;");
+    let b2 = export(&fx, &src, "c2", &["--since", b1.to_str().unwrap()]);
+    let (code, err) = import(&fx, &b2, &dst, &[]);
+    assert_eq!(code, 0, "{err}");
+    for q in [
+        "SELECT id, cat, name, u FROM product ORDER BY id",
+        "SELECT id, name FROM category ORDER BY id",
+    ] {
+        assert_eq!(src.rows(q), dst.rows(q), "{q}");
+    }
+    assert_eq!(dst.rows("SELECT count(*) FROM product"), vec!["100"]);
 }
