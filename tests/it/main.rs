@@ -16,6 +16,7 @@ mod common;
 mod conformance;
 mod fidelity;
 mod kill;
+mod load_order;
 mod matrix;
 mod modes;
 mod mysql;
