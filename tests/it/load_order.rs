@@ -338,3 +338,128 @@ fn mariadb_replace_of_a_table_that_others_reference() {
         )
     });
 }
+
+// Source identity (issue #15): the source id comes from the database itself, not from how
+// the URL spells its host, so replay protection holds across spellings.
+
+/// `ferry inspect BUNDLE --json` with the fixture's key: source id and how it was derived.
+fn source_of(fx: &Fixture, b: &Path) -> (String, String) {
+    let out = ferry()
+        .args(["inspect", b.to_str().unwrap(), "--json", "--key-file"])
+        .arg(&fx.key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        v["source_id"].as_str().unwrap().to_string(),
+        v["source_id_basis"].as_str().unwrap().to_string(),
+    )
+}
+
+/// `url` with its host replaced.
+fn with_host(url: &str, host: &str) -> String {
+    let mut u = url::Url::parse(url).unwrap();
+    u.set_host(Some(host)).unwrap();
+    u.to_string()
+}
+
+/// Two spellings of one database give one source id, derived as `kind` says; another
+/// database another id; and a bundle exported through one spelling cannot replay an older
+/// sequence over one exported through the other.
+fn one_source_id_per_database(a_url: &str, other_url: &str, kind: &str, basis: &str) {
+    let fx = fixture();
+    let via_ip = with_host(a_url, "127.0.0.1");
+    let via_name = with_host(a_url, "localhost");
+    let (b1, b2, b3) = (fx.path("b1"), fx.path("b2"), fx.path("b3"));
+    fx.export_to(&via_ip, &b1, &["--sequence", "2"]);
+    fx.export_to(&via_name, &b2, &["--sequence", "1"]);
+    fx.export_to(other_url, &b3, &[]);
+    let (id1, basis1) = source_of(&fx, &b1);
+    let (id2, _) = source_of(&fx, &b2);
+    let (id3, _) = source_of(&fx, &b3);
+    assert_eq!(id1, id2, "127.0.0.1 and localhost are one source");
+    assert_ne!(id1, id3, "two databases are two sources");
+    assert!(id1.starts_with(kind), "{id1}");
+    assert!(basis1.contains(basis), "{basis1}");
+    // Without a key, inspect still says what the id was derived from.
+    let out = ferry()
+        .args(["inspect", b1.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains(&id1) && text.contains(basis),
+        "{text}"
+    );
+    // Replay protection holds across spellings: sequence 1 after 2 is refused.
+    let dst = fx.path("dst.db");
+    let dst = format!("sqlite://{}", dst.display());
+    fx.import_to(&b1, &dst, &[]);
+    let (code, _, text) = import(&fx, &b2, &dst, &[]);
+    assert_eq!(code, 65, "{text}");
+    assert!(text.contains("older"), "{text}");
+}
+
+#[test]
+fn postgres_source_id_comes_from_the_cluster_and_database() {
+    let Some(a) = PgDb::new("sid_a") else {
+        return;
+    };
+    let Some(b) = PgDb::new("sid_b") else {
+        return;
+    };
+    for db in [&a, &b] {
+        psql(
+            &db.url,
+            "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);",
+        );
+    }
+    one_source_id_per_database(&a.url, &b.url, "postgres-sysid-", "system_identifier");
+}
+
+#[test]
+fn mariadb_source_id_comes_from_the_server_and_schema() {
+    let Some(a) = MyDb::new("sid_a") else {
+        return;
+    };
+    let Some(b) = MyDb::new("sid_b") else {
+        return;
+    };
+    for db in [&a, &b] {
+        my(
+            &db.url,
+            "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);",
+        );
+    }
+    // MariaDB has no @@server_uuid: hostname, datadir, port and server_id (MySQL: uuid).
+    let mariadb = my(&a.url, "SELECT @@version").contains("MariaDB");
+    let (kind, basis) = if mariadb {
+        ("mysql-host-", "datadir")
+    } else {
+        ("mysql-uuid-", "server_uuid")
+    };
+    one_source_id_per_database(&a.url, &b.url, kind, basis);
+}
+
+#[test]
+fn sqlite_source_id_is_the_files_identity_not_its_path() {
+    let fx = fixture();
+    let link = fx.path("link.db");
+    std::os::unix::fs::symlink(&fx.src, &link).unwrap();
+    let copy = fx.path("copy.db");
+    std::fs::copy(&fx.src, &copy).unwrap();
+    let ids: Vec<(String, String)> = [&fx.src, &link, &copy]
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let b = fx.path(&format!("b{i}"));
+            fx.export_to(&format!("sqlite://{}", p.display()), &b, &[]);
+            source_of(&fx, &b)
+        })
+        .collect();
+    assert_eq!(ids[0].0, ids[1].0, "a symlink names the same file");
+    assert_ne!(ids[0].0, ids[2].0, "a copy is another file");
+    assert!(ids[0].0.starts_with("sqlite-file-"), "{}", ids[0].0);
+    assert!(ids[0].1.contains("inode"), "{}", ids[0].1);
+}
