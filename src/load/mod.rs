@@ -206,7 +206,8 @@ pub fn publish_group(
             s.create_table(p.name, p.table, same_engine, false)?;
         }
     }
-    transaction(
+    s.references_off(true)?;
+    let published = transaction(
         s,
         (first.name, first.table),
         |s| {
@@ -261,7 +262,8 @@ pub fn publish_group(
             for r in &refs {
                 check_reference(s, group, r)?;
             }
-            s.restore_references(&refs)?;
+            let tables: Vec<String> = group.iter().map(|p| s.table_sql(p.name, p.table)).collect();
+            s.restore_references(&refs, &tables)?;
             for p in group {
                 let key = s.ledger_key(p.name, p.table);
                 for part in ledger::staged_parts(s, bundle_id, &key)? {
@@ -271,7 +273,10 @@ pub fn publish_group(
             before_commit()
         },
         |_| true,
-    )
+    );
+    let back = s.references_off(false);
+    published?;
+    back
 }
 
 /// `INSERT … SELECT` of one table's staging rows into it, inside the publish.

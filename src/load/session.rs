@@ -203,8 +203,17 @@ pub trait Session {
     }
 
     /// Inside the publish's transaction, after the new rows are in and checked against
-    /// `refs`: puts back what [`Session::suspend_references`] took away.
-    fn restore_references(&mut self, _refs: &[Reference]) -> Result<()> {
+    /// `refs`: puts back what [`Session::suspend_references`] took away. `group`: the
+    /// published tables, as statements write them (an engine that suspended every check
+    /// checks their own keys here too).
+    fn restore_references(&mut self, _refs: &[Reference], _group: &[String]) -> Result<()> {
+        Ok(())
+    }
+
+    /// Before a publish's transaction (`true`) and after it, committed or not (`false`):
+    /// what must be set outside a transaction for [`Session::suspend_references`] (SQLite's
+    /// `PRAGMA foreign_keys`, which a transaction ignores). Default: nothing.
+    fn references_off(&mut self, _off: bool) -> Result<()> {
         Ok(())
     }
 

@@ -463,3 +463,167 @@ fn sqlite_source_id_is_the_files_identity_not_its_path() {
     assert!(ids[0].0.starts_with("sqlite-file-"), "{}", ids[0].0);
     assert!(ids[0].1.contains("inode"), "{}", ids[0].1);
 }
+
+/// Runs `ferry import --mode replace` until it pauses in its first publish (inside the
+/// transaction, before COMMIT), then kills it (SIGKILL).
+fn killed_in_first_publish(fx: &Fixture, b: &Path, url: &str) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .args(["--quiet", "import", b.to_str().unwrap(), url, "--key-file"])
+        .arg(&fx.key)
+        .args(["--mode", "replace", "--jobs", "2"])
+        .env("FERRY_PAUSE_AT", "publish:1")
+        .env_remove("FERRY_KEY_FILE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut paused = false;
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        if line == "ferry: paused at publish 1" {
+            paused = true;
+            break;
+        }
+        seen.push(line);
+    }
+    let _ = child.kill();
+    child.wait().unwrap();
+    assert!(paused, "the import did not pause at publish 1: {seen:?}");
+}
+
+#[test]
+fn postgres_group_publish_killed_before_commit_changes_nothing_and_resumes() {
+    let Some(src) = PgDb::new("order_kill_src") else {
+        return;
+    };
+    let Some(dst) = PgDb::new("order_kill_dst") else {
+        return;
+    };
+    psql(&src.url, &format!("{PG_SCHEMA} {ROWS}"));
+    psql(
+        &dst.url,
+        &format!(
+            "{PG_SCHEMA} INSERT INTO z_parent VALUES (1000, 'old'); INSERT INTO a_child VALUES (1000, 1000, 'old');"
+        ),
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(&src.url, &b, &[]);
+    let state = || {
+        psql(
+            &dst.url,
+            "SELECT (SELECT count(*) FROM z_parent) || ' ' || (SELECT count(*) FROM a_child) || ' ' || \
+             (SELECT count(*) FROM pg_constraint WHERE conname = 'a_child_parent_fk' AND convalidated)",
+        )
+    };
+    killed_in_first_publish(&fx, &b, &dst.url);
+    // The group's one transaction died: old rows, and the key it had dropped is there.
+    assert_eq!(state(), "1 1 1");
+    let (code, tables, text) = import(&fx, &b, &dst.url, &["--mode", "replace"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(tables, ["z_parent", "a_child"]);
+    assert_eq!(state(), "50 120 1");
+    // Both tables were published by one transaction: no staging table is left.
+    assert_eq!(
+        psql(
+            &dst.url,
+            "SELECT count(*) FROM pg_tables WHERE tablename LIKE '\\_ferry\\_%' AND tablename <> '_ferry_ledger'"
+        ),
+        "0"
+    );
+}
+
+#[test]
+fn sqlite_replace_of_a_table_that_others_reference_checks_their_rows() {
+    let fx = fixture();
+    let src = fx.path("parents.db");
+    let dst = fx.path("dst.db");
+    let schema = "CREATE TABLE z_parent (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+                  CREATE TABLE orders (id INTEGER PRIMARY KEY,
+                      parent_id INTEGER REFERENCES z_parent ON DELETE CASCADE);";
+    let s = rusqlite::Connection::open(&src).unwrap();
+    s.execute_batch(&format!(
+        "{schema} WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50)
+         INSERT INTO z_parent SELECT i, 'p' || i FROM n;"
+    ))
+    .unwrap();
+    let d = rusqlite::Connection::open(&dst).unwrap();
+    d.execute_batch(&format!(
+        "{schema} INSERT INTO z_parent VALUES (1, 'old'), (999, 'extra');
+         INSERT INTO orders VALUES (1, 1), (2, 999);"
+    ))
+    .unwrap();
+    let b = fx.path("b");
+    fx.export_to(
+        &format!("sqlite://{}", src.display()),
+        &b,
+        &["--table", "z_parent"],
+    );
+    let dst_url = format!("sqlite://{}", dst.display());
+    let (code, _, text) = import(&fx, &b, &dst_url, &["--mode", "replace"]);
+    assert_eq!(code, 65, "{text}");
+    for want in ["orders", "z_parent", "999", "nothing was changed"] {
+        assert!(text.contains(want), "{want} missing in {text}");
+    }
+    let count = |sql: &str| -> i64 { d.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT count(*) FROM z_parent"), 2, "nothing changed");
+    d.execute("DELETE FROM orders WHERE id = 2", []).unwrap();
+    let (code, _, text) = import(&fx, &b, &dst_url, &["--mode", "replace"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(count("SELECT count(*) FROM z_parent"), 50);
+    assert_eq!(
+        count("SELECT count(*) FROM orders"),
+        1,
+        "no order was cascaded away"
+    );
+}
+
+#[test]
+fn sqlite_loads_parents_before_children_in_every_mode() {
+    // ferry's SQLite connection enforces foreign keys (the bundled library's default).
+    let fx = fixture();
+    let src = fx.path("fk.db");
+    let schema = "CREATE TABLE z_parent (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+                  CREATE TABLE a_child (id INTEGER PRIMARY KEY,
+                      parent_id INTEGER NOT NULL REFERENCES z_parent, v TEXT);";
+    rusqlite::Connection::open(&src)
+        .unwrap()
+        .execute_batch(&format!(
+            "{schema} WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 120)
+             INSERT INTO z_parent SELECT i, 'p' || i FROM n WHERE i <= 50;
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 120)
+             INSERT INTO a_child SELECT i, i % 50 + 1, 'c' || i FROM n;"
+        ))
+        .unwrap();
+    let b = fx.path("b");
+    fx.export_to(&format!("sqlite://{}", src.display()), &b, &[]);
+    for (mode, old_rows, want) in MODES {
+        let dst = fx.path(&format!("dst_{mode}.db"));
+        let d = rusqlite::Connection::open(&dst).unwrap();
+        d.execute_batch(schema).unwrap();
+        if old_rows {
+            d.execute_batch(
+                "INSERT INTO z_parent VALUES (1000, 'old'); INSERT INTO a_child VALUES (1000, 1000, 'old');",
+            )
+            .unwrap();
+        }
+        let (code, tables, text) = import(
+            &fx,
+            &b,
+            &format!("sqlite://{}", dst.display()),
+            &["--mode", mode],
+        );
+        assert_eq!(code, 0, "--mode {mode}: {text}");
+        assert_eq!(tables, ["z_parent", "a_child"], "--mode {mode}");
+        let counts: String = d
+            .query_row(
+                "SELECT (SELECT count(*) FROM z_parent) || ' ' || (SELECT count(*) FROM a_child)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(counts, want, "--mode {mode}");
+    }
+}

@@ -1407,7 +1407,7 @@ impl Session for PgTarget {
         Ok(())
     }
 
-    fn restore_references(&mut self, refs: &[load::Reference]) -> Result<()> {
+    fn restore_references(&mut self, refs: &[load::Reference], _group: &[String]) -> Result<()> {
         // The server's own text of each constraint (actions, MATCH, DEFERRABLE, NOT VALID),
         // under the same search_path it was printed with; adding it validates it again.
         for r in refs {
