@@ -693,7 +693,13 @@ fn seal_catalog_and_manifest(
     let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let catalog = Catalog {
         bundle_id: bundle.id.clone(),
-        source: src.info(),
+        source: {
+            let mut info = src.info();
+            if plan.source_id.is_some() {
+                info.source_id_basis = Some("given with --source-id".into());
+            }
+            info
+        },
         created_at: created_at.clone(),
         tables: catalog_tables,
         not_carried,

@@ -24,6 +24,8 @@ use crate::{Error, Result};
 
 pub use crate::load::Mode;
 
+mod order;
+
 /// The staging table of a replace: `_ferry_<bundle id first 8>_<8 hex of SHA-256 of the
 /// target table name>`. Deterministic, so a re-run of the same bundle finds and reuses it.
 pub fn staging_name(bundle_id: &str, target_table: &str) -> String {
@@ -970,9 +972,37 @@ fn load_tables(
 ) -> Result<Box<dyn Target>> {
     let run_id = crate::bundle::layout::new_bundle_id();
     report.errors.parts_total = run.tables.wanted_parts.len() as u64;
+    target.prepare(&run.tables.targets, run.same_engine)?;
+    let edges = fk_edges(run, target.as_mut())?;
+    let order = order::load_order(run.tables.selected.len(), &edges);
+    for c in &order.cycles {
+        let names: Vec<&str> = c
+            .iter()
+            .map(|&i| run.tables.targets[i].0.as_str())
+            .collect();
+        report.warnings.push(format!(
+            "the foreign keys of {} form a cycle: they load in one wave, in any order (the keys ferry creates are \
+             added after every table is in; a key the target already has must accept the rows in that order)",
+            names.join(", ")
+        ));
+    }
+    // Publish groups join only tables that are replaced (a link upserts some of its tables).
+    let replaced = |i: usize| run.mode(run.tables.selected[i]) == Mode::Replace;
+    let group_edges: Vec<(usize, usize)> = edges
+        .iter()
+        .copied()
+        .filter(|&(a, b)| replaced(a) && replaced(b))
+        .collect();
+    let group_of = order::groups(run.tables.selected.len(), &group_edges);
+    let mut waiting: std::collections::HashMap<usize, Group> = std::collections::HashMap::new();
+    for &g in &group_of {
+        waiting.entry(g).or_default().remaining += 1;
+    }
     let ctx = LoadCtx {
         run,
         run_id: &run_id,
+        group_of,
+        groups: Mutex::new(waiting),
         committed: AtomicUsize::new(run.ledger.parts.len()),
         failed: AtomicBool::new(false),
         parts_started: AtomicUsize::new(0),
@@ -983,7 +1013,6 @@ fn load_tables(
         publish_failed: Mutex::new(None),
         failed_parts: Mutex::new(Vec::new()),
     };
-    target.prepare(&run.tables.targets, run.same_engine)?;
     let mut targets = vec![target];
     while targets.len() < run.plan.jobs.max(1).min(run.tables.selected.len().max(1)) {
         match targets[0].worker()? {
@@ -996,11 +1025,25 @@ fn load_tables(
     // before any of the link's rows is written, and a parent's rows go only after the rows
     // that reference them. A table the target does not have yet gets its (empty) deletes
     // after its load.
-    let deletes_first = apply_deletes_first(&ctx, targets[0].as_mut());
-    let (results, worker_errors) = match deletes_first {
-        Ok(()) => run_workers(&ctx, &mut targets)?,
-        Err(e) => (vec![], vec![e]),
-    };
+    let reverse: Vec<usize> = order
+        .waves
+        .iter()
+        .rev()
+        .flat_map(|w| w.iter().rev().copied())
+        .collect();
+    let (mut results, mut worker_errors) = (Vec::new(), Vec::new());
+    if let Err(e) = apply_deletes_first(&ctx, targets[0].as_mut(), &reverse) {
+        worker_errors.push(e);
+    } else {
+        for wave in &order.waves {
+            let (r, e) = run_workers(&ctx, &mut targets, wave);
+            results.extend(r);
+            if !e.is_empty() {
+                worker_errors = e;
+                break;
+            }
+        }
+    }
     for r in results {
         report.add_table(&r.name, r.rows, r.bytes, r.parts, r.elapsed, r.status);
     }
@@ -1020,19 +1063,55 @@ fn load_tables(
     Ok(targets.swap_remove(0))
 }
 
-/// Loads the tables on one worker per connection (the shared [`crate::pool`]).
+/// Loads one wave of tables (indices into the selection) on one worker per connection
+/// (the shared [`crate::pool`]).
 fn run_workers(
     ctx: &LoadCtx<'_>,
     targets: &mut [Box<dyn Target>],
-) -> Result<(Vec<Loaded>, Vec<Error>)> {
-    let items: Vec<(&CatalogTable, &str)> = ctx.run.tables.tables().collect();
-    Ok(crate::pool::run(
+    wave: &[usize],
+) -> (Vec<Loaded>, Vec<Error>) {
+    crate::pool::run(
         targets,
-        items,
+        wave.to_vec(),
         &ctx.failed,
         "import",
-        |target, (t, name)| import_table(ctx, target.as_mut(), t, name),
-    ))
+        |target, i| import_table(ctx, target.as_mut(), i),
+    )
+}
+
+/// The foreign keys between the selected tables, as `(child, parent)` indices: those of
+/// the bundle's catalog and those the target's own tables have (a pre-created target may
+/// have keys its source lacked).
+fn fk_edges(run: &Run<'_>, target: &mut dyn Target) -> Result<Vec<(usize, usize)>> {
+    let selected = &run.tables.selected;
+    let mut edges = Vec::new();
+    for (c, t) in selected.iter().enumerate() {
+        for fk in &t.table.foreign_keys {
+            let parent = selected.iter().position(|p| {
+                p.table.name == fk.ref_table
+                    && (p.table.schema == fk.ref_schema
+                        || p.table.schema.is_none()
+                        || fk.ref_schema.is_none())
+            });
+            if let Some(p) = parent {
+                edges.push((c, p));
+            }
+        }
+    }
+    let sql: Vec<String> = run
+        .tables
+        .targets
+        .iter()
+        .map(|(name, def)| target.table_sql(name, def))
+        .collect();
+    for (p, (name, def)) in run.tables.targets.iter().enumerate() {
+        for r in target.referencing(name, def)? {
+            if let Some(c) = sql.iter().position(|q| *q == r.child_sql) {
+                edges.push((c, p));
+            }
+        }
+    }
+    Ok(edges)
 }
 
 /// After every table: what the target adds across tables (foreign keys; its notes become
@@ -1088,8 +1167,12 @@ struct LoadCtx<'a> {
     deleted: Mutex<Vec<(String, u64)>>,
     /// Tables this run published (replace).
     published: AtomicUsize,
-    /// The table whose publish failed.
-    publish_failed: Mutex<Option<String>>,
+    /// The tables whose publish failed.
+    publish_failed: Mutex<Option<Vec<String>>>,
+    /// Each selected table's group (replace publishes a group in one transaction), and
+    /// what each group still waits for.
+    group_of: Vec<usize>,
+    groups: Mutex<std::collections::HashMap<usize, Group>>,
     /// Parts whose load failed, as `(part path, how the summary names it)`.
     failed_parts: Mutex<Vec<(String, String)>>,
 }
@@ -1104,7 +1187,13 @@ fn failure_state(
     fresh: Result<load::LedgerState>,
 ) -> FailureState {
     let tables = &ctx.run.tables;
-    let publish_failed = ctx.publish_failed.lock().ok().and_then(|g| g.clone());
+    let failed_group = ctx
+        .publish_failed
+        .lock()
+        .ok()
+        .and_then(|g| g.clone())
+        .unwrap_or_default();
+    let publish_failed = (!failed_group.is_empty()).then(|| failed_group.join(", "));
     let mut state = FailureState {
         committed: ctx.committed.load(Ordering::Relaxed),
         total: ctx.run.checked.bundle.manifest.parts.len(),
@@ -1144,14 +1233,37 @@ fn failure_state(
         .unwrap_or_default();
     if let Some((_, part)) = failed.iter().find(|(p, _)| parts.contains(p.as_str())) {
         state.check = LedgerCheck::CommitLost(part.clone());
-    } else if let Some(t) = &state.publish_failed
-        && tables
-            .tables()
-            .any(|(c, name)| name == t && published_in(&parts, &staged, c))
+    } else if !failed_group.is_empty()
+        && tables.tables().any(|(c, name)| {
+            failed_group.iter().any(|t| t == name) && published_in(&parts, &staged, c)
+        })
     {
         state.check = LedgerCheck::PublishLost;
     }
     state
+}
+
+/// A replace's group of tables linked by foreign keys, as its tables are staged: how many
+/// are not yet, and those staged (index, whether it has anything to publish).
+#[derive(Debug, Default)]
+struct Group {
+    remaining: usize,
+    staged: Vec<(usize, bool)>,
+}
+
+impl LoadCtx<'_> {
+    /// Table `i` is staged: when it is the last of its group, the whole group (to publish
+    /// and finish now, on this worker).
+    fn staged(&self, i: usize, to_publish: bool) -> Option<Vec<(usize, bool)>> {
+        let mut groups = self
+            .groups
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let g = groups.get_mut(self.group_of.get(i)?)?;
+        g.staged.push((i, to_publish));
+        g.remaining = g.remaining.saturating_sub(1);
+        (g.remaining == 0).then(|| std::mem::take(&mut g.staged))
+    }
 }
 
 /// One table's figures for the summary.
@@ -1166,12 +1278,11 @@ struct Loaded {
 
 /// Loads every part of one table not yet in the ledger into `name`, then its keys and
 /// indexes.
-fn import_table(
-    ctx: &LoadCtx<'_>,
-    target: &mut dyn Target,
-    t: &CatalogTable,
-    name: &str,
-) -> Result<Loaded> {
+fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, i: usize) -> Result<Loaded> {
+    let (t, name) = (
+        ctx.run.tables.selected[i],
+        ctx.run.tables.targets[i].0.as_str(),
+    );
     let (plan, checked) = (ctx.run.plan, ctx.run.checked);
     let t_start = Instant::now();
     let bar = ctx.run.progress.bar(name, Some(t.rows), false);
@@ -1268,14 +1379,25 @@ fn import_table(
             }
         }
     }
-    if mode == Mode::Replace
-        && to_publish
-        && let Err(e) = publish(ctx, target, t, name, &stage)
-    {
-        bar.abandon();
-        return Err(e);
+    // Replace: the last table of a group staged publishes the group (one transaction) and
+    // finishes its tables; the others leave that to it.
+    if mode == Mode::Replace {
+        if let Some(group) = ctx.staged(i, to_publish) {
+            let publishing: Vec<usize> = group.iter().filter(|g| g.1).map(|g| g.0).collect();
+            if !publishing.is_empty()
+                && let Err(e) = publish(ctx, target, &publishing)
+            {
+                bar.abandon();
+                return Err(e);
+            }
+            for (j, _) in group {
+                let (tj, nj) = (ctx.run.tables.selected[j], &ctx.run.tables.targets[j].0);
+                target.finish_table(nj, &tj.table)?;
+            }
+        }
+    } else {
+        target.finish_table(name, &t.table)?;
     }
-    target.finish_table(name, &t.table)?;
     bar.finish_and_clear();
     let status = if loaded_parts == 0 && skipped > 0 && !to_publish {
         "skipped (already imported)"
@@ -1311,9 +1433,12 @@ fn import_table(
 
 /// Phase one of a link: the deletes of every table the target already has, in reverse
 /// load order, before any part.
-fn apply_deletes_first(ctx: &LoadCtx<'_>, target: &mut dyn Target) -> Result<()> {
-    let tables: Vec<(&CatalogTable, &str)> = ctx.run.tables.tables().collect();
-    for (t, name) in tables.into_iter().rev() {
+fn apply_deletes_first(ctx: &LoadCtx<'_>, target: &mut dyn Target, order: &[usize]) -> Result<()> {
+    for &i in order {
+        let (t, name) = (
+            ctx.run.tables.selected[i],
+            ctx.run.tables.targets[i].0.as_str(),
+        );
         if t.keys.is_none() || target.table_rows(name, &t.table)?.is_none() {
             continue;
         }
@@ -1427,39 +1552,53 @@ fn apply_deletes(
     }
 }
 
-/// Replace, once every part of a table is staged: recount the staging table against the
-/// catalog, then publish it in one transaction and drop it.
-fn publish(
-    ctx: &LoadCtx<'_>,
-    target: &mut dyn Target,
-    t: &CatalogTable,
-    name: &str,
-    stage: &str,
-) -> Result<()> {
+/// Replace, once every part of a group of tables (indices into the selection) is staged:
+/// recount each staging table against the catalog, then publish the group in one
+/// transaction and drop the staging tables.
+fn publish(ctx: &LoadCtx<'_>, target: &mut dyn Target, members: &[usize]) -> Result<()> {
     let id = &ctx.run.checked.bundle.manifest.bundle_id;
     let n = ctx.publishes_started.fetch_add(1, Ordering::Relaxed) + 1;
     pause_at("staged", n);
-    // The staging table must hold exactly the bundle's rows of this table (a server crash
-    // can empty a table, a person can touch it): never publish a count that does not add up.
-    let expected: u64 = t.parts.iter().map(|p| p.rows).sum();
-    let have = target.table_rows(stage, &t.table)?.unwrap_or(0);
-    if have != expected {
-        load::discard_staging(target, name, stage, &t.table, id)?;
-        return Err(Error::Temporary(format!(
-            "table {name}: staging table {stage} holds {have} rows, the bundle has {expected}; ferry discarded \
-             it and its staged ledger rows, and {name} still holds its old rows"
-        )));
+    let mut group = Vec::with_capacity(members.len());
+    let mut stages = Vec::with_capacity(members.len());
+    for &i in members {
+        let (t, name) = (
+            ctx.run.tables.selected[i],
+            ctx.run.tables.targets[i].0.as_str(),
+        );
+        stages.push(staging_name(id, name));
+        group.push((t, name));
+    }
+    for ((t, name), stage) in group.iter().zip(&stages) {
+        // The staging table must hold exactly the bundle's rows of this table (a server crash
+        // can empty a table, a person can touch it): never publish a count that does not add up.
+        let expected: u64 = t.parts.iter().map(|p| p.rows).sum();
+        let have = target.table_rows(stage, &t.table)?.unwrap_or(0);
+        if have != expected {
+            load::discard_staging(target, name, stage, &t.table, id)?;
+            return Err(Error::Temporary(format!(
+                "table {name}: staging table {stage} holds {have} rows, the bundle has {expected}; ferry discarded \
+                 it and its staged ledger rows, and {name} still holds its old rows"
+            )));
+        }
     }
     let manifest = &ctx.run.checked.bundle.manifest;
     // A chain orders its links itself (a link's sequence is its place in the chain).
     let newer_than = (!ctx.run.plan.allow_replay && manifest.chain_id.is_none())
         .then_some((manifest.source_id.as_str(), manifest.sequence));
-    let result = load::publish(
+    let publishing: Vec<load::Publishing<'_>> = group
+        .iter()
+        .zip(&stages)
+        .map(|((t, name), stage)| load::Publishing {
+            name,
+            table: &t.table,
+            staging: stage,
+        })
+        .collect();
+    let result = load::publish_group(
         target,
-        name,
-        &t.table,
+        &publishing,
         ctx.run.same_engine,
-        stage,
         id,
         newer_than,
         &mut || {
@@ -1469,15 +1608,25 @@ fn publish(
     );
     if let Err(e) = result {
         if let Ok(mut g) = ctx.publish_failed.lock() {
-            *g = Some(name.to_string());
+            *g = Some(group.iter().map(|(_, name)| name.to_string()).collect());
         }
         return Err(e);
     }
-    ctx.published.fetch_add(1, Ordering::Relaxed);
-    ctx.run.progress.line(&format!(
-        "published {name}: {expected} rows replace its old rows"
-    ));
-    load::drop_staging(target, stage, &t.table)
+    ctx.published.fetch_add(group.len(), Ordering::Relaxed);
+    let together = if group.len() > 1 {
+        let names: Vec<&str> = group.iter().map(|(_, n)| *n).collect();
+        format!(" (in one transaction with {})", names.join(", "))
+    } else {
+        String::new()
+    };
+    for ((t, name), stage) in group.iter().zip(&stages) {
+        let expected: u64 = t.parts.iter().map(|p| p.rows).sum();
+        ctx.run.progress.line(&format!(
+            "published {name}: {expected} rows replace its old rows{together}"
+        ));
+        load::drop_staging(target, stage, &t.table)?;
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

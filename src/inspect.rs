@@ -18,6 +18,9 @@ pub struct Inspection {
     pub created_at: String,
     pub tool_version: String,
     pub source_id: String,
+    /// How the source id was derived: the catalog's words when a key opened it, else what
+    /// the id's form says ([`crate::types::identity::describe`]).
+    pub source_id_basis: String,
     pub sequence: u64,
     pub encrypted: bool,
     /// Whether the manifest MAC was checked with a key (never for a plain bundle).
@@ -50,6 +53,7 @@ pub fn inspect(url: &str, keys: &Keys) -> Result<Inspection> {
         created_at: m.created_at.clone(),
         tool_version: m.tool_version.clone(),
         source_id: m.source_id.clone(),
+        source_id_basis: source_id_basis(&m.source_id, catalog.as_ref()),
         sequence: m.sequence,
         encrypted: m.encrypted(),
         authenticated: m.encrypted() && catalog.is_some(),
@@ -65,6 +69,22 @@ pub fn inspect(url: &str, keys: &Keys) -> Result<Inspection> {
         unlisted_files: b.extra_files.clone(),
         catalog,
     })
+}
+
+/// How the source id was derived, in words.
+fn source_id_basis(id: &str, catalog: Option<&Catalog>) -> String {
+    if let Some(b) = catalog.and_then(|c| c.source.source_id_basis.as_deref()) {
+        return format!("derived from {b}");
+    }
+    match crate::types::identity::describe(id) {
+        Some(d) => format!("derived from {d}"),
+        None if catalog.is_some() => {
+            "not derived from the database (given with --source-id, or an older ferry hashed the URL)".into()
+        }
+        None => "not derived from the database as ferry derives it now (given with --source-id, or an older \
+                 ferry hashed the URL); a key shows more"
+            .into(),
+    }
 }
 
 impl Inspection {
@@ -90,6 +110,7 @@ impl Inspection {
             p(&self.source_id),
             self.sequence
         ));
+        o.push_str(&format!("            {}\n", p(&self.source_id_basis)));
         o.push_str(&format!(
             "encryption  {}\n",
             if self.encrypted {

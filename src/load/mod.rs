@@ -10,7 +10,7 @@ pub mod target;
 use arrow::record_batch::RecordBatch;
 
 pub use ledger::{LedgerEntry, LedgerState, PUBLISHED, STAGED};
-pub use session::{Dialect, LedgerKind, LoadInto, Param, Placeholders, Session};
+pub use session::{Dialect, LedgerKind, LoadInto, Param, Placeholders, Reference, Session};
 pub use target::Target;
 
 use crate::types::TableDef;
@@ -280,14 +280,15 @@ pub fn apply_deletes(
     Ok(outcome)
 }
 
-/// Replace mode, once every part of a table is staged: in one transaction, create the
-/// table when missing, take its write lock, delete its rows, copy the staging table's
-/// rows in and mark the table's `replace-staged` ledger rows of this bundle `published`;
-/// `before_commit` runs just before COMMIT. Readers see the old rows until the commit and
-/// the new ones after. The caller drops the staging table after the commit.
-/// `newer_than`: (source id, sequence) of this bundle; when another bundle of that source
-/// with a higher sequence has published into the table meanwhile, the publish is refused
-/// inside the transaction (see [`newer_published`]). `None` with `--allow-replay`.
+/// One table of a publish: its target name, definition and staging table.
+#[derive(Debug, Clone, Copy)]
+pub struct Publishing<'a> {
+    pub name: &'a str,
+    pub table: &'a TableDef,
+    pub staging: &'a str,
+}
+
+/// Replace mode, once every part of a table is staged: [`publish_group`] of that one table.
 #[allow(clippy::too_many_arguments)]
 pub fn publish(
     s: &mut dyn Session,
@@ -299,70 +300,233 @@ pub fn publish(
     newer_than: Option<(&str, u64)>,
     before_commit: &mut dyn FnMut() -> Result<()>,
 ) -> Result<()> {
+    let one = [Publishing {
+        name,
+        table,
+        staging,
+    }];
+    publish_group(s, &one, same_engine, bundle_id, newer_than, before_commit)
+}
+
+/// Replace mode, once every part of a group of tables is staged (a group: tables of the
+/// bundle that reference one another, so none can change alone): in one transaction,
+/// create each table when missing, take its write lock, suspend the target's foreign keys
+/// that reference the group ([`Session::suspend_references`]: their checks and their
+/// `ON DELETE` actions must not touch the old rows), delete each table's rows, copy its
+/// staging table's rows in, check every one of those foreign keys against the new rows
+/// (a referencing row whose key the new rows lack refuses the whole publish: exit 65,
+/// nothing changed), restore them, and mark the tables' `replace-staged` ledger rows of
+/// this bundle `published`; `before_commit` runs just before COMMIT. Readers see the old
+/// rows until the commit and the new ones after. The caller drops the staging tables after
+/// the commit.
+/// `newer_than`: (source id, sequence) of this bundle; when another bundle of that source
+/// with a higher sequence has published into a table meanwhile, the publish is refused
+/// inside the transaction (see [`newer_published`]). `None` with `--allow-replay`.
+pub fn publish_group(
+    s: &mut dyn Session,
+    group: &[Publishing<'_>],
+    same_engine: bool,
+    bundle_id: &str,
+    newer_than: Option<(&str, u64)>,
+    before_commit: &mut dyn FnMut() -> Result<()>,
+) -> Result<()> {
+    let Some(first) = group.first() else {
+        return Ok(());
+    };
     let ddl_inside = s.dialect().transactional_ddl;
     if !ddl_inside {
         // A missing table is made (empty) before the transaction.
-        s.create_table(name, table, same_engine, false)?;
+        for p in group {
+            s.create_table(p.name, p.table, same_engine, false)?;
+        }
     }
-    let q = s.table_sql(name, table);
-    let stage = s.table_sql(staging, table);
-    transaction(
+    s.references_off(true)?;
+    let published = transaction(
         s,
-        (name, table),
+        (first.name, first.table),
         |s| {
-            if ddl_inside {
-                // A table made here appears with its rows or not at all.
-                s.create_table(name, table, same_engine, false)?;
+            let mut only = Vec::with_capacity(group.len());
+            for p in group {
+                if ddl_inside {
+                    // A table made here appears with its rows or not at all.
+                    s.create_table(p.name, p.table, same_engine, false)?;
+                }
+                let q = s.table_sql(p.name, p.table);
+                only.push(s.lock_for_replace(&q)?);
             }
-            let only = s.lock_for_replace(&q)?;
-            // DELETE, not TRUNCATE: MVCC-safe for older snapshots and allowed under FKs.
-            // It comes before the ledger read: once it holds the table's rows, that read
-            // sees what other publishers of this table committed (also under REPEATABLE READ).
-            s.execute(
-                &format!("publishing {name}: deleting the old rows"),
-                &format!("DELETE FROM {only}{q}"),
-                &[],
-            )?;
-            let key = s.ledger_key(name, table);
-            if let Some((source, sequence)) = newer_than
-                && let Some((newer, newer_bundle)) =
-                    ledger::newer_published(s, &key, source, bundle_id, sequence)?
-            {
-                return Err(newer_published_error(name, sequence, newer, &newer_bundle));
+            // Every foreign key of the target pointing into the group, once.
+            let mut refs: Vec<Reference> = Vec::new();
+            for p in group {
+                for r in s.referencing(p.name, p.table)? {
+                    if !refs
+                        .iter()
+                        .any(|x| x.child_sql == r.child_sql && x.constraint == r.constraint)
+                    {
+                        refs.push(r);
+                    }
+                }
             }
-            let quote = s.dialect().quote;
-            // Generated columns are computed by the target, not copied.
-            let cols: Vec<String> = table
-                .columns
-                .iter()
-                .filter(|c| c.generated.is_none())
-                .map(|c| quote(&c.name))
-                .collect();
-            let list = if cols.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", cols.join(", "))
-            };
-            let overriding = s.insert_overriding();
-            s.execute(
-                &format!("table {name}: publishing from {staging}"),
-                &format!(
-                    "INSERT INTO {q}{list}{overriding} SELECT {} FROM {stage}",
-                    cols.join(", ")
-                ),
-                &[],
-            )
-            .map_err(|e| match e {
-                Error::Data(m) => Error::Data(format!("{m}; nothing was published")),
-                other => other,
-            })?;
-            for part in ledger::staged_parts(s, bundle_id, &key)? {
-                ledger::set_mode(s, bundle_id, &part, STAGED, PUBLISHED)?;
+            s.suspend_references(&refs)?;
+            for (p, only) in group.iter().zip(&only) {
+                let q = s.table_sql(p.name, p.table);
+                // DELETE, not TRUNCATE: MVCC-safe for older snapshots and allowed under FKs.
+                // It comes before the ledger read: once it holds the table's rows, that read
+                // sees what other publishers of this table committed (also under REPEATABLE READ).
+                s.execute(
+                    &format!("publishing {}: deleting the old rows", p.name),
+                    &format!("DELETE FROM {only}{q}"),
+                    &[],
+                )?;
+                let key = s.ledger_key(p.name, p.table);
+                if let Some((source, sequence)) = newer_than
+                    && let Some((newer, newer_bundle)) =
+                        ledger::newer_published(s, &key, source, bundle_id, sequence)?
+                {
+                    return Err(newer_published_error(
+                        p.name,
+                        sequence,
+                        newer,
+                        &newer_bundle,
+                    ));
+                }
+            }
+            for p in group {
+                copy_staged(s, p)?;
+            }
+            for r in &refs {
+                check_reference(s, group, r)?;
+            }
+            let tables: Vec<String> = group.iter().map(|p| s.table_sql(p.name, p.table)).collect();
+            s.restore_references(&refs, &tables)?;
+            for p in group {
+                let key = s.ledger_key(p.name, p.table);
+                for part in ledger::staged_parts(s, bundle_id, &key)? {
+                    ledger::set_mode(s, bundle_id, &part, STAGED, PUBLISHED)?;
+                }
             }
             before_commit()
         },
         |_| true,
+    );
+    let back = s.references_off(false);
+    published?;
+    back
+}
+
+/// `INSERT … SELECT` of one table's staging rows into it, inside the publish.
+fn copy_staged(s: &mut dyn Session, p: &Publishing<'_>) -> Result<()> {
+    let (name, table, staging) = (p.name, p.table, p.staging);
+    let q = s.table_sql(name, table);
+    let stage = s.table_sql(staging, table);
+    let quote = s.dialect().quote;
+    // Generated columns are computed by the target, not copied.
+    let cols: Vec<String> = table
+        .columns
+        .iter()
+        .filter(|c| c.generated.is_none())
+        .map(|c| quote(&c.name))
+        .collect();
+    let list = if cols.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", cols.join(", "))
+    };
+    let overriding = s.insert_overriding();
+    s.execute(
+        &format!("table {name}: publishing from {staging}"),
+        &format!(
+            "INSERT INTO {q}{list}{overriding} SELECT {} FROM {stage}",
+            cols.join(", ")
+        ),
+        &[],
     )
+    .map_err(|e| match e {
+        Error::Data(m) => Error::Data(format!("{m}; nothing was published")),
+        other => other,
+    })
+    .map(|_| ())
+}
+
+/// Inside the publish, after the new rows are in: a referencing row whose key (all of its
+/// columns set, as `MATCH SIMPLE` checks) is not among the referenced table's rows refuses
+/// the publish, naming the constraint, both tables and one such key.
+fn check_reference(s: &mut dyn Session, group: &[Publishing<'_>], r: &Reference) -> Result<()> {
+    let d = s.dialect();
+    let (quote, as_text) = (d.quote, d.as_text);
+    let set: Vec<String> = r
+        .columns
+        .iter()
+        .map(|c| format!("c.{} IS NOT NULL", quote(c)))
+        .collect();
+    let matched: Vec<String> = r
+        .columns
+        .iter()
+        .zip(&r.ref_columns)
+        .map(|(c, p)| format!("p.{} = c.{}", quote(p), quote(c)))
+        .collect();
+    let shown: Vec<String> = r
+        .columns
+        .iter()
+        .map(|c| as_text(&format!("c.{}", quote(c))))
+        .collect();
+    if r.columns.is_empty() || r.columns.len() != r.ref_columns.len() {
+        return Ok(());
+    }
+    let sql = format!(
+        "SELECT {} FROM {} c WHERE {} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {}) LIMIT 1",
+        shown.join(", "),
+        r.child_sql,
+        set.join(" AND "),
+        r.parent_sql,
+        matched.join(" AND ")
+    );
+    let rows = s.query_text(
+        &format!("checking foreign key {} of {}", r.constraint, r.child),
+        &sql,
+        &[],
+    )?;
+    let Some(row) = rows.into_iter().next() else {
+        return Ok(());
+    };
+    let key: Vec<String> = row
+        .into_iter()
+        .map(|v| v.unwrap_or_else(|| "NULL".into()))
+        .collect();
+    let parent = group
+        .iter()
+        .find(|p| s.table_sql(p.name, p.table) == r.parent_sql)
+        .map_or(r.parent_sql.as_str(), |p| p.name);
+    let names: Vec<&str> = group.iter().map(|p| p.name).collect();
+    let child_in_group = group
+        .iter()
+        .any(|p| s.table_sql(p.name, p.table) == r.child_sql);
+    let what = if child_in_group {
+        format!(
+            "the bundle's rows of {} include ({}) = ({}), which the bundle's {parent} does not have: the bundle \
+             breaks the constraint itself",
+            r.child,
+            r.columns.join(", "),
+            key.join(", ")
+        )
+    } else {
+        format!(
+            "{} is not in this import and has rows with ({}) = ({}) (and maybe more), which the bundle's {parent} \
+             does not have: delete or change those rows, or export {} with {parent} and import them together",
+            r.child,
+            r.columns.join(", "),
+            key.join(", "),
+            r.child
+        )
+    };
+    Err(Error::Data(format!(
+        "--mode replace of {} would break foreign key {} of table {} (referencing {parent}): {what}; nothing was \
+         changed: {} still hold{} the old rows and the staged parts wait in staging",
+        names.join(", "),
+        r.constraint,
+        r.child,
+        names.join(", "),
+        if names.len() == 1 { "s" } else { "" }
+    )))
 }
 
 /// Drops a replace's staging table if it exists.

@@ -92,6 +92,26 @@ pub enum LoadInto<'a> {
     Staging(&'a str),
 }
 
+/// A foreign key of the target that references a table a replace publishes (found in the
+/// target's own catalog, wherever the referencing table came from).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// The constraint's name.
+    pub constraint: String,
+    /// The referencing table as a statement writes it (quoted, qualified where the engine
+    /// has schemas), and as a message names it.
+    pub child_sql: String,
+    pub child: String,
+    /// The referencing columns, and the referenced table's columns they point at, in order.
+    pub columns: Vec<String>,
+    pub ref_columns: Vec<String>,
+    /// The referenced table as a statement writes it.
+    pub parent_sql: String,
+    /// The engine's own text of the constraint, for recreating it exactly (PostgreSQL
+    /// `pg_get_constraintdef`); empty where the engine never drops it.
+    pub definition: String,
+}
+
 /// An engine's connection, as the load protocol drives it. Every method runs exactly one
 /// statement (or the engine's bulk path); none takes SQL text from a bundle.
 pub trait Session {
@@ -172,6 +192,35 @@ pub trait Session {
     /// Inside a part's transaction, first: serialises loaders of the same part where the
     /// ledger's key alone would not (default: nothing to do).
     fn lock_part(&mut self, _key: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// The target's foreign keys that reference table `name` (from any table, itself
+    /// included); empty when the table does not exist or has none.
+    fn referencing(&mut self, _name: &str, _table: &TableDef) -> Result<Vec<Reference>> {
+        Ok(vec![])
+    }
+
+    /// Inside a publish's transaction, before its `DELETE`: keeps `refs` from checking or
+    /// acting on (`ON DELETE CASCADE`) the rows being replaced, until
+    /// [`Session::restore_references`] in the same transaction. The default does nothing:
+    /// right for an engine whose session does not enforce foreign keys while it loads.
+    fn suspend_references(&mut self, _refs: &[Reference]) -> Result<()> {
+        Ok(())
+    }
+
+    /// Inside the publish's transaction, after the new rows are in and checked against
+    /// `refs`: puts back what [`Session::suspend_references`] took away. `group`: the
+    /// published tables, as statements write them (an engine that suspended every check
+    /// checks their own keys here too).
+    fn restore_references(&mut self, _refs: &[Reference], _group: &[String]) -> Result<()> {
+        Ok(())
+    }
+
+    /// Before a publish's transaction (`true`) and after it, committed or not (`false`):
+    /// what must be set outside a transaction for [`Session::suspend_references`] (SQLite's
+    /// `PRAGMA foreign_keys`, which a transaction ignores). Default: nothing.
+    fn references_off(&mut self, _off: bool) -> Result<()> {
         Ok(())
     }
 

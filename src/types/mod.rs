@@ -9,6 +9,7 @@ use arrow::datatypes::{DataType, Field, IntervalUnit, Schema, SchemaRef, TimeUni
 use serde::{Deserialize, Serialize};
 
 pub mod fingerprint;
+pub mod identity;
 pub mod text;
 
 /// Arrow field metadata keys ferry writes into every part's embedded schema.
@@ -548,6 +549,9 @@ pub struct SourceInfo {
     /// How the tables were read consistently (snapshot id or "single transaction").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+    /// How the manifest's source id was derived ([`identity`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id_basis: Option<String>,
 }
 
 #[cfg(test)]

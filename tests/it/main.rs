@@ -17,6 +17,7 @@ mod common;
 mod conformance;
 mod fidelity;
 mod kill;
+mod load_order;
 mod matrix;
 mod modes;
 mod mysql;

@@ -1017,6 +1017,51 @@ impl Session for MyTarget {
         self.insert_rows(dest, table, batches, part, upsert)
     }
 
+    fn referencing(&mut self, name: &str, _table: &TableDef) -> Result<Vec<load::Reference>> {
+        // The session loads with foreign_key_checks off, so nothing needs suspending in a
+        // publish (no check, no ON DELETE action fires): the protocol's check of each of
+        // these against the new rows is what keeps them true.
+        let db = self.database.clone();
+        let rows = self.texts(
+            "looking up the foreign keys that reference a table",
+            "SELECT CAST(TABLE_SCHEMA AS CHAR), CAST(TABLE_NAME AS CHAR), CAST(CONSTRAINT_NAME AS CHAR), \
+                    CAST(COLUMN_NAME AS CHAR), CAST(REFERENCED_COLUMN_NAME AS CHAR) \
+             FROM information_schema.KEY_COLUMN_USAGE \
+             WHERE REFERENCED_TABLE_SCHEMA = ? AND REFERENCED_TABLE_NAME = ? \
+             ORDER BY TABLE_SCHEMA, TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION",
+            &[&db, name],
+        )?;
+        let mut refs: Vec<load::Reference> = Vec::new();
+        for r in rows {
+            let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+            let (schema, child, constraint) = (get(0), get(1), get(2));
+            let (child_sql, shown) = if schema == db {
+                (quote(&child), child)
+            } else {
+                (
+                    format!("{}.{}", quote(&schema), quote(&child)),
+                    format!("{schema}.{child}"),
+                )
+            };
+            match refs.last_mut() {
+                Some(last) if last.child_sql == child_sql && last.constraint == constraint => {
+                    last.columns.push(get(3));
+                    last.ref_columns.push(get(4));
+                }
+                _ => refs.push(load::Reference {
+                    constraint,
+                    child_sql,
+                    child: shown,
+                    columns: vec![get(3)],
+                    ref_columns: vec![get(4)],
+                    parent_sql: quote(name),
+                    definition: String::new(),
+                }),
+            }
+        }
+        Ok(refs)
+    }
+
     fn explain(&mut self, e: Error, name: &str, _table: &TableDef) -> Error {
         self.explain_lock(e, name)
     }

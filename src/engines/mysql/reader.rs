@@ -19,7 +19,6 @@ use arrow::array::{
 use arrow::datatypes::i256;
 use arrow::record_batch::RecordBatch;
 use futures::TryStreamExt;
-use sha2::{Digest, Sha256};
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlRow};
 use sqlx::{AssertSqlSafe, Connection, Decode, MySql, Row};
 
@@ -27,6 +26,7 @@ use crate::redact::display_url;
 use crate::source::{BatchLimits, Selection, Source, ZeroDates};
 use crate::storage::runtime;
 use crate::types::SourceInfo;
+use crate::types::identity::SourceIdentity;
 use crate::types::{
     Check, Column, ColumnType, EnumType, FkAction, ForeignKey, Generated, Identity, IdentityKind,
     Index, TableDef,
@@ -587,13 +587,68 @@ pub struct MySource {
     /// Drives `conn` only: rows are read on the reader's own thread, with no hand-off to the
     /// shared runtime's workers.
     rt: tokio::runtime::Runtime,
-    url: String,
     database: String,
     mariadb: bool,
     snapshot: Option<String>,
     zero_dates: ZeroDates,
     /// `tinyint(1)` columns known to hold more than 0 and 1: read as integers.
     integer_flags: Vec<(String, String)>,
+    /// The source id, from the server itself.
+    identity: SourceIdentity,
+}
+
+/// Who the server is, whatever the URL calls it: MySQL's `@@server_uuid` (made once, at
+/// the first start of the data directory) and the schema. MariaDB has no `server_uuid`:
+/// there, the server's `@@hostname`, `@@datadir`, `@@port` and `@@server_id` and the schema
+/// (a server moved to another host, or a container recreated with another hostname, is
+/// then another source).
+fn identity(
+    rt: &tokio::runtime::Runtime,
+    conn: &mut MySqlConnection,
+    database: &str,
+) -> Result<SourceIdentity> {
+    let first = |rows: Vec<Vec<Option<String>>>| -> Vec<String> {
+        rows.into_iter()
+            .next()
+            .unwrap_or_default()
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect()
+    };
+    if let Ok(rows) = query_texts_on(
+        rt,
+        conn,
+        "reading the server's identity",
+        "SELECT CAST(@@server_uuid AS CHAR)",
+        &[],
+    ) && let Some(uuid) = first(rows).into_iter().next().filter(|u| !u.is_empty())
+    {
+        return Ok(SourceIdentity::new(
+            "mysql",
+            "uuid",
+            &format!("{uuid}/{database}"),
+            format!("MySQL @@server_uuid {uuid} and schema {database}"),
+        ));
+    }
+    let row = first(query_texts_on(
+        rt,
+        conn,
+        "reading the server's identity",
+        "SELECT CAST(@@hostname AS CHAR), CAST(@@datadir AS CHAR), CAST(@@port AS CHAR), \
+         CAST(@@server_id AS CHAR)",
+        &[],
+    )?);
+    let get = |i: usize| row.get(i).cloned().unwrap_or_default();
+    let (host, dir, port, server) = (get(0), get(1), get(2), get(3));
+    Ok(SourceIdentity::new(
+        "mysql",
+        "host",
+        &format!("{host}:{dir}:{port}:{server}/{database}"),
+        format!(
+            "@@hostname {host}, @@datadir {dir}, @@port {port}, @@server_id {server} and schema {database} \
+             (the server has no @@server_uuid)"
+        ),
+    ))
 }
 
 impl MySource {
@@ -604,6 +659,7 @@ impl MySource {
             .map_err(|e| Error::io("cannot start a reader runtime", e))?;
         let (mut conn, database) = connect_on(&rt, url)?;
         let (mariadb, _) = server_version_on(&rt, &mut conn)?;
+        let identity = identity(&rt, &mut conn, &database)?;
         // The reader may wait on a slow writer (a part closing, an upload) with rows in
         // flight: the server must not give up sending them after its default 60 s.
         exec_on(
@@ -622,12 +678,12 @@ impl MySource {
         Ok(MySource {
             conn,
             rt,
-            url: url.to_string(),
             database,
             mariadb,
             snapshot: None,
             zero_dates: options.zero_dates,
             integer_flags: Vec::new(),
+            identity,
         })
     }
 
@@ -1322,18 +1378,12 @@ impl Source for MySource {
             engine: "mysql".into(),
             database: self.database.clone(),
             snapshot: self.snapshot.clone(),
+            source_id_basis: Some(self.identity.basis.clone()),
         }
     }
 
     fn source_id(&self) -> String {
-        let u = url::Url::parse(&normalise_url(&self.url)).ok();
-        let host = u
-            .as_ref()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_default();
-        let port = u.as_ref().and_then(url::Url::port).unwrap_or(3306);
-        let h = Sha256::digest(format!("{host}:{port}/{}", self.database).as_bytes());
-        format!("mysql-{}", &hex::encode(h)[..16])
+        self.identity.id.clone()
     }
 
     fn tables(&mut self, selection: &Selection) -> Result<Vec<TableDef>> {

@@ -1507,6 +1507,83 @@ impl Session for PgTarget {
             .map_err(|e| pg_err("taking the part lock", e))
     }
 
+    fn referencing(&mut self, name: &str, table: &TableDef) -> Result<Vec<load::Reference>> {
+        let q = self.table(name, table);
+        // Constraints of their own (not a partition's copy of its parent's), by the table
+        // itself (a partition's own rows are its parent's business).
+        let rows = self.query_text(
+            "looking up the foreign keys that reference a table",
+            "SELECT c.conname::text, n.nspname::text, r.relname::text, \
+                    (SELECT json_agg(a.attname::text ORDER BY k.i)::text \
+                       FROM unnest(c.conkey) WITH ORDINALITY k(n, i) \
+                       JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n), \
+                    (SELECT json_agg(a.attname::text ORDER BY k.i)::text \
+                       FROM unnest(c.confkey) WITH ORDINALITY k(n, i) \
+                       JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n), \
+                    pg_get_constraintdef(c.oid) \
+             FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid \
+             JOIN pg_namespace n ON n.oid = r.relnamespace \
+             WHERE c.contype = 'f' AND c.confrelid = to_regclass($1) AND c.conparentid = 0 \
+             ORDER BY 2, 3, 1",
+            &[Param::Text(&q)],
+        )?;
+        let names = |v: &Option<String>| -> Vec<String> {
+            v.as_deref()
+                .and_then(|j| serde_json::from_str(j).ok())
+                .unwrap_or_default()
+        };
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+                let (schema, child) = (get(1), get(2));
+                load::Reference {
+                    constraint: get(0),
+                    child_sql: qualified(Some(&schema), &child),
+                    child: format!("{schema}.{child}"),
+                    columns: names(&r.get(3).cloned().flatten()),
+                    ref_columns: names(&r.get(4).cloned().flatten()),
+                    parent_sql: q.clone(),
+                    definition: get(5),
+                }
+            })
+            .collect())
+    }
+
+    fn suspend_references(&mut self, refs: &[load::Reference]) -> Result<()> {
+        // Dropped inside the publish's transaction (DDL is transactional here): no check or
+        // ON DELETE action sees the old rows go; restore_references adds each back.
+        for r in refs {
+            self.exec(&format!(
+                "ALTER TABLE {} DROP CONSTRAINT {}",
+                r.child_sql,
+                quote(&r.constraint)
+            ))?;
+        }
+        Ok(())
+    }
+
+    fn restore_references(&mut self, refs: &[load::Reference], _group: &[String]) -> Result<()> {
+        // The server's own text of each constraint (actions, MATCH, DEFERRABLE, NOT VALID),
+        // under the same search_path it was printed with; adding it validates it again.
+        for r in refs {
+            self.exec(&format!(
+                "ALTER TABLE {} ADD CONSTRAINT {} {}",
+                r.child_sql,
+                quote(&r.constraint),
+                r.definition
+            ))
+            .map_err(|e| match e {
+                Error::Database(m) => Error::Data(format!(
+                    "foreign key {} of {} could not be restored after the publish: {m}; nothing was changed",
+                    r.constraint, r.child
+                )),
+                other => other,
+            })?;
+        }
+        Ok(())
+    }
+
     fn explain(&mut self, e: Error, name: &str, table: &TableDef) -> Error {
         let q = self.table(name, table);
         self.explain_lock(e, &q)

@@ -8,7 +8,6 @@ use std::sync::LazyLock;
 use arrow::record_batch::RecordBatch;
 use futures::StreamExt;
 use regex::Regex;
-use sha2::{Digest, Sha256};
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection, Row};
 
@@ -16,6 +15,7 @@ use crate::engines::postgres::pgcopy::{CopyDecoder, Wire};
 use crate::source::{BatchLimits, Selection, Source};
 use crate::storage::runtime;
 use crate::types::SourceInfo;
+use crate::types::identity::SourceIdentity;
 use crate::types::{
     Check, Column, ColumnType, CompositeAttribute, DomainType, EnumType, FkAction, ForeignKey,
     Generated, Identity, IdentityKind, Index, KeyOrder, Partition, PartitionColumn, Partitioning,
@@ -407,6 +407,68 @@ pub struct PgSource {
     /// (NaN in a numeric(p,s), an array with other bounds): they travel as their text form.
     /// Keyed by schema, table and column exactly (`a."b.c"` is not `"a.b".c`).
     text_columns: HashMap<(Option<String>, String, String), String>,
+    /// The source id, from the server itself.
+    identity: SourceIdentity,
+}
+
+/// Who the server is, whatever the URL calls it: the cluster's `system_identifier` (set
+/// once by initdb; a physical replica shares it, and is the same data) and the database
+/// name; without access to `pg_control_system()`, the server's `data_directory` and port;
+/// failing that too, the URL's host and port (said so in the basis).
+fn identity(
+    rt: &tokio::runtime::Runtime,
+    conn: &mut PgConnection,
+    url: &str,
+    database: &str,
+) -> SourceIdentity {
+    let sysid: Option<String> = rt
+        .block_on(
+            sqlx::query_scalar("SELECT system_identifier::text FROM pg_control_system()")
+                .fetch_one(&mut *conn),
+        )
+        .ok();
+    if let Some(id) = sysid {
+        return SourceIdentity::new(
+            "postgres",
+            "sysid",
+            &format!("{id}/{database}"),
+            format!(
+                "PostgreSQL system_identifier {id} (pg_control_system()) and database {database}"
+            ),
+        );
+    }
+    let place: Option<(String, String)> = rt
+        .block_on(
+            sqlx::query_as("SELECT current_setting('data_directory'), current_setting('port')")
+                .fetch_one(&mut *conn),
+        )
+        .ok();
+    if let Some((dir, port)) = place {
+        return SourceIdentity::new(
+            "postgres",
+            "datadir",
+            &format!("{dir}:{port}/{database}"),
+            format!(
+                "PostgreSQL data_directory {dir}, port {port} and database {database} (pg_control_system() not \
+                 readable by this user)"
+            ),
+        );
+    }
+    let u = url::Url::parse(url).ok();
+    let host = u
+        .as_ref()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    let port = u.as_ref().and_then(url::Url::port).unwrap_or(5432);
+    SourceIdentity::new(
+        "postgres",
+        "url",
+        &format!("{host}:{port}/{database}"),
+        format!(
+            "the URL's host {host}, port {port} and database {database}: neither pg_control_system() nor \
+             data_directory is readable by this user, so another spelling of the host is another source"
+        ),
+    )
 }
 
 impl PgSource {
@@ -426,10 +488,12 @@ impl PgSource {
         let database: String = rt
             .block_on(sqlx::query_scalar("SELECT current_database()::text").fetch_one(&mut conn))
             .map_err(|e| pg_err("current_database", e))?;
+        let identity = identity(&rt, &mut conn, url, &database);
         Ok(PgSource {
             conn,
             rt,
             url: url.to_string(),
+            identity,
             database,
             snapshot: None,
             snapshot_id: None,
@@ -1216,18 +1280,12 @@ impl Source for PgSource {
             engine: "postgres".into(),
             database: self.database.clone(),
             snapshot: self.snapshot.clone(),
+            source_id_basis: Some(self.identity.basis.clone()),
         }
     }
 
     fn source_id(&self) -> String {
-        let u = url::Url::parse(&self.url).ok();
-        let host = u
-            .as_ref()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_default();
-        let port = u.as_ref().and_then(url::Url::port).unwrap_or(5432);
-        let h = Sha256::digest(format!("{host}:{port}/{}", self.database).as_bytes());
-        format!("postgres-{}", &hex::encode(h)[..16])
+        self.identity.id.clone()
     }
 
     fn tables(&mut self, selection: &Selection) -> Result<Vec<TableDef>> {

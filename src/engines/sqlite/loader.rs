@@ -713,6 +713,104 @@ impl Session for SqliteTarget {
         Ok(rows)
     }
 
+    fn referencing(&mut self, name: &str, _table: &TableDef) -> Result<Vec<load::Reference>> {
+        // SQLite keeps no constraint names: a key is named by its columns.
+        let rows = self.query_text(
+            "looking up the foreign keys that reference a table",
+            "SELECT m.name, CAST(f.id AS TEXT), f.\"from\", f.\"to\" \
+             FROM sqlite_master m, pragma_foreign_key_list(m.name) f \
+             WHERE m.type = 'table' AND f.\"table\" = ?1 COLLATE NOCASE ORDER BY m.name, f.id, f.seq",
+            &[Param::Text(name)],
+        )?;
+        // A key without target columns references the primary key.
+        let pk = self.query_text(
+            "reading a primary key",
+            "SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk",
+            &[Param::Text(name)],
+        )?;
+        let pk: Vec<String> = pk
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect();
+        let mut refs: Vec<(String, load::Reference)> = Vec::new();
+        for r in rows {
+            let get = |i: usize| r.get(i).cloned().flatten();
+            let (child, id) = (get(0).unwrap_or_default(), get(1).unwrap_or_default());
+            let key = format!("{child}\0{id}");
+            if refs.last().is_none_or(|(k, _)| *k != key) {
+                refs.push((
+                    key,
+                    load::Reference {
+                        constraint: String::new(),
+                        child_sql: quote(&child),
+                        child,
+                        columns: vec![],
+                        ref_columns: vec![],
+                        parent_sql: quote(name),
+                        definition: String::new(),
+                    },
+                ));
+            }
+            if let Some((_, last)) = refs.last_mut() {
+                last.columns.push(get(2).unwrap_or_default());
+                let to = get(3);
+                last.ref_columns.push(to.unwrap_or_else(|| {
+                    pk.get(last.columns.len() - 1).cloned().unwrap_or_default()
+                }));
+            }
+        }
+        Ok(refs
+            .into_iter()
+            .map(|(_, mut r)| {
+                r.constraint = format!("({}) REFERENCES {name}", r.columns.join(", "));
+                r
+            })
+            .collect())
+    }
+
+    fn references_off(&mut self, off: bool) -> Result<()> {
+        // The connection enforces foreign keys (the bundled SQLite's default), and an
+        // ON DELETE action would fire inside the publish even with the checks deferred: a
+        // publish runs with them off (a setting only outside a transaction), and
+        // restore_references checks what they would have.
+        let v = if off { "OFF" } else { "ON" };
+        self.conn
+            .execute_batch(&format!("PRAGMA foreign_keys = {v}"))
+            .map_err(|e| db_err("setting foreign_keys", e))
+    }
+
+    fn restore_references(&mut self, refs: &[load::Reference], group: &[String]) -> Result<()> {
+        // The keys of the published tables and of the tables referencing them, as the
+        // checks that were off would have found them.
+        let mut tables: Vec<&String> = group
+            .iter()
+            .chain(refs.iter().map(|r| &r.child_sql))
+            .collect();
+        tables.sort();
+        tables.dedup();
+        for t in tables {
+            // The name as written in a statement, unquoted for the pragma's argument.
+            let name = t
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .map_or_else(|| t.clone(), |n| n.replace("\"\"", "\""));
+            let bad = self.query_text(
+                "checking foreign keys",
+                "SELECT \"table\", \"parent\" FROM pragma_foreign_key_check(?1) LIMIT 1",
+                &[Param::Text(&name)],
+            )?;
+            if let Some(row) = bad.into_iter().next() {
+                let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+                return Err(Error::Data(format!(
+                    "--mode replace: table {} has a row whose foreign key finds no row in {}; nothing was changed",
+                    get(0),
+                    get(1)
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn ledger_table(&self) -> String {
         quote(LEDGER)
     }

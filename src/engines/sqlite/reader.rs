@@ -11,12 +11,12 @@ use arrow::array::{
 use arrow::record_batch::RecordBatch;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
-use sha2::{Digest, Sha256};
 
 use crate::engines::sqlite::loader::is_constant_default;
 use crate::expr;
 use crate::source::{BatchLimits, Selection, Source};
 use crate::types::SourceInfo;
+use crate::types::identity::SourceIdentity;
 use crate::types::text;
 use crate::types::{
     Check, Column, ColumnType, FkAction, ForeignKey, Generated, Identity, IdentityKind, Index,
@@ -70,6 +70,33 @@ pub struct SqliteSource {
     conn: Connection,
     path: String,
     in_snapshot: bool,
+}
+
+/// Which file this is, whatever path names it: its device and inode number (a hard link,
+/// a symlink or a relative path is the same source; a copy, or a file replaced by a
+/// restore, is another). Nothing is written to the source. Where there are no inodes, the
+/// canonical path.
+fn file_identity(path: &str) -> SourceIdentity {
+    #[cfg(unix)]
+    if let Ok(m) = std::fs::metadata(path) {
+        use std::os::unix::fs::MetadataExt;
+        let (dev, ino) = (m.dev(), m.ino());
+        return SourceIdentity::new(
+            "sqlite",
+            "file",
+            &format!("{dev}:{ino}"),
+            format!("the file's device {dev} and inode {ino}"),
+        );
+    }
+    let canon = std::fs::canonicalize(path)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| path.to_string());
+    SourceIdentity::new(
+        "sqlite",
+        "path",
+        &canon,
+        format!("the file's canonical path {canon}"),
+    )
 }
 
 impl SqliteSource {
@@ -807,15 +834,12 @@ impl Source for SqliteSource {
             engine: "sqlite".into(),
             database: file,
             snapshot: Some("one read transaction".into()),
+            source_id_basis: Some(file_identity(&self.path).basis),
         }
     }
 
     fn source_id(&self) -> String {
-        let canon = std::fs::canonicalize(&self.path)
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| self.path.clone());
-        let h = Sha256::digest(canon.as_bytes());
-        format!("sqlite-{}", &hex::encode(h)[..16])
+        file_identity(&self.path).id
     }
 
     fn tables(&mut self, selection: &Selection) -> Result<Vec<TableDef>> {

@@ -69,6 +69,7 @@ impl Source for SplitSource {
             engine: ENGINE.name.into(),
             database: self.dir.display().to_string(),
             snapshot: Some("one read transaction per table file".into()),
+            source_id_basis: None,
         }
     }
 
