@@ -176,7 +176,8 @@ fn fidelity_pg_to_pg_keys_defaults_checks_generated_and_cascade_behave_as_on_the
     assert_eq!(
         psql(
             &dst.url,
-            "SELECT string_agg(attrelid::regclass::text || '.' || attname || ':' || attidentity::text || attgenerated::text, ' ' ORDER BY 1) \
+            "SELECT string_agg(attrelid::regclass::text || '.' || attname || ':' || attidentity::text || attgenerated::text, ' ' \
+                        ORDER BY attrelid::regclass::text, attname) \
                         FROM pg_attribute WHERE attrelid IN ('parent'::regclass, 'tagged'::regclass, 'child'::regclass) \
                         AND (attidentity <> '' OR attgenerated <> '')"
         ),
