@@ -932,6 +932,45 @@ fn tokens(text: &str) -> Result<Vec<Token>, String> {
         .collect())
 }
 
+/// A column default from another engine's catalog, as `to` writes it, when it means the
+/// same there: a number, a string, `TRUE`/`FALSE`, or the current timestamp
+/// (`CURRENT_TIMESTAMP`, `now()`, `current_timestamp(6)`). Anything else does not travel
+/// across engines (`None`). The text is parsed in `to`'s dialect and printed from the tree:
+/// a literal whose quoting differs between the two dialects fails to parse or to print back.
+pub fn portable_default(text: &str, to: Engine) -> Option<String> {
+    let e = parse_one(text, to).ok()?;
+    let literal = |e: &Expr| match e {
+        Expr::Value(v) => matches!(
+            v.value,
+            Value::Number(..) | Value::SingleQuotedString(_) | Value::Boolean(_)
+        ),
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => matches!(expr.as_ref(), Expr::Value(v) if matches!(v.value, Value::Number(..))),
+        _ => false,
+    };
+    if literal(&e) {
+        return print(&e, to).ok();
+    }
+    let now = match &e {
+        Expr::Function(f) => {
+            let n = f.name.to_string().to_ascii_lowercase();
+            n == "now" || n == "current_timestamp" || n == "localtimestamp"
+        }
+        Expr::Identifier(i) => i.value.eq_ignore_ascii_case("current_timestamp"),
+        _ => false,
+    };
+    now.then(|| {
+        match to {
+            // DATETIME(6) columns take the current time with the same precision.
+            Engine::MySql => "CURRENT_TIMESTAMP(6)",
+            Engine::Postgres | Engine::Sqlite => "CURRENT_TIMESTAMP",
+        }
+        .to_string()
+    })
+}
+
 /// A chain's cursor bound: `column >= literal OR column IS NULL` printed from its tree,
 /// refused unless the text parses back to exactly that shape with exactly `bound` as its
 /// value (a mark read from the source is data, and must stay one literal).

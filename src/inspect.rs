@@ -22,6 +22,11 @@ pub struct Inspection {
     /// the id's form says ([`crate::types::identity::describe`]).
     pub source_id_basis: String,
     pub sequence: u64,
+    /// A link of a chain: the chain and the predecessor's manifest hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prev_manifest_sha256: Option<String>,
     pub encrypted: bool,
     /// Whether the manifest MAC was checked with a key (never for a plain bundle).
     pub authenticated: bool,
@@ -55,6 +60,8 @@ pub fn inspect(url: &str, keys: &Keys) -> Result<Inspection> {
         source_id: m.source_id.clone(),
         source_id_basis: source_id_basis(&m.source_id, catalog.as_ref()),
         sequence: m.sequence,
+        chain_id: m.chain_id.clone(),
+        prev_manifest_sha256: m.prev_manifest_sha256.clone(),
         encrypted: m.encrypted(),
         authenticated: m.encrypted() && catalog.is_some(),
         signed_by: None,
@@ -111,6 +118,20 @@ impl Inspection {
             self.sequence
         ));
         o.push_str(&format!("            {}\n", p(&self.source_id_basis)));
+        if let Some(chain) = &self.chain_id {
+            o.push_str(&format!(
+                "chain       {} link {}{}\n",
+                p(chain),
+                self.sequence,
+                match &self.prev_manifest_sha256 {
+                    Some(prev) => format!(
+                        ", after the bundle whose manifest.json has SHA-256 {}",
+                        p(prev)
+                    ),
+                    None => " (its first bundle)".to_string(),
+                }
+            ));
+        }
         o.push_str(&format!(
             "encryption  {}\n",
             if self.encrypted {

@@ -47,7 +47,10 @@ pub fn status(target_url: &str, target_schema: Option<&str>) -> Result<RunReport
         }
         h.last.clone_from(at);
         h.parts += 1;
-        h.rows += n.parse::<u64>().unwrap_or(0);
+        // A key set's rows are keys, not rows the bundle brought.
+        if mode != "deletes" {
+            h.rows += n.parse::<u64>().unwrap_or(0);
+        }
         if mode == STAGED {
             h.staged += 1;
         }

@@ -430,6 +430,14 @@ impl MyTarget {
                 if table.primary_key.first() != Some(&c.name) {
                     counter_keys.push(format!("KEY ({})", quote(&c.name)));
                 }
+            } else if !same_engine
+                && let Some(def) = c
+                    .default
+                    .as_deref()
+                    .and_then(|d| crate::expr::portable_default(d, Engine::MySql))
+            {
+                // Across engines only defaults that mean the same travel.
+                d.push_str(&format!(" DEFAULT {}", def));
             } else if let Some(def) = c.default.as_deref().filter(|_| same_engine) {
                 if CONSTANT.is_match(def) {
                     d.push_str(&format!(" DEFAULT {def}"));

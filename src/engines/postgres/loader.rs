@@ -310,7 +310,14 @@ impl PgTarget {
                 &c.name,
                 &ty,
                 c.nullable,
-                c.default.as_deref().filter(|_| same_engine),
+                (if same_engine {
+                    c.default.clone()
+                } else {
+                    c.default.as_deref().and_then(|d| {
+                        crate::expr::portable_default(d, crate::expr::Engine::Postgres)
+                    })
+                })
+                .as_deref(),
                 &place,
             );
             self.column_extras_ddl(name, table, c, same_engine, staging, &mut d)?;
@@ -867,7 +874,9 @@ fn column_ddl(
         d.push_str(" NOT NULL");
     }
     use crate::engines::postgres::reader::constant_default;
-    if let Some(def) = default
+    if default == Some("CURRENT_TIMESTAMP") {
+        d.push_str(" DEFAULT CURRENT_TIMESTAMP");
+    } else if let Some(def) = default
         .and_then(constant_default)
         .map(|x| place.in_default(&x))
         .and_then(|x| constant_default(&x))

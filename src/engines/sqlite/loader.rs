@@ -278,6 +278,14 @@ impl SqliteTarget {
                     e.sql,
                     if g.stored { "STORED" } else { "VIRTUAL" }
                 ));
+            } else if !same_engine
+                && let Some(def) = c
+                    .default
+                    .as_deref()
+                    .and_then(|d| crate::expr::portable_default(d, Engine::Sqlite))
+            {
+                // Across engines only defaults that mean the same travel.
+                d.push_str(&format!(" DEFAULT ({})", def));
             } else if let Some(def) = c.default.as_deref().filter(|_| same_engine) {
                 if is_constant_default(def) {
                     d.push_str(&format!(" DEFAULT {}", def.trim()));
