@@ -212,18 +212,6 @@ pub fn cursor_predicate(
     })
 }
 
-/// The definition a table's primary-key set is written and read with: the key columns
-/// only, with no indexes, foreign keys or partitions.
-pub fn key_table(t: &TableDef) -> TableDef {
-    let mut k = t.clone();
-    k.columns.retain(|c| t.primary_key.contains(&c.name));
-    k.indexes.clear();
-    k.foreign_keys.clear();
-    k.partitioning = None;
-    k.inherits.clear();
-    k
-}
-
 fn is_integer(ty: &ColumnType) -> bool {
     matches!(
         ty,

@@ -374,7 +374,7 @@ fn export_keys(
         if !keyed || partial || (cursor && !plan.deletes) {
             continue;
         }
-        let e = export_table(src, &crate::chain::key_table(t), None, true, &ctx)?;
+        let e = export_table(src, &t.key_table(), None, true, &ctx)?;
         out.push((
             q,
             crate::bundle::catalog::KeySet {

@@ -70,7 +70,7 @@ impl CatalogTable {
     /// The definition the key parts are read with: the primary-key columns only, no
     /// indexes, keys or constraints.
     pub fn key_table(&self) -> TableDef {
-        crate::chain::key_table(&self.table)
+        self.table.key_table()
     }
 
     /// Every part of the table: its rows, then its key set.

@@ -485,6 +485,24 @@ pub struct PartitionColumn {
 }
 
 impl TableDef {
+    /// The definition a table's primary-key set is written and read with (a chain's
+    /// `--deletes`): the key columns only, with no indexes, foreign keys or partitions.
+    pub fn key_table(&self) -> TableDef {
+        let mut k = self.clone();
+        k.columns.retain(|c| self.primary_key.contains(&c.name));
+        k.indexes.clear();
+        k.foreign_keys.clear();
+        k.partitioning = None;
+        k.inherits.clear();
+        k.checks.clear();
+        for c in &mut k.columns {
+            c.generated = None;
+            c.identity = None;
+            c.default = None;
+        }
+        k
+    }
+
     /// Whether any column is generated (its values are not loaded on a same-engine import).
     pub fn has_generated(&self) -> bool {
         self.columns.iter().any(|c| c.generated.is_some())
