@@ -64,6 +64,15 @@ pub fn read_prev(url: &str, keys: &Keys) -> Result<Prev> {
     })
 }
 
+/// The `--lookback` (given once per kind) that applies to a cursor of type `ty`: the
+/// duration for temporal and text cursors, the count for integer ones.
+pub fn lookback_for(given: &[Lookback], ty: &ColumnType) -> Option<Lookback> {
+    given.iter().copied().find(|l| match l {
+        Lookback::Count(_) => is_integer(ty),
+        Lookback::Time(_) => !is_integer(ty),
+    })
+}
+
 /// `--lookback`: how far below the predecessor's mark a link starts reading, so a row
 /// whose transaction committed after that export's snapshot with a cursor value below its
 /// mark still travels. A duration (`90s`, `5m`, `2h`, `1d`) for temporal cursors, a
@@ -210,6 +219,12 @@ pub fn cursor_predicate(
             table.qualified()
         ))
     })
+}
+
+/// A text cursor's mark must read as an ISO-8601 date or timestamp: other text sorts in an
+/// order that says nothing about when a row changed.
+pub fn text_mark_ok(mark: &str) -> bool {
+    minus_duration(mark, Duration::ZERO).is_some()
 }
 
 fn is_integer(ty: &ColumnType) -> bool {

@@ -55,8 +55,9 @@ pub struct ExportPlan {
     pub cursors: Vec<(String, String)>,
     /// `--since PREV`: the bundle this one is the next link after.
     pub since: Option<String>,
-    /// `--lookback`: how far below the predecessor's marks a link reads.
-    pub lookback: Option<crate::chain::Lookback>,
+    /// `--lookback`: how far below the predecessor's marks a link reads (a duration for
+    /// temporal cursors and a count for integer ones; one of each at most).
+    pub lookback: Vec<crate::chain::Lookback>,
     /// `--deletes`: a link carries each cursor table's primary-key set.
     pub deletes: bool,
 }
@@ -81,7 +82,7 @@ impl ExportPlan {
             source_options: source::SourceOptions::default(),
             cursors: vec![],
             since: None,
-            lookback: None,
+            lookback: vec![],
             deletes: false,
         }
     }
@@ -97,6 +98,7 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     let (mut src, tables) = open_source_and_plan(plan)?;
     let chain = plan_chain(plan, prev, src.as_mut(), &tables)?;
     let mut report = RunReport::new("export");
+    report.warnings.extend(chain.notes.iter().cloned());
     report.bundle = Some(crate::redact::display_location(&plan.bundle_url));
     let not_carried = src.not_carried(&tables)?;
     report.warnings.extend(not_carried.iter().cloned());
@@ -155,6 +157,9 @@ struct ChainPlan {
     tables: std::collections::HashMap<String, TableChain>,
     /// Filter per table, by qualified name.
     filters: std::collections::HashMap<String, String>,
+    /// What the operator should know (a cursor without a lookback of its kind, deletes
+    /// not carried).
+    notes: Vec<String>,
 }
 
 struct TableChain {
@@ -178,14 +183,31 @@ fn plan_chain(
                 .into(),
         ));
     }
-    if prev.is_none() && (plan.lookback.is_some() || plan.deletes) {
-        return Err(Error::Usage(
-            "--lookback and --deletes apply to a link of a chain: add --since PREV_BUNDLE".into(),
-        ));
+    if prev.is_none() && (!plan.lookback.is_empty() || plan.deletes) {
+        let what = match (plan.lookback.is_empty(), plan.deletes) {
+            (false, true) => "--lookback and --deletes apply",
+            (false, false) => "--lookback applies",
+            _ => "--deletes applies",
+        };
+        return Err(Error::Usage(format!(
+            "{what} to a link of a chain: add --since PREV_BUNDLE"
+        )));
     }
     if (prev.is_some() || !plan.cursors.is_empty()) && plan.sequence.is_some() {
         return Err(Error::Usage(
             "--sequence: a chain numbers its links itself (1, 2, 3, …); leave it out".into(),
+        ));
+    }
+    let kinds = |count: bool| {
+        plan.lookback
+            .iter()
+            .filter(|l| matches!(l, crate::chain::Lookback::Count(_)) == count)
+            .count()
+    };
+    if kinds(true) > 1 || kinds(false) > 1 {
+        return Err(Error::Usage(
+            "--lookback: give at most one duration (for temporal cursors) and one count (for integer cursors)"
+                .into(),
         ));
     }
     let engine = crate::engines::for_url(&plan.source_url)?.sql;
@@ -229,6 +251,7 @@ fn plan_chain(
         },
         tables: Default::default(),
         filters: Default::default(),
+        notes: vec![],
     };
     for t in tables {
         if let Some(f) = filter_for(plan, t) {
@@ -284,13 +307,30 @@ fn plan_chain(
         }
         // Read inside the snapshot, never "the largest value seen" outside it.
         let high_water = src.high_water(t, &column)?;
+        if col.ty == crate::types::ColumnType::Utf8
+            && let Some(m) = high_water.as_deref()
+            && !crate::chain::text_mark_ok(m)
+        {
+            return Err(Error::Usage(format!(
+                "--cursor {q}={column}: a text cursor must hold ISO-8601 dates or timestamps \
+                 (2026-12-03 16:50:00), and its largest value is {m:?}"
+            )));
+        }
+        let lookback = crate::chain::lookback_for(&plan.lookback, &col.ty);
+        if lookback.is_none() && !plan.lookback.is_empty() {
+            out.notes.push(format!(
+                "table {q}: no --lookback of its kind for cursor {column:?} ({}), so it reads from the \
+                 previous mark exactly",
+                if crate::chain::lookback_for(&[crate::chain::Lookback::Count(0)], &col.ty).is_some() {
+                    "an integer: give a count too, e.g. --lookback 1000"
+                } else {
+                    "a date or time: give a duration too, e.g. --lookback 5m"
+                }
+            ));
+        }
         let since = match before.and_then(|c| c.high_water.as_deref()) {
             Some(mark) => Some(crate::chain::since_bound(
-                &q,
-                &column,
-                &col.ty,
-                mark,
-                plan.lookback,
+                &q, &column, &col.ty, mark, lookback,
             )?),
             None => None,
         };
@@ -314,6 +354,13 @@ fn plan_chain(
                 }),
                 partial,
             },
+        );
+    }
+    if prev.is_some() && !plan.deletes && out.tables.values().any(|c| c.cursor.is_some()) {
+        out.notes.push(
+            "no --deletes: rows deleted at the source since the previous link stay on the target (a later \
+             link with --deletes removes them)"
+                .into(),
         );
     }
     Ok(out)

@@ -652,8 +652,8 @@ fn check_modes(run: &Run<'_>, target: &mut dyn Target) -> Result<()> {
     let (plan, id) = (run.plan, run.id);
     if run.is_link() && matches!(plan.mode, Mode::Append | Mode::Replace) {
         return Err(Error::Usage(format!(
-            "bundle {id} is link {} of a chain: it applies its cursor tables by upsert and its other tables by \
-             replace by itself; leave out --mode",
+            "bundle {id} is link {} of a chain: it applies its tables by itself (upsert, then deletes of what the \
+             source deleted; a table without a primary key by replace); leave out --mode",
             run.checked.bundle.manifest.sequence
         )));
     }
@@ -839,6 +839,15 @@ fn preflight<'a>(
     );
     problems.extend(privileges);
     problems.extend(delete_ratio_problems(run, &planned));
+    if run.checked.bundle.manifest.chain_id.is_some()
+        && (!plan.tables.is_empty() || !plan.exclude.is_empty())
+    {
+        report.warnings.push(
+            "only part of a chain's bundle is applied (--table/--exclude): the chain's next link is refused \
+             here until the same import runs without them"
+                .into(),
+        );
+    }
     if !problems.is_empty() {
         return Err(Error::Data(format!(
             "pre-flight found {} problem{} loading bundle {id} into {}; nothing was written:\n  - {}",
@@ -865,7 +874,7 @@ fn preflight<'a>(
             into_existing.len(),
             if into_existing.len() == 1 { "" } else { "s" },
             if run.is_link() {
-                "upsert/replace: a link"
+                "a link of a chain: upsert and deletes"
             } else {
                 plan.mode.as_str()
             },
@@ -916,9 +925,16 @@ fn dry_run(run: &Run<'_>, planned: &[Planned<'_>], report: &mut RunReport) {
     }
     report.status = "dry run".into();
     report.message = format!(
-        "dry run: bundle {id} verified and pre-flight passed; {} tables would be loaded (--mode {}); nothing written",
+        "dry run: bundle {id} verified and pre-flight passed; {} tables would be loaded ({}); nothing written",
         run.tables.selected.len(),
-        run.run_mode().as_str()
+        if run.is_link() {
+            format!(
+                "link {} of a chain: upsert, then deletes of what the source deleted",
+                run.checked.bundle.manifest.sequence
+            )
+        } else {
+            format!("--mode {}", run.run_mode().as_str())
+        }
     );
     report.close(run.started.elapsed());
 }
@@ -1399,6 +1415,8 @@ fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, i: usize) -> Result<
         target.finish_table(name, &t.table)?;
     }
     bar.finish_and_clear();
+    // Only a replace publishes: other modes commit part by part.
+    let to_publish = to_publish && mode == Mode::Replace;
     let status = if loaded_parts == 0 && skipped > 0 && !to_publish {
         "skipped (already imported)"
     } else if loaded_parts == 0 && to_publish {
@@ -1411,7 +1429,10 @@ fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, i: usize) -> Result<
     ctx.run.progress.line(&format!(
         "loaded {name}: {rows} rows from {loaded_parts} parts{}{}",
         if deleted > 0 {
-            format!(", {deleted} rows deleted (absent from the source)")
+            format!(
+                ", {deleted} row{} deleted (absent from the source)",
+                if deleted == 1 { "" } else { "s" }
+            )
         } else {
             String::new()
         },

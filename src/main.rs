@@ -162,8 +162,9 @@ enum Command {
         /// names table, column and row; `null` exports them as NULL.
         #[arg(long, value_enum, default_value_t = ZeroDates::Error)]
         zero_dates: ZeroDates,
-        /// Start a chain of bundles: TABLE travels by changes of COLUMN (an integer, date or
-        /// timestamp that grows with every insert and update; the table needs a primary key).
+        /// Start a chain of bundles: TABLE travels by changes of COLUMN (an integer, date,
+        /// timestamp or ISO-8601 text that grows with every insert and update; the table needs
+        /// a primary key).
         /// Repeatable. The bundle records each cursor's high-water mark, read in its snapshot.
         #[arg(long = "cursor", value_name = "TABLE=COLUMN")]
         cursors: Vec<String>,
@@ -173,8 +174,9 @@ enum Command {
         since: Option<String>,
         /// How far below the previous marks a link reads, for rows whose transactions commit late:
         /// a duration (90s, 5m, 2h, 1d) for temporal cursors, a count (1000) for integer cursors.
+        /// Give both for a chain with both kinds of cursor (--lookback 5m --lookback 1000).
         #[arg(long, value_name = "DURATION|COUNT", value_parser = parse_lookback)]
-        lookback: Option<ferry::chain::Lookback>,
+        lookback: Vec<ferry::chain::Lookback>,
         /// With --since: also carry each cursor table's primary-key set, so the import deletes
         /// the rows the source deleted (under --max-delete-ratio).
         #[arg(long)]

@@ -525,3 +525,77 @@ fn a_whole_table_referenced_with_cascade_keeps_its_children() {
     }
     assert_eq!(dst.rows("SELECT count(*) FROM product"), vec!["100"]);
 }
+
+/// One chain with a timestamp cursor and an integer cursor takes one lookback of each kind;
+/// a text cursor that is not a date or timestamp is refused.
+#[test]
+fn lookbacks_of_both_kinds_apply_to_their_cursors_and_a_non_date_text_cursor_is_refused() {
+    let fx = fixture();
+    let src = lite(&fx, "lb_src.db");
+    src.exec(
+        "CREATE TABLE ev (id INTEGER PRIMARY KEY, body TEXT);
+         CREATE TABLE doc (id INTEGER PRIMARY KEY, at TEXT NOT NULL, label TEXT NOT NULL);
+         INSERT INTO ev VALUES (1, 'a'), (2, 'b'), (3, 'c');
+         INSERT INTO doc VALUES (1, '2026-01-01 10:00:00', 'x'), (2, '2026-01-01 11:00:00', 'y');",
+    );
+    let b1 = export(
+        &fx,
+        &src,
+        "lb1",
+        &["--cursor", "ev=id", "--cursor", "doc=at"],
+    );
+    let b2 = export(
+        &fx,
+        &src,
+        "lb2",
+        &[
+            "--since",
+            b1.to_str().unwrap(),
+            "--lookback",
+            "90m",
+            "--lookback",
+            "1",
+        ],
+    );
+    let catalog = ferry()
+        .args([
+            "inspect",
+            b2.to_str().unwrap(),
+            "--key-file",
+            fx.key.to_str().unwrap(),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&catalog.stdout).unwrap();
+    let since = |t: &str| {
+        v["catalog"]["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["table"]["name"] == t)
+            .unwrap()["cursor"]["since"]
+            .clone()
+    };
+    assert_eq!(since("ev"), "2", "the count steps the integer mark back");
+    assert_eq!(
+        since("doc"),
+        "2026-01-01 09:30:00",
+        "the duration steps the timestamp back"
+    );
+
+    let bad = ferry()
+        .args([
+            "export",
+            &src.url(),
+            fx.path("lb_bad").to_str().unwrap(),
+            "--key-file",
+            fx.key.to_str().unwrap(),
+            "--cursor",
+            "doc=label",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("ISO-8601"));
+}
