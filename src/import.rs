@@ -839,6 +839,17 @@ fn preflight<'a>(
     );
     problems.extend(privileges);
     problems.extend(delete_ratio_problems(run, &planned));
+    if run.is_link() {
+        for (t, p) in run.tables.selected.iter().zip(&planned) {
+            if t.cursor.is_some() && p.existing_columns.is_none() {
+                problems.push(format!(
+                    "table {}: the chain's cursor table is not in the target, yet the chain's first bundle \
+                     created it: apply every link with the same --rename and --target-schema as the first",
+                    p.target_name
+                ));
+            }
+        }
+    }
     if run.checked.bundle.manifest.chain_id.is_some()
         && (!plan.tables.is_empty() || !plan.exclude.is_empty())
     {

@@ -599,3 +599,34 @@ fn lookbacks_of_both_kinds_apply_to_their_cursors_and_a_non_date_text_cursor_is_
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("ISO-8601"));
 }
+
+/// A link must go where the chain's first bundle went: without the first import's
+/// `--rename`, its cursor table is missing and nothing is written.
+#[test]
+fn a_link_without_the_first_imports_rename_is_refused() {
+    let fx = fixture();
+    let src = lite(&fx, "rn_src.db");
+    src.exec(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, u INTEGER NOT NULL);
+         INSERT INTO t VALUES (1, 'a', 1), (2, 'b', 1);",
+    );
+    let dst = lite(&fx, "rn_dst.db");
+    let b1 = export(&fx, &src, "rn1", &["--cursor", "t=u"]);
+    assert_eq!(import(&fx, &b1, &dst, &["--rename", "t=orders"]).0, 0);
+    src.exec("UPDATE t SET v = 'B', u = 2 WHERE id = 2;");
+    let b2 = export(&fx, &src, "rn2", &["--since", b1.to_str().unwrap()]);
+    let (code, err) = import(&fx, &b2, &dst, &[]);
+    assert_eq!(code, 65, "{err}");
+    assert!(err.contains("--rename"), "{err}");
+    assert_eq!(
+        dst.rows(tables_sql(&dst)),
+        vec!["2"],
+        "orders and the ledger only"
+    );
+    let (code, err) = import(&fx, &b2, &dst, &["--rename", "t=orders"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        dst.rows("SELECT id, v FROM orders ORDER BY id"),
+        vec!["1|a", "2|B"]
+    );
+}
