@@ -89,6 +89,8 @@ pub struct ImportPlan {
     pub max_delete_ratio: f64,
     /// `--mode replace` of a partial table (exported with `--where`).
     pub replace_partial: bool,
+    /// A deliberate second copy in `--target-schema`, with a ledger of its own there.
+    pub separate_copy: bool,
 }
 
 impl ImportPlan {
@@ -112,6 +114,7 @@ impl ImportPlan {
             accept_gap: false,
             max_delete_ratio: 0.1,
             replace_partial: false,
+            separate_copy: false,
         }
     }
 
@@ -258,6 +261,15 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
     Ok(report)
 }
 
+/// The target, its ledger where this import keeps it (`--separate-copy`).
+fn open_target(plan: &ImportPlan) -> Result<Box<dyn Target>> {
+    let mut target = engines::open_target(&plan.target_url, plan.target_schema.as_deref())?;
+    if plan.separate_copy {
+        target.separate_ledger()?;
+    }
+    Ok(target)
+}
+
 /// What [`open_and_verify`] hands on: the report so far, the target (its run lock taken),
 /// the verified bundle and what the target's ledger holds of it.
 /// A bundle of another engine: what its catalog says that only the source's engine can
@@ -338,7 +350,18 @@ fn open_and_verify(plan: &ImportPlan, progress: &Progress) -> Result<Opened> {
     report.warnings.extend(bundle.warnings());
     // The target must be reachable before the expensive verification.
     let engine = engines::for_url(&plan.target_url)?;
-    let mut target = engines::open_target(&plan.target_url, plan.target_schema.as_deref())?;
+    let mut target = open_target(plan)?;
+    if let (Some(s), false, Some(place)) = (
+        &plan.target_schema,
+        plan.separate_copy,
+        target.ledger_place(),
+    ) && place == format!("schema {s}")
+    {
+        report.warnings.push(format!(
+            "the ledger of this import is the one an earlier ferry kept in schema {s}: bundles loaded there are \
+             loaded once per schema, not once per database"
+        ));
+    }
     // One import of this bundle into this target at a time (exit 75 for the second).
     target.lock_run(&bundle.manifest.bundle_id)?;
     // 6: keys and MAC (cheap), then the ledger: a finished bundle is a no-op.
@@ -1082,8 +1105,7 @@ fn load_tables(
         let state = failure_state(
             &ctx,
             matches!(e, Error::Temporary(_) | Error::Locked(_)),
-            engines::open_target(&run.plan.target_url, run.plan.target_schema.as_deref())
-                .and_then(|mut t| load::ledger::state(t.as_mut(), run.id)),
+            open_target(run.plan).and_then(|mut t| load::ledger::state(t.as_mut(), run.id)),
         );
         return Err(with_state(e, &state.message()));
     }

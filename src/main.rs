@@ -241,6 +241,11 @@ enum Command {
         /// filtered rows).
         #[arg(long)]
         replace_partial: bool,
+        /// PostgreSQL: load a deliberate second copy into --target-schema, with a ledger of its
+        /// own there. Without it a database has one ledger (schema public), and a bundle already
+        /// loaded into another schema of the database is "already imported".
+        #[arg(long)]
+        separate_copy: bool,
     },
     /// Check a bundle: without a key sizes and SHA-256 of every file; with a key also decrypt and decode every part.
     Verify {
@@ -264,7 +269,8 @@ enum Command {
     Status {
         /// Target database: sqlite://PATH, postgres://…, mysql://…
         target: String,
-        /// PostgreSQL schema whose ledger to read (as given to import's --target-schema).
+        /// PostgreSQL: read the ledger of a second copy loaded with
+        /// `import --target-schema S --separate-copy` (default: the database's ledger).
         #[arg(long)]
         target_schema: Option<String>,
     },
@@ -445,6 +451,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             accept_gap,
             max_delete_ratio,
             replace_partial,
+            separate_copy,
         } => {
             let engine = ferry::engines::for_url(&target)?;
             if target_schema.is_some() && !engine.schemas {
@@ -473,6 +480,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             plan.accept_gap = accept_gap;
             plan.max_delete_ratio = max_delete_ratio;
             plan.replace_partial = replace_partial;
+            plan.separate_copy = separate_copy;
             let mut r = ferry::import::import(&plan, &progress)?;
             r.warnings.extend(warnings);
             Ok(r)

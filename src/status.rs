@@ -27,6 +27,9 @@ struct Held {
 pub fn status(target_url: &str, target_schema: Option<&str>) -> Result<RunReport> {
     let started = Instant::now();
     let mut target = crate::engines::open_target(target_url, target_schema)?;
+    if target_schema.is_some() {
+        target.separate_ledger()?;
+    }
     let rows = crate::load::ledger::all_rows(target.as_mut())?;
     let mut bundles: BTreeMap<String, Held> = BTreeMap::new();
     for r in &rows {

@@ -33,6 +33,23 @@ pub trait Target: Session + Send {
         Ok(None)
     }
 
+    /// `--separate-copy`: keep this import's ledger apart from the database's one (PostgreSQL:
+    /// in the `--target-schema` schema), so a bundle already loaded elsewhere in the database
+    /// loads again as a deliberate second copy. Engines whose ledger is per database already
+    /// refuse it.
+    fn separate_ledger(&mut self) -> Result<()> {
+        Err(crate::Error::Usage(
+            "--separate-copy applies to PostgreSQL targets with --target-schema: elsewhere a database has one \
+             ledger, and a second copy goes into another database"
+                .into(),
+        ))
+    }
+
+    /// Where the ledger is, for messages (`None` where there is one place only).
+    fn ledger_place(&self) -> Option<String> {
+        None
+    }
+
     /// Rows in a table, `None` when it does not exist.
     fn table_rows(&mut self, name: &str, table: &TableDef) -> Result<Option<u64>>;
 

@@ -630,3 +630,38 @@ fn a_link_without_the_first_imports_rename_is_refused() {
         vec!["1|a", "2|B"]
     );
 }
+
+/// A PostgreSQL database has one ledger: the same bundle imported into a second schema is
+/// "already imported"; `--separate-copy` loads a deliberate second copy with a ledger of its
+/// own in that schema.
+#[test]
+fn one_ledger_per_database_and_a_separate_copy_only_when_asked() {
+    let fx = fixture();
+    let Some(dst) = pg("one_ledger") else {
+        return;
+    };
+    let b = fx.export("once");
+    let count = |schema: &str| dst.rows(&format!("SELECT count(*) FROM {schema}.items"));
+    assert_eq!(import(&fx, &b, &dst, &["--target-schema", "s1"]).0, 0);
+    let (code, err) = import(&fx, &b, &dst, &["--target-schema", "s2"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        dst.rows("SELECT count(*) FROM information_schema.tables WHERE table_schema = 's2'"),
+        vec!["0"],
+        "already imported into this database: nothing loaded into s2"
+    );
+    let (code, err) = import(&fx, &b, &dst, &["--target-schema", "s2", "--separate-copy"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(count("s1"), count("s2"));
+    assert_eq!(
+        dst.rows("SELECT count(DISTINCT bundle_id) FROM public._ferry_ledger"),
+        vec!["1"]
+    );
+    assert_eq!(
+        dst.rows("SELECT count(DISTINCT bundle_id) FROM s2._ferry_ledger"),
+        vec!["1"]
+    );
+    // Without --target-schema a separate copy has nowhere to go.
+    let (code, _) = import(&fx, &b, &dst, &["--separate-copy"]);
+    assert_eq!(code, 2);
+}

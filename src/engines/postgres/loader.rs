@@ -61,8 +61,12 @@ pub fn pg_type(ty: &ColumnType) -> String {
 pub struct PgTarget {
     conn: PgConnection,
     url: String,
-    /// `--target-schema`: every table (and the ledger) goes there instead of its own schema.
+    /// `--target-schema`: every table goes there instead of its own schema.
     schema_override: Option<String>,
+    /// Where the ledger lives: `public`, one per database, so a bundle loads once per
+    /// database whatever `--target-schema` says; the target schema for a deliberate
+    /// separate copy (`--separate-copy`), or where an earlier ferry put it.
+    ledger_schema: String,
     /// What was not replayed (an expression outside the allowlist), for the summary.
     notes: Vec<String>,
 }
@@ -100,10 +104,27 @@ impl PgTarget {
                 .execute(&mut conn),
             )
             .map_err(|e| pg_err("setting lock_timeout", e))?;
+        // Ledgers of ferry before 0.2 lived in the --target-schema schema: keep using one
+        // that is there (the import says so), rather than load its bundles a second time.
+        let legacy = match schema {
+            Some(s) => runtime()
+                .block_on(
+                    sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL")
+                        .bind(qualified(Some(s), LEDGER))
+                        .fetch_one(&mut conn),
+                )
+                .map_err(|e| pg_err("looking for the ledger", e))?,
+            None => false,
+        };
+        let ledger_schema = match schema {
+            Some(s) if legacy => s.to_string(),
+            _ => "public".to_string(),
+        };
         Ok(PgTarget {
             conn,
             url: url.to_string(),
             schema_override: schema.map(str::to_string),
+            ledger_schema,
             notes: Vec::new(),
         })
     }
@@ -172,7 +193,7 @@ impl PgTarget {
     }
 
     fn ledger_schema(&self) -> &str {
-        self.schema_override.as_deref().unwrap_or("public")
+        &self.ledger_schema
     }
 
     /// The schema a bundle table goes to: `--target-schema`, else its own, else public.
@@ -1987,10 +2008,25 @@ impl Target for PgTarget {
     }
 
     fn worker(&self) -> Result<Option<Box<dyn Target>>> {
-        Ok(Some(Box::new(PgTarget::open(
-            &self.url,
-            self.schema_override.as_deref(),
-        )?)))
+        let mut w = PgTarget::open(&self.url, self.schema_override.as_deref())?;
+        w.ledger_schema.clone_from(&self.ledger_schema);
+        Ok(Some(Box::new(w)))
+    }
+
+    fn separate_ledger(&mut self) -> Result<()> {
+        match &self.schema_override {
+            Some(s) => {
+                self.ledger_schema.clone_from(s);
+                Ok(())
+            }
+            None => Err(Error::Usage(
+                "--separate-copy keeps a second copy's ledger in its --target-schema: give --target-schema".into(),
+            )),
+        }
+    }
+
+    fn ledger_place(&self) -> Option<String> {
+        Some(format!("schema {}", self.ledger_schema))
     }
 
     fn table_rows(&mut self, name: &str, table: &TableDef) -> Result<Option<u64>> {
