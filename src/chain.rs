@@ -228,16 +228,7 @@ pub fn text_mark_ok(mark: &str) -> bool {
 }
 
 fn is_integer(ty: &ColumnType) -> bool {
-    matches!(
-        ty,
-        ColumnType::Int16
-            | ColumnType::Int32
-            | ColumnType::Int64
-            | ColumnType::UInt8
-            | ColumnType::UInt16
-            | ColumnType::UInt32
-            | ColumnType::UInt64
-    )
+    ty.is_integer()
 }
 
 /// A column may be a cursor when it grows with every change: integers, dates, timestamps,

@@ -62,6 +62,20 @@ pub enum ColumnType {
 }
 
 impl ColumnType {
+    /// Signed or unsigned integers of any width.
+    pub fn is_integer(&self) -> bool {
+        matches!(
+            self,
+            ColumnType::Int16
+                | ColumnType::Int32
+                | ColumnType::Int64
+                | ColumnType::UInt8
+                | ColumnType::UInt16
+                | ColumnType::UInt32
+                | ColumnType::UInt64
+        )
+    }
+
     pub fn arrow(&self) -> DataType {
         match self {
             ColumnType::Boolean => DataType::Boolean,

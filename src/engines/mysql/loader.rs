@@ -414,16 +414,7 @@ impl MyTarget {
                 continue;
             }
             d.push_str(if c.nullable { " NULL" } else { " NOT NULL" });
-            let integer = matches!(
-                c.ty,
-                ColumnType::Int16
-                    | ColumnType::Int32
-                    | ColumnType::Int64
-                    | ColumnType::UInt8
-                    | ColumnType::UInt16
-                    | ColumnType::UInt32
-                    | ColumnType::UInt64
-            );
+            let integer = c.ty.is_integer();
             if c.identity.is_some() && integer {
                 d.push_str(" AUTO_INCREMENT");
                 // AUTO_INCREMENT needs the column to lead a key.

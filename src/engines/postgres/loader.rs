@@ -419,15 +419,8 @@ impl PgTarget {
             return Ok(());
         }
         if let Some(id) = c.identity {
-            let integer = matches!(
-                c.ty,
-                ColumnType::Int16
-                    | ColumnType::Int32
-                    | ColumnType::Int64
-                    | ColumnType::UInt8
-                    | ColumnType::UInt16
-                    | ColumnType::UInt32
-            );
+            // An unsigned 64-bit integer is numeric here, which cannot be an identity.
+            let integer = c.ty.is_integer() && c.ty != ColumnType::UInt64;
             if !integer {
                 self.notes.push(format!(
                     "not carried: the counter of {name}.{}: its type {} cannot be an identity column here",
