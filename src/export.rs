@@ -369,8 +369,8 @@ fn plan_chain(
 /// One table's key set as exported: (qualified name, catalog record, manifest entries, bytes).
 type KeysExported = (String, crate::bundle::catalog::KeySet, Vec<FileEntry>, u64);
 
-/// A link's key sets: each cursor table's primary-key set with `--deletes`, and every whole
-/// table's, read whole in the same snapshot into parts of their own. Returns, per table, the key set, its manifest entries and bytes.
+/// `--deletes`: each cursor table's primary-key set, read whole in the same snapshot into
+/// parts of its own. Returns, per table, the key set, its manifest entries and bytes.
 fn export_keys(
     plan: &ExportPlan,
     progress: &Progress,
@@ -384,7 +384,7 @@ fn export_keys(
         .link
         .as_ref()
         .is_some_and(|l| l.prev_manifest_sha256.is_some());
-    if !link {
+    if !link || !plan.deletes {
         return Ok(out);
     }
     let none = std::collections::HashMap::new();
@@ -399,26 +399,14 @@ fn export_keys(
     };
     for t in tables {
         let q = t.qualified();
-        // Cursor tables carry their key set with --deletes; a link's whole tables always
-        // do when they have a key that cannot be NULL, so the import upserts them and
-        // deletes only the rows the source deleted (a replace would delete every row, and
-        // with it, through ON DELETE CASCADE, the rows of the tables that reference it).
+        // Cursor tables carry their key set with --deletes; whole tables are replaced (their
+        // publish keeps the rows that reference them: see load::publish_group).
         let cursor = chain
             .tables
             .get(&q)
             .and_then(|c| c.cursor.as_ref())
             .is_some();
-        let keyed = !t.primary_key.is_empty()
-            && t.columns.iter().all(|c| {
-                !t.primary_key.contains(&c.name)
-                    || !c.nullable
-                    || (t.primary_key.len() == 1 && c.source_type.eq_ignore_ascii_case("integer"))
-            });
-        let partial = chain
-            .tables
-            .get(&q)
-            .is_some_and(|c| c.partial && c.cursor.is_none());
-        if !keyed || partial || (cursor && !plan.deletes) {
+        if !cursor || !plan.deletes {
             continue;
         }
         let e = export_table(src, &t.key_table(), None, true, &ctx)?;

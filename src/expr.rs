@@ -932,43 +932,69 @@ fn tokens(text: &str) -> Result<Vec<Token>, String> {
         .collect())
 }
 
-/// A column default from another engine's catalog, as `to` writes it, when it means the
-/// same there: a number, a string, `TRUE`/`FALSE`, or the current timestamp
-/// (`CURRENT_TIMESTAMP`, `now()`, `current_timestamp(6)`). Anything else does not travel
-/// across engines (`None`). The text is parsed in `to`'s dialect and printed from the tree:
+/// A column default from another engine's catalog, as `to` writes it for a column of type
+/// `ty`, when it means the same there: a number for a numeric column, a string for a text
+/// column, true/false (or MySQL's 1/0) for a boolean, the current timestamp
+/// (`CURRENT_TIMESTAMP`, `now()`, `current_timestamp(6)`) for a timestamp. Anything else
+/// does not travel across engines (`None`). The text is parsed in `to`'s dialect and printed from the tree:
 /// a literal whose quoting differs between the two dialects fails to parse or to print back.
-pub fn portable_default(text: &str, to: Engine) -> Option<String> {
+pub fn portable_default(text: &str, to: Engine, ty: &crate::types::ColumnType) -> Option<String> {
+    use crate::types::ColumnType as T;
     let e = parse_one(text, to).ok()?;
-    let literal = |e: &Expr| match e {
-        Expr::Value(v) => matches!(
-            v.value,
-            Value::Number(..) | Value::SingleQuotedString(_) | Value::Boolean(_)
-        ),
+    let number = |e: &Expr| match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => Some(n.clone()),
+            _ => None,
+        },
         Expr::UnaryOp {
             op: UnaryOperator::Minus,
             expr,
-        } => matches!(expr.as_ref(), Expr::Value(v) if matches!(v.value, Value::Number(..))),
-        _ => false,
+        } => match expr.as_ref() {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => Some(format!("-{n}")),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
     };
-    if literal(&e) {
-        return print(&e, to).ok();
+    let numeric = ty.is_integer()
+        || matches!(
+            ty,
+            T::Float32 | T::Float64 | T::Decimal128 { .. } | T::Decimal256 { .. } | T::NumericText
+        );
+    match (&e, ty) {
+        // MySQL's BOOLEAN is an integer: its 0 and 1 are false and true elsewhere.
+        (_, T::Boolean) => match (number(&e).as_deref(), &e) {
+            (Some("0"), _) => Some("false".into()),
+            (Some("1"), _) => Some("true".into()),
+            (_, Expr::Value(v)) if matches!(v.value, Value::Boolean(_)) => print(&e, to).ok(),
+            _ => None,
+        },
+        _ if numeric => number(&e).and_then(|_| print(&e, to).ok()),
+        (Expr::Value(v), T::Utf8) if matches!(v.value, Value::SingleQuotedString(_)) => {
+            print(&e, to).ok()
+        }
+        (_, T::Timestamp { .. } | T::Date32) => {
+            let now = match &e {
+                Expr::Function(f) => {
+                    let n = f.name.to_string().to_ascii_lowercase();
+                    n == "now" || n == "current_timestamp" || n == "localtimestamp"
+                }
+                Expr::Identifier(i) => i.value.eq_ignore_ascii_case("current_timestamp"),
+                _ => false,
+            };
+            (now && matches!(ty, T::Timestamp { .. })).then(|| {
+                match to {
+                    // DATETIME(6) columns take the current time with the same precision.
+                    Engine::MySql => "CURRENT_TIMESTAMP(6)",
+                    Engine::Postgres | Engine::Sqlite => "CURRENT_TIMESTAMP",
+                }
+                .to_string()
+            })
+        }
+        _ => None,
     }
-    let now = match &e {
-        Expr::Function(f) => {
-            let n = f.name.to_string().to_ascii_lowercase();
-            n == "now" || n == "current_timestamp" || n == "localtimestamp"
-        }
-        Expr::Identifier(i) => i.value.eq_ignore_ascii_case("current_timestamp"),
-        _ => false,
-    };
-    now.then(|| {
-        match to {
-            // DATETIME(6) columns take the current time with the same precision.
-            Engine::MySql => "CURRENT_TIMESTAMP(6)",
-            Engine::Postgres | Engine::Sqlite => "CURRENT_TIMESTAMP",
-        }
-        .to_string()
-    })
 }
 
 /// A chain's cursor bound: `column >= literal OR column IS NULL` printed from its tree,

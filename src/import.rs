@@ -351,16 +351,12 @@ fn open_and_verify(plan: &ImportPlan, progress: &Progress) -> Result<Opened> {
     // The target must be reachable before the expensive verification.
     let engine = engines::for_url(&plan.target_url)?;
     let mut target = open_target(plan)?;
-    if let (Some(s), false, Some(place)) = (
-        &plan.target_schema,
-        plan.separate_copy,
-        target.ledger_place(),
-    ) && place == format!("schema {s}")
-    {
-        report.warnings.push(format!(
-            "the ledger of this import is the one an earlier ferry kept in schema {s}: bundles loaded there are \
-             loaded once per schema, not once per database"
-        ));
+    if let Some(s) = target.other_ledger()? {
+        return Err(Error::Usage(format!(
+            "schema {s} holds a ledger of its own (a copy loaded with --separate-copy, or by a ferry before 0.2): \
+             loading into it under the database's ledger could load its bundles twice; nothing was written: pass \
+             --separate-copy to load under that ledger"
+        )));
     }
     // One import of this bundle into this target at a time (exit 75 for the second).
     target.lock_run(&bundle.manifest.bundle_id)?;
@@ -633,9 +629,8 @@ impl Run<'_> {
     /// tables (which travel whole) by replace; any other bundle as `--mode` says.
     fn mode(&self, t: &CatalogTable) -> Mode {
         if self.is_link() {
-            // A whole table with its key set is applied like a cursor table (upsert, then
-            // delete what the key set lacks); one without a key is replaced.
-            if t.cursor.is_some() || t.keys.is_some() {
+            // A whole table is replaced; its publish keeps the rows that reference it.
+            if t.cursor.is_some() {
                 Mode::Upsert
             } else {
                 Mode::Replace
@@ -1058,7 +1053,6 @@ fn load_tables(
         parts_started: AtomicUsize::new(0),
         publishes_started: AtomicUsize::new(0),
         deletes_started: AtomicUsize::new(0),
-        deleted: Mutex::new(Vec::new()),
         published: AtomicUsize::new(0),
         publish_failed: Mutex::new(None),
         failed_parts: Mutex::new(Vec::new()),
@@ -1070,11 +1064,10 @@ fn load_tables(
             None => break,
         }
     }
-    // A link's deletes come first, children before parents (the reverse of the load
-    // order), on tables the target has: the exact --max-delete-ratio check then runs
-    // before any of the link's rows is written, and a parent's rows go only after the rows
-    // that reference them. A table the target does not have yet gets its (empty) deletes
-    // after its load.
+    // A link's deletes: counted first (nothing written), so a link that would delete more
+    // than --max-delete-ratio of a table is refused before any of its rows is written;
+    // applied last, children before parents (the reverse of the load order), once every
+    // row that moved to another parent is in.
     let reverse: Vec<usize> = order
         .waves
         .iter()
@@ -1082,7 +1075,7 @@ fn load_tables(
         .flat_map(|w| w.iter().rev().copied())
         .collect();
     let (mut results, mut worker_errors) = (Vec::new(), Vec::new());
-    if let Err(e) = apply_deletes_first(&ctx, targets[0].as_mut(), &reverse) {
+    if let Err(e) = check_deletes(&ctx, targets[0].as_mut(), &reverse) {
         worker_errors.push(e);
     } else {
         for wave in &order.waves {
@@ -1093,6 +1086,11 @@ fn load_tables(
                 break;
             }
         }
+    }
+    if worker_errors.is_empty()
+        && let Err(e) = apply_deletes_last(&ctx, targets[0].as_mut(), &reverse, &mut results)
+    {
+        worker_errors.push(e);
     }
     for r in results {
         report.add_table(&r.name, r.rows, r.bytes, r.parts, r.elapsed, r.status);
@@ -1212,8 +1210,6 @@ struct LoadCtx<'a> {
     publishes_started: AtomicUsize,
     /// Tables whose deletes (a link's key set) this run began.
     deletes_started: AtomicUsize,
-    /// Tables whose deletes ran before the loads, with the rows deleted.
-    deleted: Mutex<Vec<(String, u64)>>,
     /// Tables this run published (replace).
     published: AtomicUsize,
     /// The tables whose publish failed.
@@ -1336,7 +1332,6 @@ fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, i: usize) -> Result<
     let t_start = Instant::now();
     let bar = ctx.run.progress.bar(name, Some(t.rows), false);
     let (mut rows, mut bytes, mut loaded_parts, mut skipped) = (0u64, 0u64, 0u64, 0u64);
-    let mut deleted = 0u64;
     let stage = staging_name(&checked.bundle.manifest.bundle_id, name);
     let mode = ctx.run.mode(t);
     let into = match mode {
@@ -1408,26 +1403,6 @@ fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, i: usize) -> Result<
             }
         }
     }
-    let done_first = ctx
-        .deleted
-        .lock()
-        .map(|g| g.iter().find(|(n, _)| n == name).map(|(_, d)| *d))
-        .unwrap_or_default();
-    if let Some(n) = done_first {
-        deleted = n;
-    } else if t.keys.is_some() {
-        match apply_deletes(ctx, target, t, name) {
-            Ok(Some(n)) => {
-                deleted = n;
-                loaded_parts += t.keys.as_ref().map_or(0, |k| k.parts.len() as u64);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                bar.abandon();
-                return Err(e);
-            }
-        }
-    }
     // Replace: the last table of a group staged publishes the group (one transaction) and
     // finishes its tables; the others leave that to it.
     if mode == Mode::Replace {
@@ -1460,15 +1435,7 @@ fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, i: usize) -> Result<
         "loaded"
     };
     ctx.run.progress.line(&format!(
-        "loaded {name}: {rows} rows from {loaded_parts} parts{}{}",
-        if deleted > 0 {
-            format!(
-                ", {deleted} row{} deleted (absent from the source)",
-                if deleted == 1 { "" } else { "s" }
-            )
-        } else {
-            String::new()
-        },
+        "loaded {name}: {rows} rows from {loaded_parts} parts{}",
         if skipped > 0 {
             format!(" ({skipped} already imported)")
         } else {
@@ -1485,9 +1452,9 @@ fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, i: usize) -> Result<
     })
 }
 
-/// Phase one of a link: the deletes of every table the target already has, in reverse
-/// load order, before any part.
-fn apply_deletes_first(ctx: &LoadCtx<'_>, target: &mut dyn Target, order: &[usize]) -> Result<()> {
+/// A link's deletes, counted before anything is written: on every table the target has,
+/// the rows absent from the key set, against `--max-delete-ratio` (exit 65 when over it).
+fn check_deletes(ctx: &LoadCtx<'_>, target: &mut dyn Target, order: &[usize]) -> Result<()> {
     for &i in order {
         let (t, name) = (
             ctx.run.tables.selected[i],
@@ -1496,9 +1463,36 @@ fn apply_deletes_first(ctx: &LoadCtx<'_>, target: &mut dyn Target, order: &[usiz
         if t.keys.is_none() || target.table_rows(name, &t.table)?.is_none() {
             continue;
         }
-        let n = apply_deletes(ctx, target, t, name)?.unwrap_or(0);
-        if let Ok(mut g) = ctx.deleted.lock() {
-            g.push((name.to_string(), n));
+        apply_deletes(ctx, target, t, name, true)?;
+    }
+    Ok(())
+}
+
+/// A link's deletes, after every table's rows are in, children before parents; the rows
+/// deleted go into each table's summary line.
+fn apply_deletes_last(
+    ctx: &LoadCtx<'_>,
+    target: &mut dyn Target,
+    order: &[usize],
+    results: &mut [Loaded],
+) -> Result<()> {
+    for &i in order {
+        let (t, name) = (
+            ctx.run.tables.selected[i],
+            ctx.run.tables.targets[i].0.as_str(),
+        );
+        if t.keys.is_none() {
+            continue;
+        }
+        if let Some(n) = apply_deletes(ctx, target, t, name, false)? {
+            ctx.run.progress.line(&format!(
+                "deleted from {name}: {n} row{} absent from the source",
+                if n == 1 { "" } else { "s" }
+            ));
+            if let Some(r) = results.iter_mut().find(|r| r.name == name) {
+                r.parts += t.keys.as_ref().map_or(0, |k| k.parts.len() as u64);
+                r.status = "loaded, deletes applied";
+            }
         }
     }
     Ok(())
@@ -1511,6 +1505,7 @@ fn apply_deletes(
     target: &mut dyn Target,
     t: &CatalogTable,
     name: &str,
+    dry: bool,
 ) -> Result<Option<u64>> {
     let Some(keys) = &t.keys else {
         return Ok(None);
@@ -1563,7 +1558,11 @@ fn apply_deletes(
     }
     let mut all = streams.into_iter().flatten();
     let expected = keys.rows;
-    let started = ctx.deletes_started.fetch_add(1, Ordering::Relaxed) + 1;
+    let started = if dry {
+        0
+    } else {
+        ctx.deletes_started.fetch_add(1, Ordering::Relaxed) + 1
+    };
     let mut before_commit = |n: u64| -> Result<()> {
         for r in &readers {
             r.authenticate_rest(&url)?;
@@ -1596,10 +1595,13 @@ fn apply_deletes(
         } else {
             1.0
         },
+        dry,
         &mut before_commit,
     )? {
         LoadOutcome::Loaded(n) => {
-            ctx.committed.fetch_add(entries.len(), Ordering::Relaxed);
+            if !dry {
+                ctx.committed.fetch_add(entries.len(), Ordering::Relaxed);
+            }
             Ok(Some(n))
         }
         LoadOutcome::AlreadyLoaded => Ok(None),

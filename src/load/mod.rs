@@ -179,7 +179,8 @@ pub fn record_link(
     transaction(s, table, |s| ledger::claim(s, &row), |_| true).map(|_| ())
 }
 
-/// A link's deletes (`export --deletes`), in one transaction: every key part of the
+/// A link's deletes (`export --deletes`), in one transaction (`dry`: only counted, checked
+/// against the ratio and rolled back, nothing claimed): every key part of the
 /// table is claimed in the ledger, the key set goes into staging table `stage` (the key
 /// columns only), and the rows of `name` whose key is absent from it are deleted. When that
 /// would delete more than `max_ratio` of the table's rows the transaction rolls back and
@@ -196,6 +197,7 @@ pub fn apply_deletes(
     entries: &[LedgerEntry],
     batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
     max_ratio: f64,
+    dry: bool,
     before_commit: &mut dyn FnMut(u64) -> Result<()>,
 ) -> Result<LoadOutcome> {
     let ddl_inside = s.dialect().transactional_ddl;
@@ -220,7 +222,7 @@ pub fn apply_deletes(
                 s.ensure_ledger()?;
                 s.create_table(stage, keys, same_engine, true)?;
             }
-            for e in entries {
+            for e in entries.iter().filter(|_| !dry) {
                 if !ledger::claim_with_link(s, e)? {
                     return Ok(LoadOutcome::AlreadyLoaded);
                 }
@@ -231,7 +233,7 @@ pub fn apply_deletes(
                 &[],
             )?;
             let n_keys = s.bulk_load(stage, keys, batches, first_part, false)?;
-            for e in entries {
+            for e in entries.iter().filter(|_| !dry) {
                 ledger::set_rows(s, e, e.rows)?;
             }
             let count = s.query_text(
@@ -249,14 +251,27 @@ pub fn apply_deletes(
                 .iter()
                 .map(|c| format!("{k}.{c} = {q}.{c}", c = quote(&c.name)))
                 .collect();
-            let deleted = s.execute(
-                "deleting the rows the source deleted",
-                &format!(
-                    "DELETE FROM {q} WHERE NOT EXISTS (SELECT 1 FROM {k} WHERE {})",
-                    matches.join(" AND ")
-                ),
-                &[],
-            )?;
+            let absent = format!(
+                "FROM {q} WHERE NOT EXISTS (SELECT 1 FROM {k} WHERE {})",
+                matches.join(" AND ")
+            );
+            let deleted = if dry {
+                let n = s.query_text(
+                    "counting the rows the source deleted",
+                    &format!("SELECT {} {absent}", (s.dialect().as_text)("COUNT(*)")),
+                    &[],
+                )?;
+                n.first()
+                    .and_then(|r| r.first().cloned().flatten())
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0)
+            } else {
+                s.execute(
+                    "deleting the rows the source deleted",
+                    &format!("DELETE {absent}"),
+                    &[],
+                )?
+            };
             #[allow(clippy::cast_precision_loss)]
             if deleted > 0 && deleted as f64 > max_ratio * before as f64 {
                 return Err(Error::Chain(format!(
@@ -265,6 +280,9 @@ pub fn apply_deletes(
                      really lost that many rows, re-run with a higher --max-delete-ratio"
                 )));
             }
+            if dry {
+                return Ok(LoadOutcome::Loaded(deleted));
+            }
             // The key parts authenticate in full before anything commits.
             before_commit(n_keys)?;
             if ddl_inside {
@@ -272,7 +290,7 @@ pub fn apply_deletes(
             }
             Ok(LoadOutcome::Loaded(deleted))
         },
-        |o| matches!(o, LoadOutcome::Loaded(_)),
+        |o| !dry && matches!(o, LoadOutcome::Loaded(_)),
     )?;
     if !ddl_inside {
         drop_staging(s, stage, keys)?;

@@ -45,6 +45,13 @@ pub trait Target: Session + Send {
         ))
     }
 
+    /// A ledger other than the one this import uses, in the schema it loads into (a
+    /// separate copy's, or an earlier ferry's): loading there under the database's ledger
+    /// could load its bundles twice, so import refuses it without `--separate-copy`.
+    fn other_ledger(&mut self) -> Result<Option<String>> {
+        Ok(None)
+    }
+
     /// Where the ledger is, for messages (`None` where there is one place only).
     fn ledger_place(&self) -> Option<String> {
         None

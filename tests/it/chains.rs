@@ -249,7 +249,7 @@ fn chain_on(fx: &Fixture, src: &Db, dst: &Db) {
     assert!(err.contains("fork"), "{err}");
 
     // A link deleting 60% of a table: refused, nothing deleted.
-    src.exec("DELETE FROM child WHERE id % 5 <> 0;");
+    src.exec("DELETE FROM child WHERE id % 5 IN (1, 2, 3);");
     let before = dst.rows(QUERIES[1]);
     let b5 = export(
         fx,
@@ -420,8 +420,8 @@ fn a_late_commit_travels_with_lookback_and_is_missed_without() {
     );
 }
 
-/// A link killed inside its deletes (keys loaded, rows deleted, not committed), then inside
-/// its upsert (a part sent, not committed), then re-run: the target equals the source.
+/// A link killed inside its upsert (a part sent, not committed), then inside its deletes
+/// (keys loaded, rows deleted, not committed), then re-run: the target equals the source.
 fn link_killed_inside_upsert_and_deletes(fx: &Fixture, src: &Db, dst: &Db) {
     schema(src);
     let b1 = export(
@@ -449,17 +449,14 @@ fn link_killed_inside_upsert_and_deletes(fx: &Fixture, src: &Db, dst: &Db) {
         &["--since", b1.to_str().unwrap(), "--deletes"],
     );
     let before: Vec<Vec<String>> = QUERIES.iter().map(|q| dst.rows(q)).collect();
-    // A link's deletes run first (children first), then its upserts.
-    for point in [("deletes", 1), ("part-sent", 1)] {
+    // A link's upserts run first, then its deletes (children first).
+    for point in [("part-sent", 1), ("deletes", 1)] {
         let mut p = crate::kill::paused_at(&b2, &fx.key, &dst.url(), &[], point, 600);
         p.0.kill().unwrap();
         assert!(!p.0.wait().unwrap().success());
-        if point.0 == "deletes" {
+        if point.0 == "part-sent" {
             let now: Vec<Vec<String>> = QUERIES.iter().map(|q| dst.rows(q)).collect();
-            assert_eq!(
-                now, before,
-                "deletes killed before their COMMIT left nothing"
-            );
+            assert_eq!(now, before, "a part killed before its COMMIT left nothing");
         }
     }
     let (code, err) = import(fx, &b2, dst, &[]);
@@ -664,4 +661,99 @@ fn one_ledger_per_database_and_a_separate_copy_only_when_asked() {
     // Without --target-schema a separate copy has nowhere to go.
     let (code, _) = import(&fx, &b, &dst, &["--separate-copy"]);
     assert_eq!(code, 2);
+    // s2 holds a copy's ledger: loading there under the database's ledger is refused.
+    let other = fx.export("other");
+    let (code, err) = import(
+        &fx,
+        &other,
+        &dst,
+        &["--target-schema", "s2", "--mode", "append"],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--separate-copy"), "{err}");
+}
+
+/// A row that moved to another parent, whose old parent the source then deleted: the link
+/// upserts first and deletes last (children before parents), so a foreign key without
+/// CASCADE holds throughout.
+#[test]
+fn a_reparented_child_and_its_deleted_parent_apply_under_a_strict_foreign_key() {
+    let fx = fixture();
+    let (Some(src), Some(dst)) = (pg("reparent_src"), pg("reparent_dst")) else {
+        return;
+    };
+    src.exec(
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY, u BIGINT NOT NULL);
+         CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL REFERENCES parent (id), u BIGINT NOT NULL);
+         INSERT INTO parent VALUES (1, 1), (2, 1);
+         INSERT INTO child SELECT g, 1 + g % 2, 1 FROM generate_series(1, 40) g;",
+    );
+    let b1 = export(
+        &fx,
+        &src,
+        "rp1",
+        &["--cursor", "parent=u", "--cursor", "child=u"],
+    );
+    assert_eq!(import(&fx, &b1, &dst, &[]).0, 0);
+    src.exec("UPDATE child SET parent_id = 1, u = 2 WHERE parent_id = 2; DELETE FROM parent WHERE id = 2;");
+    let b2 = export(
+        &fx,
+        &src,
+        "rp2",
+        &["--since", b1.to_str().unwrap(), "--deletes"],
+    );
+    let (code, err) = import(&fx, &b2, &dst, &["--max-delete-ratio", "0.6"]);
+    assert_eq!(code, 0, "{err}");
+    for q in [
+        "SELECT id FROM parent ORDER BY id",
+        "SELECT id, parent_id FROM child ORDER BY id",
+    ] {
+        assert_eq!(src.rows(q), dst.rows(q), "{q}");
+    }
+}
+
+/// On MariaDB an upsert whose row collides on another unique key with a different row
+/// fails (exit 65) instead of overwriting that row.
+#[test]
+fn a_mariadb_upsert_never_overwrites_another_row_through_a_unique_key() {
+    let fx = fixture();
+    let (Some(src), Some(dst)) = (maria("uq_src"), maria("uq_dst")) else {
+        return;
+    };
+    src.exec(
+        "CREATE TABLE users (id INT PRIMARY KEY, email VARCHAR(20) NOT NULL UNIQUE, note VARCHAR(20), ts BIGINT NOT NULL);
+         INSERT INTO users VALUES (1, 'a', 'one', 1), (2, 'b', 'two', 1);",
+    );
+    let b1 = export(&fx, &src, "uq1", &["--cursor", "users=ts"]);
+    assert_eq!(import(&fx, &b1, &dst, &[]).0, 0);
+    src.exec("DELETE FROM users WHERE id = 2; INSERT INTO users VALUES (3, 'b', 'three', 2);");
+    let b2 = export(&fx, &src, "uq2", &["--since", b1.to_str().unwrap()]);
+    let (code, err) = import(&fx, &b2, &dst, &[]);
+    assert_eq!(code, 65, "{err}");
+    assert_eq!(
+        dst.rows("SELECT id, email, note FROM users ORDER BY id"),
+        vec!["1|a|one", "2|b|two"],
+        "row 2 untouched"
+    );
+}
+
+/// A MariaDB BOOLEAN default (stored as 1) becomes `true` on PostgreSQL.
+#[test]
+fn a_mariadb_boolean_default_travels_to_postgresql_as_a_boolean() {
+    let fx = fixture();
+    let (Some(src), Some(dst)) = (maria("bool_src"), pg("bool_dst")) else {
+        return;
+    };
+    src.exec(
+        "CREATE TABLE b (id INT PRIMARY KEY, flag BOOLEAN NOT NULL DEFAULT 1, n INT DEFAULT 7, s VARCHAR(5) DEFAULT 'x');
+         INSERT INTO b (id) VALUES (1);",
+    );
+    let b = export(&fx, &src, "bool", &[]);
+    let (code, err) = import(&fx, &b, &dst, &[]);
+    assert_eq!(code, 0, "{err}");
+    dst.exec("INSERT INTO b (id) VALUES (2);");
+    assert_eq!(
+        dst.rows("SELECT id, flag, n, s FROM b ORDER BY id"),
+        vec!["1|t|7|x", "2|t|7|x"]
+    );
 }

@@ -425,7 +425,7 @@ impl MyTarget {
                 && let Some(def) = c
                     .default
                     .as_deref()
-                    .and_then(|d| crate::expr::portable_default(d, Engine::MySql))
+                    .and_then(|d| crate::expr::portable_default(d, Engine::MySql, &c.ty))
             {
                 // Across engines only defaults that mean the same travel.
                 d.push_str(&format!(" DEFAULT {}", def));
@@ -630,12 +630,22 @@ impl MyTarget {
 /// ` ON DUPLICATE KEY UPDATE c = VALUES(c), …` for the columns outside the primary key
 /// (the first key column assigned to itself when every column is in the key).
 fn upsert_clause(table: &TableDef) -> String {
+    // ON DUPLICATE KEY UPDATE fires on any unique key: a new row whose other unique value
+    // collides with another row would overwrite that row. The key columns go first, set to
+    // NULL (an error under strict mode: the part fails, naming the row) unless the row
+    // that collided is the one with the same primary key.
     let mut set: Vec<String> = table
-        .columns
+        .primary_key
         .iter()
-        .filter(|c| !table.primary_key.contains(&c.name))
-        .map(|c| format!("{0} = VALUES({0})", quote(&c.name)))
+        .map(|k| format!("{0} = IF({0} <=> VALUES({0}), {0}, NULL)", quote(k)))
         .collect();
+    set.extend(
+        table
+            .columns
+            .iter()
+            .filter(|c| !table.primary_key.contains(&c.name))
+            .map(|c| format!("{0} = VALUES({0})", quote(&c.name))),
+    );
     if set.is_empty()
         && let Some(k) = table.primary_key.first()
     {

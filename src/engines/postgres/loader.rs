@@ -65,7 +65,7 @@ pub struct PgTarget {
     schema_override: Option<String>,
     /// Where the ledger lives: `public`, one per database, so a bundle loads once per
     /// database whatever `--target-schema` says; the target schema for a deliberate
-    /// separate copy (`--separate-copy`), or where an earlier ferry put it.
+    /// separate copy (`--separate-copy`).
     ledger_schema: String,
     /// What was not replayed (an expression outside the allowlist), for the summary.
     notes: Vec<String>,
@@ -104,22 +104,7 @@ impl PgTarget {
                 .execute(&mut conn),
             )
             .map_err(|e| pg_err("setting lock_timeout", e))?;
-        // Ledgers of ferry before 0.2 lived in the --target-schema schema: keep using one
-        // that is there (the import says so), rather than load its bundles a second time.
-        let legacy = match schema {
-            Some(s) => runtime()
-                .block_on(
-                    sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL")
-                        .bind(qualified(Some(s), LEDGER))
-                        .fetch_one(&mut conn),
-                )
-                .map_err(|e| pg_err("looking for the ledger", e))?,
-            None => false,
-        };
-        let ledger_schema = match schema {
-            Some(s) if legacy => s.to_string(),
-            _ => "public".to_string(),
-        };
+        let ledger_schema = "public".to_string();
         Ok(PgTarget {
             conn,
             url: url.to_string(),
@@ -335,7 +320,7 @@ impl PgTarget {
                     c.default.clone()
                 } else {
                     c.default.as_deref().and_then(|d| {
-                        crate::expr::portable_default(d, crate::expr::Engine::Postgres)
+                        crate::expr::portable_default(d, crate::expr::Engine::Postgres, &c.ty)
                     })
                 })
                 .as_deref(),
@@ -2020,6 +2005,24 @@ impl Target for PgTarget {
 
     fn ledger_place(&self) -> Option<String> {
         Some(format!("schema {}", self.ledger_schema))
+    }
+
+    fn other_ledger(&mut self) -> Result<Option<String>> {
+        let Some(s) = self
+            .schema_override
+            .clone()
+            .filter(|s| *s != self.ledger_schema)
+        else {
+            return Ok(None);
+        };
+        let there: bool = runtime()
+            .block_on(
+                sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+                    .bind(qualified(Some(&s), LEDGER))
+                    .fetch_one(&mut self.conn),
+            )
+            .map_err(|e| pg_err("looking for the ledger", e))?;
+        Ok(there.then_some(s))
     }
 
     fn table_rows(&mut self, name: &str, table: &TableDef) -> Result<Option<u64>> {

@@ -282,7 +282,7 @@ impl SqliteTarget {
                 && let Some(def) = c
                     .default
                     .as_deref()
-                    .and_then(|d| crate::expr::portable_default(d, Engine::Sqlite))
+                    .and_then(|d| crate::expr::portable_default(d, Engine::Sqlite, &c.ty))
             {
                 // Across engines only defaults that mean the same travel.
                 d.push_str(&format!(" DEFAULT ({})", def));
