@@ -899,13 +899,13 @@ fn preflight<'a>(
         .collect();
     if !into_existing.is_empty() {
         report.warnings.push(format!(
-            "writes into {} existing table{} of the target (--mode {}): {}",
+            "writes into {} existing table{} of the target ({}): {}",
             into_existing.len(),
             if into_existing.len() == 1 { "" } else { "s" },
             if run.is_link() {
-                "a link of a chain: upsert and deletes"
+                "a link of a chain: upsert and deletes, whole tables replaced".to_string()
             } else {
-                plan.mode.as_str()
+                format!("--mode {}", plan.mode.as_str())
             },
             into_existing.join(", ")
         ));
