@@ -109,3 +109,25 @@ pub fn open_source(url: &str, options: SourceOptions) -> Result<Box<dyn Source>>
 pub fn open_target(url: &str, schema: Option<&str>) -> Result<Box<dyn Target>> {
     (for_url(url)?.open_target)(url, schema)
 }
+
+/// ` GENERATED ALWAYS AS (expr) STORED|VIRTUAL` for a generated column of a same-engine
+/// bundle, its expression rebuilt through the expression rules in `engine`'s dialect (an
+/// expression outside them is a data error naming table and column).
+pub(crate) fn generated_clause(
+    table: &str,
+    column: &str,
+    g: &crate::types::Generated,
+    engine: crate::expr::Engine,
+    scope: crate::expr::Scope<'_>,
+) -> crate::Result<String> {
+    let e = crate::expr::rebuild(&g.expr, engine, scope).map_err(|why| {
+        crate::Error::Data(format!(
+            "table {table}, generated column {column:?}: its expression {why}; ferry does not create it"
+        ))
+    })?;
+    Ok(format!(
+        " GENERATED ALWAYS AS ({}) {}",
+        e.sql,
+        if g.stored { "STORED" } else { "VIRTUAL" }
+    ))
+}

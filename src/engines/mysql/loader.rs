@@ -399,17 +399,13 @@ impl MyTarget {
             let mut d = format!("{} {ty}", quote(&c.name));
             if let Some(g) = &c.generated {
                 // Only a same-engine bundle keeps it (import strips it otherwise).
-                let e = rebuild(&g.expr, Engine::MySql, scope).map_err(|why| {
-                    Error::Data(format!(
-                        "table {name}, generated column {:?}: its expression {why}; ferry does not create it",
-                        c.name
-                    ))
-                })?;
-                d.push_str(&format!(
-                    " GENERATED ALWAYS AS ({}) {}",
-                    e.sql,
-                    if g.stored { "STORED" } else { "VIRTUAL" }
-                ));
+                d.push_str(&crate::engines::generated_clause(
+                    name,
+                    &c.name,
+                    g,
+                    Engine::MySql,
+                    scope,
+                )?);
                 defs.push(d);
                 continue;
             }

@@ -267,17 +267,13 @@ impl SqliteTarget {
             if let Some(g) = c.generated.as_ref().filter(|_| same_engine) {
                 // Only a same-engine bundle keeps it (import strips it otherwise); the load
                 // writes no value into it.
-                let e = rebuild(&g.expr, Engine::Sqlite, scope).map_err(|why| {
-                    Error::Data(format!(
-                        "table {name}, generated column {:?}: its expression {why}; ferry does not create it",
-                        c.name
-                    ))
-                })?;
-                d.push_str(&format!(
-                    " GENERATED ALWAYS AS ({}) {}",
-                    e.sql,
-                    if g.stored { "STORED" } else { "VIRTUAL" }
-                ));
+                d.push_str(&crate::engines::generated_clause(
+                    name,
+                    &c.name,
+                    g,
+                    Engine::Sqlite,
+                    scope,
+                )?);
             } else if !same_engine
                 && let Some(def) = c
                     .default
