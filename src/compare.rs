@@ -18,8 +18,8 @@ pub struct TableComparison {
     pub b: Option<Fingerprint>,
 }
 
-/// A table's name, fingerprint and the time its read took.
-type Fingerprinted = (String, Fingerprint, std::time::Duration);
+/// A table's name, (fingerprint, column names) and the time its read took.
+type Fingerprinted = (String, (Fingerprint, Vec<String>), std::time::Duration);
 
 /// Fingerprints every selected table in one snapshot; also returns the notes of tables
 /// read again with a column retyped ([`source::read_retyping`]).
@@ -37,7 +37,9 @@ fn fingerprint_all(
             Ok(fp)
         })?;
         notes.extend(retyped);
-        out.push((t.qualified(), fp, t0.elapsed()));
+        let mut columns: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
+        columns.sort();
+        out.push((t.qualified(), (fp, columns), t0.elapsed()));
     }
     Ok((out, notes))
 }
@@ -90,6 +92,27 @@ pub fn compare(
         let (flat, schemed) = if ea { (&fb, &mut fa) } else { (&fa, &mut fb) };
         unqualify(flat, schemed);
     }
+    // A --table that names no table on either side is a typo, not "all 0 tables equal".
+    let unmatched: Vec<&String> = tables
+        .iter()
+        .filter(|n| {
+            !fa.iter().chain(fb.iter()).any(|(q, ..)| {
+                q == *n
+                    || q.rsplit_once('.')
+                        .is_some_and(|(_, base)| base == n.as_str())
+            })
+        })
+        .collect();
+    if !unmatched.is_empty() {
+        return Err(crate::Error::Usage(format!(
+            "--table {}: no such table in either database",
+            unmatched
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     let mut names: Vec<String> = fa
         .iter()
         .chain(fb.iter())
@@ -102,10 +125,29 @@ pub fn compare(
     let mut differ = 0;
     for n in &names {
         let (fx, fy) = (fa.iter().find(|p| p.0 == *n), fb.iter().find(|p| p.0 == *n));
-        let (x, y) = (fx.map(|p| p.1), fy.map(|p| p.1));
+        let (x, y) = (fx.map(|p| p.1.0), fy.map(|p| p.1.0));
+        let (cx, cy) = (fx.map(|p| &p.1.1), fy.map(|p| &p.1.1));
         // Time spent reading this table on both sides.
         let seconds = fx.map(|p| p.2).unwrap_or_default() + fy.map(|p| p.2).unwrap_or_default();
+        let only = |a: &[String], b: &[String]| -> Vec<String> {
+            a.iter().filter(|c| !b.contains(c)).cloned().collect()
+        };
         let status = match (x, y) {
+            // A copy that lacks a column (or has one more) is not the same table, even
+            // when the values of the columns both have agree.
+            (Some(_), Some(_)) if cx.zip(cy).is_some_and(|(a, b)| a != b) => {
+                let (a, b) = (
+                    cx.map(Vec::as_slice).unwrap_or(&[]),
+                    cy.map(Vec::as_slice).unwrap_or(&[]),
+                );
+                format!(
+                    "different columns: only in {}: [{}]; only in {}: [{}]",
+                    crate::redact::display_url(a_url),
+                    only(a, b).join(", "),
+                    crate::redact::display_url(b_url),
+                    only(b, a).join(", ")
+                )
+            }
             (Some(x), Some(y)) if x == y => format!("equal ({})", x.hex()),
             (Some(x), Some(y)) => format!(
                 "different: {} rows {} vs {} rows {}",

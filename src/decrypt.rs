@@ -184,6 +184,7 @@ pub fn decrypt(
             "decrypted",
         );
     }
+    report.errors.parts_total = report.tables.iter().map(|t| t.parts).sum();
     report.close(started.elapsed());
     report.message = format!(
         "plain Parquet files written to {} (one directory per table; catalog.json names each table's directory)",

@@ -144,6 +144,7 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
         (catalog_tables, not_carried),
         parts,
     )?;
+    report.errors.parts_total = manifest.parts.len() as u64;
     report.close(started.elapsed());
     finish_report(plan, &bundle.id, &manifest, &mut report);
     Ok(report)

@@ -14,6 +14,7 @@ mod chains;
 mod cli_errors;
 mod commit_lost;
 mod common;
+mod compare;
 mod conformance;
 mod fidelity;
 mod kill;
