@@ -110,7 +110,16 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
 
     let bundle = NewBundle::open(plan)?;
     report.bundle_id = Some(bundle.id.clone());
-    let (mut src, exported) = write_tables(plan, progress, &bundle, &chain.filters, src, &tables)?;
+    let (mut src, exported, workers) =
+        write_tables(plan, progress, &bundle, &chain.filters, src, &tables)?;
+    if workers < plan.jobs.max(1) {
+        report.warnings.push(format!(
+            "--jobs {}: {} reads on {workers} connection{} (it cannot share one snapshot between more)",
+            plan.jobs,
+            src.info().engine,
+            if workers == 1 { "" } else { "s" }
+        ));
+    }
     let (mut catalog_tables, mut parts) = merge_slices(exported, &mut report);
     let keys = export_keys(plan, progress, &bundle, &chain, src.as_mut(), &tables)?;
     for t in &mut catalog_tables {
@@ -546,6 +555,10 @@ impl NewBundle {
     }
 }
 
+/// What [`write_tables`] hands back: the first source, the slices it wrote, and how many
+/// connections read.
+type Written = (Box<dyn source::Source>, Vec<DoneSlice>, usize);
+
 /// One unit of work: (table index, slice index, range predicate).
 type WorkItem = (usize, usize, Option<String>);
 
@@ -570,7 +583,7 @@ fn write_tables(
     filters: &std::collections::HashMap<String, String>,
     src: Box<dyn source::Source>,
     tables: &[crate::types::TableDef],
-) -> Result<(Box<dyn source::Source>, Vec<DoneSlice>)> {
+) -> Result<Written> {
     let ctx = TableCtx {
         plan,
         row_group_bytes: ROW_GROUP_BUDGET / plan.jobs.max(1),
@@ -635,7 +648,7 @@ fn write_tables(
     drop(sources);
     let mut exported = d;
     exported.sort_by_key(|(ti, si, _)| (*ti, *si));
-    Ok((src, exported))
+    Ok((src, exported, workers))
 }
 
 /// The work items. A large table is read as several ranges of the same snapshot when there

@@ -773,3 +773,40 @@ fn a_lock_held_by_another_session_ends_the_part_with_75_naming_the_holder() {
     fx.import_to(&b, &dst.url, &["--table", "notes", "--mode", "append"]);
     assert_eq!(my(&dst.url, "SELECT COUNT(*) FROM notes"), "2");
 }
+
+/// MariaDB reads on one connection: `--jobs 2` says so instead of being silently ignored.
+#[test]
+fn an_export_with_jobs_says_mariadb_reads_on_one_connection() {
+    let fx = crate::common::fixture();
+    let Some(db) = MyDb::new("jobs") else {
+        return;
+    };
+    my(
+        &db.url,
+        "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1), (2);",
+    );
+    let out = crate::common::ferry()
+        .args([
+            "export",
+            &db.url,
+            fx.path("b").to_str().unwrap(),
+            "--key-file",
+            fx.key.to_str().unwrap(),
+            "--jobs",
+            "2",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let warnings = v["warnings"].to_string();
+    assert!(
+        warnings.contains("--jobs 2: mysql reads on 1 connection"),
+        "{warnings}"
+    );
+}
