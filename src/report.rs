@@ -139,6 +139,13 @@ impl RunReport {
         };
     }
 
+    /// Sets the run's total bytes where no table carries them (a keyless verify reads every
+    /// stored byte), with the speed they make.
+    pub fn set_bytes(&mut self, bytes: u64) {
+        self.totals.bytes = bytes;
+        self.totals.mb_per_s = rate(bytes as f64 / 1e6, self.totals.seconds);
+    }
+
     /// The human summary table.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -168,8 +175,15 @@ impl RunReport {
             }
         }
         let t = &self.totals;
+        // A dry run moves nothing: its rows are estimates, with no speed or error rate.
+        if self.status == "dry run" {
+            out.push_str(&format!(
+                "{}: dry run — {} rows, nothing moved\n",
+                self.command, t.rows
+            ));
+        }
         // `status` reads a ledger: it moves nothing, so it has no speed or error rate.
-        if self.command != "status" {
+        if self.command != "status" && self.status != "dry run" {
             out.push_str(&format!(
             "{}: {} — {} rows, {} in {:.2} s ({:.0} rows/s, {:.1} MB/s); errors: {} rows rejected, {} of {} parts failed (error rate {:.4})\n",
             self.command,

@@ -109,7 +109,7 @@ pub fn verify(url: &str, keys: &Keys, strict: bool, progress: &Progress) -> Resu
     }
     report.errors.parts_total = bundle.manifest.parts.len() as u64;
     report.close(started.elapsed());
-    report.totals.bytes = total;
+    report.set_bytes(total);
     report.message = if bundle.manifest.encrypted() {
         format!(
             "bundle {}: {files} files present with the declared sizes and SHA-256 (checked without a key; \

@@ -1,4 +1,4 @@
-//! `ferry compare`: a `--table` that names nothing is a usage error, and a copy that lacks a
+//! Summaries and `ferry compare`: a `--table` that names nothing is a usage error, a copy that lacks a
 //! column is a difference even when the columns both sides have agree.
 
 use crate::common::{ferry, fixture};
@@ -62,4 +62,35 @@ fn an_export_summary_counts_its_parts() {
     let parts = crate::common::parts(&fx.path("b")).len() as u64;
     assert!(parts > 0);
     assert_eq!(v["errors"]["parts_total"], parts, "{v}");
+}
+
+/// A dry run prints no speed (it moves nothing); a keyless verify reports the bytes it read.
+#[test]
+fn a_dry_run_prints_no_speed_and_a_keyless_verify_its_bytes() {
+    let fx = fixture();
+    let out = ferry()
+        .args([
+            "export",
+            &fx.src_url(),
+            fx.path("d").to_str().unwrap(),
+            "--key-file",
+            fx.key.to_str().unwrap(),
+            "--dry-run",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("export: dry run — ") && text.contains("nothing moved"),
+        "{text}"
+    );
+    assert!(!text.contains("MB/s"), "{text}");
+    let b = fx.export("v");
+    let out = ferry()
+        .args(["verify", b.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["totals"]["bytes"].as_u64().unwrap() > 0, "{v}");
+    assert!(v["totals"]["mb_per_s"].as_f64().unwrap() > 0.0, "{v}");
 }
