@@ -194,8 +194,8 @@ fn minus_duration(mark: &str, d: Duration) -> Option<String> {
     Some(format!("{base}{frac}{zone}"))
 }
 
-/// `column >= bound OR column IS NULL` in the source's dialect: rows whose cursor is NULL
-/// travel in every link (a cursor cannot tell when they changed), the rest from the bound.
+/// `column >= bound` in the source's dialect, `OR column IS NULL` when it may be NULL: such rows
+/// travel in every link (a cursor cannot tell when they changed).
 pub fn cursor_predicate(
     engine: crate::expr::Engine,
     table: &TableDef,
@@ -213,7 +213,7 @@ pub fn cursor_predicate(
             ))
         })?;
     let integer = is_integer(&col.ty);
-    crate::expr::cursor_bound(engine, column, bound, integer).map_err(|why| {
+    crate::expr::cursor_bound(engine, column, bound, integer, col.nullable).map_err(|why| {
         Error::Usage(format!(
             "table {}, cursor {column:?}: the bound {why}",
             table.qualified()

@@ -657,6 +657,383 @@ fn short(s: &str) -> String {
     t
 }
 
+/// The tokens of `text`, without whitespace.
+fn tokens(text: &str) -> Result<Vec<Token>, String> {
+    let dialect = PostgreSqlDialect {};
+    let toks = sqlparser::tokenizer::Tokenizer::new(&dialect, text)
+        .tokenize()
+        .map_err(|e| format!("does not parse ({e})"))?;
+    Ok(toks
+        .into_iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect())
+}
+
+/// A column default from another engine's catalog, as `to` writes it for a column of type
+/// `ty`, when it means the same there: a number for a numeric column, a string for a text
+/// column, true/false (or MySQL's 1/0) for a boolean, the current timestamp
+/// (`CURRENT_TIMESTAMP`, `now()`, `current_timestamp(6)`) for a timestamp. Anything else
+/// does not travel across engines (`None`). The text is parsed in `to`'s dialect and printed from the tree:
+/// a literal whose quoting differs between the two dialects fails to parse or to print back.
+pub fn portable_default(text: &str, to: Engine, ty: &crate::types::ColumnType) -> Option<String> {
+    use crate::types::ColumnType as T;
+    let e = parse_one(text, to).ok()?;
+    let number = |e: &Expr| match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => Some(n.clone()),
+            _ => None,
+        },
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match expr.as_ref() {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => Some(format!("-{n}")),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    };
+    let numeric = ty.is_integer()
+        || matches!(
+            ty,
+            T::Float32 | T::Float64 | T::Decimal128 { .. } | T::Decimal256 { .. } | T::NumericText
+        );
+    match (&e, ty) {
+        // MySQL's BOOLEAN is an integer: its 0 and 1 are false and true elsewhere.
+        (_, T::Boolean) => match (number(&e).as_deref(), &e) {
+            (Some("0"), _) => Some("false".into()),
+            (Some("1"), _) => Some("true".into()),
+            (_, Expr::Value(v)) if matches!(v.value, Value::Boolean(_)) => print(&e, to).ok(),
+            _ => None,
+        },
+        _ if numeric => number(&e).and_then(|_| print(&e, to).ok()),
+        (Expr::Value(v), T::Utf8) if matches!(v.value, Value::SingleQuotedString(_)) => {
+            print(&e, to).ok()
+        }
+        (_, T::Timestamp { .. } | T::Date32) => {
+            let now = match &e {
+                Expr::Function(f) => {
+                    let n = f.name.to_string().to_ascii_lowercase();
+                    n == "now" || n == "current_timestamp" || n == "localtimestamp"
+                }
+                Expr::Identifier(i) => i.value.eq_ignore_ascii_case("current_timestamp"),
+                _ => false,
+            };
+            (now && matches!(ty, T::Timestamp { .. })).then(|| {
+                match to {
+                    // DATETIME(6) columns take the current time with the same precision.
+                    Engine::MySql => "CURRENT_TIMESTAMP(6)",
+                    Engine::Postgres | Engine::Sqlite => "CURRENT_TIMESTAMP",
+                }
+                .to_string()
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A chain's cursor bound: `column >= literal` (`OR column IS NULL` when the column may be
+/// NULL: such rows travel in every link) printed from its tree,
+/// refused unless the text parses back to exactly that shape with exactly `bound` as its
+/// value (a mark read from the source is data, and must stay one literal).
+pub fn cursor_bound(
+    engine: Engine,
+    column: &str,
+    bound: &str,
+    integer: bool,
+    nullable: bool,
+) -> Result<String, String> {
+    let literal = if integer {
+        let n: i128 = bound
+            .parse()
+            .map_err(|_| format!("{bound:?} is not an integer"))?;
+        n.to_string()
+    } else {
+        quote_literal(bound)
+    };
+    let col = quote_ident_in(engine, column);
+    let text = if nullable {
+        format!("{col} >= {literal} OR {col} IS NULL")
+    } else {
+        format!("{col} >= {literal}")
+    };
+    let expr = parse_one(&text, engine)?;
+    let same_column = |e: &Expr| matches!(e, Expr::Identifier(i) if i.value == column);
+    let comparison = |e: &Expr| match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::GtEq,
+            right,
+        } => {
+            same_column(left)
+                && matches!(right.as_ref(), Expr::Value(v) if match &v.value {
+                    Value::Number(n, _) => integer && *n == literal,
+                    Value::SingleQuotedString(s) => !integer && s == bound,
+                    _ => false,
+                })
+        }
+        _ => false,
+    };
+    let ok = match &expr {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Or,
+            right,
+        } if nullable => {
+            comparison(left) && matches!(right.as_ref(), Expr::IsNull(x) if same_column(x))
+        }
+        e => !nullable && comparison(e),
+    };
+    if !ok {
+        return Err(format!(
+            "{bound:?} does not stay one literal in a predicate"
+        ));
+    }
+    print(&expr, engine)
+}
+
+/// `'…'` with quotes doubled (the session's standard_conforming_strings is on).
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// An identifier quoted in `engine`'s dialect (backticks for MySQL, double quotes otherwise).
+pub fn quote_ident_in(engine: Engine, s: &str) -> String {
+    match engine {
+        Engine::MySql => format!("`{}`", s.replace('`', "``")),
+        Engine::Postgres | Engine::Sqlite => quote_ident(s),
+    }
+}
+
+/// `"…"` with quotes doubled.
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn is_word(t: &Token, w: &str) -> bool {
+    matches!(t, Token::Word(x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w))
+}
+
+/// One constant of a partition bound, printed by ferry.
+fn bound_literal(t: &Token, bounds: bool) -> Result<String, String> {
+    match t {
+        Token::SingleQuotedString(s) => Ok(quote_literal(s)),
+        Token::Number(n, false)
+            if !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-')) =>
+        {
+            Ok(n.clone())
+        }
+        Token::Word(w) if w.quote_style.is_none() => {
+            let u = w.value.to_ascii_uppercase();
+            match u.as_str() {
+                "NULL" | "TRUE" | "FALSE" => Ok(u),
+                "MINVALUE" | "MAXVALUE" if bounds => Ok(u),
+                _ => Err(format!("holds {} where a constant belongs", w.value)),
+            }
+        }
+        other => Err(format!("holds {other} where a constant belongs")),
+    }
+}
+
+/// A parenthesised list of constants starting at `toks[i]` (which must be `(`); returns
+/// the printed list and the index after `)`.
+fn literal_list(toks: &[Token], mut i: usize, bounds: bool) -> Result<(String, usize), String> {
+    if toks.get(i) != Some(&Token::LParen) {
+        return Err("is not a partition bound".into());
+    }
+    i += 1;
+    let mut out = Vec::new();
+    loop {
+        let t = toks.get(i).ok_or("ends early")?;
+        // A negative number comes as '-' then the number.
+        if *t == Token::Minus {
+            let n = toks.get(i + 1).ok_or("ends early")?;
+            out.push(format!("-{}", bound_literal(n, false)?));
+            i += 2;
+        } else {
+            out.push(bound_literal(t, bounds)?);
+            i += 1;
+        }
+        match toks.get(i) {
+            Some(Token::Comma) => i += 1,
+            Some(Token::RParen) => return Ok((format!("({})", out.join(", ")), i + 1)),
+            _ => return Err("is not a partition bound".into()),
+        }
+    }
+}
+
+/// A partition bound as `pg_get_expr(relpartbound, …)` prints it — `DEFAULT`,
+/// `FOR VALUES IN (…)`, `FOR VALUES FROM (…) TO (…)`, `FOR VALUES WITH (modulus m,
+/// remainder r)` — rebuilt from its constants; anything else is refused with why.
+pub fn partition_bound(text: &str) -> Result<String, String> {
+    let toks = tokens(text)?;
+    let t = |i: usize| toks.get(i);
+    if toks.len() == 1 && is_word(&toks[0], "DEFAULT") {
+        return Ok("DEFAULT".into());
+    }
+    if !(t(0).is_some_and(|x| is_word(x, "FOR")) && t(1).is_some_and(|x| is_word(x, "VALUES"))) {
+        return Err("is not a partition bound".into());
+    }
+    let (sql, end) = match t(2) {
+        Some(x) if is_word(x, "IN") => {
+            let (l, e) = literal_list(&toks, 3, false)?;
+            (format!("FOR VALUES IN {l}"), e)
+        }
+        Some(x) if is_word(x, "FROM") => {
+            let (from, e) = literal_list(&toks, 3, true)?;
+            if !t(e).is_some_and(|x| is_word(x, "TO")) {
+                return Err("is not a partition bound".into());
+            }
+            let (to, e) = literal_list(&toks, e + 1, true)?;
+            (format!("FOR VALUES FROM {from} TO {to}"), e)
+        }
+        Some(x) if is_word(x, "WITH") => {
+            let num = |i: usize| match t(i) {
+                Some(Token::Number(n, false))
+                    if n.chars().all(|c| c.is_ascii_digit()) && n.len() < 10 =>
+                {
+                    Ok(n.clone())
+                }
+                _ => Err("is not a partition bound".to_string()),
+            };
+            let shape = t(3) == Some(&Token::LParen)
+                && t(4).is_some_and(|x| is_word(x, "MODULUS"))
+                && t(6) == Some(&Token::Comma)
+                && t(7).is_some_and(|x| is_word(x, "REMAINDER"))
+                && t(9) == Some(&Token::RParen);
+            if !shape {
+                return Err("is not a partition bound".into());
+            }
+            (
+                format!(
+                    "FOR VALUES WITH (MODULUS {}, REMAINDER {})",
+                    num(5)?,
+                    num(8)?
+                ),
+                10,
+            )
+        }
+        _ => return Err("is not a partition bound".into()),
+    };
+    if end != toks.len() {
+        return Err("holds more than a partition bound".into());
+    }
+    Ok(sql)
+}
+
+/// A partition key as `pg_get_partkeydef` prints it — `RANGE (a)`, `LIST (a COLLATE "C")`,
+/// `HASH (a, b)`, `RANGE (a text_pattern_ops)`, `RANGE ((lower(b)))` — rebuilt: columns of
+/// the table by name, collations and operator classes as quoted names, expressions through
+/// [`rebuild`] with the table's columns in scope.
+pub fn partition_key(text: &str, columns: &[String]) -> Result<String, String> {
+    let t = text.trim();
+    let (strategy, rest) = t.split_once(' ').ok_or("is not a partition key")?;
+    let strategy = strategy.to_ascii_uppercase();
+    if !matches!(strategy.as_str(), "RANGE" | "LIST" | "HASH") {
+        return Err("is not a partition key".into());
+    }
+    let inner = rest
+        .trim()
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or("is not a partition key")?;
+    // Items split at commas outside parentheses and quotes, on the tokens.
+    let toks = tokens(inner)?;
+    let mut items: Vec<Vec<Token>> = vec![vec![]];
+    let mut depth = 0i32;
+    for tok in toks {
+        match &tok {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            Token::Comma if depth == 0 => {
+                items.push(vec![]);
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(last) = items.last_mut() {
+            last.push(tok);
+        }
+    }
+    let mut out = Vec::new();
+    for item in &items {
+        out.push(key_item(item, columns)?);
+    }
+    Ok(format!("{strategy} ({})", out.join(", ")))
+}
+
+/// A qualified name of words and dots starting at `toks[i]`; returns it quoted and the
+/// index after it.
+fn qualified_name(toks: &[Token], mut i: usize) -> Result<(String, usize), String> {
+    let mut parts = Vec::new();
+    loop {
+        match toks.get(i) {
+            Some(Token::Word(w)) => parts.push(quote_ident(&w.value)),
+            _ => return Err("holds a name ferry does not replay".into()),
+        }
+        i += 1;
+        if toks.get(i) == Some(&Token::Period) {
+            i += 1;
+        } else {
+            return Ok((parts.join("."), i));
+        }
+    }
+}
+
+fn key_item(item: &[Token], columns: &[String]) -> Result<String, String> {
+    let (head, mut i) = match item.first() {
+        Some(Token::Word(w)) if item.get(1) != Some(&Token::LParen) => {
+            if !columns.contains(&w.value) {
+                return Err(format!(
+                    "names {:?}, which is not a column of its table",
+                    w.value
+                ));
+            }
+            (quote_ident(&w.value), 1)
+        }
+        _ => {
+            // An expression: `(expr)` or `f(…)`, up to a COLLATE or operator class.
+            let end = item
+                .iter()
+                .position(|t| is_word(t, "COLLATE"))
+                .unwrap_or(item.len());
+            let text: String = item[..end]
+                .iter()
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let c = rebuild(
+                &text,
+                Engine::Postgres,
+                Scope {
+                    columns,
+                    value: false,
+                },
+            )?;
+            (format!("({})", c.sql), end)
+        }
+    };
+    let mut out = head;
+    if item.get(i).is_some_and(|t| is_word(t, "COLLATE")) {
+        let (name, j) = qualified_name(item, i + 1)?;
+        out.push_str(&format!(" COLLATE {name}"));
+        i = j;
+    }
+    if i < item.len() {
+        let (name, j) = qualified_name(item, i)?;
+        out.push_str(&format!(" {name}"));
+        i = j;
+    }
+    if i != item.len() {
+        return Err("holds more than a partition key".into());
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -918,380 +1295,18 @@ mod tests {
         );
         assert!(rebuild_where("1 = 1; DROP TABLE t", Engine::MySql).is_err());
     }
-}
 
-/// The tokens of `text`, without whitespace.
-fn tokens(text: &str) -> Result<Vec<Token>, String> {
-    let dialect = PostgreSqlDialect {};
-    let toks = sqlparser::tokenizer::Tokenizer::new(&dialect, text)
-        .tokenize()
-        .map_err(|e| format!("does not parse ({e})"))?;
-    Ok(toks
-        .into_iter()
-        .filter(|t| !matches!(t, Token::Whitespace(_)))
-        .collect())
-}
-
-/// A column default from another engine's catalog, as `to` writes it for a column of type
-/// `ty`, when it means the same there: a number for a numeric column, a string for a text
-/// column, true/false (or MySQL's 1/0) for a boolean, the current timestamp
-/// (`CURRENT_TIMESTAMP`, `now()`, `current_timestamp(6)`) for a timestamp. Anything else
-/// does not travel across engines (`None`). The text is parsed in `to`'s dialect and printed from the tree:
-/// a literal whose quoting differs between the two dialects fails to parse or to print back.
-pub fn portable_default(text: &str, to: Engine, ty: &crate::types::ColumnType) -> Option<String> {
-    use crate::types::ColumnType as T;
-    let e = parse_one(text, to).ok()?;
-    let number = |e: &Expr| match e {
-        Expr::Value(v) => match &v.value {
-            Value::Number(n, _) => Some(n.clone()),
-            _ => None,
-        },
-        Expr::UnaryOp {
-            op: UnaryOperator::Minus,
-            expr,
-        } => match expr.as_ref() {
-            Expr::Value(v) => match &v.value {
-                Value::Number(n, _) => Some(format!("-{n}")),
-                _ => None,
-            },
-            _ => None,
-        },
-        _ => None,
-    };
-    let numeric = ty.is_integer()
-        || matches!(
-            ty,
-            T::Float32 | T::Float64 | T::Decimal128 { .. } | T::Decimal256 { .. } | T::NumericText
-        );
-    match (&e, ty) {
-        // MySQL's BOOLEAN is an integer: its 0 and 1 are false and true elsewhere.
-        (_, T::Boolean) => match (number(&e).as_deref(), &e) {
-            (Some("0"), _) => Some("false".into()),
-            (Some("1"), _) => Some("true".into()),
-            (_, Expr::Value(v)) if matches!(v.value, Value::Boolean(_)) => print(&e, to).ok(),
-            _ => None,
-        },
-        _ if numeric => number(&e).and_then(|_| print(&e, to).ok()),
-        (Expr::Value(v), T::Utf8) if matches!(v.value, Value::SingleQuotedString(_)) => {
-            print(&e, to).ok()
-        }
-        (_, T::Timestamp { .. } | T::Date32) => {
-            let now = match &e {
-                Expr::Function(f) => {
-                    let n = f.name.to_string().to_ascii_lowercase();
-                    n == "now" || n == "current_timestamp" || n == "localtimestamp"
-                }
-                Expr::Identifier(i) => i.value.eq_ignore_ascii_case("current_timestamp"),
-                _ => false,
-            };
-            (now && matches!(ty, T::Timestamp { .. })).then(|| {
-                match to {
-                    // DATETIME(6) columns take the current time with the same precision.
-                    Engine::MySql => "CURRENT_TIMESTAMP(6)",
-                    Engine::Postgres | Engine::Sqlite => "CURRENT_TIMESTAMP",
-                }
-                .to_string()
-            })
-        }
-        _ => None,
+    #[test]
+    fn a_cursor_bound_stays_one_literal_and_adds_is_null_only_for_nullable_columns() {
+        let nn = cursor_bound(Engine::Postgres, "u", "2026-01-01 00:00:00", false, false).unwrap();
+        assert_eq!(nn, "\"u\" >= '2026-01-01 00:00:00'");
+        let n = cursor_bound(Engine::Postgres, "u", "5", true, true).unwrap();
+        assert_eq!(n, "\"u\" >= 5 OR \"u\" IS NULL");
+        // A mark that would end the literal under MySQL's backslash escapes is refused.
+        let hostile = "2026-01-03 00:00:00\\' AND 1=0 -- ";
+        assert!(cursor_bound(Engine::MySql, "u", hostile, false, false).is_err());
+        assert!(cursor_bound(Engine::MySql, "u", "1 OR 1=1", true, false).is_err());
     }
-}
-
-/// A chain's cursor bound: `column >= literal OR column IS NULL` printed from its tree,
-/// refused unless the text parses back to exactly that shape with exactly `bound` as its
-/// value (a mark read from the source is data, and must stay one literal).
-pub fn cursor_bound(
-    engine: Engine,
-    column: &str,
-    bound: &str,
-    integer: bool,
-) -> Result<String, String> {
-    let literal = if integer {
-        let n: i128 = bound
-            .parse()
-            .map_err(|_| format!("{bound:?} is not an integer"))?;
-        n.to_string()
-    } else {
-        quote_literal(bound)
-    };
-    let col = quote_ident_in(engine, column);
-    let text = format!("{col} >= {literal} OR {col} IS NULL");
-    let expr = parse_one(&text, engine)?;
-    let same_column = |e: &Expr| matches!(e, Expr::Identifier(i) if i.value == column);
-    let ok = match &expr {
-        Expr::BinaryOp {
-            left,
-            op: BinaryOperator::Or,
-            right,
-        } => {
-            let cmp = match left.as_ref() {
-                Expr::BinaryOp {
-                    left: l,
-                    op: BinaryOperator::GtEq,
-                    right: r,
-                } => {
-                    same_column(l)
-                        && match r.as_ref() {
-                            Expr::Value(v) => match &v.value {
-                                Value::Number(n, _) => integer && *n == literal,
-                                Value::SingleQuotedString(s) => !integer && s == bound,
-                                _ => false,
-                            },
-                            _ => false,
-                        }
-                }
-                _ => false,
-            };
-            cmp && matches!(right.as_ref(), Expr::IsNull(x) if same_column(x))
-        }
-        _ => false,
-    };
-    if !ok {
-        return Err(format!(
-            "{bound:?} does not stay one literal in a predicate"
-        ));
-    }
-    print(&expr, engine)
-}
-
-/// `'…'` with quotes doubled (the session's standard_conforming_strings is on).
-pub fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-/// An identifier quoted in `engine`'s dialect (backticks for MySQL, double quotes otherwise).
-pub fn quote_ident_in(engine: Engine, s: &str) -> String {
-    match engine {
-        Engine::MySql => format!("`{}`", s.replace('`', "``")),
-        Engine::Postgres | Engine::Sqlite => quote_ident(s),
-    }
-}
-
-/// `"…"` with quotes doubled.
-fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-fn is_word(t: &Token, w: &str) -> bool {
-    matches!(t, Token::Word(x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w))
-}
-
-/// One constant of a partition bound, printed by ferry.
-fn bound_literal(t: &Token, bounds: bool) -> Result<String, String> {
-    match t {
-        Token::SingleQuotedString(s) => Ok(quote_literal(s)),
-        Token::Number(n, false)
-            if !n.is_empty()
-                && n.chars()
-                    .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-')) =>
-        {
-            Ok(n.clone())
-        }
-        Token::Word(w) if w.quote_style.is_none() => {
-            let u = w.value.to_ascii_uppercase();
-            match u.as_str() {
-                "NULL" | "TRUE" | "FALSE" => Ok(u),
-                "MINVALUE" | "MAXVALUE" if bounds => Ok(u),
-                _ => Err(format!("holds {} where a constant belongs", w.value)),
-            }
-        }
-        other => Err(format!("holds {other} where a constant belongs")),
-    }
-}
-
-/// A parenthesised list of constants starting at `toks[i]` (which must be `(`); returns
-/// the printed list and the index after `)`.
-fn literal_list(toks: &[Token], mut i: usize, bounds: bool) -> Result<(String, usize), String> {
-    if toks.get(i) != Some(&Token::LParen) {
-        return Err("is not a partition bound".into());
-    }
-    i += 1;
-    let mut out = Vec::new();
-    loop {
-        let t = toks.get(i).ok_or("ends early")?;
-        // A negative number comes as '-' then the number.
-        if *t == Token::Minus {
-            let n = toks.get(i + 1).ok_or("ends early")?;
-            out.push(format!("-{}", bound_literal(n, false)?));
-            i += 2;
-        } else {
-            out.push(bound_literal(t, bounds)?);
-            i += 1;
-        }
-        match toks.get(i) {
-            Some(Token::Comma) => i += 1,
-            Some(Token::RParen) => return Ok((format!("({})", out.join(", ")), i + 1)),
-            _ => return Err("is not a partition bound".into()),
-        }
-    }
-}
-
-/// A partition bound as `pg_get_expr(relpartbound, …)` prints it — `DEFAULT`,
-/// `FOR VALUES IN (…)`, `FOR VALUES FROM (…) TO (…)`, `FOR VALUES WITH (modulus m,
-/// remainder r)` — rebuilt from its constants; anything else is refused with why.
-pub fn partition_bound(text: &str) -> Result<String, String> {
-    let toks = tokens(text)?;
-    let t = |i: usize| toks.get(i);
-    if toks.len() == 1 && is_word(&toks[0], "DEFAULT") {
-        return Ok("DEFAULT".into());
-    }
-    if !(t(0).is_some_and(|x| is_word(x, "FOR")) && t(1).is_some_and(|x| is_word(x, "VALUES"))) {
-        return Err("is not a partition bound".into());
-    }
-    let (sql, end) = match t(2) {
-        Some(x) if is_word(x, "IN") => {
-            let (l, e) = literal_list(&toks, 3, false)?;
-            (format!("FOR VALUES IN {l}"), e)
-        }
-        Some(x) if is_word(x, "FROM") => {
-            let (from, e) = literal_list(&toks, 3, true)?;
-            if !t(e).is_some_and(|x| is_word(x, "TO")) {
-                return Err("is not a partition bound".into());
-            }
-            let (to, e) = literal_list(&toks, e + 1, true)?;
-            (format!("FOR VALUES FROM {from} TO {to}"), e)
-        }
-        Some(x) if is_word(x, "WITH") => {
-            let num = |i: usize| match t(i) {
-                Some(Token::Number(n, false))
-                    if n.chars().all(|c| c.is_ascii_digit()) && n.len() < 10 =>
-                {
-                    Ok(n.clone())
-                }
-                _ => Err("is not a partition bound".to_string()),
-            };
-            let shape = t(3) == Some(&Token::LParen)
-                && t(4).is_some_and(|x| is_word(x, "MODULUS"))
-                && t(6) == Some(&Token::Comma)
-                && t(7).is_some_and(|x| is_word(x, "REMAINDER"))
-                && t(9) == Some(&Token::RParen);
-            if !shape {
-                return Err("is not a partition bound".into());
-            }
-            (
-                format!(
-                    "FOR VALUES WITH (MODULUS {}, REMAINDER {})",
-                    num(5)?,
-                    num(8)?
-                ),
-                10,
-            )
-        }
-        _ => return Err("is not a partition bound".into()),
-    };
-    if end != toks.len() {
-        return Err("holds more than a partition bound".into());
-    }
-    Ok(sql)
-}
-
-/// A partition key as `pg_get_partkeydef` prints it — `RANGE (a)`, `LIST (a COLLATE "C")`,
-/// `HASH (a, b)`, `RANGE (a text_pattern_ops)`, `RANGE ((lower(b)))` — rebuilt: columns of
-/// the table by name, collations and operator classes as quoted names, expressions through
-/// [`rebuild`] with the table's columns in scope.
-pub fn partition_key(text: &str, columns: &[String]) -> Result<String, String> {
-    let t = text.trim();
-    let (strategy, rest) = t.split_once(' ').ok_or("is not a partition key")?;
-    let strategy = strategy.to_ascii_uppercase();
-    if !matches!(strategy.as_str(), "RANGE" | "LIST" | "HASH") {
-        return Err("is not a partition key".into());
-    }
-    let inner = rest
-        .trim()
-        .strip_prefix('(')
-        .and_then(|r| r.strip_suffix(')'))
-        .ok_or("is not a partition key")?;
-    // Items split at commas outside parentheses and quotes, on the tokens.
-    let toks = tokens(inner)?;
-    let mut items: Vec<Vec<Token>> = vec![vec![]];
-    let mut depth = 0i32;
-    for tok in toks {
-        match &tok {
-            Token::LParen => depth += 1,
-            Token::RParen => depth -= 1,
-            Token::Comma if depth == 0 => {
-                items.push(vec![]);
-                continue;
-            }
-            _ => {}
-        }
-        if let Some(last) = items.last_mut() {
-            last.push(tok);
-        }
-    }
-    let mut out = Vec::new();
-    for item in &items {
-        out.push(key_item(item, columns)?);
-    }
-    Ok(format!("{strategy} ({})", out.join(", ")))
-}
-
-/// A qualified name of words and dots starting at `toks[i]`; returns it quoted and the
-/// index after it.
-fn qualified_name(toks: &[Token], mut i: usize) -> Result<(String, usize), String> {
-    let mut parts = Vec::new();
-    loop {
-        match toks.get(i) {
-            Some(Token::Word(w)) => parts.push(quote_ident(&w.value)),
-            _ => return Err("holds a name ferry does not replay".into()),
-        }
-        i += 1;
-        if toks.get(i) == Some(&Token::Period) {
-            i += 1;
-        } else {
-            return Ok((parts.join("."), i));
-        }
-    }
-}
-
-fn key_item(item: &[Token], columns: &[String]) -> Result<String, String> {
-    let (head, mut i) = match item.first() {
-        Some(Token::Word(w)) if item.get(1) != Some(&Token::LParen) => {
-            if !columns.contains(&w.value) {
-                return Err(format!(
-                    "names {:?}, which is not a column of its table",
-                    w.value
-                ));
-            }
-            (quote_ident(&w.value), 1)
-        }
-        _ => {
-            // An expression: `(expr)` or `f(…)`, up to a COLLATE or operator class.
-            let end = item
-                .iter()
-                .position(|t| is_word(t, "COLLATE"))
-                .unwrap_or(item.len());
-            let text: String = item[..end]
-                .iter()
-                .map(|t| t.to_string())
-                .collect::<Vec<_>>()
-                .join(" ");
-            let c = rebuild(
-                &text,
-                Engine::Postgres,
-                Scope {
-                    columns,
-                    value: false,
-                },
-            )?;
-            (format!("({})", c.sql), end)
-        }
-    };
-    let mut out = head;
-    if item.get(i).is_some_and(|t| is_word(t, "COLLATE")) {
-        let (name, j) = qualified_name(item, i + 1)?;
-        out.push_str(&format!(" COLLATE {name}"));
-        i = j;
-    }
-    if i < item.len() {
-        let (name, j) = qualified_name(item, i)?;
-        out.push_str(&format!(" {name}"));
-        i = j;
-    }
-    if i != item.len() {
-        return Err("holds more than a partition key".into());
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -480,7 +480,7 @@ fn check_chain(
             short(chain),
             seq - 1,
             p.bundle_id,
-            &want_prev[..want_prev.len().min(16)]
+            want_prev.chars().take(16).collect::<String>()
         )),
         Some(p) if !p.complete() => refuse(format!(
             "chain {}: link {} (bundle {}) is only partly applied here ({} of {} parts); nothing was written: \
@@ -545,6 +545,11 @@ impl<'a> TablePlan<'a> {
             .iter()
             .copied()
             .zip(self.targets.iter().map(|(n, _)| n.as_str()))
+    }
+
+    /// Selected table `i` with its target name.
+    fn at(&self, i: usize) -> (&'a CatalogTable, &str) {
+        (self.selected[i], self.targets[i].0.as_str())
     }
 
     /// Every part of `t` is committed and none waits in staging.
@@ -1324,10 +1329,7 @@ struct Loaded {
 /// Loads every part of one table not yet in the ledger into `name`, then its keys and
 /// indexes.
 fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, i: usize) -> Result<Loaded> {
-    let (t, name) = (
-        ctx.run.tables.selected[i],
-        ctx.run.tables.targets[i].0.as_str(),
-    );
+    let (t, name) = ctx.run.tables.at(i);
     let (plan, checked) = (ctx.run.plan, ctx.run.checked);
     let t_start = Instant::now();
     let bar = ctx.run.progress.bar(name, Some(t.rows), false);
@@ -1415,7 +1417,7 @@ fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, i: usize) -> Result<
                 return Err(e);
             }
             for (j, _) in group {
-                let (tj, nj) = (ctx.run.tables.selected[j], &ctx.run.tables.targets[j].0);
+                let (tj, nj) = ctx.run.tables.at(j);
                 target.finish_table(nj, &tj.table)?;
             }
         }
@@ -1456,10 +1458,7 @@ fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, i: usize) -> Result<
 /// the rows absent from the key set, against `--max-delete-ratio` (exit 65 when over it).
 fn check_deletes(ctx: &LoadCtx<'_>, target: &mut dyn Target, order: &[usize]) -> Result<()> {
     for &i in order {
-        let (t, name) = (
-            ctx.run.tables.selected[i],
-            ctx.run.tables.targets[i].0.as_str(),
-        );
+        let (t, name) = ctx.run.tables.at(i);
         if t.keys.is_none() || target.table_rows(name, &t.table)?.is_none() {
             continue;
         }
@@ -1477,10 +1476,7 @@ fn apply_deletes_last(
     results: &mut [Loaded],
 ) -> Result<()> {
     for &i in order {
-        let (t, name) = (
-            ctx.run.tables.selected[i],
-            ctx.run.tables.targets[i].0.as_str(),
-        );
+        let (t, name) = ctx.run.tables.at(i);
         if t.keys.is_none() {
             continue;
         }
@@ -1618,10 +1614,7 @@ fn publish(ctx: &LoadCtx<'_>, target: &mut dyn Target, members: &[usize]) -> Res
     let mut group = Vec::with_capacity(members.len());
     let mut stages = Vec::with_capacity(members.len());
     for &i in members {
-        let (t, name) = (
-            ctx.run.tables.selected[i],
-            ctx.run.tables.targets[i].0.as_str(),
-        );
+        let (t, name) = ctx.run.tables.at(i);
         stages.push(staging_name(id, name));
         group.push((t, name));
     }

@@ -170,7 +170,7 @@ impl RunReport {
                     t.parts,
                     t.seconds,
                     t.rows_per_s,
-                    t.status
+                    printable(&t.status)
                 ));
             }
         }
@@ -333,20 +333,26 @@ impl Progress {
                 .expect("valid template")
                 .progress_chars("=> "),
         );
-        pb.set_prefix(label.to_string());
+        // Labels name tables, and a bundle chooses its table names.
+        pb.set_prefix(printable(label).into_owned());
         m.add(pb)
     }
 
     /// A line for logs when there are no bars.
+    /// One line of progress; text from a bundle in it (a table name) is made printable.
     pub fn line(&self, msg: &str) {
         if self.quiet {
             return;
         }
         match &self.multi {
             Some(m) => {
-                let _ = m.println(msg);
+                let _ = m.println(printable_lines(msg));
             }
-            None => eprintln!("[{:>7.1}s] {msg}", self.started.elapsed().as_secs_f64()),
+            None => eprintln!(
+                "[{:>7.1}s] {}",
+                self.started.elapsed().as_secs_f64(),
+                printable_lines(msg)
+            ),
         }
     }
 }

@@ -85,7 +85,7 @@ pub fn status(target_url: &str, target_schema: Option<&str>) -> Result<RunReport
                 chains.insert(chain.clone());
                 format!(
                     "chain {} link {}{}",
-                    &chain[..chain.len().min(12)],
+                    chain.chars().take(12).collect::<String>(),
                     h.sequence,
                     if h.parts < *parts {
                         format!(" ({} of {parts} parts)", h.parts)
