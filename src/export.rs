@@ -153,6 +153,9 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
         (catalog_tables, not_carried),
         parts,
     )?;
+    bundle
+        .sealed
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     report.errors.parts_total = manifest.parts.len() as u64;
     report.close(started.elapsed());
     finish_report(plan, &bundle.id, &manifest, &mut report);
@@ -290,8 +293,14 @@ fn plan_chain(
             )));
         }
         if t.primary_key.is_empty() {
+            let what = if t.from_view {
+                "is a view, and a view has no primary key"
+            } else {
+                "has no primary key"
+            };
             return Err(Error::Usage(format!(
-                "--cursor {q}={column}: the table has no primary key, and a link's rows are applied by primary key"
+                "--cursor {q}={column}: {q} {what}, and a link's rows are applied by primary key; \
+                 export it without --cursor (it then travels whole in every link)"
             )));
         }
         // SQLite's INTEGER PRIMARY KEY is the rowid: never NULL, whatever the column says.
@@ -469,6 +478,17 @@ fn open_source_and_plan(
             crate::redact::display_url(&plan.source_url)
         )));
     }
+    if !plan.selection.exclude.is_empty() {
+        let listed = src.list()?;
+        let unmatched = plan.selection.unmatched_excludes(&listed);
+        if !unmatched.is_empty() {
+            return Err(Error::Usage(format!(
+                "--exclude {}: no such table in {}",
+                unmatched.join(", "),
+                crate::redact::display_url(&plan.source_url)
+            )));
+        }
+    }
     for (t, _) in &plan.filters {
         if !tables.iter().any(|d| d.name == *t || d.qualified() == *t) {
             return Err(Error::Usage(format!(
@@ -519,6 +539,24 @@ struct NewBundle {
     slots: Vec<KeySlot>,
     /// The key files are sealed with, when encrypted.
     file_key: Option<zeroize::Zeroizing<[u8; 32]>>,
+    /// Set once the manifest and its MAC are written; a bundle dropped before that (the
+    /// export failed) takes back every file it wrote.
+    sealed: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for NewBundle {
+    fn drop(&mut self) {
+        if !self.sealed.load(std::sync::atomic::Ordering::SeqCst) {
+            let left = self.store.remove_written();
+            if !left.is_empty() {
+                tracing::warn!(
+                    "{}: the failed export could not remove {}",
+                    self.store.url(),
+                    left.join(", ")
+                );
+            }
+        }
+    }
 }
 
 impl NewBundle {
@@ -528,6 +566,20 @@ impl NewBundle {
             return Err(Error::Usage(format!(
                 "{}: a bundle is already there (manifest.json exists); ferry never overwrites a bundle",
                 crate::redact::display_location(&plan.bundle_url)
+            )));
+        }
+        // Anything else there (the parts of an export that was killed, other files) would
+        // travel with the new bundle as files its manifest does not list.
+        let found = store.first_entries(6)?;
+        if !found.is_empty() {
+            let shown: Vec<&str> = found.iter().take(5).map(String::as_str).collect();
+            return Err(Error::Usage(format!(
+                "{}: the location is not empty and holds no bundle ({}{}): perhaps the parts of an \
+                 export that was interrupted. A bundle goes into a new or empty location: choose \
+                 another, or delete what is there. Nothing written",
+                crate::redact::display_location(&plan.bundle_url),
+                shown.join(", "),
+                if found.len() > 5 { ", …" } else { "" }
             )));
         }
         let id = layout::new_bundle_id();
@@ -543,6 +595,7 @@ impl NewBundle {
             key,
             slots,
             file_key,
+            sealed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

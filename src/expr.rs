@@ -768,11 +768,24 @@ pub fn cursor_bound(
             right,
         } => {
             same_column(left)
-                && matches!(right.as_ref(), Expr::Value(v) if match &v.value {
-                    Value::Number(n, _) => integer && *n == literal,
-                    Value::SingleQuotedString(s) => !integer && s == bound,
+                && match right.as_ref() {
+                    Expr::Value(v) => match &v.value {
+                        Value::Number(n, _) => integer && *n == literal,
+                        Value::SingleQuotedString(s) => !integer && s == bound,
+                        _ => false,
+                    },
+                    // A negative integer (a count lookback below the first id, or negative
+                    // keys) parses as a minus applied to its digits.
+                    Expr::UnaryOp {
+                        op: UnaryOperator::Minus,
+                        expr,
+                    } => {
+                        integer
+                            && matches!(expr.as_ref(), Expr::Value(v)
+                                if matches!(&v.value, Value::Number(n, _) if format!("-{n}") == literal))
+                    }
                     _ => false,
-                })
+                }
         }
         _ => false,
     };
@@ -1306,6 +1319,12 @@ mod tests {
         let hostile = "2026-01-03 00:00:00\\' AND 1=0 -- ";
         assert!(cursor_bound(Engine::MySql, "u", hostile, false, false).is_err());
         assert!(cursor_bound(Engine::MySql, "u", "1 OR 1=1", true, false).is_err());
+        // A negative bound (a count lookback larger than the mark) stays one literal.
+        assert_eq!(
+            cursor_bound(Engine::MySql, "id", "-400", true, false).unwrap(),
+            "`id` >= -400"
+        );
+        assert!(cursor_bound(Engine::MySql, "id", "--400", true, false).is_err());
     }
 }
 

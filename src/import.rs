@@ -741,7 +741,14 @@ fn check_upsert_keys(run: &Run<'_>, target: &mut dyn Target) -> Result<()> {
         .selected
         .iter()
         .filter(|t| run.mode(t) == Mode::Upsert && t.table.primary_key.is_empty())
-        .map(|t| t.table.qualified())
+        .map(|t| {
+            // A view's rows travel without a key: say so, it is not an oversight.
+            if t.table.from_view {
+                format!("{} (exported from a view)", t.table.qualified())
+            } else {
+                t.table.qualified()
+            }
+        })
         .collect();
     if !keyless.is_empty() {
         return Err(Error::Usage(format!(

@@ -180,7 +180,8 @@ impl Inspection {
                     c.source.snapshot.as_ref().map(|s| format!(", snapshot: {}", p(s))).unwrap_or_default()
                 ));
                 for t in &c.tables {
-                    o.push_str(&format!("table {} — {} rows in {} parts\n", p(&t.table.qualified()), t.rows, t.parts.len()));
+                    let view = if t.table.from_view { " (read from a view)" } else { "" };
+                    o.push_str(&format!("table {}{view} — {} rows in {} parts\n", p(&t.table.qualified()), t.rows, t.parts.len()));
                     for col in &t.table.columns {
                         let pk = if t.table.primary_key.contains(&col.name) { " primary key" } else { "" };
                         o.push_str(&format!(

@@ -45,6 +45,8 @@ pub mod import;
 #[doc(hidden)]
 pub mod inspect;
 #[doc(hidden)]
+pub mod job;
+#[doc(hidden)]
 pub mod pool;
 #[doc(hidden)]
 pub mod preflight;

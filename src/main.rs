@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueHint};
 use ferry::crypto::keys::{KeyFileKey, Keys, Passphrase};
 use ferry::error::Error;
 use ferry::export::ExportPlan;
@@ -25,6 +25,13 @@ use ferry::source::{BatchLimits, Selection, SourceOptions, ZeroDates};
 struct Cli {
     #[command(flatten)]
     out: OutputArgs,
+    /// Take this command's options from a TOML job file (its `[COMMAND]` table and its
+    /// top-level keys); options on the command line override it (README, "Job files").
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// With --config: also apply the job file's stage NAME (its `[COMMAND.NAME]` table).
+    #[arg(long, global = true, value_name = "NAME", requires = "config")]
+    stage: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -114,6 +121,7 @@ enum Command {
         source: String,
         /// Where the bundle goes: a new directory, file://PATH, or s3://bucket/prefix (also
         /// gs://, az://; credentials from the AWS_*, GOOGLE_*, AZURE_* environment).
+        #[arg(value_hint = ValueHint::AnyPath)]
         bundle: String,
         #[command(flatten)]
         keys: KeyArgs,
@@ -170,7 +178,7 @@ enum Command {
         cursors: Vec<String>,
         /// Write the next link of PREV_BUNDLE's chain: cursor tables carry the rows at or above
         /// PREV_BUNDLE's marks (minus --lookback), the other tables travel whole. Key options open PREV_BUNDLE.
-        #[arg(long, value_name = "PREV_BUNDLE")]
+        #[arg(long, value_name = "PREV_BUNDLE", value_hint = ValueHint::AnyPath)]
         since: Option<String>,
         /// How far below the previous marks a link reads, for rows whose transactions commit late:
         /// a duration (90s, 5m, 2h, 1d) for temporal cursors, a count (1000) for integer cursors.
@@ -185,6 +193,7 @@ enum Command {
     /// Verify a bundle and load it into a database, exactly once.
     Import {
         /// The bundle: a directory, file://PATH, or s3://bucket/prefix (gs://, az://).
+        #[arg(value_hint = ValueHint::AnyPath)]
         bundle: String,
         /// Target database: sqlite://PATH (created when missing), postgres://user:pw@host:port/db or
         /// mysql://user:pw@host:port/db (MySQL and MariaDB; mariadb:// too).
@@ -250,6 +259,7 @@ enum Command {
     /// Check a bundle: without a key sizes and SHA-256 of every file; with a key also decrypt and decode every part.
     Verify {
         /// The bundle: a directory, file://PATH, or s3://bucket/prefix (gs://, az://).
+        #[arg(value_hint = ValueHint::AnyPath)]
         bundle: String,
         #[command(flatten)]
         keys: KeyArgs,
@@ -260,6 +270,7 @@ enum Command {
     /// Show a bundle's files and sizes; with a key also its tables, columns, rows and lineage.
     Inspect {
         /// The bundle: a directory, file://PATH, or s3://bucket/prefix (gs://, az://).
+        #[arg(value_hint = ValueHint::AnyPath)]
         bundle: String,
         #[command(flatten)]
         keys: KeyArgs,
@@ -285,6 +296,7 @@ enum Command {
     /// Write a verified bundle's data as plain Parquet files into DIR.
     Decrypt {
         /// The bundle: a directory, file://PATH, or s3://bucket/prefix (gs://, az://).
+        #[arg(value_hint = ValueHint::AnyPath)]
         bundle: String,
         dir: PathBuf,
         #[command(flatten)]
@@ -453,13 +465,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             replace_partial,
             separate_copy,
         } => {
-            let engine = ferry::engines::for_url(&target)?;
-            if target_schema.is_some() && !engine.schemas {
-                return Err(Error::Usage(format!(
-                    "--target-schema applies to targets with schemas; {} has none (tables go into the URL's database)",
-                    engine.name
-                )));
-            }
+            ferry::engines::check_target_schema(&target, target_schema.as_deref())?;
             let (keys, warnings) = keys.load()?;
             let mut plan = ImportPlan::new(&bundle, &target);
             plan.keys = keys;
@@ -564,7 +570,24 @@ fn fail(command: &str, e: &Error, json: bool) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match ferry::job::expand(&Cli::command(), args.clone()) {
+        Ok(job) => {
+            for w in &job.warnings {
+                eprintln!("ferry: warning: {}", ferry::report::printable_lines(w));
+            }
+            Cli::parse_from(job.args)
+        }
+        Err(e) => {
+            let command = args
+                .iter()
+                .skip(1)
+                .filter_map(|a| a.to_str())
+                .find(|a| Cli::command().find_subcommand(a).is_some())
+                .unwrap_or("");
+            return fail(command, &e, args.iter().any(|a| a == "--json"));
+        }
+    };
     tracing_subscriber::fmt()
         // sqlx logs an unknown URL query parameter with its value (`sslpassword=…`): never shown.
         .with_env_filter(

@@ -38,7 +38,8 @@ pub(crate) fn tls_failure(e: &sqlx::Error) -> Option<String> {
     }
 }
 
-/// Which tables to read: `--table` (empty = all user tables) and `--exclude`.
+/// Which tables to read: `--table` (empty = all user tables; a view only when named) and
+/// `--exclude`.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
     pub tables: Vec<String>,
@@ -52,11 +53,28 @@ impl Selection {
         (self.tables.is_empty() || self.tables.iter().any(hit)) && !self.exclude.iter().any(hit)
     }
 
+    /// Whether `--table` names `t` itself (not only "all tables"), and `--exclude` does
+    /// not: how a view is selected, since views are read only when named.
+    pub fn names(&self, t: &TableDef) -> bool {
+        let hit = |n: &String| *n == t.name || *n == t.qualified();
+        self.tables.iter().any(hit) && !self.exclude.iter().any(hit)
+    }
+
     /// Names given with `--table` that matched nothing: a typo must not export less silently.
     pub fn unmatched<'a>(&'a self, found: &[TableDef]) -> Vec<&'a str> {
         self.tables
             .iter()
             .filter(|n| !found.iter().any(|t| **n == t.name || **n == t.qualified()))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Names given with `--exclude` that name no table or view of the source (`listed`,
+    /// from [`Source::list`]): a typo must not export more silently either.
+    pub fn unmatched_excludes<'a>(&'a self, listed: &[TableDef]) -> Vec<&'a str> {
+        self.exclude
+            .iter()
+            .filter(|n| !listed.iter().any(|t| **n == t.name || **n == t.qualified()))
             .map(String::as_str)
             .collect()
     }
@@ -103,6 +121,13 @@ pub trait Source: Send {
     /// The selected tables with their columns mapped to canonical types. A column ferry
     /// cannot carry is an error here, naming table, column and type, before any data moves.
     fn tables(&mut self, selection: &Selection) -> Result<Vec<TableDef>>;
+
+    /// Every user table and view of the source, by name only (`schema`, `name` and
+    /// `from_view` set, nothing else read): what `--table` and `--exclude` may name. The
+    /// default reads every table's definition; engines list names in one query.
+    fn list(&mut self) -> Result<Vec<TableDef>> {
+        self.tables(&Selection::default())
+    }
 
     /// What the selected tables have that ferry does not carry (triggers, …), for the summary.
     fn not_carried(&mut self, _tables: &[TableDef]) -> Result<Vec<String>> {

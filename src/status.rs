@@ -26,6 +26,7 @@ struct Held {
 
 pub fn status(target_url: &str, target_schema: Option<&str>) -> Result<RunReport> {
     let started = Instant::now();
+    crate::engines::check_target_schema(target_url, target_schema)?;
     let mut target = crate::engines::open_target(target_url, target_schema)?;
     if target_schema.is_some() {
         target.separate_ledger()?;

@@ -104,6 +104,21 @@ pub fn open_source(url: &str, options: SourceOptions) -> Result<Box<dyn Source>>
     (for_url(url)?.open_source)(url, options)
 }
 
+/// `--target-schema` is for engines with schemas: elsewhere it is refused (exit 2) naming
+/// the URL's engine and where its tables go instead.
+pub fn check_target_schema(url: &str, schema: Option<&str>) -> Result<()> {
+    let engine = for_url(url)?;
+    match schema {
+        Some(s) if !engine.schemas => Err(Error::Usage(format!(
+            "--target-schema {s}: a {} target has no schemas; its tables go into the database the \
+             URL names ({}): name another database there instead",
+            engine.name,
+            crate::redact::display_url(url)
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Opens the loader of the database a URL names (SQLite creates the file when missing);
 /// `schema` is `--target-schema`, for engines with schemas.
 pub fn open_target(url: &str, schema: Option<&str>) -> Result<Box<dyn Target>> {

@@ -75,6 +75,15 @@ pub struct Store {
     /// The bundle directory, for stores on the local file system.
     local_root: Option<PathBuf>,
     url: String,
+    /// What this handle wrote (files completed or written whole, and a local directory it
+    /// made), so a failed export can take it back ([`Store::remove_written`]).
+    written: Arc<std::sync::Mutex<Written>>,
+}
+
+#[derive(Default)]
+struct Written {
+    files: Vec<String>,
+    made_root: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -95,6 +104,7 @@ impl Store {
         } else {
             PathBuf::from(url)
         };
+        let made_root = create && !local.exists();
         if create {
             std::fs::create_dir_all(&local).map_err(|e| {
                 Error::io(
@@ -146,6 +156,10 @@ impl Store {
             inner: Arc::new(fs),
             local_root: Some(root),
             url: crate::redact::display_location(url),
+            written: Arc::new(std::sync::Mutex::new(Written {
+                files: vec![],
+                made_root,
+            })),
         })
     }
 
@@ -155,6 +169,7 @@ impl Store {
             inner,
             local_root: None,
             url: crate::redact::display_location(url),
+            written: Arc::default(),
         };
         if !create {
             // One listing call: an empty prefix is "no bundle here", not a list of missing files.
@@ -202,8 +217,70 @@ impl Store {
                 "{}: cannot {what} {rel}: {other}; try again when the store answers",
                 self.url
             )),
+            other if out_of_space(&other).is_some() => {
+                out_of_space_error(&format!("{}: cannot {what} {rel}", self.url), &other)
+            }
             other => Error::Storage(format!("{}: cannot {what} {rel}: {other}", self.url)),
         }
+    }
+
+    /// Up to `n` names at the top of the location (files, and directories or common
+    /// prefixes with a trailing `/`), sorted: what a new export finds where it would write.
+    pub fn first_entries(&self, n: usize) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        if let Some(root) = &self.local_root {
+            let rd = std::fs::read_dir(root)
+                .map_err(|e| Error::io(format!("cannot list {}", root.display()), e))?;
+            for item in rd {
+                let item =
+                    item.map_err(|e| Error::io(format!("cannot list {}", root.display()), e))?;
+                let dir = item.file_type().is_ok_and(|t| t.is_dir());
+                let name = item.file_name().to_string_lossy().into_owned();
+                out.push(if dir { format!("{name}/") } else { name });
+            }
+        } else {
+            let top = runtime()
+                .block_on(self.inner.list_with_delimiter(None))
+                .map_err(|e| self.storage_err("list", "", e))?;
+            out.extend(top.objects.into_iter().map(|o| o.location.to_string()));
+            out.extend(top.common_prefixes.into_iter().map(|p| format!("{p}/")));
+        }
+        out.sort();
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// Removes, best effort, every file this handle wrote, and the local bundle directory
+    /// (and its `data/`) when this handle made it and it is empty then: what a failed
+    /// export leaves is nothing a later export would ship. Returns the files it could not
+    /// remove.
+    pub fn remove_written(&self) -> Vec<String> {
+        let written = std::mem::take(
+            &mut *self
+                .written
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let left: Vec<String> = written
+            .files
+            .into_iter()
+            .filter(|f| self.delete(f).is_err())
+            .collect();
+        if let Some(root) = &self.local_root {
+            let _ = std::fs::remove_dir(root.join("data"));
+            if written.made_root {
+                let _ = std::fs::remove_dir(root);
+            }
+        }
+        left
+    }
+
+    fn wrote(&self, rel: &str) {
+        self.written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .files
+            .push(rel.to_string());
     }
 
     /// Every object under the bundle, with its kind. On a local disk the walk does not
@@ -337,6 +414,7 @@ impl Store {
             upload: Some(WriteMultipart::new_with_chunk_size(upload, UPLOAD_CHUNK)),
             written: 0,
             path: rel.to_string(),
+            store: self.clone(),
         })
     }
 
@@ -345,7 +423,7 @@ impl Store {
         let loc = Self::location(rel)?;
         runtime()
             .block_on(self.inner.put(&loc, PutPayload::from(bytes)))
-            .map(|_| ())
+            .map(|_| self.wrote(rel))
             .map_err(|e| self.storage_err("write", rel, e))
     }
 
@@ -358,7 +436,10 @@ impl Store {
             ..Default::default()
         };
         match runtime().block_on(self.inner.put_opts(&loc, PutPayload::from(bytes), opts)) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.wrote(rel);
+                Ok(())
+            }
             Err(object_store::Error::AlreadyExists { .. }) => Err(Error::Usage(format!(
                 "{}: {rel} already exists: a bundle is already there, and ferry never overwrites one; \
                  choose a new bundle location",
@@ -384,9 +465,38 @@ pub fn gave_up(e: &dyn std::fmt::Display) -> bool {
     m.contains(" retries, max_retries") || m.contains("HTTP error: ")
 }
 
+/// Why a write failed, when the disk (or the process's file-size limit) ran out: the
+/// operating system's words, found in the error's text however deeply it is wrapped.
+pub fn out_of_space(e: &dyn std::fmt::Display) -> Option<&'static str> {
+    let m = e.to_string();
+    let has = |words: &[&str]| words.iter().any(|w| m.contains(w));
+    if has(&["os error 28)", "No space left on device", "StorageFull"]) {
+        Some("no space left on device")
+    } else if has(&["os error 122)", "Disk quota exceeded", "QuotaExceeded"]) {
+        Some("disk quota exceeded")
+    } else if has(&["os error 27)", "File too large", "FileTooLarge"]) {
+        Some("file too large (the file system's or the process's file-size limit)")
+    } else {
+        None
+    }
+}
+
+/// The error for a write that ran out of space: which file, why, and what to do.
+fn out_of_space_error(what: &str, e: &dyn std::fmt::Display) -> Error {
+    let why = out_of_space(e).unwrap_or("out of space");
+    Error::Storage(format!(
+        "{what}: {why} ({e}); the export stopped and removed the files it had written: free \
+         space where the bundle goes (or choose a location with room; a smaller --max-part-size \
+         for a file-size limit) and run it again"
+    ))
+}
+
 /// A failed write of `what`: temporary (exit 75) when the store gave up after retrying,
-/// otherwise `other`.
+/// a clear "no space left" when the disk is full, otherwise `other`.
 pub fn write_failure(what: String, e: &dyn std::fmt::Display, other: fn(String) -> Error) -> Error {
+    if out_of_space(e).is_some() {
+        return out_of_space_error(&what, e);
+    }
     if gave_up(e) {
         Error::Temporary(format!(
             "{what}: {e}; the store did not answer after retries: try again when it does"
@@ -483,6 +593,8 @@ pub struct ObjectWriter {
     upload: Option<WriteMultipart>,
     written: u64,
     path: String,
+    /// The store it writes to, which records the file once it is complete.
+    store: Store,
 }
 
 /// Pieces of one file uploading at once (each [`UPLOAD_CHUNK`] bytes of memory).
@@ -493,8 +605,13 @@ impl ObjectWriter {
     pub fn finish(mut self) -> Result<u64> {
         let upload = self.upload.take().expect("finish called once");
         runtime().block_on(upload.finish()).map_err(|e| {
-            write_failure(format!("cannot complete {}", self.path), &e, Error::Storage)
+            write_failure(
+                format!("{}: cannot complete {}", self.store.url, self.path),
+                &e,
+                Error::Storage,
+            )
         })?;
+        self.store.wrote(&self.path);
         Ok(self.written)
     }
 
@@ -531,5 +648,37 @@ impl Drop for ObjectWriter {
             // Unfinished: abort so no partial object is left behind to look complete.
             let _ = runtime().block_on(upload.abort());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_named_however_deeply_it_is_wrapped() {
+        let io = std::io::Error::from_raw_os_error(28);
+        let wrapped = object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(io),
+        };
+        assert_eq!(out_of_space(&wrapped), Some("no space left on device"));
+        let e = write_failure(
+            "data/ab.fe: Parquet write failed".into(),
+            &wrapped,
+            Error::Other,
+        );
+        let m = e.to_string();
+        assert!(
+            m.starts_with("data/ab.fe: Parquet write failed: no space left on device"),
+            "{m}"
+        );
+        assert!(m.contains("free space"), "{m}");
+        let quota = std::io::Error::from_raw_os_error(122);
+        assert_eq!(out_of_space(&quota), Some("disk quota exceeded"));
+        assert_eq!(
+            out_of_space(&std::io::Error::other("connection reset")),
+            None
+        );
     }
 }

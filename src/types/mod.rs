@@ -454,6 +454,11 @@ pub struct TableDef {
     /// CHECK constraints of the table and its columns.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<Check>,
+    /// The rows were read from a view named with `--table` (docs/FORMAT.md): they travel
+    /// and load as a plain table of the view's name, without a primary key, indexes or
+    /// foreign keys.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_view: bool,
 }
 
 /// How a table is partitioned: the key as the engine prints it, and its partitions.

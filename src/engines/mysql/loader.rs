@@ -27,7 +27,8 @@ use sqlx::mysql::{MySqlArguments, MySqlConnection};
 use sqlx::{Arguments, AssertSqlSafe};
 
 use crate::engines::mysql::reader::{
-    connect, exec, is_temporary, literal, my_err, query_texts, quote, server_version,
+    connect, exec, is_temporary, literal, my_err, query_texts, quote, server_message,
+    server_version,
 };
 use crate::load::Target;
 use crate::load::{self, Dialect, LedgerKind, Param, Placeholders, Session};
@@ -472,6 +473,65 @@ impl MyTarget {
         ))
     }
 
+    /// MySQL wants both ends of a foreign key to have one integer type, where PostgreSQL
+    /// and SQLite let a smallint reference an integer key (Pagila's `film.language_id`). A
+    /// referencing integer column narrower than its key is widened to the key's type
+    /// (lossless) before the key is added; returns the note that says so.
+    fn match_key_type(
+        &mut self,
+        table: &str,
+        column: &str,
+        ref_table: &str,
+        ref_column: &str,
+    ) -> Result<Option<String>> {
+        let db = self.database.clone();
+        let sql = "SELECT CAST(COLUMN_TYPE AS CHAR), CAST(IS_NULLABLE AS CHAR), CAST(COLUMN_DEFAULT AS CHAR) \
+                   FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = ?";
+        let mut of = |t: &str, c: &str| -> Result<Option<(String, bool, Option<String>)>> {
+            let rows = self.texts("reading a foreign key's column types", sql, &[&db, t, c])?;
+            Ok(rows.into_iter().next().map(|r| {
+                let get = |i: usize| r.get(i).cloned().flatten();
+                (
+                    get(0).unwrap_or_default().to_ascii_lowercase(),
+                    get(1).as_deref() == Some("YES"),
+                    get(2),
+                )
+            }))
+        };
+        let (Some((have, nullable, default)), Some((want, _, _))) =
+            (of(table, column)?, of(ref_table, ref_column)?)
+        else {
+            return Ok(None);
+        };
+        let rank = |t: &str| -> Option<u8> {
+            let base = t.split(['(', ' ']).next().unwrap_or("");
+            ["tinyint", "smallint", "mediumint", "int", "bigint"]
+                .iter()
+                .position(|n| *n == base)
+                .and_then(|p| u8::try_from(p).ok())
+        };
+        let (Some(h), Some(w)) = (rank(&have), rank(&want)) else {
+            return Ok(None);
+        };
+        if have == want || h > w {
+            return Ok(None);
+        }
+        let default = default
+            .filter(|d| d.parse::<i64>().is_ok())
+            .map(|d| format!(" DEFAULT {d}"))
+            .unwrap_or_default();
+        self.exec(&format!(
+            "ALTER TABLE {} MODIFY {} {want} {}{default}",
+            quote(table),
+            quote(column),
+            if nullable { "NULL" } else { "NOT NULL" }
+        ))?;
+        Ok(Some(format!(
+            "column {table}.{column} is {want} here ({have} as it came) so that its foreign key \
+             matches {ref_table}.{ref_column}: MySQL wants one type at both ends of a foreign key"
+        )))
+    }
+
     /// Sets the table's AUTO_INCREMENT past the largest value of its counter column (the
     /// server only moves it forward): the application's next insert gets a new key.
     fn advance_counter(&mut self, name: &str) -> Result<()> {
@@ -669,8 +729,9 @@ fn refused(name: &str, part: &str, first_row: u64, e: sqlx::Error) -> Error {
         return my_err(&format!("loading {name}, part {part}"), e);
     }
     if let sqlx::Error::Database(d) = &e {
-        let msg = d.message().to_string();
-        let row = msg
+        let raw = d.message();
+        let msg = server_message(raw);
+        let row = raw
             .rsplit_once(" at row ")
             .and_then(|(_, n)| n.trim().parse::<u64>().ok())
             .map(|n| format!(", row {}", first_row + n - 1))
@@ -679,7 +740,10 @@ fn refused(name: &str, part: &str, first_row: u64, e: sqlx::Error) -> Error {
             "table {name}{row} of part {part}: the target refused a row: {msg}; nothing from this part was committed"
         ));
     }
-    Error::Database(format!("loading {name}, part {part}: {e}"))
+    Error::Database(format!(
+        "loading {name}, part {part}: {}",
+        server_message(&e.to_string())
+    ))
 }
 
 type Binder<'a> =
@@ -936,7 +1000,10 @@ fn statement_err(what: &str, e: sqlx::Error) -> Error {
         && d.code()
             .is_some_and(|c| c.starts_with("22") || c.starts_with("23"))
     {
-        return Error::Data(format!("{what}: the target refused a row: {}", d.message()));
+        return Error::Data(format!(
+            "{what}: the target refused a row: {}",
+            server_message(d.message())
+        ));
     }
     my_err(what, e)
 }
@@ -1294,6 +1361,11 @@ impl Target for MyTarget {
                     .is_empty();
                 if exists {
                     continue;
+                }
+                for (col, ref_col) in fk.columns.iter().zip(&fk.ref_columns) {
+                    if let Some(note) = self.match_key_type(name, col, ref_name, ref_col)? {
+                        notes.push(note);
+                    }
                 }
                 let cols: Vec<String> = fk.columns.iter().map(|c| quote(c)).collect();
                 let refs: Vec<String> = fk.ref_columns.iter().map(|c| quote(c)).collect();

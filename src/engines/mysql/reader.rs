@@ -71,6 +71,16 @@ pub fn is_temporary(e: &sqlx::Error) -> bool {
     }
 }
 
+/// A server message without the position MySQL and MariaDB end it with (` at row 948`,
+/// ` at line 1`): a row of a multi-row INSERT or a line of a statement ferry wrote, which
+/// tells the operator nothing (the loader names the part's row itself where it knows it).
+pub fn server_message(m: &str) -> String {
+    static POSITION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\s+at (?:row|line) \d+\s*$").expect("a valid regex")
+    });
+    POSITION.replace(m, "").into_owned()
+}
+
 /// A database error, as temporary (exit 75) when the connection itself failed.
 pub fn my_err(what: &str, e: sqlx::Error) -> Error {
     // A lock wait that ran out (error 1205): the loader names who holds the lock.
@@ -87,7 +97,7 @@ pub fn my_err(what: &str, e: sqlx::Error) -> Error {
             "{what}: connection to MySQL/MariaDB lost or busy ({e}); safe to re-run"
         ));
     }
-    Error::Database(format!("{what}: {e}"))
+    Error::Database(format!("{what}: {}", server_message(&e.to_string())))
 }
 
 /// Connects (utf8mb4, time zone +00:00 so TIMESTAMP values are UTC), mapping an unreachable
@@ -739,6 +749,25 @@ impl MySource {
             .collect())
     }
 
+    /// Every base table and view of the URL's database: (name, is a view).
+    fn listed(&mut self) -> Result<Vec<(String, bool)>> {
+        let db = self.database.clone();
+        Ok(query_texts_on(&self.rt, &mut self.conn,
+            "listing tables",
+            "SELECT CAST(TABLE_NAME AS CHAR), CAST(TABLE_TYPE = 'VIEW' AS CHAR) FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = ? AND TABLE_TYPE IN ('BASE TABLE', 'VIEW') AND TABLE_NAME NOT LIKE '\\_ferry\\_%' \
+             ORDER BY TABLE_NAME",
+            &[&db],
+        )?
+        .into_iter()
+        .filter_map(|r| {
+            let mut r = r.into_iter();
+            let name = r.next().flatten()?;
+            Some((name, r.next().flatten().as_deref() == Some("1")))
+        })
+        .collect())
+    }
+
     fn table_def(&mut self, name: &str) -> Result<TableDef> {
         let cols = self.columns(name)?;
         // Generated columns are read too: their values travel as data (another engine
@@ -1386,36 +1415,39 @@ impl Source for MySource {
         self.identity.id.clone()
     }
 
+    fn list(&mut self) -> Result<Vec<TableDef>> {
+        Ok(self
+            .listed()?
+            .into_iter()
+            .map(|(name, from_view)| TableDef {
+                name,
+                from_view,
+                ..Default::default()
+            })
+            .collect())
+    }
+
     fn tables(&mut self, selection: &Selection) -> Result<Vec<TableDef>> {
         let db = self.database.clone();
-        let names: Vec<String> = query_texts_on(&self.rt, &mut self.conn,
-            "listing tables",
-            "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
-             WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME NOT LIKE '\\_ferry\\_%' \
-             ORDER BY TABLE_NAME",
-            &[&db],
-        )?
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
         let mut out = Vec::new();
-        for n in names {
+        for (n, from_view) in self.listed()? {
             let probe = TableDef {
-                schema: None,
                 name: n.clone(),
-                columns: vec![],
-                primary_key: vec![],
-                indexes: vec![],
-                foreign_keys: vec![],
-                partitioning: None,
                 ..Default::default()
             };
-            let wanted = selection.wants(&probe)
-                || (!selection.tables.is_empty()
-                    && selection.tables.iter().any(|t| *t == format!("{db}.{n}"))
-                    && !selection.exclude.contains(&n));
+            let qualified = |t: &String| *t == format!("{db}.{n}");
+            let by_db_name =
+                selection.tables.iter().any(qualified) && !selection.exclude.contains(&n);
+            let wanted = if from_view {
+                // A view is read only when `--table` names it.
+                selection.names(&probe) || by_db_name
+            } else {
+                selection.wants(&probe) || by_db_name
+            };
             if wanted {
-                out.push(self.table_def(&n)?);
+                let mut def = self.table_def(&n)?;
+                def.from_view = from_view;
+                out.push(def);
             }
         }
         Ok(out)
@@ -1470,6 +1502,11 @@ impl Source for MySource {
         .into_iter()
         .filter_map(|r| r.into_iter().next().flatten())
         .collect();
+        // A view named with --table travels as a table.
+        let views: Vec<String> = views
+            .into_iter()
+            .filter(|v| !tables.iter().any(|t| t.from_view && t.name == *v))
+            .collect();
         if !views.is_empty() {
             out.push(format!("views are not carried: {}", views.join(", ")));
         }
@@ -1663,6 +1700,25 @@ impl Source for MySource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_messages_lose_the_statement_position() {
+        assert_eq!(
+            server_message("Data too long for column 'body' at row 948"),
+            "Data too long for column 'body'"
+        );
+        assert_eq!(
+            server_message(
+                "You have an error in your SQL syntax; check the manual near 'x' at line 1"
+            ),
+            "You have an error in your SQL syntax; check the manual near 'x'"
+        );
+        // Only a trailing position: a value that says "at row" stays.
+        assert_eq!(
+            server_message("Duplicate entry 'meet at row 5' for key 'PRIMARY'"),
+            "Duplicate entry 'meet at row 5' for key 'PRIMARY'"
+        );
+    }
 
     #[test]
     fn enum_labels_parse_as_the_server_prints_them() {

@@ -687,6 +687,7 @@ impl PgSource {
             user_types: deps.types,
             extensions: deps.extensions,
             checks,
+            from_view: false,
         })
     }
 
@@ -1208,8 +1209,11 @@ impl PgSource {
             let kind: String = r.try_get(0).map_err(e)?;
             let name: String = r.try_get(1).map_err(e)?;
             let owner: Option<String> = r.try_get(2).map_err(e)?;
-            // A sequence an exported column owns is recreated with its column.
-            if kind == "sequences" && owner.is_some_and(|o| owners.contains(&o)) {
+            // A sequence an exported column owns is recreated with its column; a view named
+            // with --table travels as a table.
+            if kind == "sequences" && owner.is_some_and(|o| owners.contains(&o))
+                || kind.ends_with("views") && owners.contains(&name)
+            {
                 continue;
             }
             match kinds.iter_mut().find(|(k, _)| *k == kind) {
@@ -1221,6 +1225,37 @@ impl PgSource {
             .into_iter()
             .map(|(k, v)| format!("{k} are not carried: {}", v.join(", ")))
             .collect())
+    }
+
+    /// Every user table (ordinary and partitioned, partitions excluded: they are read
+    /// through their parent) and view (plain and materialized) outside the system schemas:
+    /// (oid, schema, name, is a view).
+    fn listed(&mut self) -> Result<Vec<(u32, String, String, bool)>> {
+        let e = |e| pg_err("listing tables", e);
+        let rows = self.rt
+            .block_on(
+                sqlx::query(
+                    "SELECT c.oid::int8, n.nspname::text, c.relname::text, c.relkind IN ('v', 'm') FROM pg_class c \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE c.relkind IN ('r', 'p', 'v', 'm') AND NOT c.relispartition \
+                       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
+                       AND c.relname NOT LIKE '\\_ferry\\_%' \
+                     ORDER BY n.nspname, c.relname",
+                )
+                .fetch_all(&mut self.conn),
+            )
+            .map_err(e)?;
+        rows.iter()
+            .map(|r| {
+                let oid: i64 = r.try_get(0).map_err(e)?;
+                Ok((
+                    u32::try_from(oid).unwrap_or(0),
+                    r.try_get(1).map_err(e)?,
+                    r.try_get(2).map_err(e)?,
+                    r.try_get(3).map_err(e)?,
+                ))
+            })
+            .collect()
     }
 
     /// The SELECT list: text-carried columns cast to their text form.
@@ -1288,42 +1323,40 @@ impl Source for PgSource {
         self.identity.id.clone()
     }
 
+    fn list(&mut self) -> Result<Vec<TableDef>> {
+        Ok(self
+            .listed()?
+            .into_iter()
+            .map(|(_, schema, name, from_view)| TableDef {
+                schema: Some(schema),
+                name,
+                from_view,
+                ..Default::default()
+            })
+            .collect())
+    }
+
     fn tables(&mut self, selection: &Selection) -> Result<Vec<TableDef>> {
-        let rows = self.rt
-            .block_on(
-                sqlx::query(
-                    "SELECT c.oid::int8, n.nspname::text, c.relname::text FROM pg_class c \
-                     JOIN pg_namespace n ON n.oid = c.relnamespace \
-                     WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition \
-                       AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
-                       AND c.relname NOT LIKE '\\_ferry\\_%' \
-                     ORDER BY n.nspname, c.relname",
-                )
-                .fetch_all(&mut self.conn),
-            )
-            .map_err(|e| pg_err("listing tables", e))?;
         let mut out = Vec::new();
-        for r in rows {
-            let oid: i64 = r.try_get(0).map_err(|e| pg_err("listing tables", e))?;
-            let schema: String = r.try_get(1).map_err(|e| pg_err("listing tables", e))?;
-            let name: String = r.try_get(2).map_err(|e| pg_err("listing tables", e))?;
+        for (oid, schema, name, from_view) in self.listed()? {
             let probe = TableDef {
                 schema: Some(schema.clone()),
                 name: name.clone(),
-                columns: vec![],
-                primary_key: vec![],
-                indexes: vec![],
-                foreign_keys: vec![],
-                partitioning: None,
                 ..Default::default()
             };
             // `--table t` means public.t when no schema is given.
-            let wanted = selection.wants(&probe)
-                && (selection.tables.is_empty()
-                    || schema == "public"
-                    || selection.tables.iter().any(|t| *t == probe.qualified()));
+            let named_here =
+                schema == "public" || selection.tables.iter().any(|t| *t == probe.qualified());
+            let wanted = if from_view {
+                // A view is read only when `--table` names it.
+                selection.names(&probe) && named_here
+            } else {
+                selection.wants(&probe) && (selection.tables.is_empty() || named_here)
+            };
             if wanted {
-                out.push(self.table_def(u32::try_from(oid).unwrap_or(0), &schema, &name)?);
+                let mut def = self.table_def(oid, &schema, &name)?;
+                def.from_view = from_view;
+                out.push(def);
             }
         }
         Ok(out)

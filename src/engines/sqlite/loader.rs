@@ -36,6 +36,35 @@ pub struct SqliteTarget {
     /// The run lock: an exclusive lock on `<database>.ferry-lock`, held until the process
     /// ends (the kernel releases it when a killed importer dies, so it is never stale).
     run_lock: Option<std::fs::File>,
+    /// The files this target created (the database, its lock file): removed again when
+    /// the run ends with nothing written to the database (a failed or dry run), so a
+    /// mistyped path leaves no empty database behind.
+    created: Vec<std::path::PathBuf>,
+}
+
+impl Drop for SqliteTarget {
+    fn drop(&mut self) {
+        let Some(db) = self.created.first() else {
+            return;
+        };
+        if db.as_os_str() != self.path.as_str() {
+            return;
+        }
+        let empty = self
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .is_ok_and(|n| n == 0);
+        if empty {
+            for f in &self.created {
+                let _ = std::fs::remove_file(f);
+            }
+            for suffix in ["-journal", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.path));
+            }
+        }
+    }
 }
 
 /// Declared types ferry will write into DDL: a type name with an optional (p[,s]).
@@ -179,6 +208,12 @@ impl SqliteTarget {
 
     pub fn open(url: &str) -> Result<Self> {
         let path = path_of(url)?;
+        let memory = path == ":memory:" || path.starts_with("file:");
+        let mut created: Vec<std::path::PathBuf> = [path.clone(), format!("{path}.ferry-lock")]
+            .into_iter()
+            .map(std::path::PathBuf::from)
+            .filter(|p| !memory && std::fs::symlink_metadata(p).is_err())
+            .collect();
         let conn = Connection::open(&path)
             .map_err(|e| db_err(&format!("cannot open or create {path}"), e))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
@@ -195,6 +230,13 @@ impl SqliteTarget {
         // connections turn them on (`PRAGMA foreign_keys = ON`) as they did on the source.
         conn.execute_batch("PRAGMA foreign_keys = OFF")
             .map_err(|e| db_err("PRAGMA foreign_keys", e))?;
+        // Only a database this run created is ever removed (its lock file with it).
+        if created
+            .first()
+            .is_some_and(|p| p.as_os_str() != path.as_str())
+        {
+            created.clear();
+        }
         Ok(SqliteTarget {
             conn,
             targets: Vec::new(),
@@ -202,6 +244,7 @@ impl SqliteTarget {
             notes: Vec::new(),
             path,
             run_lock,
+            created,
         })
     }
 

@@ -133,9 +133,14 @@ impl SqliteSource {
             .map_err(|e| db_err(&format!("reading the definition of {name}"), e))
     }
 
-    fn table_def(&self, name: &str) -> Result<TableDef> {
+    fn table_def(&self, name: &str, view: bool) -> Result<TableDef> {
         let q = quote(name);
-        let create = self.create_sql(name)?;
+        // A view has no CREATE TABLE: no CHECKs, generated columns or keys to read.
+        let create = if view {
+            String::new()
+        } else {
+            self.create_sql(name)?
+        };
         // CHECKs and generation expressions are only in the CREATE TABLE text: parsed once
         // by `expr`, each expression then held to its rules.
         let declared = expr::declared_exprs(&create, expr::Engine::Sqlite);
@@ -321,10 +326,14 @@ impl SqliteSource {
         }
         let checks = checks(name, &create, &declared, scope, &mut notes);
         let foreign_keys = self.foreign_keys(name, &mut notes)?;
+        if view {
+            self.type_view_columns(name, &mut cols)?;
+        }
         Ok(TableDef {
             schema: None,
             name: name.to_string(),
             columns: cols,
+            from_view: view,
             primary_key: pk.into_iter().map(|p| p.1).collect(),
             indexes,
             foreign_keys,
@@ -333,6 +342,51 @@ impl SqliteSource {
             checks,
             ..Default::default()
         })
+    }
+
+    /// Gives a view's expression columns a type: SQLite declares none for them (only a
+    /// column taken straight from a table keeps its declared type), so the values decide,
+    /// read in the export's snapshot: integers only → INTEGER, numbers → REAL, text → TEXT,
+    /// blobs → BLOB, only NULLs → TEXT. Values of several kinds are refused by name: a
+    /// `CAST(… AS TEXT)` in the view makes them one.
+    fn type_view_columns(&self, view: &str, cols: &mut [Column]) -> Result<()> {
+        for c in cols.iter_mut().filter(|c| c.source_type.is_empty()) {
+            let col = quote(&c.name);
+            let sql = format!(
+                "SELECT DISTINCT typeof({col}) FROM {} WHERE {col} IS NOT NULL ORDER BY 1",
+                quote(view)
+            );
+            let err = |e| {
+                db_err(
+                    &format!("reading the values of view {view}, column {}", c.name),
+                    e,
+                )
+            };
+            let mut st = self.conn.prepare(&sql).map_err(err)?;
+            let kinds: Vec<String> = st
+                .query_map([], |r| r.get(0))
+                .and_then(|r| r.collect())
+                .map_err(err)?;
+            let kinds: Vec<&str> = kinds.iter().map(String::as_str).collect();
+            let (decl, ty) = match kinds.as_slice() {
+                [] | ["text"] => ("TEXT", ColumnType::Utf8),
+                ["integer"] => ("INTEGER", ColumnType::Int64),
+                ["real"] | ["integer", "real"] => ("REAL", ColumnType::Float64),
+                ["blob"] => ("BLOB", ColumnType::Binary),
+                several => {
+                    return Err(Error::Data(format!(
+                        "view {view}, column {:?}: an expression column, which SQLite gives no type, \
+                         holds values of several kinds ({}); make them one in the view, e.g. \
+                         CAST(… AS TEXT), or leave the view out",
+                        c.name,
+                        several.join(", ")
+                    )));
+                }
+            };
+            c.source_type = decl.to_string();
+            c.ty = ty;
+        }
+        Ok(())
     }
 
     /// The table's foreign keys with their actions (`PRAGMA foreign_key_list`); a key
@@ -789,6 +843,22 @@ impl SqliteSource {
     /// What SQLite tables have that ferry does not carry: what each table's definition
     /// names (expressions outside the rules, see `table_def`), and the views and triggers
     /// of the file.
+    /// Every table (virtual tables and SQLite's own left out) and view: (name, is a view).
+    fn listed(&self) -> Result<Vec<(String, bool)>> {
+        let err = |e| db_err("listing tables", e);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT name, type = 'view' FROM sqlite_master WHERE type IN ('table', 'view') \
+                 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_ferry\\_%' ESCAPE '\\' \
+                 AND coalesce(sql, '') NOT LIKE 'CREATE VIRTUAL%' ORDER BY name",
+            )
+            .map_err(err)?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|r| r.collect())
+            .map_err(err)
+    }
+
     fn file_not_carried(&self, tables: &[TableDef]) -> Result<Vec<String>> {
         let err = |e| db_err("listing what is not carried", e);
         let mut out: Vec<String> = tables
@@ -810,6 +880,10 @@ impl SqliteSource {
             let names: Vec<&str> = rows
                 .iter()
                 .filter(|(k, _)| k == kind)
+                // A view named with --table travels as a table.
+                .filter(|(k, n)| {
+                    !(k == "view" && tables.iter().any(|t| t.from_view && t.name == *n))
+                })
                 .map(|(_, n)| n.as_str())
                 .collect();
             if !names.is_empty() {
@@ -842,33 +916,33 @@ impl Source for SqliteSource {
         file_identity(&self.path).id
     }
 
+    fn list(&mut self) -> Result<Vec<TableDef>> {
+        Ok(self
+            .listed()?
+            .into_iter()
+            .map(|(name, from_view)| TableDef {
+                name,
+                from_view,
+                ..Default::default()
+            })
+            .collect())
+    }
+
     fn tables(&mut self, selection: &Selection) -> Result<Vec<TableDef>> {
-        let names: Vec<String> = {
-            let mut stmt = self
-                .conn
-                .prepare(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
-                     AND name NOT LIKE '\\_ferry\\_%' ESCAPE '\\' AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name",
-                )
-                .map_err(|e| db_err("listing tables", e))?;
-            stmt.query_map([], |r| r.get(0))
-                .and_then(|r| r.collect())
-                .map_err(|e| db_err("listing tables", e))?
-        };
         let mut out = Vec::new();
-        for n in names {
+        for (n, view) in self.listed()? {
             let probe = TableDef {
-                schema: None,
                 name: n.clone(),
-                columns: vec![],
-                primary_key: vec![],
-                indexes: vec![],
-                foreign_keys: vec![],
-                partitioning: None,
                 ..Default::default()
             };
-            if selection.wants(&probe) {
-                out.push(self.table_def(&n)?);
+            // A view is read only when `--table` names it.
+            let wanted = if view {
+                selection.names(&probe)
+            } else {
+                selection.wants(&probe)
+            };
+            if wanted {
+                out.push(self.table_def(&n, view)?);
             }
         }
         Ok(out)
