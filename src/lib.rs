@@ -45,6 +45,10 @@ pub mod import;
 #[doc(hidden)]
 pub mod inspect;
 #[doc(hidden)]
+pub mod mask;
+#[doc(hidden)]
+pub mod plan;
+#[doc(hidden)]
 pub mod pool;
 #[doc(hidden)]
 pub mod preflight;
