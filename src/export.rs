@@ -113,12 +113,13 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     report.warnings.extend(chain.notes.iter().cloned());
     report.bundle = Some(crate::redact::display_location(&plan.bundle_url));
     let mut not_carried = src.not_carried(&tables)?;
-    report.warnings.extend(not_carried.iter().cloned());
     if plan.dry_run {
+        // The plan lists what is not carried.
         dry_run(plan, &chain, src, &tables, &masks, not_carried, &mut report)?;
         report.close(started.elapsed());
         return Ok(report);
     }
+    report.warnings.extend(not_carried.iter().cloned());
     // What masking changes besides values: named in the summary, and in the catalog what
     // is not carried.
     report.warnings.extend(masks.notes());

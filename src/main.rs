@@ -510,8 +510,11 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             plan.mask_key = mask_key;
             let mut r = ferry::export::export(&plan, &progress)?;
             r.warnings.extend(mask_warnings);
-            // A bundle written with a key carries a MAC that the key checks.
-            r.set_trust(!no_encrypt, !no_encrypt);
+            // A bundle written with a key carries a MAC that the key checks (a dry run
+            // writes none).
+            if !plan.dry_run {
+                r.set_trust(!no_encrypt, !no_encrypt);
+            }
             r.warnings.extend(warnings);
             Ok(r)
         }

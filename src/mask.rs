@@ -308,6 +308,12 @@ impl Masks {
                     c.name, c.source_type
                 ));
             }
+            if masked.is_some() && c.default.is_some() {
+                notes.push(format!(
+                    "not carried: DEFAULT of {q}.{}: the column is masked",
+                    c.name
+                ));
+            }
             if masked.is_some() && c.identity.is_some() {
                 notes.push(format!(
                     "not carried: the counter of {q}.{}: the column is masked",

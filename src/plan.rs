@@ -480,7 +480,7 @@ impl Plan {
                         .chain([head[i].len()])
                         .max()
                         .unwrap_or(0)
-                        .min(40)
+                        .min(72)
                 })
                 .collect();
             let line = |c: [&str; 5]| {
@@ -522,6 +522,7 @@ impl Plan {
         if !self.not_carried.is_empty() {
             o.push_str("\nnot carried:\n");
             for n in &self.not_carried {
+                let n = n.strip_prefix("not carried: ").unwrap_or(n);
                 o.push_str(&format!("  - {}\n", printable(n)));
             }
         }
