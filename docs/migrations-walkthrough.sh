@@ -33,7 +33,7 @@ SQL
 run() { echo "\$ ${*//$W\//}"; "$@" 2>&1 | sed "s#$W/##g"; echo "(exit ${PIPESTATUS[0]})"; echo; }
 echo "## 1. analyse"
 run $F keygen transfer.key
-run $F export $SRC b1 --key-file transfer.key --dry-run --cursor customers=updated_at --cursor orders=updated_at
+run $F export $SRC b1 --dry-run --cursor customers=updated_at --cursor orders=updated_at
 echo "## 2. full load"
 run $F export $SRC b1 --key-file transfer.key --cursor customers=updated_at --cursor orders=updated_at
 run $F import b1 $DST --key-file transfer.key

@@ -60,6 +60,10 @@ pub struct ExportPlan {
     pub lookback: Vec<crate::chain::Lookback>,
     /// `--deletes`: a link carries each cursor table's primary-key set.
     pub deletes: bool,
+    /// `--mask TABLE.COLUMN=RULE`: applied to each batch as it leaves the reader.
+    pub masks: Vec<crate::mask::MaskSpec>,
+    /// `--mask-key-file`: the HMAC key of `hash` and `email`.
+    pub mask_key: Option<std::sync::Arc<crate::mask::MaskKey>>,
 }
 
 impl ExportPlan {
@@ -84,6 +88,8 @@ impl ExportPlan {
             since: None,
             lookback: vec![],
             deletes: false,
+            masks: vec![],
+            mask_key: None,
         }
     }
 }
@@ -96,22 +102,48 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
         None => None,
     };
     let (mut src, tables) = open_source_and_plan(plan)?;
+    let masks = resolve_masks(plan, src.as_ref(), &tables)?;
     let chain = plan_chain(plan, prev, src.as_mut(), &tables)?;
+    for (q, c) in &chain.tables {
+        if let Some(cursor) = &c.cursor {
+            masks.refuse_cursor(q, &cursor.column)?;
+        }
+    }
     let mut report = RunReport::new("export");
     report.warnings.extend(chain.notes.iter().cloned());
     report.bundle = Some(crate::redact::display_location(&plan.bundle_url));
-    let not_carried = src.not_carried(&tables)?;
-    report.warnings.extend(not_carried.iter().cloned());
+    let mut not_carried = src.not_carried(&tables)?;
     if plan.dry_run {
-        dry_run(plan, &chain, src.as_mut(), &tables, &mut report)?;
+        // The plan lists what is not carried.
+        dry_run(plan, &chain, src, &tables, &masks, not_carried, &mut report)?;
         report.close(started.elapsed());
         return Ok(report);
+    }
+    report.warnings.extend(not_carried.iter().cloned());
+    // What masking changes besides values: named in the summary, and in the catalog what
+    // is not carried.
+    report.warnings.extend(masks.notes());
+    for t in &tables {
+        let notes = masks.table_def(t).1;
+        not_carried.extend(
+            notes
+                .iter()
+                .filter(|n| n.starts_with("not carried"))
+                .cloned(),
+        );
+        report.warnings.extend(notes);
     }
 
     let bundle = NewBundle::open(plan)?;
     report.bundle_id = Some(bundle.id.clone());
-    let (mut src, exported, workers) =
-        write_tables(plan, progress, &bundle, &chain.filters, src, &tables)?;
+    let (mut src, exported, workers) = write_tables(
+        plan,
+        progress,
+        &bundle,
+        (&chain.filters, &masks),
+        src,
+        &tables,
+    )?;
     if workers < plan.jobs.max(1) {
         report.warnings.push(format!(
             "--jobs {}: {} reads on {workers} connection{} (it cannot share one snapshot between more)",
@@ -121,9 +153,17 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
         ));
     }
     let (mut catalog_tables, mut parts) = merge_slices(exported, &mut report);
-    let keys = export_keys(plan, progress, &bundle, &chain, src.as_mut(), &tables)?;
+    let keys = export_keys(
+        plan,
+        progress,
+        &bundle,
+        (&chain, &masks),
+        src.as_mut(),
+        &tables,
+    )?;
     for t in &mut catalog_tables {
         let q = t.table.qualified();
+        t.masks = masks.records(&t.table);
         if let Some(c) = chain.tables.get(&q) {
             t.cursor = c.cursor.clone();
             t.partial = c.partial;
@@ -394,7 +434,7 @@ fn export_keys(
     plan: &ExportPlan,
     progress: &Progress,
     bundle: &NewBundle,
-    chain: &ChainPlan,
+    (chain, masks): (&ChainPlan, &crate::mask::Masks),
     src: &mut dyn source::Source,
     tables: &[crate::types::TableDef],
 ) -> Result<Vec<KeysExported>> {
@@ -415,6 +455,7 @@ fn export_keys(
         bundle_id: &bundle.id,
         progress,
         filters: &none,
+        masks,
     };
     for t in tables {
         let q = t.qualified();
@@ -452,7 +493,8 @@ fn check_encryption(plan: &ExportPlan) -> Result<()> {
                 .into(),
         ));
     }
-    if plan.encrypt && plan.keys.is_empty() {
+    // A dry run writes nothing, so it needs no key.
+    if plan.encrypt && plan.keys.is_empty() && !plan.dry_run {
         return Err(Error::Key(
             "no key given: pass --key-file PATH (or set FERRY_KEY_FILE) or --passphrase-env VAR; \
              or --no-encrypt to write plain Parquet"
@@ -489,37 +531,54 @@ fn open_source_and_plan(
             )));
         }
     }
-    for (t, _) in &plan.filters {
-        if !tables.iter().any(|d| d.name == *t || d.qualified() == *t) {
-            return Err(Error::Usage(format!(
-                "--where {t}:…: no such table among those exported"
-            )));
-        }
-    }
+    // Every --where names an exported table and the source accepts its predicate.
+    crate::plan::check_filters(src.as_mut(), &tables, &plan.filters)?;
     Ok((src, tables))
 }
 
-/// `--dry-run`: the rows each table would export (as the source estimates them); nothing
-/// is written.
+/// `--mask` against the exported tables (usage errors name what does not fit); the
+/// source names its text type for columns masking makes text.
+fn resolve_masks(
+    plan: &ExportPlan,
+    src: &dyn source::Source,
+    tables: &[crate::types::TableDef],
+) -> Result<crate::mask::Masks> {
+    crate::mask::Masks::resolve(
+        &plan.masks,
+        plan.mask_key.clone(),
+        !plan.dry_run,
+        tables,
+        crate::engines::for_url(&plan.source_url)?.sql,
+        &|n| src.text_type(n),
+    )
+}
+
+/// `--dry-run`: what `ferry plan` shows for the source (rows under each table's filter,
+/// bytes, keys, columns, masks, what is not carried); nothing is written and no key is
+/// needed.
 fn dry_run(
     plan: &ExportPlan,
     chain: &ChainPlan,
-    src: &mut dyn source::Source,
+    mut src: Box<dyn source::Source>,
     tables: &[crate::types::TableDef],
+    masks: &crate::mask::Masks,
+    not_carried: Vec<String>,
     report: &mut RunReport,
 ) -> Result<()> {
-    for t in tables {
-        let filter = chain.filters.get(&t.qualified()).map(String::as_str);
-        let rows = src.count_rows(t, filter)?.unwrap_or(0);
-        report.add_table(
-            &t.qualified(),
-            rows,
-            0,
-            0,
-            std::time::Duration::ZERO,
-            "would export",
-        );
-    }
+    let engine = crate::engines::for_url(&plan.source_url)?;
+    let target = crate::plan::Target::open(None, engine)?;
+    // The filters a link reads with include its cursor bounds: counted under them too.
+    let p = crate::plan::build(
+        src.as_mut(),
+        tables,
+        &chain.filters,
+        masks,
+        &target,
+        false,
+        false,
+        not_carried,
+    )?;
+    crate::plan::attach(report, &p, "would export");
     report.status = "dry run".into();
     report.message = format!(
         "dry run: {} tables would be exported to {}; nothing written",
@@ -633,7 +692,10 @@ fn write_tables(
     plan: &ExportPlan,
     progress: &Progress,
     bundle: &NewBundle,
-    filters: &std::collections::HashMap<String, String>,
+    (filters, masks): (
+        &std::collections::HashMap<String, String>,
+        &crate::mask::Masks,
+    ),
     src: Box<dyn source::Source>,
     tables: &[crate::types::TableDef],
 ) -> Result<Written> {
@@ -645,6 +707,7 @@ fn write_tables(
         bundle_id: &bundle.id,
         progress,
         filters,
+        masks,
     };
     let mut sources = vec![src];
     while sources.len() < plan.jobs.max(1) {
@@ -776,6 +839,7 @@ fn merge_slices(
             cursor: None,
             partial: false,
             keys: None,
+            masks: vec![],
         });
     }
     (catalog_tables, parts)
@@ -918,6 +982,8 @@ struct TableCtx<'a> {
     progress: &'a Progress,
     /// Each table's filter (`--where`, a link's cursor bound), by qualified name.
     filters: &'a std::collections::HashMap<String, String>,
+    /// `--mask`: applied to each batch as it leaves the reader.
+    masks: &'a crate::mask::Masks,
 }
 
 /// One exported table slice: its parts (catalog and manifest entries) and figures.
@@ -984,7 +1050,8 @@ fn export_table(
     for n in &notes {
         ctx.progress.line(n);
     }
-    e.table = def;
+    // The table as exported: masked columns as they travel.
+    e.table = ctx.masks.table_def(&def).0;
     e.notes = notes;
     Ok(e)
 }
@@ -1021,7 +1088,12 @@ fn export_table_once(
         src.count_rows(t, filter)?
     };
     let bar = ctx.progress.bar(&t.qualified(), total, false);
-    let schema = t.arrow_schema(src.info().engine.as_str());
+    let engine = src.info().engine;
+    // Masked columns are replaced as each batch leaves the reader, before anything else
+    // sees it; the parts hold the table as exported.
+    let masker = ctx.masks.masker(t, &engine)?;
+    let exported = ctx.masks.table_def(t).0;
+    let schema = exported.arrow_schema(&engine);
     let (tx, rx) = mpsc::sync_channel(CHANNEL_BATCHES);
     let limits = plan.batch;
     let mut fp = Fingerprint::default();
@@ -1044,6 +1116,10 @@ fn export_table_once(
     let written: Result<()> = std::thread::scope(|s| {
         let reader = s.spawn(move || {
             src.read(t, filter, limits, &mut |b| {
+                let b = match &masker {
+                    Some(m) => m.apply(b)?,
+                    None => b,
+                };
                 tx.send(b)
                     .map_err(|_| Error::Other("export writer stopped".into()))
             })
@@ -1099,7 +1175,7 @@ fn export_table_once(
         crate::report::human_bytes(bytes)
     ));
     Ok(Exported {
-        table: t.clone(),
+        table: exported,
         notes: Vec::new(),
         infos,
         parts,

@@ -378,6 +378,20 @@ pub fn declared_exprs(text: &str, engine: Engine) -> Result<DeclaredExprs, Strin
     Ok(out)
 }
 
+/// Whether an expression of `engine`'s SQL names `column` (a word or quoted identifier
+/// equal to it; unquoted words ignore case). Text that does not tokenize counts as naming
+/// it: callers use this to drop what a masked column would break, so doubt drops.
+pub fn mentions(text: &str, engine: Engine, column: &str) -> bool {
+    match sqlparser::tokenizer::Tokenizer::new(engine.dialect().as_ref(), text).tokenize() {
+        Ok(tokens) => tokens.iter().any(|t| match t {
+            Token::Word(w) if w.quote_style.is_some() => w.value == column,
+            Token::Word(w) => w.value.eq_ignore_ascii_case(column),
+            _ => false,
+        }),
+        Err(_) => true,
+    }
+}
+
 /// The operator's `--where`: one boolean expression of any kind (the operator may read
 /// what they like), never a statement or a second one; printed back from its tree.
 pub fn rebuild_where(text: &str, engine: Engine) -> Result<String, String> {

@@ -277,44 +277,51 @@ fn open_target(plan: &ImportPlan) -> Result<Box<dyn Target>> {
 /// their expression means the same in the target's SQL ([`crate::expr::translate`]), else
 /// named as not carried. Returns the warnings.
 fn adapt_to_engine(catalog: &mut crate::bundle::catalog::Catalog, engine: &Engine) -> Vec<String> {
-    let from = engines::by_name(&catalog.source.engine).map(|e| e.sql);
+    let from = catalog.source.engine.clone();
+    catalog
+        .tables
+        .iter_mut()
+        .flat_map(|t| adapt_table(&mut t.table, &from, engine))
+        .collect()
+}
+
+/// [`adapt_to_engine`] for one table of engine `from` (`ferry plan` uses it too).
+pub(crate) fn adapt_table(table: &mut TableDef, from: &str, engine: &Engine) -> Vec<String> {
+    let source_sql = engines::by_name(from).map(|e| e.sql);
     let mut notes = Vec::new();
-    for t in &mut catalog.tables {
-        let table = &mut t.table;
-        let qualified = table.qualified();
-        let names: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
-        for c in &mut table.columns {
-            if c.generated.take().is_some() {
-                notes.push(format!(
-                    "generated column {qualified}.{} is loaded as plain data: its expression is {}'s \
-                     and is not recreated on {}",
-                    c.name, catalog.source.engine, engine.name
-                ));
-            }
+    let qualified = table.qualified();
+    let names: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+    for c in &mut table.columns {
+        if c.generated.take().is_some() {
+            notes.push(format!(
+                "generated column {qualified}.{} is loaded as plain data: its expression is {from}'s \
+                 and is not recreated on {}",
+                c.name, engine.name
+            ));
         }
-        let scope = crate::expr::Scope {
-            columns: &names,
-            value: false,
-        };
-        let mut kept = Vec::new();
-        for chk in table.checks.drain(..) {
-            let translated = match from {
-                Some(from) => crate::expr::translate(&chk.expr, from, engine.sql, scope),
-                None => Err(format!("is written for {}", catalog.source.engine)),
-            };
-            match translated {
-                Ok(c) => kept.push(crate::types::Check {
-                    name: chk.name,
-                    expr: c.sql,
-                }),
-                Err(why) => notes.push(format!(
-                    "not carried: CHECK {} on {qualified}: it {why}",
-                    chk.name
-                )),
-            }
-        }
-        table.checks = kept;
     }
+    let scope = crate::expr::Scope {
+        columns: &names,
+        value: false,
+    };
+    let mut kept = Vec::new();
+    for chk in table.checks.drain(..) {
+        let translated = match source_sql {
+            Some(f) => crate::expr::translate(&chk.expr, f, engine.sql, scope),
+            None => Err(format!("is written for {from}")),
+        };
+        match translated {
+            Ok(c) => kept.push(crate::types::Check {
+                name: chk.name,
+                expr: c.sql,
+            }),
+            Err(why) => notes.push(format!(
+                "not carried: CHECK {} on {qualified}: it {why}",
+                chk.name
+            )),
+        }
+    }
+    table.checks = kept;
     notes
 }
 

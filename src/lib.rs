@@ -47,6 +47,10 @@ pub mod inspect;
 #[doc(hidden)]
 pub mod job;
 #[doc(hidden)]
+pub mod mask;
+#[doc(hidden)]
+pub mod plan;
+#[doc(hidden)]
 pub mod pool;
 #[doc(hidden)]
 pub mod preflight;

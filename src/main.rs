@@ -58,6 +58,51 @@ struct KeyArgs {
     passphrase_env: Vec<String>,
 }
 
+/// `--mask` and its key, shared by `export` and `plan`.
+#[derive(Args, Clone, Default)]
+struct MaskArgs {
+    /// Mask a column before it leaves the source, as `TABLE.COLUMN=RULE` (repeatable). Rules:
+    /// null, redact, hash (HMAC-SHA256, hex), email (hash the local part, keep @domain),
+    /// truncate:N. NULL stays NULL.
+    #[arg(long = "mask", value_name = "TABLE.COLUMN=RULE")]
+    masks: Vec<String>,
+    /// Key file (made by `ferry keygen`) the HMAC key of hash and email is derived from;
+    /// the same file gives the same hashes in every export, so masked tables still join.
+    #[arg(long, value_name = "PATH")]
+    mask_key_file: Option<PathBuf>,
+}
+
+impl MaskArgs {
+    #[allow(clippy::type_complexity)]
+    fn load(
+        &self,
+    ) -> Result<
+        (
+            Vec<ferry::mask::MaskSpec>,
+            Option<std::sync::Arc<ferry::mask::MaskKey>>,
+            Vec<String>,
+        ),
+        Error,
+    > {
+        let specs = self
+            .masks
+            .iter()
+            .map(|m| ferry::mask::MaskSpec::parse(m))
+            .collect::<Result<_, _>>()?;
+        let (key, warnings) = match &self.mask_key_file {
+            Some(p) => {
+                let (k, w) = KeyFileKey::load(p)?;
+                (
+                    Some(std::sync::Arc::new(ferry::mask::MaskKey::derive(&k))),
+                    w,
+                )
+            }
+            None => (None, vec![]),
+        };
+        Ok((specs, key, warnings))
+    }
+}
+
 /// The environment variable `--key-file` falls back to.
 const KEY_FILE_ENV: &str = "FERRY_KEY_FILE";
 
@@ -189,6 +234,38 @@ enum Command {
         /// the rows the source deleted (under --max-delete-ratio).
         #[arg(long)]
         deletes: bool,
+        #[command(flatten)]
+        mask: MaskArgs,
+    },
+    /// Show what an export would carry and what an import into TARGET would make of it:
+    /// per table rows, bytes and primary key; per column source type -> canonical type ->
+    /// target type with a verdict (exact, mapped, refused); what is not carried. Needs no
+    /// key and writes nothing.
+    Plan {
+        /// Source database: sqlite://PATH, postgres://… or mysql://…
+        source: String,
+        /// The database an import would go into (default: the source's own engine, as a
+        /// same-engine import would create the tables). Only read: MySQL for its version.
+        #[arg(long)]
+        target: Option<String>,
+        /// Plan only this table (repeatable; `table` or `schema.table`).
+        #[arg(long = "table", value_name = "NAME")]
+        tables: Vec<String>,
+        /// Leave this table out (repeatable).
+        #[arg(long, value_name = "NAME")]
+        exclude: Vec<String>,
+        /// Count the rows of TABLE matching PREDICATE, as `TABLE:PREDICATE` (repeatable); the
+        /// predicate is checked as export checks it.
+        #[arg(long = "where", value_name = "TABLE:PREDICATE")]
+        wheres: Vec<String>,
+        /// Count every table's rows (inside one snapshot) instead of estimating them.
+        #[arg(long)]
+        exact: bool,
+        /// Plan for an import given --as-text.
+        #[arg(long)]
+        as_text: bool,
+        #[command(flatten)]
+        mask: MaskArgs,
     },
     /// Verify a bundle and load it into a database, exactly once.
     Import {
@@ -395,7 +472,9 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             since,
             lookback,
             deletes,
+            mask,
         } => {
+            let (masks, mask_key, mask_warnings) = mask.load()?;
             let (keys, warnings) = if no_encrypt {
                 keys.refuse_with_no_encrypt()?;
                 (Keys::default(), vec![])
@@ -439,9 +518,15 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             plan.since = since;
             plan.lookback = lookback;
             plan.deletes = deletes;
+            plan.masks = masks;
+            plan.mask_key = mask_key;
             let mut r = ferry::export::export(&plan, &progress)?;
-            // A bundle written with a key carries a MAC that the key checks.
-            r.set_trust(!no_encrypt, !no_encrypt);
+            r.warnings.extend(mask_warnings);
+            // A bundle written with a key carries a MAC that the key checks (a dry run
+            // writes none).
+            if !plan.dry_run {
+                r.set_trust(!no_encrypt, !no_encrypt);
+            }
             r.warnings.extend(warnings);
             Ok(r)
         }
@@ -506,6 +591,38 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             target,
             target_schema,
         } => ferry::status(&target, target_schema.as_deref()),
+        Command::Plan {
+            source,
+            target,
+            tables,
+            exclude,
+            wheres,
+            exact,
+            as_text,
+            mask,
+        } => {
+            let (masks, mask_key, warnings) = mask.load()?;
+            let req = ferry::plan::PlanRequest {
+                filters: ferry::export::parse_filters(
+                    &source,
+                    wheres
+                        .iter()
+                        .map(|w| split_pair(w, ':', "--where"))
+                        .collect::<Result<_, _>>()?,
+                )?,
+                source_url: source,
+                target_url: target,
+                selection: Selection { tables, exclude },
+                exact,
+                as_text,
+                masks,
+                mask_key,
+                ..Default::default()
+            };
+            let mut r = ferry::plan::plan(&req, &progress)?;
+            r.warnings.extend(warnings);
+            Ok(r)
+        }
         Command::Compare { a, b, tables, .. } => {
             ferry::compare::compare(&a, &b, &tables, &progress)
         }
@@ -528,6 +645,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
 fn name_of(cmd: &Command) -> &'static str {
     match cmd {
         Command::Export { .. } => "export",
+        Command::Plan { .. } => "plan",
         Command::Import { .. } => "import",
         Command::Verify { .. } => "verify",
         Command::Inspect { .. } => "inspect",

@@ -5,7 +5,7 @@
 
 use crate::engines::Engine;
 use crate::load::Mode;
-use crate::types::{ColumnType, TableDef, text};
+use crate::types::{Column, ColumnType, TableDef, text};
 
 pub use crate::load::TargetColumn;
 
@@ -69,40 +69,7 @@ pub fn findings(rules: &Rules<'_>, tables: &[Planned<'_>]) -> Vec<String> {
             ));
         }
         for c in &t.columns {
-            if c.as_text && !rules.same_engine && !rules.as_text {
-                let why = match &c.text_reason {
-                    Some(r) => format!(
-                        "travels as its text form because a value has no portable form ({r})"
-                    ),
-                    None => "has no portable type".into(),
-                };
-                out.push(format!(
-                    "{q}.{} ({}) {why} and cannot go into {}: load it as text with \
-                     --as-text, or leave the table out with --exclude",
-                    c.name, c.source_type, rules.engine.name
-                ));
-            }
-            if let Some(why) = (rules.refuses)(&c.ty) {
-                // `--as-text`: a type the target has no column type for loads as its
-                // PostgreSQL text form (an interval, an array, a decimal wider than the
-                // target's) into a text column; the target's loader does that for exactly
-                // the types it refuses here.
-                let as_text = text::has_pg_text_form(&c.ty);
-                if !(rules.as_text && as_text) {
-                    out.push(format!(
-                        "{q}.{} ({} from {}): {} cannot take it: {why}; {}leave the table out with --exclude",
-                        c.name,
-                        c.ty.describe(),
-                        c.source_type,
-                        rules.engine.name,
-                        if as_text {
-                            "load it as its text form with --as-text, or "
-                        } else {
-                            ""
-                        }
-                    ));
-                }
-            }
+            out.extend(column_refusal(rules, &q, c));
         }
         if let Some(crate::engines::IdentifierLimit {
             max: limit,
@@ -204,6 +171,46 @@ pub fn findings(rules: &Rules<'_>, tables: &[Planned<'_>]) -> Vec<String> {
     out
 }
 
+/// Why the target refuses column `c` of table `q` before anything is written, if it does:
+/// a column that travels as its text form into another engine without `--as-text`, or a
+/// canonical type the target has no column type for (`--as-text` loads those with a text
+/// form as text). `ferry plan` shows the same sentence as the column's verdict.
+pub fn column_refusal(rules: &Rules<'_>, q: &str, c: &Column) -> Option<String> {
+    if c.as_text && !rules.same_engine && !rules.as_text {
+        let why = match &c.text_reason {
+            Some(r) => {
+                format!("travels as its text form because a value has no portable form ({r})")
+            }
+            None => "has no portable type".into(),
+        };
+        return Some(format!(
+            "{q}.{} ({}) {why} and cannot go into {}: load it as text with \
+             --as-text, or leave the table out with --exclude",
+            c.name, c.source_type, rules.engine.name
+        ));
+    }
+    let why = (rules.refuses)(&c.ty)?;
+    // `--as-text`: a type the target has no column type for loads as its PostgreSQL text
+    // form (an interval, an array, a decimal wider than the target's) into a text column;
+    // the target's loader does that for exactly the types it refuses here.
+    let as_text = text::has_pg_text_form(&c.ty);
+    if rules.as_text && as_text {
+        return None;
+    }
+    Some(format!(
+        "{q}.{} ({} from {}): {} cannot take it: {why}; {}leave the table out with --exclude",
+        c.name,
+        c.ty.describe(),
+        c.source_type,
+        rules.engine.name,
+        if as_text {
+            "load it as its text form with --as-text, or "
+        } else {
+            ""
+        }
+    ))
+}
+
 fn same_name(engine: &Engine, a: &str, b: &str) -> bool {
     if engine.names_fold_case {
         a.to_lowercase() == b.to_lowercase()
@@ -215,7 +222,6 @@ fn same_name(engine: &Engine, a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Column;
 
     fn col(name: &str, ty: ColumnType) -> Column {
         Column {

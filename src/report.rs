@@ -69,6 +69,12 @@ pub struct RunReport {
     pub message: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<crate::error::Finding>,
+    /// `plan` and `export --dry-run`: what each table and column would become (schema:
+    /// `schemas/plan.v1.json`), and its text, printed instead of the table of figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<serde_json::Value>,
+    #[serde(skip)]
+    pub plan_text: String,
 }
 
 impl RunReport {
@@ -88,6 +94,8 @@ impl RunReport {
             warnings: vec![],
             message: String::new(),
             findings: vec![],
+            plan: None,
+            plan_text: String::new(),
         }
     }
 
@@ -148,8 +156,8 @@ impl RunReport {
 
     /// The human summary table.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        if !self.tables.is_empty() {
+        let mut out = printable_lines(&self.plan_text);
+        if self.plan.is_none() && !self.tables.is_empty() {
             let w = self
                 .tables
                 .iter()
@@ -183,7 +191,7 @@ impl RunReport {
             ));
         }
         // `status` reads a ledger: it moves nothing, so it has no speed or error rate.
-        if self.command != "status" && self.status != "dry run" {
+        if !matches!(self.command.as_str(), "status" | "plan") && self.status != "dry run" {
             out.push_str(&format!(
             "{}: {} — {} rows, {} in {:.2} s ({:.0} rows/s, {:.1} MB/s); errors: {} rows rejected, {} of {} parts failed (error rate {:.4})\n",
             self.command,

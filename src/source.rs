@@ -111,6 +111,25 @@ impl Default for BatchLimits {
     }
 }
 
+/// How many rows a table holds, as far as the source can tell without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rows {
+    /// The engine's statistics (PostgreSQL's planner estimate, InnoDB's `TABLE_ROWS`).
+    Estimated(u64),
+    /// Counted inside the snapshot.
+    Counted(u64),
+    /// The statistics do not know, and why (a PostgreSQL table never analysed).
+    Unknown(String),
+}
+
+/// A table's size without reading it: rows and the bytes it occupies at the source
+/// (`None` when the engine cannot tell cheaply).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Estimate {
+    pub rows: Rows,
+    pub bytes: Option<u64>,
+}
+
 /// A database that tables are read from.
 pub trait Source: Send {
     fn info(&self) -> SourceInfo;
@@ -156,6 +175,38 @@ pub trait Source: Send {
 
     /// Rows the table holds (for progress), when cheap to know.
     fn count_rows(&mut self, table: &TableDef, filter: Option<&str>) -> Result<Option<u64>>;
+
+    /// The table's size from the engine's statistics, without reading it (`ferry plan`,
+    /// `export --dry-run`). Default: counted.
+    fn estimate(&mut self, table: &TableDef) -> Result<Estimate> {
+        Ok(Estimate {
+            rows: Rows::Counted(self.count_exact(table, None)?),
+            bytes: None,
+        })
+    }
+
+    /// The rows of `table` matching `filter`, counted inside the snapshot. Default: read
+    /// and counted.
+    fn count_exact(&mut self, table: &TableDef, filter: Option<&str>) -> Result<u64> {
+        self.read(table, filter, BatchLimits::default(), &mut |_| Ok(()))
+    }
+
+    /// Checks a `--where` predicate against the table without reading a row (the server
+    /// resolves its columns, functions and types): one it refuses is a usage error naming
+    /// the table (exit 2). The predicate has passed `expr::rebuild_where` already.
+    fn check_filter(&mut self, _table: &TableDef, _filter: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// This engine's spelling of a text column holding at most `max_chars` characters
+    /// (`None`: any length), for a column `--mask` turns into text, so a same-engine import
+    /// recreates a column that holds the masked values.
+    fn text_type(&self, max_chars: Option<u32>) -> String {
+        match max_chars {
+            Some(n) => format!("varchar({n})"),
+            None => "text".into(),
+        }
+    }
 
     /// The largest value of `column` in the snapshot, as the database prints it (`None`
     /// when the table is empty): a chain's high-water mark.

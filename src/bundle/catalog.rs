@@ -41,6 +41,27 @@ pub struct CatalogTable {
     /// own (primary-key columns only). Import deletes the target rows whose key is absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<KeySet>,
+    /// `export --mask`: the columns whose values were masked before they left the source,
+    /// each with its rule and the mask key's id (never the key).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masks: Vec<Mask>,
+}
+
+/// A column masked at export (`--mask TABLE.COLUMN=RULE`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mask {
+    pub column: String,
+    /// `null`, `redact`, `hash`, `email` or `truncate:N`.
+    pub rule: String,
+    /// `hash` and `email`: the id (`k1_…`) of the `--mask-key-file` the HMAC key was
+    /// derived from. The key itself is never recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// The column's source type before masking, when masking changed its type (an integer
+    /// hashed to text, an enum redacted): the catalog's column type is the masked one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_type: Option<String>,
 }
 
 /// A cursor column and what a link read of it.

@@ -7,6 +7,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use crate::load::target::Target;
+use crate::load::typemap::TypeMap;
 use crate::source::{Source, SourceOptions};
 use crate::{Error, Result};
 
@@ -23,6 +24,10 @@ pub struct IdentifierLimit {
 pub type OpenSource = fn(&str, SourceOptions) -> Result<Box<dyn Source>>;
 /// Opens an engine's loader from a URL (and `--target-schema`, where it has schemas).
 pub type OpenTarget = fn(&str, Option<&str>) -> Result<Box<dyn Target>>;
+/// An engine's type mapping, for the server at a URL when its version matters (MySQL's
+/// UUID type); `None`: the engine's defaults. Reads nothing but the server's version and
+/// writes nothing (a SQLite path is not even opened).
+pub type OpenTypeMap = fn(Option<&str>) -> Result<Box<dyn TypeMap>>;
 
 /// What ferry knows about an engine outside the engine's own files.
 #[derive(Debug)]
@@ -45,6 +50,9 @@ pub struct Engine {
     pub open_source: OpenSource,
     /// Opens a target (`schema`: `--target-schema`, where the engine has schemas).
     pub open_target: OpenTarget,
+    /// What its loader creates for each column (`ferry plan`); `None` for an engine that
+    /// cannot say without a connection, which `plan` then names.
+    pub type_map: Option<OpenTypeMap>,
 }
 
 /// Every engine ferry knows: adding one is a folder and a line here.

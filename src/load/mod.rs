@@ -6,6 +6,7 @@
 pub mod ledger;
 pub mod session;
 pub mod target;
+pub mod typemap;
 
 use arrow::record_batch::RecordBatch;
 

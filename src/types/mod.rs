@@ -165,6 +165,24 @@ pub struct Column {
     pub generated: Option<Generated>,
 }
 
+/// Declared text lengths as engines print them: `character varying(40)`, `varchar(40)`,
+/// `CHAR(2)`, `nvarchar(10)`.
+static TEXT_LENGTH: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"(?i)^(character varying|varchar|nvarchar|character|char|nchar)\s*\(\s*([0-9]{1,6})\s*\)",
+    )
+    .expect("regex")
+});
+
+impl Column {
+    /// The length the source type of a text column declares (`varchar(40)` → 40), if any.
+    pub fn declared_length(&self) -> Option<u32> {
+        TEXT_LENGTH
+            .captures(&self.source_type)
+            .and_then(|m| m[2].parse().ok())
+    }
+}
+
 /// How a column fills itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

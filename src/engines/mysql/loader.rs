@@ -31,6 +31,7 @@ use crate::engines::mysql::reader::{
     server_version,
 };
 use crate::load::Target;
+use crate::load::typemap::{ColumnMapping, TypeMap};
 use crate::load::{self, Dialect, LedgerKind, Param, Placeholders, Session};
 use crate::storage::runtime;
 use crate::types::{Column, ColumnType, TableDef, text};
@@ -117,13 +118,6 @@ static CHARSET: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(.*?) CHARACTER SET ([A-Za-z0-9_]{1,64}) COLLATE ([A-Za-z0-9_]{1,64})$")
         .expect("regex")
 });
-/// Declared text lengths of other engines' types: `character varying(40)`, `varchar(40)`.
-static TEXT_LENGTH: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?i)^(character varying|varchar|nvarchar|character|char|nchar)\s*\(\s*([0-9]{1,6})\s*\)",
-    )
-    .expect("regex")
-});
 /// Defaults ferry recreates: numbers, quoted strings without backslashes, bit and hex literals.
 static CONSTANT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(-?[0-9]+(\.[0-9]+)?|'([^'\\]|'')*'|b'[01]+'|0x[0-9A-Fa-f]+)$").expect("regex")
@@ -132,6 +126,8 @@ static CONSTANT: LazyLock<Regex> = LazyLock::new(|| {
 /// What the server can take, decided once per connection.
 #[derive(Debug, Clone)]
 struct Flavour {
+    /// MariaDB (whose JSON is text with a check) rather than MySQL (whose JSON normalises).
+    mariadb: bool,
     /// MariaDB 10.7+ has a UUID type.
     uuid_type: bool,
     /// A binary, NO PAD collation: text compares and indexes as it does elsewhere ('a' and
@@ -146,6 +142,7 @@ fn flavour(mariadb: bool, version: &str) -> Flavour {
         .map(|s| s.parse::<u32>().unwrap_or(0));
     let (major, minor) = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
     Flavour {
+        mariadb,
         uuid_type: mariadb && (major, minor) >= (10, 7),
         text_collation: if mariadb {
             "utf8mb4_nopad_bin"
@@ -157,58 +154,188 @@ fn flavour(mariadb: bool, version: &str) -> Flavour {
     }
 }
 
+/// Whether a column is in the primary key or an index: MySQL cannot index LONGTEXT/LONGBLOB,
+/// so such columns get bounded types.
+fn is_key(table: &TableDef, c: &Column) -> bool {
+    table
+        .primary_key
+        .iter()
+        .chain(table.indexes.iter().flat_map(|i| i.columns.iter()))
+        .any(|k| *k == c.name)
+}
+
+/// The MySQL type a column is created as (see [`crate::load::typemap`]): on a same-engine
+/// import its own `COLUMN_TYPE`, else the type its canonical type maps to.
+fn column_mapping(
+    name: &str,
+    table: &TableDef,
+    c: &Column,
+    same_engine: bool,
+    f: &Flavour,
+) -> Result<ColumnMapping> {
+    if same_engine {
+        return declared_type(name, c).map(ColumnMapping::exact);
+    }
+    Ok(mysql_type(c, is_key(table, c), f))
+}
+
 /// The MySQL type a canonical type becomes on a cross-engine import. `key` columns (in the
 /// primary key or an index) get bounded types, since MySQL cannot index LONGTEXT/LONGBLOB.
-fn mysql_type(c: &Column, key: bool, f: &Flavour) -> String {
+fn mysql_type(c: &Column, key: bool, f: &Flavour) -> ColumnMapping {
+    use ColumnMapping as M;
     let text = |n: &str| format!("{n} CHARACTER SET utf8mb4 COLLATE {}", f.text_collation);
     let as_text = |key: bool| text(if key { "varchar(768)" } else { "longtext" });
+    let text_form = "PostgreSQL's text form, as text (--as-text)";
+    let by_row = |what: &str| format!("{what} are refused by row");
     match &c.ty {
-        ColumnType::Boolean => "tinyint(1)".into(),
-        ColumnType::Int16 => "smallint".into(),
-        ColumnType::Int32 => "int".into(),
-        ColumnType::Int64 => "bigint".into(),
-        ColumnType::UInt8 => "tinyint unsigned".into(),
-        ColumnType::UInt16 => "smallint unsigned".into(),
-        ColumnType::UInt32 => "int unsigned".into(),
-        ColumnType::UInt64 => "bigint unsigned".into(),
-        ColumnType::Float32 => "float".into(),
-        ColumnType::Float64 => "double".into(),
+        ColumnType::Boolean => M::exact("tinyint(1)"),
+        ColumnType::Int16 => M::exact("smallint"),
+        ColumnType::Int32 => M::exact("int"),
+        ColumnType::Int64 => M::exact("bigint"),
+        ColumnType::UInt8 => M::exact("tinyint unsigned"),
+        ColumnType::UInt16 => M::exact("smallint unsigned"),
+        ColumnType::UInt32 => M::exact("int unsigned"),
+        ColumnType::UInt64 => M::exact("bigint unsigned"),
+        ColumnType::Float32 | ColumnType::Float64 => M::mapped(
+            if c.ty == ColumnType::Float32 {
+                "float"
+            } else {
+                "double"
+            },
+            by_row("NaN and ±Infinity (MySQL stores neither)"),
+        ),
         // Wider than DECIMAL holds: only with --as-text (pre-flight refuses it otherwise),
         // as its exact text.
         ColumnType::Decimal128 { precision, scale }
         | ColumnType::Decimal256 { precision, scale }
             if *precision > 65 || *scale > 30 =>
         {
-            as_text(key)
+            M::mapped(
+                as_text(key),
+                "wider than DECIMAL(65,30): its exact text, as text (--as-text)",
+            )
         }
         ColumnType::Decimal128 { precision, scale }
-        | ColumnType::Decimal256 { precision, scale } => format!("decimal({precision},{scale})"),
+        | ColumnType::Decimal256 { precision, scale } => {
+            M::exact(format!("decimal({precision},{scale})"))
+        }
         // A numeric(p,s) that travels as text because it holds NaN: its text, as text.
-        ColumnType::NumericText if c.as_text => as_text(key),
-        ColumnType::NumericText => "decimal(65,30)".into(),
+        ColumnType::NumericText if c.as_text => M::mapped(
+            as_text(key),
+            crate::load::typemap::notes::text_form(c).unwrap_or_default(),
+        ),
+        ColumnType::NumericText => M::mapped(
+            "decimal(65,30)",
+            by_row(
+                "unconstrained numeric as decimal(65,30): values of more than 35 integer or 30 \
+                 fraction digits, NaN and ±Infinity",
+            ),
+        ),
         ColumnType::Utf8 => {
             // A declared length travels (as VARCHAR: MySQL's CHAR drops trailing spaces).
-            let declared = TEXT_LENGTH
-                .captures(&c.source_type)
-                .and_then(|m| m[2].parse::<u32>().ok())
-                .filter(|n| (1..=16_383).contains(n));
-            match declared {
-                Some(n) if !key || n <= 768 => text(&format!("varchar({n})")),
-                _ if key => text("varchar(768)"),
-                _ => text("longtext"),
+            let declared = c.declared_length();
+            let fits = declared.filter(|n| (1..=16_383).contains(n));
+            let (sql, bounded) = match fits {
+                Some(n) if !key || n <= 768 => (text(&format!("varchar({n})")), None),
+                _ if key => (
+                    text("varchar(768)"),
+                    Some(
+                        "a key or index column: at most 768 characters (MySQL indexes no longer text)"
+                            .to_string(),
+                    ),
+                ),
+                _ => (
+                    text("longtext"),
+                    declared.map(|n| format!("declared length {n} not kept (above 16383)")),
+                ),
+            };
+            let notes: Vec<String> = [
+                crate::load::typemap::notes::text_form(c),
+                crate::load::typemap::notes::enum_labels(c),
+                bounded,
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if notes.is_empty() {
+                M::exact(sql)
+            } else {
+                M::mapped(sql, notes.join("; "))
             }
         }
-        ColumnType::Json => "json".into(),
-        ColumnType::Binary if key => "varbinary(3072)".into(),
-        ColumnType::Binary => "longblob".into(),
-        ColumnType::Date32 => "date".into(),
-        ColumnType::Timestamp { utc: false } => "datetime(6)".into(),
-        ColumnType::Timestamp { utc: true } => "timestamp(6)".into(),
-        ColumnType::Time64 => "time(6)".into(),
-        ColumnType::Uuid if f.uuid_type => "uuid".into(),
-        ColumnType::Uuid => "char(36) CHARACTER SET ascii COLLATE ascii_bin".into(),
+        ColumnType::Json if f.mariadb => M::exact("json"),
+        ColumnType::Json => M::mapped(
+            "json",
+            "MySQL's JSON type normalises documents (key order, duplicate keys, large numbers)",
+        ),
+        ColumnType::Binary if key => M::mapped(
+            "varbinary(3072)",
+            "a key or index column: at most 3072 bytes",
+        ),
+        ColumnType::Binary => M::exact("longblob"),
+        ColumnType::Date32 => M::mapped(
+            "date",
+            by_row("dates outside 0001-01-01 … 9999-12-31 (BC, ±infinity)"),
+        ),
+        ColumnType::Timestamp { utc: false } => M::mapped(
+            "datetime(6)",
+            by_row("values outside the years 1 … 9999 (±infinity)"),
+        ),
+        ColumnType::Timestamp { utc: true } => M::mapped(
+            "timestamp(6)",
+            by_row("values outside 1970-01-01 00:00:01 … 2038-01-19 03:14:07 UTC"),
+        ),
+        ColumnType::Time64 => M::exact("time(6)"),
+        ColumnType::Uuid if f.uuid_type => M::exact("uuid"),
+        ColumnType::Uuid => M::mapped(
+            "char(36) CHARACTER SET ascii COLLATE ascii_bin",
+            "as its hyphenated text (this server has no UUID type)",
+        ),
         // Only with --as-text (pre-flight refuses them otherwise): PostgreSQL's text form.
-        ColumnType::Interval | ColumnType::List { .. } => as_text(key),
+        ColumnType::Interval | ColumnType::List { .. } => M::mapped(as_text(key), text_form),
+    }
+}
+
+/// MySQL's type mapping ([`crate::load::typemap::TypeMap`]) for a server of this flavour.
+pub struct MyTypes(Flavour);
+
+impl MyTypes {
+    /// The mapping for the server at `url` (its version decides the UUID type and the text
+    /// collation); without one, a current MariaDB's.
+    pub fn for_url(url: Option<&str>) -> Result<Self> {
+        Ok(MyTypes(match url {
+            Some(u) => {
+                let (mut conn, _) = connect(u)?;
+                let (mariadb, version) = server_version(&mut conn)?;
+                flavour(mariadb, &version)
+            }
+            None => flavour(true, "11.4"),
+        }))
+    }
+}
+
+impl TypeMap for MyTypes {
+    fn column(&self, table: &TableDef, c: &Column, same_engine: bool) -> Result<ColumnMapping> {
+        column_mapping(&table.name, table, c, same_engine, &self.0)
+    }
+
+    fn refuses(&self, ty: &ColumnType) -> Option<&'static str> {
+        refuses(ty)
+    }
+}
+
+/// Why MySQL cannot take a canonical type, if it cannot (pre-flight).
+fn refuses(ty: &ColumnType) -> Option<&'static str> {
+    match ty {
+        ColumnType::Interval => Some("MySQL has no interval type"),
+        ColumnType::List { .. } => Some("MySQL has no array type"),
+        ColumnType::Decimal128 { precision, scale }
+        | ColumnType::Decimal256 { precision, scale }
+            if *precision > 65 || *scale > 30 =>
+        {
+            Some("MySQL's DECIMAL holds at most 65 digits, at most 30 after the point")
+        }
+        _ => None,
     }
 }
 
@@ -378,11 +505,6 @@ impl MyTarget {
         if self.exists(name)? {
             return Ok(());
         }
-        let keys: Vec<&String> = table
-            .primary_key
-            .iter()
-            .chain(table.indexes.iter().flat_map(|i| i.columns.iter()))
-            .collect();
         use crate::expr::{Engine, Scope, rebuild};
         let names: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
         let scope = Scope {
@@ -392,11 +514,7 @@ impl MyTarget {
         let mut defs = Vec::new();
         let mut counter_keys = Vec::new();
         for c in &table.columns {
-            let ty = if same_engine {
-                declared_type(name, c)?
-            } else {
-                mysql_type(c, keys.contains(&&c.name), &self.flavour)
-            };
+            let ty = column_mapping(name, table, c, same_engine, &self.flavour)?.sql_type;
             let mut d = format!("{} {ty}", quote(&c.name));
             if let Some(g) = &c.generated {
                 // Only a same-engine bundle keeps it (import strips it otherwise).
@@ -1141,17 +1259,7 @@ impl Session for MyTarget {
 
 impl Target for MyTarget {
     fn refuses(&self, ty: &ColumnType) -> Option<&'static str> {
-        match ty {
-            ColumnType::Interval => Some("MySQL has no interval type"),
-            ColumnType::List { .. } => Some("MySQL has no array type"),
-            ColumnType::Decimal128 { precision, scale }
-            | ColumnType::Decimal256 { precision, scale }
-                if *precision > 65 || *scale > 30 =>
-            {
-                Some("MySQL's DECIMAL holds at most 65 digits, at most 30 after the point")
-            }
-            _ => None,
-        }
+        refuses(ty)
     }
 
     fn prepare(&mut self, _tables: &[(String, &TableDef)], _same_engine: bool) -> Result<()> {
@@ -1542,11 +1650,11 @@ mod tests {
         let f = flavour(true, "10.11.19-MariaDB-0+deb12u1");
         assert!(f.uuid_type);
         assert_eq!(
-            mysql_type(&col(ColumnType::Utf8, "character varying(40)"), false, &f),
+            mysql_type(&col(ColumnType::Utf8, "character varying(40)"), false, &f).sql_type,
             "varchar(40) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"
         );
         assert_eq!(
-            mysql_type(&col(ColumnType::Utf8, "text"), true, &f),
+            mysql_type(&col(ColumnType::Utf8, "text"), true, &f).sql_type,
             "varchar(768) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin"
         );
         assert!(run_lock_name(&"a".repeat(32), "some database").len() <= 64);

@@ -26,6 +26,11 @@ pub static ENGINE: Engine = Engine {
             url,
         )?))
     },
+    type_map: Some(|url| {
+        Ok(Box::new(crate::engines::mysql::loader::MyTypes::for_url(
+            url,
+        )?))
+    }),
 };
 
 pub mod loader;

@@ -23,7 +23,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlRow};
 use sqlx::{AssertSqlSafe, Connection, Decode, MySql, Row};
 
 use crate::redact::display_url;
-use crate::source::{BatchLimits, Selection, Source, ZeroDates};
+use crate::source::{BatchLimits, Estimate, Rows, Selection, Source, ZeroDates};
 use crate::storage::runtime;
 use crate::types::SourceInfo;
 use crate::types::identity::SourceIdentity;
@@ -1569,6 +1569,86 @@ impl Source for MySource {
             .next()
             .and_then(|r| r.into_iter().next().flatten())
             .and_then(|s| s.parse().ok()))
+    }
+
+    fn estimate(&mut self, table: &TableDef) -> Result<Estimate> {
+        // InnoDB's statistics: TABLE_ROWS is an estimate, DATA_LENGTH the clustered index.
+        let db = self.database.clone();
+        let rows = query_texts_on(
+            &self.rt,
+            &mut self.conn,
+            "estimating rows",
+            "SELECT CAST(TABLE_ROWS AS CHAR), CAST(DATA_LENGTH AS CHAR) FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            &[&db, &table.name],
+        )?;
+        let row = rows.into_iter().next().unwrap_or_default();
+        let get = |i: usize| {
+            row.get(i)
+                .cloned()
+                .flatten()
+                .and_then(|s| s.parse::<u64>().ok())
+        };
+        Ok(Estimate {
+            rows: match get(0) {
+                Some(n) => Rows::Estimated(n),
+                None => Rows::Unknown("unknown (no statistics: count with --exact)".into()),
+            },
+            bytes: get(1),
+        })
+    }
+
+    fn count_exact(&mut self, table: &TableDef, filter: Option<&str>) -> Result<u64> {
+        let sql = format!(
+            "SELECT CAST(COUNT(*) AS CHAR) FROM {}{}",
+            quote(&table.name),
+            filter.map(|f| format!(" WHERE ({f})")).unwrap_or_default()
+        );
+        let rows = query_texts_on(
+            &self.rt,
+            &mut self.conn,
+            &format!("counting the rows of {}", table.name),
+            &sql,
+            &[],
+        )?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0))
+    }
+
+    fn check_filter(&mut self, table: &TableDef, filter: &str) -> Result<()> {
+        let sql = format!(
+            "SELECT 1 FROM {} WHERE ({filter}) LIMIT 0",
+            quote(&table.name)
+        );
+        match self
+            .rt
+            .block_on(sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut self.conn))
+        {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(d)) => Err(Error::Usage(format!(
+                "--where {}:…: MySQL refuses the predicate: {}; give one boolean expression over the \
+                 table's columns",
+                table.name,
+                d.message()
+            ))),
+            Err(e) => Err(my_err(
+                &format!("checking the --where predicate of {}", table.name),
+                e,
+            )),
+        }
+    }
+
+    fn text_type(&self, max_chars: Option<u32>) -> String {
+        match max_chars {
+            Some(n) if n <= 16_383 => {
+                format!("varchar({n}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+            }
+            _ => "longtext CHARACTER SET utf8mb4 COLLATE utf8mb4_bin".into(),
+        }
     }
 
     fn high_water(&mut self, table: &TableDef, column: &str) -> Result<Option<String>> {

@@ -15,6 +15,7 @@ use crate::engines::postgres::reader::{
     PgColumn, columns_of, connect, map_column, pg_err, qualified, quote,
 };
 use crate::load::Target;
+use crate::load::typemap::{ColumnMapping, TypeMap};
 use crate::load::{self, Dialect, LedgerKind, Param, Placeholders, Session};
 use crate::storage::runtime;
 use crate::types::{ColumnType, Index, Partitioning, TableDef, UserType};
@@ -32,29 +33,107 @@ static FORMAT_TYPE: LazyLock<Regex> =
 
 /// The PostgreSQL type a canonical type becomes on a cross-engine import.
 pub fn pg_type(ty: &ColumnType) -> String {
+    pg_mapping(ty).sql_type
+}
+
+/// [`pg_type`] with what differs from the canonical type (see [`crate::load::typemap`]).
+fn pg_mapping(ty: &ColumnType) -> ColumnMapping {
+    use ColumnMapping as M;
+    let wider = |sql: &str| {
+        M::mapped(
+            sql,
+            format!("{} as {sql}, a wider signed type", ty.describe()),
+        )
+    };
     match ty {
-        ColumnType::Boolean => "boolean".into(),
-        ColumnType::Int16 | ColumnType::UInt8 => "smallint".into(),
-        ColumnType::Int32 | ColumnType::UInt16 => "integer".into(),
-        ColumnType::Int64 | ColumnType::UInt32 => "bigint".into(),
-        ColumnType::UInt64 => "numeric(20,0)".into(),
-        ColumnType::Float32 => "real".into(),
-        ColumnType::Float64 => "double precision".into(),
+        ColumnType::Boolean => M::exact("boolean"),
+        ColumnType::Int16 => M::exact("smallint"),
+        ColumnType::UInt8 => wider("smallint"),
+        ColumnType::Int32 => M::exact("integer"),
+        ColumnType::UInt16 => wider("integer"),
+        ColumnType::Int64 => M::exact("bigint"),
+        ColumnType::UInt32 => wider("bigint"),
+        ColumnType::UInt64 => M::mapped(
+            "numeric(20,0)",
+            "PostgreSQL has no unsigned 64-bit integer: numeric(20,0) holds every value",
+        ),
+        ColumnType::Float32 => M::exact("real"),
+        ColumnType::Float64 => M::exact("double precision"),
         ColumnType::Decimal128 { precision, scale }
         | ColumnType::Decimal256 { precision, scale } => {
-            format!("numeric({precision},{scale})")
+            M::exact(format!("numeric({precision},{scale})"))
         }
-        ColumnType::NumericText => "numeric".into(),
-        ColumnType::Utf8 => "text".into(),
-        ColumnType::Json => "jsonb".into(),
-        ColumnType::Binary => "bytea".into(),
-        ColumnType::Date32 => "date".into(),
-        ColumnType::Timestamp { utc: false } => "timestamp".into(),
-        ColumnType::Timestamp { utc: true } => "timestamptz".into(),
-        ColumnType::Time64 => "time".into(),
-        ColumnType::Interval => "interval".into(),
-        ColumnType::Uuid => "uuid".into(),
-        ColumnType::List { element } => format!("{}[]", pg_type(element)),
+        ColumnType::NumericText => M::exact("numeric"),
+        ColumnType::Utf8 => M::exact("text"),
+        ColumnType::Json => M::mapped(
+            "jsonb",
+            "jsonb keeps documents normalised (key order, whitespace, duplicate keys)",
+        ),
+        ColumnType::Binary => M::exact("bytea"),
+        ColumnType::Date32 => M::exact("date"),
+        ColumnType::Timestamp { utc: false } => M::exact("timestamp"),
+        ColumnType::Timestamp { utc: true } => M::exact("timestamptz"),
+        ColumnType::Time64 => M::exact("time"),
+        ColumnType::Interval => M::exact("interval"),
+        ColumnType::Uuid => M::exact("uuid"),
+        ColumnType::List { element } => {
+            let e = pg_mapping(element);
+            ColumnMapping {
+                sql_type: format!("{}[]", e.sql_type),
+                note: e.note.map(|n| format!("elements: {n}")),
+            }
+        }
+    }
+}
+
+/// The type a column is created as (see [`crate::load::typemap`]): on a same-engine import
+/// the source's `format_type` spelling, checked and placed by `place`; else what its
+/// canonical type maps to. Without its collation (the caller adds it).
+fn column_mapping(
+    name: &str,
+    c: &crate::types::Column,
+    same_engine: bool,
+    place: &TypePlace,
+) -> Result<ColumnMapping> {
+    if same_engine {
+        let what = format!("table {name}, column {:?}", c.name);
+        return checked_type(&what, &c.source_type, place).map(ColumnMapping::exact);
+    }
+    let mut m = pg_mapping(&c.ty);
+    if c.ty == ColumnType::Utf8 {
+        let declared = c
+            .declared_length()
+            .map(|n| format!("declared length {n} not kept"));
+        let notes: Vec<String> = [
+            crate::load::typemap::notes::text_form(c),
+            crate::load::typemap::notes::enum_labels(c),
+            declared,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !notes.is_empty() {
+            m.note = Some(notes.join("; "));
+        }
+    }
+    Ok(m)
+}
+
+/// PostgreSQL's type mapping ([`crate::load::typemap::TypeMap`]): it takes every canonical
+/// type. `schema`: `--target-schema`, which moves a same-engine bundle's own types.
+pub struct PgTypes {
+    pub schema: Option<String>,
+}
+
+impl TypeMap for PgTypes {
+    fn column(
+        &self,
+        table: &TableDef,
+        c: &crate::types::Column,
+        same_engine: bool,
+    ) -> Result<ColumnMapping> {
+        let place = TypePlace::new(self.schema.as_deref(), [table])?;
+        column_mapping(&table.name, c, same_engine, &place)
     }
 }
 
@@ -302,16 +381,11 @@ impl PgTarget {
         let names: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
         let mut defs = Vec::new();
         for c in &table.columns {
-            let ty = if same_engine {
+            let mut ty = column_mapping(name, c, same_engine, &place)?.sql_type;
+            if same_engine {
                 let what = format!("table {name}, column {:?}", c.name);
-                format!(
-                    "{}{}",
-                    checked_type(&what, &c.source_type, &place)?,
-                    collate_ddl(&what, c.collation.as_deref())?
-                )
-            } else {
-                pg_type(&c.ty)
-            };
+                ty.push_str(&collate_ddl(&what, c.collation.as_deref())?);
+            }
             let mut d = column_ddl(
                 &c.name,
                 &ty,

@@ -25,6 +25,11 @@ pub static ENGINE: Engine = Engine {
             url, schema,
         )?))
     },
+    type_map: Some(|_| {
+        Ok(Box::new(crate::engines::postgres::loader::PgTypes {
+            schema: None,
+        }))
+    }),
 };
 
 pub mod loader;

@@ -12,7 +12,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 use crate::engines::postgres::pgcopy::{CopyDecoder, Wire};
-use crate::source::{BatchLimits, Selection, Source};
+use crate::source::{BatchLimits, Estimate, Rows, Selection, Source};
 use crate::storage::runtime;
 use crate::types::SourceInfo;
 use crate::types::identity::SourceIdentity;
@@ -472,6 +472,16 @@ fn identity(
 }
 
 impl PgSource {
+    /// `ONLY `: an inheritance parent's rows are its own, its children travel as tables of
+    /// their own. A partitioned table has no rows of its own: it is read whole.
+    fn only(table: &TableDef) -> &'static str {
+        if table.partitioning.is_some() {
+            ""
+        } else {
+            "ONLY "
+        }
+    }
+
     pub fn open(url: &str) -> Result<Self> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -1497,6 +1507,97 @@ impl Source for PgSource {
         Ok((n >= 0.0).then_some(n as u64))
     }
 
+    fn estimate(&mut self, table: &TableDef) -> Result<Estimate> {
+        // Per leaf (the table, or each partition of a partitioned one): the planner's way,
+        // reltuples scaled by the pages the heap has now. A table never analysed nor
+        // vacuumed has no statistics (reltuples -1, or 0 over 0 pages while the heap has
+        // pages): its rows are unknown, never 0.
+        let q = qualified(table.schema.as_deref(), &table.name);
+        let leaves = if table.partitioning.is_some() {
+            "SELECT relid FROM pg_partition_tree($1::regclass) WHERE isleaf"
+        } else {
+            "SELECT $1::regclass"
+        };
+        let sql = format!(
+            "SELECT c.reltuples::float8, c.relpages::int8, \
+                    (pg_relation_size(c.oid) / current_setting('block_size')::int8)::int8, \
+                    pg_table_size(c.oid)::int8 \
+             FROM pg_class c WHERE c.oid IN ({leaves})"
+        );
+        let stats: Vec<(f64, i64, i64, i64)> = self
+            .rt
+            .block_on(
+                sqlx::query_as(AssertSqlSafe(sql))
+                    .bind(&q)
+                    .fetch_all(&mut self.conn),
+            )
+            .map_err(|e| pg_err(&format!("reading the statistics of {q}"), e))?;
+        let mut rows = Some(0f64);
+        let mut bytes = 0i64;
+        for (tuples, pages, pages_now, size) in stats {
+            bytes = bytes.saturating_add(size);
+            rows = match rows {
+                _ if pages_now == 0 => rows,
+                Some(n) if pages > 0 && tuples >= 0.0 => {
+                    Some(n + tuples / pages as f64 * pages_now as f64)
+                }
+                _ => None,
+            };
+        }
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        Ok(Estimate {
+            rows: match rows {
+                Some(n) => Rows::Estimated(n.round().max(0.0) as u64),
+                None => Rows::Unknown(
+                    "unknown (never analysed: run ANALYZE, or count with --exact)".into(),
+                ),
+            },
+            bytes: u64::try_from(bytes).ok(),
+        })
+    }
+
+    fn count_exact(&mut self, table: &TableDef, filter: Option<&str>) -> Result<u64> {
+        let q = qualified(table.schema.as_deref(), &table.name);
+        let sql = format!(
+            "SELECT count(*) FROM {}{q}{}",
+            Self::only(table),
+            filter.map(|f| format!(" WHERE ({f})")).unwrap_or_default()
+        );
+        let n: i64 = self
+            .rt
+            .block_on(sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(&mut self.conn))
+            .map_err(|e| pg_err(&format!("counting the rows of {q}"), e))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn check_filter(&mut self, table: &TableDef, filter: &str) -> Result<()> {
+        let q = qualified(table.schema.as_deref(), &table.name);
+        let sql = format!(
+            "SELECT 1 FROM {}{q} WHERE ({filter}) LIMIT 0",
+            Self::only(table)
+        );
+        match self
+            .rt
+            .block_on(sqlx::query(AssertSqlSafe(sql)).fetch_all(&mut self.conn))
+        {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(d)) => Err(Error::Usage(format!(
+                "--where {}:…: PostgreSQL refuses the predicate: {}; give one boolean expression over the \
+                 table's columns",
+                table.qualified(),
+                d.message()
+            ))),
+            Err(e) => Err(pg_err(&format!("checking the --where predicate of {q}"), e)),
+        }
+    }
+
+    fn text_type(&self, max_chars: Option<u32>) -> String {
+        match max_chars {
+            Some(n) => format!("character varying({n})"),
+            None => "text".into(),
+        }
+    }
+
     fn high_water(&mut self, table: &TableDef, column: &str) -> Result<Option<String>> {
         let sql = format!(
             "SELECT max({})::text FROM ONLY {}",
@@ -1526,16 +1627,10 @@ impl Source for PgSource {
         let q = qualified(table.schema.as_deref(), &table.name);
         let wires = self.wires(table)?;
         let schema = table.arrow_schema("postgres");
-        // ONLY: an inheritance parent's rows are its own, its children travel as tables of
-        // their own. A partitioned table has no rows of its own: it is read whole.
-        let only = if table.partitioning.is_some() {
-            ""
-        } else {
-            "ONLY "
-        };
         let sql = format!(
-            "COPY (SELECT {} FROM {only}{q}{}) TO STDOUT (FORMAT binary)",
+            "COPY (SELECT {} FROM {}{q}{}) TO STDOUT (FORMAT binary)",
             Self::select_list(table),
+            Self::only(table),
             filter.map(|f| format!(" WHERE ({f})")).unwrap_or_default()
         );
         let text_columns = &mut self.text_columns;

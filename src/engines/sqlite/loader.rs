@@ -16,6 +16,7 @@ use rusqlite::{Connection, OptionalExtension};
 
 use crate::engines::sqlite::reader::{db_err, path_of, quote};
 use crate::load::Target;
+use crate::load::typemap::{ColumnMapping, TypeMap};
 use crate::load::{self, Dialect, LedgerKind, Param, Placeholders, Session};
 use crate::types::{Column, ColumnType, TableDef, text};
 use crate::{Error, Result};
@@ -159,37 +160,143 @@ pub const SQLITE_EXACT_DIGITS: u8 = 15;
 
 /// The SQLite type a canonical type becomes on a cross-engine import.
 pub fn sqlite_type(ty: &ColumnType) -> String {
+    sqlite_mapping(ty).sql_type
+}
+
+/// [`sqlite_type`] with what differs from the canonical type (see [`crate::load::typemap`]).
+fn sqlite_mapping(ty: &ColumnType) -> ColumnMapping {
+    use ColumnMapping as M;
+    let text_form = "PostgreSQL's text form, as text (--as-text)";
     match ty {
-        ColumnType::Boolean => "BOOLEAN".into(),
+        ColumnType::Boolean => M::exact("BOOLEAN"),
+        ColumnType::Int64 => M::exact("INTEGER"),
         ColumnType::Int16
         | ColumnType::Int32
-        | ColumnType::Int64
         | ColumnType::UInt8
         | ColumnType::UInt16
-        | ColumnType::UInt32
-        | ColumnType::UInt64 => "INTEGER".into(),
-        ColumnType::Float32 | ColumnType::Float64 => "REAL".into(),
+        | ColumnType::UInt32 => M::mapped(
+            "INTEGER",
+            format!(
+                "{} as a 64-bit INTEGER (reads back as bigint)",
+                ty.describe()
+            ),
+        ),
+        ColumnType::UInt64 => M::mapped(
+            "INTEGER",
+            "a 64-bit signed INTEGER: values above 2^63-1 are refused by row",
+        ),
+        ColumnType::Float32 => M::mapped(
+            "REAL",
+            "a 64-bit REAL (reads back as double); NaN is refused by row (SQLite stores NULL)",
+        ),
+        ColumnType::Float64 => M::mapped("REAL", "NaN is refused by row (SQLite stores NULL)"),
         // NUMERIC affinity keeps only 15 significant digits of a number it converts, so
         // wider decimals (and unconstrained numerics) go into TEXT-affinity columns whose
         // declared names ferry's SQLite reader maps back to decimals.
-        ColumnType::Decimal128 { precision, scale }
-        | ColumnType::Decimal256 { precision, scale } => {
-            if *precision <= SQLITE_EXACT_DIGITS {
-                format!("DECIMAL({precision},{scale})")
-            } else {
-                format!("DECIMAL_TEXT({precision},{scale})")
-            }
+        ColumnType::Decimal128 { precision, scale } if *precision <= SQLITE_EXACT_DIGITS => {
+            M::exact(format!("DECIMAL({precision},{scale})"))
         }
-        ColumnType::NumericText => "NUMERIC_TEXT".into(),
-        ColumnType::Utf8 | ColumnType::Uuid => "TEXT".into(),
-        ColumnType::Json => "JSON".into(),
-        ColumnType::Binary => "BLOB".into(),
-        ColumnType::Date32 => "DATE".into(),
-        ColumnType::Timestamp { utc: false } => "DATETIME".into(),
-        ColumnType::Timestamp { utc: true } => "TIMESTAMPTZ".into(),
-        ColumnType::Time64 => "TIME".into(),
+        ColumnType::Decimal128 { precision, scale } => {
+            M::exact(format!("DECIMAL_TEXT({precision},{scale})"))
+        }
+        // Only with --as-text (pre-flight refuses it otherwise).
+        ColumnType::Decimal256 { precision, scale } => M::mapped(
+            format!("DECIMAL_TEXT({precision},{scale})"),
+            "wider than 38 digits: its exact text, read back as an unconstrained numeric (--as-text)",
+        ),
+        ColumnType::NumericText => M::exact("NUMERIC_TEXT"),
+        ColumnType::Utf8 => M::exact("TEXT"),
+        ColumnType::Uuid => M::mapped("TEXT", "as its hyphenated text (SQLite has no UUID type)"),
+        ColumnType::Json => M::exact("JSON"),
+        ColumnType::Binary => M::exact("BLOB"),
+        ColumnType::Date32 => M::exact("DATE"),
+        ColumnType::Timestamp { utc: false } => M::exact("DATETIME"),
+        ColumnType::Timestamp { utc: true } => M::exact("TIMESTAMPTZ"),
+        ColumnType::Time64 => M::exact("TIME"),
         // Only with --as-text: PostgreSQL's text form (`-1 years +2 mons`, `{1,NULL,3}`).
-        ColumnType::Interval | ColumnType::List { .. } => "TEXT".into(),
+        ColumnType::Interval | ColumnType::List { .. } => M::mapped("TEXT", text_form),
+    }
+}
+
+/// The column of `table` written `INTEGER PRIMARY KEY AUTOINCREMENT`: SQLite's own
+/// AUTOINCREMENT key, or another engine's counter on a lone integer key (any other lone
+/// INTEGER key is the rowid).
+fn autoincrement_column(table: &TableDef, same_engine: bool) -> Option<String> {
+    match table.primary_key.as_slice() {
+        [key] => table
+            .columns
+            .iter()
+            .find(|c| c.name == *key)
+            .filter(|c| {
+                let kind = c.identity.map(|i| i.kind);
+                let integer = sqlite_type(&c.ty) == "INTEGER"
+                    && (!same_engine || c.source_type.eq_ignore_ascii_case("INTEGER"));
+                integer
+                    && (kind == Some(crate::types::IdentityKind::AutoIncrement)
+                        || (!same_engine && kind.is_some()))
+            })
+            .map(|c| c.name.clone()),
+        _ => None,
+    }
+}
+
+/// The type a column is created as (see [`crate::load::typemap`]): on a same-engine import
+/// the declared type itself, else what its canonical type maps to.
+fn column_mapping(
+    name: &str,
+    table: &TableDef,
+    c: &Column,
+    same_engine: bool,
+) -> Result<ColumnMapping> {
+    if same_engine {
+        return declared_type(name, c).map(ColumnMapping::exact);
+    }
+    let mut m = sqlite_mapping(&c.ty);
+    if autoincrement_column(table, same_engine).as_ref() == Some(&c.name) {
+        m.sql_type = "INTEGER".into();
+    }
+    if c.ty == ColumnType::Utf8 {
+        let declared = c
+            .declared_length()
+            .map(|n| format!("declared length {n} not kept (SQLite enforces none)"));
+        let notes: Vec<String> = [
+            crate::load::typemap::notes::text_form(c),
+            crate::load::typemap::notes::enum_labels(c),
+            declared,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !notes.is_empty() {
+            m.note = Some(notes.join("; "));
+        }
+    }
+    Ok(m)
+}
+
+/// SQLite's type mapping ([`crate::load::typemap::TypeMap`]).
+pub struct SqliteTypes;
+
+impl TypeMap for SqliteTypes {
+    fn column(&self, table: &TableDef, c: &Column, same_engine: bool) -> Result<ColumnMapping> {
+        column_mapping(&table.name, table, c, same_engine)
+    }
+
+    fn refuses(&self, ty: &ColumnType) -> Option<&'static str> {
+        refuses(ty)
+    }
+}
+
+/// Why SQLite cannot take a canonical type, if it cannot (pre-flight).
+fn refuses(ty: &ColumnType) -> Option<&'static str> {
+    match ty {
+        // With --as-text pre-flight lets these through and `binder` writes their text.
+        ColumnType::Interval => Some("SQLite has no interval type"),
+        ColumnType::List { .. } => Some("SQLite has no array type"),
+        ColumnType::Decimal256 { .. } => Some(
+            "SQLite holds decimals wider than 38 digits only as text, read back as unconstrained numeric",
+        ),
+        _ => None,
     }
 }
 
@@ -271,31 +378,10 @@ impl SqliteTarget {
         };
         // AUTOINCREMENT (SQLite's, or another engine's counter on a lone integer key) is
         // written on its column, as SQLite wants it; any other lone INTEGER key is the rowid.
-        let autoincrement = match table.primary_key.as_slice() {
-            [key] => table
-                .columns
-                .iter()
-                .find(|c| c.name == *key)
-                .filter(|c| {
-                    let kind = c.identity.map(|i| i.kind);
-                    let integer = sqlite_type(&c.ty) == "INTEGER"
-                        && (!same_engine || c.source_type.eq_ignore_ascii_case("INTEGER"));
-                    integer
-                        && (kind == Some(crate::types::IdentityKind::AutoIncrement)
-                            || (!same_engine && kind.is_some()))
-                })
-                .map(|c| c.name.clone()),
-            _ => None,
-        };
+        let autoincrement = autoincrement_column(table, same_engine);
         let mut defs = Vec::new();
         for c in &table.columns {
-            let ty = if same_engine {
-                declared_type(name, c)?
-            } else if autoincrement.as_ref() == Some(&c.name) {
-                "INTEGER".to_string()
-            } else {
-                sqlite_type(&c.ty)
-            };
+            let ty = column_mapping(name, table, c, same_engine)?.sql_type;
             let mut d = if ty.is_empty() {
                 quote(&c.name)
             } else {
@@ -899,15 +985,7 @@ impl Session for SqliteTarget {
 
 impl Target for SqliteTarget {
     fn refuses(&self, ty: &ColumnType) -> Option<&'static str> {
-        match ty {
-            // With --as-text pre-flight lets these through and `binder` writes their text.
-            ColumnType::Interval => Some("SQLite has no interval type"),
-            ColumnType::List { .. } => Some("SQLite has no array type"),
-            ColumnType::Decimal256 { .. } => Some(
-                "SQLite holds decimals wider than 38 digits only as text, read back as unconstrained numeric",
-            ),
-            _ => None,
-        }
+        refuses(ty)
     }
 
     fn prepare(&mut self, tables: &[(String, &TableDef)], _same_engine: bool) -> Result<()> {

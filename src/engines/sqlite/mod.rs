@@ -21,6 +21,7 @@ pub static ENGINE: Engine = Engine {
             crate::engines::sqlite::loader::SqliteTarget::open(url)?,
         ))
     },
+    type_map: Some(|_| Ok(Box::new(crate::engines::sqlite::loader::SqliteTypes))),
 };
 
 pub mod loader;

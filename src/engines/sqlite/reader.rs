@@ -14,7 +14,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::engines::sqlite::loader::is_constant_default;
 use crate::expr;
-use crate::source::{BatchLimits, Selection, Source};
+use crate::source::{BatchLimits, Estimate, Rows, Selection, Source};
 use crate::types::SourceInfo;
 use crate::types::identity::SourceIdentity;
 use crate::types::text;
@@ -970,6 +970,58 @@ impl Source for SqliteSource {
             .query_row(&sql, [], |r| r.get(0))
             .map_err(|e| db_err(&format!("counting {}", table.name), e))?;
         Ok(u64::try_from(n).ok())
+    }
+
+    fn estimate(&mut self, table: &TableDef) -> Result<Estimate> {
+        // Counting is what SQLite has (no statistics to ask); the bytes are the pages of
+        // the table and its indexes (the dbstat table).
+        let rows = Rows::Counted(self.count_exact(table, None)?);
+        let bytes: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT sum(pgsize) FROM dbstat WHERE name = ?1 \
+                 OR name IN (SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1)",
+                [&table.name],
+                |r| r.get(0),
+            )
+            .ok()
+            .flatten();
+        Ok(Estimate {
+            rows,
+            bytes: bytes.and_then(|b| u64::try_from(b).ok()),
+        })
+    }
+
+    fn count_exact(&mut self, table: &TableDef, filter: Option<&str>) -> Result<u64> {
+        Ok(self.count_rows(table, filter)?.unwrap_or(0))
+    }
+
+    fn check_filter(&mut self, table: &TableDef, filter: &str) -> Result<()> {
+        let sql = format!(
+            "SELECT 1 FROM {} WHERE ({filter}) LIMIT 0",
+            quote(&table.name)
+        );
+        match self.conn.prepare(&sql).map_err(|e| {
+            let why = e.to_string();
+            let what = format!("checking the --where predicate of {}", table.name);
+            (db_err(&what, e), why)
+        }) {
+            Ok(_) => Ok(()),
+            // A locked file is worth a retry; anything else is the predicate.
+            Err((e @ Error::Temporary(_), _)) => Err(e),
+            Err((_, why)) => Err(Error::Usage(format!(
+                "--where {}:…: SQLite refuses the predicate: {why}; give one boolean expression over \
+                 the table's columns",
+                table.name
+            ))),
+        }
+    }
+
+    fn text_type(&self, max_chars: Option<u32>) -> String {
+        match max_chars {
+            Some(n) => format!("VARCHAR({n})"),
+            None => "TEXT".into(),
+        }
     }
 
     fn high_water(&mut self, table: &TableDef, column: &str) -> Result<Option<String>> {

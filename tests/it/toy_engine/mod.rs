@@ -21,6 +21,7 @@ pub static ENGINE: Engine = Engine {
     identifier_limit: None,
     open_source: |url, _| Ok(Box::new(reader::SplitSource::open(url)?)),
     open_target: |url, _| Ok(Box::new(loader::SplitTarget::open(url)?)),
+    type_map: None,
 };
 
 /// The directory of a `sqlite-split://DIR` URL.
