@@ -23,6 +23,7 @@ mod matrix;
 mod modes;
 mod mysql;
 mod postgres;
+mod rejects;
 mod reliability;
 mod review13_a;
 mod review13_b;
