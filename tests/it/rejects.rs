@@ -707,3 +707,207 @@ fn max_errors_and_rejects_need_skip() {
     let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(err.contains("a percentage"), "{err}");
 }
+
+/// A ledger made before `rows_rejected` existed: `status` and a dry run read it as it is
+/// (no rejected rows, nothing altered), the next import adds the column and records its
+/// rejected rows, and `status` then shows them.
+fn old_ledger(engine: Engine) {
+    let s = source();
+    let Some(db) = Db::new(engine, &s.fx, "rejold") else {
+        return;
+    };
+    let plain = s.fx.export("plain");
+    s.fx.import_to(&plain, &db.url, &[]);
+    let ledger_sql = match engine {
+        Engine::Postgres => "public._ferry_ledger",
+        _ => "_ferry_ledger",
+    };
+    db.sql(&format!(
+        "ALTER TABLE {ledger_sql} DROP COLUMN rows_rejected"
+    ));
+    let has_column = || {
+        let sql = match engine {
+            Engine::Sqlite => {
+                "SELECT count(*) FROM pragma_table_info('_ferry_ledger') WHERE name = 'rows_rejected'".to_string()
+            }
+            Engine::Postgres => "SELECT count(*) FROM information_schema.columns WHERE table_name = '_ferry_ledger' \
+                                 AND column_name = 'rows_rejected'"
+                .to_string(),
+            Engine::Mysql => "SELECT count(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND \
+                              TABLE_NAME = '_ferry_ledger' AND COLUMN_NAME = 'rows_rejected'"
+                .to_string(),
+        };
+        db.sql(&sql).trim() == "1"
+    };
+    assert!(!has_column());
+    let status = |db: &Db| {
+        let out = ferry()
+            .args(["--json", "status", &db.url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let st = status(&db);
+    assert_eq!(st["tables"].as_array().unwrap().len(), 1, "{st}");
+    assert_eq!(st["errors"]["rows_rejected"], 0);
+    // A dry run reads the old ledger as it is; an import (here one with nothing to do)
+    // upgrades it.
+    create_checked(&db);
+    let (code, json, err) = import_json(
+        &s,
+        &db.url,
+        &["--mode", "append", "--on-error", "skip", "--dry-run"],
+    );
+    assert_eq!(code, 0, "{err}\n{json}");
+    assert!(!has_column(), "a dry run altered the ledger");
+    let out = s.fx.import_to(&plain, &db.url, &[]);
+    assert!(out.contains("nothing to do"), "{out}");
+    assert!(has_column());
+    let (code, json, err) = import_json(&s, &db.url, &["--mode", "append", "--on-error", "skip"]);
+    assert_eq!(code, 0, "{err}\n{json}");
+    assert!(has_column());
+    assert_eq!(table(&json, "t")["rows_rejected"], REFUSED);
+    let (rows, rejected, _) = ledger(&db);
+    assert_eq!(rejected, REFUSED);
+    assert_eq!(
+        rows,
+        ROWS - REFUSED + 3002,
+        "the fixture's 3002 rows and t's"
+    );
+    let st = status(&db);
+    assert_eq!(st["errors"]["rows_rejected"], REFUSED, "{st}");
+    let with_t = st["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["rows_rejected"] == REFUSED)
+        .unwrap_or_else(|| panic!("{st}"));
+    assert!(
+        with_t["status"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{REFUSED} rows refused by the target")),
+        "{st}"
+    );
+}
+
+#[test]
+fn sqlite_an_old_ledger_gains_rows_rejected_when_an_import_writes() {
+    old_ledger(Engine::Sqlite);
+}
+
+#[test]
+fn postgres_an_old_ledger_gains_rows_rejected_when_an_import_writes() {
+    old_ledger(Engine::Postgres);
+}
+
+#[test]
+fn mariadb_an_old_ledger_gains_rows_rejected_when_an_import_writes() {
+    old_ledger(Engine::Mysql);
+}
+
+/// Skip with a generated column (PostgreSQL to PostgreSQL: the target computes it, the
+/// rejects file keeps the bundle's value) and with replace (rows go through the staging
+/// table; with nothing refused the publish swaps every row in).
+#[test]
+fn postgres_skip_with_generated_columns_and_replace() {
+    let fx = fixture();
+    let Some(src) = crate::servers::PgDb::new("rejgen_src") else {
+        return;
+    };
+    crate::servers::psql(
+        &src.url,
+        "CREATE TABLE g (id int PRIMARY KEY, v int NOT NULL, w int GENERATED ALWAYS AS (v * 2) STORED);
+         INSERT INTO g (id, v) SELECT i, i FROM generate_series(1, 500) i;",
+    );
+    let bundle = fx.path("gen");
+    fx.export_to(&src.url, &bundle, &[]);
+    let Some(db) = Db::new(Engine::Postgres, &fx, "rejgen") else {
+        return;
+    };
+    db.sql(
+        "CREATE TABLE g (id int PRIMARY KEY, v int NOT NULL CHECK (v % 10 <> 0), \
+         w int GENERATED ALWAYS AS (v * 2) STORED)",
+    );
+    let dir = fx.path("rejects");
+    let s = Source {
+        fx,
+        src: PathBuf::new(),
+        bundle,
+        parts: vec![],
+    };
+    let (code, json, err) = import_json(
+        &s,
+        &db.url,
+        &[
+            "--mode",
+            "append",
+            "--on-error",
+            "skip",
+            "--rejects",
+            dir.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}\n{json}");
+    let g = table(&json, "g");
+    assert_eq!(
+        (&g["rows"], &g["rows_rejected"]),
+        (&450.into(), &50.into()),
+        "{json}"
+    );
+    assert_eq!(
+        db.sql("SELECT count(*), sum(CASE WHEN w = 2 * v THEN 1 ELSE 0 END), sum(CASE WHEN v % 10 = 0 THEN 1 ELSE 0 END) FROM g"),
+        "450|450|0"
+    );
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&files[0]).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let mut n = 0;
+    for b in reader {
+        let b = b.unwrap();
+        let names: Vec<&str> = b
+            .schema_ref()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        assert_eq!(names, ["table", "part", "row", "reason", "id", "v", "w"]);
+        let v = b.column(5).as_primitive::<arrow::datatypes::Int32Type>();
+        let w = b.column(6).as_primitive::<arrow::datatypes::Int32Type>();
+        for i in 0..b.num_rows() {
+            assert_eq!(v.value(i) % 10, 0);
+            assert_eq!(w.value(i), 2 * v.value(i), "the bundle's generated value");
+        }
+        n += b.num_rows();
+    }
+    assert_eq!(n, 50);
+
+    // Replace under skip: the staging table refuses nothing here; every row is swapped in.
+    let Some(db2) = Db::new(Engine::Postgres, &s.fx, "rejgen2") else {
+        return;
+    };
+    db2.sql(
+        "CREATE TABLE g (id int PRIMARY KEY, v int NOT NULL, w int GENERATED ALWAYS AS (v * 2) STORED); \
+         INSERT INTO g (id, v) VALUES (1000, 1)",
+    );
+    let (code, json, err) = import_json(&s, &db2.url, &["--mode", "replace", "--on-error", "skip"]);
+    assert_eq!(code, 0, "{err}\n{json}");
+    assert_eq!(table(&json, "g")["rows_rejected"], 0);
+    assert_eq!(
+        db2.sql("SELECT count(*), max(id), sum(CASE WHEN w = 2 * v THEN 1 ELSE 0 END) FROM g"),
+        "500|500|500"
+    );
+}
