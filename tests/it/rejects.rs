@@ -911,3 +911,48 @@ fn postgres_skip_with_generated_columns_and_replace() {
         "500|500|500"
     );
 }
+
+/// A PostgreSQL partitioned table has no system columns to return: its upsert counts the
+/// keys it holds first, and reports the same split.
+#[test]
+fn postgres_upsert_into_a_partitioned_table_reports_inserted_and_updated_rows() {
+    let fx = fixture();
+    let src = fx.path("part-src.db");
+    Connection::open(&src)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE pa (id INTEGER PRIMARY KEY, v TEXT NOT NULL);
+             WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 100)
+               INSERT INTO pa SELECT x, 'new ' || x FROM n;",
+        )
+        .unwrap();
+    let bundle = fx.path("pa");
+    fx.export_to(&format!("sqlite://{}", src.display()), &bundle, &[]);
+    let Some(db) = Db::new(Engine::Postgres, &fx, "rejpart") else {
+        return;
+    };
+    db.sql(
+        "CREATE TABLE pa (id bigint NOT NULL, v text NOT NULL, PRIMARY KEY (id)) PARTITION BY RANGE (id); \
+         CREATE TABLE pa_low PARTITION OF pa FOR VALUES FROM (0) TO (80); \
+         CREATE TABLE pa_high PARTITION OF pa FOR VALUES FROM (80) TO (1000); \
+         INSERT INTO pa SELECT i, 'old ' || i FROM generate_series(51, 150) i;",
+    );
+    let s = Source {
+        fx,
+        src,
+        bundle,
+        parts: vec![],
+    };
+    let (code, json, err) = import_json(&s, &db.url, &["--mode", "upsert"]);
+    assert_eq!(code, 0, "{err}\n{json}");
+    let t = table(&json, "pa");
+    assert_eq!(
+        (&t["inserted"], &t["updated"]),
+        (&50.into(), &50.into()),
+        "{json}"
+    );
+    assert_eq!(
+        db.sql("SELECT count(*), sum(CASE WHEN v LIKE 'new %' THEN 1 ELSE 0 END) FROM pa"),
+        "150|100"
+    );
+}

@@ -692,17 +692,39 @@ impl PgTarget {
         } else {
             format!("DO UPDATE SET {}", set.join(", "))
         };
-        let inserted: i64 = runtime()
-            .block_on(
-                sqlx::query_scalar(AssertSqlSafe(format!(
-                    "WITH up AS (INSERT INTO {q} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {tmp} \
-                     ON CONFLICT ({}) {action} RETURNING (xmax = 0) AS inserted) \
-                     SELECT count(*) FILTER (WHERE inserted) FROM up",
-                    pk.join(", ")
-                )))
-                .fetch_one(&mut self.conn),
-            )
-            .map_err(|e| rejected(&q, part, e))?;
+        let upsert = format!(
+            "INSERT INTO {q} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {tmp} ON CONFLICT ({}) {action}",
+            pk.join(", ")
+        );
+        // A partitioned table has no system columns to return: there the keys it already
+        // holds are counted first, in this transaction (exact unless another session
+        // inserts the same keys meanwhile).
+        let inserted: i64 = if self.only(&q)?.is_empty() {
+            let same: Vec<String> = pk.iter().map(|k| format!("t.{k} = s.{k}")).collect();
+            let existing: i64 = runtime()
+                .block_on(
+                    sqlx::query_scalar(AssertSqlSafe(format!(
+                        "SELECT count(*) FROM {tmp} s WHERE EXISTS (SELECT 1 FROM {q} t WHERE {})",
+                        same.join(" AND ")
+                    )))
+                    .fetch_one(&mut self.conn),
+                )
+                .map_err(|e| pg_err(&format!("counting the keys {q} holds"), e))?;
+            runtime()
+                .block_on(sqlx::query(AssertSqlSafe(upsert)).execute(&mut self.conn))
+                .map_err(|e| rejected(&q, part, e))?;
+            i64::try_from(rows).unwrap_or(i64::MAX) - existing
+        } else {
+            runtime()
+                .block_on(
+                    sqlx::query_scalar(AssertSqlSafe(format!(
+                        "WITH up AS ({upsert} RETURNING (xmax = 0) AS inserted) \
+                         SELECT count(*) FILTER (WHERE inserted) FROM up"
+                    )))
+                    .fetch_one(&mut self.conn),
+                )
+                .map_err(|e| rejected(&q, part, e))?
+        };
         // Many chunks of one part (--on-error skip) each make one: none waits for COMMIT.
         self.exec(&format!("DROP TABLE {tmp}"))?;
         let inserted = u64::try_from(inserted).unwrap_or(0).min(rows);
