@@ -154,10 +154,14 @@ impl Error {
                 "`ferry status TARGET` shows which links of each chain this target holds; apply a chain's \
                  links in order (docs/MIGRATIONS.md)",
             ),
-            Error::Data(m) | Error::RowRefused(m) if !m.contains("--exclude") => Some(
-                "fix the value or the target table, or leave the table out with --exclude; a re-run \
-                 alone meets the same data",
-            ),
+            Error::Data(m) | Error::RowRefused(m)
+                if !m.contains("--exclude") && !m.contains("--on-error skip") =>
+            {
+                Some(
+                    "fix the value or the target table, or leave the table out with --exclude; a re-run \
+                     alone meets the same data",
+                )
+            }
             _ => None,
         }
     }

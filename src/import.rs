@@ -16,15 +16,18 @@ use crate::crypto::keys::Keys;
 use crate::engines::{self, Engine};
 use crate::error::exit;
 use crate::load::Target;
-use crate::load::{self, LedgerEntry, LedgerState, LoadInto, LoadOutcome};
+use crate::load::{self, LedgerEntry, LedgerState, LoadInto, LoadOutcome, PartLoad};
 use crate::preflight::Planned;
 use crate::report::{Progress, RunReport};
 use crate::types::TableDef;
 use crate::{Error, Result};
+use rejects::{Budget, Sink};
 
-pub use crate::load::Mode;
+pub use crate::load::{Mode, OnError};
+pub use rejects::MaxErrors;
 
 mod order;
+mod rejects;
 
 /// The staging table of a replace: `_ferry_<bundle id first 8>_<8 hex of SHA-256 of the
 /// target table name>`. Deterministic, so a re-run of the same bundle finds and reuses it.
@@ -91,6 +94,12 @@ pub struct ImportPlan {
     pub replace_partial: bool,
     /// A deliberate second copy in `--target-schema`, with a ledger of its own there.
     pub separate_copy: bool,
+    /// `--on-error`: a row the target refuses fails its part (the default), or is set aside.
+    pub on_error: OnError,
+    /// `--max-errors` (with `--on-error skip`; `None`: no limit).
+    pub max_errors: Option<MaxErrors>,
+    /// `--rejects DIR` (with `--on-error skip`): where the refused rows go.
+    pub rejects: Option<std::path::PathBuf>,
 }
 
 impl ImportPlan {
@@ -115,6 +124,9 @@ impl ImportPlan {
             max_delete_ratio: 0.1,
             replace_partial: false,
             separate_copy: false,
+            on_error: OnError::Fail,
+            max_errors: None,
+            rejects: None,
         }
     }
 
@@ -217,7 +229,53 @@ impl FailureState {
     }
 }
 
+/// A failed import, with the summary of what it did before it failed (`None` when it
+/// failed before loading anything: then there is nothing to tell but the error).
+#[derive(Debug)]
+pub struct Failed {
+    pub error: Error,
+    pub report: Option<Box<RunReport>>,
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Self {
+        Failed {
+            error,
+            report: None,
+        }
+    }
+}
+
+/// Imports a bundle; the error alone on failure ([`import_reporting`] keeps the summary).
 pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
+    import_reporting(plan, progress).map_err(|f| f.error)
+}
+
+/// Imports a bundle. A run that fails once loading began comes back with its summary:
+/// the tables and parts it committed (read again from the ledger), its rejected rows,
+/// `status` "failed" and the exit code, so `--json` tells what the target holds.
+pub fn import_reporting(
+    plan: &ImportPlan,
+    progress: &Progress,
+) -> std::result::Result<RunReport, Failed> {
+    if plan.on_error == OnError::Fail {
+        let given: Vec<&str> = [
+            plan.max_errors.map(|_| "--max-errors"),
+            plan.rejects.as_ref().map(|_| "--rejects"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !given.is_empty() {
+            return Err(Error::Usage(format!(
+                "{} appl{} with --on-error skip (rows the target refuses are set aside); without it the first \
+                 refused row fails its part and the import stops",
+                given.join(" and "),
+                if given.len() == 1 { "ies" } else { "y" }
+            ))
+            .into());
+        }
+    }
     let started = Instant::now();
     let Opened {
         mut report,
@@ -256,9 +314,42 @@ pub fn import(plan: &ImportPlan, progress: &Progress) -> Result<RunReport> {
         dry_run(&run, &planned, &mut report);
         return Ok(report);
     }
-    let target = load_tables(&run, target, &mut report)?;
-    finish(&run, target, &mut report)?;
-    Ok(report)
+    let rejects = Sink {
+        dir: plan.rejects.as_deref(),
+        target_url: &plan.target_url,
+        bundle_id: run.id,
+        budget: &Budget::new(
+            plan.max_errors,
+            run.tables.selected.iter().map(|t| t.rows).sum(),
+            run.tables
+                .selected
+                .iter()
+                .flat_map(|t| &t.parts)
+                .filter_map(|p| ledger.counts.get(&p.path))
+                .map(|c| c.1)
+                .sum(),
+        ),
+    };
+    rejects.prepare()?;
+    let skip = (plan.on_error == OnError::Skip).then_some(&rejects);
+    let done = load_tables(&run, target, &mut report, skip)
+        .and_then(|target| finish(&run, target, &mut report, skip));
+    match done {
+        Ok(()) => Ok(report),
+        Err(error) => {
+            report.status = "failed".into();
+            report.exit_code = error.exit_code();
+            report.message = error.to_string();
+            if let Error::InvalidBundle { findings, .. } = &error {
+                report.findings.clone_from(findings);
+            }
+            report.close(started.elapsed());
+            Err(Failed {
+                error,
+                report: Some(Box::new(report)),
+            })
+        }
+    }
 }
 
 /// The target, its ledger where this import keeps it (`--separate-copy`).
@@ -367,6 +458,11 @@ fn open_and_verify(plan: &ImportPlan, progress: &Progress) -> Result<Opened> {
     }
     // One import of this bundle into this target at a time (exit 75 for the second).
     target.lock_run(&bundle.manifest.bundle_id)?;
+    // A ledger of an older ferry gets the columns this one writes (a dry run writes nothing:
+    // the ledger is read as it is).
+    if !plan.dry_run {
+        load::ledger::upgrade(target.as_mut())?;
+    }
     // 6: keys and MAC (cheap), then the ledger: a finished bundle is a no-op.
     let unlocked = bundle.unlock(&plan.keys)?;
     let ledger = check_ledger(plan, &bundle, target.as_mut())?;
@@ -379,7 +475,7 @@ fn open_and_verify(plan: &ImportPlan, progress: &Progress) -> Result<Opened> {
     progress.line(&format!(
         "verified bundle {id}: {} files, {}",
         checked.bundle.manifest.parts.len() + 1,
-        crate::report::human_bytes(total_bytes)
+        crate::report::human_size(total_bytes)
     ));
     Ok(Opened {
         report,
@@ -816,8 +912,33 @@ fn clear_staging(run: &Run<'_>, target: &mut dyn Target, report: &mut RunReport)
     Ok(())
 }
 
-/// The summary when every part of the selected tables is already in.
+/// The summary when every part of the selected tables is already in: per table what the
+/// ledger holds of this bundle (rows, parts, rows rejected when it was loaded).
 fn nothing_to_do(run: &Run<'_>, report: &mut RunReport) {
+    let manifest = &run.checked.bundle.manifest;
+    for (t, name) in run.tables.tables() {
+        let (mut rows, mut rejected, mut bytes) = (0, 0, 0);
+        for p in &t.parts {
+            let (r, x) = run.ledger.counts.get(&p.path).copied().unwrap_or_default();
+            rows += r;
+            rejected += x;
+            bytes += manifest
+                .parts
+                .iter()
+                .find(|e| e.path == p.path)
+                .map_or(0, |e| e.size);
+        }
+        report
+            .add_table(
+                name,
+                rows,
+                bytes,
+                t.parts.len() as u64,
+                Duration::ZERO,
+                "skipped (already imported)",
+            )
+            .rows_rejected = rejected;
+    }
     report.status = "nothing to do".into();
     report.message = format!(
         "bundle {} already imported into {} (first part loaded {}); nothing to do",
@@ -1033,6 +1154,7 @@ fn load_tables(
     run: &Run<'_>,
     mut target: Box<dyn Target>,
     report: &mut RunReport,
+    skip: Option<&Sink<'_>>,
 ) -> Result<Box<dyn Target>> {
     let run_id = crate::bundle::layout::new_bundle_id();
     report.errors.parts_total = run.tables.wanted_parts.len() as u64;
@@ -1075,6 +1197,8 @@ fn load_tables(
         published: AtomicUsize::new(0),
         publish_failed: Mutex::new(None),
         failed_parts: Mutex::new(Vec::new()),
+        tallies: Mutex::new(vec![Tally::default(); run.tables.selected.len()]),
+        skip,
     };
     let mut targets = vec![target];
     while targets.len() < run.plan.jobs.max(1).min(run.tables.selected.len().max(1)) {
@@ -1107,26 +1231,139 @@ fn load_tables(
         }
     }
     if worker_errors.is_empty()
-        && let Err(e) = apply_deletes_last(&ctx, targets[0].as_mut(), &reverse, &mut results)
+        && let Err(e) = apply_deletes_last(&ctx, targets[0].as_mut(), &reverse)
     {
         worker_errors.push(e);
     }
-    for r in results {
-        report.add_table(&r.name, r.rows, r.bytes, r.parts, r.elapsed, r.status);
-    }
+    drop(results);
     if let Some(e) = worker_errors.into_iter().next() {
         report.errors.parts_failed += 1;
         // The failed connection may be gone (and holds SQLite's run lock): close them all,
         // then read what the target really holds on a fresh one.
         drop(targets);
+        let fresh = open_target(run.plan).and_then(|mut t| load::ledger::state(t.as_mut(), run.id));
         let state = failure_state(
             &ctx,
             matches!(e, Error::Temporary(_) | Error::Locked(_)),
-            open_target(run.plan).and_then(|mut t| load::ledger::state(t.as_mut(), run.id)),
+            fresh.as_ref().map_err(ToString::to_string),
         );
+        report_tables(&ctx, report, &order.waves, fresh.as_ref().ok());
         return Err(with_state(e, &state.message()));
     }
+    report_tables(&ctx, report, &order.waves, None);
     Ok(targets.swap_remove(0))
+}
+
+/// Each selected table's line in the summary, in load order (`waves`), from what this run
+/// did to it. After a failure (`fresh`: the ledger read again on a new connection) the rows, rejected rows,
+/// parts and bytes are those of the parts the ledger shows this run committed (a COMMIT
+/// whose answer was lost included), and the status says how much of the table is in.
+fn report_tables(
+    ctx: &LoadCtx<'_>,
+    report: &mut RunReport,
+    waves: &[Vec<usize>],
+    fresh: Option<&LedgerState>,
+) {
+    let run = ctx.run;
+    let tallies = ctx
+        .tallies
+        .lock()
+        .map(|g| g.clone())
+        .unwrap_or_else(|e| e.into_inner().clone());
+    let failed_parts: Vec<String> = ctx
+        .failed_parts
+        .lock()
+        .map(|g| g.iter().map(|(p, _)| p.clone()).collect())
+        .unwrap_or_default();
+    let failed_group = ctx
+        .publish_failed
+        .lock()
+        .ok()
+        .and_then(|g| g.clone())
+        .unwrap_or_default();
+    let manifest = &run.checked.bundle.manifest;
+    let size = |path: &str| {
+        manifest
+            .parts
+            .iter()
+            .find(|e| e.path == path)
+            .map_or(0, |e| e.size)
+    };
+    for &i in waves.iter().flatten() {
+        let (t, name) = run.tables.at(i);
+        let tally = tallies.get(i).cloned().unwrap_or_default();
+        let (mut rows, mut rejected, mut bytes, mut parts) =
+            (tally.rows, tally.rejected, tally.bytes, tally.parts);
+        let mut status = tally.status.map(str::to_string);
+        if let Some(fresh) = fresh {
+            let earlier = |p: &str| run.ledger.counts.contains_key(p);
+            let mine: Vec<&str> = t
+                .parts
+                .iter()
+                .map(|p| p.path.as_str())
+                .filter(|p| fresh.counts.contains_key(*p) && !earlier(p))
+                .collect();
+            rows = mine.iter().map(|p| fresh.counts[*p].0).sum();
+            rejected = mine.iter().map(|p| fresh.counts[*p].1).sum();
+            bytes = mine.iter().map(|p| size(p)).sum();
+            parts = mine.len() as u64;
+            let in_all = t
+                .parts
+                .iter()
+                .filter(|p| fresh.counts.contains_key(&p.path))
+                .count();
+            let n = t.parts.len();
+            let published = {
+                let parts: HashSet<&str> = fresh.parts.iter().map(|(p, _)| p.as_str()).collect();
+                let staged: HashSet<&str> = fresh.staged.iter().map(String::as_str).collect();
+                published_in(&parts, &staged, t)
+            };
+            let failed_here = t
+                .parts
+                .iter()
+                .any(|p| failed_parts.contains(&p.path) && !fresh.counts.contains_key(&p.path))
+                || failed_group.iter().any(|g| g == name);
+            let replace = run.mode(t) == Mode::Replace;
+            status = Some(if failed_here && replace && in_all == n {
+                format!("failed: its publish rolled back; {n} of {n} parts staged, not published")
+            } else if failed_here {
+                format!(
+                    "failed: {in_all} of {n} parts committed{}",
+                    if replace {
+                        " (staged, not published)"
+                    } else {
+                        ""
+                    }
+                )
+            } else if replace && !published && in_all > 0 {
+                format!("stopped: {in_all} of {n} parts staged, not published")
+            } else if let Some(s) = status.filter(|_| in_all == n) {
+                s
+            } else if in_all == 0 {
+                "not loaded (the import stopped)".to_string()
+            } else if in_all < n {
+                format!("stopped: {in_all} of {n} parts committed")
+            } else {
+                "loaded".to_string()
+            });
+        }
+        let line = report.add_table(
+            name,
+            rows,
+            bytes,
+            parts,
+            Duration::from_secs_f64(tally.seconds),
+            status
+                .as_deref()
+                .unwrap_or("not loaded (the import stopped)"),
+        );
+        line.rows_rejected = rejected;
+        line.logical_bytes = Some(tally.logical);
+        if let Some((inserted, updated)) = tally.upsert {
+            line.inserted = Some(inserted);
+            line.updated = Some(updated);
+        }
+    }
 }
 
 /// Loads one wave of tables (indices into the selection) on one worker per connection
@@ -1135,7 +1372,7 @@ fn run_workers(
     ctx: &LoadCtx<'_>,
     targets: &mut [Box<dyn Target>],
     wave: &[usize],
-) -> (Vec<Loaded>, Vec<Error>) {
+) -> (Vec<()>, Vec<Error>) {
     crate::pool::run(
         targets,
         wave.to_vec(),
@@ -1182,7 +1419,12 @@ fn fk_edges(run: &Run<'_>, target: &mut dyn Target) -> Result<Vec<(usize, usize)
 
 /// After every table: what the target adds across tables (foreign keys; its notes become
 /// warnings), then the summary.
-fn finish(run: &Run<'_>, mut target: Box<dyn Target>, report: &mut RunReport) -> Result<()> {
+fn finish(
+    run: &Run<'_>,
+    mut target: Box<dyn Target>,
+    report: &mut RunReport,
+    skip: Option<&Sink<'_>>,
+) -> Result<()> {
     report
         .warnings
         .extend(target.finish_all(&run.tables.targets)?);
@@ -1212,8 +1454,46 @@ fn finish(run: &Run<'_>, mut target: Box<dyn Target>, report: &mut RunReport) ->
         run.id,
         crate::redact::display_url(&run.plan.target_url)
     );
+    if let Some(sink) = skip {
+        report.message.push_str(&rejects_note(report, sink));
+    }
     report.exit_code = exit::OK;
     Ok(())
+}
+
+/// `--on-error skip`: what the summary says of the rows the target refused.
+fn rejects_note(report: &RunReport, sink: &Sink<'_>) -> String {
+    let e = &report.errors;
+    if e.rows_rejected == 0 {
+        return "; the target refused no row".into();
+    }
+    let files: usize = sink.dir.map_or(0, |d| {
+        std::fs::read_dir(d).map_or(0, |r| {
+            r.filter_map(std::result::Result::ok)
+                .filter(|f| {
+                    let n = f.file_name().to_string_lossy().into_owned();
+                    let bundle: String = sink.bundle_id.chars().take(8).collect();
+                    n.ends_with(".parquet") && n.contains(&format!("-{bundle}-part"))
+                })
+                .count()
+        })
+    });
+    match sink.dir {
+        Some(d) => format!(
+            "; {} of {} rows refused by the target and set aside (E = {:.4}): they are in {} ({files} Parquet \
+             file{} of this bundle, one per part, each row with its reason)",
+            e.rows_rejected,
+            e.rows_total,
+            e.error_rate,
+            d.display(),
+            if files == 1 { "" } else { "s" }
+        ),
+        None => format!(
+            "; {} of {} rows refused by the target and set aside (E = {:.4}): only counted, not kept (give \
+             --rejects DIR to keep them with their reasons)",
+            e.rows_rejected, e.rows_total, e.error_rate
+        ),
+    }
 }
 
 /// What every import worker shares.
@@ -1239,6 +1519,27 @@ struct LoadCtx<'a> {
     groups: Mutex<std::collections::HashMap<usize, Group>>,
     /// Parts whose load failed, as `(part path, how the summary names it)`.
     failed_parts: Mutex<Vec<(String, String)>>,
+    /// What this run did to each selected table (index for index), for the summary.
+    tallies: Mutex<Vec<Tally>>,
+    /// `--on-error skip`: where refused rows go (`None`: strict).
+    skip: Option<&'a Sink<'a>>,
+}
+
+/// What this run did to one table: its committed parts' figures, for the summary of a
+/// run that succeeds or fails.
+#[derive(Debug, Clone, Default)]
+struct Tally {
+    rows: u64,
+    rejected: u64,
+    /// Stored (compressed) and Arrow (uncompressed) bytes of the parts committed.
+    bytes: u64,
+    logical: u64,
+    parts: u64,
+    /// Upsert: (inserted, updated); `None` otherwise, or when the engine cannot tell.
+    upsert: Option<(u64, u64)>,
+    seconds: f64,
+    /// Set when the table's work ended well (`loaded`, …).
+    status: Option<&'static str>,
 }
 
 /// The summary of a failed import. `fresh` is the ledger read again on a new connection
@@ -1248,7 +1549,7 @@ struct LoadCtx<'a> {
 fn failure_state(
     ctx: &LoadCtx<'_>,
     temporary: bool,
-    fresh: Result<load::LedgerState>,
+    fresh: std::result::Result<&LedgerState, String>,
 ) -> FailureState {
     let tables = &ctx.run.tables;
     let failed_group = ctx
@@ -1274,9 +1575,9 @@ fn failure_state(
     };
     let fresh = match fresh {
         Ok(f) => f,
-        Err(e) => {
+        Err(why) => {
             state.check = LedgerCheck::Unread {
-                why: e.to_string(),
+                why,
                 outcome_unknown: temporary,
             };
             return state;
@@ -1330,24 +1631,34 @@ impl LoadCtx<'_> {
     }
 }
 
-/// One table's figures for the summary.
-struct Loaded {
-    name: String,
-    rows: u64,
-    bytes: u64,
-    parts: u64,
-    elapsed: std::time::Duration,
-    status: &'static str,
+/// Loads every part of one table not yet in the ledger into `name`, then its keys and
+/// indexes. Each committed part's figures go into the table's [`Tally`] at once, so a
+/// failure later still reports them.
+fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, i: usize) -> Result<()> {
+    let t_start = Instant::now();
+    let result = import_table_parts(ctx, target, i, t_start);
+    if let Ok(mut g) = ctx.tallies.lock()
+        && let Some(tally) = g.get_mut(i)
+    {
+        tally.seconds = t_start.elapsed().as_secs_f64();
+        if let Ok(status) = &result {
+            tally.status = Some(*status);
+        }
+    }
+    result.map(|_| ())
 }
 
-/// Loads every part of one table not yet in the ledger into `name`, then its keys and
-/// indexes.
-fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, i: usize) -> Result<Loaded> {
+/// [`import_table`]'s work; returns the table's status for the summary.
+fn import_table_parts(
+    ctx: &LoadCtx<'_>,
+    target: &mut dyn Target,
+    i: usize,
+    t_start: Instant,
+) -> Result<&'static str> {
     let (t, name) = ctx.run.tables.at(i);
     let (plan, checked) = (ctx.run.plan, ctx.run.checked);
-    let t_start = Instant::now();
     let bar = ctx.run.progress.bar(name, Some(t.rows), false);
-    let (mut rows, mut bytes, mut loaded_parts, mut skipped) = (0u64, 0u64, 0u64, 0u64);
+    let (mut rows, mut rejected, mut loaded_parts, mut skipped) = (0u64, 0u64, 0u64, 0u64);
     let stage = staging_name(&checked.bundle.manifest.bundle_id, name);
     let mode = ctx.run.mode(t);
     let into = match mode {
@@ -1386,7 +1697,10 @@ fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, i: usize) -> Result<
             link: ctx.run.link(),
         };
         let n = ctx.parts_started.fetch_add(1, Ordering::Relaxed) + 1;
-        match load_one(
+        let mut part_rejects = ctx
+            .skip
+            .map(|sink| sink.part(name, &t.table, &p.path, p.index));
+        let loaded = load_one(
             checked,
             target,
             name,
@@ -1397,16 +1711,44 @@ fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, i: usize) -> Result<
             plan.batch_rows,
             &bar,
             n,
-        ) {
-            Ok(LoadOutcome::Loaded(rows_in)) => {
-                rows += rows_in;
+            part_rejects.as_mut().map(|r| r as &mut dyn load::Rejects),
+        );
+        match loaded {
+            Ok((LoadOutcome::Loaded(part), logical)) => {
+                rows += part.rows;
+                rejected += part.rejected;
                 loaded_parts += 1;
                 to_publish = true;
                 ctx.committed.fetch_add(1, Ordering::Relaxed);
-                bytes += stored.map_or(0, |e| e.size);
+                tally(ctx, i, |tally| {
+                    tally.rows += part.rows;
+                    tally.rejected += part.rejected;
+                    tally.parts += 1;
+                    tally.bytes += stored.map_or(0, |e| e.size);
+                    tally.logical += logical;
+                    tally.upsert = match (loaded_parts, tally.upsert, part.updated) {
+                        (1, _, Some(u)) => Some((part.rows - u, u)),
+                        (_, Some((a, b)), Some(u)) => Some((a + part.rows - u, b + u)),
+                        _ => None,
+                    };
+                    tally.seconds = t_start.elapsed().as_secs_f64();
+                });
+                if part.rejected > 0 {
+                    let first = part_rejects
+                        .as_ref()
+                        .and_then(|r| r.first.clone())
+                        .map(|(row, why)| format!(", the first row {row}: {why}"))
+                        .unwrap_or_default();
+                    ctx.run.progress.line(&format!(
+                        "{name}, part {}: {} row{} refused by the target and set aside{first}",
+                        p.index,
+                        part.rejected,
+                        if part.rejected == 1 { "" } else { "s" }
+                    ));
+                }
                 pause_at("part-committed", n);
             }
-            Ok(LoadOutcome::AlreadyLoaded) => skipped += 1,
+            Ok((LoadOutcome::AlreadyLoaded, _)) => skipped += 1,
             Err(e) => {
                 if let Ok(mut g) = ctx.failed_parts.lock() {
                     g.push((
@@ -1450,22 +1792,33 @@ fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, i: usize) -> Result<
     } else {
         "loaded"
     };
+    let mut also = Vec::new();
+    if rejected > 0 {
+        also.push(format!("{rejected} refused and set aside"));
+    }
+    if skipped > 0 {
+        also.push(format!("{skipped} parts already imported"));
+    }
     ctx.run.progress.line(&format!(
         "loaded {name}: {rows} rows from {loaded_parts} parts{}",
-        if skipped > 0 {
-            format!(" ({skipped} already imported)")
-        } else {
+        if also.is_empty() {
             String::new()
+        } else {
+            format!(" ({})", also.join("; "))
         }
     ));
-    Ok(Loaded {
-        name: name.to_string(),
-        rows,
-        bytes,
-        parts: loaded_parts,
-        elapsed: t_start.elapsed(),
-        status,
-    })
+    Ok(status)
+}
+
+/// Updates table `i`'s tally.
+fn tally(ctx: &LoadCtx<'_>, i: usize, f: impl FnOnce(&mut Tally)) {
+    let mut g = ctx
+        .tallies
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(t) = g.get_mut(i) {
+        f(t);
+    }
 }
 
 /// A link's deletes, counted before anything is written: on every table the target has,
@@ -1483,12 +1836,7 @@ fn check_deletes(ctx: &LoadCtx<'_>, target: &mut dyn Target, order: &[usize]) ->
 
 /// A link's deletes, after every table's rows are in, children before parents; the rows
 /// deleted go into each table's summary line.
-fn apply_deletes_last(
-    ctx: &LoadCtx<'_>,
-    target: &mut dyn Target,
-    order: &[usize],
-    results: &mut [Loaded],
-) -> Result<()> {
+fn apply_deletes_last(ctx: &LoadCtx<'_>, target: &mut dyn Target, order: &[usize]) -> Result<()> {
     for &i in order {
         let (t, name) = ctx.run.tables.at(i);
         if t.keys.is_none() {
@@ -1499,10 +1847,10 @@ fn apply_deletes_last(
                 "deleted from {name}: {n} row{} absent from the source",
                 if n == 1 { "" } else { "s" }
             ));
-            if let Some(r) = results.iter_mut().find(|r| r.name == name) {
+            tally(ctx, i, |r| {
                 r.parts += t.keys.as_ref().map_or(0, |k| k.parts.len() as u64);
-                r.status = "loaded, deletes applied";
-            }
+                r.status = Some("loaded, deletes applied");
+            });
         }
     }
     Ok(())
@@ -1704,7 +2052,8 @@ fn load_one(
     batch_rows: usize,
     bar: &indicatif::ProgressBar,
     n: usize,
-) -> Result<LoadOutcome> {
+    rejects: Option<&mut dyn load::Rejects>,
+) -> Result<(LoadOutcome<PartLoad>, u64)> {
     let bundle_url = checked.bundle.url().to_string();
     let reader = checked.part_reader(&p.path)?;
     let (_, batches) = reader.batches(
@@ -1744,9 +2093,12 @@ fn load_one(
                 }
             }
         });
+        // The Arrow size of what the part decodes to: the summary's logical bytes.
+        let mut logical = 0u64;
         let mut counted = rx.iter().inspect(|b| {
             if let Ok(b) = b {
                 bar.inc(b.num_rows() as u64);
+                logical += b.get_array_memory_size() as u64;
             }
         });
         let result = load::load_part(
@@ -1758,13 +2110,14 @@ fn load_one(
             entry,
             &mut counted,
             &mut before_commit,
+            rejects,
         );
         drop(counted);
         drop(rx);
         reader_thread
             .join()
             .map_err(|_| Error::Other(format!("the reader of part {} crashed", p.path)))?;
-        result
+        result.map(|r| (r, logical))
     })
 }
 
@@ -1806,8 +2159,20 @@ fn matches_catalog(
 /// Batches decoded ahead of the loader.
 const PREFETCH_BATCHES: usize = 2;
 
+/// What to do after a failure of the data (a refused row, a publish a constraint refused,
+/// `--max-errors` passed): a re-run alone meets the same rows.
+const FIX_ROW: &str = "fix the row at the source (or the target table), or load the other rows with \
+     --on-error skip --rejects DIR (the refused ones go to DIR with their reasons); once fixed, re-running \
+     the same command resumes after the committed parts";
+const FIX_DATA: &str = "fix the data at the source or the target table; once fixed, re-running the same \
+     command resumes after the committed parts";
+const FIX_MAX_ERRORS: &str = "fix the refused rows at the source (those of the committed parts are in \
+     --rejects DIR), or allow more with a higher --max-errors; re-running the same command then resumes \
+     after the committed parts";
+
 /// Adds the target's state to a load failure's message (without saying twice that the
-/// failed part left nothing).
+/// failed part left nothing), and for a failure of the data what to fix instead of
+/// "re-run", which only helps a temporary failure.
 fn with_state(e: Error, state: &str) -> Error {
     // A refused row's message already says its part rolled back.
     let state = if matches!(e, Error::RowRefused(_)) {
@@ -1817,6 +2182,22 @@ fn with_state(e: Error, state: &str) -> Error {
     } else {
         state
     };
+    let fix = match &e {
+        Error::RowRefused(_) => Some(FIX_ROW),
+        Error::Data(m) if m.contains("--max-errors") => Some(FIX_MAX_ERRORS),
+        Error::Data(_) => Some(FIX_DATA),
+        _ => None,
+    };
+    let state = match fix {
+        Some(fix) => format!(
+            "{}; {fix}",
+            state
+                .strip_suffix("; re-run the same command to resume")
+                .unwrap_or(state)
+        ),
+        None => state.to_string(),
+    };
+    let state = state.as_str();
     match e {
         Error::InvalidBundle {
             bundle,

@@ -8,7 +8,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueHint};
 use ferry::crypto::keys::{KeyFileKey, Keys, Passphrase};
 use ferry::error::Error;
 use ferry::export::ExportPlan;
-use ferry::import::{ImportPlan, Mode};
+use ferry::import::{Failed, ImportPlan, MaxErrors, Mode, OnError};
 use ferry::report::{Progress, RunReport};
 use ferry::source::{BatchLimits, Selection, SourceOptions, ZeroDates};
 
@@ -332,6 +332,22 @@ enum Command {
         /// loaded into another schema of the database is "already imported".
         #[arg(long)]
         separate_copy: bool,
+        /// A row the target refuses (a CHECK, NOT NULL, a duplicate key, a foreign key it checks,
+        /// a value out of range): `fail` (default) rolls its part back and stops; `skip` sets the
+        /// row aside and commits the part's other rows, counting it in the error rate E.
+        /// Anything else (a lost connection, a lock timeout, a full disk) still fails the run.
+        #[arg(long, value_enum, default_value_t = OnError::Fail)]
+        on_error: OnError,
+        /// With --on-error skip: stop (exit 65, the part going over rolled back) once more than N
+        /// rows, or P% of the rows of the bundle's selected tables, were refused (earlier runs of
+        /// the bundle included). Default: no limit.
+        #[arg(long, value_name = "N|P%", value_parser = MaxErrors::parse)]
+        max_errors: Option<MaxErrors>,
+        /// With --on-error skip: write the refused rows into this local directory, one Parquet file
+        /// per part (columns table, part, row, reason, then the row's own). Without it they are
+        /// only counted.
+        #[arg(long, value_name = "DIR")]
+        rejects: Option<PathBuf>,
     },
     /// Check a bundle: without a key sizes and SHA-256 of every file; with a key also decrypt and decode every part.
     Verify {
@@ -444,7 +460,9 @@ fn split_pair<'a>(s: &'a str, sep: char, what: &str) -> Result<(String, String),
         .ok_or_else(|| Error::Usage(format!("{what} {s:?}: expected the form A{sep}B")))
 }
 
-fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
+/// Runs one command: its summary, or its error (with the summary of what it did before
+/// failing, where it has one: import).
+fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
     let progress = if out.quiet {
         Progress::hidden()
     } else {
@@ -549,6 +567,9 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             max_delete_ratio,
             replace_partial,
             separate_copy,
+            on_error,
+            max_errors,
+            rejects,
         } => {
             ferry::engines::check_target_schema(&target, target_schema.as_deref())?;
             let (keys, warnings) = keys.load()?;
@@ -572,9 +593,21 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             plan.max_delete_ratio = max_delete_ratio;
             plan.replace_partial = replace_partial;
             plan.separate_copy = separate_copy;
-            let mut r = ferry::import::import(&plan, &progress)?;
-            r.warnings.extend(warnings);
-            Ok(r)
+            plan.on_error = on_error;
+            plan.max_errors = max_errors;
+            plan.rejects = rejects;
+            match ferry::import::import_reporting(&plan, &progress) {
+                Ok(mut r) => {
+                    r.warnings.extend(warnings);
+                    Ok(r)
+                }
+                Err(mut f) => {
+                    if let Some(r) = f.report.as_mut() {
+                        r.warnings.extend(warnings);
+                    }
+                    Err(f)
+                }
+            }
         }
         Command::Verify {
             bundle,
@@ -590,7 +623,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
         Command::Status {
             target,
             target_schema,
-        } => ferry::status(&target, target_schema.as_deref()),
+        } => Ok(ferry::status(&target, target_schema.as_deref())?),
         Command::Plan {
             source,
             target,
@@ -624,7 +657,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Error> {
             Ok(r)
         }
         Command::Compare { a, b, tables, .. } => {
-            ferry::compare::compare(&a, &b, &tables, &progress)
+            Ok(ferry::compare::compare(&a, &b, &tables, &progress)?)
         }
         Command::Decrypt {
             bundle,
@@ -664,7 +697,10 @@ fn emit(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
-fn fail(command: &str, e: &Error, json: bool) -> ExitCode {
+/// Prints a failed command's error (and hint) on stderr, and with `--json` its summary on
+/// stdout: `report` when the command made one (an import that committed parts before it
+/// failed lists them), else one with the error alone.
+fn fail(command: &str, e: &Error, json: bool, report: Option<Box<RunReport>>) -> ExitCode {
     let code = e.exit_code();
     // Errors quote bundle contents (file names, table names): no terminal escapes get through.
     eprintln!(
@@ -675,14 +711,24 @@ fn fail(command: &str, e: &Error, json: bool) -> ExitCode {
         eprintln!("hint: {}", hint.replace("COMMAND", command));
     }
     if json {
-        let mut r = RunReport::new(command);
-        r.status = "failed".into();
-        r.exit_code = code;
-        r.message = e.to_string();
-        if let Error::InvalidBundle { findings, .. } = e {
-            r.findings = findings.clone();
-        }
+        let r = report.map_or_else(
+            || {
+                let mut r = RunReport::new(command);
+                r.status = "failed".into();
+                r.exit_code = code;
+                r.message = e.to_string();
+                if let Error::InvalidBundle { findings, .. } = e {
+                    r.findings = findings.clone();
+                }
+                r
+            },
+            |r| *r,
+        );
         emit(&format!("{}\n", r.to_json()));
+    } else if let Some(mut r) = report {
+        // What was committed before the failure; the error itself is on stderr already.
+        r.message.clear();
+        emit(&r.render());
     }
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
@@ -703,7 +749,7 @@ fn main() -> ExitCode {
                 .filter_map(|a| a.to_str())
                 .find(|a| Cli::command().find_subcommand(a).is_some())
                 .unwrap_or("");
-            return fail(command, &e, args.iter().any(|a| a == "--json"));
+            return fail(command, &e, args.iter().any(|a| a == "--json"), None);
         }
     };
     tracing_subscriber::fmt()
@@ -738,7 +784,7 @@ fn main() -> ExitCode {
                 }
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(name, &e, out.json),
+            Err(e) => fail(name, &e, out.json, None),
         },
         Command::Inspect { bundle, keys, .. } => {
             let res = keys
@@ -756,7 +802,7 @@ fn main() -> ExitCode {
                     }
                     ExitCode::SUCCESS
                 }
-                Err(e) => fail(name, &e, out.json),
+                Err(e) => fail(name, &e, out.json, None),
             }
         }
         cmd => match run(cmd, &out) {
@@ -768,7 +814,7 @@ fn main() -> ExitCode {
                 }
                 ExitCode::from(u8::try_from(r.exit_code).unwrap_or(1))
             }
-            Err(e) => fail(name, &e, out.json),
+            Err(f) => fail(name, &f.error, out.json, f.report),
         },
     }
 }

@@ -12,11 +12,27 @@ use serde::Serialize;
 #[derive(Debug, Clone, Serialize)]
 pub struct TableReport {
     pub table: String,
+    /// Rows the command moved (import: rows this run wrote; an upsert's inserted and
+    /// updated rows together).
     pub rows: u64,
+    /// Bytes as stored in the bundle (compressed, encrypted).
     pub bytes: u64,
+    /// Import: the Arrow (uncompressed, in-memory) size of the rows read from the bundle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logical_bytes: Option<u64>,
     pub parts: u64,
     pub seconds: f64,
     pub rows_per_s: f64,
+    /// Import with `--on-error skip`: rows of this run's parts the target refused.
+    pub rows_rejected: u64,
+    /// `rows_rejected` over the rows this run read of the table (`rows + rows_rejected`).
+    pub error_rate: f64,
+    /// Upsert: rows inserted (a new key) and updated (a key the table had, whether a
+    /// value changed or not), apart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inserted: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated: Option<u64>,
     /// `exported`, `loaded`, `skipped (already imported)`, `verified`, `equal`, `different`, `failed`.
     pub status: String,
 }
@@ -24,18 +40,27 @@ pub struct TableReport {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Totals {
     pub rows: u64,
+    /// Bytes as stored in the bundle (compressed, encrypted): the data volume D.
     pub bytes: u64,
+    /// Import: the Arrow (uncompressed) size of the rows read, where the tables give it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logical_bytes: Option<u64>,
     pub seconds: f64,
     pub rows_per_s: f64,
+    /// `bytes` per second, in MB (10^6 bytes).
     pub mb_per_s: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Errors {
+    /// Rows the target refused (`import --on-error skip`), in all.
     pub rows_rejected: u64,
+    /// The rows the error rate is over: every row this run read (written or rejected).
+    pub rows_total: u64,
+    /// Parts that failed (their transaction rolled back), apart from the rows.
     pub parts_failed: u64,
     pub parts_total: u64,
-    /// Rejected rows and failed parts over the data volume: E = F / D.
+    /// E = rows_rejected / rows_total: rows only (failed parts are counted apart).
     pub error_rate: f64,
 }
 
@@ -99,6 +124,8 @@ impl RunReport {
         }
     }
 
+    /// Adds a table's line; the caller may fill in the rest of it (rejected rows, upsert
+    /// counts, logical bytes) through the reference returned.
     pub fn add_table(
         &mut self,
         table: &str,
@@ -107,17 +134,29 @@ impl RunReport {
         parts: u64,
         elapsed: Duration,
         status: &str,
-    ) {
+    ) -> &mut TableReport {
         let seconds = elapsed.as_secs_f64();
         self.tables.push(TableReport {
             table: table.into(),
             rows,
             bytes,
+            logical_bytes: None,
             parts,
             seconds,
             rows_per_s: rate(rows as f64, seconds),
+            rows_rejected: 0,
+            error_rate: 0.0,
+            inserted: None,
+            updated: None,
             status: status.into(),
         });
+        self.tables.last_mut().expect("just pushed")
+    }
+
+    /// Whether this run moved no data (a dry run, an import with nothing to do, `status`):
+    /// its summary then gives no speed.
+    fn moved_nothing(&self) -> bool {
+        matches!(self.status.as_str(), "dry run" | "nothing to do" | "status")
     }
 
     /// Records what the bundle proves: `encrypted`, and `authenticated` (MAC checked with a key).
@@ -126,25 +165,42 @@ impl RunReport {
         self.authenticated = Some(authenticated);
     }
 
-    /// Fills the totals from the tables and the run's wall time.
+    /// Fills the totals from the tables and the run's wall time, and the error rate E from
+    /// the rejected rows: per table and in all, over the rows read (written + rejected).
     pub fn close(&mut self, elapsed: Duration) {
+        for t in &mut self.tables {
+            t.error_rate = ratio(t.rows_rejected, t.rows + t.rows_rejected);
+        }
         let rows: u64 = self.tables.iter().map(|t| t.rows).sum();
         let bytes: u64 = self.tables.iter().map(|t| t.bytes).sum();
+        let logical = self
+            .tables
+            .iter()
+            .map(|t| t.logical_bytes)
+            .try_fold(0u64, |a, b| b.map(|b| a + b))
+            .filter(|_| !self.tables.is_empty());
         let seconds = elapsed.as_secs_f64();
+        let moved = !self.moved_nothing();
         self.totals = Totals {
             rows,
             bytes,
+            logical_bytes: logical,
             seconds,
-            rows_per_s: rate(rows as f64, seconds),
-            mb_per_s: rate(bytes as f64 / 1e6, seconds),
+            rows_per_s: if moved {
+                rate(rows as f64, seconds)
+            } else {
+                0.0
+            },
+            mb_per_s: if moved {
+                rate(bytes as f64 / 1e6, seconds)
+            } else {
+                0.0
+            },
         };
-        let failed = self.errors.rows_rejected + self.errors.parts_failed;
-        let volume = rows.max(1) + self.errors.parts_total;
-        self.errors.error_rate = if failed == 0 {
-            0.0
-        } else {
-            failed as f64 / volume as f64
-        };
+        let rejected: u64 = self.tables.iter().map(|t| t.rows_rejected).sum();
+        self.errors.rows_rejected = rejected;
+        self.errors.rows_total = rows + rejected;
+        self.errors.error_rate = ratio(rejected, rows + rejected);
     }
 
     /// Sets the run's total bytes where no table carries them (a keyless verify reads every
@@ -165,20 +221,42 @@ impl RunReport {
                 .max()
                 .unwrap_or(5)
                 .clamp(5, 60);
+            // The rejected column only where rows were rejected.
+            let rejects = self.tables.iter().any(|t| t.rows_rejected > 0);
             out.push_str(&format!(
-                "{:<w$}  {:>12}  {:>10}  {:>5}  {:>8}  {:>12}  {}\n",
-                "table", "rows", "bytes", "parts", "seconds", "rows/s", "status"
+                "{:<w$}  {:>12}  {:>10}  {:>5}  {:>8}  {:>12}  {}{}\n",
+                "table",
+                "rows",
+                "bytes",
+                "parts",
+                "seconds",
+                "rows/s",
+                if rejects {
+                    format!("{:>9}  {:>6}  ", "rejected", "E")
+                } else {
+                    String::new()
+                },
+                "status"
             ));
             for t in &self.tables {
+                let mut status = printable(&t.status).into_owned();
+                if let (Some(i), Some(u)) = (t.inserted, t.updated) {
+                    status.push_str(&format!(" ({i} inserted, {u} updated)"));
+                }
                 out.push_str(&format!(
-                    "{:<w$}  {:>12}  {:>10}  {:>5}  {:>8.2}  {:>12.0}  {}\n",
+                    "{:<w$}  {:>12}  {:>10}  {:>5}  {:>8.2}  {:>12.0}  {}{}\n",
                     printable(&t.table),
                     t.rows,
-                    human_bytes(t.bytes),
+                    human_size(t.bytes),
                     t.parts,
                     t.seconds,
                     t.rows_per_s,
-                    printable(&t.status)
+                    if rejects {
+                        format!("{:>9}  {:>6.4}  ", t.rows_rejected, t.error_rate)
+                    } else {
+                        String::new()
+                    },
+                    status
                 ));
             }
         }
@@ -190,22 +268,44 @@ impl RunReport {
                 self.command, t.rows
             ));
         }
-        // `status` reads a ledger: it moves nothing, so it has no speed or error rate.
-        if !matches!(self.command.as_str(), "status" | "plan") && self.status != "dry run" {
+        if self.status == "nothing to do" {
             out.push_str(&format!(
-            "{}: {} — {} rows, {} in {:.2} s ({:.0} rows/s, {:.1} MB/s); errors: {} rows rejected, {} of {} parts failed (error rate {:.4})\n",
-            self.command,
-            self.status,
-            t.rows,
-            human_bytes(t.bytes),
-            t.seconds,
-            t.rows_per_s,
-            t.mb_per_s,
-            self.errors.rows_rejected,
-            self.errors.parts_failed,
-            self.errors.parts_total,
-            self.errors.error_rate
-        ));
+                "{}: nothing to do — the target already holds {} rows of it{}\n",
+                self.command,
+                t.rows,
+                if self.errors.rows_rejected > 0 {
+                    format!(
+                        " ({} rows were rejected when it was loaded, E = {:.4})",
+                        self.errors.rows_rejected, self.errors.error_rate
+                    )
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        // `status` reads a ledger: it moves nothing, so it has no speed or error rate.
+        if !matches!(self.command.as_str(), "status" | "plan") && !self.moved_nothing() {
+            let logical = t
+                .logical_bytes
+                .filter(|l| *l > 0)
+                .map(|l| format!(" ({} uncompressed)", human_size(l)))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "{}: {} — {} rows, {}{logical} in {:.2} s ({:.0} rows/s, {:.1} MB/s); errors: {} of {} rows \
+                 rejected (E = {:.4}), {} of {} parts failed\n",
+                self.command,
+                self.status,
+                t.rows,
+                human_size(t.bytes),
+                t.seconds,
+                t.rows_per_s,
+                t.mb_per_s,
+                self.errors.rows_rejected,
+                self.errors.rows_total,
+                self.errors.error_rate,
+                self.errors.parts_failed,
+                self.errors.parts_total,
+            ));
         }
         if let (Some(enc), Some(auth)) = (self.encrypted, self.authenticated) {
             out.push_str(&format!(
@@ -273,6 +373,34 @@ fn rate(n: f64, seconds: f64) -> f64 {
     if seconds > 0.0 { n / seconds } else { 0.0 }
 }
 
+/// `part / whole`, 0 when there is nothing to divide.
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+/// A byte count in decimal units (kB, MB, GB: powers of 1000), the family of the summary's
+/// MB/s, so sizes and speeds in a summary read together.
+pub fn human_size(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < UNITS.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// A byte count in binary units (KiB, MiB, GiB), for limits that are powers of two
+/// (a row's or a row group's most); summaries use [`human_size`].
 pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;

@@ -15,6 +15,8 @@ struct Held {
     source_id: String,
     sequence: u64,
     rows: u64,
+    /// Rows the target refused (`import --on-error skip`).
+    rejected: u64,
     parts: u64,
     staged: u64,
     first: String,
@@ -34,7 +36,7 @@ pub fn status(target_url: &str, target_schema: Option<&str>) -> Result<RunReport
     let rows = crate::load::ledger::all_rows(target.as_mut())?;
     let mut bundles: BTreeMap<String, Held> = BTreeMap::new();
     for r in &rows {
-        let [bundle, _part, source, seq, table, n, mode, at, _] = &r[..] else {
+        let [bundle, _part, source, seq, table, n, mode, at, _, rejected] = &r[..] else {
             continue;
         };
         if mode == CHAIN_LINK {
@@ -54,6 +56,7 @@ pub fn status(target_url: &str, target_schema: Option<&str>) -> Result<RunReport
         // A key set's rows are keys, not rows the bundle brought.
         if mode != "deletes" {
             h.rows += n.parse::<u64>().unwrap_or(0);
+            h.rejected += rejected.parse::<u64>().unwrap_or(0);
         }
         if mode == STAGED {
             h.staged += 1;
@@ -107,20 +110,27 @@ pub fn status(target_url: &str, target_schema: Option<&str>) -> Result<RunReport
         } else {
             format!("applied {} .. {}", h.first, h.last)
         };
-        report.add_table(
-            &format!("{id} {what}"),
-            h.rows,
-            0,
-            h.parts,
-            std::time::Duration::ZERO,
-            &format!(
-                "{state}; tables: {}",
-                h.tables.iter().cloned().collect::<Vec<_>>().join(", ")
-            ),
-        );
+        let rejected = if h.rejected > 0 {
+            format!("; {} rows refused by the target and set aside", h.rejected)
+        } else {
+            String::new()
+        };
+        report
+            .add_table(
+                &format!("{id} {what}"),
+                h.rows,
+                0,
+                h.parts,
+                std::time::Duration::ZERO,
+                &format!(
+                    "{state}{rejected}; tables: {}",
+                    h.tables.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            )
+            .rows_rejected = h.rejected;
     }
-    report.close(started.elapsed());
     report.status = "status".into();
+    report.close(started.elapsed());
     report.message = if bundles.is_empty() {
         format!(
             "{} holds no ferry ledger: nothing was imported here",

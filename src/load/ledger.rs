@@ -20,7 +20,8 @@ pub const PUBLISHED: &str = "published";
 pub const CHAIN_LINK: &str = "chain-link";
 pub const CHAIN_PREFIX: &str = "chain/";
 
-/// The ledger's columns, in table order. Key: (bundle_id, part_path).
+/// The ledger's columns, in table order. Key: (bundle_id, part_path). After them comes
+/// [`REJECTED`], which ledgers made before it get from [`upgrade`].
 pub const COLUMNS: [(&str, LedgerKind); 12] = [
     ("bundle_id", LedgerKind::Fixed(32)),
     ("part_path", LedgerKind::Ascii(80)),
@@ -35,6 +36,12 @@ pub const COLUMNS: [(&str, LedgerKind); 12] = [
     ("tool_version", LedgerKind::Ascii(32)),
     ("loaded_at", LedgerKind::Now),
 ];
+
+/// The ledger's last column: rows of the part the target refused and `--on-error skip` set
+/// aside (0 otherwise), so a re-run neither loads nor counts them twice. Added after the
+/// first release: [`upgrade`] adds it to a ledger that lacks it (`DEFAULT 0`, so older
+/// ferry versions, which do not name it, still write their rows).
+pub const REJECTED: &str = "rows_rejected";
 
 /// The ledger row written in the same transaction as a part's rows.
 #[derive(Debug, Clone)]
@@ -111,6 +118,8 @@ pub struct LedgerState {
     /// Parts loaded into a replace's staging table and not yet published (ledger mode
     /// `replace-staged`): a re-run reuses the staging table and publishes.
     pub staged: Vec<String>,
+    /// Each committed part's (rows loaded, rows rejected), by part path.
+    pub counts: std::collections::HashMap<String, (u64, u64)>,
 }
 
 impl LedgerState {
@@ -139,15 +148,56 @@ impl LedgerState {
 
 /// `CREATE TABLE IF NOT EXISTS` of the ledger, in this dialect.
 pub fn create_sql(d: &Dialect, ledger: &str) -> String {
-    let cols: Vec<String> = COLUMNS
+    let mut cols: Vec<String> = COLUMNS
         .iter()
         .map(|(name, kind)| format!("{name} {} NOT NULL", (d.ledger_type)(*kind)))
         .collect();
+    cols.push(rejected_ddl(d));
     format!(
         "CREATE TABLE IF NOT EXISTS {ledger} (\n  {},\n  PRIMARY KEY (bundle_id, part_path)\n){}",
         cols.join(",\n  "),
         d.ledger_options
     )
+}
+
+/// The definition of [`REJECTED`], in `CREATE TABLE` and in `ALTER TABLE … ADD COLUMN`.
+fn rejected_ddl(d: &Dialect) -> String {
+    format!(
+        "{REJECTED} {} NOT NULL DEFAULT 0",
+        (d.ledger_type)(LedgerKind::BigInt)
+    )
+}
+
+/// Whether the ledger has the [`REJECTED`] column (outside a transaction: the probe's
+/// error, when it lacks it, would abort one).
+pub fn has_rejected(s: &mut dyn Session) -> bool {
+    let sql = format!(
+        "SELECT {} FROM {} WHERE 1 = 0",
+        (s.dialect().as_text)(REJECTED),
+        s.ledger_table()
+    );
+    s.query_text("reading the ledger's columns", &sql, &[])
+        .is_ok()
+}
+
+/// Brings a ledger made by an older ferry up to this one's columns: adds [`REJECTED`]
+/// when it is missing (once per target; outside any transaction). Nothing when there is no
+/// ledger yet (it will be made with every column). Two imports upgrading at once: the one
+/// that loses finds the column there.
+pub fn upgrade(s: &mut dyn Session) -> Result<()> {
+    if !s.ledger_exists()? || has_rejected(s) {
+        return Ok(());
+    }
+    let sql = format!(
+        "ALTER TABLE {} ADD COLUMN {}",
+        s.ledger_table(),
+        rejected_ddl(s.dialect())
+    );
+    match s.execute("adding the ledger's rows_rejected column", &sql, &[]) {
+        Ok(_) => Ok(()),
+        Err(_) if has_rejected(s) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 fn int(n: u64) -> i64 {
@@ -207,7 +257,7 @@ pub fn claim_with_link(s: &mut dyn Session, e: &LedgerEntry) -> Result<bool> {
     if let Some(mut l) = e.link_row() {
         if claim(s, &l)? {
             l.rows = e.link.as_ref().map_or(0, |c| c.parts);
-            set_rows(s, &l, l.rows)?;
+            set_rows(s, &l, l.rows, 0)?;
         } else {
             // The place is taken: by this bundle (an earlier part), or by another (a fork
             // that committed first; a concurrent one waited on the key until it did).
@@ -289,15 +339,17 @@ pub fn chain_links(s: &mut dyn Session, chain_id: &str) -> Result<Vec<AppliedLin
 }
 
 /// Every ledger row, for `ferry status`: (bundle id, part path, source id, sequence,
-/// target table, rows, mode, loaded at), oldest first.
+/// target table, rows, mode, loaded at, manifest hash, rows rejected), oldest first.
 pub fn all_rows(s: &mut dyn Session) -> Result<Vec<Vec<String>>> {
     if !s.ledger_exists()? {
         return Ok(vec![]);
     }
+    // A ledger of an older ferry has no rejected rows to tell (status does not upgrade it).
+    let rejected = if has_rejected(s) { REJECTED } else { "0" };
     let d = s.dialect();
     let t = d.as_text;
     let sql = format!(
-        "SELECT {}, {}, {}, {}, {}, {}, {}, {}, {} FROM {} ORDER BY loaded_at, bundle_id, part_path",
+        "SELECT {}, {}, {}, {}, {}, {}, {}, {}, {}, {} FROM {} ORDER BY loaded_at, bundle_id, part_path",
         t("bundle_id"),
         t("part_path"),
         t("source_id"),
@@ -307,30 +359,35 @@ pub fn all_rows(s: &mut dyn Session) -> Result<Vec<Vec<String>>> {
         t("mode"),
         t("loaded_at"),
         t("manifest_sha256"),
+        t(rejected),
         s.ledger_table()
     );
     let rows = s.query_text("reading the ledger", &sql, &[])?;
     Ok(rows
         .iter()
-        .map(|r| (0..9).map(|i| first(r, i)).collect())
+        .map(|r| (0..10).map(|i| first(r, i)).collect())
         .collect())
 }
 
-/// Records how many rows a claimed part loaded (same transaction).
-pub fn set_rows(s: &mut dyn Session, e: &LedgerEntry, rows: u64) -> Result<()> {
+/// Records how many rows a claimed part loaded, and how many the target refused under
+/// `--on-error skip` (same transaction; [`upgrade`] gave an older ledger the column before
+/// any part).
+pub fn set_rows(s: &mut dyn Session, e: &LedgerEntry, rows: u64, rejected: u64) -> Result<()> {
     let d = s.dialect();
     let sql = format!(
-        "UPDATE {} SET rows_loaded = {} WHERE bundle_id = {} AND part_path = {}",
+        "UPDATE {} SET rows_loaded = {}, {REJECTED} = {} WHERE bundle_id = {} AND part_path = {}",
         s.ledger_table(),
         d.ph(1),
         d.ph(2),
-        d.ph(3)
+        d.ph(3),
+        d.ph(4)
     );
     s.execute(
         "writing the ledger",
         &sql,
         &[
             Param::Int(int(rows)),
+            Param::Int(int(rejected)),
             Param::Text(&e.bundle_id),
             Param::Text(&e.part_path),
         ],
@@ -343,27 +400,35 @@ pub fn state(s: &mut dyn Session, bundle_id: &str) -> Result<LedgerState> {
     if !s.ledger_exists()? {
         return Ok(LedgerState::default());
     }
+    let rejected = if has_rejected(s) { REJECTED } else { "0" };
     let d = s.dialect();
     let t = d.as_text;
     let sql = format!(
-        "SELECT {}, {}, {}, {}, {} FROM {} WHERE bundle_id = {} ORDER BY loaded_at, part_path",
+        "SELECT {}, {}, {}, {}, {}, {}, {} FROM {} WHERE bundle_id = {} ORDER BY loaded_at, part_path",
         t("part_path"),
         t("target_table"),
         t("manifest_sha256"),
         t("loaded_at"),
         t("mode"),
+        t("rows_loaded"),
+        t(rejected),
         s.ledger_table(),
         d.ph(1)
     );
     let rows = s.query_text("reading the ledger", &sql, &[Param::Text(bundle_id)])?;
     let mut state = LedgerState::default();
     for r in rows {
+        let mode = first(&r, 4);
+        if mode != CHAIN_LINK {
+            let n = |i| first(&r, i).parse::<u64>().unwrap_or(0);
+            state.counts.insert(first(&r, 0), (n(5), n(6)));
+        }
         state.record(
             first(&r, 0),
             first(&r, 1),
             first(&r, 2),
             first(&r, 3),
-            &first(&r, 4),
+            &mode,
         );
     }
     Ok(state)

@@ -11,7 +11,9 @@ pub mod typemap;
 use arrow::record_batch::RecordBatch;
 
 pub use ledger::{LedgerEntry, LedgerState, PUBLISHED, STAGED};
-pub use session::{Dialect, LedgerKind, LoadInto, Param, Placeholders, Reference, Session};
+pub use session::{
+    Dialect, LedgerKind, LoadInto, Param, Placeholders, Reference, Session, Written,
+};
 pub use target::Target;
 
 use crate::types::TableDef;
@@ -59,12 +61,54 @@ pub struct TargetColumn {
     pub has_default: bool,
 }
 
-/// How a part load ended.
+/// How a part load ended (`T`: what it wrote).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoadOutcome {
-    Loaded(u64),
+pub enum LoadOutcome<T = u64> {
+    Loaded(T),
     /// The ledger already had it (another run committed it meanwhile).
     AlreadyLoaded,
+}
+
+/// What happens to a row the target refuses (`import --on-error`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnError {
+    /// The part rolls back and the import stops (strict; the default).
+    #[default]
+    Fail,
+    /// The row is set aside (with `--rejects DIR`, into a Parquet file with its reason) and
+    /// counted; the part's other rows commit with its ledger row.
+    Skip,
+}
+
+/// Under `--on-error skip`: where the rows the target refuses go, one part at a time.
+pub trait Rejects {
+    /// A row of the part the target refused: its number in the part (from 1), the
+    /// server's reason ([`refusal_reason`]) and the row as the bundle holds it (one row,
+    /// every column of the catalog). An error here (`--max-errors` passed) fails the part.
+    fn reject(&mut self, row: u64, reason: &str, values: &RecordBatch) -> Result<()>;
+
+    /// Every row of the part is in and the part authenticated, just before its ledger row
+    /// and COMMIT: make what was rejected durable (a crash after this point leaves a file
+    /// for a part that may not be committed, never a committed part without its file).
+    fn keep(&mut self) -> Result<()>;
+}
+
+/// What one part's load wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PartLoad {
+    /// Rows written.
+    pub rows: u64,
+    /// Rows the target refused and `--on-error skip` set aside.
+    pub rejected: u64,
+    /// Upsert: rows of `rows` that updated an existing row (see [`Written::updated`]).
+    pub updated: Option<u64>,
+}
+
+impl PartLoad {
+    fn add(&mut self, w: Written) {
+        self.rows += w.rows;
+        self.updated = self.updated.zip(w.updated).map(|(a, b)| a + b);
+    }
 }
 
 /// Runs `body` in one transaction on table `name`: commit when it returns `Ok`, roll back
@@ -95,9 +139,11 @@ fn transaction<T>(
 /// Loads one part in one transaction with its ledger row. The ledger and the table are
 /// created inside that transaction when the engine's DDL is transactional (before it
 /// otherwise), so a failed first part leaves nothing behind where it can. `before_commit`
-/// runs last, after every row is in: it authenticates the rest of the part, and its error
-/// rolls back. `into` says where the rows go: the table itself, an upsert by primary key,
-/// or a replace's staging table (created from the catalog when missing).
+/// runs last, after every row is in: it authenticates the rest of the part (it gets the
+/// rows the part held: written and rejected), and its error rolls back. `into` says where
+/// the rows go: the table itself, an upsert by primary key, or a replace's staging table
+/// (created from the catalog when missing). `rejects`: `--on-error skip` (see
+/// [`load_skipping`]); `None` is strict, the first refused row fails the part.
 #[allow(clippy::too_many_arguments)]
 pub fn load_part(
     s: &mut dyn Session,
@@ -108,7 +154,8 @@ pub fn load_part(
     entry: &LedgerEntry,
     batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
     before_commit: &mut dyn FnMut(u64) -> Result<()>,
-) -> Result<LoadOutcome> {
+    mut rejects: Option<&mut dyn Rejects>,
+) -> Result<LoadOutcome<PartLoad>> {
     let (dest, staging) = match into {
         LoadInto::Staging(st) => (st, true),
         LoadInto::Table | LoadInto::Upsert => (name, false),
@@ -118,6 +165,22 @@ pub fn load_part(
         s.ensure_ledger()?;
         s.create_table(dest, table, same_engine, staging)?;
     }
+    // Generated columns are computed by the target: their values are not loaded.
+    let (loaded, keep) = if table.has_generated() {
+        let (loaded, keep) = table.loaded();
+        (std::borrow::Cow::Owned(loaded), Some(keep))
+    } else {
+        (std::borrow::Cow::Borrowed(table), None)
+    };
+    let project = |b: RecordBatch| -> Result<RecordBatch> {
+        match &keep {
+            Some(keep) => b
+                .project(keep)
+                .map_err(|e| Error::Data(format!("table {name}: a part's columns: {e}"))),
+            None => Ok(b),
+        }
+    };
+    let upsert = into == LoadInto::Upsert;
     transaction(
         s,
         (dest, table),
@@ -132,38 +195,318 @@ pub fn load_part(
             if !ledger::claim_with_link(s, entry)? {
                 return Ok(LoadOutcome::AlreadyLoaded);
             }
-            // Generated columns are computed by the target: their values are not loaded.
-            let rows = if table.has_generated() {
-                let (loaded, keep) = table.loaded();
-                let mut projected = batches.map(|b| {
-                    b.and_then(|b| {
-                        b.project(&keep).map_err(|e| {
-                            Error::Data(format!("table {name}: a part's columns: {e}"))
-                        })
-                    })
-                });
-                s.bulk_load(
-                    dest,
-                    &loaded,
-                    &mut projected,
-                    &entry.part_path,
-                    into == LoadInto::Upsert,
-                )?
-            } else {
-                s.bulk_load(
-                    dest,
-                    table,
-                    batches,
-                    &entry.part_path,
-                    into == LoadInto::Upsert,
-                )?
+            let into = Chunks {
+                dest,
+                table: &loaded,
+                project: &project,
+                part: &entry.part_path,
+                upsert,
             };
-            before_commit(rows)?;
-            ledger::set_rows(s, entry, rows)?;
-            Ok(LoadOutcome::Loaded(rows))
+            let written = match rejects.as_deref_mut() {
+                None => {
+                    let mut projected = batches.map(|b| b.and_then(&project));
+                    let w = s.bulk_load(dest, &loaded, &mut projected, &entry.part_path, upsert)?;
+                    PartLoad {
+                        rows: w.rows,
+                        rejected: 0,
+                        updated: w.updated,
+                    }
+                }
+                Some(r) => load_skipping(s, &into, batches, r)?,
+            };
+            before_commit(written.rows + written.rejected)?;
+            if let Some(r) = rejects {
+                r.keep()?;
+            }
+            ledger::set_rows(s, entry, written.rows, written.rejected)?;
+            Ok(LoadOutcome::Loaded(written))
         },
         |o| matches!(o, LoadOutcome::Loaded(_)),
     )
+}
+
+/// Where [`load_skipping`] writes a part's rows.
+struct Chunks<'a> {
+    dest: &'a str,
+    /// The columns loaded (generated ones left out).
+    table: &'a TableDef,
+    /// From the bundle's columns to the loaded ones.
+    project: &'a dyn Fn(RecordBatch) -> Result<RecordBatch>,
+    part: &'a str,
+    upsert: bool,
+}
+
+/// The savepoint every chunk of a part loads under with `--on-error skip` (one at a
+/// time, never nested).
+const SAVEPOINT: &str = "ferry_rows";
+
+/// `--on-error skip`: known-good rows held back to travel with the next attempt, at most
+/// (more are loaded on their own). Resending them costs less than a load of their own on a
+/// target where each load has a fixed cost (PostgreSQL's COPY waits for a delayed TCP ack
+/// when it succeeds), up to about this many rows.
+const PENDING_ROWS: usize = 1024;
+/// `--on-error skip`: the fewest unknown rows an attempt takes after a refused row.
+const MIN_WINDOW: usize = 16;
+
+/// `--on-error skip`: loads a part batch by batch, each attempt of rows under a savepoint of
+/// the part's transaction. Rows the target refuses ([`Error::RowRefused`], and nothing
+/// else) are set aside, one by one, each with the server's reason; every other row is
+/// written once. Only a refused row is skipped: a lost connection, a lock timeout or a
+/// full disk fails the part as in strict mode. Memory stays one batch.
+///
+/// How a batch goes ([`load_rows`]): it is tried whole. When the engine knows which row
+/// the target refused ([`Session::refused_row`]: PostgreSQL's COPY line, SQLite's row,
+/// MySQL's "at row N"), that row is set aside with the server's reason, the rows before it
+/// are known good and travel with the next attempt, which takes a window of the rows after
+/// it sized by how far the refused row was (dense refusals, small windows). When it does
+/// not, the rows tried are halved, each half tried the same way, down to single rows.
+///
+/// Cost: a part without refused rows takes one savepoint per batch. A refused row costs
+/// about one failed attempt when the engine names it, about 2·log2(batch rows) attempts
+/// when it does not (a MySQL/MariaDB CHECK, a PostgreSQL foreign key or upsert).
+fn load_skipping(
+    s: &mut dyn Session,
+    into: &Chunks<'_>,
+    batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+    rejects: &mut dyn Rejects,
+) -> Result<PartLoad> {
+    let mut out = PartLoad {
+        updated: into.upsert.then_some(0),
+        ..PartLoad::default()
+    };
+    let mut first = 1u64;
+    for b in batches {
+        let b = b?;
+        let n = u32::try_from(b.num_rows()).map_err(|_| {
+            Error::Other(format!(
+                "part {}: a batch of {} rows",
+                into.part,
+                b.num_rows()
+            ))
+        })?;
+        let rows: Vec<u32> = (0..n).collect();
+        let batch = Batch { b: &b, first, into };
+        load_rows(s, &batch, &rows, rejects, &mut out)?;
+        first += u64::from(n);
+    }
+    Ok(out)
+}
+
+/// One batch of a part under `--on-error skip`: its rows are rows `first..` of the part.
+struct Batch<'a> {
+    b: &'a RecordBatch,
+    first: u64,
+    into: &'a Chunks<'a>,
+}
+
+/// How an attempt of rows ended.
+enum Tried {
+    Loaded(Written),
+    /// The target refused a row: the loader's message, and the row of the attempt (from 1)
+    /// when the engine knows it.
+    Refused(String, Option<u64>),
+}
+
+impl Batch<'_> {
+    /// Rows `rows` (indices into the batch, ascending), as one batch.
+    fn rows(&self, rows: &[u32]) -> Result<RecordBatch> {
+        let contiguous = rows.windows(2).all(|w| w[1] == w[0] + 1);
+        match rows.first() {
+            Some(&start) if contiguous => Ok(self.b.slice(start as usize, rows.len())),
+            _ => arrow::compute::take_record_batch(
+                self.b,
+                &arrow::array::UInt32Array::from(rows.to_vec()),
+            )
+            .map_err(|e| Error::Other(format!("part {}: taking rows: {e}", self.into.part))),
+        }
+    }
+
+    /// Tries to write `rows` under the savepoint: written (savepoint released), or refused
+    /// (rolled back to it); any other error fails the part.
+    fn try_rows(&self, s: &mut dyn Session, rows: &[u32]) -> Result<Tried> {
+        let chunk = (self.into.project)(self.rows(rows)?)?;
+        s.execute(
+            "setting a savepoint",
+            &format!("SAVEPOINT {SAVEPOINT}"),
+            &[],
+        )?;
+        let into = self.into;
+        let tried = match s.bulk_load(
+            into.dest,
+            into.table,
+            &mut std::iter::once(Ok(chunk)),
+            into.part,
+            into.upsert,
+        ) {
+            Ok(w) => Tried::Loaded(w),
+            Err(Error::RowRefused(m)) => {
+                let row = s.refused_row();
+                s.execute(
+                    "rolling back to a savepoint",
+                    &format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"),
+                    &[],
+                )?;
+                Tried::Refused(m, row)
+            }
+            Err(e) => return Err(e),
+        };
+        s.execute(
+            "releasing a savepoint",
+            &format!("RELEASE SAVEPOINT {SAVEPOINT}"),
+            &[],
+        )?;
+        Ok(tried)
+    }
+
+    /// Row `row` of the batch, refused for the reason in `message`, to `rejects`.
+    fn reject(
+        &self,
+        row: u32,
+        message: &str,
+        rejects: &mut dyn Rejects,
+        out: &mut PartLoad,
+    ) -> Result<()> {
+        out.rejected += 1;
+        rejects.reject(
+            self.first + u64::from(row),
+            &refusal_reason(message),
+            &self.b.slice(row as usize, 1),
+        )
+    }
+}
+
+/// Writes rows `rows` of a batch (indices, ascending), setting aside those the target
+/// refuses (see [`load_skipping`]).
+fn load_rows(
+    s: &mut dyn Session,
+    batch: &Batch<'_>,
+    rows: &[u32],
+    rejects: &mut dyn Rejects,
+    out: &mut PartLoad,
+) -> Result<()> {
+    // Rows known good (they came before a refused one), not written yet.
+    let mut pending: Vec<u32> = Vec::new();
+    // The first row of `rows` not tried yet, and how many to try at once.
+    let (mut pos, mut window) = (0usize, rows.len().max(1));
+    while pos < rows.len() || !pending.is_empty() {
+        let end = (pos + window).min(rows.len());
+        let mut attempt = pending.clone();
+        attempt.extend_from_slice(&rows[pos..end]);
+        let (message, named) = match batch.try_rows(s, &attempt)? {
+            Tried::Loaded(w) => {
+                out.add(w);
+                pending.clear();
+                pos = end;
+                window = window.saturating_mul(2).min(rows.len()).max(1);
+                continue;
+            }
+            Tried::Refused(m, row) => (m, row),
+        };
+        if let [only] = attempt[..] {
+            batch.reject(only, &message, rejects, out)?;
+            pending.clear();
+            pos = end;
+            continue;
+        }
+        // The row the engine named, when it is one of the rows not known good (a known-good
+        // row refused in other company goes by halves with the rest).
+        let named = named
+            .and_then(|h| usize::try_from(h).ok())
+            .filter(|h| *h > pending.len() && *h <= attempt.len())
+            .map(|h| pos + h - 1 - pending.len());
+        let Some(at) = named else {
+            halve(s, batch, &attempt, rejects, out)?;
+            pending.clear();
+            pos = end;
+            continue;
+        };
+        batch.reject(rows[at], &message, rejects, out)?;
+        pending.extend_from_slice(&rows[pos..at]);
+        window = (2 * (at - pos) + 2).clamp(MIN_WINDOW, rows.len().max(MIN_WINDOW));
+        pos = at + 1;
+        if pending.len() >= PENDING_ROWS {
+            match batch.try_rows(s, &pending)? {
+                Tried::Loaded(w) => out.add(w),
+                Tried::Refused(..) => {
+                    let held = std::mem::take(&mut pending);
+                    halve(s, batch, &held, rejects, out)?;
+                }
+            }
+            pending.clear();
+        }
+    }
+    Ok(())
+}
+
+/// Rows that were refused together, in two halves, each loaded by [`load_rows`].
+fn halve(
+    s: &mut dyn Session,
+    batch: &Batch<'_>,
+    rows: &[u32],
+    rejects: &mut dyn Rejects,
+    out: &mut PartLoad,
+) -> Result<()> {
+    if rows.len() <= 1 {
+        return load_rows(s, batch, rows, rejects, out);
+    }
+    let (a, b) = rows.split_at(rows.len() / 2);
+    load_rows(s, batch, a, rejects, out)?;
+    load_rows(s, batch, b, rejects, out)
+}
+
+/// The reason a row was refused, from the message of an [`Error::RowRefused`] about that
+/// one row: the server's own words (and the value conversion's, for a value refused before
+/// it was sent), without what the message says around them (table, part, row number, "nothing
+/// from this part was committed") and without the server's position noise ("at row 3",
+/// "at line 948", PostgreSQL's "[COPY t, line 1]"), which count rows of a statement, not of
+/// the part.
+pub fn refusal_reason(m: &str) -> String {
+    let m = m
+        .split("; nothing from this part was committed")
+        .next()
+        .unwrap_or(m);
+    let reason = if let Some((_, r)) = m
+        .split_once("refused a row: ")
+        .or_else(|| m.split_once("refused the row: "))
+    {
+        r.to_string()
+    } else if let Some((head, r)) = m
+        .split_once(" of part ")
+        .and_then(|(h, rest)| rest.split_once(": ").map(|(_, r)| (h, r)))
+    {
+        // A value the loader could not convert for the column: "…, column "c", row N of part P: why".
+        match head
+            .split_once(", column ")
+            .and_then(|(_, c)| c.rsplit_once(", row "))
+        {
+            Some((col, _)) => format!("column {col}: {r}"),
+            None => r.to_string(),
+        }
+    } else {
+        m.to_string()
+    };
+    strip_position_noise(&reason)
+}
+
+/// Removes " at row N", " at line N" and a trailing "[COPY …]" context from a server message.
+pub fn strip_position_noise(m: &str) -> String {
+    let mut out = m.trim().to_string();
+    if out.ends_with(']')
+        && let Some(i) = out.rfind(" [COPY ")
+    {
+        out.truncate(i);
+    }
+    for word in [" at row ", " at line "] {
+        while let Some(i) = out.find(word) {
+            let rest = &out[i + word.len()..];
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 {
+                break;
+            }
+            out.replace_range(i..i + word.len() + digits, "");
+        }
+    }
+    out
 }
 
 /// Records a link of a chain that has no parts (nothing changed at the source): its
@@ -233,9 +576,9 @@ pub fn apply_deletes(
                 &format!("DELETE FROM {k}"),
                 &[],
             )?;
-            let n_keys = s.bulk_load(stage, keys, batches, first_part, false)?;
+            let n_keys = s.bulk_load(stage, keys, batches, first_part, false)?.rows;
             for e in entries.iter().filter(|_| !dry) {
-                ledger::set_rows(s, e, e.rows)?;
+                ledger::set_rows(s, e, e.rows, 0)?;
             }
             let count = s.query_text(
                 "counting rows",
@@ -623,4 +966,261 @@ pub fn newer_published_error(name: &str, sequence: u64, newer: u64, newer_bundle
          this import ran, and this bundle is older (sequence {sequence}): {name} keeps the newer rows and this \
          bundle's parts stay staged; re-run with --allow-replay to publish the older rows anyway"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, Int64Array};
+    use std::sync::Arc;
+
+    static DIALECT: Dialect = Dialect {
+        placeholders: Placeholders::Question,
+        transactional_ddl: true,
+        ledger_type: |_| String::new(),
+        ledger_options: "",
+        insert_ignoring_conflict: ("INSERT INTO", ""),
+        now: None,
+        as_text: |e| e.to_string(),
+        quote: |n| n.to_string(),
+    };
+
+    /// A target that refuses every value in `bad`, naming the row when `names`; its table
+    /// is a list of values, and a savepoint is a length to go back to.
+    struct Fake {
+        bad: std::collections::HashSet<i64>,
+        names: bool,
+        written: Vec<i64>,
+        savepoint: usize,
+        refused: Option<u64>,
+        loads: usize,
+    }
+
+    impl Session for Fake {
+        fn dialect(&self) -> &'static Dialect {
+            &DIALECT
+        }
+        fn begin(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn commit(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn rollback(&mut self) {}
+        fn execute(&mut self, _: &str, sql: &str, _: &[Param<'_>]) -> Result<u64> {
+            if sql.starts_with("SAVEPOINT") {
+                self.savepoint = self.written.len();
+            } else if sql.starts_with("ROLLBACK TO") {
+                self.written.truncate(self.savepoint);
+            }
+            Ok(0)
+        }
+        fn query_text(
+            &mut self,
+            _: &str,
+            _: &str,
+            _: &[Param<'_>],
+        ) -> Result<Vec<Vec<Option<String>>>> {
+            Ok(vec![])
+        }
+        fn ledger_table(&self) -> String {
+            String::new()
+        }
+        fn ensure_ledger(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn ledger_exists(&mut self) -> Result<bool> {
+            Ok(true)
+        }
+        fn table_sql(&self, name: &str, _: &TableDef) -> String {
+            name.into()
+        }
+        fn create_table(&mut self, _: &str, _: &TableDef, _: bool, _: bool) -> Result<()> {
+            Ok(())
+        }
+        fn bulk_load(
+            &mut self,
+            _: &str,
+            _: &TableDef,
+            batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
+            part: &str,
+            _: bool,
+        ) -> Result<Written> {
+            self.loads += 1;
+            self.refused = None;
+            let mut n = 0;
+            for b in batches {
+                let b = b?;
+                let a = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+                for i in 0..a.len() {
+                    n += 1;
+                    let v = a.value(i);
+                    if self.bad.contains(&v) {
+                        self.refused = self.names.then_some(n);
+                        return Err(Error::RowRefused(format!(
+                            "table t, row {n} of part {part}: the target refused a row: value {v} is bad; nothing \
+                             from this part was committed"
+                        )));
+                    }
+                    self.written.push(v);
+                }
+            }
+            Ok(Written::inserted(n))
+        }
+        fn refused_row(&self) -> Option<u64> {
+            self.refused
+        }
+    }
+
+    #[derive(Default)]
+    struct Kept(Vec<(u64, String, i64)>);
+
+    impl Rejects for Kept {
+        fn reject(&mut self, row: u64, reason: &str, values: &RecordBatch) -> Result<()> {
+            let a = values
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap();
+            assert_eq!(values.num_rows(), 1);
+            self.0.push((row, reason.to_string(), a.value(0)));
+            Ok(())
+        }
+        fn keep(&mut self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Rows 1..=n in batches of `batch` rows; values v = row number; `bad` refused.
+    fn skip(n: i64, batch: usize, bad: &[i64], names: bool) -> (Fake, Kept, PartLoad) {
+        let mut fake = Fake {
+            bad: bad.iter().copied().collect(),
+            names,
+            written: vec![],
+            savepoint: 0,
+            refused: None,
+            loads: 0,
+        };
+        let table = TableDef::default();
+        let project = |b: RecordBatch| Ok(b);
+        let chunks = Chunks {
+            dest: "t",
+            table: &table,
+            project: &project,
+            part: "data/t/0.fe",
+            upsert: false,
+        };
+        let values: Vec<i64> = (1..=n).collect();
+        let mut batches = values.chunks(batch.max(1)).map(|c| {
+            Ok(RecordBatch::try_from_iter([(
+                "v",
+                Arc::new(Int64Array::from(c.to_vec())) as arrow::array::ArrayRef,
+            )])
+            .unwrap())
+        });
+        let mut kept = Kept::default();
+        let out = load_skipping(&mut fake, &chunks, &mut batches, &mut kept).unwrap();
+        (fake, kept, out)
+    }
+
+    fn check(n: i64, batch: usize, bad: &[i64], names: bool) -> usize {
+        let (fake, kept, out) = skip(n, batch, bad, names);
+        let mut bad_sorted: Vec<i64> = bad
+            .iter()
+            .copied()
+            .filter(|v| (1..=n).contains(v))
+            .collect();
+        bad_sorted.sort_unstable();
+        bad_sorted.dedup();
+        // Every good row written exactly once, in order; every refused row set aside once,
+        // with its row number in the part and the server's reason.
+        let good: Vec<i64> = (1..=n).filter(|v| !bad_sorted.contains(v)).collect();
+        assert_eq!(fake.written, good, "batch {batch}, names {names}");
+        let mut rejected: Vec<i64> = kept.0.iter().map(|r| r.2).collect();
+        rejected.sort_unstable();
+        assert_eq!(rejected, bad_sorted);
+        for (row, reason, v) in &kept.0 {
+            assert_eq!(*row, u64::try_from(*v).unwrap());
+            assert_eq!(reason, &format!("value {v} is bad"));
+        }
+        assert_eq!(out.rows, good.len() as u64);
+        assert_eq!(out.rejected, bad_sorted.len() as u64);
+        fake.loads
+    }
+
+    #[test]
+    fn skip_writes_every_good_row_once_and_sets_every_refused_row_aside() {
+        let every_tenth: Vec<i64> = (1..=2000).filter(|v| v % 10 == 0).collect();
+        for names in [true, false] {
+            for batch in [1, 7, 250, 4096] {
+                check(2000, batch, &every_tenth, names);
+                check(300, batch, &[], names);
+                check(300, batch, &[1, 2, 3, 299, 300], names);
+                check(300, batch, &(1..=300).collect::<Vec<_>>(), names);
+            }
+        }
+        // A named row costs about one failed attempt; without names, halving.
+        let named = check(2000, 2000, &every_tenth, true);
+        let halved = check(2000, 2000, &every_tenth, false);
+        assert!(named < 2 * 200 + 20, "{named} loads");
+        assert!(halved > named, "{halved} loads");
+        // Sparse: one refused row among 100000.
+        assert!(check(100_000, 100_000, &[77_777], true) <= 4);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn skip_is_exact_for_any_refused_rows(
+            bad in proptest::collection::vec(1i64..=400, 0..60),
+            batch in 1usize..500,
+            names: bool,
+        ) {
+            check(400, batch, &bad, names);
+        }
+    }
+
+    #[test]
+    fn a_refusal_reason_is_the_servers_words_without_position_noise() {
+        let cases = [
+            // PostgreSQL COPY: the row's own values stay, the COPY line goes.
+            (
+                "table \"public\".\"t\", row 40 of part data/t/00000.fe: the target refused a row: new row for relation \
+                 \"t\" violates check constraint \"t_v_check\" (Failing row contains (40, 40)); nothing from this part \
+                 was committed",
+                "new row for relation \"t\" violates check constraint \"t_v_check\" (Failing row contains (40, 40))",
+            ),
+            (
+                "table t, part p: the target refused a row: value too long [COPY t, line 3]; nothing from this part \
+                 was committed",
+                "value too long",
+            ),
+            // MariaDB: "at row N" counts rows of one statement.
+            (
+                "table t, row 12 of part p: the target refused a row: Out of range value for column 'v' at row 3; \
+                 nothing from this part was committed",
+                "Out of range value for column 'v'",
+            ),
+            (
+                "table t, a row (row 1 or later) of part p: the target refused a row: CONSTRAINT `t_v_check` failed for \
+                 `db`.`t` at line 948; nothing from this part was committed",
+                "CONSTRAINT `t_v_check` failed for `db`.`t`",
+            ),
+            // SQLite.
+            (
+                "table \"t\", row 10 of part p: the target refused the row: CHECK constraint failed: v % 10 <> 0; \
+                 nothing from this part was committed",
+                "CHECK constraint failed: v % 10 <> 0",
+            ),
+            // A value the loader could not convert for the column.
+            (
+                "table t, column \"v\", row 5 of part data/t/1.fe: 300 is out of range for tinyint; nothing from this \
+                 part was committed",
+                "column \"v\": 300 is out of range for tinyint",
+            ),
+        ];
+        for (message, reason) in cases {
+            assert_eq!(refusal_reason(message), reason, "{message}");
+        }
+        assert_eq!(strip_position_noise("x at row y"), "x at row y");
+    }
 }

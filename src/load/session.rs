@@ -92,6 +92,27 @@ pub enum LoadInto<'a> {
     Staging(&'a str),
 }
 
+/// What one bulk load wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Rows written (inserted, or for an upsert inserted or updated).
+    pub rows: u64,
+    /// Upsert: of `rows`, those whose primary key the table already had (updated, whether
+    /// any value changed or not); the others were inserted. `None` for plain inserts, and
+    /// where the engine cannot tell.
+    pub updated: Option<u64>,
+}
+
+impl Written {
+    /// Plain inserts.
+    pub fn inserted(rows: u64) -> Self {
+        Written {
+            rows,
+            updated: None,
+        }
+    }
+}
+
 /// A foreign key of the target that references a table a replace publishes (found in the
 /// target's own catalog, wherever the referencing table came from).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +186,12 @@ pub trait Session {
     ) -> Result<()>;
 
     /// The engine's bulk path: one part's batches into `dest` (a table with `table`'s
-    /// columns; `upsert` by primary key); returns the rows loaded.
+    /// columns; `upsert` by primary key); returns the rows written (and for an upsert how
+    /// many of them updated a row). A row the target refuses (a constraint, a value its
+    /// column cannot hold) is [`crate::Error::RowRefused`], and only such a row: under
+    /// `--on-error skip` the protocol sets exactly those rows aside, so any other failure
+    /// (a lost connection, a missing column, a full disk) must be another variant. Under
+    /// skip it is called once per chunk of a part, inside a savepoint.
     fn bulk_load(
         &mut self,
         dest: &str,
@@ -173,7 +199,17 @@ pub trait Session {
         batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
         part: &str,
         upsert: bool,
-    ) -> Result<u64>;
+    ) -> Result<Written>;
+
+    /// After a [`Session::bulk_load`] that failed with [`crate::Error::RowRefused`]: the row
+    /// of that load (from 1) the target refused, when the engine knows it for certain: a
+    /// refusal of the row by itself or against the rows before it (a CHECK, NOT NULL, a
+    /// value its column cannot hold, a duplicate key), not one found once every row was in
+    /// (a foreign key checked at the end of the statement). `None` when it cannot tell; the
+    /// protocol then halves the rows to find it (`--on-error skip`).
+    fn refused_row(&self) -> Option<u64> {
+        None
+    }
 
     /// Words after an `INSERT INTO t (cols)` that let it write explicit values into a
     /// column that fills itself (PostgreSQL's ` OVERRIDING SYSTEM VALUE` for `GENERATED

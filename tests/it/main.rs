@@ -28,6 +28,7 @@ mod mysql;
 mod plan;
 mod postgres;
 mod real_shapes;
+mod rejects;
 mod reliability;
 mod review13_a;
 mod review13_b;

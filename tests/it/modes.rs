@@ -404,7 +404,8 @@ fn replace_with_an_empty_table_empties_the_target_and_leaves_foreign_staging_alo
 }
 
 /// A failure part-way says what the target holds: parts committed out of the bundle's, for
-/// replace the tables published, and that the same command resumes.
+/// replace the tables published, and, since the data failed, what to fix (a re-run alone
+/// meets the same rows) and that re-running the same command then resumes.
 #[test]
 fn a_failed_import_states_what_the_target_holds_and_how_to_resume() {
     let s = source();
@@ -430,7 +431,12 @@ fn a_failed_import_states_what_the_target_holds_and_how_to_resume() {
         (err.contains("nothing from this part was committed")
             || err.contains("nothing from the failed part was committed"))
             && err.contains(&format!("{committed}/3 parts of this bundle are committed"))
-            && err.contains("re-run the same command to resume"),
+            && err.contains("fix the row at the source")
+            && err.contains("--on-error skip")
+            && err.contains(
+                "once fixed, re-running the same command resumes after the committed parts"
+            )
+            && !err.contains("re-run the same command to resume"),
         "{err}"
     );
 
@@ -455,7 +461,9 @@ fn a_failed_import_states_what_the_target_holds_and_how_to_resume() {
     assert!(
         err.contains("the publish of big was rolled back")
             && err.contains("tables published")
-            && err.contains("re-run the same command to resume"),
+            && err.contains("fix the data at the source or the target table")
+            && err.contains("once fixed, re-running the same command resumes")
+            && !err.contains("re-run the same command to resume"),
         "{err}"
     );
     assert_eq!(db.sql("SELECT count(*), sum(id) FROM big"), "2|3");

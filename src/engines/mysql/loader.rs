@@ -32,7 +32,7 @@ use crate::engines::mysql::reader::{
 };
 use crate::load::Target;
 use crate::load::typemap::{ColumnMapping, TypeMap};
-use crate::load::{self, Dialect, LedgerKind, Param, Placeholders, Session};
+use crate::load::{self, Dialect, LedgerKind, Param, Placeholders, Session, Written};
 use crate::storage::runtime;
 use crate::types::{Column, ColumnType, TableDef, text};
 use crate::{Error, Result};
@@ -383,6 +383,8 @@ pub struct MyTarget {
     packet: usize,
     /// What was not recreated (an expression outside the rules), for the summary.
     notes: Vec<String>,
+    /// The row of the last bulk load the target refused ([`Session::refused_row`]).
+    refused_row: Option<u64>,
 }
 
 impl MyTarget {
@@ -441,6 +443,7 @@ impl MyTarget {
             statement_bytes: (packet / 2).clamp(64 << 10, MAX_STATEMENT_BYTES),
             packet,
             notes: Vec::new(),
+            refused_row: None,
         })
     }
 
@@ -685,7 +688,8 @@ impl MyTarget {
         }
     }
 
-    /// Sends one part's rows as multi-row INSERTs; returns the row count.
+    /// Sends one part's rows as multi-row INSERTs; returns the row count (and for an upsert
+    /// the rows that met their key: [`upsert_clause`] counts them in `@ferry_updated`).
     fn insert_rows(
         &mut self,
         name: &str,
@@ -693,7 +697,10 @@ impl MyTarget {
         batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
         part: &str,
         upsert: bool,
-    ) -> Result<u64> {
+    ) -> Result<Written> {
+        if upsert {
+            self.exec("SET @ferry_updated = 0")?;
+        }
         let ncols = table.columns.len().max(1);
         let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
         let head = format!("INSERT INTO {} ({}) VALUES ", quote(name), cols.join(", "));
@@ -761,6 +768,7 @@ impl MyTarget {
                 }
                 for (i, b) in binders.iter().enumerate() {
                     bytes += b(row, &mut args).map_err(|why| {
+                        self.refused_row = Some(at);
                         Error::RowRefused(format!(
                             "table {name}, column {:?}, row {at} of part {part}: {why}; nothing from this part was committed",
                             table.columns[i].name
@@ -781,7 +789,24 @@ impl MyTarget {
             let sql = statement(&head, &tuple, in_stmt) + &tail;
             self.send(sql, args, name, part, first)?;
         }
-        Ok(done)
+        if !upsert {
+            return Ok(Written::inserted(done));
+        }
+        let updated = self
+            .texts(
+                "counting the rows an upsert updated",
+                "SELECT CAST(@ferry_updated AS CHAR)",
+                &[],
+            )?
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        Ok(Written {
+            rows: done,
+            updated: Some(updated.min(done)),
+        })
     }
 
     /// Executes one INSERT; a row the server refuses is a data error naming the table, the
@@ -794,15 +819,26 @@ impl MyTarget {
         part: &str,
         first_row: u64,
     ) -> Result<()> {
-        runtime()
-            .block_on(sqlx::query_with(AssertSqlSafe(sql), args).execute(&mut self.conn))
-            .map(|_| ())
-            .map_err(|e| refused(name, part, first_row, e))
+        match runtime().block_on(sqlx::query_with(AssertSqlSafe(sql), args).execute(&mut self.conn))
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let (e, row) = refused(name, part, first_row, e);
+                self.refused_row = row;
+                Err(e)
+            }
+        }
     }
 }
 
 /// ` ON DUPLICATE KEY UPDATE c = VALUES(c), …` for the columns outside the primary key
 /// (the first key column assigned to itself when every column is in the key).
+///
+/// The affected-rows count cannot tell an insert from an update (sqlx connects with
+/// CLIENT_FOUND_ROWS: a row updated to the values it had counts 1, as an insert), so the
+/// first key column's assignment also counts the rows that met their key in the session
+/// variable `@ferry_updated` (set to 0 before the part; a failed statement's count is
+/// never read).
 fn upsert_clause(table: &TableDef) -> String {
     // ON DUPLICATE KEY UPDATE fires on any unique key: a new row whose other unique value
     // collides with another row would overwrite that row. The key columns go first, set to
@@ -811,7 +847,18 @@ fn upsert_clause(table: &TableDef) -> String {
     let mut set: Vec<String> = table
         .primary_key
         .iter()
-        .map(|k| format!("{0} = IF({0} <=> VALUES({0}), {0}, NULL)", quote(k)))
+        .enumerate()
+        .map(|(i, k)| {
+            let counted = if i == 0 {
+                " AND (@ferry_updated := @ferry_updated + 1) > 0"
+            } else {
+                ""
+            };
+            format!(
+                "{0} = IF({0} <=> VALUES({0}){counted}, {0}, NULL)",
+                quote(k)
+            )
+        })
         .collect();
     set.extend(
         table
@@ -840,28 +887,57 @@ fn statement(head: &str, tuple: &str, rows: usize) -> String {
     sql
 }
 
-/// A load error: a server-side refusal is a data error (exit 65) naming table, row and the
-/// server's message; a lost connection is temporary (exit 75).
-fn refused(name: &str, part: &str, first_row: u64, e: sqlx::Error) -> Error {
+/// A load error: a row the server refused (a constraint, a value its column cannot hold:
+/// [`row_error`]) is a refused row (exit 65) naming table, row and the server's message
+/// (without its "at row N", which counts rows of one statement), with that row of the
+/// load when the server named it; a lost connection is temporary (exit 75); anything else
+/// a database error.
+fn refused(name: &str, part: &str, first_row: u64, e: sqlx::Error) -> (Error, Option<u64>) {
     if is_temporary(&e) {
-        return my_err(&format!("loading {name}, part {part}"), e);
+        return (my_err(&format!("loading {name}, part {part}"), e), None);
     }
-    if let sqlx::Error::Database(d) = &e {
-        let raw = d.message();
-        let msg = server_message(raw);
-        let row = raw
+    if let sqlx::Error::Database(d) = &e
+        && row_error(d.as_ref())
+    {
+        let msg = server_message(d.message());
+        let at = d
+            .message()
             .rsplit_once(" at row ")
             .and_then(|(_, n)| n.trim().parse::<u64>().ok())
-            .map(|n| format!(", row {}", first_row + n - 1))
-            .unwrap_or_else(|| format!(", rows from {first_row}"));
-        return Error::RowRefused(format!(
-            "table {name}{row} of part {part}: the target refused a row: {msg}; nothing from this part was committed"
-        ));
+            .filter(|n| *n >= 1)
+            .map(|n| first_row + n - 1);
+        let row = at.map_or_else(
+            || format!(", a row (row {first_row} or later)"),
+            |n| format!(", row {n}"),
+        );
+        return (
+            Error::RowRefused(format!(
+                "table {name}{row} of part {part}: the target refused a row: {}; nothing from this part was \
+                 committed",
+                load::strip_position_noise(&msg)
+            )),
+            at,
+        );
     }
-    Error::Database(format!(
-        "loading {name}, part {part}: {}",
-        server_message(&e.to_string())
-    ))
+    (my_err(&format!("loading {name}, part {part}"), e), None)
+}
+
+/// Whether the server refused a row's values (and nothing else went wrong): SQLSTATE
+/// classes 22 (data exception) and 23 (integrity constraint), and the errors MySQL and
+/// MariaDB report with the general state HY000 for a value or a CHECK (incorrect value,
+/// field without a default, CHECK constraint failed).
+fn row_error(d: &dyn sqlx::error::DatabaseError) -> bool {
+    const ROW_ERRORS: [u16; 18] = [
+        1048, 1062, 1263, 1264, 1265, 1292, 1364, 1366, 1367, 1406, 1411, 1451, 1452, 1690, 3140,
+        3819, 4025, 1859,
+    ];
+    if d.code()
+        .is_some_and(|c| c.starts_with("22") || c.starts_with("23"))
+    {
+        return true;
+    }
+    d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+        .is_some_and(|m| ROW_ERRORS.contains(&m.number()))
 }
 
 type Binder<'a> =
@@ -1203,8 +1279,13 @@ impl Session for MyTarget {
         batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
         part: &str,
         upsert: bool,
-    ) -> Result<u64> {
+    ) -> Result<Written> {
+        self.refused_row = None;
         self.insert_rows(dest, table, batches, part, upsert)
+    }
+
+    fn refused_row(&self) -> Option<u64> {
+        self.refused_row
     }
 
     fn referencing(&mut self, name: &str, _table: &TableDef) -> Result<Vec<load::Reference>> {

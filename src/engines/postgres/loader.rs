@@ -16,7 +16,7 @@ use crate::engines::postgres::reader::{
 };
 use crate::load::Target;
 use crate::load::typemap::{ColumnMapping, TypeMap};
-use crate::load::{self, Dialect, LedgerKind, Param, Placeholders, Session};
+use crate::load::{self, Dialect, LedgerKind, Param, Placeholders, Session, Written};
 use crate::storage::runtime;
 use crate::types::{ColumnType, Index, Partitioning, TableDef, UserType};
 use crate::{Error, Result};
@@ -148,6 +148,12 @@ pub struct PgTarget {
     ledger_schema: String,
     /// What was not replayed (an expression outside the allowlist), for the summary.
     notes: Vec<String>,
+    /// The columns of the table the last COPY of this transaction went into (its name),
+    /// so the chunks of one part (`--on-error skip`) look them up once. Cleared when a
+    /// transaction begins or ends.
+    copy_columns: Option<(String, Vec<PgColumn>)>,
+    /// The row of the last bulk load the target refused ([`Session::refused_row`]).
+    refused_row: Option<u64>,
 }
 
 impl PgTarget {
@@ -190,6 +196,8 @@ impl PgTarget {
             schema_override: schema.map(str::to_string),
             ledger_schema,
             notes: Vec::new(),
+            copy_columns: None,
+            refused_row: None,
         })
     }
 
@@ -722,15 +730,17 @@ impl PgTarget {
         Ok(())
     }
 
-    /// Upsert: the part goes by COPY into a temporary table dropped at commit, then
-    /// `INSERT … SELECT … ON CONFLICT (pk) DO UPDATE` into the table.
+    /// Upsert: the part goes by COPY into a temporary table, then `INSERT … SELECT … ON
+    /// CONFLICT (pk) DO UPDATE` into the table; the rows it inserted are those whose new
+    /// version has no deleting transaction (`xmax = 0`), the others updated a row (which a
+    /// `DO NOTHING`, when every column is in the key, leaves as it was).
     fn upsert_in(
         &mut self,
         name: &str,
         table: &TableDef,
         batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
         part: &str,
-    ) -> Result<u64> {
+    ) -> Result<Written> {
         let q = self.table(name, table);
         // ON CONFLICT needs the key: a table ferry just made gets it now, not after the data.
         self.ensure_pk(&q, name, table)?;
@@ -756,17 +766,46 @@ impl PgTarget {
         } else {
             format!("DO UPDATE SET {}", set.join(", "))
         };
-        runtime()
-            .block_on(
-                sqlx::query(AssertSqlSafe(format!(
-                    "INSERT INTO {q} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {tmp} \
-                     ON CONFLICT ({}) {action}",
-                    pk.join(", ")
-                )))
-                .execute(&mut self.conn),
-            )
-            .map_err(|e| rejected(&q, part, e))?;
-        Ok(rows)
+        let upsert = format!(
+            "INSERT INTO {q} ({cols}) OVERRIDING SYSTEM VALUE SELECT {cols} FROM {tmp} ON CONFLICT ({}) {action}",
+            pk.join(", ")
+        );
+        // A partitioned table has no system columns to return: there the keys it already
+        // holds are counted first, in this transaction (exact unless another session
+        // inserts the same keys meanwhile).
+        let inserted: i64 = if self.only(&q)?.is_empty() {
+            let same: Vec<String> = pk.iter().map(|k| format!("t.{k} = s.{k}")).collect();
+            let existing: i64 = runtime()
+                .block_on(
+                    sqlx::query_scalar(AssertSqlSafe(format!(
+                        "SELECT count(*) FROM {tmp} s WHERE EXISTS (SELECT 1 FROM {q} t WHERE {})",
+                        same.join(" AND ")
+                    )))
+                    .fetch_one(&mut self.conn),
+                )
+                .map_err(|e| pg_err(&format!("counting the keys {q} holds"), e))?;
+            runtime()
+                .block_on(sqlx::query(AssertSqlSafe(upsert)).execute(&mut self.conn))
+                .map_err(|e| rejected(&q, part, e))?;
+            i64::try_from(rows).unwrap_or(i64::MAX) - existing
+        } else {
+            runtime()
+                .block_on(
+                    sqlx::query_scalar(AssertSqlSafe(format!(
+                        "WITH up AS ({upsert} RETURNING (xmax = 0) AS inserted) \
+                         SELECT count(*) FILTER (WHERE inserted) FROM up"
+                    )))
+                    .fetch_one(&mut self.conn),
+                )
+                .map_err(|e| rejected(&q, part, e))?
+        };
+        // Many chunks of one part (--on-error skip) each make one: none waits for COMMIT.
+        self.exec(&format!("DROP TABLE {tmp}"))?;
+        let inserted = u64::try_from(inserted).unwrap_or(0).min(rows);
+        Ok(Written {
+            rows,
+            updated: Some(rows - inserted),
+        })
     }
 
     /// Copies one part's batches in (into `dest` when given, a table with the same columns
@@ -780,8 +819,15 @@ impl PgTarget {
         dest: Option<&str>,
     ) -> Result<u64> {
         let q = self.table(name, table);
-        let oid = self.oid(&q)?;
-        let target_cols: Vec<PgColumn> = columns_of(&mut self.conn, oid)?;
+        let target_cols: Vec<PgColumn> = match &self.copy_columns {
+            Some((table, cols)) if *table == q => cols.clone(),
+            _ => {
+                let oid = self.oid(&q)?;
+                let cols = columns_of(&mut self.conn, oid)?;
+                self.copy_columns = Some((q.clone(), cols.clone()));
+                cols
+            }
+        };
         let mut wires = Vec::new();
         let mut as_text = Vec::new();
         for c in &table.columns {
@@ -881,6 +927,7 @@ impl PgTarget {
                 }
             };
             if let Err(e) = enc.encode(&batch, row + 1, &mut buf) {
+                self.refused_row = Some(e.row);
                 failure = Some(data_err(e));
                 break;
             }
@@ -900,9 +947,13 @@ impl PgTarget {
         CopyEncoder::trailer(&mut buf);
         rt.block_on(copy.send(buf))
             .map_err(|e| pg_err(&format!("COPY into {q}"), e))?;
-        let rows = rt
-            .block_on(copy.finish())
-            .map_err(|e| rejected(&q, part, e))?;
+        let rows = match rt.block_on(copy.finish()) {
+            Ok(rows) => rows,
+            Err(e) => {
+                self.refused_row = refused_line(&e);
+                return Err(rejected(&q, part, e));
+            }
+        };
         if staged {
             let sel: Vec<String> = table
                 .columns
@@ -921,12 +972,19 @@ impl PgTarget {
                     }
                 })
                 .collect();
-            self.exec(&format!(
-                "INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {copy_target}",
-                dest.unwrap_or(&q),
-                cols.join(", "),
-                sel.join(", ")
-            ))?;
+            // A text value its type's input function refuses is a refused row.
+            runtime()
+                .block_on(
+                    sqlx::query(AssertSqlSafe(format!(
+                        "INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {copy_target}",
+                        dest.unwrap_or(&q),
+                        cols.join(", "),
+                        sel.join(", ")
+                    )))
+                    .execute(&mut self.conn),
+                )
+                .map_err(|e| rejected(&q, part, e))?;
+            self.exec(&format!("DROP TABLE {copy_target}"))?;
         }
         Ok(rows)
     }
@@ -1394,22 +1452,53 @@ fn unquote_pair(s: &str) -> Option<(String, String)> {
 static QUOTED_PAIR: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"^"([^"]|"")+"\."([^"]|"")+"$"#).expect("regex"));
 
-/// A load error: a row the server refused (data exception, constraint) is a data error
-/// naming the table, the part and the server's own line and column; anything else is
-/// a database error (temporary when the connection went away).
+/// A load error: a row the server refused (data exception, constraint: SQLSTATE classes
+/// 22 and 23, and only those) is a refused row naming the table, the row of the part
+/// (from COPY's "line N") and the server's message; anything else is a database error
+/// (temporary when the connection went away).
 fn rejected(q: &str, part: &str, e: sqlx::Error) -> Error {
     if let sqlx::Error::Database(d) = &e
         && let Some(pg) = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
         && (pg.code().starts_with("22") || pg.code().starts_with("23"))
     {
+        let row = refused_line(&e);
+        let column = pg
+            .r#where()
+            .and_then(|w| w.split_once(", column ").map(|(_, c)| c))
+            .map(|c| format!(" (column {})", c.split(':').next().unwrap_or(c)))
+            .unwrap_or_default();
         return Error::RowRefused(format!(
-            "table {q}, part {part}: the target refused a row: {}{}{}; nothing from this part was committed",
+            "table {q}, {} of part {part}: the target refused a row: {}{}{column}; nothing from this part was \
+             committed",
+            row.map_or_else(|| "a row".to_string(), |n| format!("row {n}")),
             pg.message(),
             pg.detail().map(|d| format!(" ({d})")).unwrap_or_default(),
-            pg.r#where().map(|w| format!(" [{w}]")).unwrap_or_default(),
         ));
     }
     pg_err(&format!("COPY into {q}, part {part}"), e)
+}
+
+/// The row of a COPY a refusal names, for certain: data exceptions, NOT NULL, CHECK and
+/// unique violations are raised as the row goes in; a foreign key is checked once the
+/// rows are in, and its context names no row of its own.
+fn refused_line(e: &sqlx::Error) -> Option<u64> {
+    let sqlx::Error::Database(d) = e else {
+        return None;
+    };
+    let pg = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
+    let code = pg.code();
+    if !(code.starts_with("22") || matches!(code, "23502" | "23505" | "23514")) {
+        return None;
+    }
+    pg.r#where().and_then(copy_line)
+}
+
+/// The row number in a COPY error's context (`COPY t, line 5[, column c: …]`): the COPY
+/// sends one part's rows in order, so it is the row of the part.
+fn copy_line(w: &str) -> Option<u64> {
+    let rest = w.strip_prefix("COPY ")?.split_once(", line ")?.1;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 fn first_line(sql: &str) -> String {
@@ -1473,14 +1562,17 @@ impl Session for PgTarget {
     }
 
     fn begin(&mut self) -> Result<()> {
+        self.copy_columns = None;
         self.exec("BEGIN")
     }
 
     fn commit(&mut self) -> Result<()> {
+        self.copy_columns = None;
         self.exec("COMMIT")
     }
 
     fn rollback(&mut self) {
+        self.copy_columns = None;
         let _ = self.exec("ROLLBACK");
     }
 
@@ -1559,16 +1651,22 @@ impl Session for PgTarget {
         batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
         part: &str,
         upsert: bool,
-    ) -> Result<u64> {
+    ) -> Result<Written> {
+        self.refused_row = None;
         if upsert {
             self.upsert_in(dest, table, batches, part)
         } else {
             self.copy_in(dest, table, batches, part, None)
+                .map(Written::inserted)
         }
     }
 
     fn insert_overriding(&self) -> &'static str {
         " OVERRIDING SYSTEM VALUE"
+    }
+
+    fn refused_row(&self) -> Option<u64> {
+        self.refused_row
     }
 
     fn lock_for_replace(&mut self, table_sql: &str) -> Result<&'static str> {

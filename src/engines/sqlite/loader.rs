@@ -17,7 +17,7 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::engines::sqlite::reader::{db_err, path_of, quote};
 use crate::load::Target;
 use crate::load::typemap::{ColumnMapping, TypeMap};
-use crate::load::{self, Dialect, LedgerKind, Param, Placeholders, Session};
+use crate::load::{self, Dialect, LedgerKind, Param, Placeholders, Session, Written};
 use crate::types::{Column, ColumnType, TableDef, text};
 use crate::{Error, Result};
 
@@ -41,6 +41,8 @@ pub struct SqliteTarget {
     /// the run ends with nothing written to the database (a failed or dry run), so a
     /// mistyped path leaves no empty database behind.
     created: Vec<std::path::PathBuf>,
+    /// The row of the last bulk load the target refused ([`Session::refused_row`]).
+    refused_row: Option<u64>,
 }
 
 impl Drop for SqliteTarget {
@@ -352,6 +354,7 @@ impl SqliteTarget {
             path,
             run_lock,
             created,
+            refused_row: None,
         })
     }
 
@@ -487,6 +490,10 @@ impl SqliteTarget {
         Ok(())
     }
 
+    /// Inserts one part's rows, one prepared statement per row. An upsert inserts with
+    /// `ON CONFLICT (pk) DO NOTHING` and, when that changed nothing (the key is there),
+    /// updates the row by its key with the same bound values: the same outcome as
+    /// [`upsert_clause`], with the inserted and updated rows counted exactly.
     fn insert_rows(
         &mut self,
         name: &str,
@@ -494,7 +501,7 @@ impl SqliteTarget {
         batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
         part: &str,
         upsert: bool,
-    ) -> Result<u64> {
+    ) -> Result<Written> {
         let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
         let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
         let mut sql = format!(
@@ -503,14 +510,39 @@ impl SqliteTarget {
             cols.join(", "),
             marks.join(", ")
         );
-        if upsert {
-            sql.push_str(&upsert_clause(table));
-        }
+        let update = if upsert {
+            let pk: Vec<String> = table.primary_key.iter().map(|c| quote(c)).collect();
+            sql.push_str(&format!(" ON CONFLICT ({}) DO NOTHING", pk.join(", ")));
+            update_sql(name, table)
+        } else {
+            None
+        };
         let mut stmt = self
             .conn
             .prepare_cached(&sql)
             .map_err(|e| db_err(&format!("preparing insert into {name}"), e))?;
-        let mut done = 0u64;
+        let mut update = match &update {
+            Some(u) => Some(
+                self.conn
+                    .prepare_cached(u)
+                    .map_err(|e| db_err(&format!("preparing update of {name}"), e))?,
+            ),
+            None => None,
+        };
+        let (mut done, mut updated) = (0u64, 0u64);
+        let refused = |at: u64, e: rusqlite::Error| match e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Error::RowRefused(format!(
+                    "table {name:?}, row {at} of part {part}: the target refused the row: {e}; nothing from this part was committed"
+                ))
+            }
+            other => db_err(
+                &format!("inserting into {name}, row {at} of part {part}"),
+                other,
+            ),
+        };
         for batch in batches {
             let batch = batch?;
             // The batch has the catalog's shape (checked where import reads the part).
@@ -522,27 +554,68 @@ impl SqliteTarget {
                 .collect::<Result<Vec<_>>>()?;
             for row in 0..batch.num_rows() {
                 let at = done + row as u64 + 1;
-                for (i, b) in binders.iter().enumerate() {
-                    let v = b(row).map_err(|why| {
+                self.refused_row = Some(at);
+                let value = |i: usize| {
+                    binders[i](row).map_err(|why| {
                         Error::RowRefused(format!(
                             "table {name:?}, column {:?}, row {at} of part {part}: {why}; nothing from this part was committed",
                             table.columns[i].name
                         ))
-                    })?;
-                    stmt.raw_bind_parameter(i + 1, v)
+                    })
+                };
+                for i in 0..binders.len() {
+                    stmt.raw_bind_parameter(i + 1, value(i)?)
                         .map_err(|e| db_err("binding a value", e))?;
                 }
-                stmt.raw_execute().map_err(|e| match e {
-                    rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-                        Error::RowRefused(format!("table {name:?}, row {at} of part {part}: the target refused the row: {e}; nothing from this part was committed"))
+                let n = stmt.raw_execute().map_err(|e| refused(at, e))?;
+                if n == 0 && upsert {
+                    // The key is there: the row is updated (or, every column in the key,
+                    // left as it is).
+                    updated += 1;
+                    if let Some(u) = update.as_mut() {
+                        for i in 0..binders.len() {
+                            u.raw_bind_parameter(i + 1, value(i)?)
+                                .map_err(|e| db_err("binding a value", e))?;
+                        }
+                        u.raw_execute().map_err(|e| refused(at, e))?;
                     }
-                    other => db_err(&format!("inserting into {name}, row {at} of part {part}"), other),
-                })?;
+                }
             }
             done += batch.num_rows() as u64;
         }
-        Ok(done)
+        Ok(Written {
+            rows: done,
+            updated: upsert.then_some(updated),
+        })
     }
+}
+
+/// `UPDATE t SET c = ?i, … WHERE k = ?j AND …` with the parameters numbered as the
+/// insert's (one per column, in table order); `None` when every column is in the key.
+fn update_sql(name: &str, table: &TableDef) -> Option<String> {
+    let mark = |c: &str| {
+        table
+            .columns
+            .iter()
+            .position(|x| x.name == c)
+            .map(|i| format!("{} = ?{}", quote(c), i + 1))
+    };
+    let set: Vec<String> = table
+        .columns
+        .iter()
+        .filter(|c| !table.primary_key.contains(&c.name))
+        .filter_map(|c| mark(&c.name))
+        .collect();
+    let key: Vec<String> = table.primary_key.iter().filter_map(|k| mark(k)).collect();
+    if set.is_empty() || key.len() != table.primary_key.len() {
+        return None;
+    }
+    Some(format!(
+        "UPDATE {} SET {} WHERE {}",
+        quote(name),
+        set.join(", "),
+        key.join(" AND ")
+    ))
 }
 
 /// `ON CONFLICT (pk) DO UPDATE SET c = excluded.c, …` (DO NOTHING when every column is
@@ -978,8 +1051,17 @@ impl Session for SqliteTarget {
         batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
         part: &str,
         upsert: bool,
-    ) -> Result<u64> {
-        self.insert_rows(dest, table, batches, part, upsert)
+    ) -> Result<Written> {
+        // Rows go in one at a time: a refusal names the row being written.
+        let written = self.insert_rows(dest, table, batches, part, upsert);
+        if !matches!(written, Err(Error::RowRefused(_))) {
+            self.refused_row = None;
+        }
+        written
+    }
+
+    fn refused_row(&self) -> Option<u64> {
+        self.refused_row
     }
 }
 

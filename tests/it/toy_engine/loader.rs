@@ -11,7 +11,9 @@ use arrow::record_batch::RecordBatch;
 use ferry::engines::sqlite::loader::{binder, sqlite_type, take_run_lock, upsert_clause};
 use ferry::engines::sqlite::reader::quote;
 use ferry::load::ledger::LEDGER;
-use ferry::load::{Dialect, LedgerKind, Param, Placeholders, Session, Target, TargetColumn};
+use ferry::load::{
+    Dialect, LedgerKind, Param, Placeholders, Session, Target, TargetColumn, Written,
+};
 use ferry::types::{ColumnType, TableDef};
 use ferry::{Error, Result};
 use rusqlite::types::Value;
@@ -280,7 +282,7 @@ impl Session for SplitTarget {
         batches: &mut dyn Iterator<Item = Result<RecordBatch>>,
         part: &str,
         upsert: bool,
-    ) -> Result<u64> {
+    ) -> Result<Written> {
         let cols: Vec<String> = table.columns.iter().map(|c| quote(&c.name)).collect();
         let mut sql = format!(
             "INSERT INTO {} ({}) VALUES ({})",
@@ -321,7 +323,11 @@ impl Session for SplitTarget {
             }
             done += batch.num_rows() as u64;
         }
-        Ok(done)
+        // An engine that cannot tell inserted from updated rows says nothing of them.
+        Ok(Written {
+            rows: done,
+            updated: None,
+        })
     }
 }
 
