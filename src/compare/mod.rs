@@ -316,7 +316,7 @@ struct Found {
     keyed: Option<(Read<Keyed>, Read<Keyed>, bool)>,
 }
 
-/// The side labels used in the summary: `A (url)`, `B (url)`.
+/// The side labels used in the summary: `url (A)`, `url (B)`.
 struct Labels {
     a: String,
     b: String,
@@ -558,8 +558,8 @@ pub fn compare(plan: &ComparePlan, progress: &Progress) -> Result<RunReport> {
 
     // The summary.
     let labels = Labels {
-        a: format!("A ({})", sa.label),
-        b: format!("B ({})", sb.label),
+        a: format!("{} (A)", sa.label),
+        b: format!("{} (B)", sb.label),
     };
     let mut differ = 0;
     for (p, f) in pairs.iter().zip(&found) {
