@@ -25,8 +25,9 @@
 //!
 //! NULL is `N` in every form. Row encodings concatenate the columns' in order.
 //!
-//! Bundles written before ferry 0.2 hashed integers, decimals, uuids and JSON in the reader's
-//! Arrow type; their catalog fingerprints are informative only (nothing compares them).
+//! Bundles written before this table existed hashed integers, decimals, uuids and JSON by the
+//! reader's Arrow type; their catalog fingerprints are informative only (nothing compares a
+//! stored fingerprint: `compare` of a bundle reads its rows).
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{
