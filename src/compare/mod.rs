@@ -595,7 +595,32 @@ pub fn compare(plan: &ComparePlan, progress: &Progress) -> Result<RunReport> {
 
 #[cfg(test)]
 mod tests {
-    use super::natural;
+    use super::scan::{BUCKETS, Sums};
+    use super::{KEYED_BUDGET, natural, wanted_buckets};
+
+    #[test]
+    fn the_second_pass_reads_differing_buckets_within_the_budget() {
+        let (mut a, mut b) = (Sums::new(1, true), Sums::new(1, true));
+        for (i, x) in a.buckets.iter_mut().enumerate() {
+            *x = (i as u64, KEYED_BUDGET / 4);
+        }
+        b.buckets.clone_from(&a.buckets);
+        // Equal: nothing to read.
+        let (w, all) = wanted_buckets(&a, &b);
+        assert!(all && !w.contains(&true));
+        // Three buckets differ and fit: all three.
+        for i in [3, 500, 1000] {
+            b.buckets[i].0 += 1;
+        }
+        let (w, all) = wanted_buckets(&a, &b);
+        assert_eq!((0..BUCKETS).filter(|&i| w[i]).collect::<Vec<_>>(), [3, 500]);
+        assert!(!all, "the third would pass the budget");
+        // One bucket larger than the budget is still read, alone.
+        b.buckets[3].1 = KEYED_BUDGET * 2;
+        let (w, all) = wanted_buckets(&a, &b);
+        assert_eq!((0..BUCKETS).filter(|&i| w[i]).collect::<Vec<_>>(), [3]);
+        assert!(!all);
+    }
 
     #[test]
     fn keys_sort_by_the_numbers_in_them() {

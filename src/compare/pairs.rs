@@ -9,7 +9,8 @@ use crate::types::TableDef;
 use crate::{Error, Result};
 
 /// `--table` narrows what each side lists: the names given, and a renamed table's own name
-/// on each side.
+/// on each side; with `--schema-a`/`--schema-b` each also in that schema (PostgreSQL takes
+/// a bare name as `public`'s).
 pub(super) fn selection(plan: &ComparePlan, side_a: bool) -> Selection {
     if plan.tables.is_empty() {
         return Selection::default();
@@ -19,6 +20,15 @@ pub(super) fn selection(plan: &ComparePlan, side_a: bool) -> Selection {
         if plan.tables.contains(src) || plan.tables.contains(dst) {
             tables.push(if side_a { src } else { dst }.clone());
         }
+    }
+    let schema = if side_a {
+        &plan.schema_a
+    } else {
+        &plan.schema_b
+    };
+    if let Some(s) = schema {
+        let qualified: Vec<String> = tables.iter().map(|t| format!("{s}.{t}")).collect();
+        tables.extend(qualified);
     }
     Selection {
         tables,

@@ -263,6 +263,22 @@ fn mariadb_to_postgres_with_a_rename_and_a_schema_compares_equal_and_then_names_
         ["id=3: changed [doc]"],
         "{v:#}"
     );
+    // --table by either side's name for it.
+    for name in ["orders", "legacy_orders"] {
+        let (code, v) = compare_json(
+            &src.url,
+            &dst.url,
+            &[&flags[..], &["--table", name]].concat(),
+        );
+        assert_eq!(code, 1, "{v:#}");
+        assert_eq!(v["tables"].as_array().unwrap().len(), 1, "{v:#}");
+    }
+    let (code, v) = compare_json(
+        &src.url,
+        &dst.url,
+        &[&flags[..], &["--table", "notes"]].concat(),
+    );
+    assert_eq!(code, 0, "{v:#}");
 }
 
 #[test]
