@@ -255,6 +255,8 @@ impl Dec {
     }
 
     /// `-digitsEexp`: one text per value.
+    /// One text per value: an integer of up to 40 digits as its digits (`-120`), anything
+    /// else as digits and exponent (`15e-1`).
     fn text(&self, o: &mut Vec<u8>) {
         if self.digits.is_empty() {
             o.push(b'0');
@@ -264,7 +266,13 @@ impl Dec {
             o.push(b'-');
         }
         o.extend_from_slice(&self.digits);
-        if self.exp != 0 {
+        let n = i64::try_from(self.digits.len()).unwrap_or(i64::MAX);
+        if (0..=40 - n).contains(&self.exp) {
+            o.extend(std::iter::repeat_n(
+                b'0',
+                usize::try_from(self.exp).unwrap_or(0),
+            ));
+        } else {
             o.push(b'e');
             o.extend_from_slice(self.exp.to_string().as_bytes());
         }
@@ -901,12 +909,18 @@ mod json {
     /// Appends the canonical form of `s` to `out`; false (and `out` as it was) when `s` is
     /// not one JSON value.
     pub fn canonical(s: &str, out: &mut Vec<u8>) -> bool {
+        thread_local! {
+            /// The members list, kept between values (one allocation per thread, not per value).
+            static MEMBERS: std::cell::RefCell<Vec<(usize, usize, usize)>> =
+                const { std::cell::RefCell::new(Vec::new()) };
+        }
         let start = out.len();
         let mut p = Parser {
             s: s.as_bytes(),
             i: 0,
-            members: Vec::new(),
+            members: MEMBERS.with(|m| std::mem::take(&mut *m.borrow_mut())),
         };
+        p.members.clear();
         let ok = p.value(out, 0).is_some() && {
             p.ws();
             p.i == p.s.len()
@@ -914,6 +928,7 @@ mod json {
         if !ok {
             out.truncate(start);
         }
+        MEMBERS.with(|m| *m.borrow_mut() = p.members);
         ok
     }
 
@@ -976,7 +991,19 @@ mod json {
             {
                 self.i += 1;
             }
-            let text = std::str::from_utf8(&self.s[start..self.i]).ok()?;
+            let token = &self.s[start..self.i];
+            // A plain integer (no sign but `-`, no leading zero) is its own canonical text:
+            // the common case, without parsing.
+            let digits = token.strip_prefix(b"-").unwrap_or(token);
+            if !digits.is_empty()
+                && digits.len() <= 40
+                && digits.iter().all(u8::is_ascii_digit)
+                && (digits[0] != b'0' || token == b"0")
+            {
+                out.extend_from_slice(token);
+                return Some(());
+            }
+            let text = std::str::from_utf8(token).ok()?;
             super::Dec::parse(text)?.text(out);
             Some(())
         }
@@ -1505,7 +1532,7 @@ mod tests {
         };
         assert_eq!(
             c(r#" { "b" : [ 1 , -0.0 , 1.50e2 ] , "a" : { } } "#),
-            r#"{"a":{},"b":[1,0,15e1]}"#
+            r#"{"a":{},"b":[1,0,150]}"#
         );
         assert_eq!(
             c(r#"{"bb":1,"a":2,"b":3,"a":4}"#),
@@ -1541,7 +1568,10 @@ mod tests {
         };
         assert_eq!(d("0012.3400").as_deref(), Some("1234e-2"));
         assert_eq!(d("-0.000").as_deref(), Some("0"));
-        assert_eq!(d("+1200").as_deref(), Some("12e2"));
+        assert_eq!(d("+1200").as_deref(), Some("1200"));
+        assert_eq!(d("1e40").as_deref(), Some("1e40"));
+        assert_eq!(d("1e39").as_deref(), Some(&*format!("1{}", "0".repeat(39))));
+        assert_eq!(d("-25e-1").as_deref(), Some("-25e-1"));
         assert_eq!(d(".5E+1").as_deref(), Some("5"));
         assert_eq!(d("5."), Some("5".into()));
         for bad in ["", ".", "e5", "1e", "1.2.3", "NaN", "1,5", "--1"] {
