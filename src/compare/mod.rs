@@ -357,14 +357,13 @@ fn describe(p: &Pair, f: &Found, l: &Labels, show: usize) -> (String, Option<Tab
         ..Default::default()
     };
     let mut says = Vec::new();
-    if !p.only_a.is_empty() || !p.only_b.is_empty() {
-        says.push(format!(
-            "different columns: only in {}: {}; only in {}: {}",
-            l.a,
-            list(&p.only_a),
-            l.b,
-            list(&p.only_b)
-        ));
+    let only: Vec<String> = [(&l.a, &p.only_a), (&l.b, &p.only_b)]
+        .into_iter()
+        .filter(|(_, c)| !c.is_empty())
+        .map(|(side, c)| format!("only in {side}: {}", list(c)))
+        .collect();
+    if !only.is_empty() {
+        says.push(format!("different columns: {}", only.join(", ")));
     }
     says.push(format!("{} vs {} rows", x.fp.rows, y.fp.rows));
     let sums_differ = |c: usize| x.cols[c] != y.cols[c];
@@ -438,7 +437,12 @@ fn describe(p: &Pair, f: &Found, l: &Labels, show: usize) -> (String, Option<Tab
         d.keys_total = Some(total as u64);
         d.keys_complete = Some(*all);
     }
-    (format!("different: {}", says.join("; ")), Some(d))
+    let status = says.join("; ");
+    if status.starts_with("different") {
+        (status, Some(d))
+    } else {
+        (format!("different: {status}"), Some(d))
+    }
 }
 
 /// Compares the selected tables of two sides. Exit status 0 when all are equal, 1 when
