@@ -65,7 +65,7 @@ pub mod storage;
 #[doc(hidden)]
 pub mod verify;
 
-pub use compare::{TableComparison, compare};
+pub use compare::{ComparePlan, compare};
 pub use crypto::keys::{KeyFileKey, Keys, Passphrase};
 pub use decrypt::decrypt;
 pub use error::{Error, Result};

@@ -378,13 +378,36 @@ enum Command {
         #[arg(long)]
         target_schema: Option<String>,
     },
-    /// Compare two databases table by table: row counts and content fingerprints.
+    /// Compare two sides table by table (each a database or a bundle): columns, row counts and
+    /// content over canonical values; a difference names table, columns and keys. Exit 1 when
+    /// anything differs.
     Compare {
+        /// A database URL (sqlite://, postgres://, mysql://, mariadb://) or a bundle (a
+        /// directory, file://PATH, s3://bucket/prefix; key options open it).
         a: String,
+        /// The other side, as A.
         b: String,
-        /// Compare only this table (repeatable).
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// Compare only this table (repeatable; either side's name for it).
         #[arg(long = "table", value_name = "NAME")]
         tables: Vec<String>,
+        /// A's tables are those of this schema (PostgreSQL), compared as `t`, not `S.t`.
+        #[arg(long, value_name = "S")]
+        schema_a: Option<String>,
+        /// B's tables are those of this schema (PostgreSQL), compared as `t`, not `S.t`.
+        #[arg(long, value_name = "S")]
+        schema_b: Option<String>,
+        /// A's table SRC is B's table DST (repeatable), as import's --rename.
+        #[arg(long, value_name = "SRC=DST")]
+        rename: Vec<String>,
+        /// Name up to N keys that differ per table (tables with a primary key; 0: none, and
+        /// no second pass).
+        #[arg(long, value_name = "N", default_value_t = 10)]
+        show: usize,
+        /// Accept a plain (--no-encrypt) bundle side, knowing that nothing authenticates it.
+        #[arg(long)]
+        allow_unencrypted: bool,
     },
     /// Write a verified bundle's data as plain Parquet files into DIR.
     Decrypt {
@@ -656,8 +679,32 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             r.warnings.extend(warnings);
             Ok(r)
         }
-        Command::Compare { a, b, tables, .. } => {
-            Ok(ferry::compare::compare(&a, &b, &tables, &progress)?)
+        Command::Compare {
+            a,
+            b,
+            keys,
+            tables,
+            schema_a,
+            schema_b,
+            rename,
+            show,
+            allow_unencrypted,
+        } => {
+            let (keys, warnings) = keys.load()?;
+            let mut plan = ferry::compare::ComparePlan::new(&a, &b);
+            plan.keys = keys;
+            plan.tables = tables;
+            plan.schema_a = schema_a;
+            plan.schema_b = schema_b;
+            plan.renames = rename
+                .iter()
+                .map(|r| split_pair(r, '=', "--rename"))
+                .collect::<Result<_, _>>()?;
+            plan.show = show;
+            plan.allow_unencrypted = allow_unencrypted;
+            let mut r = ferry::compare::compare(&plan, &progress)?;
+            r.warnings.extend(warnings);
+            Ok(r)
         }
         Command::Decrypt {
             bundle,

@@ -100,6 +100,50 @@ pub struct RunReport {
     pub plan: Option<serde_json::Value>,
     #[serde(skip)]
     pub plan_text: String,
+    /// `compare`: what differs, per table that differs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub differences: Vec<TableDifference>,
+}
+
+/// How one table differs between the two sides of a `compare` (A and B, in argument order).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TableDifference {
+    pub table: String,
+    /// `A` or `B`: the side that has no such table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_in: Option<String>,
+    pub rows_a: u64,
+    pub rows_b: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns_only_in_a: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns_only_in_b: Vec<String>,
+    /// Columns whose values differ.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    /// Up to `--show N` keys that differ, in key order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<KeyDifference>,
+    /// Keys found to differ (all of them when `keys_complete`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys_total: Option<u64>,
+    /// Whether every row that differs was examined (else only some buckets of keys were).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys_complete: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// One key whose row differs.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyDifference {
+    /// `id=42`, `(a=1, b="x")`.
+    pub key: String,
+    /// `missing in A`, `missing in B`, `changed`, or `N rows in A, M in B`.
+    pub difference: String,
+    /// For `changed`: the columns whose values differ.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
 }
 
 impl RunReport {
@@ -121,6 +165,7 @@ impl RunReport {
             findings: vec![],
             plan: None,
             plan_text: String::new(),
+            differences: vec![],
         }
     }
 
