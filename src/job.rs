@@ -519,7 +519,7 @@ impl Job<'_> {
     }
 
     /// A value made absolute against the file's directory when it is a relative local path:
-    /// for options that take a path, bundle locations, and `sqlite://`/`file://` URLs.
+    /// for options that take a path, bundle locations, and `sqlite://`/`sqlite:`/`file://` URLs.
     fn resolve(&self, arg: &Arg, v: &str) -> String {
         let join = |p: &str| -> String {
             if p.is_empty() || Path::new(p).is_absolute() || p.starts_with(':') {
@@ -528,7 +528,8 @@ impl Job<'_> {
                 self.base.join(p).display().to_string()
             }
         };
-        for scheme in ["sqlite://", "file://"] {
+        // `sqlite:PATH` (no slashes) is accepted everywhere a `sqlite://PATH` is.
+        for scheme in ["sqlite://", "file://", "sqlite:"] {
             if let Some(rest) = v.strip_prefix(scheme) {
                 return format!("{scheme}{}", join(rest));
             }
@@ -802,6 +803,17 @@ mod tests {
             Cmd::Import {
                 bundle: "b1".into(),
                 target: "sqlite://DIR/t.db".into(),
+                mode: None
+            }
+        );
+        // `sqlite:PATH` is relative to the file's directory like `sqlite://PATH`.
+        let short = "[import]\ntarget = \"sqlite:t.db\"\n";
+        let (cmd, _) = run(short, &["import", "b1", "--config", "JOB"]).unwrap();
+        assert_eq!(
+            cmd,
+            Cmd::Import {
+                bundle: "b1".into(),
+                target: "sqlite:DIR/t.db".into(),
                 mode: None
             }
         );

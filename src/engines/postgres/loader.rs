@@ -1472,7 +1472,7 @@ fn rejected(q: &str, part: &str, e: sqlx::Error) -> Error {
              committed",
             row.map_or_else(|| "a row".to_string(), |n| format!("row {n}")),
             pg.message(),
-            pg.detail().map(|d| format!(" ({d})")).unwrap_or_default(),
+            shown_detail(pg),
         ));
     }
     pg_err(&format!("COPY into {q}, part {part}"), e)
@@ -1542,6 +1542,17 @@ fn bind<'q>(
 
 /// A statement's error: a row the target refused (classes 22 and 23: data, exit 65), or
 /// the database's own error.
+/// The server's detail of a refused row, as messages show it: PostgreSQL's "Failing row
+/// contains (…)" repeats every value of the row, which would put bundle data into logs (the
+/// rejects file holds the row itself), so it is left out; other details (which key exists
+/// already) stay.
+fn shown_detail(pg: &sqlx::postgres::PgDatabaseError) -> String {
+    match pg.detail() {
+        Some(d) if !d.starts_with("Failing row contains") => format!(" ({d})"),
+        _ => String::new(),
+    }
+}
+
 fn statement_err(what: &str, e: sqlx::Error) -> Error {
     if let sqlx::Error::Database(d) = &e
         && let Some(pg) = d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
@@ -1550,7 +1561,7 @@ fn statement_err(what: &str, e: sqlx::Error) -> Error {
         return Error::Data(format!(
             "{what}: the target refused a row: {}{}",
             pg.message(),
-            pg.detail().map(|d| format!(" ({d})")).unwrap_or_default(),
+            shown_detail(pg),
         ));
     }
     pg_err(what, e)
