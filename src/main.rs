@@ -787,7 +787,31 @@ fn main() -> ExitCode {
             for w in &job.warnings {
                 eprintln!("ferry: warning: {}", ferry::report::printable_lines(w));
             }
-            Cli::parse_from(job.args)
+            let from_file = job.args != args;
+            match Cli::try_parse_from(job.args) {
+                Ok(cli) => cli,
+                Err(e) if from_file && e.use_stderr() => {
+                    // A bad value may be the job file's: say where the options came from.
+                    let _ = e.print();
+                    let file = args
+                        .iter()
+                        .filter_map(|a| a.to_str())
+                        .skip_while(|a| *a != "--config")
+                        .nth(1)
+                        .or_else(|| {
+                            args.iter()
+                                .filter_map(|a| a.to_str())
+                                .find_map(|a| a.strip_prefix("--config="))
+                        })
+                        .unwrap_or("the job file");
+                    eprintln!(
+                        "ferry: options not on the command line came from {} (--config): check its keys and values",
+                        ferry::report::printable(file)
+                    );
+                    return ExitCode::from(2);
+                }
+                Err(e) => e.exit(),
+            }
         }
         Err(e) => {
             let command = args

@@ -202,6 +202,7 @@ impl RunReport {
     /// its summary then gives no speed.
     fn moved_nothing(&self) -> bool {
         matches!(self.status.as_str(), "dry run" | "nothing to do" | "status")
+            || matches!(self.command.as_str(), "status" | "plan")
     }
 
     /// Records what the bundle proves: `encrypted`, and `authenticated` (MAC checked with a key).

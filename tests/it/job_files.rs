@@ -235,3 +235,16 @@ fn a_job_file_is_checked_and_the_command_line_wins() {
     assert_eq!(v["tables"][0]["table"], "notes", "{v}");
     assert_eq!(v["tables"].as_array().unwrap().len(), 1, "{v}");
 }
+
+#[test]
+fn a_bad_value_from_a_job_file_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.toml"), "[export]\nbatch-rows = -1\n").unwrap();
+    let (code, out, err) = run_in(
+        dir.path(),
+        &["export", "sqlite://nothing.db", "b", "--config", "bad.toml"],
+    );
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(err.contains("--batch-rows"), "{err}");
+    assert!(err.contains("bad.toml (--config)"), "{err}");
+}

@@ -237,6 +237,9 @@ fn plan_json(source: &str, target: Option<&str>, extra: &[&str]) -> Value {
     );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["command"], "plan", "{v}");
+    // A plan moves nothing: no speed.
+    assert_eq!(v["totals"]["rows_per_s"], 0.0, "{v}");
+    assert_eq!(v["totals"]["mb_per_s"], 0.0, "{v}");
     validate(&v);
     v["plan"].clone()
 }
