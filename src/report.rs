@@ -336,9 +336,21 @@ impl RunReport {
                 .filter(|l| *l > 0)
                 .map(|l| format!(" ({} uncompressed)", human_size(l)))
                 .unwrap_or_default();
+            // A compare loads nothing: it has no rejected rows or failed parts to count.
+            let errors = if self.command == "compare" {
+                String::new()
+            } else {
+                format!(
+                    "; errors: {} of {} rows rejected (E = {:.4}), {} of {} parts failed",
+                    self.errors.rows_rejected,
+                    self.errors.rows_total,
+                    self.errors.error_rate,
+                    self.errors.parts_failed,
+                    self.errors.parts_total,
+                )
+            };
             out.push_str(&format!(
-                "{}: {} — {} rows, {}{logical} in {:.2} s ({:.0} rows/s, {:.1} MB/s); errors: {} of {} rows \
-                 rejected (E = {:.4}), {} of {} parts failed\n",
+                "{}: {} — {} rows, {}{logical} in {:.2} s ({:.0} rows/s, {:.1} MB/s){errors}\n",
                 self.command,
                 self.status,
                 t.rows,
@@ -346,11 +358,6 @@ impl RunReport {
                 t.seconds,
                 t.rows_per_s,
                 t.mb_per_s,
-                self.errors.rows_rejected,
-                self.errors.rows_total,
-                self.errors.error_rate,
-                self.errors.parts_failed,
-                self.errors.parts_total,
             ));
         }
         if let (Some(enc), Some(auth)) = (self.encrypted, self.authenticated) {

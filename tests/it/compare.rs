@@ -25,6 +25,12 @@ fn a_table_that_matches_nothing_is_a_usage_error() {
     assert!(err.contains("custmers"), "{err}");
     let (code, out, _) = compare(&src, &src, &["--table", "items"]);
     assert_eq!(code, 0, "{out}");
+    // A compare loads nothing: its summary counts no rejected rows or failed parts.
+    assert!(out.contains("compare: "), "{out}");
+    assert!(
+        !out.contains("rejected") && !out.contains("parts failed"),
+        "{out}"
+    );
 }
 
 #[test]
