@@ -62,6 +62,16 @@ pub mod notes {
         })
     }
 
+    /// A text column's notes, joined (`None` when it loads exactly): its text form, its enum
+    /// labels, and what became of its declared length here (`length`).
+    pub fn text_column(c: &Column, length: Option<String>) -> Option<String> {
+        let notes: Vec<String> = [text_form(c), enum_labels(c), length]
+            .into_iter()
+            .flatten()
+            .collect();
+        (!notes.is_empty()).then(|| notes.join("; "))
+    }
+
     /// A column that travels as its text form (inet, tsvector, a NaN numeric), loaded as
     /// text with `--as-text`.
     pub fn text_form(c: &Column) -> Option<String> {

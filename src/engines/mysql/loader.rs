@@ -249,18 +249,9 @@ fn mysql_type(c: &Column, key: bool, f: &Flavour) -> ColumnMapping {
                     declared.map(|n| format!("declared length {n} not kept (above 16383)")),
                 ),
             };
-            let notes: Vec<String> = [
-                crate::load::typemap::notes::text_form(c),
-                crate::load::typemap::notes::enum_labels(c),
-                bounded,
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            if notes.is_empty() {
-                M::exact(sql)
-            } else {
-                M::mapped(sql, notes.join("; "))
+            match crate::load::typemap::notes::text_column(c, bounded) {
+                None => M::exact(sql),
+                Some(note) => M::mapped(sql, note),
             }
         }
         ColumnType::Json if f.mariadb => M::exact("json"),

@@ -261,16 +261,8 @@ fn column_mapping(
         let declared = c
             .declared_length()
             .map(|n| format!("declared length {n} not kept (SQLite enforces none)"));
-        let notes: Vec<String> = [
-            crate::load::typemap::notes::text_form(c),
-            crate::load::typemap::notes::enum_labels(c),
-            declared,
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if !notes.is_empty() {
-            m.note = Some(notes.join("; "));
+        if let Some(note) = crate::load::typemap::notes::text_column(c, declared) {
+            m.note = Some(note);
         }
     }
     Ok(m)
