@@ -760,6 +760,9 @@ pub fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
     }))
 }
 
+/// How long a busy run lock is tried again before another import is reported.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Takes the run lock of a database: an exclusive lock on `<database>.ferry-lock`, held by
 /// the returned file until the process ends (the kernel drops it when a killed importer
 /// dies, so it is never stale). The file names the holder (pid, host, start time).
@@ -781,7 +784,20 @@ pub fn take_run_lock(path: &str) -> Result<Option<std::fs::File>> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(&lock_path)
         .map_err(|e| Error::io(format!("opening the import lock file {lock_path}"), e))?;
-    match f.try_lock() {
+    // A busy lock is tried again for a moment before it is reported: a process that
+    // another thread of this program is starting (fork, then exec) holds a copy of every
+    // open descriptor, this lock's included, until its exec closes them, so a lock this
+    // program just released can look held for a few milliseconds. A real holder is still
+    // reported after LOCK_GRACE.
+    let deadline = std::time::Instant::now() + LOCK_GRACE;
+    let mut tried = f.try_lock();
+    while matches!(tried, Err(std::fs::TryLockError::WouldBlock))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        tried = f.try_lock();
+    }
+    match tried {
         Ok(()) => {
             write_holder(&mut f, path, None)?;
             Ok(Some(f))
