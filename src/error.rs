@@ -143,8 +143,8 @@ impl Error {
                  or changed in transit again from the sender (`ferry verify BUNDLE` lists every problem)",
             ),
             Error::Key(_) => Some(
-                "give the key file (--key-file) or passphrase (--passphrase-env) the bundle was made \
-                 for; `ferry inspect BUNDLE` lists the key ids that open it",
+                "give the key file (--key-file), age identity (--identity) or passphrase (--passphrase-env) \
+                 the bundle was made for; `ferry inspect BUNDLE` lists the key ids that open it",
             ),
             Error::Temporary(m) if !m.contains("re-run") => {
                 Some("nothing partial was kept: re-run the same command once the cause is gone")

@@ -488,16 +488,17 @@ fn export_keys(
 fn check_encryption(plan: &ExportPlan) -> Result<()> {
     if !plan.encrypt && !plan.keys.is_empty() {
         return Err(Error::Usage(
-            "--no-encrypt conflicts with the key given (--key-file, FERRY_KEY_FILE or \
-             --passphrase-env): a bundle is either encrypted with a key or plain. Nothing written"
+            "--no-encrypt conflicts with the key given (--key-file, FERRY_KEY_FILE, --identity, \
+             FERRY_IDENTITY, --recipient, --recipients-file or --passphrase-env): a bundle is \
+             either encrypted with a key or plain. Nothing written"
                 .into(),
         ));
     }
     // A dry run writes nothing, so it needs no key.
     if plan.encrypt && plan.keys.is_empty() && !plan.dry_run {
         return Err(Error::Key(
-            "no key given: pass --key-file PATH (or set FERRY_KEY_FILE) or --passphrase-env VAR; \
-             or --no-encrypt to write plain Parquet"
+            "no key given: pass --recipient age1… (the receiver's age recipient), --key-file PATH \
+             (or set FERRY_KEY_FILE) or --passphrase-env VAR; or --no-encrypt to write plain Parquet"
                 .into(),
         ));
     }

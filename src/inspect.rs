@@ -171,7 +171,7 @@ impl Inspection {
             ));
         }
         match &self.catalog {
-            None => o.push_str("tables      (encrypted: pass --key-file or --passphrase-env to list tables and columns)\n"),
+            None => o.push_str("tables      (encrypted: pass --key-file, --identity or --passphrase-env to list tables and columns)\n"),
             Some(c) => {
                 o.push_str(&format!(
                     "lineage     {} database {}{}\n",

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueHint};
-use ferry::crypto::keys::{KeyFileKey, Keys, Passphrase};
+use ferry::crypto::keys::{AgeIdentity, AgeRecipient, KeyFileKey, Keys, Passphrase};
 use ferry::error::Error;
 use ferry::export::ExportPlan;
 use ferry::import::{Failed, ImportPlan, MaxErrors, Mode, OnError};
@@ -56,6 +56,49 @@ struct KeyArgs {
     /// Name of an environment variable holding a passphrase (never the passphrase itself).
     #[arg(long = "passphrase-env", value_name = "VAR")]
     passphrase_env: Vec<String>,
+    /// age identity file (`ferry keygen --age` or `age-keygen`; several identities per file
+    /// allowed) that opens the bundle's age slots (repeatable; export also wraps the data key
+    /// for its recipient).
+    #[arg(long = "identity", value_name = "FILE", env = IDENTITY_ENV)]
+    identities: Vec<PathBuf>,
+}
+
+/// Recipients `export` encrypts to: the sender holds no secret that opens the bundle.
+#[derive(Args, Clone, Default)]
+struct RecipientArgs {
+    /// age X25519 recipient `age1…` to encrypt to (repeatable): a key slot each; only its
+    /// identity opens the bundle.
+    #[arg(long = "recipient", value_name = "age1…")]
+    recipients: Vec<String>,
+    /// File of age recipients, one per line (`#` comments, blank lines), as age's `-R`
+    /// (repeatable).
+    #[arg(long = "recipients-file", value_name = "FILE")]
+    recipients_files: Vec<PathBuf>,
+}
+
+impl RecipientArgs {
+    /// The options given, for messages.
+    fn given(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.recipients.is_empty() {
+            out.push("--recipient".to_string());
+        }
+        if !self.recipients_files.is_empty() {
+            out.push("--recipients-file".to_string());
+        }
+        out
+    }
+
+    fn load(&self) -> Result<Vec<AgeRecipient>, Error> {
+        let mut out = Vec::new();
+        for r in &self.recipients {
+            out.push(AgeRecipient::parse(r, "--recipient")?);
+        }
+        for f in &self.recipients_files {
+            out.extend(AgeRecipient::load_file(f)?);
+        }
+        Ok(out)
+    }
 }
 
 /// `--mask` and its key, shared by `export` and `plan`.
@@ -105,34 +148,45 @@ impl MaskArgs {
 
 /// The environment variable `--key-file` falls back to.
 const KEY_FILE_ENV: &str = "FERRY_KEY_FILE";
+/// The environment variable `--identity` falls back to.
+const IDENTITY_ENV: &str = "FERRY_IDENTITY";
 
 impl KeyArgs {
     /// `--no-encrypt` with a key option is a contradiction, not a choice: refused (exit 2)
-    /// before anything is read or written, naming the option. `FERRY_KEY_FILE` set in the
-    /// environment counts too: it may stand for a key the user expects to be used.
-    fn refuse_with_no_encrypt(&self) -> Result<(), Error> {
-        let env = std::env::var_os(KEY_FILE_ENV);
-        // clap takes the variable only when --key-file is absent from the command line.
-        let from_env = env
-            .as_ref()
-            .is_some_and(|v| self.key_files.iter().all(|p| p.as_os_str() == v));
+    /// before anything is read or written, naming the option. `FERRY_KEY_FILE` or
+    /// `FERRY_IDENTITY` set in the environment counts too: it may stand for a key the user
+    /// expects to be used. `also` are other key options given (`--recipient`).
+    fn refuse_with_no_encrypt(&self, also: Vec<String>) -> Result<(), Error> {
         let mut given = Vec::new();
-        if !self.key_files.is_empty() && !from_env {
-            given.push("--key-file".to_string());
+        let mut envs = Vec::new();
+        for (flag, values, var) in [
+            ("--key-file", &self.key_files, KEY_FILE_ENV),
+            ("--identity", &self.identities, IDENTITY_ENV),
+        ] {
+            let env = std::env::var_os(var);
+            // clap takes the variable only when the option is absent from the command line.
+            let from_env = env
+                .as_ref()
+                .is_some_and(|v| values.iter().all(|p| p.as_os_str() == v));
+            if !values.is_empty() && !from_env {
+                given.push(flag.to_string());
+            }
+            if env.is_some() {
+                envs.push(var);
+            }
         }
         if !self.passphrase_env.is_empty() {
             given.push("--passphrase-env".to_string());
         }
-        if env.is_some() {
-            given.push(format!("{KEY_FILE_ENV} (set in the environment)"));
-        }
+        given.extend(also);
+        given.extend(envs.iter().map(|v| format!("{v} (set in the environment)")));
         if given.is_empty() {
             return Ok(());
         }
-        let fix = if env.is_some() {
-            format!("; unset {KEY_FILE_ENV} to write a plain bundle")
-        } else {
+        let fix = if envs.is_empty() {
             String::new()
+        } else {
+            format!("; unset {} to write a plain bundle", envs.join(" and "))
         };
         Err(Error::Usage(format!(
             "--no-encrypt conflicts with {}: a bundle is either encrypted with a key or plain, \
@@ -148,6 +202,11 @@ impl KeyArgs {
         for p in &self.key_files {
             let (k, w) = KeyFileKey::load(p)?;
             keys.key_files.push(k);
+            warnings.extend(w);
+        }
+        for p in &self.identities {
+            let (ids, w) = AgeIdentity::load(p)?;
+            keys.identities.extend(ids);
             warnings.extend(w);
         }
         for v in &self.passphrase_env {
@@ -170,6 +229,8 @@ enum Command {
         bundle: String,
         #[command(flatten)]
         keys: KeyArgs,
+        #[command(flatten)]
+        recipients: RecipientArgs,
         /// Write plain Parquet without encryption (the manifest says so).
         #[arg(long)]
         no_encrypt: bool,
@@ -422,8 +483,16 @@ enum Command {
         #[arg(long)]
         allow_unencrypted: bool,
     },
-    /// Make a new 256-bit key file (mode 0600) and print its key id.
-    Keygen { key_file: PathBuf },
+    /// Make a new 256-bit key file (mode 0600) and print its key id; with --age, an age
+    /// identity and print its recipient.
+    Keygen {
+        /// The file to create (never overwritten).
+        key_file: PathBuf,
+        /// Write an age X25519 identity in `age-keygen`'s format instead (mode 0600) and print
+        /// its recipient `age1…`, the public key senders export to (--recipient).
+        #[arg(long)]
+        age: bool,
+    },
 }
 
 /// A size with units, any value.
@@ -496,6 +565,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             source,
             bundle,
             keys,
+            recipients,
             no_encrypt,
             tables,
             exclude,
@@ -517,10 +587,12 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
         } => {
             let (masks, mask_key, mask_warnings) = mask.load()?;
             let (keys, warnings) = if no_encrypt {
-                keys.refuse_with_no_encrypt()?;
+                keys.refuse_with_no_encrypt(recipients.given())?;
                 (Keys::default(), vec![])
             } else {
-                keys.load()?
+                let (mut k, w) = keys.load()?;
+                k.recipients = recipients.load()?;
+                (k, w)
             };
             let mut plan = ExportPlan::new(&source, &bundle);
             plan.keys = keys;
@@ -837,6 +909,36 @@ fn main() -> ExitCode {
     let out = cli.out.clone();
     let name = name_of(&cli.command);
     match cli.command {
+        Command::Keygen {
+            key_file,
+            age: true,
+        } => match AgeIdentity::generate(&key_file) {
+            Ok(id) => {
+                if out.json {
+                    emit(&format!(
+                        "{}\n",
+                        serde_json::json!({
+                            "identity_file": key_file,
+                            "recipient": id.recipient().text(),
+                            "key_id": id.id(),
+                        })
+                    ));
+                } else {
+                    emit(&format!("{}\n", id.recipient().text()));
+                    if !out.quiet {
+                        eprintln!(
+                            "wrote {} (mode 0600), key id {}; give the recipient above to senders \
+                             (export --recipient), keep the file secret and keep a copy: without it the \
+                             bundles made for it cannot be read",
+                            key_file.display(),
+                            id.id()
+                        );
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(name, &e, out.json, None),
+        },
         Command::Keygen { key_file, .. } => match KeyFileKey::generate(&key_file) {
             Ok(k) => {
                 if out.json {

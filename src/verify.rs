@@ -113,7 +113,7 @@ pub fn verify(url: &str, keys: &Keys, strict: bool, progress: &Progress) -> Resu
     report.message = if bundle.manifest.encrypted() {
         format!(
             "bundle {}: {files} files present with the declared sizes and SHA-256 (checked without a key; \
-             with --key-file or --passphrase-env verify also decrypts and decodes every part)",
+             with --key-file, --identity or --passphrase-env verify also decrypts and decodes every part)",
             bundle.manifest.bundle_id
         )
     } else {

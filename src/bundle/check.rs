@@ -164,7 +164,7 @@ impl OpenBundle {
         if !keys.is_empty() {
             return Err(Error::Key(format!(
                 "bundle is NOT encrypted: {} was written with --no-encrypt, yet a key was given \
-                 (--key-file, FERRY_KEY_FILE or --passphrase-env); {what}. Refused, nothing written: \
+                 (--key-file, FERRY_KEY_FILE, --identity, FERRY_IDENTITY, --recipient or --passphrase-env); {what}. Refused, nothing written: \
                  a key expects an encrypted bundle, and a plain one in its place is a downgrade",
                 crate::redact::display_location(self.url())
             )));

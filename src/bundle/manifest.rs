@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use serde::{Deserialize, Serialize};
 
 use super::layout::{self, MAX_FILE_SIZE, MAX_PARTS};
-use crate::crypto::envelope::{KeySlot, check_kdf, kdf_work};
+use crate::crypto::envelope::{KeySlot, check_age_slot, check_kdf, kdf_work};
 use crate::error::Finding;
 
 pub const FORMAT: &str = "ferry-bundle";
@@ -126,6 +126,18 @@ impl Manifest {
             return Err(f(
                 "not a ferry bundle manifest (format is not \"ferry-bundle\")".into(),
             ));
+        }
+        // A slot of a kind this ferry does not know is named as such, not as a schema
+        // mismatch: it may come from a newer ferry.
+        let unknown = slot_findings(&value);
+        if !unknown.is_empty() {
+            return Err(unknown
+                .into_iter()
+                .map(|m| Finding {
+                    file: layout::MANIFEST.into(),
+                    message: m,
+                })
+                .collect());
         }
         let schema_errors: Vec<Finding> = SCHEMA
             .iter_errors(&value)
@@ -247,6 +259,16 @@ impl Manifest {
                 ));
             }
         }
+        for (i, s) in self.encryption.key_slots.iter().enumerate() {
+            if let KeySlot::Age { age_file, .. } = s
+                && let Err(e) = check_age_slot(age_file)
+            {
+                bad(format!(
+                    "encryption.key_slots[{i}].age_file: {}: {e}",
+                    s.describe(i)
+                ));
+            }
+        }
         // Slot count and total Argon2 work, before any key derivation (docs/RELIABILITY.md, B27).
         if kdf_ok && let Err(e) = kdf_work(&self.encryption.key_slots) {
             bad(format!("encryption.key_slots: {e}"));
@@ -262,6 +284,48 @@ impl Manifest {
         }
         out
     }
+}
+
+/// The slot kinds this ferry opens, as `type` spells them.
+const SLOT_TYPES: &[&str] = &["key-file", "passphrase", "age"];
+
+/// A finding for every key slot whose `type` is a string this ferry does not know, and for
+/// every age slot whose content is not a bounded age message (at most the first 64 slots
+/// are looked at: the schema refuses more).
+fn slot_findings(value: &serde_json::Value) -> Vec<String> {
+    let Some(slots) = value
+        .get("encryption")
+        .and_then(|e| e.get("key_slots"))
+        .and_then(|s| s.as_array())
+    else {
+        return vec![];
+    };
+    slots
+        .iter()
+        .take(64)
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let t = s.get("type")?.as_str()?;
+            if t == "age" {
+                // Checked before the schema, whose message would quote the whole value.
+                let f = s.get("age_file")?.as_str()?;
+                return check_age_slot(f)
+                    .err()
+                    .map(|e| format!("encryption.key_slots[{i}].age_file: slot #{}: {e}", i + 1));
+            }
+            (!SLOT_TYPES.contains(&t)).then(|| {
+                let shown: String = t.chars().take(40).collect();
+                format!(
+                    "encryption.key_slots[{i}].type: key slot #{} is of a kind this ferry does not know \
+                     ({}{}); it opens {} slots. Made by a newer ferry, or edited: refused before any key is tried",
+                    i + 1,
+                    crate::report::printable(&format!("{shown:?}")),
+                    if t.chars().count() > 40 { "…" } else { "" },
+                    SLOT_TYPES.join(", ")
+                )
+            })
+        })
+        .collect()
 }
 
 /// `/parts/3/size` -> `parts[3].size`
@@ -376,6 +440,69 @@ mod tests {
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         assert!(errors_of(&deep).contains("not valid JSON"));
         assert!(Manifest::parse(b"\xff\xfe").is_err());
+    }
+
+    fn encrypted_sample(slot: serde_json::Value) -> String {
+        let mut m = sample();
+        m.encryption.scheme = SCHEME_ENCRYPTED.into();
+        m.catalog.path = "catalog.fe".into();
+        m.parts[0].path = "data/0123456789abcdef0123456789abcdef.fe".into();
+        let mut v = serde_json::to_value(m).unwrap();
+        v["encryption"]["key_slots"] = serde_json::json!([slot]);
+        v.to_string()
+    }
+
+    #[test]
+    fn age_slots_round_trip_and_unknown_kinds_are_named() {
+        let r = crate::crypto::keys::AgeRecipient::parse(
+            &age::x25519::Identity::generate().to_public().to_string(),
+            "t",
+        )
+        .unwrap();
+        let slot = crate::crypto::envelope::DataKey::generate()
+            .wrap_age(&sample().bundle_id, &r)
+            .unwrap();
+        let text = encrypted_sample(serde_json::to_value(&slot).unwrap());
+        let m = Manifest::parse(text.as_bytes()).unwrap();
+        assert_eq!(m.encryption.key_slots, [slot.clone()]);
+        assert_eq!(Manifest::parse(&m.to_json()).unwrap(), m);
+        // a kind this ferry does not know: named, in a sentence, not a schema or serde dump
+        let mut v = serde_json::to_value(&slot).unwrap();
+        v["type"] = serde_json::json!("foo");
+        let e = errors_of(&encrypted_sample(v));
+        assert!(
+            e.contains("key_slots[0].type") && e.contains("\"foo\"") && e.contains("does not know"),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
+        // an age slot's key id must be a1_, a key file's k1_
+        let mut v = serde_json::to_value(&slot).unwrap();
+        v["key_id"] = serde_json::json!("k1_0123456789abcdef");
+        assert!(errors_of(&encrypted_sample(v)).contains("key_slots[0].key_id"));
+        // fields of another kind are refused
+        let mut v = serde_json::to_value(&slot).unwrap();
+        v["nonce"] = serde_json::json!("00".repeat(12));
+        assert!(errors_of(&encrypted_sample(v)).contains("key_slots[0]"));
+    }
+
+    #[test]
+    fn oversize_or_garbage_age_slots_are_refused_unquoted() {
+        let slot = |age_file: String| serde_json::json!({"type": "age", "key_id": "a1_0123456789abcdef", "age_file": age_file});
+        let huge = "ab".repeat(1 << 20);
+        let e = errors_of(&encrypted_sample(slot(huge)));
+        assert!(
+            e.contains("age_file") && e.contains("refused unread"),
+            "{e}"
+        );
+        assert!(e.len() < 400, "{e}");
+        let e = errors_of(&encrypted_sample(slot("xyz!".repeat(10))));
+        assert!(e.contains("not hex") && !e.contains("xyz!"), "{e}");
+        let e = errors_of(&encrypted_sample(slot(hex::encode(b"not an age message"))));
+        assert!(e.contains("age v1"), "{e}");
+        let e = errors_of(&encrypted_sample(serde_json::json!(
+            {"type": "age", "key_id": "a1_0123456789abcdef", "age_file": 7}
+        )));
+        assert!(e.contains("key_slots[0].age_file"), "{e}");
     }
 
     #[test]

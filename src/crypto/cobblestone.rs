@@ -386,7 +386,8 @@ impl ChunkCipher {
     /// The AEAD is rebuilt per chunk so that only the zeroized key bytes are kept between
     /// chunks (the `aes` crate is built without its `zeroize` feature).
     fn aead(&self) -> Aes256Gcm {
-        Aes256Gcm::new(self.key.as_ref().into())
+        let key: &[u8; KEY_LEN] = &self.key;
+        Aes256Gcm::new(key.into())
     }
 
     /// Encrypts `buf` in place and returns its tag.

@@ -1,9 +1,11 @@
 //! The envelope: a random bundle data key (BDK) wrapped in key slots, and what is derived
 //! from it: the file-encryption key, each file's context string, and the manifest MAC.
 //!
-//! Slots are AES-256-GCM wraps of the BDK under a key-encryption key: the key file's key,
-//! or an Argon2id hash of a passphrase. Each slot names its key id so a wrong key is
-//! reported as such, not as corruption.
+//! Key-file and passphrase slots are AES-256-GCM wraps of the BDK under a key-encryption
+//! key: the key file's key, or an Argon2id hash of a passphrase. An age slot is an age
+//! message to one X25519 recipient whose plaintext is the slot's binding (bundle id, kind,
+//! key id) followed by the BDK. Each slot names its key id so a wrong key is reported as
+//! such, not as corruption.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -13,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::keys::{Keys, Passphrase};
+use super::keys::{AgeIdentity, AgeRecipient, Keys, Passphrase};
 use crate::{Error, Result};
 
 /// RFC 9106 second recommended option: 64 MiB, 3 passes, 4 lanes.
@@ -29,6 +31,13 @@ pub const ARGON2_MAX_P: u32 = 16;
 pub const ARGON2_MIN_M_KIB: u32 = 8;
 /// Passphrase slots a bundle may have.
 pub const MAX_PASSPHRASE_SLOTS: usize = 4;
+/// Key slots a bundle may have (the manifest schema's `maxItems`).
+pub const MAX_KEY_SLOTS: usize = 64;
+/// An age slot's message, in bytes: one X25519 stanza, the binding and the data key take
+/// about 330; anything over this is refused before it is parsed (hex in the manifest: twice).
+pub const AGE_SLOT_MAX_BYTES: usize = 1024;
+/// How every age message starts (age v1).
+const AGE_MAGIC: &[u8] = b"age-encryption.org/v1\n";
 /// Argon2 work (memory × passes, in KiB) all the derivations of one attempt to open a
 /// bundle may cost together: one slot at the caps (1 GiB × 8 passes), or 42 slots with
 /// ferry's defaults. Checked before any derivation runs.
@@ -63,12 +72,21 @@ pub enum KeySlot {
         nonce: String,
         wrapped: String,
     },
+    /// An age X25519 recipient. `key_id` is `a1_…` of the recipient.
+    Age {
+        key_id: String,
+        /// An age v1 message (binary, hex) to that one recipient; its plaintext is
+        /// `"ferry keyslot v1\0" ‖ bundle_id ‖ "\0age\0" ‖ key_id ‖ BDK`.
+        age_file: String,
+    },
 }
 
 impl KeySlot {
     pub fn key_id(&self) -> &str {
         match self {
-            KeySlot::KeyFile { key_id, .. } | KeySlot::Passphrase { key_id, .. } => key_id,
+            KeySlot::KeyFile { key_id, .. }
+            | KeySlot::Passphrase { key_id, .. }
+            | KeySlot::Age { key_id, .. } => key_id,
         }
     }
 
@@ -78,6 +96,9 @@ impl KeySlot {
             KeySlot::KeyFile { key_id, .. } => format!("slot #{} (key file {key_id})", index + 1),
             KeySlot::Passphrase { key_id, .. } => {
                 format!("slot #{} (passphrase {key_id})", index + 1)
+            }
+            KeySlot::Age { key_id, .. } => {
+                format!("slot #{} (age recipient {key_id})", index + 1)
             }
         }
     }
@@ -149,14 +170,37 @@ impl DataKey {
                 keys.passphrases.len()
             )));
         }
-        let mut slots = Vec::new();
+        let mut slots: Vec<KeySlot> = Vec::new();
+        let has = |slots: &[KeySlot], id: &str| slots.iter().any(|s| s.key_id() == id);
         for k in &keys.key_files {
+            // The same key given twice gets one slot (key ids are unique in a manifest).
+            if has(&slots, k.id()) {
+                continue;
+            }
             let (nonce, wrapped) = seal(k.bytes(), &self.0, &aad(bundle_id, "key-file", k.id()))?;
             slots.push(KeySlot::KeyFile {
                 key_id: k.id().to_string(),
                 nonce,
                 wrapped,
             });
+        }
+        // Recipients, then the recipients of the identities given (as a key file both
+        // opens a bundle and gets a slot in a new one).
+        for r in keys
+            .recipients
+            .iter()
+            .chain(keys.identities.iter().map(AgeIdentity::recipient))
+        {
+            if has(&slots, r.id()) {
+                continue;
+            }
+            slots.push(self.wrap_age(bundle_id, r)?);
+        }
+        if slots.len() + keys.passphrases.len() > MAX_KEY_SLOTS {
+            return Err(Error::Usage(format!(
+                "{} key slots asked for; a bundle has at most {MAX_KEY_SLOTS} (readers refuse more)",
+                slots.len() + keys.passphrases.len()
+            )));
         }
         for p in &keys.passphrases {
             let mut salt = [0u8; 16];
@@ -181,6 +225,24 @@ impl DataKey {
         Ok(slots)
     }
 
+    /// An age slot for `r`: an age message to it alone, carrying the binding and the BDK.
+    pub fn wrap_age(&self, bundle_id: &str, r: &AgeRecipient) -> Result<KeySlot> {
+        let mut plain = Zeroizing::new(aad(bundle_id, "age", r.id()));
+        plain.extend_from_slice(&self.0[..]);
+        let msg = age::encrypt(r.as_age(), &plain)
+            .map_err(|e| Error::Other(format!("age key wrap failed: {e}")))?;
+        if msg.len() > AGE_SLOT_MAX_BYTES {
+            return Err(Error::Other(format!(
+                "age key wrap made {} bytes, more than the {AGE_SLOT_MAX_BYTES} a reader accepts",
+                msg.len()
+            )));
+        }
+        Ok(KeySlot::Age {
+            key_id: r.id().to_string(),
+            age_file: hex::encode(msg),
+        })
+    }
+
     /// Opens the first slot one of the given keys fits. Errors name the key ids involved.
     pub fn unwrap(bundle_id: &str, slots: &[KeySlot], keys: &Keys) -> Result<DataKey> {
         let accepts: Vec<String> = slots
@@ -191,8 +253,15 @@ impl DataKey {
         let accepts = accepts.join(", ");
         if keys.is_empty() {
             return Err(Error::Key(format!(
-                "this bundle is encrypted and no key was given: pass --key-file PATH (or set FERRY_KEY_FILE) \
-                 or --passphrase-env VAR; the bundle accepts {accepts}"
+                "this bundle is encrypted and no key was given: pass --key-file PATH (or set FERRY_KEY_FILE), \
+                 --identity FILE (or set FERRY_IDENTITY) or --passphrase-env VAR; the bundle accepts {accepts}"
+            )));
+        }
+        if !keys.can_open() {
+            return Err(Error::Key(format!(
+                "this bundle is encrypted and only recipients (--recipient, --recipients-file) were given: \
+                 a recipient encrypts, it opens nothing; pass the key file, identity or passphrase that \
+                 opens it (--key-file, --identity, --passphrase-env); the bundle accepts {accepts}"
             )));
         }
         // Every passphrase may be tried on every passphrase slot (when no key file opens
@@ -233,6 +302,30 @@ impl DataKey {
                 ));
             }
         }
+        for id in &keys.identities {
+            let found = slots
+                .iter()
+                .enumerate()
+                .find(|(_, s)| matches!(s, KeySlot::Age { key_id, .. } if key_id == id.id()));
+            match found {
+                Some((i, s @ KeySlot::Age { key_id, age_file })) => {
+                    match open_age(id, bundle_id, key_id, age_file) {
+                        Ok(bdk) => return Ok(DataKey(bdk)),
+                        Err(why) => failures.push(format!(
+                            "{} matches identity {} (from {}) but does not open: {why}",
+                            s.describe(i),
+                            id.id(),
+                            id.origin
+                        )),
+                    }
+                }
+                _ => failures.push(format!(
+                    "no key slot for identity {} (from {})",
+                    id.id(),
+                    id.origin
+                )),
+            }
+        }
         for p in &keys.passphrases {
             let mut any = false;
             for (i, s) in slots.iter().enumerate() {
@@ -263,6 +356,79 @@ impl DataKey {
             "{}. The bundle accepts: {accepts}",
             failures.join("; ")
         )))
+    }
+}
+
+/// Checks an age slot's content before any work: hex, at most [`AGE_SLOT_MAX_BYTES`], an
+/// age v1 message. Returns the message's bytes.
+pub fn check_age_slot(age_file: &str) -> std::result::Result<Vec<u8>, String> {
+    if age_file.len() > 2 * AGE_SLOT_MAX_BYTES {
+        return Err(format!(
+            "age slot of {} hex digits, more than the {} an age slot has; refused unread",
+            age_file.len(),
+            2 * AGE_SLOT_MAX_BYTES
+        ));
+    }
+    let bytes = hex::decode(age_file).map_err(|_| "age slot is not hex".to_string())?;
+    if !bytes.starts_with(AGE_MAGIC) {
+        return Err("age slot does not hold an age v1 message".into());
+    }
+    Ok(bytes)
+}
+
+/// Opens an age slot with `id`: the message must decrypt with it and carry this bundle's
+/// binding. The reason it does not is returned for the message.
+fn open_age(
+    id: &AgeIdentity,
+    bundle_id: &str,
+    key_id: &str,
+    age_file: &str,
+) -> std::result::Result<Zeroizing<[u8; 32]>, String> {
+    use std::io::Read;
+    let msg = check_age_slot(age_file)?;
+    let dec = age::Decryptor::new_buffered(&msg[..])
+        .map_err(|e| format!("the slot is damaged ({})", age_error(&e)))?;
+    if dec.is_scrypt() {
+        return Err("the slot is an age passphrase message, not one to a recipient".into());
+    }
+    let mut reader = dec
+        .decrypt(std::iter::once(id.as_age() as &dyn age::Identity))
+        .map_err(|e| match e {
+            age::DecryptError::NoMatchingKeys => {
+                "the slot was not made for this identity (its key id was edited, or it is damaged)"
+                    .to_string()
+            }
+            e => format!("the slot is damaged ({})", age_error(&e)),
+        })?;
+    let want = aad(bundle_id, "age", key_id);
+    let mut plain = Zeroizing::new(Vec::new());
+    (&mut reader)
+        .take((want.len() + 33) as u64)
+        .read_to_end(&mut plain)
+        .map_err(|_| "the slot is damaged (its payload fails authentication)".to_string())?;
+    if plain.len() != want.len() + 32 || !plain.starts_with(&want) {
+        return Err(
+            "the slot was made for another bundle or key id (copied from elsewhere): refused"
+                .into(),
+        );
+    }
+    let mut out = Zeroizing::new([0u8; 32]);
+    out.copy_from_slice(&plain[want.len()..]);
+    Ok(out)
+}
+
+/// Words for an age error (its own Display goes through a localiser).
+fn age_error(e: &age::DecryptError) -> &'static str {
+    match e {
+        age::DecryptError::DecryptionFailed => "decryption failed",
+        age::DecryptError::ExcessiveWork { .. } => "excessive work factor",
+        age::DecryptError::InvalidHeader => "invalid age header",
+        age::DecryptError::InvalidMac => "age header MAC mismatch",
+        age::DecryptError::Io(_) => "truncated age message",
+        age::DecryptError::KeyDecryptionFailed => "the wrapped key does not decrypt",
+        age::DecryptError::NoMatchingKeys => "no matching key",
+        age::DecryptError::UnknownFormat => "unknown age format",
+        _ => "age refused it",
     }
 }
 
@@ -419,12 +585,13 @@ pub fn file_context(bundle_id: &str, kind: &str, rel_path: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::keys::{KeyFileKey, key_id};
+    use crate::crypto::keys::{AgeIdentity, AgeRecipient, KeyFileKey, key_id};
 
     fn keys_with_file(k: [u8; 32]) -> Keys {
         Keys {
             key_files: vec![KeyFileKey::from_bytes(k, "test")],
             passphrases: vec![],
+            ..Default::default()
         }
     }
 
@@ -538,6 +705,7 @@ mod tests {
         let keys = Keys {
             key_files: vec![],
             passphrases: vec![Passphrase::new("pw", "t").unwrap()],
+            ..Default::default()
         };
         let slots = vec![
             passphrase_slot(1 << 20, 8, 4, 1),
@@ -557,6 +725,7 @@ mod tests {
             passphrases: (0..3)
                 .map(|_| Passphrase::new("pw", "t").unwrap())
                 .collect(),
+            ..Default::default()
         };
         let slots = vec![passphrase_slot(1 << 20, 4, 4, 1)];
         let e = DataKey::unwrap("b", &slots, &keys).unwrap_err().to_string();
@@ -572,17 +741,20 @@ mod tests {
                 Passphrase::new("one", "t").unwrap(),
                 Passphrase::new("two", "t").unwrap(),
             ],
+            ..Default::default()
         };
         let slots = bdk.wrap("b1", &keys).unwrap();
         let only_two = Keys {
             key_files: vec![],
             passphrases: vec![Passphrase::new("two", "t").unwrap()],
+            ..Default::default()
         };
         let back = DataKey::unwrap("b1", &slots, &only_two).unwrap();
         assert_eq!(&back.0[..], &bdk.0[..]);
         let five = Keys {
             key_files: vec![],
             passphrases: (0..5).map(|_| Passphrase::new("x", "t").unwrap()).collect(),
+            ..Default::default()
         };
         assert!(matches!(bdk.wrap("b1", &five), Err(Error::Usage(_))));
     }
@@ -594,5 +766,151 @@ mod tests {
         assert!(bdk.verify_manifest_mac("b", b"{\"a\":1}", &mac));
         assert!(!bdk.verify_manifest_mac("b", b"{\"a\":2}", &mac));
         assert!(!bdk.verify_manifest_mac("c", b"{\"a\":1}", &mac));
+    }
+
+    fn age_pair() -> (AgeIdentity, AgeRecipient) {
+        use age::secrecy::ExposeSecret;
+        let id = age::x25519::Identity::generate();
+        let ids = AgeIdentity::parse_file(id.to_string().expose_secret(), "id.txt").unwrap();
+        let r = AgeRecipient::parse(&id.to_public().to_string(), "t").unwrap();
+        (ids.into_iter().next().unwrap(), r)
+    }
+
+    fn with_identity(id: AgeIdentity) -> Keys {
+        Keys {
+            identities: vec![id],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn age_slots_open_with_the_identity_only() {
+        let (id, r) = age_pair();
+        let (other, _) = age_pair();
+        let bdk = DataKey::generate();
+        let sender = Keys {
+            recipients: vec![r.clone()],
+            ..Default::default()
+        };
+        let slots = bdk.wrap("b1", &sender).unwrap();
+        assert_eq!(slots.len(), 1);
+        assert!(matches!(&slots[0], KeySlot::Age { key_id, .. } if key_id == r.id()));
+        // the sender's keys open nothing
+        let e = DataKey::unwrap("b1", &slots, &sender).unwrap_err();
+        assert!(matches!(e, Error::Key(_)));
+        assert!(e.to_string().contains("only recipients"), "{e}");
+        let other_id = other.id().to_string();
+        let back = DataKey::unwrap("b1", &slots, &with_identity(id)).unwrap();
+        assert_eq!(&back.0[..], &bdk.0[..]);
+        // a wrong identity is named, and so is what the bundle accepts
+        let e = DataKey::unwrap("b1", &slots, &with_identity(other))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!(
+                "no key slot for identity {other_id} (from id.txt)"
+            )) && e.contains(&format!("slot #1 (age recipient {})", r.id())),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_age_slot_is_bound_to_its_bundle_and_key_id() {
+        let (id, r) = age_pair();
+        let (id2, r2) = age_pair();
+        let bdk = DataKey::generate();
+        let keys = Keys {
+            recipients: vec![r.clone(), r2.clone()],
+            ..Default::default()
+        };
+        let slots = bdk.wrap("b1", &keys).unwrap();
+        // copied into another bundle: refused
+        let e = DataKey::unwrap("b2", &slots, &with_identity(id))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("another bundle"), "{e}");
+        // slot #1's content under slot #2's key id: id2 does not open it
+        let KeySlot::Age { age_file, .. } = &slots[0] else {
+            panic!()
+        };
+        let swapped = vec![KeySlot::Age {
+            key_id: r2.id().to_string(),
+            age_file: age_file.clone(),
+        }];
+        let e = DataKey::unwrap("b1", &swapped, &with_identity(id2))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not made for this identity"), "{e}");
+    }
+
+    #[test]
+    fn identities_also_get_slots_and_duplicates_one_slot() {
+        let (id, r) = age_pair();
+        let bdk = DataKey::generate();
+        let keys = Keys {
+            key_files: vec![
+                KeyFileKey::from_bytes([3; 32], "k"),
+                KeyFileKey::from_bytes([3; 32], "k again"),
+            ],
+            recipients: vec![r.clone(), r.clone()],
+            identities: vec![id],
+            ..Default::default()
+        };
+        let slots = bdk.wrap("b1", &keys).unwrap();
+        let ids: Vec<&str> = slots.iter().map(KeySlot::key_id).collect();
+        assert_eq!(ids, [key_id(&[3; 32]).as_str(), r.id()]);
+        // either key opens it
+        assert!(DataKey::unwrap("b1", &slots, &keys_with_file([3; 32])).is_ok());
+        let many = Keys {
+            recipients: (0..MAX_KEY_SLOTS + 1).map(|_| age_pair().1).collect(),
+            ..Default::default()
+        };
+        assert!(matches!(bdk.wrap("b1", &many), Err(Error::Usage(_))));
+    }
+
+    #[test]
+    fn hostile_age_slots_are_refused_without_panic() {
+        assert!(
+            check_age_slot(&"ab".repeat(AGE_SLOT_MAX_BYTES + 1))
+                .unwrap_err()
+                .contains("refused unread")
+        );
+        assert!(check_age_slot("zz").unwrap_err().contains("not hex"));
+        assert!(
+            check_age_slot(&hex::encode(b"garbage"))
+                .unwrap_err()
+                .contains("age v1")
+        );
+        let (id, r) = age_pair();
+        let bdk = DataKey::generate();
+        let KeySlot::Age { age_file, key_id } = bdk.wrap_age("b1", &r).unwrap() else {
+            panic!()
+        };
+        let real = hex::decode(&age_file).unwrap();
+        let keys = with_identity(id);
+        let mut cases: Vec<Vec<u8>> = vec![
+            b"age-encryption.org/v1\n".to_vec(),
+            b"age-encryption.org/v1\n-> X25519 !!!\n\n--- x\n".to_vec(),
+            real[..real.len() - 1].to_vec(),
+            real[..real.len() / 2].to_vec(),
+        ];
+        // every byte flipped in turn
+        for i in AGE_MAGIC.len()..real.len() {
+            let mut m = real.clone();
+            m[i] ^= 0x41;
+            cases.push(m);
+        }
+        for m in cases {
+            let slots = vec![KeySlot::Age {
+                key_id: key_id.clone(),
+                age_file: hex::encode(&m),
+            }];
+            let e = DataKey::unwrap("b1", &slots, &keys).unwrap_err();
+            assert!(matches!(e, Error::Key(_)), "{e}");
+            assert!(e.to_string().contains("does not open"), "{e}");
+        }
+        // the undamaged one opens
+        let slots = vec![KeySlot::Age { key_id, age_file }];
+        assert!(DataKey::unwrap("b1", &slots, &keys).is_ok());
     }
 }

@@ -50,7 +50,7 @@ fn the_common_failures_read_as_they_should() {
         run(&["import", bs, &target, "--key-file", other.to_str().unwrap()], dir),
         77,
         "ferry import: error: no key slot opens with key k1_<id> ($DIR/other.key). The bundle accepts: slot #1 (key file k1_<id>)
-hint: give the key file (--key-file) or passphrase (--passphrase-env) the bundle was made for; `ferry inspect BUNDLE` lists the key ids that open it",
+hint: give the key file (--key-file), age identity (--identity) or passphrase (--passphrase-env) the bundle was made for; `ferry inspect BUNDLE` lists the key ids that open it",
     );
 
     let missing = fx.path("nowhere");
