@@ -8,6 +8,7 @@
     clippy::cast_possible_wrap
 )]
 
+mod age;
 mod as_text;
 mod bounds;
 mod chains;
