@@ -464,7 +464,7 @@ mod tests {
             .unwrap();
         let text = encrypted_sample(serde_json::to_value(&slot).unwrap());
         let m = Manifest::parse(text.as_bytes()).unwrap();
-        assert_eq!(m.encryption.key_slots, [slot.clone()]);
+        assert_eq!(m.encryption.key_slots, std::slice::from_ref(&slot));
         assert_eq!(Manifest::parse(&m.to_json()).unwrap(), m);
         // a kind this ferry does not know: named, in a sentence, not a schema or serde dump
         let mut v = serde_json::to_value(&slot).unwrap();
