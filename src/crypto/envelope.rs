@@ -161,7 +161,10 @@ impl DataKey {
         m.verify_slice(&tag).is_ok()
     }
 
-    /// Wraps this key for every key the user gave.
+    /// Wraps this key for every key the user gave, in this order: key files, age recipients,
+    /// the recipients of age identities, passphrases. A key id already given gets no second
+    /// slot; more than [`MAX_KEY_SLOTS`] slots is a usage error. (`rekey` adding slots calls
+    /// this with the keys to add.)
     pub fn wrap(&self, bundle_id: &str, keys: &Keys) -> Result<Vec<KeySlot>> {
         if keys.passphrases.len() > MAX_PASSPHRASE_SLOTS {
             return Err(Error::Usage(format!(

@@ -91,6 +91,11 @@ impl KeyFileKey {
                 "key file {origin}: not a valid ferry key ({e}); was it copied whole?"
             ))
         })?;
+        if hrp.as_str().eq_ignore_ascii_case("age-secret-key-") {
+            return Err(Error::Key(format!(
+                "key file {origin}: this is an age identity, not a ferry key: give it with --identity"
+            )));
+        }
         if hrp.as_str().to_ascii_lowercase() != HRP {
             return Err(Error::Key(format!(
                 "key file {origin}: this key has the prefix {:?}, so it is not a ferry key (FERRYKEY1…)",
@@ -655,6 +660,14 @@ mod tests {
             let e = AgeIdentity::parse_file(&line, "f").unwrap_err().to_string();
             assert!(e.contains(says) && !e.contains(&line), "{e}");
         }
+        // given as a key file, an identity is named as such
+        let e = KeyFileKey::parse(&format!("# c\n{secret}\n"), "f")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--identity") && !e.contains(&secret[16..]),
+            "{e}"
+        );
         let e = AgeIdentity::parse_file("# nothing\n\n", "f")
             .unwrap_err()
             .to_string();
