@@ -419,7 +419,7 @@ impl Plan {
         for t in &self.tables {
             o.push('\n');
             let rows = match t.rows {
-                Some(n) => format!("{n} rows ({})", t.rows_are),
+                Some(n) => format!("{} ({})", crate::report::rows_word(n), t.rows_are),
                 None => format!("rows {}", t.rows_are),
             };
             o.push_str(&format!(

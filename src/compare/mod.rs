@@ -196,10 +196,10 @@ fn first_pass(
             },
         )?;
         progress.line(&format!(
-            "read {} of {}: {} rows",
+            "read {} of {}: {}",
             def.qualified(),
             side.label,
-            sums.fp.rows
+            crate::report::rows_word(sums.fp.rows)
         ));
         // A retyped definition is the one the second pass reads with.
         side.tables[job.table] = def;

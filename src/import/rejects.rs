@@ -278,7 +278,7 @@ impl Rejects for PartRejects<'_> {
         {
             return Err(Error::Data(format!(
                 "table {}, row {row} of part {}: the target refused it ({reason}); that makes {used} rows rejected \
-                 of the {} rows of the bundle's tables, over --max-errors {max} ({limit} rows): the import stops and \
+                 of the {} rows of the tables this import loads, over --max-errors {max} ({limit} rows): the import stops and \
                  this part was rolled back",
                 self.table, self.part, budget.total
             )));

@@ -60,3 +60,113 @@ fn an_as_text_copy_of_arrays_and_intervals_compares_equal_and_a_change_is_named(
         "{out}"
     );
 }
+
+/// A source `t (id, v = id, pad)` of 2000 rows in three 1 MiB parts and a one-part `u`,
+/// exported; and a SQLite target whose `t` refuses `v % 10 = 0`.
+fn checked_bundle(fx: &crate::common::Fixture) -> (std::path::PathBuf, String) {
+    let src = fx.path("f16-src.db");
+    rusqlite::Connection::open(&src)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL, pad BLOB);
+             WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 2000)
+               INSERT INTO t SELECT x, x, randomblob(1400) FROM n;
+             CREATE TABLE u (id INTEGER PRIMARY KEY); INSERT INTO u VALUES (1);",
+        )
+        .unwrap();
+    let bundle = fx.path("f16-bundle");
+    fx.export_to(
+        &format!("sqlite://{}", src.display()),
+        &bundle,
+        &["--max-part-size", "1MiB", "--batch-rows", "250"],
+    );
+    let dst = fx.path("f16-dst.db");
+    rusqlite::Connection::open(&dst)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL CHECK (v % 10 <> 0), pad BLOB)",
+        )
+        .unwrap();
+    (bundle, format!("sqlite://{}", dst.display()))
+}
+
+/// A run stopped by `--max-errors` counts the rows refused in the part it rolled back
+/// (apart from E, which is over what the ledger holds), and with `--table` its part counts
+/// are the selected table's, not the bundle's.
+#[test]
+fn a_stopped_skip_run_counts_its_refused_rows_and_the_selected_tables_parts() {
+    let fx = fixture();
+    let (bundle, dst) = checked_bundle(&fx);
+    let all_parts = crate::common::manifest(&bundle)["parts"]
+        .as_array()
+        .unwrap()
+        .len();
+    let t_parts = all_parts - 1;
+    assert!(t_parts >= 3, "{all_parts}");
+    let args = [
+        "--json",
+        "import",
+        bundle.to_str().unwrap(),
+        &dst,
+        "--key-file",
+        fx.key.to_str().unwrap(),
+        "--mode",
+        "append",
+        "--on-error",
+        "skip",
+        "--max-errors",
+        "5",
+        "--table",
+        "t",
+    ];
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 65, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // The first part's 6th refused row (v = 60) goes over 5: the part rolls back.
+    assert_eq!(v["errors"]["rows_rejected"], 0, "{v}");
+    assert_eq!(v["errors"]["rows_rejected_rolled_back"], 6, "{v}");
+    assert_eq!(v["tables"][0]["rows_rejected_rolled_back"], 6, "{v}");
+    assert_eq!(v["errors"]["parts_total"], t_parts as u64, "{v}");
+    let msg = v["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!(
+            "0/{t_parts} parts of the selected tables are committed"
+        )),
+        "{msg}"
+    );
+    // The text summary says it too, with "1 of N parts failed".
+    let text_args: Vec<&str> = args[1..].to_vec();
+    let (code, out, _) = run(&text_args);
+    assert_eq!(code, 65);
+    assert!(
+        out.contains(
+            "0 of 0 rows rejected (E = 0.0000) and 6 rows refused in a part that rolled back"
+        ) && out.contains(&format!("1 of {t_parts} parts failed")),
+        "{out}"
+    );
+}
+
+/// Counts print as `1 row`, `1 part`: an import of a one-row table.
+#[test]
+fn a_summary_says_1_row_and_1_part() {
+    let fx = fixture();
+    let src = fx.path("one.db");
+    rusqlite::Connection::open(&src)
+        .unwrap()
+        .execute_batch("CREATE TABLE one (id INTEGER PRIMARY KEY); INSERT INTO one VALUES (7);")
+        .unwrap();
+    let bundle = fx.path("one-b");
+    fx.export_to(&format!("sqlite://{}", src.display()), &bundle, &[]);
+    let out = fx.import_to(
+        &bundle,
+        &format!("sqlite://{}", fx.path("one-dst.db").display()),
+        &[],
+    );
+    assert!(
+        out.contains("import: ok — 1 row, ")
+            && out.contains("0 of 1 row rejected")
+            && out.contains("0 of 1 part failed"),
+        "{out}"
+    );
+    assert!(!out.contains("1 rows") && !out.contains("1 parts"), "{out}");
+}

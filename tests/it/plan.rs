@@ -544,7 +544,7 @@ fn the_text_plan_shows_types_verdicts_and_what_is_not_carried() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("table t: 1 rows (counted)"), "{text}");
+    assert!(text.contains("table t: 1 row (counted)"), "{text}");
     assert!(text.contains("primary key (id)"), "{text}");
     assert!(
         text.contains("VARCHAR(10)") && text.contains("mapped: declared length 10 not kept"),
