@@ -338,7 +338,7 @@ pub fn import_reporting(
                 .sum(),
         ),
     };
-    rejects.prepare()?;
+    report.warnings.extend(rejects.prepare()?);
     let skip = (plan.on_error == OnError::Skip).then_some(&rejects);
     let done = load_tables(&run, target, &mut report, skip)
         .and_then(|target| finish(&run, target, &mut report, skip));

@@ -91,7 +91,11 @@ impl MaskArgs {
             .collect::<Result<_, _>>()?;
         let (key, warnings) = match &self.mask_key_file {
             Some(p) => {
-                let (k, w) = KeyFileKey::load(p)?;
+                // A bad mask key is no bundle key: say which option it came from.
+                let (k, w) = KeyFileKey::load(p).map_err(|e| match e {
+                    Error::Key(m) => Error::Key(format!("--mask-key-file: {m}")),
+                    other => other,
+                })?;
                 (
                     Some(std::sync::Arc::new(ferry::mask::MaskKey::derive(&k))),
                     w,

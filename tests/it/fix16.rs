@@ -170,3 +170,85 @@ fn a_summary_says_1_row_and_1_part() {
     );
     assert!(!out.contains("1 rows") && !out.contains("1 parts"), "{out}");
 }
+
+/// A `--mask-key-file` that is no key file is named as such, with a hint about it and not
+/// the bundle key's.
+#[test]
+fn a_bad_mask_key_file_is_named_in_the_error_and_the_hint() {
+    let fx = fixture();
+    let bad = fx.path("not-a-key");
+    std::fs::write(&bad, "hello\n").unwrap();
+    let (code, _, err) = run(&[
+        "export",
+        &fx.src_url(),
+        fx.path("b").to_str().unwrap(),
+        "--key-file",
+        fx.key.to_str().unwrap(),
+        "--mask",
+        "notes.body=hash",
+        "--mask-key-file",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 77, "{err}");
+    assert!(err.contains("error: --mask-key-file: key file"), "{err}");
+    assert!(
+        err.contains("hint: give --mask-key-file a key file made by `ferry keygen`"),
+        "{err}"
+    );
+    assert!(!err.contains("passphrase"), "{err}");
+}
+
+/// `--rejects DIR`: a dangling symbolic link or a file is refused as a usage error naming
+/// it (nothing is loaded); an existing directory open to others gets a warning, one of
+/// mode 0700 none.
+#[test]
+fn rejects_dir_that_is_a_dangling_link_is_refused_and_an_open_one_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = fixture();
+    let bundle = fx.export("b");
+    let import = |dst: &str, dir: &std::path::Path| {
+        run(&[
+            "import",
+            bundle.to_str().unwrap(),
+            &format!("sqlite://{}", fx.path(dst).display()),
+            "--key-file",
+            fx.key.to_str().unwrap(),
+            "--on-error",
+            "skip",
+            "--rejects",
+            dir.to_str().unwrap(),
+        ])
+    };
+    let link = fx.path("rj-link");
+    std::os::unix::fs::symlink(fx.path("nowhere/else"), &link).unwrap();
+    let (code, out, err) = import("d1.db", &link);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("is a symbolic link to") && err.contains("which does not exist"),
+        "{err}"
+    );
+    assert!(!err.contains("File exists"), "{err}");
+    assert!(!fx.path("nowhere").exists());
+    let file = fx.path("rj-file");
+    std::fs::write(&file, "x").unwrap();
+    let (code, _, err) = import("d2.db", &file);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not a directory"), "{err}");
+    // An existing directory open to others: loaded, with a warning.
+    let open = fx.path("rj-open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, out, err) = import("d3.db", &open);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("warning: --rejects") && out.contains("open to other users (mode 755)"),
+        "{out}"
+    );
+    // Ferry's own: created 0700, no warning.
+    let fresh = fx.path("rj-new/sub");
+    let (code, out, err) = import("d4.db", &fresh);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("open to other users"), "{out}");
+    let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
+}
