@@ -252,3 +252,47 @@ fn rejects_dir_that_is_a_dangling_link_is_refused_and_an_open_one_warned_about()
     let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode & 0o077, 0, "{mode:o}");
 }
+
+/// SQLite partial and expression indexes (here on a masked column) are named as not
+/// carried by `plan`, as PostgreSQL's and MySQL's are.
+#[test]
+fn plan_names_sqlite_partial_and_expression_indexes_as_not_carried() {
+    let fx = fixture();
+    let src = fx.path("idx.db");
+    rusqlite::Connection::open(&src)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT, active INTEGER);
+             CREATE INDEX people_active_email ON people (email) WHERE active = 1;
+             CREATE INDEX people_lower_email ON people (lower(email));
+             CREATE INDEX people_plain ON people (active);
+             INSERT INTO people VALUES (1, 'a@example.org', 1);",
+        )
+        .unwrap();
+    let (code, out, err) = run(&[
+        "--json",
+        "plan",
+        &format!("sqlite://{}", src.display()),
+        "--mask",
+        "people.email=redact",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let nc: Vec<&str> = v["plan"]["not_carried"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert!(
+        nc.iter()
+            .any(|n| n.contains("partial index people_active_email on people")),
+        "{nc:?}"
+    );
+    assert!(
+        nc.iter()
+            .any(|n| n.contains("expression index people_lower_email on people")),
+        "{nc:?}"
+    );
+    assert!(!nc.iter().any(|n| n.contains("people_plain")), "{nc:?}");
+}
