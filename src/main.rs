@@ -63,7 +63,8 @@ struct KeyArgs {
 struct MaskArgs {
     /// Mask a column before it leaves the source, as `TABLE.COLUMN=RULE` (repeatable). Rules:
     /// null, redact, hash (HMAC-SHA256, hex), email (hash the local part, keep @domain),
-    /// truncate:N. NULL stays NULL.
+    /// truncate:N. NULL stays NULL. A name holding a dot is double-quoted:
+    /// 't."a.b"=hash' (a quote inside one doubled).
     #[arg(long = "mask", value_name = "TABLE.COLUMN=RULE")]
     masks: Vec<String>,
     /// Key file (made by `ferry keygen`) the HMAC key of hash and email is derived from;

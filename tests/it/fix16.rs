@@ -296,3 +296,72 @@ fn plan_names_sqlite_partial_and_expression_indexes_as_not_carried() {
     );
     assert!(!nc.iter().any(|n| n.contains("people_plain")), "{nc:?}");
 }
+
+/// A SQLite column whose name holds a dot is masked by quoting it when `TABLE.COLUMN` is
+/// ambiguous; the ambiguous form names both candidates and the quoted form.
+#[test]
+fn a_dotted_sqlite_column_is_masked_by_its_quoted_name() {
+    let fx = fixture();
+    let src = fx.path("dots.db");
+    rusqlite::Connection::open(&src)
+        .unwrap()
+        .execute_batch(
+            r#"CREATE TABLE t (id INTEGER PRIMARY KEY, "a.b" TEXT);
+               CREATE TABLE "t.a" (id INTEGER PRIMARY KEY, b TEXT);
+               INSERT INTO t VALUES (1, 'secret');
+               INSERT INTO "t.a" VALUES (1, 'other');"#,
+        )
+        .unwrap();
+    let url = format!("sqlite://{}", src.display());
+    let (code, _, err) = run(&["plan", &url, "--mask", "t.a.b=redact"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("names more than one column")
+            && err.contains(r#"column "a.b" of table t"#)
+            && err.contains(r#"column "b" of table t.a"#)
+            && err.contains(r#"'t."a.b"=RULE'"#),
+        "{err}"
+    );
+    let masked = |spec: &str| -> Vec<(String, String)> {
+        let (code, out, err) = run(&["--json", "plan", &url, "--mask", spec]);
+        assert_eq!(code, 0, "{spec}: {out}{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["plan"]["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|t| {
+                let table = t["table"].as_str().unwrap().to_string();
+                t["columns"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|c| !c["mask"].is_null())
+                    .map(move |c| (table.clone(), c["name"].as_str().unwrap().to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    assert_eq!(
+        masked(r#"t."a.b"=redact"#),
+        [("t".to_string(), "a.b".to_string())]
+    );
+    assert_eq!(
+        masked(r#""t.a".b=redact"#),
+        [("t.a".to_string(), "b".to_string())]
+    );
+    // The export masks it too.
+    let bundle = fx.path("dots-b");
+    fx.export_to(&url, &bundle, &["--mask", r#"t."a.b"=redact"#]);
+    let dst = fx.path("dots-dst.db");
+    fx.import_to(&bundle, &format!("sqlite://{}", dst.display()), &[]);
+    let c = rusqlite::Connection::open(&dst).unwrap();
+    let v: String = c
+        .query_row(r#"SELECT "a.b" FROM t"#, [], |r| r.get(0))
+        .unwrap();
+    assert_ne!(v, "secret");
+    let b: String = c
+        .query_row(r#"SELECT b FROM "t.a""#, [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(b, "other");
+}
