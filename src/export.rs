@@ -1173,7 +1173,7 @@ fn export_table_once(
         if range.is_some() { " (one range)" } else { "" },
         crate::report::rows_word(rows),
         crate::report::count(infos.len() as u64, "part", "parts"),
-        crate::report::human_bytes(bytes)
+        crate::report::human_size(bytes)
     ));
     Ok(Exported {
         table: exported,
