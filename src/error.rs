@@ -142,6 +142,10 @@ impl Error {
                 "nothing was written; check the bundle's location, and copy a bundle that was damaged \
                  or changed in transit again from the sender (`ferry verify BUNDLE` lists every problem)",
             ),
+            Error::Key(m) if m.starts_with("--mask-key-file") => Some(
+                "give --mask-key-file a key file made by `ferry keygen` (the one earlier exports were \
+                 masked with, for the same hashes); it is not the bundle's key",
+            ),
             Error::Key(_) => Some(
                 "give the key file (--key-file), age identity (--identity) or passphrase (--passphrase-env) \
                  the bundle was made for; `ferry inspect BUNDLE` lists the key ids that open it",

@@ -1169,11 +1169,12 @@ fn export_table_once(
     bar.finish_and_clear();
     let rows = fp.rows;
     ctx.progress.line(&format!(
-        "exported {}{}: {rows} rows, {} parts, {}",
+        "exported {}{}: {}, {}, {}",
         t.qualified(),
         if range.is_some() { " (one range)" } else { "" },
-        infos.len(),
-        crate::report::human_bytes(bytes)
+        crate::report::rows_word(rows),
+        crate::report::count(infos.len() as u64, "part", "parts"),
+        crate::report::human_size(bytes)
     ));
     Ok(Exported {
         table: exported,

@@ -148,9 +148,12 @@ impl ImportPlan {
 
 /// What a failed import leaves behind, for the summary.
 struct FailureState {
-    /// Parts of this bundle committed at the target (ledger), and the bundle's parts.
+    /// Parts of the selected tables committed at the target (ledger), and their parts.
     committed: usize,
     total: usize,
+    /// Whether the selected tables are all of the bundle's (else `--table`/`--exclude`
+    /// chose some).
+    whole_bundle: bool,
     mode: Mode,
     /// Replace: tables whose publish committed, and the tables this import loads.
     published: usize,
@@ -215,7 +218,12 @@ impl FailureState {
             _ => "ledger".to_string(),
         };
         m.push_str(&format!(
-            "; {committed}/{total} parts of this bundle are committed ({source})"
+            "; {committed}/{total} parts of {} are committed ({source})",
+            if self.whole_bundle {
+                "this bundle"
+            } else {
+                "the selected tables"
+            }
         ));
         if self.mode == Mode::Replace {
             m.push_str(&format!(
@@ -330,7 +338,7 @@ pub fn import_reporting(
                 .sum(),
         ),
     };
-    rejects.prepare()?;
+    report.warnings.extend(rejects.prepare()?);
     let skip = (plan.on_error == OnError::Skip).then_some(&rejects);
     let done = load_tables(&run, target, &mut report, skip)
         .and_then(|target| finish(&run, target, &mut report, skip));
@@ -1189,7 +1197,13 @@ fn load_tables(
         run_id: &run_id,
         group_of,
         groups: Mutex::new(waiting),
-        committed: AtomicUsize::new(run.ledger.parts.len()),
+        committed: AtomicUsize::new(
+            run.tables
+                .wanted_parts
+                .iter()
+                .filter(|p| run.tables.done.contains(**p))
+                .count(),
+        ),
         failed: AtomicBool::new(false),
         parts_started: AtomicUsize::new(0),
         publishes_started: AtomicUsize::new(0),
@@ -1295,6 +1309,13 @@ fn report_tables(
         let (mut rows, mut rejected, mut bytes, mut parts) =
             (tally.rows, tally.rejected, tally.bytes, tally.parts);
         let mut status = tally.status.map(str::to_string);
+        // Refused rows of failed parts, but for a part the ledger shows committed.
+        let rolled_back: u64 = tally
+            .refused_in_failed
+            .iter()
+            .filter(|(p, _)| fresh.is_none_or(|f| !f.counts.contains_key(p)))
+            .map(|(_, n)| n)
+            .sum();
         if let Some(fresh) = fresh {
             let earlier = |p: &str| run.ledger.counts.contains_key(p);
             let mine: Vec<&str> = t
@@ -1358,6 +1379,13 @@ fn report_tables(
                 .unwrap_or("not loaded (the import stopped)"),
         );
         line.rows_rejected = rejected;
+        line.rows_rejected_rolled_back = rolled_back;
+        if rolled_back > 0 {
+            line.status.push_str(&format!(
+                " ({} refused in a part that rolled back)",
+                crate::report::rows_word(rolled_back)
+            ));
+        }
         line.logical_bytes = Some(tally.logical);
         if let Some((inserted, updated)) = tally.upsert {
             line.inserted = Some(inserted);
@@ -1480,18 +1508,20 @@ fn rejects_note(report: &RunReport, sink: &Sink<'_>) -> String {
     });
     match sink.dir {
         Some(d) => format!(
-            "; {} of {} rows refused by the target and set aside (E = {:.4}): they are in {} ({files} Parquet \
+            "; {} of {} refused by the target and set aside (E = {:.4}): they are in {} ({files} Parquet \
              file{} of this bundle, one per part, each row with its reason)",
             e.rows_rejected,
-            e.rows_total,
+            crate::report::rows_word(e.rows_total),
             e.error_rate,
             d.display(),
             if files == 1 { "" } else { "s" }
         ),
         None => format!(
-            "; {} of {} rows refused by the target and set aside (E = {:.4}): only counted, not kept (give \
+            "; {} of {} refused by the target and set aside (E = {:.4}): only counted, not kept (give \
              --rejects DIR to keep them with their reasons)",
-            e.rows_rejected, e.rows_total, e.error_rate
+            e.rows_rejected,
+            crate::report::rows_word(e.rows_total),
+            e.error_rate
         ),
     }
 }
@@ -1531,6 +1561,10 @@ struct LoadCtx<'a> {
 struct Tally {
     rows: u64,
     rejected: u64,
+    /// `--on-error skip`: (part, rows the target refused in it) of each part that failed
+    /// after refusing rows (the one over `--max-errors`): rolled back unless the ledger
+    /// shows it committed after all (a lost answer to COMMIT).
+    refused_in_failed: Vec<(String, u64)>,
     /// Stored (compressed) and Arrow (uncompressed) bytes of the parts committed.
     bytes: u64,
     logical: u64,
@@ -1561,7 +1595,8 @@ fn failure_state(
     let publish_failed = (!failed_group.is_empty()).then(|| failed_group.join(", "));
     let mut state = FailureState {
         committed: ctx.committed.load(Ordering::Relaxed),
-        total: ctx.run.checked.bundle.manifest.parts.len(),
+        total: tables.wanted_parts.len(),
+        whole_bundle: tables.selected.len() == ctx.run.checked.catalog.tables.len(),
         mode: ctx.run.run_mode(),
         published: ctx.published.load(Ordering::Relaxed)
             + tables
@@ -1585,7 +1620,11 @@ fn failure_state(
     };
     let parts: HashSet<&str> = fresh.parts.iter().map(|(p, _)| p.as_str()).collect();
     let staged: HashSet<&str> = fresh.staged.iter().map(String::as_str).collect();
-    state.committed = fresh.parts.len();
+    state.committed = tables
+        .wanted_parts
+        .iter()
+        .filter(|p| parts.contains(**p))
+        .count();
     state.published = tables
         .selected
         .iter()
@@ -1750,6 +1789,11 @@ fn import_table_parts(
             }
             Ok((LoadOutcome::AlreadyLoaded, _)) => skipped += 1,
             Err(e) => {
+                if let Some(n) = part_rejects.as_ref().map(|r| r.count).filter(|n| *n > 0) {
+                    tally(ctx, i, |tally| {
+                        tally.refused_in_failed.push((p.path.clone(), n));
+                    });
+                }
                 if let Ok(mut g) = ctx.failed_parts.lock() {
                     g.push((
                         p.path.clone(),
@@ -1794,13 +1838,21 @@ fn import_table_parts(
     };
     let mut also = Vec::new();
     if rejected > 0 {
-        also.push(format!("{rejected} refused and set aside"));
+        also.push(format!(
+            "{} refused and set aside",
+            crate::report::rows_word(rejected)
+        ));
     }
     if skipped > 0 {
-        also.push(format!("{skipped} parts already imported"));
+        also.push(format!(
+            "{} already imported",
+            crate::report::count(skipped, "part", "parts")
+        ));
     }
     ctx.run.progress.line(&format!(
-        "loaded {name}: {rows} rows from {loaded_parts} parts{}",
+        "loaded {name}: {} from {}{}",
+        crate::report::rows_word(rows),
+        crate::report::count(loaded_parts, "part", "parts"),
         if also.is_empty() {
             String::new()
         } else {
@@ -2300,6 +2352,7 @@ mod tests {
         let mut st = FailureState {
             committed: 4,
             total: 12,
+            whole_bundle: true,
             mode: Mode::Append,
             published: 0,
             tables: 3,
@@ -2311,6 +2364,15 @@ mod tests {
             "nothing from the failed part was committed; 4/12 parts of this bundle are committed (ledger); \
              re-run the same command to resume"
         );
+        // With --table: the selected tables' parts.
+        st.whole_bundle = false;
+        assert!(
+            st.message()
+                .contains("; 4/12 parts of the selected tables are committed (ledger)"),
+            "{}",
+            st.message()
+        );
+        st.whole_bundle = true;
         st.mode = Mode::Replace;
         st.published = 1;
         st.publish_failed = Some("orders".into());
@@ -2335,6 +2397,7 @@ mod tests {
         let mut st = FailureState {
             committed: 5,
             total: 12,
+            whole_bundle: true,
             mode: Mode::Append,
             published: 0,
             tables: 1,

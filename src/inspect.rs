@@ -181,7 +181,7 @@ impl Inspection {
                 ));
                 for t in &c.tables {
                     let view = if t.table.from_view { " (read from a view)" } else { "" };
-                    o.push_str(&format!("table {}{view} — {} rows in {} parts\n", p(&t.table.qualified()), t.rows, t.parts.len()));
+                    o.push_str(&format!("table {}{view} — {} in {}\n", p(&t.table.qualified()), crate::report::rows_word(t.rows), crate::report::count(t.parts.len() as u64, "part", "parts")));
                     for col in &t.table.columns {
                         let pk = if t.table.primary_key.contains(&col.name) { " primary key" } else { "" };
                         o.push_str(&format!(

@@ -106,7 +106,8 @@ impl RecipientArgs {
 struct MaskArgs {
     /// Mask a column before it leaves the source, as `TABLE.COLUMN=RULE` (repeatable). Rules:
     /// null, redact, hash (HMAC-SHA256, hex), email (hash the local part, keep @domain),
-    /// truncate:N. NULL stays NULL.
+    /// truncate:N. NULL stays NULL. A name holding a dot is double-quoted:
+    /// 't."a.b"=hash' (a quote inside one doubled).
     #[arg(long = "mask", value_name = "TABLE.COLUMN=RULE")]
     masks: Vec<String>,
     /// Key file (made by `ferry keygen`) the HMAC key of hash and email is derived from;
@@ -134,7 +135,11 @@ impl MaskArgs {
             .collect::<Result<_, _>>()?;
         let (key, warnings) = match &self.mask_key_file {
             Some(p) => {
-                let (k, w) = KeyFileKey::load(p)?;
+                // A bad mask key is no bundle key: say which option it came from.
+                let (k, w) = KeyFileKey::load(p).map_err(|e| match e {
+                    Error::Key(m) => Error::Key(format!("--mask-key-file: {m}")),
+                    other => other,
+                })?;
                 (
                     Some(std::sync::Arc::new(ferry::mask::MaskKey::derive(&k))),
                     w,

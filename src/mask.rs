@@ -519,8 +519,73 @@ impl Masks {
 
 /// `TABLE.COLUMN` against the tables: the split at a dot that names a table (`t` or
 /// `schema.t`) having that column. Exactly one must match.
+/// `TABLE.COLUMN` with double-quoted parts (`t."a.b"`, `"my.table".col`, `s.t."x""y"`):
+/// the parts, unquoted; `None` when `target` has no quote or is malformed.
+fn quoted_parts(target: &str) -> Option<Vec<String>> {
+    if !target.contains('"') {
+        return None;
+    }
+    let mut parts = Vec::new();
+    let mut chars = target.chars().peekable();
+    loop {
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    '"' => break,
+                    c => part.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == '.' || c == '"' {
+                    break;
+                }
+                part.push(c);
+                chars.next();
+            }
+        }
+        if part.is_empty() {
+            return None;
+        }
+        parts.push(part);
+        match chars.next() {
+            None => break,
+            Some('.') => {}
+            Some(_) => return None,
+        }
+    }
+    (parts.len() >= 2).then_some(parts)
+}
+
 fn find<'a>(tables: &'a [TableDef], target: &str) -> Result<(&'a TableDef, &'a Column)> {
     let mut hits = Vec::new();
+    if let Some(parts) = quoted_parts(target) {
+        let (column, table) = parts.split_last().unwrap_or((&parts[0], &[]));
+        for t in tables.iter().filter(|t| match table {
+            [name] => t.name == *name,
+            [schema, name] => t.schema.as_deref() == Some(schema.as_str()) && t.name == *name,
+            _ => false,
+        }) {
+            if let Some(c) = t.columns.iter().find(|c| c.name == *column) {
+                hits.push((t, c));
+            }
+        }
+        return match hits.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(Error::Usage(format!(
+                "--mask {target}: no such column among the tables exported"
+            ))),
+            _ => Err(Error::Usage(format!(
+                "--mask {target}: names more than one column; give SCHEMA.TABLE.COLUMN"
+            ))),
+        };
+    }
     for (i, _) in target.match_indices('.') {
         let (tn, cn) = (&target[..i], &target[i + 1..]);
         for t in tables
@@ -539,7 +604,12 @@ fn find<'a>(tables: &'a [TableDef], target: &str) -> Result<(&'a TableDef, &'a C
              SCHEMA.TABLE.COLUMN)"
         ))),
         _ => Err(Error::Usage(format!(
-            "--mask {target}: names more than one column; give SCHEMA.TABLE.COLUMN"
+            "--mask {target}: names more than one column ({}); quote the names that hold a dot, \
+             e.g. 't.\"a.b\"=RULE', or give SCHEMA.TABLE.COLUMN",
+            hits.iter()
+                .map(|(t, c)| format!("column {:?} of table {}", c.name, t.qualified()))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -620,6 +690,18 @@ mod tests {
 
     fn key(byte: u8) -> MaskKey {
         MaskKey::derive(&KeyFileKey::from_bytes([byte; 32], "test"))
+    }
+
+    #[test]
+    fn quoted_names_split_at_their_own_dots() {
+        let v = |s: &str| quoted_parts(s).map(|p| p.join("|"));
+        assert_eq!(v(r#"t."a.b""#).as_deref(), Some("t|a.b"));
+        assert_eq!(v(r#""t.a".b"#).as_deref(), Some("t.a|b"));
+        assert_eq!(v(r#"s."t"."x""y""#).as_deref(), Some(r#"s|t|x"y"#));
+        assert_eq!(v("t.a.b"), None);
+        for bad in [r#"t."a"#, r#"t.""#, r#""t"x.b"#, r#"t.."a""#, r#""t""#] {
+            assert_eq!(v(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -188,6 +188,12 @@ pub fn plan(req: &PlanRequest, progress: &Progress) -> Result<RunReport> {
     );
     attach(&mut report, &plan, "planned");
     report.close(started.elapsed());
+    // The import would stop in pre-flight (exit 65): so does its plan, so that a script or
+    // CI step can gate on it; the plan itself is printed all the same.
+    if refused > 0 || !plan.problems.is_empty() {
+        report.status = "refused".into();
+        report.exit_code = crate::error::exit::INVALID;
+    }
     Ok(report)
 }
 
@@ -419,7 +425,7 @@ impl Plan {
         for t in &self.tables {
             o.push('\n');
             let rows = match t.rows {
-                Some(n) => format!("{n} rows ({})", t.rows_are),
+                Some(n) => format!("{} ({})", crate::report::rows_word(n), t.rows_are),
                 None => format!("rows {}", t.rows_are),
             };
             o.push_str(&format!(

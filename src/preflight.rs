@@ -135,8 +135,9 @@ pub fn findings(rules: &Rules<'_>, tables: &[Planned<'_>]) -> Vec<String> {
             && n > 0
         {
             out.push(format!(
-                "table {name} already exists and holds {n} rows; --mode create loads only into new or empty \
+                "table {name} already exists and holds {}; --mode create loads only into new or empty \
                  tables (use --mode append or replace, or --rename {}=NEW)",
+                crate::report::rows_word(n),
                 t.name
             ));
         }

@@ -27,6 +27,11 @@ pub struct TableReport {
     pub rows_rejected: u64,
     /// `rows_rejected` over the rows this run read of the table (`rows + rows_rejected`).
     pub error_rate: f64,
+    /// Import with `--on-error skip`: rows the target refused in a part that then rolled
+    /// back (the part that went over `--max-errors`, or failed otherwise). Neither loaded
+    /// nor set aside, so not in the ledger nor in E; a re-run meets them again.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rows_rejected_rolled_back: u64,
     /// Upsert: rows inserted (a new key) and updated (a key the table had, whether a
     /// value changed or not), apart.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -62,6 +67,15 @@ pub struct Errors {
     pub parts_total: u64,
     /// E = rows_rejected / rows_total: rows only (failed parts are counted apart).
     pub error_rate: f64,
+    /// Rows refused in parts that rolled back, in all (see
+    /// [`TableReport::rows_rejected_rolled_back`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rows_rejected_rolled_back: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The closing summary of a command (schema: `schemas/report.v1.json`).
@@ -191,6 +205,7 @@ impl RunReport {
             rows_per_s: rate(rows as f64, seconds),
             rows_rejected: 0,
             error_rate: 0.0,
+            rows_rejected_rolled_back: 0,
             inserted: None,
             updated: None,
             status: status.into(),
@@ -247,6 +262,11 @@ impl RunReport {
         self.errors.rows_rejected = rejected;
         self.errors.rows_total = rows + rejected;
         self.errors.error_rate = ratio(rejected, rows + rejected);
+        self.errors.rows_rejected_rolled_back = self
+            .tables
+            .iter()
+            .map(|t| t.rows_rejected_rolled_back)
+            .sum();
     }
 
     /// Sets the run's total bytes where no table carries them (a keyless verify reads every
@@ -310,19 +330,21 @@ impl RunReport {
         // A dry run moves nothing: its rows are estimates, with no speed or error rate.
         if self.status == "dry run" {
             out.push_str(&format!(
-                "{}: dry run — {} rows, nothing moved\n",
-                self.command, t.rows
+                "{}: dry run — {}, nothing moved\n",
+                self.command,
+                rows_word(t.rows)
             ));
         }
         if self.status == "nothing to do" {
             out.push_str(&format!(
-                "{}: nothing to do — the target already holds {} rows of it{}\n",
+                "{}: nothing to do — the target already holds {} of it{}\n",
                 self.command,
-                t.rows,
+                rows_word(t.rows),
                 if self.errors.rows_rejected > 0 {
                     format!(
-                        " ({} rows were rejected when it was loaded, E = {:.4})",
-                        self.errors.rows_rejected, self.errors.error_rate
+                        " ({} rejected when it was loaded, E = {:.4})",
+                        rows_word(self.errors.rows_rejected),
+                        self.errors.error_rate
                     )
                 } else {
                     String::new()
@@ -341,19 +363,26 @@ impl RunReport {
                 String::new()
             } else {
                 format!(
-                    "; errors: {} of {} rows rejected (E = {:.4}), {} of {} parts failed",
+                    "; errors: {} of {} rejected (E = {:.4}){}, {} of {} failed",
                     self.errors.rows_rejected,
-                    self.errors.rows_total,
+                    rows_word(self.errors.rows_total),
                     self.errors.error_rate,
+                    match self.errors.rows_rejected_rolled_back {
+                        0 => String::new(),
+                        n => format!(
+                            " and {} refused in a part that rolled back (not loaded, not set aside)",
+                            rows_word(n)
+                        ),
+                    },
                     self.errors.parts_failed,
-                    self.errors.parts_total,
+                    count(self.errors.parts_total, "part", "parts"),
                 )
             };
             out.push_str(&format!(
-                "{}: {} — {} rows, {}{logical} in {:.2} s ({:.0} rows/s, {:.1} MB/s){errors}\n",
+                "{}: {} — {}, {}{logical} in {:.2} s ({:.0} rows/s, {:.1} MB/s){errors}\n",
                 self.command,
                 self.status,
-                t.rows,
+                rows_word(t.rows),
                 human_size(t.bytes),
                 t.seconds,
                 t.rows_per_s,
@@ -420,6 +449,16 @@ pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
 /// [`printable`] line by line, for multi-line text of ferry's own that embeds bundle strings.
 pub fn printable_lines(s: &str) -> String {
     s.split('\n').map(printable).collect::<Vec<_>>().join("\n")
+}
+
+/// `n` and the noun for it: `1 part`, `0 parts`, `3 parts`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// `1 row`, `2 rows`, `0 rows`.
+pub fn rows_word(n: u64) -> String {
+    count(n, "row", "rows")
 }
 
 fn rate(n: f64, seconds: f64) -> f64 {

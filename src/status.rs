@@ -111,7 +111,10 @@ pub fn status(target_url: &str, target_schema: Option<&str>) -> Result<RunReport
             format!("applied {} .. {}", h.first, h.last)
         };
         let rejected = if h.rejected > 0 {
-            format!("; {} rows refused by the target and set aside", h.rejected)
+            format!(
+                "; {} refused by the target and set aside",
+                crate::report::rows_word(h.rejected)
+            )
         } else {
             String::new()
         };

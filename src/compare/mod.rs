@@ -87,13 +87,43 @@ fn projection(def: &TableDef, names: &[String]) -> Result<Vec<usize>> {
         .collect()
 }
 
+/// The compared columns of `batch`, in the job's order; a column the other side holds as
+/// text, of a type `--as-text` loads as its PostgreSQL text form, as that text
+/// ([`crate::types::fingerprint::as_pg_text`]).
 fn project(
     batch: &arrow::record_batch::RecordBatch,
     idx: &[usize],
+    other_text: &[bool],
 ) -> Result<arrow::record_batch::RecordBatch> {
-    batch
+    let b = batch
         .project(idx)
-        .map_err(|e| Error::Data(format!("selecting the compared columns: {e}")))
+        .map_err(|e| Error::Data(format!("selecting the compared columns: {e}")))?;
+    if !other_text.iter().any(|t| *t) {
+        return Ok(b);
+    }
+    let schema = b.schema();
+    let mut fields: Vec<arrow::datatypes::Field> =
+        schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut columns = b.columns().to_vec();
+    let mut changed = false;
+    for (c, text) in other_text.iter().enumerate() {
+        if !*text || c >= columns.len() {
+            continue;
+        }
+        if let Some((f, a)) = crate::types::fingerprint::as_pg_text(&fields[c], &columns[c])? {
+            fields[c] = f;
+            columns[c] = a;
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(b);
+    }
+    arrow::record_batch::RecordBatch::try_new(
+        std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+        columns,
+    )
+    .map_err(|e| Error::Data(format!("selecting the compared columns: {e}")))
 }
 
 /// What a side stops with when the other side failed.
@@ -162,14 +192,14 @@ fn first_pass(
             |d| Ok((Sums::new(n, keyed), projection(d, &job.columns)?)),
             |(sums, idx), b| {
                 check_stop(stop)?;
-                sums.add(&project(b, idx)?, &job.key)
+                sums.add(&project(b, idx, &job.other_text)?, &job.key)
             },
         )?;
         progress.line(&format!(
-            "read {} of {}: {} rows",
+            "read {} of {}: {}",
             def.qualified(),
             side.label,
-            sums.fp.rows
+            crate::report::rows_word(sums.fp.rows)
         ));
         // A retyped definition is the one the second pass reads with.
         side.tables[job.table] = def;
@@ -197,7 +227,7 @@ fn second_pass(
             |d| Ok((Keyed::new(wanted.clone()), projection(d, &job.columns)?)),
             |(keyed, idx), b| {
                 check_stop(stop)?;
-                keyed.add(&project(b, idx)?, &job.key)
+                keyed.add(&project(b, idx, &job.other_text)?, &job.key)
             },
         )?;
         out.push(Read {

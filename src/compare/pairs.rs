@@ -5,7 +5,7 @@
 use super::ComparePlan;
 use super::side::Side;
 use crate::source::Selection;
-use crate::types::TableDef;
+use crate::types::{ColumnType, TableDef};
 use crate::{Error, Result};
 
 /// `--table` narrows what each side lists: the names given, and a renamed table's own name
@@ -95,6 +95,11 @@ pub(super) struct Pair {
     pub only_b: Vec<String>,
     /// Positions in `columns` of the primary key used to name rows (empty: none).
     pub key: Vec<usize>,
+    /// Per column of `columns`: whether A's, and B's, is text (a column of the other side
+    /// that [`crate::types::fingerprint::compares_as_pg_text`] names is then compared as
+    /// its PostgreSQL text form).
+    pub text_a: Vec<bool>,
+    pub text_b: Vec<bool>,
 }
 
 /// Columns matched by name: exactly, else ignoring case when that names one column.
@@ -170,10 +175,23 @@ impl Pair {
                 (pos.len() == pk.len()).then_some(pos)
             })
             .unwrap_or_default();
+        let is_text = |t: Option<&TableDef>, side_a: bool| -> Vec<bool> {
+            columns
+                .iter()
+                .map(|(x, y)| {
+                    let n = if side_a { x } else { y };
+                    t.and_then(|t| t.columns.iter().find(|c| c.name == *n))
+                        .is_some_and(|c| c.ty == ColumnType::Utf8)
+                })
+                .collect()
+        };
+        let (text_a, text_b) = (is_text(a, true), is_text(b, false));
         Pair {
             name,
             a: ai,
             b: bi,
+            text_a,
+            text_b,
             columns,
             only_a,
             only_b,
@@ -193,6 +211,8 @@ pub(super) struct Job {
     /// The columns read, in the order both sides use.
     pub columns: Vec<String>,
     pub key: Vec<usize>,
+    /// Per column: the other side holds it as text.
+    pub other_text: Vec<bool>,
 }
 
 impl Pair {
@@ -206,6 +226,11 @@ impl Pair {
                 .map(|(x, y)| if side_a { x.clone() } else { y.clone() })
                 .collect(),
             key: self.key.clone(),
+            other_text: if side_a {
+                self.text_b.clone()
+            } else {
+                self.text_a.clone()
+            },
         })
     }
 }

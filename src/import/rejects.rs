@@ -107,15 +107,57 @@ pub struct Sink<'a> {
 
 impl Sink<'_> {
     /// Creates `--rejects DIR` when missing (mode 0700: the rows are the bundle's
-    /// plaintext), before anything is loaded.
-    pub fn prepare(&self) -> Result<()> {
-        let Some(dir) = self.dir else { return Ok(()) };
-        use std::os::unix::fs::DirBuilderExt;
+    /// plaintext), before anything is loaded. A path that is a dangling symbolic link or no
+    /// directory is refused (usage). An existing directory keeps its mode (it is the
+    /// user's): a warning when other users can enter it, since the files are named after
+    /// the tables (their contents are mode 0600).
+    pub fn prepare(&self) -> Result<Vec<String>> {
+        let Some(dir) = self.dir else {
+            return Ok(vec![]);
+        };
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let shown = dir.display();
+        if let Ok(link) = std::fs::symlink_metadata(dir)
+            && link.file_type().is_symlink()
+            && std::fs::metadata(dir).is_err()
+        {
+            let to = std::fs::read_link(dir)
+                .map(|t| t.display().to_string())
+                .unwrap_or_else(|_| "?".into());
+            return Err(Error::Usage(format!(
+                "--rejects {shown} is a symbolic link to {to}, which does not exist: ferry does not \
+                 create a directory through a link; give a directory (or a new path)"
+            )));
+        }
+        match std::fs::metadata(dir) {
+            Ok(m) if !m.is_dir() => {
+                return Err(Error::Usage(format!(
+                    "--rejects {shown} exists and is not a directory: give a directory (or a new path)"
+                )));
+            }
+            Ok(m) => {
+                let mode = m.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    return Ok(vec![format!(
+                        "--rejects {shown} is open to other users (mode {mode:o}): the refused rows' files \
+                         are mode 0600, but others can list them (named after the tables){}; run: chmod 700 {shown}",
+                        if mode & 0o022 != 0 {
+                            " and remove or replace them"
+                        } else {
+                            ""
+                        }
+                    )]);
+                }
+                return Ok(vec![]);
+            }
+            Err(_) => {}
+        }
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| Error::io(format!("cannot create --rejects {}", dir.display()), e))
+            .map_err(|e| Error::io(format!("cannot create --rejects {shown}"), e))?;
+        Ok(vec![])
     }
 
     /// The file of one part's refused rows (the name a re-run of the part writes again):
@@ -278,7 +320,7 @@ impl Rejects for PartRejects<'_> {
         {
             return Err(Error::Data(format!(
                 "table {}, row {row} of part {}: the target refused it ({reason}); that makes {used} rows rejected \
-                 of the {} rows of the bundle's tables, over --max-errors {max} ({limit} rows): the import stops and \
+                 of the {} rows of the tables this import loads, over --max-errors {max} ({limit} rows): the import stops and \
                  this part was rolled back",
                 self.table, self.part, budget.total
             )));

@@ -25,6 +25,12 @@
 //!
 //! NULL is `N` in every form. Row encodings concatenate the columns' in order.
 //!
+//! One cross-type rule, for `compare` only: where one side's column is an interval, a list,
+//! a decimal or numeric text ([`compares_as_pg_text`]) and the other side's is text, the
+//! first is compared as its PostgreSQL text form ([`as_pg_text`]), the text `--as-text`
+//! loads into an engine that has no such type, hashed as [`Form::Text`]. Export
+//! fingerprints never change form.
+//!
 //! Bundles written before this table existed hashed integers, decimals, uuids and JSON by the
 //! reader's Arrow type; their catalog fingerprints are informative only (nothing compares a
 //! stored fingerprint: `compare` of a bundle reads its rows).
@@ -95,6 +101,49 @@ impl Form {
             ColumnType::List { element } => Form::List(Box::new(Form::of(element))),
         }
     }
+}
+
+/// Whether a column of canonical type `ty`, compared with a column that holds text, is
+/// compared as its PostgreSQL text form (hashed as [`Form::Text`]): the types `--as-text`
+/// loads as that text into an engine without a column type for them (docs/TYPES.md,
+/// "`--as-text`"): intervals, one-dimensional arrays, decimals and numeric text. Any other
+/// type and text stay different ("text and a number" are not made equal otherwise).
+pub fn compares_as_pg_text(ty: &ColumnType) -> bool {
+    matches!(
+        ty,
+        ColumnType::Interval
+            | ColumnType::List { .. }
+            | ColumnType::Decimal128 { .. }
+            | ColumnType::Decimal256 { .. }
+            | ColumnType::NumericText
+    ) && super::text::has_pg_text_form(ty)
+}
+
+/// A column in the form `--as-text` loads it: each value as [`super::text::pg_text`] prints
+/// it (the one function the SQLite and MySQL loaders call), NULL as NULL, as a plain Utf8
+/// column. `None` when the column's type is not one [`compares_as_pg_text`] names.
+pub fn as_pg_text(field: &Field, a: &ArrayRef) -> Result<Option<(Field, ArrayRef)>> {
+    let Some(ty) = column_type(field).filter(compares_as_pg_text) else {
+        return Ok(None);
+    };
+    let mut b = arrow::array::StringBuilder::with_capacity(a.len(), a.len() * 16);
+    for i in 0..a.len() {
+        if a.is_null(i) {
+            b.append_null();
+        } else {
+            let t = super::text::pg_text(a.as_ref(), i, &ty).map_err(|e| {
+                Error::Data(format!(
+                    "column {:?}: its PostgreSQL text form: {e}",
+                    field.name()
+                ))
+            })?;
+            b.append_value(t);
+        }
+    }
+    Ok(Some((
+        Field::new(field.name(), DataType::Utf8, field.is_nullable()),
+        std::sync::Arc::new(b.finish()),
+    )))
 }
 
 /// The canonical type of a batch's column, from its Arrow type and the field metadata ferry
@@ -1487,6 +1536,66 @@ mod tests {
         let s = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
         assert_eq!(u, fp1(text(vec![Some(s), None]), None));
         assert_ne!(u, fp1(text(vec![Some(&s.to_uppercase()), None]), None));
+    }
+
+    #[test]
+    fn a_list_or_interval_beside_text_is_its_as_text_form() {
+        let list: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(1), None, Some(-3)]),
+            None,
+            Some(vec![]),
+        ]));
+        let field = Field::new("l", list.data_type().clone(), true);
+        let (f, t) = as_pg_text(&field, &list).unwrap().unwrap();
+        assert_eq!(f.data_type(), &DataType::Utf8);
+        let t = t.as_string::<i32>();
+        assert_eq!(t.value(0), "{1,NULL,-3}");
+        assert!(t.is_null(1));
+        assert_eq!(t.value(2), "{}");
+        // Text lists quote as array_out does: the very function the loaders call.
+        let words = arrow::array::ListBuilder::new(arrow::array::StringBuilder::new());
+        let mut words = words;
+        words.values().append_value("Trailers");
+        words.values().append_value("Deleted Scenes");
+        words.values().append_null();
+        words.append(true);
+        let words: ArrayRef = Arc::new(words.finish());
+        let wf = Field::new("w", words.data_type().clone(), true);
+        let (_, wt) = as_pg_text(&wf, &words).unwrap().unwrap();
+        let expect =
+            crate::types::text::pg_text(words.as_ref(), 0, &column_type(&wf).unwrap()).unwrap();
+        assert_eq!(wt.as_string::<i32>().value(0), expect);
+        assert_eq!(expect, r#"{Trailers,"Deleted Scenes",NULL}"#);
+        // Its fingerprint is that of the text column --as-text loads.
+        assert_eq!(
+            fp1(wt, None),
+            fp1(
+                text(vec![Some(r#"{Trailers,"Deleted Scenes",NULL}"#)]),
+                None
+            )
+        );
+        let iv: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![Some(
+            IntervalMonthDayNano::new(-10, -3, 14_706_789_000_000),
+        )]));
+        let ivf = Field::new("i", iv.data_type().clone(), true);
+        let (_, it) = as_pg_text(&ivf, &iv).unwrap().unwrap();
+        assert_eq!(
+            it.as_string::<i32>().value(0),
+            "-10 mons -3 days +04:05:06.789"
+        );
+        // Text, integers, timestamps: no such form (they compare by their own).
+        for a in [
+            text(vec![Some("x")]),
+            Arc::new(Int32Array::from(vec![1])) as ArrayRef,
+            Arc::new(TimestampMicrosecondArray::from(vec![1])) as ArrayRef,
+        ] {
+            let f = Field::new("c", a.data_type().clone(), true);
+            assert!(as_pg_text(&f, &a).unwrap().is_none(), "{a:?}");
+        }
+        let d = dec128(vec![Some(1250)], 12, 2);
+        let df = Field::new("d", d.data_type().clone(), true);
+        let (_, dt) = as_pg_text(&df, &d).unwrap().unwrap();
+        assert_eq!(dt.as_string::<i32>().value(0), "12.50");
     }
 
     #[test]

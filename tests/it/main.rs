@@ -19,6 +19,7 @@ mod common;
 mod compare;
 mod conformance;
 mod fidelity;
+mod fix16;
 mod job_files;
 mod kill;
 mod load_order;

@@ -290,7 +290,15 @@ impl SqliteSource {
             .and_then(|rows| rows.collect())
             .map_err(|e| db_err("index_list", e))?;
         for (iname, unique, origin, partial) in list {
-            if origin == "pk" || partial {
+            if origin == "pk" {
+                continue;
+            }
+            // Their WHERE and expressions wait for the expression rules: named, as
+            // PostgreSQL's are.
+            if partial {
+                notes.push(format!(
+                    "not carried: partial index {iname} on {name} (its WHERE is not rebuilt)"
+                ));
                 continue;
             }
             let mut istmt = self
@@ -302,7 +310,10 @@ impl SqliteSource {
                 .and_then(|rows| rows.collect())
                 .map_err(|e| db_err("index_info", e))?;
             if icols.iter().any(Option::is_none) {
-                continue; // expression index: not carried
+                notes.push(format!(
+                    "not carried: expression index {iname} on {name} (its expression is not rebuilt)"
+                ));
+                continue;
             }
             let name = if origin == "u" {
                 format!(
