@@ -228,9 +228,13 @@ impl Passphrase {
 pub struct Keys {
     pub key_files: Vec<KeyFileKey>,
     pub passphrases: Vec<Passphrase>,
+    /// `--trust`, `--trust-file`: the keys a manifest must be signed by (none: no signature
+    /// required). Not a decryption key: [`Keys::is_empty`] ignores it.
+    pub trust: crate::crypto::signing::TrustList,
 }
 
 impl Keys {
+    /// Whether no decryption key was given (the trust list is not one).
     pub fn is_empty(&self) -> bool {
         self.key_files.is_empty() && self.passphrases.is_empty()
     }
