@@ -142,6 +142,11 @@ impl Error {
                 "nothing was written; check the bundle's location, and copy a bundle that was damaged \
                  or changed in transit again from the sender (`ferry verify BUNDLE` lists every problem)",
             ),
+            Error::Key(m) if m.contains("--trust") || m.contains("signing key") => Some(
+                "a signature check failed or a signing key is unusable: compare the signer's key id \
+                 (`ferry inspect BUNDLE`) and the bundle's fingerprint with the sender's, and copy the \
+                 bundle again with its manifest.json.minisig; trust only public keys received out of band",
+            ),
             Error::Key(_) => Some(
                 "give the key file (--key-file) or passphrase (--passphrase-env) the bundle was made \
                  for; `ferry inspect BUNDLE` lists the key ids that open it",

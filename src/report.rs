@@ -223,7 +223,11 @@ impl RunReport {
 
     /// Records the manifest's signature (`signed_by`, `signature_checked`) and its
     /// fingerprint, and warns of a signature file that was not understood.
-    pub fn set_signature(&mut self, sig: &crate::crypto::signing::SignatureCheck, fingerprint: String) {
+    pub fn set_signature(
+        &mut self,
+        sig: &crate::crypto::signing::SignatureCheck,
+        fingerprint: String,
+    ) {
         self.signed_by = sig.signed_by.clone();
         self.signature_checked = Some(sig.checked);
         self.fingerprint = Some(fingerprint);
@@ -384,12 +388,7 @@ impl RunReport {
         if let (Some(enc), Some(auth)) = (self.encrypted, self.authenticated) {
             out.push_str(&format!(
                 "bundle: {}\n",
-                trust_line(
-                    enc,
-                    auth,
-                    self.signed_by.as_deref(),
-                    self.signature_checked
-                )
+                trust_line(enc, auth, self.signed_by.as_deref(), self.signature_checked)
             ));
         }
         if let Some(f) = &self.fingerprint {

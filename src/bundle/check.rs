@@ -119,7 +119,9 @@ impl OpenBundle {
         // The signature: capped, a regular file, else never read (refused by name under --trust).
         let signature = match entries.get(layout::MANIFEST_SIG) {
             None => SigFile::Absent,
-            Some(e) if e.kind != EntryKind::File => SigFile::NotAFile(e.kind.describe().to_string()),
+            Some(e) if e.kind != EntryKind::File => {
+                SigFile::NotAFile(e.kind.describe().to_string())
+            }
             Some(e) if e.size > SIG_CAP => SigFile::Oversize(e.size),
             Some(_) => SigFile::Present(store.read_capped(layout::MANIFEST_SIG, SIG_CAP)?.to_vec()),
         };

@@ -425,6 +425,7 @@ mod tests {
         Keys {
             key_files: vec![KeyFileKey::from_bytes(k, "test")],
             passphrases: vec![],
+            ..Keys::default()
         }
     }
 
@@ -538,6 +539,7 @@ mod tests {
         let keys = Keys {
             key_files: vec![],
             passphrases: vec![Passphrase::new("pw", "t").unwrap()],
+            ..Keys::default()
         };
         let slots = vec![
             passphrase_slot(1 << 20, 8, 4, 1),
@@ -557,6 +559,7 @@ mod tests {
             passphrases: (0..3)
                 .map(|_| Passphrase::new("pw", "t").unwrap())
                 .collect(),
+            ..Keys::default()
         };
         let slots = vec![passphrase_slot(1 << 20, 4, 4, 1)];
         let e = DataKey::unwrap("b", &slots, &keys).unwrap_err().to_string();
@@ -572,17 +575,20 @@ mod tests {
                 Passphrase::new("one", "t").unwrap(),
                 Passphrase::new("two", "t").unwrap(),
             ],
+            ..Keys::default()
         };
         let slots = bdk.wrap("b1", &keys).unwrap();
         let only_two = Keys {
             key_files: vec![],
             passphrases: vec![Passphrase::new("two", "t").unwrap()],
+            ..Keys::default()
         };
         let back = DataKey::unwrap("b1", &slots, &only_two).unwrap();
         assert_eq!(&back.0[..], &bdk.0[..]);
         let five = Keys {
             key_files: vec![],
             passphrases: (0..5).map(|_| Passphrase::new("x", "t").unwrap()).collect(),
+            ..Keys::default()
         };
         assert!(matches!(bdk.wrap("b1", &five), Err(Error::Usage(_))));
     }

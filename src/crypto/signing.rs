@@ -127,7 +127,7 @@ impl SigningKey {
                  where only the exporting account can read it"
             )));
         }
-        if !line.starts_with(SK_UNENCRYPTED_PREFIX) || !is_b64(line, SK_B64_LEN, 0) {
+        if !line.starts_with(SK_UNENCRYPTED_PREFIX) || !is_b64(line, SK_B64_LEN, 1) {
             let what = if is_b64(line, PK_B64_LEN, 0) {
                 " (this looks like a public key: --sign-key takes the secret key, FILE not FILE.pub)"
             } else {
@@ -137,23 +137,46 @@ impl SigningKey {
                 "signing key {origin}: not an Ed25519 minisign secret key{what}"
             )));
         }
-        let boxed = Zeroizing::new(format!("untrusted comment: ferry\n{line}\n"));
-        let sk = minisign::SecretKeyBox::from_string(&boxed)
-            .and_then(minisign::SecretKeyBox::into_unencrypted_secret_key)
-            .map_err(|e| {
-                Error::Key(format!(
-                    "signing key {origin}: damaged ({}); was it copied whole?",
-                    minisign_err(e)
-                ))
-            })?;
+        use base64::Engine as _;
+        let raw = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(line)
+                .map_err(|_| {
+                    Error::Key(format!(
+                        "signing key {origin}: not valid base64; was it copied whole?"
+                    ))
+                })?,
+        );
+        // minisign's checksum (BLAKE2b of the key) is checked when present; `minisign -G -W`
+        // leaves it zero, and then the test signature below is the check.
+        let sk = if raw.get(126..158).is_some_and(|c| c.iter().all(|b| *b == 0)) {
+            minisign::SecretKey::from_bytes(&raw)
+        } else {
+            let boxed = Zeroizing::new(format!("untrusted comment: ferry\n{line}\n"));
+            minisign::SecretKeyBox::from_string(&boxed)
+                .and_then(minisign::SecretKeyBox::into_unencrypted_secret_key)
+        }
+        .map_err(|e| {
+            Error::Key(format!(
+                "signing key {origin}: damaged ({}); was it copied whole?",
+                minisign_err(e)
+            ))
+        })?;
         let pk = minisign::PublicKey::from_secret_key(&sk)
             .map_err(|e| Error::Key(format!("signing key {origin}: {}", minisign_err(e))))?;
-        Ok(SigningKey {
+        let key = SigningKey {
             id: key_id_of(sk.keynum()),
             sk,
             pk,
             origin: origin.to_string(),
-        })
+        };
+        // Its public half must verify what its secret half signs.
+        minisign::sign(Some(&key.pk), &key.sk, &b"ferry"[..], None, None).map_err(|_| {
+            Error::Key(format!(
+                "signing key {origin}: damaged (its public key does not match its secret key); was it copied whole?"
+            ))
+        })?;
+        Ok(key)
     }
 
     /// Reads a secret key file. The warnings (a key others can read) are for the user.
@@ -372,8 +395,7 @@ impl TrustList {
         let mut n = 0;
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with("untrusted comment:")
-            {
+            if line.is_empty() || line.starts_with('#') || line.starts_with("untrusted comment:") {
                 continue;
             }
             let token = line.split_whitespace().next().unwrap_or("");
@@ -450,8 +472,9 @@ fn parse_sig(bytes: &[u8]) -> std::result::Result<ParsedSig, String> {
     if !is_b64(global, GLOBAL_SIG_B64_LEN, 2) {
         return Err("its fourth line is not a global signature".into());
     }
-    let sig = minisign::SignatureBox::from_string(&format!("{untrusted}\n{sig}\n{trusted}\n{global}\n"))
-        .map_err(minisign_err)?;
+    let sig =
+        minisign::SignatureBox::from_string(&format!("{untrusted}\n{sig}\n{trusted}\n{global}\n"))
+            .map_err(minisign_err)?;
     if !sig.is_prehashed() {
         return Err("a legacy (not prehashed) signature".into());
     }
@@ -492,10 +515,14 @@ pub fn check(
         }
     };
     let refuse = |what: String| {
+        let list = if what.contains("(trusted: ") {
+            String::new()
+        } else {
+            format!(" (trusted: {})", trusted())
+        };
         Err(Error::Key(format!(
-            "{what}; --trust requires a manifest signed by a trusted key (trusted: {}). Refused before any \
-             key slot was opened: nothing written",
-            trusted()
+            "{what}; --trust requires a manifest signed by a trusted key{list}. Refused before any key slot \
+             was opened: nothing written"
         )))
     };
     let bytes = match sig {
@@ -520,8 +547,9 @@ pub fn check(
             return refuse(what);
         }
         SigFile::NotAFile(kind) => {
-            let what =
-                format!("{SIGNATURE_FILE} in {bundle} is {kind}, not a regular file: refused, never read");
+            let what = format!(
+                "{SIGNATURE_FILE} in {bundle} is {kind}, not a regular file: refused, never read"
+            );
             if trust.is_empty() {
                 return Ok(SignatureCheck {
                     note: Some(what),
@@ -562,8 +590,9 @@ pub fn check(
         .collect();
     if candidates.is_empty() {
         return refuse(format!(
-            "bundle {bundle} is signed by key id {}, not a trusted key",
-            parsed.key_id
+            "bundle {bundle} is signed by key id {}, not a trusted key (trusted: {})",
+            parsed.key_id,
+            trusted()
         ));
     }
     let verified = candidates.iter().any(|k| {
@@ -660,7 +689,10 @@ mod tests {
         let bytes = m.to_json();
         let sig = sign_manifest(&k, &m, &bytes).unwrap();
         let text = String::from_utf8(sig.clone()).unwrap();
-        assert!(text.contains(&format!("trusted comment: {}", trusted_comment(&m))), "{text}");
+        assert!(
+            text.contains(&format!("trusted comment: {}", trusted_comment(&m))),
+            "{text}"
+        );
         let mut trust = TrustList::default();
         trust.add_key(&k.public_key()).unwrap();
         let ok = check(&SigFile::Present(sig.clone()), &m, &bytes, &trust, "b").unwrap();
@@ -669,7 +701,10 @@ mod tests {
         // No trust list: reported, not checked; nothing required.
         let none = TrustList::default();
         let r = check(&SigFile::Present(sig.clone()), &m, &bytes, &none, "b").unwrap();
-        assert_eq!((r.signed_by.as_deref(), r.checked), (Some(k.key_id()), false));
+        assert_eq!(
+            (r.signed_by.as_deref(), r.checked),
+            (Some(k.key_id()), false)
+        );
         assert_eq!(
             check(&SigFile::Absent, &m, &bytes, &none, "b").unwrap(),
             SignatureCheck::default()
@@ -681,7 +716,13 @@ mod tests {
         let mut t2 = TrustList::default();
         t2.add_key(&other.public_key()).unwrap();
         let e = check(&SigFile::Present(sig.clone()), &m, &bytes, &t2, "b").unwrap_err();
-        assert!(e.to_string().contains(&format!("signed by key id {}, not a trusted key", k.key_id())), "{e}");
+        assert!(
+            e.to_string().contains(&format!(
+                "signed by key id {}, not a trusted key",
+                k.key_id()
+            )),
+            "{e}"
+        );
         assert!(e.to_string().contains(other.key_id()), "{e}");
         let mut changed = bytes.clone();
         let at = changed.len() - 3;
@@ -691,7 +732,10 @@ mod tests {
         let m2 = manifest(B);
         let b2 = m2.to_json();
         let e = check(&SigFile::Present(sig.clone()), &m2, &b2, &trust, "b").unwrap_err();
-        assert!(e.to_string().contains(&format!("another file")) && e.to_string().contains(A), "{e}");
+        assert!(
+            e.to_string().contains(&format!("another file")) && e.to_string().contains(A),
+            "{e}"
+        );
         let e = check(&SigFile::Oversize(5000), &m, &bytes, &trust, "b").unwrap_err();
         assert!(e.to_string().contains("5000 bytes"), "{e}");
     }
@@ -706,14 +750,21 @@ mod tests {
         trust.add_key(&k.public_key()).unwrap();
         let lines: Vec<&str> = sig.lines().collect();
         let short_global = format!("{}\n{}\n{}\nAAAA\n", lines[0], lines[1], lines[2]);
-        let legacy = format!("{}\nRW{}\n{}\n{}\n", lines[0], &lines[1][2..], lines[2], lines[3]);
+        let legacy = format!(
+            "{}\nRW{}\n{}\n{}\n",
+            lines[0],
+            &lines[1][2..],
+            lines[2],
+            lines[3]
+        );
         let cases: Vec<Vec<u8>> = vec![
             vec![],
             vec![0xff, 0xfe],
             b"untrusted comment: x\n".to_vec(),
             short_global.into_bytes(),
             legacy.into_bytes(),
-            sig.replace("trusted comment: ferry", "trusted comment: FERRY").into_bytes(),
+            sig.replace("trusted comment: ferry", "trusted comment: FERRY")
+                .into_bytes(),
             format!("{sig}extra line\n").into_bytes(),
         ];
         for c in cases {
@@ -732,8 +783,9 @@ mod tests {
                 continue;
             }
             let r = check(&SigFile::Present(b), &m, &bytes, &trust, "b");
-            // The untrusted comment is not signed; everything else is.
-            assert_eq!(r.is_ok(), i < lines[0].len(), "byte {i}");
+            // The untrusted comment's text is not signed; everything else is.
+            let free = "untrusted comment: ".len()..lines[0].len();
+            assert_eq!(r.is_ok(), free.contains(&i), "byte {i}");
         }
     }
 
@@ -744,11 +796,17 @@ mod tests {
         assert!(TrustedKey::parse(&pk, "t").is_ok());
         assert_eq!(TrustedKey::parse(&pk, "t").unwrap().key_id(), k.key_id());
         for bad in ["", "RW", &pk[..55], &format!("{pk}A"), "/etc/passwd"] {
-            assert!(matches!(TrustedKey::parse(bad, "t"), Err(Error::Key(_))), "{bad}");
+            assert!(
+                matches!(TrustedKey::parse(bad, "t"), Err(Error::Key(_))),
+                "{bad}"
+            );
         }
         let mut t = TrustList::default();
         t.add_text(
-            &format!("# receivers\n\n{}\n{pk}  sender A\n{pk}\n", k.public_key_file().lines().next().unwrap()),
+            &format!(
+                "# receivers\n\n{}\n{pk}  sender A\n{pk}\n",
+                k.public_key_file().lines().next().unwrap()
+            ),
             "f",
         )
         .unwrap();
@@ -758,9 +816,14 @@ mod tests {
         let e = t.add_text("RWnope\n", "f").unwrap_err().to_string();
         assert!(e.contains("line 1"), "{e}");
         // A public key, or an encrypted secret key, given as the signing key.
-        let e = SigningKey::parse(&k.public_key_file(), "f").unwrap_err().to_string();
+        let e = SigningKey::parse(&k.public_key_file(), "f")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("public key"), "{e}");
-        let enc = format!("untrusted comment: x\n{SK_SCRYPT_PREFIX}{}\n", "A".repeat(204));
+        let enc = format!(
+            "untrusted comment: x\n{SK_SCRYPT_PREFIX}{}\n",
+            "A".repeat(204)
+        );
         let e = SigningKey::parse(&enc, "f").unwrap_err().to_string();
         assert!(e.contains("encrypted with a password"), "{e}");
     }
@@ -798,7 +861,10 @@ mod tests {
         let f = fingerprint(b"{}");
         assert_eq!(f.len(), 24);
         assert_eq!(f.split('-').count(), 5);
-        assert!(f.bytes().all(|b| b == b'-' || CROCKFORD.contains(&b)), "{f}");
+        assert!(
+            f.bytes().all(|b| b == b'-' || CROCKFORD.contains(&b)),
+            "{f}"
+        );
         assert_eq!(f, fingerprint(b"{}"));
         assert_ne!(f, fingerprint(b"{ }"));
         // The first 100 bits of SHA-256("") = e3b0c442 98fc1c14 9afbf4c8 …

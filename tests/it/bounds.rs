@@ -155,6 +155,7 @@ impl Fx {
         let keys = Keys {
             key_files: vec![k],
             passphrases: vec![],
+            ..Keys::default()
         };
         DataKey::unwrap(&m.bundle_id, &m.encryption.key_slots, &keys).unwrap()
     }

@@ -12,7 +12,9 @@ use rusqlite::Connection;
 /// The `ferry` binary with a clean environment for keys and quiet progress.
 pub fn ferry() -> Command {
     let mut c = Command::cargo_bin("ferry").expect("ferry binary");
-    c.env_remove("FERRY_KEY_FILE").arg("--quiet");
+    c.env_remove("FERRY_KEY_FILE")
+        .env_remove("FERRY_SIGN_KEY")
+        .arg("--quiet");
     c
 }
 

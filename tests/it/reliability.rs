@@ -257,6 +257,7 @@ fn data_key(m: &Manifest, key_file: &Path) -> DataKey {
     let keys = Keys {
         key_files: vec![k],
         passphrases: vec![],
+        ..Keys::default()
     };
     DataKey::unwrap(&m.bundle_id, &m.encryption.key_slots, &keys).expect("the key opens the bundle")
 }
@@ -799,6 +800,7 @@ fn a10_part_changed_after_verify_fails_at_load_time() {
     let keys = Keys {
         key_files: vec![k],
         passphrases: vec![],
+        ..Keys::default()
     };
     let bundle = ferry::bundle::OpenBundle::open(s(&b), false).unwrap();
     let checked = bundle

@@ -36,6 +36,7 @@ pub(crate) fn forge_catalog(
     let keys = Keys {
         key_files: vec![k],
         passphrases: vec![],
+        ..Keys::default()
     };
     let dk = DataKey::unwrap(&m.bundle_id, &m.encryption.key_slots, &keys).unwrap();
     let fk = dk.file_key(&m.bundle_id);

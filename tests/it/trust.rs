@@ -420,6 +420,7 @@ fn append_to_catalog(b: &Path, key: Option<&Path>, tail: &[u8]) -> PathBuf {
         let keys = Keys {
             key_files: vec![k],
             passphrases: vec![],
+            ..Keys::default()
         };
         DataKey::unwrap(&m.bundle_id, &m.encryption.key_slots, &keys).unwrap()
     });
