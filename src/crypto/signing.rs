@@ -733,7 +733,7 @@ mod tests {
         let b2 = m2.to_json();
         let e = check(&SigFile::Present(sig.clone()), &m2, &b2, &trust, "b").unwrap_err();
         assert!(
-            e.to_string().contains(&format!("another file")) && e.to_string().contains(A),
+            e.to_string().contains("another file") && e.to_string().contains(A),
             "{e}"
         );
         let e = check(&SigFile::Oversize(5000), &m, &bytes, &trust, "b").unwrap_err();

@@ -287,7 +287,8 @@ fn untrusted_bundles_exit_77_with_nothing_written() {
     let (other_key, _, other_id) = signing_key(&fx, "other.key");
     let b2 = export(&fx, "second", Some(&key));
     let b2_id = manifest(&b2)["bundle_id"].as_str().unwrap().to_string();
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, String)> = vec![
+    type Damage<'a> = Box<dyn Fn(&Path) + 'a>;
+    let cases: Vec<(&str, Damage<'_>, String)> = vec![
         (
             "unsigned",
             Box::new(|b: &Path| std::fs::remove_file(b.join(SIG)).unwrap()),
