@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
 use crate::common::{Fixture, ferry, fixture, ledger_rows, manifest, user_tables};
+use crate::servers::{PgDb, psql};
 
 const SIG: &str = "manifest.json.minisig";
 
@@ -485,4 +486,48 @@ fn fingerprints_are_equal_across_a_copy_and_change_with_the_manifest() {
     let (code, v, err) = run(&["inspect", s(&copy)]);
     assert_eq!(code, 0, "{err}");
     assert_ne!(v["fingerprint"].as_str(), Some(f.as_str()));
+}
+
+/// `--trust-expressions` on a signed PostgreSQL bundle replays a domain's CHECK and DEFAULT
+/// that call a function outside the allowlist; without it they are named as not carried.
+#[test]
+fn trust_expressions_replays_a_check_outside_the_allowlist_for_a_trusted_signer() {
+    let Some(src) = PgDb::new("sign_tx") else {
+        return;
+    };
+    let Some(plain) = PgDb::new("sign_txa") else {
+        return;
+    };
+    let Some(trusted) = PgDb::new("sign_txb") else {
+        return;
+    };
+    psql(
+        &src.url,
+        "CREATE DOMAIN hashed AS text DEFAULT md5('x') CHECK (md5(VALUE) <> '');
+         CREATE TABLE t (id int PRIMARY KEY, name hashed NOT NULL);
+         INSERT INTO t VALUES (1, 'a');",
+    );
+    let fx = fixture();
+    let (key, pk, _) = signing_key(&fx, "sign.key");
+    let b = fx.path("b");
+    fx.export_to(&src.url, &b, &["--sign-key", s(&key)]);
+    let defs = |url: &str| {
+        psql(
+            url,
+            "SELECT coalesce(string_agg(pg_get_constraintdef(c.oid), '; '), '') FROM pg_constraint c \
+             JOIN pg_type t ON t.oid = c.contypid WHERE t.typname = 'hashed'",
+        ) + "|"
+            + &psql(
+                url,
+                "SELECT coalesce(typdefault, '') FROM pg_type WHERE typname = 'hashed'",
+            )
+    };
+    let out = fx.import_to(&b, &plain.url, &["--trust", &pk]);
+    assert!(out.contains("not carried") && out.contains("md5"), "{out}");
+    assert!(!defs(&plain.url).contains("md5"), "{}", defs(&plain.url));
+    let out = fx.import_to(&b, &trusted.url, &["--trust", &pk, "--trust-expressions"]);
+    assert!(out.contains("--trust-expressions"), "{out}");
+    let d = defs(&trusted.url);
+    assert!(d.contains("CHECK ((md5(VALUE) <> ''::text))"), "{d}");
+    assert!(d.contains("md5('x'::text)"), "{d}");
 }
