@@ -102,9 +102,11 @@ pub fn decrypt(
     }
     let bundle = OpenBundle::open(url, false)?;
     bundle.refuse_downgrade(keys, Some(allow_unencrypted))?;
+    let signature = bundle.check_signature(keys)?;
     let mut report = RunReport::new("decrypt");
     let encrypted = bundle.manifest.encrypted();
     report.set_trust(encrypted, encrypted);
+    report.set_signature(&signature, bundle.fingerprint());
     if !encrypted {
         report.warnings.push(
             "bundle is NOT encrypted (accepted with --allow-unencrypted): no MAC, so anyone who could write \

@@ -146,6 +146,11 @@ impl Error {
                 "give --mask-key-file a key file made by `ferry keygen` (the one earlier exports were \
                  masked with, for the same hashes); it is not the bundle's key",
             ),
+            Error::Key(m) if m.contains("--trust") || m.contains("signing key") => Some(
+                "a signature check failed or a signing key is unusable: compare the signer's key id \
+                 (`ferry inspect BUNDLE`) and the bundle's fingerprint with the sender's, and copy the \
+                 bundle again with its manifest.json.minisig; trust only public keys received out of band",
+            ),
             Error::Key(_) => Some(
                 "give the key file (--key-file), age identity (--identity) or passphrase (--passphrase-env) \
                  the bundle was made for; `ferry inspect BUNDLE` lists the key ids that open it",

@@ -64,6 +64,8 @@ pub struct ExportPlan {
     pub masks: Vec<crate::mask::MaskSpec>,
     /// `--mask-key-file`: the HMAC key of `hash` and `email`.
     pub mask_key: Option<std::sync::Arc<crate::mask::MaskKey>>,
+    /// `--sign-key`: signs manifest.json (manifest.json.minisig, written before it).
+    pub sign_key: Option<crate::crypto::signing::SigningKey>,
 }
 
 impl ExportPlan {
@@ -90,6 +92,7 @@ impl ExportPlan {
             deletes: false,
             masks: vec![],
             mask_key: None,
+            sign_key: None,
         }
     }
 }
@@ -930,6 +933,11 @@ fn seal_catalog_and_manifest(
         extensions: Default::default(),
     };
     let manifest_bytes = manifest.to_json();
+    // The signature is in place before the manifest marks the bundle complete.
+    if let Some(k) = &plan.sign_key {
+        let sig = crate::crypto::signing::sign_manifest(k, &manifest, &manifest_bytes)?;
+        store.put(layout::MANIFEST_SIG, Bytes::from(sig))?;
+    }
     store.put_new(layout::MANIFEST, Bytes::from(manifest_bytes.clone()))?;
     if let Some(k) = &bundle.key {
         store.put(
@@ -969,6 +977,15 @@ fn finish_report(plan: &ExportPlan, bundle_id: &str, manifest: &Manifest, report
         report
             .warnings
             .push("--no-encrypt: the bundle's data is readable by anyone who holds it".into());
+    }
+    report.fingerprint = Some(crate::crypto::signing::fingerprint(&manifest.to_json()));
+    if let Some(k) = &plan.sign_key {
+        report.signed_by = Some(k.key_id().to_string());
+        report.message.push_str(&format!(
+            "; manifest signed by key id {} (minisign -Vm manifest.json -P {})",
+            k.key_id(),
+            k.public_key()
+        ));
     }
 }
 

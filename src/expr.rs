@@ -107,6 +107,10 @@ pub struct Scope<'a> {
     pub columns: &'a [String],
     /// `VALUE` (a domain constraint).
     pub value: bool,
+    /// `import --trust-expressions` on a bundle signed by a trusted key: a function outside
+    /// the allowlist may be called (by its plain or `pg_catalog.` name; still no aggregate,
+    /// window or subquery, and the expression is still rebuilt from its tree).
+    pub any_function: bool,
 }
 
 /// A catalog expression that may be replayed: its text as printed from the checked tree,
@@ -574,7 +578,8 @@ fn check(
                 _ => None,
             };
             let allowed = |n: &str| {
-                FUNCTIONS.contains(&n)
+                s.any_function
+                    || FUNCTIONS.contains(&n)
                     || (engine == Engine::Sqlite && SQLITE_FUNCTIONS.contains(&n))
             };
             if !name.is_some_and(|n| allowed(&n)) {
@@ -1039,6 +1044,7 @@ fn key_item(item: &[Token], columns: &[String]) -> Result<String, String> {
                 Scope {
                     columns,
                     value: false,
+                    any_function: false,
                 },
             )?;
             (format!("({})", c.sql), end)
@@ -1073,6 +1079,7 @@ mod tests {
             Scope {
                 columns: &cols,
                 value: true,
+                any_function: false,
             },
         )
         .map(|c| c.sql)
@@ -1141,6 +1148,7 @@ mod tests {
             Scope {
                 columns: &[],
                 value: true,
+                any_function: false,
             },
         )
         .unwrap_err();
@@ -1160,6 +1168,39 @@ mod tests {
         // Ordinary quotes and backslashes in patterns still come back.
         assert_eq!(pg("VALUE ~ '^\\d+$'", &[]).unwrap(), "VALUE ~ '^\\d+$'");
         assert_eq!(pg("VALUE <> 'it''s'", &[]).unwrap(), "VALUE <> 'it''s'");
+    }
+
+    #[test]
+    fn trusted_expressions_may_call_any_function_but_stay_one_rebuilt_expression() {
+        let cols = ["name".to_string()];
+        let strict = Scope {
+            columns: &cols,
+            value: false,
+            any_function: false,
+        };
+        let trusted = Scope {
+            any_function: true,
+            ..strict
+        };
+        assert_eq!(
+            rebuild("md5(name) <> ''", Engine::Postgres, strict).unwrap_err(),
+            "calls md5"
+        );
+        assert_eq!(
+            rebuild("md5(name) <> ''", Engine::Postgres, trusted)
+                .unwrap()
+                .sql,
+            "md5(name) <> ''"
+        );
+        // Still no subquery, aggregate, second statement or other schema's function.
+        for bad in [
+            "(SELECT 1) = 1",
+            "count(*) OVER () > 0",
+            "1; DROP TABLE t",
+            "evil.f(name) > 0",
+        ] {
+            assert!(rebuild(bad, Engine::Postgres, trusted).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -1186,6 +1227,7 @@ mod tests {
         let scope = Scope {
             columns: &cols,
             value: false,
+            any_function: false,
         };
         let t = translate(
             "`qty` > 0 AND `Price` BETWEEN 1 AND 10",
@@ -1264,6 +1306,7 @@ mod tests {
         let scope = Scope {
             columns: &cols,
             value: false,
+            any_function: false,
         };
         assert!(rebuild("Qty < 100", Engine::Sqlite, scope).is_ok());
         assert!(rebuild("Qty < 100", Engine::Postgres, scope).is_err());
@@ -1308,6 +1351,7 @@ mod tests {
             Scope {
                 columns: &[],
                 value: true,
+                any_function: false,
             },
         )
         .unwrap();

@@ -100,6 +100,9 @@ pub struct ImportPlan {
     pub max_errors: Option<MaxErrors>,
     /// `--rejects DIR` (with `--on-error skip`): where the refused rows go.
     pub rejects: Option<std::path::PathBuf>,
+    /// `--trust-expressions`: only with a bundle signed by a `--trust`ed key (exit 77 before
+    /// anything is written otherwise).
+    pub trust_expressions: bool,
 }
 
 impl ImportPlan {
@@ -127,6 +130,7 @@ impl ImportPlan {
             on_error: OnError::Fail,
             max_errors: None,
             rejects: None,
+            trust_expressions: false,
         }
     }
 
@@ -366,6 +370,10 @@ fn open_target(plan: &ImportPlan) -> Result<Box<dyn Target>> {
     if plan.separate_copy {
         target.separate_ledger()?;
     }
+    // Only reached for a bundle signed by a trusted key (checked in `open_and_verify`).
+    if plan.trust_expressions {
+        target.trust_expressions();
+    }
     Ok(target)
 }
 
@@ -402,6 +410,7 @@ pub(crate) fn adapt_table(table: &mut TableDef, from: &str, engine: &Engine) -> 
     let scope = crate::expr::Scope {
         columns: &names,
         value: false,
+        any_function: false,
     };
     let mut kept = Vec::new();
     for chk in table.checks.drain(..) {
@@ -440,12 +449,35 @@ fn open_and_verify(plan: &ImportPlan, progress: &Progress) -> Result<Opened> {
     let bundle = OpenBundle::open(&plan.bundle_url, plan.strict)?;
     // No downgrade: decided before the target is opened (or created), so nothing is written.
     bundle.refuse_downgrade(&plan.keys, Some(plan.allow_unencrypted))?;
+    // Signed by a trusted key (when a trust list is given), before the target is touched.
+    let signature = bundle.check_signature(&plan.keys)?;
+    if plan.trust_expressions && !signature.checked {
+        return Err(Error::Key(format!(
+            "--trust-expressions replays expressions outside the allowlist only for a bundle signed by a \
+             --trust'ed key, and {}: give the sender's public key with --trust or --trust-file (the bundle must \
+             be exported with --sign-key), or drop --trust-expressions. Refused, nothing written",
+            if plan.keys.trust.is_empty() {
+                "no --trust or --trust-file was given"
+            } else {
+                "this bundle's signature was not checked"
+            }
+        )));
+    }
     let mut report = RunReport::new("import");
     report.bundle = Some(crate::redact::display_location(&plan.bundle_url));
     report.bundle_id = Some(bundle.manifest.bundle_id.clone());
     // An encrypted bundle goes no further than `unlock` unless a slot opens and the MAC holds.
     let encrypted = bundle.manifest.encrypted();
     report.set_trust(encrypted, encrypted);
+    report.set_signature(&signature, bundle.fingerprint());
+    if plan.trust_expressions {
+        report.warnings.push(format!(
+            "--trust-expressions: the bundle is signed by trusted key id {}, so the expressions it carries \
+             (PostgreSQL domain defaults and CHECKs) may call functions outside the allowlist (still parsed and \
+             rebuilt, one expression each)",
+            signature.signed_by.as_deref().unwrap_or("?")
+        ));
+    }
     if !encrypted {
         report.warnings.push(
             "bundle is NOT encrypted (accepted with --allow-unencrypted): no MAC, so anyone who could write \

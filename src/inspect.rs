@@ -30,9 +30,16 @@ pub struct Inspection {
     pub encrypted: bool,
     /// Whether the manifest MAC was checked with a key (never for a plain bundle).
     pub authenticated: bool,
-    /// The signer's key id, once bundles are signed (not yet).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The minisign key id of the manifest's signer (`null`: unsigned); verified when
+    /// `signature_checked`, else only what the signature file claims.
     pub signed_by: Option<String>,
+    /// Whether the signature was checked against a trust list (`--trust`, `--trust-file`).
+    pub signature_checked: bool,
+    /// The fingerprint of manifest.json (docs/FORMAT.md, "Fingerprint").
+    pub fingerprint: String,
+    /// A signature file present but not understood (no trust list asked for it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature_note: Option<String>,
     pub key_ids: Vec<String>,
     pub files: Vec<crate::bundle::FileEntry>,
     pub total_bytes: u64,
@@ -45,6 +52,7 @@ pub struct Inspection {
 pub fn inspect(url: &str, keys: &Keys) -> Result<Inspection> {
     let b = OpenBundle::open(url, false)?;
     b.refuse_downgrade(keys, None)?;
+    let signature = b.check_signature(keys)?;
     let m = &b.manifest;
     let catalog = if keys.is_empty() && m.encrypted() {
         None
@@ -64,7 +72,10 @@ pub fn inspect(url: &str, keys: &Keys) -> Result<Inspection> {
         prev_manifest_sha256: m.prev_manifest_sha256.clone(),
         encrypted: m.encrypted(),
         authenticated: m.encrypted() && catalog.is_some(),
-        signed_by: None,
+        signed_by: signature.signed_by,
+        signature_checked: signature.checked,
+        fingerprint: b.fingerprint(),
+        signature_note: signature.note,
         key_ids: m
             .encryption
             .key_slots
@@ -148,8 +159,16 @@ impl Inspection {
             trust_line(
                 self.encrypted,
                 self.authenticated,
-                self.signed_by.as_deref()
+                self.signed_by.as_deref(),
+                Some(self.signature_checked)
             )
+        ));
+        if let Some(n) = &self.signature_note {
+            o.push_str(&format!("            warning: {}\n", p(n)));
+        }
+        o.push_str(&format!(
+            "fingerprint {} (of manifest.json: compare it with the sender's)\n",
+            self.fingerprint
         ));
         o.push_str(&format!(
             "files       {} files, {}\n",

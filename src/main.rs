@@ -101,6 +101,32 @@ impl RecipientArgs {
     }
 }
 
+/// Which signers a reading command trusts (docs/SECURITY.md, "Signed manifests").
+#[derive(Args, Clone, Default)]
+struct TrustArgs {
+    /// Require the manifest to be signed by this minisign public key (`RW…`, as `ferry keygen
+    /// --signing` prints it); repeatable. Checked before any key slot is opened; else exit 77.
+    #[arg(long = "trust", value_name = "PUBKEY")]
+    trust: Vec<String>,
+    /// As --trust, with the keys of FILE: a minisign .pub file, or `RW…` keys one a line
+    /// (`#` comments allowed); repeatable.
+    #[arg(long = "trust-file", value_name = "FILE")]
+    trust_files: Vec<PathBuf>,
+}
+
+impl TrustArgs {
+    fn load(&self) -> Result<ferry::crypto::signing::TrustList, Error> {
+        let mut t = ferry::crypto::signing::TrustList::default();
+        for k in &self.trust {
+            t.add_key(k)?;
+        }
+        for f in &self.trust_files {
+            t.add_file(f)?;
+        }
+        Ok(t)
+    }
+}
+
 /// `--mask` and its key, shared by `export` and `plan`.
 #[derive(Args, Clone, Default)]
 struct MaskArgs {
@@ -239,6 +265,11 @@ enum Command {
         /// Write plain Parquet without encryption (the manifest says so).
         #[arg(long)]
         no_encrypt: bool,
+        /// Sign the manifest with this minisign secret key (`ferry keygen --signing`, or
+        /// `minisign -G -W`): writes manifest.json.minisig, which `minisign -Vm manifest.json
+        /// -P PUBKEY` and `--trust PUBKEY` check.
+        #[arg(long, value_name = "FILE", env = "FERRY_SIGN_KEY")]
+        sign_key: Option<PathBuf>,
         /// Export only this table (repeatable; `table` or `schema.table`).
         #[arg(long = "table", value_name = "NAME")]
         tables: Vec<String>,
@@ -343,6 +374,8 @@ enum Command {
         target: String,
         #[command(flatten)]
         keys: KeyArgs,
+        #[command(flatten)]
+        trust: TrustArgs,
         /// create (default): new or empty tables only; append: add rows; replace: load into a
         /// staging table, then swap all rows in one transaction (readers see old or new, never
         /// a mix); upsert: insert or update by primary key (tables without one are refused).
@@ -363,6 +396,11 @@ enum Command {
         /// Files in the bundle that the manifest does not list are an error, not a warning.
         #[arg(long)]
         strict: bool,
+        /// Replay expressions outside the allowlist (docs/EXPRESSIONS.md): defaults, CHECKs and
+        /// generated columns calling other functions, still parsed and rebuilt. Only for a
+        /// bundle signed by a --trust'ed key; else exit 77 before anything is written.
+        #[arg(long)]
+        trust_expressions: bool,
         /// Verify everything and print the plan; write nothing.
         #[arg(long)]
         dry_run: bool,
@@ -422,6 +460,8 @@ enum Command {
         bundle: String,
         #[command(flatten)]
         keys: KeyArgs,
+        #[command(flatten)]
+        trust: TrustArgs,
         /// Files the manifest does not list are an error, not a warning.
         #[arg(long)]
         strict: bool,
@@ -433,6 +473,8 @@ enum Command {
         bundle: String,
         #[command(flatten)]
         keys: KeyArgs,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// What a target database holds: the bundles and chain links applied, with times, rows and
     /// parts, and unfinished imports.
@@ -455,6 +497,8 @@ enum Command {
         b: String,
         #[command(flatten)]
         keys: KeyArgs,
+        #[command(flatten)]
+        trust: TrustArgs,
         /// Compare only this table (repeatable; either side's name for it).
         #[arg(long = "table", value_name = "NAME")]
         tables: Vec<String>,
@@ -483,20 +527,27 @@ enum Command {
         dir: PathBuf,
         #[command(flatten)]
         keys: KeyArgs,
+        #[command(flatten)]
+        trust: TrustArgs,
         /// Accept a plain (--no-encrypt) bundle, knowing that nothing authenticates it: without a MAC,
         /// anyone who could write the bundle could have made it. Never together with a key option.
         #[arg(long)]
         allow_unencrypted: bool,
     },
     /// Make a new 256-bit key file (mode 0600) and print its key id; with --age, an age
-    /// identity and print its recipient.
+    /// identity (print its recipient); with --signing, a minisign signing key.
     Keygen {
         /// The file to create (never overwritten).
-        key_file: PathBuf,
+        #[arg(required_unless_present = "signing")]
+        key_file: Option<PathBuf>,
         /// Write an age X25519 identity in `age-keygen`'s format instead (mode 0600) and print
         /// its recipient `age1…`, the public key senders export to (--recipient).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "signing")]
         age: bool,
+        /// Write an Ed25519 minisign secret key to FILE (0600, unencrypted, for batch
+        /// exports) and its public key to FILE.pub; print the public key and its key id.
+        #[arg(long, value_name = "FILE", conflicts_with = "key_file")]
+        signing: Option<PathBuf>,
     },
 }
 
@@ -572,6 +623,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             keys,
             recipients,
             no_encrypt,
+            sign_key,
             tables,
             exclude,
             wheres,
@@ -601,6 +653,12 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             };
             let mut plan = ExportPlan::new(&source, &bundle);
             plan.keys = keys;
+            let mut warnings = warnings;
+            if let Some(p) = &sign_key {
+                let (k, w) = ferry::crypto::signing::SigningKey::load(p)?;
+                plan.sign_key = Some(k);
+                warnings.extend(w);
+            }
             plan.encrypt = !no_encrypt;
             plan.selection = Selection { tables, exclude };
             plan.filters = ferry::export::parse_filters(
@@ -652,12 +710,14 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             bundle,
             target,
             keys,
+            trust,
             mode,
             tables,
             exclude,
             rename,
             target_schema,
             strict,
+            trust_expressions,
             dry_run,
             allow_replay,
             allow_unencrypted,
@@ -672,7 +732,8 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             rejects,
         } => {
             ferry::engines::check_target_schema(&target, target_schema.as_deref())?;
-            let (keys, warnings) = keys.load()?;
+            let (mut keys, warnings) = keys.load()?;
+            keys.trust = trust.load()?;
             let mut plan = ImportPlan::new(&bundle, &target);
             plan.keys = keys;
             plan.mode = mode;
@@ -683,6 +744,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
                 .map(|r| split_pair(r, '=', "--rename"))
                 .collect::<Result<_, _>>()?;
             plan.strict = strict;
+            plan.trust_expressions = trust_expressions;
             plan.dry_run = dry_run;
             plan.allow_replay = allow_replay;
             plan.allow_unencrypted = allow_unencrypted;
@@ -712,10 +774,12 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
         Command::Verify {
             bundle,
             keys,
+            trust,
             strict,
             ..
         } => {
-            let (keys, warnings) = keys.load()?;
+            let (mut keys, warnings) = keys.load()?;
+            keys.trust = trust.load()?;
             let mut r = ferry::verify::verify(&bundle, &keys, strict, &progress)?;
             r.warnings.extend(warnings);
             Ok(r)
@@ -760,6 +824,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             a,
             b,
             keys,
+            trust,
             tables,
             schema_a,
             schema_b,
@@ -767,7 +832,8 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             show,
             allow_unencrypted,
         } => {
-            let (keys, warnings) = keys.load()?;
+            let (mut keys, warnings) = keys.load()?;
+            keys.trust = trust.load()?;
             let mut plan = ferry::compare::ComparePlan::new(&a, &b);
             plan.keys = keys;
             plan.tables = tables;
@@ -787,9 +853,11 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             bundle,
             dir,
             keys,
+            trust,
             allow_unencrypted,
         } => {
-            let (keys, warnings) = keys.load()?;
+            let (mut keys, warnings) = keys.load()?;
+            keys.trust = trust.load()?;
             let mut r =
                 ferry::decrypt::decrypt(&bundle, &dir, &keys, allow_unencrypted, &progress)?;
             r.warnings.extend(warnings);
@@ -915,8 +983,43 @@ fn main() -> ExitCode {
     let name = name_of(&cli.command);
     match cli.command {
         Command::Keygen {
-            key_file,
+            signing: Some(path),
+            ..
+        } => match ferry::crypto::signing::SigningKey::generate(&path) {
+            Ok(k) => {
+                let pub_file = format!("{}.pub", path.display());
+                if out.json {
+                    emit(&format!(
+                        "{}\n",
+                        serde_json::json!({
+                            "signing_key_file": path,
+                            "public_key_file": pub_file,
+                            "public_key": k.public_key(),
+                            "key_id": k.key_id(),
+                        })
+                    ));
+                } else {
+                    emit(&format!("{}\n", k.public_key()));
+                    if !out.quiet {
+                        eprintln!(
+                            "wrote {} (mode 0600, unencrypted: keep it secret) and {pub_file}; key id {}. \
+                             Receivers trust it with --trust {} (or --trust-file {pub_file}); \
+                             minisign checks a bundle with: minisign -Vm manifest.json -P {}",
+                            path.display(),
+                            k.key_id(),
+                            k.public_key(),
+                            k.public_key()
+                        );
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(name, &e, out.json, None),
+        },
+        Command::Keygen {
+            key_file: Some(key_file),
             age: true,
+            ..
         } => match AgeIdentity::generate(&key_file) {
             Ok(id) => {
                 if out.json {
@@ -944,7 +1047,10 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(name, &e, out.json, None),
         },
-        Command::Keygen { key_file, .. } => match KeyFileKey::generate(&key_file) {
+        Command::Keygen {
+            key_file: Some(key_file),
+            ..
+        } => match KeyFileKey::generate(&key_file) {
             Ok(k) => {
                 if out.json {
                     emit(&format!(
@@ -964,10 +1070,16 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(name, &e, out.json, None),
         },
-        Command::Inspect { bundle, keys, .. } => {
-            let res = keys
-                .load()
-                .and_then(|(k, _)| ferry::inspect::inspect(&bundle, &k));
+        Command::Keygen { .. } => unreachable!("clap requires KEY_FILE or --signing"),
+        Command::Inspect {
+            bundle,
+            keys,
+            trust,
+        } => {
+            let res = keys.load().and_then(|(mut k, _)| {
+                k.trust = trust.load()?;
+                ferry::inspect::inspect(&bundle, &k)
+            });
             match res {
                 Ok(i) => {
                     if out.json {

@@ -97,9 +97,17 @@ pub struct RunReport {
     /// one). Always false for a plain bundle and for a keyless `verify`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authenticated: Option<bool>,
-    /// The key id of the manifest's signer, once bundles are signed (not yet).
+    /// The minisign key id of the manifest's signer (`null`: unsigned). Verified when
+    /// `signature_checked`; otherwise only what the signature file claims.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signed_by: Option<String>,
+    /// Whether the signature was checked against a trust list (`--trust`, `--trust-file`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature_checked: Option<bool>,
+    /// The fingerprint of manifest.json (docs/FORMAT.md, "Fingerprint"), to compare over a
+    /// phone: export, verify.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
     pub tables: Vec<TableReport>,
     pub totals: Totals,
     pub errors: Errors,
@@ -171,6 +179,8 @@ impl RunReport {
             encrypted: None,
             authenticated: None,
             signed_by: None,
+            signature_checked: None,
+            fingerprint: None,
             tables: vec![],
             totals: Totals::default(),
             errors: Errors::default(),
@@ -224,6 +234,21 @@ impl RunReport {
     pub fn set_trust(&mut self, encrypted: bool, authenticated: bool) {
         self.encrypted = Some(encrypted);
         self.authenticated = Some(authenticated);
+    }
+
+    /// Records the manifest's signature (`signed_by`, `signature_checked`) and its
+    /// fingerprint, and warns of a signature file that was not understood.
+    pub fn set_signature(
+        &mut self,
+        sig: &crate::crypto::signing::SignatureCheck,
+        fingerprint: String,
+    ) {
+        self.signed_by = sig.signed_by.clone();
+        self.signature_checked = Some(sig.checked);
+        self.fingerprint = Some(fingerprint);
+        if let Some(n) = &sig.note {
+            self.warnings.push(n.clone());
+        }
     }
 
     /// Fills the totals from the tables and the run's wall time, and the error rate E from
@@ -392,8 +417,11 @@ impl RunReport {
         if let (Some(enc), Some(auth)) = (self.encrypted, self.authenticated) {
             out.push_str(&format!(
                 "bundle: {}\n",
-                trust_line(enc, auth, self.signed_by.as_deref())
+                trust_line(enc, auth, self.signed_by.as_deref(), self.signature_checked)
             ));
+        }
+        if let Some(f) = &self.fingerprint {
+            out.push_str(&format!("fingerprint: {f} (of manifest.json)\n"));
         }
         for w in &self.warnings {
             out.push_str(&format!("warning: {}\n", printable_lines(w)));
@@ -411,16 +439,33 @@ impl RunReport {
 }
 
 /// One line on what a bundle proves, for the text summaries of every command.
-pub fn trust_line(encrypted: bool, authenticated: bool, signed_by: Option<&str>) -> String {
+///
+/// `signature_checked`: `Some(true)` when `signed_by` was verified with a `--trust`ed key,
+/// `Some(false)` when it is only what the signature file claims, `None` when the command
+/// signed the bundle itself (export).
+pub fn trust_line(
+    encrypted: bool,
+    authenticated: bool,
+    signed_by: Option<&str>,
+    signature_checked: Option<bool>,
+) -> String {
     let mut s = match (encrypted, authenticated) {
         (true, true) => "encrypted, authenticated (the manifest MAC checked with the key)".to_string(),
         (true, false) => "encrypted, NOT authenticated (checked without a key: no MAC checked)".to_string(),
         (false, _) => "NOT encrypted, NOT authenticated (no MAC: anyone who could write the bundle could have made it)"
             .to_string(),
     };
-    match signed_by {
-        Some(k) => s.push_str(&format!("; signed by {}", printable(k))),
-        None => s.push_str("; not signed"),
+    match (signed_by, signature_checked) {
+        (Some(k), Some(true)) => s.push_str(&format!(
+            "; signed by key id {} (a trusted key: signature verified)",
+            printable(k)
+        )),
+        (Some(k), Some(false)) => s.push_str(&format!(
+            "; signed by key id {} (NOT checked: give --trust to verify it)",
+            printable(k)
+        )),
+        (Some(k), None) => s.push_str(&format!("; signed by key id {}", printable(k))),
+        (None, _) => s.push_str("; not signed"),
     }
     s
 }

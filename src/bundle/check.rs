@@ -15,6 +15,7 @@ use super::manifest::{FileEntry, Manifest};
 use crate::bundle::parts::{PartReader, scan_file};
 use crate::crypto::envelope::{DataKey, file_context};
 use crate::crypto::keys::Keys;
+use crate::crypto::signing::{self, SIG_CAP, SigFile, SignatureCheck};
 use crate::error::Finding;
 use crate::storage::{EntryKind, Store};
 use crate::{Error, Result};
@@ -28,11 +29,16 @@ pub struct OpenBundle {
     pub manifest_sha256: String,
     /// Files the manifest does not list (never read).
     pub extra_files: Vec<String>,
+    /// `manifest.json.minisig`, read with its cap (checked by [`OpenBundle::check_signature`]).
+    pub signature: SigFile,
 }
 
 /// Files a bundle has besides those the manifest lists.
 fn known_extra(path: &str) -> bool {
-    path == layout::MANIFEST || path == layout::MANIFEST_MAC || path == layout::SHA256SUMS
+    path == layout::MANIFEST
+        || path == layout::MANIFEST_MAC
+        || path == layout::SHA256SUMS
+        || path == layout::MANIFEST_SIG
 }
 
 impl OpenBundle {
@@ -110,6 +116,15 @@ impl OpenBundle {
             .cloned()
             .collect();
         extra.sort();
+        // The signature: capped, a regular file, else never read (refused by name under --trust).
+        let signature = match entries.get(layout::MANIFEST_SIG) {
+            None => SigFile::Absent,
+            Some(e) if e.kind != EntryKind::File => {
+                SigFile::NotAFile(e.kind.describe().to_string())
+            }
+            Some(e) if e.size > SIG_CAP => SigFile::Oversize(e.size),
+            Some(_) => SigFile::Present(store.read_capped(layout::MANIFEST_SIG, SIG_CAP)?.to_vec()),
+        };
         if strict && !extra.is_empty() {
             for p in &extra {
                 findings.push(Finding {
@@ -130,6 +145,7 @@ impl OpenBundle {
             manifest_bytes,
             manifest_sha256,
             extra_files: extra,
+            signature,
         })
     }
 
@@ -155,12 +171,23 @@ impl OpenBundle {
     /// the data (`import`, `decrypt`) takes a plain bundle only when `accept_plain` says the
     /// operator asked for it (`--allow-unencrypted`). `accept_plain` is `None` for commands
     /// that only report (`verify`, `inspect`): they say the bundle is unauthenticated.
+    ///
+    /// Then, for every bundle, the signature against a trust list ([`OpenBundle::check_signature`]):
+    /// every reader calls this right after opening, so an untrusted bundle stops here.
     pub fn refuse_downgrade(&self, keys: &Keys, accept_plain: Option<bool>) -> Result<()> {
         if self.manifest.encrypted() {
+            self.check_signature(keys)?;
             return Ok(());
         }
         let what = "it has no MAC, so nothing shows who made it: anyone who could write the bundle could \
                     have made it (on the medium, in the bucket), its source id and sequence included";
+        if !keys.trust.is_empty() {
+            return Err(Error::Key(format!(
+                "bundle is NOT encrypted: {} was written with --no-encrypt, yet --trust or --trust-file was \
+                 given; {what}. Refused, nothing written: a trust list expects an encrypted, signed bundle",
+                crate::redact::display_location(self.url())
+            )));
+        }
         if !keys.is_empty() {
             return Err(Error::Key(format!(
                 "bundle is NOT encrypted: {} was written with --no-encrypt, yet a key was given \
@@ -179,8 +206,29 @@ impl OpenBundle {
         Ok(())
     }
 
+    /// The manifest's signature against the trust list of `keys` (docs/SECURITY.md,
+    /// "Signed manifests"): with a trust list, a valid signature by a trusted key or
+    /// [`Error::Key`] (exit 77) naming why not. Checked right after the manifest is read,
+    /// before any key slot is opened (and again by [`OpenBundle::unlock`]).
+    pub fn check_signature(&self, keys: &Keys) -> Result<SignatureCheck> {
+        signing::check(
+            &self.signature,
+            &self.manifest,
+            &self.manifest_bytes,
+            &keys.trust,
+            &crate::redact::display_location(self.url()),
+        )
+    }
+
+    /// The fingerprint of manifest.json, to compare over a phone.
+    pub fn fingerprint(&self) -> String {
+        signing::fingerprint(&self.manifest_bytes)
+    }
+
     /// Step 6: opens a key slot and checks the manifest MAC. Plain bundles need no key.
+    /// A trust list is checked first: no slot is opened for an unsigned or untrusted bundle.
     pub fn unlock(&self, keys: &Keys) -> Result<Unlocked> {
+        self.check_signature(keys)?;
         if !self.manifest.encrypted() {
             return Ok(Unlocked { file_key: None });
         }

@@ -9,6 +9,8 @@ use regex::Regex;
 pub const MANIFEST: &str = "manifest.json";
 pub const MANIFEST_MAC: &str = "manifest.mac";
 pub const SHA256SUMS: &str = "SHA256SUMS";
+/// The minisign signature of manifest.json (`export --sign-key`).
+pub const MANIFEST_SIG: &str = crate::crypto::signing::SIGNATURE_FILE;
 pub const CATALOG_ENCRYPTED: &str = "catalog.fe";
 pub const CATALOG_PLAIN: &str = "catalog.json";
 

@@ -504,6 +504,9 @@ pub struct Keys {
     pub identities: Vec<AgeIdentity>,
     /// `--recipient`, `--recipients-file`: age recipients export wraps the data key for.
     pub recipients: Vec<AgeRecipient>,
+    /// `--trust`, `--trust-file`: the keys a manifest must be signed by (none: no signature
+    /// required). Not a decryption key: [`Keys::is_empty`] ignores it.
+    pub trust: crate::crypto::signing::TrustList,
 }
 
 impl Keys {

@@ -33,6 +33,11 @@ pub trait Target: Session + Send {
         Ok(None)
     }
 
+    /// `import --trust-expressions`, allowed for a bundle signed by a `--trust`ed key:
+    /// catalog expressions may call functions outside the allowlist (still parsed and
+    /// rebuilt). Engines that replay no such expression ignore it.
+    fn trust_expressions(&mut self) {}
+
     /// `--separate-copy`: keep this import's ledger apart from the database's one (PostgreSQL:
     /// in the `--target-schema` schema), so a bundle already loaded elsewhere in the database
     /// loads again as a deliberate second copy. Engines whose ledger is per database already

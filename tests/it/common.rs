@@ -14,6 +14,7 @@ pub fn ferry() -> Command {
     let mut c = Command::cargo_bin("ferry").expect("ferry binary");
     c.env_remove("FERRY_KEY_FILE")
         .env_remove("FERRY_IDENTITY")
+        .env_remove("FERRY_SIGN_KEY")
         .arg("--quiet");
     c
 }

@@ -40,6 +40,7 @@ mod same_names;
 mod schema_fidelity;
 mod secrets;
 mod servers;
+mod sign;
 mod sqltext;
 mod tls;
 mod toy_engine;

@@ -504,6 +504,7 @@ impl MyTarget {
         let scope = Scope {
             columns: &names,
             value: false,
+            any_function: false,
         };
         let mut defs = Vec::new();
         let mut counter_keys = Vec::new();

@@ -530,6 +530,7 @@ fn column_extras(
     let scope = crate::expr::Scope {
         columns,
         value: false,
+        any_function: false,
     };
     let identity = c.extra.contains("AUTO_INCREMENT").then_some(Identity {
         kind: IdentityKind::AutoIncrement,
@@ -973,6 +974,7 @@ impl MySource {
             let scope = crate::expr::Scope {
                 columns: names,
                 value: false,
+                any_function: false,
             };
             match crate::expr::rebuild(&expr, crate::expr::Engine::MySql, scope) {
                 Ok(_) => out.push(Check { name: cname, expr }),

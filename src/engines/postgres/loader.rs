@@ -146,6 +146,9 @@ pub struct PgTarget {
     copy_columns: Option<(String, Vec<PgColumn>)>,
     /// The row of the last bulk load the target refused ([`Session::refused_row`]).
     refused_row: Option<u64>,
+    /// `import --trust-expressions` (a bundle signed by a trusted key): expressions may call
+    /// functions outside the allowlist ([`crate::expr::Scope::any_function`]).
+    trust_expressions: bool,
 }
 
 impl PgTarget {
@@ -190,6 +193,7 @@ impl PgTarget {
             notes: Vec::new(),
             copy_columns: None,
             refused_row: None,
+            trust_expressions: false,
         })
     }
 
@@ -318,7 +322,9 @@ impl PgTarget {
 
     /// Where this table's user-defined types go and how DDL names them (see [`TypePlace`]).
     fn type_place(&self, table: &TableDef) -> Result<TypePlace> {
-        TypePlace::new(self.schema_override.as_deref(), [table])
+        let mut place = TypePlace::new(self.schema_override.as_deref(), [table])?;
+        place.any_function = self.trust_expressions;
+        Ok(place)
     }
 
     /// Creates the user-defined types a same-engine table needs, in the catalog's order
@@ -408,6 +414,7 @@ impl PgTarget {
                 let scope = crate::expr::Scope {
                     columns: &names,
                     value: false,
+                    any_function: self.trust_expressions,
                 };
                 match crate::expr::rebuild(&chk.expr, crate::expr::Engine::Postgres, scope) {
                     Ok(c) if c.cast_types.iter().all(|ty| self.resolves(ty)) => {
@@ -462,6 +469,7 @@ impl PgTarget {
         let scope = Scope {
             columns: &names,
             value: false,
+            any_function: self.trust_expressions,
         };
         if let Some(g) = &c.generated {
             // Only a same-engine bundle keeps it (import strips it otherwise).
@@ -1119,6 +1127,8 @@ fn bundle_types(table: &TableDef) -> Vec<UserType> {
 #[derive(Debug)]
 struct TypePlace {
     target: Option<String>,
+    /// `--trust-expressions` on a trusted signed bundle ([`crate::expr::Scope::any_function`]).
+    any_function: bool,
     /// `(schema, name)` of each of the bundle's types, once.
     types: Vec<(String, String)>,
 }
@@ -1162,6 +1172,7 @@ impl TypePlace {
         }
         Ok(TypePlace {
             target: target.map(str::to_string),
+            any_function: false,
             types,
         })
     }
@@ -1305,7 +1316,11 @@ fn type_ddl(t: &UserType, place: &TypePlace) -> Result<TypeDdl> {
                     Some(c) => place.in_default(&c),
                     None => def.clone(),
                 };
-                match rebuild(&def, Engine::Postgres, Scope::default()) {
+                let scope = Scope {
+                    any_function: place.any_function,
+                    ..Scope::default()
+                };
+                match rebuild(&def, Engine::Postgres, scope) {
                     // A cast to a type --target-schema moved still names its old place.
                     Ok(c) if c.cast_types.iter().any(|ty| place.moved(ty).is_some()) => {
                         notes.push(moved_note("DEFAULT of", schema, name, place));
@@ -1325,6 +1340,7 @@ fn type_ddl(t: &UserType, place: &TypePlace) -> Result<TypeDdl> {
             let scope = Scope {
                 columns: &[],
                 value: true,
+                any_function: place.any_function,
             };
             for chk in &d.checks {
                 match rebuild_check(chk, Engine::Postgres, scope) {
@@ -2163,7 +2179,12 @@ impl Target for PgTarget {
     fn worker(&self) -> Result<Option<Box<dyn Target>>> {
         let mut w = PgTarget::open(&self.url, self.schema_override.as_deref())?;
         w.ledger_schema.clone_from(&self.ledger_schema);
+        w.trust_expressions = self.trust_expressions;
         Ok(Some(Box::new(w)))
+    }
+
+    fn trust_expressions(&mut self) {
+        self.trust_expressions = true;
     }
 
     fn separate_ledger(&mut self) -> Result<()> {

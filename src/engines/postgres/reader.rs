@@ -332,6 +332,7 @@ fn column_extras(
     let scope = crate::expr::Scope {
         columns,
         value: false,
+        any_function: false,
     };
     let identity = match c.identity.as_str() {
         "a" => Some(IdentityKind::Always),
@@ -729,6 +730,7 @@ impl PgSource {
             let scope = crate::expr::Scope {
                 columns,
                 value: false,
+                any_function: false,
             };
             match crate::expr::rebuild(&expr, crate::expr::Engine::Postgres, scope) {
                 Ok(_) => out.push(Check { name, expr }),

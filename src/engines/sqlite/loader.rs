@@ -370,6 +370,7 @@ impl SqliteTarget {
         let scope = Scope {
             columns: &names,
             value: false,
+            any_function: false,
         };
         // AUTOINCREMENT (SQLite's, or another engine's counter on a lone integer key) is
         // written on its column, as SQLite wants it; any other lone INTEGER key is the rowid.

@@ -173,6 +173,7 @@ impl SqliteSource {
         let scope = expr::Scope {
             columns: &names,
             value: false,
+            any_function: false,
         };
         let mut cols = Vec::new();
         let mut pk: Vec<(i64, String)> = Vec::new();
