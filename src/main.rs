@@ -422,6 +422,33 @@ enum Command {
         #[arg(long)]
         allow_unencrypted: bool,
     },
+    /// Add and remove key slots of an encrypted bundle: rewrites manifest.json and
+    /// manifest.mac only; the catalog and every part stay byte-identical.
+    ///
+    /// The key options open the bundle; its manifest and MAC are checked (a manifest whose
+    /// MAC fails is refused, exit 65), but the parts are not re-hashed (run `ferry verify`
+    /// for that): nothing of them is read or written. Added slots wrap the same data key.
+    /// The manifest is replaced atomically (rename under the directory's lock on disk, a
+    /// conditional put on object stores): a rekey killed at any point leaves the old
+    /// manifest or the new one, each verifiable, and of two concurrent rekeys one wins, the
+    /// other exits 75 having changed nothing.
+    Rekey {
+        /// The bundle: a directory, file://PATH, or s3://bucket/prefix (gs://, az://).
+        #[arg(value_hint = ValueHint::AnyPath)]
+        bundle: String,
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// Add a slot for this key file (repeatable; a key that has a slot already is noted and skipped).
+        #[arg(long = "add-key-file", value_name = "PATH")]
+        add_key_files: Vec<PathBuf>,
+        /// Add a slot for the passphrase in this environment variable (repeatable; the NAME, never the passphrase).
+        #[arg(long = "add-passphrase-env", value_name = "VAR")]
+        add_passphrase_env: Vec<String>,
+        /// Remove the slot with this key id (`k1_…`, `p1_…`; repeatable; `ferry inspect` lists
+        /// them). The last slot cannot be removed.
+        #[arg(long = "remove-slot", value_name = "KEY_ID")]
+        remove_slots: Vec<String>,
+    },
     /// Make a new 256-bit key file (mode 0600) and print its key id.
     Keygen { key_file: PathBuf },
 }
@@ -718,7 +745,9 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             r.warnings.extend(warnings);
             Ok(r)
         }
-        Command::Inspect { .. } | Command::Keygen { .. } => unreachable!("handled in main"),
+        Command::Inspect { .. } | Command::Keygen { .. } | Command::Rekey { .. } => {
+            unreachable!("handled in main")
+        }
     }
 }
 
@@ -733,6 +762,7 @@ fn name_of(cmd: &Command) -> &'static str {
         Command::Status { .. } => "status",
         Command::Decrypt { .. } => "decrypt",
         Command::Keygen { .. } => "keygen",
+        Command::Rekey { .. } => "rekey",
     }
 }
 
@@ -870,6 +900,50 @@ fn main() -> ExitCode {
                         ));
                     } else {
                         emit(&i.render());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(name, &e, out.json, None),
+            }
+        }
+        Command::Rekey {
+            bundle,
+            keys,
+            add_key_files,
+            add_passphrase_env,
+            remove_slots,
+        } => {
+            let progress = if out.quiet {
+                Progress::hidden()
+            } else {
+                Progress::new(false)
+            };
+            let add = KeyArgs {
+                key_files: add_key_files,
+                passphrase_env: add_passphrase_env,
+            };
+            let res = keys.load().and_then(|(keys, mut warnings)| {
+                let (add, w) = add.load()?;
+                warnings.extend(w);
+                let plan = ferry::rekey::RekeyPlan {
+                    bundle_url: bundle,
+                    keys,
+                    add,
+                    remove: remove_slots,
+                };
+                let mut r = ferry::rekey::rekey(plan, &progress)?;
+                r.warnings.extend(warnings);
+                Ok(r)
+            });
+            match res {
+                Ok(r) => {
+                    if out.json {
+                        emit(&format!(
+                            "{}\n",
+                            serde_json::to_string_pretty(&r).expect("serialises")
+                        ));
+                    } else {
+                        emit(&r.render());
                     }
                     ExitCode::SUCCESS
                 }
