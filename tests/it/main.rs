@@ -29,6 +29,7 @@ mod plan;
 mod postgres;
 mod real_shapes;
 mod rejects;
+mod rekey;
 mod reliability;
 mod review13_a;
 mod review13_b;
