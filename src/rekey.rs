@@ -411,8 +411,8 @@ fn withdraw(store: &Store, new_mac: &str, mut version: Version) {
         };
         version = v;
         let Ok(lines) = mac_lines(&bytes) else { return };
-        let rest: Vec<String> = lines.into_iter().filter(|l| l != new_mac).collect();
-        if rest.is_empty() {
+        let rest: Vec<String> = lines.iter().filter(|l| *l != new_mac).cloned().collect();
+        if rest.is_empty() || rest.len() == lines.len() {
             return;
         }
         match store.replace_if(layout::MANIFEST_MAC, mac_file(&rest), &version) {
