@@ -150,6 +150,8 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
     }
     let store = &bundle.store;
     let _lock = store.lock_exclusive("ferry rekey")?;
+    // What a rekey killed between staging and renaming left (never a bundle file).
+    store.remove_staged(&[layout::MANIFEST, layout::MANIFEST_MAC]);
     progress.line(&format!("rekey: opening {where_}"));
     let (mbytes, mver) = store.read_versioned(layout::MANIFEST, MANIFEST_CAP)?;
     if mbytes != bundle.manifest_bytes {

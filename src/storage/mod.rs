@@ -565,6 +565,27 @@ impl Store {
         }
     }
 
+    /// Removes the staged files a [`Store::replace_if`] killed before its rename left in a
+    /// local bundle directory (`.<name>.ferry-<hex>.tmp`, for the given names); call it
+    /// under [`Store::lock_exclusive`]. Nothing to do on an object store (a put is whole).
+    pub fn remove_staged(&self, names: &[&str]) {
+        let Some(root) = &self.local_root else { return };
+        let Ok(rd) = std::fs::read_dir(root) else {
+            return;
+        };
+        for item in rd.flatten() {
+            let name = item.file_name().to_string_lossy().into_owned();
+            let staged = names.iter().any(|n| {
+                name.strip_prefix(&format!(".{n}.ferry-"))
+                    .and_then(|r| r.strip_suffix(".tmp"))
+                    .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            });
+            if staged && item.file_type().is_ok_and(|t| t.is_file()) {
+                let _ = std::fs::remove_file(item.path());
+            }
+        }
+    }
+
     /// An exclusive lock on a local bundle directory (`flock` on the directory itself, so
     /// no lock file is left behind, and a killed process releases it), held until the
     /// guard is dropped; another holder → exit 75. `None` on an object store, where

@@ -597,3 +597,51 @@ fn two_concurrent_rekeys_on_s3_one_wins_and_the_other_exits_75() {
     assert_eq!(verify_with(&url, &fx.key).status.code(), Some(77));
     assert_eq!(s3_data_hashes(&url), before);
 }
+
+#[test]
+fn a_chain_link_keeps_its_chain_fields_and_the_rekey_warns_of_its_successors() {
+    let fx = fixture();
+    let b = fx.path("link1");
+    fx.export_to(&fx.src_url(), &b, &["--cursor", "items=id"]);
+    let m0 = crate::common::manifest(&b);
+    assert!(m0["chain_id"].is_string(), "{m0}");
+    // A staged manifest left by a rekey killed before its rename is cleared.
+    let staged = b.join(".manifest.json.ferry-0123456789abcdef.tmp");
+    std::fs::write(&staged, b"{}").unwrap();
+    let new_key = fx.other_key("new.key");
+    let o = run(
+        &[
+            "--json",
+            "rekey",
+            s(&b),
+            "--key-file",
+            s(&fx.key),
+            "--add-key-file",
+            s(&new_key),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!staged.exists());
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let warnings = r["warnings"].to_string();
+    assert!(
+        warnings.contains("link 1 of chain") && warnings.contains("--accept-gap"),
+        "{r}"
+    );
+    let m1 = crate::common::manifest(&b);
+    for f in [
+        "chain_id",
+        "sequence",
+        "bundle_id",
+        "source_id",
+        "catalog",
+        "parts",
+    ] {
+        assert_eq!(m0[f], m1[f], "{f}");
+    }
+    assert_eq!(slot_ids(&b).len(), 2);
+    // Both keys open it now.
+    assert!(verify_with(s(&b), &fx.key).status.success());
+    assert!(verify_with(s(&b), &new_key).status.success());
+}
