@@ -98,6 +98,14 @@ fn a_key_file_is_added_and_the_old_one_removed_with_catalog_and_parts_unchanged(
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../schemas/rekey.v1.json")).unwrap();
+    let errors: Vec<String> = jsonschema::validator_for(&schema)
+        .unwrap()
+        .iter_errors(&r)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}\n{r}");
     assert_eq!(r["status"], "ok", "{r}");
     assert_eq!(r["slots_before"][0]["key_id"], old_id.as_str(), "{r}");
     assert_eq!(r["slots_before"][0]["kind"], "key-file", "{r}");
