@@ -468,3 +468,26 @@ impl Checked {
         scan_file(&self.bundle.store, self.bundle.url(), entry, key, out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_lines_take_one_to_eight_lines_and_any_line_verifies() {
+        let bdk = DataKey::from_bytes([3; 32]);
+        let mac = bdk.manifest_mac("b", b"{}");
+        let junk = "0".repeat(64);
+        let lines = mac_lines(format!("{junk}\r\n\n{mac}\n").as_bytes()).unwrap();
+        assert_eq!(lines, vec![junk.clone(), mac.clone()]);
+        assert!(mac_matches(&bdk, "b", b"{}", &lines));
+        assert!(!mac_matches(&bdk, "b", b"{ }", &lines));
+        assert!(!mac_matches(&bdk, "b", b"{}", std::slice::from_ref(&junk)));
+        assert!(mac_lines(b"\n \n").unwrap_err().contains("empty"));
+        let nine = format!("{junk}\n").repeat(MAX_MAC_LINES + 1);
+        assert!(mac_lines(nine.as_bytes()).unwrap_err().contains("9 lines"));
+        assert!(mac_lines(&[0xff, 0xfe]).is_err());
+        // The most lines a reader takes fit under the file's cap.
+        assert!((MAX_MAC_LINES as u64) * 66 <= MAC_CAP);
+    }
+}
