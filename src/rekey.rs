@@ -163,6 +163,13 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
     let id = m0.bundle_id.as_str();
     let bdk = DataKey::unwrap(id, &m0.encryption.key_slots, &keys)?;
     if !mac_matches(&bdk, id, &mbytes, &lines) {
+        // Another rekey replaced the manifest (and tidied its MAC) after it was read.
+        if store
+            .read_capped(layout::MANIFEST, MANIFEST_CAP)
+            .is_ok_and(|now| now != mbytes)
+        {
+            return Err(changed_meanwhile(&where_));
+        }
         return Err(Error::invalid(
             &where_,
             layout::MANIFEST,
