@@ -57,6 +57,8 @@ pub mod preflight;
 #[doc(hidden)]
 pub mod redact;
 #[doc(hidden)]
+pub mod rekey;
+#[doc(hidden)]
 pub mod report;
 #[doc(hidden)]
 pub mod status;

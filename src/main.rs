@@ -534,6 +534,45 @@ enum Command {
         #[arg(long)]
         allow_unencrypted: bool,
     },
+    /// Add and remove key slots of an encrypted bundle: rewrites manifest.json and
+    /// manifest.mac only; the catalog and every part stay byte-identical.
+    ///
+    /// The key options open the bundle; its manifest and MAC are checked (a manifest whose
+    /// MAC fails is refused, exit 65), but the parts are not re-hashed (run `ferry verify`
+    /// for that): nothing of them is read or written. Added slots wrap the same data key.
+    /// The manifest is replaced atomically (rename under the directory's lock on disk, a
+    /// conditional put on object stores): a rekey killed at any point leaves the old
+    /// manifest or the new one, each verifiable, and of two concurrent rekeys one wins, the
+    /// other exits 75 having changed nothing.
+    Rekey {
+        /// The bundle: a directory, file://PATH, or s3://bucket/prefix (gs://, az://).
+        #[arg(value_hint = ValueHint::AnyPath)]
+        bundle: String,
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// Add a slot for this key file (repeatable; a key that has a slot already is noted and skipped).
+        #[arg(long = "add-key-file", value_name = "PATH")]
+        add_key_files: Vec<PathBuf>,
+        /// Add a slot for the passphrase in this environment variable (repeatable; the NAME, never the passphrase).
+        #[arg(long = "add-passphrase-env", value_name = "VAR")]
+        add_passphrase_env: Vec<String>,
+        /// Remove the slot with this key id (`k1_…`, `p1_…`; repeatable; `ferry inspect` lists
+        /// them). The last slot cannot be removed.
+        #[arg(long = "remove-slot", value_name = "KEY_ID")]
+        remove_slots: Vec<String>,
+        /// Add a slot for this age recipient `age1…` (repeatable; one that has a slot already
+        /// is noted and skipped).
+        #[arg(long = "add-recipient", value_name = "age1…")]
+        add_recipients: Vec<String>,
+        /// Add a slot for each age recipient in FILE (age's `-R` format; repeatable).
+        #[arg(long = "add-recipients-file", value_name = "FILE")]
+        add_recipients_files: Vec<PathBuf>,
+        /// Sign the new manifest with this minisign secret key (writes
+        /// manifest.json.minisig). Without it, a signature of the old manifest is removed (it
+        /// no longer verifies). Alone, it (re)signs the bundle without changing a slot.
+        #[arg(long, value_name = "FILE", env = "FERRY_SIGN_KEY")]
+        sign_key: Option<PathBuf>,
+    },
     /// Make a new 256-bit key file (mode 0600) and print its key id; with --age, an age
     /// identity (print its recipient); with --signing, a minisign signing key.
     Keygen {
@@ -863,7 +902,9 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             r.warnings.extend(warnings);
             Ok(r)
         }
-        Command::Inspect { .. } | Command::Keygen { .. } => unreachable!("handled in main"),
+        Command::Inspect { .. } | Command::Keygen { .. } | Command::Rekey { .. } => {
+            unreachable!("handled in main")
+        }
     }
 }
 
@@ -878,6 +919,7 @@ fn name_of(cmd: &Command) -> &'static str {
         Command::Status { .. } => "status",
         Command::Decrypt { .. } => "decrypt",
         Command::Keygen { .. } => "keygen",
+        Command::Rekey { .. } => "rekey",
     }
 }
 
@@ -1089,6 +1131,68 @@ fn main() -> ExitCode {
                         ));
                     } else {
                         emit(&i.render());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(name, &e, out.json, None),
+            }
+        }
+        Command::Rekey {
+            bundle,
+            keys,
+            add_key_files,
+            add_passphrase_env,
+            remove_slots,
+            add_recipients,
+            add_recipients_files,
+            sign_key,
+        } => {
+            let progress = if out.quiet {
+                Progress::hidden()
+            } else {
+                Progress::new(false)
+            };
+            let add = KeyArgs {
+                key_files: add_key_files,
+                passphrase_env: add_passphrase_env,
+                ..Default::default()
+            };
+            let recipients = RecipientArgs {
+                recipients: add_recipients,
+                recipients_files: add_recipients_files,
+            };
+            let res = keys.load().and_then(|(keys, mut warnings)| {
+                let (mut add, w) = add.load()?;
+                warnings.extend(w);
+                add.recipients = recipients.load()?;
+                let sign_key = match &sign_key {
+                    Some(p) => {
+                        let (k, w) = ferry::crypto::signing::SigningKey::load(p)?;
+                        warnings.extend(w);
+                        Some(k)
+                    }
+                    None => None,
+                };
+                let plan = ferry::rekey::RekeyPlan {
+                    bundle_url: bundle,
+                    keys,
+                    add,
+                    remove: remove_slots,
+                    sign_key,
+                };
+                let mut r = ferry::rekey::rekey(plan, &progress)?;
+                r.warnings.extend(warnings);
+                Ok(r)
+            });
+            match res {
+                Ok(r) => {
+                    if out.json {
+                        emit(&format!(
+                            "{}\n",
+                            serde_json::to_string_pretty(&r).expect("serialises")
+                        ));
+                    } else {
+                        emit(&r.render());
                     }
                     ExitCode::SUCCESS
                 }

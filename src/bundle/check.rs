@@ -235,8 +235,21 @@ impl OpenBundle {
         let id = &self.manifest.bundle_id;
         let bdk = DataKey::unwrap(id, &self.manifest.encryption.key_slots, keys)?;
         let mac = self.store.read_capped(layout::MANIFEST_MAC, MAC_CAP)?;
-        let mac = std::str::from_utf8(&mac).unwrap_or("");
-        if !bdk.verify_manifest_mac(id, &self.manifest_bytes, mac) {
+        let lines =
+            mac_lines(&mac).map_err(|m| Error::invalid(self.url(), layout::MANIFEST_MAC, m))?;
+        if !mac_matches(&bdk, id, &self.manifest_bytes, &lines) {
+            // A rekey replaces manifest.json between this reader's two reads: not tampering.
+            if self
+                .store
+                .read_capped(layout::MANIFEST, MANIFEST_CAP)
+                .is_ok_and(|now| now != self.manifest_bytes)
+            {
+                return Err(Error::Temporary(format!(
+                    "{}: manifest.json changed while it was read (a `ferry rekey` of this bundle?); \
+                     run again",
+                    self.url()
+                )));
+            }
             return Err(Error::invalid(
                 self.url(),
                 layout::MANIFEST,
@@ -400,6 +413,39 @@ struct Clean {
     manifest_sha256: String,
 }
 
+/// The most lines `manifest.mac` may hold: a rekey keeps the old manifest's MAC beside the
+/// new one until the new manifest is in place (docs/FORMAT.md, "Rekey").
+pub const MAX_MAC_LINES: usize = 8;
+
+/// The MAC lines of `manifest.mac` (blank lines and surrounding spaces ignored): at least
+/// one and at most [`MAX_MAC_LINES`]. A line that is not a MAC simply verifies nothing.
+pub fn mac_lines(bytes: &[u8]) -> std::result::Result<Vec<String>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not text: damaged".to_string())?;
+    let lines: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    if lines.is_empty() {
+        return Err("empty: the manifest MAC is missing".into());
+    }
+    if lines.len() > MAX_MAC_LINES {
+        return Err(format!(
+            "{} lines, more than the {MAX_MAC_LINES} a bundle may carry: not written by ferry",
+            lines.len()
+        ));
+    }
+    Ok(lines)
+}
+
+/// Whether any of `lines` is the MAC of `manifest` under `bdk` (each checked in constant time).
+pub fn mac_matches(bdk: &DataKey, bundle_id: &str, manifest: &[u8], lines: &[String]) -> bool {
+    lines.iter().fold(false, |ok, l| {
+        bdk.verify_manifest_mac(bundle_id, manifest, l) | ok
+    })
+}
+
 /// The findings an error stands for (bundle errors carry several).
 pub fn findings_of(e: Error) -> Vec<Finding> {
     match e {
@@ -468,5 +514,28 @@ impl Checked {
             .unlocked
             .seal_for(&self.bundle.manifest.bundle_id, entry);
         scan_file(&self.bundle.store, self.bundle.url(), entry, key, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_lines_take_one_to_eight_lines_and_any_line_verifies() {
+        let bdk = DataKey::from_bytes([3; 32]);
+        let mac = bdk.manifest_mac("b", b"{}");
+        let junk = "0".repeat(64);
+        let lines = mac_lines(format!("{junk}\r\n\n{mac}\n").as_bytes()).unwrap();
+        assert_eq!(lines, vec![junk.clone(), mac.clone()]);
+        assert!(mac_matches(&bdk, "b", b"{}", &lines));
+        assert!(!mac_matches(&bdk, "b", b"{ }", &lines));
+        assert!(!mac_matches(&bdk, "b", b"{}", std::slice::from_ref(&junk)));
+        assert!(mac_lines(b"\n \n").unwrap_err().contains("empty"));
+        let nine = format!("{junk}\n").repeat(MAX_MAC_LINES + 1);
+        assert!(mac_lines(nine.as_bytes()).unwrap_err().contains("9 lines"));
+        assert!(mac_lines(&[0xff, 0xfe]).is_err());
+        // The most lines a reader takes fit under the file's cap.
+        assert!((MAX_MAC_LINES as u64) * 66 <= MAC_CAP);
     }
 }

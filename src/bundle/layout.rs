@@ -17,7 +17,8 @@ pub const CATALOG_PLAIN: &str = "catalog.json";
 /// Caps applied before reading or allocating.
 pub const MANIFEST_CAP: u64 = 16 * 1024 * 1024;
 pub const CATALOG_CAP: u64 = 64 * 1024 * 1024;
-pub const MAC_CAP: u64 = 256;
+/// `manifest.mac`: up to `check::MAX_MAC_LINES` lines of 64 hex digits.
+pub const MAC_CAP: u64 = 1024;
 pub const MAX_PARTS: usize = 1_000_000;
 // A listing reads every part of the largest bundle and the files beside them.
 const _: () = assert!(MAX_PARTS + 10_000 <= crate::storage::MAX_LISTED);

@@ -15,7 +15,10 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
+use object_store::{
+    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion, WriteMultipart,
+};
+use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
 
@@ -449,6 +452,166 @@ impl Store {
         }
     }
 
+    /// Reads a whole small file (refused over `cap` bytes, as [`Store::read_capped`]) with
+    /// the version it was read at, for a later [`Store::replace_if`].
+    pub fn read_versioned(&self, rel: &str, cap: u64) -> Result<(Bytes, Version)> {
+        if self.local_root.is_some() {
+            let bytes = self.read_capped(rel, cap)?;
+            let v = Version::Local(Sha256::digest(&bytes).into());
+            return Ok((bytes, v));
+        }
+        let loc = Self::location(rel)?;
+        let res = runtime()
+            .block_on(self.inner.get(&loc))
+            .map_err(|e| self.storage_err("read", rel, e))?;
+        if res.meta.size > cap {
+            return Err(Error::invalid(
+                &self.url,
+                rel,
+                format!(
+                    "{} bytes, more than the {cap}-byte limit for this file",
+                    res.meta.size
+                ),
+            ));
+        }
+        let version = Version::Remote(UpdateVersion {
+            e_tag: res.meta.e_tag.clone(),
+            version: res.meta.version.clone(),
+        });
+        let bytes = runtime()
+            .block_on(res.bytes())
+            .map_err(|e| self.storage_err("read", rel, e))?;
+        if bytes.len() as u64 > cap {
+            return Err(Error::invalid(
+                &self.url,
+                rel,
+                format!("grew past the {cap}-byte limit while read"),
+            ));
+        }
+        Ok((bytes, version))
+    }
+
+    /// Replaces a whole file only if it is still at `expected` (as read by
+    /// [`Store::read_versioned`]); [`Replaced::Conflict`] when another writer changed it
+    /// since. On an object store a conditional put (`If-Match` on the e-tag); on a local
+    /// disk, under the [`Store::lock_exclusive`] lock the caller holds, a compare of the
+    /// current content before a staged file is renamed over it (file and directory
+    /// synced), so a reader sees the old file or the new one, never a mix.
+    pub fn replace_if(&self, rel: &str, bytes: Bytes, expected: &Version) -> Result<Replaced> {
+        if let Some(root) = &self.local_root {
+            let Version::Local(want) = expected else {
+                return Ok(Replaced::Conflict);
+            };
+            let current = match std::fs::read(root.join(rel)) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok(Replaced::Conflict);
+                }
+                Err(e) => return Err(Error::io(format!("{}: cannot read {rel}", self.url), e)),
+            };
+            if <[u8; 32]>::from(Sha256::digest(&current)) != *want {
+                return Ok(Replaced::Conflict);
+            }
+            let mut id = [0u8; 8];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
+            let tmp = root.join(format!(".{rel}.ferry-{}.tmp", hex::encode(id)));
+            let write = || -> std::io::Result<()> {
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&tmp)?;
+                f.write_all(&bytes)?;
+                f.sync_all()?;
+                drop(f);
+                std::fs::rename(&tmp, root.join(rel))?;
+                std::fs::File::open(root)?.sync_all()
+            };
+            if let Err(e) = write() {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(write_failure(
+                    format!("{}: cannot replace {rel}", self.url),
+                    &e,
+                    Error::Storage,
+                ));
+            }
+            return Ok(Replaced::Done(Version::Local(
+                Sha256::digest(&bytes).into(),
+            )));
+        }
+        let Version::Remote(v) = expected else {
+            return Ok(Replaced::Conflict);
+        };
+        if v.e_tag.is_none() && v.version.is_none() {
+            return Err(Error::Storage(format!(
+                "{}: the store gave no e-tag or version for {rel}, so it cannot be replaced \
+                 conditionally; nothing changed",
+                self.url
+            )));
+        }
+        let loc = Self::location(rel)?;
+        let opts = PutOptions {
+            mode: PutMode::Update(v.clone()),
+            ..Default::default()
+        };
+        match runtime().block_on(self.inner.put_opts(&loc, PutPayload::from(bytes), opts)) {
+            Ok(r) => Ok(Replaced::Done(Version::Remote(UpdateVersion::from(r)))),
+            Err(object_store::Error::Precondition { .. }) => Ok(Replaced::Conflict),
+            Err(e @ object_store::Error::NotImplemented { .. }) => Err(Error::Storage(format!(
+                "{}: this store does not support conditional writes ({e}), which replacing \
+                 {rel} safely needs; nothing changed",
+                self.url
+            ))),
+            Err(e) => Err(self.storage_err("replace", rel, e)),
+        }
+    }
+
+    /// Removes the staged files a [`Store::replace_if`] killed before its rename left in a
+    /// local bundle directory (`.<name>.ferry-<hex>.tmp`, for the given names); call it
+    /// under [`Store::lock_exclusive`]. Nothing to do on an object store (a put is whole).
+    pub fn remove_staged(&self, names: &[&str]) {
+        let Some(root) = &self.local_root else { return };
+        let Ok(rd) = std::fs::read_dir(root) else {
+            return;
+        };
+        for item in rd.flatten() {
+            let name = item.file_name().to_string_lossy().into_owned();
+            let staged = names.iter().any(|n| {
+                name.strip_prefix(&format!(".{n}.ferry-"))
+                    .and_then(|r| r.strip_suffix(".tmp"))
+                    .is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            });
+            if staged && item.file_type().is_ok_and(|t| t.is_file()) {
+                let _ = std::fs::remove_file(item.path());
+            }
+        }
+    }
+
+    /// An exclusive lock on a local bundle directory (`flock` on the directory itself, so
+    /// no lock file is left behind, and a killed process releases it), held until the
+    /// guard is dropped; another holder → exit 75. `None` on an object store, where
+    /// [`Store::replace_if`]'s conditional puts keep writers apart.
+    pub fn lock_exclusive(&self, who: &str) -> Result<Option<DirLock>> {
+        let Some(root) = &self.local_root else {
+            return Ok(None);
+        };
+        let dir = std::fs::File::open(root)
+            .map_err(|e| Error::io(format!("cannot open {}", root.display()), e))?;
+        match dir.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Temporary(format!(
+                    "{}: another {who} is working on this bundle (it holds the directory's \
+                     lock); nothing changed: run again when it is done",
+                    self.url
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io(format!("cannot lock {}", root.display()), e));
+            }
+        }
+        Ok(Some(DirLock { _dir: dir }))
+    }
+
     pub fn delete(&self, rel: &str) -> Result<()> {
         let loc = Self::location(rel)?;
         match runtime().block_on(self.inner.delete(&loc)) {
@@ -456,6 +619,30 @@ impl Store {
             Err(e) => Err(self.storage_err("delete", rel, e)),
         }
     }
+}
+
+/// The version a file was read at ([`Store::read_versioned`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Version {
+    /// Object store: its e-tag and version id.
+    Remote(UpdateVersion),
+    /// Local disk: the SHA-256 of its content.
+    Local([u8; 32]),
+}
+
+/// What [`Store::replace_if`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replaced {
+    /// Replaced; the file's new version.
+    Done(Version),
+    /// Another writer changed the file since it was read: nothing written.
+    Conflict,
+}
+
+/// The lock of [`Store::lock_exclusive`], released when dropped (or when the process ends).
+#[derive(Debug)]
+pub struct DirLock {
+    _dir: std::fs::File,
 }
 
 /// Whether an error (however wrapped) is the object store giving up after its retries, or

@@ -31,6 +31,7 @@ mod plan;
 mod postgres;
 mod real_shapes;
 mod rejects;
+mod rekey;
 mod reliability;
 mod review13_a;
 mod review13_b;
