@@ -434,6 +434,17 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
                 .into(),
         );
     }
+    let message = format!(
+        "bundle {id} rekeyed: {} added, {} removed; only manifest.json and \
+         manifest.mac{} were rewritten",
+        crate::report::count(added.len() as u64, "slot", "slots"),
+        removed.len(),
+        if signed_by.is_some() {
+            " (and manifest.json.minisig, signed again)"
+        } else {
+            ""
+        }
+    );
     Ok(Rekeyed {
         command: "rekey".into(),
         status: "ok".into(),
@@ -443,12 +454,7 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
         bundle_id: id.to_string(),
         slots_before: before,
         slots_after: m1.encryption.key_slots.iter().map(SlotInfo::of).collect(),
-        message: format!(
-            "bundle {id} rekeyed: {} slot(s) added, {} removed; only manifest.json and \
-             manifest.mac were rewritten",
-            added.len(),
-            removed.len()
-        ),
+        message,
         added,
         removed,
         files_unchanged,
