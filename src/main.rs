@@ -572,6 +572,19 @@ enum Command {
         /// no longer verifies). Alone, it (re)signs the bundle without changing a slot.
         #[arg(long, value_name = "FILE", env = "FERRY_SIGN_KEY")]
         sign_key: Option<PathBuf>,
+        /// Signers whose signature the bundle must carry (as on readers). --sign-key re-signs
+        /// only a bundle signed by the signing key itself or by one of these.
+        #[command(flatten)]
+        trust: TrustArgs,
+        /// With --sign-key: sign although the present signature cannot be checked (an unsigned
+        /// bundle, or a rekey killed before it wrote the signature). Check the bundle's
+        /// fingerprint with its sender first.
+        #[arg(long, requires = "sign_key")]
+        sign_unverified: bool,
+        /// Remove the signature of a signed bundle that is rekeyed without --sign-key (it
+        /// would no longer verify); refused otherwise.
+        #[arg(long, conflicts_with = "sign_key")]
+        drop_signature: bool,
     },
     /// Make a new 256-bit key file (mode 0600) and print its key id; with --age, an age
     /// identity (print its recipient); with --signing, a minisign signing key.
@@ -693,6 +706,16 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             let mut plan = ExportPlan::new(&source, &bundle);
             plan.keys = keys;
             let mut warnings = warnings;
+            if no_encrypt && sign_key.is_some() {
+                return Err(Error::Usage(
+                    "--no-encrypt conflicts with --sign-key (or FERRY_SIGN_KEY): readers refuse a \
+                     plain bundle under --trust (no downgrade: a trust list expects an encrypted, \
+                     signed bundle, docs/SECURITY.md), so the signature would never be checked; drop \
+                     --no-encrypt to sign an encrypted bundle. Nothing written"
+                        .into(),
+                )
+                .into());
+            }
             if let Some(p) = &sign_key {
                 let (k, w) = ferry::crypto::signing::SigningKey::load(p)?;
                 plan.sign_key = Some(k);
@@ -1146,6 +1169,9 @@ fn main() -> ExitCode {
             add_recipients,
             add_recipients_files,
             sign_key,
+            trust,
+            sign_unverified,
+            drop_signature,
         } => {
             let progress = if out.quiet {
                 Progress::hidden()
@@ -1161,7 +1187,8 @@ fn main() -> ExitCode {
                 recipients: add_recipients,
                 recipients_files: add_recipients_files,
             };
-            let res = keys.load().and_then(|(keys, mut warnings)| {
+            let res = keys.load().and_then(|(mut keys, mut warnings)| {
+                keys.trust = trust.load()?;
                 let (mut add, w) = add.load()?;
                 warnings.extend(w);
                 add.recipients = recipients.load()?;
@@ -1179,6 +1206,8 @@ fn main() -> ExitCode {
                     add,
                     remove: remove_slots,
                     sign_key,
+                    sign_unverified,
+                    drop_signature,
                 };
                 let mut r = ferry::rekey::rekey(plan, &progress)?;
                 r.warnings.extend(warnings);

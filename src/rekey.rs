@@ -49,6 +49,12 @@ pub struct RekeyPlan {
     /// new manifest is in place. Without it, a signature of the old manifest is removed
     /// (it would no longer verify) and the summary says so.
     pub sign_key: Option<crate::crypto::signing::SigningKey>,
+    /// `--sign-unverified`: sign although the present signature cannot be checked (an
+    /// unsigned bundle, or one whose rekey was killed before its signature was written).
+    pub sign_unverified: bool,
+    /// `--drop-signature`: a signed bundle rekeyed without --sign-key loses its signature
+    /// knowingly (refused otherwise).
+    pub drop_signature: bool,
 }
 
 /// One slot as the summary shows it.
@@ -144,6 +150,8 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
         mut add,
         remove,
         sign_key,
+        sign_unverified,
+        drop_signature,
     } = plan;
     let where_ = crate::redact::display_location(&bundle_url);
     let bundle = OpenBundle::open(&bundle_url, false)?;
@@ -159,6 +167,48 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
              --remove-slot or --sign-key"
                 .into(),
         ));
+    }
+    // A signature vouches for the bundle: rekey signs only what a trusted signature already
+    // covers (by the signing key itself or a key given with --trust/--trust-file), never an
+    // unsigned bundle or one another key signed. With a trust list alone, it is checked as
+    // every reader checks it.
+    if (sign_key.is_some() && !sign_unverified) || !keys.trust.is_empty() {
+        let mut trust = keys.trust.clone();
+        if let Some(k) = &sign_key {
+            trust.add(crate::crypto::signing::TrustedKey::parse(
+                &k.public_key(),
+                "--sign-key",
+            )?);
+        }
+        crate::crypto::signing::check(
+            &bundle.signature,
+            &bundle.manifest,
+            &bundle.manifest_bytes,
+            &trust,
+            &where_,
+        )
+        .map_err(|e| match e {
+            Error::Key(m) if sign_key.is_some() => Error::Key(format!(
+                "{m}. rekey --sign-key re-signs only a bundle already signed by that key or by a \
+                 key given with --trust/--trust-file: a signature vouches for the bundle, and this \
+                 one cannot be checked (FERRY_SIGN_KEY set in the environment counts as \
+                 --sign-key). If you checked the bundle by other means (its fingerprint, from \
+                 `ferry inspect`, with the sender's), or a rekey was killed before it wrote the \
+                 signature, add --sign-unverified. Nothing changed"
+            )),
+            other => other,
+        })?;
+    }
+    if sign_key.is_none()
+        && !drop_signature
+        && !matches!(bundle.signature, crate::crypto::signing::SigFile::Absent)
+    {
+        return Err(Error::Usage(format!(
+            "bundle {where_} is signed (manifest.json.minisig), and a rekey changes its manifest: \
+             the signature would no longer verify. Give --sign-key with the signing key to sign \
+             the new manifest, or --drop-signature to remove the signature knowingly. Nothing \
+             changed"
+        )));
     }
     let store = &bundle.store;
     let _lock = store.lock_exclusive("ferry rekey")?;
@@ -198,6 +248,20 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
     for r in &remove {
         if !seen.insert(r.as_str()) {
             continue;
+        }
+        // A key id is public and short; anything else may be a secret pasted by mistake.
+        let id_shape = r.len() == 19
+            && matches!(&r[..3], "k1_" | "p1_" | "a1_")
+            && r[3..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !id_shape {
+            return Err(Error::Usage(
+                "--remove-slot: not a key id (k1_…, p1_… or a1_… and 16 hex digits, as `ferry \
+                 inspect` lists them; the value is not repeated here, in case it is a secret). \
+                 Nothing changed"
+                    .into(),
+            ));
         }
         match before.iter().find(|s| s.key_id == *r) {
             Some(s) => removed.push(s.clone()),
@@ -391,8 +455,7 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
                 store.delete(layout::MANIFEST_SIG)?;
                 warnings.push(
                     "the bundle was signed; that signature covered the old manifest and was \
-                     removed: readers with --trust now refuse it as unsigned. Sign it again \
-                     with `ferry rekey BUNDLE --sign-key FILE` (and keys that open it)"
+                     removed (--drop-signature): readers with --trust now refuse it as unsigned"
                         .into(),
                 );
             }

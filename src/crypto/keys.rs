@@ -160,6 +160,24 @@ fn write_secret_file(path: &Path, text: &str) -> Result<()> {
         .map_err(|e| Error::io(format!("cannot write key file {}", path.display()), e))
 }
 
+/// Reads at most `cap` bytes of text from `path`: `Ok(None)` when it holds more. The size in
+/// the file's metadata is not enough (0 for /dev/zero, a FIFO or `<(…)`), so the read itself
+/// is bounded.
+pub(crate) fn read_text_capped(path: &Path, cap: u64) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    std::fs::File::open(path)?
+        .take(cap + 1)
+        .read_to_end(&mut buf)?;
+    if buf.len() as u64 > cap {
+        buf.iter_mut().for_each(|b| *b = 0);
+        return Ok(None);
+    }
+    String::from_utf8(buf)
+        .map(Some)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
 /// Reads a small secret file whole: its text and, on Unix, a warning when others can read it.
 /// `what` names the kind of file in messages ("key file", "identity file").
 fn read_secret_file(path: &Path, what: &str, cap: u64) -> Result<(Zeroizing<String>, Vec<String>)> {
@@ -173,8 +191,9 @@ fn read_secret_file(path: &Path, what: &str, cap: u64) -> Result<(Zeroizing<Stri
         )));
     }
     let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| Error::Key(format!("cannot read {what} {origin}: {e}")))?,
+        read_text_capped(path, cap)
+            .map_err(|e| Error::Key(format!("cannot read {what} {origin}: {e}")))?
+            .ok_or_else(|| Error::Key(format!("{what} {origin}: too large to be a {what}")))?,
     );
     let mut warnings = Vec::new();
     #[cfg(unix)]
@@ -286,8 +305,13 @@ impl AgeRecipient {
             )));
         }
         let text = Zeroizing::new(
-            std::fs::read_to_string(path)
-                .map_err(|e| Error::Usage(format!("cannot read recipients file {origin}: {e}")))?,
+            read_text_capped(path, RECIPIENTS_FILE_CAP)
+                .map_err(|e| Error::Usage(format!("cannot read recipients file {origin}: {e}")))?
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "recipients file {origin}: too large to be a recipients file"
+                    ))
+                })?,
         );
         let mut out = Vec::new();
         for (n, line) in text.lines().enumerate() {

@@ -386,8 +386,13 @@ impl TrustList {
                 meta.len()
             )));
         }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Key(format!("cannot read trust file {origin}: {e}")))?;
+        let text = crate::crypto::keys::read_text_capped(path, TRUST_FILE_CAP)
+            .map_err(|e| Error::Key(format!("cannot read trust file {origin}: {e}")))?
+            .ok_or_else(|| {
+                Error::Key(format!(
+                    "trust file {origin}: more than the {TRUST_FILE_CAP} bytes a list of public keys needs"
+                ))
+            })?;
         self.add_text(&text, &origin)
     }
 

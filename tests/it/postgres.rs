@@ -1004,3 +1004,17 @@ fn a_full_disk_on_the_server_rolls_the_part_back_with_75_and_a_rerun_completes()
     );
     psql(&dst.url, "DROP TABLE blobs");
 }
+
+#[test]
+fn a_database_that_does_not_exist_is_named_without_the_servers_source_line() {
+    // A real server, so the message is the server's own; the database is never created.
+    let Some(db) = PgDb::new("nodb") else {
+        return;
+    };
+    let missing = db.url.replace(&db.name, &format!("{}_missing", db.name));
+    let o = ferry().args(["plan", &missing]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!err.contains(" at line "), "{err}");
+}

@@ -743,36 +743,158 @@ fn a_rekey_adds_an_age_recipient_and_re_signs_and_a_stale_signature_is_removed()
     assert_eq!(r["slots_after"].as_array().unwrap().len(), 1, "{r}");
     assert!(r["notes"].to_string().contains("already has a slot"), "{r}");
 
-    // A rekey without --sign-key removes the signature it would invalidate, and says so;
-    // a --trust reader then refuses the bundle as unsigned until it is signed again.
+    // A signed bundle rekeyed without --sign-key is refused (the signature would break),
+    // unless --drop-signature; a --trust reader then refuses it as unsigned.
     let k2 = fx.other_key("k2.key");
-    let o = run(
-        &[
+    let add_k2 = |extra: &[&str]| {
+        let mut a = vec![
             "rekey",
             s(&b),
             "--identity",
             s(&id_file),
             "--add-key-file",
             s(&k2),
-        ],
-        &[],
+        ];
+        a.extend_from_slice(extra);
+        run(&a, &[])
+    };
+    let m = std::fs::read(b.join("manifest.json")).unwrap();
+    let o = add_k2(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--drop-signature"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(b.join("manifest.json")).unwrap(),
+        m,
+        "nothing changed"
     );
+    let o = add_k2(&["--drop-signature"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("signature")
-            || String::from_utf8_lossy(&o.stdout).contains("signature")
-    );
     assert!(!b.join("manifest.json.minisig").exists());
     let o = trusted(&["--key-file", s(&k2)]);
     assert_eq!(o.status.code(), Some(77), "{}", stderr(&o));
     assert!(stderr(&o).contains("unsigned"), "{}", stderr(&o));
-    // --sign-key alone signs it again, the manifest unchanged.
+    // --sign-key vouches for the bundle: an unsigned one is refused (77) unless
+    // --sign-unverified; then it is signed, the manifest unchanged.
     let m = std::fs::read(b.join("manifest.json")).unwrap();
     let o = run(
         &["rekey", s(&b), "--key-file", s(&k2), "--sign-key", s(&sign)],
         &[],
     );
+    assert_eq!(o.status.code(), Some(77), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--sign-unverified"), "{}", stderr(&o));
+    assert!(!b.join("manifest.json.minisig").exists());
+    let o = run(
+        &[
+            "rekey",
+            s(&b),
+            "--key-file",
+            s(&k2),
+            "--sign-key",
+            s(&sign),
+            "--sign-unverified",
+        ],
+        &[],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(std::fs::read(b.join("manifest.json")).unwrap(), m);
     assert!(trusted(&["--key-file", s(&k2)]).status.success());
+}
+
+#[test]
+fn rekey_never_vouches_for_a_bundle_another_key_signed_nor_echoes_a_bad_slot_id() {
+    let fx = fixture();
+    let mine = fx.path("mine.sign");
+    keygen_json(&["--signing", s(&mine)]);
+    let evil = fx.path("evil.sign");
+    keygen_json(&["--signing", s(&evil)]);
+    let b = fx.path("b");
+    let o = run(
+        &[
+            "export",
+            &fx.src_url(),
+            s(&b),
+            "--key-file",
+            s(&fx.key),
+            "--sign-key",
+            s(&evil),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = std::fs::read(b.join("manifest.json")).unwrap();
+    let sig = std::fs::read(b.join("manifest.json.minisig")).unwrap();
+    let k2 = fx.other_key("k2.key");
+    let args = [
+        "rekey",
+        s(&b),
+        "--key-file",
+        s(&fx.key),
+        "--add-key-file",
+        s(&k2),
+    ];
+    // By option and through FERRY_SIGN_KEY alike.
+    let mut with_flag = args.to_vec();
+    with_flag.extend(["--sign-key", s(&mine)]);
+    for o in [
+        run(&with_flag, &[]),
+        run(&args, &[("FERRY_SIGN_KEY", s(&mine))]),
+    ] {
+        assert_eq!(o.status.code(), Some(77), "{}", stderr(&o));
+        assert!(stderr(&o).contains("signed by key id"), "{}", stderr(&o));
+        assert_eq!(std::fs::read(b.join("manifest.json")).unwrap(), m);
+        assert_eq!(std::fs::read(b.join("manifest.json.minisig")).unwrap(), sig);
+    }
+    // A secret pasted as a slot id is refused and never repeated.
+    let secret = std::fs::read_to_string(&fx.key).unwrap();
+    let line = secret.lines().find(|l| l.starts_with("FERRYKEY1")).unwrap();
+    let o = run(
+        &[
+            "rekey",
+            s(&b),
+            "--key-file",
+            s(&fx.key),
+            "--remove-slot",
+            line,
+            "--drop-signature",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!stderr(&o).contains(line), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a key id"), "{}", stderr(&o));
+    // Key, identity, trust and recipients files are read with a bound, whatever their size says.
+    for (opt, code) in [("--key-file", 77), ("--identity", 77), ("--trust-file", 77)] {
+        let o = run(&["verify", s(&b), opt, "/dev/zero"], &[]);
+        assert_eq!(o.status.code(), Some(code), "{opt}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("too large") || stderr(&o).contains("more than"),
+            "{opt}: {}",
+            stderr(&o)
+        );
+    }
+    let o = run(
+        &[
+            "export",
+            &fx.src_url(),
+            s(&fx.path("r")),
+            "--recipients-file",
+            "/dev/zero",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // A plain bundle cannot be signed: its signature could never be checked.
+    let o = run(
+        &[
+            "export",
+            &fx.src_url(),
+            s(&fx.path("p")),
+            "--no-encrypt",
+            "--sign-key",
+            s(&mine),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!fx.path("p").join("manifest.json").exists());
 }

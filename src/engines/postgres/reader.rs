@@ -90,10 +90,11 @@ pub fn connect_on(rt: &tokio::runtime::Runtime, url: &str) -> Result<PgConnectio
                 crate::redact::display_url(url),
                 crate::redact::scrub(&e.to_string(), url)
             )),
+            // sqlx appends the server's own source line ("at line 948"): noise to a user.
             other => Error::Database(format!(
                 "cannot connect to {}: {}",
                 crate::redact::display_url(url),
-                crate::redact::scrub(&other.to_string(), url)
+                crate::load::strip_position_noise(&crate::redact::scrub(&other.to_string(), url))
             )),
         })
 }
