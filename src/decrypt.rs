@@ -105,7 +105,13 @@ pub fn decrypt(
     let signature = bundle.check_signature(keys)?;
     let mut report = RunReport::new("decrypt");
     let encrypted = bundle.manifest.encrypted();
-    report.set_trust(encrypted, encrypted);
+    let age_only = encrypted && keys.only_age() && !signature.checked;
+    report.set_trust(encrypted, encrypted && !age_only);
+    if age_only {
+        report
+            .warnings
+            .push(crate::crypto::keys::Keys::AGE_ONLY_WARNING.into());
+    }
     report.set_signature(&signature, bundle.fingerprint());
     if !encrypted {
         report.warnings.push(

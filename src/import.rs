@@ -468,7 +468,14 @@ fn open_and_verify(plan: &ImportPlan, progress: &Progress) -> Result<Opened> {
     report.bundle_id = Some(bundle.manifest.bundle_id.clone());
     // An encrypted bundle goes no further than `unlock` unless a slot opens and the MAC holds.
     let encrypted = bundle.manifest.encrypted();
-    report.set_trust(encrypted, encrypted);
+    // Opened by an age identity alone: the MAC authenticates nothing about the sender.
+    let age_only = encrypted && plan.keys.only_age() && plan.keys.trust.is_empty();
+    report.set_trust(encrypted, encrypted && !age_only);
+    if age_only {
+        report
+            .warnings
+            .push(crate::crypto::keys::Keys::AGE_ONLY_WARNING.into());
+    }
     report.set_signature(&signature, bundle.fingerprint());
     if plan.trust_expressions {
         report.warnings.push(format!(

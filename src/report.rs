@@ -451,7 +451,7 @@ pub fn trust_line(
 ) -> String {
     let mut s = match (encrypted, authenticated) {
         (true, true) => "encrypted, authenticated (the manifest MAC checked with the key)".to_string(),
-        (true, false) => "encrypted, NOT authenticated (checked without a key: no MAC checked)".to_string(),
+        (true, false) => "encrypted, NOT authenticated (checked without a key, or opened with an age identity whose recipient is public: no MAC under a secret the sender had to hold)".to_string(),
         (false, _) => "NOT encrypted, NOT authenticated (no MAC: anyone who could write the bundle could have made it)"
             .to_string(),
     };
