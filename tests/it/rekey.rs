@@ -517,8 +517,21 @@ fn rekey_on_s3_adds_and_removes_with_the_data_unchanged() {
     let Some(bucket) = bucket() else { return };
     let fx = fixture();
     let url = format!("s3://{bucket}/archive/b1");
+    let sign = fx.path("archive.sign");
+    let pubkey = keygen_json(&["--signing", s(&sign)])["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let o = run(
-        &["export", &fx.src_url(), &url, "--key-file", s(&fx.key)],
+        &[
+            "export",
+            &fx.src_url(),
+            &url,
+            "--key-file",
+            s(&fx.key),
+            "--sign-key",
+            s(&sign),
+        ],
         &[],
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -534,12 +547,27 @@ fn rekey_on_s3_adds_and_removes_with_the_data_unchanged() {
             s(&new_key),
             "--remove-slot",
             &key_id_of(&fx.key),
+            "--sign-key",
+            s(&sign),
         ],
         &[],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(s3_data_hashes(&url), before);
     opens_with_only(&url, &new_key, &fx.key);
+    // Re-signed: the new manifest verifies under the trusted key.
+    let o = run(
+        &[
+            "verify",
+            &url,
+            "--key-file",
+            s(&new_key),
+            "--trust",
+            &pubkey,
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
     let dst = fx.path("dst.db");
     let o = run(
         &[
@@ -664,7 +692,7 @@ fn keygen_json(args: &[&str]) -> serde_json::Value {
 }
 
 #[test]
-fn a_rekey_adds_an_age_recipient_and_re_signs_and_a_stale_signature_is_removed() {
+fn a_rekey_adds_an_age_recipient_re_signs_and_a_signed_bundle_needs_sign_key_or_drop_signature() {
     let fx = fixture();
     let sign = fx.path("archive.sign");
     let signer = keygen_json(&["--signing", s(&sign)]);
