@@ -872,6 +872,31 @@ fn rekey_never_vouches_for_a_bundle_another_key_signed_nor_echoes_a_bad_slot_id(
         assert_eq!(std::fs::read(b.join("manifest.json")).unwrap(), m);
         assert_eq!(std::fs::read(b.join("manifest.json.minisig")).unwrap(), sig);
     }
+    // A failed rekey's --json is a report of schemas/report.v1.json.
+    let o = run(
+        &[
+            "--json",
+            "rekey",
+            s(&b),
+            "--key-file",
+            s(&k2),
+            "--add-key-file",
+            s(&k2),
+            "--drop-signature",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(77), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../schemas/report.v1.json")).unwrap();
+    let errors: Vec<String> = jsonschema::validator_for(&schema)
+        .unwrap()
+        .iter_errors(&r)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}\n{r}");
+    assert_eq!(r["command"], "rekey", "{r}");
     // A secret pasted as a slot id is refused and never repeated.
     let secret = std::fs::read_to_string(&fx.key).unwrap();
     let line = secret.lines().find(|l| l.starts_with("FERRYKEY1")).unwrap();
