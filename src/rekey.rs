@@ -199,6 +199,28 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
             other => other,
         })?;
     }
+    // What is at the signature's name must be something a rekey can replace or remove:
+    // found out now, before anything changes, not after the commit.
+    match &bundle.signature {
+        crate::crypto::signing::SigFile::NotAFile(what) => {
+            return Err(Error::invalid(
+                &where_,
+                layout::MANIFEST_SIG,
+                format!(
+                    "is {what}, not a regular file: a rekey could not replace it; remove it (a \
+                     bundle's signature is a small regular file). Nothing changed"
+                ),
+            ));
+        }
+        crate::crypto::signing::SigFile::Oversize(n) => {
+            return Err(Error::invalid(
+                &where_,
+                layout::MANIFEST_SIG,
+                format!("{n} bytes, too large to be a signature. Nothing changed"),
+            ));
+        }
+        _ => {}
+    }
     if sign_key.is_none()
         && !drop_signature
         && !matches!(bundle.signature, crate::crypto::signing::SigFile::Absent)

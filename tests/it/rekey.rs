@@ -897,6 +897,41 @@ fn rekey_never_vouches_for_a_bundle_another_key_signed_nor_echoes_a_bad_slot_id(
         .collect();
     assert!(errors.is_empty(), "{errors:?}\n{r}");
     assert_eq!(r["command"], "rekey", "{r}");
+    // A directory planted at the signature's name is refused before anything changes.
+    let planted = fx.path("planted");
+    let o = run(
+        &[
+            "export",
+            &fx.src_url(),
+            s(&planted),
+            "--key-file",
+            s(&fx.key),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::create_dir(planted.join("manifest.json.minisig")).unwrap();
+    std::fs::write(planted.join("manifest.json.minisig").join("x"), b"x").unwrap();
+    let pm = std::fs::read(planted.join("manifest.json")).unwrap();
+    let o = run(
+        &[
+            "rekey",
+            s(&planted),
+            "--key-file",
+            s(&fx.key),
+            "--add-key-file",
+            s(&k2),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("manifest.json.minisig"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(planted.join("manifest.json")).unwrap(), pm);
+    assert_eq!(mac_lines(&planted), 1, "nothing claimed");
     // A secret pasted as a slot id is refused and never repeated.
     let secret = std::fs::read_to_string(&fx.key).unwrap();
     let line = secret.lines().find(|l| l.starts_with("FERRYKEY1")).unwrap();
