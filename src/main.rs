@@ -12,10 +12,17 @@ use ferry::import::{Failed, ImportPlan, MaxErrors, Mode, OnError};
 use ferry::report::{Progress, RunReport};
 use ferry::source::{BatchLimits, Selection, SourceOptions, ZeroDates};
 
+/// `ferry --version`: the tool's version and the bundle format versions it writes and reads
+/// (a test holds it to `ferry::bundle::manifest`'s constants).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (bundle format: writes 1.0, and 1.1 for a link of a chain; reads 1.x)"
+);
+
 #[derive(Parser)]
 #[command(
     name = "ferry",
-    version,
+    version = VERSION,
     about = "Move relational data between databases through encrypted, portable Parquet bundles",
     long_about = "ferry exports tables from a database into a bundle (encrypted, zstd-compressed Parquet parts \
                   with an authenticated manifest) on disk, and imports a verified bundle into another database, \
@@ -544,6 +551,16 @@ enum Command {
     /// conditional put on object stores): a rekey killed at any point leaves the old
     /// manifest or the new one, each verifiable, and of two concurrent rekeys one wins, the
     /// other exits 75 having changed nothing.
+    /// Print a shell completion script: `ferry completions bash > /etc/bash_completion.d/ferry`,
+    /// zsh (into a directory on $fpath as `_ferry`), fish (`~/.config/fish/completions/ferry.fish`),
+    /// elvish, powershell.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `ferry man > ~/.local/share/man/man1/ferry.1`, then `man ferry`
+    /// (or read it at once with `ferry man | man -l -`).
+    Man,
     Rekey {
         /// The bundle: a directory, file://PATH, or s3://bucket/prefix (gs://, az://).
         #[arg(value_hint = ValueHint::AnyPath)]
@@ -925,7 +942,11 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             r.warnings.extend(warnings);
             Ok(r)
         }
-        Command::Inspect { .. } | Command::Keygen { .. } | Command::Rekey { .. } => {
+        Command::Inspect { .. }
+        | Command::Keygen { .. }
+        | Command::Rekey { .. }
+        | Command::Completions { .. }
+        | Command::Man => {
             unreachable!("handled in main")
         }
     }
@@ -943,6 +964,8 @@ fn name_of(cmd: &Command) -> &'static str {
         Command::Decrypt { .. } => "decrypt",
         Command::Keygen { .. } => "keygen",
         Command::Rekey { .. } => "rekey",
+        Command::Completions { .. } => "completions",
+        Command::Man => "man",
     }
 }
 
@@ -1047,6 +1070,27 @@ fn main() -> ExitCode {
     let out = cli.out.clone();
     let name = name_of(&cli.command);
     match cli.command {
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "ferry", &mut buf);
+            emit(&String::from_utf8_lossy(&buf));
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let mut buf = Vec::new();
+            match clap_mangen::Man::new(Cli::command()).render(&mut buf) {
+                Ok(()) => {
+                    emit(&String::from_utf8_lossy(&buf));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(
+                    name,
+                    &Error::io("rendering the man page", e),
+                    out.json,
+                    None,
+                ),
+            }
+        }
         Command::Keygen {
             signing: Some(path),
             ..

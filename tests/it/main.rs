@@ -14,6 +14,7 @@ mod bounds;
 mod chains;
 mod clean_failures;
 mod cli_errors;
+mod cli_extras;
 mod commit_lost;
 mod common;
 mod compare;
