@@ -138,13 +138,20 @@ impl KeyFileKey {
 /// Creates `path` with `text`, mode 0600: never over an existing file, never through a
 /// symlink (`O_CREAT | O_EXCL` follows none), synced before it is reported written.
 fn write_secret_file(path: &Path, text: &str) -> Result<()> {
+    write_new_file(path, text, 0o600)
+}
+
+/// [`write_secret_file`] with another mode (a public key file is 0644).
+pub(crate) fn write_new_file(path: &Path, text: &str, mode: u32) -> Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+        opts.mode(mode);
     }
+    #[cfg(not(unix))]
+    let _ = mode;
     let mut f = opts.open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             Error::Usage(format!(
@@ -180,16 +187,14 @@ pub(crate) fn read_text_capped(path: &Path, cap: u64) -> std::io::Result<Option<
 
 /// Reads a small secret file whole: its text and, on Unix, a warning when others can read it.
 /// `what` names the kind of file in messages ("key file", "identity file").
-fn read_secret_file(path: &Path, what: &str, cap: u64) -> Result<(Zeroizing<String>, Vec<String>)> {
+pub(crate) fn read_secret_file(
+    path: &Path,
+    what: &str,
+    cap: u64,
+) -> Result<(Zeroizing<String>, Vec<String>)> {
     let origin = path.display().to_string();
     let meta = std::fs::metadata(path)
         .map_err(|e| Error::Key(format!("cannot read {what} {origin}: {e}")))?;
-    if meta.len() > cap {
-        return Err(Error::Key(format!(
-            "{what} {origin}: {} bytes, too large to be a {what}",
-            meta.len()
-        )));
-    }
     let text = Zeroizing::new(
         read_text_capped(path, cap)
             .map_err(|e| Error::Key(format!("cannot read {what} {origin}: {e}")))?
@@ -296,14 +301,6 @@ impl AgeRecipient {
     /// Reads an age recipients file: one recipient per line, `#` comments and blank lines.
     pub fn load_file(path: &Path) -> Result<Vec<Self>> {
         let origin = path.display().to_string();
-        let meta = std::fs::metadata(path)
-            .map_err(|e| Error::Usage(format!("cannot read recipients file {origin}: {e}")))?;
-        if meta.len() > RECIPIENTS_FILE_CAP {
-            return Err(Error::Usage(format!(
-                "recipients file {origin}: {} bytes, too large to be a recipients file",
-                meta.len()
-            )));
-        }
         let text = Zeroizing::new(
             read_text_capped(path, RECIPIENTS_FILE_CAP)
                 .map_err(|e| Error::Usage(format!("cannot read recipients file {origin}: {e}")))?

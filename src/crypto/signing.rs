@@ -12,7 +12,6 @@
 //! slot is opened or anything written. The signature file is hostile input: it is capped
 //! ([`SIG_CAP`]) and its shape checked line by line before the minisign crate sees it.
 
-use std::io::Write;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -181,32 +180,9 @@ impl SigningKey {
 
     /// Reads a secret key file. The warnings (a key others can read) are for the user.
     pub fn load(path: &Path) -> Result<(Self, Vec<String>)> {
-        let origin = path.display().to_string();
-        let meta = std::fs::metadata(path)
-            .map_err(|e| Error::Key(format!("cannot read signing key {origin}: {e}")))?;
-        if !meta.is_file() || meta.len() > KEY_FILE_CAP {
-            return Err(Error::Key(format!(
-                "signing key {origin}: not a regular file of at most {KEY_FILE_CAP} bytes, so not a key"
-            )));
-        }
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path)
-                .map_err(|e| Error::Key(format!("cannot read signing key {origin}: {e}")))?,
-        );
-        let key = Self::parse(&text, &origin)?;
-        let mut warnings = Vec::new();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = meta.permissions().mode();
-            if mode & 0o077 != 0 {
-                warnings.push(format!(
-                    "signing key {origin} can be read by other users (mode {:o}); run: chmod 600 {origin}",
-                    mode & 0o777
-                ));
-            }
-        }
-        Ok((key, warnings))
+        let (text, warnings) =
+            crate::crypto::keys::read_secret_file(path, "signing key", KEY_FILE_CAP)?;
+        Ok((Self::parse(&text, &path.display().to_string())?, warnings))
     }
 
     /// Makes a new key pair: the secret key in `path` (0600, created: never through a
@@ -223,36 +199,6 @@ impl SigningKey {
         let mut pub_path = path.as_os_str().to_owned();
         pub_path.push(".pub");
         let pub_path = std::path::PathBuf::from(pub_path);
-        let create = |p: &Path, mode: u32| {
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(mode);
-            }
-            #[cfg(not(unix))]
-            let _ = mode;
-            opts.open(p).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    Error::Usage(format!(
-                        "{} already exists; ferry keygen never overwrites a key",
-                        p.display()
-                    ))
-                } else {
-                    Error::io(format!("cannot create {}", p.display()), e)
-                }
-            })
-        };
-        let mut secret = create(path, 0o600)?;
-        let mut public = match create(&pub_path, 0o644) {
-            Ok(f) => f,
-            Err(e) => {
-                drop(secret);
-                let _ = std::fs::remove_file(path);
-                return Err(e);
-            }
-        };
         let boxed = key
             .sk
             .to_box(Some(&format!(
@@ -261,14 +207,13 @@ impl SigningKey {
             )))
             .map_err(|e| Error::Key(format!("cannot encode the signing key: {}", minisign_err(e))))?;
         let text = Zeroizing::new(boxed.into_string());
-        secret
-            .write_all(text.as_bytes())
-            .and_then(|()| secret.sync_all())
-            .map_err(|e| Error::io(format!("cannot write signing key {}", path.display()), e))?;
-        public
-            .write_all(key.public_key_file().as_bytes())
-            .and_then(|()| public.sync_all())
-            .map_err(|e| Error::io(format!("cannot write {}", pub_path.display()), e))?;
+        crate::crypto::keys::write_new_file(path, &text, 0o600)?;
+        if let Err(e) =
+            crate::crypto::keys::write_new_file(&pub_path, &key.public_key_file(), 0o644)
+        {
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
         Ok(key)
     }
 }
@@ -378,14 +323,6 @@ impl TrustList {
     /// comment after a space.
     pub fn add_file(&mut self, path: &Path) -> Result<()> {
         let origin = path.display().to_string();
-        let meta = std::fs::metadata(path)
-            .map_err(|e| Error::Key(format!("cannot read trust file {origin}: {e}")))?;
-        if meta.len() > TRUST_FILE_CAP {
-            return Err(Error::Key(format!(
-                "trust file {origin}: {} bytes, more than the {TRUST_FILE_CAP} a list of public keys needs",
-                meta.len()
-            )));
-        }
         let text = crate::crypto::keys::read_text_capped(path, TRUST_FILE_CAP)
             .map_err(|e| Error::Key(format!("cannot read trust file {origin}: {e}")))?
             .ok_or_else(|| {
