@@ -517,8 +517,6 @@ impl Masks {
     }
 }
 
-/// `TABLE.COLUMN` against the tables: the split at a dot that names a table (`t` or
-/// `schema.t`) having that column. Exactly one must match.
 /// `TABLE.COLUMN` with double-quoted parts (`t."a.b"`, `"my.table".col`, `s.t."x""y"`):
 /// the parts, unquoted; `None` when `target` has no quote or is malformed.
 fn quoted_parts(target: &str) -> Option<Vec<String>> {
@@ -563,10 +561,13 @@ fn quoted_parts(target: &str) -> Option<Vec<String>> {
     (parts.len() >= 2).then_some(parts)
 }
 
+/// `TABLE.COLUMN` against the tables: the split at a dot that names a table (`t` or
+/// `schema.t`) having that column. Exactly one must match.
 fn find<'a>(tables: &'a [TableDef], target: &str) -> Result<(&'a TableDef, &'a Column)> {
     let mut hits = Vec::new();
-    if let Some(parts) = quoted_parts(target) {
-        let (column, table) = parts.split_last().unwrap_or((&parts[0], &[]));
+    if let Some(parts) = quoted_parts(target)
+        && let Some((column, table)) = parts.split_last()
+    {
         for t in tables.iter().filter(|t| match table {
             [name] => t.name == *name,
             [schema, name] => t.schema.as_deref() == Some(schema.as_str()) && t.name == *name,

@@ -678,8 +678,9 @@ fn width(t: &DataType) -> Option<usize> {
         | DataType::UInt8
         | DataType::UInt16
         | DataType::UInt32
-        | DataType::UInt64
-        | DataType::Decimal128(_, _) => 21,
+        | DataType::UInt64 => 21,
+        // A negative scale may rescale past i128 into the variable-width form: not fixed.
+        DataType::Decimal128(_, s) if *s >= 0 => 21,
         DataType::Float32
         | DataType::Float64
         | DataType::Timestamp(TimeUnit::Microsecond, _)
@@ -733,19 +734,17 @@ pub fn encode_rows(batch: &RecordBatch, each: &mut dyn FnMut(&Rows<'_>)) -> Resu
                 }
                 Col::Bytes(a) => {
                     let nulls = a.nulls();
-                    let value_len: Box<dyn Fn(usize) -> usize> = if a.data_type() == &DataType::Utf8
-                    {
-                        let x = a.as_string::<i32>();
-                        Box::new(move |r| x.value(r).len())
+                    // A value's length from the offsets: no call per value.
+                    let offs: &[i32] = if a.data_type() == &DataType::Utf8 {
+                        a.as_string::<i32>().value_offsets()
                     } else {
-                        let x = a.as_binary::<i32>();
-                        Box::new(move |r| x.value(r).len())
+                        a.as_binary::<i32>().value_offsets()
                     };
                     for (r, l) in rows.clone().zip(len.iter_mut()) {
                         *l += if nulls.is_some_and(|x| x.is_null(r)) {
                             1
                         } else {
-                            9 + value_len(r)
+                            9 + usize::try_from(offs[r + 1] - offs[r]).unwrap_or(0)
                         };
                     }
                 }
@@ -897,7 +896,8 @@ fn write(a: &ArrayRef, first: usize, buf: &mut [u8], cur: &mut [usize]) {
                 } else {
                     one.clear();
                     put_decimal(&mut one, x.value(r), s);
-                    // Always `D` for a Decimal128 (its mantissa is an i128): 21 bytes.
+                    // Always `D` here, 21 bytes: width() sends a negative scale, which may
+                    // need `W`, to the per-value encoder.
                     buf[*p..*p + one.len()].copy_from_slice(&one);
                     *p += one.len();
                 }
@@ -1463,6 +1463,18 @@ mod tests {
             assert!(!seen.contains(&f.sum), "slice {start}+{len}");
             seen.push(f.sum);
         }
+    }
+
+    #[test]
+    fn a_negative_scale_past_i128_takes_the_variable_form_without_overrunning_its_row() {
+        // 10^30 × 10^10 does not fit an i128: `W`, wider than the fixed 21 bytes. A bundle's
+        // Parquet schema may declare such a scale; ferry never writes one.
+        let big = 10i128.pow(30);
+        let f = fp1(
+            dec128(vec![Some(big), Some(-big), None, Some(7)], 38, -10),
+            None,
+        );
+        assert_eq!(f.rows, 4);
     }
 
     #[test]
