@@ -80,11 +80,23 @@ pub fn expand(cli: &Command, args: Vec<OsString>) -> Result<Expanded> {
             file.display()
         ))
     })?;
+    // The parser's own text quotes the offending line, which may hold a database password:
+    // only its message and where, never the line.
     let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let at = e
+            .span()
+            .map(|r| {
+                let before = text.get(..r.start).unwrap_or(&text);
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!(" at line {line}, column {column}")
+            })
+            .unwrap_or_default();
         Error::Usage(format!(
-            "--config {}: not a valid TOML job file: {}",
+            "--config {}: not a valid TOML job file{at}: {} (the line is not repeated here, in \
+             case it holds a password)",
             file.display(),
-            e.to_string().trim_end()
+            crate::report::printable(e.message().trim_end())
         ))
     })?;
     let base = std::path::absolute(&file)

@@ -496,14 +496,16 @@ pub fn strip_position_noise(m: &str) -> String {
     {
         out.truncate(i);
     }
-    for word in [" at row ", " at line "] {
-        while let Some(i) = out.find(word) {
-            let rest = &out[i + word.len()..];
-            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 {
-                break;
-            }
-            out.replace_range(i..i + word.len() + digits, "");
+    // Only a position that ends the message: "at row 5" inside a quoted value is data.
+    loop {
+        let digits = out.bytes().rev().take_while(u8::is_ascii_digit).count();
+        let head = &out[..out.len() - digits];
+        match [" at row ", " at line "]
+            .iter()
+            .find(|w| head.ends_with(*w))
+        {
+            Some(w) if digits > 0 => out.truncate(head.len() - w.len()),
+            _ => break,
         }
     }
     out
@@ -1222,5 +1224,9 @@ mod tests {
             assert_eq!(refusal_reason(message), reason, "{message}");
         }
         assert_eq!(strip_position_noise("x at row y"), "x at row y");
+        // A position inside a value is data, kept.
+        let inside = "Key (note)=(meet at row 5) already exists";
+        assert_eq!(strip_position_noise(inside), inside);
+        assert_eq!(strip_position_noise("no such db at line 948"), "no such db");
     }
 }

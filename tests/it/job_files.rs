@@ -248,3 +248,20 @@ fn a_bad_value_from_a_job_file_names_the_file() {
     assert!(err.contains("--batch-rows"), "{err}");
     assert!(err.contains("bad.toml (--config)"), "{err}");
 }
+
+#[test]
+fn a_job_file_that_is_not_toml_is_named_without_repeating_its_line() {
+    let fx = fixture();
+    let job = fx.path("bad.toml");
+    std::fs::write(&job, "target = postgres://u:s3cretpw@h/db\n").unwrap();
+    let (code, out, err) = run_in(
+        fx.dir.path(),
+        &["import", "--config", job.to_str().unwrap()],
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("bad.toml") && err.contains("line 1"), "{err}");
+    assert!(
+        !err.contains("s3cretpw") && !out.contains("s3cretpw"),
+        "{err}{out}"
+    );
+}
