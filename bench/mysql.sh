@@ -57,7 +57,8 @@ parse_url() {
     || die "MYURL must look like mysql://user:pw@host:port/db, got: $MYURL"
   local user=${BASH_REMATCH[3]:-root} pw=${BASH_REMATCH[5]:-} host=${BASH_REMATCH[6]} port=${BASH_REMATCH[8]:-3306}
   CONN=(--protocol=tcp -h "$host" -P "$port" -u "$user" --default-character-set=utf8mb4)
-  MY_HOST=$host MY_PORT=$port MY_USER=$user MY_PW=$pw
+  # mydumper, myloader and rowcopy.py read the password from MYSQL_PWD too.
+  MY_HOST=$host MY_PORT=$port MY_USER=$user
   [[ -n $pw ]] && export MYSQL_PWD=$pw
   URL_BASE="mysql://$user${pw:+:$pw}@$host:$port"
 }
@@ -206,14 +207,14 @@ import_dump() {
 export_mydumper() {
   [[ -n $MYDUMPER ]] || return 0
   measure "$r" export mydumper "$d/mydumper" \
-    "$MYDUMPER" -h "$MY_HOST" -P "$MY_PORT" -u "$MY_USER" ${MY_PW:+-p "$MY_PW"} -B "$BENCH_DB" -T "$TABLE" \
+    "$MYDUMPER" -h "$MY_HOST" -P "$MY_PORT" -u "$MY_USER" -B "$BENCH_DB" -T "$TABLE" \
     -r 250000 -t 2 -o "$d/mydumper" || true
 }
 import_myloader() {
   [[ -n $MYLOADER && -d $d/mydumper ]] || return 0
   sql "DROP DATABASE IF EXISTS \`$DB_MYLOADER\`"
   measure "$r" import myloader - \
-    "$MYLOADER" -h "$MY_HOST" -P "$MY_PORT" -u "$MY_USER" ${MY_PW:+-p "$MY_PW"} -d "$d/mydumper" \
+    "$MYLOADER" -h "$MY_HOST" -P "$MY_PORT" -u "$MY_USER" -d "$d/mydumper" \
     -s "$BENCH_DB" -B "$DB_MYLOADER" -t 2 -o \
     && check_import "$DB_MYLOADER" "myloader -t 2" || true
   sql "DROP DATABASE IF EXISTS \`$DB_MYLOADER\`"
@@ -232,11 +233,10 @@ move_ferry() {
 move_rowcopy() {
   [[ -n $ROWCOPY_PY ]] || return 0
   fresh_db "$DB_ROWCOPY"
-  local pw=${MY_PW:+:$MY_PW}
   MEASURE_ROWS=$ROWCOPY_ROWS measure "$r" move rowcopy - \
     "$ROWCOPY_PY" "$BENCH_DIR/rowcopy.py" --limit "$ROWCOPY_ROWS" \
-    "mysql+pymysql://$MY_USER$pw@$MY_HOST:$MY_PORT/$BENCH_DB?charset=utf8mb4" \
-    "mysql+pymysql://$MY_USER$pw@$MY_HOST:$MY_PORT/$DB_ROWCOPY?charset=utf8mb4" "$TABLE" || true
+    "mysql+pymysql://$MY_USER@$MY_HOST:$MY_PORT/$BENCH_DB?charset=utf8mb4" \
+    "mysql+pymysql://$MY_USER@$MY_HOST:$MY_PORT/$DB_ROWCOPY?charset=utf8mb4" "$TABLE" || true
   sql "DROP DATABASE IF EXISTS \`$DB_ROWCOPY\`"
 }
 

@@ -10,15 +10,24 @@ usually written as (and what ORMs do without bulk helpers). It is the baseline o
     python3 bench/rowcopy.py mysql+pymysql://root@127.0.0.1:3306/src \
         mysql+pymysql://root@127.0.0.1:3306/dst events
 
+A password comes from MYSQL_PWD (as for the mariadb client), never from the command line.
 Needs SQLAlchemy 2 and PyMySQL (bench/mysql.sh installs both into its virtualenv).
 Prints one line: rows copied and seconds.
 """
 
 import argparse
+import os
 import sys
 import time
 
 import sqlalchemy as sa
+
+
+def with_password(url: str) -> sa.URL:
+    """The URL with MYSQL_PWD as its password when it names none."""
+    u = sa.make_url(url)
+    pw = os.environ.get("MYSQL_PWD")
+    return u.set(password=pw) if pw and u.password is None else u
 
 
 def main() -> int:
@@ -30,8 +39,8 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=None, help="copy only the first N rows (by key)")
     args = ap.parse_args()
 
-    src = sa.create_engine(args.source_url)
-    dst = sa.create_engine(args.target_url)
+    src = sa.create_engine(with_password(args.source_url))
+    dst = sa.create_engine(with_password(args.target_url))
     meta = sa.MetaData()
     table = sa.Table(args.table, meta, autoload_with=src)
     meta.create_all(dst)
