@@ -41,6 +41,8 @@ pub struct ExportPlan {
     pub filters: Vec<(String, String)>,
     pub batch: BatchLimits,
     pub row_group_rows: usize,
+    /// `--zstd-level`: zstd's level inside the Parquet pages (1 fastest … 22 smallest).
+    pub zstd_level: i32,
     pub max_part_bytes: u64,
     pub source_id: Option<String>,
     pub sequence: Option<u64>,
@@ -79,6 +81,7 @@ impl ExportPlan {
             filters: vec![],
             batch: BatchLimits::default(),
             row_group_rows: 1024 * 1024,
+            zstd_level: crate::bundle::parts::DEFAULT_ZSTD_LEVEL,
             max_part_bytes: 1 << 30,
             source_id: None,
             sequence: None,
@@ -1112,6 +1115,7 @@ fn export_table_once(
     let masker = ctx.masks.masker(t, &engine)?;
     let exported = ctx.masks.table_def(t).0;
     let schema = exported.arrow_schema(&engine);
+    let zstd_level = crate::bundle::parts::zstd_level(plan.zstd_level)?;
     let (tx, rx) = mpsc::sync_channel(CHANNEL_BATCHES);
     let limits = plan.batch;
     let mut fp = Fingerprint::default();
@@ -1127,7 +1131,12 @@ fn export_table_once(
             store,
             &path,
             schema.clone(),
-            writer_properties(&schema, plan.row_group_rows, ctx.row_group_bytes),
+            writer_properties(
+                &schema,
+                plan.row_group_rows,
+                ctx.row_group_bytes,
+                zstd_level,
+            ),
             seal("part", &path),
         )
     };

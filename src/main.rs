@@ -296,6 +296,9 @@ enum Command {
         /// keeps a parallel export near the single-stream memory budget.
         #[arg(long)]
         row_group_rows: Option<usize>,
+        /// zstd level inside the Parquet pages: 1 (fastest) to 22 (smallest). Default 3.
+        #[arg(long, default_value_t = ferry::bundle::parts::DEFAULT_ZSTD_LEVEL, value_name = "N")]
+        zstd_level: i32,
         /// Start a new part when one reaches this size (e.g. 512MiB, 1GiB; always under 4 GiB for FAT32).
         #[arg(long, default_value = "1GiB", value_parser = parse_size)]
         max_part_size: u64,
@@ -698,6 +701,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             wheres,
             batch_rows,
             row_group_rows,
+            zstd_level,
             max_part_size,
             source_id,
             sequence,
@@ -759,6 +763,8 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
                     1_048_576
                 })
                 .max(1);
+            ferry::bundle::parts::zstd_level(zstd_level)?;
+            plan.zstd_level = zstd_level;
             plan.max_part_bytes = max_part_size;
             plan.jobs = jobs.max(1);
             plan.split_min_bytes = split_min_size;

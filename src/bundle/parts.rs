@@ -5,7 +5,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::io::{Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 
 use arrow::array::{
     Array, ArrayRef, AsArray, Int32Array, Int64Array, IntervalMonthDayNanoArray, StructArray,
@@ -21,11 +21,16 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
     ParquetRecordBatchReaderBuilder,
 };
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory,
+    compute_leaves,
+};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{ChunkReader, Length};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -93,7 +98,20 @@ const MAX_PAGE_HEADER: u64 = 64 << 10;
 /// Decoded batches are cut to about this many bytes of data (and to the caller's rows).
 pub const BATCH_BYTES: u64 = 16 << 20;
 
-/// Parquet writer settings (docs/FORMAT.md, "Parquet parts"): zstd level 3 inside pages, dictionaries and
+/// The zstd level of `ferry export` unless `--zstd-level` says otherwise.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+
+/// A zstd level for `--zstd-level`: 1 (fastest) to 22 (smallest).
+pub fn zstd_level(level: i32) -> Result<ZstdLevel> {
+    ZstdLevel::try_new(level).map_err(|_| {
+        Error::Usage(format!(
+            "--zstd-level {level}: zstd levels run from 1 (fastest) to 22 (smallest); the \
+             default is {DEFAULT_ZSTD_LEVEL}"
+        ))
+    })
+}
+
+/// Parquet writer settings (docs/FORMAT.md, "Parquet parts"): zstd (level 3 unless the export says otherwise) inside pages, dictionaries and
 /// statistics on, row groups of at most `row_group_rows` rows or `row_group_bytes` bytes
 /// (the writer buffers one row group: this is its memory bound). Dictionaries are left off
 /// for columns whose values are nearly always distinct (floats, timestamps, UUIDs,
@@ -102,11 +120,10 @@ pub fn writer_properties(
     schema: &SchemaRef,
     row_group_rows: usize,
     row_group_bytes: usize,
+    zstd_level: ZstdLevel,
 ) -> WriterProperties {
     let mut b = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).expect("valid level"),
-        ))
+        .set_compression(Compression::ZSTD(zstd_level))
         .set_dictionary_enabled(true)
         .set_max_row_group_row_count(Some(row_group_rows))
         .set_max_row_group_bytes(Some(row_group_bytes))
@@ -503,9 +520,348 @@ pub fn write_small(
     sink.finish(path)
 }
 
+/// The environment variable that sets how many threads encode and compress column chunks
+/// (default: the machine's cores, at most [`MAX_ENCODE_THREADS`]; `1` encodes on the
+/// export's writer thread, as ferry 0.1 did).
+pub const ENCODE_THREADS_ENV: &str = "FERRY_ENCODE_THREADS";
+/// The largest encode pool: more threads than columns, or than cores, only wait.
+pub const MAX_ENCODE_THREADS: usize = 16;
+
+/// A job for the encode pool.
+type Job = Box<dyn FnOnce() + Send>;
+/// A task whose result [`EncodePool::run_all`] brings back.
+type Task<T> = Box<dyn FnOnce() -> T + Send>;
+/// A column writer back from encoding a leaf column on the pool, at its index.
+type Encoded = (
+    usize,
+    Option<ArrowColumnWriter>,
+    std::result::Result<(), ParquetError>,
+);
+
+/// The threads that encode and compress column chunks, shared by every part an export
+/// writes at once (with `--jobs N`, N tables feed the same threads, so the machine's cores
+/// are not oversubscribed N times).
+struct EncodePool {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// The encode threads, or `None` when one thread is asked for (or there is one core).
+fn encode_pool() -> Option<&'static EncodePool> {
+    static POOL: OnceLock<Option<EncodePool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::env::var(ENCODE_THREADS_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+            .clamp(1, MAX_ENCODE_THREADS);
+        EncodePool::start(threads)
+    })
+    .as_ref()
+}
+
+impl EncodePool {
+    /// Starts `threads` encode threads; `None` for fewer than two (or if none started).
+    fn start(threads: usize) -> Option<EncodePool> {
+        if threads < 2 {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let mut started = 0;
+        for i in 0..threads {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("ferry-encode-{i}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only to take a job, not to run it.
+                        let job = match rx.lock() {
+                            Ok(r) => r.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if spawned.is_ok() {
+                started += 1;
+            }
+        }
+        (started > 0).then_some(EncodePool { jobs: tx })
+    }
+
+    /// Runs the tasks on the pool and waits for all of them; a task's result comes back at
+    /// its index, `None` if it panicked (a malformed batch must not take the thread down
+    /// with it: the caller turns it into an error).
+    fn run_all<T: Send + 'static>(&self, tasks: Vec<Task<T>>) -> Vec<Option<T>> {
+        let n = tasks.len();
+        let (done_tx, done_rx) = mpsc::channel::<(usize, Option<T>)>();
+        for (i, task) in tasks.into_iter().enumerate() {
+            let done = done_tx.clone();
+            let job: Job = Box::new(move || {
+                let r = catch_unwind(AssertUnwindSafe(task)).ok();
+                let _ = done.send((i, r));
+            });
+            if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
+                // No thread left to take it: run it here.
+                job();
+            }
+        }
+        drop(done_tx);
+        let mut out: Vec<Option<T>> = (0..n).map(|_| None).collect();
+        // Every job sends once, or drops its sender if a thread died under it: the loop
+        // ends when all senders are gone.
+        for (i, r) in done_rx.iter() {
+            out[i] = r;
+        }
+        out
+    }
+}
+
+/// The column writers of an open row group and the rows they hold.
+struct OpenGroup {
+    writers: Vec<ArrowColumnWriter>,
+    rows: usize,
+}
+
+/// One part's Parquet encoder: the `parquet` crate's `ArrowWriter` (its schema conversion,
+/// embedded Arrow schema and row-group limits), with the column chunks of each batch
+/// encoded and compressed in parallel on the encode pool. Every column writer gets the same
+/// values in the same order as on one thread, and the chunks are appended in column order,
+/// so the file is byte for byte what one thread writes; memory is one row group, as before.
+struct Encoder {
+    file: SerializedFileWriter<Sink>,
+    factory: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    open: Option<OpenGroup>,
+    max_rows: Option<usize>,
+    max_bytes: Option<usize>,
+    pool: Option<&'static EncodePool>,
+}
+
+fn lost(what: &str) -> ParquetError {
+    ParquetError::General(format!(
+        "the Parquet encoder crashed while {what} (a bug in ferry or the parquet crate)"
+    ))
+}
+
+impl Encoder {
+    fn new(
+        sink: Sink,
+        schema: SchemaRef,
+        props: WriterProperties,
+        pool: Option<&'static EncodePool>,
+    ) -> std::result::Result<Self, ParquetError> {
+        let (max_rows, max_bytes) = (props.max_row_group_row_count(), props.max_row_group_bytes());
+        let (file, factory) =
+            ArrowWriter::try_new(sink, schema.clone(), Some(props))?.into_serialized_writer()?;
+        Ok(Encoder {
+            file,
+            factory,
+            schema,
+            open: None,
+            max_rows,
+            max_bytes,
+            pool,
+        })
+    }
+
+    fn in_progress_rows(&self) -> usize {
+        self.open.as_ref().map_or(0, |g| g.rows)
+    }
+
+    fn in_progress_size(&self) -> usize {
+        self.open.as_ref().map_or(0, |g| {
+            g.writers
+                .iter()
+                .map(ArrowColumnWriter::get_estimated_total_bytes)
+                .sum()
+        })
+    }
+
+    fn bytes_written(&self) -> usize {
+        self.file.bytes_written()
+    }
+
+    /// `ArrowWriter::write`: rows go to the open row group, which is closed when it reaches
+    /// the row or estimated-byte limit (a batch split where a limit falls).
+    fn write(&mut self, batch: &RecordBatch) -> std::result::Result<(), ParquetError> {
+        let mut remaining = batch.clone();
+        while remaining.num_rows() > 0 {
+            if self.open.is_none() {
+                let writers = self
+                    .factory
+                    .create_column_writers(self.file.flushed_row_groups().len())?;
+                self.open = Some(OpenGroup { writers, rows: 0 });
+            }
+            let buffered = self.in_progress_rows();
+            let mut split_at = match self.max_rows {
+                Some(max) if buffered + remaining.num_rows() > max => Some(max - buffered),
+                _ => None,
+            };
+            let candidate = split_at.unwrap_or_else(|| remaining.num_rows());
+            if let Some(max_bytes) = self.max_bytes
+                && buffered > 0
+            {
+                let current = self.in_progress_size();
+                if current >= max_bytes {
+                    self.flush()?;
+                    continue;
+                }
+                if let Some(fit) = (max_bytes - current).checked_div(current / buffered)
+                    && candidate > fit
+                {
+                    if fit == 0 {
+                        self.flush()?;
+                        continue;
+                    }
+                    split_at = Some(fit);
+                }
+            }
+            let now = match split_at {
+                Some(k) => {
+                    let now = remaining.slice(0, k);
+                    remaining = remaining.slice(k, remaining.num_rows() - k);
+                    now
+                }
+                None => std::mem::replace(&mut remaining, batch.slice(0, 0)),
+            };
+            self.encode(&now)?;
+            let full = self.max_rows.is_some_and(|m| self.in_progress_rows() >= m)
+                || self.max_bytes.is_some_and(|m| self.in_progress_size() >= m);
+            if full {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes a batch into the open row group, its columns in parallel when there is a pool.
+    fn encode(&mut self, batch: &RecordBatch) -> std::result::Result<(), ParquetError> {
+        let group = self
+            .open
+            .as_mut()
+            .ok_or_else(|| lost("opening a row group"))?;
+        let mut leaves: Vec<(ArrowLeafColumn, usize)> = Vec::with_capacity(group.writers.len());
+        for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
+            let cost = column.get_array_memory_size();
+            for leaf in compute_leaves(field.as_ref(), column)? {
+                leaves.push((leaf, cost));
+            }
+        }
+        if leaves.len() != group.writers.len() {
+            return Err(ParquetError::General(format!(
+                "{} leaf columns for {} column writers",
+                leaves.len(),
+                group.writers.len()
+            )));
+        }
+        group.rows += batch.num_rows();
+        let Some(pool) = self.pool.filter(|_| leaves.len() > 1) else {
+            for (w, (leaf, _)) in group.writers.iter_mut().zip(&leaves) {
+                w.write(leaf)?;
+            }
+            return Ok(());
+        };
+        // Largest columns first, so that no thread is left with a big one at the end.
+        let mut order: Vec<usize> = (0..leaves.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(leaves[i].1));
+        let mut writers: Vec<Option<ArrowColumnWriter>> = std::mem::take(&mut group.writers)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut leaves: Vec<Option<ArrowLeafColumn>> =
+            leaves.into_iter().map(|(l, _)| Some(l)).collect();
+        let tasks: Vec<Task<Encoded>> = order
+            .iter()
+            .map(|&i| {
+                let mut w = writers[i].take();
+                let leaf = leaves[i].take();
+                Box::new(move || {
+                    let r = match (&mut w, &leaf) {
+                        (Some(w), Some(l)) => w.write(l),
+                        _ => Err(lost("encoding a column")),
+                    };
+                    (i, w, r)
+                }) as Task<Encoded>
+            })
+            .collect();
+        let mut first_err = None;
+        for done in pool.run_all(tasks) {
+            match done {
+                Some((i, w, r)) => {
+                    writers[i] = w;
+                    if let Err(e) = r {
+                        first_err.get_or_insert(e);
+                    }
+                }
+                None => {
+                    first_err.get_or_insert(lost("encoding a column"));
+                }
+            }
+        }
+        if let Some(e) = first_err {
+            // The row group is unusable: the part fails as a whole.
+            self.open = None;
+            return Err(e);
+        }
+        let writers: Option<Vec<ArrowColumnWriter>> = writers.into_iter().collect();
+        match writers {
+            Some(w) => {
+                group.writers = w;
+                Ok(())
+            }
+            None => {
+                self.open = None;
+                Err(lost("encoding a column"))
+            }
+        }
+    }
+
+    /// Closes the open row group: its column chunks finished (last pages compressed) in
+    /// parallel, then appended to the file in column order.
+    fn flush(&mut self) -> std::result::Result<(), ParquetError> {
+        let Some(group) = self.open.take() else {
+            return Ok(());
+        };
+        let chunks: Vec<ArrowColumnChunk> = match self.pool.filter(|_| group.writers.len() > 1) {
+            None => group
+                .writers
+                .into_iter()
+                .map(ArrowColumnWriter::close)
+                .collect::<std::result::Result<_, _>>()?,
+            Some(pool) => {
+                let tasks: Vec<Task<std::result::Result<ArrowColumnChunk, ParquetError>>> = group
+                    .writers
+                    .into_iter()
+                    .map(|w| Box::new(move || w.close()) as Task<_>)
+                    .collect();
+                pool.run_all(tasks)
+                    .into_iter()
+                    .map(|r| r.unwrap_or_else(|| Err(lost("closing a column"))))
+                    .collect::<std::result::Result<_, _>>()?
+            }
+        };
+        let mut rg = self.file.next_row_group()?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut rg)?;
+        }
+        rg.close()?;
+        Ok(())
+    }
+
+    /// Closes the open row group, writes the footer, returns the sink.
+    fn into_inner(mut self) -> std::result::Result<Sink, ParquetError> {
+        self.flush()?;
+        self.file.into_inner()
+    }
+}
+
 /// One Parquet part being written.
 pub struct PartWriter {
-    writer: ArrowWriter<Sink>,
+    writer: Encoder,
     path: String,
     rows: u64,
     storage: SchemaRef,
@@ -521,9 +877,21 @@ impl PartWriter {
         props: WriterProperties,
         seal: Option<Seal<'_>>,
     ) -> Result<Self> {
+        Self::create_on(store, path, schema, props, seal, encode_pool())
+    }
+
+    /// [`PartWriter::create`] on the given encode threads (`None`: this thread).
+    fn create_on(
+        store: &Store,
+        path: &str,
+        schema: SchemaRef,
+        props: WriterProperties,
+        seal: Option<Seal<'_>>,
+        pool: Option<&'static EncodePool>,
+    ) -> Result<Self> {
         let sink = Sink::create(store, path, seal)?;
         let storage = storage_schema(&schema);
-        let writer = ArrowWriter::try_new(sink, storage.clone(), Some(props))
+        let writer = Encoder::new(sink, storage.clone(), props, pool)
             .map_err(|e| Error::Other(format!("{path}: cannot start Parquet writer: {e}")))?;
         Ok(PartWriter {
             writer,
@@ -1642,7 +2010,7 @@ mod tests {
 
     fn write_part(store: &Store, path: &str, batches: &[RecordBatch]) -> Result<FileEntry> {
         let schema = batches[0].schema();
-        let props = writer_properties(&schema, 1 << 20, 64 << 20);
+        let props = writer_properties(&schema, 1 << 20, 64 << 20, zstd_level(3).unwrap());
         let mut w = PartWriter::create(store, path, schema, props, None)?;
         for b in batches {
             w.write(b)?;
@@ -1727,6 +2095,197 @@ mod tests {
         let back = read_part(&store, &entry, 1024).unwrap();
         assert_eq!(back.len(), 1);
         assert_eq!(back[0], batch);
+    }
+
+    /// Other readers (DuckDB, Spark, Polars) go by the Parquet logical types, not by the
+    /// embedded Arrow schema: each canonical type that has one is written with it, and
+    /// ferry still reads back its canonical types with their metadata.
+    #[test]
+    fn parts_carry_parquet_logical_types_and_read_back_canonical() {
+        use crate::types::{Column, ColumnType, TableDef};
+        use arrow::array::{
+            Date32Array, Decimal128Array, FixedSizeBinaryArray, Time64MicrosecondArray,
+            TimestampMicrosecondArray,
+        };
+        use parquet::basic::{LogicalType, TimeUnit as PqUnit};
+        let col = |name: &str, ty: ColumnType| Column {
+            name: name.into(),
+            ty,
+            nullable: true,
+            source_type: String::new(),
+            default: None,
+            enum_type: None,
+            domain_type: None,
+            as_text: false,
+            text_reason: None,
+            collation: None,
+            identity: None,
+            generated: None,
+        };
+        let table = TableDef {
+            name: "t".into(),
+            columns: vec![
+                col("u", ColumnType::Uuid),
+                col("j", ColumnType::Json),
+                col(
+                    "d",
+                    ColumnType::Decimal128 {
+                        precision: 12,
+                        scale: 2,
+                    },
+                ),
+                col("tz", ColumnType::Timestamp { utc: true }),
+                col("ts", ColumnType::Timestamp { utc: false }),
+                col("dt", ColumnType::Date32),
+                col("tm", ColumnType::Time64),
+                col("s", ColumnType::Utf8),
+            ],
+            ..Default::default()
+        };
+        let schema = table.arrow_schema("postgres");
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(
+                    FixedSizeBinaryArray::try_from_sparse_iter_with_size(
+                        vec![Some([7u8; 16]), None].into_iter(),
+                        16,
+                    )
+                    .unwrap(),
+                ),
+                Arc::new(StringArray::from(vec![Some(r#"{"a":1}"#), None])),
+                Arc::new(
+                    Decimal128Array::from(vec![Some(-999_999_999_999), None])
+                        .with_precision_and_scale(12, 2)
+                        .unwrap(),
+                ),
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![Some(1_700_000_000_000_000), None])
+                        .with_timezone("UTC"),
+                ),
+                Arc::new(TimestampMicrosecondArray::from(vec![Some(-1), None])),
+                Arc::new(Date32Array::from(vec![Some(19_000), None])),
+                Arc::new(Time64MicrosecondArray::from(vec![
+                    Some(86_399_999_999),
+                    None,
+                ])),
+                Arc::new(StringArray::from(vec![Some("happy"), None])),
+            ],
+        )
+        .unwrap();
+        let (_d, store) = store();
+        let entry = write_part(&store, "p.parquet", std::slice::from_ref(&batch)).unwrap();
+        let bytes = store.read_range(&entry.path, 0..entry.size).unwrap();
+        let r = SerializedFileReader::new(bytes).unwrap();
+        let logical: Vec<Option<LogicalType>> = r
+            .metadata()
+            .file_metadata()
+            .schema_descr()
+            .columns()
+            .iter()
+            .map(|c| c.logical_type_ref().cloned())
+            .collect();
+        assert_eq!(
+            logical,
+            vec![
+                Some(LogicalType::Uuid),
+                Some(LogicalType::Json),
+                Some(LogicalType::decimal(2, 12)),
+                Some(LogicalType::timestamp(true, PqUnit::MICROS)),
+                Some(LogicalType::timestamp(false, PqUnit::MICROS)),
+                Some(LogicalType::Date),
+                Some(LogicalType::time(false, PqUnit::MICROS)),
+                Some(LogicalType::String),
+            ]
+        );
+        let back = read_part(&store, &entry, 1024).unwrap();
+        assert_eq!(back.len(), 1);
+        // Values, types and the field metadata ferry's readers go by.
+        assert_eq!(back[0], batch);
+        assert_eq!(back[0].schema(), schema);
+        for f in back[0].schema().fields() {
+            let ty = crate::types::fingerprint::column_type(f).unwrap();
+            let want = &table
+                .columns
+                .iter()
+                .find(|c| &c.name == f.name())
+                .unwrap()
+                .ty;
+            assert_eq!(&ty, want, "{}", f.name());
+        }
+    }
+
+    /// Columns encoded on the pool give the very file one thread writes, row groups
+    /// closed at the same rows, and it reads back the same.
+    #[test]
+    fn parallel_column_encoding_writes_the_same_bytes_as_one_thread() {
+        static POOL: OnceLock<Option<EncodePool>> = OnceLock::new();
+        let pool = POOL.get_or_init(|| EncodePool::start(4)).as_ref();
+        assert!(pool.is_some());
+        let (_d, store) = store();
+        let n = 50_000i64;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("b", DataType::Binary, true),
+            Field::new(
+                "l",
+                DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
+                true,
+            ),
+        ]));
+        let batches: Vec<RecordBatch> = (0..4)
+            .map(|k| {
+                let ids: Vec<i64> = (k * n..(k + 1) * n).collect();
+                let s: Vec<Option<String>> = ids
+                    .iter()
+                    .map(|i| {
+                        (i % 11 != 0).then(|| {
+                            format!("row {i} {}", "y".repeat(usize::try_from(i % 7).unwrap()))
+                        })
+                    })
+                    .collect();
+                let b: Vec<Option<Vec<u8>>> = ids
+                    .iter()
+                    .map(|i| (i % 5 != 0).then(|| i.to_le_bytes().to_vec()))
+                    .collect();
+                let l = ListArray::from_iter_primitive::<Int32Type, _, _>(ids.iter().map(|i| {
+                    (i % 3 != 0).then(|| vec![Some(i32::try_from(i % 100).unwrap()), None])
+                }));
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(Int64Array::from(ids)),
+                        Arc::new(StringArray::from(s)),
+                        Arc::new(BinaryArray::from_iter(b)),
+                        Arc::new(l),
+                    ],
+                )
+                .unwrap()
+            })
+            .collect();
+        let write = |path: &str, pool: Option<&'static EncodePool>| {
+            // Small row groups: several close inside a batch and across batches.
+            let props = writer_properties(&schema, 30_000, 64 << 20, zstd_level(3).unwrap());
+            let mut w =
+                PartWriter::create_on(&store, path, schema.clone(), props, None, pool).unwrap();
+            for b in &batches {
+                w.write(b).unwrap();
+            }
+            w.finish().unwrap().0
+        };
+        let one = write("one.parquet", None);
+        let many = write("many.parquet", pool);
+        let bytes = |e: &FileEntry| store.read_range(&e.path, 0..e.size).unwrap();
+        assert_eq!(one.sha256, many.sha256);
+        assert_eq!(bytes(&one), bytes(&many));
+        assert_eq!(row_groups(&store, &many).len(), 7);
+        let back = read_part(&store, &many, 1 << 20).unwrap();
+        let back = arrow::compute::concat_batches(&schema, &back).unwrap();
+        assert_eq!(
+            back,
+            arrow::compute::concat_batches(&schema, &batches).unwrap()
+        );
     }
 
     #[test]

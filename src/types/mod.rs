@@ -18,6 +18,9 @@ pub const META_ENGINE: &str = "ferry.engine";
 pub const META_LOGICAL: &str = "ferry.logical";
 /// Arrow's canonical extension-type key.
 pub const META_EXTENSION: &str = "ARROW:extension:name";
+/// Arrow's extension-metadata key: `arrow.json` requires it (empty), or the Parquet writer
+/// does not recognise the extension and writes a plain STRING instead of JSON.
+pub const META_EXTENSION_METADATA: &str = "ARROW:extension:metadata";
 
 /// A column's canonical type, as recorded in the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -580,6 +583,7 @@ impl TableDef {
                     }
                     ColumnType::Json => {
                         meta.insert(META_EXTENSION.into(), "arrow.json".into());
+                        meta.insert(META_EXTENSION_METADATA.into(), String::new());
                     }
                     ColumnType::NumericText => {
                         meta.insert(META_LOGICAL.into(), "numeric".into());

@@ -30,6 +30,7 @@ mod modes;
 mod mysql;
 mod plan;
 mod postgres;
+mod readers;
 mod real_shapes;
 mod rejects;
 mod rekey;
