@@ -1140,15 +1140,21 @@ fn export_table_once(
             seal("part", &path),
         )
     };
+    // Set when the reader stopped only because the writer had: the writer's error is then
+    // the one to report (a store that gave up is exit 75, not "writer stopped").
+    let writer_gone = std::sync::atomic::AtomicBool::new(false);
     let written: Result<()> = std::thread::scope(|s| {
+        let writer_gone = &writer_gone;
         let reader = s.spawn(move || {
             src.read(t, filter, limits, &mut |b| {
                 let b = match &masker {
                     Some(m) => m.apply(b)?,
                     None => b,
                 };
-                tx.send(b)
-                    .map_err(|_| Error::Other("export writer stopped".into()))
+                tx.send(b).map_err(|_| {
+                    writer_gone.store(true, std::sync::atomic::Ordering::SeqCst);
+                    Error::Other("export writer stopped".into())
+                })
             })
         });
         let mut current: Option<PartWriter> = None;
@@ -1177,9 +1183,15 @@ fn export_table_once(
         let read = reader
             .join()
             .map_err(|_| Error::Other(format!("reader of {} crashed", t.qualified())))?;
-        // A reader error explains a writer that stopped early; report it first.
-        read?;
-        res?;
+        // A reader error explains a writer that stopped early; report it first, unless the
+        // reader stopped because the writer had failed.
+        match (read, res) {
+            (Err(_), Err(w)) if writer_gone.load(std::sync::atomic::Ordering::SeqCst) => {
+                return Err(w);
+            }
+            (Err(r), _) | (Ok(_), Err(r)) => return Err(r),
+            (Ok(_), Ok(())) => {}
+        }
         // Every table has at least one part, so an empty table still round-trips.
         let last = match current.take() {
             Some(w) => Some(w),

@@ -41,6 +41,8 @@ pub mod export;
 #[doc(hidden)]
 pub mod expr;
 #[doc(hidden)]
+pub mod gc;
+#[doc(hidden)]
 pub mod import;
 #[doc(hidden)]
 pub mod inspect;

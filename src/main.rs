@@ -496,6 +496,21 @@ enum Command {
         #[arg(long)]
         target_schema: Option<String>,
     },
+    /// List what killed or failed exports left under a bundle location (parts no manifest
+    /// lists, or everything when there is no manifest.json); `--delete` removes it. A complete
+    /// bundle's files and objects of other names are never touched.
+    Gc {
+        /// The bundle location: a directory, file://PATH, or s3://bucket/prefix (gs://, az://).
+        #[arg(value_hint = ValueHint::AnyPath)]
+        bundle: String,
+        /// Remove the leftovers (default: only list them).
+        #[arg(long)]
+        delete: bool,
+        /// With --delete: refuse (exit 75) while the newest object under the location is
+        /// younger than this (an export may still be writing there): 90s, 30m, 1h, 2d, or 0.
+        #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_age)]
+        older_than: std::time::Duration,
+    },
     /// Compare two sides table by table (each a database or a bundle): columns, row counts and
     /// content over canonical values; a difference names table, columns and keys. Exit 1 when
     /// anything differs.
@@ -621,6 +636,17 @@ enum Command {
         #[arg(long, value_name = "FILE", conflicts_with = "key_file")]
         signing: Option<PathBuf>,
     },
+}
+
+/// `gc --older-than`: a duration (`90s`, `30m`, `1h`, `2d`) or 0.
+fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    match ferry::chain::Lookback::parse(s)? {
+        ferry::chain::Lookback::Time(d) => Ok(d),
+        ferry::chain::Lookback::Count(0) => Ok(std::time::Duration::ZERO),
+        ferry::chain::Lookback::Count(_) => Err(format!(
+            "{s:?}: give a duration with its unit: 90s, 30m, 1h, 2d (or 0)"
+        )),
+    }
 }
 
 /// A size with units, any value.
@@ -873,6 +899,15 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             target,
             target_schema,
         } => Ok(ferry::status(&target, target_schema.as_deref())?),
+        Command::Gc {
+            bundle,
+            delete,
+            older_than,
+        } => Ok(ferry::gc::gc(&ferry::gc::GcPlan {
+            bundle,
+            delete,
+            older_than,
+        })?),
         Command::Plan {
             source,
             target,
@@ -967,6 +1002,7 @@ fn name_of(cmd: &Command) -> &'static str {
         Command::Inspect { .. } => "inspect",
         Command::Compare { .. } => "compare",
         Command::Status { .. } => "status",
+        Command::Gc { .. } => "gc",
         Command::Decrypt { .. } => "decrypt",
         Command::Keygen { .. } => "keygen",
         Command::Rekey { .. } => "rekey",

@@ -125,6 +125,9 @@ pub struct RunReport {
     /// `compare`: what differs, per table that differs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub differences: Vec<TableDifference>,
+    /// `gc`: the leftovers found (and removed), the objects left alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gc: Option<serde_json::Value>,
 }
 
 /// How one table differs between the two sides of a `compare` (A and B, in argument order).
@@ -190,6 +193,7 @@ impl RunReport {
             plan: None,
             plan_text: String::new(),
             differences: vec![],
+            gc: None,
         }
     }
 
@@ -227,7 +231,7 @@ impl RunReport {
     /// its summary then gives no speed.
     fn moved_nothing(&self) -> bool {
         matches!(self.status.as_str(), "dry run" | "nothing to do" | "status")
-            || matches!(self.command.as_str(), "status" | "plan")
+            || matches!(self.command.as_str(), "status" | "plan" | "gc")
     }
 
     /// Records what the bundle proves: `encrypted`, and `authenticated` (MAC checked with a key).
@@ -377,7 +381,7 @@ impl RunReport {
             ));
         }
         // `status` reads a ledger: it moves nothing, so it has no speed or error rate.
-        if !matches!(self.command.as_str(), "status" | "plan") && !self.moved_nothing() {
+        if !matches!(self.command.as_str(), "status" | "plan" | "gc") && !self.moved_nothing() {
             let logical = t
                 .logical_bytes
                 .filter(|l| *l > 0)

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
 
+pub mod aws_profile;
 pub mod remote;
 
 /// The runtime that drives async I/O for the synchronous pipelines. Never call into it from
@@ -66,6 +67,8 @@ pub struct Entry {
     pub path: String,
     pub size: u64,
     pub kind: EntryKind,
+    /// When it was last written, where the store or file system says.
+    pub modified: Option<std::time::SystemTime>,
 }
 
 /// Upload buffer of an [`ObjectWriter`]: the memory one open file costs.
@@ -318,6 +321,7 @@ impl Store {
                 path: m.location.to_string(),
                 size: m.size,
                 kind: EntryKind::File,
+                modified: Some(m.last_modified.into()),
             });
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
@@ -333,6 +337,7 @@ impl Store {
                     path: rel.to_string(),
                     size: m.len(),
                     kind: kind_of(&m),
+                    modified: m.modified().ok(),
                 })),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(Error::io(format!("{}: cannot stat {rel}", self.url), e)),
@@ -343,6 +348,7 @@ impl Store {
                 path: rel.to_string(),
                 size: m.size,
                 kind: EntryKind::File,
+                modified: Some(m.last_modified.into()),
             })),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.storage_err("stat", rel, e)),
@@ -612,6 +618,32 @@ impl Store {
         Ok(Some(DirLock { _dir: dir }))
     }
 
+    /// Removes a local bundle directory's `data/` when it is empty (`ferry gc`).
+    pub fn remove_empty_data_dir(&self) {
+        if let Some(root) = &self.local_root {
+            let _ = std::fs::remove_dir(root.join("data"));
+        }
+    }
+
+    /// Removes one file (`ferry gc`). On a local disk by its name as listed, which may be a
+    /// staged `NAME#N` file `object_store` itself refuses to name; never through a link.
+    pub fn remove_listed(&self, rel: &str) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return self.delete(rel);
+        };
+        if rel
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(Error::Other(format!("invalid object path {rel:?}")));
+        }
+        match std::fs::remove_file(root.join(rel)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(format!("{}: cannot remove {rel}", self.url), e)),
+        }
+    }
+
     pub fn delete(&self, rel: &str) -> Result<()> {
         let loc = Self::location(rel)?;
         match runtime().block_on(self.inner.delete(&loc)) {
@@ -740,6 +772,7 @@ fn walk(root: &FsPath, dir: &FsPath, out: &mut Vec<Entry>, depth: usize) -> Resu
                 path: rel,
                 size: meta.len(),
                 kind,
+                modified: meta.modified().ok(),
             });
         }
     }

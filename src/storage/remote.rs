@@ -2,7 +2,8 @@
 //! `az://container/prefix` (also `azure://`, `abfs://`, `abfss://`). Credentials and
 //! endpoints come from the standard environment of each service, read by `object_store`'s
 //! builders (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`,
-//! `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, web identity and container credentials;
+//! `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, web identity and container credentials, and a named
+//! profile's keys, region and endpoint, [`super::aws_profile`];
 //! `GOOGLE_SERVICE_ACCOUNT`…; `AZURE_STORAGE_ACCOUNT_NAME`…). The store is rooted at the
 //! prefix, so bundle-relative paths are the same as on a local disk.
 
@@ -74,7 +75,7 @@ pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>> {
     };
     let store: Arc<dyn ObjectStore> = match scheme {
         "s3" | "s3a" => Arc::new(
-            AmazonS3Builder::from_env()
+            super::aws_profile::apply(AmazonS3Builder::from_env())?
                 .with_url(url)
                 .with_retry(retry()?)
                 .build()

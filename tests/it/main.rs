@@ -45,6 +45,7 @@ mod secrets;
 mod servers;
 mod sign;
 mod sqltext;
+mod stores;
 mod tls;
 mod toy_engine;
 mod trust;
