@@ -64,6 +64,14 @@ pub(crate) fn pause_at(point: &str, n: usize) {
     }
 }
 
+/// `import --streams` default: a table with two parts or more loads on two connections.
+pub const DEFAULT_STREAMS: usize = 2;
+/// `import --spool-limit` default (4 GiB): the largest bundle on an object store that is
+/// downloaded once into a local spool.
+pub const DEFAULT_SPOOL_LIMIT: u64 = 4 << 30;
+/// Free space the spool leaves on its file system beyond the bundle's size.
+const SPOOL_HEADROOM: u64 = 256 << 20;
+
 pub struct ImportPlan {
     pub bundle_url: String,
     pub target_url: String,
@@ -85,6 +93,15 @@ pub struct ImportPlan {
     pub as_text: bool,
     /// Tables loaded at once, each on its own connection.
     pub jobs: usize,
+    /// `--streams`: connections each table with at least two parts left to load spreads its
+    /// parts over (one per table when 1, and always on SQLite's single writer).
+    pub streams: usize,
+    /// `--spool-dir`: where the spool of a bundle on an object store is made (default: the
+    /// system's temporary directory).
+    pub spool_dir: Option<std::path::PathBuf>,
+    /// `--spool-limit`: the largest bundle (bytes) spooled; a larger one, or 0, reads each
+    /// part twice from the store (verify, then load).
+    pub spool_limit: u64,
     pub batch_rows: usize,
     /// Apply a link whose predecessor is not applied here.
     pub accept_gap: bool,
@@ -122,6 +139,9 @@ impl ImportPlan {
             target_schema: None,
             as_text: false,
             jobs: 1,
+            streams: DEFAULT_STREAMS,
+            spool_dir: None,
+            spool_limit: DEFAULT_SPOOL_LIMIT,
             batch_rows: 65_536,
             accept_gap: false,
             max_delete_ratio: 0.1,
@@ -516,9 +536,19 @@ fn open_and_verify(plan: &ImportPlan, progress: &Progress) -> Result<Opened> {
     // 8: the full pass.
     let id = bundle.manifest.bundle_id.clone();
     let total_bytes: u64 = bundle.manifest.files().map(|f| f.size).sum();
+    let spool = spool_for(plan, &bundle, total_bytes, &mut report)?;
     let bar = progress.bar("verifying", Some(total_bytes), true);
-    let checked = bundle.check_unlocked(unlocked, &|f| bar.inc(f.size))?;
+    let checked = match spool {
+        Some(spool) => bundle.check_spooled(unlocked, &|f| bar.inc(f.size), spool)?,
+        None => bundle.check_unlocked(unlocked, &|f| bar.inc(f.size))?,
+    };
     bar.finish_and_clear();
+    if let Some(dir) = checked.spooled() {
+        progress.line(&format!(
+            "downloaded each file once into the spool {} (ciphertext; removed when the import ends)",
+            dir.display()
+        ));
+    }
     progress.line(&format!(
         "verified bundle {id}: {} files, {}",
         checked.bundle.manifest.parts.len() + 1,
@@ -531,6 +561,61 @@ fn open_and_verify(plan: &ImportPlan, progress: &Progress) -> Result<Opened> {
         checked,
         ledger,
     })
+}
+
+/// The spool of a bundle on an object store (README "Importing from an object store"):
+/// each file is then downloaded once, verified as it arrives, and loaded from the local
+/// copy. `None`, with a warning saying why, when the bundle is over `--spool-limit`, when
+/// the spool directory lacks the space, or when the bundle is plain (the spool holds
+/// ciphertext only): then each part is read twice from the store (verify, then load).
+/// A local bundle is never spooled (nothing is downloaded).
+fn spool_for(
+    plan: &ImportPlan,
+    bundle: &OpenBundle,
+    total_bytes: u64,
+    report: &mut RunReport,
+) -> Result<Option<crate::bundle::check::Spool>> {
+    if bundle.store.is_local() || plan.dry_run {
+        return Ok(None);
+    }
+    let size = crate::report::human_size;
+    let twice = "each part is read twice from the store (once to verify it, once to load it)";
+    if !bundle.manifest.encrypted() {
+        report.warnings.push(format!(
+            "a plain bundle is not spooled (the spool keeps ciphertext only): {twice}"
+        ));
+        return Ok(None);
+    }
+    if plan.spool_limit == 0 {
+        report
+            .warnings
+            .push(format!("--spool-limit 0: no spool, so {twice}"));
+        return Ok(None);
+    }
+    if total_bytes > plan.spool_limit {
+        report.warnings.push(format!(
+            "the bundle holds {}, more than --spool-limit {}: {twice}; raise --spool-limit (the spool needs that \
+             much free space in --spool-dir) to download it once",
+            size(total_bytes),
+            size(plan.spool_limit)
+        ));
+        return Ok(None);
+    }
+    let dir = plan.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
+    if let Ok(st) = rustix::fs::statvfs(dir.as_path()) {
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        if free < total_bytes.saturating_add(SPOOL_HEADROOM) {
+            report.warnings.push(format!(
+                "the spool directory {} has {} free, and the bundle holds {}: {twice}; give --spool-dir a \
+                 directory with room to download it once",
+                dir.display(),
+                size(free),
+                size(total_bytes)
+            ));
+            return Ok(None);
+        }
+    }
+    crate::bundle::check::Spool::create(&dir, &bundle.manifest.bundle_id).map(Some)
 }
 
 /// What the target's ledger holds of this bundle, once it shows that the bundle id was not
@@ -1260,6 +1345,31 @@ fn load_tables(
             None => break,
         }
     }
+    // `--streams`: each worker's further connections, when some table has at least two
+    // parts left to load (SQLite's single writer has none to give).
+    let split = run.tables.selected.iter().any(|t| {
+        t.parts
+            .iter()
+            .filter(|p| !run.tables.done.contains(p.path.as_str()))
+            .count()
+            >= 2
+    });
+    let mut more: Vec<Vec<Box<dyn Target>>> = Vec::with_capacity(targets.len());
+    for _ in 0..targets.len() {
+        let mut mine = Vec::new();
+        while split && mine.len() + 1 < run.plan.streams {
+            match targets[0].worker()? {
+                Some(w) => mine.push(w),
+                None => break,
+            }
+        }
+        more.push(mine);
+    }
+    let mut targets: Vec<Conns> = targets
+        .into_iter()
+        .zip(more)
+        .map(|(main, more)| Conns { main, more })
+        .collect();
     // A link's deletes: counted first (nothing written), so a link that would delete more
     // than --max-delete-ratio of a table is refused before any of its rows is written;
     // applied last, children before parents (the reverse of the load order), once every
@@ -1271,7 +1381,7 @@ fn load_tables(
         .flat_map(|w| w.iter().rev().copied())
         .collect();
     let (mut results, mut worker_errors) = (Vec::new(), Vec::new());
-    if let Err(e) = check_deletes(&ctx, targets[0].as_mut(), &reverse) {
+    if let Err(e) = check_deletes(&ctx, targets[0].main.as_mut(), &reverse) {
         worker_errors.push(e);
     } else {
         for wave in &order.waves {
@@ -1284,7 +1394,7 @@ fn load_tables(
         }
     }
     if worker_errors.is_empty()
-        && let Err(e) = apply_deletes_last(&ctx, targets[0].as_mut(), &reverse)
+        && let Err(e) = apply_deletes_last(&ctx, targets[0].main.as_mut(), &reverse)
     {
         worker_errors.push(e);
     }
@@ -1304,7 +1414,7 @@ fn load_tables(
         return Err(with_state(e, &state.message()));
     }
     report_tables(&ctx, report, &order.waves, None);
-    Ok(targets.swap_remove(0))
+    Ok(targets.swap_remove(0).main)
 }
 
 /// Each selected table's line in the summary, in load order (`waves`), from what this run
@@ -1426,6 +1536,7 @@ fn report_tables(
             ));
         }
         line.logical_bytes = Some(tally.logical);
+        line.streams = (tally.streams > 1).then_some(tally.streams);
         if let Some((inserted, updated)) = tally.upsert {
             line.inserted = Some(inserted);
             line.updated = Some(updated);
@@ -1435,18 +1546,10 @@ fn report_tables(
 
 /// Loads one wave of tables (indices into the selection) on one worker per connection
 /// (the shared [`crate::pool`]).
-fn run_workers(
-    ctx: &LoadCtx<'_>,
-    targets: &mut [Box<dyn Target>],
-    wave: &[usize],
-) -> (Vec<()>, Vec<Error>) {
-    crate::pool::run(
-        targets,
-        wave.to_vec(),
-        &ctx.failed,
-        "import",
-        |target, i| import_table(ctx, target.as_mut(), i),
-    )
+fn run_workers(ctx: &LoadCtx<'_>, targets: &mut [Conns], wave: &[usize]) -> (Vec<()>, Vec<Error>) {
+    crate::pool::run(targets, wave.to_vec(), &ctx.failed, "import", |conns, i| {
+        import_table(ctx, conns, i)
+    })
 }
 
 /// The foreign keys between the selected tables, as `(child, parent)` indices: those of
@@ -1613,6 +1716,8 @@ struct Tally {
     seconds: f64,
     /// Set when the table's work ended well (`loaded`, …).
     status: Option<&'static str>,
+    /// Connections its parts loaded over at once (`--streams`), when more than one.
+    streams: u64,
 }
 
 /// The summary of a failed import. `fresh` is the ledger read again on a new connection
@@ -1709,12 +1814,30 @@ impl LoadCtx<'_> {
     }
 }
 
+/// The connections of one import worker: the one it loads tables on, and the further
+/// streams (`--streams`) a table with at least two parts left spreads its parts over.
+struct Conns {
+    main: Box<dyn Target>,
+    more: Vec<Box<dyn Target>>,
+}
+
+/// What the parts of one table came to in this run (shared by its streams).
+#[derive(Default)]
+struct PartsDone {
+    rows: u64,
+    rejected: u64,
+    loaded: u64,
+    skipped: u64,
+    /// Replace: something waits in staging for this run's publish.
+    to_publish: bool,
+}
+
 /// Loads every part of one table not yet in the ledger into `name`, then its keys and
 /// indexes. Each committed part's figures go into the table's [`Tally`] at once, so a
 /// failure later still reports them.
-fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, i: usize) -> Result<()> {
+fn import_table(ctx: &LoadCtx<'_>, conns: &mut Conns, i: usize) -> Result<()> {
     let t_start = Instant::now();
-    let result = import_table_parts(ctx, target, i, t_start);
+    let result = import_table_parts(ctx, conns, i, t_start);
     if let Ok(mut g) = ctx.tallies.lock()
         && let Some(tally) = g.get_mut(i)
     {
@@ -1727,16 +1850,22 @@ fn import_table(ctx: &LoadCtx<'_>, target: &mut dyn Target, i: usize) -> Result<
 }
 
 /// [`import_table`]'s work; returns the table's status for the summary.
+///
+/// Streams (`--streams`, README "Parallel import"): when the worker has more than one
+/// connection and the table at least two parts left, the parts are spread over them, each
+/// part still one transaction with its ledger row. A table none of whose parts is in yet
+/// first loads one part alone: that part's transaction creates the table (or the
+/// replace's staging table), so the parallel loads find it there. Keys and indexes follow
+/// once every part is in, as with one stream.
 fn import_table_parts(
     ctx: &LoadCtx<'_>,
-    target: &mut dyn Target,
+    conns: &mut Conns,
     i: usize,
     t_start: Instant,
 ) -> Result<&'static str> {
     let (t, name) = ctx.run.tables.at(i);
-    let (plan, checked) = (ctx.run.plan, ctx.run.checked);
+    let checked = ctx.run.checked;
     let bar = ctx.run.progress.bar(name, Some(t.rows), false);
-    let (mut rows, mut rejected, mut loaded_parts, mut skipped) = (0u64, 0u64, 0u64, 0u64);
     let stage = staging_name(&checked.bundle.manifest.bundle_id, name);
     let mode = ctx.run.mode(t);
     let into = match mode {
@@ -1744,106 +1873,68 @@ fn import_table_parts(
         Mode::Upsert => LoadInto::Upsert,
         Mode::Create | Mode::Append => LoadInto::Table,
     };
-    // Replace: parts staged by an earlier run wait for this run's publish.
-    let mut to_publish = t
-        .parts
-        .iter()
-        .any(|p| ctx.run.tables.staged.contains(p.path.as_str()));
-    for p in &t.parts {
-        if ctx.run.tables.done.contains(p.path.as_str()) {
-            skipped += 1;
-            bar.inc(p.rows);
-            continue;
-        }
-        let stored = checked
-            .bundle
-            .manifest
+    let done = &ctx.run.tables.done;
+    let mut todo = Vec::new();
+    let mut counts = PartsDone {
+        // Replace: parts staged by an earlier run wait for this run's publish.
+        to_publish: t
             .parts
             .iter()
-            .find(|e| e.path == p.path);
-        let entry = LedgerEntry {
-            bundle_id: checked.bundle.manifest.bundle_id.clone(),
-            part_path: p.path.clone(),
-            manifest_sha256: checked.bundle.manifest_sha256.clone(),
-            cipher_sha256: stored.map(|e| e.sha256.clone()).unwrap_or_default(),
-            source_id: checked.bundle.manifest.source_id.clone(),
-            sequence: checked.bundle.manifest.sequence,
-            target_table: target.ledger_key(name, &t.table),
-            rows: p.rows,
-            mode: mode.ledger_mode().into(),
-            run_id: ctx.run_id.to_string(),
-            link: ctx.run.link(),
-        };
-        let n = ctx.parts_started.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut part_rejects = ctx
-            .skip
-            .map(|sink| sink.part(name, &t.table, &p.path, p.index));
-        let loaded = load_one(
-            checked,
-            target,
-            name,
-            t,
-            p,
-            (ctx.run.same_engine, into),
-            &entry,
-            plan.batch_rows,
-            &bar,
-            n,
-            part_rejects.as_mut().map(|r| r as &mut dyn load::Rejects),
-        );
-        match loaded {
-            Ok((LoadOutcome::Loaded(part), logical)) => {
-                rows += part.rows;
-                rejected += part.rejected;
-                loaded_parts += 1;
-                to_publish = true;
-                ctx.committed.fetch_add(1, Ordering::Relaxed);
-                tally(ctx, i, |tally| {
-                    tally.rows += part.rows;
-                    tally.rejected += part.rejected;
-                    tally.parts += 1;
-                    tally.bytes += stored.map_or(0, |e| e.size);
-                    tally.logical += logical;
-                    tally.upsert = match (loaded_parts, tally.upsert, part.updated) {
-                        (1, _, Some(u)) => Some((part.rows - u, u)),
-                        (_, Some((a, b)), Some(u)) => Some((a + part.rows - u, b + u)),
-                        _ => None,
-                    };
-                    tally.seconds = t_start.elapsed().as_secs_f64();
-                });
-                if part.rejected > 0 {
-                    let first = part_rejects
-                        .as_ref()
-                        .and_then(|r| r.first.clone())
-                        .map(|(row, why)| format!(", the first row {row}: {why}"))
-                        .unwrap_or_default();
-                    ctx.run.progress.line(&format!(
-                        "{name}, part {}: {} row{} refused by the target and set aside{first}",
-                        p.index,
-                        part.rejected,
-                        if part.rejected == 1 { "" } else { "s" }
-                    ));
-                }
-                pause_at("part-committed", n);
-            }
-            Ok((LoadOutcome::AlreadyLoaded, _)) => skipped += 1,
-            Err(e) => {
-                if let Some(n) = part_rejects.as_ref().map(|r| r.count).filter(|n| *n > 0) {
-                    tally(ctx, i, |tally| {
-                        tally.refused_in_failed.push((p.path.clone(), n));
-                    });
-                }
-                if let Ok(mut g) = ctx.failed_parts.lock() {
-                    g.push((
-                        p.path.clone(),
-                        format!("{} (table {name} part {})", p.path, p.index),
-                    ));
-                }
-                bar.abandon();
-                return Err(e);
-            }
+            .any(|p| ctx.run.tables.staged.contains(p.path.as_str())),
+        ..PartsDone::default()
+    };
+    for p in &t.parts {
+        if done.contains(p.path.as_str()) {
+            counts.skipped += 1;
+            bar.inc(p.rows);
+        } else {
+            todo.push(p);
         }
     }
+    let counts = Mutex::new(counts);
+    let load = |target: &mut dyn Target, p: &crate::bundle::PartInfo| {
+        load_table_part(ctx, target, (i, t, name), p, (into, &bar, t_start), &counts)
+    };
+    let streams = 1 + conns.more.len();
+    let mut rest = todo.as_slice();
+    if streams > 1 && rest.len() >= 2 {
+        // Nothing of the table is in: its first part creates it, alone.
+        if t.parts.len() == rest.len() {
+            load(conns.main.as_mut(), rest[0])?;
+            rest = &rest[1..];
+        }
+        if rest.len() >= 2 {
+            let mut set: Vec<&mut dyn Target> = std::iter::once(conns.main.as_mut())
+                .chain(conns.more.iter_mut().map(AsMut::as_mut))
+                .take(streams.min(rest.len()))
+                .collect();
+            // Its own stop flag: a failure elsewhere must not leave this table short of
+            // parts it then reports loaded (the worker's pool stops before the next table).
+            let stop = AtomicBool::new(false);
+            let n = set.len() as u64;
+            tally(ctx, i, |tally| tally.streams = n);
+            let (_, errors) = crate::pool::run(&mut set, rest.to_vec(), &stop, "import", |c, p| {
+                load(&mut **c, p)
+            });
+            if let Some(e) = errors.into_iter().next() {
+                return Err(e);
+            }
+            rest = &[];
+        }
+    }
+    for p in rest {
+        load(conns.main.as_mut(), p)?;
+    }
+    let PartsDone {
+        rows,
+        rejected,
+        loaded: loaded_parts,
+        skipped,
+        to_publish,
+    } = counts
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let target = conns.main.as_mut();
     // Replace: the last table of a group staged publishes the group (one transaction) and
     // finishes its tables; the others leave that to it.
     if mode == Mode::Replace {
@@ -1888,8 +1979,9 @@ fn import_table_parts(
             crate::report::count(skipped, "part", "parts")
         ));
     }
+    let over = tally_streams(ctx, i);
     ctx.run.progress.line(&format!(
-        "loaded {name}: {} from {}{}",
+        "loaded {name}: {} from {}{over}{}",
         crate::report::rows_word(rows),
         crate::report::count(loaded_parts, "part", "parts"),
         if also.is_empty() {
@@ -1899,6 +1991,134 @@ fn import_table_parts(
         }
     ));
     Ok(status)
+}
+
+/// Loads part `p` of table `i` on `target` in one transaction with its ledger row, and
+/// counts what it wrote in `counts` and the table's [`Tally`].
+fn load_table_part(
+    ctx: &LoadCtx<'_>,
+    target: &mut dyn Target,
+    (i, t, name): (usize, &CatalogTable, &str),
+    p: &crate::bundle::PartInfo,
+    (into, bar, t_start): (LoadInto<'_>, &indicatif::ProgressBar, Instant),
+    counts: &Mutex<PartsDone>,
+) -> Result<()> {
+    let (plan, checked) = (ctx.run.plan, ctx.run.checked);
+    let mode = ctx.run.mode(t);
+    let stored = checked
+        .bundle
+        .manifest
+        .parts
+        .iter()
+        .find(|e| e.path == p.path);
+    let entry = LedgerEntry {
+        bundle_id: checked.bundle.manifest.bundle_id.clone(),
+        part_path: p.path.clone(),
+        manifest_sha256: checked.bundle.manifest_sha256.clone(),
+        cipher_sha256: stored.map(|e| e.sha256.clone()).unwrap_or_default(),
+        source_id: checked.bundle.manifest.source_id.clone(),
+        sequence: checked.bundle.manifest.sequence,
+        target_table: target.ledger_key(name, &t.table),
+        rows: p.rows,
+        mode: mode.ledger_mode().into(),
+        run_id: ctx.run_id.to_string(),
+        link: ctx.run.link(),
+    };
+    let n = ctx.parts_started.fetch_add(1, Ordering::Relaxed) + 1;
+    let mut part_rejects = ctx
+        .skip
+        .map(|sink| sink.part(name, &t.table, &p.path, p.index));
+    let loaded = load_one(
+        checked,
+        target,
+        name,
+        t,
+        p,
+        (ctx.run.same_engine, into),
+        &entry,
+        plan.batch_rows,
+        bar,
+        n,
+        part_rejects.as_mut().map(|r| r as &mut dyn load::Rejects),
+    );
+    let counted = |f: &mut dyn FnMut(&mut PartsDone)| {
+        f(&mut counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
+    };
+    match loaded {
+        Ok((LoadOutcome::Loaded(part), logical)) => {
+            counted(&mut |c| {
+                c.rows += part.rows;
+                c.rejected += part.rejected;
+                c.loaded += 1;
+                c.to_publish = true;
+            });
+            ctx.committed.fetch_add(1, Ordering::Relaxed);
+            tally(ctx, i, |tally| {
+                tally.rows += part.rows;
+                tally.rejected += part.rejected;
+                tally.parts += 1;
+                tally.bytes += stored.map_or(0, |e| e.size);
+                tally.logical += logical;
+                tally.upsert = match (tally.parts, tally.upsert, part.updated) {
+                    (1, _, Some(u)) => Some((part.rows - u, u)),
+                    (_, Some((a, b)), Some(u)) => Some((a + part.rows - u, b + u)),
+                    _ => None,
+                };
+                tally.seconds = t_start.elapsed().as_secs_f64();
+            });
+            if part.rejected > 0 {
+                let first = part_rejects
+                    .as_ref()
+                    .and_then(|r| r.first.clone())
+                    .map(|(row, why)| format!(", the first row {row}: {why}"))
+                    .unwrap_or_default();
+                ctx.run.progress.line(&format!(
+                    "{name}, part {}: {} row{} refused by the target and set aside{first}",
+                    p.index,
+                    part.rejected,
+                    if part.rejected == 1 { "" } else { "s" }
+                ));
+            }
+            pause_at("part-committed", n);
+            Ok(())
+        }
+        Ok((LoadOutcome::AlreadyLoaded, _)) => {
+            counted(&mut |c| c.skipped += 1);
+            Ok(())
+        }
+        Err(e) => {
+            if let Some(n) = part_rejects.as_ref().map(|r| r.count).filter(|n| *n > 0) {
+                tally(ctx, i, |tally| {
+                    tally.refused_in_failed.push((p.path.clone(), n));
+                });
+            }
+            if let Ok(mut g) = ctx.failed_parts.lock() {
+                g.push((
+                    p.path.clone(),
+                    format!("{} (table {name} part {})", p.path, p.index),
+                ));
+            }
+            bar.abandon();
+            Err(e)
+        }
+    }
+}
+
+/// " over N connections" when table `i`'s parts loaded over more than one.
+fn tally_streams(ctx: &LoadCtx<'_>, i: usize) -> String {
+    let n = ctx
+        .tallies
+        .lock()
+        .ok()
+        .and_then(|g| g.get(i).map(|t| t.streams))
+        .unwrap_or(0);
+    if n > 1 {
+        format!(" over {n} connections")
+    } else {
+        String::new()
+    }
 }
 
 /// Updates table `i`'s tally.

@@ -429,6 +429,19 @@ enum Command {
         /// Load this many tables at once, each on its own connection (PostgreSQL; SQLite uses one).
         #[arg(long, default_value_t = 1)]
         jobs: usize,
+        /// Connections one table loads its parts over when it has at least 2 parts left
+        /// (PostgreSQL, MySQL/MariaDB; SQLite keeps one writer). With --jobs J up to J × N
+        /// connections; 1 loads each table on one connection.
+        #[arg(long, default_value_t = ferry::import::DEFAULT_STREAMS, value_name = "N")]
+        streams: usize,
+        /// A bundle on an object store is downloaded once into a private spool directory made
+        /// here (ciphertext only; removed at the end). Default: the system's temporary directory.
+        #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+        spool_dir: Option<PathBuf>,
+        /// The largest bundle spooled (default 4GiB); a larger one, or 0, is read twice from the
+        /// store (once to verify, once to load), as the summary's warning says.
+        #[arg(long, default_value = "4GiB", value_parser = parse_split_size, value_name = "SIZE")]
+        spool_limit: u64,
         /// Apply a link of a chain even though its predecessor is not applied to this target
         /// (rows changed in the missing links are then missing here).
         #[arg(long)]
@@ -834,6 +847,9 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             allow_unencrypted,
             as_text,
             jobs,
+            streams,
+            spool_dir,
+            spool_limit,
             accept_gap,
             max_delete_ratio,
             replace_partial,
@@ -862,6 +878,9 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             plan.target_schema = target_schema;
             plan.as_text = as_text;
             plan.jobs = jobs.max(1);
+            plan.streams = streams.max(1);
+            plan.spool_dir = spool_dir;
+            plan.spool_limit = spool_limit;
             plan.accept_gap = accept_gap;
             plan.max_delete_ratio = max_delete_ratio;
             plan.replace_partial = replace_partial;

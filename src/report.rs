@@ -38,6 +38,10 @@ pub struct TableReport {
     pub inserted: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated: Option<u64>,
+    /// Import: connections this table's parts loaded over at once (`--streams`); absent
+    /// when one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub streams: Option<u64>,
     /// `exported`, `loaded`, `skipped (already imported)`, `verified`, `equal`, `different`, `failed`.
     pub status: String,
 }
@@ -222,6 +226,7 @@ impl RunReport {
             rows_rejected_rolled_back: 0,
             inserted: None,
             updated: None,
+            streams: None,
             status: status.into(),
         });
         self.tables.last_mut().expect("just pushed")

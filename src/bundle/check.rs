@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use super::catalog::Catalog;
 use super::layout::{self, CATALOG_CAP, MAC_CAP, MANIFEST_CAP};
 use super::manifest::{FileEntry, Manifest};
-use crate::bundle::parts::{PartReader, scan_file};
+use crate::bundle::parts::{PartReader, scan_file, scan_file_teeing};
 use crate::crypto::envelope::{DataKey, file_context};
 use crate::crypto::keys::Keys;
 use crate::crypto::signing::{self, SIG_CAP, SigFile, SignatureCheck};
@@ -267,12 +267,68 @@ impl OpenBundle {
     /// The [`Scan`] it returns is the only way to [`OpenBundle::verified`]: a scan without
     /// a key, or one with findings, can report but never feed a loader.
     pub fn scan_all(&self, unlocked: Option<Unlocked>, progress: &dyn Fn(&FileEntry)) -> Scan {
+        self.scan_all_spooling(unlocked, progress, None)
+            .unwrap_or_else(|e| Scan {
+                findings: findings_of(e),
+                clean: None,
+            })
+    }
+
+    /// [`OpenBundle::scan_all`] that keeps every file's stored bytes in `spool` as they
+    /// are read (see [`Spool`]). An error of the spool itself (a full disk) is returned
+    /// as such, not as a finding about the bundle.
+    fn scan_all_spooling(
+        &self,
+        unlocked: Option<Unlocked>,
+        progress: &dyn Fn(&FileEntry),
+        spool: Option<&Spool>,
+    ) -> Result<Scan> {
         let mut findings = Vec::new();
         for f in self.manifest.files() {
             let key = unlocked
                 .as_ref()
                 .and_then(|u| u.seal_for(&self.manifest.bundle_id, f));
-            if let Err(e) = scan_file(&self.store, self.url(), f, key, &mut std::io::sink()) {
+            let scanned = match spool {
+                None => scan_file(&self.store, self.url(), f, key, &mut std::io::sink()),
+                Some(sp) => {
+                    let mut out = sp.file(&f.path)?;
+                    let r = scan_file_teeing(
+                        &self.store,
+                        self.url(),
+                        f,
+                        key,
+                        &mut std::io::sink(),
+                        &mut out,
+                    );
+                    if let Err(Error::Io { context, source }) = r {
+                        if !context.starts_with("keeping a copy of") {
+                            findings.extend(findings_of(Error::Io { context, source }));
+                            progress(f);
+                            continue;
+                        }
+                        return Err(Error::Io {
+                            context: format!("{context} in {}", sp.path().display()),
+                            source,
+                        });
+                    }
+                    r.and_then(|()| {
+                        out.into_inner()
+                            .map_err(std::io::IntoInnerError::into_error)
+                            .map(drop)
+                            .map_err(|e| {
+                                Error::io(
+                                    format!(
+                                        "writing the spool copy of {} in {}",
+                                        f.path,
+                                        sp.path().display()
+                                    ),
+                                    e,
+                                )
+                            })
+                    })
+                }
+            };
+            if let Err(e) = scanned {
                 findings.extend(findings_of(e));
             }
             progress(f);
@@ -284,11 +340,16 @@ impl OpenBundle {
                 bundle_id: self.manifest.bundle_id.clone(),
                 manifest_sha256: self.manifest_sha256.clone(),
             });
-        Scan { findings, clean }
+        Ok(Scan { findings, clean })
     }
 
     /// Decrypts and parses the catalog and checks it against the manifest.
     pub fn read_catalog(&self, unlocked: &Unlocked) -> Result<Catalog> {
+        self.read_catalog_in(&self.store, unlocked)
+    }
+
+    /// [`OpenBundle::read_catalog`] from `store` (the bundle's, or a spool's copy of it).
+    fn read_catalog_in(&self, store: &Store, unlocked: &Unlocked) -> Result<Catalog> {
         let f = &self.manifest.catalog;
         if f.size > CATALOG_CAP {
             return Err(Error::invalid(
@@ -299,7 +360,7 @@ impl OpenBundle {
         }
         let mut plain = Zeroizing::new(Vec::new());
         let key = unlocked.seal_for(&self.manifest.bundle_id, f);
-        scan_file(&self.store, self.url(), f, key, &mut *plain)?;
+        scan_file(store, self.url(), f, key, &mut *plain)?;
         let catalog = Catalog::parse(&plain)
             .map_err(|m| Error::invalid(self.url(), &f.path, format!("malformed catalog: {m}")))?;
         let problems = catalog.check_against(&self.manifest);
@@ -329,10 +390,29 @@ impl OpenBundle {
         self.verified(scan)
     }
 
+    /// [`OpenBundle::check_unlocked`] that downloads each file once: the verification
+    /// pass keeps every file's stored bytes (ciphertext) in `spool`, and the catalog, the
+    /// footers and every later read of a part come from there. A failure of the spool
+    /// itself (a full disk) is an error of its own, naming the spool directory.
+    pub fn check_spooled(
+        self,
+        unlocked: Unlocked,
+        progress: &dyn Fn(&FileEntry),
+        spool: Spool,
+    ) -> Result<Checked> {
+        let scan = self.scan_all_spooling(Some(unlocked), progress, Some(&spool))?;
+        self.verified_in(scan, Some(spool))
+    }
+
     /// The rest of the check once [`OpenBundle::scan_all`] found every file clean with the
     /// key: the catalog, and every part's footer and row count. A scan with findings, one
     /// made without a key, or one of another bundle is refused.
     pub fn verified(self, scan: Scan) -> Result<Checked> {
+        self.verified_in(scan, None)
+    }
+
+    /// [`OpenBundle::verified`], reading from `spool` when the scan kept the files there.
+    fn verified_in(self, scan: Scan, spool: Option<Spool>) -> Result<Checked> {
         let clean = match scan.clean {
             Some(c) if scan.findings.is_empty() => c,
             _ if !scan.findings.is_empty() => {
@@ -359,11 +439,13 @@ impl OpenBundle {
             ));
         }
         let unlocked = clean.unlocked;
-        let catalog = self.read_catalog(&unlocked)?;
+        let catalog =
+            self.read_catalog_in(spool.as_ref().map_or(&self.store, |s| &s.store), &unlocked)?;
         let checked = Checked {
             bundle: self,
             catalog,
             unlocked,
+            spool,
         };
         let mut findings = Vec::new();
         for (t, p) in checked
@@ -481,6 +563,72 @@ pub struct Checked {
     pub bundle: OpenBundle,
     pub catalog: Catalog,
     unlocked: Unlocked,
+    /// Where the parts are read from after verification when they were spooled.
+    spool: Option<Spool>,
+}
+
+/// The import's spool (`import --spool-dir`, `--spool-limit`; README "Importing from an
+/// object store"): a private temporary directory (mode 0700, removed when the import
+/// ends) that keeps the stored bytes of every file the verification pass downloads, so
+/// each part of a bundle on an object store is downloaded once. It holds ciphertext only
+/// (a plain bundle is never spooled), and every part read back from it is hashed again
+/// against the manifest before it is used, then authenticated chunk by chunk as always.
+pub struct Spool {
+    dir: tempfile::TempDir,
+    store: Store,
+}
+
+impl Spool {
+    /// A new spool directory `ferry-spool-<bundle id first 8>-XXXXXX` inside `parent`.
+    pub fn create(parent: &std::path::Path, bundle_id: &str) -> Result<Spool> {
+        let id: String = bundle_id
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(8)
+            .collect();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("ferry-spool-{id}-"))
+            .tempdir_in(parent)
+            .map_err(|e| {
+                Error::io(
+                    format!(
+                        "cannot make a spool directory in {} (--spool-dir; --spool-limit 0 reads each part \
+                         twice from the store instead)",
+                        parent.display()
+                    ),
+                    e,
+                )
+            })?;
+        let path = dir.path().to_str().ok_or_else(|| {
+            Error::Usage(format!(
+                "--spool-dir {}: not a UTF-8 path; give another directory",
+                parent.display()
+            ))
+        })?;
+        let store = Store::open(path, false)?;
+        Ok(Spool { dir, store })
+    }
+
+    /// The spool directory.
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// A new file at bundle-relative `rel` (its directories made), buffered.
+    fn file(&self, rel: &str) -> Result<std::io::BufWriter<std::fs::File>> {
+        let p = self.dir.path().join(rel);
+        let made = p
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&p)
+            });
+        made.map(|f| std::io::BufWriter::with_capacity(1 << 20, f))
+            .map_err(|e| Error::io(format!("cannot create the spool file {}", p.display()), e))
+    }
 }
 
 impl Checked {
@@ -493,17 +641,49 @@ impl Checked {
             .ok_or_else(|| Error::invalid(self.bundle.url(), path, "not in the manifest"))
     }
 
-    /// A reader of one part's plaintext (authenticated chunk by chunk).
+    /// A reader of one part's plaintext (authenticated chunk by chunk). A spooled part is
+    /// hashed again first: the copy must still be the bytes the manifest lists.
     pub fn part_reader(&self, path: &str) -> Result<std::sync::Arc<PartReader>> {
+        self.open_part(path, true)
+    }
+
+    /// Whether the parts are read from a local spool (one download each).
+    pub fn spooled(&self) -> Option<&std::path::Path> {
+        self.spool.as_ref().map(Spool::path)
+    }
+
+    fn open_part(&self, path: &str, recheck: bool) -> Result<std::sync::Arc<PartReader>> {
         let entry = self.entry(path)?;
         let key = self
             .unlocked
             .seal_for(&self.bundle.manifest.bundle_id, entry);
-        PartReader::open(&self.bundle.store, self.bundle.url(), entry, key)
+        let Some(spool) = &self.spool else {
+            return PartReader::open(&self.bundle.store, self.bundle.url(), entry, key);
+        };
+        if recheck {
+            scan_file(&spool.store, self.bundle.url(), entry, None, &mut std::io::sink()).map_err(
+                |e| {
+                    Error::Temporary(format!(
+                        "{}: the spooled copy of {path} in {} is no longer what was verified ({}): something \
+                         else changed the spool directory; nothing of this part was written: re-run the import \
+                         (it resumes), with --spool-dir on a private directory",
+                        self.bundle.url(),
+                        spool.path().display(),
+                        findings_of(e)
+                            .into_iter()
+                            .map(|f| f.message)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ))
+                },
+            )?;
+        }
+        PartReader::open(&spool.store, self.bundle.url(), entry, key)
     }
 
     fn part_rows(&self, path: &str, label: &str) -> Result<u64> {
-        let r = self.part_reader(path)?;
+        // Read right after the scan wrote it: hashed then.
+        let r = self.open_part(path, false)?;
         Ok(r.batches(self.bundle.url(), label, 1024)?.0)
     }
 

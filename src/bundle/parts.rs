@@ -1905,17 +1905,39 @@ pub fn scan_file(
     key: Option<(&[u8; 32], Vec<u8>)>,
     plain: &mut dyn Write,
 ) -> Result<()> {
+    scan_file_teeing(store, bundle, entry, key, plain, &mut std::io::sink())
+}
+
+/// [`scan_file`] that also hands every stored byte, as read, to `stored` (the import's
+/// spool keeps a part's ciphertext this way, so the part is downloaded once). An error
+/// writing to `stored` fails the scan.
+pub fn scan_file_teeing(
+    store: &Store,
+    bundle: &str,
+    entry: &FileEntry,
+    key: Option<(&[u8; 32], Vec<u8>)>,
+    plain: &mut dyn Write,
+    stored: &mut dyn Write,
+) -> Result<()> {
     let invalid = |m: String| Error::invalid(bundle, &entry.path, m);
-    struct HashRead<R> {
+    struct HashRead<'a, R> {
         inner: R,
         sha: Sha256,
         len: u64,
         /// The first bytes, to name a file that is not ours (plain Parquet) when it fails.
         head: Vec<u8>,
+        tee: &'a mut dyn Write,
+        /// Writing to `tee` failed (kept apart: not a fault of the file).
+        tee_err: Option<std::io::Error>,
     }
-    impl<R: Read> Read for HashRead<R> {
+    impl<R: Read> Read for HashRead<'_, R> {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
             let n = self.inner.read(buf)?;
+            if self.tee_err.is_none()
+                && let Err(e) = self.tee.write_all(&buf[..n])
+            {
+                self.tee_err = Some(e);
+            }
             self.sha.update(&buf[..n]);
             self.len += n as u64;
             if self.head.len() < 4 {
@@ -1930,6 +1952,8 @@ pub fn scan_file(
         sha: Sha256::new(),
         len: 0,
         head: Vec::new(),
+        tee: stored,
+        tee_err: None,
     };
     let mut crypto_err = None;
     match key {
@@ -1971,6 +1995,12 @@ pub fn scan_file(
     // Drain what the decryptor did not read, so the hash covers the whole stored file.
     std::io::copy(&mut src, &mut std::io::sink())
         .map_err(|e| Error::io(format!("reading {}", entry.path), e))?;
+    if let Some(e) = src.tee_err.take() {
+        return Err(Error::io(
+            format!("keeping a copy of {} (the import's spool)", entry.path),
+            e,
+        ));
+    }
     let digest = hex::encode(src.sha.clone().finalize());
     if src.len != entry.size {
         return Err(invalid(format!(

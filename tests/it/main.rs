@@ -46,6 +46,7 @@ mod servers;
 mod sign;
 mod sqltext;
 mod stores;
+mod streams;
 mod tls;
 mod toy_engine;
 mod trust;
