@@ -1338,6 +1338,19 @@ fn load_tables(
         tallies: Mutex::new(vec![Tally::default(); run.tables.selected.len()]),
         skip,
     };
+    let upserts = run
+        .tables
+        .selected
+        .iter()
+        .any(|t| run.mode(t) == Mode::Upsert);
+    let inserts_only = if skip.is_some() {
+        Some("--on-error skip")
+    } else if upserts {
+        Some("upsert")
+    } else {
+        None
+    };
+    report.load_path = target.choose_load_path(inserts_only)?;
     let mut targets = vec![target];
     while targets.len() < run.plan.jobs.max(1).min(run.tables.selected.len().max(1)) {
         match targets[0].worker()? {

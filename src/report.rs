@@ -112,6 +112,10 @@ pub struct RunReport {
     /// phone: export, verify.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// `import`: the target's bulk path and why it was chosen (MySQL/MariaDB: LOAD DATA
+    /// LOCAL INFILE or batched INSERTs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_path: Option<String>,
     pub tables: Vec<TableReport>,
     pub totals: Totals,
     pub errors: Errors,
@@ -188,6 +192,7 @@ impl RunReport {
             signed_by: None,
             signature_checked: None,
             fingerprint: None,
+            load_path: None,
             tables: vec![],
             totals: Totals::default(),
             errors: Errors::default(),
@@ -431,6 +436,9 @@ impl RunReport {
         }
         if let Some(f) = &self.fingerprint {
             out.push_str(&format!("fingerprint: {f} (of manifest.json)\n"));
+        }
+        if let Some(p) = &self.load_path {
+            out.push_str(&format!("load path: {}\n", printable_lines(p)));
         }
         for w in &self.warnings {
             out.push_str(&format!("warning: {}\n", printable_lines(w)));

@@ -27,6 +27,14 @@ pub trait Target: Session + Send {
         Ok(())
     }
 
+    /// Once, before the first part and before [`Target::worker`]: picks the engine's bulk
+    /// path for this import (its workers take the same) and says which and why, for the
+    /// summary (`None`: the engine has one path). `inserts_only`: why the import needs the
+    /// row-by-row path (upsert, `--on-error skip`), if it does.
+    fn choose_load_path(&mut self, _inserts_only: Option<&str>) -> Result<Option<String>> {
+        Ok(None)
+    }
+
     /// Another connection to the same target, for parallel import (`--jobs`); `None`
     /// when the engine has a single writer.
     fn worker(&self) -> Result<Option<Box<dyn Target>>> {

@@ -334,7 +334,12 @@ fn mariadb_messages_carry_no_statement_position() {
         "append",
     ]);
     assert_eq!(code, 65, "{err}");
-    assert!(err.contains("Data too long for column 'body'"), "{err}");
+    // The server's words: an INSERT's "Data too long", a LOAD DATA's "Data truncated".
+    assert!(
+        err.contains("Data too long for column 'body'")
+            || err.contains("Data truncated for column 'body'"),
+        "{err}"
+    );
     assert!(!err.contains(" at row "), "{err}");
     assert!(err.contains("row 1 of part"), "{err}");
 }

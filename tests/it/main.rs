@@ -21,6 +21,7 @@ mod compare;
 mod conformance;
 mod fidelity;
 mod fix16;
+mod infile;
 mod job_files;
 mod kill;
 mod load_order;

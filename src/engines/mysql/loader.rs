@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use sqlx::mysql::{MySqlArguments, MySqlConnection};
 use sqlx::{Arguments, AssertSqlSafe};
 
+use crate::engines::mysql::infile::Bulk;
 use crate::engines::mysql::reader::{
     connect, exec, is_temporary, literal, my_err, query_texts, quote, server_message,
     server_version,
@@ -376,34 +377,45 @@ pub struct MyTarget {
     notes: Vec<String>,
     /// The row of the last bulk load the target refused ([`Session::refused_row`]).
     refused_row: Option<u64>,
+    /// The LOAD DATA path's connection: when set, every statement of the load protocol
+    /// (its transactions) runs there, and parts load with LOAD DATA LOCAL INFILE.
+    bulk: Option<Bulk>,
+    /// The import chose the LOAD DATA path (its workers take it too).
+    load_data: bool,
 }
+
+/// The session settings of a loading connection (ferry's and the LOAD DATA one).
+fn session_setup() -> Result<Vec<String>> {
+    // A lock another session holds on a target table (LOCK TABLES, an open transaction's
+    // row locks, DDL) ends the statement after FERRY_LOCK_TIMEOUT seconds, not the
+    // server's default year for metadata locks: the part rolls back, exit 75.
+    let wait = crate::load::lock_timeout_secs()?.max(1);
+    Ok(vec![
+        // Strict: a value the column cannot hold is an error, never a silent truncation.
+        // NO_BACKSLASH_ESCAPES: ferry's literals double quotes and nothing else.
+        "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO,\
+         NO_BACKSLASH_ESCAPES,ERROR_FOR_DIVISION_BY_ZERO', time_zone = '+00:00', foreign_key_checks = 0"
+            .to_string(),
+        // The connection holds the run lock (GET_LOCK) while the whole bundle is verified:
+        // a server that drops idle connections after wait_timeout would release it silently.
+        "SET SESSION wait_timeout = GREATEST(@@wait_timeout, 604800), \
+         net_read_timeout = GREATEST(@@net_read_timeout, 3600)"
+            .to_string(),
+        format!("SET SESSION lock_wait_timeout = {wait}, innodb_lock_wait_timeout = {wait}"),
+    ])
+}
+
+/// `FERRY_MYSQL_LOAD_DATA=off` keeps the batched-INSERT path on a server that allows LOAD
+/// DATA LOCAL INFILE (a comparison, a test of the fallback).
+const LOAD_DATA_ENV: &str = "FERRY_MYSQL_LOAD_DATA";
 
 impl MyTarget {
     pub fn open(url: &str) -> Result<Self> {
         let (mut conn, database) = connect(url)?;
         let (mariadb, version) = server_version(&mut conn)?;
-        // Strict: a value the column cannot hold is an error, never a silent truncation.
-        // NO_BACKSLASH_ESCAPES: ferry's literals double quotes and nothing else.
-        exec(
-            &mut conn,
-            "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO,\
-             NO_BACKSLASH_ESCAPES,ERROR_FOR_DIVISION_BY_ZERO', time_zone = '+00:00', foreign_key_checks = 0",
-        )?;
-        // The connection holds the run lock (GET_LOCK) while the whole bundle is verified:
-        // a server that drops idle connections after wait_timeout would release it silently.
-        exec(
-            &mut conn,
-            "SET SESSION wait_timeout = GREATEST(@@wait_timeout, 604800), \
-             net_read_timeout = GREATEST(@@net_read_timeout, 3600)",
-        )?;
-        // A lock another session holds on a target table (LOCK TABLES, an open transaction's
-        // row locks, DDL) ends the statement after FERRY_LOCK_TIMEOUT seconds, not the
-        // server's default year for metadata locks: the part rolls back, exit 75.
-        let wait = crate::load::lock_timeout_secs()?.max(1);
-        exec(
-            &mut conn,
-            &format!("SET SESSION lock_wait_timeout = {wait}, innodb_lock_wait_timeout = {wait}"),
-        )?;
+        for sql in session_setup()? {
+            exec(&mut conn, &sql)?;
+        }
         // TIMESTAMP columns get no implicit default or ON UPDATE (a variable older servers
         // may not let a session set; their default is the same on MariaDB 10.10+).
         let _ = exec(&mut conn, "SET SESSION explicit_defaults_for_timestamp = 1");
@@ -435,7 +447,81 @@ impl MyTarget {
             packet,
             notes: Vec::new(),
             refused_row: None,
+            bulk: None,
+            load_data: false,
         })
+    }
+
+    /// Opens the LOAD DATA connection when the server allows LOCAL INFILE and ferry's own
+    /// connection is unencrypted (the LOAD DATA connection has no TLS); returns the path
+    /// taken and why. `inserts_only`: why this import needs the INSERT path anyway.
+    fn choose_path(&mut self, inserts_only: Option<&str>) -> Result<String> {
+        let server = if self.flavour.mariadb {
+            "MariaDB"
+        } else {
+            "MySQL"
+        };
+        if std::env::var(LOAD_DATA_ENV).is_ok_and(|v| v.eq_ignore_ascii_case("off") || v == "0") {
+            return Ok(format!("batched INSERT: {LOAD_DATA_ENV}=off"));
+        }
+        if let Some(why) = inserts_only {
+            return Ok(format!(
+                "batched INSERT: {why} (LOAD DATA cannot name the refused row of every error, or count \
+                 the rows an upsert updated)"
+            ));
+        }
+        let infile = self
+            .texts(
+                "checking local_infile",
+                "SELECT CAST(@@GLOBAL.local_infile AS CHAR)",
+                &[],
+            )?
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten());
+        // MariaDB says ON, MySQL 1.
+        if !infile.is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("on")) {
+            return Ok(
+                "batched INSERT: the server has local_infile=OFF (SET GLOBAL local_infile = 1 lets \
+                 ferry use LOAD DATA LOCAL INFILE, faster)"
+                    .into(),
+            );
+        }
+        let tls = self
+            .texts(
+                "checking the connection's TLS",
+                "SHOW SESSION STATUS LIKE 'Ssl_cipher'",
+                &[],
+            )
+            .map(|rows| {
+                rows.into_iter()
+                    .next()
+                    .and_then(|r| r.get(1).cloned().flatten())
+                    .is_some_and(|c| !c.is_empty())
+            })
+            .unwrap_or(true);
+        if tls {
+            return Ok(
+                "batched INSERT: the connection uses TLS, which ferry's LOAD DATA connection does not \
+                 have yet"
+                    .into(),
+            );
+        }
+        if url::Url::parse(&crate::engines::mysql::reader::normalise_url(&self.url))
+            .is_ok_and(|u| u.query_pairs().any(|(k, _)| k == "socket"))
+        {
+            return Ok("batched INSERT: the URL names a Unix socket".into());
+        }
+        match Bulk::connect(&self.url, &session_setup()?) {
+            Ok(b) => {
+                self.bulk = Some(b);
+                self.load_data = true;
+                Ok(format!(
+                    "{server}: LOAD DATA LOCAL INFILE (local_infile=ON)"
+                ))
+            }
+            Err(e) => Ok(format!("batched INSERT: {e}")),
+        }
     }
 
     fn exec(&mut self, sql: &str) -> Result<()> {
@@ -919,10 +1005,6 @@ fn refused(name: &str, part: &str, first_row: u64, e: sqlx::Error) -> (Error, Op
 /// MariaDB report with the general state HY000 for a value or a CHECK (incorrect value,
 /// field without a default, CHECK constraint failed).
 fn row_error(d: &dyn sqlx::error::DatabaseError) -> bool {
-    const ROW_ERRORS: [u16; 18] = [
-        1048, 1062, 1263, 1264, 1265, 1292, 1364, 1366, 1367, 1406, 1411, 1451, 1452, 1690, 3140,
-        3819, 4025, 1859,
-    ];
     if d.code()
         .is_some_and(|c| c.starts_with("22") || c.starts_with("23"))
     {
@@ -930,6 +1012,64 @@ fn row_error(d: &dyn sqlx::error::DatabaseError) -> bool {
     }
     d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
         .is_some_and(|m| ROW_ERRORS.contains(&m.number()))
+}
+
+/// Server errors that refuse a row's values (reported with the general SQLSTATE HY000 for
+/// some): see [`row_error`].
+pub const ROW_ERRORS: [u16; 18] = [
+    1048, 1062, 1263, 1264, 1265, 1292, 1364, 1366, 1367, 1406, 1411, 1451, 1452, 1690, 3140, 3819,
+    4025, 1859,
+];
+
+/// A float MySQL can store (it has no NaN or infinity).
+pub fn check_float(v: f64) -> std::result::Result<(), String> {
+    if v.is_finite() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{v} cannot be stored in MySQL (no NaN or infinity)"
+        ))
+    }
+}
+
+/// A date's text, inside MySQL's DATE range.
+pub fn check_date(d: i32) -> std::result::Result<String, String> {
+    let t = text::format_date(d);
+    // PostgreSQL's ±infinity and years outside 1..9999 have no MySQL form.
+    if d == i32::MAX || d == i32::MIN || t.len() != 10 || t.starts_with("0000") {
+        return Err(format!(
+            "date {t} is outside MySQL's DATE range (0001-01-01..9999-12-31)"
+        ));
+    }
+    Ok(t)
+}
+
+/// A timestamp's text, inside MySQL's range.
+pub fn check_timestamp(v: i64) -> std::result::Result<String, String> {
+    let t = text::format_timestamp(v);
+    if v == i64::MAX
+        || v == i64::MIN
+        || t.starts_with('(')
+        || t.starts_with('-')
+        || t.as_bytes().get(4) != Some(&b'-')
+        || t.starts_with("0000")
+    {
+        return Err(format!(
+            "timestamp {t} is outside MySQL's range (years 0001..9999)"
+        ));
+    }
+    Ok(t)
+}
+
+/// A time's text, inside MySQL's TIME range.
+pub fn check_time(v: i64) -> std::result::Result<String, String> {
+    if v.unsigned_abs() >= 839 * 3_600_000_000 {
+        return Err(format!(
+            "time {} is outside MySQL's TIME range (±838:59:59.999999)",
+            format_time(v)
+        ));
+    }
+    Ok(format_time(v))
 }
 
 type Binder<'a> =
@@ -944,7 +1084,7 @@ where
 
 /// Decimal text with at most 35 integer and 30 fraction digits (DECIMAL(65,30)); trailing
 /// fraction zeros do not count.
-fn fits_decimal_65_30(s: &str) -> bool {
+pub fn fits_decimal_65_30(s: &str) -> bool {
     let body = s.strip_prefix('-').unwrap_or(s);
     let (int, frac) = body.split_once('.').unwrap_or((body, ""));
     !(int.is_empty() && frac.is_empty())
@@ -997,11 +1137,7 @@ fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
             let x = a.as_primitive::<Float32Type>();
             Box::new(move |i, args| {
                 let v = x.value(i);
-                if !v.is_finite() {
-                    return Err(format!(
-                        "{v} cannot be stored in MySQL (no NaN or infinity)"
-                    ));
-                }
+                check_float(f64::from(v))?;
                 add(args, v)?;
                 Ok(4)
             })
@@ -1010,11 +1146,7 @@ fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
             let x = a.as_primitive::<Float64Type>();
             Box::new(move |i, args| {
                 let v = x.value(i);
-                if !v.is_finite() {
-                    return Err(format!(
-                        "{v} cannot be stored in MySQL (no NaN or infinity)"
-                    ));
-                }
+                check_float(v)?;
                 add(args, v)?;
                 Ok(8)
             })
@@ -1079,34 +1211,14 @@ fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
         ColumnType::Date32 => {
             let x = a.as_primitive::<Date32Type>();
             Box::new(move |i, args| {
-                let d = x.value(i);
-                let t = text::format_date(d);
-                // PostgreSQL's ±infinity and years outside 1..9999 have no MySQL form.
-                if d == i32::MAX || d == i32::MIN || t.len() != 10 || t.starts_with("0000") {
-                    return Err(format!(
-                        "date {t} is outside MySQL's DATE range (0001-01-01..9999-12-31)"
-                    ));
-                }
-                add(args, t)?;
+                add(args, check_date(x.value(i))?)?;
                 Ok(10)
             })
         }
         ColumnType::Timestamp { .. } => {
             let x = a.as_primitive::<TimestampMicrosecondType>();
             Box::new(move |i, args| {
-                let v = x.value(i);
-                let t = text::format_timestamp(v);
-                if v == i64::MAX
-                    || v == i64::MIN
-                    || t.starts_with('(')
-                    || t.starts_with('-')
-                    || t.as_bytes().get(4) != Some(&b'-')
-                    || t.starts_with("0000")
-                {
-                    return Err(format!(
-                        "timestamp {t} is outside MySQL's range (years 0001..9999)"
-                    ));
-                }
+                let t = check_timestamp(x.value(i))?;
                 let n = t.len();
                 add(args, t)?;
                 Ok(n)
@@ -1115,14 +1227,7 @@ fn binder<'a>(a: &'a ArrayRef, ty: &ColumnType) -> Result<Binder<'a>> {
         ColumnType::Time64 => {
             let x = a.as_primitive::<Time64MicrosecondType>();
             Box::new(move |i, args| {
-                let v = x.value(i);
-                if v.unsigned_abs() >= 839 * 3_600_000_000 {
-                    return Err(format!(
-                        "time {} is outside MySQL's TIME range (±838:59:59.999999)",
-                        format_time(v)
-                    ));
-                }
-                add(args, format_time(v))?;
+                add(args, check_time(x.value(i))?)?;
                 Ok(16)
             })
         }
@@ -1200,18 +1305,30 @@ impl Session for MyTarget {
     }
 
     fn begin(&mut self) -> Result<()> {
-        self.exec("START TRANSACTION")
+        match &mut self.bulk {
+            Some(b) => b.exec("START TRANSACTION", "START TRANSACTION"),
+            None => self.exec("START TRANSACTION"),
+        }
     }
 
     fn commit(&mut self) -> Result<()> {
-        self.exec("COMMIT")
+        match &mut self.bulk {
+            Some(b) => b.exec("COMMIT", "COMMIT"),
+            None => self.exec("COMMIT"),
+        }
     }
 
     fn rollback(&mut self) {
-        let _ = self.exec("ROLLBACK");
+        let _ = match &mut self.bulk {
+            Some(b) => b.exec("ROLLBACK", "ROLLBACK"),
+            None => self.exec("ROLLBACK"),
+        };
     }
 
     fn execute(&mut self, what: &str, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+        if let Some(b) = &mut self.bulk {
+            return b.execute(what, sql, params);
+        }
         let args = bind(params)?;
         runtime()
             .block_on(
@@ -1227,6 +1344,9 @@ impl Session for MyTarget {
         sql: &str,
         params: &[Param<'_>],
     ) -> Result<Vec<Vec<Option<String>>>> {
+        if let Some(b) = &mut self.bulk {
+            return b.query_text(what, sql, params);
+        }
         let args = bind(params)?;
         let rows = runtime()
             .block_on(
@@ -1273,7 +1393,21 @@ impl Session for MyTarget {
         upsert: bool,
     ) -> Result<Written> {
         self.refused_row = None;
-        self.insert_rows(dest, table, batches, part, upsert)
+        match &mut self.bulk {
+            Some(b) if !upsert => b.load(
+                dest,
+                table,
+                batches,
+                part,
+                self.packet,
+                &mut self.refused_row,
+            ),
+            Some(_) => Err(Error::Other(format!(
+                "loading {dest}, part {part}: an upsert reached the LOAD DATA path (the import \
+                 chooses INSERTs for upserts); nothing from this part was committed"
+            ))),
+            None => self.insert_rows(dest, table, batches, part, upsert),
+        }
     }
 
     fn refused_row(&self) -> Option<u64> {
@@ -1385,7 +1519,16 @@ impl Target for MyTarget {
     }
 
     fn worker(&self) -> Result<Option<Box<dyn Target>>> {
-        Ok(Some(Box::new(MyTarget::open(&self.url)?)))
+        let mut w = MyTarget::open(&self.url)?;
+        if self.load_data {
+            w.bulk = Some(Bulk::connect(&self.url, &session_setup()?)?);
+            w.load_data = true;
+        }
+        Ok(Some(Box::new(w)))
+    }
+
+    fn choose_load_path(&mut self, inserts_only: Option<&str>) -> Result<Option<String>> {
+        self.choose_path(inserts_only).map(Some)
     }
 
     fn table_rows(&mut self, name: &str, _table: &TableDef) -> Result<Option<u64>> {

@@ -33,5 +33,6 @@ pub static ENGINE: Engine = Engine {
     }),
 };
 
+pub mod infile;
 pub mod loader;
 pub mod reader;

@@ -53,7 +53,7 @@ pub fn normalise_url(url: &str) -> String {
 
 /// Server error numbers that mean "try again": lock wait timeout, deadlock, server
 /// shutdown, connection killed, query interrupted, too many connections.
-const TEMPORARY_ERRORS: [u16; 8] = [1205, 1213, 1053, 1927, 1317, 1040, 2006, 2013];
+pub const TEMPORARY_ERRORS: [u16; 8] = [1205, 1213, 1053, 1927, 1317, 1040, 2006, 2013];
 
 /// Whether an error is the connection (or a transient server state) failing.
 pub fn is_temporary(e: &sqlx::Error) -> bool {
