@@ -28,7 +28,7 @@ const CHANNEL_BATCHES: usize = 2;
 
 /// Encoded bytes of open row groups, shared by all jobs: a part buffers its row group until
 /// it is complete, so this is most of an export's memory when rows are wide.
-const ROW_GROUP_BUDGET: usize = 64 << 20;
+pub(crate) const ROW_GROUP_BUDGET: usize = 64 << 20;
 
 /// Everything `ferry export` was asked to do, validated.
 pub struct ExportPlan {
@@ -68,6 +68,14 @@ pub struct ExportPlan {
     pub mask_key: Option<std::sync::Arc<crate::mask::MaskKey>>,
     /// `--sign-key`: signs manifest.json (manifest.json.minisig, written before it).
     pub sign_key: Option<crate::crypto::signing::SigningKey>,
+    /// `--shards N`: a sharded export of N workers (crate::shard).
+    pub shards: Option<usize>,
+    /// `--coordinate`: open the snapshot, write the shard plan, hold it until `seal`.
+    pub coordinate: bool,
+    /// `--coordinate-timeout`: how long the coordinator holds the snapshot at most.
+    pub coordinate_timeout: std::time::Duration,
+    /// `--shard I`: run worker I of the plan found at the bundle location.
+    pub shard: Option<usize>,
 }
 
 impl ExportPlan {
@@ -96,11 +104,41 @@ impl ExportPlan {
             masks: vec![],
             mask_key: None,
             sign_key: None,
+            shards: None,
+            coordinate: false,
+            coordinate_timeout: std::time::Duration::from_secs(24 * 3600),
+            shard: None,
         }
     }
 }
 
 pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
+    match (plan.shards, plan.coordinate, plan.shard) {
+        (Some(n), true, None) => {
+            return crate::shard::coordinate(plan, n, plan.coordinate_timeout, progress);
+        }
+        (n, false, Some(i)) => return crate::shard::work(plan, i, n, progress),
+        (None, false, None) => {}
+        (Some(_), false, None) => {
+            return Err(Error::Usage(
+                "--shards N: add --coordinate (the process that holds the snapshot and writes the shard plan); \
+                 the workers then run with --shard I"
+                    .into(),
+            ));
+        }
+        (None, true, _) => {
+            return Err(Error::Usage(
+                "--coordinate: say how many shards with --shards N".into(),
+            ));
+        }
+        (_, true, Some(_)) => {
+            return Err(Error::Usage(
+                "--coordinate and --shard: the coordinator holds the snapshot, a worker reads a shard; run \
+                 them as separate processes"
+                    .into(),
+            ));
+        }
+    }
     let started = Instant::now();
     check_encryption(plan)?;
     let prev = match &plan.since {
@@ -462,6 +500,7 @@ fn export_keys(
         progress,
         filters: &none,
         masks,
+        part_name: None,
     };
     for t in tables {
         let q = t.qualified();
@@ -491,7 +530,7 @@ fn export_keys(
 
 /// A bundle is either encrypted with a key or plain: a key with `--no-encrypt`, or no key
 /// without it, is refused before anything is opened.
-fn check_encryption(plan: &ExportPlan) -> Result<()> {
+pub(crate) fn check_encryption(plan: &ExportPlan) -> Result<()> {
     if !plan.encrypt && !plan.keys.is_empty() {
         return Err(Error::Usage(
             "--no-encrypt conflicts with the key given (--key-file, FERRY_KEY_FILE, --identity, \
@@ -513,7 +552,7 @@ fn check_encryption(plan: &ExportPlan) -> Result<()> {
 
 /// Opens the source, starts its snapshot and resolves the selection; every `--table` and
 /// `--where` must name a table that is exported.
-fn open_source_and_plan(
+pub(crate) fn open_source_and_plan(
     plan: &ExportPlan,
 ) -> Result<(Box<dyn source::Source>, Vec<crate::types::TableDef>)> {
     let mut src = crate::engines::open_source(&plan.source_url, plan.source_options)?;
@@ -596,18 +635,18 @@ fn dry_run(
 }
 
 /// The bundle being written: its store (checked to hold no bundle yet), id and keys.
-struct NewBundle {
-    store: Store,
-    id: String,
+pub(crate) struct NewBundle {
+    pub(crate) store: Store,
+    pub(crate) id: String,
     /// The bundle data key, when encrypted.
-    key: Option<DataKey>,
+    pub(crate) key: Option<DataKey>,
     /// The data key wrapped for each of the plan's keys.
-    slots: Vec<KeySlot>,
+    pub(crate) slots: Vec<KeySlot>,
     /// The key files are sealed with, when encrypted.
-    file_key: Option<zeroize::Zeroizing<[u8; 32]>>,
+    pub(crate) file_key: Option<zeroize::Zeroizing<[u8; 32]>>,
     /// Set once the manifest and its MAC are written; a bundle dropped before that (the
     /// export failed) takes back every file it wrote.
-    sealed: std::sync::atomic::AtomicBool,
+    pub(crate) sealed: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for NewBundle {
@@ -626,7 +665,7 @@ impl Drop for NewBundle {
 }
 
 impl NewBundle {
-    fn open(plan: &ExportPlan) -> Result<Self> {
+    pub(crate) fn open(plan: &ExportPlan) -> Result<Self> {
         let store = Store::open(&plan.bundle_url, true)?;
         if store.stat(layout::MANIFEST)?.is_some() {
             return Err(Error::Usage(format!(
@@ -666,7 +705,7 @@ impl NewBundle {
     }
 
     /// How a file of this bundle is sealed (`None` when plain).
-    fn seal(&self, kind: &str, path: &str) -> Option<Seal<'_>> {
+    pub(crate) fn seal(&self, kind: &str, path: &str) -> Option<Seal<'_>> {
         self.file_key.as_ref().map(|k| Seal {
             key: k,
             context: file_context(&self.id, kind, path),
@@ -682,7 +721,7 @@ type Written = (Box<dyn source::Source>, Vec<DoneSlice>, usize);
 type WorkItem = (usize, usize, Option<String>);
 
 /// One unit of work done: (table index, slice index, what it wrote).
-type DoneSlice = (usize, usize, Exported);
+pub(crate) type DoneSlice = (usize, usize, Exported);
 
 /// How one unit of work ended: its slice written, or its table to be read again whole (a
 /// range met a value that makes a column travel as text).
@@ -715,6 +754,7 @@ fn write_tables(
         progress,
         filters,
         masks,
+        part_name: None,
     };
     let mut sources = vec![src];
     while sources.len() < plan.jobs.max(1) {
@@ -801,7 +841,7 @@ fn plan_work(
 /// fingerprints added (the fingerprint is a sum, so slices combine exactly). Each table
 /// goes into the report with its notes; returns the catalog's tables and the manifest's
 /// parts.
-fn merge_slices(
+pub(crate) fn merge_slices(
     mut exported: Vec<DoneSlice>,
     report: &mut RunReport,
 ) -> (Vec<CatalogTable>, Vec<FileEntry>) {
@@ -862,22 +902,57 @@ fn seal_catalog_and_manifest(
     (catalog_tables, not_carried): (Vec<CatalogTable>, Vec<String>),
     parts: Vec<FileEntry>,
 ) -> Result<Manifest> {
+    let mut info = src.info();
+    if plan.source_id.is_some() {
+        info.source_id_basis = Some("given with --source-id".into());
+    }
+    let spec = SealSpec {
+        bundle,
+        encrypt: plan.encrypt,
+        source: info,
+        source_id: plan.source_id.clone().unwrap_or_else(|| src.source_id()),
+        // A chain's links number themselves; other bundles take the clock.
+        sequence: match &chain.link {
+            Some(l) => l.sequence,
+            None => plan.sequence.unwrap_or_else(|| {
+                u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or(0)
+            }),
+        },
+        link: chain.link.as_ref(),
+        sign_key: plan.sign_key.as_ref(),
+    };
+    write_sealed(&spec, (catalog_tables, not_carried), parts)
+}
+
+/// What the closing files of a bundle say besides its tables and parts.
+pub(crate) struct SealSpec<'a> {
+    pub bundle: &'a NewBundle,
+    pub encrypt: bool,
+    pub source: crate::types::SourceInfo,
+    pub source_id: String,
+    pub sequence: u64,
+    pub link: Option<&'a crate::chain::Link>,
+    pub sign_key: Option<&'a crate::crypto::signing::SigningKey>,
+}
+
+/// Writes the catalog, SHA256SUMS, the signature (when signing) and, last, the manifest
+/// (created, never overwritten) and its MAC: the closing steps of `export` and of `seal`.
+pub(crate) fn write_sealed(
+    spec: &SealSpec<'_>,
+    (catalog_tables, not_carried): (Vec<CatalogTable>, Vec<String>),
+    parts: Vec<FileEntry>,
+) -> Result<Manifest> {
+    let bundle = spec.bundle;
     let store = &bundle.store;
     let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let catalog = Catalog {
         bundle_id: bundle.id.clone(),
-        source: {
-            let mut info = src.info();
-            if plan.source_id.is_some() {
-                info.source_id_basis = Some("given with --source-id".into());
-            }
-            info
-        },
+        source: spec.source.clone(),
         created_at: created_at.clone(),
         tables: catalog_tables,
         not_carried,
     };
-    let catalog_path = if plan.encrypt {
+    let catalog_path = if spec.encrypt {
         layout::CATALOG_ENCRYPTED
     } else {
         layout::CATALOG_PLAIN
@@ -897,33 +972,23 @@ fn seal_catalog_and_manifest(
 
     let manifest = Manifest {
         format: manifest::FORMAT.into(),
-        format_version: if chain.link.is_some() {
+        format_version: if spec.link.is_some() {
             manifest::FORMAT_VERSION_CHAIN
         } else {
             manifest::FORMAT_VERSION
         }
         .into(),
         bundle_id: bundle.id.clone(),
-        source_id: plan.source_id.clone().unwrap_or_else(|| src.source_id()),
-        // A chain's links number themselves; other bundles take the clock.
-        sequence: match &chain.link {
-            Some(l) => l.sequence,
-            None => plan.sequence.unwrap_or_else(|| {
-                u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or(0)
-            }),
-        },
+        source_id: spec.source_id.clone(),
+        sequence: spec.sequence,
         created_at,
         tool_version: crate::TOOL_VERSION.into(),
-        chain_id: chain
+        chain_id: spec
             .link
-            .as_ref()
             .map(|l| l.chain_id.clone().unwrap_or_else(|| bundle.id.clone())),
-        prev_manifest_sha256: chain
-            .link
-            .as_ref()
-            .and_then(|l| l.prev_manifest_sha256.clone()),
+        prev_manifest_sha256: spec.link.and_then(|l| l.prev_manifest_sha256.clone()),
         encryption: Encryption {
-            scheme: if plan.encrypt {
+            scheme: if spec.encrypt {
                 manifest::SCHEME_ENCRYPTED
             } else {
                 manifest::SCHEME_NONE
@@ -937,7 +1002,7 @@ fn seal_catalog_and_manifest(
     };
     let manifest_bytes = manifest.to_json();
     // The signature is in place before the manifest marks the bundle complete.
-    if let Some(k) = &plan.sign_key {
+    if let Some(k) = spec.sign_key {
         let sig = crate::crypto::signing::sign_manifest(k, &manifest, &manifest_bytes)?;
         store.put(layout::MANIFEST_SIG, Bytes::from(sig))?;
     }
@@ -952,7 +1017,12 @@ fn seal_catalog_and_manifest(
 }
 
 /// The summary line of a written bundle, and the warning a plain one carries.
-fn finish_report(plan: &ExportPlan, bundle_id: &str, manifest: &Manifest, report: &mut RunReport) {
+pub(crate) fn finish_report(
+    plan: &ExportPlan,
+    bundle_id: &str,
+    manifest: &Manifest,
+    report: &mut RunReport,
+) {
     report.message = format!(
         "bundle {bundle_id} written to {} ({}{})",
         crate::redact::display_location(&plan.bundle_url),
@@ -993,31 +1063,33 @@ fn finish_report(plan: &ExportPlan, bundle_id: &str, manifest: &Manifest, report
 }
 
 /// What one worker needs to export a table.
-struct TableCtx<'a> {
-    plan: &'a ExportPlan,
+pub(crate) struct TableCtx<'a> {
+    pub(crate) plan: &'a ExportPlan,
     /// Row-group byte cap per worker: [`ROW_GROUP_BUDGET`] shared by all jobs.
-    row_group_bytes: usize,
-    store: &'a Store,
-    file_key: Option<&'a [u8; 32]>,
-    bundle_id: &'a str,
-    progress: &'a Progress,
+    pub(crate) row_group_bytes: usize,
+    pub(crate) store: &'a Store,
+    pub(crate) file_key: Option<&'a [u8; 32]>,
+    pub(crate) bundle_id: &'a str,
+    pub(crate) progress: &'a Progress,
     /// Each table's filter (`--where`, a link's cursor bound), by qualified name.
-    filters: &'a std::collections::HashMap<String, String>,
+    pub(crate) filters: &'a std::collections::HashMap<String, String>,
     /// `--mask`: applied to each batch as it leaves the reader.
-    masks: &'a crate::mask::Masks,
+    pub(crate) masks: &'a crate::mask::Masks,
+    /// Names new parts (a shard's parts carry its prefix); `None`: random names.
+    pub(crate) part_name: Option<&'a (dyn Fn() -> String + Sync)>,
 }
 
 /// One exported table slice: its parts (catalog and manifest entries) and figures.
-struct Exported {
+pub(crate) struct Exported {
     /// The table as exported (a column's type may have changed on the way).
-    table: crate::types::TableDef,
+    pub(crate) table: crate::types::TableDef,
     /// What the operator should know about how it went.
-    notes: Vec<String>,
-    infos: Vec<PartInfo>,
-    parts: Vec<FileEntry>,
-    fingerprint: Fingerprint,
-    bytes: u64,
-    elapsed: std::time::Duration,
+    pub(crate) notes: Vec<String>,
+    pub(crate) infos: Vec<PartInfo>,
+    pub(crate) parts: Vec<FileEntry>,
+    pub(crate) fingerprint: Fingerprint,
+    pub(crate) bytes: u64,
+    pub(crate) elapsed: std::time::Duration,
 }
 
 /// Exports one table (or one range of it). A whole table whose `tinyint(1)` column turns
@@ -1026,7 +1098,7 @@ struct Exported {
 /// the catalog gets the new definition. A range cannot change its type apart from the
 /// table's other ranges: it fails with [`Error::NeedsText`], its parts deleted, and the
 /// export reads that table again whole (MySQL never reads a table as ranges).
-fn export_table(
+pub(crate) fn export_table(
     src: &mut dyn source::Source,
     t: &crate::types::TableDef,
     range: Option<&str>,
@@ -1122,7 +1194,10 @@ fn export_table_once(
     let mut infos: Vec<PartInfo> = Vec::new();
     let mut bytes = 0u64;
     let new_part = || {
-        let path = layout::new_part_path(plan.encrypt);
+        let path = match ctx.part_name {
+            Some(name) => name(),
+            None => layout::new_part_path(plan.encrypt),
+        };
         opened
             .lock()
             .map_err(|_| Error::Other("export part list poisoned".into()))?
@@ -1259,7 +1334,7 @@ pub fn parse_filters(
         .collect()
 }
 
-fn filter_for<'a>(plan: &'a ExportPlan, t: &crate::types::TableDef) -> Option<&'a str> {
+pub(crate) fn filter_for<'a>(plan: &'a ExportPlan, t: &crate::types::TableDef) -> Option<&'a str> {
     plan.filters
         .iter()
         .find(|(n, _)| *n == t.name || *n == t.qualified())

@@ -63,6 +63,8 @@ pub mod rekey;
 #[doc(hidden)]
 pub mod report;
 #[doc(hidden)]
+pub mod shard;
+#[doc(hidden)]
 pub mod status;
 #[doc(hidden)]
 pub mod storage;

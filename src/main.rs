@@ -343,6 +343,33 @@ enum Command {
         deletes: bool,
         #[command(flatten)]
         mask: MaskArgs,
+        /// Sharded export (PostgreSQL; README, "Sharded export"): with --coordinate, plan N
+        /// workers that share one snapshot (with --shard I: checked against the plan).
+        #[arg(long, value_name = "N")]
+        shards: Option<usize>,
+        /// With --shards N: open the snapshot, write the shard plan into the bundle location
+        /// and hold the snapshot until `ferry seal` (or --coordinate-timeout).
+        #[arg(long, requires = "shards", conflicts_with = "shard")]
+        coordinate: bool,
+        /// How long the coordinator holds the snapshot at most (90s, 30m, 12h, 2d).
+        #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+        coordinate_timeout: std::time::Duration,
+        /// Run worker I (0-based) of the shard plan at BUNDLE, on any machine, in any order;
+        /// a re-run replaces this shard's parts.
+        #[arg(long, value_name = "I")]
+        shard: Option<usize>,
+    },
+    /// After every shard of a sharded export is done: write the catalog, checksums and the
+    /// manifest (the bundle is complete only then) and release the coordinator's snapshot.
+    Seal {
+        /// The bundle location the shards wrote to.
+        #[arg(value_hint = ValueHint::AnyPath)]
+        bundle: String,
+        #[command(flatten)]
+        keys: KeyArgs,
+        /// Sign the manifest with this minisign secret key (as `export --sign-key`).
+        #[arg(long, value_name = "FILE", env = "FERRY_SIGN_KEY")]
+        sign_key: Option<PathBuf>,
     },
     /// Show what an export would carry and what an import into TARGET would make of it:
     /// per table rows, bytes and primary key; per column source type -> canonical type ->
@@ -667,6 +694,16 @@ fn parse_lookback(s: &str) -> Result<ferry::chain::Lookback, String> {
     ferry::chain::Lookback::parse(s)
 }
 
+/// `90s`, `30m`, `12h`, `2d`.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    match ferry::chain::Lookback::parse(s)? {
+        ferry::chain::Lookback::Time(d) => Ok(d),
+        ferry::chain::Lookback::Count(_) => Err(format!(
+            "{s:?}: give a duration with its unit (90s, 30m, 12h, 2d)"
+        )),
+    }
+}
+
 fn parse_ratio(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
@@ -753,6 +790,10 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             lookback,
             deletes,
             mask,
+            shards,
+            coordinate,
+            coordinate_timeout,
+            shard,
         } => {
             let (masks, mask_key, mask_warnings) = mask.load()?;
             let (keys, warnings) = if no_encrypt {
@@ -820,6 +861,10 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             plan.deletes = deletes;
             plan.masks = masks;
             plan.mask_key = mask_key;
+            plan.shards = shards;
+            plan.coordinate = coordinate;
+            plan.coordinate_timeout = coordinate_timeout;
+            plan.shard = shard;
             let mut r = ferry::export::export(&plan, &progress)?;
             r.warnings.extend(mask_warnings);
             // A bundle written with a key carries a MAC that the key checks (a dry run
@@ -1002,6 +1047,24 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             r.warnings.extend(warnings);
             Ok(r)
         }
+        Command::Seal {
+            bundle,
+            keys,
+            sign_key,
+        } => {
+            let (keys, mut warnings) = keys.load()?;
+            let sign_key = match &sign_key {
+                Some(p) => {
+                    let (k, w) = ferry::crypto::signing::SigningKey::load(p)?;
+                    warnings.extend(w);
+                    Some(k)
+                }
+                None => None,
+            };
+            let mut r = ferry::shard::seal(&bundle, &keys, sign_key.as_ref(), &progress)?;
+            r.warnings.extend(warnings);
+            Ok(r)
+        }
         Command::Inspect { .. }
         | Command::Keygen { .. }
         | Command::Rekey { .. }
@@ -1025,6 +1088,7 @@ fn name_of(cmd: &Command) -> &'static str {
         Command::Decrypt { .. } => "decrypt",
         Command::Keygen { .. } => "keygen",
         Command::Rekey { .. } => "rekey",
+        Command::Seal { .. } => "seal",
         Command::Completions { .. } => "completions",
         Command::Man => "man",
     }

@@ -167,6 +167,21 @@ pub trait Source: Send {
         Ok(vec![None])
     }
 
+    /// The id other sessions attach to the snapshot [`Source::begin_snapshot`] opened with,
+    /// from any machine (`export --shards N --coordinate`); `None` when the engine cannot share one.
+    fn shared_snapshot(&self) -> Option<String> {
+        None
+    }
+
+    /// Reads from now on in the snapshot another session exported and still holds (a shard
+    /// worker of `export --shard I`), instead of opening one of its own.
+    fn attach_snapshot(&mut self, _id: &str) -> Result<()> {
+        Err(Error::Usage(format!(
+            "{}: this engine cannot read another session's snapshot (--shard)",
+            self.info().engine
+        )))
+    }
+
     /// Another connection reading the same snapshot, for parallel export (`--jobs`);
     /// `None` when the engine cannot share one.
     fn worker(&mut self) -> Result<Option<Box<dyn Source>>> {

@@ -47,6 +47,9 @@ pub struct Engine {
     /// Table and column names compare without regard to case.
     pub names_fold_case: bool,
     pub identifier_limit: Option<IdentifierLimit>,
+    /// Why the engine refuses `export --shards` (workers on other machines must read one
+    /// snapshot); `None` when its readers can share one across sessions.
+    pub no_shards: Option<&'static str>,
     pub open_source: OpenSource,
     /// Opens a target (`schema`: `--target-schema`, where the engine has schemas).
     pub open_target: OpenTarget,
@@ -105,6 +108,20 @@ pub fn for_url(url: &str) -> Result<&'static Engine> {
 /// The engine a catalog names (`None` for one this ferry does not know).
 pub fn by_name(name: &str) -> Option<&'static Engine> {
     all().into_iter().find(|e| e.name == name)
+}
+
+/// Refuses `export --shards`/`--shard` (exit 2) for an engine whose sessions cannot share
+/// a snapshot, naming it and saying why.
+pub fn check_shards(url: &str) -> Result<&'static Engine> {
+    let engine = for_url(url)?;
+    match engine.no_shards {
+        Some(why) => Err(Error::Usage(format!(
+            "--shards/--shard: {} sources cannot be exported in shards: {why}. Export it with one \
+             process (--jobs reads tables in parallel where the engine can)",
+            engine.name
+        ))),
+        None => Ok(engine),
+    }
 }
 
 /// Opens the reader of the database a URL names.

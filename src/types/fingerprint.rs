@@ -611,6 +611,16 @@ impl Fingerprint {
         self.rows += other.rows;
     }
 
+    /// A fingerprint as [`Fingerprint::hex`] printed it, with its row count (a shard's
+    /// completion record); `None` when `hex` is not 32 hex digits.
+    pub fn from_hex(hex: &str, rows: u64) -> Option<Fingerprint> {
+        if hex.len() != 32 {
+            return None;
+        }
+        let sum = u128::from_str_radix(hex, 16).ok()?;
+        Some(Fingerprint { sum, rows })
+    }
+
     pub fn hex(&self) -> String {
         format!("{:032x}", self.sum)
     }

@@ -44,6 +44,7 @@ mod same_names;
 mod schema_fidelity;
 mod secrets;
 mod servers;
+mod shards;
 mod sign;
 mod sqltext;
 mod stores;

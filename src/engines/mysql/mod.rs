@@ -16,6 +16,9 @@ pub static ENGINE: Engine = Engine {
         unit: "characters",
         measure: |s: &str| s.chars().count(),
     }),
+    no_shards: Some(
+        "MySQL and MariaDB cannot share a snapshot across sessions: START TRANSACTION WITH CONSISTENT SNAPSHOT belongs to one connection, and no other session (on this machine or another) can attach to it",
+    ),
     open_source: |url, options| {
         Ok(Box::new(crate::engines::mysql::reader::MySource::open(
             url, options,

@@ -15,6 +15,7 @@ pub static ENGINE: Engine = Engine {
         unit: "bytes",
         measure: str::len,
     }),
+    no_shards: None,
     open_source: |url, _| {
         Ok(Box::new(crate::engines::postgres::reader::PgSource::open(
             url,

@@ -1480,6 +1480,36 @@ impl Source for PgSource {
             .collect())
     }
 
+    fn shared_snapshot(&self) -> Option<String> {
+        self.snapshot_id.clone()
+    }
+
+    fn attach_snapshot(&mut self, id: &str) -> Result<()> {
+        // The id is data from the shard plan: one quoted literal, nothing else.
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(Error::Usage(format!(
+                "the shard plan names snapshot {id:?}, which is not a PostgreSQL snapshot id"
+            )));
+        }
+        let sql = format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{id}'"
+        );
+        if let Err(e) = self.exec(&sql) {
+            let _ = self.exec("ROLLBACK");
+            return Err(Error::Database(format!(
+                "cannot attach to the export's snapshot {id}: {e}. The coordinator (`ferry export … \
+                 --shards N --coordinate`) holds it only while it runs: if it stopped (killed, timed out, \
+                 its connection lost), the snapshot is gone and the shards cannot finish; start over \
+                 with a new coordinator in a new, empty location"
+            )));
+        }
+        self.snapshot = Some(format!(
+            "repeatable read, read only; exported snapshot {id}"
+        ));
+        self.snapshot_id = Some(id.to_string());
+        Ok(())
+    }
+
     fn worker(&mut self) -> Result<Option<Box<dyn Source>>> {
         let Some(id) = self.snapshot_id.clone() else {
             return Ok(None);

@@ -11,6 +11,9 @@ pub static ENGINE: Engine = Engine {
     tables_without_columns: false,
     names_fold_case: true,
     identifier_limit: None,
+    no_shards: Some(
+        "a SQLite database is one file read by one process: a snapshot is one read transaction on one connection, which no process on another machine can join (and the file is local to one machine anyway)",
+    ),
     open_source: |url, _| {
         Ok(Box::new(
             crate::engines::sqlite::reader::SqliteSource::open(url)?,

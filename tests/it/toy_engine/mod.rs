@@ -19,6 +19,7 @@ pub static ENGINE: Engine = Engine {
     tables_without_columns: false,
     names_fold_case: true,
     identifier_limit: None,
+    no_shards: Some("the toy engine has no snapshot to share"),
     open_source: |url, _| Ok(Box::new(reader::SplitSource::open(url)?)),
     open_target: |url, _| Ok(Box::new(loader::SplitTarget::open(url)?)),
     type_map: None,
