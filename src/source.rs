@@ -8,8 +8,8 @@ use crate::types::TableDef;
 use crate::{Error, Result};
 
 /// Installs ring as rustls' process-wide crypto provider, once. sqlx's `verify-ca` verifier
-/// asks rustls for the process default, which rustls cannot choose while two providers are
-/// compiled in (reqwest brings aws-lc-rs): without this, that mode panics.
+/// and reqwest's client (built without a provider of its own, for the object stores) both ask
+/// rustls for the process default: without this, they panic or refuse to build.
 pub(crate) fn tls_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Err only when another thread installed one first: any provider does.

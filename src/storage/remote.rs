@@ -73,6 +73,9 @@ pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>> {
             crate::redact::scrub(&e.to_string(), url)
         ))
     };
+    // reqwest is built without a crypto provider of its own (no aws-lc-rs in the binary):
+    // its rustls client takes the process default, ring, installed here before any client.
+    crate::source::tls_provider();
     let store: Arc<dyn ObjectStore> = match scheme {
         "s3" | "s3a" => Arc::new(
             super::aws_profile::apply(AmazonS3Builder::from_env())?
