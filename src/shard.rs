@@ -748,7 +748,7 @@ pub fn seal(
     for d in records {
         let prefix = format!("data/{}", part_prefix(&sp.bundle_id, d.shard));
         for s in d.slices {
-            let bad = |m: String| Error::invalid(store.url(), &done_path(d.shard), m);
+            let bad = |m: String| Error::invalid(store.url(), done_path(d.shard), m);
             let item = sp
                 .items
                 .get(s.item)
@@ -805,7 +805,7 @@ pub fn seal(
     if let Some(i) = seen.iter().position(|s| !s) {
         return Err(Error::invalid(
             store.url(),
-            &done_path(sp.items[i].shard),
+            done_path(sp.items[i].shard),
             format!(
                 "does not record work item {i}: re-run shard {}",
                 sp.items[i].shard
