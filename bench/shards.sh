@@ -62,8 +62,8 @@ sql "$BENCH_DB" "
     g % 2 = 0, timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second',
     date '2020-01-01' + (g % 2000), md5(g::text)::uuid,
     jsonb_build_object('n', g, 'tag', 't' || g % 17)
-  FROM generate_series(1, $ROWS) g;
-  VACUUM ANALYZE events;"
+  FROM generate_series(1, $ROWS) g;"
+sql "$BENCH_DB" "VACUUM ANALYZE events"
 log "table size: $(sql "$BENCH_DB" "SELECT pg_size_pretty(pg_table_size('events'))")"
 
 # coordinate DIR SHARDS: starts a coordinator in the background, waits for its plan.
@@ -84,14 +84,17 @@ log "exactness: one-process export"
 "$FERRY" export "$SRC" "$WORK/one" "${KEY[@]}"
 coordinate "$WORK/three" 3
 sql "$BENCH_DB" "INSERT INTO events (id, account) VALUES (-1, 0)"
-log "shard 2, then shard 1 killed with SIGKILL after 1 s, then shards 0 and 1"
+log "shard 2, then shard 1 killed with SIGKILL once its part is written (before its completion record), then shards 0 and 1"
 "$FERRY" export "$SRC" "$WORK/three" --shard 2 "${KEY[@]}"
-"$FERRY" export "$SRC" "$WORK/three" --shard 1 "${KEY[@]}" &
+FERRY_PAUSE_AT=shard-item:1 FERRY_PAUSE_SECS=600 \
+  "$FERRY" export "$SRC" "$WORK/three" --shard 1 "${KEY[@]}" 2>"$WORK/victim.log" &
 victim=$!
-sleep 1
-kill -9 "$victim" 2>/dev/null && log "killed shard 1 (pid $victim)" || log "shard 1 had already ended"
+for _ in $(seq 1 600); do grep -q "paused at shard-item 1" "$WORK/victim.log" && break; sleep 0.1; done
+grep -q "paused at shard-item 1" "$WORK/victim.log" || die "shard 1 did not reach its pause point"
+kill -9 "$victim"
 wait "$victim" 2>/dev/null || true
-[[ -f $WORK/three/shard-1.done.fe ]] && log "note: shard 1 finished before the kill"
+[[ ! -f $WORK/three/shard-1.done.fe ]] || die "the killed shard left a completion record"
+log "killed shard 1 (pid $victim) at its pause point: its part written, its record not"
 "$FERRY" export "$SRC" "$WORK/three" --shard 0 "${KEY[@]}"
 "$FERRY" export "$SRC" "$WORK/three" --shard 1 "${KEY[@]}"
 "$FERRY" seal "$WORK/three" "${KEY[@]}"

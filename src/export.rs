@@ -30,6 +30,10 @@ const CHANNEL_BATCHES: usize = 2;
 /// it is complete, so this is most of an export's memory when rows are wide.
 pub(crate) const ROW_GROUP_BUDGET: usize = 64 << 20;
 
+/// `export --max-part-rows` default: one default row group's rows. A table of more rows is
+/// several parts, which `import --streams` loads at once.
+pub const DEFAULT_MAX_PART_ROWS: u64 = 1 << 20;
+
 /// Everything `ferry export` was asked to do, validated.
 pub struct ExportPlan {
     pub source_url: String,
@@ -44,6 +48,10 @@ pub struct ExportPlan {
     /// `--zstd-level`: zstd's level inside the Parquet pages (1 fastest … 22 smallest).
     pub zstd_level: i32,
     pub max_part_bytes: u64,
+    /// `--max-part-rows`: a part is also closed once it holds this many rows (0: no bound),
+    /// so that a big table arrives in several parts an import loads over several
+    /// connections (`import --streams`) and resumes from in smaller steps.
+    pub max_part_rows: u64,
     pub source_id: Option<String>,
     pub sequence: Option<u64>,
     pub dry_run: bool,
@@ -91,6 +99,7 @@ impl ExportPlan {
             row_group_rows: 1024 * 1024,
             zstd_level: crate::bundle::parts::DEFAULT_ZSTD_LEVEL,
             max_part_bytes: 1 << 30,
+            max_part_rows: DEFAULT_MAX_PART_ROWS,
             source_id: None,
             sequence: None,
             dry_run: false,
@@ -1246,7 +1255,9 @@ fn export_table_once(
                     "({} written)",
                     crate::report::human_bytes(bytes + w.size_estimate())
                 ));
-                if w.size_estimate() >= plan.max_part_bytes {
+                if w.size_estimate() >= plan.max_part_bytes
+                    || (plan.max_part_rows > 0 && w.rows() >= plan.max_part_rows)
+                {
                     let full = current.take().expect("open part");
                     bytes += close_part(full, &mut infos, &mut parts)?;
                 }

@@ -1911,8 +1911,10 @@ fn import_table_parts(
     let streams = 1 + conns.more.len();
     let mut rest = todo.as_slice();
     if streams > 1 && rest.len() >= 2 {
-        // Nothing of the table is in: its first part creates it, alone.
-        if t.parts.len() == rest.len() {
+        // Nothing of the table is in: where DDL is transactional (PostgreSQL, SQLite) its
+        // first part's transaction creates it, alone; elsewhere (MySQL/MariaDB, whose
+        // CREATE TABLE IF NOT EXISTS commits on its own before the part) every stream may.
+        if t.parts.len() == rest.len() && conns.main.dialect().transactional_ddl {
             load(conns.main.as_mut(), rest[0])?;
             rest = &rest[1..];
         }

@@ -302,6 +302,11 @@ enum Command {
         /// Start a new part when one reaches this size (e.g. 512MiB, 1GiB; always under 4 GiB for FAT32).
         #[arg(long, default_value = "1GiB", value_parser = parse_size)]
         max_part_size: u64,
+        /// Also start a new part when one holds this many rows (0: no bound), so an import
+        /// loads a big table's parts over several connections (--streams) and resumes in
+        /// smaller steps.
+        #[arg(long, default_value_t = ferry::export::DEFAULT_MAX_PART_ROWS, value_name = "N")]
+        max_part_rows: u64,
         /// Source id recorded in the manifest (default: derived from the source).
         #[arg(long)]
         source_id: Option<String>,
@@ -779,6 +784,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             row_group_rows,
             zstd_level,
             max_part_size,
+            max_part_rows,
             source_id,
             sequence,
             dry_run,
@@ -846,6 +852,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             ferry::bundle::parts::zstd_level(zstd_level)?;
             plan.zstd_level = zstd_level;
             plan.max_part_bytes = max_part_size;
+            plan.max_part_rows = max_part_rows;
             plan.jobs = jobs.max(1);
             plan.split_min_bytes = split_min_size;
             plan.source_options = SourceOptions { zero_dates };

@@ -417,15 +417,22 @@ impl RunReport {
                     count(self.errors.parts_total, "part", "parts"),
                 )
             };
+            // `seal` writes a manifest over parts the shards wrote: their rows and bytes, but
+            // no speed of its own (the shards' summaries have theirs).
+            let speed = if self.command == "seal" {
+                format!(" (written by the shards; sealed in {:.2} s)", t.seconds)
+            } else {
+                format!(
+                    " in {:.2} s ({:.0} rows/s, {:.1} MB/s)",
+                    t.seconds, t.rows_per_s, t.mb_per_s
+                )
+            };
             out.push_str(&format!(
-                "{}: {} — {}, {}{logical} in {:.2} s ({:.0} rows/s, {:.1} MB/s){errors}\n",
+                "{}: {} — {}, {}{logical}{speed}{errors}\n",
                 self.command,
                 self.status,
                 rows_word(t.rows),
                 human_size(t.bytes),
-                t.seconds,
-                t.rows_per_s,
-                t.mb_per_s,
             ));
         }
         if let (Some(enc), Some(auth)) = (self.encrypted, self.authenticated) {

@@ -31,7 +31,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Params, Value};
 
 use crate::engines::mysql::loader::{
-    ROW_ERRORS, check_date, check_float, check_time, check_timestamp, fits_decimal_65_30,
+    ROW_ERRORS, RowSizes, check_date, check_float, check_time, check_timestamp, fits_decimal_65_30,
 };
 use crate::engines::mysql::reader::{TEMPORARY_ERRORS, quote, server_message};
 use crate::load::{self, Param, Written};
@@ -660,31 +660,10 @@ fn encode(
                 }
             })
             .collect();
-        // Offsets of the variable-length columns: a row's size, as the INSERT path counts it.
-        let wide: Vec<&[i32]> = batch
-            .columns()
-            .iter()
-            .filter_map(|a| match a.data_type() {
-                arrow::datatypes::DataType::Utf8 => Some(a.as_string::<i32>().value_offsets()),
-                arrow::datatypes::DataType::Binary => Some(a.as_binary::<i32>().value_offsets()),
-                _ => None,
-            })
-            .collect();
-        let fixed = 16 * table.columns.len();
+        let sizes = RowSizes::of(&batch);
         for row in 0..batch.num_rows() {
             let at = done + 1;
-            let row_bytes = fixed
-                + wide
-                    .iter()
-                    .map(|o| usize::try_from(o[row + 1] - o[row]).unwrap_or(0))
-                    .sum::<usize>();
-            if row_bytes > packet.saturating_sub(1024) {
-                return Err(Error::Database(format!(
-                    "table {dest}, row {at} of part {part}: {row_bytes} bytes, more than the server's \
-                     max_allowed_packet ({packet}); raise max_allowed_packet (SET GLOBAL max_allowed_packet = …) \
-                     and re-run"
-                )));
-            }
+            sizes.check(row, packet, (dest, at, part))?;
             for (i, e) in encoders.iter().enumerate() {
                 if i > 0 {
                     buf.push(b'\t');

@@ -807,37 +807,12 @@ impl MyTarget {
                     }
                 })
                 .collect::<Result<Vec<_>>>()?;
-            // Offsets of the variable-length columns, taken once per batch: a row's size is
-            // then a subtraction per column (a NULL counts what its slot spans, usually 0).
-            let wide: Vec<&[i32]> = batch
-                .columns()
-                .iter()
-                .filter_map(|a| match a.data_type() {
-                    arrow::datatypes::DataType::Utf8 => Some(a.as_string::<i32>().value_offsets()),
-                    arrow::datatypes::DataType::Binary => {
-                        Some(a.as_binary::<i32>().value_offsets())
-                    }
-                    _ => None,
-                })
-                .collect();
-            let fixed = 16 * table.columns.len();
+            let sizes = RowSizes::of(&batch);
             for row in 0..batch.num_rows() {
                 let at = done + 1;
                 // The statement so far goes before a row that would push it past the packet
                 // bound; a row that alone exceeds the server's limit is named, with the fix.
-                let row_bytes = fixed
-                    + wide
-                        .iter()
-                        .map(|o| usize::try_from(o[row + 1] - o[row]).unwrap_or(0))
-                        .sum::<usize>();
-                if row_bytes > self.packet.saturating_sub(1024) {
-                    return Err(Error::Database(format!(
-                        "table {name}, row {at} of part {part}: {row_bytes} bytes, more than the server's \
-                         max_allowed_packet ({}); raise max_allowed_packet (SET GLOBAL max_allowed_packet = …) \
-                         and re-run",
-                        self.packet
-                    )));
-                }
+                let row_bytes = sizes.check(row, self.packet, (name, at, part))?;
                 if in_stmt > 0 && bytes + row_bytes > self.statement_bytes {
                     let sql = statement(&head, &tuple, in_stmt) + &tail;
                     self.send(sql, std::mem::take(&mut args), name, part, first)?;
@@ -906,6 +881,57 @@ impl MyTarget {
                 Err(e)
             }
         }
+    }
+}
+
+/// The size a row counts for against the server's `max_allowed_packet`, on both load paths
+/// (an INSERT statement, a LOAD DATA packet): 16 bytes a column plus the bytes of its text and
+/// binary values. The offsets are taken once per batch, so a row's size is a subtraction per
+/// column (a NULL counts what its slot spans, usually 0).
+pub(crate) struct RowSizes<'a> {
+    fixed: usize,
+    wide: Vec<&'a [i32]>,
+}
+
+impl<'a> RowSizes<'a> {
+    pub(crate) fn of(batch: &'a RecordBatch) -> Self {
+        let wide = batch
+            .columns()
+            .iter()
+            .filter_map(|a| match a.data_type() {
+                arrow::datatypes::DataType::Utf8 => Some(a.as_string::<i32>().value_offsets()),
+                arrow::datatypes::DataType::Binary => Some(a.as_binary::<i32>().value_offsets()),
+                _ => None,
+            })
+            .collect();
+        RowSizes {
+            fixed: 16 * batch.num_columns(),
+            wide,
+        }
+    }
+
+    /// Row `row`'s size; an error naming the table, row and part, with the fix, when the row
+    /// alone cannot fit in one packet.
+    pub(crate) fn check(
+        &self,
+        row: usize,
+        packet: usize,
+        (table, at, part): (&str, u64, &str),
+    ) -> Result<usize> {
+        let bytes = self.fixed
+            + self
+                .wide
+                .iter()
+                .map(|o| usize::try_from(o[row + 1] - o[row]).unwrap_or(0))
+                .sum::<usize>();
+        if bytes > packet.saturating_sub(1024) {
+            return Err(Error::Database(format!(
+                "table {table}, row {at} of part {part}: {bytes} bytes, more than the server's \
+                 max_allowed_packet ({packet}); raise max_allowed_packet (SET GLOBAL max_allowed_packet = …) \
+                 and re-run"
+            )));
+        }
+        Ok(bytes)
     }
 }
 
