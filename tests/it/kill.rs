@@ -345,11 +345,14 @@ pub fn import_paused_at(
     n: usize,
     secs: u64,
 ) -> Paused {
+    // One stream while paused: "the Nth part" is then one part, so the tests can say how
+    // many parts each kill left committed (tests/it/streams.rs kills runs of two streams;
+    // the runs that complete here use the default two).
     paused_at(
         &s.bundle,
         &s.fx.key,
         &db.url,
-        &["--mode", mode],
+        &["--mode", mode, "--streams", "1"],
         (point, n),
         secs,
     )
