@@ -171,6 +171,19 @@ pub fn gc(plan: &GcPlan) -> Result<RunReport> {
     let kept = sorted.iter().filter(|(_, v)| *v == Verdict::Bundle).count();
     let bytes: u64 = leftovers.iter().map(|e| e.size).sum();
 
+    // A sharded export waiting for `ferry seal` (its coordinator may wait a day): its parts
+    // have no manifest yet, and are not leftovers.
+    if plan.delete
+        && manifest.is_none()
+        && let Some(c) = entries.iter().find(|e| crate::shard::is_control(&e.path))
+    {
+        return Err(Error::Temporary(format!(
+            "{}: {} is there: a sharded export is waiting for `ferry seal`; nothing removed. Seal \
+             it, or remove the location yourself if the sharded export is abandoned",
+            store.url(),
+            c.path
+        )));
+    }
     let recent = unknown_age || newest.is_some_and(|a| a < plan.older_than);
     if plan.delete && !leftovers.is_empty() && recent {
         let when = newest.map_or_else(

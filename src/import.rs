@@ -64,7 +64,9 @@ pub(crate) fn pause_at(point: &str, n: usize) {
     }
 }
 
-/// `import --streams` default: a table with two parts or more loads on two connections.
+/// `import --streams` default on MySQL/MariaDB, whose server parses one LOAD DATA on one
+/// thread: a table with two parts or more loads on two connections. PostgreSQL defaults to
+/// one ([`crate::load::Target::default_streams`]).
 pub const DEFAULT_STREAMS: usize = 2;
 /// `import --spool-limit` default (4 GiB): the largest bundle on an object store that is
 /// downloaded once into a local spool.
@@ -95,7 +97,8 @@ pub struct ImportPlan {
     pub jobs: usize,
     /// `--streams`: connections each table with at least two parts left to load spreads its
     /// parts over (one per table when 1, and always on SQLite's single writer).
-    pub streams: usize,
+    /// `None`: the target engine's default ([`crate::load::Target::default_streams`]).
+    pub streams: Option<usize>,
     /// `--spool-dir`: where the spool of a bundle on an object store is made (default: the
     /// system's temporary directory).
     pub spool_dir: Option<std::path::PathBuf>,
@@ -139,7 +142,7 @@ impl ImportPlan {
             target_schema: None,
             as_text: false,
             jobs: 1,
-            streams: DEFAULT_STREAMS,
+            streams: None,
             spool_dir: None,
             spool_limit: DEFAULT_SPOOL_LIMIT,
             batch_rows: 65_536,
@@ -1360,6 +1363,11 @@ fn load_tables(
     }
     // `--streams`: each worker's further connections, when some table has at least two
     // parts left to load (SQLite's single writer has none to give).
+    let streams = run
+        .plan
+        .streams
+        .unwrap_or_else(|| targets[0].default_streams())
+        .max(1);
     let split = run.tables.selected.iter().any(|t| {
         t.parts
             .iter()
@@ -1370,7 +1378,7 @@ fn load_tables(
     let mut more: Vec<Vec<Box<dyn Target>>> = Vec::with_capacity(targets.len());
     for _ in 0..targets.len() {
         let mut mine = Vec::new();
-        while split && mine.len() + 1 < run.plan.streams {
+        while split && mine.len() + 1 < streams {
             match targets[0].worker()? {
                 Some(w) => mine.push(w),
                 None => break,

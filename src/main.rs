@@ -463,9 +463,9 @@ enum Command {
         jobs: usize,
         /// Connections one table loads its parts over when it has at least 2 parts left
         /// (PostgreSQL, MySQL/MariaDB; SQLite keeps one writer). With --jobs J up to J × N
-        /// connections; 1 loads each table on one connection.
-        #[arg(long, default_value_t = ferry::import::DEFAULT_STREAMS, value_name = "N")]
-        streams: usize,
+        /// connections. Default: 2 on MySQL/MariaDB, 1 on PostgreSQL.
+        #[arg(long, value_name = "N")]
+        streams: Option<usize>,
         /// A bundle on an object store is downloaded once into a private spool directory made
         /// here (ciphertext only; removed at the end). Default: the system's temporary directory.
         #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
@@ -930,7 +930,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             plan.target_schema = target_schema;
             plan.as_text = as_text;
             plan.jobs = jobs.max(1);
-            plan.streams = streams.max(1);
+            plan.streams = streams.map(|n| n.max(1));
             plan.spool_dir = spool_dir;
             plan.spool_limit = spool_limit;
             plan.accept_gap = accept_gap;

@@ -70,7 +70,7 @@ pub fn done_path(i: usize) -> String {
 }
 
 /// Whether a top-level name is one of the sharded export's own control files.
-fn is_control(name: &str) -> bool {
+pub fn is_control(name: &str) -> bool {
     name == PLAN_HEAD
         || name == PLAN_BODY
         || name
@@ -783,7 +783,9 @@ pub fn seal(
                         )));
                     }
                 }
-                listed.insert(p.path.clone());
+                if !listed.insert(p.path.clone()) {
+                    return Err(bad(format!("lists {:?} twice", p.path)));
+                }
             }
             let fingerprint = Fingerprint::from_hex(&s.fingerprint, s.rows)
                 .ok_or_else(|| bad("odd fingerprint".into()))?;

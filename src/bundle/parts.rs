@@ -1948,7 +1948,12 @@ pub fn scan_file_teeing(
         }
     }
     let mut src = HashRead {
-        inner: store.reader(&entry.path)?,
+        // One byte past the manifest's size is enough to refuse a longer file: a store that
+        // sends more (a hostile endpoint, an endless object) is not read, hashed or spooled
+        // beyond it.
+        inner: store
+            .reader(&entry.path)?
+            .take(entry.size.saturating_add(1)),
         sha: Sha256::new(),
         len: 0,
         head: Vec::new(),
@@ -2002,6 +2007,13 @@ pub fn scan_file_teeing(
         ));
     }
     let digest = hex::encode(src.sha.clone().finalize());
+    if src.len > entry.size {
+        return Err(invalid(format!(
+            "longer than the manifest's {} bytes (read stopped there; changed while read, or not \
+             the file the manifest lists)",
+            entry.size
+        )));
+    }
     if src.len != entry.size {
         return Err(invalid(format!(
             "size {}, manifest says {} (changed while read?)",

@@ -35,6 +35,14 @@ pub trait Target: Session + Send {
         Ok(None)
     }
 
+    /// `import --streams` when not given: connections one table's parts load over. One,
+    /// unless the engine's server gains from more (MySQL/MariaDB parse one LOAD DATA on one
+    /// thread; a PostgreSQL server measured here was bound by its WAL, where a second stream
+    /// gained nothing and doubled ferry's memory).
+    fn default_streams(&self) -> usize {
+        1
+    }
+
     /// Another connection to the same target, for parallel import (`--jobs`); `None`
     /// when the engine has a single writer.
     fn worker(&self) -> Result<Option<Box<dyn Target>>> {

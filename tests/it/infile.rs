@@ -245,6 +245,84 @@ fn an_import_killed_while_load_data_streams_resumes_exactly() {
     assert!(ok && out.contains("already imported"), "{out}");
 }
 
+/// A LOAD DATA the server refuses before it asks for the rows (here: another session's
+/// LOCK TABLES holds the table's metadata lock, and FERRY_LOCK_TIMEOUT ends the wait) ends
+/// the part with exit 75: the encoder, blocked on a full channel nobody would read, is
+/// released when the statement ends, instead of the import hanging.
+#[test]
+fn a_load_data_refused_before_the_rows_are_asked_for_ends_with_75_not_a_hang() {
+    let Some(src) = MyDb::new("ldrefsrc") else {
+        return;
+    };
+    let Some(dst) = MyDb::new("ldref") else {
+        return;
+    };
+    // About 12 MB of rows in one part: far more than the chunks in flight.
+    my(
+        &src.url,
+        "CREATE TABLE big (id int PRIMARY KEY, v text);
+         INSERT INTO big SELECT seq, REPEAT(MD5(seq), 12) FROM seq_1_to_30000;",
+    );
+    my(&dst.url, "CREATE TABLE big (id int PRIMARY KEY, v text)");
+    let fx = fixture();
+    let bundle = fx.path("b");
+    fx.export_to(&src.url, &bundle, &[]);
+    let url = dst.url.clone();
+    let holder = std::thread::spawn(move || {
+        crate::servers::my_client(&url)
+            .args(["-N", "-B", "-e"])
+            .arg("LOCK TABLES big READ; SELECT SLEEP(15); UNLOCK TABLES;")
+            .output()
+            .unwrap()
+    });
+    let probe = format!(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+         WHERE DB = '{}' AND INFO LIKE 'SELECT SLEEP(15)%'",
+        dst.name
+    );
+    wait_until("the holder has its lock", Duration::from_secs(30), || {
+        my(&my_admin_url(), &probe) == "1"
+    });
+    let t0 = std::time::Instant::now();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .args([
+            "--quiet",
+            "import",
+            bundle.to_str().unwrap(),
+            &dst.url,
+            "--mode",
+            "append",
+            "--key-file",
+            fx.key.to_str().unwrap(),
+        ])
+        .env("FERRY_LOCK_TIMEOUT", "1")
+        .env_remove("FERRY_KEY_FILE")
+        .env_remove("FERRY_MYSQL_LOAD_DATA")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t0.elapsed() > Duration::from_secs(12) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the import hung on a LOAD DATA the server had refused");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(75), "{err}");
+    assert!(holder.join().unwrap().status.success());
+    assert_eq!(my(&dst.url, "SELECT COUNT(*) FROM big"), "0");
+    let (ok, out, err) = import(&fx, &bundle, &dst.url, &["--mode", "append"], &[]);
+    assert!(ok, "{out}\n{err}");
+    assert_eq!(my(&dst.url, "SELECT COUNT(*) FROM big"), "30000");
+}
+
 /// The server's own switch: with `local_infile` off the import takes batched INSERTs and
 /// says why. It sets a global variable (restored), which would turn other tests' imports
 /// to the INSERT path meanwhile, so it runs on request only:

@@ -247,9 +247,15 @@ impl Bulk {
             ))
         })?;
         let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(IN_FLIGHT);
-        let rx = std::sync::Mutex::new(Some(rx));
+        // The receiver is shared by the handler (which takes it when the server asks for the
+        // rows) and the task (which drops it when the statement ends): a server that refuses
+        // the LOAD DATA before asking (a lock wait timeout, local_infile turned off since,
+        // no privilege) never calls the handler, and the encoder's sends must then fail
+        // rather than wait forever on a full channel.
+        let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(rx)));
+        let handler_slot = std::sync::Arc::clone(&slot);
         conn.set_infile_handler(async move {
-            let rx = rx.lock().ok().and_then(|mut g| g.take());
+            let rx = handler_slot.lock().ok().and_then(|mut g| g.take());
             let stream = futures::stream::unfold(rx, |rx| async move {
                 let mut rx = rx?;
                 let b = rx.recv().await?;
@@ -259,17 +265,19 @@ impl Bulk {
         });
         let task = runtime().spawn(async move {
             let r = conn.query_drop(sql).await;
+            drop(slot.lock().ok().and_then(|mut g| g.take()));
             let outcome = match r {
                 Ok(()) => Ok((conn.affected_rows(), conn.get_warnings())),
                 Err(e) => Err(e),
             };
-            // The warnings are read at once, before any other statement clears them.
+            // The warnings are read at once, before any other statement clears them; a
+            // failure to read them fails the part (a warning may be a truncated value).
             let warnings = match &outcome {
                 Ok((_, w)) if *w > 0 => conn
                     .query::<(String, u32, String), _>("SHOW WARNINGS")
                     .await
-                    .unwrap_or_default(),
-                _ => vec![],
+                    .map_err(|e| e.to_string()),
+                _ => Ok(vec![]),
             };
             (conn, outcome, warnings)
         });
@@ -293,12 +301,28 @@ impl Bulk {
         // An encoding error (a value MySQL cannot hold) ended the stream early: the rows
         // sent so far roll back with the part.
         let rows = encoded?;
-        let (affected, _) = match outcome {
+        let (affected, warning_count) = match outcome {
             Ok(o) => o,
             Err(e) => return Err(refused(dest, part, e, refused_row)),
         };
+        let warnings = warnings.map_err(|e| {
+            Error::RowRefused(format!(
+                "table {dest}, part {part}: LOAD DATA reported {warning_count} warnings, which could not \
+                 be read ({e}); nothing from this part was committed"
+            ))
+        })?;
         let serious: Vec<&(String, u32, String)> =
             warnings.iter().filter(|w| w.0 != "Note").collect();
+        // Only max_error_count warnings are listed (the session sets it to the most): a
+        // warning not listed may be a truncation, so the part fails.
+        if serious.is_empty() && usize::from(warning_count) > warnings.len() {
+            return Err(Error::RowRefused(format!(
+                "table {dest}, part {part}: LOAD DATA reported {warning_count} warnings and listed {} \
+                 (notes only); an unlisted one may be a changed value, so nothing from this part was \
+                 committed",
+                warnings.len()
+            )));
+        }
         if let Some((_, code, msg)) = serious.first() {
             let at = row_of(msg);
             *refused_row = at;

@@ -396,6 +396,9 @@ fn session_setup() -> Result<Vec<String>> {
         "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO,\
          NO_BACKSLASH_ESCAPES,ERROR_FOR_DIVISION_BY_ZERO', time_zone = '+00:00', foreign_key_checks = 0"
             .to_string(),
+        // Every warning of a LOAD DATA listed by SHOW WARNINGS (the default lists 64): one
+        // not listed could be a truncation the part must fail on.
+        "SET SESSION max_error_count = 65535".to_string(),
         // The connection holds the run lock (GET_LOCK) while the whole bundle is verified:
         // a server that drops idle connections after wait_timeout would release it silently.
         "SET SESSION wait_timeout = GREATEST(@@wait_timeout, 604800), \
@@ -1542,6 +1545,10 @@ impl Target for MyTarget {
             "another import of bundle {bundle_id} into this database is running{who}; \
              nothing was written: run again when it has finished"
         )))
+    }
+
+    fn default_streams(&self) -> usize {
+        crate::import::DEFAULT_STREAMS
     }
 
     fn worker(&self) -> Result<Option<Box<dyn Target>>> {
