@@ -2009,7 +2009,7 @@ pub fn scan_file_teeing(
     let digest = hex::encode(src.sha.clone().finalize());
     if src.len > entry.size {
         return Err(invalid(format!(
-            "longer than the manifest's {} bytes (read stopped there; changed while read, or not \
+            "size larger than the manifest's {} bytes (read stopped there; changed while read, or not \
              the file the manifest lists)",
             entry.size
         )));
