@@ -15,6 +15,10 @@ use super::manifest::{FileEntry, Manifest};
 use crate::bundle::parts::{PartReader, scan_file, scan_file_teeing};
 use crate::crypto::envelope::{DataKey, file_context};
 use crate::crypto::keys::Keys;
+
+/// Files a scan hashes and authenticates at once (each on its own thread, up to the
+/// machine's cores).
+const SCAN_THREADS: usize = 4;
 use crate::crypto::signing::{self, SIG_CAP, SigFile, SignatureCheck};
 use crate::error::Finding;
 use crate::storage::{EntryKind, Store};
@@ -266,7 +270,11 @@ impl OpenBundle {
     /// collecting every failure. `progress` is told the stored bytes of each file done.
     /// The [`Scan`] it returns is the only way to [`OpenBundle::verified`]: a scan without
     /// a key, or one with findings, can report but never feed a loader.
-    pub fn scan_all(&self, unlocked: Option<Unlocked>, progress: &dyn Fn(&FileEntry)) -> Scan {
+    pub fn scan_all(
+        &self,
+        unlocked: Option<Unlocked>,
+        progress: &(dyn Fn(&FileEntry) + Sync),
+    ) -> Scan {
         self.scan_all_spooling(unlocked, progress, None)
             .unwrap_or_else(|e| Scan {
                 findings: findings_of(e),
@@ -280,11 +288,11 @@ impl OpenBundle {
     fn scan_all_spooling(
         &self,
         unlocked: Option<Unlocked>,
-        progress: &dyn Fn(&FileEntry),
+        progress: &(dyn Fn(&FileEntry) + Sync),
         spool: Option<&Spool>,
     ) -> Result<Scan> {
-        let mut findings = Vec::new();
-        for f in self.manifest.files() {
+        // One file's findings; `Err` only for the spool's own failure (a full disk).
+        let scan_one = |f: &FileEntry| -> Result<Vec<Finding>> {
             let key = unlocked
                 .as_ref()
                 .and_then(|u| u.seal_for(&self.manifest.bundle_id, f));
@@ -302,9 +310,7 @@ impl OpenBundle {
                     );
                     if let Err(Error::Io { context, source }) = r {
                         if !context.starts_with("keeping a copy of") {
-                            findings.extend(findings_of(Error::Io { context, source }));
-                            progress(f);
-                            continue;
+                            return Ok(findings_of(Error::Io { context, source }));
                         }
                         return Err(Error::Io {
                             context: format!("{context} in {}", sp.path().display()),
@@ -328,10 +334,48 @@ impl OpenBundle {
                     })
                 }
             };
-            if let Err(e) = scanned {
-                findings.extend(findings_of(e));
+            Ok(scanned.err().map(findings_of).unwrap_or_default())
+        };
+        // Files are hashed and authenticated on up to SCAN_THREADS threads at once (SHA-256
+        // and AES-GCM are CPU work: a part a thread); findings keep the manifest's order.
+        let files: Vec<&FileEntry> = self.manifest.files().collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .clamp(1, SCAN_THREADS)
+            .min(files.len().max(1));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results: Vec<std::sync::Mutex<Option<Result<Vec<Finding>>>>> =
+            files.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let Some(f) = files.get(i) else { break };
+                        let r = scan_one(f);
+                        progress(f);
+                        let fatal = r.is_err();
+                        if let Ok(mut slot) = results[i].lock() {
+                            *slot = Some(r);
+                        }
+                        if fatal {
+                            // The spool failed: no point reading the rest.
+                            next.store(files.len(), std::sync::atomic::Ordering::SeqCst);
+                        }
+                    }
+                });
             }
-            progress(f);
+        });
+        let mut findings = Vec::new();
+        for r in results {
+            match r
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+            {
+                Some(Ok(f)) => findings.extend(f),
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
         }
         let clean = unlocked
             .filter(|_| findings.is_empty())
@@ -375,7 +419,7 @@ impl OpenBundle {
 
     /// Step 8 in full: every file hashed and authenticated, the catalog read, and every
     /// part's Parquet footer opened with its row count compared to the catalog.
-    pub fn check(self, keys: &Keys, progress: &dyn Fn(&FileEntry)) -> Result<Checked> {
+    pub fn check(self, keys: &Keys, progress: &(dyn Fn(&FileEntry) + Sync)) -> Result<Checked> {
         let unlocked = self.unlock(keys)?;
         self.check_unlocked(unlocked, progress)
     }
@@ -384,7 +428,7 @@ impl OpenBundle {
     pub fn check_unlocked(
         self,
         unlocked: Unlocked,
-        progress: &dyn Fn(&FileEntry),
+        progress: &(dyn Fn(&FileEntry) + Sync),
     ) -> Result<Checked> {
         let scan = self.scan_all(Some(unlocked), progress);
         self.verified(scan)
@@ -397,7 +441,7 @@ impl OpenBundle {
     pub fn check_spooled(
         self,
         unlocked: Unlocked,
-        progress: &dyn Fn(&FileEntry),
+        progress: &(dyn Fn(&FileEntry) + Sync),
         spool: Spool,
     ) -> Result<Checked> {
         let scan = self.scan_all_spooling(Some(unlocked), progress, Some(&spool))?;

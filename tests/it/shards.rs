@@ -147,7 +147,11 @@ fn three_shards_one_killed_and_rerun_seal_into_the_one_process_bundle() {
     let (code, err) = run(&["gc", &b, "--delete", "--older-than", "0"]);
     assert_eq!(code, 75, "gc --delete beside a shard plan: {err}");
     assert!(err.contains("waiting for `ferry seal`"), "{err}");
-    assert_eq!(parts_of(&bundle).len(), after_shard_2, "gc removed shard parts");
+    assert_eq!(
+        parts_of(&bundle).len(),
+        after_shard_2,
+        "gc removed shard parts"
+    );
     let mut killed = spawn_ferry(
         &["export", &src.url, &b, "--shard", "1", "--key-file", &key],
         &[
