@@ -173,16 +173,24 @@ pub fn gc(plan: &GcPlan) -> Result<RunReport> {
 
     // A sharded export waiting for `ferry seal` (its coordinator may wait a day): its parts
     // have no manifest yet, and are not leftovers.
-    if plan.delete
-        && manifest.is_none()
+    if manifest.is_none()
         && let Some(c) = entries.iter().find(|e| crate::shard::is_control(&e.path))
     {
-        return Err(Error::Temporary(format!(
-            "{}: {} is there: a sharded export is waiting for `ferry seal`; nothing removed. Seal \
-             it, or remove the location yourself if the sharded export is abandoned",
+        let why = format!(
+            "{}: {} is there: a sharded export is waiting for `ferry seal`, and its parts are not \
+             leftovers; nothing {}. Seal it, or remove the location yourself if the sharded \
+             export is abandoned",
             store.url(),
-            c.path
-        )));
+            c.path,
+            if plan.delete { "removed" } else { "to collect" }
+        );
+        if plan.delete {
+            return Err(Error::Temporary(why));
+        }
+        let mut report = RunReport::new("gc");
+        report.bundle = Some(store.url().to_string());
+        report.message = why;
+        return Ok(report);
     }
     let recent = unknown_age || newest.is_some_and(|a| a < plan.older_than);
     if plan.delete && !leftovers.is_empty() && recent {

@@ -296,7 +296,7 @@ enum Command {
         /// keeps a parallel export near the single-stream memory budget.
         #[arg(long)]
         row_group_rows: Option<usize>,
-        /// zstd level inside the Parquet pages: 1 (fastest) to 22 (smallest). Default 3.
+        /// zstd level inside the Parquet pages: 1 (fastest) to 22 (smallest).
         #[arg(long, default_value_t = ferry::bundle::parts::DEFAULT_ZSTD_LEVEL, value_name = "N")]
         zstd_level: i32,
         /// Start a new part when one reaches this size (e.g. 512MiB, 1GiB; always under 4 GiB for FAT32).
@@ -318,7 +318,7 @@ enum Command {
         dry_run: bool,
         /// Connections reading at once, all on one snapshot: tables in parallel, and tables over
         /// --split-min-size as parallel ranges (PostgreSQL; SQLite uses one).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         jobs: usize,
         /// With --jobs above 1, tables at least this large are read as several ranges at once.
         #[arg(long, default_value = "64MiB", value_parser = parse_split_size)]
@@ -459,12 +459,12 @@ enum Command {
         #[arg(long)]
         as_text: bool,
         /// Load this many tables at once, each on its own connection (PostgreSQL; SQLite uses one).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         jobs: usize,
         /// Connections one table loads its parts over when it has at least 2 parts left
         /// (PostgreSQL, MySQL/MariaDB; SQLite keeps one writer). With --jobs J up to J × N
         /// connections. Default: 2 on MySQL/MariaDB, 1 on PostgreSQL.
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         streams: Option<usize>,
         /// A bundle on an object store is downloaded once into a private spool directory made
         /// here (ciphertext only; removed at the end). Default: the system's temporary directory.
@@ -604,16 +604,6 @@ enum Command {
         #[arg(long)]
         allow_unencrypted: bool,
     },
-    /// Add and remove key slots of an encrypted bundle: rewrites manifest.json and
-    /// manifest.mac only; the catalog and every part stay byte-identical.
-    ///
-    /// The key options open the bundle; its manifest and MAC are checked (a manifest whose
-    /// MAC fails is refused, exit 65), but the parts are not re-hashed (run `ferry verify`
-    /// for that): nothing of them is read or written. Added slots wrap the same data key.
-    /// The manifest is replaced atomically (rename under the directory's lock on disk, a
-    /// conditional put on object stores): a rekey killed at any point leaves the old
-    /// manifest or the new one, each verifiable, and of two concurrent rekeys one wins, the
-    /// other exits 75 having changed nothing.
     /// Print a shell completion script: `ferry completions bash > /etc/bash_completion.d/ferry`,
     /// zsh (into a directory on $fpath as `_ferry`), fish (`~/.config/fish/completions/ferry.fish`),
     /// elvish, powershell.
@@ -624,6 +614,16 @@ enum Command {
     /// Print the man page (roff): `ferry man > ~/.local/share/man/man1/ferry.1`, then `man ferry`
     /// (or read it at once with `ferry man | man -l -`).
     Man,
+    /// Add and remove key slots of an encrypted bundle: rewrites manifest.json and
+    /// manifest.mac only; the catalog and every part stay byte-identical.
+    ///
+    /// The key options open the bundle; its manifest and MAC are checked (a manifest whose
+    /// MAC fails is refused, exit 65), but the parts are not re-hashed (run `ferry verify`
+    /// for that): nothing of them is read or written. Added slots wrap the same data key.
+    /// The manifest is replaced atomically (rename under the directory's lock on disk, a
+    /// conditional put on object stores): a rekey killed at any point leaves the old
+    /// manifest or the new one, each verifiable, and of two concurrent rekeys one wins, the
+    /// other exits 75 having changed nothing.
     Rekey {
         /// The bundle: a directory, file://PATH, or s3://bucket/prefix (gs://, az://).
         #[arg(value_hint = ValueHint::AnyPath)]
@@ -838,7 +838,15 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
                     .collect::<Result<_, _>>()?,
             )?;
             plan.batch = BatchLimits {
-                rows: batch_rows.unwrap_or(65_536 / jobs.clamp(1, 8)).max(1),
+                // A part closes between batches: batches no larger than --max-part-rows keep
+                // parts at it.
+                rows: batch_rows
+                    .unwrap_or(65_536 / jobs.clamp(1, 8))
+                    .min(match usize::try_from(max_part_rows) {
+                        Ok(0) | Err(_) => usize::MAX,
+                        Ok(n) => n,
+                    })
+                    .max(1),
                 ..BatchLimits::default()
             };
             let jobs = jobs.max(1);

@@ -109,12 +109,17 @@ pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
 /// A zstd level for `--zstd-level`: 1 (fastest) to 22 (smallest).
 pub fn zstd_level(level: i32) -> Result<ZstdLevel> {
-    ZstdLevel::try_new(level).map_err(|_| {
-        Error::Usage(format!(
-            "--zstd-level {level}: zstd levels run from 1 (fastest) to 22 (smallest); the \
+    // zstd itself takes 0 (its default, 3) and negative levels; ferry's range is 1–22.
+    (1..=22)
+        .contains(&level)
+        .then_some(level)
+        .and_then(|l| ZstdLevel::try_new(l).ok())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "--zstd-level {level}: zstd levels run from 1 (fastest) to 22 (smallest); the \
              default is {DEFAULT_ZSTD_LEVEL}"
-        ))
-    })
+            ))
+        })
 }
 
 /// Parquet writer settings (docs/FORMAT.md, "Parquet parts"): zstd (level 1 unless the export says otherwise) inside pages, dictionaries and

@@ -347,3 +347,34 @@ fn an_import_from_s3_downloads_each_part_once_through_the_spool() {
         "{left:?}"
     );
 }
+
+/// `export --max-part-rows N` closes a part at N rows, also below the batch size (the
+/// batches are cut to it): a table of ROWS rows arrives in ⌈ROWS / N⌉ parts.
+#[test]
+fn max_part_rows_cuts_a_table_into_parts_of_that_many_rows() {
+    let fx = fixture();
+    let (src, _) = source(&fx);
+    let n: i64 = 700;
+    let out = ferry()
+        .args([
+            "--json",
+            "export",
+            &src,
+            fx.path("mpr").to_str().unwrap(),
+            "--key-file",
+            fx.key.to_str().unwrap(),
+            "--max-part-rows",
+            &n.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let big = line(&report, "big");
+    assert_eq!(big["rows"], ROWS, "{report}");
+    assert_eq!(big["parts"], (ROWS + n - 1) / n, "{report}");
+}
