@@ -883,8 +883,8 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             let mut r = ferry::export::export(&plan, &progress)?;
             r.warnings.extend(mask_warnings);
             // A bundle written with a key carries a MAC that the key checks (a dry run
-            // writes none).
-            if !plan.dry_run {
+            // writes none; nor do a shard worker and the coordinator: `seal` writes it).
+            if !plan.dry_run && plan.shard.is_none() && !plan.coordinate {
                 r.set_trust(!no_encrypt, !no_encrypt);
             }
             r.warnings.extend(warnings);

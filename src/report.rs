@@ -240,8 +240,10 @@ impl RunReport {
     /// Whether this run moved no data (a dry run, an import with nothing to do, `status`):
     /// its summary then gives no speed.
     fn moved_nothing(&self) -> bool {
-        matches!(self.status.as_str(), "dry run" | "nothing to do" | "status")
-            || matches!(self.command.as_str(), "status" | "plan" | "gc")
+        matches!(
+            self.status.as_str(),
+            "dry run" | "nothing to do" | "status" | "coordinated"
+        ) || matches!(self.command.as_str(), "status" | "plan" | "gc")
     }
 
     /// Records what the bundle proves: `encrypted`, and `authenticated` (MAC checked with a key).
