@@ -166,8 +166,39 @@ pub fn parse_date(text: &str) -> Result<i32, String> {
 pub fn format_date(days: i32) -> String {
     EPOCH
         .checked_add_signed(chrono::Duration::days(i64::from(days)))
-        .map(|d| d.format("%Y-%m-%d").to_string())
+        .map(|d| {
+            let mut b = String::with_capacity(10);
+            if !push_ymd(&mut b, d) {
+                b = d.format("%Y-%m-%d").to_string();
+            }
+            b
+        })
         .unwrap_or_else(|| format!("(day {days})"))
+}
+
+/// Two decimal digits of `v` (below 100).
+fn push_two(b: &mut String, v: u32) {
+    b.push(char::from(b'0' + u8::try_from(v / 10 % 10).unwrap_or(0)));
+    b.push(char::from(b'0' + u8::try_from(v % 10).unwrap_or(0)));
+}
+
+/// `YYYY-MM-DD` of a date in years 0..=9999, written digit by digit (the loaders print one
+/// per value; chrono's `format` parses its pattern on every call, a seventh of a MariaDB
+/// import's CPU); false, writing nothing, for other years (chrono's signed form).
+fn push_ymd(b: &mut String, d: impl chrono::Datelike) -> bool {
+    let Ok(y) = u32::try_from(d.year()) else {
+        return false;
+    };
+    if y > 9999 {
+        return false;
+    }
+    push_two(b, y / 100);
+    push_two(b, y % 100);
+    b.push('-');
+    push_two(b, d.month());
+    b.push('-');
+    push_two(b, d.day());
+    true
 }
 
 /// `YYYY-MM-DD HH:MM:SS[.f…]` (or with `T`) to microseconds since the epoch.
@@ -252,7 +283,20 @@ pub fn format_timestamp(micros: i64) -> String {
         return format!("(timestamp {micros})");
     };
     let frac = micros.rem_euclid(1_000_000);
-    let base = dt.format("%Y-%m-%d %H:%M:%S").to_string();
+    // Digits written directly for years 0..=9999 (see `push_ymd`); chrono's signed form
+    // beyond.
+    use chrono::Timelike;
+    let mut base = String::with_capacity(26);
+    if push_ymd(&mut base, dt) {
+        base.push(' ');
+        push_two(&mut base, dt.hour());
+        base.push(':');
+        push_two(&mut base, dt.minute());
+        base.push(':');
+        push_two(&mut base, dt.second());
+    } else {
+        base = dt.format("%Y-%m-%d %H:%M:%S").to_string();
+    }
     if frac == 0 {
         base
     } else if frac % 1000 == 0 {
@@ -650,6 +694,56 @@ mod tests {
                 && is_decimal_literal("-12.5")
                 && !is_decimal_literal("1.2.3")
         );
+    }
+
+    /// The hand-written digits print what chrono's `%Y-%m-%d %H:%M:%S` printed, for
+    /// instants across years 0..=9999 (leap days, before 1970, the ends of the range), and
+    /// chrono's signed form beyond.
+    #[test]
+    fn format_timestamp_writes_what_chrono_wrote() {
+        let chrono_form = |us: i64| {
+            let dt = DateTime::from_timestamp_micros(us).unwrap();
+            dt.format("%Y-%m-%d %H:%M:%S").to_string()
+        };
+        let ends = [
+            parse_timestamp("0000-01-01 00:00:00").unwrap(),
+            parse_timestamp("9999-12-31 23:59:59.999999").unwrap(),
+            parse_timestamp("2024-02-29 23:59:59").unwrap(),
+            parse_timestamp("1900-02-28 00:00:01").unwrap(),
+            -1,
+            0,
+        ];
+        let step = 7_777_777_777_777i64; // about 90 days, in microseconds, with odd digits
+        let (lo, hi) = (ends[0], ends[1]);
+        let mut us = lo;
+        let mut all: Vec<i64> = ends.to_vec();
+        while us < hi {
+            all.push(us);
+            us += step;
+        }
+        for us in all {
+            let whole = us.div_euclid(1_000_000) * 1_000_000;
+            let t = format_timestamp(whole);
+            assert_eq!(t, chrono_form(whole), "{us}");
+            assert_eq!(parse_timestamp(&t), Ok(whole), "{t}");
+        }
+        for days in (-719_528..=2_932_896)
+            .step_by(997)
+            .chain([-719_528, 0, -1, 2_932_896])
+        {
+            let d = EPOCH + chrono::Duration::days(i64::from(days));
+            assert_eq!(
+                format_date(days),
+                d.format("%Y-%m-%d").to_string(),
+                "{days}"
+            );
+        }
+        // Beyond four-digit years: chrono's signed form, as before.
+        let far = DateTime::from_timestamp(300_000_000_000, 0)
+            .unwrap()
+            .timestamp_micros();
+        assert_eq!(format_timestamp(far), chrono_form(far));
+        assert!(format_timestamp(far).starts_with('+'));
     }
 
     #[test]
