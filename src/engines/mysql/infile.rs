@@ -496,6 +496,7 @@ type Encoder<'a> = Box<dyn Fn(usize, &mut Vec<u8>) -> std::result::Result<(), St
 /// One encoder per column, chosen once per batch from the column's type; a value MySQL
 /// cannot hold is refused with the INSERT path's words.
 fn encoder<'a>(a: &'a ArrayRef, ty: &ColumnType, kind: Target) -> Encoder<'a> {
+    use std::io::Write;
     let year = kind == Target::Year;
     macro_rules! int {
         ($t:ty) => {{
@@ -505,7 +506,8 @@ fn encoder<'a>(a: &'a ArrayRef, ty: &ColumnType, kind: Target) -> Encoder<'a> {
                 if year && v == 0 {
                     out.extend_from_slice(b"0000");
                 } else {
-                    out.extend_from_slice(v.to_string().as_bytes());
+                    // Into the buffer itself: no String per value (a Vec's write cannot fail).
+                    let _ = write!(out, "{v}");
                 }
                 Ok(())
             })
@@ -533,7 +535,7 @@ fn encoder<'a>(a: &'a ArrayRef, ty: &ColumnType, kind: Target) -> Encoder<'a> {
             Box::new(move |i, out| {
                 let v = x.value(i);
                 check_float(f64::from(v))?;
-                out.extend_from_slice(format!("{:e}", f64::from(v)).as_bytes());
+                let _ = write!(out, "{:e}", f64::from(v));
                 Ok(())
             })
         }
@@ -542,7 +544,7 @@ fn encoder<'a>(a: &'a ArrayRef, ty: &ColumnType, kind: Target) -> Encoder<'a> {
             Box::new(move |i, out| {
                 let v = x.value(i);
                 check_float(v)?;
-                out.extend_from_slice(format!("{v:e}").as_bytes());
+                let _ = write!(out, "{v:e}");
                 Ok(())
             })
         }
@@ -593,7 +595,8 @@ fn encoder<'a>(a: &'a ArrayRef, ty: &ColumnType, kind: Target) -> Encoder<'a> {
             let x = a.as_fixed_size_binary();
             Box::new(move |i, out| {
                 let u = uuid::Uuid::from_slice(x.value(i)).map_err(|e| e.to_string())?;
-                out.extend_from_slice(u.hyphenated().to_string().as_bytes());
+                let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+                out.extend_from_slice(u.hyphenated().encode_lower(&mut buf).as_bytes());
                 Ok(())
             })
         }
