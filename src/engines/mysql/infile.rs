@@ -31,7 +31,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Params, Value};
 
 use crate::engines::mysql::loader::{
-    ROW_ERRORS, RowSizes, check_date, check_float, check_time, check_timestamp, fits_decimal_65_30,
+    ROW_ERRORS, RowSizes, check_float, fits_decimal_65_30, push_date, push_time, push_timestamp,
 };
 use crate::engines::mysql::reader::{TEMPORARY_ERRORS, quote, server_message};
 use crate::load::{self, Param, Written};
@@ -461,25 +461,34 @@ pub fn load_sql(dest: &str, table: &TableDef, kinds: &[Target]) -> String {
     sql
 }
 
-/// Appends `s` with LOAD DATA's escapes: backslash, tab, newline, carriage return, NUL.
+/// Bytes LOAD DATA needs escaped: backslash, tab, newline, carriage return, NUL.
+const ESCAPED: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'\\' as usize] = true;
+    t[b'\t' as usize] = true;
+    t[b'\n' as usize] = true;
+    t[b'\r' as usize] = true;
+    t[0] = true;
+    t
+};
+
+/// Appends `s` with LOAD DATA's escapes: the runs between escaped bytes are copied whole.
 fn escape(out: &mut Vec<u8>, s: &[u8]) {
-    if !s
-        .iter()
-        .any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r' | 0))
-    {
-        out.extend_from_slice(s);
-        return;
-    }
-    for &b in s {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            0 => out.extend_from_slice(b"\\0"),
-            _ => out.push(b),
+    let mut run = 0;
+    for (i, &b) in s.iter().enumerate() {
+        if ESCAPED[usize::from(b)] {
+            out.extend_from_slice(&s[run..i]);
+            out.extend_from_slice(match b {
+                b'\\' => b"\\\\",
+                b'\t' => b"\\t",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                _ => b"\\0",
+            });
+            run = i + 1;
         }
     }
+    out.extend_from_slice(&s[run..]);
 }
 
 fn push_hex(out: &mut Vec<u8>, b: &[u8]) {
@@ -496,7 +505,6 @@ type Encoder<'a> = Box<dyn Fn(usize, &mut Vec<u8>) -> std::result::Result<(), St
 /// One encoder per column, chosen once per batch from the column's type; a value MySQL
 /// cannot hold is refused with the INSERT path's words.
 fn encoder<'a>(a: &'a ArrayRef, ty: &ColumnType, kind: Target) -> Encoder<'a> {
-    use std::io::Write;
     let year = kind == Target::Year;
     macro_rules! int {
         ($t:ty) => {{
@@ -506,8 +514,8 @@ fn encoder<'a>(a: &'a ArrayRef, ty: &ColumnType, kind: Target) -> Encoder<'a> {
                 if year && v == 0 {
                     out.extend_from_slice(b"0000");
                 } else {
-                    // Into the buffer itself: no String per value (a Vec's write cannot fail).
-                    let _ = write!(out, "{v}");
+                    // Into the buffer itself: no String and no formatter per value.
+                    text::push_int(out, v);
                 }
                 Ok(())
             })
@@ -535,7 +543,7 @@ fn encoder<'a>(a: &'a ArrayRef, ty: &ColumnType, kind: Target) -> Encoder<'a> {
             Box::new(move |i, out| {
                 let v = x.value(i);
                 check_float(f64::from(v))?;
-                let _ = write!(out, "{:e}", f64::from(v));
+                out.extend_from_slice(ryu::Buffer::new().format_finite(f64::from(v)).as_bytes());
                 Ok(())
             })
         }
@@ -544,7 +552,8 @@ fn encoder<'a>(a: &'a ArrayRef, ty: &ColumnType, kind: Target) -> Encoder<'a> {
             Box::new(move |i, out| {
                 let v = x.value(i);
                 check_float(v)?;
-                let _ = write!(out, "{v:e}");
+                // Shortest round-trip digits (as `{:e}` printed them), 2-3 times faster.
+                out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
                 Ok(())
             })
         }
@@ -552,7 +561,7 @@ fn encoder<'a>(a: &'a ArrayRef, ty: &ColumnType, kind: Target) -> Encoder<'a> {
             let x = a.as_primitive::<Decimal128Type>();
             let s = *scale;
             Box::new(move |i, out| {
-                out.extend_from_slice(text::format_decimal(x.value(i), s).as_bytes());
+                text::push_decimal(out, x.value(i), s);
                 Ok(())
             })
         }
@@ -602,24 +611,15 @@ fn encoder<'a>(a: &'a ArrayRef, ty: &ColumnType, kind: Target) -> Encoder<'a> {
         }
         ColumnType::Date32 => {
             let x = a.as_primitive::<Date32Type>();
-            Box::new(move |i, out| {
-                out.extend_from_slice(check_date(x.value(i))?.as_bytes());
-                Ok(())
-            })
+            Box::new(move |i, out| push_date(out, x.value(i)))
         }
         ColumnType::Timestamp { .. } => {
             let x = a.as_primitive::<TimestampMicrosecondType>();
-            Box::new(move |i, out| {
-                out.extend_from_slice(check_timestamp(x.value(i))?.as_bytes());
-                Ok(())
-            })
+            Box::new(move |i, out| push_timestamp(out, x.value(i)))
         }
         ColumnType::Time64 => {
             let x = a.as_primitive::<Time64MicrosecondType>();
-            Box::new(move |i, out| {
-                out.extend_from_slice(check_time(x.value(i))?.as_bytes());
-                Ok(())
-            })
+            Box::new(move |i, out| push_time(out, x.value(i)))
         }
         // Only with --as-text (pre-flight refuses them otherwise): PostgreSQL's text form.
         ColumnType::Interval | ColumnType::List { .. } => {
@@ -719,6 +719,7 @@ fn encode(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engines::mysql::loader::{check_date, check_time, check_timestamp};
 
     #[test]
     fn text_escapes_keep_null_empty_and_backslash_n_apart() {
@@ -743,5 +744,88 @@ mod tests {
         assert_eq!(out, b"000AFF5C");
         assert_eq!(percent_decode("p%40ss%2Fw"), "p@ss/w");
         assert_eq!(percent_decode("100%"), "100%");
+    }
+
+    /// Dates, timestamps and times written into the buffer read as the INSERT path's text
+    /// (check_*), and the values it refuses are refused with its words, buffer untouched.
+    #[test]
+    fn temporal_values_written_in_place_match_the_insert_path() {
+        let day = 86_400_000_000i64;
+        let mut days: Vec<i32> = (-800_000..3_000_000).step_by(1013).collect();
+        days.extend([
+            i32::MIN,
+            i32::MAX,
+            -719_528,
+            -719_162,
+            -719_163,
+            2_932_896,
+            2_932_897,
+        ]);
+        for d in days {
+            let mut out = b"x".to_vec();
+            match (push_date(&mut out, d), check_date(d)) {
+                (Ok(()), Ok(t)) => assert_eq!(&out[1..], t.as_bytes(), "{d}"),
+                (Err(a), Err(b)) => assert_eq!((a, out.as_slice()), (b, &b"x"[..])),
+                (a, b) => panic!("day {d}: {a:?} vs {b:?}"),
+            }
+        }
+        let mut instants: Vec<i64> = (-70_000i64..300_000)
+            .map(|k| k * day + k * 7_654_321 % day)
+            .collect();
+        instants.extend([
+            i64::MIN,
+            i64::MAX,
+            -62_135_596_800_000_000,
+            -62_135_596_800_000_001,
+        ]);
+        for v in instants {
+            let mut out = b"x".to_vec();
+            match (push_timestamp(&mut out, v), check_timestamp(v)) {
+                (Ok(()), Ok(t)) => assert_eq!(&out[1..], t.as_bytes(), "{v}"),
+                (Err(a), Err(b)) => assert_eq!((a, out.as_slice()), (b, &b"x"[..])),
+                (a, b) => panic!("instant {v}: {a:?} vs {b:?}"),
+            }
+        }
+        let hour = 3_600_000_000i64;
+        for v in [
+            0,
+            1,
+            -1,
+            59_999_999,
+            9 * hour,
+            10 * hour + 1,
+            -838 * hour,
+            839 * hour,
+            -839 * hour,
+            838 * hour + hour - 1,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            let mut out = Vec::new();
+            match (push_time(&mut out, v), check_time(v)) {
+                (Ok(()), Ok(t)) => assert_eq!(out, t.as_bytes(), "{v}"),
+                (Err(a), Err(b)) => assert_eq!((a, out.len()), (b, 0)),
+                (a, b) => panic!("time {v}: {a:?} vs {b:?}"),
+            }
+        }
+    }
+
+    /// Floats go as ryu's shortest digits, which parse back to the same double.
+    #[test]
+    fn floats_print_the_shortest_digits_that_read_back_exactly() {
+        for v in [
+            0.0,
+            -0.0,
+            0.1,
+            1e16,
+            1.5e-7,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            5e-324,
+            123.456,
+        ] {
+            let t = ryu::Buffer::new().format_finite(v).to_owned();
+            assert_eq!(t.parse::<f64>().unwrap().to_bits(), v.to_bits(), "{t}");
+        }
     }
 }

@@ -1101,6 +1101,59 @@ pub fn check_time(v: i64) -> std::result::Result<String, String> {
     Ok(format_time(v))
 }
 
+/// Appends a date's text (as [`check_date`]), refusing the same values with its words.
+pub fn push_date(out: &mut Vec<u8>, d: i32) -> std::result::Result<(), String> {
+    let at = out.len();
+    if d != i32::MAX && d != i32::MIN && text::push_date(out, d) && out[at..at + 4] != *b"0000" {
+        return Ok(());
+    }
+    out.truncate(at);
+    out.extend_from_slice(check_date(d)?.as_bytes());
+    Ok(())
+}
+
+/// Appends a timestamp's text (as [`check_timestamp`]), refusing the same values.
+pub fn push_timestamp(out: &mut Vec<u8>, v: i64) -> std::result::Result<(), String> {
+    let at = out.len();
+    if v != i64::MAX && v != i64::MIN && text::push_timestamp(out, v) && out[at..at + 4] != *b"0000"
+    {
+        return Ok(());
+    }
+    out.truncate(at);
+    out.extend_from_slice(check_timestamp(v)?.as_bytes());
+    Ok(())
+}
+
+/// Appends a time's text (as [`check_time`]), refusing the same values.
+pub fn push_time(out: &mut Vec<u8>, v: i64) -> std::result::Result<(), String> {
+    if v.unsigned_abs() >= 839 * 3_600_000_000 {
+        return check_time(v).map(|_| ());
+    }
+    if v < 0 {
+        out.push(b'-');
+    }
+    let u = v.unsigned_abs();
+    let (secs, frac) = (u / 1_000_000, u % 1_000_000);
+    if secs / 3600 < 10 {
+        out.push(b'0');
+    }
+    text::push_int(out, secs / 3600);
+    for part in [(secs / 60) % 60, secs % 60] {
+        out.push(b':');
+        out.push(b'0' + u8::try_from(part / 10).unwrap_or(0));
+        out.push(b'0' + u8::try_from(part % 10).unwrap_or(0));
+    }
+    out.push(b'.');
+    let mut f = [b'0'; 6];
+    let mut n = frac;
+    for slot in f.iter_mut().rev() {
+        *slot = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        n /= 10;
+    }
+    out.extend_from_slice(&f);
+    Ok(())
+}
+
 type Binder<'a> =
     Box<dyn Fn(usize, &mut MySqlArguments) -> std::result::Result<usize, String> + 'a>;
 
