@@ -309,7 +309,7 @@ fn push_fraction(out: &mut Vec<u8>, micros: u32) {
         return;
     }
     out.push(b'.');
-    let (v, n) = if micros % 1000 == 0 {
+    let (v, n) = if micros.is_multiple_of(1000) {
         (micros / 1000, 3)
     } else {
         (micros, 6)
