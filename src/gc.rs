@@ -64,6 +64,7 @@ fn ferry_name(path: &str) -> bool {
             layout::MANIFEST_MAC,
             layout::SHA256SUMS,
             layout::MANIFEST_SIG,
+            layout::MANIFEST_SIG_PENDING,
             layout::CATALOG_ENCRYPTED,
             layout::CATALOG_PLAIN,
         ]

@@ -180,21 +180,13 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
                 "--sign-key",
             )?);
         }
-        crate::crypto::signing::check(
-            &bundle.signature,
-            &bundle.manifest,
-            &bundle.manifest_bytes,
-            &trust,
-            &where_,
-        )
-        .map_err(|e| match e {
+        bundle.check_signature_with(&trust).map_err(|e| match e {
             Error::Key(m) if sign_key.is_some() => Error::Key(format!(
                 "{m}. rekey --sign-key re-signs only a bundle already signed by that key or by a \
                  key given with --trust/--trust-file: a signature vouches for the bundle, and this \
                  one cannot be checked (FERRY_SIGN_KEY set in the environment counts as \
                  --sign-key). If you checked the bundle by other means (its fingerprint, from \
-                 `ferry inspect`, with the sender's), or a rekey was killed before it wrote the \
-                 signature, add --sign-unverified. Nothing changed"
+                 `ferry inspect`, with the sender's), add --sign-unverified. Nothing changed"
             )),
             other => other,
         })?;
@@ -220,6 +212,16 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
             ));
         }
         _ => {}
+    }
+    if let crate::crypto::signing::SigFile::NotAFile(what) = &bundle.pending_signature {
+        return Err(Error::invalid(
+            &where_,
+            layout::MANIFEST_SIG_PENDING,
+            format!(
+                "is {what}, not a regular file: a rekey could not replace it; remove it (a \
+                 pending signature is a small regular file). Nothing changed"
+            ),
+        ));
     }
     if sign_key.is_none()
         && !drop_signature
@@ -380,6 +382,7 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
             Some(k) => {
                 let sig = crate::crypto::signing::sign_manifest(k, m0, &mbytes)?;
                 store.put(layout::MANIFEST_SIG, bytes::Bytes::from(sig))?;
+                clear_pending(store);
                 Some(k.key_id().to_string())
             }
             None => None,
@@ -432,10 +435,10 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
     let sha_after = hex::encode(Sha256::digest(&new_bytes));
     let new_mac = bdk.manifest_mac(id, &new_bytes);
 
-    // The new manifest's signature, made before anything is written; published right
-    // after the commit (below): a rekey killed between the two leaves the new manifest with
-    // the old signature, which a `--trust` reader refuses (exit 77, nothing written) until
-    // `ferry rekey BUNDLE --sign-key F` (keys only to open it) writes it again.
+    // The new manifest's signature, made before anything is written, staged as
+    // manifest.json.minisig.next before the commit and moved into place after it: a rekey
+    // killed between the commit and the move leaves the new manifest with the old
+    // signature, and readers under `--trust` accept the pending one, which verifies it.
     let new_sig = match &sign_key {
         Some(k) => Some(crate::crypto::signing::sign_manifest(k, &m1, &new_bytes)?),
         None => None,
@@ -450,6 +453,14 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
         Replaced::Done(v) => v,
         Replaced::Conflict => return Err(other_rekey(&where_, "manifest.mac")),
     };
+    match &new_sig {
+        Some(sig) => store.put(
+            layout::MANIFEST_SIG_PENDING,
+            bytes::Bytes::from(sig.clone()),
+        )?,
+        // A pending signature of an earlier rekey signs an older manifest: never this one.
+        None => clear_pending(store),
+    }
     crate::import::pause_at("rekey-claimed", 1);
 
     // 3. commit: the new manifest in place of the one read.
@@ -470,6 +481,7 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
                      opens it to sign it"
                 ))
             })?;
+            clear_pending(store);
             sign_key.as_ref().map(|k| k.key_id().to_string())
         }
         None => {
@@ -548,6 +560,14 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
         notes,
         warnings,
     })
+}
+
+/// Removes manifest.json.minisig.next, best effort: one left behind signs a manifest that
+/// is no longer current, which no reader accepts.
+fn clear_pending(store: &Store) {
+    if matches!(store.stat(layout::MANIFEST_SIG_PENDING), Ok(Some(_))) {
+        let _ = store.delete(layout::MANIFEST_SIG_PENDING);
+    }
 }
 
 /// The lines of the claim: those read, then the new MAC. Past [`MAX_MAC_LINES`], the oldest

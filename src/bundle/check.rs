@@ -35,6 +35,9 @@ pub struct OpenBundle {
     pub extra_files: Vec<String>,
     /// `manifest.json.minisig`, read with its cap (checked by [`OpenBundle::check_signature`]).
     pub signature: SigFile,
+    /// `manifest.json.minisig.next`, left by a rekey killed after its commit (read the same
+    /// way; it counts only when it verifies this manifest under the trust list).
+    pub pending_signature: SigFile,
 }
 
 /// Files a bundle has besides those the manifest lists.
@@ -43,6 +46,7 @@ fn known_extra(path: &str) -> bool {
         || path == layout::MANIFEST_MAC
         || path == layout::SHA256SUMS
         || path == layout::MANIFEST_SIG
+        || path == layout::MANIFEST_SIG_PENDING
 }
 
 impl OpenBundle {
@@ -121,14 +125,18 @@ impl OpenBundle {
             .collect();
         extra.sort();
         // The signature: capped, a regular file, else never read (refused by name under --trust).
-        let signature = match entries.get(layout::MANIFEST_SIG) {
-            None => SigFile::Absent,
-            Some(e) if e.kind != EntryKind::File => {
-                SigFile::NotAFile(e.kind.describe().to_string())
-            }
-            Some(e) if e.size > SIG_CAP => SigFile::Oversize(e.size),
-            Some(_) => SigFile::Present(store.read_capped(layout::MANIFEST_SIG, SIG_CAP)?.to_vec()),
+        let sig_file = |name: &str| -> Result<SigFile> {
+            Ok(match entries.get(name) {
+                None => SigFile::Absent,
+                Some(e) if e.kind != EntryKind::File => {
+                    SigFile::NotAFile(e.kind.describe().to_string())
+                }
+                Some(e) if e.size > SIG_CAP => SigFile::Oversize(e.size),
+                Some(_) => SigFile::Present(store.read_capped(name, SIG_CAP)?.to_vec()),
+            })
         };
+        let signature = sig_file(layout::MANIFEST_SIG)?;
+        let pending_signature = sig_file(layout::MANIFEST_SIG_PENDING)?;
         if strict && !extra.is_empty() {
             for p in &extra {
                 findings.push(Finding {
@@ -150,6 +158,7 @@ impl OpenBundle {
             manifest_sha256,
             extra_files: extra,
             signature,
+            pending_signature,
         })
     }
 
@@ -214,14 +223,37 @@ impl OpenBundle {
     /// "Signed manifests"): with a trust list, a valid signature by a trusted key or
     /// [`Error::Key`] (exit 77) naming why not. Checked right after the manifest is read,
     /// before any key slot is opened (and again by [`OpenBundle::unlock`]).
+    /// A manifest.json.minisig that fails gives way to a pending signature (a rekey killed
+    /// between its commit and its signature) only when that one verifies this manifest by a
+    /// trusted key; the refusal otherwise is the main file's.
     pub fn check_signature(&self, keys: &Keys) -> Result<SignatureCheck> {
-        signing::check(
+        self.check_signature_with(&keys.trust)
+    }
+
+    /// [`OpenBundle::check_signature`] against the trust list `trust`.
+    pub fn check_signature_with(&self, trust: &signing::TrustList) -> Result<SignatureCheck> {
+        let at = crate::redact::display_location(self.url());
+        let main = signing::check(
             &self.signature,
             &self.manifest,
             &self.manifest_bytes,
-            &keys.trust,
-            &crate::redact::display_location(self.url()),
-        )
+            trust,
+            &at,
+        );
+        if main.is_err() && !trust.is_empty() {
+            if let Ok(ok) = signing::check(
+                &self.pending_signature,
+                &self.manifest,
+                &self.manifest_bytes,
+                trust,
+                &at,
+            ) {
+                if ok.checked {
+                    return Ok(ok);
+                }
+            }
+        }
+        main
     }
 
     /// The fingerprint of manifest.json, to compare over a phone.

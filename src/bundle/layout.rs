@@ -11,6 +11,8 @@ pub const MANIFEST_MAC: &str = "manifest.mac";
 pub const SHA256SUMS: &str = "SHA256SUMS";
 /// The minisign signature of manifest.json (`export --sign-key`).
 pub const MANIFEST_SIG: &str = crate::crypto::signing::SIGNATURE_FILE;
+/// The signature of the manifest a rekey commits, until it is moved to [`MANIFEST_SIG`].
+pub const MANIFEST_SIG_PENDING: &str = crate::crypto::signing::PENDING_SIGNATURE_FILE;
 pub const CATALOG_ENCRYPTED: &str = "catalog.fe";
 pub const CATALOG_PLAIN: &str = "catalog.json";
 

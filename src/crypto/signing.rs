@@ -22,6 +22,10 @@ use crate::{Error, Result};
 
 /// The signature file beside the manifest.
 pub const SIGNATURE_FILE: &str = "manifest.json.minisig";
+/// The signature of a manifest a rekey is about to commit, written before the commit and
+/// removed after the signature is in place: a rekey killed between its commit and its
+/// signature leaves the new manifest signed here (docs/FORMAT.md, "Rekey").
+pub const PENDING_SIGNATURE_FILE: &str = "manifest.json.minisig.next";
 /// A minisign signature is four short lines (about 300 bytes); anything over this is refused
 /// unread.
 pub const SIG_CAP: u64 = 4096;

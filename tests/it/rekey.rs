@@ -129,6 +129,19 @@ fn a_key_file_is_added_and_the_old_one_removed_with_catalog_and_parts_unchanged(
     let o = verify_with(s(&b), &fx.key);
     assert_eq!(o.status.code(), Some(77), "{}", stderr(&o));
     assert!(stderr(&o).contains(&new_id), "{}", stderr(&o));
+    let refused = fx.path("refused.db");
+    let o = run(
+        &[
+            "import",
+            s(&b),
+            &format!("sqlite://{}", refused.display()),
+            "--key-file",
+            s(&fx.key),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(77), "{}", stderr(&o));
+    assert!(!refused.exists(), "nothing written with the old key");
     let dst = fx.path("dst.db");
     let o = run(
         &[
@@ -985,4 +998,133 @@ fn rekey_never_vouches_for_a_bundle_another_key_signed_nor_echoes_a_bad_slot_id(
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(!fx.path("p").join("manifest.json").exists());
+}
+
+/// A signed bundle whose rekey is killed at each step still opens under `--trust`: before
+/// the commit the old manifest with its signature, after it the new manifest with the
+/// pending signature (manifest.json.minisig.next), which a re-sign then moves into place.
+/// A pending signature counts only for the manifest it signs, by a trusted key.
+#[test]
+fn a_signed_rekey_killed_at_each_step_still_opens_under_trust() {
+    let fx = fixture();
+    let sign = fx.path("archive.sign");
+    let pubkey = keygen_json(&["--signing", s(&sign)])["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = fx.path("b");
+    let o = run(
+        &[
+            "export",
+            &fx.src_url(),
+            s(&b),
+            "--key-file",
+            s(&fx.key),
+            "--sign-key",
+            s(&sign),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let trusted = |key: &Path| {
+        run(
+            &["verify", s(&b), "--trust", &pubkey, "--key-file", s(key)],
+            &[],
+        )
+    };
+    let new_key = fx.other_key("new.key");
+    let old_id = key_id_of(&fx.key);
+    let args: Vec<&str> = vec![
+        s(&b),
+        "--key-file",
+        s(&fx.key),
+        "--add-key-file",
+        s(&new_key),
+        "--remove-slot",
+        &old_id,
+        "--sign-key",
+        s(&sign),
+    ];
+    let pending = b.join("manifest.json.minisig.next");
+
+    // Killed after the claim: the old manifest and signature; the pending one signs a
+    // manifest that never was committed and changes nothing.
+    let mut p = rekey_paused_at(&args, "rekey-claimed", 600);
+    p.0.kill().unwrap();
+    p.0.wait().unwrap();
+    assert!(pending.exists());
+    let o = trusted(&fx.key);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(trusted(&new_key).status.code(), Some(77));
+
+    // Killed after the commit, before the signature moved: the pending one verifies.
+    let mut p = rekey_paused_at(&args, "rekey-committed", 600);
+    p.0.kill().unwrap();
+    p.0.wait().unwrap();
+    assert!(pending.exists());
+    let o = trusted(&new_key);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(trusted(&fx.key).status.code(), Some(77));
+    // minisign's file itself is the old one: a trust list without the pending file refuses.
+    let saved = std::fs::read(&pending).unwrap();
+    std::fs::remove_file(&pending).unwrap();
+    let o = trusted(&new_key);
+    assert_eq!(o.status.code(), Some(77), "{}", stderr(&o));
+    assert!(stderr(&o).contains("does not verify"), "{}", stderr(&o));
+    std::fs::write(&pending, &saved).unwrap();
+
+    // Another signer's pending signature does not count.
+    let evil = fx.path("evil.sign");
+    keygen_json(&["--signing", s(&evil)]);
+    let b2 = fx.path("b2");
+    let o = run(
+        &[
+            "export",
+            &fx.src_url(),
+            s(&b2),
+            "--key-file",
+            s(&fx.key),
+            "--sign-key",
+            s(&evil),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::copy(
+        b2.join("manifest.json.minisig"),
+        b2.join("manifest.json.minisig.next"),
+    )
+    .unwrap();
+    let o = run(
+        &[
+            "verify",
+            s(&b2),
+            "--trust",
+            &pubkey,
+            "--key-file",
+            s(&fx.key),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(77), "{}", stderr(&o));
+
+    // The repair needs no --sign-unverified: the bundle verifies; the pending file goes.
+    let o = run(
+        &[
+            "rekey",
+            s(&b),
+            "--key-file",
+            s(&new_key),
+            "--sign-key",
+            s(&sign),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!pending.exists());
+    let o = trusted(&new_key);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // And minisign's own view agrees: the main file now signs the manifest.
+    let m = crate::common::manifest(&b);
+    assert!(m["encryption"]["key_slots"].as_array().unwrap().len() == 1);
 }

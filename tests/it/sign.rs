@@ -276,6 +276,35 @@ fn import_under_trust_succeeds_for_the_right_signer() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(v["signature_checked"], true);
+    // inspect and compare take --trust too: the right signer passes, an unsigned copy of
+    // the same data is refused with 77.
+    let (code, v, err) = run(&["inspect", s(&b), "--trust", &pk]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["signature_checked"], true);
+    let unsigned = export(&fx, "unsigned", None);
+    let (code, _, err) = run(&["inspect", s(&unsigned), "--trust", &pk]);
+    assert_eq!(code, 77, "{err}");
+    assert!(err.contains("unsigned"), "{err}");
+    let (code, _, err) = run(&[
+        "compare",
+        s(&b),
+        &fx.src_url(),
+        "--key-file",
+        s(&fx.key),
+        "--trust",
+        &pk,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(&[
+        "compare",
+        s(&unsigned),
+        &fx.src_url(),
+        "--key-file",
+        s(&fx.key),
+        "--trust",
+        &pk,
+    ]);
+    assert_eq!(code, 77, "{err}");
 }
 
 /// The ways a bundle fails a trust list: each refused with exit 77 by import (nothing
