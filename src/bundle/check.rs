@@ -240,18 +240,18 @@ impl OpenBundle {
             trust,
             &at,
         );
-        if main.is_err() && !trust.is_empty() {
-            if let Ok(ok) = signing::check(
+        if main.is_err()
+            && !trust.is_empty()
+            && let Ok(ok) = signing::check(
                 &self.pending_signature,
                 &self.manifest,
                 &self.manifest_bytes,
                 trust,
                 &at,
-            ) {
-                if ok.checked {
-                    return Ok(ok);
-                }
-            }
+            )
+            && ok.checked
+        {
+            return Ok(ok);
         }
         main
     }
