@@ -12,6 +12,15 @@ use ferry::import::{Failed, ImportPlan, MaxErrors, Mode, OnError};
 use ferry::report::{Progress, RunReport};
 use ferry::source::{BatchLimits, Selection, SourceOptions, ZeroDates};
 
+/// `eprintln!` that never panics: a closed stderr (`ferry … 2>&1 | head -1`) drops the line
+/// instead of ending the run with a panic (exit 101).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 /// `ferry --version`: the tool's version and the bundle format versions it writes and reads
 /// (a test holds it to `ferry::bundle::manifest`'s constants).
 const VERSION: &str = concat!(
@@ -1123,12 +1132,12 @@ fn emit(text: &str) {
 fn fail(command: &str, e: &Error, json: bool, report: Option<Box<RunReport>>) -> ExitCode {
     let code = e.exit_code();
     // Errors quote bundle contents (file names, table names): no terminal escapes get through.
-    eprintln!(
+    say!(
         "ferry {command}: error: {}",
         ferry::report::printable_lines(&e.to_string())
     );
     if let Some(hint) = e.hint() {
-        eprintln!("hint: {}", hint.replace("COMMAND", command));
+        say!("hint: {}", hint.replace("COMMAND", command));
     }
     if json {
         let r = report.map_or_else(
@@ -1158,7 +1167,7 @@ fn main() -> ExitCode {
     let cli = match ferry::job::expand(&Cli::command(), args.clone()) {
         Ok(job) => {
             for w in &job.warnings {
-                eprintln!("ferry: warning: {}", ferry::report::printable_lines(w));
+                say!("ferry: warning: {}", ferry::report::printable_lines(w));
             }
             let from_file = job.args != args;
             match Cli::try_parse_from(job.args) {
@@ -1177,7 +1186,7 @@ fn main() -> ExitCode {
                                 .find_map(|a| a.strip_prefix("--config="))
                         })
                         .unwrap_or("the job file");
-                    eprintln!(
+                    say!(
                         "ferry: options not on the command line came from {} (--config): check its keys and values",
                         ferry::report::printable(file)
                     );
@@ -1250,7 +1259,7 @@ fn main() -> ExitCode {
                 } else {
                     emit(&format!("{}\n", k.public_key()));
                     if !out.quiet {
-                        eprintln!(
+                        say!(
                             "wrote {} (mode 0600, unencrypted: keep it secret) and {pub_file}; key id {}. \
                              Receivers trust it with --trust {} (or --trust-file {pub_file}); \
                              minisign checks a bundle with: minisign -Vm manifest.json -P {}",
@@ -1283,7 +1292,7 @@ fn main() -> ExitCode {
                 } else {
                     emit(&format!("{}\n", id.recipient().text()));
                     if !out.quiet {
-                        eprintln!(
+                        say!(
                             "wrote {} (mode 0600), key id {}; give the recipient above to senders \
                              (export --recipient), keep the file secret and keep a copy: without it the \
                              bundles made for it cannot be read",
@@ -1309,7 +1318,7 @@ fn main() -> ExitCode {
                 } else {
                     emit(&format!("{}\n", k.id()));
                     if !out.quiet {
-                        eprintln!(
+                        say!(
                             "wrote {} (mode 0600); keep it secret and keep a copy: without it the bundles cannot be read",
                             key_file.display()
                         );

@@ -647,11 +647,16 @@ impl Progress {
             Some(m) => {
                 let _ = m.println(printable_lines(msg));
             }
-            None => eprintln!(
-                "[{:>7.1}s] {}",
-                self.started.elapsed().as_secs_f64(),
-                printable_lines(msg)
-            ),
+            None => {
+                use std::io::Write as _;
+                // A closed stderr drops the line (never a panic).
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "[{:>7.1}s] {}",
+                    self.started.elapsed().as_secs_f64(),
+                    printable_lines(msg)
+                );
+            }
         }
     }
 }

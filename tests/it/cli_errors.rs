@@ -107,3 +107,24 @@ hint: nothing partial was kept: re-run the same command once the cause is gone",
 hint: see `ferry import --help` for the options",
     );
 }
+
+/// A reader that went away (`ferry … 2>&1 | head -1`) does not turn a refusal into a
+/// panic: the exit code is still the error's (65), never 101.
+#[test]
+fn a_closed_stderr_keeps_the_exit_code() {
+    let fx = fixture();
+    let missing = fx.path("no-bundle-here");
+    for _ in 0..3 {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+            .args(["verify", missing.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Both pipes closed on this side before ferry writes its error.
+        drop(child.stdout.take());
+        drop(child.stderr.take());
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(65), "{status:?}");
+    }
+}
