@@ -864,13 +864,18 @@ pub(crate) fn merge_slices(
         report
             .warnings
             .extend(std::mem::take(&mut exported[i].2.notes));
-        let (mut fp, mut bytes, mut elapsed) =
-            (Fingerprint::default(), 0u64, std::time::Duration::ZERO);
+        let (mut fp, mut bytes, mut logical, mut elapsed) = (
+            Fingerprint::default(),
+            0u64,
+            0u64,
+            std::time::Duration::ZERO,
+        );
         let mut infos: Vec<PartInfo> = Vec::new();
         while i < exported.len() && exported[i].0 == ti {
             let e = &mut exported[i].2;
             fp.merge(&e.fingerprint);
             bytes += e.bytes;
+            logical += e.logical;
             elapsed = elapsed.max(e.elapsed);
             for mut p in std::mem::take(&mut e.infos) {
                 p.index = u32::try_from(infos.len()).unwrap_or(u32::MAX);
@@ -879,14 +884,16 @@ pub(crate) fn merge_slices(
             parts.append(&mut e.parts);
             i += 1;
         }
-        report.add_table(
-            &t.qualified(),
-            fp.rows,
-            bytes,
-            infos.len() as u64,
-            elapsed,
-            "exported",
-        );
+        report
+            .add_table(
+                &t.qualified(),
+                fp.rows,
+                bytes,
+                infos.len() as u64,
+                elapsed,
+                "exported",
+            )
+            .logical_bytes = Some(logical);
         catalog_tables.push(CatalogTable {
             table: t,
             rows: fp.rows,
@@ -1098,6 +1105,8 @@ pub(crate) struct Exported {
     pub(crate) parts: Vec<FileEntry>,
     pub(crate) fingerprint: Fingerprint,
     pub(crate) bytes: u64,
+    /// The rows' logical (uncompressed Arrow) size, [`crate::types::logical_size`].
+    pub(crate) logical: u64,
     pub(crate) elapsed: std::time::Duration,
 }
 
@@ -1202,6 +1211,7 @@ fn export_table_once(
     let mut fp = Fingerprint::default();
     let mut infos: Vec<PartInfo> = Vec::new();
     let mut bytes = 0u64;
+    let mut logical = 0u64;
     let new_part = || {
         let path = match ctx.part_name {
             Some(name) => name(),
@@ -1245,6 +1255,7 @@ fn export_table_once(
         let mut write_all = || -> Result<()> {
             for batch in rx.iter() {
                 fp.add(&batch)?;
+                logical += crate::types::logical_size(&batch);
                 if current.is_none() {
                     current = Some(new_part()?);
                 }
@@ -1253,7 +1264,7 @@ fn export_table_once(
                 bar.inc(batch.num_rows() as u64);
                 bar.set_message(format!(
                     "({} written)",
-                    crate::report::human_bytes(bytes + w.size_estimate())
+                    crate::report::human_size(bytes + w.size_estimate())
                 ));
                 if w.size_estimate() >= plan.max_part_bytes
                     || (plan.max_part_rows > 0 && w.rows() >= plan.max_part_rows)
@@ -1307,6 +1318,7 @@ fn export_table_once(
         parts,
         fingerprint: fp,
         bytes,
+        logical,
         elapsed: t_start.elapsed(),
     })
 }

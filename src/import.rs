@@ -2432,7 +2432,7 @@ fn load_one(
         let mut counted = rx.iter().inspect(|b| {
             if let Ok(b) = b {
                 bar.inc(b.num_rows() as u64);
-                logical += b.get_array_memory_size() as u64;
+                logical += crate::types::logical_size(b);
             }
         });
         let result = load::load_part(

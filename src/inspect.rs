@@ -8,7 +8,7 @@ use crate::Result;
 use crate::bundle::Catalog;
 use crate::bundle::check::OpenBundle;
 use crate::crypto::keys::Keys;
-use crate::report::{human_bytes, printable, trust_line};
+use crate::report::{human_size, printable, trust_line};
 
 #[derive(Debug, Serialize)]
 pub struct Inspection {
@@ -173,7 +173,7 @@ impl Inspection {
         o.push_str(&format!(
             "files       {} files, {}\n",
             self.files.len(),
-            human_bytes(self.total_bytes)
+            human_size(self.total_bytes)
         ));
         for f in &self.files {
             o.push_str(&format!(

@@ -18,7 +18,7 @@ use crate::engines::Engine;
 use crate::load::Mode;
 use crate::load::typemap::TypeMap;
 use crate::mask::{MaskKey, MaskSpec, Masks};
-use crate::report::{Progress, RunReport, human_bytes, printable};
+use crate::report::{Progress, RunReport, human_size, printable};
 use crate::source::{Rows, Selection, Source, SourceOptions};
 use crate::types::TableDef;
 use crate::{Error, Result};
@@ -432,7 +432,7 @@ impl Plan {
                 "table {}: {rows}, {}, primary key {}{}\n",
                 printable(&t.table),
                 t.bytes
-                    .map_or_else(|| "size unknown".to_string(), human_bytes),
+                    .map_or_else(|| "size unknown".to_string(), human_size),
                 if t.primary_key.is_empty() {
                     "none".to_string()
                 } else {

@@ -141,6 +141,9 @@ struct DoneSlice {
     fingerprint: String,
     rows: u64,
     bytes: u64,
+    /// The slice's logical size (absent in records of an older ferry: counted as 0).
+    #[serde(default)]
+    logical: u64,
     millis: u64,
 }
 
@@ -642,6 +645,7 @@ pub fn work(
             fingerprint: e.fingerprint.hex(),
             rows: e.fingerprint.rows,
             bytes: e.bytes,
+            logical: e.logical,
             millis: u64::try_from(e.elapsed.as_millis()).unwrap_or(u64::MAX),
         });
         // Tests stop a worker here, its parts written and its record not (FERRY_PAUSE_AT).
@@ -802,6 +806,7 @@ pub fn seal(
                     parts: s.parts,
                     fingerprint,
                     bytes: s.bytes,
+                    logical: s.logical,
                     elapsed: Duration::from_millis(s.millis),
                 },
             ));

@@ -10,6 +10,22 @@ use serde::{Deserialize, Serialize};
 
 pub mod fingerprint;
 pub mod identity;
+
+/// The logical size of a batch: the bytes of its Arrow buffers for the rows it holds
+/// (values, offsets, validity; not spare capacity), the D of a run before compression.
+/// Export counts it over the batches read from the source, import over those decoded from
+/// the bundle, so both report the same figure for the same rows.
+pub fn logical_size(batch: &arrow::record_batch::RecordBatch) -> u64 {
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size()) as u64
+        })
+        .sum()
+}
 pub mod text;
 
 /// Arrow field metadata keys ferry writes into every part's embedded schema.

@@ -504,3 +504,179 @@ fn a_postgres_bundle_compares_with_a_copy_in_another_schema() {
         "{v:#}"
     );
 }
+
+/// SQLite → MariaDB: one changed value is named by table, column and key (the other test of this pair drops a column).
+#[test]
+fn sqlite_to_mariadb_names_a_changed_value() {
+    let Some(dst) = MyDb::new("a16_sqmy") else {
+        return;
+    };
+    let fx = fixture();
+    let b = fx.export("b");
+    fx.import_to(&b, &dst.url, &[]);
+    let (code, v) = compare_json(&fx.src_url(), &dst.url, &[]);
+    assert_eq!(code, 0, "{v:#}");
+    my(&dst.url, "UPDATE items SET name = 'changed' WHERE id = 42");
+    let (code, v) = compare_json(&fx.src_url(), &dst.url, &[]);
+    assert_eq!(code, 1, "{v:#}");
+    let d = difference(&v, "items");
+    assert_eq!(d["columns"], serde_json::json!(["name"]), "{v:#}");
+    assert_eq!(d["keys"][0]["key"], "id=42", "{v:#}");
+    assert_eq!(d["keys"][0]["difference"], "changed", "{v:#}");
+}
+
+/// MariaDB → PostgreSQL (renamed, other schema) and PostgreSQL → SQLite: a column missing
+/// on the target is a difference.
+#[test]
+fn a_missing_column_is_a_difference_on_the_other_pairs() {
+    let (Some(my_src), Some(pg)) = (MyDb::new("a16_mc_my"), PgDb::new("a16_mc_pg")) else {
+        return;
+    };
+    my(
+        &my_src.url,
+        "CREATE TABLE orders (id int PRIMARY KEY, name varchar(20), qty int);
+         INSERT INTO orders VALUES (1, 'a', 1), (2, 'b', NULL);",
+    );
+    let fx = fixture();
+    let b = fx.path("my");
+    fx.export_to(&my_src.url, &b, &[]);
+    fx.import_to(
+        &b,
+        &pg.url,
+        &[
+            "--rename",
+            "orders=legacy_orders",
+            "--target-schema",
+            "legacy",
+        ],
+    );
+    let flags = ["--rename", "orders=legacy_orders", "--schema-b", "legacy"];
+    assert_eq!(compare_json(&my_src.url, &pg.url, &flags).0, 0);
+    psql(&pg.url, "ALTER TABLE legacy.legacy_orders DROP COLUMN qty");
+    let (code, v) = compare_json(&my_src.url, &pg.url, &flags);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(
+        difference(&v, "orders → legacy_orders")["columns_only_in_a"],
+        serde_json::json!(["qty"]),
+        "{v:#}"
+    );
+
+    // PostgreSQL → SQLite.
+    psql(
+        &pg.url,
+        "CREATE TABLE t (id int PRIMARY KEY, a text, extra numeric(10,2));
+         INSERT INTO t VALUES (1, 'x', 1.5), (2, NULL, NULL);",
+    );
+    let b2 = fx.path("pg");
+    fx.export_to(&pg.url, &b2, &["--table", "public.t"]);
+    let lite = fx.path("dst.db");
+    let lite_url = format!("sqlite://{}", lite.display());
+    fx.import_to(&b2, &lite_url, &[]);
+    assert_eq!(compare_json(&pg.url, &lite_url, &["--table", "t"]).0, 0);
+    rusqlite::Connection::open(&lite)
+        .unwrap()
+        .execute_batch("ALTER TABLE t DROP COLUMN extra")
+        .unwrap();
+    let (code, v) = compare_json(&pg.url, &lite_url, &["--table", "t"]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(
+        difference(&v, "t")["columns_only_in_a"],
+        serde_json::json!(["extra"]),
+        "{v:#}"
+    );
+}
+
+/// A bundle compared with its MariaDB source: equal, then the change named.
+#[test]
+fn a_mariadb_bundle_compares_with_its_source_and_names_the_change() {
+    let Some(src) = MyDb::new("a16_bsrc") else {
+        return;
+    };
+    my(
+        &src.url,
+        "CREATE TABLE t (id int PRIMARY KEY, v varchar(10));
+         INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, NULL);",
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(&src.url, &b, &[]);
+    let key = ["--key-file", fx.key.to_str().unwrap()];
+    let (code, v) = compare_json(b.to_str().unwrap(), &src.url, &key);
+    assert_eq!(code, 0, "{v:#}");
+    my(&src.url, "UPDATE t SET v = 'z' WHERE id = 2");
+    let (code, v) = compare_json(b.to_str().unwrap(), &src.url, &key);
+    assert_eq!(code, 1, "{v:#}");
+    let d = difference(&v, "t");
+    assert_eq!(d["keys"][0]["key"], "id=2", "{v:#}");
+    assert_eq!(d["columns"], serde_json::json!(["v"]), "{v:#}");
+}
+
+/// D on export: the rows' logical size beside the stored bytes, and the import of the same
+/// bundle reports the same figure for the same rows.
+#[test]
+fn export_and_import_report_the_same_logical_size() {
+    let fx = fixture();
+    let b = fx.path("b");
+    let out = ferry()
+        .args(["--json", "export", &fx.src_url(), b.to_str().unwrap()])
+        .args(["--key-file", fx.key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let logical = e["totals"]["logical_bytes"].as_u64().unwrap_or(0);
+    assert!(logical > 0, "export gives no logical size: {e}");
+    for t in e["tables"].as_array().unwrap() {
+        assert!(t["logical_bytes"].as_u64().is_some(), "{t}");
+    }
+    let dst = fx.path("dst.db");
+    let out = ferry()
+        .args(["--json", "import", b.to_str().unwrap()])
+        .arg(format!("sqlite://{}", dst.display()))
+        .args(["--key-file", fx.key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let i: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        i["totals"]["logical_bytes"].as_u64(),
+        Some(logical),
+        "{e}\n{i}"
+    );
+}
+
+/// Sizes in text output share the summary's decimal units (kB, MB): inspect's file total and
+/// plan's table sizes, never KiB beside MB/s.
+#[test]
+fn inspect_and_plan_print_sizes_in_decimal_units() {
+    let fx = fixture();
+    let b = fx.export("b");
+    for args in [
+        vec!["inspect", b.to_str().unwrap()],
+        vec!["plan", &fx.src_url()],
+    ] {
+        let out = ferry().args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !text.contains("KiB") && !text.contains("MiB"),
+            "{args:?}: {text}"
+        );
+        assert!(
+            text.contains(" kB") || text.contains(" MB") || text.contains(" B"),
+            "{args:?}: {text}"
+        );
+    }
+}

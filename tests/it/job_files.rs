@@ -265,3 +265,67 @@ fn a_job_file_that_is_not_toml_is_named_without_repeating_its_line() {
         "{err}{out}"
     );
 }
+
+/// `--config FILE` for `plan` and `compare` (README: every command takes one).
+#[test]
+fn a_job_file_drives_plan_and_compare() {
+    let fx = fixture();
+    let b = fx.export("b");
+    let job = fx.path("job.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "key-file = {:?}\n[plan]\nsource = {:?}\ntable = [\"items\"]\nexact = true\n\
+             [compare]\na = {:?}\nb = {:?}\ntable = [\"notes\"]\n",
+            fx.key.display().to_string(),
+            fx.src_url(),
+            b.display().to_string(),
+            fx.src_url(),
+        ),
+    )
+    .unwrap();
+    let out = ferry()
+        .args(["--json", "plan", "--config", job.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tables = v["plan"]["tables"].as_array().unwrap();
+    assert_eq!(tables.len(), 1, "{v}");
+    assert_eq!(tables[0]["table"], "items");
+    assert_eq!(
+        tables[0]["rows_are"], "counted",
+        "exact = true from the file: {v}"
+    );
+
+    let out = ferry()
+        .args(["--json", "compare", "--config", job.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tables"].as_array().unwrap().len(), 1, "{v}");
+    // The command line wins: --table items replaces the file's list.
+    let out = ferry()
+        .args([
+            "--json",
+            "compare",
+            "--config",
+            job.to_str().unwrap(),
+            "--table",
+            "items",
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["tables"][0]["table"], "items", "{v}");
+}

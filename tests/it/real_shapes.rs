@@ -114,6 +114,14 @@ fn hop(fx: &Fixture, from: &str, shape: &Shape, to: &str, target: &str) {
         imported["totals"]["bytes"], part_bytes,
         "{tag}: import's bytes are the parts' sizes: {imported}"
     );
+    // D's logical size: counted on both sides, the same for the same rows.
+    let logical = exported["totals"]["logical_bytes"].as_u64().unwrap_or(0);
+    assert!(logical > 0, "{tag}: export's logical size: {exported}");
+    assert_eq!(
+        imported["totals"]["logical_bytes"].as_u64(),
+        Some(logical),
+        "{tag}: import's logical size is export's: {imported}"
+    );
     for (t, n) in &shape.counts {
         assert_eq!(
             rows_of(&imported, t),
