@@ -1017,6 +1017,20 @@ pub(crate) fn write_sealed(
         extensions: Default::default(),
     };
     let manifest_bytes = manifest.to_json();
+    // Readers refuse what fails their own checks (a --source-id out of its alphabet, a
+    // --sequence past 2^53): refused here, before anything is signed or marks the bundle
+    // complete, not by every reader later.
+    if let Err(findings) = manifest::Manifest::parse(&manifest_bytes) {
+        return Err(Error::Usage(format!(
+            "the manifest would be refused by readers: {}; no manifest was written (the parts \
+             written so far are a leftover for `ferry gc`)",
+            findings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
+    }
     // The signature is in place before the manifest marks the bundle complete.
     if let Some(k) = spec.sign_key {
         let sig = crate::crypto::signing::sign_manifest(k, &manifest, &manifest_bytes)?;

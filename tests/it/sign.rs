@@ -560,3 +560,28 @@ fn trust_expressions_replays_a_check_outside_the_allowlist_for_a_trusted_signer(
     assert!(d.contains("CHECK ((md5(VALUE) <> ''::text))"), "{d}");
     assert!(d.contains("md5('x'::text)"), "{d}");
 }
+
+/// An export whose manifest its own readers would refuse (a source id outside its alphabet)
+/// is refused before anything is signed or a manifest written (exit 2), not shipped signed.
+#[test]
+fn an_export_its_readers_would_refuse_is_not_signed_or_finished() {
+    let fx = fixture();
+    let (key, _, _) = signing_key(&fx, "sign.key");
+    let b = fx.path("b");
+    let out = ferry()
+        .args(["export", &fx.src_url(), s(&b)])
+        .args(["--key-file", s(&fx.key), "--sign-key", s(&key)])
+        .args(["--source-id", "a b"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("source_id"), "{err}");
+    assert!(!b.join("manifest.json").exists());
+    assert!(!b.join("manifest.json.minisig").exists());
+}
