@@ -1129,10 +1129,17 @@ pub fn push_time(out: &mut Vec<u8>, v: i64) -> std::result::Result<(), String> {
     if v.unsigned_abs() >= 839 * 3_600_000_000 {
         return check_time(v).map(|_| ());
     }
-    if v < 0 {
+    write_time(out, v);
+    Ok(())
+}
+
+/// Appends `[-]HHH:MM:SS.ffffff` of a signed microsecond count (MySQL TIME spans ±838
+/// hours; unchecked here).
+fn write_time(out: &mut Vec<u8>, us: i64) {
+    if us < 0 {
         out.push(b'-');
     }
-    let u = v.unsigned_abs();
+    let u = us.unsigned_abs();
     let (secs, frac) = (u / 1_000_000, u % 1_000_000);
     if secs / 3600 < 10 {
         out.push(b'0');
@@ -1151,7 +1158,6 @@ pub fn push_time(out: &mut Vec<u8>, v: i64) -> std::result::Result<(), String> {
         n /= 10;
     }
     out.extend_from_slice(&f);
-    Ok(())
 }
 
 type Binder<'a> =
@@ -1178,15 +1184,9 @@ pub fn fits_decimal_65_30(s: &str) -> bool {
 
 /// `[-]HHH:MM:SS.ffffff` of a signed microsecond count (MySQL TIME spans ±838 hours).
 fn format_time(us: i64) -> String {
-    let sign = if us < 0 { "-" } else { "" };
-    let u = us.unsigned_abs();
-    let (secs, frac) = (u / 1_000_000, u % 1_000_000);
-    format!(
-        "{sign}{:02}:{:02}:{:02}.{frac:06}",
-        secs / 3600,
-        (secs / 60) % 60,
-        secs % 60
-    )
+    let mut b = Vec::with_capacity(17);
+    write_time(&mut b, us);
+    String::from_utf8_lossy(&b).into_owned()
 }
 
 /// One conversion per column, chosen once per batch from the column's type.
