@@ -31,13 +31,50 @@ pub struct Prev {
     pub source_id: String,
     /// Cursor of each table, by qualified name.
     pub cursors: HashMap<String, Cursor>,
+    /// A warning for the export's report: a signed link names a predecessor that the
+    /// signing key's own signature does not cover.
+    pub note: Option<String>,
 }
 
 /// Reads the predecessor bundle `url`: its manifest (MAC checked with `keys`) and its
 /// catalog (authenticated). Its parts are not read: only its marks matter.
-pub fn read_prev(url: &str, keys: &Keys) -> Result<Prev> {
+///
+/// With `sign_key` (the link is to be signed), the predecessor's signature is checked with
+/// that key and any `--trust`ed one: the link's signature covers the predecessor's manifest
+/// SHA-256, so it vouches for that bundle too. One the keys do not cover gets a warning.
+pub fn read_prev(
+    url: &str,
+    keys: &Keys,
+    sign_key: Option<&crate::crypto::signing::SigningKey>,
+) -> Result<Prev> {
     let bundle = OpenBundle::open(url, false)?;
     bundle.refuse_downgrade(keys, Some(true))?;
+    let note = match sign_key {
+        Some(k) => {
+            let mut trust = keys.trust.clone();
+            trust.add(crate::crypto::signing::TrustedKey::parse(
+                &k.public_key(),
+                "--sign-key",
+            )?);
+            match bundle.check_signature_with(&trust) {
+                Ok(_) => None,
+                Err(e) => Some(format!(
+                    "--since {}: the predecessor's signature does not check with the signing key \
+                     (key id {}){}: {e}. This link's signature covers that bundle's manifest \
+                     SHA-256 as its predecessor, so it vouches for a bundle nothing here verified; \
+                     compare its fingerprint (`ferry inspect`) with the one its export printed",
+                    crate::redact::display_location(url),
+                    k.key_id(),
+                    if keys.trust.is_empty() {
+                        ""
+                    } else {
+                        " or a --trust key"
+                    }
+                )),
+            }
+        }
+        None => None,
+    };
     let unlocked = bundle.unlock(keys)?;
     let catalog = bundle.read_catalog(&unlocked)?;
     let m = &bundle.manifest;
@@ -61,6 +98,7 @@ pub fn read_prev(url: &str, keys: &Keys) -> Result<Prev> {
         },
         source_id: m.source_id.clone(),
         cursors,
+        note,
     })
 }
 

@@ -105,13 +105,9 @@ pub fn decrypt(
     let signature = bundle.check_signature(keys)?;
     let mut report = RunReport::new("decrypt");
     let encrypted = bundle.manifest.encrypted();
-    let age_only = encrypted && keys.only_age() && !signature.checked;
-    report.set_trust(encrypted, encrypted && !age_only);
-    if age_only {
-        report
-            .warnings
-            .push(crate::crypto::keys::Keys::AGE_ONLY_WARNING.into());
-    }
+    // Slots and MAC first (cheap): what the MAC proves depends on the slot that opened.
+    let unlocked = bundle.unlock(keys)?;
+    report.set_trust_opened(encrypted, unlocked.opened_by(), signature.checked);
     report.set_signature(&signature, bundle.fingerprint());
     if !encrypted {
         report.warnings.push(
@@ -125,7 +121,7 @@ pub fn decrypt(
     report.warnings.extend(bundle.warnings());
     let total: u64 = bundle.manifest.files().map(|f| f.size).sum();
     let bar = progress.bar("verifying", Some(total), true);
-    let checked = bundle.check(keys, &|f| bar.inc(f.size))?;
+    let checked = bundle.check_unlocked(unlocked, &|f| bar.inc(f.size))?;
     bar.finish_and_clear();
     // One directory per table, each name distinct (see `table_dir_name`); checked before
     // anything is written, case-insensitively, for a case-insensitive file system.

@@ -151,9 +151,14 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
     let started = Instant::now();
     check_encryption(plan)?;
     let prev = match &plan.since {
-        Some(url) => Some(crate::chain::read_prev(url, &plan.keys)?),
+        Some(url) => Some(crate::chain::read_prev(
+            url,
+            &plan.keys,
+            plan.sign_key.as_ref(),
+        )?),
         None => None,
     };
+    let prev_note = prev.as_ref().and_then(|p| p.note.clone());
     let (mut src, tables) = open_source_and_plan(plan)?;
     let masks = resolve_masks(plan, src.as_ref(), &tables)?;
     let chain = plan_chain(plan, prev, src.as_mut(), &tables)?;
@@ -163,6 +168,7 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
         }
     }
     let mut report = RunReport::new("export");
+    report.warnings.extend(prev_note);
     report.warnings.extend(chain.notes.iter().cloned());
     report.bundle = Some(crate::redact::display_location(&plan.bundle_url));
     let mut not_carried = src.not_carried(&tables)?;

@@ -491,14 +491,6 @@ fn open_and_verify(plan: &ImportPlan, progress: &Progress) -> Result<Opened> {
     report.bundle_id = Some(bundle.manifest.bundle_id.clone());
     // An encrypted bundle goes no further than `unlock` unless a slot opens and the MAC holds.
     let encrypted = bundle.manifest.encrypted();
-    // Opened by an age identity alone: the MAC authenticates nothing about the sender.
-    let age_only = encrypted && plan.keys.only_age() && plan.keys.trust.is_empty();
-    report.set_trust(encrypted, encrypted && !age_only);
-    if age_only {
-        report
-            .warnings
-            .push(crate::crypto::keys::Keys::AGE_ONLY_WARNING.into());
-    }
     report.set_signature(&signature, bundle.fingerprint());
     if plan.trust_expressions {
         report.warnings.push(format!(
@@ -535,6 +527,9 @@ fn open_and_verify(plan: &ImportPlan, progress: &Progress) -> Result<Opened> {
     }
     // 6: keys and MAC (cheap), then the ledger: a finished bundle is a no-op.
     let unlocked = bundle.unlock(&plan.keys)?;
+    // What the MAC proves depends on the slot that opened (an age slot: nothing about the
+    // sender, unless a trusted signature covers the manifest).
+    report.set_trust_opened(encrypted, unlocked.opened_by(), signature.checked);
     let ledger = check_ledger(plan, &bundle, target.as_mut())?;
     // 8: the full pass.
     let id = bundle.manifest.bundle_id.clone();

@@ -40,6 +40,9 @@ pub struct Inspection {
     /// A signature file present but not understood (no trust list asked for it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signature_note: Option<String>,
+    /// Why `authenticated` is false for a bundle a key opened (an age identity alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust_note: Option<String>,
     pub key_ids: Vec<String>,
     pub files: Vec<crate::bundle::FileEntry>,
     pub total_bytes: u64,
@@ -54,11 +57,15 @@ pub fn inspect(url: &str, keys: &Keys) -> Result<Inspection> {
     b.refuse_downgrade(keys, None)?;
     let signature = b.check_signature(keys)?;
     let m = &b.manifest;
-    let catalog = if keys.is_empty() && m.encrypted() {
-        None
+    let (catalog, opened_by) = if keys.is_empty() && m.encrypted() {
+        (None, None)
     } else {
-        Some(b.read_catalog(&b.unlock(keys)?)?)
+        let unlocked = b.unlock(keys)?;
+        (Some(b.read_catalog(&unlocked)?), unlocked.opened_by())
     };
+    // An age slot proves nothing about the sender (its recipient is public), unless a
+    // trusted signature covers the manifest.
+    let by_age = opened_by == Some(crate::crypto::envelope::Opener::Age);
     Ok(Inspection {
         bundle: crate::redact::display_location(url),
         bundle_id: m.bundle_id.clone(),
@@ -71,11 +78,13 @@ pub fn inspect(url: &str, keys: &Keys) -> Result<Inspection> {
         chain_id: m.chain_id.clone(),
         prev_manifest_sha256: m.prev_manifest_sha256.clone(),
         encrypted: m.encrypted(),
-        authenticated: m.encrypted() && catalog.is_some(),
+        authenticated: m.encrypted() && catalog.is_some() && (!by_age || signature.checked),
         signed_by: signature.signed_by,
         signature_checked: signature.checked,
         fingerprint: b.fingerprint(),
         signature_note: signature.note,
+        trust_note: (by_age && !signature.checked)
+            .then(|| crate::crypto::keys::Keys::AGE_ONLY_WARNING.to_string()),
         key_ids: m
             .encryption
             .key_slots
@@ -163,7 +172,10 @@ impl Inspection {
                 Some(self.signature_checked)
             )
         ));
-        if let Some(n) = &self.signature_note {
+        for n in [&self.signature_note, &self.trust_note]
+            .into_iter()
+            .flatten()
+        {
             o.push_str(&format!("            warning: {}\n", p(n)));
         }
         o.push_str(&format!(

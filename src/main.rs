@@ -243,6 +243,54 @@ impl KeyArgs {
         )))
     }
 
+    /// The variables among `FERRY_KEY_FILE` and `FERRY_IDENTITY` that supplied this
+    /// command's keys (the option itself was absent from the command line).
+    fn keys_from_env(&self) -> Vec<&'static str> {
+        [
+            (&self.key_files, KEY_FILE_ENV),
+            (&self.identities, IDENTITY_ENV),
+        ]
+        .into_iter()
+        .filter(|(values, var)| {
+            !values.is_empty()
+                && std::env::var_os(var).is_some_and(|v| values.iter().all(|p| p.as_os_str() == v))
+        })
+        .map(|(_, var)| var)
+        .collect()
+    }
+
+    /// An export to age recipients is for a receiver the sender cannot decrypt for: a key
+    /// file or identity that the sender's own environment supplies would add a slot the
+    /// sender opens, unseen. Refused (exit 2); the same key given as an option is a choice.
+    fn refuse_env_keys_with_recipients(&self, recipients: &[String]) -> Result<(), Error> {
+        let envs = self.keys_from_env();
+        if recipients.is_empty() || envs.is_empty() {
+            return Ok(());
+        }
+        let opts: Vec<String> = envs
+            .iter()
+            .map(|v| {
+                let flag = if *v == KEY_FILE_ENV {
+                    "--key-file"
+                } else {
+                    "--identity"
+                };
+                format!("{flag} \"${v}\"")
+            })
+            .collect();
+        Err(Error::Usage(format!(
+            "{} given with {} set in the environment: the bundle would also open with what {} \
+             names, on this machine, so the sender could decrypt what it sends to the recipient. \
+             Unset {} to export for the recipients alone, or pass {} on the command line to add \
+             that slot knowingly. Nothing written",
+            recipients.join(" and "),
+            envs.join(" and "),
+            if envs.len() == 1 { "it" } else { "they" },
+            envs.join(" and "),
+            opts.join(" ")
+        )))
+    }
+
     fn load(&self) -> Result<(Keys, Vec<String>), Error> {
         let mut keys = Keys::default();
         let mut warnings = Vec::new();
@@ -815,6 +863,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
                 keys.refuse_with_no_encrypt(recipients.given())?;
                 (Keys::default(), vec![])
             } else {
+                keys.refuse_env_keys_with_recipients(&recipients.given())?;
                 let (mut k, w) = keys.load()?;
                 k.recipients = recipients.load()?;
                 (k, w)

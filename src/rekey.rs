@@ -172,6 +172,7 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
     // covers (by the signing key itself or a key given with --trust/--trust-file), never an
     // unsigned bundle or one another key signed. With a trust list alone, it is checked as
     // every reader checks it.
+    let mut sender_checked = false;
     if (sign_key.is_some() && !sign_unverified) || !keys.trust.is_empty() {
         let mut trust = keys.trust.clone();
         if let Some(k) = &sign_key {
@@ -190,6 +191,7 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
             )),
             other => other,
         })?;
+        sender_checked = true;
     }
     // What is at the signature's name must be something a rekey can replace or remove:
     // found out now, before anything changes, not after the commit.
@@ -247,7 +249,7 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
     let lines = mac_lines(&cbytes).map_err(|m| Error::invalid(&where_, layout::MANIFEST_MAC, m))?;
     let m0 = &bundle.manifest;
     let id = m0.bundle_id.as_str();
-    let bdk = DataKey::unwrap(id, &m0.encryption.key_slots, &keys)?;
+    let (bdk, opener) = DataKey::open(id, &m0.encryption.key_slots, &keys)?;
     if !mac_matches(&bdk, id, &mbytes, &lines) {
         // Another rekey replaced the manifest (and tidied its MAC) after it was read.
         if store
@@ -376,6 +378,22 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
     let sha_before = hex::encode(Sha256::digest(&mbytes));
     let files_unchanged = m0.parts.len() + 1;
     let mut warnings = bundle.warnings();
+    // An age slot opened it, and no trusted signature says who made it: anyone can make a
+    // bundle for a public recipient. A key-file or passphrase slot added now would make it
+    // look authenticated to whoever opens it with that secret.
+    if opener == crate::crypto::envelope::Opener::Age
+        && !sender_checked
+        && added.iter().any(|s| s.kind != "age")
+    {
+        warnings.push(
+            "opened with an age identity and no signature checked: its recipient is public, so \
+             nothing shows who made this bundle, yet readers who open it with the key file or \
+             passphrase added now will see it reported as authenticated. Check the sender first \
+             (--trust with the sender's signing key, or its fingerprint from `ferry inspect` \
+             compared with the sender's)"
+                .into(),
+        );
+    }
     if added.is_empty() && removed.is_empty() {
         // Only a signature to (re)write: the manifest stays as it is, byte for byte.
         let signed_by = match &sign_key {

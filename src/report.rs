@@ -252,6 +252,30 @@ impl RunReport {
         self.authenticated = Some(authenticated);
     }
 
+    /// Records what a bundle a reader opened proves. `opened_by`: the kind of slot that
+    /// opened it (`None`: not opened, checked without a key). A MAC under a key file or a
+    /// passphrase authenticates the sender, who had to hold that secret; under an age slot
+    /// it does not (the recipient is public, so anyone can make such a bundle) unless a
+    /// trusted signature (`signature_checked`) covers the manifest. Then a warning says so.
+    /// Decided by the slot that opened, never by the key options given.
+    pub fn set_trust_opened(
+        &mut self,
+        encrypted: bool,
+        opened_by: Option<crate::crypto::envelope::Opener>,
+        signature_checked: bool,
+    ) {
+        use crate::crypto::envelope::Opener;
+        let by_age = opened_by == Some(Opener::Age);
+        self.set_trust(
+            encrypted,
+            encrypted && opened_by.is_some() && (!by_age || signature_checked),
+        );
+        if encrypted && by_age && !signature_checked {
+            self.warnings
+                .push(crate::crypto::keys::Keys::AGE_ONLY_WARNING.into());
+        }
+    }
+
     /// Records the manifest's signature (`signed_by`, `signature_checked`) and its
     /// fingerprint, and warns of a signature file that was not understood.
     pub fn set_signature(

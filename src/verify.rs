@@ -31,13 +31,11 @@ pub fn verify(url: &str, keys: &Keys, strict: bool, progress: &Progress) -> Resu
         Some(bundle.unlock(keys)?)
     };
     let encrypted = bundle.manifest.encrypted();
-    let age_only = unlocked.is_some() && keys.only_age() && keys.trust.is_empty();
-    report.set_trust(encrypted, encrypted && unlocked.is_some() && !age_only);
-    if age_only {
-        report
-            .warnings
-            .push(crate::crypto::keys::Keys::AGE_ONLY_WARNING.into());
-    }
+    report.set_trust_opened(
+        encrypted,
+        unlocked.as_ref().and_then(|u| u.opened_by()),
+        signature.checked,
+    );
     report.set_signature(&signature, bundle.fingerprint());
     let authenticated = unlocked.is_some();
     let mut scan = bundle.scan_all(unlocked, &|f| bar.inc(f.size));

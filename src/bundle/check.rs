@@ -13,7 +13,7 @@ use super::catalog::Catalog;
 use super::layout::{self, CATALOG_CAP, MAC_CAP, MANIFEST_CAP};
 use super::manifest::{FileEntry, Manifest};
 use crate::bundle::parts::{PartReader, scan_file, scan_file_teeing};
-use crate::crypto::envelope::{DataKey, file_context};
+use crate::crypto::envelope::{DataKey, Opener, file_context};
 use crate::crypto::keys::Keys;
 
 /// Files a scan hashes and authenticates at once (each on its own thread, up to the
@@ -137,6 +137,21 @@ impl OpenBundle {
         };
         let signature = sig_file(layout::MANIFEST_SIG)?;
         let pending_signature = sig_file(layout::MANIFEST_SIG_PENDING)?;
+        if strict {
+            // A signature's name holding something else than a file is never read; --strict
+            // says so (without it, only a trust list refuses it, by name).
+            for (name, sig) in [
+                (layout::MANIFEST_SIG, &signature),
+                (layout::MANIFEST_SIG_PENDING, &pending_signature),
+            ] {
+                if let SigFile::NotAFile(kind) = sig {
+                    findings.push(Finding {
+                        file: name.to_string(),
+                        message: format!("is {kind}, not a signature file (--strict)"),
+                    });
+                }
+            }
+        }
         if strict && !extra.is_empty() {
             for p in &extra {
                 findings.push(Finding {
@@ -251,6 +266,16 @@ impl OpenBundle {
             )
             && ok.checked
         {
+            let mut ok = ok;
+            ok.note = Some(format!(
+                "{}: {} does not verify this manifest; the staged {} (left by a `ferry rekey` \
+                 stopped after its commit) does, by trusted key id {}, and was accepted; run \
+                 `ferry rekey {at} --sign-key FILE` to move it into place",
+                at,
+                layout::MANIFEST_SIG,
+                layout::MANIFEST_SIG_PENDING,
+                ok.signed_by.as_deref().unwrap_or("?")
+            ));
             return Ok(ok);
         }
         main
@@ -266,10 +291,13 @@ impl OpenBundle {
     pub fn unlock(&self, keys: &Keys) -> Result<Unlocked> {
         self.check_signature(keys)?;
         if !self.manifest.encrypted() {
-            return Ok(Unlocked { file_key: None });
+            return Ok(Unlocked {
+                file_key: None,
+                opened_by: None,
+            });
         }
         let id = &self.manifest.bundle_id;
-        let bdk = DataKey::unwrap(id, &self.manifest.encryption.key_slots, keys)?;
+        let (bdk, opener) = DataKey::open(id, &self.manifest.encryption.key_slots, keys)?;
         let mac = self.store.read_capped(layout::MANIFEST_MAC, MAC_CAP)?;
         let lines =
             mac_lines(&mac).map_err(|m| Error::invalid(self.url(), layout::MANIFEST_MAC, m))?;
@@ -295,6 +323,7 @@ impl OpenBundle {
         }
         Ok(Unlocked {
             file_key: Some(bdk.file_key(id)),
+            opened_by: Some(opener),
         })
     }
 
@@ -618,9 +647,15 @@ pub fn findings_of(e: Error) -> Vec<Finding> {
 /// The file key, once a slot has opened and the MAC checked out.
 pub struct Unlocked {
     file_key: Option<Zeroizing<[u8; 32]>>,
+    opened_by: Option<Opener>,
 }
 
 impl Unlocked {
+    /// The kind of slot that opened the bundle; `None` for a plain bundle.
+    pub fn opened_by(&self) -> Option<Opener> {
+        self.opened_by
+    }
+
     /// The key and context to decrypt `f` with; `None` for a plain bundle.
     pub fn seal_for(&self, bundle_id: &str, f: &FileEntry) -> Option<(&[u8; 32], Vec<u8>)> {
         let kind = if f.path.starts_with("data/") {

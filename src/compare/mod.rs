@@ -530,8 +530,37 @@ pub fn compare(plan: &ComparePlan, progress: &Progress) -> Result<RunReport> {
     if let Some(first) = bundles.first() {
         report.bundle = Some(first.location.clone());
         report.bundle_id = Some(first.id.clone());
-        let encrypted = bundles.iter().all(|b| b.encrypted);
-        report.set_trust(encrypted, encrypted);
+        // The report's trust fields are the first bundle's; a second bundle's go in a note.
+        report.set_trust_opened(first.encrypted, first.opened_by, first.signature.checked);
+        report.set_signature(&first.signature, first.fingerprint.clone());
+        if let Some(second) = bundles.get(1) {
+            let mut other = RunReport::new("compare");
+            other.set_trust_opened(second.encrypted, second.opened_by, second.signature.checked);
+            report.warnings.append(&mut other.warnings);
+            let differs = (
+                second.encrypted,
+                other.authenticated,
+                &second.signature.signed_by,
+            ) != (
+                first.encrypted,
+                report.authenticated,
+                &first.signature.signed_by,
+            ) || second.signature.checked != first.signature.checked;
+            if differs {
+                report.warnings.push(format!(
+                    "the trust line is bundle {}'s; bundle {}: {} (fingerprint {})",
+                    first.location,
+                    second.location,
+                    crate::report::trust_line(
+                        second.encrypted,
+                        other.authenticated == Some(true),
+                        second.signature.signed_by.as_deref(),
+                        Some(second.signature.checked),
+                    ),
+                    second.fingerprint
+                ));
+            }
+        }
     }
     let pairs = pairs::pair_tables(plan, &sa, &sb, &mut report.warnings)?;
 

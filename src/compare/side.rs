@@ -24,6 +24,10 @@ pub struct BundleInfo {
     pub location: String,
     pub id: String,
     pub encrypted: bool,
+    /// The kind of slot that opened it (`None`: a plain bundle).
+    pub opened_by: Option<crate::crypto::envelope::Opener>,
+    pub signature: crate::crypto::signing::SignatureCheck,
+    pub fingerprint: String,
 }
 
 enum Reader {
@@ -92,7 +96,10 @@ impl Side {
         }
         let total: u64 = bundle.manifest.files().map(|f| f.size).sum();
         let bar = how.progress.bar("verifying", Some(total), true);
+        let signature = bundle.check_signature(how.keys)?;
+        let fingerprint = bundle.fingerprint();
         let unlocked = bundle.unlock(how.keys)?;
+        let opened_by = unlocked.opened_by();
         let scan = bundle.scan_all(Some(unlocked), &|f| bar.inc(f.size));
         bar.finish_and_clear();
         let checked = bundle.verified(scan)?;
@@ -121,6 +128,9 @@ impl Side {
             location: label.clone(),
             id: checked.bundle.manifest.bundle_id.clone(),
             encrypted,
+            opened_by,
+            signature,
+            fingerprint,
         };
         Ok(Side {
             label,

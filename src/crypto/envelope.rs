@@ -104,6 +104,15 @@ impl KeySlot {
     }
 }
 
+/// The kind of key slot that opened a bundle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opener {
+    KeyFile,
+    Passphrase,
+    /// An age identity: its recipient is public, so anyone could have made the slot.
+    Age,
+}
+
 /// The bundle data key.
 pub struct DataKey(Zeroizing<[u8; 32]>);
 
@@ -248,6 +257,13 @@ impl DataKey {
 
     /// Opens the first slot one of the given keys fits. Errors name the key ids involved.
     pub fn unwrap(bundle_id: &str, slots: &[KeySlot], keys: &Keys) -> Result<DataKey> {
+        Self::open(bundle_id, slots, keys).map(|(k, _)| k)
+    }
+
+    /// [`DataKey::unwrap`], saying which kind of slot opened: what the MAC then proves about
+    /// the sender depends on it (an age recipient is public; a key file or passphrase is a
+    /// secret the sender held).
+    pub fn open(bundle_id: &str, slots: &[KeySlot], keys: &Keys) -> Result<(DataKey, Opener)> {
         let accepts: Vec<String> = slots
             .iter()
             .enumerate()
@@ -287,7 +303,7 @@ impl DataKey {
                     }
                     matched = true;
                     match open(k.bytes(), nonce, wrapped, &aad(bundle_id, "key-file", key_id)) {
-                        Some(bdk) => return Ok(DataKey(bdk)),
+                        Some(bdk) => return Ok((DataKey(bdk), Opener::KeyFile)),
                         None => failures.push(format!(
                             "{} matches key {} (from {}) but failed its integrity check: the slot is damaged",
                             s.describe(i),
@@ -313,7 +329,7 @@ impl DataKey {
             match found {
                 Some((i, s @ KeySlot::Age { key_id, age_file })) => {
                     match open_age(id, bundle_id, key_id, age_file) {
-                        Ok(bdk) => return Ok(DataKey(bdk)),
+                        Ok(bdk) => return Ok((DataKey(bdk), Opener::Age)),
                         Err(why) => failures.push(format!(
                             "{} matches identity {} (from {}) but does not open: {why}",
                             s.describe(i),
@@ -342,7 +358,7 @@ impl DataKey {
                     any = true;
                     let kek = argon2_kek(p, kdf)?;
                     match open(&kek, nonce, wrapped, &aad(bundle_id, "passphrase", key_id)) {
-                        Some(bdk) => return Ok(DataKey(bdk)),
+                        Some(bdk) => return Ok((DataKey(bdk), Opener::Passphrase)),
                         None => failures.push(format!(
                             "the passphrase did not open {}: wrong passphrase, or a corrupted slot",
                             s.describe(i)

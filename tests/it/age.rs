@@ -541,3 +541,148 @@ fn hostile_and_foreign_age_slots_are_refused_with_nothing_written() {
     }
     assert_eq!(ledger_rows(&db), 0);
 }
+
+/// Anyone can make a bundle for a public recipient: whether a report says "authenticated"
+/// is decided by the slot that opened the bundle, never by the key options given. A forged
+/// bundle (an age slot only) opened by a receiver who also holds a key file is reported
+/// NOT authenticated by verify, import, decrypt, inspect and compare; a bundle the key file
+/// opens is authenticated; a rekey that adds a key-file slot to the forged one warns.
+#[test]
+fn a_bundle_anyone_could_make_for_the_recipient_is_never_reported_authenticated() {
+    let fx = fixture();
+    let (id, recipient, _) = age_identity(&fx, "receiver.txt");
+    let key = s(&fx.key).to_string();
+    let forged = export(&fx, "forged", &["--recipient", &recipient]);
+    let genuine = export(
+        &fx,
+        "genuine",
+        &["--recipient", &recipient, "--key-file", &key],
+    );
+    let both = ["--identity", s(&id), "--key-file", &key];
+
+    let json = |out: &Out| -> serde_json::Value {
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+    };
+    let mut n = 0;
+    for (b, want) in [(&forged, false), (&genuine, true)] {
+        for cmd in ["verify", "import", "decrypt", "inspect", "compare"] {
+            n += 1;
+            let mut args: Vec<String> = vec![cmd.into(), s(b).into()];
+            match cmd {
+                "import" => args.push(sqlite(&fx.path(&format!("t{n}.db")))),
+                "decrypt" => args.push(s(&fx.path(&format!("plain{n}"))).into()),
+                "compare" => args.push(fx.src_url()),
+                _ => {}
+            }
+            let out = run(ferry().args(&args).args(both).arg("--json"));
+            assert_code(&out, 0, &[]);
+            let v = json(&out);
+            assert_eq!(
+                v["authenticated"],
+                serde_json::json!(want),
+                "{cmd} {}: {v}",
+                s(b)
+            );
+            let warned = if cmd == "inspect" {
+                v["trust_note"].to_string()
+            } else {
+                v["warnings"].to_string()
+            };
+            assert_eq!(warned.contains("--trust"), !want, "{cmd}: {v}");
+        }
+    }
+    // The same with the key file from the environment, and in the text summary.
+    let out =
+        run(ferry()
+            .env("FERRY_KEY_FILE", &key)
+            .args(["verify", s(&forged), "--identity", s(&id)]));
+    assert_code(&out, 0, &[]);
+    assert!(
+        out.stdout.contains("encrypted, NOT authenticated"),
+        "{}",
+        out.stdout
+    );
+    let out = run(ferry().args(["inspect", s(&forged), "--identity", s(&id)]));
+    assert_code(&out, 0, &[]);
+    assert!(out.stdout.contains("NOT authenticated"), "{}", out.stdout);
+
+    // A rekey that gives the forged bundle a key-file slot says what it vouches for.
+    let k2 = fx.path("k2.key");
+    assert_code(&run(ferry().args(["keygen", s(&k2)])), 0, &[]);
+    let out = run(ferry().args([
+        "rekey",
+        s(&forged),
+        "--identity",
+        s(&id),
+        "--add-key-file",
+        s(&k2),
+    ]));
+    assert_code(&out, 0, &[]);
+    assert!(
+        out.stdout
+            .contains("opened with an age identity and no signature checked"),
+        "{}",
+        out.stdout
+    );
+    // Adding another recipient vouches for nothing: no such warning.
+    let (_, r2, _) = age_identity(&fx, "second.txt");
+    let out = run(ferry().args([
+        "rekey",
+        s(&genuine),
+        "--key-file",
+        &key,
+        "--add-recipient",
+        &r2,
+    ]));
+    assert_code(&out, 0, &[]);
+    assert!(
+        !out.stdout.contains("no signature checked"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// `FERRY_KEY_FILE` or `FERRY_IDENTITY` in the sender's environment would give a bundle for
+/// recipients a slot the sender opens, unseen: refused (exit 2, nothing written); the same
+/// key on the command line is a choice and gets its slot.
+#[test]
+fn a_key_from_the_senders_environment_never_joins_an_export_to_recipients() {
+    let fx = fixture();
+    let (id, recipient, rk) = age_identity(&fx, "receiver.txt");
+    let (sender_id, _, _) = age_identity(&fx, "sender.txt");
+    let key = s(&fx.key).to_string();
+    let b = fx.path("b");
+    for (var, value) in [
+        ("FERRY_KEY_FILE", key.clone()),
+        ("FERRY_IDENTITY", s(&sender_id).to_string()),
+    ] {
+        let out = run(ferry().env(var, &value).args([
+            "export",
+            &fx.src_url(),
+            s(&b),
+            "--recipient",
+            &recipient,
+        ]));
+        assert_code(
+            &out,
+            2,
+            &[
+                &format!("--recipient given with {var} set in the environment"),
+                &format!("Unset {var}"),
+            ],
+        );
+        assert!(!b.exists(), "{var}: export wrote {}", b.display());
+    }
+    // On the command line: two slots, as asked.
+    let b = export(&fx, "b", &["--recipient", &recipient, "--key-file", &key]);
+    let got = slots(&b);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[1], ("age".to_string(), rk));
+    // Without a recipient, the environment's key file encrypts as before.
+    let out =
+        run(ferry()
+            .env("FERRY_KEY_FILE", &key)
+            .args(["export", &fx.src_url(), s(&fx.path("c"))]));
+    assert_code(&out, 0, &[]);
+    let _ = id;
+}

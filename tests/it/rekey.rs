@@ -1064,6 +1064,13 @@ fn a_signed_rekey_killed_at_each_step_still_opens_under_trust() {
     assert!(pending.exists());
     let o = trusted(&new_key);
     assert!(o.status.success(), "{}", stderr(&o));
+    // ... and the reader says so, with the repair.
+    let said = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(
+        said.contains("the staged manifest.json.minisig.next")
+            && said.contains("--sign-key FILE` to move it into place"),
+        "{said}"
+    );
     assert_eq!(trusted(&fx.key).status.code(), Some(77));
     // minisign's file itself is the old one: a trust list without the pending file refuses.
     let saved = std::fs::read(&pending).unwrap();
@@ -1124,7 +1131,26 @@ fn a_signed_rekey_killed_at_each_step_still_opens_under_trust() {
     assert!(!pending.exists());
     let o = trusted(&new_key);
     assert!(o.status.success(), "{}", stderr(&o));
+    let said = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(!said.contains("staged"), "{said}");
     // And minisign's own view agrees: the main file now signs the manifest.
     let m = crate::common::manifest(&b);
     assert!(m["encryption"]["key_slots"].as_array().unwrap().len() == 1);
+
+    // Something else than a file at the staged name: --strict names it (65); without
+    // --strict it is never read and the bundle verifies.
+    std::fs::create_dir(&pending).unwrap();
+    let o = run(
+        &["verify", s(&b), "--strict", "--key-file", s(&new_key)],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("manifest.json.minisig.next")
+            && stderr(&o).contains("is a directory, not a signature file"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["verify", s(&b), "--key-file", s(&new_key)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }

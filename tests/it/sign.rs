@@ -285,7 +285,7 @@ fn import_under_trust_succeeds_for_the_right_signer() {
     let (code, _, err) = run(&["inspect", s(&unsigned), "--trust", &pk]);
     assert_eq!(code, 77, "{err}");
     assert!(err.contains("unsigned"), "{err}");
-    let (code, _, err) = run(&[
+    let (code, v, err) = run(&[
         "compare",
         s(&b),
         &fx.src_url(),
@@ -295,6 +295,29 @@ fn import_under_trust_succeeds_for_the_right_signer() {
         &pk,
     ]);
     assert_eq!(code, 0, "{err}");
+    // compare reports the signature it checked, as the other readers do
+    assert_eq!(v["signed_by"], id.as_str(), "{v}");
+    assert_eq!(v["signature_checked"], true, "{v}");
+    assert_eq!(v["authenticated"], true, "{v}");
+    assert!(
+        v["fingerprint"].as_str().is_some_and(|f| !f.is_empty()),
+        "{v}"
+    );
+    let out = ferry()
+        .args(["compare", s(&b), &fx.src_url(), "--key-file", s(&fx.key)])
+        .args(["--trust", &pk])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("signed by key id {id} (a trusted key")),
+        "{text}"
+    );
+    // two bundles of different trust: the second's line is in a note
+    let (code, v, err) = run(&["compare", s(&b), s(&unsigned), "--key-file", s(&fx.key)]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["signed_by"], id.as_str(), "{v}");
+    assert!(v["warnings"].to_string().contains("not signed"), "{v}");
     let (code, _, err) = run(&[
         "compare",
         s(&unsigned),
@@ -584,4 +607,56 @@ fn an_export_its_readers_would_refuse_is_not_signed_or_finished() {
     assert!(err.contains("source_id"), "{err}");
     assert!(!b.join("manifest.json").exists());
     assert!(!b.join("manifest.json.minisig").exists());
+}
+
+/// A signed link vouches for its predecessor (its signature covers the predecessor's
+/// manifest SHA-256): `export --since PREV --sign-key K` checks PREV's signature with K and
+/// warns when it does not hold (unsigned, or signed by another key); a predecessor K
+/// signed gets no warning.
+#[test]
+fn a_signed_link_checks_its_predecessors_signature() {
+    let fx = fixture();
+    let (key, _, id) = signing_key(&fx, "sign.key");
+    let (other, _, _) = signing_key(&fx, "other.key");
+    let link = |prev: &Path, name: &str| -> serde_json::Value {
+        let b = fx.path(name);
+        let (code, v, err) = run(&[
+            "export",
+            &fx.src_url(),
+            s(&b),
+            "--key-file",
+            s(&fx.key),
+            "--since",
+            s(prev),
+            "--sign-key",
+            s(&key),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert!(b.join("manifest.json.minisig").is_file());
+        v
+    };
+    let warned = |v: &serde_json::Value| {
+        v["warnings"]
+            .to_string()
+            .contains("the predecessor's signature does not check with the signing key")
+    };
+    for (name, signer) in [("unsigned", None), ("by-other", Some(&other))] {
+        let prev = fx.path(name);
+        let mut extra = vec!["--cursor", "items=id"];
+        if let Some(k) = signer {
+            extra.extend(["--sign-key", s(k)]);
+        }
+        fx.export_to(&fx.src_url(), &prev, &extra);
+        let v = link(&prev, &format!("{name}-next"));
+        assert!(warned(&v), "{name}: {v}");
+        assert!(v["warnings"].to_string().contains(&id), "{name}: {v}");
+    }
+    let prev = fx.path("signed");
+    fx.export_to(
+        &fx.src_url(),
+        &prev,
+        &["--cursor", "items=id", "--sign-key", s(&key)],
+    );
+    let v = link(&prev, "signed-next");
+    assert!(!warned(&v), "{v}");
 }
