@@ -2495,9 +2495,9 @@ const FIX_ROW: &str = "fix the row at the source (or the target table), or load 
      the same command resumes after the committed parts";
 const FIX_DATA: &str = "fix the data at the source or the target table; once fixed, re-running the same \
      command resumes after the committed parts";
-const FIX_MAX_ERRORS: &str = "fix the refused rows at the source (those of the committed parts are in \
-     --rejects DIR), or allow more with a higher --max-errors; re-running the same command then resumes \
-     after the committed parts";
+const FIX_MAX_ERRORS: &str = "fix the refused rows at the source (`ferry status` counts them; when \
+     --rejects DIR was given, those of the committed parts are in DIR with their reasons), or allow more \
+     with a higher --max-errors; re-running the same command then resumes after the committed parts";
 
 /// Adds the target's state to a load failure's message (without saying twice that the
 /// failed part left nothing), and for a failure of the data what to fix instead of

@@ -142,6 +142,37 @@ pub fn expand(cli: &Command, args: Vec<OsString>) -> Result<Expanded> {
         }
     }
     let positionals = job.positionals(sub, &line, &from_file)?;
+    // A required positional neither the file nor the command line gives: said here, naming
+    // the file and where the key would go, instead of clap's bare "not provided".
+    let mut required: Vec<&Arg> = sub
+        .get_positionals()
+        .filter(|a| a.is_required_set())
+        .collect();
+    required.sort_by_key(|a| a.get_index());
+    if let Some(missing) = required.get(positionals.len()) {
+        let tables: Vec<String> = doc
+            .iter()
+            .filter(|(_, v)| v.is_table())
+            .map(|(k, _)| format!("[{k}]"))
+            .collect();
+        let others = if tables.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (it has {}: a table's keys apply to its own command only)",
+                tables.join(", ")
+            )
+        };
+        return Err(Error::Usage(format!(
+            "{} needs `{}`: give it on the command line, or as `{}` at the top of job file {} or in \
+             its [{}] table{others}",
+            sub.get_name(),
+            missing.get_id(),
+            missing.get_id(),
+            file.display(),
+            line.command
+        )));
+    }
     let mut out: Vec<OsString> = args[..=line.command_at].to_vec();
     out.extend(
         args.iter()
@@ -851,6 +882,24 @@ mod tests {
             e.to_string().contains("needs `source` before `bundle`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_positional_neither_file_nor_line_gives_is_named_with_the_file() {
+        let e = run("[import]\nmode = \"x\"\n", &["export", "--config", "JOB"]).unwrap_err();
+        let m = e.to_string();
+        assert!(
+            m.contains("export needs `source`")
+                && m.contains("job.toml or in its [export] table")
+                && m.contains("it has [import]"),
+            "{m}"
+        );
+        assert_eq!(e.exit_code(), 2);
+        // One of two given on the line: the second is named.
+        let e = run("", &["export", "--config", "JOB", "s"]).unwrap_err();
+        assert!(e.to_string().contains("export needs `bundle`"), "{e}");
+        // All given: no error.
+        assert!(run("", &["export", "--config", "JOB", "s", "b"]).is_ok());
     }
 
     #[test]
