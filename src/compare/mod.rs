@@ -563,6 +563,25 @@ pub fn compare(plan: &ComparePlan, progress: &Progress) -> Result<RunReport> {
         }
     }
     let pairs = pairs::pair_tables(plan, &sa, &sb, &mut report.warnings)?;
+    // A table missing on one side where that side has a view of the name: views are
+    // compared only when named, so say how.
+    for p in &pairs {
+        let (there, missing) = match (p.a, p.b) {
+            (Some(i), None) => (&sa.tables[i], &sb),
+            (None, Some(i)) => (&sb.tables[i], &sa),
+            _ => continue,
+        };
+        if let Some(v) = missing.views.iter().find(|v| v.name == there.name) {
+            report.warnings.push(format!(
+                "table {} is missing in {}, which has a view {}: views are compared only when \
+                 named; add --table {} to compare it",
+                crate::report::printable(&p.name),
+                missing.label,
+                crate::report::printable(&v.qualified()),
+                crate::report::printable(&v.name)
+            ));
+        }
+    }
 
     // First pass: both sides at once.
     let jobs_a: Vec<Job> = pairs.iter().filter_map(|p| p.job(true)).collect();

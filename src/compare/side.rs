@@ -42,6 +42,8 @@ pub struct Side {
     /// Tables live in schemas (PostgreSQL, or a bundle exported from it).
     pub schemas: bool,
     pub tables: Vec<TableDef>,
+    /// A database's views that are not compared (views are read only when named).
+    pub views: Vec<TableDef>,
     pub warnings: Vec<String>,
     pub bundle: Option<BundleInfo>,
     reader: Reader,
@@ -71,10 +73,21 @@ impl Side {
         let mut src = crate::engines::open_source(url, Default::default())?;
         src.begin_snapshot()?;
         let tables = src.tables(how.selection)?;
+        let views = src
+            .list()?
+            .into_iter()
+            .filter(|v| {
+                v.from_view
+                    && !tables
+                        .iter()
+                        .any(|t| t.schema == v.schema && t.name == v.name)
+            })
+            .collect();
         Ok(Side {
             label,
             schemas: engine.schemas,
             tables,
+            views,
             warnings: vec![],
             bundle: None,
             reader: Reader::Db(src),
@@ -136,6 +149,7 @@ impl Side {
             label,
             schemas,
             tables,
+            views: vec![],
             warnings,
             bundle: Some(info),
             reader: Reader::Bundle(Box::new(checked)),

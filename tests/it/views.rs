@@ -126,6 +126,23 @@ fn views_travel_as_tables(src: &str, v: &str, w: &str, t: &str) {
         )
         .unwrap();
     assert_eq!(loud, "NAME 1");
+    // compare: the source's view is not compared unless named, and the report says how.
+    let (code, out, err) = run(&["compare", src, &url, "--json"]);
+    assert_ne!(code, 0, "{out}{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        r["warnings"]
+            .to_string()
+            .contains(&format!("add --table {} to compare it", base(v))),
+        "{r}"
+    );
+    let (bt, bv) = (base(t), base(v));
+    let mut args = vec!["compare", src, &url, "--table", &bt, "--table", &bv];
+    if let Some((schema, _)) = t.split_once('.') {
+        args.extend(["--schema-a", schema]);
+    }
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{out}{err}");
 
     // What needs a primary key says the view has none.
     let (code, _, err) = run(&[
