@@ -232,14 +232,16 @@ pub fn export(plan: &ExportPlan, progress: &Progress) -> Result<RunReport> {
             .find(|(n, ..)| *n == q)
             .map(|(_, k, e, b)| (k, e, b))
         {
-            report.add_table(
-                &format!("{q} (primary-key set)"),
-                set.rows,
-                *bytes,
-                set.parts.len() as u64,
-                std::time::Duration::ZERO,
-                "exported",
-            );
+            // On the table's own line, as import reports it: the keys are no rows moved,
+            // their parts and bytes are the bundle's.
+            if let Some(line) = report.tables.iter_mut().find(|l| l.table == q) {
+                line.parts += set.parts.len() as u64;
+                line.bytes += *bytes;
+                line.status = format!(
+                    "exported, with its primary-key set ({})",
+                    crate::report::count(set.rows, "key", "keys")
+                );
+            }
             t.keys = Some(set.clone());
             parts.extend(entries.iter().cloned());
         }
@@ -516,6 +518,7 @@ fn export_keys(
         filters: &none,
         masks,
         part_name: None,
+        key_set: true,
     };
     for t in tables {
         let q = t.qualified();
@@ -770,6 +773,7 @@ fn write_tables(
         filters,
         masks,
         part_name: None,
+        key_set: false,
     };
     let mut sources = vec![src];
     while sources.len() < plan.jobs.max(1) {
@@ -1113,6 +1117,8 @@ pub(crate) struct TableCtx<'a> {
     pub(crate) masks: &'a crate::mask::Masks,
     /// Names new parts (a shard's parts carry its prefix); `None`: random names.
     pub(crate) part_name: Option<&'a (dyn Fn() -> String + Sync)>,
+    /// A chain link's primary-key set (`--deletes`) is being written, not the table's rows.
+    pub(crate) key_set: bool,
 }
 
 /// One exported table slice: its parts (catalog and manifest entries) and figures.
@@ -1324,10 +1330,19 @@ fn export_table_once(
     bar.finish_and_clear();
     let rows = fp.rows;
     ctx.progress.line(&format!(
-        "exported {}{}: {}, {}, {}",
+        "exported {}{}{}: {}, {}, {}",
+        if ctx.key_set {
+            "the primary-key set of "
+        } else {
+            ""
+        },
         t.qualified(),
         if range.is_some() { " (one range)" } else { "" },
-        crate::report::rows_word(rows),
+        if ctx.key_set {
+            crate::report::count(rows, "key", "keys")
+        } else {
+            crate::report::rows_word(rows)
+        },
         crate::report::count(infos.len() as u64, "part", "parts"),
         crate::report::human_size(bytes)
     ));

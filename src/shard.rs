@@ -592,6 +592,7 @@ pub fn work(
         filters: &sp.filters,
         masks: &masks,
         part_name: Some(&name),
+        key_set: false,
     };
     let mut report = RunReport::new("export");
     report.bundle = Some(where_.clone());

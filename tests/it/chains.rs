@@ -757,3 +757,65 @@ fn a_mariadb_boolean_default_travels_to_postgresql_as_a_boolean() {
         vec!["1|t|7|x", "2|t|7|x"]
     );
 }
+
+/// A link with `--deletes` reports its key sets on their tables' lines (parts and bytes,
+/// and the key count in the status), never as rows moved: the totals count only rows, and
+/// the logical size D is reported for the link as for any export.
+#[test]
+fn a_links_key_sets_are_not_counted_as_rows() {
+    let fx = crate::common::fixture();
+    let b1 = fx.path("b1");
+    fx.export_to(&fx.src_url(), &b1, &["--cursor", "items=id"]);
+    let c = rusqlite::Connection::open(&fx.src).unwrap();
+    c.execute_batch("INSERT INTO items (id, name) VALUES (100000, 'new');")
+        .unwrap();
+    let keys: u64 = c
+        .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+        .unwrap();
+    let b2 = fx.path("b2");
+    let out = crate::common::ferry()
+        .args(["export", &fx.src_url(), b2.to_str().unwrap()])
+        .args(["--key-file", fx.key.to_str().unwrap()])
+        .args(["--since", b1.to_str().unwrap(), "--deletes", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tables = r["tables"].as_array().unwrap();
+    assert!(
+        tables
+            .iter()
+            .all(|t| !t["table"].as_str().unwrap().contains("key set")),
+        "{r}"
+    );
+    let items = tables.iter().find(|t| t["table"] == "items").unwrap();
+    // The rows at or above the predecessor's mark: its last row and the new one.
+    assert_eq!(items["rows"], 2, "{r}");
+    assert_eq!(items["parts"], 2, "{r}");
+    assert_eq!(
+        items["status"],
+        format!("exported, with its primary-key set ({keys} keys)"),
+        "{r}"
+    );
+    let rows: u64 = tables.iter().map(|t| t["rows"].as_u64().unwrap()).sum();
+    assert_eq!(r["totals"]["rows"], rows, "{r}");
+    assert!(
+        r["totals"]["logical_bytes"].as_u64().is_some_and(|b| b > 0),
+        "{r}"
+    );
+    // Bytes still add up to the parts in the manifest.
+    let m = crate::common::manifest(&b2);
+    let listed: u64 = m["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["path"].as_str().unwrap().starts_with("data/"))
+        .map(|p| p["size"].as_u64().unwrap())
+        .sum();
+    let reported: u64 = tables.iter().map(|t| t["bytes"].as_u64().unwrap()).sum();
+    assert_eq!(reported, listed, "{r}");
+}
