@@ -78,7 +78,7 @@ pub fn inspect(url: &str, keys: &Keys) -> Result<Inspection> {
         chain_id: m.chain_id.clone(),
         prev_manifest_sha256: m.prev_manifest_sha256.clone(),
         encrypted: m.encrypted(),
-        authenticated: m.encrypted() && catalog.is_some() && (!by_age || signature.checked),
+        authenticated: m.encrypted() && (signature.checked || (catalog.is_some() && !by_age)),
         signed_by: signature.signed_by,
         signature_checked: signature.checked,
         fingerprint: b.fingerprint(),

@@ -942,8 +942,21 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             r.warnings.extend(mask_warnings);
             // A bundle written with a key carries a MAC that the key checks (a dry run
             // writes none; nor do a shard worker and the coordinator: `seal` writes it).
+            // Authenticated for its readers when a secret slot (key file, passphrase) or a
+            // signature backs it: age recipients are public.
             if !plan.dry_run && plan.shard.is_none() && !plan.coordinate {
-                r.set_trust(!no_encrypt, !no_encrypt);
+                let secret_slot =
+                    !plan.keys.key_files.is_empty() || !plan.keys.passphrases.is_empty();
+                let signed = plan.sign_key.is_some();
+                r.set_trust(!no_encrypt, !no_encrypt && (secret_slot || signed));
+                if !no_encrypt && !secret_slot && !signed {
+                    r.warnings.push(
+                        "the bundle opens only with age identities and is not signed: an age \
+                         recipient is public, so its receiver cannot tell who made it; sign it \
+                         with --sign-key (the receiver then imports with --trust)"
+                            .into(),
+                    );
+                }
             }
             r.warnings.extend(warnings);
             Ok(r)

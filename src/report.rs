@@ -266,9 +266,11 @@ impl RunReport {
     ) {
         use crate::crypto::envelope::Opener;
         let by_age = opened_by == Some(Opener::Age);
+        // A trusted signature covers the manifest and so every file's SHA-256: it
+        // authenticates the bundle with or without a key.
         self.set_trust(
             encrypted,
-            encrypted && opened_by.is_some() && (!by_age || signature_checked),
+            encrypted && (signature_checked || (opened_by.is_some() && !by_age)),
         );
         if encrypted && by_age && !signature_checked {
             self.warnings
@@ -500,8 +502,14 @@ pub fn trust_line(
     signature_checked: Option<bool>,
 ) -> String {
     let mut s = match (encrypted, authenticated) {
-        (true, true) => "encrypted, authenticated (the manifest MAC checked with the key)".to_string(),
-        (true, false) => "encrypted, NOT authenticated (checked without a key, or opened with an age identity whose recipient is public: no MAC under a secret the sender had to hold)".to_string(),
+        (true, true) => match signature_checked {
+            Some(true) => "encrypted, authenticated (by its signature)",
+            Some(false) => "encrypted, authenticated (the manifest MAC checked with the key)",
+            // export: what its readers can check
+            None => "encrypted, authenticated (its readers check the manifest MAC with the key, or its signature)",
+        }
+        .to_string(),
+        (true, false) => "encrypted, NOT authenticated (neither a key file or passphrase nor a trusted signature checked it; an age recipient is public, so an age slot proves nothing about the sender)".to_string(),
         (false, _) => "NOT encrypted, NOT authenticated (no MAC: anyone who could write the bundle could have made it)"
             .to_string(),
     };

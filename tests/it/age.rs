@@ -552,7 +552,26 @@ fn a_bundle_anyone_could_make_for_the_recipient_is_never_reported_authenticated(
     let fx = fixture();
     let (id, recipient, _) = age_identity(&fx, "receiver.txt");
     let key = s(&fx.key).to_string();
-    let forged = export(&fx, "forged", &["--recipient", &recipient]);
+    let forged = fx.path("forged");
+    let out = run(ferry()
+        .args([
+            "export",
+            &fx.src_url(),
+            s(&forged),
+            "--recipient",
+            &recipient,
+        ])
+        .arg("--json"));
+    assert_code(&out, 0, &[]);
+    // The sender is told: for recipients only and unsigned, nothing shows who made it.
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["authenticated"], false, "{v}");
+    assert!(
+        v["warnings"]
+            .to_string()
+            .contains("sign it with --sign-key"),
+        "{v}"
+    );
     let genuine = export(
         &fx,
         "genuine",

@@ -295,6 +295,15 @@ fn import_under_trust_succeeds_for_the_right_signer() {
         &pk,
     ]);
     assert_eq!(code, 0, "{err}");
+    // A courier's keyless verify under --trust: the signature authenticates the bundle.
+    let (code2, v2, err2) = run(&["verify", s(&b), "--trust", &pk]);
+    assert_eq!(code2, 0, "{err2}");
+    assert_eq!(v2["authenticated"], true, "{v2}");
+    assert_eq!(v2["signature_checked"], true, "{v2}");
+    // Without it, nothing was checked.
+    let (code2, v2, err2) = run(&["verify", s(&b)]);
+    assert_eq!(code2, 0, "{err2}");
+    assert_eq!(v2["authenticated"], false, "{v2}");
     // compare reports the signature it checked, as the other readers do
     assert_eq!(v["signed_by"], id.as_str(), "{v}");
     assert_eq!(v["signature_checked"], true, "{v}");
