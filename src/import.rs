@@ -635,7 +635,11 @@ fn check_ledger(
             crate::redact::display_location(&plan.bundle_url),
             "manifest.json",
             format!(
-                "bundle id {id} was imported here before with different content: bundle id reused or bundle tampered with"
+                "bundle id {id} was imported here before with different content (another manifest.json, \
+                 first loaded {}). A `ferry rekey` after that import changes the manifest and nothing else: \
+                 if this bundle was rekeyed, its data is already loaded here (`ferry status TARGET` lists it) \
+                 and there is nothing to do. Otherwise the bundle id was reused or the bundle tampered with",
+                ledger.first_loaded_at.as_deref().unwrap_or("at an unknown time")
             ),
         ));
     }

@@ -1154,3 +1154,39 @@ fn a_signed_rekey_killed_at_each_step_still_opens_under_trust() {
     let o = run(&["verify", s(&b), "--key-file", s(&new_key)], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// A target that imported a bundle before its rekey refuses the rekeyed copy (its manifest
+/// SHA-256 differs), and the message names the rekey as the likely, harmless cause: the data
+/// is already there. Nothing is written.
+#[test]
+fn a_rekeyed_copy_at_a_target_that_loaded_it_says_it_is_already_there() {
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(&fx.src_url(), &b, &[]);
+    let db = fx.path("t.db");
+    let url = format!("sqlite://{}", db.display());
+    fx.import_to(&b, &url, &[]);
+    let before = crate::common::dump(&db);
+    let new_key = fx.other_key("new.key");
+    let o = run(
+        &[
+            "rekey",
+            s(&b),
+            "--key-file",
+            s(&fx.key),
+            "--add-key-file",
+            s(&new_key),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["import", s(&b), &url, "--key-file", s(&new_key)], &[]);
+    assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("imported here before with different content")
+            && e.contains("if this bundle was rekeyed, its data is already loaded here"),
+        "{e}"
+    );
+    assert_eq!(crate::common::dump(&db), before);
+}
