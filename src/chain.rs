@@ -47,8 +47,18 @@ pub fn read_prev(
     keys: &Keys,
     sign_key: Option<&crate::crypto::signing::SigningKey>,
 ) -> Result<Prev> {
+    // Key errors are about the predecessor, not the bundle being written: said so.
+    let about_prev = |e: Error| match e {
+        Error::Key(m) => Error::Key(format!(
+            "--since {} (the previous link, which export opens to read its marks): {m}",
+            crate::redact::display_location(url)
+        )),
+        other => other,
+    };
     let bundle = OpenBundle::open(url, false)?;
-    bundle.refuse_downgrade(keys, Some(true))?;
+    bundle
+        .refuse_downgrade(keys, Some(true))
+        .map_err(about_prev)?;
     let note = match sign_key {
         Some(k) => {
             let mut trust = keys.trust.clone();
@@ -75,7 +85,7 @@ pub fn read_prev(
         }
         None => None,
     };
-    let unlocked = bundle.unlock(keys)?;
+    let unlocked = bundle.unlock(keys).map_err(about_prev)?;
     let catalog = bundle.read_catalog(&unlocked)?;
     let m = &bundle.manifest;
     let chain_id = m.chain_id.clone().ok_or_else(|| {

@@ -146,6 +146,27 @@ impl Error {
                 "give --mask-key-file a key file made by `ferry keygen` (the one earlier exports were \
                  masked with, for the same hashes); it is not the bundle's key",
             ),
+            Error::Key(m) if m.contains("bundle is NOT encrypted") => Some(
+                "a plain bundle proves nothing about who made it: if an encrypted one was expected, \
+                 get the bundle again from the sender; to read this one knowingly, drop the key and \
+                 trust options (import and decrypt also need --allow-unencrypted)",
+            ),
+            // Key material given in the wrong place or shape: not a signature failure.
+            Error::Key(m)
+                if m.contains("not a minisign public key")
+                    || m.starts_with("cannot read trust file")
+                    || m.starts_with("trust file ") =>
+            {
+                Some(
+                    "give --trust the sender's public key (RW…, 56 characters) or --trust-file a file of \
+                     them (the NAME.pub that `ferry keygen --signing NAME` or `minisign -G` wrote), never \
+                     the secret key",
+                )
+            }
+            Error::Key(m) if m.starts_with("signing key ") => Some(
+                "give --sign-key the secret signing key file (`ferry keygen --signing FILE` writes FILE, \
+                 and FILE.pub for the receivers' trust lists)",
+            ),
             Error::Key(m) if m.contains("--trust") || m.contains("signing key") => Some(
                 "a signature check failed or a signing key is unusable: compare the signer's key id \
                  (`ferry inspect BUNDLE`) and the bundle's fingerprint with the sender's, and copy the \

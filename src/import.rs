@@ -639,7 +639,10 @@ fn check_ledger(
                  first loaded {}). A `ferry rekey` after that import changes the manifest and nothing else: \
                  if this bundle was rekeyed, its data is already loaded here (`ferry status TARGET` lists it) \
                  and there is nothing to do. Otherwise the bundle id was reused or the bundle tampered with",
-                ledger.first_loaded_at.as_deref().unwrap_or("at an unknown time")
+                ledger
+                    .first_loaded_at
+                    .as_deref()
+                    .unwrap_or("at an unknown time")
             ),
         ));
     }

@@ -98,6 +98,9 @@ pub struct Rekeyed {
     pub signed_by: Option<String>,
     pub manifest_sha256_before: String,
     pub manifest_sha256_after: String,
+    /// The fingerprint of manifest.json after the rekey (`ferry inspect` prints the same):
+    /// the one to read to whoever compares it.
+    pub fingerprint_after: String,
     /// Keys asked for that already had a slot, and other things done as asked.
     pub notes: Vec<String>,
     pub warnings: Vec<String>,
@@ -130,8 +133,19 @@ impl Rekeyed {
             self.files_unchanged
         ));
         if let Some(k) = &self.signed_by {
-            out.push_str(&format!("  signed by:    {k} (manifest.json.minisig)\n"));
+            out.push_str(&format!(
+                "  signed by:    key id {k} (manifest.json.minisig)\n"
+            ));
         }
+        out.push_str(&format!(
+            "  fingerprint:  {} (of manifest.json{})\n",
+            self.fingerprint_after,
+            if self.manifest_sha256_after == self.manifest_sha256_before {
+                ", unchanged"
+            } else {
+                ": new, the one to compare from now on"
+            }
+        ));
         for n in &self.notes {
             out.push_str(&format!("note: {}\n", crate::report::printable(n)));
         }
@@ -367,7 +381,7 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
         return Err(Error::Usage(format!(
             "refused: removing {} would leave bundle {where_} without any key slot, and nothing \
              could open it again; add a key in the same rekey (--add-key-file, \
-             --add-passphrase-env). Nothing changed",
+             --add-passphrase-env, --add-recipient). Nothing changed",
             removed
                 .iter()
                 .map(|s| s.key_id.as_str())
@@ -430,6 +444,7 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
             files_unchanged,
             manifest_sha256_after: sha_before.clone(),
             manifest_sha256_before: sha_before,
+            fingerprint_after: crate::crypto::signing::fingerprint(&mbytes),
             notes,
             warnings,
             message,
@@ -451,6 +466,7 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
         )));
     }
     let sha_after = hex::encode(Sha256::digest(&new_bytes));
+    let fingerprint_after = crate::crypto::signing::fingerprint(&new_bytes);
     let new_mac = bdk.manifest_mac(id, &new_bytes);
 
     // The new manifest's signature, made before anything is written, staged as
@@ -495,8 +511,8 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
             store.put(layout::MANIFEST_SIG, bytes::Bytes::from(sig)).map_err(|e| {
                 Error::Temporary(format!(
                     "{e}. The rekey itself is done (the new manifest is in place); its signature \
-                     was not written: run `ferry rekey {where_} --sign-key FILE` with a key that \
-                     opens it to sign it"
+                     was not written: run `ferry rekey {where_} --key-file KEY --sign-key FILE` \
+                     (or --identity, --passphrase-env: a key that opens it) to sign it"
                 ))
             })?;
             clear_pending(store);
@@ -575,6 +591,7 @@ pub fn rekey(plan: RekeyPlan, progress: &Progress) -> Result<Rekeyed> {
         files_unchanged,
         manifest_sha256_before: sha_before,
         manifest_sha256_after: sha_after,
+        fingerprint_after,
         notes,
         warnings,
     })

@@ -217,11 +217,24 @@ impl OpenBundle {
             )));
         }
         if !keys.is_empty() {
+            let given: Vec<&str> = [
+                (!keys.key_files.is_empty(), "--key-file (or FERRY_KEY_FILE)"),
+                (
+                    !keys.identities.is_empty(),
+                    "--identity (or FERRY_IDENTITY)",
+                ),
+                (!keys.passphrases.is_empty(), "--passphrase-env"),
+                (!keys.recipients.is_empty(), "--recipient"),
+            ]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect();
             return Err(Error::Key(format!(
                 "bundle is NOT encrypted: {} was written with --no-encrypt, yet a key was given \
-                 (--key-file, FERRY_KEY_FILE, --identity, FERRY_IDENTITY, --recipient or --passphrase-env); {what}. Refused, nothing written: \
-                 a key expects an encrypted bundle, and a plain one in its place is a downgrade",
-                crate::redact::display_location(self.url())
+                 ({}); {what}. Refused, nothing written: a key expects an encrypted bundle, and a \
+                 plain one in its place is a downgrade",
+                crate::redact::display_location(self.url()),
+                given.join(", ")
             )));
         }
         if accept_plain == Some(false) {
@@ -270,7 +283,8 @@ impl OpenBundle {
             ok.note = Some(format!(
                 "{}: {} does not verify this manifest; the staged {} (left by a `ferry rekey` \
                  stopped after its commit) does, by trusted key id {}, and was accepted; run \
-                 `ferry rekey {at} --sign-key FILE` to move it into place",
+                 `ferry rekey {at} --key-file KEY --sign-key FILE` (or --identity, --passphrase-env: \
+                 a key that opens it) to move it into place",
                 at,
                 layout::MANIFEST_SIG,
                 layout::MANIFEST_SIG_PENDING,

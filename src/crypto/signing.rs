@@ -277,7 +277,12 @@ impl TrustedKey {
         let bad = || {
             Error::Key(format!(
                 "{origin}: not a minisign public key (expected `RW…`, 56 characters, as `ferry keygen \
-                 --signing` and `minisign -G` print it; for a file of keys use --trust-file)"
+                 --signing` and `minisign -G` print it{})",
+                if origin == "--trust" {
+                    "; for a file of keys use --trust-file"
+                } else {
+                    ""
+                }
             ))
         };
         if !is_b64(s, PK_B64_LEN, 0) || !s.starts_with("RW") {
@@ -467,8 +472,8 @@ pub fn check(
             format!(" (trusted: {})", trusted())
         };
         Err(Error::Key(format!(
-            "{what}; --trust requires a manifest signed by a trusted key{list}. Refused before any key slot \
-             was opened: nothing written"
+            "{what}; the trust list (--trust, --trust-file) accepts only a manifest signed by one of \
+             its keys{list}. Refused before any key slot was opened: nothing written"
         )))
     };
     let bytes = match sig {

@@ -1068,7 +1068,8 @@ fn a_signed_rekey_killed_at_each_step_still_opens_under_trust() {
     let said = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
     assert!(
         said.contains("the staged manifest.json.minisig.next")
-            && said.contains("--sign-key FILE` to move it into place"),
+            && said.contains("--key-file KEY --sign-key FILE`")
+            && said.contains("to move it into place"),
         "{said}"
     );
     assert_eq!(trusted(&fx.key).status.code(), Some(77));
@@ -1176,10 +1177,17 @@ fn a_rekeyed_copy_at_a_target_that_loaded_it_says_it_is_already_there() {
             s(&fx.key),
             "--add-key-file",
             s(&new_key),
+            "--json",
         ],
         &[],
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    // The new fingerprint is reported, the one inspect prints from now on.
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let i = run(&["inspect", s(&b), "--json"], &[]);
+    let i: serde_json::Value = serde_json::from_slice(&i.stdout).unwrap();
+    assert_eq!(r["fingerprint_after"], i["fingerprint"], "{r}");
+    assert!(r["fingerprint_after"].as_str().is_some_and(|f| f.len() == 24), "{r}");
     let o = run(&["import", s(&b), &url, "--key-file", s(&new_key)], &[]);
     assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
     let e = stderr(&o);
