@@ -66,7 +66,8 @@ struct OutputArgs {
 /// How to open an encrypted bundle (or encrypt a new one).
 #[derive(Args, Clone, Default)]
 struct KeyArgs {
-    /// Key file made by `ferry keygen` (repeatable; export wraps the data key for each).
+    /// Key file made by `ferry keygen` (repeatable): opens a bundle that has a slot for it;
+    /// export gives the new bundle a slot for each.
     #[arg(long = "key-file", value_name = "PATH", env = KEY_FILE_ENV)]
     key_files: Vec<PathBuf>,
     /// Name of an environment variable holding a passphrase (never the passphrase itself).
@@ -578,7 +579,9 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
-    /// Show a bundle's files and sizes; with a key also its tables, columns, rows and lineage.
+    /// Show a bundle's files and sizes, the key ids of its slots, its signer and the
+    /// fingerprint of its manifest (to compare with the sender's); with a key also its
+    /// tables, columns, rows and lineage.
     Inspect {
         /// The bundle: a directory, file://PATH, or s3://bucket/prefix (gs://, az://).
         #[arg(value_hint = ValueHint::AnyPath)]
@@ -693,8 +696,8 @@ enum Command {
         /// Add a slot for the passphrase in this environment variable (repeatable; the NAME, never the passphrase).
         #[arg(long = "add-passphrase-env", value_name = "VAR")]
         add_passphrase_env: Vec<String>,
-        /// Remove the slot with this key id (`k1_…`, `p1_…`; repeatable; `ferry inspect` lists
-        /// them). The last slot cannot be removed.
+        /// Remove the slot with this key id (`k1_…` key file, `p1_…` passphrase, `a1_…` age
+        /// recipient; repeatable; `ferry inspect` lists them). The last slot cannot be removed.
         #[arg(long = "remove-slot", value_name = "KEY_ID")]
         remove_slots: Vec<String>,
         /// Add a slot for this age recipient `age1…` (repeatable; one that has a slot already
@@ -705,8 +708,9 @@ enum Command {
         #[arg(long = "add-recipients-file", value_name = "FILE")]
         add_recipients_files: Vec<PathBuf>,
         /// Sign the new manifest with this minisign secret key (writes
-        /// manifest.json.minisig). Without it, a signature of the old manifest is removed (it
-        /// no longer verifies). Alone, it (re)signs the bundle without changing a slot.
+        /// manifest.json.minisig). Without it, rekeying a signed bundle is refused unless
+        /// --drop-signature is given (the old signature would no longer verify). Alone, it
+        /// (re)signs the bundle without changing a slot.
         #[arg(long, value_name = "FILE", env = "FERRY_SIGN_KEY")]
         sign_key: Option<PathBuf>,
         /// Signers whose signature the bundle must carry (as on readers). --sign-key re-signs
@@ -719,7 +723,8 @@ enum Command {
         #[arg(long, requires = "sign_key")]
         sign_unverified: bool,
         /// Remove the signature of a signed bundle that is rekeyed without --sign-key (it
-        /// would no longer verify); refused otherwise.
+        /// would no longer verify); without this, such a rekey is refused. Does nothing to
+        /// an unsigned bundle.
         #[arg(long, conflicts_with = "sign_key")]
         drop_signature: bool,
     },

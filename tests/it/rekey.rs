@@ -1187,7 +1187,12 @@ fn a_rekeyed_copy_at_a_target_that_loaded_it_says_it_is_already_there() {
     let i = run(&["inspect", s(&b), "--json"], &[]);
     let i: serde_json::Value = serde_json::from_slice(&i.stdout).unwrap();
     assert_eq!(r["fingerprint_after"], i["fingerprint"], "{r}");
-    assert!(r["fingerprint_after"].as_str().is_some_and(|f| f.len() == 24), "{r}");
+    assert!(
+        r["fingerprint_after"]
+            .as_str()
+            .is_some_and(|f| f.len() == 24),
+        "{r}"
+    );
     let o = run(&["import", s(&b), &url, "--key-file", s(&new_key)], &[]);
     assert_eq!(o.status.code(), Some(65), "{}", stderr(&o));
     let e = stderr(&o);
