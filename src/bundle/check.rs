@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use super::catalog::Catalog;
 use super::layout::{self, CATALOG_CAP, MAC_CAP, MANIFEST_CAP};
 use super::manifest::{FileEntry, Manifest};
-use crate::bundle::parts::{PartReader, scan_file, scan_file_teeing};
+use crate::bundle::parts::{PartReader, RunDigests, scan_file, scan_file_teeing};
 use crate::crypto::envelope::{DataKey, Opener, file_context};
 use crate::crypto::keys::Keys;
 
@@ -366,13 +366,31 @@ impl OpenBundle {
         progress: &(dyn Fn(&FileEntry) + Sync),
         spool: Option<&Spool>,
     ) -> Result<Scan> {
+        // Each part's run digests, for the reads after the scan (see `RunDigests`).
+        let digests: std::sync::Mutex<HashMap<String, std::sync::Arc<RunDigests>>> =
+            std::sync::Mutex::new(HashMap::new());
+        let keep = |f: &FileEntry, d: RunDigests| {
+            if layout::is_part_path(&f.path)
+                && let Ok(mut m) = digests.lock()
+            {
+                m.insert(f.path.clone(), std::sync::Arc::new(d));
+            }
+        };
         // One file's findings; `Err` only for the spool's own failure (a full disk).
         let scan_one = |f: &FileEntry| -> Result<Vec<Finding>> {
             let key = unlocked
                 .as_ref()
                 .and_then(|u| u.seal_for(&self.manifest.bundle_id, f));
             let scanned = match spool {
-                None => scan_file(&self.store, self.url(), f, key, &mut std::io::sink()),
+                None => scan_file_teeing(
+                    &self.store,
+                    self.url(),
+                    f,
+                    key,
+                    &mut std::io::sink(),
+                    &mut std::io::sink(),
+                )
+                .map(|d| keep(f, d)),
                 Some(sp) => {
                     let mut out = sp.file(&f.path)?;
                     let r = scan_file_teeing(
@@ -382,7 +400,8 @@ impl OpenBundle {
                         key,
                         &mut std::io::sink(),
                         &mut out,
-                    );
+                    )
+                    .map(|d| keep(f, d));
                     if let Err(Error::Io { context, source }) = r {
                         if !context.starts_with("keeping a copy of") {
                             return Ok(findings_of(Error::Io { context, source }));
@@ -458,6 +477,9 @@ impl OpenBundle {
                 unlocked,
                 bundle_id: self.manifest.bundle_id.clone(),
                 manifest_sha256: self.manifest_sha256.clone(),
+                digests: digests
+                    .into_inner()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
             });
         Ok(Scan { findings, clean })
     }
@@ -565,6 +587,7 @@ impl OpenBundle {
             catalog,
             unlocked,
             spool,
+            digests: clean.digests,
         };
         let mut findings = Vec::new();
         for (t, p) in checked
@@ -612,6 +635,8 @@ struct Clean {
     unlocked: Unlocked,
     bundle_id: String,
     manifest_sha256: String,
+    /// Each part's [`RunDigests`], as the scan read it.
+    digests: HashMap<String, std::sync::Arc<RunDigests>>,
 }
 
 /// The most lines `manifest.mac` may hold: a rekey keeps the old manifest's MAC beside the
@@ -688,6 +713,9 @@ pub struct Checked {
     pub bundle: OpenBundle,
     pub catalog: Catalog,
     unlocked: Unlocked,
+    /// Each part's digests from the verification pass: every later read is checked
+    /// against them ([`RunDigests`]).
+    digests: HashMap<String, std::sync::Arc<RunDigests>>,
     /// Where the parts are read from after verification when they were spooled.
     spool: Option<Spool>,
 }
@@ -783,7 +811,13 @@ impl Checked {
             .unlocked
             .seal_for(&self.bundle.manifest.bundle_id, entry);
         let Some(spool) = &self.spool else {
-            return PartReader::open(&self.bundle.store, self.bundle.url(), entry, key);
+            return PartReader::open(
+                &self.bundle.store,
+                self.bundle.url(),
+                entry,
+                key,
+                self.digests.get(path).cloned(),
+            );
         };
         if recheck {
             scan_file(&spool.store, self.bundle.url(), entry, None, &mut std::io::sink()).map_err(
@@ -803,7 +837,13 @@ impl Checked {
                 },
             )?;
         }
-        PartReader::open(&spool.store, self.bundle.url(), entry, key)
+        PartReader::open(
+            &spool.store,
+            self.bundle.url(),
+            entry,
+            key,
+            self.digests.get(path).cloned(),
+        )
     }
 
     fn part_rows(&self, path: &str, label: &str) -> Result<u64> {

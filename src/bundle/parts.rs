@@ -1017,6 +1017,36 @@ pub fn explain_crypto(e: &cobblestone::Error) -> String {
     }
 }
 
+/// Why a part read for loading is refused when its bytes are not those verified.
+const CHANGED_SINCE_VERIFIED: &str = "changed since the verification pass read it (the stored \
+    bytes differ from those whose SHA-256 the manifest lists): something rewrote the bundle \
+    during the import; nothing of this part was committed. Keep the bundle read-only while it \
+    is imported (or import from a copy), and run the import again";
+
+/// Chunks per digest run (1 MiB of plaintext): see [`RunDigests`].
+pub const RUN_CHUNKS: u64 = 64;
+
+/// SHA-256 of each stored segment of an encrypted file, as the verification pass read it:
+/// the header, then each run of [`RUN_CHUNKS`] chunks. A part is read twice (verified, then
+/// loaded), and its chunks' AES-GCM tags prove only knowledge of the file key, which every
+/// key holder has: the loading read checks each run it uses against these digests, so the
+/// bytes loaded are the bytes whose SHA-256 the (signed) manifest lists, even if another key
+/// holder rewrote the file in between. 32 bytes per MiB of bundle.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunDigests(Vec<[u8; 32]>);
+
+/// The end of the stored segment holding byte `pos` of an encrypted file of `size` bytes
+/// (the header, then runs of [`RUN_CHUNKS`] chunks).
+fn segment_end(pos: u64, size: u64) -> u64 {
+    let header = HEADER_LEN as u64;
+    if pos < header {
+        return header.min(size);
+    }
+    let run = RUN_CHUNKS * cobblestone::ENCRYPTED_CHUNK_SIZE as u64;
+    let k = (pos - header) / run;
+    header.saturating_add((k + 1).saturating_mul(run)).min(size)
+}
+
 /// Random access to a part's plaintext. Every chunk handed out has been authenticated; the
 /// reader remembers which chunks it has seen so the rest can be checked before a commit.
 pub struct PartReader {
@@ -1025,6 +1055,8 @@ pub struct PartReader {
     stored_len: u64,
     opened: Option<Opened>,
     seen: Mutex<Vec<bool>>,
+    /// The digests the verification pass took (`None`: the fuzz target, plain parts).
+    runs: Option<Arc<RunDigests>>,
 }
 
 /// Largest Parquet footer accepted (a hostile footer length is refused before allocating).
@@ -1038,7 +1070,7 @@ impl PartReader {
     /// [`crate::bundle::check::Checked::part_reader`].
     #[cfg(feature = "fuzzing")]
     pub fn open_for_fuzzing(store: &Store, entry: &FileEntry) -> Result<Arc<Self>> {
-        Self::open(store, "fuzz", entry, None)
+        Self::open(store, "fuzz", entry, None, None)
     }
 
     pub(crate) fn open(
@@ -1046,6 +1078,7 @@ impl PartReader {
         bundle: &str,
         entry: &FileEntry,
         key: Option<(&[u8; 32], Vec<u8>)>,
+        runs: Option<Arc<RunDigests>>,
     ) -> Result<Arc<Self>> {
         let invalid = |m: String| Error::invalid(bundle, &entry.path, m);
         let opened = match key {
@@ -1058,6 +1091,11 @@ impl PartReader {
                     )));
                 }
                 let header = store.read_range(&entry.path, 0..HEADER_LEN as u64)?;
+                if let Some(r) = &runs
+                    && r.0.first() != Some(&Sha256::digest(&header).into())
+                {
+                    return Err(invalid(CHANGED_SINCE_VERIFIED.into()));
+                }
                 if header.starts_with(b"PAR1") {
                     return Err(invalid(
                         "is not a ferry encrypted file (starts with PAR1: unencrypted Parquet?)"
@@ -1077,6 +1115,7 @@ impl PartReader {
             stored_len: entry.size,
             seen: Mutex::new(vec![false; usize::try_from(chunks).unwrap_or(0)]),
             opened,
+            runs,
         }))
     }
 
@@ -1086,13 +1125,23 @@ impl PartReader {
             .map_or(self.stored_len, Opened::plaintext_len)
     }
 
-    /// Decrypts chunks `first..=last` with one storage read.
+    /// Decrypts chunks `first..=last` with one storage read; with digests, whole runs
+    /// around them, each checked against its digest first. Returns the index of the first
+    /// chunk decrypted and the plaintext from there.
     fn chunks(
         &self,
         o: &Opened,
         first: u64,
         last: u64,
-    ) -> std::result::Result<Vec<u8>, std::io::Error> {
+    ) -> std::result::Result<(u64, Vec<u8>), std::io::Error> {
+        let (first, last) = match &self.runs {
+            Some(_) => (
+                first / RUN_CHUNKS * RUN_CHUNKS,
+                (last / RUN_CHUNKS * RUN_CHUNKS + RUN_CHUNKS - 1)
+                    .min(o.chunk_count().saturating_sub(1)),
+            ),
+            None => (first, last),
+        };
         let (start, _) = o.chunk_range(first);
         let (lstart, llen) = o.chunk_range(last);
         let end = lstart + llen as u64;
@@ -1100,6 +1149,30 @@ impl PartReader {
             .store
             .read_range(&self.path, start..end)
             .map_err(std::io::Error::other)?;
+        if let Some(runs) = &self.runs {
+            let mut k = first / RUN_CHUNKS;
+            let mut off = 0usize;
+            while off < cipher.len() {
+                let (rstart, _) = o.chunk_range(k * RUN_CHUNKS);
+                let rlast =
+                    (k * RUN_CHUNKS + RUN_CHUNKS - 1).min(o.chunk_count().saturating_sub(1));
+                let (lstart, llen) = o.chunk_range(rlast);
+                let len = usize::try_from(lstart + llen as u64 - rstart)
+                    .map_err(std::io::Error::other)?;
+                let piece = cipher.get(off..off + len).ok_or_else(|| {
+                    std::io::Error::other(format!(
+                        "{}: short read from storage ({CHANGED_SINCE_VERIFIED})",
+                        self.path
+                    ))
+                })?;
+                let want = usize::try_from(k + 1).ok().and_then(|i| runs.0.get(i));
+                if want != Some(&Sha256::digest(piece).into()) {
+                    return Err(std::io::Error::other(CHANGED_SINCE_VERIFIED));
+                }
+                off += len;
+                k += 1;
+            }
+        }
         let mut out = Vec::with_capacity(
             usize::try_from((last - first + 1) * CHUNK_SIZE as u64).unwrap_or(0),
         );
@@ -1123,7 +1196,7 @@ impl PartReader {
                 *s = true;
             }
         }
-        Ok(out)
+        Ok((first, out))
     }
 
     fn range(&self, start: u64, len: usize) -> std::result::Result<Bytes, std::io::Error> {
@@ -1145,7 +1218,7 @@ impl PartReader {
         }
         let chunk = CHUNK_SIZE as u64;
         let (first, last) = (start / chunk, (end - 1) / chunk);
-        let plain = self.chunks(o, first, last)?;
+        let (first, plain) = self.chunks(o, first, last)?;
         let from = usize::try_from(start - first * chunk).map_err(std::io::Error::other)?;
         Ok(Bytes::from(plain).slice(from..from + len))
     }
@@ -1916,12 +1989,13 @@ pub fn scan_file(
     key: Option<(&[u8; 32], Vec<u8>)>,
     plain: &mut dyn Write,
 ) -> Result<()> {
-    scan_file_teeing(store, bundle, entry, key, plain, &mut std::io::sink())
+    scan_file_teeing(store, bundle, entry, key, plain, &mut std::io::sink()).map(drop)
 }
 
 /// [`scan_file`] that also hands every stored byte, as read, to `stored` (the import's
 /// spool keeps a part's ciphertext this way, so the part is downloaded once). An error
-/// writing to `stored` fails the scan.
+/// writing to `stored` fails the scan. Returns the [`RunDigests`] of an encrypted file
+/// (empty for a plain one), for the reads that follow.
 pub fn scan_file_teeing(
     store: &Store,
     bundle: &str,
@@ -1929,7 +2003,7 @@ pub fn scan_file_teeing(
     key: Option<(&[u8; 32], Vec<u8>)>,
     plain: &mut dyn Write,
     stored: &mut dyn Write,
-) -> Result<()> {
+) -> Result<RunDigests> {
     let invalid = |m: String| Error::invalid(bundle, &entry.path, m);
     struct HashRead<'a, R> {
         inner: R,
@@ -1940,10 +2014,30 @@ pub fn scan_file_teeing(
         tee: &'a mut dyn Write,
         /// Writing to `tee` failed (kept apart: not a fault of the file).
         tee_err: Option<std::io::Error>,
+        /// Encrypted files: the segment being hashed, and the digests of those done.
+        runs: Option<(Sha256, Vec<[u8; 32]>)>,
+        size: u64,
     }
     impl<R: Read> Read for HashRead<'_, R> {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
             let n = self.inner.read(buf)?;
+            if let Some((cur, done)) = &mut self.runs {
+                let (mut off, mut pos) = (0usize, self.len);
+                while off < n {
+                    let end = segment_end(pos, self.size);
+                    let take = if end > pos {
+                        usize::try_from(end - pos).map_or(n - off, |t| t.min(n - off))
+                    } else {
+                        n - off
+                    };
+                    cur.update(&buf[off..off + take]);
+                    off += take;
+                    pos += take as u64;
+                    if pos == end {
+                        done.push(cur.finalize_reset().into());
+                    }
+                }
+            }
             if self.tee_err.is_none()
                 && let Err(e) = self.tee.write_all(&buf[..n])
             {
@@ -1970,6 +2064,8 @@ pub fn scan_file_teeing(
         head: Vec::new(),
         tee: stored,
         tee_err: None,
+        runs: key.as_ref().map(|_| (Sha256::new(), Vec::new())),
+        size: entry.size,
     };
     let mut crypto_err = None;
     match key {
@@ -2045,7 +2141,7 @@ pub fn scan_file_teeing(
         }
         return Err(invalid(m));
     }
-    Ok(())
+    Ok(RunDigests(src.runs.map(|(_, d)| d).unwrap_or_default()))
 }
 
 #[cfg(test)]
@@ -2072,7 +2168,7 @@ mod tests {
     }
 
     fn read_part(store: &Store, entry: &FileEntry, batch_rows: usize) -> Result<Vec<RecordBatch>> {
-        let r = PartReader::open(store, "test-bundle", entry, None)?;
+        let r = PartReader::open(store, "test-bundle", entry, None, None)?;
         let (_, batches) = r.batches("test-bundle", "table t part 0", batch_rows)?;
         batches.collect()
     }

@@ -570,3 +570,136 @@ fn every_existing_table_a_bundle_writes_into_is_named_in_the_plan_and_the_summar
         );
     }
 }
+
+/// The file key of bundle `b` (opened with key file `key`) and its manifest.
+fn file_key_of(b: &Path, key: &Path) -> (Manifest, zeroize::Zeroizing<[u8; 32]>) {
+    let m: Manifest =
+        serde_json::from_slice(&std::fs::read(b.join("manifest.json")).unwrap()).unwrap();
+    let (k, _) = KeyFileKey::load(key).unwrap();
+    let keys = Keys {
+        key_files: vec![k],
+        ..Default::default()
+    };
+    let dk = DataKey::unwrap(&m.bundle_id, &m.encryption.key_slots, &keys).unwrap();
+    let fk = dk.file_key(&m.bundle_id);
+    (m, fk)
+}
+
+/// The path of part `index` of table `table`, from `inspect --json` with the key.
+fn part_path(b: &Path, key: &Path, table: &str, index: u64) -> String {
+    let out = run(ferry().args(["inspect", s(b), "--key-file", s(key), "--json"]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    v["catalog"]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"]["name"] == table)
+        .unwrap()["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["index"] == index)
+        .unwrap()["path"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A key holder (any slot's key gives the file key) who can write to the bundle while it
+/// is imported swaps a part after the verification pass read it: a part re-encrypted with
+/// the bundle's own file key passes AES-GCM, so the loading read checks each run of chunks
+/// against the digests the verification pass took. The swapped part is refused (65) with
+/// nothing of it committed, none of its rows reach the target, and once the genuine part is
+/// back a re-run completes exactly.
+#[test]
+fn a_part_rewritten_by_a_key_holder_during_the_import_is_refused() {
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(&fx.src_url(), &b, &["--max-part-rows", "500"]);
+    // The forgery: the same rows with other names, exported with the same key.
+    let forged_db = fx.path("forged.db");
+    std::fs::copy(&fx.src, &forged_db).unwrap();
+    Connection::open(&forged_db)
+        .unwrap()
+        .execute_batch("UPDATE items SET name = 'EVIL';")
+        .unwrap();
+    let fb = fx.path("fb");
+    fx.export_to(&sqlite(&forged_db), &fb, &["--max-part-rows", "500"]);
+    let last = 5;
+    let (fm, ffk) = file_key_of(&fb, &fx.key);
+    let fpath = part_path(&fb, &fx.key, "items", last);
+    let fplain = decrypt_all(
+        &ffk,
+        &file_context(&fm.bundle_id, "part", &fpath),
+        &std::fs::read(fb.join(&fpath)).unwrap(),
+    )
+    .unwrap();
+    let (m, fk) = file_key_of(&b, &fx.key);
+    let path = part_path(&b, &fx.key, "items", last);
+    let ctx = file_context(&m.bundle_id, "part", &path);
+    let genuine = std::fs::read(b.join(&path)).unwrap();
+    // The forged Parquet padded to the genuine part's size (zeros before its footer, which
+    // readers skip): the same stored size, so only the content differs.
+    let want = decrypt_all(&fk, &ctx, &genuine).unwrap().len();
+    let n = fplain.len();
+    let footer = u32::from_le_bytes(fplain[n - 8..n - 4].try_into().unwrap()) as usize;
+    let cut = n - 8 - footer;
+    assert!(
+        want >= n,
+        "the forged part ({n} bytes) must not be larger than the genuine ({want})"
+    );
+    let padded = [&fplain[..cut], &vec![0u8; want - n][..], &fplain[cut..]].concat();
+    let swapped = encrypt_to_vec(&fk, &ctx, &padded).unwrap();
+    assert_eq!(swapped.len(), genuine.len());
+
+    // The import pauses after its first commit (well after the verification pass); the
+    // part is swapped then.
+    let db = fx.path("t.db");
+    let err_file = fx.path("import.err");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .args([
+            "--quiet",
+            "import",
+            s(&b),
+            &sqlite(&db),
+            "--key-file",
+            s(&fx.key),
+        ])
+        .env_remove("FERRY_KEY_FILE")
+        .env("FERRY_PAUSE_AT", "part-committed:1")
+        .env("FERRY_PAUSE_SECS", "2")
+        .stderr(std::fs::File::create(&err_file).unwrap())
+        .spawn()
+        .unwrap();
+    crate::common::wait_until(
+        "the import to pause",
+        std::time::Duration::from_secs(120),
+        || {
+            std::fs::read_to_string(&err_file)
+                .is_ok_and(|e| e.contains("ferry: paused at part-committed 1"))
+        },
+    );
+    std::fs::write(b.join(&path), &swapped).unwrap();
+    let status = child.wait().unwrap();
+    let err = std::fs::read_to_string(&err_file).unwrap();
+    assert_eq!(status.code(), Some(65), "{err}");
+    assert!(
+        err.contains(&path) && err.contains("changed since the verification pass read it"),
+        "{err}"
+    );
+    let c = Connection::open(&db).unwrap();
+    let evil: i64 = c
+        .query_row("SELECT count(*) FROM items WHERE name = 'EVIL'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(evil, 0, "forged rows were loaded: {err}");
+    drop(c);
+
+    // The genuine part back: the re-run resumes and completes exactly.
+    std::fs::write(b.join(&path), &genuine).unwrap();
+    let out = run(ferry().args(["import", s(&b), &sqlite(&db), "--key-file", s(&fx.key)]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(dump(&db), dump(&fx.src));
+}
