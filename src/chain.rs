@@ -67,10 +67,12 @@ pub fn read_prev(
                 "--sign-key",
             )?);
             match bundle.check_signature_with(&trust) {
-                Ok(_) => None,
+                Ok(sc) => sc
+                    .note
+                    .map(|n| format!("--since {}: {n}", crate::redact::display_location(url))),
                 Err(e) => Some(format!(
                     "--since {}: the predecessor's signature does not check with the signing key \
-                     (key id {}){}: {e}. This link's signature covers that bundle's manifest \
+                     (key id {}){}: {}. This link's signature covers that bundle's manifest \
                      SHA-256 as its predecessor, so it vouches for a bundle nothing here verified; \
                      compare its fingerprint (`ferry inspect`) with the one its export printed",
                     crate::redact::display_location(url),
@@ -79,7 +81,14 @@ pub fn read_prev(
                         ""
                     } else {
                         " or a --trust key"
-                    }
+                    },
+                    // The reason, without a reader's "refused, nothing written": the export
+                    // goes on.
+                    e.to_string()
+                        .split("; the trust list")
+                        .next()
+                        .unwrap_or_default()
+                        .trim_end_matches('.')
                 )),
             }
         }

@@ -1057,7 +1057,12 @@ pub struct PartReader {
     seen: Mutex<Vec<bool>>,
     /// The digests the verification pass took (`None`: the fuzz target, plain parts).
     runs: Option<Arc<RunDigests>>,
+    /// The last runs read and verified, by run index.
+    run_cache: Mutex<VecDeque<(u64, Bytes)>>,
 }
+
+/// Verified runs a [`PartReader`] keeps (1 MiB each).
+const RUN_CACHE: usize = 3;
 
 /// Largest Parquet footer accepted (a hostile footer length is refused before allocating).
 const MAX_FOOTER: u64 = 64 * 1024 * 1024;
@@ -1116,6 +1121,7 @@ impl PartReader {
             seen: Mutex::new(vec![false; usize::try_from(chunks).unwrap_or(0)]),
             opened,
             runs,
+            run_cache: Mutex::new(VecDeque::new()),
         }))
     }
 
@@ -1125,23 +1131,77 @@ impl PartReader {
             .map_or(self.stored_len, Opened::plaintext_len)
     }
 
-    /// Decrypts chunks `first..=last` with one storage read; with digests, whole runs
-    /// around them, each checked against its digest first. Returns the index of the first
-    /// chunk decrypted and the plaintext from there.
+    /// The stored bytes of run `k`, checked against its digest (kept for the next reads:
+    /// a few runs, so reading a run's column chunks one by one reads and hashes it once).
+    fn verified_run(
+        &self,
+        o: &Opened,
+        runs: &RunDigests,
+        k: u64,
+    ) -> std::result::Result<Bytes, std::io::Error> {
+        if let Ok(cache) = self.run_cache.lock()
+            && let Some((_, b)) = cache.iter().find(|(i, _)| *i == k)
+        {
+            return Ok(b.clone());
+        }
+        let (rstart, _) = o.chunk_range(k * RUN_CHUNKS);
+        let rlast = (k * RUN_CHUNKS + RUN_CHUNKS - 1).min(o.chunk_count().saturating_sub(1));
+        let (lstart, llen) = o.chunk_range(rlast);
+        let stored = self
+            .store
+            .read_range(&self.path, rstart..lstart + llen as u64)
+            .map_err(std::io::Error::other)?;
+        let want = usize::try_from(k + 1).ok().and_then(|i| runs.0.get(i));
+        if want != Some(&Sha256::digest(&stored).into()) {
+            return Err(std::io::Error::other(format!(
+                "chunks {} to {rlast} (stored bytes {rstart}..{}): {CHANGED_SINCE_VERIFIED}",
+                k * RUN_CHUNKS,
+                lstart + llen as u64
+            )));
+        }
+        if let Ok(mut cache) = self.run_cache.lock() {
+            if cache.len() >= RUN_CACHE {
+                cache.pop_front();
+            }
+            cache.push_back((k, stored.clone()));
+        }
+        Ok(stored)
+    }
+
+    /// Decrypts chunks `first..=last` with one storage read, or, with digests, from the
+    /// verified runs that hold them. Returns the index of the first chunk decrypted (`first`)
+    /// and the plaintext from there.
     fn chunks(
         &self,
         o: &Opened,
         first: u64,
         last: u64,
     ) -> std::result::Result<(u64, Vec<u8>), std::io::Error> {
-        let (first, last) = match &self.runs {
-            Some(_) => (
-                first / RUN_CHUNKS * RUN_CHUNKS,
-                (last / RUN_CHUNKS * RUN_CHUNKS + RUN_CHUNKS - 1)
-                    .min(o.chunk_count().saturating_sub(1)),
-            ),
-            None => (first, last),
-        };
+        if let Some(runs) = &self.runs {
+            let mut out = Vec::with_capacity(
+                usize::try_from((last - first + 1) * CHUNK_SIZE as u64).unwrap_or(0),
+            );
+            for k in first / RUN_CHUNKS..=last / RUN_CHUNKS {
+                let stored = self.verified_run(o, runs, k)?;
+                let (rstart, _) = o.chunk_range(k * RUN_CHUNKS);
+                for i in first.max(k * RUN_CHUNKS)..=last.min(k * RUN_CHUNKS + RUN_CHUNKS - 1) {
+                    let (cstart, len) = o.chunk_range(i);
+                    let off = usize::try_from(cstart - rstart).map_err(std::io::Error::other)?;
+                    let piece = stored.get(off..off + len).ok_or_else(|| {
+                        std::io::Error::other(format!(
+                            "{}: short read from storage ({CHANGED_SINCE_VERIFIED})",
+                            self.path
+                        ))
+                    })?;
+                    let plain = o
+                        .decrypt_chunk(i, piece)
+                        .map_err(|e| std::io::Error::other(explain_crypto(&e)))?;
+                    out.extend_from_slice(&plain);
+                    self.mark_seen(i);
+                }
+            }
+            return Ok((first, out));
+        }
         let (start, _) = o.chunk_range(first);
         let (lstart, llen) = o.chunk_range(last);
         let end = lstart + llen as u64;
@@ -1149,30 +1209,6 @@ impl PartReader {
             .store
             .read_range(&self.path, start..end)
             .map_err(std::io::Error::other)?;
-        if let Some(runs) = &self.runs {
-            let mut k = first / RUN_CHUNKS;
-            let mut off = 0usize;
-            while off < cipher.len() {
-                let (rstart, _) = o.chunk_range(k * RUN_CHUNKS);
-                let rlast =
-                    (k * RUN_CHUNKS + RUN_CHUNKS - 1).min(o.chunk_count().saturating_sub(1));
-                let (lstart, llen) = o.chunk_range(rlast);
-                let len = usize::try_from(lstart + llen as u64 - rstart)
-                    .map_err(std::io::Error::other)?;
-                let piece = cipher.get(off..off + len).ok_or_else(|| {
-                    std::io::Error::other(format!(
-                        "{}: short read from storage ({CHANGED_SINCE_VERIFIED})",
-                        self.path
-                    ))
-                })?;
-                let want = usize::try_from(k + 1).ok().and_then(|i| runs.0.get(i));
-                if want != Some(&Sha256::digest(piece).into()) {
-                    return Err(std::io::Error::other(CHANGED_SINCE_VERIFIED));
-                }
-                off += len;
-                k += 1;
-            }
-        }
         let mut out = Vec::with_capacity(
             usize::try_from((last - first + 1) * CHUNK_SIZE as u64).unwrap_or(0),
         );
@@ -1190,13 +1226,17 @@ impl PartReader {
                 .map_err(|e| std::io::Error::other(explain_crypto(&e)))?;
             out.extend_from_slice(&plain);
             off += len;
-            if let Ok(mut seen) = self.seen.lock()
-                && let Some(s) = usize::try_from(i).ok().and_then(|i| seen.get_mut(i))
-            {
-                *s = true;
-            }
+            self.mark_seen(i);
         }
         Ok((first, out))
+    }
+
+    fn mark_seen(&self, i: u64) {
+        if let Ok(mut seen) = self.seen.lock()
+            && let Some(s) = usize::try_from(i).ok().and_then(|i| seen.get_mut(i))
+        {
+            *s = true;
+        }
     }
 
     fn range(&self, start: u64, len: usize) -> std::result::Result<Bytes, std::io::Error> {

@@ -659,6 +659,11 @@ fn a_signed_link_checks_its_predecessors_signature() {
         let v = link(&prev, &format!("{name}-next"));
         assert!(warned(&v), "{name}: {v}");
         assert!(v["warnings"].to_string().contains(&id), "{name}: {v}");
+        // The export goes on: no reader's refusal text in its warning.
+        assert!(
+            !v["warnings"].to_string().contains("nothing written"),
+            "{name}: {v}"
+        );
     }
     let prev = fx.path("signed");
     fx.export_to(
