@@ -44,6 +44,8 @@ pub struct Inspection {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trust_note: Option<String>,
     pub key_ids: Vec<String>,
+    /// The slots in order: `kind` (`key-file`, `passphrase`, `age`) and `key_id`.
+    pub slots: Vec<crate::rekey::SlotInfo>,
     pub files: Vec<crate::bundle::FileEntry>,
     pub total_bytes: u64,
     pub unlisted_files: Vec<String>,
@@ -90,6 +92,12 @@ pub fn inspect(url: &str, keys: &Keys) -> Result<Inspection> {
             .key_slots
             .iter()
             .map(|s| s.key_id().to_string())
+            .collect(),
+        slots: m
+            .encryption
+            .key_slots
+            .iter()
+            .map(crate::rekey::SlotInfo::of)
             .collect(),
         files: m.files().cloned().collect(),
         total_bytes: m.files().map(|f| f.size).sum(),
@@ -157,7 +165,12 @@ impl Inspection {
             if self.encrypted {
                 format!(
                     "cobblestone-256; opens with {}",
-                    p(&self.key_ids.join(", "))
+                    p(&self
+                        .slots
+                        .iter()
+                        .map(|s| format!("{} ({})", s.key_id, s.kind))
+                        .collect::<Vec<_>>()
+                        .join(", "))
                 )
             } else {
                 "none (plain Parquet)".into()

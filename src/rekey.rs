@@ -66,14 +66,9 @@ pub struct SlotInfo {
 }
 
 impl SlotInfo {
-    fn of(s: &KeySlot) -> SlotInfo {
-        // The manifest's own name of the kind, so a new slot kind needs nothing here.
-        let kind = serde_json::to_value(s)
-            .ok()
-            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
-            .unwrap_or_else(|| "unknown".into());
+    pub fn of(s: &KeySlot) -> SlotInfo {
         SlotInfo {
-            kind,
+            kind: s.kind().to_string(),
             key_id: s.key_id().to_string(),
         }
     }

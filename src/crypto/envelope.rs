@@ -82,6 +82,15 @@ pub enum KeySlot {
 }
 
 impl KeySlot {
+    /// The slot's kind as the manifest's `type` names it (a test checks they agree).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            KeySlot::KeyFile { .. } => "key-file",
+            KeySlot::Passphrase { .. } => "passphrase",
+            KeySlot::Age { .. } => "age",
+        }
+    }
+
     pub fn key_id(&self) -> &str {
         match self {
             KeySlot::KeyFile { key_id, .. }
@@ -800,6 +809,36 @@ mod tests {
             identities: vec![id],
             ..Default::default()
         }
+    }
+
+    /// `kind` names each slot as the manifest's `type` does, and `open` says which kind of
+    /// slot opened (what "authenticated" is decided by).
+    #[test]
+    fn slot_kinds_match_the_manifest_and_open_says_which_opened() {
+        let (id, r) = age_pair();
+        let bdk = DataKey::generate();
+        let keys = Keys {
+            key_files: vec![KeyFileKey::from_bytes([1; 32], "t")],
+            passphrases: vec![Passphrase::new("pw", "t").unwrap()],
+            recipients: vec![r],
+            ..Default::default()
+        };
+        let slots = bdk.wrap("b1", &keys).unwrap();
+        assert_eq!(slots.len(), 3);
+        for s in &slots {
+            let v = serde_json::to_value(s).unwrap();
+            assert_eq!(v["type"], s.kind(), "{v}");
+        }
+        let (_, by) = DataKey::open("b1", &slots, &keys_with_file([1; 32])).unwrap();
+        assert_eq!(by, Opener::KeyFile);
+        let (_, by) = DataKey::open("b1", &slots, &with_identity(id)).unwrap();
+        assert_eq!(by, Opener::Age);
+        let pw = Keys {
+            passphrases: vec![Passphrase::new("pw", "t").unwrap()],
+            ..Default::default()
+        };
+        let (_, by) = DataKey::open("b1", &slots, &pw).unwrap();
+        assert_eq!(by, Opener::Passphrase);
     }
 
     #[test]

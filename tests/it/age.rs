@@ -602,6 +602,16 @@ fn a_bundle_anyone_could_make_for_the_recipient_is_never_reported_authenticated(
                 "{cmd} {}: {v}",
                 s(b)
             );
+            if cmd == "inspect" {
+                let kinds: Vec<&str> = v["slots"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s["kind"].as_str().unwrap())
+                    .collect();
+                let expected: &[&str] = if want { &["key-file", "age"] } else { &["age"] };
+                assert_eq!(kinds, expected, "{v}");
+            }
             let warned = if cmd == "inspect" {
                 v["trust_note"].to_string()
             } else {
