@@ -1207,7 +1207,7 @@ fn fail(command: &str, e: &Error, json: bool, report: Option<Box<RunReport>>) ->
         say!("hint: {}", hint.replace("COMMAND", command));
     }
     if json {
-        let r = report.map_or_else(
+        let mut r = report.map_or_else(
             || {
                 let mut r = RunReport::new(command);
                 r.status = "failed".into();
@@ -1220,6 +1220,7 @@ fn fail(command: &str, e: &Error, json: bool, report: Option<Box<RunReport>>) ->
             },
             |r| *r,
         );
+        r.hint = e.hint().map(|h| h.replace("COMMAND", command));
         emit(&format!("{}\n", r.to_json()));
     } else if let Some(mut r) = report {
         // What was committed before the failure; the error itself is on stderr already.

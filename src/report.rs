@@ -122,6 +122,9 @@ pub struct RunReport {
     pub warnings: Vec<String>,
     /// One sentence for a person: what happened and, on failure, what state the target is in.
     pub message: String,
+    /// A failed command: what to do next (the `hint:` line of stderr).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<crate::error::Finding>,
     /// `plan` and `export --dry-run`: what each table and column would become (schema:
@@ -198,6 +201,7 @@ impl RunReport {
             errors: Errors::default(),
             warnings: vec![],
             message: String::new(),
+            hint: None,
             findings: vec![],
             plan: None,
             plan_text: String::new(),

@@ -701,6 +701,24 @@ fn a_key_from_the_senders_environment_never_joins_an_export_to_recipients() {
             ],
         );
         assert!(!b.exists(), "{var}: export wrote {}", b.display());
+        // --json: the failure's summary carries the hint too.
+        let out = run(ferry().env(var, &value).args([
+            "export",
+            &fx.src_url(),
+            s(&b),
+            "--recipient",
+            &recipient,
+            "--json",
+        ]));
+        assert_eq!(out.code, Some(2));
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(v["status"], "failed", "{v}");
+        assert!(
+            v["hint"]
+                .as_str()
+                .is_some_and(|h| h.contains("ferry export --help")),
+            "{v}"
+        );
     }
     // On the command line: two slots, as asked.
     let b = export(&fx, "b", &["--recipient", &recipient, "--key-file", &key]);
