@@ -1026,8 +1026,9 @@ const CHANGED_SINCE_VERIFIED: &str = "changed since the verification pass read i
 /// Chunks per digest run (1 MiB of plaintext): see [`RunDigests`].
 pub const RUN_CHUNKS: u64 = 64;
 
-/// SHA-256 of each stored segment of an encrypted file, as the verification pass read it:
-/// the header, then each run of [`RUN_CHUNKS`] chunks. A part is read twice (verified, then
+/// SHA-256 of each stored segment of a file, as the verification pass read it: for an
+/// encrypted file the header, then each run of [`RUN_CHUNKS`] chunks; for a plain one each
+/// run of [`PLAIN_RUN`] bytes. A part is read twice (verified, then
 /// loaded), and its chunks' AES-GCM tags prove only knowledge of the file key, which every
 /// key holder has: the loading read checks each run it uses against these digests, so the
 /// bytes loaded are the bytes whose SHA-256 the (signed) manifest lists, even if another key
@@ -1035,9 +1036,15 @@ pub const RUN_CHUNKS: u64 = 64;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunDigests(Vec<[u8; 32]>);
 
-/// The end of the stored segment holding byte `pos` of an encrypted file of `size` bytes
-/// (the header, then runs of [`RUN_CHUNKS`] chunks).
-fn segment_end(pos: u64, size: u64) -> u64 {
+/// Bytes of a plain part per digest run.
+const PLAIN_RUN: u64 = RUN_CHUNKS * CHUNK_SIZE as u64;
+
+/// The end of the stored segment holding byte `pos` of a file of `size` bytes: encrypted,
+/// the header, then runs of [`RUN_CHUNKS`] chunks; plain, runs of [`PLAIN_RUN`] bytes.
+fn segment_end(pos: u64, size: u64, encrypted: bool) -> u64 {
+    if !encrypted {
+        return (pos / PLAIN_RUN + 1).saturating_mul(PLAIN_RUN).min(size);
+    }
     let header = HEADER_LEN as u64;
     if pos < header {
         return header.min(size);
@@ -1131,32 +1138,30 @@ impl PartReader {
             .map_or(self.stored_len, Opened::plaintext_len)
     }
 
-    /// The stored bytes of run `k`, checked against its digest (kept for the next reads:
-    /// a few runs, so reading a run's column chunks one by one reads and hashes it once).
+    /// The stored bytes of run `k` (`range` of the file), checked against digest number
+    /// `want` (kept for the next reads: a few runs, so reading a run's column chunks one by
+    /// one reads and hashes it once).
     fn verified_run(
         &self,
-        o: &Opened,
         runs: &RunDigests,
         k: u64,
+        range: std::ops::Range<u64>,
+        want: usize,
+        chunks: &str,
     ) -> std::result::Result<Bytes, std::io::Error> {
         if let Ok(cache) = self.run_cache.lock()
             && let Some((_, b)) = cache.iter().find(|(i, _)| *i == k)
         {
             return Ok(b.clone());
         }
-        let (rstart, _) = o.chunk_range(k * RUN_CHUNKS);
-        let rlast = (k * RUN_CHUNKS + RUN_CHUNKS - 1).min(o.chunk_count().saturating_sub(1));
-        let (lstart, llen) = o.chunk_range(rlast);
         let stored = self
             .store
-            .read_range(&self.path, rstart..lstart + llen as u64)
+            .read_range(&self.path, range.clone())
             .map_err(std::io::Error::other)?;
-        let want = usize::try_from(k + 1).ok().and_then(|i| runs.0.get(i));
-        if want != Some(&Sha256::digest(&stored).into()) {
+        if runs.0.get(want) != Some(&Sha256::digest(&stored).into()) {
             return Err(std::io::Error::other(format!(
-                "chunks {} to {rlast} (stored bytes {rstart}..{}): {CHANGED_SINCE_VERIFIED}",
-                k * RUN_CHUNKS,
-                lstart + llen as u64
+                "{chunks}stored bytes {}..{}: {CHANGED_SINCE_VERIFIED}",
+                range.start, range.end
             )));
         }
         if let Ok(mut cache) = self.run_cache.lock() {
@@ -1166,6 +1171,54 @@ impl PartReader {
             cache.push_back((k, stored.clone()));
         }
         Ok(stored)
+    }
+
+    /// Run `k` of an encrypted part (see [`PartReader::verified_run`]).
+    fn verified_chunk_run(
+        &self,
+        o: &Opened,
+        runs: &RunDigests,
+        k: u64,
+    ) -> std::result::Result<Bytes, std::io::Error> {
+        let (rstart, _) = o.chunk_range(k * RUN_CHUNKS);
+        let rlast = (k * RUN_CHUNKS + RUN_CHUNKS - 1).min(o.chunk_count().saturating_sub(1));
+        let (lstart, llen) = o.chunk_range(rlast);
+        let want = usize::try_from(k + 1).unwrap_or(usize::MAX);
+        let which = format!("chunks {} to {rlast}, ", k * RUN_CHUNKS);
+        self.verified_run(runs, k, rstart..lstart + llen as u64, want, &which)
+    }
+
+    /// `len` bytes at `start` of a plain part, from runs checked against their digests.
+    fn verified_plain(
+        &self,
+        runs: &RunDigests,
+        start: u64,
+        len: usize,
+    ) -> std::result::Result<Bytes, std::io::Error> {
+        let end = start + len as u64;
+        if end > self.stored_len {
+            return Err(std::io::Error::other(format!(
+                "{}: read past the end of the part",
+                self.path
+            )));
+        }
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        let mut out = Vec::with_capacity(len);
+        for k in start / PLAIN_RUN..=(end - 1) / PLAIN_RUN {
+            let rstart = k * PLAIN_RUN;
+            let rend = (rstart + PLAIN_RUN).min(self.stored_len);
+            let want = usize::try_from(k).unwrap_or(usize::MAX);
+            let run = self.verified_run(runs, k, rstart..rend, want, "")?;
+            let from =
+                usize::try_from(start.max(rstart) - rstart).map_err(std::io::Error::other)?;
+            let to = usize::try_from(end.min(rend) - rstart).map_err(std::io::Error::other)?;
+            out.extend_from_slice(run.get(from..to).ok_or_else(|| {
+                std::io::Error::other(format!("{}: short read from storage", self.path))
+            })?);
+        }
+        Ok(Bytes::from(out))
     }
 
     /// Decrypts chunks `first..=last` with one storage read, or, with digests, from the
@@ -1182,7 +1235,7 @@ impl PartReader {
                 usize::try_from((last - first + 1) * CHUNK_SIZE as u64).unwrap_or(0),
             );
             for k in first / RUN_CHUNKS..=last / RUN_CHUNKS {
-                let stored = self.verified_run(o, runs, k)?;
+                let stored = self.verified_chunk_run(o, runs, k)?;
                 let (rstart, _) = o.chunk_range(k * RUN_CHUNKS);
                 for i in first.max(k * RUN_CHUNKS)..=last.min(k * RUN_CHUNKS + RUN_CHUNKS - 1) {
                     let (cstart, len) = o.chunk_range(i);
@@ -1241,6 +1294,9 @@ impl PartReader {
 
     fn range(&self, start: u64, len: usize) -> std::result::Result<Bytes, std::io::Error> {
         let Some(o) = &self.opened else {
+            if let Some(runs) = &self.runs {
+                return self.verified_plain(runs, start, len);
+            }
             return self
                 .store
                 .read_range(&self.path, start..start + len as u64)
@@ -2057,6 +2113,7 @@ pub fn scan_file_teeing(
         /// Encrypted files: the segment being hashed, and the digests of those done.
         runs: Option<(Sha256, Vec<[u8; 32]>)>,
         size: u64,
+        encrypted: bool,
     }
     impl<R: Read> Read for HashRead<'_, R> {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -2064,7 +2121,7 @@ pub fn scan_file_teeing(
             if let Some((cur, done)) = &mut self.runs {
                 let (mut off, mut pos) = (0usize, self.len);
                 while off < n {
-                    let end = segment_end(pos, self.size);
+                    let end = segment_end(pos, self.size, self.encrypted);
                     let take = if end > pos {
                         usize::try_from(end - pos).map_or(n - off, |t| t.min(n - off))
                     } else {
@@ -2104,8 +2161,9 @@ pub fn scan_file_teeing(
         head: Vec::new(),
         tee: stored,
         tee_err: None,
-        runs: key.as_ref().map(|_| (Sha256::new(), Vec::new())),
+        runs: Some((Sha256::new(), Vec::new())),
         size: entry.size,
+        encrypted: key.is_some(),
     };
     let mut crypto_err = None;
     match key {

@@ -585,9 +585,15 @@ fn file_key_of(b: &Path, key: &Path) -> (Manifest, zeroize::Zeroizing<[u8; 32]>)
     (m, fk)
 }
 
-/// The path of part `index` of table `table`, from `inspect --json` with the key.
-fn part_path(b: &Path, key: &Path, table: &str, index: u64) -> String {
-    let out = run(ferry().args(["inspect", s(b), "--key-file", s(key), "--json"]));
+/// The path of part `index` of table `table`, from `inspect --json` with the key (none:
+/// a plain bundle).
+fn part_path(b: &Path, key: Option<&Path>, table: &str, index: u64) -> String {
+    let mut c = ferry();
+    c.args(["inspect", s(b), "--json"]);
+    if let Some(k) = key {
+        c.args(["--key-file", s(k)]);
+    }
+    let out = run(&mut c);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     v["catalog"]["tables"]
@@ -628,7 +634,7 @@ fn a_part_rewritten_by_a_key_holder_during_the_import_is_refused() {
     fx.export_to(&sqlite(&forged_db), &fb, &["--max-part-rows", "500"]);
     let last = 5;
     let (fm, ffk) = file_key_of(&fb, &fx.key);
-    let fpath = part_path(&fb, &fx.key, "items", last);
+    let fpath = part_path(&fb, Some(&fx.key), "items", last);
     let fplain = decrypt_all(
         &ffk,
         &file_context(&fm.bundle_id, "part", &fpath),
@@ -636,7 +642,7 @@ fn a_part_rewritten_by_a_key_holder_during_the_import_is_refused() {
     )
     .unwrap();
     let (m, fk) = file_key_of(&b, &fx.key);
-    let path = part_path(&b, &fx.key, "items", last);
+    let path = part_path(&b, Some(&fx.key), "items", last);
     let ctx = file_context(&m.bundle_id, "part", &path);
     let genuine = std::fs::read(b.join(&path)).unwrap();
     // The forged Parquet padded to the genuine part's size (zeros before its footer, which
@@ -700,6 +706,83 @@ fn a_part_rewritten_by_a_key_holder_during_the_import_is_refused() {
     // The genuine part back: the re-run resumes and completes exactly.
     std::fs::write(b.join(&path), &genuine).unwrap();
     let out = run(ferry().args(["import", s(&b), &sqlite(&db), "--key-file", s(&fx.key)]));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(dump(&db), dump(&fx.src));
+}
+
+/// The same for a plain bundle (`--allow-unencrypted`): it has no MAC, but its manifest's
+/// SHA-256s (a fingerprint read over the phone) still bind its parts, and a part rewritten
+/// after the verification pass is refused the same way.
+#[test]
+fn a_plain_part_rewritten_during_the_import_is_refused() {
+    let fx = fixture();
+    let b = fx.path("b");
+    export_plain(&fx.src_url(), &b, &["--max-part-rows", "500"]);
+    let forged_db = fx.path("forged.db");
+    std::fs::copy(&fx.src, &forged_db).unwrap();
+    Connection::open(&forged_db)
+        .unwrap()
+        .execute_batch("UPDATE items SET name = 'EVIL';")
+        .unwrap();
+    let fb = fx.path("fb");
+    export_plain(&sqlite(&forged_db), &fb, &["--max-part-rows", "500"]);
+    let last = 5;
+    let fplain = std::fs::read(fb.join(part_path(&fb, None, "items", last))).unwrap();
+    let path = part_path(&b, None, "items", last);
+    let genuine = std::fs::read(b.join(&path)).unwrap();
+    let n = fplain.len();
+    let footer = u32::from_le_bytes(fplain[n - 8..n - 4].try_into().unwrap()) as usize;
+    let cut = n - 8 - footer;
+    assert!(genuine.len() >= n);
+    let swapped = [
+        &fplain[..cut],
+        &vec![0u8; genuine.len() - n][..],
+        &fplain[cut..],
+    ]
+    .concat();
+
+    let db = fx.path("t.db");
+    let err_file = fx.path("import.err");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .args([
+            "--quiet",
+            "import",
+            s(&b),
+            &sqlite(&db),
+            "--allow-unencrypted",
+        ])
+        .env_remove("FERRY_KEY_FILE")
+        .env_remove("FERRY_IDENTITY")
+        .env("FERRY_PAUSE_AT", "part-committed:1")
+        .env("FERRY_PAUSE_SECS", "2")
+        .stderr(std::fs::File::create(&err_file).unwrap())
+        .spawn()
+        .unwrap();
+    crate::common::wait_until(
+        "the import to pause",
+        std::time::Duration::from_secs(120),
+        || {
+            std::fs::read_to_string(&err_file)
+                .is_ok_and(|e| e.contains("ferry: paused at part-committed 1"))
+        },
+    );
+    std::fs::write(b.join(&path), &swapped).unwrap();
+    let status = child.wait().unwrap();
+    let err = std::fs::read_to_string(&err_file).unwrap();
+    assert_eq!(status.code(), Some(65), "{err}");
+    assert!(
+        err.contains(&path) && err.contains("changed since the verification pass read it"),
+        "{err}"
+    );
+    let evil: i64 = Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM items WHERE name = 'EVIL'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(evil, 0, "forged rows were loaded: {err}");
+    std::fs::write(b.join(&path), &genuine).unwrap();
+    let out = run(ferry().args(["import", s(&b), &sqlite(&db), "--allow-unencrypted"]));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(dump(&db), dump(&fx.src));
 }
