@@ -138,6 +138,19 @@ impl Error {
     /// message itself is all there is to say.
     pub fn hint(&self) -> Option<&'static str> {
         match self {
+            // Found while loading, after parts of the bundle committed (the message says how
+            // many): those stay, and a re-run resumes after them.
+            Error::InvalidBundle { findings, .. }
+                if findings
+                    .iter()
+                    .any(|f| f.message.contains("parts of this bundle are committed")) =>
+            {
+                Some(
+                    "the parts already committed stay (the ledger records them) and nothing of the failed \
+                     part was written; get an intact copy of the bundle from the sender, then run the same \
+                     command again: it resumes after the committed parts",
+                )
+            }
             Error::InvalidBundle { .. } => Some(
                 "nothing was written; check the bundle's location, and copy a bundle that was damaged \
                  or changed in transit again from the sender (`ferry verify BUNDLE` lists every problem)",

@@ -702,6 +702,11 @@ fn a_part_rewritten_by_a_key_holder_during_the_import_is_refused() {
         .unwrap();
     assert_eq!(evil, 0, "forged rows were loaded: {err}");
     drop(c);
+    // Parts committed before stay; the hint does not say nothing was written.
+    assert!(
+        err.contains("parts already committed stay") && !err.contains("nothing was written"),
+        "{err}"
+    );
 
     // The genuine part back: the re-run resumes and completes exactly.
     std::fs::write(b.join(&path), &genuine).unwrap();
