@@ -154,14 +154,51 @@ pub fn decrypt(
     // Plaintext: directories 0700 and files 0600, never written through a symlink, and
     // nothing ever overwritten: every table directory and file is made new.
     private_dir(dir)?;
-    let mut cat = private_file(&dir.join(CATALOG_FILE))?;
-    cat.write_all(&catalog)
+    // What this run made, removed again if it fails part-way (a part that changed after
+    // the verification pass): the directory was new or empty, so all of it is ours.
+    let mut made: Vec<std::path::PathBuf> = Vec::new();
+    let written = write_tables(&checked, dir, &dirs, &catalog, &mut made, &mut report);
+    if let Err(e) = written {
+        for p in made.iter().rev() {
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(p)
+            } else {
+                std::fs::remove_file(p)
+            };
+        }
+        return Err(e);
+    }
+    report.errors.parts_total = report.tables.iter().map(|t| t.parts).sum();
+    report.close(started.elapsed());
+    report.message = format!(
+        "plain Parquet files written to {} (one directory per table; catalog.json names each table's directory)",
+        dir.display()
+    );
+    Ok(report)
+}
+
+/// Writes catalog.json and every table's parts into `dir`, recording in `made` each file
+/// and table directory it creates.
+fn write_tables(
+    checked: &crate::bundle::check::Checked,
+    dir: &Path,
+    dirs: &[String],
+    catalog: &[u8],
+    made: &mut Vec<std::path::PathBuf>,
+    report: &mut RunReport,
+) -> Result<()> {
+    let cat_path = dir.join(CATALOG_FILE);
+    let mut cat = private_file(&cat_path)?;
+    made.push(cat_path);
+    let mut done = 0usize;
+    cat.write_all(catalog)
         .and_then(|()| cat.sync_all())
         .map_err(|e| Error::io(format!("cannot write {}", dir.display()), e))?;
-    for (t, d) in checked.catalog.tables.iter().zip(&dirs) {
+    for (t, d) in checked.catalog.tables.iter().zip(dirs) {
         let t0 = Instant::now();
         let tdir = dir.join(d);
         new_private_dir(&tdir)?;
+        made.push(tdir.clone());
         let mut bytes = 0u64;
         for p in &t.parts {
             let final_path = tdir.join(format!("part-{:05}.parquet", p.index));
@@ -178,6 +215,8 @@ pub fn decrypt(
             }
             bytes += f.metadata().map(|m| m.len()).unwrap_or(0);
             publish(&tmp, &final_path)?;
+            done += 1;
+            crate::import::pause_at("decrypted-part", done);
         }
         report.add_table(
             &t.table.qualified(),
@@ -188,13 +227,7 @@ pub fn decrypt(
             "decrypted",
         );
     }
-    report.errors.parts_total = report.tables.iter().map(|t| t.parts).sum();
-    report.close(started.elapsed());
-    report.message = format!(
-        "plain Parquet files written to {} (one directory per table; catalog.json names each table's directory)",
-        dir.display()
-    );
-    Ok(report)
+    Ok(())
 }
 
 /// A directory for plaintext: made with mode 0700 (an existing one keeps its mode).

@@ -44,7 +44,8 @@ pub fn staging_name(bundle_id: &str, target_table: &str) -> String {
 /// is sent, not committed), `part-committed` (after that part's commit), `staged` (every part
 /// of the n-th table this run publishes is staged; before its publish), `publish` (inside
 /// that publish transaction, before COMMIT), `deletes` (inside the n-th table's deletes
-/// transaction of a link, every key loaded and the rows deleted, before COMMIT).
+/// transaction of a link, every key loaded and the rows deleted, before COMMIT);
+/// `decrypted-part` (decrypt: after the n-th part file is written).
 pub(crate) fn pause_at(point: &str, n: usize) {
     static HOOK: LazyLock<Option<(String, usize)>> = LazyLock::new(|| {
         let v = std::env::var("FERRY_PAUSE_AT").ok()?;

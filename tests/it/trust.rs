@@ -791,3 +791,54 @@ fn a_plain_part_rewritten_during_the_import_is_refused() {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(dump(&db), dump(&fx.src));
 }
+
+/// `decrypt` that meets a part changed after its verification pass (here: a byte flipped
+/// once the first part file is written) fails with 65 and leaves nothing of its own in the
+/// output directory: no catalog.json, no table directory, no plaintext.
+#[test]
+fn a_decrypt_that_fails_part_way_leaves_nothing_behind() {
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(&fx.src_url(), &b, &["--max-part-rows", "500"]);
+    let out_dir = fx.path("plain");
+    std::fs::create_dir(&out_dir).unwrap();
+    let path = part_path(&b, Some(&fx.key), "items", 5);
+    let err_file = fx.path("decrypt.err");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .args([
+            "--quiet",
+            "decrypt",
+            s(&b),
+            s(&out_dir),
+            "--key-file",
+            s(&fx.key),
+        ])
+        .env_remove("FERRY_KEY_FILE")
+        .env("FERRY_PAUSE_AT", "decrypted-part:1")
+        .env("FERRY_PAUSE_SECS", "2")
+        .stderr(std::fs::File::create(&err_file).unwrap())
+        .spawn()
+        .unwrap();
+    crate::common::wait_until(
+        "decrypt to pause",
+        std::time::Duration::from_secs(120),
+        || {
+            std::fs::read_to_string(&err_file)
+                .is_ok_and(|e| e.contains("ferry: paused at decrypted-part 1"))
+        },
+    );
+    assert!(out_dir.join("catalog.json").exists());
+    let mut bytes = std::fs::read(b.join(&path)).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 1;
+    std::fs::write(b.join(&path), &bytes).unwrap();
+    let status = child.wait().unwrap();
+    let err = std::fs::read_to_string(&err_file).unwrap();
+    assert_eq!(status.code(), Some(65), "{err}");
+    assert!(err.contains(&path), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "decrypt left {left:?}: {err}");
+}
