@@ -730,6 +730,9 @@ enum Command {
     },
     /// Make a new 256-bit key file (mode 0600) and print its key id; with --age, an age
     /// identity (print its recipient); with --signing, a minisign signing key.
+    #[command(
+        override_usage = "ferry keygen [OPTIONS] KEY_FILE\n       ferry keygen [OPTIONS] --age FILE\n       ferry keygen [OPTIONS] --signing FILE"
+    )]
     Keygen {
         /// The file to create (never overwritten).
         #[arg(required_unless_present = "signing")]

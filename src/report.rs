@@ -422,8 +422,21 @@ impl RunReport {
                 }
             ));
         }
+        // A verify without a key reads no rows: it checked files, sizes and hashes only.
+        let keyless_verify = self.command == "verify" && self.tables.is_empty();
+        if keyless_verify && self.status == "ok" {
+            out.push_str(&format!(
+                "verify: ok — {} and the catalog, {} checked (sizes and SHA-256; rows are read \
+                 only with a key)\n",
+                count(self.errors.parts_total, "part", "parts"),
+                human_size(t.bytes)
+            ));
+        }
         // `status` reads a ledger: it moves nothing, so it has no speed or error rate.
-        if !matches!(self.command.as_str(), "status" | "plan" | "gc") && !self.moved_nothing() {
+        if !matches!(self.command.as_str(), "status" | "plan" | "gc")
+            && !self.moved_nothing()
+            && !keyless_verify
+        {
             let logical = t
                 .logical_bytes
                 .filter(|l| *l > 0)

@@ -167,6 +167,14 @@ fn a_sender_with_only_a_recipient_cannot_open_its_own_bundle() {
         "{}",
         out.stdout
     );
+    // Its summary says what was checked, not "0 rows".
+    assert!(
+        out.stdout.contains("verify: ok — 2 parts and the catalog")
+            && out.stdout.contains("rows are read only with a key")
+            && !out.stdout.contains("0 rows"),
+        "{}",
+        out.stdout
+    );
 
     let accepts = format!("slot #1 (age recipient {key_id})");
     let key = s(&fx.key).to_string();
