@@ -82,13 +82,8 @@ pub fn read_prev(
                     } else {
                         " or a --trust key"
                     },
-                    // The reason, without a reader's "refused, nothing written": the export
-                    // goes on.
-                    e.to_string()
-                        .split("; the trust list")
-                        .next()
-                        .unwrap_or_default()
-                        .trim_end_matches('.')
+                    // The export goes on: the reason, without a reader's refusal.
+                    crate::crypto::signing::refusal_reason(&e.to_string())
                 )),
             }
         }

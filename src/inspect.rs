@@ -65,9 +65,8 @@ pub fn inspect(url: &str, keys: &Keys) -> Result<Inspection> {
         let unlocked = b.unlock(keys)?;
         (Some(b.read_catalog(&unlocked)?), unlocked.opened_by())
     };
-    // An age slot proves nothing about the sender (its recipient is public), unless a
-    // trusted signature covers the manifest.
-    let by_age = opened_by == Some(crate::crypto::envelope::Opener::Age);
+    let (authenticated, trust_note) =
+        crate::report::trust_of(m.encrypted(), opened_by, signature.checked);
     Ok(Inspection {
         bundle: crate::redact::display_location(url),
         bundle_id: m.bundle_id.clone(),
@@ -80,13 +79,12 @@ pub fn inspect(url: &str, keys: &Keys) -> Result<Inspection> {
         chain_id: m.chain_id.clone(),
         prev_manifest_sha256: m.prev_manifest_sha256.clone(),
         encrypted: m.encrypted(),
-        authenticated: m.encrypted() && (signature.checked || (catalog.is_some() && !by_age)),
+        authenticated,
         signed_by: signature.signed_by,
         signature_checked: signature.checked,
         fingerprint: b.fingerprint(),
         signature_note: signature.note,
-        trust_note: (by_age && !signature.checked)
-            .then(|| crate::crypto::keys::Keys::AGE_ONLY_WARNING.to_string()),
+        trust_note: trust_note.map(String::from),
         key_ids: m
             .encryption
             .key_slots

@@ -256,30 +256,16 @@ impl RunReport {
         self.authenticated = Some(authenticated);
     }
 
-    /// Records what a bundle a reader opened proves. `opened_by`: the kind of slot that
-    /// opened it (`None`: not opened, checked without a key). A MAC under a key file or a
-    /// passphrase authenticates the sender, who had to hold that secret; under an age slot
-    /// it does not (the recipient is public, so anyone can make such a bundle) unless a
-    /// trusted signature (`signature_checked`) covers the manifest. Then a warning says so.
-    /// Decided by the slot that opened, never by the key options given.
+    /// Records what a bundle a reader opened proves ([`trust_of`]), with its warning.
     pub fn set_trust_opened(
         &mut self,
         encrypted: bool,
         opened_by: Option<crate::crypto::envelope::Opener>,
         signature_checked: bool,
     ) {
-        use crate::crypto::envelope::Opener;
-        let by_age = opened_by == Some(Opener::Age);
-        // A trusted signature covers the manifest and so every file's SHA-256: it
-        // authenticates the bundle with or without a key.
-        self.set_trust(
-            encrypted,
-            encrypted && (signature_checked || (opened_by.is_some() && !by_age)),
-        );
-        if encrypted && by_age && !signature_checked {
-            self.warnings
-                .push(crate::crypto::keys::Keys::AGE_ONLY_WARNING.into());
-        }
+        let (authenticated, warning) = trust_of(encrypted, opened_by, signature_checked);
+        self.set_trust(encrypted, authenticated);
+        self.warnings.extend(warning.map(String::from));
     }
 
     /// Records the manifest's signature (`signed_by`, `signature_checked`) and its
@@ -505,6 +491,25 @@ impl RunReport {
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("report serialises")
     }
+}
+
+/// Whether a bundle a reader opened is authenticated, and the warning when an age slot is
+/// all that opened it. `opened_by`: the kind of slot that opened it (`None`: not opened,
+/// checked without a key). A MAC under a key file or a passphrase authenticates the sender,
+/// who had to hold that secret; under an age slot it does not (the recipient is public, so
+/// anyone can make such a bundle). A trusted signature (`signature_checked`) covers the
+/// manifest and so every file's SHA-256: it authenticates the bundle with or without a key.
+/// Decided by the slot that opened, never by the key options given.
+pub fn trust_of(
+    encrypted: bool,
+    opened_by: Option<crate::crypto::envelope::Opener>,
+    signature_checked: bool,
+) -> (bool, Option<&'static str>) {
+    let by_age = opened_by == Some(crate::crypto::envelope::Opener::Age);
+    let authenticated = encrypted && (signature_checked || (opened_by.is_some() && !by_age));
+    let warning = (encrypted && by_age && !signature_checked)
+        .then_some(crate::crypto::keys::Keys::AGE_ONLY_WARNING);
+    (authenticated, warning)
 }
 
 /// One line on what a bundle proves, for the text summaries of every command.

@@ -1028,8 +1028,8 @@ pub const RUN_CHUNKS: u64 = 64;
 
 /// SHA-256 of each stored segment of a file, as the verification pass read it: for an
 /// encrypted file the header, then each run of [`RUN_CHUNKS`] chunks; for a plain one each
-/// run of [`PLAIN_RUN`] bytes. A part is read twice (verified, then
-/// loaded), and its chunks' AES-GCM tags prove only knowledge of the file key, which every
+/// run of [`PLAIN_RUN`] bytes. A part is read twice (verified, then loaded), and its
+/// chunks' AES-GCM tags prove only knowledge of the file key, which every
 /// key holder has: the loading read checks each run it uses against these digests, so the
 /// bytes loaded are the bytes whose SHA-256 the (signed) manifest lists, even if another key
 /// holder rewrote the file in between. 32 bytes per MiB of bundle.
@@ -1062,7 +1062,7 @@ pub struct PartReader {
     stored_len: u64,
     opened: Option<Opened>,
     seen: Mutex<Vec<bool>>,
-    /// The digests the verification pass took (`None`: the fuzz target, plain parts).
+    /// The digests the verification pass took (`None`: the fuzz target and unit tests).
     runs: Option<Arc<RunDigests>>,
     /// The last runs read and verified, by run index.
     run_cache: Mutex<VecDeque<(u64, Bytes)>>,
@@ -1221,67 +1221,56 @@ impl PartReader {
         Ok(Bytes::from(out))
     }
 
-    /// Decrypts chunks `first..=last` with one storage read, or, with digests, from the
-    /// verified runs that hold them. Returns the index of the first chunk decrypted (`first`)
-    /// and the plaintext from there.
+    /// Decrypts chunks `first..=last`: from the verified runs that hold them, or, without
+    /// digests, from one storage read.
     fn chunks(
         &self,
         o: &Opened,
         first: u64,
         last: u64,
-    ) -> std::result::Result<(u64, Vec<u8>), std::io::Error> {
-        if let Some(runs) = &self.runs {
-            let mut out = Vec::with_capacity(
-                usize::try_from((last - first + 1) * CHUNK_SIZE as u64).unwrap_or(0),
-            );
-            for k in first / RUN_CHUNKS..=last / RUN_CHUNKS {
-                let stored = self.verified_chunk_run(o, runs, k)?;
-                let (rstart, _) = o.chunk_range(k * RUN_CHUNKS);
-                for i in first.max(k * RUN_CHUNKS)..=last.min(k * RUN_CHUNKS + RUN_CHUNKS - 1) {
-                    let (cstart, len) = o.chunk_range(i);
-                    let off = usize::try_from(cstart - rstart).map_err(std::io::Error::other)?;
-                    let piece = stored.get(off..off + len).ok_or_else(|| {
-                        std::io::Error::other(format!(
-                            "{}: short read from storage ({CHANGED_SINCE_VERIFIED})",
-                            self.path
-                        ))
-                    })?;
-                    let plain = o
-                        .decrypt_chunk(i, piece)
-                        .map_err(|e| std::io::Error::other(explain_crypto(&e)))?;
-                    out.extend_from_slice(&plain);
-                    self.mark_seen(i);
+    ) -> std::result::Result<Vec<u8>, std::io::Error> {
+        // (stored bytes, offset of their first byte in the file, the chunks they hold)
+        let mut pieces: Vec<(Bytes, u64, std::ops::RangeInclusive<u64>)> = Vec::new();
+        match &self.runs {
+            Some(runs) => {
+                for k in first / RUN_CHUNKS..=last / RUN_CHUNKS {
+                    let held =
+                        first.max(k * RUN_CHUNKS)..=last.min(k * RUN_CHUNKS + RUN_CHUNKS - 1);
+                    let (base, _) = o.chunk_range(k * RUN_CHUNKS);
+                    pieces.push((self.verified_chunk_run(o, runs, k)?, base, held));
                 }
             }
-            return Ok((first, out));
+            None => {
+                let (start, _) = o.chunk_range(first);
+                let (lstart, llen) = o.chunk_range(last);
+                let stored = self
+                    .store
+                    .read_range(&self.path, start..lstart + llen as u64)
+                    .map_err(std::io::Error::other)?;
+                pieces.push((stored, start, first..=last));
+            }
         }
-        let (start, _) = o.chunk_range(first);
-        let (lstart, llen) = o.chunk_range(last);
-        let end = lstart + llen as u64;
-        let cipher = self
-            .store
-            .read_range(&self.path, start..end)
-            .map_err(std::io::Error::other)?;
         let mut out = Vec::with_capacity(
             usize::try_from((last - first + 1) * CHUNK_SIZE as u64).unwrap_or(0),
         );
-        let mut off = 0usize;
-        for i in first..=last {
-            let (_, len) = o.chunk_range(i);
-            let piece = cipher.get(off..off + len).ok_or_else(|| {
-                std::io::Error::other(format!(
-                    "{}: short read from storage (file changed while read?)",
-                    self.path
-                ))
-            })?;
-            let plain = o
-                .decrypt_chunk(i, piece)
-                .map_err(|e| std::io::Error::other(explain_crypto(&e)))?;
-            out.extend_from_slice(&plain);
-            off += len;
-            self.mark_seen(i);
+        for (stored, base, held) in pieces {
+            for i in held {
+                let (cstart, len) = o.chunk_range(i);
+                let off = usize::try_from(cstart - base).map_err(std::io::Error::other)?;
+                let piece = stored.get(off..off + len).ok_or_else(|| {
+                    std::io::Error::other(format!(
+                        "{}: short read from storage (file changed while read?)",
+                        self.path
+                    ))
+                })?;
+                let plain = o
+                    .decrypt_chunk(i, piece)
+                    .map_err(|e| std::io::Error::other(explain_crypto(&e)))?;
+                out.extend_from_slice(&plain);
+                self.mark_seen(i);
+            }
         }
-        Ok((first, out))
+        Ok(out)
     }
 
     fn mark_seen(&self, i: u64) {
@@ -1314,7 +1303,7 @@ impl PartReader {
         }
         let chunk = CHUNK_SIZE as u64;
         let (first, last) = (start / chunk, (end - 1) / chunk);
-        let (first, plain) = self.chunks(o, first, last)?;
+        let plain = self.chunks(o, first, last)?;
         let from = usize::try_from(start - first * chunk).map_err(std::io::Error::other)?;
         Ok(Bytes::from(plain).slice(from..from + len))
     }
@@ -2090,8 +2079,8 @@ pub fn scan_file(
 
 /// [`scan_file`] that also hands every stored byte, as read, to `stored` (the import's
 /// spool keeps a part's ciphertext this way, so the part is downloaded once). An error
-/// writing to `stored` fails the scan. Returns the [`RunDigests`] of an encrypted file
-/// (empty for a plain one), for the reads that follow.
+/// writing to `stored` fails the scan. Returns the file's [`RunDigests`], for the reads
+/// that follow.
 pub fn scan_file_teeing(
     store: &Store,
     bundle: &str,
@@ -2110,29 +2099,28 @@ pub fn scan_file_teeing(
         tee: &'a mut dyn Write,
         /// Writing to `tee` failed (kept apart: not a fault of the file).
         tee_err: Option<std::io::Error>,
-        /// Encrypted files: the segment being hashed, and the digests of those done.
-        runs: Option<(Sha256, Vec<[u8; 32]>)>,
+        /// The segment being hashed, and the digests of those done ([`RunDigests`]).
+        run: Sha256,
+        runs: Vec<[u8; 32]>,
         size: u64,
         encrypted: bool,
     }
     impl<R: Read> Read for HashRead<'_, R> {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
             let n = self.inner.read(buf)?;
-            if let Some((cur, done)) = &mut self.runs {
-                let (mut off, mut pos) = (0usize, self.len);
-                while off < n {
-                    let end = segment_end(pos, self.size, self.encrypted);
-                    let take = if end > pos {
-                        usize::try_from(end - pos).map_or(n - off, |t| t.min(n - off))
-                    } else {
-                        n - off
-                    };
-                    cur.update(&buf[off..off + take]);
-                    off += take;
-                    pos += take as u64;
-                    if pos == end {
-                        done.push(cur.finalize_reset().into());
-                    }
+            let (mut off, mut pos) = (0usize, self.len);
+            while off < n {
+                let end = segment_end(pos, self.size, self.encrypted);
+                let take = if end > pos {
+                    usize::try_from(end - pos).map_or(n - off, |t| t.min(n - off))
+                } else {
+                    n - off
+                };
+                self.run.update(&buf[off..off + take]);
+                off += take;
+                pos += take as u64;
+                if pos == end {
+                    self.runs.push(self.run.finalize_reset().into());
                 }
             }
             if self.tee_err.is_none()
@@ -2161,7 +2149,8 @@ pub fn scan_file_teeing(
         head: Vec::new(),
         tee: stored,
         tee_err: None,
-        runs: Some((Sha256::new(), Vec::new())),
+        run: Sha256::new(),
+        runs: Vec::new(),
         size: entry.size,
         encrypted: key.is_some(),
     };
@@ -2239,7 +2228,7 @@ pub fn scan_file_teeing(
         }
         return Err(invalid(m));
     }
-    Ok(RunDigests(src.runs.map(|(_, d)| d).unwrap_or_default()))
+    Ok(RunDigests(src.runs))
 }
 
 #[cfg(test)]

@@ -534,30 +534,25 @@ pub fn compare(plan: &ComparePlan, progress: &Progress) -> Result<RunReport> {
         report.set_trust_opened(first.encrypted, first.opened_by, first.signature.checked);
         report.set_signature(&first.signature, first.fingerprint.clone());
         if let Some(second) = bundles.get(1) {
-            let mut other = RunReport::new("compare");
-            other.set_trust_opened(second.encrypted, second.opened_by, second.signature.checked);
-            report.warnings.append(&mut other.warnings);
-            let differs = (
+            let (authenticated, warning) = crate::report::trust_of(
                 second.encrypted,
-                other.authenticated,
-                &second.signature.signed_by,
-            ) != (
-                first.encrypted,
-                report.authenticated,
-                &first.signature.signed_by,
-            ) || second.signature.checked != first.signature.checked;
-            if differs {
+                second.opened_by,
+                second.signature.checked,
+            );
+            report.warnings.extend(warning.map(String::from));
+            let line = |b: &side::BundleInfo, authenticated: bool| {
+                crate::report::trust_line(
+                    b.encrypted,
+                    authenticated,
+                    b.signature.signed_by.as_deref(),
+                    Some(b.signature.checked),
+                )
+            };
+            let second_line = line(second, authenticated);
+            if second_line != line(first, report.authenticated == Some(true)) {
                 report.warnings.push(format!(
-                    "the trust line is bundle {}'s; bundle {}: {} (fingerprint {})",
-                    first.location,
-                    second.location,
-                    crate::report::trust_line(
-                        second.encrypted,
-                        other.authenticated == Some(true),
-                        second.signature.signed_by.as_deref(),
-                        Some(second.signature.checked),
-                    ),
-                    second.fingerprint
+                    "the trust line is bundle {}'s; bundle {}: {second_line} (fingerprint {})",
+                    first.location, second.location, second.fingerprint
                 ));
             }
         }

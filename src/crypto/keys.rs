@@ -540,13 +540,8 @@ impl Keys {
             && self.recipients.is_empty()
     }
 
-    /// Whether only age identities can open a bundle here: then the MAC proves nothing about
-    /// the sender (anyone who knows the recipient, which is public, can make such a bundle).
-    pub fn only_age(&self) -> bool {
-        !self.identities.is_empty() && self.key_files.is_empty() && self.passphrases.is_empty()
-    }
-
-    /// The warning a report carries when [`Keys::only_age`] opened an unsigned-checked bundle.
+    /// The warning a report carries when an age slot opened a bundle and no trusted
+    /// signature was checked ([`crate::report::trust_of`]).
     pub const AGE_ONLY_WARNING: &'static str = "opened with an age identity: its recipient is \
         public, so the manifest MAC shows only that the bundle was made for you, not who made it; \
         give --trust (the sender's signing key) to check the sender";

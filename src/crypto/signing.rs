@@ -380,6 +380,19 @@ pub enum SigFile {
     Present(Vec<u8>),
 }
 
+/// Joins a signature refusal's reason to the trust list's rule (see [`refusal_reason`]).
+const TRUST_RULE: &str = "; the trust list (--trust, --trust-file)";
+
+/// The reason of a signature refusal ([`check`]'s `Error::Key`), without the reader's rule
+/// and "refused, nothing written": for a command that goes on and warns instead.
+pub fn refusal_reason(message: &str) -> &str {
+    message
+        .split(TRUST_RULE)
+        .next()
+        .unwrap_or(message)
+        .trim_end_matches('.')
+}
+
 /// What the signature says, for reports.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SignatureCheck {
@@ -472,8 +485,8 @@ pub fn check(
             format!(" (trusted: {})", trusted())
         };
         Err(Error::Key(format!(
-            "{what}; the trust list (--trust, --trust-file) accepts only a manifest signed by one of \
-             its keys{list}. Refused before any key slot was opened: nothing written"
+            "{what}{TRUST_RULE} accepts only a manifest signed by one of its keys{list}. Refused \
+             before any key slot was opened: nothing written"
         )))
     };
     let bytes = match sig {

@@ -612,6 +612,45 @@ fn part_path(b: &Path, key: Option<&Path>, table: &str, index: u64) -> String {
         .to_string()
 }
 
+/// Runs `ferry --quiet ARGS…` paused at `point` 1 (`FERRY_PAUSE_AT`), calls `change` while
+/// it waits, and returns its exit code and stderr once it is done.
+fn run_changed_mid_way(args: &[&str], point: &str, change: impl FnOnce()) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let err_file = dir.path().join("stderr");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .arg("--quiet")
+        .args(args)
+        .env_remove("FERRY_KEY_FILE")
+        .env_remove("FERRY_IDENTITY")
+        .env("FERRY_PAUSE_AT", format!("{point}:1"))
+        .env("FERRY_PAUSE_SECS", "2")
+        .stderr(std::fs::File::create(&err_file).unwrap())
+        .spawn()
+        .unwrap();
+    let paused = format!("ferry: paused at {point} 1");
+    crate::common::wait_until(
+        "the command to pause",
+        std::time::Duration::from_secs(120),
+        || std::fs::read_to_string(&err_file).is_ok_and(|e| e.contains(&paused)),
+    );
+    change();
+    let status = child.wait().unwrap();
+    (status.code(), std::fs::read_to_string(&err_file).unwrap())
+}
+
+/// Parquet file `forged` padded to `len` bytes with zeros before its footer (readers skip
+/// them: the footer's offsets are absolute), so a swap changes content, not size.
+fn padded_to(forged: &[u8], len: usize) -> Vec<u8> {
+    let n = forged.len();
+    assert!(
+        len >= n,
+        "the forged part ({n} bytes) must not be larger than the genuine ({len})"
+    );
+    let footer = u32::from_le_bytes(forged[n - 8..n - 4].try_into().unwrap()) as usize;
+    let cut = n - 8 - footer;
+    [&forged[..cut], &vec![0u8; len - n][..], &forged[cut..]].concat()
+}
+
 /// A key holder (any slot's key gives the file key) who can write to the bundle while it
 /// is imported swaps a part after the verification pass read it: a part re-encrypted with
 /// the bundle's own file key passes AES-GCM, so the loading read checks each run of chunks
@@ -648,48 +687,18 @@ fn a_part_rewritten_by_a_key_holder_during_the_import_is_refused() {
     // The forged Parquet padded to the genuine part's size (zeros before its footer, which
     // readers skip): the same stored size, so only the content differs.
     let want = decrypt_all(&fk, &ctx, &genuine).unwrap().len();
-    let n = fplain.len();
-    let footer = u32::from_le_bytes(fplain[n - 8..n - 4].try_into().unwrap()) as usize;
-    let cut = n - 8 - footer;
-    assert!(
-        want >= n,
-        "the forged part ({n} bytes) must not be larger than the genuine ({want})"
-    );
-    let padded = [&fplain[..cut], &vec![0u8; want - n][..], &fplain[cut..]].concat();
-    let swapped = encrypt_to_vec(&fk, &ctx, &padded).unwrap();
+    let swapped = encrypt_to_vec(&fk, &ctx, &padded_to(&fplain, want)).unwrap();
     assert_eq!(swapped.len(), genuine.len());
 
     // The import pauses after its first commit (well after the verification pass); the
     // part is swapped then.
     let db = fx.path("t.db");
-    let err_file = fx.path("import.err");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
-        .args([
-            "--quiet",
-            "import",
-            s(&b),
-            &sqlite(&db),
-            "--key-file",
-            s(&fx.key),
-        ])
-        .env_remove("FERRY_KEY_FILE")
-        .env("FERRY_PAUSE_AT", "part-committed:1")
-        .env("FERRY_PAUSE_SECS", "2")
-        .stderr(std::fs::File::create(&err_file).unwrap())
-        .spawn()
-        .unwrap();
-    crate::common::wait_until(
-        "the import to pause",
-        std::time::Duration::from_secs(120),
-        || {
-            std::fs::read_to_string(&err_file)
-                .is_ok_and(|e| e.contains("ferry: paused at part-committed 1"))
-        },
+    let (code, err) = run_changed_mid_way(
+        &["import", s(&b), &sqlite(&db), "--key-file", s(&fx.key)],
+        "part-committed",
+        || std::fs::write(b.join(&path), &swapped).unwrap(),
     );
-    std::fs::write(b.join(&path), &swapped).unwrap();
-    let status = child.wait().unwrap();
-    let err = std::fs::read_to_string(&err_file).unwrap();
-    assert_eq!(status.code(), Some(65), "{err}");
+    assert_eq!(code, Some(65), "{err}");
     assert!(
         err.contains(&path) && err.contains("changed since the verification pass read it"),
         "{err}"
@@ -735,46 +744,15 @@ fn a_plain_part_rewritten_during_the_import_is_refused() {
     let fplain = std::fs::read(fb.join(part_path(&fb, None, "items", last))).unwrap();
     let path = part_path(&b, None, "items", last);
     let genuine = std::fs::read(b.join(&path)).unwrap();
-    let n = fplain.len();
-    let footer = u32::from_le_bytes(fplain[n - 8..n - 4].try_into().unwrap()) as usize;
-    let cut = n - 8 - footer;
-    assert!(genuine.len() >= n);
-    let swapped = [
-        &fplain[..cut],
-        &vec![0u8; genuine.len() - n][..],
-        &fplain[cut..],
-    ]
-    .concat();
+    let swapped = padded_to(&fplain, genuine.len());
 
     let db = fx.path("t.db");
-    let err_file = fx.path("import.err");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
-        .args([
-            "--quiet",
-            "import",
-            s(&b),
-            &sqlite(&db),
-            "--allow-unencrypted",
-        ])
-        .env_remove("FERRY_KEY_FILE")
-        .env_remove("FERRY_IDENTITY")
-        .env("FERRY_PAUSE_AT", "part-committed:1")
-        .env("FERRY_PAUSE_SECS", "2")
-        .stderr(std::fs::File::create(&err_file).unwrap())
-        .spawn()
-        .unwrap();
-    crate::common::wait_until(
-        "the import to pause",
-        std::time::Duration::from_secs(120),
-        || {
-            std::fs::read_to_string(&err_file)
-                .is_ok_and(|e| e.contains("ferry: paused at part-committed 1"))
-        },
+    let (code, err) = run_changed_mid_way(
+        &["import", s(&b), &sqlite(&db), "--allow-unencrypted"],
+        "part-committed",
+        || std::fs::write(b.join(&path), &swapped).unwrap(),
     );
-    std::fs::write(b.join(&path), &swapped).unwrap();
-    let status = child.wait().unwrap();
-    let err = std::fs::read_to_string(&err_file).unwrap();
-    assert_eq!(status.code(), Some(65), "{err}");
+    assert_eq!(code, Some(65), "{err}");
     assert!(
         err.contains(&path) && err.contains("changed since the verification pass read it"),
         "{err}"
@@ -803,38 +781,18 @@ fn a_decrypt_that_fails_part_way_leaves_nothing_behind() {
     let out_dir = fx.path("plain");
     std::fs::create_dir(&out_dir).unwrap();
     let path = part_path(&b, Some(&fx.key), "items", 5);
-    let err_file = fx.path("decrypt.err");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
-        .args([
-            "--quiet",
-            "decrypt",
-            s(&b),
-            s(&out_dir),
-            "--key-file",
-            s(&fx.key),
-        ])
-        .env_remove("FERRY_KEY_FILE")
-        .env("FERRY_PAUSE_AT", "decrypted-part:1")
-        .env("FERRY_PAUSE_SECS", "2")
-        .stderr(std::fs::File::create(&err_file).unwrap())
-        .spawn()
-        .unwrap();
-    crate::common::wait_until(
-        "decrypt to pause",
-        std::time::Duration::from_secs(120),
+    let (code, err) = run_changed_mid_way(
+        &["decrypt", s(&b), s(&out_dir), "--key-file", s(&fx.key)],
+        "decrypted-part",
         || {
-            std::fs::read_to_string(&err_file)
-                .is_ok_and(|e| e.contains("ferry: paused at decrypted-part 1"))
+            assert!(out_dir.join("catalog.json").exists());
+            let mut bytes = std::fs::read(b.join(&path)).unwrap();
+            let i = bytes.len() / 2;
+            bytes[i] ^= 1;
+            std::fs::write(b.join(&path), &bytes).unwrap();
         },
     );
-    assert!(out_dir.join("catalog.json").exists());
-    let mut bytes = std::fs::read(b.join(&path)).unwrap();
-    let i = bytes.len() / 2;
-    bytes[i] ^= 1;
-    std::fs::write(b.join(&path), &bytes).unwrap();
-    let status = child.wait().unwrap();
-    let err = std::fs::read_to_string(&err_file).unwrap();
-    assert_eq!(status.code(), Some(65), "{err}");
+    assert_eq!(code, Some(65), "{err}");
     assert!(err.contains(&path), "{err}");
     let left: Vec<_> = std::fs::read_dir(&out_dir)
         .unwrap()
