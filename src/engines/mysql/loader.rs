@@ -1558,10 +1558,12 @@ impl Target for MyTarget {
     fn lock_run(&mut self, bundle_id: &str) -> Result<()> {
         // Session-level: held until this connection closes (the process ends). Lock names are
         // server-wide, so the database is part of the name (hashed: names are ≤ 64 chars).
+        // A connection that just closed may hold it until the server has reaped its session
+        // (a run that ended a moment ago): wait up to RUN_LOCK_WAIT_S for that, no longer.
         let key = run_lock_name(bundle_id, &self.database);
         let got = self.texts(
             "taking the import lock",
-            "SELECT CAST(GET_LOCK(?, 0) AS CHAR)",
+            &format!("SELECT CAST(GET_LOCK(?, {RUN_LOCK_WAIT_S}) AS CHAR)"),
             &[&key],
         )?;
         if got
@@ -1798,6 +1800,11 @@ impl Target for MyTarget {
         Ok(notes)
     }
 }
+
+/// Seconds `lock_run` waits for the run lock: long enough for the server to release the
+/// lock of a session that has just ended, short enough that a second import of a running
+/// one still exits 75 at once for a person.
+const RUN_LOCK_WAIT_S: u32 = 2;
 
 /// The GET_LOCK name of a run: bundle id and a hash of the database (≤ 64 characters).
 pub fn run_lock_name(bundle_id: &str, database: &str) -> String {
