@@ -114,6 +114,11 @@ fn list(findings: &[Finding]) -> String {
         .join("\n")
 }
 
+/// What an import that met an invalid part after committing others adds to the message
+/// (and what [`Error::hint`] recognises it by).
+pub const FIX_BUNDLE: &str = "get an intact copy of the bundle from the sender; re-running the same \
+     command then resumes after the committed parts";
+
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -138,12 +143,10 @@ impl Error {
     /// message itself is all there is to say.
     pub fn hint(&self) -> Option<&'static str> {
         match self {
-            // Found while loading, after parts of the bundle committed (the message says how
-            // many): those stay, and a re-run resumes after them.
+            // Found while loading, after parts committed (the import added FIX_BUNDLE to the
+            // message): those stay, and a re-run resumes after them.
             Error::InvalidBundle { findings, .. }
-                if findings
-                    .iter()
-                    .any(|f| f.message.contains("parts of this bundle are committed")) =>
+                if findings.iter().any(|f| f.message.ends_with(FIX_BUNDLE)) =>
             {
                 Some(
                     "the parts already committed stay (the ledger records them) and nothing of the failed \

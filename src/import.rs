@@ -1435,7 +1435,7 @@ fn load_tables(
             fresh.as_ref().map_err(ToString::to_string),
         );
         report_tables(&ctx, report, &order.waves, fresh.as_ref().ok());
-        return Err(with_state(e, &state.message()));
+        return Err(with_state(e, &state.message(), state.committed > 0));
     }
     report_tables(&ctx, report, &order.waves, None);
     Ok(targets.swap_remove(0).main)
@@ -2510,9 +2510,10 @@ const FIX_MAX_ERRORS: &str = "fix the refused rows at the source (`ferry status`
      with a higher --max-errors; re-running the same command then resumes after the committed parts";
 
 /// Adds the target's state to a load failure's message (without saying twice that the
-/// failed part left nothing), and for a failure of the data what to fix instead of
-/// "re-run", which only helps a temporary failure.
-fn with_state(e: Error, state: &str) -> Error {
+/// failed part left nothing), and for a failure of the data, or a bundle found invalid
+/// after parts `committed`, what to fix instead of "re-run", which only helps a temporary
+/// failure.
+fn with_state(e: Error, state: &str, committed: bool) -> Error {
     // A refused row's message already says its part rolled back.
     let state = if matches!(e, Error::RowRefused(_)) {
         state
@@ -2525,6 +2526,7 @@ fn with_state(e: Error, state: &str) -> Error {
         Error::RowRefused(_) => Some(FIX_ROW),
         Error::Data(m) if m.contains("--max-errors") => Some(FIX_MAX_ERRORS),
         Error::Data(_) => Some(FIX_DATA),
+        Error::InvalidBundle { .. } if committed => Some(crate::error::FIX_BUNDLE),
         _ => None,
     };
     let state = match fix {
@@ -2677,6 +2679,46 @@ mod tests {
             m.starts_with("the connection was lost during the COMMIT of the publish of orders: the ledger shows it published"),
             "{m}"
         );
+    }
+
+    /// A bundle found invalid during the load: after committed parts the message and hint
+    /// say they stay and a re-run resumes (also with --table's wording), with none the
+    /// hint is the usual "nothing was written".
+    #[test]
+    fn an_invalid_part_after_commits_says_the_committed_parts_stay() {
+        let invalid = || {
+            Error::invalid(
+                "b/",
+                "data/p.fe",
+                "changed since the verification pass read it",
+            )
+        };
+        for state in [
+            "nothing from the failed part was committed; 4/12 parts of this bundle are committed (ledger); \
+             re-run the same command to resume",
+            "nothing from the failed part was committed; 4/12 parts of the selected tables are committed \
+             (ledger); re-run the same command to resume",
+        ] {
+            let e = with_state(invalid(), state, true);
+            assert_eq!(e.exit_code(), 65);
+            let m = e.to_string();
+            assert!(
+                m.contains("4/12 parts") && m.ends_with(crate::error::FIX_BUNDLE),
+                "{m}"
+            );
+            let h = e.hint().unwrap();
+            assert!(
+                h.contains("already committed stay") && !h.contains("nothing was written"),
+                "{h}"
+            );
+        }
+        let e = with_state(
+            invalid(),
+            "nothing from the failed part was committed; 0/12 parts of this bundle are committed (ledger); \
+             re-run the same command to resume",
+            false,
+        );
+        assert!(e.hint().unwrap().starts_with("nothing was written"), "{e}");
     }
 
     #[test]

@@ -638,6 +638,28 @@ fn run_changed_mid_way(args: &[&str], point: &str, change: impl FnOnce()) -> (Op
     (status.code(), std::fs::read_to_string(&err_file).unwrap())
 }
 
+/// A copy of the fixture's source database with every item renamed 'EVIL' (the forgery's
+/// rows: same keys and shape, other content).
+fn evil_copy(fx: &Fixture) -> PathBuf {
+    let forged_db = fx.path("forged.db");
+    std::fs::copy(&fx.src, &forged_db).unwrap();
+    Connection::open(&forged_db)
+        .unwrap()
+        .execute_batch("UPDATE items SET name = 'EVIL';")
+        .unwrap();
+    forged_db
+}
+
+/// Rows of the forgery ([`evil_copy`]) that reached the SQLite database `db`.
+fn evil_rows(db: &Path) -> i64 {
+    Connection::open(db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM items WHERE name = 'EVIL'", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+}
+
 /// Parquet file `forged` padded to `len` bytes with zeros before its footer (readers skip
 /// them: the footer's offsets are absolute), so a swap changes content, not size.
 fn padded_to(forged: &[u8], len: usize) -> Vec<u8> {
@@ -663,12 +685,7 @@ fn a_part_rewritten_by_a_key_holder_during_the_import_is_refused() {
     let b = fx.path("b");
     fx.export_to(&fx.src_url(), &b, &["--max-part-rows", "500"]);
     // The forgery: the same rows with other names, exported with the same key.
-    let forged_db = fx.path("forged.db");
-    std::fs::copy(&fx.src, &forged_db).unwrap();
-    Connection::open(&forged_db)
-        .unwrap()
-        .execute_batch("UPDATE items SET name = 'EVIL';")
-        .unwrap();
+    let forged_db = evil_copy(&fx);
     let fb = fx.path("fb");
     fx.export_to(&sqlite(&forged_db), &fb, &["--max-part-rows", "500"]);
     let last = 5;
@@ -703,14 +720,7 @@ fn a_part_rewritten_by_a_key_holder_during_the_import_is_refused() {
         err.contains(&path) && err.contains("changed since the verification pass read it"),
         "{err}"
     );
-    let c = Connection::open(&db).unwrap();
-    let evil: i64 = c
-        .query_row("SELECT count(*) FROM items WHERE name = 'EVIL'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(evil, 0, "forged rows were loaded: {err}");
-    drop(c);
+    assert_eq!(evil_rows(&db), 0, "forged rows were loaded: {err}");
     // Parts committed before stay; the hint does not say nothing was written.
     assert!(
         err.contains("parts already committed stay") && !err.contains("nothing was written"),
@@ -732,12 +742,7 @@ fn a_plain_part_rewritten_during_the_import_is_refused() {
     let fx = fixture();
     let b = fx.path("b");
     export_plain(&fx.src_url(), &b, &["--max-part-rows", "500"]);
-    let forged_db = fx.path("forged.db");
-    std::fs::copy(&fx.src, &forged_db).unwrap();
-    Connection::open(&forged_db)
-        .unwrap()
-        .execute_batch("UPDATE items SET name = 'EVIL';")
-        .unwrap();
+    let forged_db = evil_copy(&fx);
     let fb = fx.path("fb");
     export_plain(&sqlite(&forged_db), &fb, &["--max-part-rows", "500"]);
     let last = 5;
@@ -757,13 +762,7 @@ fn a_plain_part_rewritten_during_the_import_is_refused() {
         err.contains(&path) && err.contains("changed since the verification pass read it"),
         "{err}"
     );
-    let evil: i64 = Connection::open(&db)
-        .unwrap()
-        .query_row("SELECT count(*) FROM items WHERE name = 'EVIL'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(evil, 0, "forged rows were loaded: {err}");
+    assert_eq!(evil_rows(&db), 0, "forged rows were loaded: {err}");
     std::fs::write(b.join(&path), &genuine).unwrap();
     let out = run(ferry().args(["import", s(&b), &sqlite(&db), "--allow-unencrypted"]));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
