@@ -59,6 +59,9 @@ pub struct ExportPlan {
     pub jobs: usize,
     /// With several jobs, tables at least this large are read as several ranges at once.
     pub split_min_bytes: u64,
+    /// Connections one table at least `split_min_bytes` large is read over at once, into
+    /// the same parts (`--streams`); `None`: [`ExportPlan::streams`] chooses.
+    pub streams: Option<usize>,
     /// Reader options (MySQL zero dates).
     pub source_options: source::SourceOptions,
     /// `--cursor TABLE=COLUMN`: starts a chain (docs/MIGRATIONS.md).
@@ -86,7 +89,26 @@ pub struct ExportPlan {
     pub shard: Option<usize>,
 }
 
+/// The most connections [`ExportPlan::streams`] chooses by itself for one table.
+pub const MAX_AUTO_STREAMS: usize = 4;
+
 impl ExportPlan {
+    /// Connections one large table is read over: `--streams`, or else the machine's cores
+    /// (at most [`MAX_AUTO_STREAMS`]), so that on a PostgreSQL server the table's COPY runs
+    /// in several server processes at once; 1 with `--jobs` above 1, which reads large
+    /// tables as ranges of their own already. Engines that cannot share a snapshot read on
+    /// one connection whatever this says.
+    pub fn streams(&self) -> usize {
+        if self.jobs > 1 {
+            return 1;
+        }
+        self.streams.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(MAX_AUTO_STREAMS)
+        })
+    }
+
     pub fn new(source_url: &str, bundle_url: &str) -> Self {
         ExportPlan {
             source_url: source_url.into(),
@@ -105,6 +127,7 @@ impl ExportPlan {
             dry_run: false,
             jobs: 1,
             split_min_bytes: 64 << 20,
+            streams: None,
             source_options: source::SourceOptions::default(),
             cursors: vec![],
             since: None,
@@ -519,6 +542,7 @@ fn export_keys(
         masks,
         part_name: None,
         key_set: true,
+        streams: None,
     };
     for t in tables {
         let q = t.qualified();
@@ -763,6 +787,8 @@ fn write_tables(
     src: Box<dyn source::Source>,
     tables: &[crate::types::TableDef],
 ) -> Result<Written> {
+    // Declared before the context that lends them, so they close after it.
+    let streams = std::sync::Mutex::new(Vec::new());
     let ctx = TableCtx {
         plan,
         row_group_bytes: ROW_GROUP_BUDGET / plan.jobs.max(1),
@@ -774,6 +800,7 @@ fn write_tables(
         masks,
         part_name: None,
         key_set: false,
+        streams: (plan.streams() > 1).then_some(&streams),
     };
     let mut sources = vec![src];
     while sources.len() < plan.jobs.max(1) {
@@ -828,9 +855,13 @@ fn write_tables(
     }
     let src = sources.swap_remove(0);
     drop(sources);
+    let streamed = streams
+        .into_inner()
+        .map_err(|_| Error::Other("export connection list poisoned".into()))?
+        .len();
     let mut exported = d;
     exported.sort_by_key(|(ti, si, _)| (*ti, *si));
-    Ok((src, exported, workers))
+    Ok((src, exported, workers + streamed))
 }
 
 /// The work items. A large table is read as several ranges of the same snapshot when there
@@ -1119,6 +1150,9 @@ pub(crate) struct TableCtx<'a> {
     pub(crate) part_name: Option<&'a (dyn Fn() -> String + Sync)>,
     /// A chain link's primary-key set (`--deletes`) is being written, not the table's rows.
     pub(crate) key_set: bool,
+    /// The extra connections a large table is read over (`--streams`), opened when the
+    /// first such table comes; `None`: every table is read on one connection.
+    pub(crate) streams: Option<&'a std::sync::Mutex<Vec<Box<dyn source::Source>>>>,
 }
 
 /// One exported table slice: its parts (catalog and manifest entries) and figures.
@@ -1150,6 +1184,11 @@ pub(crate) fn export_table(
     ctx: &TableCtx<'_>,
 ) -> Result<Exported> {
     let opened = std::sync::Mutex::new(Vec::new());
+    if range.is_none()
+        && let Some(result) = export_table_streamed(src, t, first_slice, ctx, &opened)?
+    {
+        return result;
+    }
     if range.is_some() {
         // A range cannot change a column's type apart from the table's other ranges: its
         // parts are deleted and the caller exports the whole table again as one slice.
@@ -1193,11 +1232,120 @@ pub(crate) fn export_table(
     Ok(e)
 }
 
-/// One attempt at [`export_table`]; the paths of the parts it opens go to `opened`.
+/// Reads a whole table on the export's extra connections as well (`--streams`), when it
+/// is large enough to split: every connection takes the next of its ranges until none is
+/// left, and all of them feed the one writer, so the table's parts, row groups and memory
+/// are what one connection gives. `None` when the table is read on one connection (one
+/// stream asked for, a small table, an engine that cannot share its snapshot, a key set).
+/// A column found to need its text form fails the streamed read: its parts are deleted and
+/// the table is read again on one connection, which retypes it ([`source::read_retyping`]).
+fn export_table_streamed(
+    src: &mut dyn source::Source,
+    t: &crate::types::TableDef,
+    first_slice: bool,
+    ctx: &TableCtx<'_>,
+    opened: &std::sync::Mutex<Vec<String>>,
+) -> Result<Option<Result<Exported>>> {
+    let Some(pool) = ctx.streams else {
+        return Ok(None);
+    };
+    let wanted = ctx.plan.streams();
+    if wanted < 2 || ctx.key_set {
+        return Ok(None);
+    }
+    let ranges = src.split(t, wanted * RANGES_PER_STREAM, ctx.plan.split_min_bytes)?;
+    if ranges.len() < 2 {
+        return Ok(None);
+    }
+    let mut helpers = pool
+        .lock()
+        .map_err(|_| Error::Other("export connection list poisoned".into()))?;
+    while helpers.len() + 1 < wanted {
+        match src.worker()? {
+            Some(w) => helpers.push(w),
+            None => break,
+        }
+    }
+    if helpers.is_empty() {
+        return Ok(None);
+    }
+    ctx.progress.line(&format!(
+        "{}: read over {} connections at once ({} ranges of one snapshot)",
+        t.qualified(),
+        helpers.len() + 1,
+        ranges.len()
+    ));
+    let mut readers: Vec<&mut dyn source::Source> = vec![src];
+    readers.extend(
+        helpers
+            .iter_mut()
+            .map(|h| h.as_mut() as &mut dyn source::Source),
+    );
+    let result = export_table_on(readers, t, &ranges, true, first_slice, ctx, opened);
+    let paths = std::mem::take(
+        &mut *opened
+            .lock()
+            .map_err(|_| Error::Other("export part list poisoned".into()))?,
+    );
+    match result {
+        Err(Error::NeedsText { .. } | Error::NotBoolean { .. }) => {
+            // These parts belong to no bundle: the table is read again on one connection.
+            for path in paths {
+                ctx.store.delete(&path)?;
+            }
+            Ok(None)
+        }
+        Ok(mut e) => {
+            e.table = ctx.masks.table_def(t).0;
+            Ok(Some(Ok(e)))
+        }
+        Err(e) => Ok(Some(Err(e))),
+    }
+}
+
+/// Ranges per connection a streamed table is split into: connections take them in turn, so
+/// one that reads a slower range does not leave the others idle at the end for long.
+const RANGES_PER_STREAM: usize = 8;
+
+/// `(f) AND r`: a table's filter and a range of it, either of which may be absent.
+fn and_filter(filter: Option<&str>, range: Option<&str>) -> Option<String> {
+    match (filter, range) {
+        (Some(f), Some(r)) => Some(format!("({f}) AND {r}")),
+        (Some(f), None) => Some(f.to_string()),
+        (None, Some(r)) => Some(r.to_string()),
+        (None, None) => None,
+    }
+}
+
+/// One attempt at [`export_table`] on one connection: the whole table, or one range of it.
 fn export_table_once(
     src: &mut dyn source::Source,
     t: &crate::types::TableDef,
     range: Option<&str>,
+    first_slice: bool,
+    ctx: &TableCtx<'_>,
+    opened: &std::sync::Mutex<Vec<String>>,
+) -> Result<Exported> {
+    let ranges = [range.map(str::to_string)];
+    export_table_on(
+        vec![src],
+        t,
+        &ranges,
+        range.is_none(),
+        first_slice,
+        ctx,
+        opened,
+    )
+}
+
+/// Exports `ranges` of a table (together: the table, when `whole`), each connection of
+/// `readers` taking the next range until none is left; the paths of the parts it opens go
+/// to `opened`.
+fn export_table_on(
+    readers: Vec<&mut dyn source::Source>,
+    t: &crate::types::TableDef,
+    ranges: &[Option<String>],
+    whole: bool,
     first_slice: bool,
     ctx: &TableCtx<'_>,
     opened: &std::sync::Mutex<Vec<String>>,
@@ -1212,20 +1360,22 @@ fn export_table_once(
     };
     let mut parts: Vec<FileEntry> = Vec::new();
     let t_start = Instant::now();
-    let combined = match (ctx.filters.get(&t.qualified()).map(String::as_str), range) {
-        (Some(f), Some(r)) => Some(format!("({f}) AND {r}")),
-        (Some(f), None) => Some(f.to_string()),
-        (None, Some(r)) => Some(r.to_string()),
-        (None, None) => None,
-    };
-    let filter = combined.as_deref();
-    let total = if range.is_some() {
-        None
+    let mut readers = readers;
+    let table_filter = ctx.filters.get(&t.qualified()).map(String::as_str);
+    let filters: Vec<Option<String>> = ranges
+        .iter()
+        .map(|r| and_filter(table_filter, r.as_deref()))
+        .collect();
+    let src0 = readers
+        .first_mut()
+        .ok_or_else(|| Error::Other("an export table read on no connection".into()))?;
+    let total = if whole {
+        src0.count_rows(t, table_filter)?
     } else {
-        src.count_rows(t, filter)?
+        None
     };
     let bar = ctx.progress.bar(&t.qualified(), total, false);
-    let engine = src.info().engine;
+    let engine = src0.info().engine;
     // Masked columns are replaced as each batch leaves the reader, before anything else
     // sees it; the parts hold the table as exported.
     let masker = ctx.masks.masker(t, &engine)?;
@@ -1263,20 +1413,42 @@ fn export_table_once(
     // Set when the reader stopped only because the writer had: the writer's error is then
     // the one to report (a store that gave up is exit 75, not "writer stopped").
     let writer_gone = std::sync::atomic::AtomicBool::new(false);
+    // The next range to read, and whether a reader failed (the others then take no more).
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let reader_failed = std::sync::atomic::AtomicBool::new(false);
     let written: Result<()> = std::thread::scope(|s| {
         let writer_gone = &writer_gone;
-        let reader = s.spawn(move || {
-            src.read(t, filter, limits, &mut |b| {
-                let b = match &masker {
-                    Some(m) => m.apply(b)?,
-                    None => b,
-                };
-                tx.send(b).map_err(|_| {
-                    writer_gone.store(true, std::sync::atomic::Ordering::SeqCst);
-                    Error::Other("export writer stopped".into())
+        let (next, reader_failed, filters, masker) = (&next, &reader_failed, &filters, &masker);
+        let spawned: Vec<_> = readers
+            .into_iter()
+            .map(|src| {
+                let tx = tx.clone();
+                s.spawn(move || -> Result<()> {
+                    use std::sync::atomic::Ordering::SeqCst;
+                    loop {
+                        let k = next.fetch_add(1, SeqCst);
+                        if k >= filters.len() || reader_failed.load(SeqCst) {
+                            return Ok(());
+                        }
+                        let read = src.read(t, filters[k].as_deref(), limits, &mut |b| {
+                            let b = match masker {
+                                Some(m) => m.apply(b)?,
+                                None => b,
+                            };
+                            tx.send(b).map_err(|_| {
+                                writer_gone.store(true, SeqCst);
+                                Error::Other("export writer stopped".into())
+                            })
+                        });
+                        if let Err(e) = read {
+                            reader_failed.store(true, SeqCst);
+                            return Err(e);
+                        }
+                    }
                 })
             })
-        });
+            .collect();
+        drop(tx);
         let mut current: Option<PartWriter> = None;
         let mut write_all = || -> Result<()> {
             for batch in rx.iter() {
@@ -1303,9 +1475,16 @@ fn export_table_once(
         };
         let res = write_all();
         drop(rx);
-        let read = reader
-            .join()
-            .map_err(|_| Error::Other(format!("reader of {} crashed", t.qualified())))?;
+        let mut read: Result<()> = Ok(());
+        for reader in spawned {
+            let r = reader
+                .join()
+                .map_err(|_| Error::Other(format!("reader of {} crashed", t.qualified())))?;
+            // The first reader error is the cause; a later one may only be its echo.
+            if read.is_ok() {
+                read = r;
+            }
+        }
         // A reader error explains a writer that stopped early; report it first, unless the
         // reader stopped because the writer had failed.
         match (read, res) {
@@ -1337,7 +1516,7 @@ fn export_table_once(
             ""
         },
         t.qualified(),
-        if range.is_some() { " (one range)" } else { "" },
+        if whole { "" } else { " (one range)" },
         if ctx.key_set {
             crate::report::count(rows, "key", "keys")
         } else {

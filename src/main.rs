@@ -378,7 +378,13 @@ enum Command {
         /// --split-min-size as parallel ranges (PostgreSQL; SQLite uses one).
         #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         jobs: usize,
-        /// With --jobs above 1, tables at least this large are read as several ranges at once.
+        /// Connections one table of at least --split-min-size is read over at once, each
+        /// taking the next range of it, into the same parts (PostgreSQL; the others read on
+        /// one). Default: the machine's cores, at most 4. With --jobs above 1 (which reads
+        /// large tables as ranges already) only 1.
+        #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        streams: Option<usize>,
+        /// Tables at least this large are read as several ranges at once (--streams, --jobs).
         #[arg(long, default_value = "64MiB", value_parser = parse_split_size)]
         split_min_size: u64,
         /// MySQL/MariaDB zero dates (0000-00-00, or a zero month or day): `error` (default)
@@ -854,6 +860,7 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             sequence,
             dry_run,
             jobs,
+            streams,
             split_min_size,
             zero_dates,
             cursors,
@@ -928,6 +935,14 @@ fn run(cmd: Command, out: &OutputArgs) -> Result<RunReport, Failed> {
             plan.max_part_bytes = max_part_size;
             plan.max_part_rows = max_part_rows;
             plan.jobs = jobs.max(1);
+            if jobs > 1 && streams.is_some_and(|n| n > 1) {
+                return Err(Error::Usage(
+                    "--streams reads one table on several connections with --jobs 1; --jobs above 1 \
+                     reads large tables as ranges already: give one of them"
+                        .into(),
+                ).into());
+            }
+            plan.streams = streams;
             plan.split_min_bytes = split_min_size;
             plan.source_options = SourceOptions { zero_dates };
             plan.source_id = source_id;

@@ -593,6 +593,7 @@ pub fn work(
         masks: &masks,
         part_name: Some(&name),
         key_set: false,
+        streams: None,
     };
     let mut report = RunReport::new("export");
     report.bundle = Some(where_.clone());

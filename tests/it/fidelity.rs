@@ -406,6 +406,26 @@ fn values_arrow_has_no_room_for_travel_as_exact_text_on_the_same_engine() {
     );
     fx.import_to(&b, &dst.url, &[]);
     assert_same(&pg_shape(&src.url), &pg_shape(&dst.url));
+
+    // Read over several connections into one writer, the same: the streamed read stops,
+    // its parts are deleted, and one connection reads the table again.
+    let Some(dst2) = PgDb::new("widers") else {
+        return;
+    };
+    let b2 = fx.path("b2");
+    fx.export_to(&src.url, &b2, &["--streams", "2", "--split-min-size", "1"]);
+    let listed = crate::common::manifest(&b2)["parts"]
+        .as_array()
+        .unwrap()
+        .len();
+    let stored = std::fs::read_dir(b2.join("data")).unwrap().count();
+    assert_eq!(
+        (listed, stored),
+        (1, 1),
+        "one part, none left behind by the abandoned streamed read"
+    );
+    fx.import_to(&b2, &dst2.url, &[]);
+    assert_same(&pg_shape(&src.url), &pg_shape(&dst2.url));
 }
 
 #[test]

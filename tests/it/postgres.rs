@@ -370,6 +370,141 @@ fn one_table_read_as_parallel_ranges_round_trips_exactly() {
         .stdout(predicates::str::contains(fp));
 }
 
+/// The catalog's fingerprint and row count of the one table of a bundle, and its parts.
+fn catalog_table(fx: &crate::common::Fixture, b: &std::path::Path) -> (String, u64, usize) {
+    let out = ferry()
+        .args(["inspect", b.to_str().unwrap(), "--json"])
+        .args(key_args(fx))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let t = &j["catalog"]["tables"][0];
+    (
+        t["fingerprint"].as_str().unwrap().to_string(),
+        t["rows"].as_u64().unwrap(),
+        crate::common::manifest(b)["parts"]
+            .as_array()
+            .unwrap()
+            .len(),
+    )
+}
+
+#[test]
+fn one_table_read_over_several_streams_is_the_one_connection_export() {
+    let Some(src) = PgDb::new("streams") else {
+        return;
+    };
+    let Some(dst) = PgDb::new("streamsdst") else {
+        return;
+    };
+    psql(
+        &src.url,
+        "CREATE TABLE wide (id bigint PRIMARY KEY, v text, n numeric(12,2), j jsonb);
+         INSERT INTO wide SELECT g, repeat(md5(g::text), 3), g / 3.0, jsonb_build_object('g', g)
+         FROM generate_series(1, 60000) g;
+         DELETE FROM wide WHERE id % 7 = 0;",
+    );
+    let fx = fixture();
+    let one = fx.path("one");
+    let three = fx.path("three");
+    fx.export_to(&src.url, &one, &["--streams", "1", "--split-min-size", "0"]);
+    // Not --quiet: the line that says how the table was read is checked.
+    let out = assert_cmd::Command::cargo_bin("ferry")
+        .unwrap()
+        .args([
+            "export",
+            &src.url,
+            three.to_str().unwrap(),
+            "--streams",
+            "3",
+            "--split-min-size",
+            "0",
+            "--batch-rows",
+            "1000",
+        ])
+        .args(key_args(&fx))
+        .assert()
+        .success()
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8_lossy(&out);
+    assert!(
+        err.contains("public.wide: read over 3 connections at once (24 ranges of one snapshot)"),
+        "{err}"
+    );
+    let (fp1, rows1, parts1) = catalog_table(&fx, &one);
+    let (fp3, rows3, parts3) = catalog_table(&fx, &three);
+    assert_eq!(rows1, 51429);
+    assert_eq!(
+        (fp3, rows3),
+        (fp1, rows1),
+        "the same rows, whichever connection read them"
+    );
+    assert_eq!(parts3, parts1, "one writer: the parts of one connection");
+    fx.import_to(&three, &dst.url, &[]);
+    assert_eq!(fingerprint(&src.url), fingerprint(&dst.url));
+    // --jobs reads large tables as ranges of its own: both at once is a usage error.
+    ferry()
+        .args(["export", &src.url, fx.path("both").to_str().unwrap()])
+        .args(["--jobs", "2", "--streams", "2"])
+        .args(key_args(&fx))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--streams"));
+}
+
+#[test]
+fn a_table_read_over_streams_while_it_changes_is_one_instant() {
+    let Some(src) = PgDb::new("streamsnap") else {
+        return;
+    };
+    let Some(dst) = PgDb::new("streamsnapd") else {
+        return;
+    };
+    psql(
+        &src.url,
+        "CREATE TABLE a (id int PRIMARY KEY, v bigint NOT NULL, pad text);
+         INSERT INTO a SELECT g, 0, repeat('p', 200) FROM generate_series(1, 100000) g;",
+    );
+    // Every step moves the first and the last thousand rows (in different ranges) together.
+    let writer_url = src.url.clone();
+    let writer = std::thread::spawn(move || {
+        psql(
+            &writer_url,
+            "DO $$ BEGIN FOR i IN 1..300 LOOP UPDATE a SET v = v + 1 WHERE id <= 1000 OR id > 99000; COMMIT; PERFORM pg_sleep(0.002); END LOOP; END $$;",
+        )
+    });
+    wait_until(
+        "the writer has committed a step",
+        Duration::from_secs(30),
+        || psql(&src.url, "SELECT sum(v) > 0 FROM a") == "t",
+    );
+    let fx = fixture();
+    let b = fx.path("b");
+    fx.export_to(
+        &src.url,
+        &b,
+        &[
+            "--streams",
+            "2",
+            "--split-min-size",
+            "1MiB",
+            "--batch-rows",
+            "1000",
+        ],
+    );
+    writer.join().unwrap();
+    fx.import_to(&b, &dst.url, &[]);
+    let first = psql(&dst.url, "SELECT sum(v) FROM a WHERE id <= 1000");
+    let last = psql(&dst.url, "SELECT sum(v) FROM a WHERE id > 99000");
+    assert_eq!(first, last, "ranges read at different instants");
+    assert_eq!(psql(&dst.url, "SELECT count(*) FROM a"), "100000");
+}
+
 #[test]
 fn domains_are_recreated_and_triggers_are_reported_as_not_carried() {
     let Some(src) = PgDb::new("dom") else {
