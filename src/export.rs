@@ -1260,28 +1260,37 @@ fn export_table_streamed(
     let mut helpers = pool
         .lock()
         .map_err(|_| Error::Other("export connection list poisoned".into()))?;
-    while helpers.len() + 1 < wanted {
-        match src.worker()? {
-            Some(w) => helpers.push(w),
+    // Connections still to open do so on their readers' threads, while this one reads.
+    let mut openers = Vec::new();
+    while helpers.len() + openers.len() + 1 < wanted {
+        match src.worker_opener() {
+            Some(o) => openers.push(o),
             None => break,
         }
     }
-    if helpers.is_empty() {
+    if helpers.is_empty() && openers.is_empty() {
         return Ok(None);
     }
     ctx.progress.line(&format!(
         "{}: read over {} connections at once ({} ranges of one snapshot)",
         t.qualified(),
-        helpers.len() + 1,
+        helpers.len() + openers.len() + 1,
         ranges.len()
     ));
-    let mut readers: Vec<&mut dyn source::Source> = vec![src];
-    readers.extend(
-        helpers
-            .iter_mut()
-            .map(|h| h.as_mut() as &mut dyn source::Source),
+    let mut readers: Vec<Reader<'_>> = vec![Reader::On(src)];
+    readers.extend(helpers.iter_mut().map(|h| Reader::On(h.as_mut())));
+    readers.extend(openers.into_iter().map(Reader::Open));
+    let mut new_helpers = Vec::new();
+    let result = export_table_on(
+        readers,
+        t,
+        &ranges,
+        true,
+        first_slice,
+        ctx,
+        (opened, &mut new_helpers),
     );
-    let result = export_table_on(readers, t, &ranges, true, first_slice, ctx, opened);
+    helpers.extend(new_helpers);
     let paths = std::mem::take(
         &mut *opened
             .lock()
@@ -1328,27 +1337,40 @@ fn export_table_once(
 ) -> Result<Exported> {
     let ranges = [range.map(str::to_string)];
     export_table_on(
-        vec![src],
+        vec![Reader::On(src)],
         t,
         &ranges,
         range.is_none(),
         first_slice,
         ctx,
-        opened,
+        (opened, &mut Vec::new()),
     )
 }
 
+/// How a reader ended: its result, the connection it opened, why it could not open one.
+type ReaderEnd = (Result<()>, Option<Box<dyn source::Source>>, Option<Error>);
+
+/// A connection that reads ranges of a table: open already, or to be opened by its reader.
+enum Reader<'s> {
+    On(&'s mut dyn source::Source),
+    Open(source::WorkerOpener),
+}
+
 /// Exports `ranges` of a table (together: the table, when `whole`), each connection of
-/// `readers` taking the next range until none is left; the paths of the parts it opens go
-/// to `opened`.
+/// `readers` taking the next range until none is left. The paths of the parts it opens go
+/// to `opened`, the connections its readers opened to `new_sources`. A connection that
+/// cannot be opened reads nothing (the others read its ranges), and a line says so.
 fn export_table_on(
-    readers: Vec<&mut dyn source::Source>,
+    readers: Vec<Reader<'_>>,
     t: &crate::types::TableDef,
     ranges: &[Option<String>],
     whole: bool,
     first_slice: bool,
     ctx: &TableCtx<'_>,
-    opened: &std::sync::Mutex<Vec<String>>,
+    (opened, new_sources): (
+        &std::sync::Mutex<Vec<String>>,
+        &mut Vec<Box<dyn source::Source>>,
+    ),
 ) -> Result<Exported> {
     let plan = ctx.plan;
     let store = ctx.store;
@@ -1366,9 +1388,11 @@ fn export_table_on(
         .iter()
         .map(|r| and_filter(table_filter, r.as_deref()))
         .collect();
-    let src0 = readers
-        .first_mut()
-        .ok_or_else(|| Error::Other("an export table read on no connection".into()))?;
+    let Some(Reader::On(src0)) = readers.first_mut() else {
+        return Err(Error::Other(
+            "an export table read on no open connection".into(),
+        ));
+    };
     let total = if whole {
         src0.count_rows(t, table_filter)?
     } else {
@@ -1421,29 +1445,38 @@ fn export_table_on(
         let (next, reader_failed, filters, masker) = (&next, &reader_failed, &filters, &masker);
         let spawned: Vec<_> = readers
             .into_iter()
-            .map(|src| {
+            .map(|reader| {
                 let tx = tx.clone();
-                s.spawn(move || -> Result<()> {
+                s.spawn(move || -> ReaderEnd {
                     use std::sync::atomic::Ordering::SeqCst;
-                    loop {
-                        let k = next.fetch_add(1, SeqCst);
-                        if k >= filters.len() || reader_failed.load(SeqCst) {
-                            return Ok(());
+                    let read_ranges = |src: &mut dyn source::Source| -> Result<()> {
+                        loop {
+                            let k = next.fetch_add(1, SeqCst);
+                            if k >= filters.len() || reader_failed.load(SeqCst) {
+                                return Ok(());
+                            }
+                            let read = src.read(t, filters[k].as_deref(), limits, &mut |b| {
+                                let b = match masker {
+                                    Some(m) => m.apply(b)?,
+                                    None => b,
+                                };
+                                tx.send(b).map_err(|_| {
+                                    writer_gone.store(true, SeqCst);
+                                    Error::Other("export writer stopped".into())
+                                })
+                            });
+                            if let Err(e) = read {
+                                reader_failed.store(true, SeqCst);
+                                return Err(e);
+                            }
                         }
-                        let read = src.read(t, filters[k].as_deref(), limits, &mut |b| {
-                            let b = match masker {
-                                Some(m) => m.apply(b)?,
-                                None => b,
-                            };
-                            tx.send(b).map_err(|_| {
-                                writer_gone.store(true, SeqCst);
-                                Error::Other("export writer stopped".into())
-                            })
-                        });
-                        if let Err(e) = read {
-                            reader_failed.store(true, SeqCst);
-                            return Err(e);
-                        }
+                    };
+                    match reader {
+                        Reader::On(src) => (read_ranges(src), None, None),
+                        Reader::Open(open) => match open() {
+                            Ok(mut src) => (read_ranges(src.as_mut()), Some(src), None),
+                            Err(e) => (Ok(()), None, Some(e)),
+                        },
                     }
                 })
             })
@@ -1477,12 +1510,19 @@ fn export_table_on(
         drop(rx);
         let mut read: Result<()> = Ok(());
         for reader in spawned {
-            let r = reader
+            let (r, new_source, not_opened) = reader
                 .join()
                 .map_err(|_| Error::Other(format!("reader of {} crashed", t.qualified())))?;
             // The first reader error is the cause; a later one may only be its echo.
             if read.is_ok() {
                 read = r;
+            }
+            new_sources.extend(new_source);
+            if let Some(e) = not_opened {
+                ctx.progress.line(&format!(
+                    "{}: one more connection could not open ({e}); the others read its ranges",
+                    t.qualified()
+                ));
             }
         }
         // A reader error explains a writer that stopped early; report it first, unless the

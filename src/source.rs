@@ -131,6 +131,9 @@ pub struct Estimate {
 }
 
 /// A database that tables are read from.
+/// Opens another connection reading a source's snapshot ([`Source::worker_opener`]).
+pub type WorkerOpener = Box<dyn FnOnce() -> Result<Box<dyn Source>> + Send>;
+
 pub trait Source: Send {
     fn info(&self) -> SourceInfo;
 
@@ -186,6 +189,13 @@ pub trait Source: Send {
     /// `None` when the engine cannot share one.
     fn worker(&mut self) -> Result<Option<Box<dyn Source>>> {
         Ok(None)
+    }
+
+    /// [`Source::worker`] to be opened later, on another thread, so that the connection
+    /// opens while this one reads (`export --streams`); `None` when the engine cannot share
+    /// its snapshot.
+    fn worker_opener(&self) -> Option<WorkerOpener> {
+        None
     }
 
     /// Rows the table holds (for progress), when cheap to know.

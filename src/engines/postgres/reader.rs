@@ -1511,18 +1511,24 @@ impl Source for PgSource {
     }
 
     fn worker(&mut self) -> Result<Option<Box<dyn Source>>> {
-        let Some(id) = self.snapshot_id.clone() else {
-            return Ok(None);
-        };
-        let mut w = PgSource::open(&self.url)?;
-        // The exporting transaction stays open on `self`, so the snapshot stays importable.
-        w.exec(&format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
-            id.replace('\'', "''")
-        ))?;
-        w.snapshot = self.snapshot.clone();
-        w.snapshot_id = Some(id);
-        Ok(Some(Box::new(w)))
+        self.worker_opener().map(|open| open()).transpose()
+    }
+
+    fn worker_opener(&self) -> Option<crate::source::WorkerOpener> {
+        let id = self.snapshot_id.clone()?;
+        let (url, snapshot) = (self.url.clone(), self.snapshot.clone());
+        Some(Box::new(move || {
+            let mut w = PgSource::open(&url)?;
+            // The exporting transaction stays open on the first connection, so the snapshot
+            // stays importable while it lives.
+            w.exec(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+                id.replace('\'', "''")
+            ))?;
+            w.snapshot = snapshot;
+            w.snapshot_id = Some(id);
+            Ok(Box::new(w) as Box<dyn Source>)
+        }))
     }
 
     fn count_rows(&mut self, table: &TableDef, _filter: Option<&str>) -> Result<Option<u64>> {
