@@ -457,6 +457,50 @@ fn one_table_read_over_several_streams_is_the_one_connection_export() {
         .stderr(predicates::str::contains("--streams"));
 }
 
+/// A role allowed one connection: the streams that cannot open leave their ranges to the
+/// first connection, which reads the whole table, and a line says so.
+#[test]
+fn streams_that_cannot_connect_leave_their_ranges_to_the_others() {
+    let Some(src) = PgDb::new("streamlim") else {
+        return;
+    };
+    let role = format!("ferry_one_{}", &src.name[src.name.len() - 8..]);
+    psql(
+        &pg_admin_url(),
+        &format!("CREATE ROLE {role} LOGIN CONNECTION LIMIT 1"),
+    );
+    psql(
+        &src.url,
+        &format!(
+            "CREATE TABLE t (id int PRIMARY KEY, pad text);
+             INSERT INTO t SELECT g, repeat('p', 100) FROM generate_series(1, 20000) g;
+             GRANT SELECT ON t TO {role};"
+        ),
+    );
+    let mut as_role = url::Url::parse(&src.url).unwrap();
+    as_role.set_username(&role).unwrap();
+    let fx = fixture();
+    let b = fx.path("b");
+    let out = assert_cmd::Command::cargo_bin("ferry")
+        .unwrap()
+        .args(["export", as_role.as_str(), b.to_str().unwrap()])
+        .args(["--streams", "3", "--split-min-size", "0"])
+        .args(key_args(&fx))
+        .output()
+        .unwrap();
+    psql(&src.url, &format!("DROP OWNED BY {role}"));
+    psql(&pg_admin_url(), &format!("DROP ROLE {role}"));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err.matches("one more connection could not open").count(),
+        2,
+        "{err}"
+    );
+    let (_, rows, parts) = catalog_table(&fx, &b);
+    assert_eq!((rows, parts), (20000, 1));
+}
+
 #[test]
 fn a_table_read_over_streams_while_it_changes_is_one_instant() {
     let Some(src) = PgDb::new("streamsnap") else {
