@@ -788,7 +788,7 @@ fn write_tables(
     tables: &[crate::types::TableDef],
 ) -> Result<Written> {
     // Declared before the context that lends them, so they close after it.
-    let streams = std::sync::Mutex::new(Vec::new());
+    let streams = std::sync::Mutex::new(StreamPool::default());
     let ctx = TableCtx {
         plan,
         row_group_bytes: ROW_GROUP_BUDGET / plan.jobs.max(1),
@@ -858,6 +858,7 @@ fn write_tables(
     let streamed = streams
         .into_inner()
         .map_err(|_| Error::Other("export connection list poisoned".into()))?
+        .helpers
         .len();
     let mut exported = d;
     exported.sort_by_key(|(ti, si, _)| (*ti, *si));
@@ -1152,7 +1153,26 @@ pub(crate) struct TableCtx<'a> {
     pub(crate) key_set: bool,
     /// The extra connections a large table is read over (`--streams`), opened when the
     /// first such table comes; `None`: every table is read on one connection.
-    pub(crate) streams: Option<&'a std::sync::Mutex<Vec<Box<dyn source::Source>>>>,
+    pub(crate) streams: Option<&'a std::sync::Mutex<StreamPool>>,
+}
+
+/// The extra connections of `--streams`, kept from one large table to the next.
+#[derive(Default)]
+pub(crate) struct StreamPool {
+    helpers: Vec<Box<dyn source::Source>>,
+    /// A connection could not open: the server or role allows no more, so later tables do
+    /// not try again.
+    full: bool,
+}
+
+/// What the readers of a table did besides reading: the connections they opened, the
+/// ranges each reader read (in reader order), and how many could not open.
+#[derive(Default)]
+struct ReadersDone {
+    new_sources: Vec<Box<dyn source::Source>>,
+    ranges_read: Vec<usize>,
+    /// Connections that could not open.
+    not_opened: usize,
 }
 
 /// One exported table slice: its parts (catalog and manifest entries) and figures.
@@ -1234,8 +1254,8 @@ pub(crate) fn export_table(
 
 /// Reads a whole table on the export's extra connections as well (`--streams`), when it
 /// is large enough to split: every connection takes the next of its ranges until none is
-/// left, and all of them feed the one writer, so the table's parts, row groups and memory
-/// are what one connection gives. `None` when the table is read on one connection (one
+/// left, and all of them feed the one writer, so the table's parts and row groups are
+/// what one connection gives (memory: about two more batches per extra connection). `None` when the table is read on one connection (one
 /// stream asked for, a small table, an engine that cannot share its snapshot, a key set).
 /// A column found to need its text form fails the streamed read: its parts are deleted and
 /// the table is read again on one connection, which retypes it ([`source::read_retyping`]).
@@ -1257,30 +1277,25 @@ fn export_table_streamed(
     if ranges.len() < 2 {
         return Ok(None);
     }
-    let mut helpers = pool
+    let mut pool = pool
         .lock()
         .map_err(|_| Error::Other("export connection list poisoned".into()))?;
     // Connections still to open do so on their readers' threads, while this one reads.
     let mut openers = Vec::new();
-    while helpers.len() + openers.len() + 1 < wanted {
+    while !pool.full && pool.helpers.len() + openers.len() + 1 < wanted {
         match src.worker_opener() {
             Some(o) => openers.push(o),
             None => break,
         }
     }
-    if helpers.is_empty() && openers.is_empty() {
+    if pool.helpers.is_empty() && openers.is_empty() {
         return Ok(None);
     }
-    ctx.progress.line(&format!(
-        "{}: read over {} connections at once ({} ranges of one snapshot)",
-        t.qualified(),
-        helpers.len() + openers.len() + 1,
-        ranges.len()
-    ));
+    let pool = &mut *pool;
     let mut readers: Vec<Reader<'_>> = vec![Reader::On(src)];
-    readers.extend(helpers.iter_mut().map(|h| Reader::On(h.as_mut())));
+    readers.extend(pool.helpers.iter_mut().map(|h| Reader::On(h.as_mut())));
     readers.extend(openers.into_iter().map(Reader::Open));
-    let mut new_helpers = Vec::new();
+    let mut done = ReadersDone::default();
     let result = export_table_on(
         readers,
         t,
@@ -1288,9 +1303,21 @@ fn export_table_streamed(
         true,
         first_slice,
         ctx,
-        (opened, &mut new_helpers),
+        (opened, &mut done),
     );
-    helpers.extend(new_helpers);
+    pool.helpers.extend(done.new_sources);
+    pool.full |= done.not_opened > 0;
+    ctx.progress.line(&format!(
+        "{}: read over {} connections of one snapshot ({} ranges: {} each)",
+        t.qualified(),
+        done.ranges_read.iter().filter(|&&n| n > 0).count(),
+        ranges.len(),
+        done.ranges_read
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     let paths = std::mem::take(
         &mut *opened
             .lock()
@@ -1343,12 +1370,19 @@ fn export_table_once(
         range.is_none(),
         first_slice,
         ctx,
-        (opened, &mut Vec::new()),
+        (opened, &mut ReadersDone::default()),
     )
 }
 
-/// How a reader ended: its result, the connection it opened, why it could not open one.
-type ReaderEnd = (Result<()>, Option<Box<dyn source::Source>>, Option<Error>);
+/// How a reader ended: its result, the ranges it read, the connection it opened (kept
+/// when it is still usable), and why it read nothing when it could not start (with
+/// whether its connection could not open).
+type ReaderEnd = (
+    Result<()>,
+    usize,
+    Option<Box<dyn source::Source>>,
+    Option<(String, bool)>,
+);
 
 /// A connection that reads ranges of a table: open already, or to be opened by its reader.
 enum Reader<'s> {
@@ -1358,8 +1392,9 @@ enum Reader<'s> {
 
 /// Exports `ranges` of a table (together: the table, when `whole`), each connection of
 /// `readers` taking the next range until none is left. The paths of the parts it opens go
-/// to `opened`, the connections its readers opened to `new_sources`. A connection that
-/// cannot be opened reads nothing (the others read its ranges), and a line says so.
+/// to `opened`, what the readers did besides to `done`. A connection after the first that
+/// cannot open, or cannot take the table's read lock without waiting, reads nothing (the
+/// others read its ranges), and a line says so.
 fn export_table_on(
     readers: Vec<Reader<'_>>,
     t: &crate::types::TableDef,
@@ -1367,10 +1402,7 @@ fn export_table_on(
     whole: bool,
     first_slice: bool,
     ctx: &TableCtx<'_>,
-    (opened, new_sources): (
-        &std::sync::Mutex<Vec<String>>,
-        &mut Vec<Box<dyn source::Source>>,
-    ),
+    (opened, done): (&std::sync::Mutex<Vec<String>>, &mut ReadersDone),
 ) -> Result<Exported> {
     let plan = ctx.plan;
     let store = ctx.store;
@@ -1445,15 +1477,17 @@ fn export_table_on(
         let (next, reader_failed, filters, masker) = (&next, &reader_failed, &filters, &masker);
         let spawned: Vec<_> = readers
             .into_iter()
-            .map(|reader| {
+            .enumerate()
+            .map(|(i, reader)| {
                 let tx = tx.clone();
                 s.spawn(move || -> ReaderEnd {
                     use std::sync::atomic::Ordering::SeqCst;
-                    let read_ranges = |src: &mut dyn source::Source| -> Result<()> {
+                    let read_ranges = |src: &mut dyn source::Source| -> (Result<()>, usize) {
+                        let mut n = 0;
                         loop {
                             let k = next.fetch_add(1, SeqCst);
                             if k >= filters.len() || reader_failed.load(SeqCst) {
-                                return Ok(());
+                                return (Ok(()), n);
                             }
                             let read = src.read(t, filters[k].as_deref(), limits, &mut |b| {
                                 let b = match masker {
@@ -1467,15 +1501,53 @@ fn export_table_on(
                             });
                             if let Err(e) = read {
                                 reader_failed.store(true, SeqCst);
-                                return Err(e);
+                                return (Err(e), n);
                             }
+                            n += 1;
                         }
                     };
+                    // A connection after the first reads only if the table's read lock is
+                    // its at once (see Source::lock_shared_nowait).
+                    let locked = |src: &mut dyn source::Source| -> Result<bool> {
+                        if i == 0 {
+                            return Ok(true);
+                        }
+                        src.lock_shared_nowait(t)
+                    };
+                    const NO_LOCK: &str = "another session waits for a lock on the table";
                     match reader {
-                        Reader::On(src) => (read_ranges(src), None, None),
+                        Reader::On(src) => match locked(src) {
+                            Ok(true) => {
+                                let (r, n) = read_ranges(src);
+                                (r, n, None, None)
+                            }
+                            Ok(false) => (Ok(()), 0, None, Some((NO_LOCK.into(), false))),
+                            Err(e) => (Err(e), 0, None, None),
+                        },
                         Reader::Open(open) => match open() {
-                            Ok(mut src) => (read_ranges(src.as_mut()), Some(src), None),
-                            Err(e) => (Ok(()), None, Some(e)),
+                            Ok(mut src) => match locked(src.as_mut()) {
+                                Ok(true) => {
+                                    let (r, n) = read_ranges(src.as_mut());
+                                    // A connection whose read failed otherwise may be
+                                    // anywhere in its COPY: it is not kept.
+                                    let usable = matches!(
+                                        r,
+                                        Ok(())
+                                            | Err(
+                                                Error::NeedsText { .. } | Error::NotBoolean { .. }
+                                            )
+                                    );
+                                    (r, n, usable.then_some(src), None)
+                                }
+                                Ok(false) => (Ok(()), 0, Some(src), Some((NO_LOCK.into(), false))),
+                                Err(e) => (Err(e), 0, None, None),
+                            },
+                            Err(e) => (
+                                Ok(()),
+                                0,
+                                None,
+                                Some((format!("it could not open: {e}"), true)),
+                            ),
                         },
                     }
                 })
@@ -1508,19 +1580,28 @@ fn export_table_on(
         };
         let res = write_all();
         drop(rx);
+        // Every reader is joined before any is reported (a scope that still holds a
+        // panicked thread at its end panics itself).
+        let ends: Vec<_> = spawned.into_iter().map(|h| h.join()).collect();
         let mut read: Result<()> = Ok(());
-        for reader in spawned {
-            let (r, new_source, not_opened) = reader
-                .join()
-                .map_err(|_| Error::Other(format!("reader of {} crashed", t.qualified())))?;
+        for end in ends {
+            let Ok((r, n, new_source, idle)) = end else {
+                read = read.and(Err(Error::Other(format!(
+                    "reader of {} crashed",
+                    t.qualified()
+                ))));
+                continue;
+            };
             // The first reader error is the cause; a later one may only be its echo.
             if read.is_ok() {
                 read = r;
             }
-            new_sources.extend(new_source);
-            if let Some(e) = not_opened {
+            done.ranges_read.push(n);
+            done.new_sources.extend(new_source);
+            if let Some((why, not_opened)) = idle {
+                done.not_opened += usize::from(not_opened);
                 ctx.progress.line(&format!(
-                    "{}: one more connection could not open ({e}); the others read its ranges",
+                    "{}: one more connection read nothing ({why}); the others read its ranges",
                     t.qualified()
                 ));
             }

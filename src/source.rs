@@ -130,10 +130,10 @@ pub struct Estimate {
     pub bytes: Option<u64>,
 }
 
-/// A database that tables are read from.
 /// Opens another connection reading a source's snapshot ([`Source::worker_opener`]).
 pub type WorkerOpener = Box<dyn FnOnce() -> Result<Box<dyn Source>> + Send>;
 
+/// A database that tables are read from.
 pub trait Source: Send {
     fn info(&self) -> SourceInfo;
 
@@ -196,6 +196,15 @@ pub trait Source: Send {
     /// its snapshot.
     fn worker_opener(&self) -> Option<WorkerOpener> {
         None
+    }
+
+    /// Takes the table's shared read lock now if that needs no wait, before a second
+    /// connection reads it (`export --streams`); false when it would wait, which it must
+    /// not: a lock request queued behind the first connection's (an `ALTER TABLE` waiting
+    /// for it) would wait for a reader that waits for this one, a cycle the server cannot
+    /// see. The connection stays usable either way.
+    fn lock_shared_nowait(&mut self, _table: &TableDef) -> Result<bool> {
+        Ok(true)
     }
 
     /// Rows the table holds (for progress), when cheap to know.

@@ -213,9 +213,18 @@ fn put_decimal(o: &mut Vec<u8>, mantissa: i128, scale: i32) {
             }
         }
     }
-    while s > 0 && v % 10 == 0 {
-        v /= 10;
-        s -= 1;
+    if let Ok(mut w) = i64::try_from(v) {
+        // The common case, in 64-bit arithmetic: an i128 division is a library call.
+        while s > 0 && w % 10 == 0 {
+            w /= 10;
+            s -= 1;
+        }
+        v = i128::from(w);
+    } else {
+        while s > 0 && v % 10 == 0 {
+            v /= 10;
+            s -= 1;
+        }
     }
     if v == 0 {
         s = 0;

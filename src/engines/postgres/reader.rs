@@ -1449,6 +1449,22 @@ impl Source for PgSource {
         Ok(())
     }
 
+    fn lock_shared_nowait(&mut self, table: &TableDef) -> Result<bool> {
+        let q = qualified(table.schema.as_deref(), &table.name);
+        // In a savepoint, so that a refused lock leaves the transaction (and its snapshot)
+        // usable.
+        self.exec("SAVEPOINT ferry_lock")?;
+        if self
+            .exec(&format!("LOCK TABLE {q} IN ACCESS SHARE MODE NOWAIT"))
+            .is_ok()
+        {
+            self.exec("RELEASE SAVEPOINT ferry_lock")?;
+            return Ok(true);
+        }
+        self.exec("ROLLBACK TO SAVEPOINT ferry_lock; RELEASE SAVEPOINT ferry_lock")?;
+        Ok(false)
+    }
+
     fn split(&mut self, table: &TableDef, n: usize, min_bytes: u64) -> Result<Vec<Option<String>>> {
         // Page ranges of the heap (TID range scans, PostgreSQL 14+): disjoint, and the last
         // range is open so pages added since the size was read are still covered.
@@ -1461,7 +1477,13 @@ impl Source for PgSource {
             )
             .map_err(|e| pg_err("sizing a table", e))?;
         let n = i64::try_from(n).unwrap_or(1);
-        if n < 2 || pages.saturating_mul(8192) < i64::try_from(min_bytes).unwrap_or(i64::MAX) {
+        // No pages (an empty table, a view, a partitioned parent): nothing to split. Before
+        // PostgreSQL 14 a ctid range is no TID range scan but a whole scan per range.
+        if n < 2
+            || pages == 0
+            || self.conn.server_version_num().is_some_and(|v| v < 140_000)
+            || pages.saturating_mul(8192) < i64::try_from(min_bytes).unwrap_or(i64::MAX)
+        {
             return Ok(vec![None]);
         }
         let bound = |k: i64| pages * k / n;
@@ -1521,8 +1543,11 @@ impl Source for PgSource {
             let mut w = PgSource::open(&url)?;
             // The exporting transaction stays open on the first connection, so the snapshot
             // stays importable while it lives.
+            // It may wait idle in its transaction while the first connection reads small
+            // tables alone: a server's idle-in-transaction timeout must not end it.
             w.exec(&format!(
-                "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+                "SET idle_in_transaction_session_timeout = 0; \
+                 BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
                 id.replace('\'', "''")
             ))?;
             w.snapshot = snapshot;
