@@ -14,7 +14,7 @@ use bytes::Bytes;
 use crate::bundle::catalog::{Catalog, CatalogTable, PartInfo};
 use crate::bundle::layout;
 use crate::bundle::manifest::{self, Encryption, FileEntry, Manifest};
-use crate::bundle::parts::{PartWriter, Seal, write_small, writer_properties};
+use crate::bundle::parts::{PartWriter, Seal, write_small, writer_properties_without};
 use crate::crypto::envelope::{DataKey, KeySlot, file_context};
 use crate::crypto::keys::Keys;
 use crate::report::{Progress, RunReport};
@@ -1444,6 +1444,8 @@ fn export_table_on(
     let mut infos: Vec<PartInfo> = Vec::new();
     let mut bytes = 0u64;
     let mut logical = 0u64;
+    // Columns whose dictionary overflowed in an earlier part: the next parts leave it off.
+    let no_dictionary = std::cell::RefCell::new(Vec::new());
     let new_part = || {
         let path = match ctx.part_name {
             Some(name) => name(),
@@ -1457,11 +1459,12 @@ fn export_table_on(
             store,
             &path,
             schema.clone(),
-            writer_properties(
+            writer_properties_without(
                 &schema,
                 plan.row_group_rows,
                 ctx.row_group_bytes,
                 zstd_level,
+                &no_dictionary.borrow(),
             ),
             seal("part", &path),
         )
@@ -1573,7 +1576,7 @@ fn export_table_on(
                     || (plan.max_part_rows > 0 && w.rows() >= plan.max_part_rows)
                 {
                     let full = current.take().expect("open part");
-                    bytes += close_part(full, &mut infos, &mut parts)?;
+                    bytes += close_part(full, &mut infos, &mut parts, &no_dictionary)?;
                 }
             }
             Ok(())
@@ -1622,7 +1625,7 @@ fn export_table_on(
             None => None,
         };
         if let Some(w) = last {
-            bytes += close_part(w, &mut infos, &mut parts)?;
+            bytes += close_part(w, &mut infos, &mut parts, &no_dictionary)?;
         }
         Ok(())
     });
@@ -1659,8 +1662,19 @@ fn export_table_on(
 }
 
 /// Closes a part and records it in the table's part list; returns its stored size.
-fn close_part(w: PartWriter, infos: &mut Vec<PartInfo>, parts: &mut Vec<FileEntry>) -> Result<u64> {
-    let (entry, rows) = w.finish()?;
+fn close_part(
+    w: PartWriter,
+    infos: &mut Vec<PartInfo>,
+    parts: &mut Vec<FileEntry>,
+    no_dictionary: &std::cell::RefCell<Vec<parquet::schema::types::ColumnPath>>,
+) -> Result<u64> {
+    let (entry, rows, overflowed) = w.finish_noting()?;
+    let mut off = no_dictionary.borrow_mut();
+    for c in overflowed {
+        if !off.contains(&c) {
+            off.push(c);
+        }
+    }
     let size = entry.size;
     infos.push(PartInfo {
         path: entry.path.clone(),

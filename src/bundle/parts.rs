@@ -133,6 +133,20 @@ pub fn writer_properties(
     row_group_bytes: usize,
     zstd_level: ZstdLevel,
 ) -> WriterProperties {
+    writer_properties_without(schema, row_group_rows, row_group_bytes, zstd_level, &[])
+}
+
+/// [`writer_properties`] with the dictionary also off for `no_dictionary`: the columns
+/// whose dictionary overflowed in an earlier part of the same table (ids, names, JSON
+/// documents), where each row group would otherwise fill a dictionary only to fall back to
+/// plain pages.
+pub fn writer_properties_without(
+    schema: &SchemaRef,
+    row_group_rows: usize,
+    row_group_bytes: usize,
+    zstd_level: ZstdLevel,
+    no_dictionary: &[ColumnPath],
+) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(zstd_level))
         .set_dictionary_enabled(true)
@@ -153,6 +167,9 @@ pub fn writer_properties(
         if distinct {
             b = b.set_column_dictionary_enabled(ColumnPath::from(f.name().as_str()), false);
         }
+    }
+    for c in no_dictionary {
+        b = b.set_column_dictionary_enabled(c.clone(), false);
     }
     b.build()
 }
@@ -864,9 +881,35 @@ impl Encoder {
     }
 
     /// Closes the open row group, writes the footer, returns the sink.
-    fn into_inner(mut self) -> std::result::Result<Sink, ParquetError> {
+    fn into_inner(mut self) -> std::result::Result<(Sink, Vec<ColumnPath>), ParquetError> {
         self.flush()?;
-        self.file.into_inner()
+        let overflowed = self.dictionaries_overflowed();
+        Ok((self.file.into_inner()?, overflowed))
+    }
+
+    /// Columns whose dictionary filled up in some row group, so that the writer fell back
+    /// to plain pages there (it has a dictionary page and plain data pages).
+    fn dictionaries_overflowed(&self) -> Vec<ColumnPath> {
+        use parquet::basic::{Encoding, PageType};
+        let mut out: Vec<ColumnPath> = Vec::new();
+        for rg in self.file.flushed_row_groups() {
+            for c in rg.columns() {
+                let Some(stats) = c.page_encoding_stats() else {
+                    continue;
+                };
+                let dictionary = stats
+                    .iter()
+                    .any(|p| p.page_type == PageType::DICTIONARY_PAGE);
+                let plain_data = stats.iter().any(|p| {
+                    matches!(p.page_type, PageType::DATA_PAGE | PageType::DATA_PAGE_V2)
+                        && p.encoding == Encoding::PLAIN
+                });
+                if dictionary && plain_data && !out.contains(c.column_path()) {
+                    out.push(c.column_path().clone());
+                }
+            }
+        }
+        out
     }
 }
 
@@ -988,15 +1031,21 @@ impl PartWriter {
     }
 
     pub fn finish(self) -> Result<(FileEntry, u64)> {
+        self.finish_noting().map(|(entry, rows, _)| (entry, rows))
+    }
+
+    /// [`PartWriter::finish`], with the columns whose dictionary overflowed in this part
+    /// (a table's next parts leave it off for them: see [`writer_properties`]).
+    pub fn finish_noting(self) -> Result<(FileEntry, u64, Vec<ColumnPath>)> {
         // `into_inner` flushes the row group and writes the footer.
-        let sink = self.writer.into_inner().map_err(|e| {
+        let (sink, overflowed) = self.writer.into_inner().map_err(|e| {
             crate::storage::write_failure(
                 format!("{}: Parquet close failed", self.path),
                 &e,
                 Error::Other,
             )
         })?;
-        Ok((sink.finish(&self.path)?, self.rows))
+        Ok((sink.finish(&self.path)?, self.rows, overflowed))
     }
 }
 
@@ -2252,6 +2301,60 @@ mod tests {
             w.write(b)?;
         }
         Ok(w.finish()?.0)
+    }
+
+    /// A column of distinct values fills its dictionary and falls back to plain pages: the
+    /// part says so, and a part written without that column's dictionary has none for it
+    /// and reads back the same.
+    #[test]
+    fn an_overflowed_dictionary_is_named_and_left_off_in_the_next_part() {
+        let (dir, store) = store();
+        let n = 60_000;
+        let ids: Vec<String> = (0..n).map(|i| format!("{i:040}")).collect();
+        let kinds: Vec<&str> = (0..n).map(|i| ["a", "b", "c"][i % 3]).collect();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("kind", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(ids)),
+                Arc::new(StringArray::from(kinds)),
+            ],
+        )
+        .unwrap();
+        let props = writer_properties(&schema, 1 << 20, 64 << 20, zstd_level(1).unwrap());
+        let mut w = PartWriter::create(&store, "p0", schema.clone(), props, None).unwrap();
+        w.write(&batch).unwrap();
+        let (_, _, overflowed) = w.finish_noting().unwrap();
+        assert_eq!(overflowed, vec![ColumnPath::from("id")]);
+
+        let props = writer_properties_without(
+            &schema,
+            1 << 20,
+            64 << 20,
+            zstd_level(1).unwrap(),
+            &overflowed,
+        );
+        let mut w = PartWriter::create(&store, "p1", schema, props, None).unwrap();
+        w.write(&batch).unwrap();
+        let (entry, _, again) = w.finish_noting().unwrap();
+        assert_eq!(again, Vec::<ColumnPath>::new());
+        let file = std::fs::File::open(dir.path().join("p1")).unwrap();
+        let meta = SerializedFileReader::new(file).unwrap().metadata().clone();
+        let rg = meta.row_group(0);
+        assert!(
+            !rg.column(0)
+                .encodings()
+                .any(|e| e == parquet::basic::Encoding::RLE_DICTIONARY)
+        );
+        assert!(
+            rg.column(1).dictionary_page_offset().is_some(),
+            "the small column keeps its dictionary"
+        );
+        let back = read_part(&store, &entry, n).unwrap();
+        assert_eq!(back, vec![batch]);
     }
 
     fn read_part(store: &Store, entry: &FileEntry, batch_rows: usize) -> Result<Vec<RecordBatch>> {
