@@ -1396,7 +1396,7 @@ enum Reader<'s> {
 /// cannot open, or cannot take the table's read lock without waiting, reads nothing (the
 /// others read its ranges), and a line says so.
 fn export_table_on(
-    readers: Vec<Reader<'_>>,
+    mut readers: Vec<Reader<'_>>,
     t: &crate::types::TableDef,
     ranges: &[Option<String>],
     whole: bool,
@@ -1414,7 +1414,6 @@ fn export_table_on(
     };
     let mut parts: Vec<FileEntry> = Vec::new();
     let t_start = Instant::now();
-    let mut readers = readers;
     let table_filter = ctx.filters.get(&t.qualified()).map(String::as_str);
     let filters: Vec<Option<String>> = ranges
         .iter()
