@@ -1954,3 +1954,86 @@ mod properties {
         }
     }
 }
+
+/// Text is checked as UTF-8 a batch at a time: a value that is not UTF-8 on its own is
+/// refused even where the batch's bytes together are (a character split across two
+/// values), the error names its row and column, an error later in the batch still reports
+/// the earlier bad value, and an array's text element is named within its row.
+#[test]
+fn text_checked_a_batch_at_a_time_names_the_first_bad_row() {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("n", DataType::Int32, true),
+        Field::new("a", DataType::Utf8, true),
+        Field::new("b", DataType::Utf8, true),
+    ]));
+    let wires = [Wire::Int4, Wire::Text, Wire::Text];
+    let stream = |rows: &[(&[u8], &[u8], &[u8])]| {
+        let mut s = Vec::new();
+        CopyEncoder::header(&mut s);
+        for (n, a, b) in rows {
+            s.extend_from_slice(&3i16.to_be_bytes());
+            for v in [n, a, b] {
+                s.extend_from_slice(&i32::try_from(v.len()).unwrap().to_be_bytes());
+                s.extend_from_slice(v);
+            }
+        }
+        CopyEncoder::trailer(&mut s);
+        s
+    };
+    let one = 1i32.to_be_bytes();
+    // "é" is C3 A9: split over rows 2 and 3 of column b, the batch's bytes are UTF-8.
+    let split = stream(&[
+        (&one, b"x", b"ok"),
+        (&one, b"y", b"a\xC3"),
+        (&one, b"z", b"\xA9b"),
+    ]);
+    for chunk in [1, 7, 4096] {
+        let e = decode_stream(&wires, schema.clone(), &split, chunk).unwrap_err();
+        assert_eq!((e.row, e.column), (2, Some(2)), "{e:?}");
+        assert!(e.message.contains("UTF-8"), "{}", e.message);
+    }
+    // Row 2 column a is bad; row 3 then carries a 3-byte int4, an error met first.
+    let later = stream(&[
+        (&one, b"x", b"ok"),
+        (&one, b"\xFF", b"ok"),
+        (&[0, 0, 1], b"z", b"ok"),
+    ]);
+    let e = decode_stream(&wires, schema.clone(), &later, 4096).unwrap_err();
+    assert_eq!((e.row, e.column), (2, Some(1)), "{e:?}");
+    assert!(e.message.contains("UTF-8"), "{}", e.message);
+    // Two bad values: the earlier row wins, whatever the column order.
+    let two = stream(&[
+        (&one, b"x", b"ok"),
+        (&one, b"ok", b"\xFF"),
+        (&one, b"\xFF", b"ok"),
+    ]);
+    let e = decode_stream(&wires, schema.clone(), &two, 4096).unwrap_err();
+    assert_eq!((e.row, e.column), (2, Some(2)), "{e:?}");
+    // Valid text of every width decodes as sent, NULLs included.
+    let good = stream(&[(&one, "é€𝄞".as_bytes(), b""), (&one, b"plain", "\u{10FFFF}".as_bytes())]);
+    let b = decode_stream(&wires, schema.clone(), &good, 3).unwrap();
+    use arrow::array::AsArray;
+    let a = b.column(1).as_string::<i32>();
+    assert_eq!((a.value(0), a.value(1)), ("é€𝄞", "plain"));
+    assert_eq!(b.column(2).as_string::<i32>().value(1), "\u{10FFFF}");
+    // An array's text elements: the element is named.
+    let list = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    let arr = Wire::Array {
+        elem: Box::new(Wire::Text),
+        elem_oid: 25,
+    };
+    let mut v = Vec::new();
+    for w in [1i32, 0, 25, 2, 1] {
+        v.extend_from_slice(&w.to_be_bytes());
+    }
+    for e in [&b"fine"[..], b"\xC3"] {
+        v.extend_from_slice(&i32::try_from(e.len()).unwrap().to_be_bytes());
+        v.extend_from_slice(e);
+    }
+    let e = decode_single(arr, list, &v).unwrap_err();
+    assert!(
+        e.message.contains("array element 2") && e.message.contains("UTF-8"),
+        "{}",
+        e.message
+    );
+}
