@@ -527,7 +527,7 @@ enum Command {
         jobs: usize,
         /// Connections one table loads its parts over when it has at least 2 parts left
         /// (PostgreSQL, MySQL/MariaDB; SQLite keeps one writer). With --jobs J up to J × N
-        /// connections. Default: 2 on MySQL/MariaDB, 1 on PostgreSQL.
+        /// connections. Default: 2.
         #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         streams: Option<usize>,
         /// A bundle on an object store is downloaded once into a private spool directory made

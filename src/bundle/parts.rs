@@ -1113,12 +1113,23 @@ pub struct PartReader {
     seen: Mutex<Vec<bool>>,
     /// The digests the verification pass took (`None`: the fuzz target and unit tests).
     runs: Option<Arc<RunDigests>>,
-    /// The last runs read and verified, by run index.
+    /// The runs read and verified last, by run index, the least recently used first.
     run_cache: Mutex<VecDeque<(u64, Bytes)>>,
+    /// How many runs `run_cache` keeps: [`RUN_CACHE`], or one per column chunk the Parquet
+    /// reader reads side by side ([`PartReader::batches`]).
+    run_cache_cap: std::sync::atomic::AtomicUsize,
+    /// Runs read from the store and hashed (a test counts them).
+    #[cfg(test)]
+    runs_read: std::sync::atomic::AtomicU64,
 }
 
-/// Verified runs a [`PartReader`] keeps (1 MiB each).
+/// Verified runs a [`PartReader`] keeps (1 MiB each) before it knows the part's columns.
 const RUN_CACHE: usize = 3;
+/// At most this many (32 MiB): a batch reads a few pages of every column chunk of a row
+/// group in turn, each in its own run, so with fewer runs kept than columns each run was
+/// read and hashed again for every batch (SHA-256 was 30% of an import's CPU). A part of
+/// more columns than this reads some runs more than once.
+const MAX_RUN_CACHE: usize = 32;
 
 /// Largest Parquet footer accepted (a hostile footer length is refused before allocating).
 const MAX_FOOTER: u64 = 64 * 1024 * 1024;
@@ -1178,6 +1189,9 @@ impl PartReader {
             opened,
             runs,
             run_cache: Mutex::new(VecDeque::new()),
+            run_cache_cap: std::sync::atomic::AtomicUsize::new(RUN_CACHE),
+            #[cfg(test)]
+            runs_read: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -1198,15 +1212,24 @@ impl PartReader {
         want: usize,
         chunks: &str,
     ) -> std::result::Result<Bytes, std::io::Error> {
-        if let Ok(cache) = self.run_cache.lock()
-            && let Some((_, b)) = cache.iter().find(|(i, _)| *i == k)
+        if let Ok(mut cache) = self.run_cache.lock()
+            && let Some(at) = cache.iter().position(|(i, _)| *i == k)
         {
-            return Ok(b.clone());
+            // Least recently used goes first: a column still being read keeps its run.
+            let hit = cache.remove(at);
+            let b = hit.as_ref().map(|(_, b)| b.clone());
+            cache.extend(hit);
+            if let Some(b) = b {
+                return Ok(b);
+            }
         }
         let stored = self
             .store
             .read_range(&self.path, range.clone())
             .map_err(std::io::Error::other)?;
+        #[cfg(test)]
+        self.runs_read
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if runs.0.get(want) != Some(&Sha256::digest(&stored).into()) {
             return Err(std::io::Error::other(format!(
                 "{chunks}stored bytes {}..{}: {CHANGED_SINCE_VERIFIED}",
@@ -1214,7 +1237,10 @@ impl PartReader {
             )));
         }
         if let Ok(mut cache) = self.run_cache.lock() {
-            if cache.len() >= RUN_CACHE {
+            let cap = self
+                .run_cache_cap
+                .load(std::sync::atomic::Ordering::Relaxed);
+            while cache.len() >= cap.max(1) {
                 cache.pop_front();
             }
             cache.push_back((k, stored.clone()));
@@ -1434,6 +1460,14 @@ impl PartReader {
         // Rows per batch: the caller's, fewer when rows are wide (the footer's mean row
         // size, at least a view's 16 bytes per column), so a batch holds about BATCH_BYTES.
         let leaves = meta.metadata().file_metadata().schema_descr().num_columns() as u64;
+        // A run per column chunk read side by side, and a few for the runs two chunks
+        // share (an LRU cache still reads such a run again once between its two uses).
+        self.run_cache_cap.store(
+            usize::try_from(leaves + 4)
+                .unwrap_or(MAX_RUN_CACHE)
+                .clamp(RUN_CACHE, MAX_RUN_CACHE),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let per_row = row_bytes.max(16 * leaves).max(1);
         let rows_cap = usize::try_from(BATCH_BYTES / per_row).unwrap_or(usize::MAX);
         let batch_rows = batch_rows.min(rows_cap).max(1);
@@ -2355,6 +2389,56 @@ mod tests {
         );
         let back = read_part(&store, &entry, n).unwrap();
         assert_eq!(back, vec![batch]);
+    }
+
+    /// A batch reads a little of every column chunk in turn: the reader keeps a run per
+    /// column, so each run of the part is read from the store and hashed about once, not
+    /// once per batch and column.
+    #[test]
+    fn each_run_is_read_and_hashed_about_once_however_many_columns_take_turns() {
+        let (_dir, store) = store();
+        let (cols, rows) = (12usize, 200_000usize);
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            i64::from_le_bytes(x.to_le_bytes())
+        };
+        let fields: Vec<Field> = (0..cols)
+            .map(|c| Field::new(format!("c{c}"), DataType::Int64, false))
+            .collect();
+        let arrays: Vec<ArrayRef> = (0..cols)
+            .map(|_| {
+                Arc::new(arrow::array::Int64Array::from(
+                    (0..rows).map(|_| next()).collect::<Vec<_>>(),
+                )) as ArrayRef
+            })
+            .collect();
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap();
+        let entry = write_part(&store, "p", std::slice::from_ref(&batch)).unwrap();
+        let runs = scan_file_teeing(
+            &store,
+            "test-bundle",
+            &entry,
+            None,
+            &mut std::io::sink(),
+            &mut std::io::sink(),
+        )
+        .unwrap();
+        let total = entry.size.div_ceil(PLAIN_RUN);
+        assert!(total > 12, "{total} runs: each column spans more than one");
+        let r = PartReader::open(&store, "test-bundle", &entry, None, Some(Arc::new(runs))).unwrap();
+        let (_, batches) = r.batches("test-bundle", "table t part 0", 2048).unwrap();
+        let back: Vec<RecordBatch> = batches.collect::<Result<_>>().unwrap();
+        assert_eq!(arrow::compute::concat_batches(&batch.schema(), &back).unwrap(), batch);
+        // Each run once, and at most once more where two column chunks share it (kept
+        // three runs, it read 211: a run per column and row group, again and again).
+        let read = r.runs_read.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            read <= total + cols as u64 + 2,
+            "{read} runs read for a part of {total} (98 batches of 12 columns)"
+        );
     }
 
     fn read_part(store: &Store, entry: &FileEntry, batch_rows: usize) -> Result<Vec<RecordBatch>> {

@@ -37,9 +37,8 @@ pub trait Target: Session + Send {
 
     /// `import --streams` when not given: connections one table's parts load over. One,
     /// unless the engine gains enough within ferry's memory bound (MySQL/MariaDB parse one
-    /// LOAD DATA on one thread: 7.0 s on two streams against 8.2 s on one, at 179 MiB; on
-    /// PostgreSQL two streams measured 8.07 s against 8.94 s, but at 208–319 MiB of peak
-    /// memory, past the 256 MiB bound).
+    /// LOAD DATA on one thread: 7.0 s on two streams against 8.2 s on one, at 179 MiB;
+    /// PostgreSQL one COPY on one backend: see README, "Parallel import").
     fn default_streams(&self) -> usize {
         1
     }

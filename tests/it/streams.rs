@@ -133,14 +133,9 @@ fn two_streams(engine: Engine) {
     let Some(fresh) = Db::new(engine, &fx, "streams2") else {
         return;
     };
-    // The default: two streams on MariaDB, one on PostgreSQL (no `streams` in its line).
+    // The default: two streams on both engines.
     let report = import_json(&fx, bs, &fresh.url, &[]);
-    let default = if engine == Engine::Mysql {
-        serde_json::json!(2)
-    } else {
-        serde_json::Value::Null
-    };
-    assert_eq!(line(&report, "big")["streams"], default, "{report}");
+    assert_eq!(line(&report, "big")["streams"], 2, "{report}");
     assert_eq!(fresh.fingerprint("big", "b"), want, "{}", fresh.url);
     let report = import_json(&fx, bs, &fresh.url, &["--streams", "1"]);
     assert!(

@@ -2070,6 +2070,12 @@ fn index_needs<'a>(tables: &[(String, &'a TableDef)]) -> Vec<(&'static str, &'a 
 }
 
 impl Target for PgTarget {
+    /// Two: the server parses one COPY on one backend, and a second connection loads the
+    /// next part meanwhile (README, "Parallel import").
+    fn default_streams(&self) -> usize {
+        2
+    }
+
     fn lock_run(&mut self, bundle_id: &str) -> Result<()> {
         // Session-level: held until this connection closes (the process ends).
         let key = format!("ferry-run:{bundle_id}");
