@@ -2428,10 +2428,14 @@ mod tests {
         .unwrap();
         let total = entry.size.div_ceil(PLAIN_RUN);
         assert!(total > 12, "{total} runs: each column spans more than one");
-        let r = PartReader::open(&store, "test-bundle", &entry, None, Some(Arc::new(runs))).unwrap();
+        let r =
+            PartReader::open(&store, "test-bundle", &entry, None, Some(Arc::new(runs))).unwrap();
         let (_, batches) = r.batches("test-bundle", "table t part 0", 2048).unwrap();
         let back: Vec<RecordBatch> = batches.collect::<Result<_>>().unwrap();
-        assert_eq!(arrow::compute::concat_batches(&batch.schema(), &back).unwrap(), batch);
+        assert_eq!(
+            arrow::compute::concat_batches(&batch.schema(), &back).unwrap(),
+            batch
+        );
         // Each run once, and at most once more where two column chunks share it (kept
         // three runs, it read 211: a run per column and row group, again and again).
         let read = r.runs_read.load(std::sync::atomic::Ordering::Relaxed);

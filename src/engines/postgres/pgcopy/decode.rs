@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use arrow::array::builder::NullBufferBuilder;
 use arrow::array::{
-    Array, ArrayRef, ArrowPrimitiveType, BooleanBuilder, FixedSizeBinaryBuilder, GenericBinaryBuilder,
-    GenericListArray, GenericStringArray, GenericStringBuilder, OffsetSizeTrait, PrimitiveBuilder,
+    Array, ArrayRef, ArrowPrimitiveType, BooleanBuilder, FixedSizeBinaryBuilder,
+    GenericBinaryBuilder, GenericListArray, GenericStringArray, GenericStringBuilder,
+    OffsetSizeTrait, PrimitiveBuilder,
 };
 use arrow::buffer::{OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{
@@ -155,7 +156,9 @@ impl CopyDecoder {
     /// Decodes every complete tuple in `pending` + `data`; keeps the incomplete tail.
     pub fn feed(&mut self, data: &[u8]) -> Result<(), CodecError> {
         self.check_failed()?;
-        let r = self.feed_inner(data).map_err(|e| self.first_invalid(0).unwrap_or(e));
+        let r = self
+            .feed_inner(data)
+            .map_err(|e| self.first_invalid(0).unwrap_or(e));
         if let Err(e) = &r {
             self.failed = Some(e.to_string());
         }
@@ -761,7 +764,9 @@ fn not_utf8(e: std::str::Utf8Error) -> ValueError {
 /// The first of `offsets`' values in `values` that is not UTF-8 on its own.
 fn first_not_utf8<O: OffsetSizeTrait>(values: &[u8], offsets: &[O]) -> Option<(usize, ValueError)> {
     offsets.windows(2).enumerate().find_map(|(i, w)| {
-        let v = values.get(w[0].as_usize()..w[1].as_usize()).unwrap_or_default();
+        let v = values
+            .get(w[0].as_usize()..w[1].as_usize())
+            .unwrap_or_default();
         std::str::from_utf8(v).err().map(|e| (i, not_utf8(e)))
     })
 }
@@ -772,7 +777,8 @@ impl<O: OffsetSizeTrait> ColumnDecoder for TextDecoder<O> {
         self.push(text)
     }
     fn append_null(&mut self) {
-        self.offsets.push(*self.offsets.last().unwrap_or(&O::zero()));
+        self.offsets
+            .push(*self.offsets.last().unwrap_or(&O::zero()));
         self.nulls.append_null();
     }
     fn finish(&mut self) -> Finished {
@@ -1005,9 +1011,14 @@ impl<O: OffsetSizeTrait> ColumnDecoder for ListDecoder<O> {
         // An element refused here (the elements are checked as they come, so none is) is
         // reported at its row.
         let values = self.elem.finish().map_err(|(k, e)| {
-            let row = offsets.partition_point(|o| o.as_usize() <= k).saturating_sub(1);
+            let row = offsets
+                .partition_point(|o| o.as_usize() <= k)
+                .saturating_sub(1);
             let first = offsets.get(row).map_or(0, |o| o.as_usize());
-            (row, e.context(&format!("array element {}: ", k - first.min(k) + 1)))
+            (
+                row,
+                e.context(&format!("array element {}: ", k - first.min(k) + 1)),
+            )
         })?;
         let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
         Ok(Arc::new(GenericListArray::<O>::new(
