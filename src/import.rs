@@ -69,11 +69,13 @@ pub(crate) fn pause_at(point: &str, n: usize) {
 /// DATA or COPY on one thread: a table with two parts or more loads on two connections
 /// ([`crate::load::Target::default_streams`]).
 pub const DEFAULT_STREAMS: usize = 2;
-/// Rows per decoded batch on import (at most [`crate::bundle::parts::BATCH_BYTES`] of
-/// data): each stream holds about three batches (one decoding, one read ahead, one being
-/// sent), so half of the reader's default keeps two PostgreSQL streams within the 256 MiB
-/// bound with no measurable cost in speed.
+/// Rows per decoded batch on import, and bytes of data at most ([`IMPORT_BATCH_BYTES`]):
+/// each stream holds about three batches (one decoding, one read ahead, one being sent),
+/// so half of the reader's defaults keeps two streams within the 256 MiB bound with no
+/// measurable cost in speed.
 pub const IMPORT_BATCH_ROWS: usize = 32_768;
+/// See [`IMPORT_BATCH_ROWS`].
+pub const IMPORT_BATCH_BYTES: u64 = crate::bundle::parts::BATCH_BYTES / 4;
 /// `import --spool-limit` default (4 GiB): the largest bundle on an object store that is
 /// downloaded once into a local spool.
 pub const DEFAULT_SPOOL_LIMIT: u64 = 4 << 30;
@@ -2250,7 +2252,8 @@ fn apply_deletes(
     for p in &keys.parts {
         let r = checked.part_reader(&p.path)?;
         let label = format!("table {} key part {}", t.table.qualified(), p.index);
-        let (_, batches) = r.batches(&url, &label, run.plan.batch_rows)?;
+        let (_, batches) =
+            r.batches_within(&url, &label, run.plan.batch_rows, IMPORT_BATCH_BYTES)?;
         let path = p.path.clone();
         let (u, d) = (url.clone(), key_def.clone());
         streams.push(batches.map(move |b| b.and_then(|b| matches_catalog(&u, &path, &d, b))));
@@ -2398,10 +2401,11 @@ fn load_one(
 ) -> Result<(LoadOutcome<PartLoad>, u64)> {
     let bundle_url = checked.bundle.url().to_string();
     let reader = checked.part_reader(&p.path)?;
-    let (_, batches) = reader.batches(
+    let (_, batches) = reader.batches_within(
         &bundle_url,
         &format!("table {} part {}", t.table.qualified(), p.index),
         batch_rows,
+        IMPORT_BATCH_BYTES,
     )?;
     let mut before_commit = |rows: u64| -> Result<()> {
         // Never commit before the whole part, up to its final chunk, has authenticated.

@@ -1125,11 +1125,11 @@ pub struct PartReader {
 
 /// Verified runs a [`PartReader`] keeps (1 MiB each) before it knows the part's columns.
 const RUN_CACHE: usize = 3;
-/// At most this many (32 MiB): a batch reads a few pages of every column chunk of a row
+/// At most this many (16 MiB): a batch reads a few pages of every column chunk of a row
 /// group in turn, each in its own run, so with fewer runs kept than columns each run was
 /// read and hashed again for every batch (SHA-256 was 30% of an import's CPU). A part of
 /// more columns than this reads some runs more than once.
-const MAX_RUN_CACHE: usize = 32;
+const MAX_RUN_CACHE: usize = 16;
 
 /// Largest Parquet footer accepted (a hostile footer length is refused before allocating).
 const MAX_FOOTER: u64 = 64 * 1024 * 1024;
@@ -1193,6 +1193,13 @@ impl PartReader {
             #[cfg(test)]
             runs_read: std::sync::atomic::AtomicU64::new(0),
         }))
+    }
+
+    /// Lets the cached runs go (the batches ended; later reads read and check again).
+    fn drop_cached_runs(&self) {
+        if let Ok(mut cache) = self.run_cache.lock() {
+            *cache = VecDeque::new();
+        }
     }
 
     fn plain_len(&self) -> u64 {
@@ -1421,6 +1428,19 @@ impl PartReader {
         label: &str,
         batch_rows: usize,
     ) -> Result<(u64, PartBatches)> {
+        self.batches_within(bundle, label, batch_rows, BATCH_BYTES)
+    }
+
+    /// [`PartReader::batches`] cut to `max_bytes` of data (at most [`BATCH_BYTES`]) instead
+    /// of [`BATCH_BYTES`]: an import holds about three batches per stream.
+    pub fn batches_within(
+        self: &Arc<Self>,
+        bundle: &str,
+        label: &str,
+        batch_rows: usize,
+        max_bytes: u64,
+    ) -> Result<(u64, PartBatches)> {
+        let max_bytes = max_bytes.clamp(1, BATCH_BYTES);
         let invalid = |m: String| Error::invalid(bundle, &self.path, format!("{label}: {m}"));
         let len = self.plain_len();
         if len < 12 {
@@ -1469,7 +1489,7 @@ impl PartReader {
             std::sync::atomic::Ordering::Relaxed,
         );
         let per_row = row_bytes.max(16 * leaves).max(1);
-        let rows_cap = usize::try_from(BATCH_BYTES / per_row).unwrap_or(usize::MAX);
+        let rows_cap = usize::try_from(max_bytes / per_row).unwrap_or(usize::MAX);
         let batch_rows = batch_rows.min(rows_cap).max(1);
         let views = view_schema(&storage);
         let built = catch_unwind(AssertUnwindSafe(|| {
@@ -1496,6 +1516,8 @@ impl PartReader {
                 storage,
                 views: views.is_some(),
                 pending: VecDeque::new(),
+                max_bytes,
+                part: self.clone(),
                 path: self.path.clone(),
                 bundle: bundle.to_string(),
                 label: label.to_string(),
@@ -1517,6 +1539,11 @@ pub struct PartBatches {
     views: bool,
     /// Decoded rows not handed out yet, already cut to size.
     pending: VecDeque<RecordBatch>,
+    /// Bytes of data per batch at most.
+    max_bytes: u64,
+    /// The part's reader, whose cached runs are let go once the batches end (a reader may
+    /// be kept until its commit).
+    part: Arc<PartReader>,
     path: String,
     bundle: String,
     /// `table T part N`, for messages.
@@ -1532,6 +1559,7 @@ impl PartBatches {
     fn fail(&mut self, m: String) -> Option<Result<RecordBatch>> {
         self.done = true;
         self.pending.clear();
+        self.part.drop_cached_runs();
         Some(Err(Error::invalid(
             &self.bundle,
             &self.path,
@@ -1539,7 +1567,7 @@ impl PartBatches {
         )))
     }
 
-    /// Cuts a decoded batch into pieces of at most BATCH_BYTES (one row at least), or
+    /// Cuts a decoded batch into pieces of at most `max_bytes` (one row at least), or
     /// refuses a row larger than any ferry writes.
     fn queue(&mut self, b: RecordBatch) -> std::result::Result<(), String> {
         let (bytes, _) = row_costs(&b);
@@ -1557,13 +1585,13 @@ impl PartBatches {
             ));
         }
         let total: u64 = bytes.iter().sum();
-        if total <= BATCH_BYTES {
+        if total <= self.max_bytes {
             self.pending.push_back(b);
             return Ok(());
         }
         let (mut from, mut acc) = (0usize, 0u64);
         for (i, x) in bytes.iter().enumerate() {
-            if acc + x > BATCH_BYTES && i > from {
+            if acc + x > self.max_bytes && i > from {
                 self.pending.push_back(b.slice(from, i - from));
                 (from, acc) = (i, 0);
             }
@@ -1618,6 +1646,7 @@ impl Iterator for PartBatches {
             match catch_unwind(AssertUnwindSafe(|| self.inner.next())) {
                 Ok(None) => {
                     self.done = true;
+                    self.part.drop_cached_runs();
                     return None;
                 }
                 Ok(Some(Ok(b))) => {
@@ -2443,6 +2472,8 @@ mod tests {
             read <= total + cols as u64 + 2,
             "{read} runs read for a part of {total} (98 batches of 12 columns)"
         );
+        // The batches ended: the reader (kept until its part commits) holds no runs.
+        assert!(r.run_cache.lock().unwrap().is_empty());
     }
 
     fn read_part(store: &Store, entry: &FileEntry, batch_rows: usize) -> Result<Vec<RecordBatch>> {

@@ -231,9 +231,15 @@ impl CopyDecoder {
         self.rows
     }
 
-    /// End of stream: the trailer must have been seen, with no bytes left over.
+    /// End of stream: the trailer must have been seen, with no bytes left over. A bad text
+    /// value in the rows not yet taken is the error reported first.
     pub fn finish(&mut self) -> Result<(), CodecError> {
         self.check_failed()?;
+        self.end_of_stream()
+            .map_err(|e| self.first_invalid(0).unwrap_or(e))
+    }
+
+    fn end_of_stream(&self) -> Result<(), CodecError> {
         match self.phase {
             Phase::Done => Ok(()),
             Phase::Header if self.pending.is_empty() => Err(CodecError::stream(
