@@ -1113,14 +1113,56 @@ pub struct PartReader {
     seen: Mutex<Vec<bool>>,
     /// The digests the verification pass took (`None`: the fuzz target and unit tests).
     runs: Option<Arc<RunDigests>>,
-    /// The runs read and verified last, by run index, the least recently used first.
-    run_cache: Mutex<VecDeque<(u64, Bytes)>>,
-    /// How many runs `run_cache` keeps: [`RUN_CACHE`], or one per column chunk the Parquet
-    /// reader reads side by side ([`PartReader::batches`]).
-    run_cache_cap: std::sync::atomic::AtomicUsize,
+    /// The runs read and verified last.
+    run_cache: Mutex<RunCache>,
     /// Runs read from the store and hashed (a test counts them).
     #[cfg(test)]
     runs_read: std::sync::atomic::AtomicU64,
+}
+
+/// Verified runs by run index, the least recently used first, at most `cap` of them:
+/// [`RUN_CACHE`], or one per column chunk the Parquet reader reads side by side
+/// ([`PartReader::batches`]).
+struct RunCache {
+    runs: VecDeque<(u64, Bytes)>,
+    cap: usize,
+}
+
+impl RunCache {
+    fn new(cap: usize) -> Self {
+        RunCache {
+            runs: VecDeque::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    /// Run `k`, now the most recently used.
+    fn get(&mut self, k: u64) -> Option<Bytes> {
+        let at = self.runs.iter().position(|(i, _)| *i == k)?;
+        let hit = self.runs.remove(at)?;
+        let b = hit.1.clone();
+        self.runs.push_back(hit);
+        Some(b)
+    }
+
+    /// Keeps run `k`, letting the least recently used go when full.
+    fn put(&mut self, k: u64, b: Bytes) {
+        while self.runs.len() >= self.cap {
+            self.runs.pop_front();
+        }
+        self.runs.push_back((k, b));
+    }
+
+    fn set_cap(&mut self, cap: usize) {
+        self.cap = cap.max(1);
+        while self.runs.len() > self.cap {
+            self.runs.pop_front();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.runs = VecDeque::new();
+    }
 }
 
 /// Verified runs a [`PartReader`] keeps (1 MiB each) before it knows the part's columns.
@@ -1188,8 +1230,7 @@ impl PartReader {
             seen: Mutex::new(vec![false; usize::try_from(chunks).unwrap_or(0)]),
             opened,
             runs,
-            run_cache: Mutex::new(VecDeque::new()),
-            run_cache_cap: std::sync::atomic::AtomicUsize::new(RUN_CACHE),
+            run_cache: Mutex::new(RunCache::new(RUN_CACHE)),
             #[cfg(test)]
             runs_read: std::sync::atomic::AtomicU64::new(0),
         }))
@@ -1198,7 +1239,7 @@ impl PartReader {
     /// Lets the cached runs go (the batches ended; later reads read and check again).
     fn drop_cached_runs(&self) {
         if let Ok(mut cache) = self.run_cache.lock() {
-            *cache = VecDeque::new();
+            cache.clear();
         }
     }
 
@@ -1219,16 +1260,9 @@ impl PartReader {
         want: usize,
         chunks: &str,
     ) -> std::result::Result<Bytes, std::io::Error> {
-        if let Ok(mut cache) = self.run_cache.lock()
-            && let Some(at) = cache.iter().position(|(i, _)| *i == k)
-        {
-            // Least recently used goes first: a column still being read keeps its run.
-            let hit = cache.remove(at);
-            let b = hit.as_ref().map(|(_, b)| b.clone());
-            cache.extend(hit);
-            if let Some(b) = b {
-                return Ok(b);
-            }
+        // Least recently used goes first: a column still being read keeps its run.
+        if let Some(b) = self.run_cache.lock().ok().and_then(|mut c| c.get(k)) {
+            return Ok(b);
         }
         let stored = self
             .store
@@ -1244,13 +1278,7 @@ impl PartReader {
             )));
         }
         if let Ok(mut cache) = self.run_cache.lock() {
-            let cap = self
-                .run_cache_cap
-                .load(std::sync::atomic::Ordering::Relaxed);
-            while cache.len() >= cap.max(1) {
-                cache.pop_front();
-            }
-            cache.push_back((k, stored.clone()));
+            cache.put(k, stored.clone());
         }
         Ok(stored)
     }
@@ -1482,12 +1510,13 @@ impl PartReader {
         let leaves = meta.metadata().file_metadata().schema_descr().num_columns() as u64;
         // A run per column chunk read side by side, and a few for the runs two chunks
         // share (an LRU cache still reads such a run again once between its two uses).
-        self.run_cache_cap.store(
-            usize::try_from(leaves + 4)
-                .unwrap_or(MAX_RUN_CACHE)
-                .clamp(RUN_CACHE, MAX_RUN_CACHE),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        if let Ok(mut cache) = self.run_cache.lock() {
+            cache.set_cap(
+                usize::try_from(leaves + 4)
+                    .unwrap_or(MAX_RUN_CACHE)
+                    .clamp(RUN_CACHE, MAX_RUN_CACHE),
+            );
+        }
         let per_row = row_bytes.max(16 * leaves).max(1);
         let rows_cap = usize::try_from(max_bytes / per_row).unwrap_or(usize::MAX);
         let batch_rows = batch_rows.min(rows_cap).max(1);
@@ -2473,7 +2502,30 @@ mod tests {
             "{read} runs read for a part of {total} (98 batches of 12 columns)"
         );
         // The batches ended: the reader (kept until its part commits) holds no runs.
-        assert!(r.run_cache.lock().unwrap().is_empty());
+        assert!(r.run_cache.lock().unwrap().runs.is_empty());
+    }
+
+    /// The run cache lets the least recently used run go, not the oldest: a column that
+    /// keeps reading its run keeps it while others come and go.
+    #[test]
+    fn the_run_cache_keeps_the_run_still_in_use() {
+        let mut c = RunCache::new(2);
+        let run = |k: u8| Bytes::from(vec![k; 4]);
+        c.put(1, run(1));
+        c.put(2, run(2));
+        assert_eq!(c.get(1), Some(run(1)));
+        c.put(3, run(3));
+        assert_eq!(c.get(2), None, "the least recently used went");
+        assert_eq!(
+            c.get(1),
+            Some(run(1)),
+            "the run in use stayed (a FIFO drops it)"
+        );
+        assert_eq!(c.get(3), Some(run(3)));
+        c.set_cap(1);
+        assert_eq!((c.get(1), c.get(3)), (None, Some(run(3))));
+        c.clear();
+        assert_eq!(c.get(3), None);
     }
 
     fn read_part(store: &Store, entry: &FileEntry, batch_rows: usize) -> Result<Vec<RecordBatch>> {
