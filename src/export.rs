@@ -1255,8 +1255,9 @@ pub(crate) fn export_table(
 /// Reads a whole table on the export's extra connections as well (`--streams`), when it
 /// is large enough to split: every connection takes the next of its ranges until none is
 /// left, and all of them feed the one writer, so the table's parts and row groups are
-/// what one connection gives (memory: about two more batches per extra connection). `None` when the table is read on one connection (one
-/// stream asked for, a small table, an engine that cannot share its snapshot, a key set).
+/// what one connection gives (memory: about two more batches per extra connection).
+/// `None` when the table is read on one connection (one stream asked for, a small table,
+/// an engine that cannot share its snapshot, a key set).
 /// A column found to need its text form fails the streamed read: its parts are deleted and
 /// the table is read again on one connection, which retypes it ([`source::read_retyping`]).
 fn export_table_streamed(

@@ -1506,7 +1506,7 @@ impl PartReader {
         let _ = guard.set(page_guard);
         let storage = meta.schema().clone();
         // Rows per batch: the caller's, fewer when rows are wide (the footer's mean row
-        // size, at least a view's 16 bytes per column), so a batch holds about BATCH_BYTES.
+        // size, at least a view's 16 bytes per column), so a batch holds about `max_bytes`.
         let leaves = meta.metadata().file_metadata().schema_descr().num_columns() as u64;
         // A run per column chunk read side by side, and a few for the runs two chunks
         // share (an LRU cache still reads such a run again once between its two uses).

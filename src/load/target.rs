@@ -36,9 +36,9 @@ pub trait Target: Session + Send {
     }
 
     /// `import --streams` when not given: connections one table's parts load over. One,
-    /// unless the engine gains enough within ferry's memory bound (MySQL/MariaDB parse one
-    /// LOAD DATA on one thread: 7.0 s on two streams against 8.2 s on one, at 179 MiB;
-    /// PostgreSQL one COPY on one backend: see README, "Parallel import").
+    /// unless the engine gains enough within ferry's memory bound: MySQL/MariaDB and
+    /// PostgreSQL parse one LOAD DATA or COPY on one thread, and take
+    /// [`crate::import::DEFAULT_STREAMS`] (README, "Parallel import", has the figures).
     fn default_streams(&self) -> usize {
         1
     }

@@ -2073,7 +2073,7 @@ impl Target for PgTarget {
     /// Two: the server parses one COPY on one backend, and a second connection loads the
     /// next part meanwhile (README, "Parallel import").
     fn default_streams(&self) -> usize {
-        2
+        crate::import::DEFAULT_STREAMS
     }
 
     fn lock_run(&mut self, bundle_id: &str) -> Result<()> {
