@@ -356,6 +356,61 @@ fn decimal_decoding_is_exact_or_an_error() {
     assert!(e.message.contains("NaN"), "{e}");
 }
 
+/// The 64-bit shortcut of numeric -> decimal gives what the general way gives, value or
+/// error word for word, over values of one to six digit groups (trailing zero groups,
+/// digits that are multiples of 10, both signs) and precisions and scales around its
+/// edges (10^16, 10^18, 10^19, u64 and i64 overflow, dropped places).
+#[test]
+fn numeric_to_decimal_shortcut_agrees_with_the_general_way() {
+    use super::numeric::NumericView;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let (mut fast_ok, mut checked) = (0, 0);
+    for _ in 0..40_000 {
+        let groups = 1 + usize::try_from(next(6)).unwrap();
+        let digits: Vec<u16> = (0..groups)
+            .map(|_| match next(6) {
+                0 => 0,
+                1 => 9999,
+                2 => 10 * u16::try_from(next(1000)).unwrap(),
+                3 => 1000 * u16::try_from(next(10)).unwrap(),
+                _ => u16::try_from(next(10_000)).unwrap(),
+            })
+            .collect();
+        let weight = i16::try_from(next(14)).unwrap() - 6;
+        let sign = if next(2) == 0 { 0x0000 } else { 0x4000 };
+        let bytes = numeric_bytes(u16::try_from(groups).unwrap(), weight, sign, 0, &digits);
+        let v = NumericView::parse(&bytes).unwrap();
+        let p = [1u8, 2, 4, 9, 12, 16, 17, 18, 19, 20, 24, 38][usize::try_from(next(12)).unwrap()];
+        let sc = [-4i8, -1, 0, 1, 2, 3, 4, 6, 8, 12][usize::try_from(next(10)).unwrap()];
+        let fast = v.convert::<i128>(p, sc, true);
+        let slow = v.convert::<i128>(p, sc, false);
+        match (&fast, &slow) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(a, b, "{digits:?} w{weight} s{sign:x} ({p},{sc})");
+                fast_ok += 1;
+            }
+            (Err(a), Err(b)) => assert_eq!(
+                (&a.message, a.needs_text),
+                (&b.message, b.needs_text),
+                "{digits:?} w{weight} ({p},{sc})"
+            ),
+            _ => panic!("{digits:?} w{weight} s{sign:x} ({p},{sc}): {fast:?} against {slow:?}"),
+        }
+        let wide = v.convert::<i256>(p.max(39), sc, true).map_err(|e| e.message);
+        let wide_slow = v.convert::<i256>(p.max(39), sc, false).map_err(|e| e.message);
+        assert_eq!(wide, wide_slow, "{digits:?} w{weight} (i256, {sc})");
+        checked += 1;
+    }
+    // Both outcomes were met many times: the comparison is not all errors.
+    assert!(fast_ok > 5_000 && checked - fast_ok > 5_000, "{fast_ok} of {checked}");
+}
+
 /// A one-row, one-column stream carrying `value` as the field's bytes.
 fn single_value_stream(value: &[u8]) -> Vec<u8> {
     let mut s = Vec::new();
