@@ -877,7 +877,7 @@ fn plan_work(
     let mut work = Vec::new();
     for (ti, t) in tables.iter().enumerate() {
         let slices = if workers > 1 {
-            src.split(t, workers, plan.split_min_bytes)?
+            src.split(t, workers, plan.split_min_bytes, source::Cut::Even)?
         } else {
             vec![None]
         };
@@ -1274,7 +1274,12 @@ fn export_table_streamed(
     if wanted < 2 || ctx.key_set {
         return Ok(None);
     }
-    let ranges = src.split(t, wanted * RANGES_PER_STREAM, ctx.plan.split_min_bytes)?;
+    let ranges = src.split(
+        t,
+        wanted * RANGES_PER_STREAM,
+        ctx.plan.split_min_bytes,
+        source::Cut::Tapered,
+    )?;
     if ranges.len() < 2 {
         return Ok(None);
     }

@@ -38,6 +38,17 @@ pub(crate) fn tls_failure(e: &sqlx::Error) -> Option<String> {
     }
 }
 
+/// How [`Source::split`] sizes a table's ranges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// Equal ranges: one per slice or shard, each read whole by one worker.
+    Even,
+    /// Ranges that shrink towards the end (the k-th of n weighs n - k), for connections
+    /// that take them in turn: the last ranges are short, so the connections finish nearly
+    /// together instead of one reading a whole range while the others idle.
+    Tapered,
+}
+
 /// Which tables to read: `--table` (empty = all user tables; a view only when named) and
 /// `--exclude`.
 #[derive(Debug, Clone, Default)]
@@ -160,12 +171,14 @@ pub trait Source: Send {
     fn begin_snapshot(&mut self) -> Result<()>;
 
     /// Splits a table of at least `min_bytes` into up to `n` disjoint row ranges (SQL
-    /// predicates) that together hold every row once, for reading it on several connections.
+    /// predicates) that together hold every row once, for reading it on several connections,
+    /// sized as `cut` says.
     fn split(
         &mut self,
         _table: &TableDef,
         _n: usize,
         _min_bytes: u64,
+        _cut: Cut,
     ) -> Result<Vec<Option<String>>> {
         Ok(vec![None])
     }

@@ -554,9 +554,15 @@ fn encoder<'a>(field: &Field, a: &'a ArrayRef) -> Result<Encoder<'a>> {
             )));
         }
     };
-    Ok(Box::new(
-        move |i, o| if a.is_null(i) { o.push(b'N') } else { f(i, o) },
-    ))
+    // The null buffer itself, not a dynamic `is_null` call per value (as `Array::is_null`).
+    let nulls = a.nulls().cloned();
+    Ok(Box::new(move |i, o| {
+        if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+            o.push(b'N')
+        } else {
+            f(i, o)
+        }
+    }))
 }
 
 fn float_bits(v: f64) -> [u8; 8] {

@@ -12,7 +12,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 use crate::engines::postgres::pgcopy::{CopyDecoder, Wire};
-use crate::source::{BatchLimits, Estimate, Rows, Selection, Source};
+use crate::source::{BatchLimits, Cut, Estimate, Rows, Selection, Source};
 use crate::storage::runtime;
 use crate::types::SourceInfo;
 use crate::types::identity::SourceIdentity;
@@ -1465,7 +1465,13 @@ impl Source for PgSource {
         Ok(false)
     }
 
-    fn split(&mut self, table: &TableDef, n: usize, min_bytes: u64) -> Result<Vec<Option<String>>> {
+    fn split(
+        &mut self,
+        table: &TableDef,
+        n: usize,
+        min_bytes: u64,
+        cut: Cut,
+    ) -> Result<Vec<Option<String>>> {
         // Page ranges of the heap (TID range scans, PostgreSQL 14+): disjoint, and the last
         // range is open so pages added since the size was read are still covered.
         let q = qualified(table.schema.as_deref(), &table.name);
@@ -1486,7 +1492,8 @@ impl Source for PgSource {
         {
             return Ok(vec![None]);
         }
-        let bound = |k: i64| pages * k / n;
+        let ends = range_ends(pages, n, cut);
+        let bound = |k: i64| usize::try_from(k).ok().map_or(0, |k| ends[k]);
         Ok((0..n)
             .map(|k| {
                 Some(match k {
@@ -1762,5 +1769,52 @@ impl Source for PgSource {
             sink(b)?;
         }
         Ok(dec.rows_decoded())
+    }
+}
+
+/// Where the `n` page ranges of a table of `pages` pages start (index 0 is 0, index n is
+/// `pages`), equal or tapered as `cut` says (see [`Cut`]).
+fn range_ends(pages: i64, n: i64, cut: Cut) -> Vec<i64> {
+    let weight = |k: i64| match cut {
+        Cut::Even => 1,
+        Cut::Tapered => n - k,
+    };
+    let total: i64 = (0..n).map(weight).sum();
+    let mut ends = Vec::with_capacity(usize::try_from(n).unwrap_or(0) + 1);
+    let mut sum = 0;
+    ends.push(0);
+    for k in 0..n {
+        sum += weight(k);
+        // i128: pages (up to 2^32) times a weight sum (n^2 / 2) stays far inside it.
+        let end = i128::from(pages) * i128::from(sum) / i128::from(total.max(1));
+        ends.push(i64::try_from(end).unwrap_or(pages));
+    }
+    ends
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_every_page_once_even_or_tapered() {
+        assert_eq!(range_ends(100, 4, Cut::Even), vec![0, 25, 50, 75, 100]);
+        // Weights 4, 3, 2, 1 of 10.
+        assert_eq!(range_ends(100, 4, Cut::Tapered), vec![0, 40, 70, 90, 100]);
+        for (pages, n) in [(1, 16), (7, 3), (102_539, 16), (1 << 32, 32)] {
+            for cut in [Cut::Even, Cut::Tapered] {
+                let e = range_ends(pages, n, cut);
+                assert_eq!(e.len(), usize::try_from(n).unwrap() + 1);
+                assert_eq!((e[0], e[e.len() - 1]), (0, pages), "{pages} {n} {cut:?}");
+                assert!(e.windows(2).all(|w| w[0] <= w[1]), "{e:?}");
+            }
+            if pages > 1000 {
+                // Tapered: the last range is about 1/(n(n+1)/2) of the table, the first n times that.
+                let e = range_ends(pages, n, Cut::Tapered);
+                let len = |k: usize| e[k + 1] - e[k];
+                let last = len(e.len() - 2);
+                assert!(len(0) >= (n - 1) * last && len(0) <= (n + 1) * last, "{e:?}");
+            }
+        }
     }
 }
