@@ -280,7 +280,12 @@ pub fn coordinate(
     let mut load = vec![0u64; shards];
     sized.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     for (ti, size) in sized {
-        let slices = src.split(&tables[ti], shards, plan.split_min_bytes, crate::source::Cut::Even)?;
+        let slices = src.split(
+            &tables[ti],
+            shards,
+            plan.split_min_bytes,
+            crate::source::Cut::Even,
+        )?;
         let n = u64::try_from(slices.len()).unwrap_or(1).max(1);
         if slices.len() > 1 {
             for (si, range) in slices.into_iter().enumerate() {

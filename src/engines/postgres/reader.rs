@@ -1813,7 +1813,10 @@ mod tests {
                 let e = range_ends(pages, n, Cut::Tapered);
                 let len = |k: usize| e[k + 1] - e[k];
                 let last = len(e.len() - 2);
-                assert!(len(0) >= (n - 1) * last && len(0) <= (n + 1) * last, "{e:?}");
+                assert!(
+                    len(0) >= (n - 1) * last && len(0) <= (n + 1) * last,
+                    "{e:?}"
+                );
             }
         }
     }

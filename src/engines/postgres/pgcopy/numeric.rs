@@ -279,9 +279,8 @@ impl<'a> NumericView<'a> {
         if nd > 4 {
             return None;
         }
-        let fold = |n: usize| {
-            (0..n).fold(0u64, |w, i| w * u64::from(NBASE) + u64::from(self.digit(i)))
-        };
+        let fold =
+            |n: usize| (0..n).fold(0u64, |w, i| w * u64::from(NBASE) + u64::from(self.digit(i)));
         if e >= 0 {
             return fold(nd).checked_mul(*POW10_U64.get(usize::try_from(e).ok()?)?);
         }

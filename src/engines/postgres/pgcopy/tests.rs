@@ -402,13 +402,20 @@ fn numeric_to_decimal_shortcut_agrees_with_the_general_way() {
             ),
             _ => panic!("{digits:?} w{weight} s{sign:x} ({p},{sc}): {fast:?} against {slow:?}"),
         }
-        let wide = v.convert::<i256>(p.max(39), sc, true).map_err(|e| e.message);
-        let wide_slow = v.convert::<i256>(p.max(39), sc, false).map_err(|e| e.message);
+        let wide = v
+            .convert::<i256>(p.max(39), sc, true)
+            .map_err(|e| e.message);
+        let wide_slow = v
+            .convert::<i256>(p.max(39), sc, false)
+            .map_err(|e| e.message);
         assert_eq!(wide, wide_slow, "{digits:?} w{weight} (i256, {sc})");
         checked += 1;
     }
     // Both outcomes were met many times: the comparison is not all errors.
-    assert!(fast_ok > 5_000 && checked - fast_ok > 5_000, "{fast_ok} of {checked}");
+    assert!(
+        fast_ok > 5_000 && checked - fast_ok > 5_000,
+        "{fast_ok} of {checked}"
+    );
 }
 
 /// A one-row, one-column stream carrying `value` as the field's bytes.
