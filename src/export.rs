@@ -1346,7 +1346,8 @@ fn export_table_streamed(
 }
 
 /// Ranges per connection a streamed table is split into: connections take them in turn, so
-/// one that reads a slower range does not leave the others idle at the end for long.
+/// one that reads a slower range does not leave the others idle at the end for long, and
+/// the ranges shrink towards the end ([`source::Cut::Tapered`]) so the last ones are short.
 const RANGES_PER_STREAM: usize = 8;
 
 /// `(f) AND r`: a table's filter and a range of it, either of which may be absent.
