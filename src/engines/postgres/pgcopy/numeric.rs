@@ -220,9 +220,7 @@ impl<'a> NumericView<'a> {
         // goes the general way below, which also words the error.
         if shortcut
             && let Some(v) = self.small(nd, e)
-            && POW10_U64
-                .get(usize::from(precision))
-                .is_none_or(|&limit| v < limit)
+            && pow10_u64(usize::from(precision)).is_none_or(|limit| v < limit)
             && let Ok(v) = i64::try_from(v)
         {
             return Ok(T::from_i64(if self.sign == NEG { -v } else { v }));
@@ -282,7 +280,7 @@ impl<'a> NumericView<'a> {
         let fold =
             |n: usize| (0..n).fold(0u64, |w, i| w * u64::from(NBASE) + u64::from(self.digit(i)));
         if e >= 0 {
-            return fold(nd).checked_mul(*POW10_U64.get(usize::try_from(e).ok()?)?);
+            return fold(nd).checked_mul(pow10_u64(usize::try_from(e).ok()?)?);
         }
         let cut = u32::try_from(-e).ok().filter(|&c| c < 4)?;
         let last = self.digit(nd - 1);
@@ -295,16 +293,10 @@ impl<'a> NumericView<'a> {
     }
 }
 
-/// 10^0 ..= 10^19, every power of ten a u64 holds.
-const POW10_U64: [u64; 20] = {
-    let mut t = [1u64; 20];
-    let mut i = 1;
-    while i < 20 {
-        t[i] = t[i - 1] * 10;
-        i += 1;
-    }
-    t
-};
+/// 10^n when a u64 holds it (n up to 19).
+fn pow10_u64(n: usize) -> Option<u64> {
+    POW10_I128.get(n).and_then(|&p| u64::try_from(p).ok())
+}
 
 fn push_leading(out: &mut String, d: u16) {
     if d >= 1000 {
