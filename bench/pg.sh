@@ -304,8 +304,9 @@ run_rotated() {
 
 # warm_up: one unmeasured read of the source table and one unmeasured load, so that the
 # first tool of round 1 does not alone pay for a table partly out of the page cache or for
-# the server's new WAL files (in every run before this, ferry, first in round 1, was
-# 1-1.5 s slower there than in the other rounds, on export and on import alike).
+# the server's new WAL files (in the four runs before it, ferry, first in round 1, was
+# 1-1.5 s slower there than in the other rounds, on export and on import alike; with it,
+# the first command of a phase is still slower in some runs: the medians absorb it).
 warm_up() {
   local src d=$WORK/warmup
   src=$(url_for "$BENCH_DB")

@@ -649,11 +649,7 @@ where
         self.builder.append_null();
     }
     fn finish(&mut self) -> Finished {
-        // The next batch starts at this one's size: no regrowing from empty.
-        let a = self.builder.finish();
-        self.builder =
-            PrimitiveBuilder::with_capacity(a.len()).with_data_type(a.data_type().clone());
-        Ok(Arc::new(a))
+        Ok(finish_presized(&mut self.builder))
     }
 }
 
@@ -698,12 +694,16 @@ where
         self.builder.append_null();
     }
     fn finish(&mut self) -> Finished {
-        // The next batch starts at this one's size: no regrowing from empty.
-        let a = self.builder.finish();
-        self.builder =
-            PrimitiveBuilder::with_capacity(a.len()).with_data_type(a.data_type().clone());
-        Ok(Arc::new(a))
+        Ok(finish_presized(&mut self.builder))
     }
+}
+
+/// The builder's values as one array; the next batch starts at this one's size, so the
+/// builder does not regrow from empty.
+fn finish_presized<T: ArrowPrimitiveType>(builder: &mut PrimitiveBuilder<T>) -> ArrayRef {
+    let a = builder.finish();
+    *builder = PrimitiveBuilder::with_capacity(a.len()).with_data_type(a.data_type().clone());
+    Arc::new(a)
 }
 
 /// Fails instead of letting a builder's i32 offsets overflow (which would panic).
