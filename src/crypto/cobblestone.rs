@@ -25,7 +25,7 @@
 
 use std::io::{self, Read, Write};
 
-use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -383,8 +383,8 @@ impl ChunkCipher {
         Nonce::from(nonce)
     }
 
-    /// The AEAD is rebuilt per chunk so that only the zeroized key bytes are kept between
-    /// chunks (the `aes` crate is built without its `zeroize` feature).
+    /// The AEAD is rebuilt per chunk, so between chunks only the zeroized key bytes are kept
+    /// (aes-gcm's `zeroize` feature also wipes each chunk's key schedule on drop).
     fn aead(&self) -> Aes256Gcm {
         let key: &[u8; KEY_LEN] = &self.key;
         Aes256Gcm::new(key.into())
@@ -396,7 +396,7 @@ impl ChunkCipher {
             return Err(Error::TooLong);
         }
         self.aead()
-            .encrypt_in_place_detached(&self.nonce(index), b"", buf)
+            .encrypt_inout_detached(&self.nonce(index), b"", buf.into())
             .map_err(|_| Error::TooLong)
     }
 
@@ -413,9 +413,11 @@ impl ChunkCipher {
             return Err(fail);
         };
         let (body, tag) = buf.split_at_mut(len);
-        let tag = Tag::clone_from_slice(tag);
+        let Ok(tag) = Tag::try_from(&*tag) else {
+            return Err(fail);
+        };
         self.aead()
-            .decrypt_in_place_detached(&self.nonce(index), b"", body, &tag)
+            .decrypt_inout_detached(&self.nonce(index), b"", body.into(), &tag)
             .map_err(|_| fail)?;
         Ok(len)
     }

@@ -580,7 +580,7 @@ fn seal(kek: &[u8; 32], bdk: &[u8; 32], aad: &[u8]) -> Result<(String, String)> 
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let cipher = Aes256Gcm::new_from_slice(kek).expect("32-byte key");
     let ct = cipher
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: &bdk[..], aad })
+        .encrypt(&Nonce::from(nonce), Payload { msg: &bdk[..], aad })
         .map_err(|_| Error::Other("key wrap failed".into()))?;
     Ok((hex::encode(nonce), hex::encode(ct)))
 }
@@ -591,12 +591,12 @@ fn open(
     wrapped_hex: &str,
     aad: &[u8],
 ) -> Option<Zeroizing<[u8; 32]>> {
-    let nonce = hex::decode(nonce_hex).ok().filter(|n| n.len() == 12)?;
+    let nonce: [u8; 12] = hex::decode(nonce_hex).ok()?.try_into().ok()?;
     let ct = hex::decode(wrapped_hex).ok().filter(|c| c.len() == 48)?;
     let cipher = Aes256Gcm::new_from_slice(kek).ok()?;
     let pt = Zeroizing::new(
         cipher
-            .decrypt(Nonce::from_slice(&nonce), Payload { msg: &ct, aad })
+            .decrypt(&Nonce::from(nonce), Payload { msg: &ct, aad })
             .ok()?,
     );
     let mut out = Zeroizing::new([0u8; 32]);
