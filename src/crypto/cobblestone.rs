@@ -326,9 +326,11 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Per-message AEAD state derived from the input key, salt and context.
+/// Per-message AEAD state derived from the input key, salt and context. The AEAD (its key
+/// schedule and GHASH key powers) is wiped on drop: aes-gcm's `zeroize` feature. Boxed: it
+/// is some 700 bytes, and moving the reader or writer that holds it then copies no key.
 struct ChunkCipher {
-    key: Zeroizing<[u8; KEY_LEN]>,
+    aead: Box<Aes256Gcm>,
     base_nonce: [u8; NONCE_LEN],
 }
 
@@ -341,19 +343,13 @@ impl ChunkCipher {
             &[INFO_PREFIX, AEAD_NAME, &[0], salt, context],
             &mut okm[..],
         );
-        let mut aead_key = Zeroizing::new([0u8; KEY_LEN]);
-        aead_key.copy_from_slice(&okm[..KEY_LEN]);
+        let aead_key: &[u8; KEY_LEN] = okm[..KEY_LEN].try_into().expect("KEY_LEN bytes");
+        let aead = Box::new(Aes256Gcm::new(aead_key.into()));
         let mut base_nonce = [0u8; NONCE_LEN];
         base_nonce.copy_from_slice(&okm[KEY_LEN..KEY_LEN + NONCE_LEN]);
         let mut commitment = [0u8; COMMITMENT_LEN];
         commitment.copy_from_slice(&okm[KEY_LEN + NONCE_LEN..]);
-        (
-            Self {
-                key: aead_key,
-                base_nonce,
-            },
-            commitment,
-        )
+        (Self { aead, base_nonce }, commitment)
     }
 
     /// Parses a header and checks its commitment.
@@ -383,19 +379,12 @@ impl ChunkCipher {
         Nonce::from(nonce)
     }
 
-    /// The AEAD is rebuilt per chunk, so between chunks only the zeroized key bytes are kept
-    /// (aes-gcm's `zeroize` feature also wipes each chunk's key schedule on drop).
-    fn aead(&self) -> Aes256Gcm {
-        let key: &[u8; KEY_LEN] = &self.key;
-        Aes256Gcm::new(key.into())
-    }
-
     /// Encrypts `buf` in place and returns its tag.
     fn seal(&self, index: u64, buf: &mut [u8]) -> Result<Tag, Error> {
         if index >= MAX_CHUNKS {
             return Err(Error::TooLong);
         }
-        self.aead()
+        self.aead
             .encrypt_inout_detached(&self.nonce(index), b"", buf.into())
             .map_err(|_| Error::TooLong)
     }
@@ -416,7 +405,7 @@ impl ChunkCipher {
         let Ok(tag) = Tag::try_from(&*tag) else {
             return Err(fail);
         };
-        self.aead()
+        self.aead
             .decrypt_inout_detached(&self.nonce(index), b"", body.into(), &tag)
             .map_err(|_| fail)?;
         Ok(len)
