@@ -411,15 +411,14 @@ const HEX_PAIRS: [[u8; 2]; 256] = {
 
 /// Where each of a uuid's 16 bytes puts its two digits in the hyphenated text.
 const UUID_DIGITS_AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+/// … and where its hyphens go.
+const UUID_HYPHENS_AT: [usize; 4] = [8, 13, 18, 23];
 
-/// Writes a uuid's lowercase hyphenated text into `out`: a digit pair per byte at a fixed
-/// place, no branch, straight into the row buffer (the fingerprint of every uuid column).
-fn write_uuid_text(b: &[u8; 16], out: &mut [u8; 36]) {
+/// Writes the digit pairs of a uuid's bytes at their places in its hyphenated text (the
+/// hyphens are the caller's): no branch, straight into the row buffer on the hot path.
+fn put_uuid_digits(b: &[u8], out: &mut [u8; 36]) {
     for (at, x) in UUID_DIGITS_AT.iter().zip(b) {
         out[*at..*at + 2].copy_from_slice(&HEX_PAIRS[usize::from(*x)]);
-    }
-    for at in [8, 13, 18, 23] {
-        out[at] = b'-';
     }
 }
 
@@ -427,14 +426,7 @@ fn write_uuid_text(b: &[u8; 16], out: &mut [u8; 36]) {
 /// canonical uuid has) leaves the digits it lacks as `-`.
 fn uuid_text(b: &[u8]) -> [u8; 36] {
     let mut out = [b'-'; 36];
-    match <&[u8; 16]>::try_from(b) {
-        Ok(b) => write_uuid_text(b, &mut out),
-        Err(_) => {
-            for (at, x) in UUID_DIGITS_AT.iter().zip(b) {
-                out[*at..*at + 2].copy_from_slice(&HEX_PAIRS[usize::from(*x)]);
-            }
-        }
-    }
+    put_uuid_digits(b, &mut out);
     out
 }
 
@@ -972,17 +964,14 @@ fn write(a: &ArrayRef, first: usize, buf: &mut [u8], cur: &mut [usize]) {
                     *p += 1;
                     continue;
                 }
-                let cell = &mut buf[*p..*p + 45];
-                cell[0] = b'S';
-                cell[1..9].copy_from_slice(&36u64.to_le_bytes());
-                let v = x.value(r);
-                match (
-                    <&mut [u8; 36]>::try_from(&mut cell[9..]),
-                    <&[u8; 16]>::try_from(v),
-                ) {
-                    (Ok(out), Ok(b)) => write_uuid_text(b, out),
-                    // `width` lets only 16-byte values here.
-                    _ => cell[9..].copy_from_slice(&uuid_text(v)),
+                let (head, text) = buf[*p..*p + 45].split_at_mut(9);
+                head[0] = b'S';
+                head[1..].copy_from_slice(&36u64.to_le_bytes());
+                if let Ok(text) = <&mut [u8; 36]>::try_from(text) {
+                    put_uuid_digits(x.value(r), text);
+                    for at in UUID_HYPHENS_AT {
+                        text[at] = b'-';
+                    }
                 }
                 *p += 45;
             }
