@@ -24,6 +24,7 @@ mod fix16;
 mod infile;
 mod job_files;
 mod kill;
+mod lane;
 mod load_order;
 mod mask;
 mod matrix;

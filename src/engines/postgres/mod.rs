@@ -33,6 +33,7 @@ pub static ENGINE: Engine = Engine {
     }),
 };
 
+pub mod lane;
 pub mod loader;
 pub mod pgcopy;
 pub mod reader;

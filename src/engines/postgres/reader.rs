@@ -11,6 +11,7 @@ use regex::Regex;
 use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection, Row};
 
+use crate::engines::postgres::lane::{Lane, lane_err};
 use crate::engines::postgres::pgcopy::{CopyDecoder, Wire};
 use crate::source::{BatchLimits, Cut, Estimate, Rows, Selection, Source};
 use crate::storage::runtime;
@@ -411,6 +412,17 @@ pub struct PgSource {
     text_columns: HashMap<(Option<String>, String, String), String>,
     /// The source id, from the server itself.
     identity: SourceIdentity,
+    /// The connection tables are copied on, once the snapshot is taken ([`Lane`]).
+    lane: LaneState,
+}
+
+/// Whether reads go through a [`Lane`].
+enum LaneState {
+    /// Not tried yet: opened at the first read in a snapshot.
+    Untried,
+    Open(Lane),
+    /// Not to be had here; every table is read on the reader's own connection.
+    Off,
 }
 
 /// Who the server is, whatever the URL calls it: the cluster's `system_identifier` (set
@@ -510,7 +522,44 @@ impl PgSource {
             snapshot: None,
             snapshot_id: None,
             text_columns: HashMap::new(),
+            lane: LaneState::Untried,
         })
+    }
+
+    /// Whether to read `relation` (`ONLY "s"."t"` or `"s"."t"`) on the lane: there is one
+    /// and it took the table's lock without waiting. Otherwise the reader's own connection
+    /// reads it.
+    fn lane_for(&mut self, relation: &str) -> bool {
+        if matches!(self.lane, LaneState::Untried) {
+            self.lane = match &self.snapshot_id {
+                None => return false,
+                Some(id) => match self.rt.block_on(Lane::open(&self.url, id)) {
+                    Ok(lane) => {
+                        tracing::debug!(
+                            "COPY lane open ({})",
+                            if lane.tls { "TLS" } else { "no TLS" }
+                        );
+                        LaneState::Open(lane)
+                    }
+                    Err(why) => {
+                        tracing::debug!("COPY lane not used: {why}");
+                        LaneState::Off
+                    }
+                },
+            };
+        }
+        let LaneState::Open(lane) = &self.lane else {
+            return false;
+        };
+        match self.rt.block_on(lane.lock_nowait(relation)) {
+            Ok(locked) => locked,
+            Err(e) => {
+                // The lane's connection went away while idle: go on without it.
+                tracing::debug!("COPY lane closed: {e}");
+                self.lane = LaneState::Off;
+                false
+            }
+        }
     }
 
     fn exec(&mut self, sql: &str) -> Result<()> {
@@ -1697,6 +1746,7 @@ impl Source for PgSource {
     ) -> Result<u64> {
         let q = qualified(table.schema.as_deref(), &table.name);
         let wires = self.wires(table)?;
+        let on_lane = self.lane_for(&format!("{}{q}", Self::only(table)));
         let schema = table.arrow_schema("postgres");
         let sql = format!(
             "COPY (SELECT {} FROM {}{q}{}) TO STDOUT (FORMAT binary)",
@@ -1730,40 +1780,63 @@ impl Source for PgSource {
             Error::Data(format!("table {q}{col}, row {}: {}", e.row, e.message))
         };
         let mut dec = CopyDecoder::new(wires, schema).map_err(&mut data_err)?;
-        let conn = &mut self.conn;
+        // A column that must be read again as text: the rest of the stream is drained
+        // undecoded, so the connection (and the snapshot's transaction) stays usable.
+        let mut retype: Option<Error> = None;
+        let mut feed = |chunk: &[u8]| -> Result<()> {
+            if retype.is_some() {
+                return Ok(());
+            }
+            let fed = dec.feed(chunk).map_err(&mut data_err).and_then(|()| {
+                if dec.buffered_rows() >= limits.rows || dec.buffered_bytes() >= limits.bytes {
+                    dec.take_batch().map_err(&mut data_err)
+                } else {
+                    Ok(None)
+                }
+            });
+            match fed {
+                Ok(Some(b)) => sink(b),
+                Ok(None) => Ok(()),
+                Err(e @ Error::NeedsText { .. }) => {
+                    retype = Some(e);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        };
         // One `block_on` for the whole stream: PostgreSQL sends a message per row, and
         // entering the runtime per message cost more than decoding it. The sink may block
         // (backpressure); this thread is not one of the runtime's workers, so that only
         // pauses this read.
+        let lane = match &self.lane {
+            LaneState::Open(lane) if on_lane => Some(lane),
+            _ => None,
+        };
+        let conn = &mut self.conn;
         self.rt.block_on(async {
+            if let Some(lane) = lane {
+                let stream = lane
+                    .copy_out(&sql)
+                    .await
+                    .map_err(|e| lane_err(&format!("COPY {q} TO STDOUT"), &e))?;
+                let mut stream = std::pin::pin!(stream);
+                while let Some(chunk) = stream.next().await {
+                    feed(&chunk.map_err(|e| lane_err(&format!("reading {q}"), &e))?)?;
+                }
+                return Ok(());
+            }
             let mut stream = conn
                 .copy_out_raw(&sql)
                 .await
                 .map_err(|e| pg_err(&format!("COPY {q} TO STDOUT"), e))?;
-            // A column that must be read again as text: the rest of the stream is drained
-            // undecoded, so the connection (and the snapshot's transaction) stays usable.
-            let mut retype: Option<Error> = None;
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| pg_err(&format!("reading {q}"), e))?;
-                if retype.is_some() {
-                    continue;
-                }
-                let fed = dec.feed(&chunk).map_err(&mut data_err).and_then(|()| {
-                    if dec.buffered_rows() >= limits.rows || dec.buffered_bytes() >= limits.bytes {
-                        dec.take_batch().map_err(&mut data_err)
-                    } else {
-                        Ok(None)
-                    }
-                });
-                match fed {
-                    Ok(Some(b)) => sink(b)?,
-                    Ok(None) => {}
-                    Err(e @ Error::NeedsText { .. }) => retype = Some(e),
-                    Err(e) => return Err(e),
-                }
+                feed(&chunk.map_err(|e| pg_err(&format!("reading {q}"), e))?)?;
             }
-            retype.map_or(Ok(()), Err)
+            Ok::<(), Error>(())
         })?;
+        if let Some(e) = retype {
+            return Err(e);
+        }
         dec.finish().map_err(&mut data_err)?;
         if let Some(b) = dec.take_batch().map_err(&mut data_err)? {
             sink(b)?;
