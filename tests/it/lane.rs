@@ -163,3 +163,56 @@ fn the_copy_lane_talks_tls_when_the_url_requires_it_and_stays_away_from_verify_m
         eprintln!("SKIPPED (verify-ca half): not the snakeoil setup");
     }
 }
+
+#[test]
+fn an_export_under_a_queued_alter_table_waits_its_turn_and_reads_the_same_rows() {
+    use std::io::Write;
+    use std::process::{Command as Proc, Stdio};
+    use std::time::Duration;
+    let Some(db) = PgDb::new("lane_lock") else {
+        return;
+    };
+    psql(&db.url, TABLES);
+    // A session holds t, and an ALTER TABLE waits behind it: a new ACCESS SHARE request
+    // now queues behind the ALTER. The export waits its turn (its catalog reads queue too,
+    // so where it waits depends on timing: a refused NOWAIT sends t to the reader's own
+    // connection), never for ever, and reads what an export without the lane reads.
+    let session = |sql: &str| {
+        let mut p = Proc::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &db.url])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        p.stdin.as_mut().unwrap().write_all(sql.as_bytes()).unwrap();
+        p
+    };
+    let mut holder =
+        session("BEGIN; LOCK TABLE t IN ACCESS SHARE MODE; SELECT pg_sleep(3); COMMIT;\n");
+    crate::common::wait_until("the holder has t", Duration::from_secs(10), || {
+        psql(
+            &db.url,
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 't' AND l.granted",
+        ) != "0"
+    });
+    let mut alter =
+        session("ALTER TABLE t ADD COLUMN extra int; ALTER TABLE t DROP COLUMN extra;\n");
+    crate::common::wait_until("the ALTER waits", Duration::from_secs(10), || {
+        psql(
+            &db.url,
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND mode = 'AccessExclusiveLock'",
+        ) != "0"
+    });
+    let fx = fixture();
+    let err = export(&db.url, &fx.path("queued"), &fx.key, &[]);
+    assert!(err.contains("COPY lane open"), "{err}");
+
+    holder.stdin.take();
+    alter.stdin.take();
+    assert!(holder.wait().unwrap().success());
+    assert!(alter.wait().unwrap().success());
+    let off = fx.path("off");
+    export(&db.url, &off, &fx.key, &[("FERRY_PG_COPY_LANE", "off")]);
+    assert_eq!(tables(&fx.path("queued"), &fx.key), tables(&off, &fx.key));
+}

@@ -14,9 +14,18 @@
 //! - the URL or the environment asks for anything sqlx would do that the lane does not (a
 //!   Unix socket, `sslmode` `allow`, `verify-ca` or `verify-full`, client or root
 //!   certificates, `options`, a password only a passfile holds, any other URL parameter);
-//! - the lane's connection cannot be opened (the server's connection limit, say);
-//! - its `LOCK … NOWAIT` on the table is refused: a lock queued behind another session's
-//!   would wait for a reader that waits for the lane (see `Source::lock_shared_nowait`);
+//! - the server has fewer than 8 connections to spare (4 under the role's limit), the
+//!   lane's connection cannot be opened, or the snapshot it reads is not the reader's (a
+//!   host name that resolves to another server);
+//! - the read has a filter other than the reader's own page ranges (a `--where` or a
+//!   chain's bounds: `now()` and the locks of a subquery stay the reader's transaction's);
+//! - the reader's connection, then the lane, cannot take the table's ACCESS SHARE lock
+//!   without waiting: a lock queued behind another session's would wait for a reader that
+//!   waits for the lane (see `Source::lock_shared_nowait`), and with the reader's
+//!   connection holding the lock too, its own later catalog reads of the table never queue;
+//! - the COPY fails before its first row, a lock it needs not had within 2 s included (the
+//!   lane gives its savepoint back, and the reader's connection meets and reports the same
+//!   error, as it always did);
 //! - `FERRY_PG_COPY_LANE=off` is set.
 //!
 //! TLS follows sqlx's `sslmode` exactly for the modes the lane takes: `disable` never,
@@ -45,13 +54,17 @@ use tokio_postgres::tls::{ChannelBinding, TlsConnect};
 /// Bytes read from the socket per system call, at most.
 const READ_BUFFER: usize = 256 * 1024;
 /// How long opening the lane may take before the reader goes on without it.
-const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the lane waits for a lock before its table is read on the reader's connection.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(2);
 /// Turns the lane off: every table is read on the reader's own connection.
 pub const ENV_OFF: &str = "FERRY_PG_COPY_LANE";
 
 /// An open lane: a client whose connection runs on the reader's runtime.
 pub struct Lane {
     client: tokio_postgres::Client,
+    /// The connection's I/O task: awaited on close, so the server sees a Terminate.
+    task: tokio::task::JoinHandle<()>,
     /// The connection talks TLS (`prefer` takes it when the server offers it).
     pub tls: bool,
 }
@@ -134,10 +147,12 @@ fn params(url: &str) -> Result<Params, String> {
     })
 }
 
+/// Where sqlx would look for a password: `PGPASSFILE`, else `~/.pgpass` (the home directory
+/// as `std::env::home_dir` finds it, as sqlx does).
 fn passfile_exists() -> bool {
     std::env::var_os("PGPASSFILE")
         .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".pgpass")))
+        .or_else(|| std::env::home_dir().map(|h| h.join(".pgpass")))
         .is_some_and(|p| p.exists())
 }
 
@@ -149,34 +164,43 @@ impl Lane {
         let p = params(url)?;
         let tls = Arc::new(AtomicBool::new(false));
         let opened = tokio::time::timeout(OPEN_TIMEOUT, Self::connect(&p, tls.clone())).await;
-        let client = match opened {
+        let (client, task) = match opened {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => return Err(e),
             Err(_) => return Err(format!("no connection in {} s", OPEN_TIMEOUT.as_secs())),
         };
+        let lane = Lane {
+            client,
+            task,
+            tls: tls.load(Ordering::Relaxed),
+        };
         // sqlx's startup parameters (DateStyle, TimeZone, extra_float_digits) and the
         // reader's pinned settings: a column read as text prints alike on both connections.
-        client
+        // A lock the lane would wait for is given up after LOCK_TIMEOUT, and the table read
+        // on the reader's own connection (see `Lane::copy_out`).
+        let attached = lane
+            .client
             .batch_execute(&format!(
                 "SET DateStyle = 'ISO, MDY'; SET TimeZone = 'UTC'; SET extra_float_digits = 2; \
                  SET search_path = pg_catalog; SET standard_conforming_strings = on; \
-                 SET idle_in_transaction_session_timeout = 0; \
+                 SET idle_in_transaction_session_timeout = 0; SET lock_timeout = '{}ms'; \
                  BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; \
                  SET TRANSACTION SNAPSHOT '{}'",
+                LOCK_TIMEOUT.as_millis(),
                 snapshot_id.replace('\'', "''")
             ))
-            .await
-            .map_err(|e| format!("attaching to the snapshot: {e}"))?;
-        Ok(Lane {
-            client,
-            tls: tls.load(Ordering::Relaxed),
-        })
+            .await;
+        if let Err(e) = attached {
+            lane.close().await;
+            return Err(format!("attaching to the snapshot: {e}"));
+        }
+        Ok(lane)
     }
 
     async fn connect(
         p: &Params,
         tls_used: Arc<AtomicBool>,
-    ) -> Result<tokio_postgres::Client, String> {
+    ) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), String> {
         let tcp = TcpStream::connect((p.host.as_str(), p.port))
             .await
             .map_err(|e| e.to_string())?;
@@ -200,38 +224,68 @@ impl Lane {
             .await
             .map_err(|e| e.to_string())?;
         // The connection's I/O runs on the reader's runtime, inside its `block_on`s.
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let _ = connection.await;
         });
-        Ok(client)
+        Ok((client, task))
     }
 
-    /// Takes `table`'s ACCESS SHARE lock if that needs no wait. `Ok(false)`: it would wait,
-    /// or the lane may not lock it; the lane's transaction stays usable either way.
-    /// `relation` is the quoted name with `ONLY ` where the read has it.
+    /// The transaction snapshot the lane reads, as text (`xmin:xmax:xip…`): equal to the
+    /// reader's own when both read the same server's same snapshot.
+    pub async fn snapshot_text(&self) -> Result<String, tokio_postgres::Error> {
+        let row = self
+            .client
+            .query_one("SELECT txid_current_snapshot()::text", &[])
+            .await?;
+        row.try_get(0)
+    }
+
+    /// Ends the session cleanly (the server sees a Terminate, not a lost client).
+    pub async fn close(self) {
+        let Lane { client, task, .. } = self;
+        drop(client);
+        let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+    }
+
+    /// Takes `relation`'s ACCESS SHARE lock if that needs no wait, in a savepoint the read
+    /// ends ([`Lane::copied`], [`Lane::give_back`]). `Ok(false)`: it would wait, or the lane
+    /// may not lock it; the lane's transaction stays usable either way. `relation` is the
+    /// quoted name with `ONLY ` where the read has it.
     pub async fn lock_nowait(&self, relation: &str) -> Result<bool, tokio_postgres::Error> {
-        let lock = format!(
-            "SAVEPOINT ferry_lane; LOCK TABLE {relation} IN ACCESS SHARE MODE NOWAIT; \
-             RELEASE SAVEPOINT ferry_lane"
-        );
+        let lock =
+            format!("SAVEPOINT ferry_lane; LOCK TABLE {relation} IN ACCESS SHARE MODE NOWAIT");
         match self.client.batch_execute(&lock).await {
             Ok(()) => Ok(true),
             Err(e) if e.as_db_error().is_some() => {
-                self.client
-                    .batch_execute("ROLLBACK TO SAVEPOINT ferry_lane; RELEASE SAVEPOINT ferry_lane")
-                    .await?;
+                self.give_back().await?;
                 Ok(false)
             }
             Err(e) => Err(e),
         }
     }
 
-    /// The CopyData messages of `sql` (a `COPY … TO STDOUT`), one per row.
+    /// The CopyData messages of `sql` (a `COPY … TO STDOUT`), one per row. A database error
+    /// here comes before any row (a lock not had within LOCK_TIMEOUT, say): the caller gives
+    /// the savepoint back and reads the table on its own connection.
     pub async fn copy_out(
         &self,
         sql: &str,
     ) -> Result<tokio_postgres::CopyOutStream, tokio_postgres::Error> {
         self.client.copy_out(sql).await
+    }
+
+    /// The read is done: its locks stay with the transaction.
+    pub async fn copied(&self) -> Result<(), tokio_postgres::Error> {
+        self.client
+            .batch_execute("RELEASE SAVEPOINT ferry_lane")
+            .await
+    }
+
+    /// The read did not happen here: back to before the savepoint.
+    pub async fn give_back(&self) -> Result<(), tokio_postgres::Error> {
+        self.client
+            .batch_execute("ROLLBACK TO SAVEPOINT ferry_lane; RELEASE SAVEPOINT ferry_lane")
+            .await
     }
 }
 
@@ -260,9 +314,14 @@ pub fn lane_err(what: &str, e: &tokio_postgres::Error) -> crate::Error {
                 Error::Database(text)
             }
         }
-        None => Error::Temporary(format!(
-            "{what}: connection to PostgreSQL lost ({e}); safe to re-run"
-        )),
+        None if e.is_closed()
+            || std::error::Error::source(e).is_some_and(|s| s.is::<io::Error>()) =>
+        {
+            Error::Temporary(format!(
+                "{what}: connection to PostgreSQL lost ({e}); safe to re-run"
+            ))
+        }
+        None => Error::Database(format!("{what}: {e}")),
     }
 }
 

@@ -416,6 +416,27 @@ pub struct PgSource {
     lane: LaneState,
 }
 
+/// Connections the server must have free (and half as many under the role's limit) for a
+/// reader to open its lane.
+const LANE_SPARE_CONNECTIONS: i32 = 8;
+
+/// The page ranges [`Source::split`] cuts (no other text): the only filters a lane reads.
+static PAGE_RANGE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^(ctid < '\(\d+,0\)'::tid|ctid >= '\(\d+,0\)'::tid( AND ctid < '\(\d+,0\)'::tid)?)$",
+    )
+    .expect("a valid regex")
+});
+
+impl Drop for PgSource {
+    fn drop(&mut self) {
+        // The lane's session ends with a Terminate, before its runtime goes.
+        if let LaneState::Open(lane) = std::mem::replace(&mut self.lane, LaneState::Off) {
+            self.rt.block_on(lane.close());
+        }
+    }
+}
+
 /// Whether reads go through a [`Lane`].
 enum LaneState {
     /// Not tried yet: opened at the first read in a snapshot.
@@ -526,33 +547,55 @@ impl PgSource {
         })
     }
 
-    /// Whether to read `relation` (`ONLY "s"."t"` or `"s"."t"`) on the lane: there is one
-    /// and it took the table's lock without waiting. Otherwise the reader's own connection
-    /// reads it.
-    fn lane_for(&mut self, relation: &str) -> bool {
+    /// Whether to read `relation` (`ONLY "s"."t"` or `"s"."t"`) under `filter` on the lane:
+    /// the filter is none or one of [`Source::split`]'s page ranges (a `--where` or a
+    /// chain's bounds read in the reader's own transaction: `now()` and the locks of a
+    /// subquery are then its own), there is a lane, and both this connection and the lane
+    /// took the table's lock without waiting. This connection locks first: a later catalog
+    /// read of the table here (`pg_get_expr` takes its lock) is then never queued behind
+    /// another session's lock request waiting for the lane. Otherwise this connection
+    /// reads the table, as it always did.
+    fn lane_for(&mut self, relation: &str, filter: Option<&str>) -> bool {
+        if filter.is_some_and(|f| !PAGE_RANGE.is_match(f)) {
+            return false;
+        }
         if matches!(self.lane, LaneState::Untried) {
-            self.lane = match &self.snapshot_id {
-                None => return false,
-                Some(id) => match self.rt.block_on(Lane::open(&self.url, id)) {
-                    Ok(lane) => {
-                        tracing::debug!(
-                            "COPY lane open ({})",
-                            if lane.tls { "TLS" } else { "no TLS" }
-                        );
-                        LaneState::Open(lane)
-                    }
-                    Err(why) => {
-                        tracing::debug!("COPY lane not used: {why}");
-                        LaneState::Off
-                    }
-                },
+            let Some(id) = self.snapshot_id.clone() else {
+                return false;
             };
+            self.lane = match self.open_lane(&id) {
+                Ok(lane) => {
+                    tracing::debug!(
+                        "COPY lane open ({})",
+                        if lane.tls { "TLS" } else { "no TLS" }
+                    );
+                    LaneState::Open(lane)
+                }
+                Err(why) => {
+                    let why = crate::redact::scrub(&why, &self.url);
+                    tracing::debug!("COPY lane not used: {why}");
+                    LaneState::Off
+                }
+            };
+        }
+        if !matches!(self.lane, LaneState::Open(_)) {
+            return false;
+        }
+        let refused = || {
+            tracing::debug!(
+                "COPY lane: {relation} is read on the reader's connection (its lock is not free)"
+            );
+            false
+        };
+        if !self.lock_nowait(relation).unwrap_or(false) {
+            return refused();
         }
         let LaneState::Open(lane) = &self.lane else {
             return false;
         };
         match self.rt.block_on(lane.lock_nowait(relation)) {
-            Ok(locked) => locked,
+            Ok(true) => true,
+            Ok(false) => refused(),
             Err(e) => {
                 // The lane's connection went away while idle: go on without it.
                 tracing::debug!("COPY lane closed: {e}");
@@ -560,6 +603,72 @@ impl PgSource {
                 false
             }
         }
+    }
+
+    /// A lane attached to snapshot `id`, when the server has connections to spare and the
+    /// lane reads the very snapshot this connection does (the same server: a name that
+    /// resolves to several could send the lane elsewhere).
+    fn open_lane(&mut self, id: &str) -> std::result::Result<Lane, String> {
+        // A lane must not take the connection a `--streams` helper or a shard worker needs.
+        let spare: bool = self
+            .rt
+            .block_on(
+                sqlx::query_scalar(
+                    "SELECT (SELECT setting::int FROM pg_settings WHERE name = 'max_connections') \
+                          - (SELECT setting::int FROM pg_settings WHERE name = 'superuser_reserved_connections') \
+                          - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int >= $1 \
+                        AND (SELECT rolconnlimit < 0 \
+                                 OR rolconnlimit - (SELECT count(*) FROM pg_stat_activity WHERE usename = current_user)::int >= $2 \
+                             FROM pg_roles WHERE rolname = current_user) IS NOT FALSE",
+                )
+                .bind(LANE_SPARE_CONNECTIONS)
+                .bind(LANE_SPARE_CONNECTIONS / 2)
+                .fetch_one(&mut self.conn),
+            )
+            .map_err(|e| format!("counting connections: {e}"))?;
+        if !spare {
+            return Err(format!(
+                "fewer than {LANE_SPARE_CONNECTIONS} connections to spare on the server"
+            ));
+        }
+        let lane = self.rt.block_on(Lane::open(&self.url, id))?;
+        let ours: std::result::Result<String, String> = self
+            .rt
+            .block_on(
+                sqlx::query_scalar("SELECT txid_current_snapshot()::text")
+                    .fetch_one(&mut self.conn),
+            )
+            .map_err(|e| e.to_string());
+        let its = self
+            .rt
+            .block_on(lane.snapshot_text())
+            .map_err(|e| e.to_string());
+        match (ours, its) {
+            (Ok(a), Ok(b)) if a == b => Ok(lane),
+            (a, b) => {
+                self.rt.block_on(lane.close());
+                Err(format!(
+                    "the lane's snapshot is not this one's ({a:?}, {b:?})"
+                ))
+            }
+        }
+    }
+
+    /// Takes `relation`'s ACCESS SHARE lock on this connection if that needs no wait; in a
+    /// savepoint, so that a refused lock leaves the transaction (and its snapshot) usable.
+    fn lock_nowait(&mut self, relation: &str) -> Result<bool> {
+        self.exec("SAVEPOINT ferry_lock")?;
+        if self
+            .exec(&format!(
+                "LOCK TABLE {relation} IN ACCESS SHARE MODE NOWAIT"
+            ))
+            .is_ok()
+        {
+            self.exec("RELEASE SAVEPOINT ferry_lock")?;
+            return Ok(true);
+        }
+        self.exec("ROLLBACK TO SAVEPOINT ferry_lock; RELEASE SAVEPOINT ferry_lock")?;
+        Ok(false)
     }
 
     fn exec(&mut self, sql: &str) -> Result<()> {
@@ -1483,7 +1592,12 @@ impl Source for PgSource {
 
     fn begin_snapshot(&mut self) -> Result<()> {
         if self.snapshot.is_none() {
-            self.exec("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+            // While a lane copies, this session waits in its transaction: a server's
+            // idle-in-transaction timeout must not end it (and the snapshot with it).
+            self.exec(
+                "SET idle_in_transaction_session_timeout = 0; \
+                 BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+            )?;
             let snap: String = self
                 .rt
                 .block_on(
@@ -1499,19 +1613,7 @@ impl Source for PgSource {
     }
 
     fn lock_shared_nowait(&mut self, table: &TableDef) -> Result<bool> {
-        let q = qualified(table.schema.as_deref(), &table.name);
-        // In a savepoint, so that a refused lock leaves the transaction (and its snapshot)
-        // usable.
-        self.exec("SAVEPOINT ferry_lock")?;
-        if self
-            .exec(&format!("LOCK TABLE {q} IN ACCESS SHARE MODE NOWAIT"))
-            .is_ok()
-        {
-            self.exec("RELEASE SAVEPOINT ferry_lock")?;
-            return Ok(true);
-        }
-        self.exec("ROLLBACK TO SAVEPOINT ferry_lock; RELEASE SAVEPOINT ferry_lock")?;
-        Ok(false)
+        self.lock_nowait(&qualified(table.schema.as_deref(), &table.name))
     }
 
     fn split(
@@ -1570,7 +1672,8 @@ impl Source for PgSource {
             )));
         }
         let sql = format!(
-            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{id}'"
+            "SET idle_in_transaction_session_timeout = 0; \
+             BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET TRANSACTION SNAPSHOT '{id}'"
         );
         if let Err(e) = self.exec(&sql) {
             let _ = self.exec("ROLLBACK");
@@ -1746,7 +1849,7 @@ impl Source for PgSource {
     ) -> Result<u64> {
         let q = qualified(table.schema.as_deref(), &table.name);
         let wires = self.wires(table)?;
-        let on_lane = self.lane_for(&format!("{}{q}", Self::only(table)));
+        let on_lane = self.lane_for(&format!("{}{q}", Self::only(table)), filter);
         let schema = table.arrow_schema("postgres");
         let sql = format!(
             "COPY (SELECT {} FROM {}{q}{}) TO STDOUT (FORMAT binary)",
@@ -1813,17 +1916,29 @@ impl Source for PgSource {
             _ => None,
         };
         let conn = &mut self.conn;
+        let mut lane_lost = false;
         self.rt.block_on(async {
             if let Some(lane) = lane {
-                let stream = lane
-                    .copy_out(&sql)
-                    .await
-                    .map_err(|e| lane_err(&format!("COPY {q} TO STDOUT"), &e))?;
-                let mut stream = std::pin::pin!(stream);
-                while let Some(chunk) = stream.next().await {
-                    feed(&chunk.map_err(|e| lane_err(&format!("reading {q}"), &e))?)?;
+                match lane.copy_out(&sql).await {
+                    Ok(stream) => {
+                        let mut stream = std::pin::pin!(stream);
+                        while let Some(chunk) = stream.next().await {
+                            feed(&chunk.map_err(|e| lane_err(&format!("reading {q}"), &e))?)?;
+                        }
+                        return lane
+                            .copied()
+                            .await
+                            .map_err(|e| lane_err(&format!("COPY {q} TO STDOUT"), &e));
+                    }
+                    // Before any row: a lock the lane did not get in time, or an error
+                    // this connection will meet (and report) as it always did.
+                    Err(e) => {
+                        tracing::debug!("COPY lane gave {q} back: {e}");
+                        if e.as_db_error().is_none() || lane.give_back().await.is_err() {
+                            lane_lost = true;
+                        }
+                    }
                 }
-                return Ok(());
             }
             let mut stream = conn
                 .copy_out_raw(&sql)
@@ -1834,6 +1949,9 @@ impl Source for PgSource {
             }
             Ok::<(), Error>(())
         })?;
+        if lane_lost {
+            self.lane = LaneState::Off;
+        }
         if let Some(e) = retype {
             return Err(e);
         }
