@@ -294,26 +294,10 @@ impl Lane {
 pub fn lane_err(what: &str, e: &tokio_postgres::Error) -> crate::Error {
     use crate::Error;
     match e.as_db_error() {
-        Some(db) => {
-            let code = db.code().code();
-            let text = format!("{what}: {}: {}", db.severity(), db.message());
-            if code == "55P03" {
-                Error::Locked(format!("{text} (temporary; safe to re-run)"))
-            } else if code.starts_with("57P")
-                || code.starts_with("08")
-                || code == "40001"
-                || code == "40P01"
-            {
-                Error::Temporary(format!("{text} (temporary; safe to re-run)"))
-            } else if code.starts_with("53") || code == "57014" {
-                Error::Temporary(format!(
-                    "{text} (the server ran out of a resource or time: the transaction was rolled \
-                     back; free it and re-run the same command)"
-                ))
-            } else {
-                Error::Database(text)
-            }
-        }
+        Some(db) => super::reader::by_sqlstate(
+            Some(db.code().code()),
+            format!("{what}: {}: {}", db.severity(), db.message()),
+        ),
         None if e.is_closed()
             || std::error::Error::source(e).is_some_and(|s| s.is::<io::Error>()) =>
         {

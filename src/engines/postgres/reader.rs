@@ -46,28 +46,26 @@ pub fn pg_err(what: &str, e: sqlx::Error) -> Error {
         | sqlx::Error::WorkerCrashed => Error::Temporary(format!(
             "{what}: connection to PostgreSQL lost ({e}); safe to re-run"
         )),
+        sqlx::Error::Database(d) => by_sqlstate(d.code().as_deref(), format!("{what}: {e}")),
+        _ => Error::Database(format!("{what}: {e}")),
+    }
+}
+
+/// The server's error `text` by its SQLSTATE `code`: what re-running may cure is temporary
+/// (exit 75), the rest a database error. For sqlx's errors and the COPY lane's alike.
+pub(crate) fn by_sqlstate(code: Option<&str>, text: String) -> Error {
+    match code.unwrap_or("") {
         // A lock wait that ran out (lock_timeout): the loader names who holds the lock.
-        sqlx::Error::Database(d) if d.code().is_some_and(|c| c == "55P03") => {
-            Error::Locked(format!("{what}: {e} (temporary; safe to re-run)"))
-        }
-        sqlx::Error::Database(d)
-            if d.code().is_some_and(|c| {
-                c.starts_with("57P") || c.starts_with("08") || c == "40001" || c == "40P01"
-            }) =>
-        {
-            Error::Temporary(format!("{what}: {e} (temporary; safe to re-run)"))
+        "55P03" => Error::Locked(format!("{text} (temporary; safe to re-run)")),
+        c if c.starts_with("57P") || c.starts_with("08") || c == "40001" || c == "40P01" => {
+            Error::Temporary(format!("{text} (temporary; safe to re-run)"))
         }
         // Disk full, out of memory, too many connections; a statement timeout.
-        sqlx::Error::Database(d)
-            if d.code()
-                .is_some_and(|c| c.starts_with("53") || c == "57014") =>
-        {
-            Error::Temporary(format!(
-                "{what}: {e} (the server ran out of a resource or time: the transaction was rolled back; \
-                 free it and re-run the same command)"
-            ))
-        }
-        _ => Error::Database(format!("{what}: {e}")),
+        c if c.starts_with("53") || c == "57014" => Error::Temporary(format!(
+            "{text} (the server ran out of a resource or time: the transaction was rolled back; \
+             free it and re-run the same command)"
+        )),
+        _ => Error::Database(text),
     }
 }
 
@@ -430,8 +428,12 @@ static PAGE_RANGE: LazyLock<Regex> = LazyLock::new(|| {
 
 impl Drop for PgSource {
     fn drop(&mut self) {
-        // The lane's session ends with a Terminate, before its runtime goes.
-        if let LaneState::Open(lane) = std::mem::replace(&mut self.lane, LaneState::Off) {
+        // The lane's session ends with a Terminate, before its runtime goes (not from
+        // inside another runtime, where `block_on` would panic: the server then sees the
+        // socket close).
+        if let LaneState::Open(lane) = std::mem::replace(&mut self.lane, LaneState::Off)
+            && tokio::runtime::Handle::try_current().is_err()
+        {
             self.rt.block_on(lane.close());
         }
     }
@@ -657,14 +659,14 @@ impl PgSource {
     /// Takes `relation`'s ACCESS SHARE lock on this connection if that needs no wait; in a
     /// savepoint, so that a refused lock leaves the transaction (and its snapshot) usable.
     fn lock_nowait(&mut self, relation: &str) -> Result<bool> {
-        self.exec("SAVEPOINT ferry_lock")?;
+        // One round trip: a refused LOCK ends the batch before the RELEASE.
         if self
             .exec(&format!(
-                "LOCK TABLE {relation} IN ACCESS SHARE MODE NOWAIT"
+                "SAVEPOINT ferry_lock; LOCK TABLE {relation} IN ACCESS SHARE MODE NOWAIT; \
+                 RELEASE SAVEPOINT ferry_lock"
             ))
             .is_ok()
         {
-            self.exec("RELEASE SAVEPOINT ferry_lock")?;
             return Ok(true);
         }
         self.exec("ROLLBACK TO SAVEPOINT ferry_lock; RELEASE SAVEPOINT ferry_lock")?;
